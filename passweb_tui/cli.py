@@ -1,0 +1,88 @@
+"""The one entry point: `passweb-tui` and its subcommands.
+
+Global options come before the subcommand. Each subcommand lives in
+`passweb_tui.commands.<name>` with `add_parser(subparsers)` and `run(args, ctx)`.
+Errors end as one readable line on stderr and an exit status from CONTRACTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from passweb_tui import __version__
+from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
+from passweb_tui.config import ConfigError
+
+log = logging.getLogger("passweb_tui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="passweb-tui",
+        description="Keep a Passweb e-commerce site in step with a Mexal ERP.",
+    )
+    parser.add_argument("--version", action="version", version=f"passweb-tui {__version__}")
+    g = parser.add_argument_group("global options (before the command)")
+    g.add_argument(
+        "--demo", action="store_true", help="use the demo store and the built-in ERP simulator"
+    )
+    g.add_argument(
+        "--db", metavar="URL", help="site store (SQLAlchemy URL); default SQLite in the data folder"
+    )
+    g.add_argument("--site", metavar="NAME", help="site profile from the config file")
+    g.add_argument("--erp-url", metavar="URL", help="Mexal WebAPI base URL, ending in /webapi")
+    g.add_argument("--erp-user", metavar="U", help="ERP user")
+    g.add_argument("--azienda", metavar="A", help="ERP company code")
+    g.add_argument("--anno", metavar="Y", type=int, help="ERP accounting year")
+    g.add_argument(
+        "--site-no", metavar="N", type=int, help="site number 1-9 for the per-site flags"
+    )
+    g.add_argument("--ca-file", metavar="F", help="CA bundle to verify the ERP's TLS certificate")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"passweb_tui.commands.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx = Context(args)
+    try:
+        if args.command is None:
+            from passweb_tui.commands import ui
+
+            return int(ui.run(args, ctx))
+        return int(args.handler(args, ctx))
+    except CliError as exc:
+        print(f"passweb-tui: {exc}", file=sys.stderr)
+        return int(exc.code)
+    except ConfigError as exc:
+        print(f"passweb-tui: configuration error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        print("passweb-tui: interrupted", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    except BrokenPipeError:
+        return int(ExitCode.FAILED)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"passweb-tui: unexpected error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""`passweb-tui check`: can we reach the ERP, log in, and use the company?"""
+
+from __future__ import annotations
+
+import argparse
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="check ERP reachability, credentials, company and version")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.erp.client import MexalClient
+
+    config = ctx.erp_config()
+    try:
+        with MexalClient(config) as client:
+            result = client.check()
+    except (AuthError, ContextMissingError) as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
+    except ErpError as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+    print(f"ERP {config.base_url}: reachable")
+    print(f"credentials: accepted for user {config.user}")
+    print(f"company: {config.azienda} year {result.get('anno') or config.anno or '-'}: usable")
+    print(f"ERP version: {result.get('version') or 'unknown'}")
+    return int(ExitCode.OK)

@@ -1,0 +1,57 @@
+"""`passweb-tui erp-sim`: serve the Mexal WebAPI simulator on a real socket."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from passweb_tui.commands import Context, ExitCode
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("erp-sim", help="serve the Mexal WebAPI simulator (for demos and tests)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9004, help="port; 0 picks a free one (default 9004)")
+    p.add_argument("--articles", type=int, default=5000, help="demo articles (default 5000)")
+    p.add_argument("--customers", type=int, default=1000, help="demo customers (default 1000)")
+    p.add_argument("--orders", type=int, default=200, help="existing customer orders (default 200)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the demo data (default 1)")
+    p.add_argument("--state", type=Path, help="file that keeps the ERP's data across restarts")
+    p.add_argument("--user", default="demo", help="WebAPI user (default demo)")
+    p.add_argument("--password", default="demo", help="WebAPI password (default demo)")
+    p.add_argument(
+        "--azienda", dest="sim_azienda", default="DEM", help="company code (default DEM)"
+    )
+    p.add_argument(
+        "--anno",
+        dest="sim_anno",
+        type=int,
+        default=dt.date.today().year,
+        help="accounting year (default the current year)",
+    )
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.mexal_sim.server import SimOptions, serve
+
+    options = SimOptions(
+        host=args.host,
+        port=args.port,
+        articles=args.articles,
+        customers=args.customers,
+        orders=args.orders,
+        seed=args.seed,
+        state=args.state,
+        user=args.user,
+        password=args.password,
+        azienda=args.sim_azienda,
+        anno=args.sim_anno,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+    serve(options)
+    return int(ExitCode.OK)

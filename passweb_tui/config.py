@@ -1,0 +1,370 @@
+"""Settings: platformdirs folders, the TOML config file, environment and flags.
+
+Priority, lowest to highest: config file, environment, command-line flags.
+Every problem is a ConfigError whose message names the file, key or variable.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
+
+APP_NAME = "passweb-tui"
+DEFAULT_SITE = "default"
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or unsafe; the message says which and where."""
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME))
+
+
+def config_path() -> Path:
+    override = os.environ.get("PASSWEB_TUI_CONFIG")
+    return Path(override) if override else config_dir() / "config.toml"
+
+
+@dataclass
+class Settings:
+    """Everything a command needs, resolved from file, environment and flags."""
+
+    site: str = DEFAULT_SITE
+    demo: bool = False
+    db_url: str | None = None
+    erp_url: str | None = None
+    erp_user: str | None = None
+    erp_password: str | None = field(default=None, repr=False)
+    password_command: str | None = None
+    dominio: str | None = None
+    azienda: str | None = None
+    anno: int | None = None
+    magazzino: int | None = None
+    site_no: int = 1
+    ca_file: str | None = None
+    verify_tls: bool = True
+    max_in_flight: int = 2
+    language: str | None = None
+    keymap: dict[str, str] = field(default_factory=dict)
+    # sync behaviour (DOMAIN.md)
+    overlap_minutes: int = 65
+    publish_predeleted: bool = False
+    update_descriptions: dict[str, bool] = field(default_factory=dict)
+    category_mode: str = "primaria"
+    change_log_days: int = 180
+    lease_seconds: int = 120
+    # where it all lives
+    source: Path | None = None  # the config file read, if any
+
+    @property
+    def site_data_dir(self) -> Path:
+        base = data_dir()
+        if self.demo:
+            return base / "demo"
+        if self.site == DEFAULT_SITE:
+            return base
+        return base / "sites" / self.site
+
+    @property
+    def resolved_db_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.site_data_dir / 'store.db'}"
+
+    def erp_config(self) -> ErpConfig:
+        """Connection settings for the ERP; ConfigError when something is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("ERP URL (--erp-url, PASSWEB_TUI_ERP_URL or [erp] url)", self.erp_url),
+                ("ERP user (--erp-user, PASSWEB_TUI_ERP_USER or [erp] user)", self.erp_user),
+                ("azienda (--azienda, PASSWEB_TUI_AZIENDA or [erp] azienda)", self.azienda),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError("missing setting: " + "; ".join(missing))
+        password = self.resolve_password()
+        assert self.erp_url and self.erp_user and self.azienda
+        try:
+            return ErpConfig(
+                base_url=self.erp_url,
+                user=self.erp_user,
+                password=password,
+                azienda=self.azienda,
+                anno=self.anno,
+                dominio=self.dominio,
+                magazzino=self.magazzino,
+                ca_file=self.ca_file,
+                verify_tls=self.verify_tls,
+                max_in_flight=self.max_in_flight,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def resolve_password(self) -> str:
+        """The ERP password from env, config file, password_command or keyring."""
+        if self.erp_password is not None:
+            return self.erp_password
+        if self.password_command:
+            try:
+                out = subprocess.run(
+                    shlex.split(self.password_command),
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ConfigError(
+                    f"password_command could not run: {exc.__class__.__name__}"
+                ) from None
+            if out.returncode != 0:
+                raise ConfigError(f"password_command exited with status {out.returncode}")
+            return out.stdout.rstrip("\n")
+        try:
+            import keyring  # type: ignore[import-not-found]
+
+            secret = keyring.get_password(APP_NAME, f"{self.erp_user}@{self.erp_url}")
+        except Exception:
+            secret = None
+        if secret:
+            return str(secret)
+        raise ConfigError(
+            "no ERP password: set PASSWEB_TUI_ERP_PASSWORD, password_command in the config "
+            "file, a keyring entry, or password in an owner-only config file"
+        )
+
+
+_ENV = {
+    "PASSWEB_TUI_DB": ("db_url", str),
+    "PASSWEB_TUI_ERP_URL": ("erp_url", str),
+    "PASSWEB_TUI_ERP_USER": ("erp_user", str),
+    "PASSWEB_TUI_ERP_PASSWORD": ("erp_password", str),
+    "PASSWEB_TUI_AZIENDA": ("azienda", str),
+    "PASSWEB_TUI_ANNO": ("anno", int),
+    "PASSWEB_TUI_SITE_NO": ("site_no", int),
+    "PASSWEB_TUI_CA_FILE": ("ca_file", str),
+}
+
+# config-file keys: section -> {key: (attribute, type)}
+_FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
+    "erp": {
+        "url": ("erp_url", str),
+        "user": ("erp_user", str),
+        "password": ("erp_password", str),
+        "password_command": ("password_command", str),
+        "dominio": ("dominio", str),
+        "azienda": ("azienda", str),
+        "anno": ("anno", int),
+        "magazzino": ("magazzino", int),
+        "site_no": ("site_no", int),
+        "ca_file": ("ca_file", str),
+        "verify_tls": ("verify_tls", bool),
+        "max_in_flight": ("max_in_flight", int),
+    },
+    "store": {"db": ("db_url", str), "change_log_days": ("change_log_days", int)},
+    "sync": {
+        "overlap_minutes": ("overlap_minutes", int),
+        "publish_predeleted": ("publish_predeleted", bool),
+        "category_mode": ("category_mode", str),
+        "lease_seconds": ("lease_seconds", int),
+        "update_descriptions": ("update_descriptions", dict),
+    },
+    "ui": {"language": ("language", str), "keymap": ("keymap", dict)},
+}
+
+
+def _coerce(value: Any, typ: type, where: str) -> Any:
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _owner_only(path: Path) -> bool:
+    mode = path.stat().st_mode
+    return not mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
+def read_config_file(path: Path, site: str) -> dict[str, Any]:
+    """Values from the TOML file: top-level sections, then [sites.NAME] overrides."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+    values: dict[str, Any] = {}
+
+    def take(sections: dict[str, Any], prefix: str) -> None:
+        for section, keys in sections.items():
+            if section == "sites":
+                continue
+            if section not in _FILE_KEYS:
+                raise ConfigError(f"{path}: unknown section [{prefix}{section}]")
+            if not isinstance(keys, dict):
+                raise ConfigError(f"{path}: {prefix}{section} must be a table")
+            for key, value in keys.items():
+                spec = _FILE_KEYS[section].get(key)
+                if spec is None:
+                    raise ConfigError(f"{path}: unknown key {key!r} in [{prefix}{section}]")
+                attr, typ = spec
+                values[attr] = _coerce(value, typ, f"{path}: [{prefix}{section}] {key}")
+
+    take(doc, "")
+    sites = doc.get("sites", {})
+    if site != DEFAULT_SITE:
+        if site not in sites:
+            raise ConfigError(f"{path}: no [sites.{site}] profile for --site {site}")
+        take(sites[site], f"sites.{site}.")
+    if "erp_password" in values and not _owner_only(path):
+        raise ConfigError(
+            f"{path}: holds a password but is readable by others; run chmod 600 on it "
+            "or move the password to PASSWEB_TUI_ERP_PASSWORD, password_command or the keyring"
+        )
+    return values
+
+
+def load_settings(
+    flags: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    path: Path | None = None,
+) -> Settings:
+    """Resolve settings; flags with value None are treated as not given."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = dict(os.environ) if env is None else env
+    site = flags.get("site") or DEFAULT_SITE
+    cfg_path = path or config_path()
+    values = read_config_file(cfg_path, site)
+    for var, (attr, typ) in _ENV.items():
+        if var in env and env[var] != "":
+            values[attr] = _coerce(env[var], typ, f"environment {var}")
+    values.update(flags)
+    settings = Settings(**values)
+    if cfg_path.exists():
+        settings.source = cfg_path
+    if not 1 <= settings.site_no <= 9:
+        raise ConfigError(f"site number must be 1-9, got {settings.site_no}")
+    if not 1 <= settings.max_in_flight <= ERP_MAX_IN_FLIGHT:
+        raise ConfigError(
+            f"max_in_flight must be 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
+        )
+    if settings.category_mode not in {"primaria", "secondaria"}:
+        raise ConfigError(
+            f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"
+        )
+    return settings
+
+
+def save_erp_settings(values: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the [erp] section (setup screen); the file is created owner-only."""
+    cfg_path = path or config_path()
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    existing: dict[str, Any] = {}
+    if cfg_path.exists():
+        existing = tomllib.loads(cfg_path.read_text("utf-8"))
+    erp = dict(existing.get("erp", {}))
+    erp.update({k: v for k, v in values.items() if v is not None})
+    existing["erp"] = erp
+    text = _dump_toml(existing)
+    fd = os.open(cfg_path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(cfg_path.with_suffix(".tmp"), 0o600)
+    os.replace(cfg_path.with_suffix(".tmp"), cfg_path)
+    return cfg_path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _dump_toml(doc: dict[str, Any], path: tuple[str, ...] = ()) -> str:
+    scalars = [(k, v) for k, v in doc.items() if not isinstance(v, dict)]
+    tables = [(k, v) for k, v in doc.items() if isinstance(v, dict)]
+    out = ""
+    if path and (scalars or not tables):
+        out += "[" + ".".join(_toml_key(p) for p in path) + "]\n"
+    for key, value in scalars:
+        out += f"{_toml_key(key)} = {_toml_value(value)}\n"
+    for key, value in tables:
+        out += ("\n" if out else "") + _dump_toml(value, (*path, key))
+    return out
+
+
+def with_demo_erp(
+    settings: Settings, url: str, user: str, password: str, azienda: str, anno: int
+) -> Settings:
+    """The same settings pointed at the embedded demo simulator."""
+    return replace(
+        settings,
+        erp_url=url,
+        erp_user=user,
+        erp_password=password,
+        azienda=azienda,
+        anno=anno,
+        password_command=None,
+        ca_file=None,
+    )

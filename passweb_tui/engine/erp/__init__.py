@@ -1,0 +1,1 @@
+"""The Mexal WebAPI client: settings, errors, value helpers and the httpx client."""

@@ -1,0 +1,87 @@
+"""Typed errors for what the Mexal WebAPI (or the way to it) can answer.
+
+Every error carries the HTTP status, the ERP's numeric code when it sent one,
+the ERP's detail text, and the method and path of the request, never headers
+or credentials.
+"""
+
+from __future__ import annotations
+
+
+class ErpError(Exception):
+    """Base of every ERP failure."""
+
+    #: whether a read that failed this way may be retried
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        detail: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.message}{where}"
+
+
+class AuthError(ErpError):
+    """Credentials rejected (401, 2002/3002). Never retried: the ERP locks users."""
+
+
+class ContextMissingError(ErpError):
+    """Coordinate-Gestionale missing or wrong (1001)."""
+
+
+class NotFoundError(ErpError):
+    """The resource or record does not exist (404)."""
+
+
+class BusinessRuleError(ErpError):
+    """The ERP refused the data (6001), e.g. an unknown or missing field."""
+
+
+class PoolExhaustedError(ErpError):
+    """Too many requests in flight for this user, or the pool is full (503)."""
+
+    retryable = True
+
+
+class ErpTimeoutError(ErpError):
+    """The ERP (408) or the network timed out."""
+
+    retryable = True
+
+
+class LinkDownError(ErpError):
+    """The WebAPI cannot reach the gestionale (5001) or the server failed (5xx)."""
+
+    retryable = True
+
+
+class ErpConnectionError(ErpError):
+    """The connection could not be made or was dropped."""
+
+    retryable = True
+
+
+class MalformedResponseError(ErpError):
+    """The reply was not what the WebAPI documents (bad JSON, wrong shape)."""
+
+    retryable = True
+
+
+class TokenRejectedError(ErpError):
+    """A `next` paging token was consumed or rejected."""

@@ -1,0 +1,40 @@
+"""Connection settings for one Mexal WebAPI endpoint.
+
+Kept apart from the client so that configuration code can build them without
+importing httpx, and so that the password never shows in a repr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The ERP refuses the sixth request in flight per user; never go above this.
+ERP_MAX_IN_FLIGHT = 5
+
+
+@dataclass(frozen=True)
+class ErpConfig:
+    """Where the ERP is and how to speak to it."""
+
+    base_url: str  # ends in /webapi
+    user: str
+    password: str = field(repr=False)
+    azienda: str = ""
+    anno: int | None = None
+    dominio: str | None = None  # cloud edition only
+    magazzino: int | None = None
+    sottoazienda: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 300.0  # the ERP may take up to 5 minutes for one request
+    max_in_flight: int = 2
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_in_flight <= ERP_MAX_IN_FLIGHT:
+            raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
+        if not self.base_url.rstrip("/").endswith("/webapi"):
+            raise ValueError(f"ERP URL must end in /webapi: {self.base_url!r}")

@@ -1,0 +1,174 @@
+"""Shared fixtures: an isolated home, the simulator on a real socket, site stores.
+
+The simulator runs as a separate process (`passweb-tui erp-sim --port 0`), so
+every test that talks to it crosses a real loopback socket.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+READY = re.compile(r"serving (http\S+/webapi) user=(\S+) azienda=(\S+) anno=(\d+)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Config, data and log folders of a fresh user; no settings leak in from outside."""
+    home = tmp_path_factory.mktemp("home")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    for var in list(os.environ):
+        if var.startswith("PASSWEB_TUI_") and var != "PASSWEB_TUI_TEST_PG":
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@dataclass
+class SimProcess:
+    """A simulator serving on loopback in its own process."""
+
+    url: str  # .../webapi
+    user: str
+    password: str
+    azienda: str
+    anno: int
+    process: subprocess.Popen[str]
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return self.url[: -len("/webapi")]
+
+    def admin(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        """Call the /sim/ admin API."""
+        response = httpx.request(
+            method, f"{self.root}/sim/{path.lstrip('/')}", timeout=60, **kwargs
+        )  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_sim(*extra: str, password: str = "secret-pw", timeout: float = 120.0) -> SimProcess:
+    """Start `passweb-tui erp-sim --port 0` and wait for its ready line."""
+    args = [
+        sys.executable,
+        "-m",
+        "passweb_tui",
+        "erp-sim",
+        "--port",
+        "0",
+        "--password",
+        password,
+        *extra,
+    ]
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    sel = selectors.DefaultSelector()
+    sel.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=0.5):
+            if process.poll() is not None:
+                break
+            continue
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = READY.search(line)
+        if m:
+            sel.close()
+            # keep draining output so the simulator never blocks on a full pipe
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return SimProcess(
+                m.group(1), m.group(2), password, m.group(3), int(m.group(4)), process, args
+            )
+    process.kill()
+    raise RuntimeError("simulator did not start:\n" + "".join(seen[-30:]))
+
+
+@pytest.fixture
+def sim() -> Iterator[SimProcess]:
+    """A small simulator (500 articles, 100 customers, 20 orders) for one test."""
+    p = start_sim("--articles", "500", "--customers", "100", "--orders", "20", "--seed", "7")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[SimProcess]:
+    """A simulator shared by the tests of one module; tests must not mutate it."""
+    p = start_sim("--articles", "2000", "--customers", "300", "--orders", "30", "--seed", "3")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def _pg_base() -> str | None:
+    return os.environ.get("PASSWEB_TUI_TEST_PG") or None
+
+
+STORES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=STORES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty site store: SQLite in a temp folder, and PostgreSQL when available."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    base = _pg_base()
+    if not base:
+        pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"pwt_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
