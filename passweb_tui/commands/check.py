@@ -14,9 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    config = ctx.erp_config()
     from passweb_tui.engine.erp.client import MexalClient
 
-    config = ctx.erp_config()
     try:
         with MexalClient(config) as client:
             result = client.check()

@@ -1,0 +1,48 @@
+"""The command line's promises: help, one-line errors and the exit codes of CONTRACTS.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passweb_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("erp-sim", "check", "--demo", "--db", "--erp-url", "--site-no"):
+        assert word in result.stdout
+
+
+def test_missing_settings_exit_2_with_one_line() -> None:
+    result = run_cli("check")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "missing setting" in lines[0] and "ERP URL" in lines[0]
+
+
+def test_broken_config_file_exit_2_names_the_file(isolated_home: Path) -> None:
+    cfg = isolated_home / "broken.toml"
+    cfg.write_text("[erp]\nurl = \n", encoding="utf-8")
+    result = run_cli("check", env={"PASSWEB_TUI_CONFIG": str(cfg)})
+    assert result.returncode == 2
+    assert "broken.toml" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_flag_is_a_usage_error() -> None:
+    result = run_cli("--anno", "soon", "check")
+    assert result.returncode == 2
+    assert "--anno" in result.stderr

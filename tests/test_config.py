@@ -1,0 +1,135 @@
+"""Settings: file < environment < flags, clear errors, and safe handling of the password."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from passweb_tui.config import (
+    ConfigError,
+    config_path,
+    data_dir,
+    load_settings,
+    save_erp_settings,
+)
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def test_folders_follow_platformdirs(isolated_home: Path) -> None:
+    assert str(config_path()).startswith(str(isolated_home))
+    assert str(data_dir()).startswith(str(isolated_home))
+    settings = load_settings({})
+    assert settings.resolved_db_url == f"sqlite:///{data_dir() / 'store.db'}"
+    assert load_settings({"demo": True}).resolved_db_url.endswith("/demo/store.db")
+
+
+def test_priority_file_then_env_then_flags(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "c.toml",
+        '[erp]\nurl = "https://file:9004/webapi"\nuser = "fileuser"\nazienda = "FIL"\nanno = 2024\n',
+    )
+    env = {"PASSWEB_TUI_ERP_USER": "envuser", "PASSWEB_TUI_ANNO": "2025"}
+    s = load_settings({"anno": 2026, "azienda": None}, env=env, path=cfg)
+    assert s.erp_url == "https://file:9004/webapi"  # file only
+    assert s.erp_user == "envuser"  # env beats file
+    assert s.anno == 2026  # flag beats env
+    assert s.azienda == "FIL"  # a flag left out does not erase the file's value
+
+
+def test_broken_toml_names_the_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "broken.toml", "[erp\nurl = 1\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load_settings({}, env={}, path=cfg)
+
+
+def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.toml", '[erp]\nurrl = "x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'urrl' in \[erp\]"):
+        load_settings({}, env={}, path=cfg)
+    cfg = write(tmp_path / "c.toml", '[erp]\nanno = "twenty"\n')
+    with pytest.raises(ConfigError, match=r"\[erp\] anno: expected a whole number"):
+        load_settings({}, env={}, path=cfg)
+    with pytest.raises(ConfigError, match="environment PASSWEB_TUI_SITE_NO"):
+        load_settings({}, env={"PASSWEB_TUI_SITE_NO": "x"}, path=tmp_path / "none.toml")
+    with pytest.raises(ConfigError, match="site number must be 1-9"):
+        load_settings({"site_no": 12}, env={}, path=tmp_path / "none.toml")
+
+
+def test_password_in_a_readable_file_is_refused(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.toml", '[erp]\npassword = "hunter2"\n', mode=0o644)
+    with pytest.raises(ConfigError, match="readable by others") as info:
+        load_settings({}, env={}, path=cfg)
+    assert "hunter2" not in str(info.value)
+    os.chmod(cfg, 0o600)
+    assert load_settings({}, env={}, path=cfg).resolve_password() == "hunter2"
+
+
+def test_password_sources(tmp_path: Path) -> None:
+    base = '[erp]\nurl = "http://h/webapi"\nuser = "u"\nazienda = "A"\n'
+    cfg = write(
+        tmp_path / "c.toml",
+        base + f"password_command = \"{sys.executable} -c 'print(chr(97) * 4)'\"\n",
+    )
+    s = load_settings({}, env={}, path=cfg)
+    assert s.resolve_password() == "aaaa"
+    assert "aaaa" not in repr(s.erp_config())
+    s = load_settings({}, env={"PASSWEB_TUI_ERP_PASSWORD": "from-env"}, path=cfg)
+    assert s.erp_config().password == "from-env"
+    assert "from-env" not in repr(s.erp_config())
+    cfg = write(
+        tmp_path / "c.toml",
+        base + f"password_command = \"{sys.executable} -c 'raise SystemExit(3)'\"\n",
+    )
+    with pytest.raises(ConfigError, match="password_command exited with status 3"):
+        load_settings({}, env={}, path=cfg).resolve_password()
+
+
+def test_missing_erp_settings_are_listed(tmp_path: Path) -> None:
+    s = load_settings({}, env={}, path=tmp_path / "none.toml")
+    with pytest.raises(ConfigError) as info:
+        s.erp_config()
+    message = str(info.value)
+    assert "ERP URL" in message and "ERP user" in message and "azienda" in message
+
+
+def test_site_profiles_override_the_defaults(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "c.toml",
+        '[erp]\nuser = "u"\nsite_no = 1\n\n[sites.shop2.erp]\nsite_no = 2\n\n[sites.shop2.store]\ndb = "sqlite:///x.db"\n',
+    )
+    s = load_settings({"site": "shop2"}, env={}, path=cfg)
+    assert (s.site_no, s.erp_user, s.db_url) == (2, "u", "sqlite:///x.db")
+    assert s.site_data_dir.name == "shop2"
+    with pytest.raises(ConfigError, match=r"no \[sites\.nope\] profile"):
+        load_settings({"site": "nope"}, env={}, path=cfg)
+
+
+def test_saved_settings_are_owner_only_and_read_back(tmp_path: Path) -> None:
+    cfg = tmp_path / "sub" / "config.toml"
+    save_erp_settings(
+        {
+            "url": "https://erp.example:9004/webapi",
+            "user": "mario",
+            "password": 'p"w\\d',
+            "anno": 2026,
+        },
+        path=cfg,
+    )
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+    s = load_settings({}, env={}, path=cfg)
+    assert (s.erp_url, s.erp_user, s.anno) == ("https://erp.example:9004/webapi", "mario", 2026)
+    assert s.resolve_password() == 'p"w\\d'
+    # a second save keeps what was there
+    save_erp_settings({"azienda": "ABC"}, path=cfg)
+    s = load_settings({}, env={}, path=cfg)
+    assert (s.erp_user, s.azienda) == ("mario", "ABC")
