@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from passweb_tui import __version__
 from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
 from passweb_tui.config import ConfigError
+from passweb_tui.logs import setup_logging
 
 log = logging.getLogger("passweb_tui")
 
@@ -53,11 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # the UI owns the terminal: its log goes to the file only
+    setup_logging(args.verbose, to_stderr=args.command is not None)
     ctx = Context(args)
     try:
         if args.command is None:
