@@ -13,6 +13,8 @@ class ErpError(Exception):
 
     #: whether a read that failed this way may be retried
     retryable = False
+    #: seconds the server asked us to wait (Retry-After), when it said so
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -23,6 +25,7 @@ class ErpError(Exception):
         detail: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -31,10 +34,18 @@ class ErpError(Exception):
         self.detail = detail
         self.method = method
         self.path = path
+        #: a write whose effect in the ERP is not known (sent, but no clear answer)
+        self.outcome_unknown = outcome_unknown
 
     def __str__(self) -> str:
         where = f" ({self.method} {self.path})" if self.method and self.path else ""
         return f"{self.message}{where}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status={self.status!r}, "
+            f"code={self.code!r}, method={self.method!r}, path={self.path!r})"
+        )
 
 
 class AuthError(ErpError):

@@ -1,0 +1,830 @@
+"""MexalClient: the synchronous httpx client of the Mexal WebAPI.
+
+Every WebAPI quirk lives here or in values.py: the Passepartout headers,
+paging with single-use `next` tokens, hex-encoded keys, the error body and its
+codes, and which requests may be retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import random
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from passweb_tui.engine.erp import values
+from passweb_tui.engine.erp.errors import (
+    AuthError,
+    BusinessRuleError,
+    ContextMissingError,
+    ErpConnectionError,
+    ErpError,
+    ErpTimeoutError,
+    LinkDownError,
+    MalformedResponseError,
+    NotFoundError,
+    PoolExhaustedError,
+    TokenRejectedError,
+)
+from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
+
+log = logging.getLogger("passweb_tui.erp")
+
+T = TypeVar("T")
+
+#: Search conditions the WebAPI understands.
+CONDITIONS = frozenset({"=", "<>", ">", "<", ">=", "<=", "contiene", "inizia_per"})
+
+#: Resources that need no Coordinate-Gestionale header (MEXAL_WEBAPI.md).
+NO_CONTEXT_RESOURCES = frozenset({"aziende", "dati-generali/installazione", "dati-generali/utenti"})
+
+#: "6001 - errore gestionale [...]" -> 6001
+_CODE_RE = re.compile(r"^\s*(\d{3,5})\s*-")
+
+#: Characters left as they are in a key's path segment ("+" joins composite keys).
+_KEY_SAFE = "+-._~:@!$&'()*,;="
+
+#: Resource used by check() to prove that the company context works.
+_CONTEXT_PROBE = "articoli"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list or search reply."""
+
+    records: list[dict[str, Any]]  # decoded with Decimal for non-integer numbers
+    next_token: str | None
+    data_ric_elab: dt.datetime | None  # the ERP's clock at this reply (naive local time)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One search condition; filters of a search are ANDed, a list `valore` is an OR."""
+
+    campo: str
+    condizione: str
+    valore: Any
+    case_insensitive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.condizione not in CONDITIONS:
+            raise ValueError(
+                f"unknown search condition {self.condizione!r} on field {self.campo!r}; "
+                f"use one of {', '.join(sorted(CONDITIONS))}"
+            )
+        if not self.campo:
+            raise ValueError("a search filter needs a field name")
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "campo": self.campo,
+            "condizione": self.condizione,
+            "valore": self.valore,
+        }
+        if self.case_insensitive:
+            body["case_insensitive"] = True
+        return body
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One field of a resource, as `?info=true` describes it."""
+
+    name: str
+    type: str  # "C" text, "N" number, "D" date, "T" time, "A" array
+    length: int | None
+    key: bool
+    array_size: int
+    description: str
+
+    @property
+    def is_array(self) -> bool:
+        return self.type == "A" or self.array_size > 0
+
+
+class _PassepartoutAuth(httpx.Auth):
+    """Adds the Authorization header at send time, so it sits in no default header set."""
+
+    def __init__(self, header: str) -> None:
+        self._header = header
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "<Passepartout auth>"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send a non-finite number to the ERP: {value}")
+        as_float = float(value)
+        # json writes floats by their shortest repr; refuse values a float would round.
+        if Decimal(repr(as_float)) != value:
+            raise ValueError(f"number {value} has more digits than the ERP can take exactly")
+        return as_float
+    if isinstance(value, dt.datetime):
+        return values.format_datetime(value)
+    if isinstance(value, dt.date):
+        return values.format_date(value)
+    if isinstance(value, dt.time):
+        return values.format_time(value)
+    raise ValueError(f"cannot send a {type(value).__name__} to the ERP: {value!r}")
+
+
+def _encode_json(body: Any) -> bytes:
+    return json.dumps(body, default=_json_default, ensure_ascii=False, allow_nan=False).encode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} in JSON")
+
+
+def decode_json(content: bytes) -> Any:
+    """The ERP's JSON with Decimal for every non-integer number (money stays exact)."""
+    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _is_scalar_key(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _error_code(detail: str | None) -> int | None:
+    if not detail:
+        return None
+    m = _CODE_RE.match(detail)
+    return int(m.group(1)) if m else None
+
+
+class MexalClient:
+    """Talks to one Mexal WebAPI as one user, in one company and year.
+
+    Thread-safe: several threads may call it at once; at most
+    `config.max_in_flight` requests are on the wire at any moment.
+    """
+
+    def __init__(
+        self,
+        config: ErpConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not 1 <= config.max_in_flight <= ERP_MAX_IN_FLIGHT:
+            raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
+        self.config = config
+        self._sleep = sleep
+        self._jitter = jitter
+        self._base = config.base_url.rstrip("/")
+        self._base_path = urlsplit(self._base).path
+        self._slots = threading.BoundedSemaphore(config.max_in_flight)
+        credentials = base64.b64encode(f"{config.user}:{config.password}".encode()).decode()
+        header = f"Passepartout {credentials}"
+        if config.dominio:
+            header += f" Dominio={config.dominio}"
+        self._auth = _PassepartoutAuth(header)
+        self._context = self._context_header(config)
+        timeout = httpx.Timeout(
+            connect=config.connect_timeout_s,
+            read=config.read_timeout_s,
+            write=config.read_timeout_s,
+            pool=config.read_timeout_s,
+        )
+        limits = httpx.Limits(
+            max_connections=config.max_in_flight,
+            max_keepalive_connections=config.max_in_flight,
+        )
+        self._http = httpx.Client(
+            timeout=timeout,
+            limits=limits,
+            verify=self._verify(config),
+            transport=transport,
+            headers={"Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    # --- setup ------------------------------------------------------------------
+
+    @staticmethod
+    def _context_header(config: ErpConfig) -> str:
+        anno = config.anno if config.anno is not None else dt.date.today().year
+        parts = [f"Azienda={config.azienda}"]
+        if config.sottoazienda:
+            parts.append(f"SottoAzienda={config.sottoazienda}")
+        parts.append(f"Anno={anno}")
+        if config.magazzino is not None:
+            parts.append(f"Magazzino={config.magazzino}")
+        return " ".join(parts)
+
+    @staticmethod
+    def _verify(config: ErpConfig) -> ssl.SSLContext | bool:
+        if config.ca_file:
+            try:
+                return ssl.create_default_context(cafile=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ErpConnectionError(
+                    f"CA file {config.ca_file!r} cannot be used: {exc.__class__.__name__}: {exc}"
+                ) from None
+        return config.verify_tls
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MexalClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"<MexalClient {self._base} user={c.user} azienda={c.azienda} anno={c.anno}>"
+
+    # --- connectivity -----------------------------------------------------------
+
+    def installation(self) -> dict[str, Any]:
+        """GET dati-generali/installazione: the ERP's version and companies."""
+        data = self._read(
+            "GET",
+            self._resource_path("dati-generali/installazione"),
+            None,
+            context=False,
+            parse=self._parse_object,
+        )
+        return data
+
+    def check(self) -> dict[str, Any]:
+        """Prove that the ERP answers, the credentials work and the company is usable.
+
+        Returns {"version": str, "anno": int, "azienda": str}; raises the typed
+        error of whatever failed first.
+        """
+        info = self.installation()
+        self.list_page(_CONTEXT_PROBE, fields=["codice"], max=1)
+        version = info.get("versione") or info.get("version") or "unknown"
+        anno = self.config.anno if self.config.anno is not None else dt.date.today().year
+        return {"version": str(version), "anno": anno, "azienda": self.config.azienda}
+
+    # --- reading ------------------------------------------------------------------
+
+    def list_page(
+        self,
+        resource: str,
+        *,
+        fields: Sequence[str] | None = None,
+        max: int | None = None,
+        next_token: str | None = None,
+    ) -> Page:
+        """One page of `GET /risorse/{resource}`."""
+        params = self._page_params(fields, max, next_token)
+        return self._read(
+            "GET",
+            self._resource_path(resource),
+            None,
+            params=params,
+            context=self._needs_context(resource),
+            parse=self._parse_page,
+            token=next_token is not None,
+        )
+
+    def search_page(
+        self,
+        resource: str,
+        filters: Sequence[Filter],
+        *,
+        fields: Sequence[str] | None = None,
+        max: int | None = None,
+        next_token: str | None = None,
+    ) -> Page:
+        """One page of `POST /risorse/{resource}/ricerca` (filters ANDed)."""
+        params = self._page_params(fields, max, next_token)
+        body = {"filtri": [f.to_json() for f in filters]}
+        return self._read(
+            "POST",
+            self._resource_path(resource) + "/ricerca",
+            body,
+            params=params,
+            context=self._needs_context(resource),
+            parse=self._parse_page,
+            token=next_token is not None,
+        )
+
+    def iter_pages(
+        self,
+        resource: str,
+        *,
+        filters: Sequence[Filter] = (),
+        fields: Sequence[str] | None = None,
+        page_size: int = 1000,
+        key_field: str = "codice",
+    ) -> Iterator[Page]:
+        """Every page of a list (or of a search, with filters), following `next`.
+
+        A `next` token is single use, so a page asked with one is never retried
+        as is: if it fails, paging goes on with a search `key_field > last key
+        seen` ANDed with the filters (lists come ordered by key). No record is
+        yielded twice and none is skipped. Resuming needs `key_field` in the
+        records (among `fields`, when fields are chosen); without it a failed
+        page raises its error.
+        """
+        filters = tuple(filters)
+        last_key: Any = None
+        seen_last_page: set[Any] = set()
+        token: str | None = None
+        resumed = False  # paging a `key_field > last_key` search
+        stalled = 0
+        while True:
+            try:
+                if resumed or filters:
+                    extra = (Filter(key_field, ">", last_key),) if resumed else ()
+                    page = self.search_page(
+                        resource, filters + extra, fields=fields, max=page_size, next_token=token
+                    )
+                else:
+                    page = self.list_page(resource, fields=fields, max=page_size, next_token=token)
+            except ErpError as exc:
+                if token is None or not (exc.retryable or isinstance(exc, TokenRejectedError)):
+                    raise
+                if last_key is None:
+                    raise
+                stalled += 1
+                if stalled > self.config.max_retries:
+                    raise
+                log.info(
+                    "paging %s: page with a next token failed (%s); going on after %s=%r",
+                    resource,
+                    exc.__class__.__name__,
+                    key_field,
+                    last_key,
+                )
+                token = None
+                resumed = True
+                continue
+            records = page.records
+            if resumed and seen_last_page:
+                # the search already excludes keys up to last_key; this is a cheap guard
+                records = [r for r in records if r.get(key_field) not in seen_last_page]
+            if records:
+                # without the key field in the records, a failed page cannot be resumed
+                keys = [r.get(key_field) for r in records]
+                last_key = keys[-1] if _is_scalar_key(keys[-1]) else None
+                seen_last_page = {k for k in keys if _is_scalar_key(k)}
+                stalled = 0
+                page = Page(records, page.next_token, page.data_ric_elab)
+                yield page
+            token = page.next_token
+            if token is None:
+                return
+
+    def get(
+        self, resource: str, key: str, *, fields: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One record by key, or None when the ERP has no such record."""
+        path, params = self._key_path(resource, key)
+        if fields:
+            params["fields"] = ",".join(fields)
+        try:
+            return self._read(
+                "GET",
+                path,
+                None,
+                params=params,
+                context=self._needs_context(resource),
+                parse=self._parse_object,
+            )
+        except NotFoundError:
+            return None
+
+    def info(self, resource: str) -> list[FieldInfo]:
+        """The fields of a resource (`?info=true`)."""
+        return self._read(
+            "GET",
+            self._resource_path(resource),
+            None,
+            params={"info": "true"},
+            context=self._needs_context(resource),
+            parse=self._parse_info,
+        )
+
+    def get_bytes(self, path: str) -> bytes:
+        """A binary resource under /risorse, e.g. `articoli/ART1/allegati/immagine`."""
+        return self._read(
+            "GET",
+            self._resource_path(path),
+            None,
+            context=True,
+            parse=lambda r, m, p: r.content,
+            accept="*/*",
+        )
+
+    def attachments(self, codice: str) -> list[dict[str, Any]]:
+        """The attachments an article lists (`articoli/{codice}/allegati`)."""
+        path, params = self._key_path("articoli", codice)
+        page = self._read(
+            "GET", path + "/allegati", None, params=params, context=True, parse=self._parse_page
+        )
+        return page.records
+
+    def get_attachment(self, codice: str, nome: str) -> bytes:
+        """The bytes of one article attachment (`articoli/{codice}/allegati/{nome}`)."""
+        path, params = self._key_path("articoli", codice)
+        return self._read(
+            "GET",
+            f"{path}/allegati/{quote(nome, safe='')}",
+            None,
+            params=params,
+            context=True,
+            parse=lambda r, m, p: r.content,
+            accept="*/*",
+        )
+
+    # --- writing ------------------------------------------------------------------
+
+    def create(self, resource: str, record: Mapping[str, Any]) -> str:
+        """POST a new record; returns its key, parsed from the `Location` header.
+
+        Never retried: if the answer is lost the record may or may not exist,
+        and the error says so (`outcome_unknown`).
+        """
+        path = self._resource_path(resource)
+        response = self._write("POST", path, dict(record), context=self._needs_context(resource))
+        location = response.headers.get("Location")
+        key = self._key_from_location(resource, location)
+        if key is None:
+            raise MalformedResponseError(
+                f"ERP answered {response.status_code} to a create without a usable Location "
+                f"header ({location!r}); whether the record was created is unknown",
+                status=response.status_code,
+                method="POST",
+                path=path,
+                outcome_unknown=True,
+            )
+        return key
+
+    def update(
+        self,
+        resource: str,
+        key: str,
+        record: Mapping[str, Any],
+        *,
+        solo_testata: bool = False,
+    ) -> None:
+        """PUT a record. A document must carry every row unless `solo_testata`."""
+        path, params = self._key_path(resource, key)
+        if solo_testata:
+            params["solo_testata"] = "true"
+        self._write("PUT", path, dict(record), params=params, context=self._needs_context(resource))
+
+    def delete(self, resource: str, key: str) -> None:
+        """DELETE a record."""
+        path, params = self._key_path(resource, key)
+        self._write("DELETE", path, None, params=params, context=self._needs_context(resource))
+
+    # --- paths ------------------------------------------------------------------
+
+    def _resource_path(self, resource: str) -> str:
+        resource = resource.strip("/")
+        if not resource or ".." in resource.split("/"):
+            raise ValueError(f"not a WebAPI resource name: {resource!r}")
+        return f"{self._base_path}/risorse/{resource}"
+
+    def _key_path(self, resource: str, key: str) -> tuple[str, dict[str, str]]:
+        values.check_key(key)
+        base = self._resource_path(resource)
+        if values.needs_hex(key):
+            return f"{base}/{values.hex_key(key)}", {"encoding": "hex"}
+        return f"{base}/{quote(key, safe=_KEY_SAFE)}", {}
+
+    @staticmethod
+    def _needs_context(resource: str) -> bool:
+        return resource.strip("/") not in NO_CONTEXT_RESOURCES
+
+    def _key_from_location(self, resource: str, location: str | None) -> str | None:
+        if not location:
+            return None
+        parts = urlsplit(location)
+        prefix = self._resource_path(resource) + "/"
+        path = parts.path
+        if not path.startswith(prefix):
+            # a server behind a proxy may leave out our base path; accept /risorse/...
+            alt = f"/webapi/risorse/{resource.strip('/')}/"
+            if not path.startswith(alt):
+                return None
+            prefix = alt
+        tail = path[len(prefix) :]
+        if not tail or "/" in tail:
+            return None
+        if "encoding=hex" in parts.query:
+            try:
+                return values.unhex_key(tail)
+            except ValueError:
+                return None
+        key = unquote(tail)
+        try:
+            return values.check_key(key)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _page_params(
+        fields: Sequence[str] | None, max: int | None, next_token: str | None
+    ) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if fields:
+            params["fields"] = ",".join(fields)
+        if max is not None:
+            if max < 1:
+                raise ValueError(f"max must be at least 1, got {max}")
+            params["max"] = str(max)
+        if next_token is not None:
+            params["next"] = next_token
+        return params
+
+    # --- parsing ------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(response: httpx.Response, method: str, path: str) -> Any:
+        try:
+            return decode_json(response.content)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            snippet = response.content[:60].decode("utf-8", "replace")
+            raise MalformedResponseError(
+                f"ERP sent a reply that is not valid JSON ({exc}); it starts {snippet!r}",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    def _parse_object(self, response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+        data = self._decode(response, method, path)
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"ERP sent a JSON {type(data).__name__} where an object was expected",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
+        return data
+
+    def _parse_page(self, response: httpx.Response, method: str, path: str) -> Page:
+        data = self._parse_object(response, method, path)
+
+        def bad(what: str) -> MalformedResponseError:
+            return MalformedResponseError(
+                f"ERP list reply {what}", status=response.status_code, method=method, path=path
+            )
+
+        records = data.get("dati", [])
+        if records is None:
+            records = []
+        if not isinstance(records, list):
+            raise bad(f"has 'dati' as a {type(records).__name__}, not a list")
+        for record in records:
+            if not isinstance(record, dict):
+                raise bad(f"has a record that is a {type(record).__name__}, not an object")
+        token = data.get("next")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise bad(f"has an unusable 'next' token: {token!r}")
+        stamp = data.get("data_ric_elab")
+        when: dt.datetime | None = None
+        if stamp is not None:
+            try:
+                when = values.parse_datetime(stamp)
+            except ValueError as exc:
+                raise bad(f"has a bad 'data_ric_elab': {exc}") from None
+        return Page(records, token, when)
+
+    def _parse_info(self, response: httpx.Response, method: str, path: str) -> list[FieldInfo]:
+        page = self._parse_page(response, method, path)
+        result: list[FieldInfo] = []
+        for item in page.records:
+            try:
+                name = item["nome"]
+                kind = item.get("tipo") or ""
+                length = item.get("lunghezza")
+                array_size = item.get("dim_array") or 0
+                if not isinstance(name, str) or not name or not isinstance(kind, str):
+                    raise ValueError(item)
+                if length is not None and not isinstance(length, int):
+                    raise ValueError(item)
+                if not isinstance(array_size, int):
+                    raise ValueError(item)
+            except (KeyError, ValueError):
+                raise MalformedResponseError(
+                    f"ERP field description is not usable: {item!r}",
+                    status=response.status_code,
+                    method=method,
+                    path=path,
+                ) from None
+            result.append(
+                FieldInfo(
+                    name=name,
+                    type=kind,
+                    length=length,
+                    key=bool(item.get("chiave")),
+                    array_size=array_size,
+                    description=str(item.get("descrizione") or ""),
+                )
+            )
+        return result
+
+    # --- the wire -----------------------------------------------------------------
+
+    def _read(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        parse: Callable[[httpx.Response, str, str], T],
+        params: Mapping[str, str] | None = None,
+        context: bool = True,
+        token: bool = False,
+        accept: str = "application/json",
+    ) -> T:
+        """A read (GET or a search): retried with backoff, unless it carries a `next` token."""
+        attempt = 0
+        while True:
+            try:
+                response = self._send(method, path, body, params, context, token, accept)
+                return parse(response, method, path)
+            except ErpError as exc:
+                if token or not exc.retryable or attempt >= self.config.max_retries:
+                    raise
+                delay = self._backoff(attempt, exc)
+                attempt += 1
+                log.info(
+                    "%s %s failed (%s); retry %d of %d in %.2f s",
+                    method,
+                    path,
+                    exc.__class__.__name__,
+                    attempt,
+                    self.config.max_retries,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        context: bool = True,
+    ) -> httpx.Response:
+        """A write: sent once. A lost answer is reported with outcome_unknown set."""
+        return self._send(method, path, body, params, context, False, "application/json")
+
+    def _backoff(self, attempt: int, exc: ErpError) -> float:
+        cfg = self.config
+        delay = min(cfg.backoff_max_s, cfg.backoff_base_s * (2**attempt))
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, float):
+            delay = min(cfg.backoff_max_s, max(delay, retry_after))
+        # "equal jitter": half fixed, half random, so clients spread out but never hammer
+        return delay / 2 + delay / 2 * self._jitter()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        context: bool,
+        token: bool,
+        accept: str,
+    ) -> httpx.Response:
+        headers = {"Accept": accept}
+        if context:
+            headers["Coordinate-Gestionale"] = self._context
+        content = None
+        if body is not None:
+            content = _encode_json(body)
+            headers["Content-Type"] = "application/json"
+        write = method in ("POST", "PUT", "DELETE") and not path.endswith("/ricerca")
+        url = self._base[: len(self._base) - len(self._base_path)] + path
+        started = time.perf_counter()
+        with self._slots:
+            try:
+                response = self._http.request(
+                    method, url, params=params, content=content, headers=headers, auth=self._auth
+                )
+            except httpx.TimeoutException as exc:
+                self._log(method, path, None, started, token)
+                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                raise ErpTimeoutError(
+                    f"ERP did not answer in time ({exc.__class__.__name__})"
+                    + ("; whether the change was applied is unknown" if write and sent else ""),
+                    method=method,
+                    path=path,
+                    outcome_unknown=write and sent,
+                ) from None
+            except httpx.TransportError as exc:
+                self._log(method, path, None, started, token)
+                sent = not isinstance(exc, httpx.ConnectError)
+                reason = str(exc) or exc.__class__.__name__
+                raise ErpConnectionError(
+                    f"cannot reach the ERP at {self._base}: {reason}"
+                    if not sent
+                    else f"connection to the ERP was lost: {reason}"
+                    + ("; whether the change was applied is unknown" if write else ""),
+                    method=method,
+                    path=path,
+                    outcome_unknown=write and sent,
+                ) from None
+        self._log(method, path, response.status_code, started, token)
+        if response.status_code >= 300:
+            raise self._error(response, method, path, token, write)
+        return response
+
+    @staticmethod
+    def _log(method: str, path: str, status: int | None, started: float, token: bool) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            ms = (time.perf_counter() - started) * 1000
+            log.debug(
+                "%s %s%s -> %s in %.1f ms",
+                method,
+                path,
+                " (next)" if token else "",
+                status or "no answer",
+                ms,
+            )
+
+    def _error(
+        self, response: httpx.Response, method: str, path: str, token: bool, write: bool
+    ) -> ErpError:
+        """The typed error for a non-2xx reply."""
+        status = response.status_code
+        detail: str | None = None
+        if response.content:
+            try:
+                data = decode_json(response.content)
+                if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                    raw = data["error"].get("response-detail")
+                    detail = str(raw) if raw is not None else None
+            except ValueError:
+                detail = None
+        code = _error_code(detail)
+        said = f": {detail}" if detail else ""
+        kw: dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "detail": detail,
+            "method": method,
+            "path": path,
+        }
+        low = (detail or "").lower()
+        if (
+            status == 401
+            or code == 2002
+            or (code == 3002 and status != 503 and "esclusiv" not in low)
+        ):
+            return AuthError(f"ERP rejected the credentials (HTTP {status}){said}", **kw)
+        if code == 1001:
+            return ContextMissingError(
+                f"ERP refused the company context (Coordinate-Gestionale {self._context}){said}",
+                **kw,
+            )
+        if status == 400 and (code == 1003 or token):
+            return TokenRejectedError(f"ERP rejected the paging token (HTTP 400){said}", **kw)
+        if code == 6001:
+            return BusinessRuleError(f"ERP refused the request{said}", **kw)
+        if status == 404:
+            return NotFoundError(f"ERP has no such record or resource (HTTP 404){said}", **kw)
+        if status == 408:
+            return ErpTimeoutError(
+                f"ERP timed out working on the request (HTTP 408){said}",
+                **kw,
+                outcome_unknown=write,
+            )
+        if status == 503 or code == 3002:
+            error: ErpError = PoolExhaustedError(
+                f"ERP is busy: too many requests in flight (HTTP {status}){said}", **kw
+            )
+            retry_after = response.headers.get("Retry-After")
+            if retry_after and retry_after.strip().isdigit():
+                error.retry_after = float(retry_after)
+            return error
+        if code == 5001 or status >= 500:
+            return LinkDownError(
+                f"ERP failed to serve the request (HTTP {status}){said}",
+                **kw,
+                outcome_unknown=write,
+            )
+        return ErpError(f"ERP refused the request (HTTP {status}){said}", **kw)
