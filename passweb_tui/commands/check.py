@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+
+#: A check answers quickly: one retry for a busy ERP, not the sync's patience.
+CHECK_RETRIES = 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    config = ctx.erp_config()
     from passweb_tui.engine.erp.client import MexalClient
 
+    config = ctx.erp_config()
+    config = dataclasses.replace(config, max_retries=min(config.max_retries, CHECK_RETRIES))
     try:
         with MexalClient(config) as client:
             result = client.check()
@@ -26,6 +31,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
     print(f"ERP {config.base_url}: reachable")
     print(f"credentials: accepted for user {config.user}")
-    print(f"company: {config.azienda} year {result.get('anno') or config.anno or '-'}: usable")
-    print(f"ERP version: {result.get('version') or 'unknown'}")
+    print(f"company: {result['azienda']} year {result['anno']}: usable")
+    print(f"ERP version: {result['version']}")
     return int(ExitCode.OK)

@@ -184,12 +184,16 @@ class MexalClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        on_response: Callable[[httpx.Response, float], None] | None = None,
     ) -> None:
+        """`sleep` and `jitter` drive the retry backoff (tests make them instant);
+        `on_response(response, seconds)` sees every reply, e.g. for timing figures."""
         if not 1 <= config.max_in_flight <= ERP_MAX_IN_FLIGHT:
             raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
         self.config = config
         self._sleep = sleep
         self._jitter = jitter
+        self._on_response = on_response
         self._base = config.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path
         self._slots = threading.BoundedSemaphore(config.max_in_flight)
@@ -749,6 +753,8 @@ class MexalClient:
                     outcome_unknown=write and sent,
                 ) from None
         self._log(method, path, response.status_code, started, token)
+        if self._on_response is not None:
+            self._on_response(response, time.perf_counter() - started)
         if response.status_code >= 300:
             raise self._error(response, method, path, token, write)
         return response
