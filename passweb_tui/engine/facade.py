@@ -1,0 +1,530 @@
+"""The engine as the UI and the commands see it: start and watch runs, read the store.
+
+Plain objects and callbacks only (no Textual); runs go on in a worker thread and
+report through `ProgressEvent`s.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, or_, select
+
+from passweb_tui.engine import fields as fields_mod
+from passweb_tui.engine.fields import FieldRow, FieldsError
+from passweb_tui.engine.lease import LeaseInfo, LeaseRefused, read_lease
+from passweb_tui.engine.models import (
+    Article,
+    ArticlePrice,
+    Category,
+    ChangeEntry,
+    Customer,
+    SyncReject,
+    SyncRun,
+)
+from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules
+from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
+from passweb_tui.engine.store import Store, StoreError, open_store
+from passweb_tui.engine.sync import (
+    ProgressEvent,
+    RunResult,
+    Scope,
+    SyncError,
+    SyncOptions,
+    SyncRunner,
+    row_to_result,
+)
+
+if TYPE_CHECKING:
+    from passweb_tui.config import Settings
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+__all__ = [
+    "CategoryNode",
+    "ChangeView",
+    "Dashboard",
+    "Engine",
+    "EngineSettings",
+    "FieldRow",
+    "FieldsError",
+    "LaunchRefused",
+    "LeaseInfo",
+    "ProgressEvent",
+    "RejectView",
+    "RunDetail",
+    "RunHandle",
+    "RunResult",
+    "Scope",
+    "StoreError",
+    "SyncError",
+]
+
+_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
+_CHANGES = ChangeEntry.__table__  # type: ignore[attr-defined]
+_REJECTS = SyncReject.__table__  # type: ignore[attr-defined]
+_ARTICLES = Article.__table__  # type: ignore[attr-defined]
+_PRICES = ArticlePrice.__table__  # type: ignore[attr-defined]
+_CATEGORIES = Category.__table__  # type: ignore[attr-defined]
+_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+
+
+class LaunchRefused(Exception):
+    """A TOTAL/CHANGED could not start: another holds the lease (message says which, since when)."""
+
+    def __init__(self, message: str, info: LeaseInfo | None = None) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engine needs: the store, the ERP (lazily), and the sync settings."""
+
+    db_url: str
+    erp: ErpConfig | Callable[[], ErpConfig] | None = None
+    options: SyncOptions = field(default_factory=SyncOptions)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, erp: ErpConfig | Callable[[], ErpConfig] | None = None
+    ) -> EngineSettings:
+        options = SyncOptions(
+            rules=SiteRules(
+                site_no=settings.site_no,
+                publish_predeleted=settings.publish_predeleted,
+                category_mode=settings.category_mode,
+            ),
+            overlap_minutes=settings.overlap_minutes,
+            lease_seconds=float(settings.lease_seconds),
+            change_log_days=settings.change_log_days,
+            update_descriptions=dict(settings.update_descriptions),
+        )
+        return cls(
+            settings.resolved_db_url, erp if erp is not None else settings.erp_config, options
+        )
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    id: int
+    run_id: int
+    at: datetime
+    entity: str
+    key: str
+    change: str
+    field: str | None
+    old: str | None
+    new: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "entity": self.entity,
+            "key": self.key,
+            "change": self.change,
+            "field": self.field,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+@dataclass(frozen=True)
+class RejectView:
+    run_id: int
+    entity: str
+    key: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: RunResult
+    rejects: list[RejectView]
+    change_counts: list[tuple[str, str, int]]
+    erp_clock: datetime | None
+
+
+@dataclass(frozen=True)
+class CategoryNode:
+    code: str
+    description: str | None
+    parent: str | None
+    web: bool
+    article_count: int
+
+
+@dataclass
+class Dashboard:
+    erp_state: str  # "ok", "failing" or "unknown" (from the last run)
+    erp_detail: str
+    last_success: datetime | None
+    watermark: str | None
+    articles: int
+    published_articles: int
+    customers: int
+    categories: int
+    last_runs: list[RunResult]
+    field_changes: list[tuple[str, str, int]]  # of the last run that changed something
+    lease: LeaseInfo | None
+
+
+class RunHandle:
+    """A run going on in a worker thread."""
+
+    def __init__(self, run_id: int | None, cancel: threading.Event) -> None:
+        self.run_id = run_id
+        self._cancel = cancel
+        self._done = threading.Event()
+        self._result: RunResult | None = None
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        self._done.wait(timeout)
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _finish(self, result: RunResult | None, error: BaseException | None = None) -> None:
+        self._result = result
+        self.error = error
+        self._done.set()
+
+
+def _aware(v: datetime | None) -> datetime | None:
+    if v is not None and v.tzinfo is None:
+        return v.replace(tzinfo=UTC)
+    return v
+
+
+class Engine:
+    """An open site store plus a (lazily built) ERP client."""
+
+    def __init__(self, settings: EngineSettings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._client: MexalClient | None = None
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: EngineSettings) -> Engine:
+        """Open and migrate the store; the ERP client is built on first use."""
+        return cls(settings, open_store(settings.db_url))
+
+    # --- the ERP ------------------------------------------------------------------------
+
+    def client(self) -> MexalClient:
+        with self._client_lock:
+            if self._client is None:
+                from passweb_tui.engine.erp.client import MexalClient
+
+                erp = self.settings.erp
+                if erp is None:
+                    raise StoreError("no ERP configured for this engine")
+                config = erp() if callable(erp) else erp
+                self._client = MexalClient(config)
+            return self._client
+
+    # --- runs -----------------------------------------------------------------------
+
+    def _runner(
+        self,
+        on_event: Callable[[ProgressEvent], None] | None,
+        cancel: threading.Event | None,
+    ) -> SyncRunner:
+        return SyncRunner(
+            self.store, self.client(), self.settings.options, on_event=on_event, cancel=cancel
+        )
+
+    def _prepare(
+        self, runner: SyncRunner, kind: str, scope: Scope | None, dry_run: bool, origin: str
+    ) -> int:
+        try:
+            return runner.prepare(kind, scope=scope, dry_run=dry_run, origin=origin)
+        except LeaseRefused as exc:
+            raise LaunchRefused(str(exc), exc.info) from None
+
+    def run(
+        self,
+        kind: str,
+        *,
+        scope: Scope | None = None,
+        dry_run: bool = False,
+        origin: str = "site",
+        on_event: Callable[[ProgressEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        """Run a sync in this thread; LaunchRefused or SyncError if it cannot start."""
+        runner = self._runner(on_event, cancel)
+        self._prepare(runner, kind, scope, dry_run, origin)
+        return runner.execute()
+
+    def start_run(
+        self,
+        kind: str,
+        *,
+        scope: Scope | None = None,
+        dry_run: bool = False,
+        origin: str = "site",
+        on_event: Callable[[ProgressEvent], None] | None = None,
+    ) -> RunHandle:
+        """Start a sync in a worker thread; raises LaunchRefused/SyncError before starting."""
+        cancel = threading.Event()
+        runner = self._runner(on_event, cancel)
+        run_id = self._prepare(runner, kind, scope, dry_run, origin)
+        handle = RunHandle(run_id, cancel)
+
+        def work() -> None:
+            try:
+                handle._finish(runner.execute())
+            except BaseException as exc:  # reported through the handle, never lost
+                handle._finish(None, exc)
+
+        threading.Thread(target=work, name=f"sync-run-{run_id}", daemon=True).start()
+        return handle
+
+    # --- reading ----------------------------------------------------------------------
+
+    def runs(self, limit: int = 50) -> list[RunResult]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(_RUNS).order_by(_RUNS.c.id.desc()).limit(max(limit, 0))
+            ).mappings()
+            return [row_to_result(dict(r)) for r in rows]
+
+    def run_detail(self, run_id: int) -> RunDetail:
+        with self.store.read() as conn:
+            row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
+            if row is None:
+                raise SyncError(f"no run {run_id} in the store")
+            rejects = [
+                RejectView(r.run_id, r.entity, r.key, r.reason)
+                for r in conn.execute(
+                    select(_REJECTS).where(_REJECTS.c.run_id == run_id).order_by(_REJECTS.c.id)
+                )
+            ]
+        return RunDetail(
+            row_to_result(dict(row)), rejects, self.change_counts(run_id=run_id), row["erp_clock"]
+        )
+
+    def changes(
+        self,
+        *,
+        run_id: int | None = None,
+        entity: str | None = None,
+        field: str | None = None,
+        key: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[ChangeView]:
+        """Change-log entries, newest first."""
+        c = _CHANGES.c
+        q = select(_CHANGES)
+        if run_id is not None:
+            q = q.where(c.run_id == run_id)
+        if entity is not None:
+            q = q.where(c.entity == entity)
+        if field is not None:
+            q = q.where(c.field == field)
+        if key is not None:
+            q = q.where(c.key == key)
+        q = q.order_by(c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
+        with self.store.read() as conn:
+            return [
+                ChangeView(
+                    r.id,
+                    r.run_id,
+                    _aware(r.at) or r.at,
+                    r.entity,
+                    r.key,
+                    r.change,
+                    r.field,
+                    r.old,
+                    r.new,
+                )
+                for r in conn.execute(q)
+            ]
+
+    def change_counts(
+        self, *, run_id: int | None = None, entity: str | None = None
+    ) -> list[tuple[str, str, int]]:
+        """(entity, field, count); inserted/deleted records count under "(inserted)"/"(deleted)"."""
+        c = _CHANGES.c
+        label = func.coalesce(c.field, "(" + c.change + ")")
+        q = select(c.entity, label, func.count()).group_by(c.entity, label)
+        if run_id is not None:
+            q = q.where(c.run_id == run_id)
+        if entity is not None:
+            q = q.where(c.entity == entity)
+        with self.store.read() as conn:
+            rows = [(e, f, int(n)) for e, f, n in conn.execute(q)]
+        return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))
+
+    def record_history(self, entity: str, key: str) -> list[ChangeView]:
+        return self.changes(entity=entity, key=key, limit=10_000)
+
+    def categories(self) -> list[CategoryNode]:
+        counts = (
+            select(_ARTICLES.c.category, func.count().label("n"))
+            .group_by(_ARTICLES.c.category)
+            .subquery()
+        )
+        q = (
+            select(_CATEGORIES, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.category == _CATEGORIES.c.code)
+            .order_by(_CATEGORIES.c.code)
+        )
+        with self.store.read() as conn:
+            return [
+                CategoryNode(r.code, r.description, r.parent, bool(r.web), int(r[-1]))
+                for r in conn.execute(q)
+            ]
+
+    def articles(
+        self,
+        *,
+        search: str | None = None,
+        category: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        a = _ARTICLES.c
+        q = select(a.code, a.description, a.category, a.vat, a.unit, a.published, a.data)
+        if search:
+            pattern = f"%{search.lower()}%"
+            q = q.where(
+                or_(func.lower(a.code).like(pattern), func.lower(a.description).like(pattern))
+            )
+        if category is not None:
+            q = q.where(a.category == category)
+        q = q.order_by(a.code).limit(max(limit, 0)).offset(max(offset, 0))
+        with self.store.read() as conn:
+            rows = conn.execute(q).all()
+            codes = [r.code for r in rows]
+            prices: dict[str, dict[int, str]] = {}
+            if codes:
+                for p in conn.execute(select(_PRICES).where(_PRICES.c.article_code.in_(codes))):
+                    prices.setdefault(p.article_code, {})[p.price_list] = str(p.price)
+        return [
+            {
+                "code": r.code,
+                "description": r.description,
+                "category": r.category,
+                "vat": r.vat,
+                "unit": r.unit,
+                "published": bool(r.published),
+                "prices": prices.get(r.code, {}),
+                "data": json.loads(r.data),
+            }
+            for r in rows
+        ]
+
+    def customers(
+        self, *, search: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        c = _CUSTOMERS.c
+        q = select(
+            c.code,
+            c.name,
+            c.vat_number,
+            c.tax_code,
+            c.email,
+            c.city,
+            c.price_list,
+            c.payment,
+            c.data,
+        )
+        if search:
+            pattern = f"%{search.lower()}%"
+            q = q.where(
+                or_(
+                    func.lower(c.code).like(pattern),
+                    func.lower(c.name).like(pattern),
+                    func.lower(c.vat_number).like(pattern),
+                    func.lower(c.email).like(pattern),
+                )
+            )
+        q = q.order_by(c.code).limit(max(limit, 0)).offset(max(offset, 0))
+        with self.store.read() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            {**{k: v for k, v in r.items() if k != "data"}, "data": json.loads(r["data"])}
+            for r in rows
+        ]
+
+    def dashboard(self) -> Dashboard:
+        with self.store.read() as conn:
+            articles = conn.execute(select(func.count()).select_from(_ARTICLES)).scalar_one()
+            published = conn.execute(
+                select(func.count()).select_from(_ARTICLES).where(_ARTICLES.c.published)
+            ).scalar_one()
+            customers = conn.execute(select(func.count()).select_from(_CUSTOMERS)).scalar_one()
+            categories = conn.execute(select(func.count()).select_from(_CATEGORIES)).scalar_one()
+            watermark = get_state(conn, WATERMARK)
+            last_ok = get_state(conn, LAST_OK_RUN)
+            last_success = None
+            if last_ok:
+                last_success = _aware(
+                    conn.execute(
+                        select(_RUNS.c.finished).where(_RUNS.c.id == int(last_ok))
+                    ).scalar_one_or_none()
+                )
+            last_changed = conn.execute(select(func.max(_CHANGES.c.run_id))).scalar_one_or_none()
+        runs = self.runs(limit=10)
+        finished = [r for r in runs if r.status != "running"]
+        if not finished:
+            erp_state, detail = "unknown", "no sync has run yet"
+        elif finished[0].status == "failed":
+            erp_state, detail = "failing", finished[0].error or "the last run failed"
+        else:
+            erp_state, detail = "ok", f"last run {finished[0].run_id}: {finished[0].status}"
+        return Dashboard(
+            erp_state,
+            detail,
+            last_success,
+            watermark,
+            int(articles),
+            int(published),
+            int(customers),
+            int(categories),
+            runs,
+            self.change_counts(run_id=last_changed) if last_changed is not None else [],
+            self.lease(),
+        )
+
+    # --- fields -----------------------------------------------------------------------
+
+    def fields(self, entity: str) -> list[FieldRow]:
+        return fields_mod.list_fields(self.store, entity)
+
+    def set_used(self, entity: str, names: Sequence[str], used: bool) -> list[str]:
+        return fields_mod.set_used(self.store, entity, names, used)
+
+    def attribute_update(self) -> dict[str, int]:
+        return fields_mod.attribute_update(self.store, self.client())
+
+    @staticmethod
+    def field_entities() -> tuple[str, ...]:
+        return MAIN_ENTITIES
+
+    # --- the lease and the end ------------------------------------------------------
+
+    def lease(self) -> LeaseInfo | None:
+        return read_lease(self.store)
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        self.store.close()

@@ -1,0 +1,161 @@
+"""The lease that lets only one TOTAL or CHANGED run at a time, across processes and machines.
+
+A row in the store names the holder and expires unless its heartbeat renews it, so a
+killed run blocks the next one for at most the lease time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from passweb_tui.engine.models import SyncLease
+from passweb_tui.engine.store import Store
+
+PULL_LEASE = "pull"
+_T = SyncLease.__table__  # type: ignore[attr-defined]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    holder: str
+    run_id: int | None
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        run = f"run {self.run_id}" if self.run_id is not None else "a run being set up"
+        return (
+            f"{run} (held by {self.holder}) since {self.started_at.isoformat(timespec='seconds')}, "
+            f"last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}, "
+            f"lease expires {self.expires_at.isoformat(timespec='seconds')}"
+        )
+
+
+class LeaseRefused(Exception):
+    def __init__(self, info: LeaseInfo | None) -> None:
+        self.info = info
+        what = info.describe() if info else "another run"
+        super().__init__(f"another TOTAL/CHANGED sync is running: {what}")
+
+
+class LeaseLost(Exception):
+    """The lease expired and someone else took it while this run still went on."""
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def read_lease(store: Store, name: str = PULL_LEASE) -> LeaseInfo | None:
+    """The live lease, or None when nobody holds it (or it expired)."""
+    with store.read() as conn:
+        row = conn.execute(select(_T).where(_T.c.name == name)).mappings().first()
+    if row is None or row["holder"] is None:
+        return None
+    expires = _aware(row["expires_at"])
+    if expires is None or expires <= utcnow():
+        return None
+    return LeaseInfo(
+        row["holder"],
+        row["run_id"],
+        _aware(row["started_at"]) or expires,
+        _aware(row["heartbeat_at"]) or expires,
+        expires,
+    )
+
+
+class Lease:
+    """A held lease; renew it with `heartbeat()` or let `start_heartbeat()` do so."""
+
+    def __init__(self, store: Store, seconds: float, name: str = PULL_LEASE) -> None:
+        self.store = store
+        self.seconds = seconds
+        self.name = name
+        self.holder = holder_name()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, run_id: int | None = None) -> None:
+        now = utcnow()
+        with self.store.write() as conn:
+            # one conditional UPDATE: only one of two racing processes can match it
+            result = conn.execute(
+                update(_T)
+                .where(_T.c.name == self.name)
+                .where(or_(_T.c.holder.is_(None), _T.c.expires_at <= now))
+                .values(
+                    holder=self.holder,
+                    run_id=run_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    expires_at=now + timedelta(seconds=self.seconds),
+                )
+            )
+            got = result.rowcount == 1
+        if not got:
+            raise LeaseRefused(read_lease(self.store, self.name))
+
+    def set_run(self, run_id: int) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                update(_T)
+                .where(_T.c.name == self.name, _T.c.holder == self.holder)
+                .values(run_id=run_id)
+            )
+
+    def heartbeat(self) -> None:
+        now = utcnow()
+        with self.store.write() as conn:
+            result = conn.execute(
+                update(_T)
+                .where(_T.c.name == self.name, _T.c.holder == self.holder)
+                .values(heartbeat_at=now, expires_at=now + timedelta(seconds=self.seconds))
+            )
+            if result.rowcount != 1:
+                self.lost.set()
+                raise LeaseLost(f"the {self.name} lease was taken over by another run")
+
+    def start_heartbeat(self) -> None:
+        def beat() -> None:
+            interval = max(self.seconds / 3, 0.05)
+            while not self._stop.wait(interval):
+                try:
+                    self.heartbeat()
+                except LeaseLost:
+                    return
+                except Exception:
+                    # a busy store is retried at the next beat; the lease has slack for it
+                    continue
+
+        self._thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self.store.write() as conn:
+            conn.execute(
+                update(_T)
+                .where(_T.c.name == self.name, _T.c.holder == self.holder)
+                .values(holder=None, run_id=None, expires_at=None)
+            )

@@ -1,0 +1,446 @@
+"""What each synced entity is: its ERP resource, its table, its default fields, and how an
+ERP record becomes a validated, canonical store row (with a digest for cheap comparing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Table
+
+from passweb_tui.engine import models
+
+KEY_FIELD = "codice"
+
+
+@dataclass(frozen=True)
+class SiteRules:
+    """Settings that change how ERP records map onto the site."""
+
+    site_no: int = 1
+    publish_predeleted: bool = False
+    category_mode: str = "primaria"  # or "secondaria"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the ERP's catalogue says about one field (for validation)."""
+
+    type: str | None
+    length: int | None
+    array_size: int = 0
+
+    @property
+    def is_array(self) -> bool:
+        return self.type == "A" or self.array_size > 0
+
+
+Derive = Callable[[Mapping[str, Any], SiteRules], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str  # the entity's name in the CLI, the change log and the run counts
+    resource: str  # path under /webapi/risorse
+    table: Table
+    lookup: bool  # lookup tables are always pulled whole, with every field
+    derive: Derive
+    default_fields: tuple[str, ...] = ()
+    control_fields: tuple[str, ...] = ()  # always requested, never stored as data
+    partition: tuple[tuple[str, str], ...] = ()  # constant columns (lookup_records.entity)
+    site_fields: tuple[str, ...] = ()  # derived columns logged as changes of their own
+    mod_date: str | None = None
+    mod_time: str | None = None
+    site_flag: str | None = None  # per-site "transfer to the site" array
+
+    @property
+    def main(self) -> bool:
+        return not self.lookup
+
+
+# --- canonical values ---------------------------------------------------------------
+
+
+def canon(value: Any) -> Any:
+    """One spelling per value: equal values from two reads are equal here, never floats."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        if value == value.to_integral_value():
+            return int(value)
+        return format(value.normalize(), "f")
+    if isinstance(value, list):
+        if value and all(isinstance(p, list) and len(p) == 2 for p in value):
+            return {str(canon(i)): canon(v) for i, v in value}
+        return [canon(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): canon(v) for k, v in value.items()}
+    return str(value)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest_of(data_json: str, derived: Mapping[str, Any]) -> str:
+    h = hashlib.blake2b(data_json.encode(), digest_size=16)
+    h.update(b"\0")
+    h.update(dumps({k: canon(v) for k, v in derived.items()}).encode())
+    return h.hexdigest()
+
+
+def as_text(value: Any) -> str | None:
+    """A value as the change log shows it."""
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def site_flag(value: Any, site_no: int) -> str | None:
+    """The value of a per-site array (canonical dict form) for this site."""
+    if isinstance(value, dict):
+        v = value.get(str(site_no))
+        return v if isinstance(v, str) else None
+    return None
+
+
+# --- derived columns per entity -------------------------------------------------------
+
+
+def _article(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    predeleted = r.get("gest_precanc") == "S" or r.get("gest_annullato") == "S"
+    flagged_off = site_flag(r.get("pubblica"), rules.site_no) == "N"
+    category = r.get("cat_web") if rules.category_mode == "secondaria" else r.get("cod_grp_merc")
+    return {
+        "description": _str(r.get("descrizione")),
+        "category": _str(category) or None,
+        "vat": _str(r.get("alq_iva")),
+        "unit": _str(r.get("um_principale")),
+        "published": not flagged_off and (not predeleted or rules.publish_predeleted),
+    }
+
+
+def _customer(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {
+        "name": _str(r.get("ragione_sociale")),
+        "vat_number": _str(r.get("partita_iva")),
+        "tax_code": _str(r.get("codice_fiscale")),
+        "email": _str(r.get("email")),
+        "city": _str(r.get("localita")),
+        "price_list": _int(r.get("cod_listino")),
+        "payment": _str(r.get("cod_pagamento")),
+    }
+
+
+def _condition(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {
+        "customer": _str(r.get("cod_conto")),
+        "kind": _str(r.get("tipo")),
+        "article": _str(r.get("cod_articolo")),
+        "article_group": _str(r.get("cod_grp_merc")),
+        "price": _dec(r.get("prezzo")),
+        "discount": _str(r.get("sconto")),
+    }
+
+
+def _category(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {
+        "description": _str(r.get("descrizione")),
+        "parent": _str(r.get("cod_grp_padre")) or None,
+        "web": r.get("web") == "S",
+    }
+
+
+def _price_list(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {"description": _str(r.get("descrizione")), "vat_included": r.get("iva_inclusa") == "S"}
+
+
+def _currency(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {
+        "iso_code": _str(r.get("sigla_iso")),
+        "description": _str(r.get("descrizione")),
+        "rate": _dec(r.get("cambio")),
+    }
+
+
+def _described(r: Mapping[str, Any], rules: SiteRules) -> dict[str, Any]:
+    return {"description": _str(r.get("descrizione"))}
+
+
+ARTICLE_FIELDS = (
+    "descrizione",
+    "descr_agg",
+    "prz_listino",
+    "cod_grp_merc",
+    "cat_web",
+    "alq_iva",
+    "um_principale",
+    "qta_inventario",
+    "qta_carico",
+    "qta_scarico",
+    "ord_cli_e",
+    "offerta",
+    "novita",
+    "peso",
+    "cod_barre",
+)
+CUSTOMER_FIELDS = (
+    "ragione_sociale",
+    "partita_iva",
+    "codice_fiscale",
+    "indirizzo",
+    "cap",
+    "localita",
+    "provincia",
+    "nazione",
+    "email",
+    "telefono",
+    "cod_pagamento",
+    "cod_listino",
+    "valuta",
+    "sconto",
+    "cat_sconto",
+)
+CONDITION_FIELDS = (
+    "cod_conto",
+    "tipo",
+    "cod_articolo",
+    "cod_grp_merc",
+    "prezzo",
+    "sconto",
+    "dt_inizio",
+    "dt_fine",
+)
+
+_T = models.SQLModel.metadata.tables
+
+
+def _lookup(name: str, resource: str, table: str, derive: Derive) -> EntitySpec:
+    partition = (("entity", name),) if table == "lookup_records" else ()
+    return EntitySpec(name, resource, _T[table], True, derive, partition=partition)
+
+
+# Lookup tables come first: articles are checked against the categories just read.
+ENTITIES: dict[str, EntitySpec] = {
+    spec.name: spec
+    for spec in (
+        _lookup("categories", "dati-generali/gruppi-merceologici", "categories", _category),
+        _lookup("price_lists", "dati-generali/listini", "price_lists", _price_list),
+        _lookup("currencies", "dati-generali/valute", "currencies", _currency),
+        _lookup("payments", "dati-generali/pagamenti", "payments", _described),
+        _lookup("warehouses", "dati-generali/magazzini", "lookup_records", _described),
+        _lookup(
+            "discount_categories", "dati-generali/categorie-sconti", "lookup_records", _described
+        ),
+        _lookup(
+            "article_statistic_categories",
+            "dati-generali/categorie-statistiche-articoli",
+            "lookup_records",
+            _described,
+        ),
+        EntitySpec(
+            "articles",
+            "articoli",
+            _T["articles"],
+            False,
+            _article,
+            default_fields=ARTICLE_FIELDS,
+            control_fields=(
+                "trasf_sito",
+                "pubblica",
+                "gest_precanc",
+                "gest_annullato",
+                "cod_grp_merc",
+                "cat_web",
+                "dt_mod_sistema",
+                "ora_mod_sistema",
+            ),
+            site_fields=("published",),
+            mod_date="dt_mod_sistema",
+            mod_time="ora_mod_sistema",
+            site_flag="trasf_sito",
+        ),
+        EntitySpec(
+            "customers",
+            "clienti",
+            _T["customers"],
+            False,
+            _customer,
+            default_fields=CUSTOMER_FIELDS,
+            control_fields=("trasf_sito", "data_ult_mod"),
+            mod_date="data_ult_mod",
+            site_flag="trasf_sito",
+        ),
+        EntitySpec(
+            "conditions",
+            "particolarita",
+            _T["conditions"],
+            False,
+            _condition,
+            default_fields=CONDITION_FIELDS,
+            control_fields=("dt_mod_sistema", "ora_mod_sistema"),
+            mod_date="dt_mod_sistema",
+            mod_time="ora_mod_sistema",
+        ),
+    )
+}
+MAIN_ENTITIES = tuple(n for n, s in ENTITIES.items() if s.main)
+LOOKUP_ENTITIES = tuple(n for n, s in ENTITIES.items() if s.lookup)
+
+
+# --- one ERP record -> one store row --------------------------------------------------
+
+_DATE = re.compile(r"^\d{8}$")
+_TIME = re.compile(r"^\d{6}$")
+
+
+@dataclass
+class Row:
+    key: str
+    data: dict[str, Any]  # used fields, canonical
+    data_json: str
+    derived: dict[str, Any]
+    digest: str
+    prices: dict[int, Decimal] = field(default_factory=dict)
+    on_site: bool = True  # False: the ERP no longer flags it for this site
+    mod_stamp: str | None = None  # "AAAAMMGG HHMMSS" (or date only) of the ERP's last change
+
+
+class Rejected(Exception):
+    def __init__(self, key: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
+        self.reason = reason
+
+
+def _check_type(name: str, value: Any, spec: FieldSpec) -> str | None:
+    if value is None:
+        return None
+    if spec.is_array:
+        if not isinstance(value, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) for p in value
+        ):
+            return f"field {name}: expected an array of [index, value] pairs, got {value!r:.60}"
+        return None
+    t = spec.type
+    if t == "N":
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+            return f"field {name}: expected a number, got {value!r:.60}"
+    elif t == "C":
+        if not isinstance(value, str):
+            return f"field {name}: expected text, got {value!r:.60}"
+        if spec.length and len(value) > spec.length:
+            return f"field {name}: text of {len(value)} characters, longer than {spec.length}"
+    elif t == "D":
+        if not (isinstance(value, str) and (value == "" or _DATE.match(value))):
+            return f"field {name}: expected a date AAAAMMGG, got {value!r:.60}"
+    elif t == "T" and not (isinstance(value, str) and (value == "" or _TIME.match(value))):
+        return f"field {name}: expected a time HHMMSS, got {value!r:.60}"
+    return None
+
+
+def _column_limits(table: Table) -> dict[str, int]:
+    out = {}
+    for col in table.columns:
+        length = getattr(col.type, "length", None)
+        if isinstance(length, int):
+            out[col.name] = length
+    return out
+
+
+_LIMITS = {name: _column_limits(spec.table) for name, spec in ENTITIES.items()}
+
+
+def build_row(
+    spec: EntitySpec,
+    record: Mapping[str, Any],
+    used: tuple[str, ...] | None,
+    catalogue: Mapping[str, FieldSpec],
+    rules: SiteRules,
+    categories: set[str] | None = None,
+) -> Row:
+    """Validate an ERP record and turn it into a row; raises Rejected with the reason."""
+    raw_key = record.get(KEY_FIELD)
+    if raw_key is None or isinstance(raw_key, bool) or raw_key == "":
+        raise Rejected(None, f"missing key {KEY_FIELD}")
+    if not isinstance(raw_key, str | int):
+        raise Rejected(str(raw_key)[:60], f"key {KEY_FIELD} has the wrong type: {raw_key!r:.60}")
+    key = str(raw_key)
+    limits = _LIMITS[spec.name]
+    if len(key) > limits.get("code", 256):
+        raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limits.get('code')} characters")
+    for name, value in record.items():
+        fs = catalogue.get(name)
+        if fs is not None:
+            problem = _check_type(name, value, fs)
+            if problem:
+                raise Rejected(key, problem)
+    full = {k: canon(v) for k, v in record.items()}
+    derived = spec.derive(full, rules)
+    for col, length in limits.items():
+        v = derived.get(col)
+        if isinstance(v, str) and len(v) > length:
+            raise Rejected(key, f"{col} {v[:20]!r}... longer than the site allows ({length})")
+    if spec.name == "currencies" and not derived.get("iso_code"):
+        raise Rejected(key, "currency without ISO code (sigla_iso)")
+    if spec.name == "articles" and categories is not None:
+        cat = derived.get("category")
+        if cat and cat not in categories:
+            link = "cat_web" if rules.category_mode == "secondaria" else "cod_grp_merc"
+            raise Rejected(key, f"unknown category {cat!r} in {link}")
+    if used is None:
+        data = {k: v for k, v in full.items() if k != KEY_FIELD}
+    else:
+        data = {k: full.get(k) for k in used}
+    data_json = dumps(data)
+    row = Row(key, data, data_json, derived, digest_of(data_json, derived))
+    if spec.name == "articles" and (used is None or "prz_listino" in used):
+        prices = full.get("prz_listino")
+        if isinstance(prices, dict):
+            for i, p in prices.items():
+                d = _dec(p)
+                if d is not None:
+                    row.prices[int(i)] = d
+    if spec.site_flag:
+        row.on_site = site_flag(full.get(spec.site_flag), rules.site_no) == "S"
+    if spec.mod_date:
+        date = full.get(spec.mod_date)
+        if isinstance(date, str) and date:
+            tm = full.get(spec.mod_time) if spec.mod_time else None
+            row.mod_stamp = f"{date} {tm}" if isinstance(tm, str) and tm else date
+    return row

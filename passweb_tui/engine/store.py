@@ -1,0 +1,172 @@
+"""Opening the site store: the SQLAlchemy engine, SQLite tuning, and migrations under a lock.
+
+Nothing here runs at import time; `open_store(url)` builds the engine and brings the
+schema to the latest Alembic revision (a no-op costing one small query when current).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import zlib
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# an arbitrary, fixed number every process agrees on for the PostgreSQL advisory lock
+_PG_MIGRATION_LOCK = zlib.crc32(b"passweb-tui migrations")
+
+
+class StoreError(Exception):
+    """The site store cannot be opened or brought up to date; the message says which and why."""
+
+
+def _alembic_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest migration shipped with this version of the package."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"the migrations have {len(heads)} heads; expected one")
+    return heads[0]
+
+
+class Store:
+    """An open site store: an engine plus short-transaction helpers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def write(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """One short write transaction (BEGIN IMMEDIATE on SQLite, so it never fails mid-way
+        for a stale snapshot); on an existing connection if given."""
+        if conn is not None:
+            # execution_options changes the connection in place: undo it afterwards
+            conn.execution_options(pwt_immediate=True)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.execution_options(pwt_immediate=False)
+            return
+        with self.engine.connect() as c0:
+            c = c0.execution_options(pwt_immediate=True)
+            with c.begin():
+                yield c
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.engine.dispose()
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # the driver's own transaction handling is switched off; we emit BEGIN ourselves
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("pwt_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_store_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreError(f"not a database URL: {url!r} ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        _tune_sqlite(engine)
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except Exception as exc:
+        raise StoreError(f"cannot use database {parsed!r}: {exc}") from None
+
+
+def current_revision(conn: Connection) -> str | None:
+    try:
+        with conn.begin_nested() if conn.in_transaction() else contextlib.nullcontext():
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except (OperationalError, ProgrammingError):
+        return None
+    return row[0] if row else None
+
+
+def migrate(engine: Engine) -> bool:
+    """Bring the schema to the head revision; returns whether anything was applied."""
+    head = head_revision()
+    with engine.connect() as conn, conn.begin():
+        if current_revision(conn) == head:
+            return False
+    from alembic import command
+
+    with engine.connect() as conn0:
+        conn = conn0.execution_options(pwt_immediate=True)
+        with conn.begin():
+            # the lock: BEGIN IMMEDIATE holds SQLite's write lock; PostgreSQL takes an
+            # advisory lock for the transaction. A second process waits here and then
+            # finds the schema current.
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            if current_revision(conn) == head:
+                return False
+            command.upgrade(_alembic_config(conn), "head")
+    return True
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the site store at `url`."""
+    engine = create_store_engine(url)
+    try:
+        migrate(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    except DBAPIError as exc:
+        engine.dispose()
+        safe = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"site store {safe}: {exc.orig or exc}") from None
+    return Store(engine)

@@ -1,0 +1,1026 @@
+"""TOTAL, CHANGED and scoped PARTIAL pulls: ERP pages in, compared by digest, changes out.
+
+Each page is applied in one short transaction (rows, prices, change log, run counts),
+so a failure leaves every page fully applied or not at all; the next page is fetched
+by a prefetch thread while the last one is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from passweb_tui.engine import fields as fields_mod
+from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
+from passweb_tui.engine.models import (
+    ArticlePrice,
+    ChangeEntry,
+    RetryKey,
+    SyncReject,
+    SyncRun,
+)
+from passweb_tui.engine.records import (
+    ENTITIES,
+    KEY_FIELD,
+    LOOKUP_ENTITIES,
+    MAIN_ENTITIES,
+    EntitySpec,
+    FieldSpec,
+    Rejected,
+    Row,
+    SiteRules,
+    as_text,
+    build_row,
+)
+from passweb_tui.engine.state import (
+    ATTRIBUTES_DONE,
+    LAST_OK_RUN,
+    REFILL_PREFIX,
+    WATERMARK,
+    clear_state,
+    get_prefixed,
+    get_state,
+    set_state,
+)
+from passweb_tui.engine.store import Store
+
+log = logging.getLogger(__name__)
+
+KINDS = ("total", "changed", "partial")
+STATUSES = ("ok", "ok_with_rejects", "failed", "cancelled")
+SCOPE_ENTITIES = (*MAIN_ENTITIES, *LOOKUP_ENTITIES, "resources", "orders")
+NOT_PULLED_HERE = ("resources", "orders")
+PAGE_SIZE = 1000
+STAMP = "%Y%m%d %H%M%S"
+
+_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
+_CHANGES = ChangeEntry.__table__  # type: ignore[attr-defined]
+_REJECTS = SyncReject.__table__  # type: ignore[attr-defined]
+_RETRY = RetryKey.__table__  # type: ignore[attr-defined]
+_PRICES = ArticlePrice.__table__  # type: ignore[attr-defined]
+
+# Keys the ERP still has, written page by page for the anti-join deletions of a full
+# pass. A temporary table: private to the run's connection, gone with it, and on
+# SQLite written without taking the store's write lock.
+_seen_md = MetaData()
+_SEEN = Table(
+    "pwt_seen",
+    _seen_md,
+    Column("entity", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+class SyncError(Exception):
+    """A run could not start: bad scope or kind; the message says what."""
+
+
+class _Client(Protocol):
+    def iter_pages(
+        self,
+        resource: str,
+        *,
+        filters: Sequence[Any] = (),
+        fields: Sequence[str] | None = None,
+        page_size: int = 1000,
+        key_field: str = "codice",
+    ) -> Iterator[Any]: ...
+
+    def info(self, resource: str) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class Scope:
+    entities: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, list[str]] | None:
+        if not self.entities and not self.codes:
+            return None
+        return {"entities": list(self.entities), "codes": list(self.codes)}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    run_id: int | None
+    kind: str
+    phase: str  # "attributes", "push", "lookups", "articles", ..., "deletions", "done"
+    entity: str | None
+    done: int
+    total: int | None
+    rate: float | None
+    eta_s: float | None
+    message: str | None
+    finished: bool = False
+    status: str | None = None
+
+
+COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(COUNTERS, 0)
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    kind: str
+    requested_kind: str
+    origin: str
+    scope: dict[str, list[str]] | None
+    status: str
+    dry_run: bool
+    started: datetime
+    finished: datetime | None
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)
+    orders: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "updated": 0})
+    customers: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
+    error: str | None = None
+    message: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished is None:
+            return None
+        return round((self.finished - self.started).total_seconds(), 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "requested_kind": self.requested_kind,
+            "origin": self.origin,
+            "scope": self.scope,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "duration_s": self.duration_s,
+            "entities": self.entities,
+            "orders": self.orders,
+            "customers": self.customers,
+            "error": self.error,
+        }
+
+    def totals(self) -> dict[str, int]:
+        out = empty_counts()
+        for counts in self.entities.values():
+            for k in COUNTERS:
+                out[k] += counts.get(k, 0)
+        return out
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What a run needs from the settings."""
+
+    rules: SiteRules = field(default_factory=SiteRules)
+    overlap_minutes: int = 65
+    lease_seconds: float = 120.0
+    change_log_days: int = 180
+    update_descriptions: Mapping[str, bool] = field(default_factory=dict)
+    page_size: int = PAGE_SIZE
+
+
+class Cancelled(Exception):
+    pass
+
+
+def validate_scope(kind: str, scope: Scope | None) -> None:
+    if kind not in KINDS:
+        raise SyncError(f"unknown sync kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if scope is None or (not scope.entities and not scope.codes):
+        return
+    if kind != "partial":
+        raise SyncError("--entity and --code go with `sync partial` only")
+    unknown = [e for e in scope.entities if e not in SCOPE_ENTITIES]
+    if unknown:
+        raise SyncError(
+            f"unknown entity {', '.join(unknown)}; choose from: {', '.join(SCOPE_ENTITIES)}"
+        )
+    if scope.codes and len(scope.entities) != 1:
+        raise SyncError("--code needs exactly one --entity")
+    here = [e for e in scope.entities if e in NOT_PULLED_HERE]
+    if here:
+        raise SyncError(f"this version cannot pull {', '.join(here)} yet")
+
+
+def _stamp(value: datetime) -> str:
+    return value.strftime(STAMP)
+
+
+class _Prefetch:
+    """Fetches pages in a thread, at most `depth` ahead of the writer."""
+
+    _END = object()
+
+    def __init__(self, pages: Iterator[Any], cancel: threading.Event, depth: int = 2) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._cancel = cancel
+        self._thread = threading.Thread(
+            target=self._work, args=(pages,), name="sync-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, pages: Iterator[Any]) -> None:
+        try:
+            for page in pages:
+                if self._stop.is_set() or self._cancel.is_set():
+                    break
+                if not self._put(page):
+                    break
+            self._put(self._END)
+        except BaseException as exc:  # handed to the writer, which reports it
+            self._put(exc)
+        finally:
+            close = getattr(pages, "close", None)
+            if close:
+                close()
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    item = self._q.get(timeout=0.1)
+                except queue.Empty:
+                    if self._cancel.is_set():
+                        raise Cancelled() from None
+                    continue
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=30)
+
+
+class _Pass:
+    """One entity pulled by one run: what to ask and how to store it."""
+
+    def __init__(
+        self,
+        spec: EntitySpec,
+        *,
+        full: bool,
+        deletions: bool,
+        codes: tuple[str, ...] = (),
+        since: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.full = full
+        self.deletions = deletions
+        self.codes = codes
+        self.since = since
+
+
+class SyncRunner:
+    """Runs one sync from start to its run record; one instance per run."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: _Client,
+        options: SyncOptions,
+        *,
+        on_event: Callable[[ProgressEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.options = options
+        self.on_event = on_event
+        self.cancel = cancel or threading.Event()
+        self.run_id: int | None = None
+        self.kind = "changed"
+        self.counts: dict[str, dict[str, int]] = {}
+        self.erp_clock: datetime | None = None
+        self._stmts: dict[str, Any] = {}
+        self._catalogues: dict[str, tuple[tuple[str, ...] | None, dict[str, FieldSpec]]] = {}
+        self._categories: set[str] | None = None
+        self._retry: dict[str, set[str]] = {}
+        self._messages: list[str] = []
+        self._lease: Lease | None = None
+        self._request: Any = None
+        self._plan_inputs: Any = None
+
+    # --- events -----------------------------------------------------------------------
+
+    def _emit(
+        self, phase: str, entity: str | None, done: int, total: int | None, **kw: Any
+    ) -> None:
+        if self.on_event is None:
+            return
+        started = kw.pop("started", None)
+        rate = eta = None
+        if started is not None and done:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            rate = done / elapsed
+            if total is not None and total >= done:
+                eta = (total - done) / rate
+        try:
+            self.on_event(
+                ProgressEvent(self.run_id, self.kind, phase, entity, done, total, rate, eta, **kw)
+            )
+        except Exception:
+            log.debug("progress listener failed", exc_info=True)
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(
+        self,
+        kind: str,
+        *,
+        scope: Scope | None = None,
+        dry_run: bool = False,
+        origin: str = "site",
+    ) -> RunResult:
+        """Run a sync to its end (prepare + execute)."""
+        self.prepare(kind, scope=scope, dry_run=dry_run, origin=origin)
+        return self.execute()
+
+    def prepare(
+        self,
+        kind: str,
+        *,
+        scope: Scope | None = None,
+        dry_run: bool = False,
+        origin: str = "site",
+    ) -> int:
+        """Check the request, take the lease and record the run; returns the run id.
+
+        Raises SyncError for a bad request and LeaseRefused when another TOTAL or
+        CHANGED holds the lease (then nothing is recorded).
+        """
+        validate_scope(kind, scope)
+        scope = scope if scope and (scope.entities or scope.codes) else None
+        requested = kind
+        with self.store.read() as conn:
+            watermark = get_state(conn, WATERMARK)
+            attrs_done = get_state(conn, ATTRIBUTES_DONE) is not None
+            refill = set(get_prefixed(conn, REFILL_PREFIX))
+        if kind == "changed" and watermark is None:
+            kind = "total"
+            self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
+        self.kind = kind
+        if kind == "partial" and scope is None:
+            self._messages.append(
+                "partial sync: no web orders or customers are waiting to be sent; nothing to do"
+            )
+        pulls = kind in ("total", "changed")
+        if pulls and not dry_run:
+            self._lease = Lease(self.store, self.options.lease_seconds)
+            self._lease.acquire()
+        started = utcnow()
+        try:
+            self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started)
+            if self._lease is not None:
+                self._lease.set_run(self.run_id)
+                self._lease.start_heartbeat()
+        except BaseException:
+            if self._lease is not None:
+                self._lease.release()
+            raise
+        self._request = (kind, requested, origin, scope, dry_run, started)
+        self._plan_inputs = (watermark, attrs_done, refill)
+        return self.run_id
+
+    def execute(self) -> RunResult:
+        """Pull what `prepare` planned, then close the run record and release the lease."""
+        kind, requested, origin, scope, dry_run, started = self._request
+        watermark, attrs_done, refill = self._plan_inputs
+        status, error = "ok", None
+        conn = self.store.engine.connect()
+        try:
+            conn.exec_driver_sql(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
+                "(entity VARCHAR(64) NOT NULL, key VARCHAR(256) NOT NULL, "
+                "PRIMARY KEY (entity, key))"
+            )
+            conn.commit()
+            passes = self._plan(kind, scope, watermark, refill, dry_run)
+            if passes and (not attrs_done):
+                self._emit("attributes", None, 0, None, message="reading the ERP's field catalogue")
+                if dry_run:
+                    self._memory_catalogue()
+                else:
+                    fields_mod.attribute_update(self.store, self.client)
+            for p in passes:
+                self._check_cancel()
+                self._pull(conn, p, dry_run)
+            if self._rejected_any():
+                status = "ok_with_rejects"
+        except Cancelled:
+            status, error = "cancelled", "cancelled by the operator"
+        except LeaseLost as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:
+            log.debug("run %s failed", self.run_id, exc_info=True)
+            status, error = "failed", f"{exc.__class__.__name__}: {exc}"
+        finally:
+            try:
+                conn.rollback()
+                conn.exec_driver_sql("DROP TABLE IF EXISTS pwt_seen")
+                conn.commit()
+            except Exception:
+                log.debug("dropping the seen-keys table failed", exc_info=True)
+            conn.close()
+        try:
+            finished = utcnow()
+            self._finish(status, error, finished, kind, scope, refill, dry_run)
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+        result = RunResult(
+            self.run_id,
+            kind,
+            requested,
+            origin,
+            scope.to_json() if scope else None,
+            status,
+            dry_run,
+            started,
+            finished,
+            entities=self.counts,
+            error=error,
+            message="; ".join(self._messages) or None,
+        )
+        self._emit("done", None, 0, None, finished=True, status=status, message=result.message)
+        return result
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        if self._lease is not None and self._lease.lost.is_set():
+            raise LeaseLost("the lease was lost (the store was unreachable for too long)")
+
+    def _rejected_any(self) -> bool:
+        return any(c["rejected"] for c in self.counts.values())
+
+    def _plan(
+        self,
+        kind: str,
+        scope: Scope | None,
+        watermark: str | None,
+        refill: set[str],
+        dry_run: bool,
+    ) -> list[_Pass]:
+        passes: list[_Pass] = []
+        if kind == "partial":
+            if scope is None:
+                return []
+            for name in sorted(scope.entities, key=lambda n: list(ENTITIES).index(n)):
+                passes.append(
+                    _Pass(ENTITIES[name], full=not scope.codes, deletions=False, codes=scope.codes)
+                )
+            return passes
+        for name in LOOKUP_ENTITIES:
+            passes.append(_Pass(ENTITIES[name], full=True, deletions=True))
+        for name in MAIN_ENTITIES:
+            full = kind == "total" or name in refill
+            passes.append(
+                _Pass(ENTITIES[name], full=full, deletions=full, since=None if full else watermark)
+            )
+        with self.store.read() as conn:
+            for name in MAIN_ENTITIES:
+                keys = conn.execute(select(_RETRY.c.key).where(_RETRY.c.entity == name))
+                self._retry[name] = {k for (k,) in keys}
+        return passes
+
+    def _memory_catalogue(self) -> None:
+        for name in MAIN_ENTITIES:
+            spec = ENTITIES[name]
+            infos = list(self.client.info(spec.resource))
+            defaults = set(spec.default_fields)
+            used = tuple(sorted(fi.name for fi in infos if fi.name in defaults and not fi.key))
+            cat = {fi.name: FieldSpec(fi.type, fi.length, fi.array_size or 0) for fi in infos}
+            self._catalogues[name] = (used, cat)
+
+    def _catalogue(self, name: str) -> tuple[tuple[str, ...] | None, dict[str, FieldSpec]]:
+        if name not in self._catalogues:
+            with self.store.read() as conn:
+                self._catalogues[name] = fields_mod.load_catalogue(conn, name)
+        return self._catalogues[name]
+
+    # --- one entity -------------------------------------------------------------------
+
+    def _request_fields(self, spec: EntitySpec) -> list[str] | None:
+        if spec.lookup:
+            return None
+        used, cat = self._catalogue(spec.name)
+        wanted = [KEY_FIELD, *(used if used is not None else spec.default_fields)]
+        wanted += [f for f in spec.control_fields if not cat or f in cat]
+        return list(dict.fromkeys(wanted))
+
+    def _pages(self, p: _Pass) -> Iterator[Any]:
+        from passweb_tui.engine.erp.client import Filter
+
+        spec = p.spec
+        fields = self._request_fields(spec)
+        size = self.options.page_size
+        if p.codes:
+            for i in range(0, len(p.codes), 100):
+                chunk = list(p.codes[i : i + 100])
+                yield from self.client.iter_pages(
+                    spec.resource,
+                    filters=[Filter(KEY_FIELD, "=", chunk)],
+                    fields=fields,
+                    page_size=size,
+                )
+            return
+        if p.full or p.since is None or spec.mod_date is None:
+            yield from self.client.iter_pages(spec.resource, fields=fields, page_size=size)
+            return
+        yield from self.client.iter_pages(
+            spec.resource,
+            filters=[Filter(spec.mod_date, ">=", p.since[:8])],
+            fields=fields,
+            page_size=size,
+        )
+
+    def _retry_pages(self, p: _Pass, pending: set[str]) -> Iterator[Any]:
+        """Records rejected by an earlier run and not met again in this one."""
+        from passweb_tui.engine.erp.client import Filter
+
+        keys = sorted(pending)
+        fields = self._request_fields(p.spec)
+        for i in range(0, len(keys), 100):
+            yield from self.client.iter_pages(
+                p.spec.resource,
+                filters=[Filter(KEY_FIELD, "=", keys[i : i + 100])],
+                fields=fields,
+                page_size=self.options.page_size,
+            )
+
+    def _pull(self, conn: Connection, p: _Pass, dry_run: bool) -> None:
+        spec = p.spec
+        counts = self.counts.setdefault(spec.name, empty_counts())
+        used, cat = self._catalogue(spec.name) if spec.main else (None, {})
+        if spec.name == "articles" and self._categories is None:
+            with self.store.read() as rconn:
+                t = ENTITIES["categories"].table
+                self._categories = {c for (c,) in rconn.execute(select(t.c.code))}
+        collect_categories = spec.name == "categories"
+        if collect_categories:
+            self._categories = set()
+        if p.deletions:
+            with conn.begin():
+                conn.execute(delete(_SEEN).where(_SEEN.c.entity == spec.name))
+        phase = "lookups" if spec.lookup else spec.name
+        total = None
+        if p.full and spec.main:
+            with self.store.read() as rconn:
+                total = rconn.execute(select(func.count()).select_from(spec.table)).scalar_one()
+        started = time.monotonic()
+        self._emit(phase, spec.name, 0, total, started=started)
+        pending_retry = set(self._retry.get(spec.name, ())) if not p.full else set()
+        retry_all = set(self._retry.get(spec.name, ()))
+        sources: list[Iterator[Any]] = [self._pages(p)]
+        if not p.full and not p.codes and spec.main:
+            sources.append(_Later(lambda: self._retry_pages(p, pending_retry)))
+        for source in sources:
+            for page in _Prefetch(iter(source), self.cancel):
+                self._check_cancel()
+                if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
+                    self.erp_clock = page.data_ric_elab
+                    self._record_clock(dry_run)
+                rows, removed, rejects, skipped = self._build(p, page.records, used, cat)
+                pending_retry.difference_update(r.key for r in rows)
+                pending_retry.difference_update(removed)
+                pending_retry.difference_update(k for k, _ in rejects if k)
+                if collect_categories and self._categories is not None:
+                    self._categories.update(r.key for r in rows)
+                self._apply_page(conn, p, rows, removed, rejects, counts, retry_all, dry_run)
+                counts["fetched"] += len(page.records) - skipped
+                self._emit(phase, spec.name, counts["fetched"], total, started=started)
+        if p.deletions:
+            self._check_cancel()
+            self._emit("deletions", spec.name, counts["fetched"], total)
+            self._delete_unseen(conn, spec, counts, dry_run)
+
+    def _record_clock(self, dry_run: bool) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                update(_RUNS).where(_RUNS.c.id == self.run_id).values(erp_clock=self.erp_clock)
+            )
+
+    def _build(
+        self,
+        p: _Pass,
+        records: list[dict[str, Any]],
+        used: tuple[str, ...] | None,
+        cat: dict[str, FieldSpec],
+    ) -> tuple[list[Row], list[str], list[tuple[str | None, str]], int]:
+        spec = p.spec
+        rules = self.options.rules
+        since = p.since if not p.full and not p.codes else None
+        by_key: dict[str, Row] = {}
+        removed: list[str] = []
+        rejects: list[tuple[str | None, str]] = []
+        skipped = 0
+        categories = self._categories if spec.name == "articles" else None
+        secondary_categories = spec.name == "categories" and rules.category_mode == "secondaria"
+        for record in records:
+            try:
+                row = build_row(spec, record, used, cat, rules, categories)
+            except Rejected as exc:
+                rejects.append((exc.key, exc.reason))
+                continue
+            if since is not None and row.mod_stamp is not None:
+                stamp = row.mod_stamp
+                older = (stamp < since[:8]) if len(stamp) == 8 else (stamp < since)
+                if older and row.key not in self._retry.get(spec.name, ()):
+                    skipped += 1
+                    continue
+            if secondary_categories and not row.derived.get("web"):
+                skipped += 1
+                continue
+            if not row.on_site:
+                removed.append(row.key)
+                by_key.pop(row.key, None)
+                continue
+            by_key[row.key] = row
+        return list(by_key.values()), removed, rejects, skipped
+
+    # --- writing ----------------------------------------------------------------------
+
+    def _where_part(self, spec: EntitySpec) -> list[Any]:
+        t = spec.table
+        return [t.c[col] == value for col, value in spec.partition]
+
+    def _upsert_stmt(self, spec: EntitySpec, dialect_name: str) -> Any:
+        key = f"{spec.name}:{dialect_name}"
+        stmt = self._stmts.get(key)
+        if stmt is None:
+            t = spec.table
+            dialect = postgresql if dialect_name == "postgresql" else sqlite
+            ins = dialect.insert(t)
+            pk = [c.name for c in t.primary_key.columns]
+            synced = ["data", "digest", "synced_at", *self._derived_columns(spec)]
+            stmt = ins.on_conflict_do_update(
+                index_elements=pk, set_={c: ins.excluded[c] for c in synced}
+            )
+            self._stmts[key] = stmt
+        return stmt
+
+    @staticmethod
+    def _derived_columns(spec: EntitySpec) -> list[str]:
+        return _derived_columns(spec.name)
+
+    def _apply_page(
+        self,
+        conn: Connection,
+        p: _Pass,
+        rows: list[Row],
+        removed: list[str],
+        rejects: list[tuple[str | None, str]],
+        counts: dict[str, int],
+        retry_all: set[str],
+        dry_run: bool,
+    ) -> None:
+        spec = p.spec
+        t = spec.table
+        now = utcnow()
+        part = self._where_part(spec)
+        keys = [r.key for r in rows]
+        site_cols = [c for c in spec.site_fields if c in t.c]
+        begin = conn.begin() if dry_run else self.store.write(conn)
+        with begin:
+            existing: dict[str, str] = {}
+            lookup_keys = keys + removed
+            if lookup_keys:
+                existing = dict(
+                    conn.execute(
+                        select(t.c.code, t.c.digest).where(*part, t.c.code.in_(lookup_keys))
+                    ).all()
+                )
+            inserts = [r for r in rows if r.key not in existing]
+            updates = [r for r in rows if r.key in existing and existing[r.key] != r.digest]
+            gone = [k for k in removed if k in existing]
+            changes: list[dict[str, Any]] = []
+            for r in inserts:
+                changes.append(self._change(now, spec, r.key, "inserted"))
+            if updates:
+                cols = [t.c.code, t.c.data, *[t.c[c] for c in site_cols]]
+                old_rows = conn.execute(
+                    select(*cols).where(*part, t.c.code.in_([r.key for r in updates]))
+                ).all()
+                old = {row[0]: row for row in old_rows}
+                for r in updates:
+                    o = old.get(r.key)
+                    if o is None:
+                        continue
+                    old_data = json.loads(o[1])
+                    for f in sorted(set(old_data) | set(r.data)):
+                        a, b = old_data.get(f), r.data.get(f)
+                        if a != b:
+                            changes.append(
+                                self._change(now, spec, r.key, "updated", f, as_text(a), as_text(b))
+                            )
+                    for i, c in enumerate(site_cols):
+                        a, b = o[2 + i], r.derived.get(c)
+                        if a != b:
+                            changes.append(
+                                self._change(now, spec, r.key, "updated", c, as_text(a), as_text(b))
+                            )
+            for k in gone:
+                changes.append(self._change(now, spec, k, "deleted"))
+            if p.deletions:
+                seen = [*keys, *(k for k, _ in rejects if k)]
+                if seen:
+                    conn.execute(
+                        self._seen_insert(conn),
+                        [{"entity": spec.name, "key": k} for k in dict.fromkeys(seen)],
+                    )
+            counts["inserted"] += len(inserts)
+            counts["updated"] += len(updates)
+            counts["unchanged"] += len(rows) - len(inserts) - len(updates)
+            counts["deleted"] += len(gone)
+            counts["rejected"] += len(rejects)
+            if rejects:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {"run_id": self.run_id, "entity": spec.name, "key": k, "reason": why}
+                        for k, why in rejects
+                    ],
+                )
+            if dry_run:
+                return
+            write = inserts + updates
+            if write:
+                fixed = dict(spec.partition)
+                derived_cols = self._derived_columns(spec)
+                conn.execute(
+                    self._upsert_stmt(spec, conn.dialect.name),
+                    [
+                        {
+                            "code": r.key,
+                            **fixed,
+                            **{c: r.derived.get(c) for c in derived_cols},
+                            "data": r.data_json,
+                            "digest": r.digest,
+                            "synced_at": now,
+                        }
+                        for r in write
+                    ],
+                )
+                if spec.name == "articles":
+                    changed_keys = [r.key for r in write]
+                    conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(changed_keys)))
+                    prices = [
+                        {"article_code": r.key, "price_list": n, "price": v}
+                        for r in write
+                        for n, v in r.prices.items()
+                    ]
+                    if prices:
+                        conn.execute(insert(_PRICES), prices)
+            if gone:
+                conn.execute(delete(t).where(*part, t.c.code.in_(gone)))
+                if spec.name == "articles":
+                    conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(gone)))
+            if changes:
+                conn.execute(insert(_CHANGES), changes)
+            if spec.main:
+                rejected_keys = [k for k, _ in rejects if k]
+                if rejected_keys:
+                    conn.execute(
+                        self._retry_upsert(conn),
+                        [
+                            {"entity": spec.name, "key": k, "run_id": self.run_id}
+                            for k in dict.fromkeys(rejected_keys)
+                        ],
+                    )
+                done = [k for k in (*keys, *removed) if k in retry_all]
+                if done:
+                    conn.execute(
+                        delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
+                    )
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == self.run_id)
+                .values(counts=json.dumps(self.counts))
+            )
+
+    def _seen_insert(self, conn: Connection) -> Any:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        return dialect.insert(_SEEN).on_conflict_do_nothing()
+
+    def _retry_upsert(self, conn: Connection) -> Any:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        ins = dialect.insert(_RETRY)
+        return ins.on_conflict_do_update(
+            index_elements=["entity", "key"], set_={"run_id": ins.excluded.run_id}
+        )
+
+    def _change(
+        self,
+        at: datetime,
+        spec: EntitySpec,
+        key: str,
+        change: str,
+        field_name: str | None = None,
+        old: str | None = None,
+        new: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "at": at,
+            "entity": spec.name,
+            "key": key,
+            "change": change,
+            "field": field_name,
+            "old": old,
+            "new": new,
+        }
+
+    def _delete_unseen(
+        self, conn: Connection, spec: EntitySpec, counts: dict[str, int], dry_run: bool
+    ) -> None:
+        """The ERP no longer has these records: one anti-join, not a look at every row."""
+        t = spec.table
+        part = self._where_part(spec)
+        unseen = and_(
+            *part,
+            ~exists().where(_SEEN.c.entity == spec.name, _SEEN.c.key == t.c.code),
+        )
+        begin = conn.begin() if dry_run else self.store.write(conn)
+        with begin:
+            n = conn.execute(select(func.count()).select_from(t).where(unseen)).scalar_one()
+            counts["deleted"] += n
+            if dry_run or not n:
+                return
+            now = utcnow()
+            conn.execute(
+                insert(_CHANGES).from_select(
+                    ["run_id", "at", "entity", "key", "change"],
+                    select(
+                        literal(self.run_id),
+                        literal(now, _CHANGES.c.at.type),
+                        literal(spec.name),
+                        t.c.code,
+                        literal("deleted"),
+                    ).where(unseen),
+                )
+            )
+            if spec.name == "articles":
+                conn.execute(
+                    delete(_PRICES).where(
+                        ~exists().where(
+                            _SEEN.c.entity == spec.name, _SEEN.c.key == _PRICES.c.article_code
+                        )
+                    )
+                )
+            conn.execute(delete(t).where(unseen))
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == self.run_id)
+                .values(counts=json.dumps(self.counts))
+            )
+
+    # --- the run record ---------------------------------------------------------------
+
+    def _create_run(
+        self,
+        kind: str,
+        requested: str,
+        origin: str,
+        scope: Scope | None,
+        dry_run: bool,
+        started: datetime,
+    ) -> int:
+        with self.store.write() as conn:
+            result = conn.execute(
+                insert(_RUNS)
+                .values(
+                    kind=kind,
+                    requested_kind=requested,
+                    origin=origin,
+                    scope=json.dumps(scope.to_json()) if scope else None,
+                    dry_run=dry_run,
+                    status="running",
+                    started=started,
+                    counts="{}",
+                    message="; ".join(self._messages) or None,
+                )
+                .returning(_RUNS.c.id)
+            )
+            return int(result.scalar_one())
+
+    def _finish(
+        self,
+        status: str,
+        error: str | None,
+        finished: datetime,
+        kind: str,
+        scope: Scope | None,
+        refill: set[str],
+        dry_run: bool,
+    ) -> None:
+        with self.store.write() as conn:
+            moves = (
+                status in ("ok", "ok_with_rejects") and kind in ("total", "changed") and not dry_run
+            )
+            if moves:
+                clock = self.erp_clock or datetime.now()
+                mark = clock - timedelta(minutes=self.options.overlap_minutes)
+                set_state(conn, WATERMARK, _stamp(mark))
+                set_state(conn, LAST_OK_RUN, str(self.run_id))
+                for name in refill:
+                    clear_state(conn, REFILL_PREFIX + name)
+                cutoff = finished - timedelta(days=self.options.change_log_days)
+                conn.execute(delete(_CHANGES).where(_CHANGES.c.at < cutoff))
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == self.run_id)
+                .values(
+                    status=status,
+                    finished=finished,
+                    error=error,
+                    counts=json.dumps(self.counts),
+                    message="; ".join(self._messages) or None,
+                )
+            )
+
+
+@functools.cache
+def _derived_columns(name: str) -> list[str]:
+    spec = ENTITIES[name]
+    return [c for c in spec.derive({}, SiteRules()) if c in spec.table.c]
+
+
+class _Later:
+    """An iterable built only when iteration starts (after the pages before it)."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._make())
+
+
+def row_to_result(row: Mapping[str, Any]) -> RunResult:
+    """A stored run as a RunResult."""
+
+    def aware(v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=UTC)
+        return v
+
+    orders = json.loads(row["orders"]) if row.get("orders") else None
+    result = RunResult(
+        row["id"],
+        row["kind"],
+        row["requested_kind"],
+        row["origin"],
+        json.loads(row["scope"]) if row["scope"] else None,
+        row["status"],
+        bool(row["dry_run"]),
+        aware(row["started"]) or utcnow(),
+        aware(row["finished"]),
+        entities=json.loads(row["counts"] or "{}"),
+        error=row["error"],
+        message=row["message"],
+    )
+    if orders:
+        result.orders = orders.get("orders", result.orders)
+        result.customers = orders.get("customers", result.customers)
+    return result

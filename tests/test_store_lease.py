@@ -1,0 +1,72 @@
+"""The TOTAL/CHANGED lease: one holder at a time, expiring when its holder stops renewing it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from passweb_tui.engine.lease import Lease, LeaseLost, LeaseRefused, read_lease, utcnow
+from passweb_tui.engine.models import SyncLease
+from passweb_tui.engine.store import open_store
+
+_T = SyncLease.__table__
+
+
+@pytest.fixture
+def store(db_url: str):
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def _expire_now(store) -> None:
+    with store.write() as conn:
+        conn.execute(update(_T).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_second_holder_is_refused_with_the_run_and_since(store) -> None:
+    first = Lease(store, 60)
+    first.acquire()
+    first.set_run(41)
+    second = Lease(store, 60)
+    with pytest.raises(LeaseRefused) as refused:
+        second.acquire()
+    message = str(refused.value)
+    assert "run 41" in message and "since" in message and first.holder in message
+    info = read_lease(store)
+    assert info is not None and info.run_id == 41 and info.holder == first.holder
+    first.release()
+    second.acquire()  # free again once released
+    assert read_lease(store).holder == second.holder
+    second.release()
+    assert read_lease(store) is None
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it(store) -> None:
+    stale = Lease(store, 60)
+    stale.acquire()
+    _expire_now(store)  # as if its process had been killed a while ago
+    assert read_lease(store) is None
+    fresh = Lease(store, 60)
+    fresh.acquire()
+    with pytest.raises(LeaseLost):
+        stale.heartbeat()
+    assert stale.lost.is_set()
+    stale.release()  # releasing a lease one no longer holds leaves the new holder alone
+    assert read_lease(store).holder == fresh.holder
+    fresh.release()
+
+
+def test_heartbeat_pushes_the_expiry_forward(store) -> None:
+    lease = Lease(store, 30)
+    lease.acquire()
+    before = read_lease(store).expires_at
+    with store.write() as conn:  # pretend time passed since the last beat
+        conn.execute(update(_T).values(expires_at=utcnow() + timedelta(seconds=1)))
+    lease.heartbeat()
+    after = read_lease(store).expires_at
+    assert after > utcnow() + timedelta(seconds=25)
+    assert after >= before - timedelta(seconds=1)
+    lease.release()
