@@ -1,0 +1,413 @@
+"""The Textual app: screens as modes, global keys, the command palette, and the one
+sync launched from the UI (run by the engine in its own thread, watched through messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.util
+import logging
+import signal
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, get_current_worker
+
+from passweb_tui.i18n import language, t
+from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
+from passweb_tui.screens.sync_state import SyncMonitor
+
+log = logging.getLogger(__name__)
+
+#: Modes of the app: (mode name, module under passweb_tui.screens, screen class).
+SCREENS: list[tuple[str, str, str]] = [
+    ("dashboard", "dashboard", "DashboardScreen"),
+    ("sync", "sync", "SyncScreen"),
+    ("changes", "changes", "ChangesScreen"),
+    ("categories", "categories", "CategoriesScreen"),
+    ("catalogue", "catalogue", "CatalogueScreen"),
+    ("runs", "runs", "RunsScreen"),
+    ("fields", "fields", "FieldsScreen"),
+]
+#: Web orders get their screens with the orders engine; until the module exists the
+#: mode is not registered and the palette says so instead of showing an empty screen.
+ORDERS_SCREEN = ("orders", "orders", "OrdersScreen")
+
+#: Palette entries whose English text scripts rely on (CONTRACTS.md).
+PALETTE_GOTO = ["dashboard", "orders", "changes", "categories", "catalogue", "runs", "fields"]
+SYNC_KINDS = ["total", "changed", "partial"]
+
+#: How long quitting waits for a cancelled sync to record itself as cancelled.
+CANCEL_GRACE_S = 60.0
+
+
+class SyncUpdated(Message):
+    """The running sync moved on; a flood of these collapses into the latest."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SyncUpdated)
+
+
+class SyncFinished(Message):
+    """The sync launched from the UI ended (any outcome)."""
+
+
+class SyncRefused(Message):
+    """The engine refused to launch a sync; `reason` says why, in its words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def orders_available() -> bool:
+    return importlib.util.find_spec(f"passweb_tui.screens.{ORDERS_SCREEN[1]}") is not None
+
+
+class PasswebApp(App[int]):
+    """The terminal UI of passweb-tui."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "passweb-tui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard"),
+        Binding("s", "goto('sync')", "nav.sync", id="goto.sync"),
+        Binding("c", "goto('changes')", "nav.changes", id="goto.changes"),
+        Binding("g", "goto('categories')", "nav.categories", id="goto.categories", show=False),
+        Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue"),
+        Binding("r", "goto('runs')", "nav.runs", id="goto.runs"),
+        Binding("f", "goto('fields')", "nav.fields", id="goto.fields", show=False),
+        Binding("f1,question_mark", "toggle_help", "key.help", id="app.help"),
+        Binding("ctrl+q", "quit", "key.quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        engine: Any = None,
+        *,
+        connect: Callable[[str, dict[str, Any]], Any] | None = None,
+        keymap: dict[str, str] | None = None,
+        stable: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
+        erp_label: str = "",
+        poll_s: float = 5.0,
+    ) -> None:
+        super().__init__()
+        localize_bindings(self)
+        self.engine = engine
+        self.connect = connect
+        self.stable = stable  # masks clock times and durations (snapshot tests)
+        self.clock = clock or dt.datetime.now
+        self.erp_label = erp_label
+        self.poll_s = poll_s
+        self.sync = SyncMonitor()
+        self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
+        self._keymap_wanted = dict(keymap or {})
+        self._exiting = False
+        for mode, module, cls in self._screens():
+            self.add_mode(mode, self._screen_factory(module, cls))
+
+    # -- construction ---------------------------------------------------------------
+
+    @staticmethod
+    def _screens() -> list[tuple[str, str, str]]:
+        return [*SCREENS, ORDERS_SCREEN] if orders_available() else list(SCREENS)
+
+    @staticmethod
+    def _screen_factory(module: str, cls: str) -> Callable[[], Screen[Any]]:
+        def build() -> Screen[Any]:
+            mod = importlib.import_module(f"passweb_tui.screens.{module}")
+            return getattr(mod, cls)()  # type: ignore[no-any-return]
+
+        return build
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def on_mount(self) -> None:
+        self._apply_keymap()
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, self.hangup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP on this platform or not the main thread (tests)
+        if self.engine is None:
+            from passweb_tui.screens.setup import SetupScreen
+
+            self.push_screen(SetupScreen())
+        else:
+            self.switch_mode("dashboard")
+
+    def on_unmount(self) -> None:
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def _apply_keymap(self) -> None:
+        """Apply [ui] keymap from the config file; unknown binding ids are named."""
+        if not self._keymap_wanted:
+            return
+        known = self.binding_ids()
+        unknown = sorted(set(self._keymap_wanted) - known)
+        if unknown:
+            self.notify(
+                t("keymap.unknown", ids=", ".join(unknown), known=", ".join(sorted(known))),
+                severity="warning",
+                timeout=15,
+            )
+        self.set_keymap({k: v for k, v in self._keymap_wanted.items() if k in known})
+
+    def _keymap_classes(self) -> list[type[Any]]:
+        """The app's own classes that declare bindings."""
+        from passweb_tui.screens.base import KeyTable
+        from passweb_tui.screens.setup import SetupScreen
+
+        classes: list[type[Any]] = [type(self), ConfirmScreen, KeyTable, BaseScreen, SetupScreen]
+        for _mode, module, cls in self._screens():
+            mod = importlib.import_module(f"passweb_tui.screens.{module}")
+            classes.append(getattr(mod, cls))
+            classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
+        for mod_name in ("changes", "runs"):
+            mod = importlib.import_module(f"passweb_tui.screens.{mod_name}")
+            classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
+        return classes
+
+    def binding_ids(self) -> set[str]:
+        """Every binding id the app and its screens declare (the keymap's vocabulary)."""
+        ids: set[str] = set()
+        for klass in self._keymap_classes():
+            for base in klass.__mro__:
+                for binding in base.__dict__.get("BINDINGS", []):
+                    if isinstance(binding, Binding) and binding.id:
+                        ids.add(binding.id)
+        return ids
+
+    # -- navigation --------------------------------------------------------------
+
+    def action_goto(self, mode: str) -> None:
+        if self.engine is None:
+            self.notify(t("setup.needed"), severity="warning")
+            return
+        if mode not in self._modes:
+            self.notify(t(f"unavailable.{mode}", default=t("unavailable.generic")), timeout=6)
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Palette entries: each starts with its English text, a translation may follow."""
+
+        def title(english: str, key: str) -> str:
+            local = t(key)
+            return english if language() == "en" or local == english else f"{english} - {local}"
+
+        for kind in SYNC_KINDS:
+            yield SystemCommand(
+                title(f"Sync: {kind}", f"palette.sync.{kind}"),
+                t(f"palette.sync.{kind}.help"),
+                lambda kind=kind: self.launch_from_palette(kind),  # type: ignore[misc]
+            )
+        for mode in PALETTE_GOTO:
+            yield SystemCommand(
+                title(f"Go to: {mode}", f"palette.goto.{mode}"),
+                t(f"palette.goto.{mode}.help"),
+                lambda mode=mode: self.action_goto(mode),  # type: ignore[misc]
+            )
+        yield SystemCommand(
+            title("Sync: cancel", "palette.sync.cancel"),
+            t("palette.sync.cancel.help"),
+            self.action_cancel_sync,
+        )
+        yield from super().get_system_commands(screen)
+
+    def launch_from_palette(self, kind: str) -> None:
+        """TOTAL and CHANGED start at once; PARTIAL opens the launcher to choose a scope."""
+        if kind == "partial":
+            self.action_goto("sync")
+            return
+        self.start_sync(kind)
+        self.action_goto("sync")
+
+    # -- syncs -----------------------------------------------------------------
+
+    def start_sync(self, kind: str, *, scope: Any = None, dry_run: bool = False) -> bool:
+        """Ask the engine to start a run; False (with a message) when it cannot start."""
+        if self.engine is None:
+            self.notify(t("setup.needed"), severity="warning")
+            return False
+        if self.sync.running:
+            self.notify(t("sync.busy"), severity="warning")
+            return False
+        self.sync.begin(kind, dry_run)
+        self.post_message(SyncUpdated())
+        self.run_worker(
+            lambda: self._sync_thread(kind, scope, dry_run),
+            name=f"sync-{kind}",
+            group="sync",
+            thread=True,
+            exit_on_error=False,
+        )
+        return True
+
+    def _on_progress(self, event: Any) -> None:
+        """Called by the engine from its thread: record, then nudge the UI thread."""
+        self.sync.feed(event)
+        self.post_message(SyncUpdated())
+
+    def _sync_thread(self, kind: str, scope: Any, dry_run: bool) -> None:
+        from passweb_tui.engine.facade import LaunchRefused, SyncError
+
+        try:
+            handle = self.engine.start_run(
+                kind, scope=scope, dry_run=dry_run, origin="site", on_event=self._on_progress
+            )
+        except (LaunchRefused, SyncError) as exc:
+            # refused by the lease, or a scope the engine will not run: say why
+            self.sync.refuse(str(exc))
+            self.post_message(SyncRefused(str(exc)))
+            self.post_message(SyncUpdated())
+            return
+        except Exception as exc:
+            log.exception("sync could not start")
+            self.sync.finish(error=f"{exc.__class__.__name__}: {exc}")
+            self.post_message(SyncFinished())
+            return
+        self.sync.attach(handle)
+        self.post_message(SyncUpdated())
+        worker = get_current_worker()
+        result = None
+        try:
+            # bounded waits so the app can still shut down; the run itself goes on
+            while result is None and not worker.is_cancelled:
+                result = handle.wait(0.25)
+                if result is None and handle.done:
+                    result = handle.wait(0)
+                    break
+        except Exception as exc:
+            self.sync.finish(error=f"{exc.__class__.__name__}: {exc}")
+            self.post_message(SyncFinished())
+            return
+        if worker.is_cancelled and result is None:
+            return
+        error = getattr(handle, "error", None)
+        self.sync.finish(result, f"{error.__class__.__name__}: {error}" if error else None)
+        self.post_message(SyncFinished())
+
+    def on_sync_updated(self, _message: SyncUpdated) -> None:
+        screen = self.screen
+        if isinstance(screen, BaseScreen):
+            screen.show_sync(self.sync.snapshot())
+
+    def on_sync_refused(self, message: SyncRefused) -> None:
+        self.notify(message.reason, title=t("sync.refused"), severity="error", timeout=12)
+
+    def on_sync_finished(self, _message: SyncFinished) -> None:
+        snap = self.sync.snapshot()
+        if snap is None:
+            return
+        screen = self.screen
+        if isinstance(screen, BaseScreen):
+            screen.show_sync(snap)
+            screen.sync_finished(snap)
+        severity = {"ok": "information", "ok_with_rejects": "warning"}.get(
+            snap.status or "", "error"
+        )
+        text = t(
+            "sync.ended",
+            kind=kind_label(snap.kind),
+            status=t(f"status.{snap.status or 'failed'}"),
+            run=snap.run_id or "-",
+        )
+        if snap.error:
+            text += f"\n{snap.error}"
+        self.notify(text, severity=severity, timeout=10)  # type: ignore[arg-type]
+
+    def action_cancel_sync(self) -> None:
+        """Cancel the running sync, after asking."""
+        if not self.sync.running:
+            self.notify(t("sync.none_running"))
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.sync.request_cancel():
+                self.post_message(SyncUpdated())
+
+        self.push_screen(ConfirmScreen(t("sync.cancel_question")), answer)
+
+    # -- leaving -----------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        if not self.sync.running:
+            self.exit(0)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.cancel_and_exit()
+
+        self.push_screen(ConfirmScreen(t("quit.sync_running")), answer)
+
+    def cancel_and_exit(self, code: int = 0) -> None:
+        """Cancel the running sync, let it record itself as cancelled, then exit."""
+        if self._exiting:
+            return
+        self._exiting = True
+        self.sync.request_cancel()
+        handle = self.sync.handle
+
+        def wait_then_exit() -> None:
+            if handle is not None:
+                try:
+                    handle.wait(CANCEL_GRACE_S)
+                except Exception:
+                    log.exception("waiting for the cancelled sync failed")
+            self.call_from_thread(self.exit, code)
+
+        self.run_worker(wait_then_exit, thread=True, group="exit", exit_on_error=False)
+
+    def hangup(self) -> None:
+        """The terminal went away (SIGHUP): cancel a running sync cleanly and exit."""
+        log.warning("terminal hung up; cancelling any running sync and exiting")
+        self.cancel_and_exit(1)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.error is not None and worker.group != "sync":
+            self.report_error(worker.name or worker.group, worker.error)
+
+    def report_error(self, what: str, error: BaseException | None) -> None:
+        """One place where failures of background work are shown (and logged)."""
+        log.error("background task %s failed", what, exc_info=error)
+        self.notify(
+            t("error.background", what=what, error=f"{error.__class__.__name__}: {error}"),
+            severity="error",
+            timeout=10,
+        )
+
+    # -- connecting (setup screen) ------------------------------------------------
+
+    def connected(self, engine: Any, erp_label: str) -> None:
+        """The setup screen produced an engine: show the app."""
+        self.engine = engine
+        self.erp_label = erp_label
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.switch_mode("dashboard")
+
+
+def create_app(engine: Any = None, **options: Any) -> PasswebApp:
+    """Build the app around an open engine (None: start on the setup screen)."""
+    return PasswebApp(engine, **options)

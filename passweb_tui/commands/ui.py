@@ -1,0 +1,143 @@
+"""`passweb-tui` with no command: the terminal UI on the configured ERP and store.
+
+Without an ERP in the settings it opens the setup screen (or the demo from there);
+`--demo` starts the built-in simulator with the demo store and its ERP-side activity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import replace
+from typing import Any
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.config import ConfigError, Settings, save_erp_settings
+from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.i18n import pick_language, set_language
+
+log = logging.getLogger(__name__)
+
+#: How long leaving the UI waits for a cancelled sync to record itself.
+CANCEL_WAIT_S = 60.0
+
+
+def open_engine(settings: Settings, erp: ErpConfig) -> Any:
+    """Open the site store (migrating it) for these settings and this ERP."""
+    from passweb_tui.engine.facade import Engine, EngineSettings
+
+    return Engine.open(EngineSettings.from_settings(settings, erp))
+
+
+def erp_label(erp: ErpConfig) -> str:
+    return f"{erp.base_url} {erp.user}@{erp.azienda}"
+
+
+class Session:
+    """What the UI opened and must close: the engine, the demo ERP and its activity."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.engine: Any = None
+        self.demo_erp: Any = None
+        self.activity: Any = None
+
+    def start_activity(self, erp: ErpConfig) -> None:
+        from passweb_tui.demo_activity import DemoActivity
+
+        self.activity = DemoActivity(
+            erp.base_url,
+            user=erp.user,
+            password=erp.password,
+            azienda=erp.azienda,
+            anno=erp.anno,
+        ).start()
+
+    def open_configured(self, settings: Settings) -> tuple[Any, str]:
+        erp = self.ctx.erp_config() if settings.demo else settings.erp_config()
+        self.engine = open_engine(settings, erp)
+        if settings.demo:
+            self.start_activity(erp)
+        return self.engine, erp_label(erp)
+
+    def connect(self, how: str, values: dict[str, Any]) -> tuple[Any, str]:
+        """Called by the setup screen (in a worker thread): save and open, or the demo."""
+        settings = self.ctx.settings
+        if how == "demo":
+            from passweb_tui.demo import start_demo_erp
+
+            demo_settings = replace(settings, demo=True)
+            self.demo_erp = start_demo_erp(demo_settings.site_data_dir)
+            erp = self.demo_erp.erp_config(demo_settings)
+            self.engine = open_engine(demo_settings, erp)
+            self.start_activity(erp)
+            return self.engine, erp_label(erp)
+        save_erp_settings(
+            {
+                "url": values["url"],
+                "user": values["user"],
+                "password": values["password"],
+                "azienda": values["azienda"],
+                "anno": values.get("anno"),
+                "ca_file": values.get("ca_file"),
+            }
+        )
+        configured = replace(
+            settings,
+            erp_url=values["url"],
+            erp_user=values["user"],
+            erp_password=values["password"],
+            azienda=values["azienda"],
+            anno=values.get("anno") or settings.anno,
+            ca_file=values.get("ca_file") or settings.ca_file,
+        )
+        erp = configured.erp_config()
+        self.engine = open_engine(configured, erp)
+        return self.engine, erp_label(erp)
+
+    def close(self, app: Any) -> None:
+        """Leave nothing running: a sync still going is cancelled and waited for."""
+        handle = getattr(getattr(app, "sync", None), "handle", None)
+        if handle is not None and not handle.done:
+            handle.cancel()
+            try:
+                handle.wait(CANCEL_WAIT_S)
+            except Exception:
+                log.exception("the cancelled sync did not end cleanly")
+        if self.activity is not None:
+            self.activity.stop()
+        engine = self.engine or getattr(app, "engine", None)
+        if engine is not None:
+            engine.close()
+        if self.demo_erp is not None:
+            self.demo_erp.stop()
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    settings = ctx.settings
+    try:
+        set_language(pick_language(settings.language))
+    except ValueError as exc:
+        where = f"{settings.source}: [ui] language" if settings.source else "[ui] language"
+        raise CliError(f"{where}: {exc}", ExitCode.USAGE) from None
+    from passweb_tui.app import create_app
+
+    session = Session(ctx)
+    engine: Any = None
+    label = ""
+    if settings.demo or settings.erp_url:
+        try:
+            engine, label = session.open_configured(settings)
+        except ConfigError as exc:
+            raise CliError(f"configuration error: {exc}", ExitCode.USAGE) from None
+    app = create_app(
+        engine,
+        connect=session.connect,
+        keymap=settings.keymap,
+        erp_label=label,
+    )
+    try:
+        code = app.run()
+    finally:
+        session.close(app)
+    return int(code or 0)

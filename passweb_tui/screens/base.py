@@ -1,0 +1,267 @@
+"""What every screen shares: the top bar with the running sync, the footer, tables
+driven by j/k, keyed-row diffing, formatting of times and counts, and a yes/no dialog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Label, Static
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+
+if TYPE_CHECKING:
+    from passweb_tui.app import PasswebApp
+    from passweb_tui.screens.sync_state import SyncSnapshot
+
+
+def localize_bindings(node: DOMNode) -> None:
+    """Translate the descriptions of a node's bindings, which hold catalogue keys.
+
+    Bindings are declared once per class, but the language is chosen per app, so the
+    node's own copy of its bindings is rewritten when it is created.
+    """
+    bindings = node._bindings.key_to_bindings
+    for key, items in bindings.items():
+        bindings[key] = [
+            replace(b, description=t(b.description), tooltip=t(b.tooltip) if b.tooltip else "")
+            if b.description
+            else b
+            for b in items
+        ]
+
+
+class KeyTable(DataTable[Any]):
+    """A row-cursor table that also moves with j/k, as operators expect from pagers."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "key.down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "key.up", show=False, id="table.up"),
+        Binding("g", "scroll_top", "key.top", show=False, id="table.top"),
+        Binding("G", "scroll_bottom", "key.bottom", show=False, id="table.bottom"),
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(*args, **kwargs)
+        localize_bindings(self)
+
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, if any."""
+        if self.row_count == 0:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except CellDoesNotExist:
+            return None
+        return None if row_key.value is None else str(row_key.value)
+
+
+def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any]]]) -> None:
+    """Bring `table` to `rows` (key, cells), in that order, touching only what differs.
+
+    Rows keep their place and the cursor stays on the same record while a
+    dashboard refreshes, which clearing and refilling the table would not give.
+    """
+    wanted = {str(key): list(cells) for key, cells in rows}
+    columns = list(table.columns)
+    changed_membership = False
+    for row_key in list(table.rows):
+        if row_key.value not in wanted:
+            table.remove_row(row_key)
+            changed_membership = True
+    for key, cells in wanted.items():
+        try:
+            current = table.get_row(key)
+        except RowDoesNotExist:
+            table.add_row(*cells, key=key)
+            changed_membership = True
+            continue
+        for column, old, new in zip(columns, current, cells, strict=False):
+            if str(old) != str(new):
+                table.update_cell(key, column, new)
+    if changed_membership and table.row_count > 1:
+        position = {tuple(str(c) for c in cells): i for i, cells in enumerate(wanted.values())}
+        table.sort(key=lambda row: position.get(tuple(str(c) for c in row), 0))
+
+
+def fmt_int(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}".replace(",", ".")
+
+
+def fmt_duration(app: Any, seconds: float | None) -> str:
+    """A duration as an operator reads it; masked when the app renders for snapshots."""
+    if seconds is None:
+        return "-"
+    if getattr(app, "stable", False):
+        return "··s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def fmt_when(app: Any, when: dt.datetime | str | None) -> str:
+    """A moment as day and time, or relative words for today; masked for snapshots."""
+    if when is None or when == "":
+        return "-"
+    if isinstance(when, str):
+        try:
+            when = dt.datetime.fromisoformat(when)
+        except ValueError:
+            return when
+    if getattr(app, "stable", False):
+        return "····-··-·· ··:··"
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    now = app.now() if hasattr(app, "now") else dt.datetime.now()
+    if when.date() == now.date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def kind_label(kind: str | None) -> str:
+    """TOTAL/CHANGED/PARTIAL under the names operators know from the ERP (Totale...)."""
+    return t(f"kind.{kind}") if kind in {"total", "changed", "partial"} else (kind or "-")
+
+
+def status_text(status: str | None) -> Text:
+    """A run outcome, coloured where colour is available, readable without it."""
+    label = t(f"status.{status}") if status else "-"
+    style = {
+        "ok": "green",
+        "ok_with_rejects": "yellow",
+        "failed": "bold red",
+        "cancelled": "magenta",
+        "running": "cyan",
+    }.get(status or "", "")
+    return Text(label, style=style)
+
+
+def value_of(obj: Any, name: str, default: Any = None) -> Any:
+    """Read a field from a facade object or a plain mapping."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+class SyncBadge(Static):
+    """The running (or last finished) sync, one line, shown on every screen."""
+
+    def show(self, snap: SyncSnapshot | None) -> None:
+        if snap is None:
+            self.update("")
+            self.set_class(False, "-running")
+            return
+        self.set_class(snap.running, "-running")
+        self.update(snap.one_line(self.app))
+
+
+class TopBar(Horizontal):
+    """Title of the app and screen on the left, the sync badge on the right."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(id="topbar")
+        self._title = title
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"passweb-tui · {self._title}", id="topbar-title")
+        yield SyncBadge(id="sync-badge")
+
+
+class BaseScreen(Screen[None]):
+    """A screen of the app: top bar, body, footer; escape goes back."""
+
+    TITLE_KEY: ClassVar[str] = ""
+    #: Worker groups whose failures the screen shows itself.
+    OWN_ERRORS: ClassVar[frozenset[str]] = frozenset()
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "key.back", id="screen.back"),
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        localize_bindings(self)
+
+    @property
+    def papp(self) -> PasswebApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(t(self.TITLE_KEY))
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        self.show_sync(self.papp.sync.snapshot())
+        self.on_shown()
+
+    def on_shown(self) -> None:
+        """Called each time the screen comes to the front; screens refresh here."""
+
+    def show_sync(self, snap: SyncSnapshot | None) -> None:
+        """Reflect the sync's state; the sync screen shows more than the badge."""
+        for badge in self.query(SyncBadge):
+            badge.show(snap)
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        """A run ended; screens showing store data reload here."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for failed reads: say what failed, never crash the screen."""
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.group not in self.OWN_ERRORS:
+            self.papp.report_error(worker.name or worker.group, worker.error)
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        elif self.app.current_mode != "dashboard":
+            self.app.switch_mode("dashboard")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask a yes/no question; y/enter say yes, n/escape say no."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "key.yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "key.no", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+        localize_bindings(self)
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="confirm"):
+            yield Label(self.question, id="confirm-question")
+            yield Button(t("confirm.yes"), id="yes", variant="error")
+            yield Button(t("confirm.no"), id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

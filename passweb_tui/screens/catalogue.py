@@ -1,0 +1,205 @@
+"""The catalogue: articles and customers with search; mark records with the keyboard and
+launch a Parziale of exactly those.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, value_of
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+PAGE = 200
+MARK = "●"
+
+#: What each catalogue entity shows: (row field, column label key), the code first.
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "articles": [
+        ("code", "col.code"),
+        ("description", "col.description"),
+        ("prices", "col.price"),
+        ("category", "col.category"),
+        ("vat", "col.vat"),
+    ],
+    "customers": [
+        ("code", "col.code"),
+        ("name", "col.name"),
+        ("city", "col.city"),
+        ("vat_number", "col.vat_number"),
+        ("price_list", "col.listino"),
+    ],
+}
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        # per-list values such as prz_listino: the first list is the one people quote
+        return str(value[min(value)]) if value else ""
+    return str(value)
+
+
+class CatalogueScreen(BaseScreen):
+    """Search the site's copy of the ERP's articles or customers and mark some."""
+
+    TITLE_KEY = "nav.catalogue"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "search", "key.search", id="catalogue.search"),
+        Binding("t", "toggle_entity", "key.toggle_entity", id="catalogue.entity"),
+        Binding("space", "mark", "key.mark", id="catalogue.mark"),
+        Binding("u", "unmark_all", "key.unmark_all", id="catalogue.unmark", show=False),
+        Binding("p", "partial", "key.partial_marked", id="catalogue.partial"),
+        Binding("n", "page(1)", "key.next_page", id="catalogue.next", show=False),
+        Binding("b", "page(-1)", "key.prev_page", id="catalogue.prev", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entity = "articles"
+        self.offset = 0
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="cat-search-bar"):
+            yield Label(id="catalogue-entity")
+            yield Input(placeholder=t("catalogue.search_hint"), id="catalogue-search")
+        with Vertical(classes="panel"):
+            yield Label(id="catalogue-status", classes="panel-title")
+            yield KeyTable(id="catalogue-table")
+
+    def on_mount(self) -> None:
+        self.setup_columns()
+        self.load()
+        self.query_one("#catalogue-table", KeyTable).focus()
+
+    @property
+    def marked(self) -> set[str]:
+        return self.papp.marked.setdefault(self.entity, set())
+
+    def setup_columns(self) -> None:
+        table = self.query_one("#catalogue-table", KeyTable)
+        table.clear(columns=True)
+        table.add_column(" ", key="mark", width=1)
+        for name, label in COLUMNS[self.entity]:
+            table.add_column(t(label), key=name)
+        self.query_one("#catalogue-entity", Label).update(
+            Text(t(f"entity.{self.entity}"), style="bold")
+        )
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.load()
+
+    def load(self) -> None:
+        engine = self.papp.engine
+        if engine is None:
+            return
+        search = self.query_one("#catalogue-search", Input).value.strip() or None
+        entity, offset = self.entity, self.offset
+        reader = engine.articles if entity == "articles" else engine.customers
+        self.run_worker(
+            lambda: (
+                (entity, search, offset),
+                list(reader(search=search, limit=PAGE, offset=offset)),
+            ),
+            group="catalogue",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "catalogue" or event.state != WorkerState.SUCCESS:
+            return
+        (entity, search, offset), rows = event.worker.result
+        current = self.query_one("#catalogue-search", Input).value.strip() or None
+        if (entity, search, offset) != (self.entity, current, self.offset):
+            return  # the operator typed on; a newer read follows
+        table = self.query_one("#catalogue-table", KeyTable)
+        table.clear()
+        marked = self.marked
+        for row in rows:
+            code = cell(value_of(row, "code"))
+            cells = [cell(value_of(row, name)) for name, _ in COLUMNS[entity]]
+            table.add_row(MARK if code in marked else "", *cells, key=code)
+        self.rows_shown = len(rows)
+        self.show_status()
+
+    def show_status(self) -> None:
+        shown = getattr(self, "rows_shown", 0)
+        text = t(
+            "catalogue.status",
+            first=fmt_int(self.offset + 1 if shown else 0),
+            last=fmt_int(self.offset + shown),
+            marked=fmt_int(len(self.marked)),
+        )
+        self.query_one("#catalogue-status", Label).update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "catalogue-search":
+            self.offset = 0
+            self.load()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one("#catalogue-table", KeyTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#catalogue-search", Input).focus()
+
+    def action_toggle_entity(self) -> None:
+        self.entity = "customers" if self.entity == "articles" else "articles"
+        self.offset = 0
+        self.setup_columns()
+        self.load()
+
+    def action_page(self, step: int) -> None:
+        shown = getattr(self, "rows_shown", 0)
+        if step > 0 and shown < PAGE:
+            return
+        self.offset = max(0, self.offset + step * PAGE)
+        self.load()
+
+    def action_mark(self) -> None:
+        """Mark or unmark the record under the cursor, then move down to the next one."""
+        table = self.query_one("#catalogue-table", KeyTable)
+        code = table.selected_key()
+        if code is None:
+            return
+        marked = self.marked
+        if code in marked:
+            marked.discard(code)
+            table.update_cell(code, "mark", "")
+        else:
+            marked.add(code)
+            table.update_cell(code, "mark", MARK)
+        table.action_cursor_down()
+        self.show_status()
+
+    def action_unmark_all(self) -> None:
+        table = self.query_one("#catalogue-table", KeyTable)
+        for code in list(self.marked):
+            if code in {k.value for k in table.rows}:
+                table.update_cell(code, "mark", "")
+        self.marked.clear()
+        self.show_status()
+
+    def action_partial(self) -> None:
+        """A Parziale of exactly the marked records of this entity."""
+        from passweb_tui.engine.facade import Scope
+
+        codes = tuple(sorted(self.marked))
+        if not codes:
+            self.notify(t("catalogue.nothing_marked"), severity="warning")
+            return
+        scope = Scope(entities=(self.entity,), codes=codes)
+        if self.papp.start_sync("partial", scope=scope):
+            self.notify(
+                t("catalogue.partial_started", count=len(codes), entity=t(f"entity.{self.entity}"))
+            )

@@ -1,0 +1,155 @@
+"""The category tree with article counts and the web flag; the articles of a category."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, Tree
+from textual.widgets.tree import TreeNode
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, localize_bindings, value_of
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+ARTICLES_SHOWN = 200
+
+
+def node_label(node: Any) -> Text:
+    label = Text()
+    label.append(str(value_of(node, "code")), style="bold")
+    label.append(" " + str(value_of(node, "description") or ""))
+    count = value_of(node, "article_count")
+    if count:
+        label.append(f" ({fmt_int(count)})", style="dim")
+    if value_of(node, "web"):
+        label.append(" " + t("categories.web"), style="cyan")
+    return label
+
+
+class CategoryTree(Tree[str]):
+    """Product groups; j/k move like in tables."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "key.down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "key.up", show=False, id="tree.up"),
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        localize_bindings(self)
+
+
+KEYMAP_CLASSES = [CategoryTree]
+
+
+class CategoriesScreen(BaseScreen):
+    """Browse the tree; the highlighted category's articles show beside it."""
+
+    TITLE_KEY = "nav.categories"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "reload", "key.reload", id="categories.reload", show=False),
+        Binding("tab", "switch_pane", "key.switch_pane", id="categories.switch", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="cat-body"):
+            with Vertical(id="cat-tree-panel", classes="panel"):
+                yield Label(t("categories.tree"), id="cat-title", classes="panel-title")
+                yield CategoryTree(t("categories.root"), id="cat-tree")
+            with Vertical(id="cat-articles-panel", classes="panel"):
+                yield Label(
+                    t("categories.articles"), id="cat-articles-title", classes="panel-title"
+                )
+                yield KeyTable(id="cat-articles")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#cat-articles", KeyTable)
+        table.add_column(t("col.code"), key="code")
+        table.add_column(t("col.description"), key="description")
+        self.query_one("#cat-tree", CategoryTree).focus()
+        self.load()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_switch_pane(self) -> None:
+        tree = self.query_one("#cat-tree", CategoryTree)
+        table = self.query_one("#cat-articles", KeyTable)
+        (table if tree.has_focus else tree).focus()
+
+    def load(self) -> None:
+        engine = self.papp.engine
+        if engine is None:
+            return
+        self.run_worker(
+            lambda: list(engine.categories()),
+            group="categories",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.SUCCESS:
+            return
+        if event.worker.group == "categories":
+            self.show_tree(event.worker.result)
+        elif event.worker.group == "category-articles":
+            code, rows = event.worker.result
+            self.show_articles(code, rows)
+
+    def show_tree(self, nodes: list[Any]) -> None:
+        tree = self.query_one("#cat-tree", CategoryTree)
+        tree.clear()
+        children: dict[str | None, list[Any]] = defaultdict(list)
+        codes = {str(value_of(n, "code")) for n in nodes}
+        for node in nodes:
+            parent = value_of(node, "parent")
+            # an orphan (parent not synced) is shown at the top rather than lost
+            children[parent if parent in codes else None].append(node)
+
+        def add(branch: TreeNode[str], parent: str | None) -> None:
+            for node in sorted(children.get(parent, []), key=lambda n: str(value_of(n, "code"))):
+                code = str(value_of(node, "code"))
+                if children.get(code):
+                    add(branch.add(node_label(node), data=code, expand=True), code)
+                else:
+                    branch.add_leaf(node_label(node), data=code)
+
+        add(tree.root, None)
+        tree.root.expand()
+        self.query_one("#cat-title", Label).update(
+            t("categories.tree_count", count=fmt_int(len(nodes)))
+        )
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        code = event.node.data
+        engine = self.papp.engine
+        if code is None or engine is None:
+            return
+        self.run_worker(
+            lambda: (code, list(engine.articles(category=code, limit=ARTICLES_SHOWN))),
+            group="category-articles",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def show_articles(self, code: str, rows: list[Any]) -> None:
+        table = self.query_one("#cat-articles", KeyTable)
+        table.clear()
+        for row in rows:
+            key = str(value_of(row, "codice") or value_of(row, "code"))
+            table.add_row(key, str(value_of(row, "descrizione") or ""), key=key)
+        self.query_one("#cat-articles-title", Label).update(
+            t("categories.articles_of", code=code, count=fmt_int(len(rows)))
+        )

@@ -1,0 +1,243 @@
+"""The change log: filter by run, entity, field and key; counts per field; a record's history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, value_of
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+PAGE = 500
+VALUE_WIDTH = 40
+
+
+def short(value: Any) -> str:
+    """A value for a table cell: one line, cut to a readable width."""
+    if value is None:
+        return "-"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    run_id: int | None = None
+    entity: str | None = None
+    field: str | None = None
+    key: str | None = None
+
+
+def read_changes(engine: Any, flt: ChangeFilter) -> tuple[list[Any], list[tuple[str, str, int]]]:
+    entries = engine.changes(
+        run_id=flt.run_id, entity=flt.entity, field=flt.field, key=flt.key, limit=PAGE
+    )
+    counts = engine.change_counts(run_id=flt.run_id, entity=flt.entity)
+    return list(entries), list(counts)
+
+
+def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
+    """A change-log entry as (row key, cells)."""
+    cells = (
+        str(value_of(entry, "run_id", "")),
+        t("entity." + str(value_of(entry, "entity")), default=str(value_of(entry, "entity"))),
+        str(value_of(entry, "key", "")),
+        t("change." + str(value_of(entry, "change")), default=str(value_of(entry, "change"))),
+        str(value_of(entry, "field") or "-"),
+        short(value_of(entry, "old")),
+        short(value_of(entry, "new")),
+    )
+    ident = value_of(entry, "id")
+    key = str(ident) if ident is not None else "|".join(cells[:5])
+    return key, cells
+
+
+class ChangesScreen(BaseScreen):
+    """Every changed field, newest first, narrowed by the filters above the table."""
+
+    TITLE_KEY = "nav.changes"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "search", "key.search", id="changes.search"),
+        Binding("ctrl+r", "reload", "key.reload", id="changes.reload", show=False),
+        Binding("h", "history", "key.history", id="changes.history"),
+    ]
+
+    def __init__(self, *, run_id: int | None = None, entity: str | None = None) -> None:
+        super().__init__()
+        self.initial = ChangeFilter(run_id=run_id, entity=entity)
+        self._rows: dict[str, Any] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="changes-filters"):
+            yield Input(
+                str(self.initial.run_id or ""),
+                placeholder=t("filter.run"),
+                id="f-run",
+                type="integer",
+            )
+            yield Input(self.initial.entity or "", placeholder=t("filter.entity"), id="f-entity")
+            yield Input(placeholder=t("filter.field"), id="f-field")
+            yield Input(placeholder=t("filter.key"), id="f-key")
+        with Horizontal(id="changes-body"):
+            with Vertical(id="changes-counts", classes="panel"):
+                yield Label(t("changes.per_field"), classes="panel-title")
+                yield KeyTable(id="changes-counts-table")
+            with Vertical(id="changes-log", classes="panel"):
+                yield Label(t("changes.log"), id="changes-log-title", classes="panel-title")
+                yield KeyTable(id="changes-table")
+
+    def on_mount(self) -> None:
+        counts = self.query_one("#changes-counts-table", KeyTable)
+        counts.add_column(t("col.entity"), key="entity")
+        counts.add_column(t("col.field"), key="field")
+        counts.add_column(t("col.count"), key="count")
+        table = self.query_one("#changes-table", KeyTable)
+        for key, label in (
+            ("run", "#"),
+            ("entity", t("col.entity")),
+            ("key", t("col.key")),
+            ("change", t("col.change")),
+            ("field", t("col.field")),
+            ("old", t("col.old")),
+            ("new", t("col.new")),
+        ):
+            table.add_column(label, key=key)
+        self.load()
+        table.focus()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.load()
+
+    def current_filter(self) -> ChangeFilter:
+        run = self.query_one("#f-run", Input).value.strip()
+        values = {
+            name: self.query_one(f"#f-{name}", Input).value.strip() or None
+            for name in ("entity", "field", "key")
+        }
+        return ChangeFilter(run_id=int(run) if run.isdigit() else None, **values)
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.load()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one("#changes-table", KeyTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#f-key", Input).focus()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        engine = self.papp.engine
+        if engine is None:
+            return
+        flt = self.current_filter()
+        self.run_worker(
+            lambda: (flt, read_changes(engine, flt)),
+            name="changes",
+            group="changes",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "changes" or event.state != WorkerState.SUCCESS:
+            return
+        flt, (entries, counts) = event.worker.result
+        if flt != self.current_filter():
+            return  # a newer filter is being read
+        table = self.query_one("#changes-table", KeyTable)
+        table.clear()
+        self._rows = {}
+        for entry in entries:
+            key, cells = change_row(entry)
+            if key in self._rows:
+                continue
+            self._rows[key] = entry
+            table.add_row(*cells, key=key)
+        counts_table = self.query_one("#changes-counts-table", KeyTable)
+        counts_table.clear()
+        for entity, name, count in counts:
+            counts_table.add_row(
+                t(f"entity.{entity}", default=entity), name, fmt_int(count), key=f"{entity}/{name}"
+            )
+        title = t("changes.log_count", count=fmt_int(len(entries)))
+        if len(entries) >= PAGE:
+            title += " " + t("changes.first_only", count=PAGE)
+        self.query_one("#changes-log-title", Label).update(title)
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        if event.data_table.id == "changes-counts-table" and event.row_key.value:
+            entity, name = str(event.row_key.value).split("/", 1)
+            self.query_one("#f-entity", Input).value = entity
+            self.query_one("#f-field", Input).value = name
+        elif event.data_table.id == "changes-table":
+            self.action_history()
+
+    def action_history(self) -> None:
+        key = self.query_one("#changes-table", KeyTable).selected_key()
+        entry = self._rows.get(key or "")
+        if entry is None:
+            return
+        self.app.push_screen(
+            RecordHistoryScreen(str(value_of(entry, "entity")), str(value_of(entry, "key")))
+        )
+
+
+class RecordHistoryScreen(BaseScreen):
+    """Every recorded change of one record, newest first."""
+
+    TITLE_KEY = "changes.history"
+
+    def __init__(self, entity: str, key: str) -> None:
+        super().__init__()
+        self.entity = entity
+        self.key = key
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="panel"):
+            yield Label(
+                t("changes.history_of", entity=t(f"entity.{self.entity}"), key=self.key),
+                classes="panel-title",
+            )
+            yield KeyTable(id="history-table")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history-table", KeyTable)
+        for key, label in (
+            ("run", "#"),
+            ("change", t("col.change")),
+            ("field", t("col.field")),
+            ("old", t("col.old")),
+            ("new", t("col.new")),
+        ):
+            table.add_column(label, key=key)
+        engine = self.papp.engine
+        self.run_worker(
+            lambda: list(engine.record_history(self.entity, self.key)),
+            group="history",
+            thread=True,
+            exit_on_error=False,
+        )
+        table.focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "history" or event.state != WorkerState.SUCCESS:
+            return
+        table = self.query_one("#history-table", KeyTable)
+        table.clear()
+        for i, entry in enumerate(event.worker.result):
+            _, cells = change_row(entry)
+            table.add_row(cells[0], cells[3], cells[4], cells[5], cells[6], key=str(i))
+
+
+KEYMAP_CLASSES = [RecordHistoryScreen]

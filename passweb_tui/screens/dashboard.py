@@ -1,0 +1,247 @@
+"""The dashboard: ERP state, last successful sync, last runs, a chart of recent runs,
+fields changed by entity and the category count; refreshed by polling that never overlaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Label, Sparkline, Static
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import (
+    BaseScreen,
+    KeyTable,
+    diff_rows,
+    fmt_duration,
+    fmt_int,
+    fmt_when,
+    kind_label,
+    status_text,
+    value_of,
+)
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+RECENT_RUNS = 30
+
+
+def run_changes(run: Any) -> int:
+    """Records inserted, updated or deleted by a run, over all entities."""
+    total = 0
+    for counts in (value_of(run, "entities") or {}).values():
+        for name in ("inserted", "updated", "deleted"):
+            total += int(value_of(counts, name, 0) or 0)
+    return total
+
+
+def run_rejects(run: Any) -> int:
+    return sum(
+        int(value_of(c, "rejected", 0) or 0) for c in (value_of(run, "entities") or {}).values()
+    )
+
+
+@dataclass
+class DashboardView:
+    """What the dashboard shows, read from the engine off the UI thread."""
+
+    erp_state: str = "unknown"
+    erp_detail: str = ""
+    last_success: Any = None
+    categories: int | None = None
+    articles: int | None = None
+    customers: int | None = None
+    runs: list[Any] = field(default_factory=list)
+    field_changes: list[tuple[str, str, int]] = field(default_factory=list)
+    lease: Any = None
+
+
+def read_dashboard(engine: Any) -> DashboardView:
+    """Collect the dashboard from the facade (runs in a worker thread)."""
+    board = engine.dashboard()
+    view = DashboardView()
+    view.erp_state = value_of(board, "erp_state", "unknown") or "unknown"
+    view.erp_detail = value_of(board, "erp_detail", "") or ""
+    view.last_success = value_of(board, "last_success")
+    view.categories = value_of(board, "categories")
+    view.articles = value_of(board, "articles")
+    view.customers = value_of(board, "customers")
+    runs = value_of(board, "last_runs")
+    view.runs = list(runs) if runs is not None else list(engine.runs(limit=RECENT_RUNS))
+    changes = value_of(board, "field_changes")
+    view.field_changes = list(changes) if changes is not None else []
+    view.lease = value_of(board, "lease")
+    return view
+
+
+class DashboardScreen(BaseScreen):
+    """The first screen: is the site in step with the ERP, and what happened lately."""
+
+    TITLE_KEY = "nav.dashboard"
+    OWN_ERRORS = frozenset({"dashboard"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "reload", "key.reload", id="dashboard.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self._timer: Timer | None = None
+        self._loading = False
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="dash-body"):
+            with Vertical(id="dash-status", classes="panel"):
+                yield Static(id="dash-erp")
+                yield Static(id="dash-store")
+            with Vertical(id="dash-chart", classes="panel"):
+                yield Label(t("dash.chart_changes"), classes="panel-title")
+                yield Sparkline([], id="dash-spark-changes")
+                yield Label(t("dash.chart_duration"), classes="panel-title")
+                yield Sparkline([], id="dash-spark-duration")
+            with Vertical(id="dash-runs", classes="panel"):
+                yield Label(t("dash.last_runs"), classes="panel-title")
+                yield KeyTable(id="dash-runs-table")
+            with Vertical(id="dash-fields", classes="panel"):
+                yield Label(t("dash.fields_changed"), classes="panel-title")
+                yield KeyTable(id="dash-fields-table")
+            # Web orders get their panel here once the orders engine exists.
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#dash-runs-table", KeyTable)
+        runs.add_column("#", key="id")
+        runs.add_column(t("col.kind"), key="kind")
+        runs.add_column(t("col.outcome"), key="status")
+        runs.add_column(t("col.duration"), key="duration")
+        runs.add_column(t("col.changes"), key="changes")
+        runs.add_column(t("col.rejected"), key="rejected")
+        runs.add_column(t("col.started"), key="started")
+        fields = self.query_one("#dash-fields-table", KeyTable)
+        fields.add_column(t("col.entity"), key="entity")
+        fields.add_column(t("col.field"), key="field")
+        fields.add_column(t("col.count"), key="count")
+        self.query_one("#dash-erp", Static).update(t("dash.loading"))
+
+    def on_shown(self) -> None:
+        self.poll()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.poll()
+
+    def action_reload(self) -> None:
+        self.poll()
+
+    def poll(self) -> None:
+        """Read the dashboard unless a read is already under way (polls never overlap)."""
+        if self._loading or self.papp.engine is None:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._loading = True
+        engine = self.papp.engine
+        self.run_worker(
+            lambda: read_dashboard(engine),
+            name="dashboard",
+            group="dashboard",
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "dashboard" or event.state not in {
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        }:
+            return
+        self._loading = False
+        if event.state == WorkerState.SUCCESS and event.worker.result is not None:
+            self.show(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.query_one("#dash-erp", Static).update(
+                Text(t("dash.read_failed", error=str(event.worker.error)), style="red")
+            )
+        # the next poll is scheduled only after this one ended
+        if self.is_current and self.papp.poll_s > 0:
+            self._timer = self.set_timer(self.papp.poll_s, self.poll)
+
+    def show(self, view: DashboardView) -> None:
+        app = self.papp
+        erp = Text()
+        erp.append(t("dash.erp") + ": ", style="bold")
+        state_style = {"ok": "green", "failing": "bold red"}
+        erp.append(
+            t(f"erp.{view.erp_state}", default=view.erp_state), state_style.get(view.erp_state, "")
+        )
+        if app.erp_label and not app.stable:
+            erp.append(f"  {app.erp_label}", style="dim")
+        if view.erp_detail:
+            erp.append(f"\n{view.erp_detail}", style="dim")
+        erp.append("\n" + t("dash.last_success") + ": ", style="bold")
+        erp.append(fmt_when(app, view.last_success) if view.last_success else t("dash.never"))
+        if view.lease is not None:
+            describe = getattr(view.lease, "describe", None)
+            holder = describe() if callable(describe) else str(value_of(view.lease, "holder", ""))
+            erp.append("\n" + t("dash.lease", holder=holder), style="yellow")
+        self.query_one("#dash-erp", Static).update(erp)
+        store = Text()
+        store.append(t("dash.store") + ": ", style="bold")
+        parts = []
+        for key, value in (
+            ("dash.articles", view.articles),
+            ("dash.customers", view.customers),
+            ("dash.categories", view.categories),
+        ):
+            if value is not None:
+                parts.append(f"{t(key)} {fmt_int(value)}")
+        store.append(" · ".join(parts) if parts else "-")
+        self.query_one("#dash-store", Static).update(store)
+
+        runs = view.runs[:RECENT_RUNS]
+        diff_rows(
+            self.query_one("#dash-runs-table", KeyTable),
+            [
+                (
+                    value_of(run, "run_id"),
+                    (
+                        str(value_of(run, "run_id")),
+                        kind_label(value_of(run, "kind"))
+                        + (" ·" if value_of(run, "dry_run") else ""),
+                        status_text(value_of(run, "status")),
+                        fmt_duration(app, value_of(run, "duration_s")),
+                        fmt_int(run_changes(run)),
+                        fmt_int(run_rejects(run)),
+                        fmt_when(app, value_of(run, "started")),
+                    ),
+                )
+                for run in runs
+            ],
+        )
+        oldest_first = list(reversed(runs))
+        self.query_one("#dash-spark-changes", Sparkline).data = [
+            float(run_changes(r)) for r in oldest_first
+        ] or [0.0]
+        durations = [float(value_of(r, "duration_s") or 0.0) for r in oldest_first]
+        # durations vary between runs; the snapshot rendering flattens them
+        self.query_one("#dash-spark-duration", Sparkline).data = (
+            [1.0] * len(durations) if app.stable else durations
+        ) or [0.0]
+        diff_rows(
+            self.query_one("#dash-fields-table", KeyTable),
+            [
+                (f"{entity}/{name}", (t(f"entity.{entity}", default=entity), name, fmt_int(count)))
+                for entity, name, count in view.field_changes
+            ],
+        )
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        if event.data_table.id == "dash-runs-table" and event.row_key.value:
+            from passweb_tui.screens.runs import RunDetailScreen
+
+            self.app.push_screen(RunDetailScreen(int(event.row_key.value)))

@@ -1,0 +1,247 @@
+"""Run history, and one run's detail: counts per entity, rejected records, the error."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label, Static
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import (
+    BaseScreen,
+    KeyTable,
+    diff_rows,
+    fmt_duration,
+    fmt_int,
+    fmt_when,
+    kind_label,
+    status_text,
+    value_of,
+)
+from passweb_tui.screens.dashboard import run_changes, run_rejects
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+HISTORY = 200
+COUNT_NAMES = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+
+
+def origin_label(origin: str | None) -> str:
+    return t(f"origin.{origin}", default=origin or "-")
+
+
+def scope_label(scope: Any) -> str:
+    if not scope:
+        return "-"
+    entities = value_of(scope, "entities") or ()
+    codes = value_of(scope, "codes") or ()
+    text = ", ".join(t(f"entity.{e}", default=e) for e in entities) or "-"
+    if codes:
+        shown = ", ".join(list(codes)[:5]) + (" …" if len(codes) > 5 else "")
+        text += f": {shown}"
+    return text
+
+
+class RunsScreen(BaseScreen):
+    """Every run, newest first; enter opens one."""
+
+    TITLE_KEY = "nav.runs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "reload", "key.reload", id="runs.reload", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="panel"):
+            yield KeyTable(id="runs-table")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", KeyTable)
+        for key, label in (
+            ("id", "#"),
+            ("kind", t("col.kind")),
+            ("origin", t("col.origin")),
+            ("status", t("col.outcome")),
+            ("started", t("col.started")),
+            ("duration", t("col.duration")),
+            ("changes", t("col.changes")),
+            ("rejected", t("col.rejected")),
+            ("scope", t("col.scope")),
+        ):
+            table.add_column(label, key=key)
+        table.focus()
+
+    def on_shown(self) -> None:
+        self.load()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        engine = self.papp.engine
+        if engine is None:
+            return
+        self.run_worker(
+            lambda: list(engine.runs(limit=HISTORY)),
+            group="runs",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "runs" or event.state != WorkerState.SUCCESS:
+            return
+        app = self.papp
+        diff_rows(
+            self.query_one("#runs-table", KeyTable),
+            [
+                (
+                    value_of(run, "run_id"),
+                    (
+                        str(value_of(run, "run_id")),
+                        kind_label(value_of(run, "kind"))
+                        + (" " + t("sync.dry") if value_of(run, "dry_run") else ""),
+                        origin_label(value_of(run, "origin")),
+                        status_text(value_of(run, "status")),
+                        fmt_when(app, value_of(run, "started")),
+                        fmt_duration(app, value_of(run, "duration_s")),
+                        fmt_int(run_changes(run)),
+                        fmt_int(run_rejects(run)),
+                        scope_label(value_of(run, "scope")),
+                    ),
+                )
+                for run in event.worker.result
+            ],
+        )
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.push_screen(RunDetailScreen(int(event.row_key.value)))
+
+
+class RunDetailScreen(BaseScreen):
+    """One run: what it was, its counts per entity, what it rejected and why, its error."""
+
+    TITLE_KEY = "runs.detail"
+    OWN_ERRORS = frozenset({"run-detail"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("l", "changes", "key.run_changes", id="run.changes"),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="run-detail"):
+            yield Static(t("dash.loading"), id="run-header", classes="panel")
+            with Vertical(classes="panel"):
+                yield Label(t("runs.counts"), classes="panel-title")
+                yield KeyTable(id="run-counts")
+            with Vertical(classes="panel", id="run-rejects-panel"):
+                yield Label(t("runs.rejects"), id="run-rejects-title", classes="panel-title")
+                yield KeyTable(id="run-rejects")
+
+    def on_mount(self) -> None:
+        counts = self.query_one("#run-counts", KeyTable)
+        counts.add_column(t("col.entity"), key="entity")
+        for name in COUNT_NAMES:
+            counts.add_column(t(f"col.{name}"), key=name)
+        rejects = self.query_one("#run-rejects", KeyTable)
+        rejects.add_column(t("col.entity"), key="entity")
+        rejects.add_column(t("col.key"), key="key")
+        rejects.add_column(t("col.reason"), key="reason")
+        engine = self.papp.engine
+        run_id = self.run_id
+        self.run_worker(
+            lambda: engine.run_detail(run_id), group="run-detail", thread=True, exit_on_error=False
+        )
+        counts.focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "run-detail":
+            return
+        if event.state == WorkerState.ERROR:
+            self.query_one("#run-header", Static).update(
+                Text(t("runs.not_found", run=self.run_id, error=str(event.worker.error)), "red")
+            )
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show(event.worker.result)
+
+    def show(self, detail: Any) -> None:
+        app = self.papp
+        run = value_of(detail, "run", detail)
+        head = Text()
+        head.append(f"#{self.run_id} ", style="bold")
+        head.append(kind_label(value_of(run, "kind")), style="bold")
+        requested = value_of(run, "requested_kind")
+        if requested and requested != value_of(run, "kind"):
+            head.append(" " + t("runs.requested", kind=kind_label(requested)))
+        if value_of(run, "dry_run"):
+            head.append(" " + t("sync.dry"))
+        head.append("  ")
+        head.append_text(status_text(value_of(run, "status")))
+        head.append("\n" + t("col.origin") + ": " + origin_label(value_of(run, "origin")))
+        head.append("   " + t("col.scope") + ": " + scope_label(value_of(run, "scope")))
+        head.append(
+            "\n"
+            + t("col.started")
+            + ": "
+            + fmt_when(app, value_of(run, "started"))
+            + "   "
+            + t("col.duration")
+            + ": "
+            + fmt_duration(app, value_of(run, "duration_s"))
+        )
+        for group in ("customers", "orders"):
+            counts = value_of(run, group) or {}
+            if any(counts.values()) if isinstance(counts, dict) else False:
+                head.append(
+                    "\n"
+                    + t(f"runs.pushed_{group}")
+                    + ": "
+                    + ", ".join(f"{t('col.' + k, default=k)} {v}" for k, v in counts.items())
+                )
+        error = value_of(run, "error")
+        if error:
+            head.append("\n" + t("sync.error") + ": ", style="bold red")
+            head.append(str(error))
+        self.query_one("#run-header", Static).update(head)
+        counts_table = self.query_one("#run-counts", KeyTable)
+        counts_table.clear()
+        for entity, counts in (value_of(run, "entities") or {}).items():
+            counts_table.add_row(
+                t(f"entity.{entity}", default=entity),
+                *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
+                key=entity,
+            )
+        rejects = list(value_of(detail, "rejects") or [])
+        table = self.query_one("#run-rejects", KeyTable)
+        table.clear()
+        for i, reject in enumerate(rejects):
+            entity = str(value_of(reject, "entity", ""))
+            table.add_row(
+                t(f"entity.{entity}", default=entity),
+                str(value_of(reject, "key", "")),
+                str(value_of(reject, "reason", "")),
+                key=str(i),
+            )
+        self.query_one("#run-rejects-title", Label).update(
+            t("runs.rejects_count", count=fmt_int(len(rejects)))
+        )
+
+    def action_changes(self) -> None:
+        from passweb_tui.screens.changes import ChangesScreen
+
+        self.app.push_screen(ChangesScreen(run_id=self.run_id))
+
+
+KEYMAP_CLASSES = [RunDetailScreen]

@@ -1,0 +1,273 @@
+"""The sync launcher: choose Totale, Variati or Parziale (with its scope) and watch the run:
+progress per entity with rate and ETA, the phase, the last log lines, cancel, and a summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Input,
+    Label,
+    Log,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+)
+
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import (
+    BaseScreen,
+    KeyTable,
+    diff_rows,
+    fmt_duration,
+    fmt_int,
+    kind_label,
+    status_text,
+    value_of,
+)
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+ENTITIES = [
+    "articles",
+    "customers",
+    "conditions",
+    "categories",
+    "price_lists",
+    "currencies",
+    "payments",
+    "resources",
+    "orders",
+]
+KINDS = ["total", "changed", "partial"]
+
+
+def parse_codes(text: str) -> tuple[str, ...]:
+    """Codes typed by the operator, separated by commas or spaces, without repeats."""
+    seen: dict[str, None] = {}
+    for part in text.replace(",", " ").split():
+        seen.setdefault(part.strip(), None)
+    return tuple(seen)
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:,.0f}/s".replace(",", ".")
+
+
+def fmt_eta(app: Any, eta: float | None) -> str:
+    return "-" if eta is None else fmt_duration(app, eta)
+
+
+class SyncScreen(BaseScreen):
+    """Launch a sync and follow it; the operator may leave and come back."""
+
+    TITLE_KEY = "nav.sync"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "launch('total')", "key.launch_total", id="sync.total"),
+        Binding("v", "launch('changed')", "key.launch_changed", id="sync.changed"),
+        Binding("p", "launch('partial')", "key.launch_partial", id="sync.partial"),
+        Binding("y", "toggle_dry_run", "key.dry_run", id="sync.dry_run"),
+        Binding("x", "app.cancel_sync", "key.cancel", id="sync.cancel"),
+        Binding("l", "open_changes", "key.run_changes", id="sync.run_changes", show=False),
+        Binding("e", "open_run", "key.run_detail", id="sync.run_detail", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="sync")
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="sync-body"):
+            with Vertical(id="sync-form", classes="panel"):
+                yield Label(t("sync.choose"), classes="panel-title")
+                with RadioSet(id="sync-kind"):
+                    for kind in KINDS:
+                        yield RadioButton(
+                            kind_label(kind), value=kind == "changed", id=f"kind-{kind}"
+                        )
+                yield Checkbox(t("sync.dry_run"), id="sync-dry")
+                yield Label(t("sync.scope"), classes="panel-title")
+                yield Select(
+                    [(t(f"entity.{e}"), e) for e in ENTITIES],
+                    prompt=t("sync.scope_all"),
+                    id="sync-entity",
+                )
+                yield Input(placeholder=t("sync.codes_hint"), id="sync-codes")
+                yield Checkbox(t("sync.use_marked", count=0), id="sync-marked")
+                yield Button(t("sync.launch"), id="sync-launch", variant="primary")
+            with Vertical(id="sync-progress", classes="panel"):
+                yield Static(t("sync.idle"), id="sync-phase")
+                yield KeyTable(id="sync-entities")
+                yield Log(id="sync-log", max_lines=200)
+                yield Static(id="sync-summary")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sync-entities", KeyTable)
+        table.add_column(t("col.entity"), key="entity")
+        table.add_column(t("col.progress"), key="done")
+        table.add_column("%", key="pct")
+        table.add_column(t("col.rate"), key="rate")
+        table.add_column(t("col.eta"), key="eta")
+        self._log_count = 0
+        self._log_run: int | None = None
+
+    def on_shown(self) -> None:
+        marked = self.papp.marked
+        count = sum(len(codes) for codes in marked.values())
+        box = self.query_one("#sync-marked", Checkbox)
+        box.label = t("sync.use_marked", count=count)
+        box.disabled = count == 0
+        if count == 0:
+            box.value = False
+
+    # -- launching --------------------------------------------------------------
+
+    def selected_kind(self) -> str:
+        pressed = self.query_one("#sync-kind", RadioSet).pressed_button
+        return (pressed.id or "kind-changed").removeprefix("kind-") if pressed else "changed"
+
+    def build_scope(self) -> Any:
+        """The PARTIAL's scope from the form: marked records, an entity, typed codes."""
+        from passweb_tui.engine.facade import Scope
+
+        if self.query_one("#sync-marked", Checkbox).value:
+            entities = [e for e, codes in self.papp.marked.items() if codes]
+            if len(entities) != 1:
+                raise ValueError(t("sync.marked_one_entity"))
+            entity = entities[0]
+            return Scope(entities=(entity,), codes=tuple(sorted(self.papp.marked[entity])))
+        entity = self.query_one("#sync-entity", Select).value
+        codes = parse_codes(self.query_one("#sync-codes", Input).value)
+        if entity is Select.BLANK or entity is None:
+            if codes:
+                raise ValueError(t("sync.codes_need_entity"))
+            return None
+        return Scope(entities=(str(entity),), codes=codes)
+
+    def action_launch(self, kind: str) -> None:
+        dry_run = self.query_one("#sync-dry", Checkbox).value
+        scope = None
+        if kind == "partial":
+            try:
+                scope = self.build_scope()
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
+            self.query_one("#sync-log", Log).clear()
+            self._log_count = 0
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "sync-launch":
+            self.action_launch(self.selected_kind())
+
+    def action_toggle_dry_run(self) -> None:
+        box = self.query_one("#sync-dry", Checkbox)
+        box.value = not box.value
+
+    # -- following the run -----------------------------------------------------------
+
+    def show_sync(self, snap: SyncSnapshot | None) -> None:
+        super().show_sync(snap)
+        if snap is None:
+            return
+        app = self.papp
+        phase = Text()
+        phase.append(kind_label(snap.kind), style="bold")
+        if snap.dry_run:
+            phase.append(" " + t("sync.dry"))
+        if snap.run_id:
+            phase.append(f"  #{snap.run_id}")
+        phase.append("  ")
+        if snap.running:
+            phase.append(t("sync.phase") + ": ")
+            phase.append(t("phase." + snap.phase, default=snap.phase), style="cyan")
+            if snap.cancelling:
+                phase.append("  " + t("sync.cancelling"), style="magenta")
+        else:
+            phase.append_text(status_text(snap.status))
+        phase.append("  " + fmt_duration(app, snap.elapsed_s), style="dim")
+        self.query_one("#sync-phase", Static).update(phase)
+        diff_rows(
+            self.query_one("#sync-entities", KeyTable),
+            [
+                (
+                    p.entity,
+                    (
+                        t(f"entity.{p.entity}", default=p.entity),
+                        fmt_int(p.done) + (f"/{fmt_int(p.total)}" if p.total else ""),
+                        "-" if p.fraction is None else f"{p.fraction * 100:.0f}",
+                        "-" if app.stable else fmt_rate(p.rate),
+                        "-" if app.stable else fmt_eta(app, p.eta_s),
+                    ),
+                )
+                for p in snap.entities
+            ],
+        )
+        log = self.query_one("#sync-log", Log)
+        if self._log_run != snap.run_id or len(snap.log) < self._log_count:
+            log.clear()
+            self._log_count = 0
+            self._log_run = snap.run_id
+        new = snap.log[self._log_count :]
+        if new:
+            log.write_lines(new)
+            self._log_count = len(snap.log)
+        self.query_one("#sync-summary", Static).update(
+            self.summary(snap) if not snap.running else ""
+        )
+
+    def summary(self, snap: SyncSnapshot) -> Text:
+        """The end of a run: counts, the error if any, and where to read more."""
+        out = Text()
+        result = snap.result
+        if snap.status == "refused":
+            out.append(t("sync.refused") + ": ", style="bold red")
+            out.append(snap.error or "")
+            return out
+        if result is not None:
+            requested = value_of(result, "requested_kind")
+            ran = value_of(result, "kind")
+            if requested and ran and requested != ran:
+                out.append(
+                    t("sync.ran_as", requested=kind_label(requested), kind=kind_label(ran)) + "\n"
+                )
+            for entity, counts in (value_of(result, "entities") or {}).items():
+                line = t(
+                    "sync.counts",
+                    entity=t(f"entity.{entity}", default=entity),
+                    fetched=fmt_int(value_of(counts, "fetched", 0)),
+                    inserted=fmt_int(value_of(counts, "inserted", 0)),
+                    updated=fmt_int(value_of(counts, "updated", 0)),
+                    deleted=fmt_int(value_of(counts, "deleted", 0)),
+                    rejected=fmt_int(value_of(counts, "rejected", 0)),
+                )
+                out.append(line + "\n")
+        if snap.error:
+            out.append(t("sync.error") + ": ", style="bold red")
+            out.append(str(snap.error) + "\n")
+        if snap.run_id:
+            out.append(t("sync.links"), style="dim")
+        return out
+
+    def action_open_changes(self) -> None:
+        snap = self.papp.sync.snapshot()
+        if snap is None or snap.running or not snap.run_id:
+            return
+        from passweb_tui.screens.changes import ChangesScreen
+
+        self.app.push_screen(ChangesScreen(run_id=snap.run_id))
+
+    def action_open_run(self) -> None:
+        snap = self.papp.sync.snapshot()
+        if snap is None or snap.running or not snap.run_id:
+            return
+        from passweb_tui.screens.runs import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(snap.run_id))

@@ -1,0 +1,170 @@
+"""The state of the sync launched from the UI, fed by the engine's worker thread.
+
+The engine calls `SyncMonitor.feed` from its own thread; screens read immutable
+snapshots on the UI thread, so no widget is ever touched from the sync's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from passweb_tui.i18n import t
+
+LOG_LINES = 200
+
+
+@dataclass(frozen=True)
+class EntityProgress:
+    entity: str
+    done: int
+    total: int | None
+    rate: float | None
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+
+@dataclass(frozen=True)
+class SyncSnapshot:
+    """What the screens show about one run at one moment."""
+
+    run_id: int | None
+    kind: str
+    dry_run: bool
+    phase: str
+    entities: tuple[EntityProgress, ...]
+    log: tuple[str, ...]
+    running: bool
+    status: str | None
+    cancelling: bool
+    elapsed_s: float
+    result: Any = None
+    error: str | None = None
+
+    def one_line(self, app: Any) -> str:
+        """The badge text: kind, phase and the current entity's progress, or the outcome."""
+        from passweb_tui.screens.base import kind_label
+
+        kind = kind_label(self.kind) + (" " + t("sync.dry") if self.dry_run else "")
+        if not self.running:
+            return f"{kind}: {t('status.' + (self.status or 'failed'))}"
+        parts = [f"⟳ {kind}", t("phase." + self.phase, default=self.phase)]
+        if self.entities:
+            cur = self.entities[-1]
+            total = f"/{cur.total}" if cur.total else ""
+            parts.append(f"{t('entity.' + cur.entity, default=cur.entity)} {cur.done}{total}")
+        if self.cancelling:
+            parts.append(t("sync.cancelling"))
+        return " · ".join(parts)
+
+
+@dataclass
+class SyncMonitor:
+    """Thread-safe record of the progress of the sync launched from this app."""
+
+    kind: str = ""
+    dry_run: bool = False
+    handle: Any = None
+    run_id: int | None = None
+    phase: str = "starting"
+    entities: dict[str, EntityProgress] = field(default_factory=dict)
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    running: bool = False
+    status: str | None = None
+    cancelling: bool = False
+    result: Any = None
+    error: str | None = None
+    started: float = 0.0
+    ended: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def begin(self, kind: str, dry_run: bool) -> None:
+        with self._lock:
+            self.kind, self.dry_run = kind, dry_run
+            self.handle, self.run_id, self.phase = None, None, "starting"
+            self.entities = {}
+            self.log.clear()
+            self.running, self.status, self.cancelling = True, None, False
+            self.result = self.error = None
+            self.started, self.ended = time.monotonic(), None
+
+    def attach(self, handle: Any) -> None:
+        with self._lock:
+            self.handle = handle
+            self.run_id = getattr(handle, "run_id", None) or self.run_id
+
+    def feed(self, event: Any) -> None:
+        """Take one ProgressEvent; called from the engine's thread."""
+        with self._lock:
+            if event.run_id is not None:
+                self.run_id = event.run_id
+            if event.phase:
+                self.phase = event.phase
+            if event.entity:
+                self.entities[event.entity] = EntityProgress(
+                    event.entity, event.done, event.total, event.rate, event.eta_s
+                )
+                # the entity last touched is shown last, so the badge follows the work
+                self.entities[event.entity] = self.entities.pop(event.entity)
+            if event.message:
+                self.log.append(event.message)
+            if event.finished:
+                self.status = event.status
+
+    def finish(self, result: Any = None, error: str | None = None) -> None:
+        with self._lock:
+            self.running = False
+            self.result = result
+            self.error = error
+            if result is not None:
+                self.status = getattr(result, "status", None) or self.status
+                self.run_id = getattr(result, "run_id", None) or self.run_id
+                self.error = self.error or getattr(result, "error", None)
+            elif self.status is None:
+                self.status = "failed"
+            self.ended = time.monotonic()
+
+    def refuse(self, reason: str) -> None:
+        """The engine would not start the run: keep the reason to show."""
+        with self._lock:
+            self.running = False
+            self.status = "refused"
+            self.error = reason
+            self.ended = time.monotonic()
+
+    def request_cancel(self) -> bool:
+        with self._lock:
+            if not self.running or self.handle is None:
+                return False
+            self.cancelling = True
+            handle = self.handle
+        handle.cancel()
+        return True
+
+    def snapshot(self) -> SyncSnapshot | None:
+        with self._lock:
+            if not self.kind:
+                return None
+            end = self.ended if self.ended is not None else time.monotonic()
+            return SyncSnapshot(
+                run_id=self.run_id,
+                kind=self.kind,
+                dry_run=self.dry_run,
+                phase=self.phase,
+                entities=tuple(self.entities.values()),
+                log=tuple(self.log),
+                running=self.running,
+                status=self.status,
+                cancelling=self.cancelling,
+                elapsed_s=end - self.started,
+                result=self.result,
+                error=self.error,
+            )

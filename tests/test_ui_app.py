@@ -1,0 +1,169 @@
+"""The app's frame without a store: the setup screen, the palette entries scripts rely
+on, F1 and ?, the keymap from the config file, and the import boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from textual.widgets import HelpPanel, Input, Static
+
+from passweb_tui.app import PALETTE_GOTO, create_app
+from passweb_tui.i18n import set_language
+from passweb_tui.screens.setup import SetupScreen
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    yield
+    set_language("en")
+
+
+def palette_titles(app) -> list[str]:
+    return [str(c.title) for c in app.get_system_commands(app.screen)]
+
+
+async def test_without_an_erp_the_setup_screen_opens() -> None:
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        # no store yet: jumping to a screen says what to do instead of failing
+        await pilot.press("escape")
+        app.action_goto("runs")
+        await pilot.pause()
+        assert any("Set up the ERP connection first" in str(n.message) for n in app._notifications)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "WebAPI URL: required."),
+        ({"url": "http://erp:9004/api"}, "must start with http:// or https:// and end in /webapi"),
+        ({"url": "http://erp:9004/webapi"}, "User: required."),
+        ({"url": "http://erp:9004/webapi", "user": "u"}, "Password: required."),
+        ({"url": "http://erp:9004/webapi", "user": "u", "password": "p"}, "Azienda: required."),
+        (
+            {
+                "url": "http://erp/webapi",
+                "user": "u",
+                "password": "p",
+                "azienda": "A",
+                "anno": "20",
+            },
+            "Anno: a year such as 2026, got 20",
+        ),
+        (
+            {
+                "url": "http://erp/webapi",
+                "user": "u",
+                "password": "p",
+                "azienda": "A",
+                "ca_file": "/nonexistent/ca.pem",
+            },
+            "CA file: /nonexistent/ca.pem is not a readable file",
+        ),
+    ],
+)
+async def test_setup_names_the_wrong_field(values: dict[str, str], message: str) -> None:
+    app = create_app(None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for name, value in values.items():
+            app.screen.query_one(f"#setup-{name}", Input).value = value
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#setup-result", Static).render())
+        assert message in shown
+
+
+async def test_setup_never_shows_the_password() -> None:
+    app = create_app(None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        box = app.screen.query_one("#setup-password", Input)
+        box.focus()
+        await pilot.press(*"s3cret")
+        assert box.value == "s3cret" and box.password
+        assert "s3cret" not in str(box.render_line(0))
+
+
+@pytest.mark.parametrize("language", ["en", "it"])
+async def test_palette_entries_start_with_their_english_text(language: str) -> None:
+    set_language(language)
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        titles = palette_titles(app)
+    wanted = ["Sync: total", "Sync: changed", "Sync: partial"] + [
+        f"Go to: {m}" for m in PALETTE_GOTO
+    ]
+    for english in wanted:
+        assert any(title == english or title.startswith(english + " - ") for title in titles), (
+            english,
+            titles,
+        )
+    if language == "it":
+        assert "Sync: changed - Sincronizzazione Variati" in titles
+
+
+async def test_f1_and_question_mark_show_the_keys_of_the_screen() -> None:
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("f1")
+        assert app.screen.query(HelpPanel)
+        await pilot.press("f1")
+        assert not app.screen.query(HelpPanel)
+        app.screen.set_focus(None)
+        await pilot.press("question_mark")
+        assert app.screen.query(HelpPanel)
+
+
+async def test_keymap_from_settings_moves_a_binding_and_names_unknown_ids() -> None:
+    app = create_app(None, keymap={"app.help": "f2", "no.such.binding": "f3"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("f2")
+        assert app.screen.query(HelpPanel)
+        warnings = [str(n.message) for n in app._notifications]
+        assert any("unknown binding id no.such.binding" in w for w in warnings)
+
+
+def test_every_binding_has_an_id_and_a_description() -> None:
+    app = create_app(None)
+    missing = []
+    from passweb_tui.app import PasswebApp  # noqa: F401  (the classes scanned below)
+
+    for cls in app._keymap_classes():
+        for binding in cls.__dict__.get("BINDINGS", []):
+            if not binding.id or not binding.description:
+                missing.append((cls.__name__, binding.key))
+    assert missing == []
+
+
+async def test_quitting_without_a_sync_does_not_ask() -> None:
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def test_engine_and_simulator_never_load_the_ui() -> None:
+    code = (
+        "import sys, passweb_tui.engine.facade, passweb_tui.mexal_sim;"
+        "bad=[m for m in sys.modules if m=='textual' or m.startswith(('textual.',"
+        "'passweb_tui.screens','passweb_tui.app'))];print(bad);sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,79 @@
+"""The UI's catalogue: both languages complete, every key the code asks for exists,
+the ERP's own words read the same in both, and the language is chosen as documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from passweb_tui import i18n
+from passweb_tui.i18n import EN, IT, missing_keys, pick_language, set_language, t
+
+PACKAGE = Path(i18n.__file__).parent
+UI_SOURCES = [PACKAGE / "app.py", *sorted((PACKAGE / "screens").glob("*.py"))]
+# literal keys passed to t(...) and catalogue keys used as binding descriptions
+KEY_CALL = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
+BINDING_DESC = re.compile(
+    r"""Binding\(\s*["'][^"']+["'],\s*["'][^"']+["'],\s*["']([a-z_]+\.[a-z_.]+)["']"""
+)
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    yield
+    set_language("en")
+
+
+def test_both_languages_have_the_same_keys() -> None:
+    assert missing_keys() == {"en": [], "it": []}
+    assert len(EN) > 150
+
+
+def test_every_key_used_by_the_ui_is_in_the_catalogue() -> None:
+    used: set[str] = set()
+    for source in UI_SOURCES:
+        text = source.read_text("utf-8")
+        used |= set(KEY_CALL.findall(text)) | set(BINDING_DESC.findall(text))
+    assert len(used) > 100, "the scan found too few keys to be trusted"
+    # keys ending in "." are prefixes completed at run time (entity., phase., ...)
+    missing = sorted(k for k in used if not k.endswith(".") and k not in EN)
+    assert missing == []
+
+
+@pytest.mark.parametrize("word", ["Totale", "Variati", "Parziale"])
+def test_domain_words_read_the_same_in_both_languages(word: str) -> None:
+    key = {"Totale": "kind.total", "Variati": "kind.changed", "Parziale": "kind.partial"}[word]
+    set_language("en")
+    english = t(key)
+    set_language("it")
+    assert english == t(key) == word
+
+
+def test_listino_reads_the_same() -> None:
+    assert EN["entity.price_lists"] == IT["entity.price_lists"] == "listini"
+    assert EN["col.listino"] == IT["col.listino"] == "Listino"
+
+
+def test_italian_is_really_italian() -> None:
+    set_language("it")
+    assert t("nav.dashboard") == "Cruscotto"
+    assert t("sync.ended", kind="Variati", status=t("status.ok"), run=3) == "Variati #3: ok"
+
+
+def test_language_from_config_then_locale() -> None:
+    assert pick_language("it", {"LANG": "en_US.UTF-8"}) == "it"
+    assert pick_language(None, {"LANG": "it_IT.UTF-8"}) == "it"
+    assert pick_language(None, {"LC_ALL": "en_GB.UTF-8", "LANG": "it_IT.UTF-8"}) == "en"
+    assert pick_language(None, {"LANG": "de_DE.UTF-8"}) == "en"
+    assert pick_language(None, {}) == "en"
+    with pytest.raises(ValueError, match="'fr' is not available; choose one of en, it"):
+        pick_language("fr", {})
+
+
+def test_missing_values_fall_back_to_english_and_name_the_key() -> None:
+    set_language("it")
+    assert t("no.such.key") == "no.such.key"
+    assert t("no.such.key", default="x") == "x"
+    assert t("setup.err.anno", anno="20x") == "Anno: un anno come 2026, non 20x"
