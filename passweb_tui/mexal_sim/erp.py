@@ -1,0 +1,666 @@
+"""The simulated ERP itself: tables, business rules for writes, clock, users, state file.
+
+The HTTP layers (webapi.py, admin.py) only translate requests into calls here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passweb_tui.mexal_sim import dataset
+from passweb_tui.mexal_sim.dataset import EagerSource, fmt_date, fmt_time
+from passweb_tui.mexal_sim.query import Filter, key_bounds, matches
+from passweb_tui.mexal_sim.schema import (
+    ARTICOLI,
+    CLIENTI,
+    DATE,
+    LIST,
+    LOOKUPS,
+    NUM,
+    ORDINI_CLIENTI,
+    PARTICOLARITA,
+    TEXT,
+    TIME,
+    Field,
+    Schema,
+)
+from passweb_tui.mexal_sim.store import Cursor, Item, Table
+
+STATE_VERSION = 1
+MAX_CURSORS = 5000
+SCAN_BUDGET_S = 2.0  # a real server cuts a page after a while; so do we
+DOCS = "documenti/ordini-clienti"
+
+
+class BusinessError(Exception):
+    """A write the ERP refuses: 6001 with this text."""
+
+
+class StateFileError(Exception):
+    """The --state file cannot be read or is not a state file."""
+
+
+@dataclass
+class GenParams:
+    """What the generated base depends on; persisted so a restart sees the same data."""
+
+    articles: int
+    customers: int
+    orders: int
+    seed: int
+    gen_now: str  # "AAAAMMGG HHMMSS", the ERP clock when the data was generated
+
+
+@dataclass
+class Faults:
+    """Faults injected into /webapi replies (never into /sim)."""
+
+    status: dict[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    drop_before_commit: float = 0.0
+    drop_after_commit: float = 0.0
+    malformed: float = 0.0
+    reject_next: float = 0.0
+    pool_size: int = 5
+
+
+class ErpClock:
+    """The ERP's own clock: the local time plus an offset that tests can set."""
+
+    def __init__(self, offset_s: float = 0.0) -> None:
+        self.offset_s = offset_s
+
+    def now(self) -> dt.datetime:
+        return (dt.datetime.now() + dt.timedelta(seconds=self.offset_s)).replace(microsecond=0)
+
+    def set_now(self, when: dt.datetime) -> None:
+        self.offset_s = (when - dt.datetime.now()).total_seconds()
+
+    def stamp(self) -> str:
+        n = self.now()
+        return f"{fmt_date(n)} {fmt_time(n.hour * 3600 + n.minute * 60 + n.second)}"
+
+
+def parse_stamp(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y%m%d %H%M%S")
+
+
+class Erp:
+    """All ERP data and rules of one simulator instance."""
+
+    def __init__(
+        self,
+        params: GenParams,
+        *,
+        users: dict[str, str],
+        azienda: str,
+        anno: int,
+        state: Path | None = None,
+    ) -> None:
+        self.params = params
+        self.users = dict(users)
+        self.azienda = azienda
+        self.anno = anno
+        self.state_path = state
+        self.clock = ErpClock()
+        self.faults = Faults()
+        self.fault_rng = random.Random(params.seed * 7 + 1)
+        self.cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self.counters: dict[str, int] = {}
+        cat = dataset.Catalogue(params.seed, parse_stamp(params.gen_now))
+        self.catalogue = cat
+        self.articles_src = dataset.ArticleSource(params.articles, cat)
+        customers = dataset.CustomerSource(params.customers, cat)
+        self.tables: dict[str, Table] = {
+            "articoli": Table("articoli", ARTICOLI, self.articles_src),
+            "clienti": Table("clienti", CLIENTI, customers),
+            "particolarita": Table(
+                "particolarita",
+                PARTICOLARITA,
+                dataset.conditions(cat, customers, self.articles_src),
+            ),
+            DOCS: Table(
+                DOCS,
+                ORDINI_CLIENTI,
+                dataset.orders(cat, params.orders, customers, self.articles_src),
+            ),
+        }
+        for name, schema in LOOKUPS.items():
+            self.tables[schema.resource] = Table(
+                schema.resource, schema, EagerSource(cat.lookups[name], lambda r: r["codice"])
+            )
+        # the names the /sim/ API uses
+        self.admin_names = {
+            "articoli": "articoli",
+            "clienti": "clienti",
+            "particolarita": "particolarita",
+            "ordini-clienti": DOCS,
+            **{name: s.resource for name, s in LOOKUPS.items()},
+        }
+        self.counters["doc:OC:1"] = params.orders + 1
+        self.counters["doc:BC:1"] = params.orders + 1
+
+    # ------------------------------------------------------------ resources
+    def table(self, resource: str) -> Table | None:
+        if resource == "dati-generali/particolarita":
+            resource = "particolarita"
+        return self.tables.get(resource)
+
+    def stats(self) -> dict[str, int]:
+        return {admin: self.tables[res].count() for admin, res in self.admin_names.items()}
+
+    # --------------------------------------------------------------- paging
+    def new_cursor(
+        self,
+        table: Table,
+        fields: list[str] | None,
+        filters: list[Filter] | None,
+        raw_filters: Any = None,
+        limit: int = 100,
+    ) -> Cursor:
+        cur = Cursor(table.name, fields, filters, raw_filters, None, max=limit)
+        if filters:
+            since = _date_bound(table.schema, filters)
+            if since is not None:
+                offset = _day_offset(self.catalogue.gen_now.date(), since)
+                if offset is not None:
+                    cur.candidates = table.candidates_since(offset)
+            if cur.candidates is None:
+                lower, inclusive, upper = key_bounds(table.schema, filters)
+                cur.upper = upper
+                if lower is not None:
+                    cur.start, cur.inclusive = lower, inclusive
+        return cur
+
+    def run_page(self, cur: Cursor, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Fill one page from a cursor (advancing it); also says whether more may follow."""
+        table = self.tables[cur.table]
+        fields, filters = cur.fields, cur.filters
+        out: list[dict[str, Any]] = []
+        if cur.candidates is not None:
+            cands, pos = cur.candidates, cur.pos
+            while pos < len(cands) and len(out) < limit:
+                rec = table.record_of(cands[pos])
+                pos += 1
+                if rec is None or (filters and not matches(filters, rec)):
+                    continue
+                out.append(_project(rec, fields))
+            cur.pos = pos
+            return out, pos < len(cands)
+        if cur.after is not None:
+            items = table.scan(after=cur.after)
+        elif cur.start is not None:
+            items = (
+                table.scan(after=cur.start) if not cur.inclusive else table.scan(start=cur.start)
+            )
+        else:
+            items = table.scan()
+        upper = cur.upper
+        more = False
+        deadline = time.perf_counter() + SCAN_BUDGET_S
+        scanned = 0
+        item: Item
+        for item in items:
+            if upper is not None and _gt(item[0], upper):
+                break
+            rec = table.record_of(item)
+            if rec is None:
+                continue
+            if filters:
+                scanned += 1
+                if not matches(filters, rec):
+                    cur.after = item[0]
+                    if scanned & 1023 == 0 and time.perf_counter() > deadline:
+                        more = True
+                        break
+                    continue
+            if len(out) >= limit:
+                more = True
+                break
+            out.append(_project(rec, fields))
+            cur.after = item[0]
+        return out, more
+
+    def store_cursor(self, cur: Cursor) -> str:
+        token = secrets.token_urlsafe(18)
+        self.cursors[token] = cur
+        while len(self.cursors) > MAX_CURSORS:
+            self.cursors.popitem(last=False)
+        return token
+
+    def take_cursor(self, token: str) -> Cursor | None:
+        """A token is single-use: taking it consumes it."""
+        return self.cursors.pop(token, None)
+
+    # ---------------------------------------------------------------- writes
+    def stamp_record(self, table: Table, rec: dict[str, Any]) -> None:
+        now = self.clock.now()
+        s = table.schema
+        if s.date_field:
+            rec[s.date_field] = fmt_date(now)
+        if s.time_field:
+            rec[s.time_field] = fmt_time(now.hour * 3600 + now.minute * 60 + now.second)
+
+    def create(self, table: Table, body: Any) -> Any:
+        schema = table.schema
+        if not isinstance(body, dict):
+            raise BusinessError("Corpo della richiesta non valido: atteso un oggetto JSON")
+        check_values(schema, body)
+        rec: dict[str, Any] = {}
+        for f in schema.fields:
+            if f.name in body and body[f.name] is not None:
+                rec[f.name] = body[f.name]
+            elif f.required and not (f.name == "codice" and table.name == "particolarita"):
+                raise BusinessError(f"Campo '{f.name}' obbligatorio")
+            else:
+                rec[f.name] = body.get(f.name, f.default())
+        if table.name == DOCS:
+            key = self._new_document(table, rec)
+        elif table.name == "particolarita":
+            key = self._condition_key(rec)
+            rec["codice"] = key
+        elif table.name == "clienti" and str(rec["codice"]).upper().endswith(".AUTO"):
+            key = self._next_customer(table, str(rec["codice"])[:-5])
+            rec["codice"] = key
+        else:
+            key = rec[schema.key[0]]
+        if table.exists(key):
+            raise BusinessError(f"Codice '{key}' gia' esistente")
+        self.stamp_record(table, rec)
+        table.put(key, rec)
+        return key
+
+    def _next_customer(self, table: Table, prefix: str) -> str:
+        src = table.source
+        width = getattr(src, "width", 5)
+        n = self.counters.get(f"cli:{prefix}", src.n + 1 if prefix == "501" else 1)
+        while table.exists(f"{prefix}.{n:0{width}d}"):
+            n += 1
+        self.counters[f"cli:{prefix}"] = n + 1
+        return f"{prefix}.{n:0{width}d}"
+
+    def _condition_key(self, rec: dict[str, Any]) -> str:
+        tipo = rec["tipo"]
+        if tipo not in ("A", "G"):
+            raise BusinessError(f"Tipo particolarita '{tipo}' non valido (A o G)")
+        code = rec["cod_articolo"] if tipo == "A" else rec["cod_grp_merc"]
+        if not code:
+            missing = "cod_articolo" if tipo == "A" else "cod_grp_merc"
+            raise BusinessError(f"Campo '{missing}' obbligatorio")
+        if not self.tables["clienti"].exists(rec["cod_conto"]):
+            raise BusinessError(f"Conto '{rec['cod_conto']}' inesistente")
+        return f"{rec['cod_conto']}+{tipo}+{code}"
+
+    def _check_rows(self, rec: dict[str, Any]) -> None:
+        rows = ORDINI_CLIENTI.row_fields()
+        ids = [p[0] for p in rec["id_riga"]]
+        if not ids:
+            raise BusinessError("Il documento deve avere almeno una riga")
+        for f in rows:
+            got = [p[0] for p in rec.get(f.name) or []]
+            if got and got != ids:
+                raise BusinessError(f"Campo '{f.name}': indici di riga diversi da id_riga")
+            if not got:
+                if f.required:
+                    raise BusinessError(f"Campo '{f.name}' obbligatorio")
+                default = {"stato_riga": "", "sconto": "", "descr_riga": ""}.get(f.name, 0)
+                if f.name == "id_mag_riga":
+                    default = 1
+                rec[f.name] = [[i, default] for i in ids]
+        articles = self.tables["articoli"]
+        for _i, code in rec["codice_articolo"]:
+            if not articles.exists(code):
+                raise BusinessError(f"Articolo '{code}' inesistente")
+
+    def _new_document(self, table: Table, rec: dict[str, Any]) -> str:
+        sigla, serie, numero = rec["sigla"], rec["serie"], rec["numero"]
+        if not isinstance(serie, int) or not isinstance(numero, int) or numero < 0:
+            raise BusinessError("Serie e numero devono essere interi")
+        if not self.tables["clienti"].exists(rec["cod_conto"]):
+            raise BusinessError(f"Conto '{rec['cod_conto']}' inesistente")
+        self._check_rows(rec)
+        counter = f"doc:{sigla}:{serie}"
+        if numero == 0:
+            numero = self.counters.get(counter, 1)
+            while table.exists(f"{sigla}+{serie}+{numero}"):
+                numero += 1
+            rec["numero"] = numero
+        self.counters[counter] = max(self.counters.get(counter, 1), numero + 1)
+        for name, default in (("attivo", "S"), ("variato", "N")):
+            if not rec.get(name):
+                rec[name] = default
+        if not rec.get("data_documento"):
+            rec["data_documento"] = fmt_date(self.clock.now())
+        return f"{sigla}+{serie}+{numero}"
+
+    def update(self, table: Table, key: Any, body: Any, *, solo_testata: bool = False) -> bool:
+        old = table.get(key)
+        if old is None:
+            return False
+        schema = table.schema
+        if not isinstance(body, dict):
+            raise BusinessError("Corpo della richiesta non valido: atteso un oggetto JSON")
+        check_values(schema, body)
+        for k in schema.key:
+            if k in body and body[k] != old.get(k):
+                raise BusinessError(f"Il campo chiave '{k}' non puo' essere modificato")
+        rec = dict(old)
+        row_names = {f.name for f in schema.row_fields()}
+        if row_names and not solo_testata:
+            missing = sorted(n for n in row_names if n not in body and schema.by_name[n].required)
+            if missing:
+                raise BusinessError(
+                    "Un documento va reinviato con tutte le righe (o con solo_testata=true): "
+                    f"mancano {', '.join(missing)}"
+                )
+            for n in row_names:
+                rec[n] = []
+        for name, value in body.items():
+            if solo_testata and name in row_names:
+                continue
+            rec[name] = value
+        if row_names and not solo_testata:
+            self._check_rows(rec)
+        if table.name == DOCS and not self.tables["clienti"].exists(rec["cod_conto"]):
+            raise BusinessError(f"Conto '{rec['cod_conto']}' inesistente")
+        self.stamp_record(table, rec)
+        table.put(key, rec)
+        return True
+
+    def delete(self, table: Table, key: Any) -> bool:
+        return table.delete(key)
+
+    # ----------------------------------------------------------- /sim/ work
+    MUTATE_DEFAULTS = {
+        "articoli": ["descrizione", "prz_listino", "qta_carico"],
+        "clienti": ["ragione_sociale", "telefono", "sconto"],
+        "particolarita": ["prezzo", "sconto"],
+    }
+
+    def mutate(self, resource: str, count: int, seed: int, names: list[str] | None) -> list[Any]:
+        table = self.tables[resource]
+        schema = table.schema
+        names = names or self.MUTATE_DEFAULTS[resource]
+        for n in names:
+            f = schema.by_name.get(n)
+            if f is None or n in schema.key or n in (schema.date_field, schema.time_field):
+                raise BusinessError(f"Campo '{n}' non modificabile in {resource}")
+        rng = random.Random(seed)
+        total = table.source.n + len(table.added_keys)
+        chosen: list[Any] = []
+        seen: set[Any] = set()
+        attempts = 0
+        while len(chosen) < min(count, table.count()) and attempts < count * 20 + 100:
+            attempts += 1
+            key = table.nth_key(rng.randrange(total)) if total else None
+            if key is None or key in seen or not table.exists(key):
+                continue
+            seen.add(key)
+            chosen.append(key)
+        for key in chosen:
+            rec = dict(table.get(key) or {})
+            for n in names:
+                rec[n] = self._changed_value(schema.by_name[n], rec.get(n), rng)
+            self.stamp_record(table, rec)
+            table.put(key, rec)
+        return chosen
+
+    def _changed_value(self, f: Field, old: Any, rng: random.Random) -> Any:
+        """A deterministic new value, always different from the old one."""
+        if f.dim_array:
+            pairs = [list(p) for p in old] if isinstance(old, list) and old else [[1, None]]
+            idx = 0
+            pairs[idx][1] = self._changed_value(
+                Field(f.name, f.tipo, f.lunghezza, f.descrizione), pairs[idx][1], rng
+            )
+            return pairs
+        if f.tipo == NUM:
+            base = old if isinstance(old, int | float) else 0
+            if isinstance(base, int) and not isinstance(base, bool) and f.name != "prezzo":
+                return base + rng.randint(1, 25)
+            return round(max(base, 1.0) * rng.uniform(1.02, 1.3), 2)
+        if f.tipo == DATE:
+            d = self.clock.now().date() + dt.timedelta(days=rng.randint(1, 90))
+            return fmt_date(d)
+        if f.tipo == TIME:
+            return fmt_time(rng.randrange(86400))
+        if f.tipo == LIST:
+            return [*(old or []), f"X+1+{rng.randint(1, 9999)}"]
+        text = old if isinstance(old, str) else ""
+        if f.lunghezza == 1 and text in ("S", "N", ""):
+            return "N" if text == "S" else "S"
+        if f.name == "sconto":
+            options = ["5", "10", "15", "10+5", "20", "3+2"]
+            return rng.choice([o for o in options if o != text])
+        suffix = f" #{rng.randint(100, 999)}"
+        stem = text.split(" #")[0]
+        new = (stem[: max(f.lunghezza - len(suffix), 0)] + suffix)[: f.lunghezza]
+        if new == text:
+            new = (stem[: max(f.lunghezza - 5, 0)] + " #000")[: f.lunghezza]
+        return new
+
+    def orders_with_marker(self, marker: str) -> list[str]:
+        table = self.tables[DOCS]
+        needle = f"${marker}$"
+        out = []
+        for item in table.scan():
+            rec = table.record_of(item)
+            if rec is not None and needle in (rec.get("nota") or ""):
+                out.append(item[1])
+        return out
+
+    def fulfil(self, key: str, rows: dict[str, Any], delivery_note: bool) -> dict[str, Any]:
+        table = self.tables[DOCS]
+        old = table.get(key)
+        if old is None:
+            raise LookupError(key)
+        rec = dict(old)
+        qta = {p[0]: p[1] for p in rec["quantita"]}
+        evasa = {p[0]: p[1] for p in rec["qta_evasa"]}
+        for rid, value in rows.items():
+            try:
+                r = int(rid)
+                v = float(value)
+            except (TypeError, ValueError):
+                raise BusinessError(f"Riga {rid!r}: quantita {value!r} non valida") from None
+            if r not in qta:
+                raise BusinessError(f"Riga {r} inesistente nel documento {key}")
+            evasa[r] = int(v) if v == int(v) else v
+        rec["qta_evasa"] = [[r, evasa[r]] for r in qta]
+        if delivery_note:
+            n = self.counters.get("doc:BC:1", 1)
+            self.counters["doc:BC:1"] = n + 1
+            rec["doc_collegati"] = [*rec.get("doc_collegati", []), f"BC+1+{n}"]
+        states = {p[0]: p[1] for p in rec["stato_riga"]}
+        if all(evasa[r] >= qta[r] or states.get(r) == "N" for r in qta):
+            rec["stato_riga"] = [[r, "N" if states.get(r) == "N" else "E"] for r in qta]
+        self.stamp_record(table, rec)
+        table.put(key, rec)
+        return rec
+
+    def set_row_state(self, key: str, row: int, state: str) -> dict[str, Any]:
+        table = self.tables[DOCS]
+        old = table.get(key)
+        if old is None:
+            raise LookupError(key)
+        if state not in ("", "E", "S", "B", "N"):
+            raise BusinessError(f"Stato riga '{state}' non valido (E, S, B, N)")
+        rec = dict(old)
+        if row not in {p[0] for p in rec["stato_riga"]}:
+            raise BusinessError(f"Riga {row} inesistente nel documento {key}")
+        rec["stato_riga"] = [[r, state if r == row else s] for r, s in rec["stato_riga"]]
+        self.stamp_record(table, rec)
+        table.put(key, rec)
+        return rec
+
+    # ------------------------------------------------------------ state file
+    def save(self) -> None:
+        if self.state_path is None:
+            return
+        data = {
+            "version": STATE_VERSION,
+            "params": asdict(self.params),
+            "tables": {name: t.dump() for name, t in self.tables.items() if t.changed or t.deleted},
+            "counters": self.counters,
+            "users": self.users,
+            "clock_offset_s": self.clock.offset_s,
+        }
+        path = self.state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_overlay(self, data: dict[str, Any]) -> None:
+        for name, tdata in data.get("tables", {}).items():
+            table = self.tables.get(name)
+            if table is None:
+                raise StateFileError(f"unknown table {name!r}")
+            table.load(tdata)
+        self.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
+        self.users.update({str(k): str(v) for k, v in data.get("users", {}).items()})
+        self.clock.offset_s = float(data.get("clock_offset_s", 0.0))
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The parsed state file, None if it does not exist; StateFileError if unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise StateFileError(f"state file {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise StateFileError(f"state file {path} is not a simulator state file (version missing)")
+    params = data.get("params")
+    try:
+        GenParams(**params)
+    except TypeError:
+        raise StateFileError(f"state file {path} has no valid generation parameters") from None
+    return data
+
+
+def open_erp(
+    *,
+    articles: int,
+    customers: int,
+    orders: int,
+    seed: int,
+    users: dict[str, str],
+    azienda: str,
+    anno: int,
+    state: Path | None,
+) -> Erp:
+    """The ERP of a new simulator: from the state file when there is one, else fresh."""
+    data = read_state(state) if state else None
+    if data is not None:
+        params = GenParams(**data["params"])
+    else:
+        params = GenParams(articles, customers, orders, seed, ErpClock().stamp())
+    erp = Erp(params, users=users, azienda=azienda, anno=anno, state=state)
+    if data is not None:
+        try:
+            erp.load_overlay(data)
+        except (StateFileError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise StateFileError(f"state file {state} is damaged: {exc}") from None
+    elif state is not None:
+        erp.save()
+    return erp
+
+
+# ------------------------------------------------------------------- helpers
+def _project(rec: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    if fields is None:
+        return rec
+    return {f: rec.get(f) for f in fields}
+
+
+def _gt(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return False
+
+
+def _date_bound(schema: Schema, filters: list[Filter]) -> str | None:
+    from passweb_tui.mexal_sim.query import date_since
+
+    return date_since(schema, filters)
+
+
+def _day_offset(gen_date: dt.date, since: str) -> int | None:
+    try:
+        d = dt.datetime.strptime(since, "%Y%m%d").date()
+    except ValueError:
+        return None
+    return max((gen_date - d).days, 0)
+
+
+def check_values(schema: Schema, body: dict[str, Any]) -> None:
+    """Every field known and of the right shape; raises BusinessError naming the field."""
+    for name, value in body.items():
+        f = schema.by_name.get(name)
+        if f is None:
+            raise BusinessError(f"Nome campo '{name}' non valido")
+        if f.dim_array:
+            if not isinstance(value, list):
+                raise BusinessError(f"Campo '{name}': atteso un array [[indice, valore], ...]")
+            for p in value:
+                if (
+                    not isinstance(p, list)
+                    or len(p) != 2
+                    or not isinstance(p[0], int)
+                    or isinstance(p[0], bool)
+                    or not 1 <= p[0] <= f.dim_array
+                ):
+                    raise BusinessError(
+                        f"Campo '{name}': elemento {p!r} non valido (atteso [indice 1..{f.dim_array}, valore])"
+                    )
+                _check_scalar(f, p[1], f"{name}[{p[0]}]")
+        elif f.tipo == LIST:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise BusinessError(f"Campo '{name}': attesa una lista di testi")
+        else:
+            _check_scalar(f, value, name)
+
+
+def _check_scalar(f: Field, value: Any, where: str) -> None:
+    if value is None:
+        return
+    if f.tipo == NUM:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BusinessError(f"Campo '{where}': atteso un numero, ricevuto {value!r}")
+    elif f.tipo == DATE:
+        if not (isinstance(value, str) and (value == "" or (len(value) == 8 and value.isdigit()))):
+            raise BusinessError(f"Campo '{where}': data {value!r} non valida (AAAAMMGG)")
+    elif f.tipo == TIME:
+        if not (isinstance(value, str) and len(value) == 6 and value.isdigit()):
+            raise BusinessError(f"Campo '{where}': ora {value!r} non valida (HHMMSS)")
+    elif f.tipo == TEXT:
+        if not isinstance(value, str):
+            raise BusinessError(f"Campo '{where}': atteso un testo, ricevuto {value!r}")
+        if len(value) > f.lunghezza:
+            raise BusinessError(
+                f"Campo '{where}': valore troppo lungo ({len(value)} caratteri, massimo {f.lunghezza})"
+            )

@@ -1,0 +1,217 @@
+"""Serving the simulator: options, the ASGI app, and running it (foreground or background).
+
+`serve()` backs `passweb-tui erp-sim`; `start_background()` backs `--demo` and tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.types import Message, Receive, Scope, Send
+
+from passweb_tui.mexal_sim.admin import build_admin
+from passweb_tui.mexal_sim.erp import Erp, StateFileError, open_erp
+from passweb_tui.mexal_sim.webapi import WebApi
+
+__all__ = [
+    "SimApp",
+    "SimHandle",
+    "SimOptions",
+    "StateFileError",
+    "create_app",
+    "serve",
+    "start_background",
+]
+
+
+@dataclass
+class SimOptions:
+    host: str = "127.0.0.1"
+    port: int = 9004  # 0 = pick a free port
+    articles: int = 5000
+    customers: int = 1000
+    orders: int = 200
+    seed: int = 1
+    state: Path | None = None  # keeps the ERP's data across restarts
+    user: str = "demo"
+    password: str = "demo"
+    azienda: str = "DEM"
+    anno: int = field(default_factory=lambda: dt.date.today().year)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class SimApp:
+    """The ASGI app: /webapi (the WebAPI) and /sim (admin), timing every reply."""
+
+    def __init__(self, erp: Erp) -> None:
+        self.erp = erp
+        self.webapi = WebApi(erp)
+        self.admin = build_admin(erp)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                headers = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={took:.3f}".encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        path: str = scope["path"]
+        if path == "/webapi" or path.startswith("/webapi/"):
+            await self.webapi(scope, receive, timed_send)
+        elif path.startswith("/sim/"):
+            await self.admin(scope, receive, timed_send)
+        else:
+            await timed_send({"type": "http.response.start", "status": 404, "headers": []})
+            await timed_send({"type": "http.response.body", "body": b""})
+
+
+def create_app(options: SimOptions) -> SimApp:
+    """Generate (or load from the state file) the ERP and wrap it in the ASGI app.
+
+    Raises StateFileError when the state file exists but cannot be used."""
+    erp = open_erp(
+        articles=options.articles,
+        customers=options.customers,
+        orders=options.orders,
+        seed=options.seed,
+        users={options.user: options.password},
+        azienda=options.azienda,
+        anno=options.anno,
+        state=options.state,
+    )
+    return SimApp(erp)
+
+
+class _QuietDrops(logging.Filter):
+    """Dropped connections are injected faults, not server errors worth a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+def _config(app: SimApp, options: SimOptions) -> uvicorn.Config:
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    kwargs: dict[str, Any] = {}
+    if options.tls_cert:
+        kwargs["ssl_certfile"] = str(options.tls_cert)
+        kwargs["ssl_keyfile"] = str(options.tls_key) if options.tls_key else None
+    return uvicorn.Config(
+        app,
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        log_config=None,
+        timeout_keep_alive=30,
+        **kwargs,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(options: SimOptions, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    scheme = "https" if options.tls_cert else "http"
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    return f"{scheme}://{host}:{port}/webapi"
+
+
+def serve(options: SimOptions) -> None:
+    """Serve until SIGTERM/SIGINT; prints one ready line once the socket listens."""
+    try:
+        app = create_app(options)
+    except StateFileError as exc:
+        raise SystemExit(f"passweb-tui erp-sim: {exc}") from None
+    try:
+        sock = _bind(options.host, options.port)
+    except OSError as exc:
+        raise SystemExit(
+            f"passweb-tui erp-sim: cannot listen on {options.host}:{options.port}: {exc.strerror}"
+        ) from None
+    if options.tls_cert and not options.tls_cert.is_file():
+        raise SystemExit(f"passweb-tui erp-sim: certificate file {options.tls_cert} not found")
+    server = uvicorn.Server(_config(app, options))
+    print(
+        f"serving {_url(options, sock)} user={options.user} "
+        f"azienda={options.azienda} anno={options.anno}",
+        flush=True,
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    sys.stdout.flush()
+
+
+@dataclass
+class SimHandle:
+    """A simulator running in a background thread of this process."""
+
+    url: str
+    app: SimApp
+    server: uvicorn.Server
+    thread: threading.Thread
+    sock: socket.socket
+
+    @property
+    def root(self) -> str:
+        return self.url[: -len("/webapi")]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+def start_background(options: SimOptions, *, timeout: float = 60.0) -> SimHandle:
+    """Start the simulator in a daemon thread and return once it accepts connections."""
+    app = create_app(options)
+    sock = _bind(options.host, options.port)
+    server = uvicorn.Server(_config(app, options))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="mexal-sim", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            sock.close()
+            raise RuntimeError("the ERP simulator stopped while starting")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the ERP simulator did not start in time")
+        time.sleep(0.01)
+    return SimHandle(_url(options, sock), app, server, thread, sock)

@@ -1,0 +1,275 @@
+"""Contract tests of the simulator's read side: auth, context, paging, get, hex keys, info.
+
+They talk to `passweb-tui erp-sim` in its own process over a real loopback socket.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import httpx
+import pytest
+from conftest import SimProcess
+
+
+def client(sim: SimProcess, *, password: str | None = None, context: bool = True) -> httpx.Client:
+    secret = base64.b64encode(f"{sim.user}:{password or sim.password}".encode()).decode()
+    headers = {"Authorization": f"Passepartout {secret}"}
+    if context:
+        headers["Coordinate-Gestionale"] = f"Azienda={sim.azienda} Anno={sim.anno}"
+    return httpx.Client(base_url=sim.url, headers=headers, timeout=30)
+
+
+def detail(response: httpx.Response) -> str:
+    return response.json()["error"]["response-detail"]
+
+
+def test_ready_line_names_the_webapi_url(shared_sim: SimProcess) -> None:
+    assert shared_sim.url.startswith("http://127.0.0.1:")
+    assert shared_sim.url.endswith("/webapi")
+    assert shared_sim.user == "demo"
+    assert shared_sim.azienda == "DEM"
+    assert shared_sim.anno == dt.date.today().year
+
+
+def test_wrong_password_is_401_with_error_body(shared_sim: SimProcess) -> None:
+    with client(shared_sim, password="wrong") as c:
+        r = c.get("/risorse/articoli")
+    assert r.status_code == 401
+    body = r.json()["error"]
+    assert body["response-detail"].startswith("2002")
+    assert body["request-method"] == "GET"
+    assert body["request-uri"].startswith("/webapi/risorse/articoli")
+    assert body["request-id"] and body["timestamp"]
+
+
+def test_missing_authorization_is_401(shared_sim: SimProcess) -> None:
+    r = httpx.get(f"{shared_sim.url}/risorse/dati-generali/installazione")
+    assert r.status_code == 401
+
+
+def test_dominio_suffix_is_accepted(shared_sim: SimProcess) -> None:
+    secret = base64.b64encode(f"{shared_sim.user}:{shared_sim.password}".encode()).decode()
+    r = httpx.get(
+        f"{shared_sim.url}/risorse/dati-generali/installazione",
+        headers={"Authorization": f"Passepartout {secret} Dominio=CLOUD1"},
+    )
+    assert r.status_code == 200
+
+
+def test_installation_needs_no_context_and_gives_version(shared_sim: SimProcess) -> None:
+    with client(shared_sim, context=False) as c:
+        r = c.get("/risorse/dati-generali/installazione")
+    assert r.status_code == 200
+    assert r.json()["versione"] == "2.9.17"
+    assert r.json()["aziende"][0]["codice"] == "DEM"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Azienda=DEM",
+        "Azienda=XXX Anno=2020",
+        "Azienda=DEM Anno=1999",
+        "Azienda=DEM Anno={anno} Magazzino=77",
+    ],
+)
+def test_missing_or_wrong_context_is_1001(shared_sim: SimProcess, header: str | None) -> None:
+    with client(shared_sim, context=False) as c:
+        headers = {}
+        if header:
+            headers["Coordinate-Gestionale"] = header.format(anno=shared_sim.anno)
+        r = c.get("/risorse/articoli", headers=headers)
+    assert r.status_code == 400
+    assert detail(r).startswith("1001")
+
+
+def test_context_with_magazzino_is_accepted(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get(
+            "/risorse/articoli",
+            params={"max": 1},
+            headers={"Coordinate-Gestionale": f"Azienda=DEM Anno={shared_sim.anno} Magazzino=1"},
+        )
+    assert r.status_code == 200
+
+
+def test_paging_all_articles_with_single_use_tokens(shared_sim: SimProcess) -> None:
+    keys: list[str] = []
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli", params={"max": 300, "fields": "descrizione"})
+        pages = 0
+        while True:
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert len(body["data_ric_elab"]) == 15
+            assert len(body["dati"]) <= 300
+            assert set(body["dati"][0]) == {"codice", "descrizione"}
+            keys += [d["codice"] for d in body["dati"]]
+            pages += 1
+            token = body.get("next")
+            if token is None:
+                break
+            r = c.get("/risorse/articoli", params={"max": 300, "next": token})
+            again = c.get("/risorse/articoli", params={"max": 300, "next": token})
+            assert again.status_code == 400
+            assert detail(again) == "1003 - token next non valido"
+    assert len(keys) == 2000 == len(set(keys))
+    assert keys == sorted(keys)
+    assert pages == 7
+    assert any("/" in k for k in keys)
+
+
+def test_unknown_token_is_1003(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli", params={"next": "no-such-token"})
+    assert r.status_code == 400
+    assert detail(r).startswith("1003")
+
+
+def test_default_page_size_and_cap(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        assert len(c.get("/risorse/articoli").json()["dati"]) == 100
+        assert len(c.get("/risorse/articoli", params={"max": 5000}).json()["dati"]) == 2000
+
+
+def test_bad_max_is_6001(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli", params={"max": "ten"})
+    assert r.status_code == 400
+    assert detail(r).startswith("6001")
+
+
+def test_unknown_field_in_fields_is_6001(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli", params={"fields": "descrizione,colore"})
+    assert r.status_code == 400
+    assert detail(r) == "6001 - errore gestionale [Nome campo 'colore' non valido]"
+
+
+def test_get_by_key_and_404(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        first = c.get("/risorse/articoli", params={"max": 1}).json()["dati"][0]
+        r = c.get(f"/risorse/articoli/{first['codice']}")
+        assert r.status_code == 200
+        assert r.json() == first
+        missing = c.get("/risorse/articoli/NOPE0001")
+        assert missing.status_code == 404
+        assert missing.content == b""
+
+
+def test_hex_key(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli/" + b"KIT/0001".hex(), params={"encoding": "hex"})
+        assert r.status_code == 200
+        assert r.json()["codice"] == "KIT/0001"
+        plain = c.get("/risorse/articoli/KIT/0001")
+        assert plain.status_code == 404
+
+
+def test_composite_document_key(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        r = c.get("/risorse/documenti/ordini-clienti/OC+1+3")
+        assert r.status_code == 200
+        doc = r.json()
+        assert (doc["sigla"], doc["serie"], doc["numero"]) == ("OC", 1, 3)
+        ids = [i for i, _ in doc["id_riga"]]
+        for name in ("codice_articolo", "quantita", "prezzo", "qta_evasa", "stato_riga"):
+            assert [i for i, _ in doc[name]] == ids
+
+
+def test_documents_list_in_numeric_order(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        body = c.get("/risorse/documenti/ordini-clienti", params={"max": 1000}).json()
+    numbers = [d["numero"] for d in body["dati"]]
+    assert numbers == list(range(1, 31))
+
+
+def test_info_describes_fields(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        info = c.get("/risorse/articoli", params={"info": "true"}).json()["dati"]
+    by_name = {f["nome"]: f for f in info}
+    assert by_name["codice"]["chiave"] is True
+    assert by_name["descrizione"]["tipo"] == "C"
+    assert by_name["descrizione"]["lunghezza"] == 80
+    assert by_name["prz_listino"]["dim_array"] == 9
+    assert by_name["dt_mod_sistema"]["tipo"] == "D"
+
+
+def test_help_lists_endpoints(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        rows = c.get("/risorse/help", params={"extended": "true"}).json()["dati"]
+    uris = {(r["metodo"], r["uri"]) for r in rows}
+    assert ("POST", "/webapi/risorse/articoli/ricerca") in uris
+    assert ("PUT", "/webapi/risorse/clienti/{chiave}") in uris
+
+
+def test_server_timing_on_every_reply(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        for r in (c.get("/risorse/articoli"), c.get("/risorse/articoli/NOPE")):
+            name, _, value = r.headers["server-timing"].partition(";dur=")
+            assert name == "app" and float(value) >= 0
+
+
+def test_lookup_tables(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+
+        def all_of(res: str) -> list[dict]:
+            return c.get(f"/risorse/dati-generali/{res}", params={"max": 1000}).json()["dati"]
+
+        groups = all_of("gruppi-merceologici")
+        codes = {g["codice"] for g in groups}
+        assert 50 <= len(groups) <= 100
+        assert all(g["cod_grp_padre"] in codes for g in groups if g["cod_grp_padre"])
+        assert {g["web"] for g in groups} == {"S", "N"}
+        assert [v["sigla_iso"] for v in all_of("valute")] == ["EUR", "USD", "GBP", "CHF"]
+        assert [p["codice"] for p in all_of("listini")] == list(range(1, 10))
+        assert {"BB30", "RD", "CC"} <= {p["codice"] for p in all_of("pagamenti")}
+        for res in (
+            "categorie-statistiche-articoli",
+            "magazzini",
+            "sconti-listini",
+            "sconti-quantita",
+            "categorie-sconti",
+            "particolarita",
+        ):
+            assert all_of(res), res
+
+
+def test_attachments(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        seen = set()
+        for n in range(1, 40):
+            code = f"ART{n:07d}"
+            items = c.get(f"/risorse/articoli/{code}/allegati").json().get("dati", [])
+            for item in items:
+                blob = c.get(f"/risorse/articoli/{code}/allegati/{item['nome']}")
+                assert blob.headers["content-type"] == "application/octet-stream"
+                assert len(blob.content) == item["dimensione"]
+                assert blob.content.startswith(
+                    b"\x89PNG" if item["tipo"] == "immagine" else b"%PDF"
+                )
+                seen.add(item["tipo"])
+            assert c.get(f"/risorse/articoli/{code}/allegati/icona").status_code == 404
+    assert seen == {"immagine", "scheda"}
+
+
+def test_dataset_shape(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        arts = c.get("/risorse/articoli", params={"max": 2000}).json()["dati"]
+        custs = c.get("/risorse/clienti", params={"max": 1000}).json()["dati"]
+    today = dt.date.today().strftime("%Y%m%d")
+    dates = [a["dt_mod_sistema"] for a in arts]
+    assert 0 < dates.count(today) < len(arts) // 10
+    assert len({d[:6] for d in dates}) >= 6  # spread over many months
+    assert 0 < sum(a["gest_precanc"] == "S" or a["gest_annullato"] == "S" for a in arts) < 200
+    site1 = [dict(a["trasf_sito"]).get(1) for a in arts]
+    assert site1.count("N") > 0 and site1.count("S") > len(arts) * 0.7
+    assert any(2 in dict(a["trasf_sito"]) for a in arts)
+    assert max(len(a["prz_listino"]) for a in arts) == 9
+    assert len(custs) == 300
+    assert {c_["cod_listino"] for c_ in custs} >= {1, 2}
+    assert any(c_["sconto"] for c_ in custs)
+    assert all(c_["codice"].startswith("501.") for c_ in custs)
