@@ -1,0 +1,44 @@
+"""`passweb-tui changes`: the change log (what each sync changed, field by field)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands.sync import open_engine
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("changes", help="show the change log, newest first")
+    p.add_argument("--run", type=int, metavar="ID", help="only changes of this run")
+    p.add_argument("--entity", metavar="E", help="only this entity (articles, customers, ...)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N entries (100)")
+    p.set_defaults(handler=run)
+
+
+def _short(value: str | None, width: int = 30) -> str:
+    if value is None:
+        return "-"
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.limit < 0:
+        raise CliError("--limit must be 0 or more", ExitCode.USAGE)
+    engine = open_engine(ctx)
+    try:
+        entries = engine.changes(run_id=args.run, entity=args.entity, limit=args.limit)
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries]))
+        return int(ExitCode.OK)
+    if not entries:
+        print("no changes recorded" + (f" for run {args.run}" if args.run is not None else ""))
+        return int(ExitCode.OK)
+    for e in entries:
+        what = e.change if e.field is None else f"{e.field}: {_short(e.old)} -> {_short(e.new)}"
+        print(f"run {e.run_id:>4}  {e.entity:<12} {e.key:<24} {what}")
+    return int(ExitCode.OK)

@@ -1,0 +1,156 @@
+"""`passweb-tui sync total|changed|partial`: run a sync and report it (text or --json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from typing import TextIO
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.engine.facade import (
+    Engine,
+    EngineSettings,
+    LaunchRefused,
+    ProgressEvent,
+    RunResult,
+    Scope,
+    StoreError,
+    SyncError,
+)
+
+CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
+
+
+def open_engine(ctx: Context) -> Engine:
+    """The engine on this command's store; the ERP (or the demo simulator) starts lazily."""
+    settings = EngineSettings.from_settings(ctx.settings, erp=ctx.erp_config)
+    try:
+        return Engine.open(settings)
+    except StoreError as exc:
+        raise CliError(f"site store: {exc}", ExitCode.FAILED) from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sync",
+        help="pull from the ERP: total, changed (the usual one) or partial",
+        description="Synchronize the site store with the ERP. Exit status: 0 ok, 1 failed or "
+        "cancelled, 2 usage/configuration/credentials, 3 refused (another TOTAL/CHANGED "
+        "runs), 4 done with rejected records.",
+    )
+    p.add_argument("kind", choices=["total", "changed", "partial"], help="kind of sync")
+    p.add_argument("--dry-run", action="store_true", help="compare and report; write nothing")
+    p.add_argument("--json", action="store_true", help="print the run as one JSON object")
+    p.add_argument(
+        "--entity",
+        action="append",
+        default=[],
+        metavar="E",
+        help="partial only: re-pull this entity (repeatable)",
+    )
+    p.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="K",
+        help="partial only, with one --entity: re-pull just this record (repeatable)",
+    )
+    p.set_defaults(handler=run)
+
+
+class ProgressBar:
+    """A one-line progress display on a terminal's stderr."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        now = time.monotonic()
+        if not ev.finished and now - self.last < 0.1:
+            return
+        self.last = now
+        with self.lock:
+            if ev.finished:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+                return
+            what = ev.entity or ev.phase
+            if ev.total:
+                width = 24
+                filled = min(width, int(width * ev.done / max(ev.total, 1)))
+                bar = "[" + "#" * filled + "." * (width - filled) + f"] {ev.done}/{ev.total}"
+            else:
+                bar = f"{ev.done}"
+            rate = f" {ev.rate:,.0f}/s" if ev.rate else ""
+            eta = f" ETA {ev.eta_s:.0f}s" if ev.eta_s is not None else ""
+            self.stream.write(f"\r\033[K{ev.kind.upper()} {what}: {bar}{rate}{eta}")
+            self.stream.flush()
+
+
+def exit_code(result: RunResult) -> int:
+    if result.status == "ok":
+        return int(ExitCode.OK)
+    if result.status == "ok_with_rejects":
+        return int(ExitCode.PARTIAL)
+    if result.status == "failed" and (result.error or "").startswith(CREDENTIAL_ERRORS):
+        return int(ExitCode.USAGE)
+    return int(ExitCode.FAILED)
+
+
+def print_summary(result: RunResult, out: TextIO) -> None:
+    kind = result.kind.upper()
+    if result.requested_kind != result.kind:
+        kind += f" (requested {result.requested_kind.upper()})"
+    dry = " dry run" if result.dry_run else ""
+    took = f" in {result.duration_s:.2f}s" if result.duration_s is not None else ""
+    print(f"run {result.run_id}: {kind}{dry} {result.status}{took}", file=out)
+    if result.message:
+        print(result.message, file=out)
+    if result.entities:
+        head = ("entity", "fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+        print(f"{head[0]:<30}" + "".join(f"{h:>10}" for h in head[1:]), file=out)
+        for name, c in result.entities.items():
+            print(f"{name:<30}" + "".join(f"{c.get(h, 0):>10}" for h in head[1:]), file=out)
+    if result.error:
+        print(f"error: {result.error}", file=out)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    scope = Scope(tuple(args.entity), tuple(args.code))
+    if (scope.entities or scope.codes) and args.kind != "partial":
+        raise CliError("--entity and --code go with `sync partial` only", ExitCode.USAGE)
+    engine = open_engine(ctx)
+    try:
+        on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            handle = engine.start_run(
+                args.kind, scope=scope, dry_run=args.dry_run, origin="site", on_event=on_event
+            )
+        except LaunchRefused as exc:
+            raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
+        except SyncError as exc:
+            raise CliError(str(exc), ExitCode.USAGE) from None
+        try:
+            while not handle.done:
+                handle.wait(0.2)
+        except KeyboardInterrupt:
+            print("passweb-tui: cancelling the run...", file=sys.stderr)
+            handle.cancel()
+            handle.wait()
+        result = handle.wait()
+        if result is None:
+            raise CliError(f"the run stopped unexpectedly: {handle.error}", ExitCode.FAILED)
+        if args.json:
+            print(json.dumps(result.to_json()))
+        else:
+            print_summary(result, sys.stdout)
+        if result.status in ("failed", "cancelled") and not args.json:
+            print(f"passweb-tui: run {result.run_id} {result.status}", file=sys.stderr)
+        return exit_code(result)
+    finally:
+        engine.close()
