@@ -33,6 +33,9 @@ def fmt_time(secs: int) -> str:
     return f"{secs // 3600:02d}{secs // 60 % 60:02d}{secs % 60:02d}"
 
 
+TIMES = [fmt_time(s) for s in range(86400)]
+
+
 # Uniform 16-bit value -> days before the generation date. Most records were last
 # touched months ago, a few this week and a handful today, as in a real ERP.
 def _day_table() -> list[int]:
@@ -343,6 +346,7 @@ class ArticleSource(Source):
     """Articles: ART0000001.. then a few KIT/0001.. codes (keys that need hex encoding)."""
 
     PROFILES = 2048
+    VARIANTS = 16
 
     def __init__(self, n: int, cat: Catalogue) -> None:
         self.n = n
@@ -355,7 +359,10 @@ class ArticleSource(Source):
         digits = f"{self.ean_prefix:03d}"
         self.ean_pre_w = int(digits[0]) + 3 * int(digits[1]) + int(digits[2])
         rng = random.Random(cat.seed * 31 + 7)
-        self.profiles = [self._profile(rng) for _ in range(self.PROFILES)]
+        self.profiles = []
+        for _ in range(self.PROFILES):
+            base, factors = self._profile(rng)
+            self.profiles.append((base, self._variants(base, factors, rng.getrandbits(63))))
 
     def _profile(self, rng: random.Random) -> tuple[dict[str, Any], list[float]]:
         leaf, web = rng.choice(self.cat.leaves)
@@ -413,17 +420,24 @@ class ArticleSource(Source):
             return self.n_reg + k if 0 <= k < self.n_kit else None
         return None
 
+    def _variants(self, base: dict[str, Any], factors: list[float], h: int) -> list[Any]:
+        # a few (description, price list) variants per profile, built once: a record
+        # then costs a dict copy and a handful of assignments
+        out = []
+        for v in range(self.VARIANTS):
+            x = mix(h + v)
+            price = (50 + x % 25000) / 100
+            prices = [[k + 1, round(price * f, 2)] for k, f in enumerate(factors)]
+            out.append((f"{base['descrizione']} {SIZES[(x >> 20) % len(SIZES)]}", prices))
+        return out
+
     def record(self, i: int) -> dict[str, Any]:
         h = mix(self.salt + i)
-        base, factors = self.profiles[h & 2047]
+        base, variants = self.profiles[h & 2047]
         rec = base.copy()
         rec["codice"] = self.key(i)
-        rec["descrizione"] = f"{base['descrizione']} {SIZES[(h >> 11) % 22]}"
-        cents = 50 + (h >> 16) % 25000
-        price = cents / 100
-        rec["prz_listino"] = [[k + 1, round(price * f, 2)] for k, f in enumerate(factors)]
-        inv = (h >> 31) % 400
-        rec["qta_inventario"] = inv
+        rec["descrizione"], rec["prz_listino"] = variants[(h >> 11) & 15]
+        rec["qta_inventario"] = (h >> 31) % 400
         rec["qta_carico"] = (h >> 40) % 150
         rec["qta_scarico"] = (h >> 48) % 120
         rec["ord_cli_e"] = (h >> 56) % 8
@@ -433,15 +447,14 @@ class ArticleSource(Source):
         elif flags < 35:
             rec["gest_annullato"] = "S"
         a, b = divmod(i % 100_000_000, 10000)
-        body = self.ean_prefix * 10**9 + i % 1_000_000_000
         check = (10 - (self.ean_pre_w + 3 * ((i // 10**8) % 10) + EAN_W[a] + EAN_W[b]) % 10) % 10
-        rec["cod_barre"] = f"{body:012d}{check}"
+        rec["cod_barre"] = f"{self.ean_prefix}{i % 1_000_000_000:09d}{check}"
         day = self.days[i]  # type: ignore[index]
         secs = (h >> 5) % 86400
         if day == 0:
             secs %= self.cat.gen_secs + 1
         rec["dt_mod_sistema"] = self.cat.day_str[day]
-        rec["ora_mod_sistema"] = fmt_time(secs)
+        rec["ora_mod_sistema"] = TIMES[secs]
         return rec
 
     # attachments: (tipo, nome, size, dt_mod), bytes derived from the index

@@ -1,0 +1,379 @@
+"""Contract tests of the simulator's searches and writes, over a real socket.
+
+Searches: every condition, AND of filters, OR of a list value, case_insensitive.
+Writes: create (201 + Location, numero 0, 501.AUTO), PUT, DELETE, 6001 errors, and
+the modification date every change bumps.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import SimProcess, start_sim
+
+
+@pytest.fixture(scope="module")
+def wsim() -> Iterator[SimProcess]:
+    """One simulator for this module; each test writes only records of its own."""
+    p = start_sim("--articles", "1500", "--customers", "200", "--orders", "25", "--seed", "11")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def c(wsim: SimProcess) -> Iterator[httpx.Client]:
+    secret = base64.b64encode(f"{wsim.user}:{wsim.password}".encode()).decode()
+    headers = {
+        "Authorization": f"Passepartout {secret}",
+        "Coordinate-Gestionale": f"Azienda={wsim.azienda} Anno={wsim.anno}",
+    }
+    with httpx.Client(base_url=wsim.url, headers=headers, timeout=30) as client:
+        yield client
+
+
+def search(c: httpx.Client, res: str, *filters: dict[str, Any], **params: Any) -> list[dict]:
+    """Every record of a search, following `next`."""
+    out: list[dict] = []
+    params = {"max": 1000, **params}
+    r = c.post(f"/risorse/{res}/ricerca", params=params, json={"filtri": list(filters)})
+    while True:
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "data_ric_elab" in body
+        out += body.get("dati", [])
+        if "next" not in body:
+            return out
+        r = c.post(
+            f"/risorse/{res}/ricerca",
+            params={**params, "next": body["next"]},
+            json={"filtri": list(filters)},
+        )
+
+
+def all_articles(c: httpx.Client) -> list[dict]:
+    return c.get("/risorse/articoli", params={"max": 5000}).json()["dati"]
+
+
+def detail(r: httpx.Response) -> str:
+    return r.json()["error"]["response-detail"]
+
+
+def f(campo: str, condizione: str, valore: Any, ci: bool = False) -> dict[str, Any]:
+    out = {"campo": campo, "condizione": condizione, "valore": valore}
+    if ci:
+        out["case_insensitive"] = True
+    return out
+
+
+# ------------------------------------------------------------------ searches
+@pytest.mark.parametrize(
+    ("cond", "check"),
+    [
+        ("=", lambda v, x: v == x),
+        ("<>", lambda v, x: v != x),
+        (">", lambda v, x: v > x),
+        ("<", lambda v, x: v < x),
+        (">=", lambda v, x: v >= x),
+        ("<=", lambda v, x: v <= x),
+    ],
+)
+def test_comparisons_on_a_date_field(c: httpx.Client, cond: str, check: Any) -> None:
+    everything = all_articles(c)
+    pivot = sorted(a["dt_mod_sistema"] for a in everything)[len(everything) // 2]
+    got = search(c, "articoli", f("dt_mod_sistema", cond, pivot))
+    expected = [a for a in everything if check(a["dt_mod_sistema"], pivot)]
+    assert [a["codice"] for a in got] == [a["codice"] for a in expected]
+    assert expected
+
+
+def test_numeric_comparison(c: httpx.Client) -> None:
+    everything = all_articles(c)
+    got = search(c, "articoli", f("qta_inventario", ">=", 350))
+    assert {a["codice"] for a in got} == {
+        a["codice"] for a in everything if a["qta_inventario"] >= 350
+    }
+
+
+def test_contiene_and_inizia_per_with_case(c: httpx.Client) -> None:
+    everything = all_articles(c)
+    word = everything[0]["descrizione"].split()[0]  # capitalised noun, e.g. "Vite"
+    lower = word.lower()
+    sensitive = search(c, "articoli", f("descrizione", "contiene", lower))
+    insensitive = search(c, "articoli", f("descrizione", "contiene", lower, ci=True))
+    assert {a["codice"] for a in insensitive} == {
+        a["codice"] for a in everything if lower in a["descrizione"].lower()
+    }
+    assert {a["codice"] for a in sensitive} == {
+        a["codice"] for a in everything if lower in a["descrizione"]
+    }
+    assert len(insensitive) > len(sensitive)
+    starts = search(c, "articoli", f("descrizione", "inizia_per", word))
+    assert starts and all(a["descrizione"].startswith(word) for a in starts)
+    assert {a["codice"] for a in starts} == {
+        a["codice"] for a in everything if a["descrizione"].startswith(word)
+    }
+    starts_ci = search(c, "articoli", f("descrizione", "inizia_per", word.upper(), ci=True))
+    assert {a["codice"] for a in starts_ci} == {a["codice"] for a in starts}
+
+
+def test_filters_are_anded_and_lists_are_ored(c: httpx.Client) -> None:
+    everything = all_articles(c)
+    got = search(c, "articoli", f("alq_iva", "=", ["10", "4"]), f("um_principale", "=", "PZ"))
+    expected = [a for a in everything if a["alq_iva"] in ("10", "4") and a["um_principale"] == "PZ"]
+    assert [a["codice"] for a in got] == [a["codice"] for a in expected]
+    assert 0 < len(expected) < len(everything)
+
+
+def test_key_range_search_for_resuming(c: httpx.Client) -> None:
+    got = search(c, "articoli", f("codice", ">", "ART0001400"))
+    keys = [a["codice"] for a in got]
+    assert keys[0] == "ART0001401"
+    assert keys == sorted(keys)
+    assert "KIT/0001" in keys
+
+
+def test_documents_by_key_list(c: httpx.Client) -> None:
+    got = search(
+        c,
+        "documenti/ordini-clienti",
+        f("sigla", "=", "OC"),
+        f("serie", "=", 1),
+        f("numero", "=", [15, 16, 17]),
+    )
+    assert [d["numero"] for d in got] == [15, 16, 17]
+
+
+def test_search_with_fields_and_paging(c: httpx.Client) -> None:
+    got = search(c, "articoli", f("qta_inventario", ">=", 0), max=100, fields="alq_iva")
+    assert len(got) == 1500
+    assert set(got[0]) == {"codice", "alq_iva"}
+
+
+def test_array_field_search(c: httpx.Client) -> None:
+    everything = all_articles(c)
+    got = search(c, "articoli", f("trasf_sito", "=", "N"))
+    assert {a["codice"] for a in got} == {
+        a["codice"] for a in everything if any(v == "N" for _, v in a["trasf_sito"])
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"filtri": [f("colore", "=", "rosso")]}, "Nome campo 'colore' non valido"),
+        ({"filtri": [f("codice", "circa", "X")]}, "Condizione 'circa' non valida"),
+        ({"filtri": [f("dt_mod_sistema", ">=", "ieri")]}, "dt_mod_sistema"),
+        ({"filtri": [f("qta_carico", ">", "molti")]}, "qta_carico"),
+        ({"filtri": [{"campo": "codice", "condizione": "="}]}, "valore mancante"),
+        ({"filters": []}, "filtri"),
+    ],
+)
+def test_bad_searches_are_6001(c: httpx.Client, body: dict, needle: str) -> None:
+    r = c.post("/risorse/articoli/ricerca", json=body)
+    assert r.status_code == 400
+    assert detail(r).startswith("6001 - errore gestionale [")
+    assert needle in detail(r)
+
+
+def test_search_token_is_single_use(c: httpx.Client) -> None:
+    body = {"filtri": [f("qta_inventario", ">=", 0)]}
+    first = c.post("/risorse/articoli/ricerca", params={"max": 10}, json=body).json()
+    ok = c.post("/risorse/articoli/ricerca", params={"max": 10, "next": first["next"]}, json=body)
+    assert ok.status_code == 200
+    again = c.post(
+        "/risorse/articoli/ricerca", params={"max": 10, "next": first["next"]}, json=body
+    )
+    assert again.status_code == 400
+    assert detail(again) == "1003 - token next non valido"
+
+
+def test_order_rows_search(c: httpx.Client) -> None:
+    rows = search(c, "documenti/ordini-clienti/righe", f("numero", "=", 2))
+    doc = c.get("/risorse/documenti/ordini-clienti/OC+1+2").json()
+    assert [r["id_riga"] for r in rows] == [i for i, _ in doc["id_riga"]]
+    assert rows[0]["codice_articolo"] == doc["codice_articolo"][0][1]
+
+
+# -------------------------------------------------------------------- writes
+def new_article(code: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "codice": code,
+        "descrizione": "Articolo di prova",
+        "alq_iva": "22",
+        "prz_listino": [[1, 12.5], [2, 11.0]],
+        **extra,
+    }
+
+
+def test_create_get_update_delete_article(c: httpx.Client, wsim: SimProcess) -> None:
+    r = c.post("/risorse/articoli", json=new_article("TEST0001"))
+    assert r.status_code == 201
+    assert r.content == b""
+    assert r.headers["location"] == "/webapi/risorse/articoli/TEST0001"
+    rec = c.get("/risorse/articoli/TEST0001").json()
+    assert rec["prz_listino"] == [[1, 12.5], [2, 11.0]]
+    assert rec["dt_mod_sistema"] and rec["ora_mod_sistema"]
+    assert rec["gest_precanc"] == ""  # defaults for fields not sent
+    keys = [a["codice"] for a in all_articles(c)]
+    assert "TEST0001" in keys and keys == sorted(keys)
+    dup = c.post("/risorse/articoli", json=new_article("TEST0001"))
+    assert dup.status_code == 400 and detail(dup).startswith("6001")
+    put = c.put("/risorse/articoli/TEST0001", json={"descrizione": "Cambiato"})
+    assert put.status_code == 204
+    assert c.get("/risorse/articoli/TEST0001").json()["descrizione"] == "Cambiato"
+    assert c.delete("/risorse/articoli/TEST0001").status_code == 204
+    assert c.get("/risorse/articoli/TEST0001").status_code == 404
+    assert c.delete("/risorse/articoli/TEST0001").status_code == 404
+    assert c.put("/risorse/articoli/TEST0001", json={"descrizione": "x"}).status_code == 404
+
+
+def test_create_with_slash_key_answers_hex_location(c: httpx.Client) -> None:
+    r = c.post("/risorse/articoli", json=new_article("SET/77"))
+    assert r.status_code == 201
+    assert r.headers["location"] == f"/webapi/risorse/articoli/{b'SET/77'.hex()}?encoding=hex"
+    got = c.get(f"/risorse/articoli/{b'SET/77'.hex()}", params={"encoding": "hex"})
+    assert got.json()["codice"] == "SET/77"
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({"codice": "BAD1", "descrizione": "x"}, "Campo 'alq_iva' obbligatorio"),
+        (new_article("BAD2", colore="rosso"), "Nome campo 'colore' non valido"),
+        (new_article("BAD3", descrizione="x" * 81), "descrizione"),
+        (new_article("BAD4", prz_listino=[[10, 1.0]]), "prz_listino"),
+        (new_article("BAD5", qta_carico="tanti"), "qta_carico"),
+    ],
+)
+def test_bad_writes_are_6001(c: httpx.Client, record: dict, needle: str) -> None:
+    r = c.post("/risorse/articoli", json=record)
+    assert r.status_code == 400
+    assert detail(r).startswith("6001 - errore gestionale [")
+    assert needle in detail(r)
+    assert c.get(f"/risorse/articoli/{record['codice']}").status_code == 404
+
+
+def test_update_with_unknown_field_is_6001_and_changes_nothing(c: httpx.Client) -> None:
+    before = c.get("/risorse/articoli/ART0000010").json()
+    r = c.put("/risorse/articoli/ART0000010", json={"descrizione": "y", "colore": "blu"})
+    assert r.status_code == 400 and "colore" in detail(r)
+    assert c.get("/risorse/articoli/ART0000010").json() == before
+
+
+def test_update_bumps_modification_date_from_erp_clock(c: httpx.Client, wsim: SimProcess) -> None:
+    wsim.admin("PUT", "clock", json={"now": "20300115 101500"})
+    try:
+        assert c.put("/risorse/articoli/ART0000011", json={"peso": 1.25}).status_code == 204
+        rec = c.get("/risorse/articoli/ART0000011").json()
+        assert rec["dt_mod_sistema"] == "20300115"
+        assert "101500" <= rec["ora_mod_sistema"] <= "101600"
+        assert c.put("/risorse/clienti/501.00011", json={"telefono": "02 123"}).status_code == 204
+        assert c.get("/risorse/clienti/501.00011").json()["data_ult_mod"] == "20300115"
+        since = search(c, "articoli", f("dt_mod_sistema", ">=", "20300115"))
+        assert [a["codice"] for a in since] == ["ART0000011"]
+    finally:
+        wsim.admin("DELETE", "clock")
+
+
+def test_customer_auto_code(c: httpx.Client) -> None:
+    body = {
+        "codice": "501.AUTO",
+        "ragione_sociale": "Nuovo Cliente Srl",
+        "partita_iva": "01234567890",
+    }
+    first = c.post("/risorse/clienti", json=body)
+    second = c.post("/risorse/clienti", json=body)
+    assert first.status_code == second.status_code == 201
+    k1 = first.headers["location"].rsplit("/", 1)[1]
+    k2 = second.headers["location"].rsplit("/", 1)[1]
+    assert k1.startswith("501.") and k2.startswith("501.")
+    assert int(k2[4:]) == int(k1[4:]) + 1
+    assert int(k1[4:]) > 200  # after the existing customers
+    assert c.get(f"/risorse/clienti/{k1}").json()["ragione_sociale"] == "Nuovo Cliente Srl"
+
+
+def order(numero: int = 0, **extra: Any) -> dict[str, Any]:
+    return {
+        "sigla": "OC",
+        "serie": 1,
+        "numero": numero,
+        "cod_conto": "501.00003",
+        "nota": "$W9001$",
+        "id_riga": [[1, 1], [2, 2]],
+        "tp_riga": [[1, "R"], [2, "R"]],
+        "codice_articolo": [[1, "ART0000001"], [2, "ART0000002"]],
+        "quantita": [[1, 2], [2, 1.5]],
+        "prezzo": [[1, 12.5], [2, 3.0]],
+        "cod_iva": [[1, "22"], [2, "22"]],
+        **extra,
+    }
+
+
+def test_order_create_assigns_next_number(c: httpx.Client, wsim: SimProcess) -> None:
+    r = c.post("/risorse/documenti/ordini-clienti", json=order())
+    assert r.status_code == 201
+    loc = r.headers["location"]
+    assert loc.startswith("/webapi/risorse/documenti/ordini-clienti/OC+1+")
+    number = int(loc.rsplit("+", 1)[1])
+    assert number >= 26
+    nxt = c.post("/risorse/documenti/ordini-clienti", json=order())
+    assert int(nxt.headers["location"].rsplit("+", 1)[1]) == number + 1
+    doc = c.get(f"/risorse/documenti/ordini-clienti/OC+1+{number}").json()
+    assert doc["numero"] == number
+    assert doc["qta_evasa"] == [[1, 0], [2, 0]]
+    assert doc["stato_riga"] == [[1, ""], [2, ""]]
+    assert doc["data_ult_mod"]
+    assert (
+        f"OC+1+{number}" in wsim.admin("GET", "orders", params={"marker": "W9001"}).json()["keys"]
+    )
+
+
+def test_order_errors(c: httpx.Client) -> None:
+    missing = order()
+    del missing["cod_iva"]
+    r = c.post("/risorse/documenti/ordini-clienti", json=missing)
+    assert r.status_code == 400 and "cod_iva" in detail(r)
+    r = c.post(
+        "/risorse/documenti/ordini-clienti",
+        json=order(codice_articolo=[[1, "NOPE"], [2, "ART0000002"]]),
+    )
+    assert r.status_code == 400 and "NOPE" in detail(r)
+    r = c.post("/risorse/documenti/ordini-clienti", json=order(cod_conto="501.99999"))
+    assert r.status_code == 400 and "501.99999" in detail(r)
+
+
+def test_order_put_needs_rows_unless_solo_testata(c: httpx.Client) -> None:
+    r = c.post("/risorse/documenti/ordini-clienti", json=order())
+    key = r.headers["location"].rsplit("/", 1)[1]
+    url = f"/risorse/documenti/ordini-clienti/{key}"
+    header_only = c.put(url, json={"nota": "$W9002$ cambiata"})
+    assert header_only.status_code == 400 and "solo_testata" in detail(header_only)
+    ok = c.put(url, params={"solo_testata": "true"}, json={"nota": "$W9002$ cambiata"})
+    assert ok.status_code == 204
+    doc = c.get(url).json()
+    assert doc["nota"] == "$W9002$ cambiata" and len(doc["id_riga"]) == 2
+    full = order(
+        id_riga=[[1, 1]],
+        tp_riga=[[1, "R"]],
+        codice_articolo=[[1, "ART0000005"]],
+        quantita=[[1, 7]],
+        prezzo=[[1, 1.0]],
+        cod_iva=[[1, "10"]],
+    )
+    for k in ("sigla", "serie", "numero"):
+        full.pop(k)
+    assert c.put(url, json=full).status_code == 204
+    doc = c.get(url).json()
+    assert doc["codice_articolo"] == [[1, "ART0000005"]] and doc["quantita"] == [[1, 7]]
+
+
+def test_servizi_unknown_command(c: httpx.Client) -> None:
+    r = c.post("/servizi", json={"cmd": "boh", "dati": {}})
+    assert r.status_code == 400
+    assert detail(r).startswith("6001") and "boh" in detail(r)
