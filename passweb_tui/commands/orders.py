@@ -1,0 +1,199 @@
+"""`passweb-tui orders ...`: import web orders, list and show them, review ERP-side updates."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from passweb_tui.commands import CliError, Context, ExitCode
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from passweb_tui.engine.orders.states import ALL
+
+    p = sub.add_parser("orders", help="web orders: import, list, show, review ERP updates")
+    osub = p.add_subparsers(dest="orders_command", metavar="ACTION", required=True)
+
+    imp = osub.add_parser("import", help="store the orders of a JSON Lines file (- for stdin)")
+    imp.add_argument("file", metavar="FILE")
+    imp.set_defaults(handler=run_import)
+
+    lst = osub.add_parser("list", help="list web orders, newest first")
+    lst.add_argument("--state", choices=ALL, metavar="S", help=f"only this state: {', '.join(ALL)}")
+    lst.add_argument("--limit", type=int, metavar="N", help="at most N orders")
+    lst.add_argument("--json", action="store_true", help="a JSON array on stdout")
+    lst.set_defaults(handler=run_list)
+
+    show = osub.add_parser("show", help="one order in full")
+    show.add_argument("order_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="a JSON object on stdout")
+    show.set_defaults(handler=run_show)
+
+    upd = osub.add_parser("updates", help="ERP-side updates to web orders, newest first")
+    upd.add_argument("--unreviewed", action="store_true", help="only those not yet acknowledged")
+    upd.add_argument("--json", action="store_true", help="a JSON array on stdout")
+    upd.set_defaults(handler=run_updates)
+
+    ack = osub.add_parser("ack", help="acknowledge reviewed updates")
+    ack.add_argument("update_ids", metavar="UPDATE_ID", type=int, nargs="+")
+    ack.set_defaults(handler=run_ack)
+
+
+@contextlib.contextmanager
+def _orders(ctx: Context) -> Iterator[Any]:
+    """The web orders of the site store named by the settings, closed afterwards."""
+    from passweb_tui.engine.orders.api import WebOrders
+    from passweb_tui.engine.store import StoreError, open_store
+
+    try:
+        store = open_store(ctx.settings.resolved_db_url)
+    except StoreError as exc:
+        raise CliError(str(exc), ExitCode.FAILED) from None
+    try:
+        yield WebOrders(store)
+    finally:
+        store.close()
+
+
+def _dump(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=None, default=str)
+    sys.stdout.write("\n")
+
+
+def run_import(args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}", ExitCode.USAGE) from None
+    with handle, _orders(ctx) as orders:
+        try:
+            report = orders.import_lines(handle)
+        except OSError as exc:
+            raise CliError(f"reading {args.file} failed: {exc.strerror}", ExitCode.FAILED) from None
+    name = "stdin" if args.file == "-" else args.file
+    for problem in report.skipped:
+        print(f"passweb-tui: {name}: {problem}", file=sys.stderr)
+    customers = f" ({report.new_customers} new customers)" if report.new_customers else ""
+    print(f"imported {len(report.stored)} orders{customers}; skipped {len(report.skipped)} lines")
+    return int(ExitCode.OK if report.complete else ExitCode.PARTIAL)
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "-" if value in (None, "") else str(value)
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def run_list(args: argparse.Namespace, ctx: Context) -> int:
+    with _orders(ctx) as api:
+        orders = api.list(state=args.state, limit=args.limit)
+    if args.json:
+        _dump(orders)
+        return int(ExitCode.OK)
+    if not orders:
+        print("no web orders" + (f" in state {args.state}" if args.state else ""))
+        return int(ExitCode.OK)
+    print(
+        f"{'ID':<14} {'STATE':<20} {'CREATED':<16} {'CUSTOMER':<24} {'TOTAL':>12} {'ERP':<12} ERROR"
+    )
+    for o in orders:
+        customer = o["customer_name"] or o["customer_code"]
+        print(
+            f"{_cell(o['id'], 14):<14} {o['state']:<20} {(o['created'] or '')[:16]:<16} "
+            f"{_cell(customer, 24):<24} {o['total'] + ' ' + o['currency']:>12} "
+            f"{_cell(o['erp_key'], 12):<12} {_cell(o['last_error'], 60)}"
+        )
+    return int(ExitCode.OK)
+
+
+def run_show(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.orders.api import OrderNotFound
+    from passweb_tui.engine.orders.states import LABELS
+
+    try:
+        with _orders(ctx) as api:
+            order = api.show(args.order_id)
+    except OrderNotFound as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    if args.json:
+        _dump(order)
+        return int(ExitCode.OK)
+    c = order["customer"]
+    customer = (
+        f"{c['name']} <{c['email']}> VAT {c['vat_number'] or '-'} "
+        f"(new on the site; ERP {c['erp_code'] or 'not yet'})"
+        if c
+        else order["customer_code"]
+    )
+    lines = [
+        f"order      {order['id']}",
+        f"state      {order['state']} ({LABELS[order['state']]})",
+        f"created    {order['created']}",
+        f"payment    {order['payment']}"
+        + (f" ({order['payment_code']})" if order["payment_code"] else ""),
+        f"customer   {customer}",
+        f"ERP key    {order['erp_key'] or '-'}",
+        f"total      {order['total']} {order['currency']}",
+    ]
+    if order["note"]:
+        lines.append(f"note       {order['note']}")
+    if order["last_error"]:
+        lines.append(f"last error {order['last_error']}")
+    lines.append("rows:")
+    for r in order["lines"]:
+        lines.append(
+            f"  {r['line']:>3} {r['article']:<20} qty {r['qty']:>8} x {r['price']:>10}"
+            f"{'  -' + r['discount'] + '%' if r['discount'] else ''}  VAT {r['vat_code']}"
+            f"  = {r['total']}"
+        )
+    doc = order["erp_document"]
+    if doc:
+        lines.append("in the ERP:")
+        links = ", ".join(doc["header"].get("doc_collegati") or []) or "none"
+        lines.append(f"  linked documents: {links}")
+        for r in doc["rows"]:
+            lines.append(
+                f"  {r['id_riga']:>3} {r['codice_articolo']:<20} qty {r['quantita']:>8} "
+                f"x {r['prezzo']:>10}  fulfilled {r['qta_evasa']:>8}  state {r['stato_riga'] or '-'}"
+            )
+    if order["push_attempts"]:
+        lines.append("push attempts:")
+        for a in order["push_attempts"]:
+            lines.append(
+                f"  {a['started']} {a['outcome']:<10} {a['erp_key'] or ''} {a['error'] or ''}".rstrip()
+            )
+    if order["updates"]:
+        lines.append("ERP updates: " + ", ".join(str(u) for u in order["updates"]))
+    print("\n".join(lines))
+    return int(ExitCode.OK)
+
+
+def run_updates(args: argparse.Namespace, ctx: Context) -> int:
+    with _orders(ctx) as api:
+        updates = api.updates(unreviewed=args.unreviewed)
+    if args.json:
+        _dump(updates)
+        return int(ExitCode.OK)
+    if not updates:
+        print("no unreviewed order updates" if args.unreviewed else "no order updates")
+        return int(ExitCode.OK)
+    print(f"{'UPDATE':>6} {'ORDER':<14} {'DETECTED':<20} {'STATE':<42} REVIEWED")
+    for u in updates:
+        change = f"{u['state_before']} -> {u['state_after']}"
+        print(
+            f"{u['update_id']:>6} {_cell(u['order_id'], 14):<14} {(u['detected'] or '')[:19]:<20} "
+            f"{change:<42} {'yes' if u['reviewed'] else 'no'}"
+        )
+    return int(ExitCode.OK)
+
+
+def run_ack(args: argparse.Namespace, ctx: Context) -> int:
+    with _orders(ctx) as api:
+        acked, unknown = api.ack(args.update_ids)
+    for i in unknown:
+        print(f"passweb-tui: no order update {i}", file=sys.stderr)
+    print(f"acknowledged {len(acked)} updates")
+    return int(ExitCode.PARTIAL if unknown else ExitCode.OK)

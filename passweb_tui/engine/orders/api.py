@@ -1,0 +1,378 @@
+"""What the UI, the command line and the sync engine use to see and act on web orders:
+intake, lists, details, the review queue, and the push and refresh phases of a run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.documents import DocumentSeries
+from passweb_tui.engine.orders.intake import (
+    ImportReport,
+    OrderIn,
+    import_orders,
+    place_order,
+    validate,
+)
+from passweb_tui.engine.orders.models import (
+    WebCustomer,
+    WebOrder,
+    WebOrderRow,
+    WebOrderUpdate,
+    WebPushAttempt,
+    as_utc,
+    decimal_text,
+    utcnow,
+)
+from passweb_tui.engine.orders.push import Pusher, PushResult
+from passweb_tui.engine.orders.refresh import RefreshResult, refresh_open_orders
+from passweb_tui.engine.store import Store
+
+orders_t = WebOrder.__table__  # type: ignore[attr-defined]
+rows_t = WebOrderRow.__table__  # type: ignore[attr-defined]
+cust_t = WebCustomer.__table__  # type: ignore[attr-defined]
+updates_t = WebOrderUpdate.__table__  # type: ignore[attr-defined]
+attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
+
+
+class OrderNotFound(LookupError):
+    """No web order has that id."""
+
+
+def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
+    """Quantity x price less a discount chain such as "10+5" (each applied in turn)."""
+    amount = qty * price
+    for part in (discount or "").split("+"):
+        if part.strip():
+            amount = amount * (Decimal(100) - Decimal(part)) / Decimal(100)
+    return amount.quantize(Decimal("0.01"))
+
+
+def _iso(value: Any) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value is not None else None
+
+
+@dataclass
+class WebOrders:
+    """Web orders in one site store. Short transactions; safe to use from several threads."""
+
+    store: Store
+
+    # --- intake ------------------------------------------------------------------------
+
+    def import_lines(self, lines: Iterable[bytes | str]) -> ImportReport:
+        """Store the good orders of a JSON Lines file; bad lines come back in the report."""
+        return import_orders(self.store, lines)
+
+    def place(self, order: dict[str, Any] | OrderIn) -> str:
+        """Store one order placed on the site (checkout); OrderInvalid says what is wrong."""
+        valid = order if isinstance(order, OrderIn) else validate(order)
+        place_order(self.store, valid)
+        return valid.id
+
+    def confirm_payment(self, order_id: str) -> bool:
+        """The payment arrived: the order may now be sent. False if it was not waiting on it."""
+        with self.store.write() as conn:
+            self._require(conn, order_id)
+            return (
+                conn.execute(
+                    sa.update(orders_t)
+                    .where(
+                        orders_t.c.id == order_id, orders_t.c.state == states.PAYMENT_UNCONFIRMED
+                    )
+                    .values(state=states.NEW, payment="confirmed")
+                ).rowcount
+                == 1
+            )
+
+    def edit(self, order_id: str, changes: dict[str, Any]) -> None:
+        """Record a site-side edit of an order; if the ERP changes the order meanwhile the
+        ERP wins and this edit is kept beside its update for the operator."""
+        with self.store.write() as conn:
+            self._require(conn, order_id)
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == order_id)
+                .values(site_edit={"at": utcnow().isoformat(), "changes": changes})
+            )
+
+    # --- reading -----------------------------------------------------------------------
+
+    @staticmethod
+    def _require(conn: sa.Connection, order_id: str) -> None:
+        if conn.execute(sa.select(orders_t.c.id).where(orders_t.c.id == order_id)).first() is None:
+            raise OrderNotFound(f"no web order {order_id!r}")
+
+    def counts(self) -> dict[str, int]:
+        """Orders per state (every state listed, zero included)."""
+        with self.store.read() as conn:
+            found = dict(
+                conn.execute(
+                    sa.select(orders_t.c.state, sa.func.count()).group_by(orders_t.c.state)
+                ).all()
+            )
+        return {s: int(found.get(s, 0)) for s in states.ALL}
+
+    def list(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Orders newest first, with their customer and total, as plain dicts."""
+        query = sa.select(
+            orders_t, cust_t.c.name.label("customer_name"), cust_t.c.erp_code
+        ).select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+        if state is not None:
+            wanted = [state] if isinstance(state, str) else list(state)
+            query = query.where(orders_t.c.state.in_(wanted))
+        if search:
+            like = f"%{search}%"
+            query = query.where(
+                sa.or_(
+                    orders_t.c.id.ilike(like),
+                    orders_t.c.customer_code.ilike(like),
+                    cust_t.c.name.ilike(like),
+                    orders_t.c.erp_key.ilike(like),
+                )
+            )
+        query = query.order_by(orders_t.c.created.desc(), orders_t.c.id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.store.read() as conn:
+            orders = conn.execute(query).all()
+            ids = [o.id for o in orders]
+            totals: dict[str, Decimal] = {}
+            lines: dict[str, int] = {}
+            for chunk in range(0, len(ids), 500):
+                for r in conn.execute(
+                    sa.select(
+                        rows_t.c.order_id, rows_t.c.qty, rows_t.c.price, rows_t.c.discount
+                    ).where(rows_t.c.order_id.in_(ids[chunk : chunk + 500]))
+                ).all():
+                    totals[r.order_id] = totals.get(r.order_id, Decimal(0)) + row_total(
+                        r.qty, r.price, r.discount
+                    )
+                    lines[r.order_id] = lines.get(r.order_id, 0) + 1
+        return [self._summary(o, totals.get(o.id, Decimal(0)), lines.get(o.id, 0)) for o in orders]
+
+    @staticmethod
+    def _summary(o: Any, total: Decimal, lines: int) -> dict[str, Any]:
+        return {
+            "id": o.id,
+            "state": o.state,
+            "erp_key": o.erp_key,
+            "last_error": o.last_error,
+            "created": _iso(o.created),
+            "payment": o.payment,
+            "customer_code": o.customer_code or o.erp_code,
+            "customer_name": o.customer_name,
+            "new_customer": o.web_customer_id is not None,
+            "currency": o.currency,
+            "total": decimal_text(total),
+            "rows": lines,
+            "attempts": o.attempts,
+            "sent_at": _iso(o.sent_at),
+            "refreshed_at": _iso(o.refreshed_at),
+        }
+
+    def show(self, order_id: str) -> dict[str, Any]:
+        """One order in full: header, rows, customer, ERP document, attempts and updates."""
+        with self.store.read() as conn:
+            o = conn.execute(
+                sa.select(orders_t, cust_t.c.name.label("customer_name"), cust_t.c.erp_code)
+                .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+                .where(orders_t.c.id == order_id)
+            ).first()
+            if o is None:
+                raise OrderNotFound(f"no web order {order_id!r}")
+            rows = conn.execute(
+                sa.select(rows_t).where(rows_t.c.order_id == order_id).order_by(rows_t.c.line_no)
+            ).all()
+            customer = None
+            if o.web_customer_id is not None:
+                c = conn.execute(sa.select(cust_t).where(cust_t.c.id == o.web_customer_id)).one()
+                customer = {
+                    k: getattr(c, k)
+                    for k in (
+                        "id",
+                        "name",
+                        "email",
+                        "vat_number",
+                        "tax_code",
+                        "address",
+                        "zip",
+                        "city",
+                        "province",
+                        "country",
+                        "erp_code",
+                        "last_error",
+                    )
+                }
+            attempts = conn.execute(
+                sa.select(attempt_t)
+                .where(attempt_t.c.entity == "order", attempt_t.c.site_id == order_id)
+                .order_by(attempt_t.c.id)
+            ).all()
+            update_ids = list(
+                conn.execute(
+                    sa.select(updates_t.c.id)
+                    .where(updates_t.c.order_id == order_id)
+                    .order_by(updates_t.c.id)
+                ).scalars()
+            )
+        total = sum((row_total(r.qty, r.price, r.discount) for r in rows), Decimal(0))
+        detail = self._summary(o, total, len(rows))
+        detail.update(
+            {
+                "note": o.note,
+                "payment_code": o.payment_code,
+                "customer": customer,
+                "lines": [
+                    {
+                        "line": r.line_no,
+                        "article": r.article,
+                        "description": r.description,
+                        "qty": decimal_text(r.qty),
+                        "price": decimal_text(r.price),
+                        "discount": r.discount,
+                        "vat_code": r.vat_code,
+                        "total": decimal_text(row_total(r.qty, r.price, r.discount)),
+                    }
+                    for r in rows
+                ],
+                "erp_document": o.erp_snapshot,
+                "site_edit": o.site_edit,
+                "push_attempts": [
+                    {
+                        "started": _iso(a.started_at),
+                        "finished": _iso(a.finished_at),
+                        "outcome": a.outcome,
+                        "erp_key": a.erp_key,
+                        "error": a.error,
+                    }
+                    for a in attempts
+                ],
+                "updates": update_ids,
+            }
+        )
+        return detail
+
+    def updates(
+        self,
+        *,
+        unreviewed: bool = False,
+        order_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """ERP-side order updates, newest first."""
+        query = sa.select(updates_t).order_by(updates_t.c.id.desc()).offset(offset)
+        if unreviewed:
+            query = query.where(updates_t.c.reviewed.is_(False))
+        if order_id is not None:
+            query = query.where(updates_t.c.order_id == order_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.store.read() as conn:
+            found = conn.execute(query).all()
+        return [
+            {
+                "update_id": u.id,
+                "order_id": u.order_id,
+                "reviewed": bool(u.reviewed),
+                "detected": _iso(u.detected_at),
+                "run_id": u.run_id,
+                "state_before": u.state_before,
+                "state_after": u.state_after,
+                "before": u.before,
+                "after": u.after,
+                "site_edit": u.site_edit,
+                "reviewed_at": _iso(u.reviewed_at),
+            }
+            for u in found
+        ]
+
+    def unreviewed_count(self) -> int:
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(updates_t)
+                    .where(updates_t.c.reviewed.is_(False))
+                ).scalar_one()
+            )
+
+    def ack(self, update_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Mark updates reviewed; returns (acknowledged now or before, unknown ids)."""
+        ids = sorted(set(update_ids))
+        with self.store.write() as conn:
+            known = set(
+                conn.execute(sa.select(updates_t.c.id).where(updates_t.c.id.in_(ids))).scalars()
+            )
+            if known:
+                conn.execute(
+                    sa.update(updates_t)
+                    .where(updates_t.c.id.in_(known), updates_t.c.reviewed.is_(False))
+                    .values(reviewed=True, reviewed_at=utcnow())
+                )
+        return [i for i in ids if i in known], [i for i in ids if i not in known]
+
+    # --- the phases of a sync run ----------------------------------------------------------
+
+    def waiting_count(self) -> int:
+        """Orders that the next push would send."""
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(orders_t)
+                    .where(orders_t.c.state == states.NEW)
+                ).scalar_one()
+            )
+
+    def push(
+        self,
+        client: MexalClient,
+        *,
+        order_ids: Sequence[str] | None = None,
+        ledger: str = "501",
+        series: DocumentSeries | None = None,
+        site_no: int = 1,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[int, int, str | None], None] | None = None,
+    ) -> PushResult:
+        """Send waiting customers and orders to the ERP, exactly once each."""
+        pusher = Pusher(self.store, client, ledger=ledger, series=series, site_no=site_no)
+        return pusher.push(order_ids=order_ids, cancel=cancel, on_progress=on_progress)
+
+    def refresh(
+        self,
+        client: MexalClient,
+        *,
+        run_id: int | None = None,
+        order_ids: Sequence[str] | None = None,
+        dry_run: bool = False,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[int, int, str | None], None] | None = None,
+    ) -> RefreshResult:
+        """Re-read open orders (or the named ones) and queue what the ERP changed."""
+        return refresh_open_orders(
+            self.store,
+            client,
+            run_id=run_id,
+            order_ids=order_ids,
+            dry_run=dry_run,
+            cancel=cancel,
+            on_progress=on_progress,
+        )

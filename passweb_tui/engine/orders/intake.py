@@ -1,0 +1,465 @@
+"""Intake of web orders: validation of one order (a JSON Lines import line, or an order
+placed by the demo shopper) and storing good orders in bulk, one batch per transaction."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.models import WebCustomer, WebOrder, WebOrderRow, utcnow
+from passweb_tui.engine.store import Store
+
+ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
+ERP_CUSTOMER_CODE = re.compile(r"^\d{1,4}\.\d{1,6}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DISCOUNT = re.compile(r"^\d{1,3}(\.\d{1,4})?(\+\d{1,3}(\.\d{1,4})?)*$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+ORDER_KEYS = {"id", "created", "payment", "customer", "currency", "payment_code", "note", "rows"}
+NEW_CUSTOMER_KEYS = {
+    "email",
+    "name",
+    "vat_number",
+    "tax_code",
+    "address",
+    "zip",
+    "city",
+    "province",
+    "country",
+}
+ROW_KEYS = {"article", "qty", "price", "discount", "vat_code", "description"}
+#: the longest text each field may hold (the store's and the ERP's limits)
+LIMITS = {
+    "email": 120,
+    "name": 120,
+    "vat_number": 20,
+    "tax_code": 20,
+    "address": 120,
+    "zip": 10,
+    "city": 60,
+    "province": 2,
+    "country": 2,
+    "payment_code": 10,
+    "note": 2000,
+    "article": 40,
+    "description": 240,
+}
+MAX_ROWS = 500
+BATCH = 500
+
+
+class OrderInvalid(ValueError):
+    """An order that cannot be stored; the message says which field and why."""
+
+
+@dataclass
+class NewCustomer:
+    name: str
+    email: str | None
+    vat_number: str | None
+    tax_code: str | None = None
+    address: str | None = None
+    zip: str | None = None
+    city: str | None = None
+    province: str | None = None
+    country: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in NEW_CUSTOMER_KEYS}
+
+
+@dataclass
+class OrderIn:
+    """A validated order, ready to store."""
+
+    id: str
+    created: datetime
+    payment: str
+    customer_code: str | None
+    new_customer: NewCustomer | None
+    currency: str
+    payment_code: str | None
+    note: str | None
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class Problem:
+    line: int
+    order_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        who = f" (order {self.order_id})" if self.order_id else ""
+        return f"line {self.line}{who}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    stored: list[str] = field(default_factory=list)
+    new_customers: int = 0
+    skipped: list[Problem] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.skipped
+
+
+def _text(
+    value: Any, where: str, *, required: bool = False, limit: int | None = None
+) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise OrderInvalid(f"{where}: required")
+        return None
+    if not isinstance(value, str):
+        raise OrderInvalid(f"{where}: must be text, got {json.dumps(value)[:40]}")
+    value = value.strip()
+    if any(ord(ch) < 0x20 for ch in value) and where != "note":
+        raise OrderInvalid(f"{where}: contains control characters")
+    if limit is not None and len(value) > limit:
+        raise OrderInvalid(f"{where}: longer than {limit} characters ({len(value)})")
+    return value
+
+
+def _decimal(value: Any, where: str, *, positive: bool) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise OrderInvalid(f"{where}: must be a number, got {json.dumps(value, default=str)[:40]}")
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise OrderInvalid(f"{where}: must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise OrderInvalid(f"{where}: must be a finite number, got {value!r}")
+    if positive and number <= 0:
+        raise OrderInvalid(f"{where}: must be greater than 0, got {value}")
+    if number < 0:
+        raise OrderInvalid(f"{where}: must not be negative, got {value}")
+    if number.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise OrderInvalid(f"{where}: more than 4 decimals: {value}")
+    if abs(number) >= Decimal(10) ** 12:
+        raise OrderInvalid(f"{where}: too large: {value}")
+    return number
+
+
+def _unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise OrderInvalid(f"{where}unknown field {extra[0]!r}")
+
+
+def validate(obj: Any) -> OrderIn:
+    """Check one order (a decoded JSON object); OrderInvalid names the first problem."""
+    if not isinstance(obj, dict):
+        raise OrderInvalid("an order must be a JSON object")
+    _unknown(obj, ORDER_KEYS, "")
+    order_id = obj.get("id")
+    if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
+        raise OrderInvalid(
+            f"id: must be 1-40 letters, digits, '_', '.' or '-', got {json.dumps(order_id)[:50]}"
+        )
+    created_text = _text(obj.get("created"), "created", required=True)
+    assert created_text is not None
+    try:
+        created = datetime.fromisoformat(created_text)
+    except ValueError:
+        raise OrderInvalid(
+            f"created: not an ISO-8601 date-time (2026-11-27T10:15:00): {created_text!r}"
+        ) from None
+    if created.tzinfo is None:
+        # the site's clock is the operator's local time
+        created = created.astimezone()
+    created = created.astimezone(UTC)
+    payment = obj.get("payment")
+    if payment not in ("confirmed", "unconfirmed"):
+        raise OrderInvalid(
+            f'payment: must be "confirmed" or "unconfirmed", got {json.dumps(payment)[:40]}'
+        )
+    customer = obj.get("customer")
+    if not isinstance(customer, dict) or not customer:
+        raise OrderInvalid("customer: required, an object with code, or a new customer's details")
+    customer_code: str | None = None
+    new_customer: NewCustomer | None = None
+    if "code" in customer:
+        if len(customer) > 1:
+            raise OrderInvalid(
+                "customer: give either code (an ERP customer) or a new customer's details, not both"
+            )
+        code = customer["code"]
+        if not isinstance(code, str) or not ERP_CUSTOMER_CODE.match(code):
+            raise OrderInvalid(
+                f"customer.code: not an ERP customer code like 501.00042: {json.dumps(code)[:40]}"
+            )
+        customer_code = code
+    else:
+        _unknown(customer, NEW_CUSTOMER_KEYS, "customer: ")
+        values = {
+            k: _text(customer.get(k), f"customer.{k}", limit=LIMITS[k]) for k in NEW_CUSTOMER_KEYS
+        }
+        if not values["name"]:
+            raise OrderInvalid("customer.name: required for a new customer")
+        if not values["email"]:
+            raise OrderInvalid("customer.email: required for a new customer")
+        if not EMAIL.match(values["email"]):
+            raise OrderInvalid(f"customer.email: not an e-mail address: {values['email']!r}")
+        values["email"] = values["email"].lower()
+        if values["vat_number"]:
+            values["vat_number"] = values["vat_number"].replace(" ", "").upper()
+            if not values["vat_number"].isalnum():
+                raise OrderInvalid(
+                    f"customer.vat_number: letters and digits only: {values['vat_number']!r}"
+                )
+        if values["tax_code"]:
+            values["tax_code"] = values["tax_code"].replace(" ", "").upper()
+        if values["country"]:
+            values["country"] = values["country"].upper()
+        if values["province"]:
+            values["province"] = values["province"].upper()
+        new_customer = NewCustomer(**values)  # type: ignore[arg-type]
+    currency = obj.get("currency", "EUR")
+    if not isinstance(currency, str) or not CURRENCY.match(currency):
+        raise OrderInvalid(f"currency: an ISO code like EUR, got {json.dumps(currency)[:20]}")
+    payment_code = _text(obj.get("payment_code"), "payment_code", limit=LIMITS["payment_code"])
+    note = _text(obj.get("note"), "note", limit=LIMITS["note"])
+    if note is not None and "$" in note:
+        # `$...$` in the ERP note is the order's idempotency marker; keep it unambiguous
+        raise OrderInvalid("note: must not contain '$'")
+    raw_rows = obj.get("rows")
+    if not isinstance(raw_rows, list) or not raw_rows:
+        raise OrderInvalid("rows: required, a non-empty list")
+    if len(raw_rows) > MAX_ROWS:
+        raise OrderInvalid(f"rows: more than {MAX_ROWS} rows ({len(raw_rows)})")
+    rows = []
+    for i, raw in enumerate(raw_rows, start=1):
+        where = f"rows[{i}]"
+        if not isinstance(raw, dict):
+            raise OrderInvalid(f"{where}: must be an object")
+        _unknown(raw, ROW_KEYS, f"{where}: ")
+        article = _text(raw.get("article"), f"{where}.article", required=True, limit=40)
+        vat = raw.get("vat_code")
+        if isinstance(vat, int) and not isinstance(vat, bool):
+            vat = str(vat)
+        vat = _text(vat, f"{where}.vat_code", required=True, limit=4)
+        discount = raw.get("discount")
+        if isinstance(discount, int | float) and not isinstance(discount, bool):
+            discount = str(discount)
+        discount = _text(discount, f"{where}.discount", limit=20)
+        if discount is not None and not DISCOUNT.match(discount):
+            raise OrderInvalid(
+                f'{where}.discount: a percentage or a chain like "10+5", got {discount!r}'
+            )
+        if "qty" not in raw:
+            raise OrderInvalid(f"{where}.qty: required")
+        if "price" not in raw:
+            raise OrderInvalid(f"{where}.price: required")
+        rows.append(
+            {
+                "line_no": i,
+                "article": article,
+                "qty": _decimal(raw["qty"], f"{where}.qty", positive=True),
+                "price": _decimal(raw["price"], f"{where}.price", positive=False),
+                "discount": discount,
+                "vat_code": vat,
+                "description": _text(raw.get("description"), f"{where}.description", limit=240),
+            }
+        )
+    return OrderIn(
+        id=order_id,
+        created=created,
+        payment=payment,
+        customer_code=customer_code,
+        new_customer=new_customer,
+        currency=currency,
+        payment_code=payment_code,
+        note=note,
+        rows=rows,
+    )
+
+
+def parse_line(text: str) -> OrderIn:
+    """One JSON Lines line -> a validated order. Numbers are read as exact decimals."""
+    try:
+        obj = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise OrderInvalid(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return validate(obj)
+
+
+def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, OrderIn | Problem]]:
+    """Number and validate lines; blank lines are skipped, bad ones become Problems."""
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, Problem(number, None, f"not UTF-8 text (byte {exc.start + 1})")
+                continue
+        else:
+            text = raw
+        text = text.strip().lstrip("\ufeff")
+        if not text:
+            continue
+        try:
+            yield number, parse_line(text)
+        except OrderInvalid as exc:
+            order_id = None
+            try:
+                maybe = json.loads(text)
+                if isinstance(maybe, dict) and isinstance(maybe.get("id"), str):
+                    order_id = maybe["id"][:40]
+            except ValueError:
+                pass
+            yield number, Problem(number, order_id, str(exc))
+
+
+def _batches(
+    items: Iterable[tuple[int, OrderIn | Problem]], size: int
+) -> Iterator[list[tuple[int, OrderIn | Problem]]]:
+    batch: list[tuple[int, OrderIn | Problem]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_orders(store: Store, lines: Iterable[bytes | str]) -> ImportReport:
+    """Validate and store orders; each batch is one transaction of a few bulk statements."""
+    report = ImportReport()
+    for batch in _batches(read_lines(lines), BATCH):
+        good: list[tuple[int, OrderIn]] = []
+        for number, item in batch:
+            if isinstance(item, Problem):
+                report.skipped.append(item)
+            else:
+                good.append((number, item))
+        if good:
+            try:
+                store_orders(store, good, report)
+            except IntegrityError:
+                # another intake stored some of these ids meanwhile: one by one, so the
+                # others still go in and the clash is reported on its own line
+                for one in good:
+                    try:
+                        store_orders(store, [one], report)
+                    except IntegrityError:
+                        report.skipped.append(
+                            Problem(one[0], one[1].id, f"order {one[1].id} already exists")
+                        )
+    report.skipped.sort(key=lambda p: p.line)
+    return report
+
+
+def place_order(store: Store, order: OrderIn) -> None:
+    """Store one order (the checkout path); OrderInvalid if its id is already known."""
+    report = ImportReport()
+    try:
+        store_orders(store, [(1, order)], report)
+    except IntegrityError:
+        raise OrderInvalid(f"order {order.id} already exists") from None
+    if report.skipped:
+        raise OrderInvalid(report.skipped[0].reason)
+
+
+def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportReport) -> None:
+    """One transaction: refuse known ids, match or create customers, insert orders and rows."""
+    orders_t = WebOrder.__table__  # type: ignore[attr-defined]
+    rows_t = WebOrderRow.__table__  # type: ignore[attr-defined]
+    cust_t = WebCustomer.__table__  # type: ignore[attr-defined]
+    stored: list[str] = []
+    skipped: list[Problem] = []
+    created_customers = 0
+    with store.write() as conn:
+        ids = [o.id for _, o in good]
+        known = set(conn.execute(sa.select(orders_t.c.id).where(orders_t.c.id.in_(ids))).scalars())
+        news = [o.new_customer for _, o in good if o.new_customer is not None]
+        vats = {c.vat_number for c in news if c.vat_number}
+        emails = {c.email for c in news if c.email}
+        by_vat: dict[str, tuple[int, str | None]] = {}
+        by_email: dict[str, tuple[int, str | None]] = {}
+        if news:
+            found = conn.execute(
+                sa.select(cust_t.c.id, cust_t.c.vat_number, cust_t.c.email).where(
+                    sa.or_(cust_t.c.vat_number.in_(vats), cust_t.c.email.in_(emails))
+                )
+            ).all()
+            for cid, vat, email in found:
+                if vat:
+                    by_vat[vat] = (cid, vat)
+                if email:
+                    by_email.setdefault(email, (cid, vat))
+        order_values: list[dict[str, Any]] = []
+        row_values: list[dict[str, Any]] = []
+        now = utcnow()
+        for number, order in good:
+            if order.id in known:
+                skipped.append(Problem(number, order.id, f"order {order.id} already exists"))
+                continue
+            customer_id = None
+            if order.new_customer is not None:
+                c = order.new_customer
+                match = by_vat.get(c.vat_number) if c.vat_number else None
+                if match is None and c.email in by_email:
+                    match = by_email[c.email or ""]
+                    if c.vat_number and match[1] and match[1] != c.vat_number:
+                        skipped.append(
+                            Problem(
+                                number,
+                                order.id,
+                                f"customer.email {c.email} belongs to the customer with VAT "
+                                f"number {match[1]}, not {c.vat_number}",
+                            )
+                        )
+                        continue
+                if match is None:
+                    cid = conn.execute(
+                        sa.insert(cust_t)
+                        .values(**c.as_row(), created_at=now, uncertain=False, attempts=0)
+                        .returning(cust_t.c.id)
+                    ).scalar_one()
+                    created_customers += 1
+                    match = (cid, c.vat_number)
+                    if c.vat_number:
+                        by_vat[c.vat_number] = match
+                    if c.email:
+                        by_email.setdefault(c.email, match)
+                customer_id = match[0]
+            known.add(order.id)
+            order_values.append(
+                {
+                    "id": order.id,
+                    "created": order.created,
+                    "payment": order.payment,
+                    "customer_code": order.customer_code,
+                    "web_customer_id": customer_id,
+                    "currency": order.currency,
+                    "payment_code": order.payment_code,
+                    "note": order.note,
+                    "state": states.NEW
+                    if order.payment == "confirmed"
+                    else states.PAYMENT_UNCONFIRMED,
+                    "uncertain": False,
+                    "attempts": 0,
+                    "imported_at": now,
+                }
+            )
+            row_values.extend({"order_id": order.id, **row} for row in order.rows)
+            stored.append(order.id)
+        if order_values:
+            conn.execute(sa.insert(orders_t), order_values)
+            conn.execute(sa.insert(rows_t), row_values)
+    # only now that the transaction committed does the report say so
+    report.stored.extend(stored)
+    report.skipped.extend(skipped)
+    report.new_customers += created_customers

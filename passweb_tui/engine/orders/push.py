@@ -1,0 +1,676 @@
+"""Exactly-once push of waiting customers and orders to the ERP.
+
+The protocol, per record (customer or order):
+1. Claim it with a conditional UPDATE (compare-and-set on `attempts`, which every
+   claim bumps) that also marks it `uncertain` and records a push attempt; commit.
+   Only then is a request made, so a crash at any later point leaves a record that
+   says "an attempt may have reached the ERP".
+2. If the record was already uncertain (an earlier attempt's outcome is unknown),
+   look it up in the ERP first (orders by the `$id$` marker in the note, customers
+   by VAT number, tax code or e-mail); if found, bind it and send nothing.
+3. Create it; on success bind the ERP key and clear the claim in one commit. A clear
+   refusal clears `uncertain`; a lost or unclear answer keeps it, so the next push
+   (this one's immediate look-up included) finds the record rather than resending.
+A claim held by a live pusher is left alone, so two pushes running at once never
+send the same record; a claim whose owner died (same host, process gone) or whose
+lease expired is taken over, and since the record is uncertain, looked up first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from passweb_tui.engine.erp.client import Filter, MexalClient
+from passweb_tui.engine.erp.errors import ErpError
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.documents import (
+    CUSTOMERS_RESOURCE,
+    ORDERS_RESOURCE,
+    DocumentSeries,
+    build_document,
+    marker,
+    normalize,
+    split_key,
+)
+from passweb_tui.engine.orders.models import (
+    WebCustomer,
+    WebOrder,
+    WebOrderRow,
+    WebPushAttempt,
+    utcnow,
+)
+from passweb_tui.engine.store import Store
+
+log = logging.getLogger(__name__)
+
+orders_t = WebOrder.__table__  # type: ignore[attr-defined]
+rows_t = WebOrderRow.__table__  # type: ignore[attr-defined]
+cust_t = WebCustomer.__table__  # type: ignore[attr-defined]
+attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
+
+#: a claim older than this is taken over even if its owner cannot be proven dead
+#: (another host); longer than the ERP's own 5-minute limit on one request
+CLAIM_LEASE = timedelta(minutes=15)
+#: what claim candidates are read at a time
+CANDIDATE_PAGE = 200
+
+# pushers running in this process, by owner token, so a claim left by one that died
+# (an exception mid-push) is recognised as dead although the process lives on
+_LIVE_OWNERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+class PushAborted(Exception):
+    """The push stopped before its end (cancelled)."""
+
+
+@dataclass
+class PushResult:
+    customers_sent: int = 0
+    customers_failed: int = 0
+    orders_sent: int = 0
+    orders_failed: int = 0
+    #: orders found already in the ERP by their marker (a lost answer, recovered)
+    orders_recovered: int = 0
+    #: waiting records left alone because another push holds them
+    skipped_busy: int = 0
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # entity, id, message
+
+    @property
+    def failed(self) -> int:
+        return self.customers_failed + self.orders_failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orders": {"sent": self.orders_sent, "failed": self.orders_failed},
+            "customers": {"sent": self.customers_sent, "failed": self.customers_failed},
+        }
+
+
+#: steps at which a test may inject a crash: after the claim commit (before the
+#: request), after the ERP accepted (before the store knows), after the store commit
+CRASH_STEPS = ("claimed", "accepted", "recorded")
+
+
+def _owner_token() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the pusher that holds a claim still runs; None when it cannot be told."""
+    try:
+        host, pid_text, _ = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname()[:40]:
+        return None
+    if pid == os.getpid():
+        with _LIVE_LOCK:
+            return owner in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Claim:
+    site_id: str
+    attempt_id: int
+    was_uncertain: bool
+
+
+class Pusher:
+    """Pushes what waits on the site: new customers first, then confirmed orders."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MexalClient,
+        *,
+        ledger: str = "501",
+        series: DocumentSeries | None = None,
+        site_no: int = 1,
+        crash: Callable[[str, str], None] | None = None,
+        lease: timedelta = CLAIM_LEASE,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.ledger = ledger
+        self.series = series or DocumentSeries()
+        self.site_no = site_no
+        self.crash = crash
+        self.lease = lease
+        self.owner = _owner_token()
+        self._currencies: dict[str, int] | None = None
+
+    # --- the whole push ---------------------------------------------------------------
+
+    def push(
+        self,
+        *,
+        order_ids: Sequence[str] | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[int, int, str | None], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> PushResult:
+        """Push waiting customers, then waiting orders (all, or just `order_ids`).
+
+        Between records it stops with PushAborted when `cancel` is set, and calls
+        `check`, which may raise to stop the push (a run's own cancellation)."""
+        result = PushResult()
+        with _LIVE_LOCK:
+            _LIVE_OWNERS.add(self.owner)
+        try:
+            total = self.count_waiting(order_ids)
+            failed_customers: dict[int, str] = {}
+            for cid in self._candidates(cust_t, self._customer_scope(order_ids)):
+                self._check(cancel, check)
+                self._push_customer(cid, result, failed_customers)
+            for done, oid in enumerate(self._candidates(orders_t, self._order_scope(order_ids)), 1):
+                self._check(cancel, check)
+                self._push_order(oid, result, failed_customers)
+                if on_progress is not None:
+                    on_progress(done, total, None)
+            return result
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_OWNERS.discard(self.owner)
+
+    @staticmethod
+    def _check(cancel: threading.Event | None, check: Callable[[], None] | None) -> None:
+        if cancel is not None and cancel.is_set():
+            raise PushAborted("push cancelled")
+        if check is not None:
+            check()
+
+    def count_waiting(self, order_ids: Sequence[str] | None = None) -> int:
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(orders_t)
+                    .where(self._order_scope(order_ids))
+                ).scalar_one()
+            )
+
+    def _order_scope(self, order_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
+        cond = orders_t.c.state == states.NEW
+        if order_ids is not None:
+            cond = sa.and_(cond, orders_t.c.id.in_(list(order_ids)))
+        return cond
+
+    def _customer_scope(self, order_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
+        # customers of orders that wait to be sent; a customer whose only order has an
+        # unconfirmed payment is not created in the ERP yet
+        waiting = sa.select(orders_t.c.web_customer_id).where(self._order_scope(order_ids))
+        return sa.and_(cust_t.c.erp_code.is_(None), cust_t.c.id.in_(waiting))
+
+    def _candidates(self, table: sa.Table, scope: sa.ColumnElement[bool]) -> list[Any]:
+        """Ids of records in scope whose claim is free, or held by a dead or expired owner."""
+        stale = utcnow() - self.lease
+        with self.store.read() as conn:
+            owners = [
+                o
+                for o in conn.execute(
+                    sa.select(table.c.claim_owner)
+                    .where(scope, table.c.claim_owner.is_not(None))
+                    .distinct()
+                ).scalars()
+                if owner_alive(o) is False
+            ]
+            free = sa.or_(
+                table.c.claim_owner.is_(None),
+                table.c.claimed_at < stale,
+                table.c.claim_owner.in_(owners),
+            )
+            order_by = table.c.created if table is orders_t else table.c.id
+            ids = list(
+                conn.execute(
+                    sa.select(table.c.id).where(scope, free).order_by(order_by, table.c.id)
+                ).scalars()
+            )
+        return ids
+
+    # --- claims -------------------------------------------------------------------------
+
+    def _claim(
+        self, table: sa.Table, entity: str, site_id: Any, extra: sa.ColumnElement[bool]
+    ) -> _Claim | None:
+        """Compare-and-set claim plus the attempt record, committed before any request."""
+        stale = utcnow() - self.lease
+        with self.store.write() as conn:
+            row = conn.execute(
+                sa.select(
+                    table.c.attempts, table.c.uncertain, table.c.claim_owner, table.c.claimed_at
+                ).where(table.c.id == site_id, extra)
+            ).first()
+            if row is None:
+                return None
+            attempts, uncertain, owner, claimed_at = row
+            if owner is not None:
+                claimed = (
+                    claimed_at
+                    if claimed_at is None or claimed_at.tzinfo
+                    else claimed_at.replace(tzinfo=stale.tzinfo)
+                )
+                if not (owner_alive(owner) is False or (claimed is not None and claimed < stale)):
+                    return None
+            now = utcnow()
+            updated = conn.execute(
+                sa.update(table)
+                .where(table.c.id == site_id, table.c.attempts == attempts, extra)
+                .values(
+                    claim_owner=self.owner,
+                    claimed_at=now,
+                    attempts=attempts + 1,
+                    uncertain=True,
+                )
+            ).rowcount
+            if updated != 1:
+                return None
+            attempt_id = conn.execute(
+                sa.insert(attempt_t)
+                .values(
+                    entity=entity,
+                    site_id=str(site_id),
+                    owner=self.owner,
+                    started_at=now,
+                    outcome="sending",
+                )
+                .returning(attempt_t.c.id)
+            ).scalar_one()
+        return _Claim(str(site_id), attempt_id, bool(uncertain))
+
+    def _release(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        site_id: Any,
+        claim: _Claim,
+        *,
+        outcome: str,
+        uncertain: bool,
+        error: str | None,
+        erp_key: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """End a claim: write its outcome on the record and its attempt, in `conn`'s transaction."""
+        now = utcnow()
+        changed = conn.execute(
+            sa.update(table)
+            .where(table.c.id == site_id, table.c.claim_owner == self.owner)
+            .values(
+                claim_owner=None,
+                claimed_at=None,
+                uncertain=uncertain,
+                last_error=error,
+                **(values or {}),
+            )
+        ).rowcount
+        conn.execute(
+            sa.update(attempt_t)
+            .where(attempt_t.c.id == claim.attempt_id)
+            .values(finished_at=now, outcome=outcome, error=error, erp_key=erp_key)
+        )
+        return changed == 1
+
+    def _crash(self, step: str, site_id: str) -> None:
+        if self.crash is not None:
+            self.crash(step, site_id)
+
+    # --- customers ------------------------------------------------------------------
+
+    def _customer_lookup(self, row: Any) -> str | None:
+        """An ERP customer matching a site customer by VAT number, else tax code, else e-mail."""
+        for campo, value, ci in (
+            ("partita_iva", row.vat_number, False),
+            ("codice_fiscale", row.tax_code, False),
+            ("email", row.email, True),
+        ):
+            if not value:
+                continue
+            page = self.client.search_page(
+                CUSTOMERS_RESOURCE,
+                [Filter(campo, "=", value, case_insensitive=ci)],
+                fields=["codice"],
+                max=10,
+            )
+            codes = sorted(str(r["codice"]) for r in page.records if r.get("codice"))
+            if codes:
+                return codes[0]
+        return None
+
+    def _customer_record(self, row: Any) -> dict[str, Any]:
+        # nothing is cut to fit: a value the ERP cannot take is refused with its reason
+        # and the customer waits for the operator, rather than going in altered
+        record: dict[str, Any] = {
+            "codice": f"{self.ledger}.AUTO",
+            "ragione_sociale": row.name,
+            "trasf_sito": [[self.site_no, "S"]],
+        }
+        for src, dst in (
+            ("vat_number", "partita_iva"),
+            ("tax_code", "codice_fiscale"),
+            ("address", "indirizzo"),
+            ("zip", "cap"),
+            ("city", "localita"),
+            ("province", "provincia"),
+            ("country", "nazione"),
+            ("email", "email"),
+        ):
+            value = getattr(row, src)
+            if value:
+                record[dst] = value
+        return record
+
+    def _push_customer(self, cid: int, result: PushResult, failed: dict[int, str]) -> None:
+        extra = cust_t.c.erp_code.is_(None)
+        claim = self._claim(cust_t, "customer", cid, extra)
+        if claim is None:
+            result.skipped_busy += 1
+            return
+        with self.store.read() as conn:
+            row = conn.execute(sa.select(cust_t).where(cust_t.c.id == cid)).one()
+        self._crash("claimed", claim.site_id)
+        name = f"customer {row.name!r} (site id {cid})"
+        if claim.was_uncertain:
+            try:
+                code = self._customer_lookup(row)
+            except ErpError as exc:
+                self._fail_customer(
+                    cid,
+                    claim,
+                    f"{name}: looking it up in the ERP failed: {exc}",
+                    uncertain=True,
+                    result=result,
+                    failed=failed,
+                )
+                return
+            if code is not None:
+                self._bind_customer(cid, claim, code, "found", result)
+                return
+        try:
+            code = self.client.create(CUSTOMERS_RESOURCE, self._customer_record(row))
+        except ErpError as exc:
+            message = self._customer_error(name, exc)
+            if exc.outcome_unknown:
+                try:
+                    code = self._customer_lookup(row)
+                except ErpError:
+                    code = None
+                if code is not None:
+                    self._bind_customer(cid, claim, code, "found", result)
+                    return
+            self._fail_customer(
+                cid, claim, message, uncertain=exc.outcome_unknown, result=result, failed=failed
+            )
+            return
+        except Exception as exc:  # an unexpected failure after the request: outcome unknown
+            self._fail_customer(
+                cid,
+                claim,
+                f"{name}: {exc.__class__.__name__}: {exc}",
+                uncertain=True,
+                result=result,
+                failed=failed,
+            )
+            return
+        self._crash("accepted", claim.site_id)
+        self._bind_customer(cid, claim, code, "created", result)
+        self._crash("recorded", claim.site_id)
+
+    def _customer_error(self, name: str, exc: ErpError) -> str:
+        detail = (exc.detail or "").lower()
+        if exc.code == 6001 and any(
+            w in detail for w in ("esaurit", "disponibil", "liber", "no code", "auto")
+        ):
+            return (
+                f"{name}: no customer code left under ledger {self.ledger} in the ERP "
+                f"({exc.detail}); free codes or configure another ledger"
+            )
+        return f"{name}: the ERP did not create it: {exc}"
+
+    def _bind_customer(
+        self, cid: int, claim: _Claim, code: str, outcome: str, result: PushResult
+    ) -> None:
+        with self.store.write() as conn:
+            self._release(
+                conn,
+                cust_t,
+                cid,
+                claim,
+                outcome=outcome,
+                uncertain=False,
+                error=None,
+                erp_key=code,
+                values={"erp_code": code, "sent_at": utcnow()},
+            )
+        result.customers_sent += 1
+
+    def _fail_customer(
+        self,
+        cid: int,
+        claim: _Claim,
+        message: str,
+        *,
+        uncertain: bool,
+        result: PushResult,
+        failed: dict[int, str],
+    ) -> None:
+        with self.store.write() as conn:
+            self._release(
+                conn,
+                cust_t,
+                cid,
+                claim,
+                outcome="uncertain" if uncertain else "failed",
+                uncertain=uncertain,
+                error=message,
+            )
+        failed[cid] = message
+        result.customers_failed += 1
+        result.errors.append(("customer", str(cid), message))
+        log.warning("%s", message)
+
+    # --- orders -----------------------------------------------------------------------
+
+    def find_order(self, order_id: str) -> list[str]:
+        """Keys of ERP documents whose note carries the order's marker."""
+        page = self.client.search_page(
+            ORDERS_RESOURCE,
+            [
+                Filter("sigla", "=", self.series.sigla),
+                Filter("nota", "contiene", marker(order_id)),
+            ],
+            fields=["sigla", "serie", "numero", "nota"],
+            max=20,
+        )
+        keys = []
+        for rec in page.records:
+            if marker(order_id) in str(rec.get("nota") or ""):
+                keys.append(f"{rec['sigla']}+{rec['serie']}+{rec['numero']}")
+        return sorted(keys, key=lambda k: split_key(k)[1:])
+
+    def _currency_id(self, iso: str) -> int | None:
+        if self._currencies is None:
+            found: dict[str, int] = {}
+            for page in self.client.iter_pages(
+                "dati-generali/valute", fields=["codice", "sigla_iso"]
+            ):
+                for rec in page.records:
+                    if rec.get("sigla_iso") and rec.get("codice") is not None:
+                        found[str(rec["sigla_iso"]).upper()] = int(rec["codice"])
+            self._currencies = found
+        if iso not in self._currencies:
+            raise LookupError(f"currency {iso} is not among the ERP's currencies")
+        return self._currencies[iso]
+
+    def _push_order(self, oid: str, result: PushResult, failed_customers: dict[int, str]) -> None:
+        extra = orders_t.c.state == states.NEW
+        claim = self._claim(orders_t, "order", oid, extra)
+        if claim is None:
+            result.skipped_busy += 1
+            return
+        self._crash("claimed", oid)
+        name = f"order {oid}"
+        if claim.was_uncertain:
+            try:
+                keys = self.find_order(oid)
+            except ErpError as exc:
+                self._fail_order(
+                    oid,
+                    claim,
+                    f"{name}: an earlier attempt's outcome is unknown and "
+                    f"looking it up in the ERP failed: {exc}",
+                    True,
+                    result,
+                )
+                return
+            if keys:
+                self._bind_order(oid, claim, keys, "found", result, sent=self._try_document(oid))
+                return
+        try:
+            record = self._document(oid)
+        except (LookupError, ErpError) as exc:
+            # nothing was sent: whatever was uncertain before was just cleared by the look-up
+            self._fail_order(oid, claim, f"{name}: {exc}", False, result)
+            return
+        try:
+            key = self.client.create(ORDERS_RESOURCE, record)
+        except ErpError as exc:
+            message = f"{name}: the ERP did not take it: {exc}"
+            if exc.outcome_unknown:
+                try:
+                    keys = self.find_order(oid)
+                except ErpError:
+                    keys = []
+                if keys:
+                    self._bind_order(oid, claim, keys, "found", result, sent=record)
+                    return
+            self._fail_order(oid, claim, message, exc.outcome_unknown, result)
+            return
+        except Exception as exc:  # an unexpected failure after the request: outcome unknown
+            self._fail_order(oid, claim, f"{name}: {exc.__class__.__name__}: {exc}", True, result)
+            return
+        self._crash("accepted", oid)
+        self._bind_order(oid, claim, [key], "created", result, sent=record)
+        self._crash("recorded", oid)
+
+    def _try_document(self, oid: str) -> dict[str, Any] | None:
+        try:
+            return self._document(oid)
+        except (LookupError, ErpError):
+            return None
+
+    def _document(self, oid: str) -> dict[str, Any]:
+        with self.store.read() as conn:
+            order = conn.execute(sa.select(orders_t).where(orders_t.c.id == oid)).one()
+            rows = (
+                conn.execute(
+                    sa.select(rows_t).where(rows_t.c.order_id == oid).order_by(rows_t.c.line_no)
+                )
+                .mappings()
+                .all()
+            )
+            code = order.customer_code
+            if code is None and order.web_customer_id is not None:
+                cust = conn.execute(
+                    sa.select(cust_t.c.erp_code, cust_t.c.last_error, cust_t.c.name).where(
+                        cust_t.c.id == order.web_customer_id
+                    )
+                ).one()
+                if cust.erp_code is None:
+                    why = f": {cust.last_error}" if cust.last_error else ""
+                    raise LookupError(f"its customer {cust.name!r} is not in the ERP yet{why}")
+                code = cust.erp_code
+        currency = self._currency_id(order.currency) if order.currency != "EUR" else None
+        return build_document(
+            order_id=oid,
+            created=order.created,
+            customer_code=code,
+            payment_code=order.payment_code,
+            currency_id=currency,
+            note=order.note,
+            rows=rows,
+            series=self.series,
+        )
+
+    def _bind_order(
+        self,
+        oid: str,
+        claim: _Claim,
+        keys: list[str],
+        outcome: str,
+        result: PushResult,
+        sent: dict[str, Any] | None,
+    ) -> None:
+        key = keys[0]
+        note = None
+        if len(keys) > 1:
+            # should never happen; keep the first and say so, for the operator to settle
+            note = f"the ERP holds {len(keys)} documents for this order: {', '.join(keys)}"
+            log.error("order %s: %s", oid, note)
+        snapshot = None
+        if sent is not None:
+            sigla, serie, numero = split_key(key)
+            snapshot = normalize({**sent, "sigla": sigla, "serie": serie, "numero": numero})
+        values: dict[str, Any] = {
+            "erp_key": key,
+            "state": states.TO_CHECK if note else states.STORED,
+            "sent_at": utcnow(),
+            "sent_snapshot": snapshot,
+            "erp_snapshot": snapshot,
+        }
+        with self.store.write() as conn:
+            self._release(
+                conn,
+                orders_t,
+                oid,
+                claim,
+                outcome=outcome,
+                uncertain=False,
+                error=note,
+                erp_key=key,
+                values=values,
+            )
+        result.orders_sent += 1
+        if outcome == "found":
+            result.orders_recovered += 1
+
+    def _fail_order(
+        self, oid: str, claim: _Claim, message: str, uncertain: bool, result: PushResult
+    ) -> None:
+        with self.store.write() as conn:
+            self._release(
+                conn,
+                orders_t,
+                oid,
+                claim,
+                outcome="uncertain" if uncertain else "failed",
+                uncertain=uncertain,
+                error=message,
+            )
+        result.orders_failed += 1
+        result.errors.append(("order", oid, message))
+        log.warning("%s", message)
+
+
+def claim_age(value: datetime | None) -> timedelta | None:
+    if value is None:
+        return None
+    return utcnow() - (value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo))

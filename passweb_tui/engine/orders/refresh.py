@@ -1,0 +1,247 @@
+"""Open-order refresh: re-read the site's orders that are open in the ERP, in batches
+(one search by key list per batch), derive their state, and queue each real change as
+an order update for review. The ERP wins conflicts; a site edit it overrides is kept."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from passweb_tui.engine.erp.client import Filter, MexalClient
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.documents import (
+    HEADER_FIELDS,
+    ORDERS_RESOURCE,
+    READ_FIELDS,
+    marker,
+    normalize,
+    split_key,
+)
+from passweb_tui.engine.orders.models import WebOrder, WebOrderUpdate, utcnow
+from passweb_tui.engine.store import Store
+
+log = logging.getLogger(__name__)
+
+orders_t = WebOrder.__table__  # type: ignore[attr-defined]
+updates_t = WebOrderUpdate.__table__  # type: ignore[attr-defined]
+
+#: orders re-read per search (the key list of one request)
+BATCH_SIZE = 100
+
+
+class RefreshAborted(Exception):
+    """The refresh stopped before its end (cancelled)."""
+
+
+@dataclass
+class RefreshResult:
+    read: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    closed: int = 0  # reached a final state, so left the open set
+    requests: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # order id, reason
+
+
+def _adopt_unsent(prev: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """On the first read, header fields the site left empty take the ERP's defaults
+    (its own payment terms, say) without that counting as an ERP-side change."""
+    header = dict(prev["header"])
+    for name in HEADER_FIELDS:
+        if header.get(name) in ("", [], None) and name != "doc_collegati":
+            header[name] = doc["header"].get(name, header.get(name))
+    return {"header": header, "rows": prev["rows"]}
+
+
+def _fetch(
+    client: MexalClient, sigla: str, serie: int, numbers: list[int], result: RefreshResult
+) -> dict[str, dict[str, Any]]:
+    """The documents of one batch, by key; a key absent from the reply is gone."""
+    found: dict[str, dict[str, Any]] = {}
+    token: str | None = None
+    filters = [
+        Filter("sigla", "=", sigla),
+        Filter("serie", "=", serie),
+        Filter("numero", "=", numbers),
+    ]
+    while True:
+        page = client.search_page(
+            ORDERS_RESOURCE, filters, fields=list(READ_FIELDS), max=len(numbers), next_token=token
+        )
+        result.requests += 1
+        for rec in page.records:
+            try:
+                key = f"{rec['sigla']}+{int(rec['serie'])}+{int(rec['numero'])}"
+            except (KeyError, TypeError, ValueError):
+                continue
+            found[key] = rec
+        token = page.next_token
+        if not token:
+            return found
+
+
+def refresh_open_orders(
+    store: Store,
+    client: MexalClient,
+    *,
+    run_id: int | None = None,
+    order_ids: Sequence[str] | None = None,
+    batch_size: int = BATCH_SIZE,
+    dry_run: bool = False,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int, str | None], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> RefreshResult:
+    """Re-read open orders (or the named orders, whatever their state) from the ERP.
+
+    Each batch is committed on its own; `check` is called between batches and may
+    raise to stop (a run's cancellation), leaving the batches done so far stored."""
+    result = RefreshResult()
+    if order_ids is not None:
+        scope = sa.and_(orders_t.c.id.in_(list(order_ids)), orders_t.c.erp_key.is_not(None))
+    else:
+        scope = sa.and_(orders_t.c.state.in_(states.OPEN), orders_t.c.erp_key.is_not(None))
+    with store.read() as conn:
+        total = int(
+            conn.execute(sa.select(sa.func.count()).select_from(orders_t).where(scope)).scalar_one()
+        )
+    last_id = ""
+    done = 0
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise RefreshAborted("order refresh cancelled")
+        if check is not None:
+            check()
+        with store.read() as conn:
+            page = conn.execute(
+                sa.select(
+                    orders_t.c.id,
+                    orders_t.c.erp_key,
+                    orders_t.c.state,
+                    orders_t.c.sent_snapshot,
+                    orders_t.c.erp_snapshot,
+                    orders_t.c.refreshed_at,
+                    orders_t.c.site_edit,
+                )
+                .where(scope, orders_t.c.id > last_id)
+                .order_by(orders_t.c.id)
+                .limit(batch_size)
+            ).all()
+        if not page:
+            return result
+        last_id = page[-1].id
+        _refresh_page(store, client, page, result, run_id=run_id, dry_run=dry_run)
+        done += len(page)
+        if on_progress is not None:
+            on_progress(done, total, None)
+
+
+def _refresh_page(
+    store: Store,
+    client: MexalClient,
+    page: Sequence[Any],
+    result: RefreshResult,
+    *,
+    run_id: int | None,
+    dry_run: bool,
+) -> None:
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in page:
+        sigla, serie, numero = split_key(row.erp_key)
+        groups[(sigla, serie)].append(numero)
+    found: dict[str, dict[str, Any]] = {}
+    for (sigla, serie), numbers in groups.items():
+        found.update(_fetch(client, sigla, serie, sorted(numbers), result))
+    now = utcnow()
+    changed: list[dict[str, Any]] = []
+    new_updates: list[dict[str, Any]] = []
+    unchanged_ids: list[str] = []
+    for row in page:
+        result.read += 1
+        rec = found.get(row.erp_key)
+        doc: dict[str, Any] | None
+        if rec is None:
+            doc = None
+        else:
+            try:
+                doc = normalize(rec)
+            except ValueError as exc:
+                # a malformed document: keep what the site knows, say why, try next time
+                result.rejected.append((row.id, f"ERP document {row.erp_key}: {exc}"))
+                continue
+        prev = row.erp_snapshot
+        if doc is not None and prev is not None and row.refreshed_at is None:
+            prev = _adopt_unsent(prev, doc)
+        state = states.derive_state(doc, row.sent_snapshot, marker(row.id))
+        if doc is None:
+            result.missing += 1
+        if doc == prev and state == row.state:
+            result.unchanged += 1
+            if doc == row.erp_snapshot:
+                unchanged_ids.append(row.id)
+            else:
+                # the first read adopted the ERP's defaults: keep them, queue nothing
+                changed.append(
+                    {
+                        "b_id": row.id,
+                        "b_state": state,
+                        "b_erp_snapshot": doc,
+                        "b_refreshed_at": now,
+                        "b_site_edit": row.site_edit,
+                    }
+                )
+            continue
+        result.updated += 1
+        if state in states.FINAL:
+            result.closed += 1
+        overridden = row.site_edit if doc != prev else None
+        changed.append(
+            {
+                "b_id": row.id,
+                "b_state": state,
+                "b_erp_snapshot": doc,
+                "b_refreshed_at": now,
+                "b_site_edit": None if overridden is not None else row.site_edit,
+            }
+        )
+        new_updates.append(
+            {
+                "order_id": row.id,
+                "run_id": run_id,
+                "detected_at": now,
+                "state_before": row.state,
+                "state_after": state,
+                "before": prev,
+                "after": doc,
+                "site_edit": overridden,
+                "reviewed": False,
+            }
+        )
+    if dry_run:
+        return
+    with store.write() as conn:
+        if changed:
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == sa.bindparam("b_id"))
+                .values(
+                    state=sa.bindparam("b_state"),
+                    erp_snapshot=sa.bindparam("b_erp_snapshot"),
+                    refreshed_at=sa.bindparam("b_refreshed_at"),
+                    site_edit=sa.bindparam("b_site_edit"),
+                ),
+                changed,
+            )
+        if new_updates:
+            conn.execute(sa.insert(updates_t), new_updates)
+        if unchanged_ids:
+            conn.execute(
+                sa.update(orders_t).where(orders_t.c.id.in_(unchanged_ids)).values(refreshed_at=now)
+            )

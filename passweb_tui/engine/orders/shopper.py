@@ -1,0 +1,182 @@
+"""The demo shopper: places plausible web orders into the site store now and then, from
+the articles and customers the site already has, so the demo has orders to push."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from passweb_tui.engine import models
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.intake import OrderInvalid
+from passweb_tui.engine.orders.models import WebOrder
+from passweb_tui.engine.store import Store
+
+log = logging.getLogger(__name__)
+
+FIRST = ("Marco", "Giulia", "Luca", "Sara", "Paolo", "Anna", "Matteo", "Elena", "Davide", "Chiara")
+LAST = ("Rossi", "Bianchi", "Ferrari", "Esposito", "Romano", "Colombo", "Ricci", "Greco", "Bruno")
+CITIES = (
+    ("Milano", "MI", "20121"),
+    ("Torino", "TO", "10121"),
+    ("Bologna", "BO", "40121"),
+    ("Firenze", "FI", "50122"),
+    ("Napoli", "NA", "80133"),
+    ("Verona", "VR", "37121"),
+)
+STREETS = ("Via Roma", "Corso Italia", "Via Garibaldi", "Via Mazzini", "Viale Europa")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the shopper can buy and who can buy it."""
+
+    articles: list[tuple[str, Decimal, str]]  # code, price (list 1), VAT code
+    customers: list[str]  # ERP customer codes
+
+
+def load_catalogue(store: Store, *, limit: int = 500) -> Catalogue:
+    """Published articles with a list-1 price, and known customers, from the site store."""
+    art = models.Article.__table__  # type: ignore[attr-defined]
+    price = models.ArticlePrice.__table__  # type: ignore[attr-defined]
+    cust = models.Customer.__table__  # type: ignore[attr-defined]
+    with store.read() as conn:
+        articles = [
+            (code, Decimal(str(p)), vat or "22")
+            for code, p, vat in conn.execute(
+                sa.select(art.c.code, price.c.price, art.c.vat)
+                .join(price, price.c.article_code == art.c.code)
+                .where(art.c.published.is_(True), price.c.price_list == 1, price.c.price > 0)
+                .order_by(art.c.code)
+                .limit(limit)
+            ).all()
+        ]
+        customers = list(
+            conn.execute(sa.select(cust.c.code).order_by(cust.c.code).limit(limit)).scalars()
+        )
+    return Catalogue(articles, customers)
+
+
+def _next_id(store: Store, prefix: str) -> int:
+    orders = WebOrder.__table__  # type: ignore[attr-defined]
+    with store.read() as conn:
+        ids = conn.execute(sa.select(orders.c.id).where(orders.c.id.like(f"{prefix}%"))).scalars()
+        numbers = [int(i[len(prefix) :]) for i in ids if i[len(prefix) :].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def plausible_order(
+    order_id: str, catalogue: Catalogue, rng: random.Random, now: datetime | None = None
+) -> dict[str, Any]:
+    """One order in the import format: 1-4 rows; a new customer one time in four; now and
+    then an unconfirmed payment (bank transfer not arrived yet)."""
+    if not catalogue.articles:
+        raise ValueError("the site has no published articles with prices yet: run a sync first")
+    picks = rng.sample(catalogue.articles, k=min(len(catalogue.articles), rng.randint(1, 4)))
+    rows = []
+    for code, price, vat in picks:
+        row: dict[str, Any] = {
+            "article": code,
+            "qty": rng.choice((1, 1, 1, 2, 2, 3, 5, 10)),
+            "price": str(price),
+            "vat_code": vat,
+        }
+        if rng.random() < 0.2:
+            row["discount"] = rng.choice(("5", "10", "10+5", "15"))
+        rows.append(row)
+    if catalogue.customers and rng.random() < 0.75:
+        customer: dict[str, Any] = {"code": rng.choice(catalogue.customers)}
+    else:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        city, province, zip_code = rng.choice(CITIES)
+        n = rng.randint(1, 9999)
+        customer = {
+            "name": f"{first} {last}",
+            "email": f"{first}.{last}{n}@example.it".lower(),
+            "address": f"{rng.choice(STREETS)} {rng.randint(1, 200)}",
+            "zip": zip_code,
+            "city": city,
+            "province": province,
+            "country": "IT",
+        }
+        if rng.random() < 0.4:
+            customer["name"] = f"{last} {rng.choice(('Srl', 'Snc', 'SpA'))}"
+            customer["vat_number"] = f"{rng.randint(0, 10**11 - 1):011d}"
+    when = (now or datetime.now()).replace(microsecond=0)
+    return {
+        "id": order_id,
+        "created": when.isoformat(),
+        "payment": "unconfirmed" if rng.random() < 0.1 else "confirmed",
+        "customer": customer,
+        "currency": "EUR",
+        "payment_code": rng.choice(("BB30", "RD", "CC")),
+        "rows": rows,
+    }
+
+
+def place_orders(
+    store: Store, count: int, *, rng: random.Random | None = None, prefix: str = "D"
+) -> list[str]:
+    """Place `count` plausible orders now; returns their ids."""
+    rng = rng or random.Random()
+    catalogue = load_catalogue(store)
+    orders = WebOrders(store)
+    placed: list[str] = []
+    number = _next_id(store, prefix)
+    while len(placed) < count:
+        order_id = f"{prefix}{number:06d}"
+        number += 1
+        try:
+            orders.place(plausible_order(order_id, catalogue, rng))
+        except OrderInvalid as exc:
+            if "already exists" not in str(exc):
+                raise
+            continue  # another shopper took this id; take the next one
+        placed.append(order_id)
+    return placed
+
+
+class Shopper:
+    """Places an order every so often in a background thread until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        every_s: Sequence[float] = (20.0, 90.0),
+        seed: int | None = None,
+        prefix: str = "D",
+    ) -> None:
+        self.store = store
+        self.every_s = every_s
+        self.rng = random.Random(seed)
+        self.prefix = prefix
+        self.placed: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="demo-shopper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(*self.every_s)):
+            try:
+                self.placed.extend(place_orders(self.store, 1, rng=self.rng, prefix=self.prefix))
+            except ValueError as exc:  # nothing to buy yet: wait for a sync
+                log.info("demo shopper waits: %s", exc)
+            except Exception:
+                log.warning("demo shopper failed to place an order", exc_info=True)

@@ -1,0 +1,172 @@
+"""Intake of web orders: line-by-line validation, customer matching, refusal of known ids,
+and the read side (list, show, updates, ack) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from test_orders_helpers import jsonl, new_customer, order_line
+
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import OrderNotFound, WebOrders
+from passweb_tui.engine.orders.intake import OrderInvalid
+from passweb_tui.engine.store import Store, open_store
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def count(store: Store, table: str) -> int:
+    with store.read() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_good_lines_are_stored_with_states_and_exact_money(store: Store) -> None:
+    orders = WebOrders(store)
+    text = jsonl(
+        order_line("W1001"),
+        order_line("W1002", customer=new_customer(1)),
+        # same VAT number, another e-mail: the same customer
+        order_line("W1003", customer=new_customer(1, email="other@example.it")),
+        # no VAT number, same e-mail as customer 1: the same customer again
+        order_line("W1004", customer=new_customer(1, vat_number=None), payment="unconfirmed"),
+        order_line(
+            "W1005",
+            customer=new_customer(2),
+            rows=[{"article": "KIT/0001", "qty": 0.1, "price": 0.35, "vat_code": 22}],
+        ),
+    )
+    report = orders.import_lines(text.splitlines())
+    assert report.complete and report.stored == ["W1001", "W1002", "W1003", "W1004", "W1005"]
+    assert report.new_customers == 2
+    assert count(store, "web_customer") == 2
+    by_id = {o["id"]: o for o in orders.list()}
+    assert by_id["W1004"]["state"] == states.PAYMENT_UNCONFIRMED
+    assert {by_id[i]["state"] for i in ("W1001", "W1002", "W1003", "W1005")} == {states.NEW}
+    # 2 x 12.5 less 10% = 22.50, plus 3.35
+    assert Decimal(by_id["W1001"]["total"]) == Decimal("25.85")
+    detail = orders.show("W1005")
+    assert detail["lines"][0]["qty"] == "0.1" and detail["lines"][0]["price"] == "0.35"
+    assert detail["lines"][0]["vat_code"] == "22"
+    assert detail["customer"]["vat_number"] == "00000000002"
+    assert orders.counts()[states.NEW] == 4
+
+
+BAD = [
+    ("{not json", "not valid JSON"),
+    ('["a list"]', "must be a JSON object"),
+    (order_line("W2002", rows=[]), "rows: required"),
+    (
+        order_line("W2003", rows=[{"article": "A", "qty": -2, "price": 1, "vat_code": "22"}]),
+        "rows[1].qty: must be greater than 0",
+    ),
+    (
+        order_line("W2004", rows=[{"article": "A", "qty": 1, "price": "x", "vat_code": "22"}]),
+        "rows[1].price: must be a number",
+    ),
+    (order_line("W2005", customer=new_customer(9, email="not-an-email")), "customer.email"),
+    (order_line("W2006", note="pay $W1001$ twice"), "note: must not contain '$'"),
+    (order_line("W2007", colour="red"), "unknown field 'colour'"),
+    (order_line("W 2008"), "id: must be"),
+    (order_line("W2009", payment="maybe"), "payment: must be"),
+    (order_line("W2010", customer={"code": "501.00001", "name": "X"}), "not both"),
+    (order_line("W2011", created="yesterday"), "created: not an ISO-8601"),
+    (
+        order_line(
+            "W2012",
+            rows=[{"article": "A", "qty": 1, "price": 1, "vat_code": "22", "discount": "ten"}],
+        ),
+        "rows[1].discount",
+    ),
+    (order_line("W2013", customer=new_customer(8, name="")), "customer.name: required"),
+    (
+        order_line("W2014", rows=[{"article": "A", "qty": 1, "price": 1.00001, "vat_code": "22"}]),
+        "more than 4 decimals",
+    ),
+]
+
+
+def test_bad_lines_are_reported_by_number_and_store_nothing(store: Store) -> None:
+    orders = WebOrders(store)
+    lines = [order_line("W1001", customer=new_customer(1))]
+    for bad, _ in BAD:
+        lines.append(bad)
+    lines.append(order_line("W1002"))
+    report = orders.import_lines(jsonl(*lines).splitlines())
+    assert report.stored == ["W1001", "W1002"]
+    assert [p.line for p in report.skipped] == list(range(2, 2 + len(BAD)))
+    for problem, (_, reason) in zip(report.skipped, BAD, strict=True):
+        assert reason in problem.reason, (problem, reason)
+    # the bad line with a new customer (W2005) created no customer
+    assert count(store, "web_customer") == 1
+    assert count(store, "web_order") == 2
+    assert count(store, "web_order_row") == 4
+    assert report.skipped[2].order_id == "W2002"
+    assert str(report.skipped[2]).startswith("line 4 (order W2002): rows: required")
+
+
+def test_known_ids_are_refused_never_duplicated(store: Store) -> None:
+    orders = WebOrders(store)
+    first = orders.import_lines(jsonl(order_line("W1"), order_line("W2")).splitlines())
+    assert first.complete
+    again = orders.import_lines(
+        jsonl(
+            order_line("W2"), order_line("W3"), order_line("W3"), "", order_line("W1")
+        ).splitlines()
+    )
+    assert again.stored == ["W3"]
+    assert [(p.line, p.reason) for p in again.skipped] == [
+        (1, "order W2 already exists"),
+        (3, "order W3 already exists"),
+        (5, "order W1 already exists"),
+    ]
+    assert count(store, "web_order") == 3
+    with pytest.raises(OrderInvalid, match="already exists"):
+        orders.place(order_line("W1"))
+
+
+def test_email_of_another_vat_number_is_refused(store: Store) -> None:
+    orders = WebOrders(store)
+    report = orders.import_lines(
+        jsonl(
+            order_line("W1", customer=new_customer(1)),
+            order_line("W2", customer=new_customer(2, email="shop1@example.it")),
+        ).splitlines()
+    )
+    assert report.stored == ["W1"]
+    assert "belongs to the customer with VAT number 00000000001" in report.skipped[0].reason
+    assert count(store, "web_customer") == 1
+
+
+def test_non_utf8_line_is_reported(store: Store) -> None:
+    orders = WebOrders(store)
+    good = jsonl(order_line("W1")).encode()
+    report = orders.import_lines([good, b'{"id": "W\xff"}\n'])
+    assert report.stored == ["W1"]
+    assert report.skipped[0].line == 2 and "not UTF-8" in report.skipped[0].reason
+
+
+def test_payment_confirmation_edit_and_unknown_order(store: Store) -> None:
+    orders = WebOrders(store)
+    orders.place(order_line("W1", payment="unconfirmed"))
+    assert orders.show("W1")["state"] == states.PAYMENT_UNCONFIRMED
+    assert orders.confirm_payment("W1") is True
+    assert orders.confirm_payment("W1") is False
+    assert orders.show("W1")["state"] == states.NEW
+    orders.edit("W1", {"note": "leave at the door"})
+    assert orders.show("W1")["site_edit"]["changes"] == {"note": "leave at the door"}
+    with pytest.raises(OrderNotFound):
+        orders.show("W404")
+    with pytest.raises(OrderNotFound):
+        orders.confirm_payment("W404")
+    assert orders.ack([1, 2]) == ([], [1, 2])
+    assert orders.updates() == []

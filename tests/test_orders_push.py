@@ -1,0 +1,291 @@
+"""Exactly-once push of web orders and customers to the simulator over a real socket:
+crashes injected at every step, ERP faults, concurrent pushes, refusals and retries."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from test_orders_helpers import (
+    article_rows,
+    erp_config,
+    erp_marker_counts,
+    jsonl,
+    new_customer,
+    order_line,
+)
+
+from passweb_tui.engine.erp.client import Filter, MexalClient
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.push import CRASH_STEPS, Pusher
+from passweb_tui.engine.store import Store, open_store
+
+# one simulator for the module: every test uses order ids and VAT numbers of its own
+# (see `base`), and the tests that set faults clear them when they end
+_bases = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def erp() -> Iterator[Any]:
+    from conftest import start_sim
+
+    p = start_sim("--articles", "100", "--customers", "60", "--orders", "5", "--seed", "5")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def sim(erp: Any) -> Iterator[Any]:
+    try:
+        yield erp
+    finally:
+        erp.admin("DELETE", "faults")
+
+
+@pytest.fixture
+def base() -> int:
+    """A number of this test's own: order ids W<base>..., VAT numbers from it."""
+    return next(_bases) * 1000
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying: BaseException, so no `except Exception` stops it."""
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def client(sim: Any) -> Iterator[MexalClient]:
+    with MexalClient(erp_config(sim)) as c:
+        yield c
+
+
+def import_orders(store: Store, base: int, n: int, *, new_customers: int = 0) -> list[str]:
+    """n orders for existing customers, the first `new_customers` of them for new ones."""
+    lines = []
+    for i in range(n):
+        customer = (
+            new_customer(base + i + 1) if i < new_customers else {"code": f"501.{i % 50 + 1:05d}"}
+        )
+        rows = article_rows(1 + i % 3, first=1 + i % 90)
+        lines.append(order_line(f"W{base + i + 1}", customer=customer, rows=rows))
+    report = WebOrders(store).import_lines(jsonl(*lines).splitlines())
+    assert report.complete
+    return report.stored
+
+
+def states_of(store: Store) -> dict[str, str]:
+    return {o["id"]: o["state"] for o in WebOrders(store).list()}
+
+
+def erp_customers_with_vat(client: MexalClient, vat: str) -> list[str]:
+    page = client.search_page("clienti", [Filter("partita_iva", "=", vat)], fields=["codice"])
+    return [r["codice"] for r in page.records]
+
+
+def vat(n: int) -> str:
+    return f"{n:011d}"
+
+
+def test_push_sends_customers_then_orders_once(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    ids = import_orders(store, base, 6, new_customers=2)
+    orders = WebOrders(store)
+    result = orders.push(client)
+    assert (result.orders_sent, result.orders_failed) == (6, 0)
+    assert (result.customers_sent, result.customers_failed) == (2, 0)
+    assert set(states_of(store).values()) == {states.STORED}
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+    # the new customer's order went to the code the ERP gave the new customer
+    first = orders.show(ids[0])
+    assert first["customer"]["erp_code"].startswith("501.")
+    doc = client.get("documenti/ordini-clienti", first["erp_key"])
+    assert doc is not None and doc["cod_conto"] == first["customer"]["erp_code"]
+    assert doc["nota"].startswith(f"${ids[0]}$")
+    assert erp_customers_with_vat(client, vat(base + 1)) == [first["customer"]["erp_code"]]
+    # nothing waits any more: a second push sends nothing
+    again = orders.push(client)
+    assert (again.orders_sent, again.customers_sent, again.orders_failed) == (0, 0, 0)
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+
+
+def test_unconfirmed_payment_is_never_sent_until_confirmed(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    orders = WebOrders(store)
+    oid = f"W{base}"
+    orders.place(
+        order_line(oid, payment="unconfirmed", customer=new_customer(base), rows=article_rows(1))
+    )
+    result = orders.push(client)
+    assert (result.orders_sent, result.customers_sent) == (0, 0)
+    assert erp_marker_counts(sim, [oid]) == {oid: 0}
+    assert erp_customers_with_vat(client, vat(base)) == []
+    assert orders.confirm_payment(oid)
+    result = orders.push(client)
+    assert (result.orders_sent, result.customers_sent) == (1, 1)
+    assert erp_marker_counts(sim, [oid]) == {oid: 1}
+
+
+def test_refused_order_waits_with_its_error_and_goes_next_time(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    orders = WebOrders(store)
+    article = f"NEW{base}"
+    w1, w2 = f"W{base + 1}", f"W{base + 2}"
+    orders.place(
+        order_line(w1, rows=[{"article": article, "qty": 1, "price": 5, "vat_code": "22"}])
+    )
+    orders.place(order_line(w2, rows=article_rows(2)))
+    result = orders.push(client)
+    assert (result.orders_sent, result.orders_failed) == (1, 1)
+    shown = orders.show(w1)
+    assert shown["state"] == states.NEW
+    assert article in shown["last_error"] and "inesistente" in shown["last_error"]
+    assert [a["outcome"] for a in shown["push_attempts"]] == ["failed"]
+    # the article appears in the ERP; the next sync sends the order
+    sim.admin(
+        "POST",
+        "records/articoli",
+        json={"codice": article, "descrizione": "Nuovo", "alq_iva": "22", "um_principale": "PZ"},
+    )
+    result = orders.push(client)
+    assert (result.orders_sent, result.orders_failed) == (1, 0)
+    shown = orders.show(w1)
+    assert shown["state"] == states.STORED and shown["last_error"] is None
+    assert erp_marker_counts(sim, [w1, w2]) == {w1: 1, w2: 1}
+
+
+def test_refused_customer_holds_its_orders_with_a_clear_error(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    orders = WebOrders(store)
+    # the ERP takes 16 characters for a tax code; the site took 18
+    who = new_customer(base, tax_code="RSSMRA80A01F205XYZ")
+    w1, w2, w3 = f"W{base + 1}", f"W{base + 2}", f"W{base + 3}"
+    orders.place(order_line(w1, customer=who, rows=article_rows(1)))
+    orders.place(order_line(w2, customer=who, rows=article_rows(2)))
+    orders.place(order_line(w3, rows=article_rows(1)))
+    result = orders.push(client)
+    assert (result.customers_failed, result.orders_failed, result.orders_sent) == (1, 2, 1)
+    shown = orders.show(w1)
+    assert shown["state"] == states.NEW
+    assert f"customer 'Cliente Web {base} Srl'" in shown["last_error"]
+    assert "is not in the ERP yet" in shown["last_error"]
+    assert "codice_fiscale" in shown["last_error"]
+    assert "codice_fiscale" in shown["customer"]["last_error"]
+    assert erp_customers_with_vat(client, vat(base)) == []
+    assert erp_marker_counts(sim, [w1, w2, w3]) == {w1: 0, w2: 0, w3: 1}
+
+
+@pytest.mark.parametrize("step", CRASH_STEPS)
+@pytest.mark.parametrize("victim", ["order", "customer"])
+def test_crash_at_any_step_then_a_fresh_push_sends_everything_once(
+    store: Store, client: MexalClient, sim: Any, base: int, step: str, victim: str
+) -> None:
+    ids = import_orders(store, base, 5, new_customers=2)
+    seen: list[str] = []
+
+    def crash(at: str, site_id: str) -> None:
+        if at != step:
+            return
+        seen.append(site_id)
+        is_customer = not site_id.startswith("W")
+        if (victim == "order" and site_id == ids[2]) or (
+            victim == "customer" and is_customer and len(seen) == 2
+        ):
+            raise SimulatedCrash(f"{at} {site_id}")
+
+    with pytest.raises(SimulatedCrash):
+        Pusher(store, client, crash=crash).push()
+    # a fresh pusher (a restarted process) on the same store finishes the job
+    result = Pusher(store, client).push()
+    assert result.orders_failed == 0 and result.customers_failed == 0
+    assert set(states_of(store).values()) == {states.STORED}
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+    for n in (1, 2):
+        assert len(erp_customers_with_vat(client, vat(base + n))) == 1
+    if step == "accepted" and victim == "order":
+        # the lost answer was recovered by looking the order up, not by sending it again
+        assert result.orders_recovered == 1
+
+
+def test_erp_faults_during_push_never_duplicate_or_lose(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    ids = import_orders(store, base, 24, new_customers=5)
+    sim.admin(
+        "PUT",
+        "faults",
+        json={
+            "status": {"503": 0.1, "408": 0.1, "500": 0.05},
+            "drop_after_commit": 0.25,
+            "drop_before_commit": 0.05,
+            "malformed": 0.2,
+            "seed": 11,
+        },
+    )
+    rounds = 0
+    orders = WebOrders(store)
+    while orders.waiting_count() and rounds < 30:
+        orders.push(client)
+        rounds += 1
+    sim.admin("DELETE", "faults")
+    assert orders.waiting_count() == 0, f"still waiting after {rounds} pushes"
+    assert set(states_of(store).values()) == {states.STORED}
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+    for n in range(1, 6):
+        assert len(erp_customers_with_vat(client, vat(base + n))) == 1
+    keys = [o["erp_key"] for o in orders.list()]
+    assert len(set(keys)) == len(ids)
+
+
+def test_two_pushes_at_once_send_each_order_once(
+    store: Store, db_url: str, sim: Any, base: int
+) -> None:
+    ids = import_orders(store, base, 30, new_customers=4)
+    sim.admin("PUT", "faults", json={"latency_ms": 5})
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            # like two processes: a store and a client each
+            own = open_store(db_url)
+            try:
+                with MexalClient(erp_config(sim)) as c:
+                    barrier.wait()
+                    results.append(Pusher(own, c).push())
+            finally:
+                own.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert sum(r.orders_sent for r in results) == 30
+    assert sum(r.customers_sent for r in results) == 4
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+    with store.read() as conn:
+        attempts = conn.execute(sa.text("SELECT count(*) FROM web_push_attempt")).scalar_one()
+    assert attempts == 34  # one attempt per record: neither push sent what the other held
