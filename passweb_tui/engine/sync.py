@@ -356,10 +356,10 @@ class SyncRunner:
             rate = done / elapsed
             if total is not None and total >= done:
                 eta = (total - done) / rate
+        kw.setdefault("message", None)
+        event = ProgressEvent(self.run_id, self.kind, phase, entity, done, total, rate, eta, **kw)
         try:
-            self.on_event(
-                ProgressEvent(self.run_id, self.kind, phase, entity, done, total, rate, eta, **kw)
-            )
+            self.on_event(event)
         except Exception:
             log.debug("progress listener failed", exc_info=True)
 

@@ -1,0 +1,372 @@
+"""The pull side of DOMAIN.md, rule by rule, against the simulator over a real socket,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.engine.facade import Engine, EngineSettings, LaunchRefused, ProgressEvent
+from passweb_tui.engine.lease import Lease
+from passweb_tui.engine.models import metadata
+from passweb_tui.engine.records import SiteRules
+from passweb_tui.engine.state import WATERMARK, get_state
+from passweb_tui.engine.sync import STAMP, SyncOptions
+
+ARTICLES = metadata.tables["articles"]
+
+
+def erp_config(sim: Any) -> ErpConfig:
+    # few, quick retries: a fault injected by a test should end the run promptly
+    return ErpConfig(
+        sim.url,
+        sim.user,
+        sim.password,
+        azienda=sim.azienda,
+        anno=sim.anno,
+        max_retries=1,
+        backoff_base_s=0.01,
+        backoff_max_s=0.02,
+    )
+
+
+def open_engine(db_url: str, sim: Any, **options: Any) -> Engine:
+    opts = SyncOptions(page_size=100, **options)
+    return Engine.open(EngineSettings(db_url, erp_config(sim), opts))
+
+
+@pytest.fixture
+def engine(db_url: str, sim: Any) -> Iterator[Engine]:
+    e = open_engine(db_url, sim)
+    yield e
+    e.close()
+
+
+def in_step(engine: Engine) -> dict[str, dict[str, int]]:
+    """What a dry-run TOTAL would still change, per entity (empty when in step)."""
+    result = engine.run("total", dry_run=True)
+    assert result.status in ("ok", "ok_with_rejects"), result.error
+    return {
+        name: {k: c[k] for k in ("inserted", "updated", "deleted") if c[k]}
+        for name, c in result.entities.items()
+        if c["inserted"] or c["updated"] or c["deleted"]
+    }
+
+
+def erp_articles_for_site(sim: Any, site_no: int = 1) -> set[str]:
+    with MexalClient(erp_config(sim)) as client:
+        keys = set()
+        for page in client.iter_pages("articoli", fields=["codice", "trasf_sito"]):
+            for r in page.records:
+                flags = dict((i, v) for i, v in r.get("trasf_sito") or [])
+                if flags.get(site_no) == "S":
+                    keys.add(r["codice"])
+        return keys
+
+
+def store_articles(engine: Engine) -> set[str]:
+    with engine.store.read() as conn:
+        return {k for (k,) in conn.execute(select(ARTICLES.c.code))}
+
+
+def watermark(engine: Engine) -> str | None:
+    with engine.store.read() as conn:
+        return get_state(conn, WATERMARK)
+
+
+def test_first_sync_is_total_and_a_changed_after_changes_leaves_the_store_in_step(
+    engine: Engine, sim: Any
+) -> None:
+    first = engine.run("changed")
+    assert (first.kind, first.requested_kind, first.status) == ("total", "changed", "ok")
+    assert "runs as a TOTAL" in (first.message or "")
+    assert store_articles(engine) == erp_articles_for_site(sim)
+    assert first.entities["customers"]["inserted"] > 0
+    assert first.entities["conditions"]["inserted"] > 0
+    assert first.entities["categories"]["inserted"] > 0
+    for resource in ("articoli", "clienti", "particolarita"):
+        sim.admin("POST", "mutate", json={"resource": resource, "count": 15, "seed": 5})
+    second = engine.run("changed")
+    assert second.kind == "changed" and second.status == "ok"
+    assert second.entities["articles"]["fetched"] < first.entities["articles"]["fetched"]
+    assert second.entities["articles"]["updated"] > 0
+    assert second.entities["customers"]["updated"] > 0
+    assert in_step(engine) == {}
+
+
+def test_flags_unpublish_and_remove_and_total_removes_what_the_erp_lost(
+    engine: Engine, sim: Any
+) -> None:
+    engine.run("total")
+    on_site = sorted(store_articles(engine))
+    # an article pre-deleted in the ERP is kept but unpublished
+    changed = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 8, "seed": 11, "fields": ["gest_precanc"]},
+    ).json()["changed"]
+    # articles whose transfer flag flips
+    flipped = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 8, "seed": 12, "fields": ["trasf_sito"]},
+    ).json()["changed"]
+    gone = on_site[0] if on_site[0] not in changed + flipped else on_site[1]
+    sim.admin("DELETE", f"records/articoli/{gone}")
+    result = engine.run("changed")
+    assert result.status == "ok"
+    expected = erp_articles_for_site(sim)
+    # CHANGED applies flag changes but does not notice records gone from the ERP
+    assert store_articles(engine) == expected | {gone}
+    with engine.store.read() as conn:
+        published = dict(conn.execute(select(ARTICLES.c.code, ARTICLES.c.published)).all())
+    with MexalClient(erp_config(sim)) as client:
+        for key in changed:
+            rec = client.get("articoli", key, fields=["codice", "gest_precanc", "trasf_sito"])
+            if key in published:
+                assert published[key] is (rec["gest_precanc"] != "S"), key
+    removals = {
+        c.key
+        for c in engine.changes(run_id=result.run_id, entity="articles")
+        if c.change == "deleted"
+    }
+    assert removals == (set(on_site) - expected) - {gone}
+    total = engine.run("total")
+    assert total.entities["articles"]["deleted"] == 1
+    assert store_articles(engine) == expected
+    assert in_step(engine) == {}
+
+
+def _unpublished(engine: Engine) -> set[str]:
+    with engine.store.read() as conn:
+        return {k for (k,) in conn.execute(select(ARTICLES.c.code).where(~ARTICLES.c.published))}
+
+
+def test_pre_deleted_articles_are_unpublished_unless_the_setting_says_publish(
+    db_url: str, sim: Any
+) -> None:
+    sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 20, "seed": 3, "fields": ["gest_precanc"]},
+    )
+    flags = {}
+    with MexalClient(erp_config(sim)) as client:
+        wanted = ["codice", "trasf_sito", "pubblica", "gest_precanc", "gest_annullato"]
+        for page in client.iter_pages("articoli", fields=wanted):
+            for r in page.records:
+                if dict(r["trasf_sito"]).get(1) == "S":
+                    flags[r["codice"]] = r
+    pulled_back = {k for k, r in flags.items() if dict(r.get("pubblica") or []).get(1) == "N"}
+    predeleted = {
+        k for k, r in flags.items() if "S" in (r.get("gest_precanc"), r.get("gest_annullato"))
+    }
+    assert predeleted - pulled_back
+    lenient = open_engine(db_url, sim, rules=SiteRules(publish_predeleted=True))
+    try:
+        lenient.run("total")
+        assert _unpublished(lenient) == pulled_back
+    finally:
+        lenient.close()
+    strict = open_engine(db_url, sim)
+    try:
+        result = strict.run("total")
+        assert _unpublished(strict) == pulled_back | predeleted
+        assert result.entities["articles"]["updated"] == len(predeleted - pulled_back)
+        # kept in the store, only unpublished
+        assert predeleted <= store_articles(strict)
+    finally:
+        strict.close()
+
+
+def test_watermark_is_the_erp_clock_minus_the_overlap_and_the_boundary_is_inclusive(
+    engine: Engine, sim: Any
+) -> None:
+    sim.admin("PUT", "clock", json={"now": "20300115 120000"})
+    first = engine.run("total")
+    mark = watermark(engine)
+    with engine.store.read() as conn:
+        from passweb_tui.engine.models import SyncRun
+
+        clock = conn.execute(
+            select(SyncRun.__table__.c.erp_clock).where(SyncRun.__table__.c.id == first.run_id)
+        ).scalar()
+    assert clock.strftime("%Y%m%d") == "20300115"
+    assert mark == (clock - timedelta(minutes=65)).strftime(STAMP)
+    at = datetime.strptime(mark, STAMP)
+    # one article changed a minute before the watermark, one exactly at it
+    sim.admin("PUT", "clock", json={"now": (at - timedelta(minutes=1)).strftime(STAMP)})
+    before = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 1, "seed": 21, "fields": ["descrizione"]},
+    ).json()["changed"]
+    sim.admin("PUT", "clock", json={"now": at.strftime(STAMP)})
+    exact = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 1, "seed": 22, "fields": ["descrizione"]},
+    ).json()["changed"]
+    assert before != exact
+    sim.admin("PUT", "clock", json={"now": (at + timedelta(hours=2)).strftime(STAMP)})
+    second = engine.run("changed")
+    assert second.entities["articles"]["fetched"] == 1  # the same date, compared by time
+    keys = {c.key for c in engine.changes(run_id=second.run_id, entity="articles")}
+    assert not keys & set(before)
+    new_mark = datetime.strptime(watermark(engine), STAMP)
+    assert new_mark >= at + timedelta(hours=2) - timedelta(minutes=65)
+
+
+def test_a_failed_run_keeps_the_watermark_and_the_next_changed_completes(
+    engine: Engine, sim: Any
+) -> None:
+    engine.run("total")
+    mark = watermark(engine)
+    sim.admin("POST", "mutate", json={"resource": "articoli", "count": 60, "seed": 8})
+    sim.admin("POST", "mutate", json={"resource": "clienti", "count": 10, "seed": 8})
+    faulted = threading.Event()
+
+    def break_erp_mid_articles(ev: ProgressEvent) -> None:
+        if ev.entity == "articles" and ev.done >= 1 and not faulted.is_set():
+            faulted.set()
+            sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+
+    # a TOTAL so there are several pages of articles to break between
+    failed = engine.run("total", on_event=break_erp_mid_articles)
+    assert faulted.is_set(), failed
+    assert failed.status == "failed" and failed.error
+    assert watermark(engine) == mark
+    sim.admin("DELETE", "faults")
+    again = engine.run("changed")
+    assert again.status == "ok"
+    assert in_step(engine) == {}
+
+
+def test_rejected_records_are_reported_and_retried_by_the_next_changed(
+    engine: Engine, sim: Any
+) -> None:
+    engine.run("total")
+    bad = sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": "BAD0001",
+            "descrizione": "Category the ERP never defined",
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "cod_grp_merc": "ZZZZ",
+            "cat_web": "ZZZZ",
+            "trasf_sito": [[1, "S"]],
+        },
+    ).json()["key"]
+    result = engine.run("changed")
+    assert result.status == "ok_with_rejects"
+    assert result.entities["articles"]["rejected"] == 1
+    rejects = engine.run_detail(result.run_id).rejects
+    assert [(r.key, "unknown category" in r.reason) for r in rejects] == [(bad, True)]
+    # far past the overlap: only the memory of the reject brings it back
+    sim.admin("PUT", "clock", json={"offset_s": 6 * 3600})
+    again = engine.run("changed")
+    assert again.entities["articles"]["rejected"] == 1
+    assert again.entities["articles"]["fetched"] == 1
+
+
+def test_dry_run_reads_and_reports_but_writes_nothing(engine: Engine) -> None:
+    result = engine.run("changed", dry_run=True)
+    assert result.kind == "total" and result.dry_run and result.status == "ok"
+    assert result.entities["articles"]["inserted"] > 0
+    assert store_articles(engine) == set()
+    assert watermark(engine) is None
+    assert engine.fields("articles") == []  # not even the field catalogue
+    assert [r.run_id for r in engine.runs()] == [result.run_id]
+    assert engine.changes() == []
+
+
+def test_a_newly_used_field_is_filled_for_every_record(engine: Engine) -> None:
+    engine.run("total")
+    count = len(store_articles(engine))
+    assert not any(r.used for r in engine.fields("articles") if r.name == "pubblica")
+    assert engine.set_used("articles", ["pubblica"], True) == ["pubblica"]
+    result = engine.run("changed")
+    assert result.kind == "changed"
+    assert result.entities["articles"]["updated"] == count
+    counts = dict(((e, f), n) for e, f, n in engine.change_counts(run_id=result.run_id))
+    assert counts[("articles", "pubblica")] == count
+    assert all("pubblica" in a["data"] for a in engine.articles(limit=50))
+    # done: the next CHANGED is an ordinary one again
+    assert engine.run("changed").entities["articles"]["updated"] == 0
+
+
+def test_total_and_changed_exclude_each_other_and_a_dead_holder_expires(engine: Engine) -> None:
+    other = Lease(engine.store, 60)  # as another process would hold it
+    other.acquire(run_id=99)
+    with pytest.raises(LaunchRefused) as refused:
+        engine.run("changed")
+    assert "run 99" in str(refused.value) and "since" in str(refused.value)
+    assert engine.lease() is not None and engine.lease().run_id == 99
+    # a dry run and a partial take no lease
+    assert engine.run("total", dry_run=True).status == "ok"
+    assert engine.run("partial").status == "ok"
+    from sqlalchemy import update
+
+    from passweb_tui.engine.models import SyncLease
+
+    with engine.store.write() as conn:  # the holder died and its lease ran out
+        conn.execute(
+            update(SyncLease.__table__).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+    assert engine.run("changed").status == "ok"
+    assert engine.lease() is None
+
+
+def test_cancelling_stops_cleanly_and_keeps_the_watermark(engine: Engine) -> None:
+    holder: list[Any] = []
+
+    def cancel_on_articles(ev: ProgressEvent) -> None:
+        if ev.entity == "articles" and ev.done > 0 and holder:
+            holder[0].cancel()
+
+    handle = engine.start_run("changed", on_event=cancel_on_articles)
+    holder.append(handle)
+    result = handle.wait(60)
+    assert result is not None and result.status == "cancelled"
+    assert watermark(engine) is None
+    assert engine.lease() is None
+    assert engine.run("changed").status == "ok"
+
+
+def test_scoped_partial_repulls_named_records_without_moving_the_watermark(
+    engine: Engine, sim: Any
+) -> None:
+    from passweb_tui.engine.facade import Scope
+
+    engine.run("total")
+    mark = watermark(engine)
+    key = sorted(store_articles(engine))[3]
+    with MexalClient(erp_config(sim)) as client:
+        client_rec = client.get("articoli", key, fields=["codice", "descrizione"])
+    assert client_rec is not None
+    sim.admin("PUT", "clock", json={"offset_s": 3600})
+    changed = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 30, "seed": 2, "fields": ["descrizione"]},
+    ).json()["changed"]
+    target = next(k for k in changed if k in store_articles(engine))
+    result = engine.run("partial", scope=Scope(("articles",), (target,)))
+    assert result.kind == "partial" and result.scope == {
+        "entities": ["articles"],
+        "codes": [target],
+    }
+    assert result.entities["articles"]["fetched"] == 1
+    assert result.entities["articles"]["updated"] == 1
+    assert watermark(engine) == mark
+    _ = replace  # keeps the import list honest for future scope variants
