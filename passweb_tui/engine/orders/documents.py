@@ -119,10 +119,13 @@ def _number(value: Decimal) -> int | float:
     return float(decimal_text(value))
 
 
-def _dec(value: Any) -> str:
+def _dec(value: Any, where: str) -> str:
     if value is None or value == "":
         return "0"
-    return decimal_text(to_decimal(value))
+    try:
+        return decimal_text(to_decimal(value))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def normalize(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,11 +157,11 @@ def normalize(record: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(row_id, int | str) and str(row_id).isdigit()
                 else i,
                 "codice_articolo": str(columns["codice_articolo"].get(i) or ""),
-                "quantita": _dec(columns["quantita"].get(i)),
-                "prezzo": _dec(columns["prezzo"].get(i)),
+                "quantita": _dec(columns["quantita"].get(i), f"quantita[{i}]"),
+                "prezzo": _dec(columns["prezzo"].get(i), f"prezzo[{i}]"),
                 "sconto": str(columns["sconto"].get(i) or ""),
                 "cod_iva": str(columns["cod_iva"].get(i) or ""),
-                "qta_evasa": _dec(columns["qta_evasa"].get(i)),
+                "qta_evasa": _dec(columns["qta_evasa"].get(i), f"qta_evasa[{i}]"),
                 "stato_riga": str(columns["stato_riga"].get(i) or "").strip().upper(),
             }
         )

@@ -1,0 +1,121 @@
+"""`passweb-tui orders ...` as a user runs it: output shapes and exit statuses of
+CONTRACTS.md, one-line errors; and the orders tables match their migration."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_orders_helpers import jsonl, new_customer, order_line
+
+
+def cli(db: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "--db", db, "orders", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        env=dict(os.environ),
+    )
+
+
+def test_import_list_show_updates_ack(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(
+        jsonl(
+            order_line("W1001", customer=new_customer(1)),
+            "{broken",
+            order_line("W1002", payment="unconfirmed"),
+            order_line("W1003", rows=[]),
+        ),
+        encoding="utf-8",
+    )
+    result = cli(db, "import", str(orders))
+    assert result.returncode == 4, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2
+    assert "line 2: not valid JSON" in errors[0]
+    assert "line 4 (order W1003): rows: required" in errors[1]
+    assert "imported 2 orders (1 new customers); skipped 2 lines" in result.stdout
+
+    again = cli(db, "import", "-", stdin=jsonl(order_line("W1001")))
+    assert again.returncode == 4
+    assert "order W1001 already exists" in again.stderr
+
+    listed = cli(db, "list", "--json")
+    assert listed.returncode == 0
+    data = json.loads(listed.stdout)
+    assert [(o["id"], o["state"], o["erp_key"], o["last_error"]) for o in data] == [
+        ("W1002", "payment_unconfirmed", None, None),
+        ("W1001", "new", None, None),
+    ]
+    only_new = json.loads(cli(db, "list", "--state", "new", "--json").stdout)
+    assert [o["id"] for o in only_new] == ["W1001"]
+    table = cli(db, "list")
+    assert table.returncode == 0 and "W1001" in table.stdout and "Cliente Web 1 Srl" in table.stdout
+
+    shown = cli(db, "show", "W1001")
+    assert shown.returncode == 0
+    assert "state      new (Nuovo)" in shown.stdout and "ART0000001" in shown.stdout
+    assert json.loads(cli(db, "show", "W1001", "--json").stdout)["customer"]["vat_number"]
+
+    missing = cli(db, "show", "W404")
+    assert missing.returncode == 2 and missing.stderr.strip() == "passweb-tui: no web order 'W404'"
+
+    assert json.loads(cli(db, "updates", "--json").stdout) == []
+    assert "no unreviewed order updates" in cli(db, "updates", "--unreviewed").stdout
+    ack = cli(db, "ack", "7")
+    assert ack.returncode == 4 and "no order update 7" in ack.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    bad_state = cli(db, "list", "--state", "shipped")
+    assert bad_state.returncode == 2
+    no_file = cli(db, "import", str(tmp_path / "nope.jsonl"))
+    assert no_file.returncode == 2
+    assert no_file.stderr.strip().startswith("passweb-tui: cannot read")
+    assert cli(db, "ack", "x").returncode == 2
+
+
+def test_orders_tables_match_their_migration(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from passweb_tui.engine import models
+    from passweb_tui.engine.orders.models import TABLES
+    from passweb_tui.engine.store import open_store
+
+    ours = {t.name for t in TABLES}
+    store = open_store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), models.metadata)
+    finally:
+        store.close()
+
+    def table_of(d: object) -> str | None:
+        for part in d if isinstance(d, tuple) else ():
+            name = getattr(part, "name", None)
+            table = getattr(part, "table", None)
+            if table is not None and getattr(table, "name", None) in ours:
+                return str(table.name)
+            if name in ours:
+                return str(name)
+            if isinstance(part, str) and part in ours:
+                return part
+        return None
+
+    assert [d for d in diff if not isinstance(d, list) and table_of(d)] == []
+    # type details (our exact-decimal text column) show up as modify_type lists; none
+    # may be anything but the DecimalText-vs-String wrapper
+    for d in diff:
+        if isinstance(d, list):
+            for change in d:
+                if change[2] in ours:
+                    assert change[0] == "modify_type", change

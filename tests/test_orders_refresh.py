@@ -1,0 +1,242 @@
+"""Open-order refresh against the simulator: states derived per DOMAIN.md's table, each
+real ERP-side change queued for review, the ERP winning conflicts, batches by key list."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_orders_helpers import article_rows, erp_config, jsonl, order_line
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.documents import normalize
+from passweb_tui.engine.orders.refresh import refresh_open_orders
+from passweb_tui.engine.store import Store, open_store
+
+DOCS = "documenti/ordini-clienti"
+_bases = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def erp() -> Iterator[Any]:
+    from conftest import start_sim
+
+    p = start_sim("--articles", "100", "--customers", "30", "--orders", "5", "--seed", "9")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def client(erp: Any) -> Iterator[MexalClient]:
+    with MexalClient(erp_config(erp)) as c:
+        yield c
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def pushed(store: Store, client: MexalClient, n: int, rows: int = 3) -> list[str]:
+    """n orders of `rows` rows each, pushed; their ids."""
+    base = next(_bases) * 10000
+    lines = [
+        order_line(f"R{base + i}", rows=article_rows(rows, first=1 + i % 50)) for i in range(n)
+    ]
+    orders = WebOrders(store)
+    assert orders.import_lines(jsonl(*lines).splitlines()).complete
+    result = orders.push(client)
+    assert result.orders_sent == n
+    return [f"R{base + i}" for i in range(n)]
+
+
+def key_of(store: Store, order_id: str) -> str:
+    key = WebOrders(store).show(order_id)["erp_key"]
+    assert key
+    return str(key)
+
+
+def test_untouched_orders_stay_stored_and_queue_nothing(store: Store, client: MexalClient) -> None:
+    ids = pushed(store, client, 5)
+    orders = WebOrders(store)
+    first = orders.refresh(client)
+    assert (first.read, first.updated, first.unchanged) == (5, 0, 5)
+    second = orders.refresh(client)
+    assert (second.read, second.updated) == (5, 0)
+    assert orders.updates() == []
+    assert {orders.show(i)["state"] for i in ids} == {states.STORED}
+
+
+def test_erp_changes_become_states_and_reviewable_updates(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    ids = pushed(store, client, 7)
+    partial, delivered, cancelled, some_cancelled, suspended, fulfilled, gone = ids
+    orders = WebOrders(store)
+    k = {i: key_of(store, i) for i in ids}
+    erp.admin("POST", f"orders/{k[partial]}/fulfil", json={"rows": {"1": 1}, "delivery_note": True})
+    erp.admin(
+        "POST",
+        f"orders/{k[delivered]}/fulfil",
+        json={"rows": {"1": 1, "2": 2, "3": 3}, "delivery_note": True},
+    )
+    for row in (1, 2, 3):
+        erp.admin("POST", f"orders/{k[cancelled]}/rows/{row}/state", json={"state": "N"})
+    erp.admin("POST", f"orders/{k[some_cancelled]}/rows/2/state", json={"state": "N"})
+    erp.admin("POST", f"orders/{k[suspended]}/rows/3/state", json={"state": "B"})
+    erp.admin("POST", f"orders/{k[fulfilled]}/fulfil", json={"rows": {"1": 1, "2": 2, "3": 3}})
+    erp.admin("DELETE", f"records/ordini-clienti/{k[gone]}")
+
+    result = orders.refresh(client)
+    assert (result.read, result.updated, result.missing) == (7, 7, 1)
+    got = {i: orders.show(i)["state"] for i in ids}
+    assert got == {
+        partial: states.PARTIALLY_FULFILLED,
+        delivered: states.DELIVERED,
+        cancelled: states.CANCELLED,
+        some_cancelled: states.MODIFIED_CANCELLED,
+        suspended: states.SUSPENDED,
+        fulfilled: states.FULFILLED,
+        gone: states.TO_CHECK,
+    }
+    queue = orders.updates(unreviewed=True)
+    assert len(queue) == 7
+    by_order = {u["order_id"]: u for u in queue}
+    u = by_order[partial]
+    assert (u["state_before"], u["state_after"]) == (states.STORED, states.PARTIALLY_FULFILLED)
+    assert u["before"]["rows"][0]["qta_evasa"] == "0" and u["after"]["rows"][0]["qta_evasa"] == "1"
+    assert u["after"]["header"]["doc_collegati"][0].startswith("BC+")
+    assert by_order[gone]["after"] is None and by_order[gone]["before"] is not None
+
+    # final orders left the open set; the lost one stays open, for an operator to decide
+    again = orders.refresh(client)
+    assert again.read == 4 and again.updated == 0
+    assert len(orders.updates(unreviewed=True)) == 7
+
+    acked, unknown = orders.ack([by_order[partial]["update_id"], 999999])
+    assert acked == [by_order[partial]["update_id"]] and unknown == [999999]
+    assert len(orders.updates(unreviewed=True)) == 6
+    assert len(orders.updates()) == 7
+
+
+def test_erp_edits_make_modified_and_win_over_a_site_edit(
+    store: Store, client: MexalClient
+) -> None:
+    (oid,) = pushed(store, client, 1)
+    orders = WebOrders(store)
+    orders.refresh(client)
+    orders.edit(oid, {"note": "deliver after 5pm"})
+    key = key_of(store, oid)
+    doc = client.get(DOCS, key)
+    assert doc is not None
+    doc["quantita"] = [[i, q + 1] for i, q in doc["quantita"]]
+    client.update(
+        DOCS, key, {k: v for k, v in doc.items() if k not in ("sigla", "serie", "numero")}
+    )
+    result = orders.refresh(client)
+    assert result.updated == 1
+    shown = orders.show(oid)
+    assert shown["state"] == states.MODIFIED
+    assert shown["site_edit"] is None  # the ERP won ...
+    (update,) = orders.updates(order_id=oid)
+    assert update["site_edit"]["changes"] == {"note": "deliver after 5pm"}  # ... kept for review
+    assert [r["quantita"] for r in update["after"]["rows"]] == ["2", "3", "4"]
+
+
+def test_linked_invoice_and_other_documents(store: Store, client: MexalClient) -> None:
+    invoiced, transformed = pushed(store, client, 2)
+    orders = WebOrders(store)
+    for oid, links in ((invoiced, ["BC+1+900", "FT+1+77"]), (transformed, ["OX+1+5"])):
+        key = key_of(store, oid)
+        doc = client.get(DOCS, key)
+        assert doc is not None
+        client.update(DOCS, key, {"doc_collegati": links}, solo_testata=True)
+        if oid == invoiced:
+            doc["qta_evasa"] = [[i, q] for i, q in doc["quantita"]]
+            doc["stato_riga"] = [[i, "E"] for i, _ in doc["quantita"]]
+            doc["doc_collegati"] = links
+            client.update(
+                DOCS, key, {k: v for k, v in doc.items() if k not in ("sigla", "serie", "numero")}
+            )
+    orders.refresh(client)
+    assert orders.show(invoiced)["state"] == states.INVOICED
+    assert orders.show(transformed)["state"] == states.TRANSFORMED
+
+
+def test_refresh_reads_in_batches_by_key_list(store: Store, client: MexalClient) -> None:
+    ids = pushed(store, client, 25, rows=1)
+    result = refresh_open_orders(store, client, batch_size=10)
+    assert result.read == 25
+    assert result.requests == 3  # 25 orders, 10 per search
+    named = refresh_open_orders(store, client, order_ids=ids[:4], batch_size=10)
+    assert (named.read, named.requests) == (4, 1)
+
+
+def test_dry_run_writes_nothing(store: Store, client: MexalClient, erp: Any) -> None:
+    (oid,) = pushed(store, client, 1)
+    erp.admin("POST", f"orders/{key_of(store, oid)}/rows/1/state", json={"state": "S"})
+    result = refresh_open_orders(store, client, dry_run=True)
+    assert result.updated == 1
+    assert WebOrders(store).show(oid)["state"] == states.STORED
+    assert WebOrders(store).updates() == []
+
+
+def sent_doc(rows: list[tuple[str, str, str]], **header: Any) -> dict[str, Any]:
+    doc = {
+        "sigla": "OC",
+        "serie": 1,
+        "numero": 1,
+        "cod_conto": "501.00001",
+        "nota": "$W1$",
+        "doc_collegati": [],
+        "id_riga": [[i, i] for i in range(1, len(rows) + 1)],
+        "codice_articolo": [[i, "A"] for i in range(1, len(rows) + 1)],
+        "quantita": [[i, 2] for i in range(1, len(rows) + 1)],
+        "prezzo": [[i, "1.5"] for i in range(1, len(rows) + 1)],
+        "qta_evasa": [[i, r[0]] for i, r in enumerate(rows, 1)],
+        "stato_riga": [[i, r[1]] for i, r in enumerate(rows, 1)],
+        "cod_iva": [[i, r[2]] for i, r in enumerate(rows, 1)],
+    }
+    doc.update(header)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "state"),
+    [
+        ([("0", "", "22")], {}, states.STORED),
+        ([("0", "", "22")], {"nota": "someone else's order"}, states.TO_CHECK),
+        ([("0", "", "22")], {"cod_conto": "501.00002"}, states.TO_CHECK),
+        ([("0", "", "22")], {"doc_collegati": ["OX+1+1"]}, states.TRANSFORMED),
+        ([("2", "", "22"), ("0", "N", "22")], {"doc_collegati": ["FT+1+1"]}, states.INVOICED),
+        ([("1", "", "22")], {"doc_collegati": ["BC+1+1"]}, states.PARTIALLY_FULFILLED),
+        ([("0", "N", "22"), ("0", "N", "22")], {}, states.CANCELLED),
+        ([("2", "E", "22"), ("0", "N", "22")], {}, states.FULFILLED),
+        ([("0", "", "22"), ("0", "N", "22")], {}, states.MODIFIED_CANCELLED),
+        ([("1", "S", "22")], {}, states.SUSPENDED),
+        ([("0", "", "22")], {"quantita": [[1, 3]]}, states.MODIFIED),
+        ([("0", "", "22")], {"prezzo": [[1, "1.50"]]}, states.STORED),  # same money
+    ],
+)
+def test_state_table_first_match_wins(
+    rows: list[tuple[str, str, str]], header: dict[str, Any], state: str
+) -> None:
+    sent = normalize(sent_doc(rows))
+    doc = normalize(sent_doc(rows, **header))
+    assert states.derive_state(doc, sent, "$W1$") == state
+    assert states.derive_state(None, sent, "$W1$") == states.TO_CHECK
+
+
+def test_a_malformed_erp_document_is_rejected_and_the_order_kept() -> None:
+    with pytest.raises(ValueError, match="quantita"):
+        normalize(sent_doc([("0", "", "22")], quantita=[[1, "lots"]]))
