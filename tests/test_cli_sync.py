@@ -1,0 +1,163 @@
+"""`passweb-tui sync/runs/changes/fields` as a user runs them: real processes, the simulator
+over a socket, the default store in the (isolated) data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+RUN_KEYS = {
+    "run_id", "kind", "requested_kind", "origin", "scope", "status", "dry_run", "started",
+    "finished", "duration_s", "entities", "orders", "customers", "error",
+}  # fmt: skip
+COUNT_KEYS = {"fetched", "inserted", "updated", "unchanged", "deleted", "rejected"}
+
+
+def cli(sim: Any, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        PASSWEB_TUI_ERP_URL=sim.url,
+        PASSWEB_TUI_ERP_USER=sim.user,
+        PASSWEB_TUI_ERP_PASSWORD=sim.password,
+        PASSWEB_TUI_AZIENDA=sim.azienda,
+        PASSWEB_TUI_ANNO=str(sim.anno),
+    )
+    if db:
+        env["PASSWEB_TUI_DB"] = db
+    return subprocess.run(
+        [sys.executable, "-m", "passweb_tui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+
+
+def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
+    first = cli(sim, "sync", "changed", "--json")
+    assert first.returncode == 0, first.stderr
+    run = json.loads(first.stdout)
+    assert set(run) == RUN_KEYS
+    assert (run["kind"], run["requested_kind"], run["status"]) == ("total", "changed", "ok")
+    assert run["scope"] is None and run["error"] is None and run["dry_run"] is False
+    assert set(run["entities"]["articles"]) == COUNT_KEYS
+    assert run["entities"]["articles"]["inserted"] > 0
+    assert run["orders"] == {"sent": 0, "failed": 0, "updated": 0}
+
+    sim.admin("POST", "mutate", json={"resource": "clienti", "count": 5, "seed": 4})
+    second = json.loads(cli(sim, "sync", "changed", "--json").stdout)
+    assert second["kind"] == "changed" and second["run_id"] == run["run_id"] + 1
+
+    runs = json.loads(cli(sim, "runs", "--json").stdout)
+    assert [r["run_id"] for r in runs] == [second["run_id"], run["run_id"]]
+    assert all(set(r) == RUN_KEYS for r in runs)
+    assert len(json.loads(cli(sim, "runs", "--json", "--limit", "1").stdout)) == 1
+
+    changes = json.loads(cli(sim, "changes", "--json", "--run", str(second["run_id"])).stdout)
+    assert changes and all(
+        set(c) == {"run_id", "entity", "key", "change", "field", "old", "new"} for c in changes
+    )
+    assert {c["entity"] for c in changes} == {"customers"}
+    assert all(c["change"] == "updated" and c["field"] for c in changes)
+    inserted = json.loads(
+        cli(sim, "changes", "--json", "--run", str(run["run_id"]), "--entity", "articles",
+            "--limit", "3").stdout
+    )  # fmt: skip
+    assert len(inserted) == 3
+    assert all(c["change"] == "inserted" and c["field"] is None for c in inserted)
+
+    text = cli(sim, "sync", "total", "--dry-run")
+    assert text.returncode == 0 and "dry run" in text.stdout and "articles" in text.stdout
+
+
+def test_exit_statuses(sim: Any) -> None:
+    assert cli(sim, "sync", "total", "--code", "X").returncode == 2
+    needs_one = cli(sim, "sync", "partial", "--code", "X")
+    assert needs_one.returncode == 2 and "exactly one --entity" in needs_one.stderr
+    assert cli(sim, "sync", "partial", "--entity", "nonsense").returncode == 2
+    nothing = cli(sim, "sync", "partial")
+    assert nothing.returncode == 0 and "nothing to do" in nothing.stdout
+    unknown_field = cli(sim, "fields", "use", "articles", "no_such_field")
+    assert unknown_field.returncode == 2 and "no_such_field" in unknown_field.stderr
+    sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": "BAD0002",
+            "descrizione": "No such category",
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "cod_grp_merc": "ZZZZ",
+            "trasf_sito": [[1, "S"]],
+        },
+    )
+    rejected = cli(sim, "sync", "total", "--json")
+    assert rejected.returncode == 4
+    assert json.loads(rejected.stdout)["status"] == "ok_with_rejects"
+    sim.admin("PUT", "users/demo", json={"password": "changed"})
+    denied = cli(sim, "sync", "changed")
+    assert denied.returncode == 2 and "\n" not in denied.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in denied.stderr
+
+
+def test_fields_list_use_unuse(sim: Any) -> None:
+    listed = cli(sim, "fields", "list", "articles")
+    assert listed.returncode == 0, listed.stderr
+    assert "used descrizione" in listed.stdout and "key  codice" in listed.stdout
+    used = cli(sim, "fields", "use", "articles", "pubblica")
+    assert used.returncode == 0 and "now used" in used.stdout
+    again = cli(sim, "fields", "use", "articles", "pubblica")
+    assert "nothing to change" in again.stdout
+    assert "used pubblica" in cli(sim, "fields", "list", "articles").stdout
+    assert cli(sim, "fields", "unuse", "articles", "pubblica").returncode == 0
+    assert cli(sim, "fields", "use", "articles", "codice").returncode == 2
+
+
+LATE_HOLDER = """
+import sys
+from passweb_tui.engine.lease import Lease
+from passweb_tui.engine.store import open_store
+store = open_store(sys.argv[1])
+lease = Lease(store, float(sys.argv[2]))
+lease.acquire(run_id=7)
+print("held", flush=True)
+sys.stdin.readline()  # hold until told, or until killed
+"""
+
+
+@pytest.mark.parametrize("kill", [False, True])
+def test_a_second_process_is_refused_while_another_holds_the_lease(
+    sim: Any, db_url: str, kill: bool
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LATE_HOLDER, db_url, "2" if kill else "120"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = cli(sim, "sync", "total", db=db_url)
+        assert refused.returncode == 3, refused.stderr
+        assert "run 7" in refused.stderr and "since" in refused.stderr
+        if kill:
+            holder.kill()
+            holder.wait()
+            # the dead holder's lease runs out after its 2 seconds; then a run goes through
+            import time
+
+            deadline = time.monotonic() + 30
+            while True:
+                done = cli(sim, "sync", "changed", db=db_url)
+                if done.returncode != 3 or time.monotonic() > deadline:
+                    break
+            assert done.returncode == 0, done.stderr
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
