@@ -115,6 +115,17 @@ class _QuietDrops(logging.Filter):
         return "without completing response" not in record.getMessage()
 
 
+class _Server(uvicorn.Server):
+    """Stops on SIGTERM/SIGINT and returns normally, so the command exits with status 0
+    (uvicorn would otherwise re-raise the signal once shut down)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
+
+
 def _config(app: SimApp, options: SimOptions) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     kwargs: dict[str, Any] = {}
@@ -163,7 +174,7 @@ def serve(options: SimOptions) -> None:
         ) from None
     if options.tls_cert and not options.tls_cert.is_file():
         raise SystemExit(f"passweb-tui erp-sim: certificate file {options.tls_cert} not found")
-    server = uvicorn.Server(_config(app, options))
+    server = _Server(_config(app, options))
     print(
         f"serving {_url(options, sock)} user={options.user} "
         f"azienda={options.azienda} anno={options.anno}",
@@ -200,7 +211,7 @@ def start_background(options: SimOptions, *, timeout: float = 60.0) -> SimHandle
     """Start the simulator in a daemon thread and return once it accepts connections."""
     app = create_app(options)
     sock = _bind(options.host, options.port)
-    server = uvicorn.Server(_config(app, options))
+    server = _Server(_config(app, options))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="mexal-sim", daemon=True
     )

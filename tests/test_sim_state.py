@@ -1,0 +1,192 @@
+"""Contract tests of the simulator's life cycle: --state across restarts, a damaged
+state file, seed determinism, clean stop on SIGTERM/SIGINT, TLS, in-process start.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import SimProcess, start_sim
+
+from passweb_tui.mexal_sim.server import SimOptions, start_background
+
+
+def headers(user: str, password: str, anno: int) -> dict[str, str]:
+    secret = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {
+        "Authorization": f"Passepartout {secret}",
+        "Coordinate-Gestionale": f"Azienda=DEM Anno={anno}",
+    }
+
+
+def client(sim: SimProcess, password: str | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=sim.url, headers=headers(sim.user, password or sim.password, sim.anno), timeout=30
+    )
+
+
+ORDER = {
+    "sigla": "OC",
+    "serie": 1,
+    "numero": 0,
+    "cod_conto": "501.00001",
+    "id_riga": [[1, 1]],
+    "tp_riga": [[1, "R"]],
+    "codice_articolo": [[1, "ART0000001"]],
+    "quantita": [[1, 1]],
+    "cod_iva": [[1, "22"]],
+}
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "erp" / "state.json"
+    small = ("--articles", "300", "--customers", "50", "--orders", "5", "--seed", "4")
+    first = start_sim(*small, "--state", str(state))
+    try:
+        with client(first) as c:
+            new = {"codice": "KEEP1", "descrizione": "Resta", "alq_iva": "22"}
+            assert c.post("/risorse/articoli", json=new).status_code == 201
+            assert c.delete("/risorse/articoli/ART0000002").status_code == 204
+            assert (
+                c.put("/risorse/articoli/ART0000003", json={"descrizione": "Nuova"}).status_code
+                == 204
+            )
+            loc = c.post("/risorse/documenti/ordini-clienti", json=ORDER).headers["location"]
+            assert loc.endswith("/OC+1+6")
+            mutated = first.admin(
+                "POST", "mutate", json={"resource": "clienti", "count": 2, "seed": 1}
+            ).json()["changed"]
+            after_mutate = {k: c.get(f"/risorse/clienti/{k}").json() for k in mutated}
+        first.admin("PUT", "clock", json={"offset_s": 7200})
+        first.admin("PUT", "users/demo", json={"password": "cambiata"})
+        assert state.is_file()
+    finally:
+        first.stop()
+    assert first.process.returncode == 0  # SIGTERM stops it cleanly
+
+    # other generation flags are ignored: the ERP's data is what the state file says
+    second = start_sim("--articles", "900", "--state", str(state))
+    try:
+        assert (
+            httpx.get(
+                f"{second.url}/risorse/articoli", headers=headers("demo", "secret-pw", second.anno)
+            ).status_code
+            == 401
+        )
+        with client(second, password="cambiata") as c:
+            assert c.get("/risorse/articoli/KEEP1").json()["descrizione"] == "Resta"
+            assert c.get("/risorse/articoli/ART0000002").status_code == 404
+            assert c.get("/risorse/articoli/ART0000003").json()["descrizione"] == "Nuova"
+            for key, rec in after_mutate.items():
+                assert c.get(f"/risorse/clienti/{key}").json() == rec
+            loc = c.post("/risorse/documenti/ordini-clienti", json=ORDER).headers["location"]
+            assert loc.endswith("/OC+1+7")
+            stamp = c.get("/risorse/articoli", params={"max": 1}).json()["data_ric_elab"]
+        erp_now = dt.datetime.strptime(stamp, "%Y%m%d %H%M%S")
+        assert abs((erp_now - dt.datetime.now()).total_seconds() - 7200) < 60
+        assert second.admin("GET", "stats").json()["articoli"] == 300
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": 1, "params": {"seed": 1}}', "[]"])
+def test_damaged_state_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert str(state) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert state.read_text() == content  # nothing overwritten
+
+
+def _dump(url: str, anno: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=url, headers=headers("demo", "demo", anno), timeout=30) as c:
+        for res in ("articoli", "clienti", "particolarita", "documenti/ordini-clienti"):
+            out[res] = c.get(f"/risorse/{res}", params={"max": 10000}).json()["dati"]
+        out["blob"] = c.get("/risorse/articoli/ART0000004/allegati").json()
+    return out
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    handles = [
+        start_background(SimOptions(port=0, articles=400, customers=60, orders=8, seed=s))
+        for s in (5, 5, 6)
+    ]
+    try:
+        anno = dt.date.today().year
+        a, b, other = (_dump(h.url, anno) for h in handles)
+        assert a == b
+        assert a["articoli"] != other["articoli"] and a["clienti"] != other["clienti"]
+        changes = [
+            httpx.post(
+                f"{h.root}/sim/mutate", json={"resource": "articoli", "count": 4, "seed": 2}
+            ).json()
+            for h in handles[:2]
+        ]
+        assert changes[0] == changes[1]
+        key = changes[0]["changed"][0]
+        recs = [
+            httpx.get(
+                f"{h.url}/risorse/articoli/{key.encode().hex()}",
+                params={"encoding": "hex"},
+                headers=headers("demo", "demo", anno),
+            ).json()
+            for h in handles[:2]
+        ]
+        assert recs[0]["descrizione"] == recs[1]["descrizione"]
+        assert recs[0]["prz_listino"] == recs[1]["prz_listino"]
+    finally:
+        for h in handles:
+            h.stop()
+
+
+def test_background_handle_stops() -> None:
+    handle = start_background(SimOptions(port=0, articles=50, customers=10, orders=2))
+    assert handle.url.startswith("http://127.0.0.1:") and handle.url.endswith("/webapi")
+    assert httpx.get(f"{handle.root}/sim/stats").json()["articoli"] == 50
+    handle.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{handle.root}/sim/stats", timeout=2)
+
+
+def test_sigint_stops_cleanly() -> None:
+    p = start_sim("--articles", "50", "--customers", "10", "--orders", "2")
+    p.process.send_signal(signal.SIGINT)
+    assert p.process.wait(timeout=20) == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    p = start_sim("--articles", "50", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert p.url.startswith("https://127.0.0.1:")
+        r = httpx.get(
+            f"{p.url}/risorse/dati-generali/installazione",
+            headers=headers(p.user, p.password, p.anno),
+            verify=False,
+        )
+        assert r.status_code == 200 and r.json()["versione"]
+    finally:
+        p.stop()
