@@ -110,6 +110,8 @@ class PasswebApp(App[int]):
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
         self._exiting = False
+        #: set whenever the sync launched from here ends or is refused (tests wait on it)
+        self.sync_ended = asyncio.Event()
         for mode, module, cls in self._screens():
             self.add_mode(mode, self._screen_factory(module, cls))
 
@@ -252,6 +254,7 @@ class PasswebApp(App[int]):
             self.notify(t("sync.busy"), severity="warning")
             return False
         self.sync.begin(kind, dry_run)
+        self.sync_ended.clear()
         self.post_message(SyncUpdated())
         self.run_worker(
             lambda: self._sync_thread(kind, scope, dry_run),
@@ -313,10 +316,12 @@ class PasswebApp(App[int]):
 
     def on_sync_refused(self, message: SyncRefused) -> None:
         self.notify(message.reason, title=t("sync.refused"), severity="error", timeout=12)
+        self.sync_ended.set()
 
     def on_sync_finished(self, _message: SyncFinished) -> None:
         snap = self.sync.snapshot()
         if snap is None:
+            self.sync_ended.set()
             return
         screen = self.screen
         if isinstance(screen, BaseScreen):
@@ -334,6 +339,7 @@ class PasswebApp(App[int]):
         if snap.error:
             text += f"\n{snap.error}"
         self.notify(text, severity=severity, timeout=10)  # type: ignore[arg-type]
+        self.sync_ended.set()
 
     def action_cancel_sync(self) -> None:
         """Cancel the running sync, after asking."""
@@ -351,7 +357,7 @@ class PasswebApp(App[int]):
 
     async def action_quit(self) -> None:
         if not self.sync.running:
-            self.exit(0)
+            self.exit(0, 0)
             return
 
         def answer(yes: bool | None) -> None:
@@ -374,7 +380,7 @@ class PasswebApp(App[int]):
                     handle.wait(CANCEL_GRACE_S)
                 except Exception:
                     log.exception("waiting for the cancelled sync failed")
-            self.call_from_thread(self.exit, code)
+            self.call_from_thread(self.exit, code, code)
 
         self.run_worker(wait_then_exit, thread=True, group="exit", exit_on_error=False)
 

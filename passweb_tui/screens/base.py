@@ -191,7 +191,7 @@ class BaseScreen(Screen[None]):
     #: Worker groups whose failures the screen shows itself.
     OWN_ERRORS: ClassVar[frozenset[str]] = frozenset()
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "key.back", id="screen.back"),
+        Binding("escape", "back", "key.back", id="screen.back", show=False),
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

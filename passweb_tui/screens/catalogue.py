@@ -65,12 +65,12 @@ class CatalogueScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.entity = "articles"
-        self.offset = 0
+        self.page_offset = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="cat-search-bar"):
             yield Label(id="catalogue-entity")
-            yield Input(placeholder=t("catalogue.search_hint"), id="catalogue-search")
+            yield Input(placeholder=t("catalogue.search_hint"), id="catalogue-search", compact=True)
         with Vertical(classes="panel"):
             yield Label(id="catalogue-status", classes="panel-title")
             yield KeyTable(id="catalogue-table")
@@ -102,7 +102,7 @@ class CatalogueScreen(BaseScreen):
         if engine is None:
             return
         search = self.query_one("#catalogue-search", Input).value.strip() or None
-        entity, offset = self.entity, self.offset
+        entity, offset = self.entity, self.page_offset
         reader = engine.articles if entity == "articles" else engine.customers
         self.run_worker(
             lambda: (
@@ -120,7 +120,7 @@ class CatalogueScreen(BaseScreen):
             return
         (entity, search, offset), rows = event.worker.result
         current = self.query_one("#catalogue-search", Input).value.strip() or None
-        if (entity, search, offset) != (self.entity, current, self.offset):
+        if (entity, search, offset) != (self.entity, current, self.page_offset):
             return  # the operator typed on; a newer read follows
         table = self.query_one("#catalogue-table", KeyTable)
         table.clear()
@@ -136,15 +136,15 @@ class CatalogueScreen(BaseScreen):
         shown = getattr(self, "rows_shown", 0)
         text = t(
             "catalogue.status",
-            first=fmt_int(self.offset + 1 if shown else 0),
-            last=fmt_int(self.offset + shown),
+            first=fmt_int(self.page_offset + 1 if shown else 0),
+            last=fmt_int(self.page_offset + shown),
             marked=fmt_int(len(self.marked)),
         )
         self.query_one("#catalogue-status", Label).update(text)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "catalogue-search":
-            self.offset = 0
+            self.page_offset = 0
             self.load()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
@@ -155,7 +155,7 @@ class CatalogueScreen(BaseScreen):
 
     def action_toggle_entity(self) -> None:
         self.entity = "customers" if self.entity == "articles" else "articles"
-        self.offset = 0
+        self.page_offset = 0
         self.setup_columns()
         self.load()
 
@@ -163,7 +163,7 @@ class CatalogueScreen(BaseScreen):
         shown = getattr(self, "rows_shown", 0)
         if step > 0 and shown < PAGE:
             return
-        self.offset = max(0, self.offset + step * PAGE)
+        self.page_offset = max(0, self.page_offset + step * PAGE)
         self.load()
 
     def action_mark(self) -> None:

@@ -81,10 +81,16 @@ class ChangesScreen(BaseScreen):
                 placeholder=t("filter.run"),
                 id="f-run",
                 type="integer",
+                compact=True,
             )
-            yield Input(self.initial.entity or "", placeholder=t("filter.entity"), id="f-entity")
-            yield Input(placeholder=t("filter.field"), id="f-field")
-            yield Input(placeholder=t("filter.key"), id="f-key")
+            yield Input(
+                self.initial.entity or "",
+                placeholder=t("filter.entity"),
+                id="f-entity",
+                compact=True,
+            )
+            yield Input(placeholder=t("filter.field"), id="f-field", compact=True)
+            yield Input(placeholder=t("filter.key"), id="f-key", compact=True)
         with Horizontal(id="changes-body"):
             with Vertical(id="changes-counts", classes="panel"):
                 yield Label(t("changes.per_field"), classes="panel-title")

@@ -224,6 +224,8 @@ class DashboardScreen(BaseScreen):
             ],
         )
         oldest_first = list(reversed(runs))
+        # a chart of fewer than two runs says nothing; it appears with the second run
+        self.query_one("#dash-chart").display = len(runs) >= 2
         self.query_one("#dash-spark-changes", Sparkline).data = [
             float(run_changes(r)) for r in oldest_first
         ] or [0.0]

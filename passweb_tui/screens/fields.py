@@ -52,6 +52,7 @@ class FieldsScreen(BaseScreen):
                 value=self.entity,
                 allow_blank=False,
                 id="fields-entity",
+                compact=True,
             )
         with Vertical(classes="panel"):
             yield Label(id="fields-status", classes="panel-title")

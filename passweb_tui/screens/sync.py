@@ -86,21 +86,25 @@ class SyncScreen(BaseScreen):
         with Horizontal(id="sync-body"):
             with Vertical(id="sync-form", classes="panel"):
                 yield Label(t("sync.choose"), classes="panel-title")
-                with RadioSet(id="sync-kind"):
+                with RadioSet(id="sync-kind", compact=True):
                     for kind in KINDS:
                         yield RadioButton(
-                            kind_label(kind), value=kind == "changed", id=f"kind-{kind}"
+                            kind_label(kind),
+                            value=kind == "changed",
+                            id=f"kind-{kind}",
+                            compact=True,
                         )
-                yield Checkbox(t("sync.dry_run"), id="sync-dry")
+                yield Checkbox(t("sync.dry_run"), id="sync-dry", compact=True)
                 yield Label(t("sync.scope"), classes="panel-title")
                 yield Select(
                     [(t(f"entity.{e}"), e) for e in ENTITIES],
                     prompt=t("sync.scope_all"),
                     id="sync-entity",
+                    compact=True,
                 )
-                yield Input(placeholder=t("sync.codes_hint"), id="sync-codes")
-                yield Checkbox(t("sync.use_marked", count=0), id="sync-marked")
-                yield Button(t("sync.launch"), id="sync-launch", variant="primary")
+                yield Input(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
+                yield Checkbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
+                yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
             with Vertical(id="sync-progress", classes="panel"):
                 yield Static(t("sync.idle"), id="sync-phase")
                 yield KeyTable(id="sync-entities")
@@ -179,7 +183,7 @@ class SyncScreen(BaseScreen):
             return
         app = self.papp
         phase = Text()
-        phase.append(kind_label(snap.kind), style="bold")
+        phase.append(kind_label(snap.ran_kind), style="bold")
         if snap.dry_run:
             phase.append(" " + t("sync.dry"))
         if snap.run_id:
@@ -238,17 +242,12 @@ class SyncScreen(BaseScreen):
                 out.append(
                     t("sync.ran_as", requested=kind_label(requested), kind=kind_label(ran)) + "\n"
                 )
-            for entity, counts in (value_of(result, "entities") or {}).items():
-                line = t(
-                    "sync.counts",
-                    entity=t(f"entity.{entity}", default=entity),
-                    fetched=fmt_int(value_of(counts, "fetched", 0)),
-                    inserted=fmt_int(value_of(counts, "inserted", 0)),
-                    updated=fmt_int(value_of(counts, "updated", 0)),
-                    deleted=fmt_int(value_of(counts, "deleted", 0)),
-                    rejected=fmt_int(value_of(counts, "rejected", 0)),
-                )
-                out.append(line + "\n")
+            totals = dict.fromkeys(("fetched", "inserted", "updated", "deleted", "rejected"), 0)
+            for counts in (value_of(result, "entities") or {}).values():
+                for name in totals:
+                    totals[name] += int(value_of(counts, name, 0) or 0)
+            line = t("sync.counts", **{k: fmt_int(v) for k, v in totals.items()})
+            out.append(line + "\n", style="bold red" if totals["rejected"] else "")
         if snap.error:
             out.append(t("sync.error") + ": ", style="bold red")
             out.append(str(snap.error) + "\n")

@@ -37,7 +37,8 @@ class SyncSnapshot:
     """What the screens show about one run at one moment."""
 
     run_id: int | None
-    kind: str
+    kind: str  # as asked
+    ran_kind: str  # as run: a first Variati runs as Totale
     dry_run: bool
     phase: str
     entities: tuple[EntityProgress, ...]
@@ -53,7 +54,7 @@ class SyncSnapshot:
         """The badge text: kind, phase and the current entity's progress, or the outcome."""
         from passweb_tui.screens.base import kind_label
 
-        kind = kind_label(self.kind) + (" " + t("sync.dry") if self.dry_run else "")
+        kind = kind_label(self.ran_kind) + (" " + t("sync.dry") if self.dry_run else "")
         if not self.running:
             return f"{kind}: {t('status.' + (self.status or 'failed'))}"
         parts = [f"⟳ {kind}", t("phase." + self.phase, default=self.phase)]
@@ -71,6 +72,7 @@ class SyncMonitor:
     """Thread-safe record of the progress of the sync launched from this app."""
 
     kind: str = ""
+    ran_kind: str = ""
     dry_run: bool = False
     handle: Any = None
     run_id: int | None = None
@@ -88,7 +90,7 @@ class SyncMonitor:
 
     def begin(self, kind: str, dry_run: bool) -> None:
         with self._lock:
-            self.kind, self.dry_run = kind, dry_run
+            self.kind, self.ran_kind, self.dry_run = kind, kind, dry_run
             self.handle, self.run_id, self.phase = None, None, "starting"
             self.entities = {}
             self.log.clear()
@@ -106,6 +108,8 @@ class SyncMonitor:
         with self._lock:
             if event.run_id is not None:
                 self.run_id = event.run_id
+            if event.kind:
+                self.ran_kind = event.kind
             if event.phase:
                 self.phase = event.phase
             if event.entity:
@@ -157,6 +161,7 @@ class SyncMonitor:
             return SyncSnapshot(
                 run_id=self.run_id,
                 kind=self.kind,
+                ran_kind=self.ran_kind,
                 dry_run=self.dry_run,
                 phase=self.phase,
                 entities=tuple(self.entities.values()),

@@ -1,0 +1,294 @@
+"""Pilot tests of the UI's flows with a real engine on a temp SQLite store and the
+simulator in its own process: syncs launched from the keyboard, a Parziale of marked
+records, cancelling, a refused launch, quitting and hanging up while a sync runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import start_sim
+from textual.widgets import Input, Static
+from textual.worker import WorkerCancelled
+
+from passweb_tui.app import PasswebApp, create_app
+from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.screens.base import ConfirmScreen, KeyTable
+from passweb_tui.screens.changes import ChangesScreen
+from passweb_tui.screens.runs import RunDetailScreen
+from passweb_tui.screens.sync import SyncScreen
+
+pytestmark = pytest.mark.anyio
+
+SYNC_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def erp_of(sim: Any) -> ErpConfig:
+    return ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+
+
+@pytest.fixture(scope="module")
+def ui_sim() -> Iterator[Any]:
+    """One small simulator for the module; these tests never change its data."""
+    p = start_sim("--articles", "500", "--customers", "100", "--orders", "20", "--seed", "7")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def sim(ui_sim: Any) -> Iterator[Any]:
+    """The module's simulator, its faults cleared after each test."""
+    try:
+        yield ui_sim
+    finally:
+        ui_sim.admin("DELETE", "/faults")
+
+
+@pytest.fixture
+def engine(sim: Any, tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp_of(sim)))
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+@pytest.fixture(scope="module")
+def synced_store(ui_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store after one Totale against the module's simulator, copied by each test."""
+    path = tmp_path_factory.mktemp("synced") / "store.db"
+    eng = Engine.open(EngineSettings(f"sqlite:///{path}", erp_of(ui_sim)))
+    try:
+        assert eng.run("total").status == "ok"
+    finally:
+        eng.close()
+    return path
+
+
+@pytest.fixture
+def synced(sim: Any, synced_store: Path, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a store that already had its first Totale."""
+    copy = tmp_path / "synced.db"
+    shutil.copyfile(synced_store, copy)
+    eng = Engine.open(EngineSettings(f"sqlite:///{copy}", erp_of(sim)))
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+def slow_erp(sim: Any, latency_ms: int = 150) -> None:
+    """Make every ERP reply slow enough that a run is still going when we act on it."""
+    sim.admin("PUT", "/faults", json={"latency_ms": latency_ms})
+
+
+async def wait_sync(pilot: Any, app: PasswebApp) -> None:
+    await asyncio.wait_for(app.sync_ended.wait(), SYNC_TIMEOUT_S)
+    await pilot.pause()
+
+
+async def wait_running(pilot: Any, app: PasswebApp) -> None:
+    """Until the engine accepted the run and reported it (its handle is attached)."""
+    for _ in range(400):
+        if app.sync.handle is not None and app.sync.running:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the sync never started")
+
+
+async def exited(app: PasswebApp) -> None:
+    """Until the app's exit after a cancelled sync went through (its worker ended)."""
+    for worker in [w for w in app.workers if w.group == "exit"]:
+        # the app shuts its workers down as it exits, this one included
+        with contextlib.suppress(WorkerCancelled):
+            await worker.wait()
+
+
+def table_keys(app: PasswebApp, selector: str) -> list[str]:
+    table = app.screen.query_one(selector, KeyTable)
+    return [str(k.value) for k in table.rows]
+
+
+async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Engine) -> None:
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        assert isinstance(app.screen, SyncScreen)
+        await pilot.press("v")
+        await wait_sync(pilot, app)
+        snap = app.sync.snapshot()
+        assert snap is not None and snap.status == "ok"
+        # the first Variati runs as a Totale, and says so
+        assert (snap.kind, snap.ran_kind) == ("changed", "total")
+        summary = str(app.screen.query_one("#sync-summary", Static).render())
+        assert "Variati ran as Totale" in summary
+        assert "rejected 0" in summary
+        assert "Totale: ok" in str(app.screen.query_one("#sync-badge", Static).render())
+        run = engine.runs(limit=1)[0]
+        assert run.run_id == snap.run_id and run.requested_kind == "changed"
+
+        await pilot.press("e")
+        assert isinstance(app.screen, RunDetailScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        counts = table_keys(app, "#run-counts")
+        assert {"articles", "customers", "categories"} <= set(counts)
+        await pilot.press("escape", "l")
+        assert isinstance(app.screen, ChangesScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rows = app.screen.query_one("#changes-table", KeyTable)
+        assert rows.row_count > 0
+        assert app.screen.query_one("#f-run", Input).value == str(snap.run_id)
+
+
+async def test_total_then_partial_of_typed_codes(engine: Engine, sim: Any) -> None:
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "t")
+        await wait_sync(pilot, app)
+        assert app.sync.snapshot().status == "ok"
+        total = engine.runs(limit=1)[0]
+        assert total.kind == "total" and total.requested_kind == "total"
+        codes = [row["code"] for row in engine.articles(limit=2)]
+
+        screen = app.screen
+        screen.query_one("#sync-entity").value = "articles"
+        screen.query_one("#sync-codes", Input).focus()
+        await pilot.press(*", ".join(codes))
+        screen.query_one("#sync-entities", KeyTable).focus()
+        await pilot.press("p")
+        await wait_sync(pilot, app)
+        partial = engine.runs(limit=1)[0]
+        assert partial.kind == "partial" and partial.status == "ok"
+        assert partial.scope == {"entities": ["articles"], "codes": codes}
+        assert partial.entities["articles"]["fetched"] == 2
+
+
+async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> None:
+    engine = synced
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = table_keys(app, "#catalogue-table")
+        assert len(shown) == 200  # one page
+        # mark the 1st and 3rd record, and a customer: only the articles go in this run
+        await pilot.press("space", "j", "space")
+        assert app.marked["articles"] == {shown[0], shown[2]}
+        await pilot.press("p")
+        await wait_sync(pilot, app)
+        run = engine.runs(limit=1)[0]
+        assert run.kind == "partial" and run.status == "ok"
+        assert run.scope == {"entities": ["articles"], "codes": sorted([shown[0], shown[2]])}
+        assert run.entities["articles"]["fetched"] == 2
+
+        # search narrows the list; the marks stay
+        await pilot.press("slash", *shown[5])
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert table_keys(app, "#catalogue-table") == [shown[5]]
+        await pilot.press("enter", "t")  # to the customers
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.entity == "customers"
+
+
+async def test_cancel_asks_first_and_the_run_ends_cancelled(synced: Engine, sim: Any) -> None:
+    engine = synced
+    slow_erp(sim)
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "t")
+        await wait_running(pilot, app)
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # not yet
+        assert app.sync.running and not app.sync.cancelling
+        await pilot.press("x", "y")
+        await wait_sync(pilot, app)
+        assert app.sync.snapshot().status == "cancelled"
+    run = engine.runs(limit=1)[0]
+    assert run.status == "cancelled" and run.kind == "total"
+
+
+async def test_a_refused_launch_says_why(synced: Engine, sim: Any) -> None:
+    engine = synced
+    slow_erp(sim)
+    other = engine.start_run("changed")  # as if launched by the service or another terminal
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("s", "t")
+            await wait_sync(pilot, app)
+            snap = app.sync.snapshot()
+            assert snap.status == "refused"
+            assert f"run {other.run_id}" in (snap.error or "")
+            summary = str(app.screen.query_one("#sync-summary", Static).render())
+            assert "Sync refused" in summary and f"run {other.run_id}" in summary
+            assert any(n.title == "Sync refused" for n in app._notifications)
+    finally:
+        other.cancel()
+        other.wait(SYNC_TIMEOUT_S)
+
+
+async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, sim: Any) -> None:
+    engine = synced
+    slow_erp(sim)
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "t")
+        await wait_running(pilot, app)
+        handle = app.sync.handle
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.is_running and app.sync.running
+        await pilot.press("ctrl+q", "y")
+        await exited(app)
+    assert handle.done
+    assert engine.runs(limit=1)[0].status == "cancelled"
+
+
+async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, sim: Any) -> None:
+    engine = synced
+    slow_erp(sim)
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "v")
+        await wait_running(pilot, app)
+        handle = app.sync.handle
+        app.hangup()
+        await exited(app)
+    assert app.return_code == 1
+    assert handle.done
+    run = engine.runs(limit=1)[0]
+    assert run.status == "cancelled" and run.kind == "changed"
+    # nothing half-written: a dry-run Variati afterwards still runs and finds the store usable
+    assert engine.run("changed", dry_run=True).status in {"ok", "ok_with_rejects"}
+
+
+async def test_palette_launches_a_sync(engine: Engine) -> None:
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Sync: changed")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_sync(pilot, app)
+        assert isinstance(app.screen, SyncScreen)
+        assert engine.runs(limit=1)[0].requested_kind == "changed"
