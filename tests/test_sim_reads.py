@@ -273,3 +273,42 @@ def test_dataset_shape(shared_sim: SimProcess) -> None:
     assert {c_["cod_listino"] for c_ in custs} >= {1, 2}
     assert any(c_["sconto"] for c_ in custs)
     assert all(c_["codice"].startswith("501.") for c_ in custs)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        None,
+        "descrizione,prz_listino,qta_carico,qta_inventario,qta_scarico,ord_cli_e,gest_precanc,"
+        "gest_annullato,cod_barre,dt_mod_sistema,ora_mod_sistema",
+        "descrizione,alq_iva",
+    ],
+)
+def test_list_and_search_and_get_agree(shared_sim: SimProcess, fields: str | None) -> None:
+    params = {"max": 5000, **({"fields": fields} if fields else {})}
+    with client(shared_sim) as c:
+        listed = c.get("/risorse/articoli", params=params).json()["dati"]
+        body = {"filtri": [{"campo": "codice", "condizione": ">=", "valore": ""}]}
+        searched = c.post("/risorse/articoli/ricerca", params=params, json=body).json()["dati"]
+        assert listed == searched
+        for rec in listed[::97]:
+            one = c.get(
+                f"/risorse/articoli/{rec['codice'].encode().hex()}",
+                params={"encoding": "hex", **({"fields": fields} if fields else {})},
+            ).json()
+            assert one == rec
+    if fields:
+        assert set(listed[0]) == {"codice", *fields.split(",")}
+
+
+def test_search_by_key_list(shared_sim: SimProcess) -> None:
+    wanted = ["ART0000500", "KIT/0002", "ART0000007", "NOPE", "ART0000007"]
+    body = {"filtri": [{"campo": "codice", "condizione": "=", "valore": wanted}]}
+    with client(shared_sim) as c:
+        got = c.post("/risorse/articoli/ricerca", params={"max": 2}, json=body).json()
+        assert [d["codice"] for d in got["dati"]] == ["ART0000007", "ART0000500"]
+        rest = c.post(
+            "/risorse/articoli/ricerca", params={"max": 2, "next": got["next"]}, json=body
+        ).json()
+        assert [d["codice"] for d in rest["dati"]] == ["KIT/0002"]
+        assert "next" not in rest

@@ -173,6 +173,9 @@ class Erp:
     ) -> Cursor:
         cur = Cursor(table.name, fields, filters, raw_filters, None, max=limit)
         if filters:
+            cur.candidates = _key_candidates(table, filters)
+            if cur.candidates is not None:
+                return cur
             since = _date_bound(table.schema, filters)
             if since is not None:
                 offset = _day_offset(self.catalogue.gen_now.date(), since)
@@ -249,6 +252,8 @@ class Erp:
             i = 0
         n, keyf, record = src.n, src.key, src.record
         changed, deleted, fields = table.changed, table.deleted, cur.fields
+        encoder = getattr(src, "encoder", None)
+        encode = encoder(fields) if encoder is not None else None
         out: list[dict[str, Any]] = []
         last = None
         while i < n:
@@ -260,6 +265,11 @@ class Erp:
                 continue
             rec = changed.get(key) if changed else None
             if rec is None:
+                if encode is not None:
+                    out.append(encode(i))
+                    last = key
+                    i += 1
+                    continue
                 rec = record(i)
             out.append(rec if fields is None else {f: rec.get(f) for f in fields})
             last = key
@@ -632,6 +642,39 @@ def _project(rec: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     if fields is None:
         return rec
     return {f: rec.get(f) for f in fields}
+
+
+def _key_candidates(table: Table, filters: list[Filter]) -> list[Item] | None:
+    """Records named by `=` filters on every key field (a list of codes, a document
+    number list): looked up directly instead of scanning the table."""
+    schema = table.schema
+    values: dict[str, tuple[Any, ...]] = {}
+    for f in filters:
+        if f.campo in schema.key and f.condizione == "=" and not f.ci:
+            values[f.campo] = f.valori
+    if set(values) != set(schema.key):
+        return None
+    if len(schema.key) == 1:
+        keys: list[Any] = [
+            int(v) if schema.int_key and isinstance(v, float) and v.is_integer() else v
+            for v in values[schema.key[0]]
+        ]
+    else:
+        parts = [[_plain(v) for v in values[k]] for k in schema.key]
+        if len(parts[0]) * len(parts[1]) * len(parts[2]) > 100_000:
+            return None
+        keys = [f"{a}+{b}+{c}" for a in parts[0] for b in parts[1] for c in parts[2]]
+    src = table.source
+    items = {}
+    for key in keys:
+        if key is not None and key not in items and table.exists(key):
+            bi = src.index_of(key)
+            items[key] = (src.sort_key(key), key, -1 if bi is None else bi)
+    return sorted(items.values(), key=lambda it: it[0])
+
+
+def _plain(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _gt(a: Any, b: Any) -> bool:

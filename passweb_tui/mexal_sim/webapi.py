@@ -207,9 +207,9 @@ class WebApi:
             if method != "GET":
                 raise Reply(405, "6001 - errore gestionale [metodo non ammesso]")
             return self.json(self.no_context_resource(rest))
-        self.check_context(request)
-        if rest == "help":
+        if rest == "help":  # the endpoint listing, like installazione, needs no context
             return self.json(self.help(request.query_params.get("extended") == "true"))
+        self.check_context(request)
         segs = rest.split("/")
         for n in range(min(len(segs), 4), 0, -1):
             name = "/".join(segs[:n])
