@@ -1,0 +1,208 @@
+"""Pilot tests of each screen on a store after a real Totale: dashboard refresh by key,
+change log filters and a record's history, the category tree, fields, runs, Italian."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.coordinate import Coordinate
+from textual.widgets import Input, Label, Static, Tree
+
+from passweb_tui.app import create_app
+from passweb_tui.engine.facade import Engine
+from passweb_tui.i18n import set_language
+from passweb_tui.screens.base import KeyTable
+from passweb_tui.screens.categories import CategoriesScreen
+from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
+from passweb_tui.screens.dashboard import DashboardScreen
+from passweb_tui.screens.fields import FieldsScreen
+from passweb_tui.screens.runs import RunDetailScreen, RunsScreen
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["ui_fixtures"]
+
+
+async def settle(app: Any, pilot: Any) -> None:
+    """Let the screen's reads finish and their results be shown."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def keys(app: Any, selector: str) -> list[str]:
+    """Row keys of a table in the order shown."""
+    table = app.screen.query_one(selector, KeyTable)
+    return [
+        str(table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value)
+        for i in range(table.row_count)
+    ]
+
+
+async def test_dashboard_shows_the_store_and_refreshes_by_key(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        erp = str(app.screen.query_one("#dash-erp", Static).render())
+        assert "ERP: connected" in erp and "Last successful sync" in erp and "never" not in erp
+        board = synced.dashboard()
+        store = str(app.screen.query_one("#dash-store", Static).render())
+        assert f"articles {board.articles:,}".replace(",", ".") in store
+        assert keys(app, "#dash-runs-table") == ["1"]
+        assert len(keys(app, "#dash-fields-table")) == len(board.field_changes)
+
+        # a run made elsewhere shows up on the next poll, added by key above the old one
+        table = app.screen.query_one("#dash-runs-table", KeyTable)
+        old_row = table.get_row("1")
+        synced.run("changed", dry_run=True)
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert keys(app, "#dash-runs-table") == ["2", "1"]
+        assert table.get_row("1") == old_row
+        assert app.screen.query_one("#dash-chart").display  # two runs: a chart
+
+
+async def test_change_log_filters_and_record_history(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChangesScreen)
+        assert app.screen.query_one("#changes-table", KeyTable).row_count == 500  # one page
+        counts = keys(app, "#changes-counts-table")
+        assert "articles/(inserted)" in counts
+
+        code = synced.articles(limit=1)[0]["code"]
+        await pilot.press("slash", *code)
+        await settle(app, pilot)
+        rows = app.screen.query_one("#changes-table", KeyTable)
+        assert rows.row_count == len(synced.changes(key=code))
+        assert rows.row_count >= 1
+        rows.focus()
+        await pilot.press("h")
+        assert isinstance(app.screen, RecordHistoryScreen)
+        await settle(app, pilot)
+        history = app.screen.query_one("#history-table", KeyTable)
+        assert history.row_count == len(synced.record_history("articles", code))
+        await pilot.press("escape")
+        assert isinstance(app.screen, ChangesScreen)
+
+        # an entity filter the store does not know gives an empty log, not an error
+        app.screen.query_one("#f-key", Input).value = ""
+        app.screen.query_one("#f-entity", Input).value = "customers"
+        await settle(app, pilot)
+        entities = {
+            str(app.screen.query_one("#changes-table", KeyTable).get_row_at(i)[1])
+            for i in range(app.screen.query_one("#changes-table", KeyTable).row_count)
+        }
+        assert entities == {"customers"}
+
+
+async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> None:
+    nodes = synced.categories()
+    with_articles = [n for n in nodes if n.article_count]
+    assert with_articles, "the demo data should link articles to categories"
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("g")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CategoriesScreen)
+        tree = app.screen.query_one("#cat-tree", Tree)
+        shown: list[str] = []
+
+        def walk(node: Any) -> None:
+            for child in node.children:
+                shown.append(child.data)
+                walk(child)
+
+        walk(tree.root)
+        assert sorted(shown) == sorted(n.code for n in nodes)
+        target = with_articles[0]
+        line = next(
+            i for i in range(tree.last_line + 1) if tree.get_node_at_line(i).data == target.code
+        )
+        tree.focus()
+        tree.cursor_line = line
+        await settle(app, pilot)
+        assert len(keys(app, "#cat-articles")) == min(target.article_count, 200)
+        title = str(app.screen.query_one("#cat-articles-title", Label).render())
+        assert target.code in title
+
+
+async def test_fields_toggle_and_attribute_update(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f")
+        await settle(app, pilot)
+        assert isinstance(app.screen, FieldsScreen)
+        rows = {r.name: r for r in synced.fields("articles")}
+        assert sorted(keys(app, "#fields-table")) == sorted(rows)
+        table = app.screen.query_one("#fields-table", KeyTable)
+        name = next(n for n, r in rows.items() if not r.key and not r.used)
+        table.move_cursor(row=table.get_row_index(name))
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert {r.name: r.used for r in synced.fields("articles")}[name] is True
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert {r.name: r.used for r in synced.fields("articles")}[name] is False
+
+        key_field = next(n for n, r in rows.items() if r.key)
+        table.move_cursor(row=table.get_row_index(key_field))
+        await pilot.press("space")
+        assert any("Key fields are always used" in str(n.message) for n in app._notifications)
+
+        await pilot.press("t")  # the next entity
+        await settle(app, pilot)
+        assert app.screen.entity == "customers"
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert any("Attribute update done" in str(n.message) for n in app._notifications)
+
+
+async def test_runs_history_and_detail(synced: Engine) -> None:
+    synced.run("partial", dry_run=True)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert keys(app, "#runs-table") == ["2", "1"]
+        await pilot.press("j", "enter")
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == 1
+        await settle(app, pilot)
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "#1 Totale" in header and "ok" in header
+        counts = app.screen.query_one("#run-counts", KeyTable)
+        detail = synced.run_detail(1)
+        assert counts.get_row("articles")[1] == str(detail.run.entities["articles"]["fetched"])
+        assert "Rejected records: 0" in str(app.screen.query_one("#run-rejects-title").render())
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_a_missing_run_is_reported_not_crashed(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(RunDetailScreen(999))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "Run #999 cannot be read: no run 999 in the store" in header
+
+
+async def test_italian_labels_and_the_same_domain_words(synced: Engine) -> None:
+    set_language("it")
+    try:
+        app = create_app(synced, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            assert "Cruscotto" in str(app.screen.query_one("#topbar-title", Label).render())
+            assert "Gestionale: connesso" in str(app.screen.query_one("#dash-erp").render())
+            table = app.screen.query_one("#dash-runs-table", KeyTable)
+            assert str(table.get_row("1")[1]) == "Totale"
+            await pilot.press("s")
+            assert "Tipo di sincronizzazione" in str(app.screen.query_one(".panel-title").render())
+    finally:
+        set_language("en")
