@@ -422,7 +422,7 @@ def test_wrong_password_is_401_and_never_retried(shared_sim: SimProcess) -> None
             client.list_page("articoli")
         with pytest.raises(AuthError):
             client.installation()
-    assert err.value.status == 401
+    assert err.value.status == 401 and err.value.code == 2002
     assert counter.statuses == [401, 401]
     assert "wrong-one" not in repr(err.value) + str(err.value)
 
@@ -462,6 +462,8 @@ def test_persistent_faults_raise_typed_errors_after_bounded_retries(
     with client_for(big_sim, counter, max_retries=2) as client, pytest.raises(kind) as err:
         client.list_page("articoli", max=10)
     assert err.value.path == "/webapi/risorse/articoli"
+    if kind is MalformedResponseError:
+        assert "not valid JSON" in str(err.value)
     if kind is not ErpConnectionError:
         assert len(counter.statuses) == 3  # the first try and two retries
 
@@ -498,6 +500,31 @@ def test_sixth_request_in_flight_gets_503(big_sim: SimProcess, faults: Callable[
         t.join()
     assert errors and all(isinstance(e, PoolExhaustedError) for e in errors)
     assert any(e.code == 3002 for e in errors)
+
+
+def test_one_client_pages_two_resources_from_two_threads(
+    big_sim: SimProcess, big_keys: list[str]
+) -> None:
+    results: dict[str, list[str]] = {}
+    with client_for(big_sim) as client:
+
+        def page_all(resource: str) -> None:
+            results[resource] = [
+                r["codice"]
+                for p in client.iter_pages(resource, fields=["codice"], page_size=300)
+                for r in p.records
+            ]
+
+        threads = [
+            threading.Thread(target=page_all, args=(name,)) for name in ("articoli", "clienti")
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        customers = big_sim.admin("GET", "/stats").json()["clienti"]
+    assert results["articoli"] == big_keys
+    assert len(set(results["clienti"])) == customers
 
 
 def test_unreachable_erp_is_a_connection_error() -> None:
