@@ -78,6 +78,16 @@ def big_sim() -> Iterator[SimProcess]:
         p.stop()
 
 
+@pytest.fixture(scope="module")
+def writable_sim() -> Iterator[SimProcess]:
+    """A small simulator the write tests of this module share (each writes its own records)."""
+    p = start_sim("--articles", "200", "--customers", "30", "--orders", "5", "--seed", "5")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
 @pytest.fixture
 def faults(big_sim: SimProcess) -> Iterator[Callable[..., None]]:
     def set_faults(**spec: Any) -> None:
@@ -335,14 +345,16 @@ def first_customer_and_articles(client: MexalClient) -> tuple[str, list[str]]:
     return customer, arts
 
 
-def test_create_update_delete_an_order(sim: SimProcess) -> None:
-    with client_for(sim) as client:
+def test_create_update_delete_an_order(writable_sim: SimProcess) -> None:
+    with client_for(writable_sim) as client:
         customer, arts = first_customer_and_articles(client)
         order = dict(ORDER, cod_conto=customer, codice_articolo=[[1, arts[0]], [2, arts[1]]])
         key = client.create("documenti/ordini-clienti", order)
         sigla, serie, numero = key.split("+")
         assert (sigla, serie) == ("OC", "1") and int(numero) > 0
-        assert sim.admin("GET", "/orders", params={"marker": "W9001"}).json()["keys"] == [key]
+        assert writable_sim.admin("GET", "/orders", params={"marker": "W9001"}).json()["keys"] == [
+            key
+        ]
         stored = client.get("documenti/ordini-clienti", key)
         assert stored is not None
         assert values.parse_indexed(stored["prezzo"]) == {1: Decimal("12.5"), 2: Decimal("3.3333")}
@@ -358,8 +370,8 @@ def test_create_update_delete_an_order(sim: SimProcess) -> None:
             client.delete("documenti/ordini-clienti", key)
 
 
-def test_customer_auto_code_and_article_with_slash(sim: SimProcess) -> None:
-    with client_for(sim) as client:
+def test_customer_auto_code_and_article_with_slash(writable_sim: SimProcess) -> None:
+    with client_for(writable_sim) as client:
         key = client.create(
             "clienti", {"codice": "501.AUTO", "ragione_sociale": "Rossi Srl", "nazione": "IT"}
         )
@@ -380,8 +392,8 @@ def test_customer_auto_code_and_article_with_slash(sim: SimProcess) -> None:
         assert client.get("articoli", code) is None
 
 
-def test_business_rule_errors_name_the_field(sim: SimProcess) -> None:
-    with client_for(sim) as client:
+def test_business_rule_errors_name_the_field(writable_sim: SimProcess) -> None:
+    with client_for(writable_sim) as client:
         with pytest.raises(BusinessRuleError) as err:
             client.create(
                 "articoli", {"codice": "NEW1", "descrizione": "x", "alq_iva": "22", "bogus": 1}
@@ -396,20 +408,24 @@ def test_business_rule_errors_name_the_field(sim: SimProcess) -> None:
             client.search_page("articoli", [Filter("bogus", "=", 1)])
 
 
-def test_writes_are_not_retried_and_lost_answers_say_outcome_unknown(sim: SimProcess) -> None:
-    before = sim.admin("GET", "/stats").json()["clienti"]
-    with client_for(sim) as client:
-        sim.admin("PUT", "/faults", json={"status": {"503": 1.0}})
-        with pytest.raises(PoolExhaustedError):
-            client.create("clienti", {"codice": "501.AUTO", "ragione_sociale": "A"})
-        sim.admin("DELETE", "/faults")  # PUT merges into the current faults
-        sim.admin("PUT", "/faults", json={"drop_after_commit": 1.0})
-        with pytest.raises(ErpConnectionError) as err:
-            client.create("clienti", {"codice": "501.AUTO", "ragione_sociale": "B"})
-        assert err.value.outcome_unknown
-        sim.admin("DELETE", "/faults")
+def test_writes_are_not_retried_and_lost_answers_say_outcome_unknown(
+    writable_sim: SimProcess,
+) -> None:
+    before = writable_sim.admin("GET", "/stats").json()["clienti"]
+    with client_for(writable_sim) as client:
+        try:
+            writable_sim.admin("PUT", "/faults", json={"status": {"503": 1.0}})
+            with pytest.raises(PoolExhaustedError):
+                client.create("clienti", {"codice": "501.AUTO", "ragione_sociale": "A"})
+            writable_sim.admin("DELETE", "/faults")  # PUT merges into the current faults
+            writable_sim.admin("PUT", "/faults", json={"drop_after_commit": 1.0})
+            with pytest.raises(ErpConnectionError) as err:
+                client.create("clienti", {"codice": "501.AUTO", "ragione_sociale": "B"})
+            assert err.value.outcome_unknown
+        finally:
+            writable_sim.admin("DELETE", "/faults")
     # the 503 did nothing; the dropped answer came after the commit: one new customer
-    assert sim.admin("GET", "/stats").json()["clienti"] == before + 1
+    assert writable_sim.admin("GET", "/stats").json()["clienti"] == before + 1
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -427,12 +443,17 @@ def test_wrong_password_is_401_and_never_retried(shared_sim: SimProcess) -> None
     assert "wrong-one" not in repr(err.value) + str(err.value)
 
 
-def test_changed_password_gives_auth_error(sim: SimProcess) -> None:
-    with client_for(sim) as client:
+def test_changed_password_gives_auth_error(writable_sim: SimProcess) -> None:
+    with client_for(writable_sim) as client:
         client.list_page("articoli", max=1)
-        sim.admin("PUT", f"/users/{sim.user}", json={"password": "another-pw"})
-        with pytest.raises(AuthError):
-            client.list_page("articoli", max=1)
+        writable_sim.admin("PUT", f"/users/{writable_sim.user}", json={"password": "another-pw"})
+        try:
+            with pytest.raises(AuthError):
+                client.list_page("articoli", max=1)
+        finally:
+            password = {"password": writable_sim.password}
+            writable_sim.admin("PUT", f"/users/{writable_sim.user}", json=password)
+        assert client.list_page("articoli", max=1).records
 
 
 @pytest.mark.parametrize("azienda", ["", "NOPE"])
