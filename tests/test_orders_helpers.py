@@ -85,7 +85,12 @@ def article_rows(n: int, *, first: int = 1) -> list[dict[str, Any]]:
 
 def erp_marker_counts(sim: Any, order_ids: list[str]) -> dict[str, int]:
     """How many ERP documents carry each order's marker (the simulator's own count)."""
-    return {
-        oid: len(sim.admin("GET", "orders", params={"marker": oid}).json()["keys"])
-        for oid in order_ids
-    }
+    import httpx
+
+    with httpx.Client(base_url=f"{sim.root}/sim/", timeout=60) as http:
+        counts = {}
+        for oid in order_ids:
+            response = http.get("orders", params={"marker": oid})
+            response.raise_for_status()
+            counts[oid] = len(response.json()["keys"])
+    return counts

@@ -128,5 +128,6 @@ def test_sigkill_during_push_sample(db_url: str, erp: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_sigkill_during_push_full_sweep(db_url: str, erp: Any) -> None:
     kill_loop(db_url, erp, rounds=20, n_orders=200, seed=2)

@@ -127,6 +127,13 @@ def owner_alive(owner: str) -> bool | None:
     return True
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    id: Any
+    attempts: int
+    uncertain: bool
+
+
 @dataclass
 class _Claim:
     site_id: str
@@ -147,6 +154,7 @@ class Pusher:
         site_no: int = 1,
         crash: Callable[[str, str], None] | None = None,
         lease: timedelta = CLAIM_LEASE,
+        workers: int | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -156,7 +164,11 @@ class Pusher:
         self.crash = crash
         self.lease = lease
         self.owner = _owner_token()
+        # as many records at once as the client puts requests on the wire
+        self.workers = workers or client.config.max_in_flight
         self._currencies: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        self._sources: dict[str, tuple[Any, list[Any], Any]] = {}
 
     # --- the whole push ---------------------------------------------------------------
 
@@ -178,18 +190,85 @@ class Pusher:
         try:
             total = self.count_waiting(order_ids)
             failed_customers: dict[int, str] = {}
-            for cid in self._candidates(cust_t, self._customer_scope(order_ids)):
-                self._check(cancel, check)
-                self._push_customer(cid, result, failed_customers)
-            for done, oid in enumerate(self._candidates(orders_t, self._order_scope(order_ids)), 1):
-                self._check(cancel, check)
-                self._push_order(oid, result, failed_customers)
-                if on_progress is not None:
-                    on_progress(done, total, None)
+            customers = self._candidates(cust_t, self._customer_scope(order_ids))
+            self._parallel(
+                customers,
+                lambda cand: self._push_customer(cand, result, failed_customers),
+                cancel,
+                check,
+            )
+            orders = self._candidates(orders_t, self._order_scope(order_ids))
+            done = 0
+            for start in range(0, len(orders), CANDIDATE_PAGE):
+                chunk = orders[start : start + CANDIDATE_PAGE]
+                self._sources = self._load_sources([c.id for c in chunk])
+                self._parallel(
+                    chunk,
+                    lambda cand: self._push_order(cand, result, failed_customers),
+                    cancel,
+                    check,
+                    progress=None
+                    if on_progress is None
+                    else lambda n, base=done: on_progress(base + n, total, None),
+                )
+                done += len(chunk)
+            self._sources = {}
             return result
         finally:
             with _LIVE_LOCK:
                 _LIVE_OWNERS.discard(self.owner)
+
+    def _parallel(
+        self,
+        ids: list[Any],
+        work: Callable[[Any], None],
+        cancel: threading.Event | None,
+        check: Callable[[], None] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Run `work` on each id with `self.workers` threads (the ERP takes a few requests
+        at once, and each record's claim makes sharing them safe). The first exception
+        stops every worker before its next record and is raised here."""
+        feed = iter(ids)
+        lock = threading.Lock()
+        failures: list[BaseException] = []
+        done = 0
+
+        def worker() -> None:
+            nonlocal done
+            while True:
+                with lock:
+                    if failures:
+                        return
+                    item = next(feed, None)
+                if item is None:
+                    return
+                try:
+                    self._check(cancel, check)
+                    work(item)
+                except BaseException as exc:  # handed to the calling thread below
+                    with lock:
+                        failures.append(exc)
+                    return
+                with lock:
+                    done += 1
+                    count = done
+                if progress is not None:
+                    progress(count)
+
+        n = max(1, min(self.workers, len(ids)))
+        if n == 1:
+            worker()
+        else:
+            threads = [
+                threading.Thread(target=worker, name=f"push-{i}", daemon=True) for i in range(n)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if failures:
+            raise failures[0]
 
     @staticmethod
     def _check(cancel: threading.Event | None, check: Callable[[], None] | None) -> None:
@@ -220,8 +299,9 @@ class Pusher:
         waiting = sa.select(orders_t.c.web_customer_id).where(self._order_scope(order_ids))
         return sa.and_(cust_t.c.erp_code.is_(None), cust_t.c.id.in_(waiting))
 
-    def _candidates(self, table: sa.Table, scope: sa.ColumnElement[bool]) -> list[Any]:
-        """Ids of records in scope whose claim is free, or held by a dead or expired owner."""
+    def _candidates(self, table: sa.Table, scope: sa.ColumnElement[bool]) -> list[_Candidate]:
+        """Records in scope whose claim is free, or held by a dead or expired owner, with
+        the version (`attempts`) their claim is compared against."""
         stale = utcnow() - self.lease
         with self.store.read() as conn:
             owners = [
@@ -239,45 +319,31 @@ class Pusher:
                 table.c.claim_owner.in_(owners),
             )
             order_by = table.c.created if table is orders_t else table.c.id
-            ids = list(
-                conn.execute(
-                    sa.select(table.c.id).where(scope, free).order_by(order_by, table.c.id)
-                ).scalars()
-            )
-        return ids
+            rows = conn.execute(
+                sa.select(table.c.id, table.c.attempts, table.c.uncertain)
+                .where(scope, free)
+                .order_by(order_by, table.c.id)
+            ).all()
+        return [_Candidate(r.id, r.attempts, bool(r.uncertain)) for r in rows]
 
     # --- claims -------------------------------------------------------------------------
 
     def _claim(
-        self, table: sa.Table, entity: str, site_id: Any, extra: sa.ColumnElement[bool]
+        self, table: sa.Table, entity: str, cand: _Candidate, extra: sa.ColumnElement[bool]
     ) -> _Claim | None:
-        """Compare-and-set claim plus the attempt record, committed before any request."""
-        stale = utcnow() - self.lease
+        """Compare-and-set claim plus the attempt record, committed before any request.
+
+        Every claim bumps `attempts`, so the UPDATE matches only if nobody claimed the
+        record since it was found free; otherwise the record is someone else's now."""
+        now = utcnow()
         with self.store.write() as conn:
-            row = conn.execute(
-                sa.select(
-                    table.c.attempts, table.c.uncertain, table.c.claim_owner, table.c.claimed_at
-                ).where(table.c.id == site_id, extra)
-            ).first()
-            if row is None:
-                return None
-            attempts, uncertain, owner, claimed_at = row
-            if owner is not None:
-                claimed = (
-                    claimed_at
-                    if claimed_at is None or claimed_at.tzinfo
-                    else claimed_at.replace(tzinfo=stale.tzinfo)
-                )
-                if not (owner_alive(owner) is False or (claimed is not None and claimed < stale)):
-                    return None
-            now = utcnow()
             updated = conn.execute(
                 sa.update(table)
-                .where(table.c.id == site_id, table.c.attempts == attempts, extra)
+                .where(table.c.id == cand.id, table.c.attempts == cand.attempts, extra)
                 .values(
                     claim_owner=self.owner,
                     claimed_at=now,
-                    attempts=attempts + 1,
+                    attempts=cand.attempts + 1,
                     uncertain=True,
                 )
             ).rowcount
@@ -287,14 +353,14 @@ class Pusher:
                 sa.insert(attempt_t)
                 .values(
                     entity=entity,
-                    site_id=str(site_id),
+                    site_id=str(cand.id),
                     owner=self.owner,
                     started_at=now,
                     outcome="sending",
                 )
                 .returning(attempt_t.c.id)
             ).scalar_one()
-        return _Claim(str(site_id), attempt_id, bool(uncertain))
+        return _Claim(str(cand.id), attempt_id, cand.uncertain)
 
     def _release(
         self,
@@ -378,11 +444,13 @@ class Pusher:
                 record[dst] = value
         return record
 
-    def _push_customer(self, cid: int, result: PushResult, failed: dict[int, str]) -> None:
+    def _push_customer(self, cand: _Candidate, result: PushResult, failed: dict[int, str]) -> None:
+        cid = cand.id
         extra = cust_t.c.erp_code.is_(None)
-        claim = self._claim(cust_t, "customer", cid, extra)
+        claim = self._claim(cust_t, "customer", cand, extra)
         if claim is None:
-            result.skipped_busy += 1
+            with self._lock:
+                result.skipped_busy += 1
             return
         with self.store.read() as conn:
             row = conn.execute(sa.select(cust_t).where(cust_t.c.id == cid)).one()
@@ -460,7 +528,8 @@ class Pusher:
                 erp_key=code,
                 values={"erp_code": code, "sent_at": utcnow()},
             )
-        result.customers_sent += 1
+        with self._lock:
+            result.customers_sent += 1
 
     def _fail_customer(
         self,
@@ -482,9 +551,10 @@ class Pusher:
                 uncertain=uncertain,
                 error=message,
             )
-        failed[cid] = message
-        result.customers_failed += 1
-        result.errors.append(("customer", str(cid), message))
+        with self._lock:
+            failed[cid] = message
+            result.customers_failed += 1
+            result.errors.append(("customer", str(cid), message))
         log.warning("%s", message)
 
     # --- orders -----------------------------------------------------------------------
@@ -507,6 +577,10 @@ class Pusher:
         return sorted(keys, key=lambda k: split_key(k)[1:])
 
     def _currency_id(self, iso: str) -> int | None:
+        with self._lock:
+            return self._currency_locked(iso)
+
+    def _currency_locked(self, iso: str) -> int | None:
         if self._currencies is None:
             found: dict[str, int] = {}
             for page in self.client.iter_pages(
@@ -520,11 +594,15 @@ class Pusher:
             raise LookupError(f"currency {iso} is not among the ERP's currencies")
         return self._currencies[iso]
 
-    def _push_order(self, oid: str, result: PushResult, failed_customers: dict[int, str]) -> None:
+    def _push_order(
+        self, cand: _Candidate, result: PushResult, failed_customers: dict[int, str]
+    ) -> None:
+        oid = cand.id
         extra = orders_t.c.state == states.NEW
-        claim = self._claim(orders_t, "order", oid, extra)
+        claim = self._claim(orders_t, "order", cand, extra)
         if claim is None:
-            result.skipped_busy += 1
+            with self._lock:
+                result.skipped_busy += 1
             return
         self._crash("claimed", oid)
         name = f"order {oid}"
@@ -577,27 +655,55 @@ class Pusher:
         except (LookupError, ErpError):
             return None
 
-    def _document(self, oid: str) -> dict[str, Any]:
+    def _load_sources(self, ids: Sequence[str]) -> dict[str, tuple[Any, list[Any], Any]]:
+        """Orders, their rows and their customers' ERP codes, for many orders in 3 queries."""
+        if not ids:
+            return {}
         with self.store.read() as conn:
-            order = conn.execute(sa.select(orders_t).where(orders_t.c.id == oid)).one()
-            rows = (
+            orders = conn.execute(
+                sa.select(
+                    orders_t,
+                    cust_t.c.erp_code.label("cust_code"),
+                    cust_t.c.last_error.label("cust_error"),
+                    cust_t.c.name.label("cust_name"),
+                )
+                .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+                .where(orders_t.c.id.in_(list(ids)))
+            ).all()
+            rows: dict[str, list[Any]] = {}
+            for r in (
                 conn.execute(
-                    sa.select(rows_t).where(rows_t.c.order_id == oid).order_by(rows_t.c.line_no)
+                    sa.select(rows_t)
+                    .where(rows_t.c.order_id.in_(list(ids)))
+                    .order_by(rows_t.c.order_id, rows_t.c.line_no)
                 )
                 .mappings()
                 .all()
-            )
-            code = order.customer_code
-            if code is None and order.web_customer_id is not None:
-                cust = conn.execute(
-                    sa.select(cust_t.c.erp_code, cust_t.c.last_error, cust_t.c.name).where(
-                        cust_t.c.id == order.web_customer_id
+            ):
+                rows.setdefault(r["order_id"], []).append(r)
+        return {o.id: (o, rows.get(o.id, []), None) for o in orders}
+
+    def _document(self, oid: str) -> dict[str, Any]:
+        source = self._sources.get(oid)
+        if source is None:
+            source = self._load_sources([oid])[oid]
+        order, rows, _ = source
+        code = order.customer_code
+        if code is None and order.web_customer_id is not None:
+            code = order.cust_code
+            if code is None:
+                # the customer may have been created since the orders were loaded
+                with self.store.read() as conn:
+                    code, error = conn.execute(
+                        sa.select(cust_t.c.erp_code, cust_t.c.last_error).where(
+                            cust_t.c.id == order.web_customer_id
+                        )
+                    ).one()
+                if code is None:
+                    why = f": {error}" if error else ""
+                    raise LookupError(
+                        f"its customer {order.cust_name!r} is not in the ERP yet{why}"
                     )
-                ).one()
-                if cust.erp_code is None:
-                    why = f": {cust.last_error}" if cust.last_error else ""
-                    raise LookupError(f"its customer {cust.name!r} is not in the ERP yet{why}")
-                code = cust.erp_code
         currency = self._currency_id(order.currency) if order.currency != "EUR" else None
         return build_document(
             order_id=oid,
@@ -648,9 +754,10 @@ class Pusher:
                 erp_key=key,
                 values=values,
             )
-        result.orders_sent += 1
-        if outcome == "found":
-            result.orders_recovered += 1
+        with self._lock:
+            result.orders_sent += 1
+            if outcome == "found":
+                result.orders_recovered += 1
 
     def _fail_order(
         self, oid: str, claim: _Claim, message: str, uncertain: bool, result: PushResult
@@ -665,8 +772,9 @@ class Pusher:
                 uncertain=uncertain,
                 error=message,
             )
-        result.orders_failed += 1
-        result.errors.append(("order", oid, message))
+        with self._lock:
+            result.orders_failed += 1
+            result.errors.append(("order", oid, message))
         log.warning("%s", message)
 
 

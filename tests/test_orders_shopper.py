@@ -1,0 +1,51 @@
+"""The demo shopper: after a real TOTAL sync from the simulator, it places plausible
+orders from the site's own catalogue, and the push takes them into the ERP."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from test_orders_helpers import erp_config, erp_marker_counts
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.shopper import Catalogue, place_orders, plausible_order
+from passweb_tui.engine.store import open_store
+from passweb_tui.engine.sync import SyncOptions, SyncRunner
+
+
+def test_shopper_orders_come_from_the_catalogue_and_go_to_the_erp(sim: Any, tmp_path: Any) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            run = SyncRunner(store, client, SyncOptions()).run("total")
+            assert run.status in ("ok", "ok_with_rejects"), run.error
+            placed = place_orders(store, 30, rng=random.Random(4))
+            assert len(placed) == 30 and len(set(placed)) == 30
+            orders = WebOrders(store)
+            listed = {o["id"]: o for o in orders.list()}
+            assert set(listed) == set(placed)
+            assert any(o["new_customer"] for o in listed.values())
+            # every row is an article of the site, at its list-1 price
+            for oid in placed:
+                for line in orders.show(oid)["lines"]:
+                    assert line["article"].startswith(("ART", "KIT"))
+                    assert float(line["price"]) > 0
+            result = orders.push(client)
+            assert result.orders_failed == 0, result.errors
+            confirmed = [i for i in placed if listed[i]["state"] == states.NEW]
+            assert result.orders_sent == len(confirmed)
+            assert erp_marker_counts(sim, placed) == {i: 1 if i in confirmed else 0 for i in placed}
+            # ids continue after the last one placed
+            more = place_orders(store, 2, rng=random.Random(5))
+            assert more == [f"D{len(placed) + 1:06d}", f"D{len(placed) + 2:06d}"]
+    finally:
+        store.close()
+
+
+def test_an_empty_catalogue_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no published articles"):
+        plausible_order("D1", Catalogue([], []), random.Random(1))
