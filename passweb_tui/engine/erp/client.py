@@ -159,6 +159,17 @@ def decode_json(content: bytes) -> Any:
     return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def _tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):  # httpx wraps the ssl error; follow the chain a few links
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def _is_scalar_key(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
@@ -741,23 +752,39 @@ class MexalClient:
                 ) from None
             except httpx.TransportError as exc:
                 self._log(method, path, None, started, token)
-                sent = not isinstance(exc, httpx.ConnectError)
-                reason = str(exc) or exc.__class__.__name__
-                raise ErpConnectionError(
-                    f"cannot reach the ERP at {self._base}: {reason}"
-                    if not sent
-                    else f"connection to the ERP was lost: {reason}"
-                    + ("; whether the change was applied is unknown" if write else ""),
-                    method=method,
-                    path=path,
-                    outcome_unknown=write and sent,
-                ) from None
+                raise self._transport_error(exc, method, path, write) from None
         self._log(method, path, response.status_code, started, token)
         if self._on_response is not None:
             self._on_response(response, time.perf_counter() - started)
         if response.status_code >= 300:
             raise self._error(response, method, path, token, write)
         return response
+
+    def _transport_error(
+        self, exc: httpx.TransportError, method: str, path: str, write: bool
+    ) -> ErpConnectionError:
+        reason = str(exc) or exc.__class__.__name__
+        if _tls_failure(exc):
+            # a certificate problem does not heal by retrying
+            error = ErpConnectionError(
+                f"the ERP's TLS certificate at {self._base} was not accepted ({reason}); "
+                "give its CA with --ca-file (or ca_file in the config file)",
+                method=method,
+                path=path,
+            )
+            error.retryable = False
+            return error
+        if isinstance(exc, httpx.ConnectError):
+            return ErpConnectionError(
+                f"cannot reach the ERP at {self._base}: {reason}", method=method, path=path
+            )
+        unknown = "; whether the change was applied is unknown" if write else ""
+        return ErpConnectionError(
+            f"connection to the ERP was lost: {reason}{unknown}",
+            method=method,
+            path=path,
+            outcome_unknown=write,
+        )
 
     @staticmethod
     def _log(method: str, path: str, status: int | None, started: float, token: bool) -> None:

@@ -1,0 +1,86 @@
+"""MexalClient over HTTPS against the simulator with a self-signed certificate,
+as an on-premises Mexal usually has: the CA file, the verify flag, bad CA files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SimProcess, start_sim
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.errors import ErpConnectionError
+from passweb_tui.engine.erp.settings import ErpConfig
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture(scope="module")
+def tls_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimProcess, Path]]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    p = start_sim("--articles", "50", "--customers", "5", "--orders", "1", "--tls-cert", str(cert),
+                  "--tls-key", str(key))  # fmt: skip
+    try:
+        yield p, cert
+    finally:
+        p.stop()
+
+
+def config_for(s: SimProcess, **overrides: object) -> ErpConfig:
+    base = ErpConfig(
+        base_url=s.url, user=s.user, password=s.password, azienda=s.azienda, anno=s.anno
+    )
+    return dataclasses.replace(base, **{"max_retries": 0, **overrides})  # type: ignore[arg-type]
+
+
+def test_https_with_the_erp_certificate_as_ca_file(tls_sim: tuple[SimProcess, Path]) -> None:
+    s, cert = tls_sim
+    assert s.url.startswith("https://")
+    with MexalClient(config_for(s, ca_file=str(cert))) as client:
+        assert client.check()["azienda"] == s.azienda
+
+
+def test_unknown_certificate_is_refused_with_a_clear_reason(
+    tls_sim: tuple[SimProcess, Path],
+) -> None:
+    s, _ = tls_sim
+    slept: list[float] = []
+    config = config_for(s, max_retries=3)
+    with (
+        MexalClient(config, sleep=slept.append) as client,
+        pytest.raises(ErpConnectionError) as err,
+    ):
+        client.check()
+    assert "TLS certificate" in str(err.value) and "--ca-file" in str(err.value)
+    assert not err.value.retryable and slept == []  # retrying cannot fix a certificate
+
+
+def test_verification_can_be_switched_off(tls_sim: tuple[SimProcess, Path]) -> None:
+    s, _ = tls_sim
+    with MexalClient(config_for(s, verify_tls=False)) as client:
+        assert client.list_page("articoli", max=3).records
+
+
+def test_unusable_ca_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("hello")
+    config = ErpConfig(base_url="https://127.0.0.1:1/webapi", user="u", password="p", azienda="A")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(ErpConnectionError, match="CA file") as err:
+            MexalClient(dataclasses.replace(config, ca_file=str(path)))
+        assert str(path) in str(err.value)
