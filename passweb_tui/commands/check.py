@@ -26,11 +26,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         with MexalClient(config) as client:
             result = client.check()
     except (AuthError, ContextMissingError) as exc:
-        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
+        raise CliError(_where(config.base_url, exc), ExitCode.USAGE) from None
     except ErpError as exc:
-        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+        raise CliError(_where(config.base_url, exc), ExitCode.FAILED) from None
     print(f"ERP {config.base_url}: reachable")
     print(f"credentials: accepted for user {config.user}")
     print(f"company: {result['azienda']} year {result['anno']}: usable")
     print(f"ERP version: {result['version']}")
     return int(ExitCode.OK)
+
+
+def _where(url: str, exc: ErpError) -> str:
+    text = str(exc)
+    return text if url in text else f"ERP at {url}: {text}"
