@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from passweb_tui.engine.erp.client import Filter, MexalClient
 from passweb_tui.engine.erp.errors import (
@@ -672,3 +674,28 @@ def test_each_request_is_logged_once_at_debug(caplog: pytest.LogCaptureFixture) 
     assert lines[0].startswith("GET /webapi/risorse/articoli")
     assert "200" in lines[0] and " ms" in lines[0]
     assert "tok-abc" not in lines[0]
+
+
+FAILURES: list[httpx.Response | Exception] = [
+    erp_error(400, "1003 - token next non valido"),
+    erp_error(503, None),
+    httpx.Response(200, content=b"{"),
+    httpx.ReadError("dropped", request=httpx.Request("GET", BASE)),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.sets(st.text(alphabet="ABC/01", min_size=1, max_size=4), max_size=60),
+    size=st.integers(1, 9),
+    failing=st.dictionaries(st.integers(1, 40), st.sampled_from(range(len(FAILURES)))),
+    filtered=st.booleans(),
+)
+def test_iter_pages_never_repeats_or_skips_whatever_fails(
+    keys: set[str], size: int, failing: dict[int, int], filtered: bool
+) -> None:
+    fake = FakeList(sorted(keys), {n: FAILURES[i] for n, i in failing.items()})
+    filters = [Filter("codice", "inizia_per", "A")] if filtered else []
+    with MexalClient(make_config(), transport=httpx.MockTransport(fake), sleep=lambda s: None) as c:
+        got = collect(c, page_size=size, filters=filters)
+    assert got == sorted(k for k in keys if k.startswith("A") or not filtered)
