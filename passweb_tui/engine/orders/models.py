@@ -175,10 +175,36 @@ class WebPushAttempt(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
+class WebResource(SQLModel, table=True):
+    """An article's image or technical sheet, kept as a file named by its content hash."""
+
+    __tablename__ = "web_resource"
+
+    article_code: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    nome: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    tipo: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    dt_mod: str = Field(sa_column=sa.Column(sa.String(15), nullable=False))  # ERP's stamp
+    size: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    path: str = Field(sa_column=sa.Column(sa.String(80), nullable=False))
+    fetched_at: datetime = Field(sa_column=sa.Column(TS, nullable=False))
+
+
+class WebResourceArticle(SQLModel, table=True):
+    """Articles whose attachments were listed at least once (the others are new to it)."""
+
+    __tablename__ = "web_resource_article"
+
+    article_code: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    listed_at: datetime = Field(sa_column=sa.Column(TS, nullable=False))
+
+
 TABLES = [
     WebCustomer.__table__,  # type: ignore[attr-defined]
     WebOrder.__table__,  # type: ignore[attr-defined]
     WebOrderRow.__table__,  # type: ignore[attr-defined]
     WebOrderUpdate.__table__,  # type: ignore[attr-defined]
     WebPushAttempt.__table__,  # type: ignore[attr-defined]
+    WebResource.__table__,  # type: ignore[attr-defined]
+    WebResourceArticle.__table__,  # type: ignore[attr-defined]
 ]

@@ -1,0 +1,266 @@
+"""Article resources (images, technical sheets) fetched from the ERP into the data
+folder, stored by content hash so an identical file is never written twice.
+
+Modes: "none"; "changed" (the default: download what changed since the resource
+watermark, and everything of articles new to this step); "all". Listing an article's
+attachments is one small request per article; downloads are the costly part and are
+made only for new or changed attachments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from passweb_tui.engine import models
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.errors import ErpError, NotFoundError
+from passweb_tui.engine.erp.values import format_datetime, parse_datetime
+from passweb_tui.engine.orders.models import WebResource, WebResourceArticle, utcnow
+from passweb_tui.engine.state import get_state, set_state
+from passweb_tui.engine.store import Store
+
+log = logging.getLogger(__name__)
+
+res_t = WebResource.__table__  # type: ignore[attr-defined]
+seen_t = WebResourceArticle.__table__  # type: ignore[attr-defined]
+articles_t = models.Article.__table__  # type: ignore[attr-defined]
+
+MODES = ("none", "changed", "all")
+#: the resource step's own "since" (ERP local time, "AAAAMMGG HHMMSS")
+WATERMARK = "resources_since"
+PAGE = 200
+OVERLAP = timedelta(minutes=65)
+
+
+@dataclass
+class ResourceResult:
+    articles: int = 0
+    listed: int = 0
+    downloaded: int = 0
+    written: int = 0  # files written (a download whose content was already there is not)
+    unchanged: int = 0
+    removed: int = 0
+    bytes: int = 0
+    requests: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # article, reason
+
+
+def _stamp(text: str) -> datetime:
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        return datetime.max  # an unreadable stamp: fetch it rather than miss a change
+
+
+def _extension(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data.startswith(b"%PDF"):
+        return ".pdf"
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    return ".bin"
+
+
+def store_file(folder: Path, data: bytes) -> tuple[str, str, bool]:
+    """Keep `data` under its SHA-256; returns (digest, relative path, whether written)."""
+    digest = hashlib.sha256(data).hexdigest()
+    rel = f"{digest[:2]}/{digest}{_extension(data)}"
+    path = folder / rel
+    if path.exists() and path.stat().st_size == len(data):
+        return digest, rel, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # whole files only, even if the process dies mid-way
+    return digest, rel, True
+
+
+def sync_resources(
+    store: Store,
+    client: MexalClient,
+    folder: Path,
+    *,
+    mode: str = "changed",
+    since: datetime | None = None,
+    articles: Sequence[str] | None = None,
+    remove_missing: bool = False,
+    dry_run: bool = False,
+    check: Callable[[], None] | None = None,
+) -> ResourceResult:
+    """Bring the site's article resources up to date; see the module's docstring."""
+    if mode not in MODES:
+        raise ValueError(f"resource mode must be one of {', '.join(MODES)}, got {mode!r}")
+    result = ResourceResult()
+    if mode == "none":
+        return result
+    with store.read() as conn:
+        if since is None and mode == "changed":
+            mark = get_state(conn, WATERMARK)
+            since = parse_datetime(mark) if mark else None
+        query = sa.select(articles_t.c.code).order_by(articles_t.c.code)
+        if articles is not None:
+            query = query.where(articles_t.c.code.in_(list(articles)))
+        codes = list(conn.execute(query).scalars())
+    started: datetime | None = None
+    lock = threading.Lock()
+    for start in range(0, len(codes), PAGE):
+        if check is not None:
+            check()
+        page = codes[start : start + PAGE]
+        listings: dict[str, list[dict[str, Any]] | None] = {}
+
+        def list_one(code: str, listings: dict[str, Any] = listings) -> None:
+            try:
+                items: list[dict[str, Any]] | None = client.attachments(code)
+            except NotFoundError:
+                items = None  # the ERP no longer has the article
+            except ErpError as exc:
+                with lock:
+                    result.errors.append((code, f"listing its attachments failed: {exc}"))
+                return
+            with lock:
+                listings[code] = items
+                result.requests += 1
+
+        _in_threads(page, list_one, client.config.max_in_flight)
+        # the ERP's stamps are its naive local time; start the next "since" an overlap
+        # earlier, as CHANGED does, so a clock difference or change cannot skip a file
+        started = started or datetime.now() - OVERLAP
+        with store.read() as conn:
+            known = {
+                (r.article_code, r.nome): r
+                for r in conn.execute(
+                    sa.select(res_t).where(res_t.c.article_code.in_(list(listings)))
+                ).all()
+            }
+            seen_before = set(
+                conn.execute(
+                    sa.select(seen_t.c.article_code).where(
+                        seen_t.c.article_code.in_(list(listings))
+                    )
+                ).scalars()
+            )
+        wanted: list[tuple[str, dict[str, Any]]] = []
+        gone: list[tuple[str, str]] = []
+        for code, items in listings.items():
+            result.articles += 1
+            names = set()
+            for item in items or []:
+                nome = str(item.get("nome") or "")
+                if not nome:
+                    continue
+                names.add(nome)
+                result.listed += 1
+                old = known.get((code, nome))
+                stamp = str(item.get("dt_mod") or "")
+                present = old is not None and (folder / old.path).is_file()
+                same = present and old.dt_mod == stamp and old.size == item.get("dimensione")
+                fresh = code not in seen_before or mode == "all"
+                if same or (present and not fresh and since and _stamp(stamp) < since):
+                    result.unchanged += 1
+                    continue
+                wanted.append((code, item))
+            if remove_missing:
+                gone.extend(k for k in known if k[0] == code and k[1] not in names)
+        rows: list[dict[str, Any]] = []
+
+        def fetch_one(job: tuple[str, dict[str, Any]], rows: list[Any] = rows) -> None:
+            code, item = job
+            try:
+                data = client.get_attachment(code, str(item["nome"]))
+            except ErpError as exc:
+                with lock:
+                    result.errors.append((code, f"attachment {item['nome']}: {exc}"))
+                return
+            if dry_run:
+                digest, rel, wrote = hashlib.sha256(data).hexdigest(), "", False
+            else:
+                digest, rel, wrote = store_file(folder, data)
+            with lock:
+                result.requests += 1
+                result.downloaded += 1
+                result.written += int(wrote)
+                result.bytes += len(data)
+                rows.append(
+                    {
+                        "article_code": code,
+                        "nome": str(item["nome"]),
+                        "tipo": str(item.get("tipo") or ""),
+                        "dt_mod": str(item.get("dt_mod") or ""),
+                        "size": len(data),
+                        "sha256": digest,
+                        "path": rel,
+                        "fetched_at": utcnow(),
+                    }
+                )
+
+        _in_threads(wanted, fetch_one, client.config.max_in_flight)
+        result.removed += len(gone)
+        if dry_run:
+            continue
+        with store.write() as conn:
+            done = [(r["article_code"], r["nome"]) for r in rows]
+            for code, nome in done + gone:
+                conn.execute(
+                    sa.delete(res_t).where(res_t.c.article_code == code, res_t.c.nome == nome)
+                )
+            if rows:
+                conn.execute(sa.insert(res_t), rows)
+            new_seen = [c for c in listings if c not in seen_before]
+            if new_seen:
+                conn.execute(
+                    sa.insert(seen_t),
+                    [{"article_code": c, "listed_at": utcnow()} for c in new_seen],
+                )
+    if not dry_run and started is not None and not result.errors:
+        # the next "changed" starts where this one did; a step with errors keeps the old
+        # mark so that what failed is tried again
+        with store.write() as conn:
+            set_state(conn, WATERMARK, format_datetime(started))
+    if remove_missing and not dry_run:
+        result.removed += _remove_orphans(store, folder)
+    return result
+
+
+def _remove_orphans(store: Store, folder: Path) -> int:
+    """Resources of articles the site no longer has, and files nothing refers to."""
+    with store.write() as conn:
+        removed = conn.execute(
+            sa.delete(res_t).where(res_t.c.article_code.not_in(sa.select(articles_t.c.code)))
+        ).rowcount
+        keep = set(conn.execute(sa.select(res_t.c.path)).scalars())
+    if folder.exists():
+        for path in folder.glob("??/*"):
+            if path.is_file() and f"{path.parent.name}/{path.name}" not in keep:
+                path.unlink(missing_ok=True)
+    return int(removed or 0)
+
+
+def _in_threads(items: Sequence[Any], work: Callable[[Any], None], n: int) -> None:
+    feed = iter(items)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                item = next(feed, None)
+            if item is None:
+                return
+            work(item)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, n))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
