@@ -699,3 +699,18 @@ def test_iter_pages_never_repeats_or_skips_whatever_fails(
     with MexalClient(make_config(), transport=httpx.MockTransport(fake), sleep=lambda s: None) as c:
         got = collect(c, page_size=size, filters=filters)
     assert got == sorted(k for k in keys if k.startswith("A") or not filtered)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"base_url": "https://erp.example/api"}, "must end in /webapi"),
+        ({"base_url": "erp.example/webapi"}, "http:// or https://"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"read_timeout_s": 0}, "read_timeout_s"),
+        ({"max_in_flight": 0}, "between 1 and 5"),
+    ],
+)
+def test_bad_connection_settings_are_refused_by_name(overrides: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        make_config(**overrides)

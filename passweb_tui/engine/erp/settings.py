@@ -38,3 +38,10 @@ class ErpConfig:
             raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
         if not self.base_url.rstrip("/").endswith("/webapi"):
             raise ValueError(f"ERP URL must end in /webapi: {self.base_url!r}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"ERP URL must start with http:// or https://: {self.base_url!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries cannot be negative, got {self.max_retries}")
+        for name in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
