@@ -714,3 +714,10 @@ def test_iter_pages_never_repeats_or_skips_whatever_fails(
 def test_bad_connection_settings_are_refused_by_name(overrides: dict[str, Any], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         make_config(**overrides)
+
+
+def test_check_on_a_server_that_is_not_the_webapi_says_so() -> None:
+    rec = Recorder(lambda r: httpx.Response(404, text="<html>not here</html>"))
+    with rec.client() as client, pytest.raises(NotFoundError) as err:
+        client.check()
+    assert f"no Mexal WebAPI answers at {BASE}" in str(err.value)

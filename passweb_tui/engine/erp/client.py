@@ -289,7 +289,15 @@ class MexalClient:
         Returns {"version": str, "anno": int, "azienda": str}; raises the typed
         error of whatever failed first.
         """
-        info = self.installation()
+        try:
+            info = self.installation()
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"no Mexal WebAPI answers at {self._base} (HTTP 404 on its installation data)",
+                status=exc.status,
+                method=exc.method,
+                path=exc.path,
+            ) from None
         self.list_page(_CONTEXT_PROBE, fields=["codice"], max=1)
         version = info.get("versione") or info.get("version") or "unknown"
         anno = self.config.anno if self.config.anno is not None else dt.date.today().year
