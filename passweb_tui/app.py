@@ -75,6 +75,8 @@ class PasswebApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "passweb-tui"
     ENABLE_COMMAND_PALETTE = True
+    # narrow terminals (80 columns over SSH) stack panels that sit side by side when wide
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard"),
         Binding("s", "goto('sync')", "nav.sync", id="goto.sync"),
@@ -338,6 +340,9 @@ class PasswebApp(App[int]):
         )
         if snap.error:
             text += f"\n{snap.error}"
+        if getattr(screen, "id", None) == "sync":
+            self.sync_ended.set()  # the launcher shows the outcome itself
+            return
         self.notify(text, severity=severity, timeout=10)  # type: ignore[arg-type]
         self.sync_ended.set()
 

@@ -74,3 +74,13 @@ def synced(sim: Any, synced_store: Path, tmp_path: Path) -> Iterator[Engine]:
         yield eng
     finally:
         eng.close()
+
+
+@pytest.fixture(scope="module")
+def synced_readonly(ui_sim: Any, synced_store: Path) -> Iterator[Engine]:
+    """One engine for the module on the synced store; tests using it must not write."""
+    eng = Engine.open(EngineSettings(f"sqlite:///{synced_store}", erp_of(ui_sim)))
+    try:
+        yield eng
+    finally:
+        eng.close()

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Label, Static
+from textual.widgets import Button, Checkbox, DataTable, Footer, Label, RadioButton, Static
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
@@ -126,13 +126,22 @@ def fmt_when(app: Any, when: dt.datetime | str | None) -> str:
         except ValueError:
             return when
     if getattr(app, "stable", False):
-        return "····-··-·· ··:··"
+        return "··:··"
     if when.tzinfo is not None:
         when = when.astimezone()
     now = app.now() if hasattr(app, "now") else dt.datetime.now()
     if when.date() == now.date():
         return when.strftime("%H:%M:%S")
     return when.strftime("%Y-%m-%d %H:%M")
+
+
+def field_label(name: str | None) -> str:
+    """A change-log field; whole-record changes come as "(inserted)"/"(deleted)"."""
+    if not name:
+        return "-"
+    if name.startswith("(") and name.endswith(")"):
+        return "(" + t("change." + name[1:-1], default=name[1:-1]) + ")"
+    return name
 
 
 def kind_label(kind: str | None) -> str:
@@ -158,6 +167,22 @@ def value_of(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
+
+
+class StateCheckbox(Checkbox):
+    """A checkbox whose mark is absent when off, readable without colour (NO_COLOR)."""
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:
+        return "X" if self.value else " "
+
+
+class StateRadioButton(RadioButton):
+    """A radio button whose dot is absent when off, readable without colour."""
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:
+        return "●" if self.value else " "
 
 
 class SyncBadge(Static):

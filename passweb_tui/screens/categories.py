@@ -127,6 +127,8 @@ class CategoriesScreen(BaseScreen):
 
         add(tree.root, None)
         tree.root.expand()
+        if nodes and tree.cursor_line <= 0:
+            tree.cursor_line = 1  # the first category, so its articles show at once
         self.query_one("#cat-title", Label).update(
             t("categories.tree_count", count=fmt_int(len(nodes)))
         )

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, value_of
+from passweb_tui.screens.base import BaseScreen, KeyTable, field_label, fmt_int, value_of
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 PAGE = 500
@@ -174,7 +174,10 @@ class ChangesScreen(BaseScreen):
         counts_table.clear()
         for entity, name, count in counts:
             counts_table.add_row(
-                t(f"entity.{entity}", default=entity), name, fmt_int(count), key=f"{entity}/{name}"
+                t(f"entity.{entity}", default=entity),
+                field_label(name),
+                fmt_int(count),
+                key=f"{entity}/{name}",
             )
         title = t("changes.log_count", count=fmt_int(len(entries)))
         if len(entries) >= PAGE:

@@ -20,6 +20,7 @@ from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
     diff_rows,
+    field_label,
     fmt_duration,
     fmt_int,
     fmt_when,
@@ -237,7 +238,10 @@ class DashboardScreen(BaseScreen):
         diff_rows(
             self.query_one("#dash-fields-table", KeyTable),
             [
-                (f"{entity}/{name}", (t(f"entity.{entity}", default=entity), name, fmt_int(count)))
+                (
+                    f"{entity}/{name}",
+                    (t(f"entity.{entity}", default=entity), field_label(name), fmt_int(count)),
+                )
                 for entity, name, count in view.field_changes
             ],
         )

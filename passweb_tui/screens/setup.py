@@ -110,11 +110,12 @@ class SetupScreen(Screen[None]):
                         password=name == "password",
                         id=f"setup-{name}",
                         type="integer" if name == "anno" else "text",
+                        compact=True,
                     )
             with Horizontal(id="setup-buttons"):
-                yield Button(t("setup.test"), id="setup-test")
-                yield Button(t("setup.save"), id="setup-save", variant="primary")
-                yield Button(t("setup.demo"), id="setup-demo", variant="success")
+                yield Button(t("setup.test"), id="setup-test", compact=True)
+                yield Button(t("setup.save"), id="setup-save", variant="primary", compact=True)
+                yield Button(t("setup.demo"), id="setup-demo", variant="success", compact=True)
             yield Static(id="setup-result")
         yield Footer()
 

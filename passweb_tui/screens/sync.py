@@ -16,7 +16,6 @@ from textual.widgets import (
     Input,
     Label,
     Log,
-    RadioButton,
     RadioSet,
     Select,
     Static,
@@ -26,6 +25,8 @@ from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
+    StateCheckbox,
+    StateRadioButton,
     diff_rows,
     fmt_duration,
     fmt_int,
@@ -88,13 +89,13 @@ class SyncScreen(BaseScreen):
                 yield Label(t("sync.choose"), classes="panel-title")
                 with RadioSet(id="sync-kind", compact=True):
                     for kind in KINDS:
-                        yield RadioButton(
+                        yield StateRadioButton(
                             kind_label(kind),
                             value=kind == "changed",
                             id=f"kind-{kind}",
                             compact=True,
                         )
-                yield Checkbox(t("sync.dry_run"), id="sync-dry", compact=True)
+                yield StateCheckbox(t("sync.dry_run"), id="sync-dry", compact=True)
                 yield Label(t("sync.scope"), classes="panel-title")
                 yield Select(
                     [(t(f"entity.{e}"), e) for e in ENTITIES],
@@ -103,7 +104,7 @@ class SyncScreen(BaseScreen):
                     compact=True,
                 )
                 yield Input(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
-                yield Checkbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
+                yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
                 yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
             with Vertical(id="sync-progress", classes="panel"):
                 yield Static(t("sync.idle"), id="sync-phase")

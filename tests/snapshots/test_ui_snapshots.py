@@ -1,0 +1,83 @@
+"""Snapshots of the main screens at 80x24 and 120x40 on a store after one Totale.
+
+Clock times and durations are masked (the app's `stable` mode) and the simulator's
+data is seeded, so the pictures are the same from run to run. After an intended
+change of the UI, review and update them with:
+    .venv/bin/pytest tests/snapshots --snapshot-update
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from passweb_tui.app import create_app
+from passweb_tui.engine.facade import Engine
+from passweb_tui.i18n import set_language
+
+pytest_plugins = ["ui_fixtures"]
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture(autouse=True)
+def english() -> None:
+    set_language("en")
+
+
+async def settle(pilot: Any) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def go(keys: str, then: Any = None) -> Any:
+    """A run_before that presses keys, waits for the screen's reads, then runs `then`."""
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        for key in keys.split():
+            await pilot.press(key)
+            await settle(pilot)
+        if then is not None:
+            await then(pilot)
+            await settle(pilot)
+
+    return run_before
+
+
+async def finished_variati(pilot: Any) -> None:
+    pilot.app.start_sync("changed")
+    await pilot.app.sync_ended.wait()
+    await pilot.pause()
+
+
+SCREENS = {
+    "dashboard": go(""),
+    "changes": go("c"),
+    "catalogue": go("a"),
+    "categories": go("g"),
+    "runs": go("r"),
+    "run_detail": go("r enter"),
+    "fields": go("f"),
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen(
+    snap_compare: Any, synced_readonly: Engine, screen: str, size: tuple[int, int]
+) -> None:
+    app = create_app(synced_readonly, stable=True, poll_s=0)
+    assert snap_compare(app, terminal_size=size, run_before=SCREENS[screen])
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_launcher_after_a_variati(snap_compare: Any, synced: Engine, size: tuple[int, int]) -> None:
+    app = create_app(synced, stable=True, poll_s=0)
+    assert snap_compare(app, terminal_size=size, run_before=go("s", finished_variati))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_setup_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(create_app(None, stable=True), terminal_size=size)
