@@ -66,38 +66,38 @@ class EntitySpec:
 # --- canonical values ---------------------------------------------------------------
 
 
+_NONE = type(None)
+_PLAIN = frozenset({str, int, bool, _NONE})
+
+
 def canon(value: Any) -> Any:
     """One spelling per value: equal values from two reads are equal here, never floats."""
-    if value is None or isinstance(value, bool | str):
+    t = type(value)
+    if t is str or t is int or t is _NONE or t is bool:
         return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return str(value)
-        if value == value.to_integral_value():
-            return int(value)
-        return format(value.normalize(), "f")
-    if isinstance(value, list):
-        if value and all(isinstance(p, list) and len(p) == 2 for p in value):
-            return {str(canon(i)): canon(v) for i, v in value}
+    if t is Decimal or t is float:
+        d = value if t is Decimal else Decimal(repr(value))
+        if not d.is_finite():
+            return str(d)
+        if d == d.to_integral_value():
+            return int(d)
+        return format(d.normalize(), "f")
+    if t is list:
+        if value and all(type(p) is list and len(p) == 2 for p in value):
+            return {str(i): v if type(v) in _PLAIN else canon(v) for i, v in value}
         return [canon(v) for v in value]
-    if isinstance(value, dict):
+    if t is dict:
         return {str(k): canon(v) for k, v in value.items()}
+    if isinstance(value, int):
+        return int(value)
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def digest_of(data_json: str, derived: Mapping[str, Any]) -> str:
-    h = hashlib.blake2b(data_json.encode(), digest_size=16)
-    h.update(b"\0")
-    h.update(dumps({k: canon(v) for k, v in derived.items()}).encode())
-    return h.hexdigest()
+    return _ENCODER.encode(data)
 
 
 def as_text(value: Any) -> str | None:
@@ -352,20 +352,21 @@ def _check_type(name: str, value: Any, spec: FieldSpec) -> str | None:
     if value is None:
         return None
     if spec.is_array:
-        if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) for p in value
-        ):
+        if type(value) is not list:
             return f"field {name}: expected an array of [index, value] pairs, got {value!r:.60}"
+        for p in value:
+            if type(p) is not list or len(p) != 2 or type(p[0]) is not int:
+                return f"field {name}: expected an array of [index, value] pairs, got {value!r:.60}"
         return None
     t = spec.type
-    if t == "N":
-        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
-            return f"field {name}: expected a number, got {value!r:.60}"
-    elif t == "C":
-        if not isinstance(value, str):
+    if t == "C":
+        if type(value) is not str:
             return f"field {name}: expected text, got {value!r:.60}"
         if spec.length and len(value) > spec.length:
             return f"field {name}: text of {len(value)} characters, longer than {spec.length}"
+    elif t == "N":
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+            return f"field {name}: expected a number, got {value!r:.60}"
     elif t == "D":
         if not (isinstance(value, str) and (value == "" or _DATE.match(value))):
             return f"field {name}: expected a date AAAAMMGG, got {value!r:.60}"
@@ -386,6 +387,85 @@ def _column_limits(table: Table) -> dict[str, int]:
 _LIMITS = {name: _column_limits(spec.table) for name, spec in ENTITIES.items()}
 
 
+def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
+    """The record's key as text; raises Rejected when it is missing or unusable."""
+    raw_key = record.get(KEY_FIELD)
+    if raw_key is None or isinstance(raw_key, bool) or raw_key == "":
+        raise Rejected(None, f"missing key {KEY_FIELD}")
+    if not isinstance(raw_key, str | int):
+        raise Rejected(str(raw_key)[:60], f"key {KEY_FIELD} has the wrong type: {raw_key!r:.60}")
+    key = str(raw_key)
+    limit = _LIMITS[spec.name].get("code", 256)
+    if len(key) > limit:
+        raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limit} characters")
+    return key
+
+
+def _digest_default(value: Any) -> Any:
+    if isinstance(value, Decimal | float):
+        return canon(value)
+    raise TypeError(f"cannot digest {type(value).__name__}")
+
+
+_RAW_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_digest_default
+)
+# bump when what goes into a digest changes, so old digests simply stop matching
+DIGEST_VERSION = b"2"
+
+
+def digest_salt(spec: EntitySpec, rules: SiteRules, used: tuple[str, ...] | None = None) -> bytes:
+    """Everything besides the record that decides its row: entity, used fields, settings."""
+    return b"|".join(
+        [
+            DIGEST_VERSION,
+            spec.name.encode(),
+            ",".join(used or ()).encode(),
+            str(rules.site_no).encode(),
+            b"1" if rules.publish_predeleted else b"0",
+            rules.category_mode.encode(),
+        ]
+    )
+
+
+def record_digest(record: Mapping[str, Any], salt: bytes) -> str:
+    """A digest of a record as received (decimals in canonical form), so an unchanged
+    record is recognised without canonicalising or validating it again."""
+    h = hashlib.blake2b(salt, digest_size=16)
+    h.update(_RAW_ENCODER.encode(record).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class Quick:
+    """What a page needs of a record before knowing whether it changed."""
+
+    key: str
+    digest: str
+    record: Mapping[str, Any]
+    on_site: bool = True
+    mod_stamp: str | None = None
+
+
+def quick(spec: EntitySpec, record: Mapping[str, Any], salt: bytes, rules: SiteRules) -> Quick:
+    key = record_key(spec, record)
+    q = Quick(key, record_digest(record, salt), record)
+    if spec.site_flag:
+        flags = record.get(spec.site_flag)
+        q.on_site = False
+        if type(flags) is list:
+            for pair in flags:
+                if type(pair) is list and len(pair) == 2 and pair[0] == rules.site_no:
+                    q.on_site = pair[1] == "S"
+                    break
+    if spec.mod_date:
+        date = record.get(spec.mod_date)
+        if isinstance(date, str) and date:
+            tm = record.get(spec.mod_time) if spec.mod_time else None
+            q.mod_stamp = f"{date} {tm}" if isinstance(tm, str) and tm else date
+    return q
+
+
 def build_row(
     spec: EntitySpec,
     record: Mapping[str, Any],
@@ -393,24 +473,28 @@ def build_row(
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
     categories: set[str] | None = None,
+    digest: str | None = None,
 ) -> Row:
     """Validate an ERP record and turn it into a row; raises Rejected with the reason."""
-    raw_key = record.get(KEY_FIELD)
-    if raw_key is None or isinstance(raw_key, bool) or raw_key == "":
-        raise Rejected(None, f"missing key {KEY_FIELD}")
-    if not isinstance(raw_key, str | int):
-        raise Rejected(str(raw_key)[:60], f"key {KEY_FIELD} has the wrong type: {raw_key!r:.60}")
-    key = str(raw_key)
+    key = record_key(spec, record)
     limits = _LIMITS[spec.name]
-    if len(key) > limits.get("code", 256):
-        raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limits.get('code')} characters")
+    full: dict[str, Any] = {}
+    # the common cases are checked inline (this loop runs for every field of every
+    # record); anything unusual goes through _check_type for the exact reason
     for name, value in record.items():
+        t = type(value)
         fs = catalogue.get(name)
-        if fs is not None:
-            problem = _check_type(name, value, fs)
-            if problem:
-                raise Rejected(key, problem)
-    full = {k: canon(v) for k, v in record.items()}
+        if fs is not None and value is not None:
+            ok = False
+            if fs.type == "C" and not fs.array_size:
+                ok = t is str and (not fs.length or len(value) <= fs.length)
+            elif fs.type == "N" and not fs.array_size:
+                ok = t is int or t is Decimal
+            if not ok:
+                problem = _check_type(name, value, fs)
+                if problem:
+                    raise Rejected(key, problem)
+        full[name] = value if t in _PLAIN else canon(value)
     derived = spec.derive(full, rules)
     for col, length in limits.items():
         v = derived.get(col)
@@ -428,7 +512,9 @@ def build_row(
     else:
         data = {k: full.get(k) for k in used}
     data_json = dumps(data)
-    row = Row(key, data, data_json, derived, digest_of(data_json, derived))
+    if digest is None:
+        digest = record_digest(record, digest_salt(spec, rules, used))
+    row = Row(key, data, data_json, derived, digest)
     if spec.name == "articles" and (used is None or "prz_listino" in used):
         prices = full.get("prz_listino")
         if isinstance(prices, dict):

@@ -51,11 +51,14 @@ from passweb_tui.engine.records import (
     MAIN_ENTITIES,
     EntitySpec,
     FieldSpec,
+    Quick,
     Rejected,
     Row,
     SiteRules,
     as_text,
     build_row,
+    digest_salt,
+    quick,
 )
 from passweb_tui.engine.state import (
     ATTRIBUTES_DONE,
@@ -622,13 +625,15 @@ class SyncRunner:
                 if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
                     self.erp_clock = page.data_ric_elab
                     self._record_clock(dry_run)
-                rows, removed, rejects, skipped = self._build(p, page.records, used, cat)
-                pending_retry.difference_update(r.key for r in rows)
+                items, removed, rejects, skipped = self._build(p, page.records)
+                pending_retry.difference_update(q.key for q in items)
                 pending_retry.difference_update(removed)
                 pending_retry.difference_update(k for k, _ in rejects if k)
                 if collect_categories and self._categories is not None:
-                    self._categories.update(r.key for r in rows)
-                self._apply_page(conn, p, rows, removed, rejects, counts, retry_all, dry_run)
+                    self._categories.update(q.key for q in items)
+                self._apply_page(
+                    conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat
+                )
                 counts["fetched"] += len(page.records) - skipped
                 self._emit(phase, spec.name, counts["fetched"], total, started=started)
         if p.deletions:
@@ -643,41 +648,41 @@ class SyncRunner:
             )
 
     def _build(
-        self,
-        p: _Pass,
-        records: list[dict[str, Any]],
-        used: tuple[str, ...] | None,
-        cat: dict[str, FieldSpec],
-    ) -> tuple[list[Row], list[str], list[tuple[str | None, str]], int]:
+        self, p: _Pass, records: list[dict[str, Any]]
+    ) -> tuple[list[Quick], list[str], list[tuple[str | None, str]], int]:
+        """Keys and digests of a page; records off the site or older than the watermark
+        are set apart. Full validation waits until a record is known to have changed."""
         spec = p.spec
         rules = self.options.rules
+        used = self._catalogue(spec.name)[0] if spec.main else None
+        salt = digest_salt(spec, rules, used)
         since = p.since if not p.full and not p.codes else None
-        by_key: dict[str, Row] = {}
+        by_key: dict[str, Quick] = {}
         removed: list[str] = []
         rejects: list[tuple[str | None, str]] = []
         skipped = 0
-        categories = self._categories if spec.name == "articles" else None
+        retry = self._retry.get(spec.name, ())
         secondary_categories = spec.name == "categories" and rules.category_mode == "secondaria"
         for record in records:
             try:
-                row = build_row(spec, record, used, cat, rules, categories)
+                q = quick(spec, record, salt, rules)
             except Rejected as exc:
                 rejects.append((exc.key, exc.reason))
                 continue
-            if since is not None and row.mod_stamp is not None:
-                stamp = row.mod_stamp
+            if since is not None and q.mod_stamp is not None:
+                stamp = q.mod_stamp
                 older = (stamp < since[:8]) if len(stamp) == 8 else (stamp < since)
-                if older and row.key not in self._retry.get(spec.name, ()):
+                if older and q.key not in retry:
                     skipped += 1
                     continue
-            if secondary_categories and not row.derived.get("web"):
+            if secondary_categories and record.get("web") != "S":
                 skipped += 1
                 continue
-            if not row.on_site:
-                removed.append(row.key)
-                by_key.pop(row.key, None)
+            if not q.on_site:
+                removed.append(q.key)
+                by_key.pop(q.key, None)
                 continue
-            by_key[row.key] = row
+            by_key[q.key] = q
         return list(by_key.values()), removed, rejects, skipped
 
     # --- writing ----------------------------------------------------------------------
@@ -709,19 +714,23 @@ class SyncRunner:
         self,
         conn: Connection,
         p: _Pass,
-        rows: list[Row],
+        items: list[Quick],
         removed: list[str],
         rejects: list[tuple[str | None, str]],
         counts: dict[str, int],
         retry_all: set[str],
         dry_run: bool,
+        used: tuple[str, ...] | None,
+        cat: dict[str, FieldSpec],
     ) -> None:
         spec = p.spec
         t = spec.table
         now = utcnow()
         part = self._where_part(spec)
-        keys = [r.key for r in rows]
+        keys = [q.key for q in items]
         site_cols = [c for c in spec.site_fields if c in t.c]
+        rules = self.options.rules
+        categories = self._categories if spec.name == "articles" else None
         begin = conn.begin() if dry_run else self.store.write(conn)
         with begin:
             existing: dict[str, str] = {}
@@ -732,8 +741,18 @@ class SyncRunner:
                         select(t.c.code, t.c.digest).where(*part, t.c.code.in_(lookup_keys))
                     ).all()
                 )
+            rows: list[Row] = []
+            for q in items:
+                if existing.get(q.key) == q.digest:
+                    continue
+                try:
+                    rows.append(build_row(spec, q.record, used, cat, rules, categories, q.digest))
+                except Rejected as exc:
+                    rejects.append((exc.key or q.key, exc.reason))
+            rejected_keys = {k for k, _ in rejects if k}
             inserts = [r for r in rows if r.key not in existing]
-            updates = [r for r in rows if r.key in existing and existing[r.key] != r.digest]
+            updates = [r for r in rows if r.key in existing]
+            same = 0  # digest differed (e.g. a setting changed) but no value did
             gone = [k for k in removed if k in existing]
             changes: list[dict[str, Any]] = []
             for r in inserts:
@@ -748,6 +767,7 @@ class SyncRunner:
                     o = old.get(r.key)
                     if o is None:
                         continue
+                    before = len(changes)
                     old_data = json.loads(o[1])
                     for f in sorted(set(old_data) | set(r.data)):
                         a, b = old_data.get(f), r.data.get(f)
@@ -761,6 +781,8 @@ class SyncRunner:
                             changes.append(
                                 self._change(now, spec, r.key, "updated", c, as_text(a), as_text(b))
                             )
+                    if len(changes) == before:
+                        same += 1
             for k in gone:
                 changes.append(self._change(now, spec, k, "deleted"))
             if p.deletions:
@@ -771,8 +793,8 @@ class SyncRunner:
                         [{"entity": spec.name, "key": k} for k in dict.fromkeys(seen)],
                     )
             counts["inserted"] += len(inserts)
-            counts["updated"] += len(updates)
-            counts["unchanged"] += len(rows) - len(inserts) - len(updates)
+            counts["updated"] += len(updates) - same
+            counts["unchanged"] += len(items) - len(rows) - len(rejected_keys & set(keys)) + same
             counts["deleted"] += len(gone)
             counts["rejected"] += len(rejects)
             if rejects:
@@ -820,16 +842,15 @@ class SyncRunner:
             if changes:
                 conn.execute(insert(_CHANGES), changes)
             if spec.main:
-                rejected_keys = [k for k, _ in rejects if k]
                 if rejected_keys:
                     conn.execute(
                         self._retry_upsert(conn),
                         [
                             {"entity": spec.name, "key": k, "run_id": self.run_id}
-                            for k in dict.fromkeys(rejected_keys)
+                            for k in sorted(rejected_keys)
                         ],
                     )
-                done = [k for k in (*keys, *removed) if k in retry_all]
+                done = [k for k in (*keys, *removed) if k in retry_all and k not in rejected_keys]
                 if done:
                     conn.execute(
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))

@@ -1,0 +1,190 @@
+"""Sync benchmark: TOTAL and CHANGED against the simulator on loopback, with peak memory.
+
+    .venv/bin/python bench/bench_sync.py                 # 100,000 articles + 20,000 customers
+    .venv/bin/python bench/bench_sync.py --million       # also peak memory at 1,000,000 articles
+    .venv/bin/python bench/bench_sync.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
+Prints TOTAL / bare paging (target <= 1.3), no-op CHANGED, CHANGED-1% / TOTAL (target
+<= 0.1), (CHANGED-1% - no-op CHANGED) / TOTAL (target <= 0.05) and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+READY = re.compile(r"serving (http\S+/webapi) user=(\S+) azienda=(\S+) anno=(\d+)")
+PASSWORD = "bench-pw"
+
+
+def start_sim(articles: int, customers: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    args = [
+        sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", "--password", PASSWORD,
+        "--articles", str(articles), "--customers", str(customers), "--orders", "10",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = READY.search(line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return proc, {"url": m[1], "user": m[2], "azienda": m[3], "anno": int(m[4])}
+    raise SystemExit("the simulator did not start")
+
+
+def erp_config(sim: dict[str, Any]) -> Any:
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+    return ErpConfig(sim["url"], sim["user"], PASSWORD, azienda=sim["azienda"], anno=sim["anno"])
+
+
+def open_engine(db_url: str, sim: dict[str, Any]) -> Any:
+    from passweb_tui.engine.facade import Engine, EngineSettings
+
+    return Engine.open(EngineSettings(db_url, erp_config(sim)))
+
+
+def bare_paging(sim: dict[str, Any], fields_by_resource: dict[str, list[str]]) -> float:
+    """Page through what a TOTAL of articles and customers downloads, storing nothing."""
+    from passweb_tui.engine.erp.client import MexalClient
+
+    started = time.perf_counter()
+    with MexalClient(erp_config(sim)) as client:
+        for res, fields in fields_by_resource.items():
+            for _page in client.iter_pages(res, fields=fields, page_size=1000):
+                pass
+    return time.perf_counter() - started
+
+
+def timed(engine: Any, kind: str) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = engine.run(kind)
+    took = time.perf_counter() - started
+    if result.status not in ("ok", "ok_with_rejects"):
+        raise SystemExit(f"{kind} run failed: {result.error}")
+    return took, result
+
+
+def fresh_db(base: str | None, folder: Path, name: str) -> str:
+    if base is None:
+        return f"sqlite:///{folder / (name + '.db')}"
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    db = f"bench_{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{db}"'))
+        conn.execute(text(f'CREATE DATABASE "{db}"'))
+    admin.dispose()
+    return make_url(base).set(database=db).render_as_string(hide_password=False)
+
+
+def memory_child(articles: int, customers: int, db_base: str | None) -> None:
+    """Run one TOTAL in this process and print its peak RSS (MiB) as JSON."""
+    proc, sim = start_sim(articles, customers)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = open_engine(fresh_db(db_base, Path(tmp), f"mem{articles}"), sim)
+            try:
+                took, result = timed(engine, "total")
+            finally:
+                engine.close()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"articles": articles, "total_s": took, "peak_rss_mib": peak,
+                          "fetched": result.entities["articles"]["fetched"]}))  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def peak_memory(articles: int, customers: int, db_base: str | None) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--memory-child", str(articles), "--customers",
+           str(customers)] + (["--db", db_base] if db_base else [])  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--articles", type=int, default=100_000)
+    ap.add_argument("--customers", type=int, default=20_000)
+    ap.add_argument(
+        "--db", help="PostgreSQL server URL to bench on (default: SQLite in a temp dir)"
+    )
+    ap.add_argument("--million", action="store_true", help="also measure 1,000,000 articles")
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.customers, args.db)
+        return
+
+    proc, sim = start_sim(args.articles, args.customers)
+    root = sim["url"][: -len("/webapi")]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = open_engine(fresh_db(args.db, Path(tmp), "main"), sim)
+            try:
+                total_s, total = timed(engine, "total")  # first run: also the attribute update
+                from passweb_tui.engine.sync import SyncRunner
+
+                runner = SyncRunner(engine.store, engine.client(), engine.settings.options)
+                fields = {
+                    "articoli": runner._request_fields(_spec("articles")),
+                    "clienti": runner._request_fields(_spec("customers")),
+                }
+                paging_s = bare_paging(sim, fields)
+                total2_s, _ = timed(engine, "total")  # a TOTAL over an existing store
+                noop_s, _ = timed(engine, "changed")
+                for res, n in (
+                    ("articoli", args.articles // 100),
+                    ("clienti", args.customers // 100),
+                ):
+                    httpx.post(f"{root}/sim/mutate", json={"resource": res, "count": n, "seed": 9},
+                               timeout=600).raise_for_status()  # fmt: skip
+                changed_s, changed = timed(engine, "changed")
+            finally:
+                engine.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    n = total.entities["articles"]["fetched"] + total.entities["customers"]["fetched"]
+    print(f"records: {args.articles:,} articles + {args.customers:,} customers "
+          f"({n:,} fetched by TOTAL), store: {'PostgreSQL' if args.db else 'SQLite'}")  # fmt: skip
+    print(f"bare client paging of the same data : {paging_s:7.2f} s")
+    print(f"TOTAL into an empty store           : {total_s:7.2f} s  ratio {total_s / paging_s:.2f} (target <= 1.3)")  # fmt: skip
+    print(f"TOTAL over the filled store         : {total2_s:7.2f} s  ratio {total2_s / paging_s:.2f}")  # fmt: skip
+    print(f"no-op CHANGED                       : {noop_s:7.2f} s")
+    print(f"CHANGED with 1% changed             : {changed_s:7.2f} s  / TOTAL {changed_s / total_s:.3f} (target <= 0.1)")  # fmt: skip
+    print(f"(CHANGED-1% - no-op CHANGED) / TOTAL: {(changed_s - noop_s) / total_s:.3f} (target <= 0.05)")  # fmt: skip
+    upd = changed.entities["articles"]["updated"] + changed.entities["customers"]["updated"]
+    print(f"  (CHANGED-1% updated {upd:,} records)")
+    sizes = [args.articles] + ([1_000_000] if args.million else [])
+    peaks = [peak_memory(a, args.customers, args.db) for a in sizes]
+    for p in peaks:
+        print(f"peak RSS, TOTAL of {p['articles']:>9,} articles: {p['peak_rss_mib']:7.1f} MiB "
+              f"(TOTAL {p['total_s']:.1f} s)")  # fmt: skip
+    if len(peaks) == 2:
+        print(f"peak RSS 1M / 100k: {peaks[1]['peak_rss_mib'] / peaks[0]['peak_rss_mib']:.2f} (target <= 1.3)")  # fmt: skip
+
+
+def _spec(name: str) -> Any:
+    from passweb_tui.engine.records import ENTITIES
+
+    return ENTITIES[name]
+
+
+if __name__ == "__main__":
+    main()
