@@ -199,3 +199,21 @@ def store_table(name: str):
     from passweb_tui.engine.models import metadata
 
     return metadata.tables[name]
+
+
+def test_protected_lookup_descriptions_stay_and_count_as_in_step(store) -> None:
+    erp = PagesFromMemory()
+    options = SyncOptions(page_size=10, update_descriptions={"currencies": False})
+    SyncRunner(store, erp, options).run("total")
+    erp.data["dati-generali/valute"][1]["descrizione"] = "Euro (renamed in the ERP)"
+    erp.data["dati-generali/valute"][1]["cambio"] = Decimal("1.5")
+    result = SyncRunner(store, erp, options).run("total")
+    assert result.entities["currencies"]["updated"] == 1
+    engine = Engine(EngineSettings(str(store.engine.url)), store)
+    fields = {c.field for c in engine.changes(run_id=result.run_id, entity="currencies")}
+    assert fields == {"cambio"}
+    with store.read() as conn:
+        row = conn.execute(select(store_table("currencies"))).mappings().one()
+    assert row["description"] == "Euro" and row["rate"] == Decimal("1.5")
+    again = SyncRunner(store, erp, options).run("total", dry_run=True)
+    assert again.entities["currencies"]["updated"] == 0

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -58,6 +58,7 @@ from passweb_tui.engine.records import (
     as_text,
     build_row,
     digest_salt,
+    dumps,
     quick,
 )
 from passweb_tui.engine.state import (
@@ -616,7 +617,7 @@ class SyncRunner:
         self._emit(phase, spec.name, 0, total, started=started)
         pending_retry = set(self._retry.get(spec.name, ())) if not p.full else set()
         retry_all = set(self._retry.get(spec.name, ()))
-        sources: list[Iterator[Any]] = [self._pages(p)]
+        sources: list[Iterable[Any]] = [self._pages(p)]
         if not p.full and not p.codes and spec.main:
             sources.append(_Later(lambda: self._retry_pages(p, pending_retry)))
         for source in sources:
@@ -750,6 +751,9 @@ class SyncRunner:
                 except Rejected as exc:
                     rejects.append((exc.key or q.key, exc.reason))
             rejected_keys = {k for k, _ in rejects if k}
+            protect_descriptions = spec.lookup and not self.options.update_descriptions.get(
+                spec.name, True
+            )
             inserts = [r for r in rows if r.key not in existing]
             updates = [r for r in rows if r.key in existing]
             same = 0  # digest differed (e.g. a setting changed) but no value did
@@ -769,6 +773,12 @@ class SyncRunner:
                         continue
                     before = len(changes)
                     old_data = json.loads(o[1])
+                    if protect_descriptions and "descrizione" in old_data:
+                        # the per-table setting keeps the site's description as it is
+                        r.data["descrizione"] = old_data["descrizione"]
+                        r.data_json = dumps(r.data)
+                        if "description" in r.derived:
+                            r.derived["description"] = old_data["descrizione"]
                     for f in sorted(set(old_data) | set(r.data)):
                         a, b = old_data.get(f), r.data.get(f)
                         if a != b:
