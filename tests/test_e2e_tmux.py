@@ -1,0 +1,104 @@
+"""End to end: the real `passweb-tui --demo` in a tmux terminal of 80x24, a Variati
+launched with keys, its outcome read from the captured screen, then ctrl+q."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+STARTUP_S = 90.0
+SYNC_S = 120.0
+
+
+class Terminal:
+    """A tmux session on a private server socket, so no user's tmux is touched."""
+
+    def __init__(self, command: str, width: int = 80, height: int = 24) -> None:
+        self.socket = f"pwt-e2e-{uuid.uuid4().hex[:8]}"
+        self.session = "ui"
+        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        env.pop("NO_COLOR", None)  # the real thing, in colour; snapshots cover NO_COLOR
+        env["TERM"] = "xterm-256color"
+        self._tmux(
+            "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
+            command, env=env,
+        )  # fmt: skip
+
+    def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=30,
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self._tmux("send-keys", "-t", self.session, key)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """Until `text` shows on the screen. A terminal has no event to wait on, so the
+        screen is read again every 0.2 s until the deadline."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never showed; the screen was:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    command = (
+        f"{shlex.quote(sys.executable)} -m passweb_tui --demo; echo passweb-tui-exit=$?; sleep 600"
+    )
+    term = Terminal(f"sh -c {shlex.quote(command)}")
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+def test_demo_runs_a_variati_launched_with_keys(terminal: Terminal) -> None:
+    screen = terminal.wait_for("Last successful sync", STARTUP_S)
+    assert "passweb-tui · Dashboard" in screen
+    assert "never" in screen  # a fresh demo store
+    terminal.keys("s")
+    terminal.wait_for("Kind of sync", 30)
+    terminal.keys("v")
+    screen = terminal.wait_for("Records read", SYNC_S)
+    # the first Variati of a store runs as a Totale and says so; the badge shows the outcome
+    assert "Variati ran as Totale" in screen
+    assert "Totale: ok" in screen.splitlines()[0]
+    assert "rejected 0" in screen
+
+    terminal.keys("d")
+    screen = terminal.wait_for("Last runs", 30)
+    assert "Totale" in screen and "ok" in screen
+    terminal.keys("C-q")
+    screen = terminal.wait_for("passweb-tui-exit=", 60)
+    assert "passweb-tui-exit=0" in screen
