@@ -119,7 +119,7 @@ def _dump(url: str, anno: int) -> dict[str, Any]:
     with httpx.Client(base_url=url, headers=headers("demo", "demo", anno), timeout=30) as c:
         for res in ("articoli", "clienti", "particolarita", "documenti/ordini-clienti"):
             out[res] = c.get(f"/risorse/{res}", params={"max": 10000}).json()["dati"]
-        out["blob"] = c.get("/risorse/articoli/ART0000004/allegati").json()
+        out["blob"] = c.get("/risorse/articoli/ART0000004/allegati").json().get("dati")
     return out
 
 

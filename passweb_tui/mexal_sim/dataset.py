@@ -203,7 +203,7 @@ PAYMENTS = [
 ]  # fmt: skip
 GROUP_TOPS = ["Ferramenta", "Elettricita", "Idraulica", "Utensileria", "Vernici", "Giardino"]
 GROUP_MIDS = ["Base", "Professionale", "Accessori"]
-GROUP_LEAVES = ["Serie A", "Serie B", "Ricambi"]
+GROUP_LEAVES = ["Serie A", "Ricambi"]
 NOTES = ["Ideale per uso professionale.", "Confezione singola.", "Conforme alle normative CE.",
          "Garanzia 2 anni.", ""]  # fmt: skip
 NOTES = ["Ideale per uso professionale.", "Confezione singola.", "Conforme alle normative CE.",
@@ -233,7 +233,7 @@ class Catalogue:
         self.day_str = [fmt_date(gen_date - dt.timedelta(days=o)) for o in range(MAX_DAYS + 1)]
         self.gen_secs = gen_now.hour * 3600 + gen_now.minute * 60 + gen_now.second
         rng = random.Random(seed * 31 + 5)
-        # product groups: a 3-level tree of 6 x 3 x 3 nodes (78 groups)
+        # product groups: a 3-level tree, 6 tops x 3 x 2 (60 groups)
         groups: list[dict[str, Any]] = []
         leaves: list[tuple[str, str | None]] = []  # (leaf code, web category for it)
         n = 0

@@ -37,7 +37,8 @@ from passweb_tui.mexal_sim.schema import (
 from passweb_tui.mexal_sim.store import Cursor, Item, Table
 
 STATE_VERSION = 1
-MAX_CURSORS = 5000
+MAX_CURSORS = 2000
+CURSOR_TTL_S = 15 * 60  # ASSUMED: how long an unused `next` token stays valid
 SCAN_BUDGET_S = 2.0  # a real server cuts a page after a while; so do we
 DOCS = "documenti/ordini-clienti"
 
@@ -115,7 +116,7 @@ class Erp:
         self.clock = ErpClock()
         self.faults = Faults()
         self.fault_rng = random.Random(params.seed * 7 + 1)
-        self.cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self.cursors: OrderedDict[str, tuple[float, Cursor]] = OrderedDict()
         self.counters: dict[str, int] = {}
         cat = dataset.Catalogue(params.seed, parse_stamp(params.gen_now))
         self.catalogue = cat
@@ -281,14 +282,22 @@ class Erp:
 
     def store_cursor(self, cur: Cursor) -> str:
         token = secrets.token_urlsafe(18)
-        self.cursors[token] = cur
-        while len(self.cursors) > MAX_CURSORS:
-            self.cursors.popitem(last=False)
+        now = time.monotonic()
+        self.cursors[token] = (now, cur)
+        # abandoned cursors expire, oldest first, so memory stays bounded
+        while self.cursors:
+            oldest, (born, _c) = next(iter(self.cursors.items()))
+            if len(self.cursors) <= MAX_CURSORS and now - born < CURSOR_TTL_S:
+                break
+            del self.cursors[oldest]
         return token
 
     def take_cursor(self, token: str) -> Cursor | None:
         """A token is single-use: taking it consumes it."""
-        return self.cursors.pop(token, None)
+        entry = self.cursors.pop(token, None)
+        if entry is None or time.monotonic() - entry[0] >= CURSOR_TTL_S:
+            return None
+        return entry[1]
 
     # ---------------------------------------------------------------- writes
     def stamp_record(self, table: Table, rec: dict[str, Any]) -> None:

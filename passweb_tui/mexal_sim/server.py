@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -175,6 +176,13 @@ def serve(options: SimOptions) -> None:
     if options.tls_cert and not options.tls_cert.is_file():
         raise SystemExit(f"passweb-tui erp-sim: certificate file {options.tls_cert} not found")
     server = _Server(_config(app, options))
+
+    def stop_early(sig: int, frame: Any) -> None:
+        # a signal between the ready line and uvicorn's own handlers still stops cleanly
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_early)
     print(
         f"serving {_url(options, sock)} user={options.user} "
         f"azienda={options.azienda} anno={options.anno}",

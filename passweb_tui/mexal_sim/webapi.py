@@ -359,15 +359,13 @@ class WebApi:
             raise Reply(404)
         items = src.attachments(i) if i is not None else []
         if nome is None:
-            return self.json(
-                {
-                    "dati": [
-                        {"tipo": t, "nome": n, "dt_mod": d, "dimensione": s} for t, n, s, d in items
-                    ]
-                }
-                if items
-                else {}
-            )
+            out: dict[str, Any] = {}
+            if items:
+                out["dati"] = [
+                    {"tipo": t, "nome": n, "dt_mod": d, "dimensione": s} for t, n, s, d in items
+                ]
+            out["data_ric_elab"] = self.erp.clock.stamp()
+            return self.json(out)
         for _t, n, s, _d in items:
             if n == nome:
                 assert i is not None
