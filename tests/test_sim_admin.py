@@ -88,7 +88,8 @@ def test_latency(sim: SimProcess, c: httpx.Client) -> None:
 
 
 def test_more_than_pool_size_in_flight_is_503(sim: SimProcess) -> None:
-    sim.admin("PUT", "faults", json={"latency_ms": 1500})
+    # long enough for all eight to be in flight at once even on a busy machine
+    sim.admin("PUT", "faults", json={"latency_ms": 3000})
     barrier = threading.Barrier(8)
     results: list[httpx.Response] = []
     lock = threading.Lock()
@@ -264,6 +265,9 @@ def test_records_add_delete_and_stats(sim: SimProcess, c: httpx.Client) -> None:
     assert sim.admin("GET", "stats").json()["clienti"] == stats["clienti"] + 1
     missing = httpx.delete(f"{sim.root}/sim/records/articoli/NOPE")
     assert missing.status_code == 404
+    sim.admin("DELETE", f"records/articoli/{b'KIT/0001'.hex()}", params={"encoding": "hex"})
+    gone = c.get(f"/risorse/articoli/{b'KIT/0001'.hex()}", params={"encoding": "hex"})
+    assert gone.status_code == 404
 
 
 def test_fulfil_and_row_states(sim: SimProcess, c: httpx.Client) -> None:

@@ -66,6 +66,12 @@ def test_installation_needs_no_context_and_gives_version(shared_sim: SimProcess)
     assert r.json()["aziende"][0]["codice"] == "DEM"
 
 
+def test_companies_and_users_need_no_context(shared_sim: SimProcess) -> None:
+    with client(shared_sim, context=False) as c:
+        assert c.get("/risorse/aziende").json()["dati"][0]["codice"] == "DEM"
+        assert {"nome": "demo"} in c.get("/risorse/dati-generali/utenti").json()["dati"]
+
+
 @pytest.mark.parametrize(
     "header",
     [
