@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 KINDS = ("total", "changed", "partial")
 STATUSES = ("ok", "ok_with_rejects", "failed", "cancelled")
 SCOPE_ENTITIES = (*MAIN_ENTITIES, *LOOKUP_ENTITIES, "resources", "orders")
-NOT_PULLED_HERE = ("resources", "orders")
+NOT_PULLED_HERE = ("resources",)
 PAGE_SIZE = 1000
 STAMP = "%Y%m%d %H%M%S"
 
@@ -344,6 +344,8 @@ class SyncRunner:
         self._messages: list[str] = []
         self._lease: Lease | None = None
         self._request: Any = None
+        self.orders = {"sent": 0, "failed": 0, "updated": 0}
+        self.customers = {"sent": 0, "failed": 0}
         self._plan_inputs: Any = None
 
     # --- events -----------------------------------------------------------------------
@@ -405,10 +407,6 @@ class SyncRunner:
             kind = "total"
             self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
         self.kind = kind
-        if kind == "partial" and scope is None:
-            self._messages.append(
-                "partial sync: no web orders or customers are waiting to be sent; nothing to do"
-            )
         pulls = kind in ("total", "changed")
         if pulls and not dry_run:
             self._lease = Lease(self.store, self.options.lease_seconds)
@@ -447,10 +445,23 @@ class SyncRunner:
                     self._memory_catalogue()
                 else:
                     fields_mod.attribute_update(self.store, self.client)
+            orders_scope = self._orders_scope(kind, scope)
+            if orders_scope is not None and not dry_run:
+                self._push_orders(orders_scope)
+            if kind == "partial" and scope is None:
+                pushed = sum(self.orders.values()) + sum(self.customers.values())
+                if dry_run or not pushed:
+                    what = "a dry run sends nothing" if dry_run else "nothing was waiting"
+                    self._messages.append(
+                        f"partial sync: pushes waiting web customers and orders; {what}; "
+                        "nothing to do"
+                    )
             for p in passes:
                 self._check_cancel()
                 self._pull(conn, p, dry_run)
-            if self._rejected_any():
+            if orders_scope is not None and (kind != "partial" or scope is not None):
+                self._refresh_orders(orders_scope, dry_run)
+            if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:
             status, error = "cancelled", "cancelled by the operator"
@@ -484,6 +495,8 @@ class SyncRunner:
             started,
             finished,
             entities=self.counts,
+            orders=self.orders,
+            customers=self.customers,
             error=error,
             message="; ".join(self._messages) or None,
         )
@@ -511,7 +524,8 @@ class SyncRunner:
         if kind == "partial":
             if scope is None:
                 return []
-            for name in sorted(scope.entities, key=lambda n: list(ENTITIES).index(n)):
+            pulled = [n for n in scope.entities if n in ENTITIES]
+            for name in sorted(pulled, key=lambda n: list(ENTITIES).index(n)):
                 passes.append(
                     _Pass(ENTITIES[name], full=not scope.codes, deletions=False, codes=scope.codes)
                 )
@@ -528,6 +542,84 @@ class SyncRunner:
                 keys = conn.execute(select(_RETRY.c.key).where(_RETRY.c.entity == name))
                 self._retry[name] = {k for (k,) in keys}
         return passes
+
+    # --- web orders (engine/orders does the work; the run decides when) ---------------
+
+    @staticmethod
+    def _orders_scope(kind: str, scope: Scope | None) -> tuple[str, ...] | None:
+        """None: the run leaves orders alone; () all waiting/open orders; else those ids."""
+        if scope is None:
+            return ()
+        if "orders" in scope.entities:
+            return scope.codes
+        return None
+
+    def _order_progress(self, phase: str) -> Callable[[int, int, str | None], None]:
+        started = time.monotonic()
+
+        def progress(done: int, total: int, message: str | None) -> None:
+            self._emit(phase, "orders", done, total, started=started, message=message)
+
+        return progress
+
+    def _push_orders(self, order_ids: tuple[str, ...]) -> None:
+        from passweb_tui.engine.orders.api import WebOrders
+        from passweb_tui.engine.orders.push import PushAborted
+
+        if not order_ids and not WebOrders(self.store).waiting_count():
+            return
+        self._emit("push", "orders", 0, None, message="sending waiting customers and orders")
+        try:
+            pushed = WebOrders(self.store).push(
+                self.client,  # type: ignore[arg-type]
+                order_ids=order_ids or None,
+                site_no=self.options.rules.site_no,
+                cancel=self.cancel,
+                on_progress=self._order_progress("push"),
+            )
+        except PushAborted:
+            raise Cancelled() from None
+        self.customers["sent"] += pushed.customers_sent
+        self.customers["failed"] += pushed.customers_failed
+        self.orders["sent"] += pushed.orders_sent + pushed.orders_recovered
+        self.orders["failed"] += pushed.orders_failed
+        for entity, ident, why in pushed.errors[:20]:
+            self._messages.append(f"{entity} {ident} not sent: {why}")
+        self._save_order_counts()
+
+    def _refresh_orders(self, order_ids: tuple[str, ...], dry_run: bool) -> None:
+        from passweb_tui.engine.orders.api import WebOrders
+        from passweb_tui.engine.orders.refresh import RefreshAborted
+
+        if not order_ids:
+            from passweb_tui.engine.orders import states
+
+            counts = WebOrders(self.store).counts()
+            if not any(counts.get(state, 0) for state in states.OPEN):
+                return
+        self._emit("orders", "orders", 0, None, message="re-reading orders open in the ERP")
+        try:
+            refreshed = WebOrders(self.store).refresh(
+                self.client,  # type: ignore[arg-type]
+                run_id=self.run_id,
+                order_ids=order_ids or None,
+                dry_run=dry_run,
+                cancel=self.cancel,
+                on_progress=self._order_progress("orders"),
+            )
+        except RefreshAborted:
+            raise Cancelled() from None
+        self.orders["updated"] += refreshed.updated
+        if not dry_run:
+            self._save_order_counts()
+
+    def _save_order_counts(self) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == self.run_id)
+                .values(orders=json.dumps({"orders": self.orders, "customers": self.customers}))
+            )
 
     def _memory_catalogue(self) -> None:
         for name in MAIN_ENTITIES:
@@ -1007,6 +1099,7 @@ class SyncRunner:
                     finished=finished,
                     error=error,
                     counts=json.dumps(self.counts),
+                    orders=json.dumps({"orders": self.orders, "customers": self.customers}),
                     message="; ".join(self._messages) or None,
                 )
             )
