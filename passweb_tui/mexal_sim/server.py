@@ -27,6 +27,7 @@ __all__ = [
     "SimApp",
     "SimHandle",
     "SimOptions",
+    "SimOptionsError",
     "StateFileError",
     "create_app",
     "serve",
@@ -49,6 +50,10 @@ class SimOptions:
     anno: int = field(default_factory=lambda: dt.date.today().year)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+
+class SimOptionsError(ValueError):
+    """Options the simulator cannot run with."""
 
 
 class SimApp:
@@ -95,7 +100,15 @@ class SimApp:
 def create_app(options: SimOptions) -> SimApp:
     """Generate (or load from the state file) the ERP and wrap it in the ASGI app.
 
-    Raises StateFileError when the state file exists but cannot be used."""
+    Raises StateFileError when the state file exists but cannot be used, and
+    SimOptionsError for impossible options."""
+    for name in ("articles", "customers", "orders"):
+        if getattr(options, name) < 0:
+            raise SimOptionsError(f"--{name} must be 0 or more, not {getattr(options, name)}")
+    if options.orders and not options.customers:
+        raise SimOptionsError("--orders needs at least one customer (--customers)")
+    if bool(options.tls_cert) != bool(options.tls_key):
+        raise SimOptionsError("--tls-cert and --tls-key go together")
     erp = open_erp(
         articles=options.articles,
         customers=options.customers,
@@ -165,7 +178,7 @@ def serve(options: SimOptions) -> None:
     """Serve until SIGTERM/SIGINT; prints one ready line once the socket listens."""
     try:
         app = create_app(options)
-    except StateFileError as exc:
+    except (StateFileError, SimOptionsError) as exc:
         raise SystemExit(f"passweb-tui erp-sim: {exc}") from None
     try:
         sock = _bind(options.host, options.port)
