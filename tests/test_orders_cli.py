@@ -3,27 +3,59 @@ CONTRACTS.md, one-line errors; and the orders tables match their migration."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_orders_helpers import jsonl, new_customer, order_line
 
 
-def cli(db: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "passweb_tui", "--db", db, "orders", *args],
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Run `passweb-tui --db DB orders ...` in this process (the entry point's own code)."""
+    from passweb_tui.cli import main
+
+    def run(db: str, *args: str, stdin: str | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        capsys.readouterr()
+        code = main(["--db", db, "orders", *args])
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def test_the_real_entry_point(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1"), "{broken"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "--db", db, "orders", "import", str(orders)],
         capture_output=True,
         text=True,
         timeout=120,
-        input=stdin,
         env=dict(os.environ),
     )
+    assert result.returncode == 4
+    assert result.stderr.strip().endswith(
+        "line 2: not valid JSON (Expecting property name enclosed in double quotes at column 2)"
+    )
+    assert "imported 1 orders; skipped 1 lines" in result.stdout
 
 
-def test_import_list_show_updates_ack(tmp_path: Path) -> None:
+def test_import_list_show_updates_ack(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     orders = tmp_path / "orders.jsonl"
     orders.write_text(
@@ -73,14 +105,17 @@ def test_import_list_show_updates_ack(tmp_path: Path) -> None:
     assert ack.returncode == 4 and "no order update 7" in ack.stderr
 
 
-def test_usage_errors_exit_2(tmp_path: Path) -> None:
+def test_usage_errors_exit_2(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    bad_state = cli(db, "list", "--state", "shipped")
-    assert bad_state.returncode == 2
+    with pytest.raises(SystemExit) as exited:
+        cli(db, "list", "--state", "shipped")
+    assert exited.value.code == 2
     no_file = cli(db, "import", str(tmp_path / "nope.jsonl"))
     assert no_file.returncode == 2
     assert no_file.stderr.strip().startswith("passweb-tui: cannot read")
-    assert cli(db, "ack", "x").returncode == 2
+    with pytest.raises(SystemExit) as exited:
+        cli(db, "ack", "x")
+    assert exited.value.code == 2
 
 
 def test_orders_tables_match_their_migration(db_url: str) -> None:

@@ -1,7 +1,7 @@
 """A pushing process killed with SIGKILL at random moments, restarted until nothing
 waits: every order is in the ERP exactly once (counted by marker through /sim/).
 
-The CI sample runs 3 rounds of 25 orders; the full sweep (20 rounds of 200 orders) is
+The CI sample runs 3 rounds of 15 orders; the full sweep (20 rounds of 200 orders) is
 marked slow: `.venv/bin/pytest -m slow tests/test_orders_killloop.py`.
 """
 
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,20 +24,32 @@ from test_orders_helpers import article_rows, erp_marker_counts, jsonl, new_cust
 
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.push import CRASH_STEPS
 from passweb_tui.engine.store import open_store
 
-# the child: push everything that waits, then say so; it may be killed at any moment
+# the child: push everything that waits, then say so. It may be killed at any moment;
+# told to, it stops at the n-th time it reaches a step of the push, says "holding" and
+# waits there to be killed (between its claim and its request, after the ERP accepted
+# but before the store knows, after the store commit).
 CHILD = """
 import json, sys
 from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.orders.push import Pusher
 from passweb_tui.engine.store import open_store
-db, cfg = sys.argv[1], json.loads(sys.argv[2])
+db, cfg, hold = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+seen = 0
+def crash(step, site_id):
+    global seen
+    if hold and step == hold["step"]:
+        seen += 1
+        if seen == hold["nth"]:
+            print("holding", step, site_id, flush=True)
+            sys.stdin.read()
 store = open_store(db)
 with MexalClient(ErpConfig(**cfg)) as client:
     print("ready", flush=True)
-    result = Pusher(store, client).push()
+    result = Pusher(store, client, crash=crash).push()
 print("done", result.orders_sent, result.orders_failed, flush=True)
 """
 
@@ -56,7 +69,7 @@ def erp() -> Iterator[Any]:
         p.stop()
 
 
-def kill_loop(db_url: str, erp: Any, rounds: int, n_orders: int, seed: int) -> None:
+def kill_loop(db_url: str, erp: Any, tmp: Path, rounds: int, n_orders: int, seed: int) -> None:
     rng = random.Random(seed)
     cfg = {
         "base_url": erp.url,
@@ -85,33 +98,46 @@ def kill_loop(db_url: str, erp: Any, rounds: int, n_orders: int, seed: int) -> N
             kills = starts = 0
             while orders.waiting_count() and starts < 60:
                 starts += 1
+                # how this start ends: held at a step and killed there, killed at a
+                # random moment, or left to finish
+                how = rng.choices(
+                    ["claimed", "accepted", "recorded", "timer", "finish"], [2, 2, 1, 3, 2]
+                )[0]
+                hold = None
+                if how in CRASH_STEPS:
+                    hold = {"step": how, "nth": rng.randint(1, max(1, orders.waiting_count()))}
+                errors = tmp / f"child-{r}-{starts}.err"
                 child = subprocess.Popen(
-                    [sys.executable, "-c", CHILD, db_url, json.dumps(cfg)],
+                    [sys.executable, "-c", CHILD, db_url, json.dumps(cfg), json.dumps(hold)],
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                    stderr=errors.open("w"),
                     text=True,
                     env=dict(os.environ),
                 )
                 assert child.stdout is not None
-                assert child.stdout.readline().strip() == "ready", (
-                    child.stderr.read() if child.stderr else ""
-                )
-                # most starts die at a random moment of their push; the others may finish
-                deadline = rng.uniform(0.0, 0.004 * n_orders) if rng.random() < 0.7 else None
-                try:
-                    child.wait(timeout=deadline)
-                except subprocess.TimeoutExpired:
-                    child.send_signal(signal.SIGKILL)
-                    kills += 1
+                line = child.stdout.readline().strip()
+                assert line == "ready", errors.read_text()
+                if hold is not None:
+                    line = child.stdout.readline().strip()
+                    if line.startswith("holding"):
+                        child.send_signal(signal.SIGKILL)
+                        kills += 1
+                elif how == "timer":
+                    try:
+                        child.wait(timeout=rng.uniform(0.0, 0.01 * n_orders))
+                    except subprocess.TimeoutExpired:
+                        child.send_signal(signal.SIGKILL)
+                        kills += 1
                 child.wait()
                 child.stdout.close()
-                if child.stderr is not None:
-                    err = child.stderr.read()
-                    child.stderr.close()
-                    assert child.returncode in (0, -signal.SIGKILL), err
+                if child.stdin is not None:
+                    child.stdin.close()
+                assert child.returncode in (0, -signal.SIGKILL), errors.read_text()
             assert orders.waiting_count() == 0, f"round {r}: still waiting after {starts} starts"
             assert erp_marker_counts(erp, ids) == {i: 1 for i in ids}, f"round {r}"
-            assert {o["state"] for o in orders.list(search=f"K{base // 1000}")} <= {states.STORED}
+            by_id = {o["id"]: o["state"] for o in orders.list()}
+            assert {by_id[i] for i in ids} == {states.STORED}
             print(f"round {r}: {starts} starts, {kills} killed")
         # some process died between its claim and its outcome: the case this test is for
         with store.read() as conn:
@@ -123,11 +149,11 @@ def kill_loop(db_url: str, erp: Any, rounds: int, n_orders: int, seed: int) -> N
         store.close()
 
 
-def test_sigkill_during_push_sample(db_url: str, erp: Any) -> None:
-    kill_loop(db_url, erp, rounds=3, n_orders=25, seed=1)
+def test_sigkill_during_push_sample(db_url: str, erp: Any, tmp_path: Path) -> None:
+    kill_loop(db_url, erp, tmp_path, rounds=3, n_orders=15, seed=1)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_sigkill_during_push_full_sweep(db_url: str, erp: Any) -> None:
-    kill_loop(db_url, erp, rounds=20, n_orders=200, seed=2)
+def test_sigkill_during_push_full_sweep(db_url: str, erp: Any, tmp_path: Path) -> None:
+    kill_loop(db_url, erp, tmp_path, rounds=20, n_orders=200, seed=2)

@@ -3,6 +3,7 @@ intake, lists, details, the review queue, and the push and refresh phases of a r
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ class WebOrders:
     def counts(self) -> dict[str, int]:
         """Orders per state (every state listed, zero included)."""
         with self.store.read() as conn:
-            found = dict(
+            found: dict[str, int] = dict(
                 conn.execute(
                     sa.select(orders_t.c.state, sa.func.count()).group_by(orders_t.c.state)
                 ).all()
@@ -275,7 +276,7 @@ class WebOrders:
         order_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """ERP-side order updates, newest first."""
         query = sa.select(updates_t).order_by(updates_t.c.id.desc()).offset(offset)
         if unreviewed:
@@ -313,7 +314,7 @@ class WebOrders:
                 ).scalar_one()
             )
 
-    def ack(self, update_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    def ack(self, update_ids: Sequence[int]) -> tuple[builtins.list[int], builtins.list[int]]:
         """Mark updates reviewed; returns (acknowledged now or before, unknown ids)."""
         ids = sorted(set(update_ids))
         with self.store.write() as conn:

@@ -199,7 +199,7 @@ def partial_orders_phase(
     """`sync partial --entity orders --code W1001 ...`: push the named orders that wait,
     re-read the named orders the ERP has; an unknown id is a reject."""
     with store.read() as conn:
-        known = dict(
+        known: dict[str, str] = dict(
             conn.execute(
                 sa.select(orders_t.c.id, orders_t.c.state).where(orders_t.c.id.in_(list(codes)))
             ).all()

@@ -202,15 +202,15 @@ class Pusher:
             for start in range(0, len(orders), CANDIDATE_PAGE):
                 chunk = orders[start : start + CANDIDATE_PAGE]
                 self._sources = self._load_sources([c.id for c in chunk])
-                self._parallel(
-                    chunk,
-                    lambda cand: self._push_order(cand, result, failed_customers),
-                    cancel,
-                    check,
-                    progress=None
-                    if on_progress is None
-                    else lambda n, base=done: on_progress(base + n, total, None),
-                )
+
+                def push_one(cand: _Candidate) -> None:
+                    self._push_order(cand, result, failed_customers)
+
+                def progress(n: int, base: int = done) -> None:
+                    if on_progress is not None:
+                        on_progress(base + n, total, None)
+
+                self._parallel(chunk, push_one, cancel, check, progress=progress)
                 done += len(chunk)
             self._sources = {}
             return result

@@ -165,7 +165,12 @@ def sync_resources(
                 old = known.get((code, nome))
                 stamp = str(item.get("dt_mod") or "")
                 present = old is not None and (folder / old.path).is_file()
-                same = present and old.dt_mod == stamp and old.size == item.get("dimensione")
+                same = (
+                    old is not None
+                    and present
+                    and old.dt_mod == stamp
+                    and old.size == item.get("dimensione")
+                )
                 fresh = code not in seen_before or mode == "all"
                 if same or (present and not fresh and since and _stamp(stamp) < since):
                     result.unchanged += 1
