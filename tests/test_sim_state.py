@@ -190,3 +190,23 @@ def test_tls(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["versione"]
     finally:
         p.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--articles", "-5"], "--articles"),
+        (["--customers", "0", "--orders", "3"], "--orders"),
+        (["--tls-cert", "cert.pem"], "--tls-key"),
+    ],
+)
+def test_impossible_options_are_a_clear_error(args: list[str], needle: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
