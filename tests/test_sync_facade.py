@@ -1,0 +1,93 @@
+"""The facade the UI uses: runs in a worker thread with progress events, and the reads
+behind the dashboard, change log, categories, catalogue and fields screens."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from passweb_tui.engine.facade import Engine, ProgressEvent
+
+
+def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
+    shared_sim: Any, db_url: str
+) -> None:
+    from test_sync_rules import open_engine
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    try:
+        events: list[ProgressEvent] = []
+        finished = threading.Event()
+
+        def listen(ev: ProgressEvent) -> None:
+            events.append(ev)
+            if ev.finished:
+                finished.set()
+
+        handle = engine.start_run("changed", on_event=listen)
+        assert handle.run_id is not None
+        result = handle.wait(120)
+        assert handle.done and result is not None and result.status == "ok"
+        assert finished.wait(5)
+        phases = [e.phase for e in events]
+        assert phases[0] == "attributes" and phases[-1] == "done"
+        assert {"lookups", "articles", "customers", "conditions", "deletions"} <= set(phases)
+        articles = [e for e in events if e.phase == "articles" and e.done]
+        assert articles and articles[-1].done == result.entities["articles"]["fetched"]
+        assert all(e.rate and e.rate > 0 for e in articles)
+        assert events[-1].finished and events[-1].status == "ok"
+
+        board = engine.dashboard()
+        assert board.articles == result.entities["articles"]["inserted"]
+        assert board.customers == result.entities["customers"]["inserted"]
+        assert board.last_success is not None and board.watermark is not None
+        assert board.erp_state == "ok" and board.lease is None
+        assert board.last_runs[0].run_id == result.run_id
+        assert ("articles", "(inserted)", board.articles) in board.field_changes
+
+        categories = engine.categories()
+        assert sum(c.article_count for c in categories) == board.articles
+        busiest = max(categories, key=lambda c: c.article_count)
+        in_it = engine.articles(category=busiest.code, limit=10_000)
+        assert len(in_it) == busiest.article_count
+        assert all(a["category"] == busiest.code for a in in_it)
+        assert any(c.parent for c in categories)
+
+        first = engine.articles(limit=1)[0]
+        word = (first["description"] or first["code"]).split()[0].lower()
+        found = engine.articles(search=word, limit=500)
+        assert first["code"] in {a["code"] for a in found}
+        assert all(
+            word in (a["description"] or "").lower() or word in a["code"].lower() for a in found
+        )
+        assert first["prices"] and all(isinstance(v, str) for v in first["prices"].values())
+        customer = engine.customers(limit=1)[0]
+        assert engine.customers(search=customer["code"])[0]["code"] == customer["code"]
+
+        history = engine.record_history("articles", first["code"])
+        assert [(h.change, h.run_id) for h in history] == [("inserted", result.run_id)]
+        page = engine.changes(entity="articles", limit=5, offset=5)
+        assert len(page) == 5 and all(c.entity == "articles" for c in page)
+        detail = engine.run_detail(result.run_id)
+        assert detail.run.run_id == result.run_id and detail.rejects == []
+        assert detail.erp_clock is not None
+
+        rows = engine.fields("articles")
+        assert any(r.key and r.name == "codice" for r in rows)
+        assert {r.name for r in rows if r.used} >= {"descrizione", "prz_listino"}
+        assert engine.set_used("articles", ["peso"], False) == ["peso"]
+        assert not next(r for r in engine.fields("articles") if r.name == "peso").used
+    finally:
+        engine.close()
+
+
+def test_the_engine_never_imports_the_ui() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, passweb_tui.engine.facade, passweb_tui.commands.sync;"
+        "print(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
