@@ -26,9 +26,9 @@ pytest_plugins = ["ui_fixtures"]
 SYNC_TIMEOUT_S = 60
 
 
-def slow_erp(sim: Any, latency_ms: int = 150) -> None:
+def slow_erp(erp_sim: Any, latency_ms: int = 150) -> None:
     """Make every ERP reply slow enough that a run is still going when we act on it."""
-    sim.admin("PUT", "/faults", json={"latency_ms": latency_ms})
+    erp_sim.admin("PUT", "/faults", json={"latency_ms": latency_ms})
 
 
 async def wait_sync(pilot: Any, app: PasswebApp) -> None:
@@ -95,7 +95,7 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         assert app.screen.query_one("#f-run", Input).value == str(snap.run_id)
 
 
-async def test_total_then_partial_of_typed_codes(engine: Engine, sim: Any) -> None:
+async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -> None:
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s", "t")
@@ -148,9 +148,9 @@ async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> Non
         assert app.screen.entity == "customers"
 
 
-async def test_cancel_asks_first_and_the_run_ends_cancelled(synced: Engine, sim: Any) -> None:
+async def test_cancel_asks_first_and_the_run_ends_cancelled(synced: Engine, erp_sim: Any) -> None:
     engine = synced
-    slow_erp(sim)
+    slow_erp(erp_sim)
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s", "t")
@@ -166,9 +166,9 @@ async def test_cancel_asks_first_and_the_run_ends_cancelled(synced: Engine, sim:
     assert run.status == "cancelled" and run.kind == "total"
 
 
-async def test_a_refused_launch_says_why(synced: Engine, sim: Any) -> None:
+async def test_a_refused_launch_says_why(synced: Engine, erp_sim: Any) -> None:
     engine = synced
-    slow_erp(sim)
+    slow_erp(erp_sim)
     other = engine.start_run("changed")  # as if launched by the service or another terminal
     try:
         app = create_app(engine, poll_s=0)
@@ -186,9 +186,9 @@ async def test_a_refused_launch_says_why(synced: Engine, sim: Any) -> None:
         other.wait(SYNC_TIMEOUT_S)
 
 
-async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, sim: Any) -> None:
+async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, erp_sim: Any) -> None:
     engine = synced
-    slow_erp(sim)
+    slow_erp(erp_sim)
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s", "t")
@@ -204,9 +204,9 @@ async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, si
     assert engine.runs(limit=1)[0].status == "cancelled"
 
 
-async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, sim: Any) -> None:
+async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, erp_sim: Any) -> None:
     engine = synced
-    slow_erp(sim)
+    slow_erp(erp_sim)
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s", "v")

@@ -35,7 +35,7 @@ def ui_sim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def sim(ui_sim: Any) -> Iterator[Any]:
+def erp_sim(ui_sim: Any) -> Iterator[Any]:
     """The module's simulator, its faults cleared after each test."""
     try:
         yield ui_sim
@@ -44,8 +44,8 @@ def sim(ui_sim: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def engine(sim: Any, tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp_of(sim)))
+def engine(erp_sim: Any, tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp_of(erp_sim)))
     try:
         yield eng
     finally:
@@ -65,11 +65,11 @@ def synced_store(ui_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def synced(sim: Any, synced_store: Path, tmp_path: Path) -> Iterator[Engine]:
+def synced(erp_sim: Any, synced_store: Path, tmp_path: Path) -> Iterator[Engine]:
     """An engine on a store that already had its first Totale."""
     copy = tmp_path / "synced.db"
     shutil.copyfile(synced_store, copy)
-    eng = Engine.open(EngineSettings(f"sqlite:///{copy}", erp_of(sim)))
+    eng = Engine.open(EngineSettings(f"sqlite:///{copy}", erp_of(erp_sim)))
     try:
         yield eng
     finally:

@@ -91,7 +91,7 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
             continue
         for column, old, new in zip(columns, current, cells, strict=False):
             if str(old) != str(new):
-                table.update_cell(key, column, new)
+                table.update_cell(key, column, new, update_width=True)
     if changed_membership and table.row_count > 1:
         position = {tuple(str(c) for c in cells): i for i, cells in enumerate(wanted.values())}
         table.sort(key=lambda row: position.get(tuple(str(c) for c in row), 0))

@@ -156,6 +156,7 @@ class SyncScreen(BaseScreen):
         return Scope(entities=(str(entity),), codes=codes)
 
     def action_launch(self, kind: str) -> None:
+        self.query_one(f"#kind-{kind}", StateRadioButton).value = True  # the form shows it
         dry_run = self.query_one("#sync-dry", Checkbox).value
         scope = None
         if kind == "partial":

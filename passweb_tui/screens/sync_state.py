@@ -57,9 +57,11 @@ class SyncSnapshot:
         kind = kind_label(self.ran_kind) + (" " + t("sync.dry") if self.dry_run else "")
         if not self.running:
             return f"{kind}: {t('status.' + (self.status or 'failed'))}"
-        parts = [f"⟳ {kind}", t("phase." + self.phase, default=self.phase)]
-        if self.entities:
-            cur = self.entities[-1]
+        parts = [f"⟳ {kind}"]
+        cur = self.entities[-1] if self.entities else None
+        if cur is None or cur.entity != self.phase:
+            parts.append(t("phase." + self.phase, default=self.phase))
+        if cur is not None:
             total = f"/{cur.total}" if cur.total else ""
             parts.append(f"{t('entity.' + cur.entity, default=cur.entity)} {cur.done}{total}")
         if self.cancelling:
