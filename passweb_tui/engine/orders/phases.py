@@ -131,7 +131,7 @@ def push_phase(
         site_no=settings.site_no,
     )
     result = pusher.push(order_ids=order_ids, on_progress=progress, check=check)
-    report.orders_sent = result.orders_sent
+    report.orders_sent = result.orders_sent + result.orders_recovered
     report.orders_failed = result.orders_failed
     report.customers_sent = result.customers_sent
     report.customers_failed = result.customers_failed

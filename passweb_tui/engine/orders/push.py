@@ -76,11 +76,14 @@ class PushAborted(Exception):
 
 @dataclass
 class PushResult:
+    #: customers created, or found in the ERP after an attempt with a lost answer
     customers_sent: int = 0
     customers_failed: int = 0
+    #: orders created in the ERP by this push
     orders_sent: int = 0
     orders_failed: int = 0
-    #: orders found already in the ERP by their marker (a lost answer, recovered)
+    #: orders found already in the ERP by their marker (an earlier attempt's lost
+    #: answer, recovered): in the ERP now, but not sent by this push
     orders_recovered: int = 0
     #: waiting records left alone because another push holds them
     skipped_busy: int = 0
@@ -92,7 +95,10 @@ class PushResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "orders": {"sent": self.orders_sent, "failed": self.orders_failed},
+            "orders": {
+                "sent": self.orders_sent + self.orders_recovered,
+                "failed": self.orders_failed,
+            },
             "customers": {"sent": self.customers_sent, "failed": self.customers_failed},
         }
 
@@ -755,9 +761,10 @@ class Pusher:
                 values=values,
             )
         with self._lock:
-            result.orders_sent += 1
             if outcome == "found":
                 result.orders_recovered += 1
+            else:
+                result.orders_sent += 1
 
     def _fail_order(
         self, oid: str, claim: _Claim, message: str, uncertain: bool, result: PushResult

@@ -1,0 +1,86 @@
+"""Orders through the sync commands, as an operator runs them: `sync partial` pushes what
+waits, a scoped PARTIAL pushes or re-reads named orders, CHANGED re-reads open ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_orders_helpers import article_rows, erp_marker_counts, jsonl, new_customer, order_line
+
+from passweb_tui.cli import main
+
+
+@pytest.fixture
+def cli(
+    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, Any]]:
+    """`passweb-tui ARGS` in this process against the simulator; (exit status, JSON out)."""
+    for var, value in (
+        ("PASSWEB_TUI_ERP_URL", sim.url),
+        ("PASSWEB_TUI_ERP_USER", sim.user),
+        ("PASSWEB_TUI_ERP_PASSWORD", sim.password),
+        ("PASSWEB_TUI_AZIENDA", sim.azienda),
+        ("PASSWEB_TUI_ANNO", str(sim.anno)),
+        ("PASSWEB_TUI_DB", f"sqlite:///{tmp_path / 'store.db'}"),
+    ):
+        monkeypatch.setenv(var, value)
+
+    def run(*args: str) -> tuple[int, Any]:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr().out
+        return code, json.loads(out) if "--json" in args else out
+
+    return run
+
+
+def test_partial_pushes_what_waits_and_scoped_partial_rereads(
+    cli: Callable[..., tuple[int, Any]], sim: Any, tmp_path: Path
+) -> None:
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(
+        jsonl(
+            order_line("W1", customer=new_customer(1), rows=article_rows(2)),
+            order_line("W2", rows=article_rows(1)),
+            order_line("W3", payment="unconfirmed", rows=article_rows(1)),
+            order_line("W4", rows=[{"article": "NOPE", "qty": 1, "price": 1, "vat_code": "22"}]),
+        ),
+        encoding="utf-8",
+    )
+    assert cli("orders", "import", str(orders))[0] == 0
+
+    code, run = cli("sync", "partial", "--json")
+    assert code == 4  # W4 could not be sent
+    assert run["kind"] == "partial" and run["status"] == "ok_with_rejects"
+    assert run["orders"]["sent"] == 2 and run["orders"]["failed"] == 1
+    assert run["customers"] == {"sent": 1, "failed": 0}
+    assert erp_marker_counts(sim, ["W1", "W2", "W3", "W4"]) == {"W1": 1, "W2": 1, "W3": 0, "W4": 0}
+    listed = {o["id"]: o for o in cli("orders", "list", "--json")[1]}
+    assert listed["W4"]["state"] == "new" and "NOPE" in listed["W4"]["last_error"]
+
+    # the ERP ships part of W1; a PARTIAL scoped to W1 brings it back
+    sim.admin(
+        "POST",
+        f"orders/{listed['W1']['erp_key']}/fulfil",
+        json={"rows": {"1": 1}, "delivery_note": True},
+    )
+    code, run = cli("sync", "partial", "--entity", "orders", "--code", "W1", "--json")
+    assert code == 0, run
+    assert run["orders"]["updated"] == 1
+    assert cli("orders", "show", "W1", "--json")[1]["state"] == "partially_fulfilled"
+    (update,) = cli("orders", "updates", "--unreviewed", "--json")[1]
+    assert update["order_id"] == "W1" and update["after"]["rows"][0]["qta_evasa"] == "1"
+    assert cli("orders", "ack", str(update["update_id"]))[0] == 0
+    assert cli("orders", "updates", "--unreviewed", "--json")[1] == []
+
+    # a row of W2 suspended in the ERP: the next CHANGED (a first one runs as TOTAL) sees it
+    sim.admin("POST", f"orders/{listed['W2']['erp_key']}/rows/1/state", json={"state": "S"})
+    code, run = cli("sync", "changed", "--json")
+    assert run["kind"] == "total" and run["orders"]["updated"] == 1, run
+    assert cli("orders", "show", "W2", "--json")[1]["state"] == "suspended"
+    # nothing was sent twice along the way
+    assert erp_marker_counts(sim, ["W1", "W2"]) == {"W1": 1, "W2": 1}
