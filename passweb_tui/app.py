@@ -8,7 +8,9 @@ import asyncio
 import datetime as dt
 import importlib.util
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -112,6 +114,9 @@ class PasswebApp(App[int]):
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
         self._exiting = False
+        self._previous_sighup: Any = None
+        #: closes what the app was given (engine, demo ERP) before a hard exit on SIGHUP
+        self.cleanup: Callable[[], None] | None = None
         #: set whenever the sync launched from here ends or is refused (tests wait on it)
         self.sync_ended = asyncio.Event()
         for mode, module, cls in self._screens():
@@ -136,11 +141,10 @@ class PasswebApp(App[int]):
 
     def on_mount(self) -> None:
         self._apply_keymap()
-        try:
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, self.hangup)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # no SIGHUP on this platform or not the main thread (tests)
+        if not self.is_headless and threading.current_thread() is threading.main_thread():
+            # a plain signal handler, not the event loop's: when the terminal is gone the
+            # loop may be stuck writing to it and would never run a loop callback
+            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
         if self.engine is None:
             from passweb_tui.screens.setup import SetupScreen
 
@@ -149,10 +153,9 @@ class PasswebApp(App[int]):
             self.switch_mode("dashboard")
 
     def on_unmount(self) -> None:
-        try:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
 
     def _apply_keymap(self) -> None:
         """Apply [ui] keymap from the config file; unknown binding ids are named."""
@@ -390,9 +393,31 @@ class PasswebApp(App[int]):
         self.run_worker(wait_then_exit, thread=True, group="exit", exit_on_error=False)
 
     def hangup(self) -> None:
-        """The terminal went away (SIGHUP): cancel a running sync cleanly and exit."""
+        """Cancel a running sync cleanly and exit, through the app's own shutdown."""
         log.warning("terminal hung up; cancelling any running sync and exiting")
         self.cancel_and_exit(1)
+
+    def _on_sighup(self, _signum: int, _frame: Any) -> None:
+        threading.Thread(target=self._hangup_without_terminal, name="hangup", daemon=True).start()
+
+    def _hangup_without_terminal(self) -> None:
+        """The terminal is gone (SIGHUP): nothing can be drawn any more, so the UI is not
+        shut down politely (that writes to the dead terminal and may block forever). The
+        sync is cancelled and waited for, so it is recorded as cancelled with nothing
+        half-written; what the app was given is closed; then the process ends."""
+        log.warning("terminal hung up; cancelling any running sync and exiting")
+        try:
+            self.sync.request_cancel()
+            handle = self.sync.handle
+            if handle is not None:
+                handle.wait(CANCEL_GRACE_S)
+            if self.cleanup is not None:
+                self.cleanup()
+        except Exception:
+            log.exception("cleaning up after the terminal hung up")
+        finally:
+            logging.shutdown()
+            os._exit(1)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

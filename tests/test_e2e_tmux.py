@@ -3,7 +3,9 @@ launched with keys, its outcome read from the captured screen, then ctrl+q."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -11,7 +13,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = [
@@ -102,3 +106,42 @@ def test_demo_runs_a_variati_launched_with_keys(terminal: Terminal) -> None:
     terminal.keys("C-q")
     screen = terminal.wait_for("passweb-tui-exit=", 60)
     assert "passweb-tui-exit=0" in screen
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
+    """Closing the terminal (tmux kills the session: SIGHUP) while a Totale runs: the app
+    cancels the run, which is recorded as cancelled, and the process ends."""
+    pid_file = tmp_path / "pid"
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec {shlex.quote(sys.executable)} -m passweb_tui --demo"
+    term = Terminal(f"sh -c {shlex.quote(command)}")
+    try:
+        screen = term.wait_for("Last successful sync", STARTUP_S)
+        pid = int(pid_file.read_text())
+        # the dashboard names the demo ERP; slowing it keeps the Totale going meanwhile
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
+        assert url, screen
+        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 100}, timeout=30).raise_for_status()
+        term.keys("s")
+        term.wait_for("Kind of sync", 30)
+        term.keys("t")
+        term.wait_for("⟳ Totale", 30)
+    finally:
+        term.close()
+    deadline = time.monotonic() + 90
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a process we did not start has no handle to wait on
+    assert not pid_alive(pid), "passweb-tui kept running after its terminal went away"
+    runs = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    last = json.loads(runs.stdout)[0]
+    assert (last["kind"], last["status"]) == ("total", "cancelled")

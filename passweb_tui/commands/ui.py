@@ -41,6 +41,7 @@ class Session:
         self.engine: Any = None
         self.demo_erp: Any = None
         self.activity: Any = None
+        self.closed = False
 
     def start_activity(self, erp: ErpConfig) -> None:
         from passweb_tui.demo_activity import DemoActivity
@@ -97,6 +98,9 @@ class Session:
 
     def close(self, app: Any) -> None:
         """Leave nothing running: a sync still going is cancelled and waited for."""
+        if self.closed:
+            return
+        self.closed = True
         handle = getattr(getattr(app, "sync", None), "handle", None)
         if handle is not None and not handle.done:
             handle.cancel()
@@ -136,6 +140,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         keymap=settings.keymap,
         erp_label=label,
     )
+    app.cleanup = lambda: session.close(app)
     try:
         code = app.run()
     finally:
