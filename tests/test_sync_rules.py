@@ -317,14 +317,22 @@ def test_total_and_changed_exclude_each_other_and_a_dead_holder_expires(engine: 
     assert engine.run("partial").status == "ok"
     from sqlalchemy import update
 
-    from passweb_tui.engine.models import SyncLease
+    from passweb_tui.engine.models import SyncLease, SyncRun
 
-    with engine.store.write() as conn:  # the holder died and its lease ran out
+    with engine.store.write() as conn:  # the holder died mid-run and its lease ran out
         conn.execute(
             update(SyncLease.__table__).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
         )
+        dead = conn.execute(
+            SyncRun.__table__.insert()
+            .values(kind="total", requested_kind="total", origin="site", status="running",
+                    started=datetime.now(UTC), counts="{}")
+            .returning(SyncRun.__table__.c.id)
+        ).scalar_one()  # fmt: skip
     assert engine.run("changed").status == "ok"
     assert engine.lease() is None
+    abandoned = engine.run_detail(dead).run
+    assert abandoned.status == "failed" and "interrupted" in (abandoned.error or "")
 
 
 def test_cancelling_stops_cleanly_and_keeps_the_watermark(engine: Engine) -> None:

@@ -411,6 +411,7 @@ class SyncRunner:
         if pulls and not dry_run:
             self._lease = Lease(self.store, self.options.lease_seconds)
             self._lease.acquire()
+            self._close_abandoned_runs()
         started = utcnow()
         try:
             self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started)
@@ -424,6 +425,23 @@ class SyncRunner:
         self._request = (kind, requested, origin, scope, dry_run, started)
         self._plan_inputs = (watermark, attrs_done, refill)
         return self.run_id
+
+    def _close_abandoned_runs(self) -> None:
+        """With the lease in hand, any TOTAL/CHANGED still marked running lost its process."""
+        with self.store.write() as conn:
+            conn.execute(
+                update(_RUNS)
+                .where(
+                    _RUNS.c.status == "running",
+                    _RUNS.c.kind.in_(("total", "changed")),
+                    _RUNS.c.dry_run.is_(False),
+                )
+                .values(
+                    status="failed",
+                    finished=utcnow(),
+                    error="interrupted: its process ended before the run finished",
+                )
+            )
 
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
