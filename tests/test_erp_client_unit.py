@@ -721,3 +721,20 @@ def test_check_on_a_server_that_is_not_the_webapi_says_so() -> None:
     with rec.client() as client, pytest.raises(NotFoundError) as err:
         client.check()
     assert f"no Mexal WebAPI answers at {BASE}" in str(err.value)
+
+
+def test_iter_pages_starts_over_when_a_token_fails_before_any_record() -> None:
+    replies = iter(
+        [
+            page([], "t1"),  # the server cut the first page short, with nothing in it
+            erp_error(400, "1003 - token next non valido"),
+            page([{"codice": "A"}, {"codice": "B"}], "t2"),
+            page([{"codice": "C"}]),
+        ]
+    )
+    rec = Recorder(lambda r: next(replies))
+    with rec.client() as client:
+        got = [r["codice"] for p in client.iter_pages("articoli") for r in p.records]
+    assert got == ["A", "B", "C"]
+    assert [r.method for r in rec.requests] == ["GET"] * 4
+    assert "next" not in rec.requests[2].url.params

@@ -366,12 +366,14 @@ class MexalClient:
         page raises its error.
         """
         filters = tuple(filters)
-        last_key: Any = None
-        seen_last_page: set[Any] = set()
+        last_records: list[dict[str, Any]] = []  # the last page yielded
+        yielded = False
+        guard: set[Any] = set()  # keys of the page before a resume, never to repeat
         token: str | None = None
-        resumed = False  # paging a `key_field > last_key` search
+        resumed = False  # paging a `key_field > last key` search
         stalled = 0
         while True:
+            last_key = last_records[-1].get(key_field) if last_records else None
             try:
                 if resumed or filters:
                     extra = (Filter(key_field, ">", last_key),) if resumed else ()
@@ -383,11 +385,16 @@ class MexalClient:
             except ErpError as exc:
                 if token is None or not (exc.retryable or isinstance(exc, TokenRejectedError)):
                     raise
-                if last_key is None:
-                    raise
                 stalled += 1
                 if stalled > self.config.max_retries:
                     raise
+                token = None
+                if not yielded:
+                    # nothing handed out yet: starting over cannot repeat a record
+                    log.info("paging %s: first token failed (%s); starting over", resource, exc)
+                    continue
+                if not _is_scalar_key(last_key):
+                    raise  # without the key field in the records there is nothing to resume from
                 log.info(
                     "paging %s: page with a next token failed (%s); going on after %s=%r",
                     resource,
@@ -395,20 +402,20 @@ class MexalClient:
                     key_field,
                     last_key,
                 )
-                token = None
                 resumed = True
+                guard = {r.get(key_field) for r in last_records}
                 continue
             records = page.records
-            if resumed and seen_last_page:
-                # the search already excludes keys up to last_key; this is a cheap guard
-                records = [r for r in records if r.get(key_field) not in seen_last_page]
+            if guard:
+                # the search already excludes keys up to the last one; a cheap extra check
+                records = [r for r in records if r.get(key_field) not in guard]
+                guard = set()
             if records:
-                # without the key field in the records, a failed page cannot be resumed
-                keys = [r.get(key_field) for r in records]
-                last_key = keys[-1] if _is_scalar_key(keys[-1]) else None
-                seen_last_page = {k for k in keys if _is_scalar_key(k)}
+                last_records = records
+                yielded = True
                 stalled = 0
-                page = Page(records, page.next_token, page.data_ric_elab)
+                if records is not page.records:
+                    page = Page(records, page.next_token, page.data_ric_elab)
                 yield page
             token = page.next_token
             if token is None:
