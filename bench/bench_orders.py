@@ -185,7 +185,7 @@ def main() -> None:
             r = refresh_open_orders(store, client)
             secs = time.perf_counter() - t0
             print(
-                f"  1% changed, batch 100: {r.requests} requests  {secs:6.2f} s  "
+                f"  1% changed, default batch: {r.requests} requests  {secs:6.2f} s  "
                 f"updated {r.updated} (queued for review)"
             )
     finally:

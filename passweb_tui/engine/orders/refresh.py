@@ -32,7 +32,7 @@ orders_t = WebOrder.__table__  # type: ignore[attr-defined]
 updates_t = WebOrderUpdate.__table__  # type: ignore[attr-defined]
 
 #: orders re-read per search (the key list of one request)
-BATCH_SIZE = 100
+BATCH_SIZE = 200
 
 
 class RefreshAborted(Exception):
