@@ -30,6 +30,7 @@ from passweb_tui.engine.erp.errors import (
     MalformedResponseError,
     NotFoundError,
     PoolExhaustedError,
+    TokenRejectedError,
 )
 from passweb_tui.engine.erp.settings import ErpConfig
 
@@ -138,6 +139,19 @@ def test_pages_respect_max_and_carry_the_erp_clock(big_sim: SimProcess) -> None:
     assert len(first.records) == 250 and first.next_token
     assert first.records[-1]["codice"] < second.records[0]["codice"]
     assert isinstance(first.data_ric_elab, dt.datetime)
+
+
+def test_used_or_unknown_token_is_rejected_with_1003(big_sim: SimProcess) -> None:
+    counter = Counter()
+    with client_for(big_sim, counter) as client:
+        first = client.list_page("articoli", fields=["codice"], max=10)
+        assert first.next_token
+        client.list_page("articoli", fields=["codice"], max=10, next_token=first.next_token)
+        for token in (first.next_token, "no-such-token"):  # single use; made up
+            with pytest.raises(TokenRejectedError) as err:
+                client.list_page("articoli", fields=["codice"], max=10, next_token=token)
+            assert err.value.status == 400 and err.value.code == 1003
+    assert counter.statuses == [200, 200, 400, 400]  # never retried
 
 
 def test_rejected_tokens_continue_by_search_without_gaps_or_repeats(
