@@ -84,3 +84,45 @@ def test_partial_pushes_what_waits_and_scoped_partial_rereads(
     assert cli("orders", "show", "W2", "--json")[1]["state"] == "suspended"
     # nothing was sent twice along the way
     assert erp_marker_counts(sim, ["W1", "W2"]) == {"W1": 1, "W2": 1}
+
+
+def test_two_partial_syncs_at_once_send_each_order_once(
+    cli: Callable[..., tuple[int, Any]], sim: Any, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ids = [f"P{i}" for i in range(40)]
+    lines = [
+        order_line(
+            oid,
+            customer=new_customer(i) if i % 8 == 0 else {"code": "501.00002"},
+            rows=article_rows(1, first=1 + i),
+        )
+        for i, oid in enumerate(ids)
+    ]
+    (tmp_path / "orders.jsonl").write_text(jsonl(*lines), encoding="utf-8")
+    assert cli("orders", "import", str(tmp_path / "orders.jsonl"))[0] == 0
+    sim.admin("PUT", "faults", json={"latency_ms": 30})  # so that the two overlap
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "passweb_tui", "sync", "partial", "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ),
+            )
+            for _ in range(2)
+        ]
+        runs = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            runs.append(json.loads(out))
+    finally:
+        sim.admin("DELETE", "faults")
+    assert sum(r["orders"]["sent"] for r in runs) == 40
+    assert sum(r["customers"]["sent"] for r in runs) == 5
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
