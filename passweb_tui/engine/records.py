@@ -401,17 +401,8 @@ def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
     return key
 
 
-def _digest_default(value: Any) -> Any:
-    if isinstance(value, Decimal | float):
-        return canon(value)
-    raise TypeError(f"cannot digest {type(value).__name__}")
-
-
-_RAW_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_digest_default
-)
 # bump when what goes into a digest changes, so old digests simply stop matching
-DIGEST_VERSION = b"2"
+DIGEST_VERSION = b"3"
 
 
 def digest_salt(spec: EntitySpec, rules: SiteRules, used: tuple[str, ...] | None = None) -> bytes:
@@ -429,10 +420,14 @@ def digest_salt(spec: EntitySpec, rules: SiteRules, used: tuple[str, ...] | None
 
 
 def record_digest(record: Mapping[str, Any], salt: bytes) -> str:
-    """A digest of a record as received (decimals in canonical form), so an unchanged
-    record is recognised without canonicalising or validating it again."""
+    """A digest of a record exactly as received, so an unchanged record is recognised
+    without canonicalising or validating it again.
+
+    The same value spelled differently (12.5 / 12.50) gives another digest; that only
+    costs a field-by-field comparison, which finds no change (values are compared in
+    canonical form), so it is never reported as one."""
     h = hashlib.blake2b(salt, digest_size=16)
-    h.update(_RAW_ENCODER.encode(record).encode())
+    h.update(repr(record).encode())
     return h.hexdigest()
 
 

@@ -868,9 +868,10 @@ class SyncRunner:
             updates = [r for r in rows if r.key in existing]
             same = 0  # digest differed (e.g. a setting changed) but no value did
             gone = [k for k in removed if k in existing]
-            changes: list[dict[str, Any]] = []
+            changes: list[tuple[Any, ...]] = []
+            at = _bound_now(conn, now)
             for r in inserts:
-                changes.append(self._change(now, spec, r.key, "inserted"))
+                changes.append(self._change(at, spec, r.key, "inserted"))
             if updates:
                 cols = [t.c.code, t.c.data, *[t.c[c] for c in site_cols]]
                 old_rows = conn.execute(
@@ -893,24 +894,27 @@ class SyncRunner:
                         a, b = old_data.get(f), r.data.get(f)
                         if a != b:
                             changes.append(
-                                self._change(now, spec, r.key, "updated", f, as_text(a), as_text(b))
+                                self._change(at, spec, r.key, "updated", f, as_text(a), as_text(b))
                             )
                     for i, c in enumerate(site_cols):
                         a, b = o[2 + i], r.derived.get(c)
                         if a != b:
                             changes.append(
-                                self._change(now, spec, r.key, "updated", c, as_text(a), as_text(b))
+                                self._change(at, spec, r.key, "updated", c, as_text(a), as_text(b))
                             )
                     if len(changes) == before:
                         same += 1
             for k in gone:
-                changes.append(self._change(now, spec, k, "deleted"))
+                changes.append(self._change(at, spec, k, "deleted"))
             if p.deletions:
                 seen = [*keys, *(k for k, _ in rejects if k)]
                 if seen:
-                    conn.execute(
-                        self._seen_insert(conn),
-                        [{"entity": spec.name, "key": k} for k in dict.fromkeys(seen)],
+                    _bulk_insert(
+                        conn,
+                        "pwt_seen",
+                        ("entity", "key"),
+                        [(spec.name, k) for k in dict.fromkeys(seen)],
+                        on_conflict_do_nothing=True,
                     )
             counts["inserted"] += len(inserts)
             counts["updated"] += len(updates) - same
@@ -960,7 +964,7 @@ class SyncRunner:
                 if spec.name == "articles":
                     conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(gone)))
             if changes:
-                conn.execute(insert(_CHANGES), changes)
+                _bulk_insert(conn, "change_log", _CHANGE_COLUMNS, changes)
             if spec.main:
                 if rejected_keys:
                     conn.execute(
@@ -994,24 +998,15 @@ class SyncRunner:
 
     def _change(
         self,
-        at: datetime,
+        at: Any,  # already in the driver's form (see _bound_now)
         spec: EntitySpec,
         key: str,
         change: str,
         field_name: str | None = None,
         old: str | None = None,
         new: str | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "at": at,
-            "entity": spec.name,
-            "key": key,
-            "change": change,
-            "field": field_name,
-            "old": old,
-            "new": new,
-        }
+    ) -> tuple[Any, ...]:
+        return (self.run_id, at, spec.name, key, change, field_name, old, new)
 
     def _delete_unseen(
         self, conn: Connection, spec: EntitySpec, counts: dict[str, int], dry_run: bool
@@ -1121,6 +1116,36 @@ class SyncRunner:
                     message="; ".join(self._messages) or None,
                 )
             )
+
+
+_CHANGE_COLUMNS = ("run_id", "at", "entity", "key", "change", "field", "old", "new")
+
+
+def _bound_now(conn: Connection, now: datetime) -> Any:
+    """`now` as the change log's `at` column binds it, computed once per page."""
+    proc = _CHANGES.c.at.type.bind_processor(conn.dialect)
+    return proc(now) if proc else now
+
+
+def _bulk_insert(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    on_conflict_do_nothing: bool = False,
+) -> None:
+    """Many rows of plain, already-bound values in one executemany, without the per-row
+    parameter processing of a Core insert (the change log and the seen keys are the
+    largest writes of a first TOTAL)."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(mark for _ in columns)})"
+    if on_conflict_do_nothing:
+        sql += " ON CONFLICT DO NOTHING"
+    conn.exec_driver_sql(sql, list(rows))
 
 
 @functools.cache
