@@ -206,3 +206,23 @@ async def test_italian_labels_and_the_same_domain_words(synced: Engine) -> None:
             assert "Tipo di sincronizzazione" in str(app.screen.query_one(".panel-title").render())
     finally:
         set_language("en")
+
+
+async def test_dashboard_asks_the_erp_and_says_when_it_does_not_answer(tmp_path: Any) -> None:
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    nobody = ErpConfig(
+        "http://127.0.0.1:9/webapi", "demo", "pw", "DEM", max_retries=1, backoff_base_s=0.01
+    )
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", nobody))
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            erp = str(app.screen.query_one("#dash-erp", Static).render())
+            assert erp.startswith("ERP: unreachable\n")
+            assert "127.0.0.1:9" in erp
+            assert "Last successful sync: never" in erp
+    finally:
+        engine.close()

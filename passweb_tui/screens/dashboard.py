@@ -31,6 +31,8 @@ from passweb_tui.screens.base import (
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 RECENT_RUNS = 30
+#: How often the dashboard asks the ERP itself whether it answers (after the last check).
+ERP_CHECK_S = 60.0
 
 
 def run_changes(run: Any) -> int:
@@ -81,11 +83,26 @@ def read_dashboard(engine: Any) -> DashboardView:
     return view
 
 
+def check_erp(engine: Any) -> tuple[str, str]:
+    """Ask the ERP whether it answers and accepts us: (state, detail); in a worker thread."""
+    from passweb_tui.engine.erp.errors import AuthError, ErpError
+
+    try:
+        info = engine.client().check()
+    except AuthError as exc:
+        return "auth", str(exc)
+    except ErpError as exc:
+        return "unreachable", str(exc)
+    except Exception as exc:  # no ERP configured, bad settings: say it, do not crash
+        return "unknown", str(exc)
+    return "ok", t("dash.erp_version", version=info.get("version") or "?")
+
+
 class DashboardScreen(BaseScreen):
     """The first screen: is the site in step with the ERP, and what happened lately."""
 
     TITLE_KEY = "nav.dashboard"
-    OWN_ERRORS = frozenset({"dashboard"})
+    OWN_ERRORS = frozenset({"dashboard", "erp-check"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="dashboard.reload"),
     ]
@@ -94,6 +111,9 @@ class DashboardScreen(BaseScreen):
         super().__init__(id="dashboard")
         self._timer: Timer | None = None
         self._loading = False
+        self._erp_live: tuple[str, str] | None = None
+        self._erp_checking = False
+        self._view: DashboardView | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="dash-body"):
@@ -130,6 +150,17 @@ class DashboardScreen(BaseScreen):
 
     def on_shown(self) -> None:
         self.poll()
+        self.check_erp()
+
+    def check_erp(self) -> None:
+        """Ask the ERP in the background; the next check is scheduled after this one."""
+        engine = self.papp.engine
+        if self._erp_checking or engine is None:
+            return
+        self._erp_checking = True
+        self.run_worker(
+            lambda: check_erp(engine), group="erp-check", thread=True, exit_on_error=False
+        )
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
         self.poll()
@@ -155,6 +186,18 @@ class DashboardScreen(BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "erp-check" and event.state in {
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+        }:
+            self._erp_checking = False
+            if event.state == WorkerState.SUCCESS:
+                self._erp_live = event.worker.result
+            if self._view is not None:
+                self.show(self._view)
+            if self.papp.poll_s > 0:
+                self.set_timer(ERP_CHECK_S, self.check_erp)
+            return
         if event.worker.group != "dashboard" or event.state not in {
             WorkerState.SUCCESS,
             WorkerState.ERROR,
@@ -174,12 +217,16 @@ class DashboardScreen(BaseScreen):
 
     def show(self, view: DashboardView) -> None:
         app = self.papp
+        self._view = view
         erp = Text()
         erp.append(t("dash.erp") + ": ", style="bold")
-        state_style = {"ok": "green", "failing": "bold red"}
-        erp.append(
-            t(f"erp.{view.erp_state}", default=view.erp_state), state_style.get(view.erp_state, "")
-        )
+        bad = "bold red"
+        state_style = {"ok": "green", "failing": bad, "unreachable": bad, "auth": bad}
+        # the ERP's own answer when asked; until then what the last run found
+        state, live_detail = self._erp_live or (view.erp_state, "")
+        erp.append(t(f"erp.{state}", default=state), state_style.get(state, ""))
+        if live_detail:
+            erp.append(f" ({live_detail})" if state == "ok" else f"\n{live_detail}", "dim")
         if app.erp_label and not app.stable:
             erp.append(f"  {app.erp_label}", style="dim")
         if view.erp_detail:
