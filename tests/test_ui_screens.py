@@ -104,6 +104,8 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
     assert with_articles, "the demo data should link articles to categories"
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#dash-runs-table", KeyTable).focus()  # single keys work from tables
         await pilot.press("g")
         await settle(app, pilot)
         assert isinstance(app.screen, CategoriesScreen)

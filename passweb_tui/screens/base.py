@@ -48,8 +48,7 @@ class KeyTable(DataTable[Any]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "key.down", show=False, id="table.down"),
         Binding("k", "cursor_up", "key.up", show=False, id="table.up"),
-        Binding("g", "scroll_top", "key.top", show=False, id="table.top"),
-        Binding("G", "scroll_bottom", "key.bottom", show=False, id="table.bottom"),
+        # home/end already go to the first/last row; g stays free for the categories
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
