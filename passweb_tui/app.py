@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -46,6 +47,10 @@ SYNC_KINDS = ["total", "changed", "partial"]
 
 #: How long quitting waits for a cancelled sync to record itself as cancelled.
 CANCEL_GRACE_S = 60.0
+#: The interpreter's thread switch interval while the app runs. The sync's thread is busy
+#: in Python; a short interval hands the UI thread the interpreter sooner, which took the
+#: slowest key response during a Totale from ~0.25 s to ~0.015 s (bench/bench_ui.py).
+UI_SWITCH_INTERVAL_S = 0.001
 
 
 class SyncUpdated(Message):
@@ -115,6 +120,7 @@ class PasswebApp(App[int]):
         self._keymap_wanted = dict(keymap or {})
         self._exiting = False
         self._previous_sighup: Any = None
+        self._switch_interval = sys.getswitchinterval()
         #: closes what the app was given (engine, demo ERP) before a hard exit on SIGHUP
         self.cleanup: Callable[[], None] | None = None
         #: set whenever the sync launched from here ends or is refused (tests wait on it)
@@ -141,6 +147,8 @@ class PasswebApp(App[int]):
 
     def on_mount(self) -> None:
         self._apply_keymap()
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(UI_SWITCH_INTERVAL_S)
         if not self.is_headless and threading.current_thread() is threading.main_thread():
             # a plain signal handler, not the event loop's: when the terminal is gone the
             # loop may be stuck writing to it and would never run a loop callback
@@ -153,6 +161,7 @@ class PasswebApp(App[int]):
             self.switch_mode("dashboard")
 
     def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
         if self._previous_sighup is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
