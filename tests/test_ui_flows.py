@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Input, Static
+from textual.widgets import Input, Label, Static
 from textual.worker import WorkerCancelled
 
 from passweb_tui.app import PasswebApp, create_app
@@ -232,3 +233,48 @@ async def test_palette_launches_a_sync(engine: Engine) -> None:
         await wait_sync(pilot, app)
         assert isinstance(app.screen, SyncScreen)
         assert engine.runs(limit=1)[0].requested_kind == "changed"
+
+
+async def test_rejected_records_show_in_the_summary_and_the_run_detail(
+    sim: Any, tmp_path: Path
+) -> None:
+    """A record the site cannot take (its category does not exist) is rejected with a
+    reason; the launcher's summary counts it and the run's detail lists it."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        engine.run("total")
+        bad = sim.admin(
+            "POST",
+            "records/articoli",
+            json={
+                "codice": "BAD0001",
+                "descrizione": "Category the ERP never defined",
+                "alq_iva": "22",
+                "um_principale": "PZ",
+                "cod_grp_merc": "ZZZZ",
+                "cat_web": "ZZZZ",
+                "trasf_sito": [[1, "S"]],
+            },
+        ).json()["key"]
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("s", "v")
+            await wait_sync(pilot, app)
+            assert app.sync.snapshot().status == "ok_with_rejects"
+            summary = str(app.screen.query_one("#sync-summary", Static).render())
+            assert "rejected 1" in summary
+            await pilot.press("e")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            rejects = app.screen.query_one("#run-rejects", KeyTable)
+            assert rejects.row_count == 1
+            entity, key, reason = (str(c) for c in rejects.get_row_at(0))
+            assert (entity, key) == ("articles", bad) and "unknown category" in reason
+            title = str(app.screen.query_one("#run-rejects-title", Label).render())
+            assert title == "Rejected records: 1"
+    finally:
+        engine.close()
