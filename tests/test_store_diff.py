@@ -217,3 +217,17 @@ def test_protected_lookup_descriptions_stay_and_count_as_in_step(store) -> None:
     assert row["description"] == "Euro" and row["rate"] == Decimal("1.5")
     again = SyncRunner(store, erp, options).run("total", dry_run=True)
     assert again.entities["currencies"]["updated"] == 0
+
+
+def test_change_log_times_read_back_and_old_entries_are_pruned(store) -> None:
+    from datetime import UTC, timedelta
+
+    erp = PagesFromMemory(articles=3)
+    kept = SyncRunner(store, erp, SyncOptions(page_size=10)).run("total")
+    engine = Engine(EngineSettings(str(store.engine.url)), store)
+    entries = engine.changes(run_id=kept.run_id)
+    assert entries and all(abs(e.at - datetime.now(UTC)) < timedelta(minutes=5) for e in entries)
+    erp.touch("A001", descrizione="Another")
+    SyncRunner(store, erp, SyncOptions(page_size=10, change_log_days=0)).run("changed")
+    assert engine.changes() == []  # everything is older than "0 days ago" by the end
+    assert engine.runs()[0].entities["articles"]["updated"] == 1  # the summary stays

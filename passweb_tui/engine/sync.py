@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Connection,
     MetaData,
+    Numeric,
     String,
     Table,
     and_,
@@ -448,7 +449,17 @@ class SyncRunner:
         kind, requested, origin, scope, dry_run, started = self._request
         watermark, attrs_done, refill = self._plan_inputs
         status, error = "ok", None
-        conn = self.store.engine.connect()
+        try:
+            conn = self.store.engine.connect()
+        except Exception as exc:
+            # the store went away between prepare and now: record what we can, free the lease
+            try:
+                self._finish("failed", f"{exc.__class__.__name__}: {exc}", utcnow(), kind,
+                             scope, refill, dry_run)  # fmt: skip
+            finally:
+                if self._lease is not None:
+                    self._lease.release()
+            raise
         try:
             conn.exec_driver_sql(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
@@ -802,21 +813,6 @@ class SyncRunner:
         t = spec.table
         return [t.c[col] == value for col, value in spec.partition]
 
-    def _upsert_stmt(self, spec: EntitySpec, dialect_name: str) -> Any:
-        key = f"{spec.name}:{dialect_name}"
-        stmt = self._stmts.get(key)
-        if stmt is None:
-            t = spec.table
-            dialect = postgresql if dialect_name == "postgresql" else sqlite
-            ins = dialect.insert(t)
-            pk = [c.name for c in t.primary_key.columns]
-            synced = ["data", "digest", "synced_at", *self._derived_columns(spec)]
-            stmt = ins.on_conflict_do_update(
-                index_elements=pk, set_={c: ins.excluded[c] for c in synced}
-            )
-            self._stmts[key] = stmt
-        return stmt
-
     @staticmethod
     def _derived_columns(spec: EntitySpec) -> list[str]:
         return _derived_columns(spec.name)
@@ -933,32 +929,48 @@ class SyncRunner:
                 return
             write = inserts + updates
             if write:
-                fixed = dict(spec.partition)
+                fixed = [v for _, v in spec.partition]
                 derived_cols = self._derived_columns(spec)
-                conn.execute(
-                    self._upsert_stmt(spec, conn.dialect.name),
-                    [
-                        {
-                            "code": r.key,
-                            **fixed,
-                            **{c: r.derived.get(c) for c in derived_cols},
-                            "data": r.data_json,
-                            "digest": r.digest,
-                            "synced_at": now,
-                        }
-                        for r in write
-                    ],
+                columns = [
+                    "code",
+                    *(c for c, _ in spec.partition),
+                    *derived_cols,
+                    "data",
+                    "digest",
+                    "synced_at",
+                ]
+                stamp = _bind(conn, t.c.synced_at, now)
+                _bulk_insert(
+                    conn,
+                    t.name,
+                    columns,
+                    _convert(
+                        conn,
+                        t,
+                        columns,
+                        [
+                            (
+                                r.key,
+                                *fixed,
+                                *[r.derived.get(c) for c in derived_cols],
+                                r.data_json,
+                                r.digest,
+                                stamp,
+                            )
+                            for r in write
+                        ],
+                    ),
+                    conflict=[c.name for c in t.primary_key.columns],
+                    update=["data", "digest", "synced_at", *derived_cols],
                 )
                 if spec.name == "articles":
                     changed_keys = [r.key for r in write]
                     conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(changed_keys)))
-                    prices = [
-                        {"article_code": r.key, "price_list": n, "price": v}
-                        for r in write
-                        for n, v in r.prices.items()
-                    ]
-                    if prices:
-                        conn.execute(insert(_PRICES), prices)
+                    price_cols = ["article_code", "price_list", "price"]
+                    prices = [(r.key, n, v) for r in write for n, v in r.prices.items()]
+                    _bulk_insert(
+                        conn, _PRICES.name, price_cols, _convert(conn, _PRICES, price_cols, prices)
+                    )
             if gone:
                 conn.execute(delete(t).where(*part, t.c.code.in_(gone)))
                 if spec.name == "articles":
@@ -1123,8 +1135,7 @@ _CHANGE_COLUMNS = ("run_id", "at", "entity", "key", "change", "field", "old", "n
 
 def _bound_now(conn: Connection, now: datetime) -> Any:
     """`now` as the change log's `at` column binds it, computed once per page."""
-    proc = _CHANGES.c.at.type.bind_processor(conn.dialect)
-    return proc(now) if proc else now
+    return _bind(conn, _CHANGES.c.at, now)
 
 
 def _bulk_insert(
@@ -1134,18 +1145,54 @@ def _bulk_insert(
     rows: Sequence[tuple[Any, ...]],
     *,
     on_conflict_do_nothing: bool = False,
+    conflict: Sequence[str] = (),
+    update: Sequence[str] = (),
 ) -> None:
-    """Many rows of plain, already-bound values in one executemany, without the per-row
-    parameter processing of a Core insert (the change log and the seen keys are the
-    largest writes of a first TOTAL)."""
+    """Many rows of plain, already-bound values in one executemany (optionally an upsert:
+    the same ON CONFLICT syntax serves SQLite and PostgreSQL), without the per-row
+    parameter processing of a Core insert, which dominates a first TOTAL."""
     if not rows:
         return
+    quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    names = ", ".join(quote(c) for c in columns)
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(mark for _ in columns)})"
     if on_conflict_do_nothing:
         sql += " ON CONFLICT DO NOTHING"
+    elif conflict:
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+        sql += f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO UPDATE SET {sets}"
     conn.exec_driver_sql(sql, list(rows))
+
+
+def _bind(conn: Connection, column: Column[Any], value: Any) -> Any:
+    """One value as the driver takes it for this column (for values shared by a page)."""
+    proc = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return proc(value) if proc else value
+
+
+def _convert(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Apply the column types' bind processing where the driver needs it (decimals on
+    SQLite); other values go as they are."""
+    procs = []
+    for i, name in enumerate(columns):
+        col = table.c[name]
+        if isinstance(col.type, Numeric):
+            proc = col.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            if proc is not None:
+                procs.append((i, proc))
+    if not procs:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, proc in procs:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        out.append(tuple(values))
+    return out
 
 
 @functools.cache
