@@ -377,3 +377,26 @@ def test_servizi_unknown_command(c: httpx.Client) -> None:
     r = c.post("/servizi", json={"cmd": "boh", "dati": {}})
     assert r.status_code == 400
     assert detail(r).startswith("6001") and "boh" in detail(r)
+
+
+def test_changed_since_search_agrees_with_a_full_read(c: httpx.Client, wsim: SimProcess) -> None:
+    """The date index, the overlay of changes, additions and deletions give the same
+    answer as filtering every record."""
+    wsim.admin("POST", "mutate", json={"resource": "articoli", "count": 20, "seed": 77})
+    everything = all_articles(c)
+    today = max(a["dt_mod_sistema"] for a in everything)
+    recent = sorted(
+        (a for a in everything if a["dt_mod_sistema"] < today), key=lambda a: a["dt_mod_sistema"]
+    )[-3:]
+    for a in recent:
+        key = a["codice"].encode().hex()
+        assert c.delete(f"/risorse/articoli/{key}", params={"encoding": "hex"}).status_code == 204
+    for code in ("AAA-NEW", "ZZZ-NEW"):
+        assert c.post("/risorse/articoli", json=new_article(code)).status_code == 201
+    everything = all_articles(c)
+    dates = sorted({a["dt_mod_sistema"] for a in everything})
+    for since in (dates[-1], dates[-2], dates[-5], dates[len(dates) // 2], dates[0]):
+        got = search(c, "articoli", f("dt_mod_sistema", ">=", since), max=7)
+        expected = [a for a in everything if a["dt_mod_sistema"] >= since]
+        assert [a["codice"] for a in got] == [a["codice"] for a in expected], since
+        assert got == expected

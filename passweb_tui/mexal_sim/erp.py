@@ -180,8 +180,9 @@ class Erp:
             since = _date_bound(table.schema, filters)
             if since is not None:
                 offset = _day_offset(self.catalogue.gen_now.date(), since)
-                if offset is not None:
-                    cur.candidates = table.candidates_since(offset)
+                found = table.candidates_since(offset) if offset is not None else None
+                if found is not None:
+                    cur.cand_idx, cur.candidates = found
             if cur.candidates is None:
                 lower, inclusive, upper = key_bounds(table.schema, filters)
                 cur.upper = upper
@@ -195,15 +196,7 @@ class Erp:
         fields, filters = cur.fields, cur.filters
         out: list[dict[str, Any]] = []
         if cur.candidates is not None:
-            cands, pos = cur.candidates, cur.pos
-            while pos < len(cands) and len(out) < limit:
-                rec = table.record_of(cands[pos])
-                pos += 1
-                if rec is None or (filters and not matches(filters, rec)):
-                    continue
-                out.append(_project(rec, fields))
-            cur.pos = pos
-            return out, pos < len(cands)
+            return self._candidates_page(table, cur, limit)
         if not filters and cur.upper is None and not table.added_sks:
             return self._plain_page(table, cur, limit)
         if cur.after is not None:
@@ -239,6 +232,43 @@ class Erp:
             out.append(_project(rec, fields))
             cur.after = item[0]
         return out, more
+
+    def _candidates_page(
+        self, table: Table, cur: Cursor, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        # merge the base indexes (their keys made only now) with the overlay items
+        assert cur.candidates is not None
+        fields, filters = cur.fields, cur.filters
+        extra, pe = cur.candidates, cur.pos
+        idx, pi = cur.cand_idx or [], cur.pos_idx
+        src = table.source
+        keyf, sortf = src.key, src.sort_key
+        changed, deleted = table.changed, table.deleted
+        out: list[dict[str, Any]] = []
+        while len(out) < limit and (pi < len(idx) or pe < len(extra)):
+            if pi < len(idx):
+                i = idx[pi]
+                key = keyf(i)
+                sk = sortf(key)
+                if pe < len(extra) and extra[pe][0] <= sk:
+                    item = extra[pe]
+                    pe += 1
+                    if item[0] == sk:
+                        pi += 1  # the same record, changed since: the overlay wins
+                else:
+                    pi += 1
+                    if key in changed or key in deleted:
+                        continue
+                    item = (sk, key, i)
+            else:
+                item = extra[pe]
+                pe += 1
+            rec = table.record_of(item)
+            if rec is None or (filters and not matches(filters, rec)):
+                continue
+            out.append(_project(rec, fields))
+        cur.pos, cur.pos_idx = pe, pi
+        return out, pi < len(idx) or pe < len(extra)
 
     def _plain_page(
         self, table: Table, cur: Cursor, limit: int

@@ -98,26 +98,24 @@ class Table:
             yield added[j], self.added_keys[added[j]], -1
             j += 1
 
-    def candidates_since(self, day_offset: int) -> list[Item] | None:
-        """Records possibly modified within `day_offset` days of the base date, in key
-        order; None when that is most of the table (a plain scan is then cheaper)."""
+    def candidates_since(self, day_offset: int) -> tuple[list[int], list[Item]] | None:
+        """Records possibly modified within `day_offset` days of the base date: base
+        indexes (ascending = key order; keys are computed only when paged) and the
+        overlay's records as sorted items. None when that is most of the table (a
+        plain scan is then cheaper)."""
         src = self.source
         if src.days is None:
             return None
         if src.count_since(day_offset) > max(src.n // 3, 5000):
             return None
         idx = src.indexes_since(day_offset) or []
-        keyf, sortf = src.key, src.sort_key
-        items: dict[Any, Item] = {}
-        for i in idx:
-            key = keyf(i)
-            if key not in self.deleted:
-                items[key] = (sortf(key), key, i)
+        sortf = src.sort_key
+        extra = []
         for key in self.changed:
-            if key not in items:
-                bi = src.index_of(key)
-                items[key] = (sortf(key), key, -1 if bi is None else bi)
-        return sorted(items.values(), key=lambda it: it[0])
+            bi = src.index_of(key)
+            extra.append((sortf(key), key, -1 if bi is None else bi))
+        extra.sort(key=lambda it: it[0])
+        return idx, extra
 
     # ----------------------------------------------------------------- writes
     def put(self, key: Any, record: dict[str, Any]) -> None:
@@ -175,8 +173,10 @@ class Cursor:
     filters: list[Any] | None  # compiled filters, None for a plain list
     raw_filters: Any
     after: Any  # last scanned sort key
-    candidates: list[Item] | None = None
+    candidates: list[Item] | None = None  # sorted items to consider (overlay, key lists)
     pos: int = 0  # position in candidates
+    cand_idx: list[int] | None = None  # sorted base indexes to consider (date index)
+    pos_idx: int = 0
     upper: Any = None  # stop once sort keys go past this
     max: int = 100
     start: Any = None  # first sort key to consider (from filters on the key)
