@@ -83,7 +83,7 @@ class PasswebApp(App[int]):
     TITLE = "passweb-tui"
     ENABLE_COMMAND_PALETTE = True
     # narrow terminals (80 columns over SSH) stack panels that sit side by side when wide
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard"),
         Binding("s", "goto('sync')", "nav.sync", id="goto.sync"),

@@ -121,17 +121,19 @@ def fmt_when(app: Any, when: dt.datetime | str | None) -> str:
         return "-"
     if isinstance(when, str):
         try:
-            when = dt.datetime.fromisoformat(when)
+            moment = dt.datetime.fromisoformat(when)
         except ValueError:
             return when
+    else:
+        moment = when
     if getattr(app, "stable", False):
         return "··:··"
-    if when.tzinfo is not None:
-        when = when.astimezone()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
     now = app.now() if hasattr(app, "now") else dt.datetime.now()
-    if when.date() == now.date():
-        return when.strftime("%H:%M:%S")
-    return when.strftime("%Y-%m-%d %H:%M")
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def field_label(name: str | None) -> str:
@@ -171,16 +173,16 @@ def value_of(obj: Any, name: str, default: Any = None) -> Any:
 class StateCheckbox(Checkbox):
     """A checkbox whose mark is absent when off, readable without colour (NO_COLOR)."""
 
-    @property  # type: ignore[override]
-    def BUTTON_INNER(self) -> str:
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
         return "X" if self.value else " "
 
 
 class StateRadioButton(RadioButton):
     """A radio button whose dot is absent when off, readable without colour."""
 
-    @property  # type: ignore[override]
-    def BUTTON_INNER(self) -> str:
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
         return "●" if self.value else " "
 
 

@@ -4,7 +4,7 @@ launch a Parziale of exactly those.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -118,7 +118,7 @@ class CatalogueScreen(BaseScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "catalogue" or event.state != WorkerState.SUCCESS:
             return
-        (entity, search, offset), rows = event.worker.result
+        (entity, search, offset), rows = cast(Any, event.worker.result)
         current = self.query_one("#catalogue-search", Input).value.strip() or None
         if (entity, search, offset) != (self.entity, current, self.page_offset):
             return  # the operator typed on; a newer read follows

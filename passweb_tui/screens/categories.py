@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -102,9 +102,9 @@ class CategoriesScreen(BaseScreen):
         if event.state != WorkerState.SUCCESS:
             return
         if event.worker.group == "categories":
-            self.show_tree(event.worker.result)
+            self.show_tree(cast(Any, event.worker.result))
         elif event.worker.group == "category-articles":
-            code, rows = event.worker.result
+            code, rows = cast(Any, event.worker.result)
             self.show_articles(code, rows)
 
     def show_tree(self, nodes: list[Any]) -> None:

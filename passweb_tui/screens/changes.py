@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -158,7 +158,7 @@ class ChangesScreen(BaseScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "changes" or event.state != WorkerState.SUCCESS:
             return
-        flt, (entries, counts) = event.worker.result
+        flt, (entries, counts) = cast(Any, event.worker.result)
         if flt != self.current_filter():
             return  # a newer filter is being read
         table = self.query_one("#changes-table", KeyTable)
@@ -244,7 +244,7 @@ class RecordHistoryScreen(BaseScreen):
             return
         table = self.query_one("#history-table", KeyTable)
         table.clear()
-        for i, entry in enumerate(event.worker.result):
+        for i, entry in enumerate(cast(Any, event.worker.result)):
             _, cells = change_row(entry)
             table.add_row(cells[0], cells[3], cells[4], cells[5], cells[6], key=str(i))
 

@@ -4,7 +4,7 @@ attribute update (Aggiornamento Attributi).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -96,7 +96,7 @@ class FieldsScreen(BaseScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group = event.worker.group
         if group == "fields" and event.state == WorkerState.SUCCESS:
-            entity, rows = event.worker.result
+            entity, rows = cast(Any, event.worker.result)
             if entity == self.entity:
                 self.show(rows)
         elif group == "fields-toggle" and event.state == WorkerState.ERROR:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -117,7 +117,7 @@ class RunsScreen(BaseScreen):
                         scope_label(value_of(run, "scope")),
                     ),
                 )
-                for run in event.worker.result
+                for run in cast(Any, event.worker.result)
             ],
         )
 
@@ -174,7 +174,7 @@ class RunDetailScreen(BaseScreen):
             )
             return
         if event.state == WorkerState.SUCCESS:
-            self.show(event.worker.result)
+            self.show(cast(Any, event.worker.result))
 
     def show(self, detail: Any) -> None:
         app = self.papp

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -179,7 +179,7 @@ class SetupScreen(Screen[None]):
             error = event.worker.error
             self.say(t("setup.failed", error=f"{error}" or error.__class__.__name__), "bold red")
         elif event.state == WorkerState.SUCCESS and group == "setup-test":
-            info = event.worker.result or {}
+            info = cast(Any, event.worker.result) or {}
             self.say(
                 t(
                     "setup.test_ok",
@@ -190,5 +190,5 @@ class SetupScreen(Screen[None]):
                 "green",
             )
         elif event.state == WorkerState.SUCCESS and group == "setup-open":
-            engine, label = event.worker.result
+            engine, label = cast(Any, event.worker.result)
             self.app.connected(engine, label)  # type: ignore[attr-defined]

@@ -147,13 +147,13 @@ class SyncScreen(BaseScreen):
                 raise ValueError(t("sync.marked_one_entity"))
             entity = entities[0]
             return Scope(entities=(entity,), codes=tuple(sorted(self.papp.marked[entity])))
-        entity = self.query_one("#sync-entity", Select).value
+        chosen = self.query_one("#sync-entity", Select).value
         codes = parse_codes(self.query_one("#sync-codes", Input).value)
-        if entity is Select.BLANK or entity is None:
+        if chosen is Select.BLANK or chosen is None:
             if codes:
                 raise ValueError(t("sync.codes_need_entity"))
             return None
-        return Scope(entities=(str(entity),), codes=codes)
+        return Scope(entities=(str(chosen),), codes=codes)
 
     def action_launch(self, kind: str) -> None:
         self.query_one(f"#kind-{kind}", StateRadioButton).value = True  # the form shows it
