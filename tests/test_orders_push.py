@@ -289,3 +289,21 @@ def test_two_pushes_at_once_send_each_order_once(
     with store.read() as conn:
         attempts = conn.execute(sa.text("SELECT count(*) FROM web_push_attempt")).scalar_one()
     assert attempts == 34  # one attempt per record: neither push sent what the other held
+
+
+def test_no_customer_code_left_is_said_plainly() -> None:
+    from passweb_tui.engine.erp.errors import BusinessRuleError
+    from passweb_tui.engine.orders.push import customer_error
+
+    exhausted = BusinessRuleError(
+        "ERP refused the request",
+        code=6001,
+        detail="6001 - errore gestionale [Codici conto esauriti nel mastro 501]",
+    )
+    message = customer_error("customer 'Rossi Srl' (site id 3)", "501", exhausted)
+    assert message.startswith("customer 'Rossi Srl' (site id 3): no customer code left under ")
+    assert "ledger 501" in message and "esauriti" in message
+    other = BusinessRuleError(
+        "ERP refused the request", code=6001, detail="6001 - errore gestionale [Cap errato]"
+    )
+    assert "the ERP did not create it" in customer_error("customer 'X'", "501", other)

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -503,7 +503,7 @@ class Pusher:
         try:
             code = self.client.create(CUSTOMERS_RESOURCE, self._customer_record(row))
         except ErpError as exc:
-            message = self._customer_error(name, exc)
+            message = customer_error(name, self.ledger, exc)
             if exc.outcome_unknown:
                 try:
                     code = self._customer_lookup(row)
@@ -529,17 +529,6 @@ class Pusher:
         self._crash("accepted", claim.site_id)
         self._bind_customer(cid, claim, code, "created", result)
         self._crash("recorded", claim.site_id)
-
-    def _customer_error(self, name: str, exc: ErpError) -> str:
-        detail = (exc.detail or "").lower()
-        if exc.code == 6001 and any(
-            w in detail for w in ("esaurit", "disponibil", "liber", "no code", "auto")
-        ):
-            return (
-                f"{name}: no customer code left under ledger {self.ledger} in the ERP "
-                f"({exc.detail}); free codes or configure another ledger"
-            )
-        return f"{name}: the ERP did not create it: {exc}"
 
     def _bind_customer(
         self, cid: int, claim: _Claim, code: str, outcome: str, result: PushResult
@@ -911,7 +900,17 @@ class Pusher:
         )
 
 
-def claim_age(value: datetime | None) -> timedelta | None:
-    if value is None:
-        return None
-    return utcnow() - (value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo))
+#: words with which an ERP says that a ledger has no free account code left (ASSUMED:
+#: nothing public shows Mexal's exact text)
+NO_CODE_LEFT = ("esaurit", "disponibil", "liber", "massimo", "no code")
+
+
+def customer_error(name: str, ledger: str, exc: ErpError) -> str:
+    """The message for a customer the ERP did not create; "no code left" said plainly."""
+    detail = (exc.detail or "").lower()
+    if exc.code == 6001 and any(w in detail for w in NO_CODE_LEFT):
+        return (
+            f"{name}: no customer code left under ledger {ledger} in the ERP "
+            f"({exc.detail}); free some codes or configure another ledger"
+        )
+    return f"{name}: the ERP did not create it: {exc}"
