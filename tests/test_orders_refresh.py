@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from test_orders_helpers import article_rows, erp_config, jsonl, order_line
 
@@ -240,3 +241,52 @@ def test_state_table_first_match_wins(
 def test_a_malformed_erp_document_is_rejected_and_the_order_kept() -> None:
     with pytest.raises(ValueError, match="quantita"):
         normalize(sent_doc([("0", "", "22")], quantita=[[1, "lots"]]))
+
+
+def test_faulty_erp_replies_are_retried_and_lose_nothing(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    ids = pushed(store, client, 12, rows=1)
+    orders = WebOrders(store)
+    erp.admin("POST", f"orders/{key_of(store, ids[0])}/rows/1/state", json={"state": "S"})
+    erp.admin("PUT", "faults", json={"status": {"503": 0.2}, "malformed": 0.3, "seed": 3})
+    try:
+        result = refresh_open_orders(store, client, batch_size=4)
+    finally:
+        erp.admin("DELETE", "faults")
+    assert (result.read, result.updated, result.rejected) == (12, 1, [])
+    assert orders.show(ids[0])["state"] == states.SUSPENDED
+    assert len(orders.updates(order_id=ids[0])) == 1
+
+
+def test_an_unreachable_erp_stops_the_refresh_and_keeps_what_was_done(
+    store: Store, erp: Any
+) -> None:
+    from passweb_tui.engine.erp.errors import ErpError
+
+    with MexalClient(erp_config(erp)) as good:
+        ids = pushed(store, good, 6, rows=1)
+        erp.admin("POST", f"orders/{key_of(store, ids[0])}/rows/1/state", json={"state": "B"})
+        erp.admin("POST", f"orders/{key_of(store, ids[5])}/rows/1/state", json={"state": "B"})
+
+    # a client whose every request after the first one finds the ERP gone
+    class Flaky(httpx.HTTPTransport):
+        calls = 0
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            Flaky.calls += 1
+            if Flaky.calls > 1:
+                raise httpx.ConnectError("connection refused", request=request)
+            return super().handle_request(request)
+
+    with (
+        MexalClient(erp_config(erp, max_retries=1), transport=Flaky()) as flaky,
+        pytest.raises(ErpError, match="cannot reach the ERP"),
+    ):
+        refresh_open_orders(store, flaky, batch_size=3)
+    orders = WebOrders(store)
+    assert orders.show(ids[0])["state"] == states.SUSPENDED  # the first batch was kept
+    assert orders.show(ids[5])["state"] == states.STORED  # the second one waits for next time
+    with MexalClient(erp_config(erp)) as good:
+        assert refresh_open_orders(store, good).updated == 1
+    assert orders.show(ids[5])["state"] == states.SUSPENDED
