@@ -17,7 +17,7 @@ from textual.worker import WorkerCancelled
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
 from passweb_tui.screens.base import ConfirmScreen, KeyTable
-from passweb_tui.screens.changes import ChangesScreen
+from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
 from passweb_tui.screens.runs import RunDetailScreen
 from passweb_tui.screens.sync import SyncScreen
 
@@ -143,7 +143,14 @@ async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> Non
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert table_keys(app, "#catalogue-table") == [shown[5]]
-        await pilot.press("enter", "t")  # to the customers
+        await pilot.press("enter", "h")  # the record's history: inserted by the Totale
+        assert isinstance(app.screen, RecordHistoryScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        history = app.screen.query_one("#history-table", KeyTable)
+        assert history.row_count == len(engine.record_history("articles", shown[5])) >= 1
+        await pilot.press("escape")
+        await pilot.press("t")  # to the customers
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.entity == "customers"

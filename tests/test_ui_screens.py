@@ -179,6 +179,12 @@ async def test_runs_history_and_detail(synced: Engine) -> None:
         detail = synced.run_detail(1)
         assert counts.get_row("articles")[1] == str(detail.run.entities["articles"]["fetched"])
         assert "Rejected records: 0" in str(app.screen.query_one("#run-rejects-title").render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("l")  # the change log of the run under the cursor
+        assert isinstance(app.screen, ChangesScreen)
+        await settle(app, pilot)
+        assert app.screen.query_one("#f-run", Input).value == "1"
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, DashboardScreen)
 

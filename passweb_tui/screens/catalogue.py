@@ -58,6 +58,7 @@ class CatalogueScreen(BaseScreen):
         Binding("space", "mark", "key.mark", id="catalogue.mark"),
         Binding("u", "unmark_all", "key.unmark_all", id="catalogue.unmark", show=False),
         Binding("p", "partial", "key.partial_marked", id="catalogue.partial"),
+        Binding("h", "history", "key.history", id="catalogue.history", show=False),
         Binding("n", "page(1)", "key.next_page", id="catalogue.next", show=False),
         Binding("b", "page(-1)", "key.prev_page", id="catalogue.prev", show=False),
     ]
@@ -189,6 +190,15 @@ class CatalogueScreen(BaseScreen):
                 table.update_cell(code, "mark", "")
         self.marked.clear()
         self.show_status()
+
+    def action_history(self) -> None:
+        """Every recorded change of the record under the cursor."""
+        code = self.query_one("#catalogue-table", KeyTable).selected_key()
+        if code is None:
+            return
+        from passweb_tui.screens.changes import RecordHistoryScreen
+
+        self.app.push_screen(RecordHistoryScreen(self.entity, code))
 
     def action_partial(self) -> None:
         """A Parziale of exactly the marked records of this entity."""

@@ -52,7 +52,16 @@ class RunsScreen(BaseScreen):
     TITLE_KEY = "nav.runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="runs.reload", show=False),
+        Binding("l", "changes", "key.run_changes", id="runs.changes"),
     ]
+
+    def action_changes(self) -> None:
+        """The change log of the run under the cursor."""
+        key = self.query_one("#runs-table", KeyTable).selected_key()
+        if key:
+            from passweb_tui.screens.changes import ChangesScreen
+
+            self.app.push_screen(ChangesScreen(run_id=int(key)))
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="panel"):
