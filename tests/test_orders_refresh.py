@@ -290,3 +290,37 @@ def test_an_unreachable_erp_stops_the_refresh_and_keeps_what_was_done(
     with MexalClient(erp_config(erp)) as good:
         assert refresh_open_orders(store, good).updated == 1
     assert orders.show(ids[5])["state"] == states.SUSPENDED
+
+
+def test_two_refreshes_at_once_queue_a_change_once(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    import sqlalchemy as sa
+
+    from passweb_tui.engine.orders.refresh import RefreshResult, _refresh_page, orders_t
+
+    (oid,) = pushed(store, client, 1, rows=1)
+    orders = WebOrders(store)
+    orders.refresh(client)
+    erp.admin("POST", f"orders/{key_of(store, oid)}/rows/1/state", json={"state": "S"})
+    # one refresh reads the order ...
+    with store.read() as conn:
+        page = conn.execute(
+            sa.select(
+                orders_t.c.id,
+                orders_t.c.erp_key,
+                orders_t.c.state,
+                orders_t.c.sent_snapshot,
+                orders_t.c.erp_snapshot,
+                orders_t.c.refreshed_at,
+                orders_t.c.site_edit,
+            ).where(orders_t.c.id == oid)
+        ).all()
+    # ... another one refreshes it meanwhile and queues the change ...
+    assert orders.refresh(client).updated == 1
+    # ... and the first one, writing late, finds it already done
+    late = RefreshResult()
+    _refresh_page(store, client, page, late, run_id=None, dry_run=False)
+    assert late.updated == 0
+    assert len(orders.updates(order_id=oid)) == 1
+    assert orders.show(oid)["state"] == states.SUSPENDED

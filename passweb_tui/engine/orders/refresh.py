@@ -160,8 +160,8 @@ def _refresh_page(
     for (sigla, serie), numbers in groups.items():
         found.update(_fetch(client, sigla, serie, sorted(numbers), result))
     now = utcnow()
-    changed: list[dict[str, Any]] = []
-    new_updates: list[dict[str, Any]] = []
+    changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    adopted: list[dict[str, Any]] = []
     unchanged_ids: list[str] = []
     for row in page:
         result.read += 1
@@ -188,9 +188,10 @@ def _refresh_page(
                 unchanged_ids.append(row.id)
             else:
                 # the first read adopted the ERP's defaults: keep them, queue nothing
-                changed.append(
+                adopted.append(
                     {
                         "b_id": row.id,
+                        "b_prev": row.refreshed_at,
                         "b_state": state,
                         "b_erp_snapshot": doc,
                         "b_refreshed_at": now,
@@ -198,49 +199,60 @@ def _refresh_page(
                     }
                 )
             continue
-        result.updated += 1
-        if state in states.FINAL:
-            result.closed += 1
         overridden = row.site_edit if doc != prev else None
         changed.append(
-            {
-                "b_id": row.id,
-                "b_state": state,
-                "b_erp_snapshot": doc,
-                "b_refreshed_at": now,
-                "b_site_edit": None if overridden is not None else row.site_edit,
-            }
-        )
-        new_updates.append(
-            {
-                "order_id": row.id,
-                "run_id": run_id,
-                "detected_at": now,
-                "state_before": row.state,
-                "state_after": state,
-                "before": prev,
-                "after": doc,
-                "site_edit": overridden,
-                "reviewed": False,
-            }
+            (
+                {
+                    "b_id": row.id,
+                    "b_prev": row.refreshed_at,
+                    "b_state": state,
+                    "b_erp_snapshot": doc,
+                    "b_refreshed_at": now,
+                    "b_site_edit": None if overridden is not None else row.site_edit,
+                },
+                {
+                    "order_id": row.id,
+                    "run_id": run_id,
+                    "detected_at": now,
+                    "state_before": row.state,
+                    "state_after": state,
+                    "before": prev,
+                    "after": doc,
+                    "site_edit": overridden,
+                    "reviewed": False,
+                },
+            )
         )
     if dry_run:
+        result.updated += len(changed)
+        result.closed += sum(1 for c, _ in changed if c["b_state"] in states.FINAL)
         return
+    # each write is conditional on the order not having been refreshed since it was read
+    # (`refreshed_at` is its version), so two refreshes at once never queue a change twice
+    update = (
+        sa.update(orders_t)
+        .where(
+            orders_t.c.id == sa.bindparam("b_id"),
+            orders_t.c.refreshed_at.is_not_distinct_from(sa.bindparam("b_prev")),
+        )
+        .values(
+            state=sa.bindparam("b_state"),
+            erp_snapshot=sa.bindparam("b_erp_snapshot"),
+            refreshed_at=sa.bindparam("b_refreshed_at"),
+            site_edit=sa.bindparam("b_site_edit"),
+        )
+    )
     with store.write() as conn:
-        if changed:
-            conn.execute(
-                sa.update(orders_t)
-                .where(orders_t.c.id == sa.bindparam("b_id"))
-                .values(
-                    state=sa.bindparam("b_state"),
-                    erp_snapshot=sa.bindparam("b_erp_snapshot"),
-                    refreshed_at=sa.bindparam("b_refreshed_at"),
-                    site_edit=sa.bindparam("b_site_edit"),
-                ),
-                changed,
-            )
-        if new_updates:
-            conn.execute(sa.insert(updates_t), new_updates)
+        if adopted:
+            conn.execute(update, adopted)
+        queued = []
+        for params, record in changed:  # real changes are few: one statement each
+            if conn.execute(update, params).rowcount == 1:
+                queued.append(record)
+                result.updated += 1
+                result.closed += int(params["b_state"] in states.FINAL)
+        if queued:
+            conn.execute(sa.insert(updates_t), queued)
         if unchanged_ids:
             conn.execute(
                 sa.update(orders_t).where(orders_t.c.id.in_(unchanged_ids)).values(refreshed_at=now)
