@@ -72,6 +72,26 @@ class Settings:
     category_mode: str = "primaria"
     change_log_days: int = 180
     lease_seconds: int = 120
+    # the sync service (`serve`): schedule, ERP trigger, e-mail, quota
+    schedule_every: str = ""  # "15m", "2h", "1d"; empty = no scheduled sync
+    schedule_weekdays: str = ""  # "mon,tue,...", "mon-fri"; empty = every day
+    schedule_window: str = ""  # "08:00-20:00", "22:00-06:00"; empty = all day
+    schedule_timezone: str = ""  # IANA name; empty = the machine's local time
+    horeca: bool = False  # Ho.Re.Ca. site family (DOMAIN.md launch policy)
+    scheduled_kind: str = "changed"  # "total" allowed on Ho.Re.Ca. sites only
+    order_poll_seconds: int = 2
+    trigger_enabled: bool = False
+    trigger_host: str = "127.0.0.1"
+    trigger_port: int = 8765
+    trigger_token: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "passweb-tui@localhost"
+    notify: str = ""  # ";"-separated e-mail addresses
+    monthly_quota: int = 0  # TOTAL+CHANGED runs per month; 0 = no limit
     # where it all lives
     source: Path | None = None  # the config file read, if any
 
@@ -164,6 +184,8 @@ _ENV = {
     "PASSWEB_TUI_ANNO": ("anno", int),
     "PASSWEB_TUI_SITE_NO": ("site_no", int),
     "PASSWEB_TUI_CA_FILE": ("ca_file", str),
+    "PASSWEB_TUI_TRIGGER_TOKEN": ("trigger_token", str),
+    "PASSWEB_TUI_SMTP_PASSWORD": ("smtp_password", str),
 }
 
 # config-file keys: section -> {key: (attribute, type)}
@@ -191,6 +213,34 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "update_descriptions": ("update_descriptions", dict),
     },
     "ui": {"language": ("language", str), "keymap": ("keymap", dict)},
+    "service": {
+        "every": ("schedule_every", str),
+        "weekdays": ("schedule_weekdays", str),
+        "window": ("schedule_window", str),
+        "timezone": ("schedule_timezone", str),
+        "horeca": ("horeca", bool),
+        "scheduled_kind": ("scheduled_kind", str),
+        "order_poll_seconds": ("order_poll_seconds", int),
+        "trigger": ("trigger_enabled", bool),
+        "trigger_host": ("trigger_host", str),
+        "trigger_port": ("trigger_port", int),
+        "trigger_token": ("trigger_token", str),
+        "smtp_host": ("smtp_host", str),
+        "smtp_port": ("smtp_port", int),
+        "smtp_user": ("smtp_user", str),
+        "smtp_password": ("smtp_password", str),
+        "smtp_starttls": ("smtp_starttls", bool),
+        "smtp_from": ("smtp_from", str),
+        "notify": ("notify", str),
+        "monthly_quota": ("monthly_quota", int),
+    },
+}
+
+# keys that are secrets: a config file holding one must be owner-only
+_SECRETS = {
+    "erp_password": "a password",
+    "trigger_token": "a trigger token",
+    "smtp_password": "an SMTP password",
 }
 
 
@@ -274,6 +324,12 @@ def read_config_file(path: Path, site: str) -> dict[str, Any]:
             f"{path}: holds a password but is readable by others; run chmod 600 on it "
             "or move the password to PASSWEB_TUI_ERP_PASSWORD, password_command or the keyring"
         )
+    secrets = [what for attr, what in _SECRETS.items() if attr in values and attr != "erp_password"]
+    if secrets and not _owner_only(path):
+        raise ConfigError(
+            f"{path}: holds {secrets[0]} but is readable by others; run chmod 600 on it "
+            "or set it in the environment (PASSWEB_TUI_TRIGGER_TOKEN, PASSWEB_TUI_SMTP_PASSWORD)"
+        )
     return values
 
 
@@ -306,7 +362,51 @@ def load_settings(
         raise ConfigError(
             f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"
         )
+    _check_service(settings)
     return settings
+
+
+def _check_service(settings: Settings) -> None:
+    """The [service] values must make sense before `serve` or the UI relies on them."""
+    from passweb_tui.engine.service.schedule import ScheduleError, schedule_from_text
+
+    try:
+        schedule_from_text(
+            settings.schedule_every,
+            settings.schedule_weekdays,
+            settings.schedule_window,
+            kind=settings.scheduled_kind,
+            horeca=settings.horeca,
+        )
+    except ScheduleError as exc:
+        raise ConfigError(f"[service] {exc}") from None
+    if settings.schedule_timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(settings.schedule_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"[service] timezone: unknown time zone {settings.schedule_timezone!r}"
+            ) from None
+    for name in ("trigger_port", "smtp_port"):
+        value = getattr(settings, name)
+        if not 0 <= value <= 65535:
+            raise ConfigError(f"[service] {name}: must be a TCP port 0-65535, got {value}")
+    if settings.monthly_quota < 0:
+        raise ConfigError(
+            f"[service] monthly_quota: cannot be negative, got {settings.monthly_quota}"
+        )
+    if settings.order_poll_seconds < 1:
+        raise ConfigError(
+            f"[service] order_poll_seconds: must be at least 1, got {settings.order_poll_seconds}"
+        )
+    from passweb_tui.engine.service.notify import NotifyError, parse_recipients
+
+    try:
+        parse_recipients(settings.notify)
+    except NotifyError as exc:
+        raise ConfigError(f"[service] notify: {exc}") from None
 
 
 def save_erp_settings(values: dict[str, Any], path: Path | None = None) -> Path:

@@ -1,0 +1,317 @@
+"""The service loop: scheduled syncs claimed per slot, the web-order fast path, ERP
+triggers and outcome e-mails, all on one Engine; stop() cancels and waits for runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
+from passweb_tui.engine.service import policy, slots
+from passweb_tui.engine.service.notify import MailSettings, Notifier, parse_recipients
+from passweb_tui.engine.service.quota import QuotaExhausted, QuotaStatus, check_quota, quota_status
+from passweb_tui.engine.service.schedule import Schedule, schedule_from_text
+from passweb_tui.engine.service.trigger import TriggerRefused, TriggerServer
+
+if TYPE_CHECKING:
+    from passweb_tui.config import Settings
+    from passweb_tui.engine.sync import RunResult
+
+log = logging.getLogger("passweb_tui.service")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What `serve` does for one site."""
+
+    site: str = "default"
+    schedule: Schedule = field(default_factory=Schedule)
+    timezone: tzinfo | None = None  # None: the machine's local time
+    horeca: bool = False
+    monthly_quota: int = 0
+    order_poll_s: float = 2.0
+    tick_s: float = 1.0
+    push_site_no: int = 1
+    trigger: bool = False
+    trigger_host: str = "127.0.0.1"
+    trigger_port: int = 8765
+    trigger_token: str | None = field(default=None, repr=False)
+    mail: MailSettings | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceConfig:
+        schedule = schedule_from_text(
+            settings.schedule_every,
+            settings.schedule_weekdays,
+            settings.schedule_window,
+            kind=settings.scheduled_kind,
+            horeca=settings.horeca,
+        )
+        mail = None
+        recipients = parse_recipients(settings.notify)
+        if recipients and settings.smtp_host:
+            mail = MailSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                recipients=recipients,
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+                starttls=settings.smtp_starttls,
+            )
+        return cls(
+            site=settings.site,
+            schedule=schedule,
+            timezone=ZoneInfo(settings.schedule_timezone) if settings.schedule_timezone else None,
+            horeca=settings.horeca,
+            monthly_quota=settings.monthly_quota,
+            order_poll_s=float(settings.order_poll_seconds),
+            push_site_no=settings.site_no,
+            trigger=settings.trigger_enabled,
+            trigger_host=settings.trigger_host,
+            trigger_port=settings.trigger_port,
+            trigger_token=settings.trigger_token,
+            mail=mail,
+        )
+
+
+class Service:
+    """Runs one site's automatic work on an open Engine until stop()."""
+
+    def __init__(self, engine: Engine, config: ServiceConfig, *, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.holder = slots.holder_name()
+        self.notifier = Notifier(config.mail, config.site) if config.mail else None
+        self.trigger: TriggerServer | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._active: list[RunHandle] = []
+        self._watchers: list[threading.Thread] = []
+        self._last_slot: datetime | None = None
+        self._refused_slot: datetime | None = None
+        #: results of the runs this service launched, in the order they ended
+        self.finished: list[RunResult] = []
+        self.order_pushes = 0
+        slots.ensure_table(engine.store)
+
+    # --- time ---------------------------------------------------------------------------
+
+    def local_now(self, now: datetime | None = None) -> datetime:
+        """The clock as naive wall time in the schedule's time zone."""
+        now = now or self.clock()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        local = now.astimezone(self.config.timezone) if self.config.timezone else now.astimezone()
+        return local.replace(tzinfo=None)
+
+    # --- launching ----------------------------------------------------------------------
+
+    def quota(self) -> QuotaStatus:
+        return quota_status(self.engine.store, self.config.monthly_quota, self.clock())
+
+    def launch(self, kind: str, origin: str) -> RunHandle:
+        """Start a run subject to policy and quota; PolicyRefused, QuotaExhausted,
+        LaunchRefused (lease) or SyncError when it cannot start."""
+        policy.check(
+            kind, origin, horeca=self.config.horeca, scheduled_kind=self.config.schedule.kind
+        )
+        if self._stop.is_set():
+            raise LaunchRefused("the service is stopping")
+        check_quota(self.engine.store, self.config.monthly_quota, kind, self.clock())
+        handle = self.engine.start_run(kind, origin=origin)
+        log.info("run %s started: %s launched by %s", handle.run_id, kind.upper(), origin)
+        watcher = threading.Thread(
+            target=self._watch, args=(handle,), name=f"watch-run-{handle.run_id}", daemon=True
+        )
+        with self._lock:
+            self._active.append(handle)
+            self._watchers.append(watcher)
+        watcher.start()
+        return handle
+
+    def _watch(self, handle: RunHandle) -> None:
+        result = handle.wait()
+        with self._lock:
+            if handle in self._active:
+                self._active.remove(handle)
+        if result is None:
+            log.error("run %s stopped unexpectedly: %s", handle.run_id, handle.error)
+            return
+        level = logging.INFO if result.status in ("ok", "ok_with_rejects") else logging.WARNING
+        log.log(
+            level,
+            "run %s %s (%s) ended %s%s",
+            result.run_id,
+            result.kind.upper(),
+            result.origin,
+            result.status,
+            f": {result.error}" if result.error else "",
+        )
+        with self._lock:
+            self.finished.append(result)
+        if self.notifier is not None:
+            self.notifier.send(result)
+
+    def trigger_launch(self, kind: str) -> int | None:
+        """The trigger endpoint's launch: maps refusals to HTTP statuses."""
+        try:
+            return self.launch(kind, "erp").run_id
+        except policy.PolicyRefused as exc:
+            raise TriggerRefused(403, f"refused by the launch policy: {exc}") from None
+        except QuotaExhausted as exc:
+            raise TriggerRefused(403, str(exc)) from None
+        except LaunchRefused as exc:
+            raise TriggerRefused(409, str(exc)) from None
+        except SyncError as exc:
+            raise TriggerRefused(400, str(exc)) from None
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return any(not h.done for h in self._active)
+
+    # --- the schedule -------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> RunHandle | None:
+        """One scheduler step: start the due slot's run if this process wins its claim."""
+        schedule = self.config.schedule
+        if not schedule.enabled or self._stop.is_set():
+            return None
+        local = self.local_now(now)
+        slot = schedule.due(local)
+        if slot is None or (self._last_slot is not None and slot <= self._last_slot):
+            return None
+        if self.busy:
+            return None  # our own TOTAL/CHANGED still runs: the lease would refuse anyway
+        store = self.engine.store
+        if not slots.claim(store, self.config.site, slot, self.holder):
+            self._last_slot = slot  # another process has it
+            return None
+        kind = schedule.kind
+        try:
+            handle = self.launch(kind, "scheduler")
+        except LaunchRefused as exc:
+            # another TOTAL/CHANGED runs: give the slot back and try again next tick
+            slots.release(store, self.config.site, slot, self.holder)
+            if self._refused_slot != slot:
+                log.info("scheduled %s for %s waits: %s", kind.upper(), slot, exc)
+                self._refused_slot = slot
+            return None
+        except (QuotaExhausted, policy.PolicyRefused, SyncError) as exc:
+            slots.record(store, self.config.site, slot, run_id=None, outcome=f"refused: {exc}")
+            self._last_slot = slot
+            log.warning("scheduled %s for %s not run: %s", kind.upper(), slot, exc)
+            return None
+        self._last_slot = slot
+        slots.record(store, self.config.site, slot, run_id=handle.run_id, outcome="started")
+        return handle
+
+    # --- web orders ---------------------------------------------------------------------
+
+    def push_orders(self) -> int:
+        """Send web orders waiting on the site now (the checkout path); returns how many went."""
+        from passweb_tui.engine.orders.api import WebOrders
+        from passweb_tui.engine.orders.push import PushAborted
+
+        orders = WebOrders(self.engine.store)
+        if not orders.waiting_count():
+            return 0
+        try:
+            # the engine's client: its in-flight limit covers the push and a run together
+            result = orders.push(
+                self.engine.client(), site_no=self.config.push_site_no, cancel=self._stop
+            )
+        except PushAborted:
+            return 0
+        sent = result.orders_sent + result.orders_recovered
+        self.order_pushes += 1
+        if sent or result.failed:
+            log.info(
+                "web orders pushed: %d sent, %d failed, %d customers created",
+                sent,
+                result.orders_failed,
+                result.customers_sent,
+            )
+        for entity, ident, why in result.errors[:20]:
+            log.warning("%s %s not sent: %s", entity, ident, why)
+        return sent
+
+    # --- threads ------------------------------------------------------------------------
+
+    def _loop(self, name: str, interval: float, step: Callable[[], object]) -> None:
+        while not self._stop.is_set():
+            try:
+                step()
+            except Exception:
+                # a busy store or an unreachable ERP must not end the service
+                log.exception("%s step failed; trying again in %.0f s", name, interval)
+            if self._stop.wait(interval):
+                return
+
+    def start(self) -> None:
+        if self.config.trigger:
+            if not self.config.trigger_token:
+                raise ValueError(
+                    "the trigger endpoint is on but no token is set "
+                    "([service] trigger_token or PASSWEB_TUI_TRIGGER_TOKEN)"
+                )
+            self.trigger = TriggerServer(
+                self.config.trigger_host,
+                self.config.trigger_port,
+                self.config.trigger_token,
+                self.trigger_launch,
+            )
+            self.trigger.start()
+            log.info("trigger endpoint listening on %s", self.trigger.url)
+        for name, interval, step in (
+            ("scheduler", self.config.tick_s, self.tick),
+            ("orders", self.config.order_poll_s, self.push_orders),
+        ):
+            t = threading.Thread(
+                target=self._loop, args=(name, interval, step), name=f"service-{name}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+        log.info(
+            "service for site %s started: %s; %s",
+            self.config.site,
+            self.config.schedule.describe(),
+            self.quota().describe(),
+        )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop launching, cancel the runs in progress and wait until they are recorded."""
+        self._stop.set()
+        if self.trigger is not None:
+            self.trigger.stop()
+        for t in self._threads:
+            t.join(timeout)
+        with self._lock:
+            active = list(self._active)
+            watchers = list(self._watchers)
+        for handle in active:
+            if not handle.done:
+                log.info("cancelling run %s", handle.run_id)
+                handle.cancel()
+        for handle in active:
+            handle.wait(timeout)
+        for w in watchers:
+            w.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()

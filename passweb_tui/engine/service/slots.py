@@ -1,0 +1,103 @@
+"""Claims of scheduled slots: one row per (site, slot), so several `serve` processes
+sharing a store run each scheduled sync once. The primary key does the deciding."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from passweb_tui.engine.store import Store
+
+_META = sa.MetaData()
+claims_t = sa.Table(
+    "service_slot_claims",
+    _META,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.String(32), primary_key=True),  # naive local wall time, ISO
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+)
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def slot_key(slot: datetime) -> str:
+    return slot.replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def ensure_table(store: Store) -> None:
+    """Create the claims table if missing (it holds only service bookkeeping)."""
+    try:
+        _META.create_all(store.engine, checkfirst=True)
+    except (IntegrityError, DBAPIError):
+        # another process created it at the same moment: fine if it is there now
+        if not sa.inspect(store.engine).has_table(claims_t.name):
+            raise
+
+
+@dataclass(frozen=True)
+class Claim:
+    site: str
+    slot: str
+    holder: str
+    claimed_at: datetime
+    run_id: int | None
+    outcome: str | None
+
+
+def claim(store: Store, site: str, slot: datetime, holder: str) -> bool:
+    """True if this process won `slot` for `site`; False if another claimed it first."""
+    try:
+        with store.write() as conn:
+            conn.execute(
+                claims_t.insert().values(
+                    site=site,
+                    slot=slot_key(slot),
+                    holder=holder,
+                    claimed_at=datetime.now(UTC),
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def record(store: Store, site: str, slot: datetime, *, run_id: int | None, outcome: str) -> None:
+    with store.write() as conn:
+        conn.execute(
+            claims_t.update()
+            .where(claims_t.c.site == site, claims_t.c.slot == slot_key(slot))
+            .values(run_id=run_id, outcome=outcome)
+        )
+
+
+def release(store: Store, site: str, slot: datetime, holder: str) -> None:
+    """Give a slot back (the run could not start yet) so that a later tick may retry it."""
+    with store.write() as conn:
+        conn.execute(
+            claims_t.delete().where(
+                claims_t.c.site == site,
+                claims_t.c.slot == slot_key(slot),
+                claims_t.c.holder == holder,
+            )
+        )
+
+
+def claims(store: Store, site: str | None = None) -> list[Claim]:
+    q = sa.select(claims_t).order_by(claims_t.c.slot)
+    if site is not None:
+        q = q.where(claims_t.c.site == site)
+    with store.read() as conn:
+        return [
+            Claim(r.site, r.slot, r.holder, r.claimed_at, r.run_id, r.outcome)
+            for r in conn.execute(q)
+        ]

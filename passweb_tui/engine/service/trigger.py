@@ -1,0 +1,144 @@
+"""The ERP-side trigger: a small HTTP endpoint (stdlib, in a thread) through which the ERP
+asks for a TOTAL or CHANGED. Token required; answers 202, 400, 401, 403, 404, 409, 413."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+log = logging.getLogger("passweb_tui.service.trigger")
+
+PATH = "/trigger"
+MAX_BODY = 4096
+
+
+class TriggerRefused(Exception):
+    """The launch was refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: launch(kind) -> run id; raises TriggerRefused
+Launch = Callable[[str], int | None]
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    if not given:
+        return False
+    # compare the same-length digests' bytes in constant time
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class TriggerServer:
+    """Serves POST /trigger {"kind": "total"|"changed", "token": "..."} (or a Bearer token)."""
+
+    def __init__(self, host: str, port: int, token: str, launch: Launch) -> None:
+        if not token:
+            raise ValueError("the trigger endpoint needs a token (trigger_token)")
+        self.token = token
+        self.launch = launch
+        handler = self._handler_class()
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        host_text = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{host_text}:{port}{PATH}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="trigger-http",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "passweb-tui-trigger"
+            sys_version = ""
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.info("%s %s", self.address_string(), format % args)
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != PATH:
+                    self._answer(404, {"error": f"no such endpoint; POST to {PATH}"})
+                else:
+                    self._answer(405, {"error": f"use POST {PATH}"})
+
+            def do_POST(self) -> None:
+                if self.path.split("?")[0] != PATH:
+                    self._answer(404, {"error": f"no such endpoint; POST to {PATH}"})
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or length > MAX_BODY:
+                    self._answer(413, {"error": f"body must be JSON of at most {MAX_BODY} bytes"})
+                    return
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    self._answer(
+                        400, {"error": 'body must be a JSON object {"kind": "total"|"changed"}'}
+                    )
+                    return
+                auth = self.headers.get("Authorization", "")
+                given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+                if given is None:
+                    token = body.get("token")
+                    given = token if isinstance(token, str) else None
+                if not token_matches(given, server.token):
+                    log.warning(
+                        "trigger from %s refused: bad or missing token", self.client_address[0]
+                    )
+                    self._answer(401, {"error": "missing or wrong token"})
+                    return
+                kind = body.get("kind")
+                if kind not in ("total", "changed"):
+                    self._answer(400, {"error": 'kind must be "total" or "changed"'})
+                    return
+                try:
+                    run_id = server.launch(kind)
+                except TriggerRefused as exc:
+                    self._answer(exc.status, {"error": str(exc)})
+                    return
+                except Exception as exc:  # answer, and keep the service going
+                    log.exception("trigger launch failed")
+                    self._answer(500, {"error": f"{exc.__class__.__name__}: {exc}"})
+                    return
+                self._answer(202, {"run_id": run_id, "kind": kind, "origin": "erp"})
+
+        return Handler
