@@ -237,9 +237,10 @@ class PasswebApp(App[int]):
                 lambda kind=kind: self.launch_from_palette(kind),  # type: ignore[misc]
             )
         for mode in PALETTE_GOTO:
+            available = mode in self._modes
             yield SystemCommand(
                 title(f"Go to: {mode}", f"palette.goto.{mode}"),
-                t(f"palette.goto.{mode}.help"),
+                t(f"palette.goto.{mode}.help") if available else t(f"unavailable.{mode}"),
                 lambda mode=mode: self.action_goto(mode),  # type: ignore[misc]
             )
         yield SystemCommand(
