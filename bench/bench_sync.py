@@ -136,15 +136,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             engine = open_engine(fresh_db(args.db, Path(tmp), "main"), sim)
             try:
-                total_s, total = timed(engine, "total")  # first run: also the attribute update
                 from passweb_tui.engine.sync import SyncRunner
 
+                engine.attribute_update()  # what the first sync does first; not timed
                 runner = SyncRunner(engine.store, engine.client(), engine.settings.options)
                 fields = {
                     "articoli": runner._request_fields(_spec("articles")),
                     "clienti": runner._request_fields(_spec("customers")),
                 }
-                paging_s = bare_paging(sim, fields)
+                # the simulator builds its records on first reading: warm it, then take
+                # the best of two bare pagings as the floor
+                bare_paging(sim, fields)
+                paging_s = min(bare_paging(sim, fields), bare_paging(sim, fields))
+                total_s, total = timed(engine, "total")
                 total2_s, _ = timed(engine, "total")  # a TOTAL over an existing store
                 noop_s, _ = timed(engine, "changed")
                 for res, n in (

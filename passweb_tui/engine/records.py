@@ -34,6 +34,12 @@ class FieldSpec:
     type: str | None
     length: int | None
     array_size: int = 0
+    # "C" plain text, "N" plain number, "" anything else (checked the slow way)
+    quick_kind: str = field(init=False, compare=False, repr=False, default="")
+
+    def __post_init__(self) -> None:
+        kind = self.type if self.type in ("C", "N") and not self.array_size else ""
+        object.__setattr__(self, "quick_kind", kind)
 
     @property
     def is_array(self) -> bool:
@@ -385,6 +391,15 @@ def _column_limits(table: Table) -> dict[str, int]:
 
 
 _LIMITS = {name: _column_limits(spec.table) for name, spec in ENTITIES.items()}
+# the text columns a record's derived values go to, with their limits
+_DERIVED_LIMITS = {
+    name: [
+        (col, length)
+        for col, length in _LIMITS[name].items()
+        if col in spec.derive({}, SiteRules())
+    ]
+    for name, spec in ENTITIES.items()
+}
 
 
 def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
@@ -472,7 +487,6 @@ def build_row(
 ) -> Row:
     """Validate an ERP record and turn it into a row; raises Rejected with the reason."""
     key = record_key(spec, record)
-    limits = _LIMITS[spec.name]
     full: dict[str, Any] = {}
     # the common cases are checked inline (this loop runs for every field of every
     # record); anything unusual goes through _check_type for the exact reason
@@ -480,20 +494,22 @@ def build_row(
         t = type(value)
         fs = catalogue.get(name)
         if fs is not None and value is not None:
-            ok = False
-            if fs.type == "C" and not fs.array_size:
+            kind = fs.quick_kind
+            if kind == "C":
                 ok = t is str and (not fs.length or len(value) <= fs.length)
-            elif fs.type == "N" and not fs.array_size:
+            elif kind == "N":
                 ok = t is int or t is Decimal
+            else:
+                ok = False
             if not ok:
                 problem = _check_type(name, value, fs)
                 if problem:
                     raise Rejected(key, problem)
         full[name] = value if t in _PLAIN else canon(value)
     derived = spec.derive(full, rules)
-    for col, length in limits.items():
-        v = derived.get(col)
-        if isinstance(v, str) and len(v) > length:
+    for col, length in _DERIVED_LIMITS[spec.name]:
+        v = derived[col]
+        if type(v) is str and len(v) > length:
             raise Rejected(key, f"{col} {v[:20]!r}... longer than the site allows ({length})")
     if spec.name == "currencies" and not derived.get("iso_code"):
         raise Rejected(key, "currency without ISO code (sigla_iso)")
