@@ -60,9 +60,8 @@ def runs_this_month(store: Store, now: datetime | None = None) -> int:
     """TOTAL and CHANGED runs (not dry runs) started in the UTC month of `now`."""
     start = month_start(now or datetime.now(UTC))
     end = _next_month(start)
-    # the store keeps naive UTC on SQLite and aware on PostgreSQL: compare in the same terms
-    naive = store.engine.dialect.name == "sqlite"
-    lo, hi = (start.replace(tzinfo=None), end.replace(tzinfo=None)) if naive else (start, end)
+    # the column's own type converts aware UTC for each database
+    lo, hi = start, end
     q = (
         select(func.count())
         .select_from(_RUNS)

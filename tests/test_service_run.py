@@ -1,0 +1,390 @@
+"""The sync service in-process against the simulator on a real socket: scheduled slots run
+once with a controlled clock, the order fast path, the trigger endpoint (auth, policy,
+lease, the simulator's /sim/trigger), outcome e-mails to a local SMTP server, the quota."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from conftest import SimProcess, start_sim
+from test_orders_helpers import erp_config, erp_marker_counts, order_line
+
+from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.service import slots
+from passweb_tui.engine.service.notify import MailSettings
+from passweb_tui.engine.service.quota import quota_status
+from passweb_tui.engine.service.schedule import schedule_from_text
+from passweb_tui.engine.service.service import Service, ServiceConfig
+from passweb_tui.engine.sync import SyncOptions
+
+TOKEN = "tok-" + "x" * 28
+_order_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def small_sim() -> Iterator[SimProcess]:
+    """One small simulator for the module; tests push orders with ids of their own."""
+    p = start_sim("--articles", "300", "--customers", "60", "--orders", "10", "--seed", "11")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def no_faults(small_sim: SimProcess) -> Iterator[None]:
+    yield
+    small_sim.admin("DELETE", "faults")
+
+
+class Clock:
+    """A controllable UTC clock."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def open_engine(db_url: str, sim: SimProcess) -> Engine:
+    return Engine.open(
+        EngineSettings(db_url, erp_config(sim, max_retries=2), SyncOptions(page_size=200))
+    )
+
+
+def service_config(**over: Any) -> ServiceConfig:
+    base = ServiceConfig(
+        site="shop",
+        schedule=schedule_from_text("15m"),
+        timezone=ZoneInfo("UTC"),
+        order_poll_s=0.1,
+        tick_s=0.1,
+        trigger_host="127.0.0.1",
+        trigger_port=0,
+        trigger_token=TOKEN,
+    )
+    return replace(base, **over)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll state that has no event to wait on (another process's store rows)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_each_slot_runs_once_across_two_services(db_url: str, small_sim: SimProcess) -> None:
+    first, second = open_engine(db_url, small_sim), open_engine(db_url, small_sim)
+    clock = Clock(datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC))  # a Monday
+    a = Service(first, service_config(), clock=clock)
+    b = Service(second, service_config(), clock=clock)
+    try:
+        handle = a.tick()
+        assert handle is not None
+        assert b.tick() is None  # the same slot: claimed by a
+        result = handle.wait(120)
+        assert result is not None and result.status == "ok", result
+        assert (result.origin, result.requested_kind, result.kind) == (
+            "scheduler",
+            "changed",
+            "total",  # the site's first sync
+        )
+        assert a.tick() is None  # the slot is done; nothing before 10:15
+        clock.advance(minutes=15)
+        handle = b.tick()
+        assert handle is not None and a.tick() is None
+        result = handle.wait(120)
+        assert result is not None and result.kind == "changed" and result.origin == "scheduler"
+        claims = slots.claims(first.store, "shop")
+        assert [c.slot for c in claims] == ["2026-11-23T10:00:00", "2026-11-23T10:15:00"]
+        runs = {r.run_id: r for r in first.runs()}
+        assert [c.run_id for c in claims] == sorted(runs)
+        # a clock between slots, or past a slot's time, starts nothing
+        clock.advance(minutes=14, seconds=50)  # 10:29:55
+        assert a.tick() is None and b.tick() is None
+    finally:
+        a.stop(60)
+        b.stop(60)
+        first.close()
+        second.close()
+
+
+def test_a_slot_waits_while_another_sync_holds_the_lease(
+    db_url: str, small_sim: SimProcess, no_faults: None
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    clock = Clock(datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC))
+    svc = Service(engine, service_config(), clock=clock)
+    try:
+        engine.run("total")
+        small_sim.admin("PUT", "faults", json={"latency_ms": 40})
+        manual = engine.start_run("total", origin="site")
+        assert svc.tick() is None  # refused by the lease: the slot is given back
+        assert slots.claims(engine.store, "shop") == []
+        manual.cancel()
+        assert manual.wait(60) is not None
+        small_sim.admin("DELETE", "faults")
+        handle = svc.tick()
+        assert handle is not None  # the same slot, still due, now runs
+        result = handle.wait(120)
+        assert result is not None and result.status == "ok" and result.origin == "scheduler"
+        assert [c.run_id for c in slots.claims(engine.store, "shop")] == [result.run_id]
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_quota_counts_total_and_changed_and_refuses_when_used_up(
+    db_url: str, small_sim: SimProcess
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    clock = Clock(datetime.now(UTC))
+    svc = Service(
+        engine, service_config(monthly_quota=2, schedule=schedule_from_text("1m")), clock=clock
+    )
+    try:
+        assert quota_status(engine.store, 2).used == 0
+        engine.run("total")
+        engine.run("partial")  # PARTIAL does not count
+        engine.run("changed", dry_run=True)  # nor does a dry run
+        status = svc.quota()
+        assert (status.used, status.quota, status.exhausted) == (1, 2, False)
+        assert status.describe().startswith("1 / 2 TOTAL/CHANGED syncs used in ")
+        handle = svc.tick()
+        assert handle is not None and handle.wait(120) is not None
+        assert svc.quota().exhausted
+        clock.advance(minutes=1)
+        assert svc.tick() is None
+        refused = slots.claims(engine.store, "shop")[-1]
+        assert refused.run_id is None and "monthly sync quota used up: 2 of 2" in (
+            refused.outcome or ""
+        )
+        # next month the count starts again
+        clock.now = datetime(clock.now.year + 1, 1, 1, tzinfo=UTC)
+        assert quota_status(engine.store, 2, clock.now).used == 0
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_new_web_orders_go_to_the_erp_within_seconds_without_a_run(
+    db_url: str, small_sim: SimProcess
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text("")))
+    orders = WebOrders(engine.store)
+    ids = [f"SVC{next(_order_ids):04d}{db_url[:4]}" for _ in range(3)]
+    try:
+        svc.start()
+        placed = time.monotonic()
+        for oid in ids:
+            orders.place(order_line(oid))
+        wait_for(
+            "the orders to be stored in the ERP",
+            lambda: (
+                all(o["state"] == "stored" for o in orders.list() if o["id"] in ids)
+                and len([o for o in orders.list() if o["id"] in ids]) == 3
+            ),
+            timeout=30,
+        )
+        took = time.monotonic() - placed
+        assert took < 10, f"orders took {took:.1f}s to reach the ERP"
+        assert erp_marker_counts(small_sim, ids) == dict.fromkeys(ids, 1)
+        assert engine.runs() == []  # not a PARTIAL: no run recorded, nothing against the quota
+        assert svc.quota().used == 0
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+class SmtpSink(socketserver.ThreadingTCPServer):
+    """A tiny SMTP server for the tests: accepts every message and keeps it."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SmtpHandler)
+        self.messages: list[tuple[str, list[str], Message]] = []
+        self.arrived = threading.Condition()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def wait_for(self, n: int, timeout: float = 30) -> list[tuple[str, list[str], Message]]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.messages) >= n, timeout), (
+                f"{len(self.messages)} of {n} e-mails arrived"
+            )
+            return list(self.messages)
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    server: SmtpSink
+
+    def reply(self, line: str) -> None:
+        self.wfile.write(line.encode() + b"\r\n")
+
+    def handle(self) -> None:
+        self.reply("220 sink ESMTP")
+        sender, rcpts = "", []
+        while line := self.rfile.readline():
+            cmd = line.decode().strip()
+            verb = cmd[:4].upper()
+            if verb in ("EHLO", "HELO"):
+                self.reply("250 sink")
+            elif verb == "MAIL":
+                sender, rcpts = cmd.split(":", 1)[1].strip(" <>"), []
+                self.reply("250 ok")
+            elif verb == "RCPT":
+                rcpts.append(cmd.split(":", 1)[1].strip(" <>"))
+                self.reply("250 ok")
+            elif verb == "DATA":
+                self.reply("354 go on")
+                data = b""
+                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                    data += chunk[1:] if chunk.startswith(b"..") else chunk
+                with self.server.arrived:
+                    self.server.messages.append((sender, rcpts, message_from_bytes(data)))
+                    self.server.arrived.notify_all()
+                self.reply("250 queued")
+            elif verb == "QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    server = SmtpSink()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url, content=json.dumps(body), headers=headers or {}, timeout=30)
+
+
+def test_trigger_endpoint_auth_policy_lease_and_email(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, no_faults: None
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it", "boss@shop.it"])
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), trigger=True, mail=mail))
+    try:
+        svc.start()
+        assert svc.trigger is not None
+        url = svc.trigger.url
+        assert url.startswith("http://127.0.0.1:")
+        # authentication
+        assert post(url, {"kind": "total"}).status_code == 401
+        assert post(url, {"kind": "total", "token": TOKEN[:-1] + "y"}).status_code == 401
+        bad = post(url, {"kind": "total"}, {"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and "token" in bad.json()["error"]
+        # requests that make no sense
+        assert post(url, {"kind": "partial", "token": TOKEN}).status_code == 400
+        assert post(url, ["total"]).status_code == 400
+        assert httpx.post(url + "x", json={}, timeout=5).status_code == 404
+        assert httpx.get(url, timeout=5).status_code == 405
+        assert engine.runs() == []  # nothing launched so far
+        # a good launch, then one while it runs
+        small_sim.admin("PUT", "faults", json={"latency_ms": 100})
+        ok = post(url, {"kind": "total"}, {"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 202, ok.text
+        run_id = ok.json()["run_id"]
+        busy = post(url, {"kind": "changed", "token": TOKEN})
+        assert busy.status_code == 409 and "another TOTAL/CHANGED" in busy.json()["error"]
+        small_sim.admin("DELETE", "faults")
+        sender, rcpts, msg = smtp.wait_for(1, timeout=120)[0]
+        assert sender == "sync@shop.it" and rcpts == ["ops@shop.it", "boss@shop.it"]
+        assert (
+            f"run {run_id} TOTAL: ok" in msg["Subject"] and "[passweb-tui shop]" in msg["Subject"]
+        )
+        body = msg.get_payload(decode=True).decode()
+        run = engine.run_detail(run_id).run
+        assert run.origin == "erp" and run.status == "ok"
+        art = run.entities["articles"]
+        assert art["inserted"] > 0 and "Launched by: erp" in body
+        assert f"articles: {art['fetched']} {art['inserted']} 0 0 0 0" in body
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_horeca_and_quota_refusals_are_403(db_url: str, small_sim: SimProcess) -> None:
+    engine = open_engine(db_url, small_sim)
+    svc = Service(
+        engine, service_config(schedule=schedule_from_text(""), trigger=True, horeca=True)
+    )
+    try:
+        svc.start()
+        assert svc.trigger is not None
+        refused = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert refused.status_code == 403
+        assert "only the site back end" in refused.json()["error"]
+    finally:
+        svc.stop(60)
+    svc = Service(
+        engine, service_config(schedule=schedule_from_text(""), trigger=True, monthly_quota=1)
+    )
+    try:
+        engine.run("total")
+        svc.start()
+        assert svc.trigger is not None
+        refused = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert refused.status_code == 403 and "quota used up" in refused.json()["error"]
+        assert len(engine.runs()) == 1
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_the_simulator_plays_the_erp_sync_button(db_url: str, small_sim: SimProcess) -> None:
+    """POST /sim/trigger on the simulator calls the service's endpoint, as Mexal would."""
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), trigger=True))
+    try:
+        svc.start()
+        assert svc.trigger is not None
+        answer = small_sim.admin(
+            "POST", "trigger", json={"url": svc.trigger.url, "token": TOKEN, "kind": "changed"}
+        ).json()
+        assert answer["status"] == 202, answer
+        run_id = answer["body"]["run_id"]
+        denied = small_sim.admin(
+            "POST", "trigger", json={"url": svc.trigger.url, "token": "wrong", "kind": "total"}
+        ).json()
+        assert denied["status"] == 401
+        wait_for("the run to end", lambda: svc.finished, timeout=120)
+        run = engine.run_detail(run_id).run
+        assert run.origin == "erp" and run.status == "ok" and run.requested_kind == "changed"
+    finally:
+        svc.stop(60)
+        engine.close()
