@@ -1,0 +1,204 @@
+"""`passweb-tui serve` as real processes: a clean stop on SIGTERM mid-run, and three
+services sharing one PostgreSQL store that run each scheduled slot once, never two
+TOTAL/CHANGED together, while one of them is killed in the middle of a run."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SimProcess
+
+from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.engine.lease import read_lease
+from passweb_tui.engine.service import slots
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll what other processes write to the store (there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Serve:
+    """One `passweb-tui serve` process with its stderr in a file."""
+
+    def __init__(self, sim: SimProcess, db_url: str, config: Path, log: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            PASSWEB_TUI_CONFIG=str(config),
+            PASSWEB_TUI_ERP_PASSWORD=sim.password,
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = log
+        self.stderr = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "passweb_tui",
+                "--db",
+                db_url,
+                "--erp-url",
+                sim.url,
+                "--erp-user",
+                sim.user,
+                "--azienda",
+                sim.azienda,
+                "--anno",
+                str(sim.anno),
+                "serve",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def ready(self, timeout: float = 60) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"serve did not start:\n{self.log.read_text()}") from None
+        assert line.startswith("serving site="), line
+        return line
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            self.stderr.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.stderr.close()
+
+
+def write_config(path: Path, every: str, lease_seconds: int = 120) -> Path:
+    path.write_text(
+        f'[sync]\nlease_seconds = {lease_seconds}\n[service]\nevery = "{every}"\n'
+        'timezone = "UTC"\n',
+        encoding="utf-8",
+    )
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture
+def reader() -> Iterator[Callable[[str], Engine]]:
+    engines: list[Engine] = []
+
+    def open_reader(db_url: str) -> Engine:
+        engine = Engine.open(EngineSettings(db_url))
+        engines.append(engine)
+        return engine
+
+    yield open_reader
+    for e in engines:
+        e.close()
+
+
+@pytest.mark.e2e
+def test_sigterm_cancels_the_run_and_waits_for_it(
+    sim: SimProcess, db_url: str, tmp_path: Path, reader: Callable[[str], Engine]
+) -> None:
+    # a day schedule with no window is due at once: the first tick starts a run
+    config = write_config(tmp_path / "config.toml", "1d")
+    sim.admin("PUT", "faults", json={"latency_ms": 150})
+    serve = Serve(sim, db_url, config, tmp_path / "serve.log")
+    try:
+        line = serve.ready()
+        assert "CHANGED every 1 day(s)" in line and "trigger=off" in line
+        store = reader(db_url)
+        running = wait_for(
+            "a scheduled run", lambda: [r for r in store.runs() if r.status == "running"]
+        )
+        assert running[0].origin == "scheduler"
+        assert serve.stop() == 0
+    finally:
+        serve.kill()
+    run = store.run_detail(running[0].run_id).run
+    assert run.status == "cancelled" and run.finished is not None
+    assert store.lease() is None  # released on the way out
+    log = serve.log.read_text()
+    assert "received SIGTERM" in log and f"cancelling run {run.run_id}" in log
+    assert "service stopped" in log and "Traceback" not in log
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_three_services_share_postgres_and_survive_a_kill(
+    sim: SimProcess, db_url: str, tmp_path: Path, reader: Callable[[str], Engine]
+) -> None:
+    config = write_config(tmp_path / "config.toml", "2s", lease_seconds=3)
+    sim.admin("PUT", "faults", json={"latency_ms": 40})
+    services = [Serve(sim, db_url, config, tmp_path / f"serve{i}.log") for i in range(3)]
+    store = reader(db_url)
+    try:
+        for s in services:
+            s.ready()
+
+        def done_runs() -> list[Any]:
+            return [r for r in store.runs(limit=500) if r.status in ("ok", "ok_with_rejects")]
+
+        wait_for("two scheduled runs", lambda: len(done_runs()) >= 2, timeout=90)
+        # kill the process that holds the lease in the middle of its run
+        lease = wait_for(
+            "a run in progress",
+            lambda: (info := store.lease()) is not None and info.run_id is not None and info,
+            timeout=60,
+        )
+        pid = int(lease.holder.split(":")[1])
+        victim = next(s for s in services if s.process.pid == pid)
+        victim.kill()
+        killed_run = lease.run_id
+        before = len(done_runs())
+        wait_for("two more runs after the kill", lambda: len(done_runs()) >= before + 2, 90)
+        survivors = [s for s in services if s is not victim]
+        assert [s.stop() for s in survivors] == [0, 0]
+    finally:
+        for s in services:
+            s.kill()
+
+    runs = sorted(store.runs(limit=500), key=lambda r: r.run_id or 0)
+    pulls = [r for r in runs if r.kind in ("total", "changed") and not r.dry_run]
+    assert all(r.origin == "scheduler" for r in pulls)
+    killed = next(r for r in runs if r.run_id == killed_run)
+    assert killed.status == "failed" and "interrupted" in (killed.error or "")
+    # never two TOTAL/CHANGED at once: each ends before the next one starts
+    for a, b in itertools.pairwise(pulls):
+        assert a.finished is not None and a.finished <= b.started, (a, b)
+    # each scheduled run belongs to exactly one claimed slot, and each slot ran at most once
+    claims = slots.claims(store.store)
+    claimed_runs = [c.run_id for c in claims if c.run_id is not None]
+    assert sorted(claimed_runs) == sorted(r.run_id for r in pulls)
+    assert len(set(claimed_runs)) == len(claimed_runs)
+    assert len({c.holder for c in claims}) >= 2  # the work was shared
+    assert read_lease(store.store) is None
