@@ -128,7 +128,7 @@ def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
         # the dashboard names the demo ERP; slowing it keeps the Totale going meanwhile
         url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
         assert url, screen
-        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 100}, timeout=30).raise_for_status()
+        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 300}, timeout=30).raise_for_status()
         term.keys("s")
         term.wait_for("Kind of sync", 30)
         term.keys("t")

@@ -27,7 +27,7 @@ pytest_plugins = ["ui_fixtures"]
 SYNC_TIMEOUT_S = 60
 
 
-def slow_erp(erp_sim: Any, latency_ms: int = 150) -> None:
+def slow_erp(erp_sim: Any, latency_ms: int = 1000) -> None:
     """Make every ERP reply slow enough that a run is still going when we act on it."""
     erp_sim.admin("PUT", "/faults", json={"latency_ms": latency_ms})
 
@@ -227,10 +227,12 @@ async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, erp_sim
     run = engine.runs(limit=1)[0]
     assert run.status == "cancelled" and run.kind == "changed"
     # nothing half-written: a dry-run Variati afterwards still runs and finds the store usable
+    erp_sim.admin("DELETE", "/faults")
     assert engine.run("changed", dry_run=True).status in {"ok", "ok_with_rejects"}
 
 
-async def test_palette_launches_a_sync(engine: Engine) -> None:
+async def test_palette_launches_a_sync(synced: Engine) -> None:
+    engine = synced
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+p")
