@@ -81,6 +81,7 @@ STATUSES = ("ok", "ok_with_rejects", "failed", "cancelled")
 SCOPE_ENTITIES = (*MAIN_ENTITIES, *LOOKUP_ENTITIES, "resources", "orders")
 NOT_PULLED_HERE = ("resources",)
 PAGE_SIZE = 1000
+MAX_CATEGORIES = 1000  # DOMAIN.md: keep the category tree under this
 STAMP = "%Y%m%d %H%M%S"
 
 _RUNS = SyncRun.__table__  # type: ignore[attr-defined]
@@ -758,6 +759,11 @@ class SyncRunner:
                 )
                 counts["fetched"] += len(page.records) - skipped
                 self._emit(phase, spec.name, counts["fetched"], total, started=started)
+        if collect_categories and self._categories and len(self._categories) > MAX_CATEGORIES:
+            self._messages.append(
+                f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
+                " (the secondary mode keeps only the web-flagged groups)"
+            )
         if p.deletions:
             self._check_cancel()
             self._emit("deletions", spec.name, counts["fetched"], total)
