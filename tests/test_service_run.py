@@ -388,3 +388,57 @@ def test_the_simulator_plays_the_erp_sync_button(db_url: str, small_sim: SimProc
     finally:
         svc.stop(60)
         engine.close()
+
+
+def test_the_repeated_autumn_hour_runs_its_slots_once(db_url: str, small_sim: SimProcess) -> None:
+    """Europe/Rome goes from 03:00 CEST back to 02:00 CET on 2026-10-25: the wall-clock
+    slots of the repeated hour are the same slots, claimed once."""
+    engine = open_engine(db_url, small_sim)
+    clock = Clock(datetime(2026, 10, 25, 0, 30, 5, tzinfo=UTC))  # 02:30:05 CEST
+    svc = Service(
+        engine,
+        service_config(schedule=schedule_from_text("30m"), timezone=ZoneInfo("Europe/Rome")),
+        clock=clock,
+    )
+    try:
+        assert svc.local_now() == datetime(2026, 10, 25, 2, 30, 5)
+        handle = svc.tick()
+        assert handle is not None and handle.wait(120) is not None
+        clock.advance(hours=1)  # 02:30:05 CET, the same wall time again
+        assert svc.local_now() == datetime(2026, 10, 25, 2, 30, 5)
+        fresh = Service(engine, svc.config, clock=clock)  # as another process would see it
+        assert fresh.tick() is None
+        clock.advance(minutes=30)  # 03:00:05 CET: a new slot
+        handle = fresh.tick()
+        assert handle is not None and handle.wait(120) is not None
+        assert [c.slot for c in slots.claims(engine.store, "shop")] == [
+            "2026-10-25T02:30:00",
+            "2026-10-25T03:00:00",
+        ]
+        fresh.stop(60)
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_serve_refuses_bad_settings_in_one_line(
+    small_sim: SimProcess,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from passweb_tui.cli import main
+
+    monkeypatch.setenv("PASSWEB_TUI_ERP_PASSWORD", small_sim.password)
+    flags = ["--db", f"sqlite:///{tmp_path / 's.db'}", "--erp-url", small_sim.url]
+    flags += ["--erp-user", small_sim.user, "--azienda", small_sim.azienda]
+    assert main([*flags, "serve", "--trigger"]) == 2
+    err = capsys.readouterr().err
+    assert "the trigger endpoint needs a token" in err and "Traceback" not in err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[service]\nwindow = "8-20"\n', encoding="utf-8")
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(cfg))
+    assert main([*flags, "serve"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "[service] window: start time must be HH:MM" in err[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("passweb_tui.service")
 
 Clock = Callable[[], datetime]
+PRUNE_EVERY_S = 3600.0
 
 
 def utc_now() -> datetime:
@@ -103,6 +105,7 @@ class Service:
         self._watchers: list[threading.Thread] = []
         self._last_slot: datetime | None = None
         self._refused_slot: datetime | None = None
+        self._pruned_at = float("-inf")
         #: results of the runs this service launched, in the order they ended
         self.finished: list[RunResult] = []
         self.order_pushes = 0
@@ -218,6 +221,9 @@ class Service:
             return None
         self._last_slot = slot
         slots.record(store, self.config.site, slot, run_id=handle.run_id, outcome="started")
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            slots.prune(store, self.config.site)
         return handle
 
     # --- web orders ---------------------------------------------------------------------

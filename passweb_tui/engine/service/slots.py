@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -101,3 +101,14 @@ def claims(store: Store, site: str | None = None) -> list[Claim]:
             Claim(r.site, r.slot, r.holder, r.claimed_at, r.run_id, r.outcome)
             for r in conn.execute(q)
         ]
+
+
+def prune(store: Store, site: str, *, keep: timedelta = timedelta(days=90)) -> int:
+    """Forget claims older than `keep` (they only serve to deduplicate recent slots)."""
+    with store.write() as conn:
+        result = conn.execute(
+            claims_t.delete().where(
+                claims_t.c.site == site, claims_t.c.claimed_at < datetime.now(UTC) - keep
+            )
+        )
+    return int(result.rowcount or 0)

@@ -52,7 +52,8 @@ class TriggerServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        host_text = f"[{host}]" if ":" in str(host) else str(host)
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        host_text = f"[{name}]" if ":" in name else name
         return f"http://{host_text}:{port}{PATH}"
 
     def start(self) -> None:
