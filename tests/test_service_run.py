@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socketserver
 import threading
 import time
@@ -442,3 +443,56 @@ def test_serve_refuses_bad_settings_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "[service] window: start time must be HH:MM" in err[-1]
+
+
+def test_every_run_outcome_is_mailed_once_whoever_launched_it(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, no_faults: None
+) -> None:
+    one, two = open_engine(db_url, small_sim), open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    config = service_config(schedule=schedule_from_text(""), mail=mail)
+    a, b = Service(one, config), Service(two, config)  # two processes sharing a store
+    try:
+        ok = one.run("total")  # launched from the site back end, not by a service
+        assert (a.mail_outcomes(), b.mail_outcomes()) == (1, 0)
+        small_sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+        failed = two.run("changed")
+        assert failed.status == "failed"
+        assert (b.mail_outcomes(), a.mail_outcomes()) == (1, 0)
+        assert (a.mail_outcomes(), b.mail_outcomes()) == (0, 0)  # nothing twice
+        messages = smtp.wait_for(2)
+        assert len(messages) == 2
+        subjects = [m["Subject"] for _, _, m in messages]
+        assert subjects == [
+            f"[passweb-tui shop] run {ok.run_id} TOTAL: ok",
+            f"[passweb-tui shop] run {failed.run_id} CHANGED: failed",
+        ]
+        body = messages[1][2].get_payload(decode=True).decode()
+        assert "Launched by: site" in body and f"Error: {failed.error}" in body
+    finally:
+        a.stop(60)
+        b.stop(60)
+        one.close()
+        two.close()
+
+
+def test_an_unreachable_mail_server_is_logged_not_fatal(db_url: str, small_sim: SimProcess) -> None:
+    engine = open_engine(db_url, small_sim)
+    with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as closed:
+        port = closed.server_address[1]  # a port that nothing listens on once closed
+    mail = MailSettings("127.0.0.1", int(port), "sync@shop.it", ["ops@shop.it"], timeout_s=5)
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), mail=mail))
+    # the package logger may not propagate (the CLI sets it up): listen on it directly
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler()
+    listener.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("passweb_tui.service.notify")
+    logger.addHandler(listener)
+    try:
+        engine.run("partial")
+        assert svc.mail_outcomes() == 0
+        assert any("could not e-mail the outcome of run" in r.getMessage() for r in records)
+    finally:
+        logger.removeHandler(listener)
+        svc.stop(60)
+        engine.close()

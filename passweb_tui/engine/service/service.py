@@ -27,6 +27,7 @@ log = logging.getLogger("passweb_tui.service")
 
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
+MAIL_POLL_S = 2.0
 
 
 def utc_now() -> datetime:
@@ -106,6 +107,11 @@ class Service:
         self._last_slot: datetime | None = None
         self._refused_slot: datetime | None = None
         self._pruned_at = float("-inf")
+        # outcomes are mailed for runs recorded after the service started, whoever ran them
+        newest = engine.runs(limit=1)
+        self._mail_after = newest[0].run_id or 0 if newest else 0
+        self._mailed: set[int] = set()
+        self._mail_lock = threading.Lock()
         #: results of the runs this service launched, in the order they ended
         self.finished: list[RunResult] = []
         self.order_pushes = 0
@@ -167,7 +173,7 @@ class Service:
         with self._lock:
             self.finished.append(result)
         if self.notifier is not None:
-            self.notifier.send(result)
+            self.mail_outcomes()  # at once, rather than at the next poll
 
     def trigger_launch(self, kind: str) -> int | None:
         """The trigger endpoint's launch: maps refusals to HTTP statuses."""
@@ -225,6 +231,31 @@ class Service:
             self._pruned_at = time.monotonic()
             slots.prune(store, self.config.site)
         return handle
+
+    # --- outcome e-mails ------------------------------------------------------------------
+
+    def mail_outcomes(self) -> int:
+        """E-mail the outcome of every run that ended since the service started: those it
+        launched and those of the UI, the command line or another process. A claim row per
+        run makes one process of several send it."""
+        if self.notifier is None:
+            return 0
+        sent = 0
+        with self._mail_lock:
+            for result in reversed(self.engine.runs(limit=50)):
+                run_id = result.run_id
+                if run_id is None or run_id <= self._mail_after or run_id in self._mailed:
+                    continue
+                if result.status == "running":
+                    continue
+                self._mailed.add(run_id)
+                if not slots.claim_key(
+                    self.engine.store, self.config.site, f"mail:{run_id}", self.holder
+                ):
+                    continue
+                if self.notifier.send(result):
+                    sent += 1
+        return sent
 
     # --- web orders ---------------------------------------------------------------------
 
@@ -286,6 +317,7 @@ class Service:
         for name, interval, step in (
             ("scheduler", self.config.tick_s, self.tick),
             ("orders", self.config.order_poll_s, self.push_orders),
+            ("mail", MAIL_POLL_S, self.mail_outcomes),
         ):
             t = threading.Thread(
                 target=self._loop, args=(name, interval, step), name=f"service-{name}", daemon=True

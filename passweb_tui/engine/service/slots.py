@@ -56,12 +56,17 @@ class Claim:
 
 def claim(store: Store, site: str, slot: datetime, holder: str) -> bool:
     """True if this process won `slot` for `site`; False if another claimed it first."""
+    return claim_key(store, site, slot_key(slot), holder)
+
+
+def claim_key(store: Store, site: str, key: str, holder: str) -> bool:
+    """Claim any one-off piece of service work by a key of its own (e.g. "mail:12")."""
     try:
         with store.write() as conn:
             conn.execute(
                 claims_t.insert().values(
                     site=site,
-                    slot=slot_key(slot),
+                    slot=key,
                     holder=holder,
                     claimed_at=datetime.now(UTC),
                 )
@@ -92,8 +97,13 @@ def release(store: Store, site: str, slot: datetime, holder: str) -> None:
         )
 
 
-def claims(store: Store, site: str | None = None) -> list[Claim]:
+def claims(store: Store, site: str | None = None, *, prefix: str | None = None) -> list[Claim]:
+    """Claims of scheduled slots (or, with `prefix`, of other work such as "mail:")."""
     q = sa.select(claims_t).order_by(claims_t.c.slot)
+    if prefix is None:
+        q = q.where(~claims_t.c.slot.startswith("mail:"))
+    else:
+        q = q.where(claims_t.c.slot.startswith(prefix))
     if site is not None:
         q = q.where(claims_t.c.site == site)
     with store.read() as conn:
