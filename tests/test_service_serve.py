@@ -1,6 +1,8 @@
-"""`passweb-tui serve` as real processes: a clean stop on SIGTERM mid-run, and three
+"""`passweb-tui serve` as real processes: a clean stop on SIGTERM mid-run, and several
 services sharing one PostgreSQL store that run each scheduled slot once, never two
-TOTAL/CHANGED together, while one of them is killed in the middle of a run."""
+TOTAL/CHANGED together, while they are killed one by one in the middle of a run.
+
+The longer kill sweep is marked slow: `pytest -m slow tests/test_service_serve.py`."""
 
 from __future__ import annotations
 
@@ -154,13 +156,27 @@ def test_sigterm_cancels_the_run_and_waits_for_it(
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_three_services_share_postgres_and_survive_a_kill(
-    sim: SimProcess, db_url: str, tmp_path: Path, reader: Callable[[str], Engine]
+@pytest.mark.parametrize(
+    ("processes", "kills"),
+    [
+        (3, 1),
+        # the longer sweep: run it with `pytest -m slow tests/test_service_serve.py`
+        pytest.param(4, 3, marks=pytest.mark.slow),
+    ],
+)
+def test_services_share_postgres_and_survive_kills(
+    sim: SimProcess,
+    db_url: str,
+    tmp_path: Path,
+    reader: Callable[[str], Engine],
+    processes: int,
+    kills: int,
 ) -> None:
     config = write_config(tmp_path / "config.toml", "2s", lease_seconds=3)
     sim.admin("PUT", "faults", json={"latency_ms": 40})
-    services = [Serve(sim, db_url, config, tmp_path / f"serve{i}.log") for i in range(3)]
+    services = [Serve(sim, db_url, config, tmp_path / f"serve{i}.log") for i in range(processes)]
     store = reader(db_url)
+    killed_runs: list[int] = []
     try:
         for s in services:
             s.ready()
@@ -169,36 +185,46 @@ def test_three_services_share_postgres_and_survive_a_kill(
             return [r for r in store.runs(limit=500) if r.status in ("ok", "ok_with_rejects")]
 
         wait_for("two scheduled runs", lambda: len(done_runs()) >= 2, timeout=90)
-        # kill the process that holds the lease in the middle of its run
-        lease = wait_for(
-            "a run in progress",
-            lambda: (info := store.lease()) is not None and info.run_id is not None and info,
-            timeout=60,
-        )
-        pid = int(lease.holder.split(":")[1])
-        victim = next(s for s in services if s.process.pid == pid)
-        victim.kill()
-        killed_run = lease.run_id
-        before = len(done_runs())
-        wait_for("two more runs after the kill", lambda: len(done_runs()) >= before + 2, 90)
-        survivors = [s for s in services if s is not victim]
-        assert [s.stop() for s in survivors] == [0, 0]
+        for _ in range(kills):
+            # kill the process that holds the lease in the middle of its run
+            lease = wait_for(
+                "a run in progress",
+                lambda: (info := store.lease()) is not None and info.run_id is not None and info,
+                timeout=60,
+            )
+            pid = int(lease.holder.split(":")[1])
+            victim = next(s for s in services if s.process.pid == pid)
+            victim.kill()
+            killed_runs.append(lease.run_id)
+            before = len(done_runs())
+            wait_for("two more runs after a kill", lambda n=before: len(done_runs()) >= n + 2, 90)
+        survivors = [s for s in services if s.process.poll() is None]
+        assert len(survivors) == processes - kills
+        assert [s.stop() for s in survivors] == [0] * len(survivors)
     finally:
         for s in services:
             s.kill()
 
-    runs = sorted(store.runs(limit=500), key=lambda r: r.run_id or 0)
+    runs = sorted(store.runs(limit=1000), key=lambda r: r.run_id or 0)
     pulls = [r for r in runs if r.kind in ("total", "changed") and not r.dry_run]
     assert all(r.origin == "scheduler" for r in pulls)
-    killed = next(r for r in runs if r.run_id == killed_run)
-    assert killed.status == "failed" and "interrupted" in (killed.error or "")
+    for run_id in killed_runs:
+        killed = next(r for r in runs if r.run_id == run_id)
+        assert killed.status == "failed" and "interrupted" in (killed.error or "")
     # never two TOTAL/CHANGED at once: each ends before the next one starts
     for a, b in itertools.pairwise(pulls):
         assert a.finished is not None and a.finished <= b.started, (a, b)
     # each scheduled run belongs to exactly one claimed slot, and each slot ran at most once
     claims = slots.claims(store.store)
     claimed_runs = [c.run_id for c in claims if c.run_id is not None]
-    assert sorted(claimed_runs) == sorted(r.run_id for r in pulls)
     assert len(set(claimed_runs)) == len(claimed_runs)
+    assert set(claimed_runs) <= {r.run_id for r in pulls}
+    # a process killed between starting a run and noting it on its claim leaves a claim
+    # without run id: only the killed runs may be missing from the claims
+    assert {r.run_id for r in pulls} - set(claimed_runs) <= set(killed_runs)
+    unnoted = [
+        c for c in claims if c.run_id is None and not (c.outcome or "").startswith("refused")
+    ]
+    assert len(unnoted) <= kills
     assert len({c.holder for c in claims}) >= 2  # the work was shared
     assert read_lease(store.store) is None
