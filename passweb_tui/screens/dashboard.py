@@ -229,8 +229,15 @@ class DashboardScreen(BaseScreen):
             erp.append(f" ({live_detail})" if state == "ok" else f"\n{live_detail}", "dim")
         if app.erp_label and not app.stable:
             erp.append(f"  {app.erp_label}", style="dim")
-        if view.erp_detail:
-            erp.append(f"\n{view.erp_detail}", style="dim")
+        finished = [r for r in view.runs if value_of(r, "status") != "running"]
+        if view.erp_state == "failing" and view.erp_detail:
+            erp.append(f"\n{view.erp_detail}", style="dim")  # the error that stopped it
+        elif finished:
+            last = finished[0]
+            status = t("status." + str(value_of(last, "status")))
+            erp.append(
+                "\n" + t("dash.last_run", run=value_of(last, "run_id"), status=status), "dim"
+            )
         erp.append("\n" + t("dash.last_success") + ": ", style="bold")
         erp.append(fmt_when(app, view.last_success) if view.last_success else t("dash.never"))
         if view.lease is not None:
