@@ -3,13 +3,18 @@ over a socket, the default store in the (isolated) data folder."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
+from unittest import mock
 
 import pytest
+
+from passweb_tui.cli import main
 
 RUN_KEYS = {
     "run_id", "kind", "requested_kind", "origin", "scope", "status", "dry_run", "started",
@@ -19,23 +24,40 @@ COUNT_KEYS = {"fetched", "inserted", "updated", "unchanged", "deleted", "rejecte
 
 
 def cli(sim: Any, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command line's entry point in this process (argv, environment, stdout,
+    stderr and exit status as a user sees them, without an interpreter start per call)."""
+    env = {
+        "PASSWEB_TUI_ERP_URL": sim.url,
+        "PASSWEB_TUI_ERP_USER": sim.user,
+        "PASSWEB_TUI_ERP_PASSWORD": sim.password,
+        "PASSWEB_TUI_AZIENDA": sim.azienda,
+        "PASSWEB_TUI_ANNO": str(sim.anno),
+    }
+    if db:
+        env["PASSWEB_TUI_DB"] = db
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env), redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def test_the_installed_command_runs_a_sync(sim: Any) -> None:
     env = dict(os.environ)
     env.update(
         PASSWEB_TUI_ERP_URL=sim.url,
         PASSWEB_TUI_ERP_USER=sim.user,
         PASSWEB_TUI_ERP_PASSWORD=sim.password,
         PASSWEB_TUI_AZIENDA=sim.azienda,
-        PASSWEB_TUI_ANNO=str(sim.anno),
     )
-    if db:
-        env["PASSWEB_TUI_DB"] = db
-    return subprocess.run(
-        [sys.executable, "-m", "passweb_tui", *args],
+    done = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "sync", "total", "--json"],
         capture_output=True,
         text=True,
         env=env,
         timeout=180,
     )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "ok"
 
 
 def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
