@@ -40,8 +40,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 class Serve:
     """One `passweb-tui serve` process with its stderr in a file."""
 
-    def __init__(self, sim: SimProcess, db_url: str, config: Path, log: Path) -> None:
-        env = dict(os.environ)
+    def __init__(
+        self,
+        sim: SimProcess,
+        db_url: str,
+        config: Path,
+        log: Path,
+        *extra: str,
+        env_extra: dict[str, str] | None = None,
+    ) -> None:
+        env = dict(os.environ, **(env_extra or {}))
         env.update(
             PASSWEB_TUI_CONFIG=str(config),
             PASSWEB_TUI_ERP_PASSWORD=sim.password,
@@ -65,6 +73,7 @@ class Serve:
                 "--anno",
                 str(sim.anno),
                 "serve",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -151,6 +160,46 @@ def test_sigterm_cancels_the_run_and_waits_for_it(
     log = serve.log.read_text()
     assert "received SIGTERM" in log and f"cancelling run {run.run_id}" in log
     assert "service stopped" in log and "Traceback" not in log
+
+
+@pytest.mark.e2e
+def test_the_erp_triggers_a_serve_process(
+    sim: SimProcess, tmp_path: Path, reader: Callable[[str], Engine]
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    config = write_config(tmp_path / "config.toml", "")
+    serve = Serve(
+        sim,
+        db_url,
+        config,
+        tmp_path / "serve.log",
+        "--trigger",
+        "--trigger-port",
+        "0",
+        env_extra={"PASSWEB_TUI_TRIGGER_TOKEN": "t0ken-from-the-environment"},
+    )
+    try:
+        line = serve.ready()
+        url = line.rsplit("trigger=", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/trigger")
+        answer = sim.admin(
+            "POST",
+            "trigger",
+            json={"url": url, "token": "t0ken-from-the-environment", "kind": "total"},
+        ).json()
+        assert answer["status"] == 202, answer
+        store = reader(db_url)
+        run_id = answer["body"]["run_id"]
+        run = wait_for(
+            "the triggered run to end",
+            lambda: (r := store.run_detail(run_id).run).status != "running" and r,
+            timeout=120,
+        )
+        assert (run.status, run.origin, run.kind) == ("ok", "erp", "total")
+        assert serve.stop() == 0
+    finally:
+        serve.kill()
+    assert "trigger endpoint listening on" in serve.log.read_text()
 
 
 @pytest.mark.e2e
