@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, SelectionList, Static
 from textual.worker import WorkerCancelled
 
 from passweb_tui.app import PasswebApp, create_app
@@ -107,7 +107,9 @@ async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -
         codes = [row["code"] for row in engine.articles(limit=2)]
 
         screen = app.screen
-        screen.query_one("#sync-entity").value = "articles"
+        picker = screen.query_one("#sync-entity", SelectionList)
+        picker.focus()
+        await pilot.press("space")  # the first entity: articles
         screen.query_one("#sync-codes", Input).focus()
         await pilot.press(*", ".join(codes))
         screen.query_one("#sync-entities", KeyTable).focus()
@@ -117,6 +119,21 @@ async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -
         assert partial.kind == "partial" and partial.status == "ok"
         assert partial.scope == {"entities": ["articles"], "codes": codes}
         assert partial.entities["articles"]["fetched"] == 2
+
+        # codes with two entities chosen: refused by the form, with the reason
+        picker.focus()
+        await pilot.press("down", "space")  # customers too
+        screen.query_one("#sync-entities", KeyTable).focus()
+        await pilot.press("p")
+        assert any("exactly one entity" in str(n.message) for n in app._notifications)
+        # whole entities: no codes
+        screen.query_one("#sync-codes", Input).value = ""
+        await pilot.press("p")
+        await wait_sync(pilot, app)
+        whole = engine.runs(limit=1)[0]
+        assert whole.scope == {"entities": ["articles", "customers"], "codes": []}
+        assert whole.entities["articles"]["fetched"] == total.entities["articles"]["fetched"]
+        assert whole.entities["customers"]["fetched"] > 0
 
 
 async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> None:

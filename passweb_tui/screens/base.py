@@ -9,14 +9,26 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.segment import Segment
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Checkbox, DataTable, Footer, Label, RadioButton, Static
+from textual.strip import Strip
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Footer,
+    Label,
+    RadioButton,
+    SelectionList,
+    Static,
+)
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
@@ -184,6 +196,26 @@ class StateRadioButton(RadioButton):
     @property
     def BUTTON_INNER(self) -> str:  # type: ignore[override]
         return "●" if self.value else " "
+
+
+class StateSelectionList(SelectionList[str]):
+    """A selection list whose marks are absent when off, readable without colour."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        try:
+            option = self.get_option_at_index(self.scroll_offset.y + y)
+        except OptionDoesNotExist:
+            return strip
+        segments = list(strip)
+        if (
+            len(segments) > 1
+            and segments[1].text == Checkbox.BUTTON_INNER
+            and option.value not in set(self.selected)
+        ):
+            segments[1] = Segment(" ", segments[1].style)
+            return Strip(segments, strip.cell_length)
+        return strip
 
 
 class SyncBadge(Static):

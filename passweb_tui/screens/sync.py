@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
     Checkbox,
@@ -17,7 +17,7 @@ from textual.widgets import (
     Label,
     Log,
     RadioSet,
-    Select,
+    SelectionList,
     Static,
 )
 
@@ -27,6 +27,7 @@ from passweb_tui.screens.base import (
     KeyTable,
     StateCheckbox,
     StateRadioButton,
+    StateSelectionList,
     diff_rows,
     fmt_duration,
     fmt_int,
@@ -85,7 +86,7 @@ class SyncScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="sync-body"):
-            with Vertical(id="sync-form", classes="panel"):
+            with VerticalScroll(id="sync-form", classes="panel"):
                 yield Label(t("sync.choose"), classes="panel-title")
                 with RadioSet(id="sync-kind", compact=True):
                     for kind in KINDS:
@@ -97,9 +98,8 @@ class SyncScreen(BaseScreen):
                         )
                 yield StateCheckbox(t("sync.dry_run"), id="sync-dry", compact=True)
                 yield Label(t("sync.scope"), classes="panel-title")
-                yield Select(
-                    [(t(f"entity.{e}"), e) for e in ENTITIES],
-                    prompt=t("sync.scope_all"),
+                yield StateSelectionList(
+                    *[(t(f"entity.{e}"), e) for e in ENTITIES],
                     id="sync-entity",
                     compact=True,
                 )
@@ -147,13 +147,14 @@ class SyncScreen(BaseScreen):
                 raise ValueError(t("sync.marked_one_entity"))
             entity = entities[0]
             return Scope(entities=(entity,), codes=tuple(sorted(self.papp.marked[entity])))
-        chosen = self.query_one("#sync-entity", Select).value
+        picked = set(self.query_one("#sync-entity", SelectionList).selected)
+        chosen = tuple(e for e in ENTITIES if e in picked)
         codes = parse_codes(self.query_one("#sync-codes", Input).value)
-        if chosen is Select.BLANK or chosen is None:
-            if codes:
-                raise ValueError(t("sync.codes_need_entity"))
-            return None
-        return Scope(entities=(str(chosen),), codes=codes)
+        if codes and len(chosen) != 1:
+            raise ValueError(t("sync.codes_need_entity"))
+        if not chosen:
+            return None  # a plain Parziale: send what waits on the site
+        return Scope(entities=chosen, codes=codes)
 
     def action_launch(self, kind: str) -> None:
         self.query_one(f"#kind-{kind}", StateRadioButton).value = True  # the form shows it
