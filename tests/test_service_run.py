@@ -496,3 +496,18 @@ def test_an_unreachable_mail_server_is_logged_not_fatal(db_url: str, small_sim: 
         logger.removeHandler(listener)
         svc.stop(60)
         engine.close()
+
+
+def test_token_comparison_and_the_loopback_default() -> None:
+    from passweb_tui.engine.service.trigger import TriggerServer, token_matches
+
+    assert token_matches(TOKEN, TOKEN)
+    assert not token_matches(TOKEN + "x", TOKEN)
+    assert not token_matches("", TOKEN) and not token_matches(None, TOKEN)
+    server = TriggerServer("127.0.0.1", 0, TOKEN, lambda kind: 1)
+    try:
+        assert server.loopback
+    finally:
+        server.httpd.server_close()
+    with pytest.raises(ValueError, match="needs a token"):
+        TriggerServer("127.0.0.1", 0, "", lambda kind: 1)

@@ -3,7 +3,9 @@ asks for a TOTAL or CHANGED. Token required; answers 202, 400, 401, 403, 404, 40
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -32,8 +34,10 @@ Launch = Callable[[str], int | None]
 def token_matches(given: str | None, expected: str) -> bool:
     if not given:
         return False
-    # compare the same-length digests' bytes in constant time
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    # digests first, so that neither the content nor the length of the token leaks in timing
+    a = hashlib.sha256(given.encode("utf-8")).digest()
+    b = hashlib.sha256(expected.encode("utf-8")).digest()
+    return hmac.compare_digest(a, b)
 
 
 class TriggerServer:
@@ -56,7 +60,22 @@ class TriggerServer:
         host_text = f"[{name}]" if ":" in name else name
         return f"http://{host_text}:{port}{PATH}"
 
+    @property
+    def loopback(self) -> bool:
+        host = self.httpd.server_address[0]
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return name == "localhost"
+
     def start(self) -> None:
+        if not self.loopback:
+            log.warning(
+                "the trigger endpoint listens beyond this machine on %s: keep it behind a TLS "
+                "proxy or a firewall, the token travels in clear HTTP",
+                self.url,
+            )
         self._thread = threading.Thread(
             target=self.httpd.serve_forever,
             kwargs={"poll_interval": 0.2},
