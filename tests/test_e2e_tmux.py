@@ -28,16 +28,16 @@ SYNC_S = 120.0
 
 
 class Terminal:
-    """A tmux session on a private server socket, so no user's tmux is touched."""
+    """A tmux terminal on a private server socket, so no user's tmux is touched."""
 
     def __init__(self, command: str, width: int = 80, height: int = 24) -> None:
         self.socket = f"pwt-e2e-{uuid.uuid4().hex[:8]}"
-        self.session = "ui"
+        self.target = "ui"
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}
         env.pop("NO_COLOR", None)  # the real thing, in colour; snapshots cover NO_COLOR
         env["TERM"] = "xterm-256color"
         self._tmux(
-            "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
+            "new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height),
             command, env=env,
         )  # fmt: skip
 
@@ -53,11 +53,11 @@ class Terminal:
         return result.stdout
 
     def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", self.session)
+        return self._tmux("capture-pane", "-p", "-t", self.target)
 
     def keys(self, *keys: str) -> None:
         for key in keys:
-            self._tmux("send-keys", "-t", self.session, key)
+            self._tmux("send-keys", "-t", self.target, key)
 
     def wait_for(self, text: str, timeout: float) -> str:
         """Until `text` shows on the screen. A terminal has no event to wait on, so the
@@ -117,7 +117,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
-    """Closing the terminal (tmux kills the session: SIGHUP) while a Totale runs: the app
+    """Closing the terminal (tmux goes away: SIGHUP) while a Totale runs: the app
     cancels the run, which is recorded as cancelled, and the process ends."""
     pid_file = tmp_path / "pid"
     command = f"echo $$ > {shlex.quote(str(pid_file))}; exec {shlex.quote(sys.executable)} -m passweb_tui --demo"

@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 
 from passweb_tui.app import create_app
 from passweb_tui.commands import Context
-from passweb_tui.commands.ui import Session
+from passweb_tui.commands.ui import UiResources
 from passweb_tui.config import config_path
 from passweb_tui.demo_activity import DemoActivity
 from passweb_tui.engine.erp.settings import ErpConfig
@@ -30,8 +30,8 @@ def context() -> Context:
 
 
 async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) -> None:
-    session = Session(context())
-    app = create_app(None, connect=session.connect)
+    resources = UiResources(context())
+    app = create_app(None, connect=resources.connect)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
@@ -54,7 +54,7 @@ async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) ->
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert isinstance(app.screen, DashboardScreen)
-            assert app.engine is session.engine
+            assert app.engine is resources.engine
         path = config_path()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         saved = tomllib.loads(path.read_text("utf-8"))["erp"]
@@ -66,7 +66,7 @@ async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) ->
             "anno": erp_sim.anno,
         }
     finally:
-        session.close(app)
+        resources.close(app)
 
 
 def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path: Any) -> None:

@@ -33,7 +33,7 @@ def erp_label(erp: ErpConfig) -> str:
     return f"{erp.base_url} {erp.user}@{erp.azienda}"
 
 
-class Session:
+class UiResources:
     """What the UI opened and must close: the engine, the demo ERP and its activity."""
 
     def __init__(self, ctx: Context) -> None:
@@ -126,23 +126,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"{where}: {exc}", ExitCode.USAGE) from None
     from passweb_tui.app import create_app
 
-    session = Session(ctx)
+    resources = UiResources(ctx)
     engine: Any = None
     label = ""
     if settings.demo or settings.erp_url:
         try:
-            engine, label = session.open_configured(settings)
+            engine, label = resources.open_configured(settings)
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}", ExitCode.USAGE) from None
     app = create_app(
         engine,
-        connect=session.connect,
+        connect=resources.connect,
         keymap=settings.keymap,
         erp_label=label,
     )
-    app.cleanup = lambda: session.close(app)
+    app.cleanup = lambda: resources.close(app)
     try:
         code = app.run()
     finally:
-        session.close(app)
+        resources.close(app)
     return int(code or 0)
