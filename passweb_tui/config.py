@@ -6,6 +6,7 @@ Every problem is a ConfigError whose message names the file, key or variable.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import stat
@@ -94,6 +95,18 @@ class Settings:
     monthly_quota: int = 0  # TOTAL+CHANGED runs per month; 0 = no limit
     # where it all lives
     source: Path | None = None  # the config file read, if any
+
+    @property
+    def tls_warning(self) -> str | None:
+        """The warning to show while TLS verification is off (only an explicit
+        `verify_tls = false` in the config file turns it off)."""
+        if self.verify_tls:
+            return None
+        where = f" in {self.source}" if self.source else ""
+        return (
+            f"TLS certificate verification is OFF (verify_tls = false{where}): "
+            "the ERP's identity is not checked; use ca_file / --ca-file instead"
+        )
 
     @property
     def site_data_dir(self) -> Path:
@@ -363,6 +376,10 @@ def load_settings(
             f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"
         )
     _check_service(settings)
+    warning = settings.tls_warning
+    if warning:
+        # said on every command's stderr; the UI shows the same text on its screens
+        logging.getLogger("passweb_tui.config").warning(warning)
     return settings
 
 

@@ -1,0 +1,234 @@
+"""`passweb-tui doctor`: check config, store, ERP, TLS, lease, disk and log, one line each.
+
+Each check prints `OK`, `WARN` or `FAIL` with what it found. Nothing is changed: the
+store is neither created nor migrated. Exit status 0 unless a check FAILs (then 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from passweb_tui.commands import Context, ExitCode
+from passweb_tui.config import ConfigError, Settings, config_path
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+#: below this much free space in the data folder a sync may not finish
+DISK_FAIL_BYTES = 100 * 1024 * 1024
+DISK_WARN_BYTES = 1024 * 1024 * 1024
+
+Check = tuple[str, str, str]  # (status, what, detail)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check config, store, ERP, TLS, sync lock, disk space and log file",
+        description="Run each check and print one line per check (OK, WARN or FAIL). "
+        "Exit status 0 when nothing FAILs, 1 otherwise. Changes nothing.",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    results: list[Check] = []
+
+    def emit(check: Check) -> None:
+        results.append(check)
+        status, what, detail = check
+        print(f"{status:<4} {what}: {detail}", flush=True)
+
+    for line in check_config_file(config_path()):
+        emit(line)
+    try:
+        settings = ctx.settings
+    except ConfigError as exc:
+        emit((FAIL, "settings", str(exc)))
+        print("doctor: 1 check failed")
+        return int(ExitCode.FAILED)
+    emit((OK, "settings", f"site {settings.site!r}, site number {settings.site_no}"))
+    for line in check_store(settings):
+        emit(line)
+    for line in check_erp(ctx, settings):
+        emit(line)
+    emit(check_disk(settings.site_data_dir))
+    emit(check_log_file())
+    failed = sum(1 for r in results if r[0] == FAIL)
+    warned = sum(1 for r in results if r[0] == WARN)
+    if failed:
+        print(f"doctor: {failed} check(s) failed, {warned} warning(s)")
+        return int(ExitCode.FAILED)
+    print(f"doctor: all checks passed ({warned} warning(s))")
+    return int(ExitCode.OK)
+
+
+def check_config_file(path: Path) -> list[Check]:
+    if not path.exists():
+        return [(OK, "config file", f"none at {path} (defaults, environment and flags)")]
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        return [(FAIL, "config file", f"{path} cannot be read ({exc.strerror})")]
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [
+            (
+                WARN,
+                "config file",
+                f"{path} is readable by others (mode {mode:o}); secrets need chmod 600",
+            )
+        ]
+    return [(OK, "config file", f"{path} readable, owner-only (mode {mode:o})")]
+
+
+def check_store(settings: Settings) -> list[Check]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from passweb_tui.engine.lease import read_lease
+    from passweb_tui.engine.store import (
+        Store,
+        StoreError,
+        create_store_engine,
+        current_revision,
+        head_revision,
+    )
+
+    url = settings.resolved_db_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    if url.startswith("sqlite:///"):
+        file = Path(url.removeprefix("sqlite:///"))
+        if not file.exists():
+            return [
+                (WARN, "store", f"{shown} does not exist yet (created by the first sync)"),
+                (OK, "sync lock", "free (no store yet)"),
+            ]
+    try:
+        engine = create_store_engine(url)
+    except (SQLAlchemyError, StoreError, ValueError) as exc:
+        return [(FAIL, "store", f"{shown}: {exc.__class__.__name__}: {exc}")]
+    store = Store(engine)
+    try:
+        try:
+            with store.read() as conn:
+                revision = current_revision(conn)
+        except SQLAlchemyError as exc:
+            reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            return [(FAIL, "store", f"{shown} cannot be opened: {reason}")]
+        head = head_revision()
+        if revision is None:
+            return [
+                (WARN, "store", f"{shown} opens but has no schema yet (set up by the first sync)"),
+                (OK, "sync lock", "free (no schema yet)"),
+            ]
+        if revision != head:
+            lines = [
+                (
+                    WARN,
+                    "store",
+                    f"{shown} opens; schema {revision} is not current ({head}); "
+                    "the next command migrates it",
+                )
+            ]
+        else:
+            lines = [(OK, "store", f"{shown} opens, schema current ({head})")]
+        try:
+            lines.append(check_lease(read_lease(store)))
+        except SQLAlchemyError as exc:
+            lines.append((FAIL, "sync lock", f"cannot be read: {exc.__class__.__name__}"))
+        return lines
+    finally:
+        store.close()
+
+
+def check_lease(info: object) -> Check:
+    if info is None:
+        return (OK, "sync lock", "free")
+    from passweb_tui.engine.lease import LeaseInfo
+
+    assert isinstance(info, LeaseInfo)
+    if info.expires_at < datetime.now(UTC):
+        return (
+            WARN,
+            "sync lock",
+            f"expired, left by {info.describe()}; the next TOTAL/CHANGED takes it over",
+        )
+    return (OK, "sync lock", f"held: {info.describe()}")
+
+
+def check_erp(ctx: Context, settings: Settings) -> list[Check]:
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+
+    try:
+        config = ctx.erp_config()
+    except ConfigError as exc:
+        return [(FAIL, "ERP", f"not configured: {exc}")]
+    config = dataclasses.replace(config, max_retries=min(config.max_retries, 1))
+    lines = [tls_line(config.base_url, config.verify_tls, config.ca_file)]
+    try:
+        with MexalClient(config) as client:
+            found = client.check()
+    except (AuthError, ContextMissingError) as exc:
+        lines.append((OK, "ERP reachable", config.base_url))
+        lines.append((FAIL, "ERP login", str(exc)))
+        return lines
+    except ErpError as exc:
+        text = str(exc)
+        if any(w in text.lower() for w in ("certificate", "ssl", "tls")):
+            lines.append((FAIL, "ERP TLS", f"{config.base_url}: {text}"))
+        else:
+            lines.append((FAIL, "ERP reachable", f"{config.base_url}: {text}"))
+        return lines
+    lines.append((OK, "ERP reachable", f"{config.base_url}, version {found['version']}"))
+    lines.append(
+        (OK, "ERP login", f"user {config.user}, company {found['azienda']} year {found['anno']}")
+    )
+    return lines
+
+
+def tls_line(url: str, verify: bool, ca_file: str | None) -> Check:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        if not verify:
+            return (WARN, "TLS", "certificate verification is OFF (verify_tls = false)")
+        where = f"CA file {ca_file}" if ca_file else "the system's trusted CAs"
+        if ca_file and not os.access(ca_file, os.R_OK):
+            return (FAIL, "TLS", f"CA file {ca_file} cannot be read")
+        return (OK, "TLS", f"certificate verified against {where}")
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return (OK, "TLS", "plain HTTP on this machine (loopback)")
+    return (WARN, "TLS", f"plain HTTP to {parts.hostname}: the password crosses the network")
+
+
+def check_disk(folder: Path, usage: Callable[[Path], object] = shutil.disk_usage) -> Check:
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = usage(probe).free  # type: ignore[attr-defined]
+    text = f"{free / 1024**3:.1f} GiB free for {folder}"
+    if free < DISK_FAIL_BYTES:
+        return (FAIL, "disk space", text)
+    if free < DISK_WARN_BYTES:
+        return (WARN, "disk space", text)
+    return (OK, "disk space", text)
+
+
+def check_log_file() -> Check:
+    from passweb_tui.logs import log_file
+
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return (FAIL, "log file", f"{path} is not writable ({exc.strerror})")
+    return (OK, "log file", f"{path} writable")
