@@ -1,0 +1,719 @@
+"""Web orders: waiting to send, open in the ERP, ERP updates to review, all; an order's
+detail, an update's before and after, acknowledging, and sending one order now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+import sqlalchemy as sa
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import WebOrders, orders_t
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import (
+    BaseScreen,
+    ConfirmScreen,
+    KeyTable,
+    fmt_int,
+    fmt_when,
+    kind_label,
+    status_text,
+)
+from passweb_tui.screens.sync_state import SyncSnapshot
+
+#: Rows read per page: the tables never hold more, whatever the store holds.
+PAGE = 200
+VIEWS = ("waiting", "open", "updates", "all")
+#: states of each order view (None: every state)
+VIEW_STATES: dict[str, tuple[str, ...] | None] = {
+    "waiting": states.WAITING,
+    "open": states.OPEN,
+    "all": None,
+}
+#: how a changed cell reads: reverse video survives 16 colours and NO_COLOR
+CHANGED_STYLE = "bold reverse"
+
+
+def orders_of(app: Any) -> WebOrders:
+    """The orders engine on the app's store (cheap: it only holds the store)."""
+    return WebOrders(app.engine.store)
+
+
+def state_label(state: str | None) -> str:
+    """A site state as Passweb names it (the operators' own words, in both languages)."""
+    return states.LABELS.get(state or "", state or "-")
+
+
+def cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value).replace("\n", " ")
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """What the table shows: a view, a search, a page."""
+
+    view: str
+    search: str
+    offset: int
+
+
+@dataclass
+class PageResult:
+    query: PageQuery
+    items: list[dict[str, Any]]
+    counts: dict[str, int]
+    unreviewed: int
+    failed: int
+
+
+def failed_count(orders: WebOrders) -> int:
+    """Orders still waiting after an attempt that failed (one count statement)."""
+    table = orders_t
+    with orders.store.read() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(table.c.state.in_(states.WAITING), table.c.last_error.is_not(None))
+            ).scalar_one()
+        )
+
+
+def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
+    """One page of the view, with the counts shown on the view selector."""
+    if query.view == "updates":
+        items = orders.updates(
+            unreviewed=True,
+            order_id=query.search or None,
+            limit=PAGE,
+            offset=query.offset,
+        )
+    else:
+        items = orders.list(
+            state=VIEW_STATES[query.view],
+            search=query.search or None,
+            limit=PAGE,
+            offset=query.offset,
+        )
+    return PageResult(
+        query, items, orders.counts(), orders.unreviewed_count(), failed_count(orders)
+    )
+
+
+def update_summary(update: dict[str, Any]) -> str:
+    """Which parts of an order the ERP changed, in a few words."""
+    before = update.get("before") or {}
+    after = update.get("after") or {}
+    changed: list[str] = []
+    bh, ah = before.get("header") or {}, after.get("header") or {}
+    changed += [name for name in sorted(set(bh) | set(ah)) if bh.get(name) != ah.get(name)]
+    brows = {r.get("id_riga"): r for r in before.get("rows") or []}
+    arows = {r.get("id_riga"): r for r in after.get("rows") or []}
+    for rid in sorted(set(brows) | set(arows), key=str):
+        b, a = brows.get(rid) or {}, arows.get(rid) or {}
+        fields = [n for n in sorted(set(b) | set(a)) if b.get(n) != a.get(n)]
+        if fields:
+            changed.append(f"{t('orders.row')} {rid}: {', '.join(fields)}")
+    if not before and after:
+        changed = [t("orders.whole_document")]
+    return "; ".join(changed) or "-"
+
+
+class AckMixin:
+    """Acknowledging updates from a screen: in a worker, then a message and a reload."""
+
+    #: go back to the screen below once acknowledged (an update's own detail does)
+    ack_goes_back: ClassVar[bool] = False
+
+    def acknowledge(self, update_ids: Sequence[int]) -> None:
+        screen = cast(BaseScreen, self)
+        orders = orders_of(screen.papp)
+        ids = list(update_ids)
+        screen.run_worker(
+            lambda: orders.ack(ids),
+            name="orders-ack",
+            group="orders-ack",
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def after_ack(self, event: Worker.StateChanged) -> bool:
+        """Handle the end of an acknowledgement; True if the event was one."""
+        screen = cast(BaseScreen, self)
+        if event.worker.group != "orders-ack":
+            return False
+        if event.state == WorkerState.SUCCESS:
+            acked, unknown = cast(tuple[list[int], list[int]], event.worker.result)
+            screen.notify(t("orders.acked", count=len(acked)))
+            if unknown:
+                screen.notify(
+                    t("orders.ack_unknown", ids=", ".join(map(str, unknown))), severity="warning"
+                )
+            if self.ack_goes_back:
+                screen.app.pop_screen()
+                below = screen.app.screen
+                if isinstance(below, OrdersScreen | OrderDetailScreen):
+                    below.load()
+            else:
+                cast(Any, screen).load()
+        elif event.state == WorkerState.ERROR:
+            screen.papp.report_error(t("orders.ack_failed"), event.worker.error)
+        return True
+
+
+class OrdersScreen(AckMixin, BaseScreen):
+    """The order lists, one page at a time; 1-4 choose the view."""
+
+    TITLE_KEY = "nav.orders"
+    DEFAULT_CSS = """
+    OrdersScreen #orders-views { height: 1; padding: 0 1; }
+    OrdersScreen #orders-filter { width: 40; }
+    OrdersScreen #orders-panel { height: 1fr; }
+    OrdersScreen #orders-table { height: 1fr; max-height: 100%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "view('waiting')", "orders.view.waiting", id="orders.waiting"),
+        Binding("2", "view('open')", "orders.view.open", id="orders.open"),
+        Binding("3", "view('updates')", "orders.view.updates", id="orders.updates"),
+        Binding("4", "view('all')", "orders.view.all", id="orders.all"),
+        Binding("slash", "search", "key.search", id="orders.search"),
+        Binding("S", "send", "key.send_now", id="orders.send"),
+        Binding("a", "ack", "key.ack", id="orders.ack"),
+        Binding("A", "ack_all", "key.ack_all", id="orders.ack_all"),
+        Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
+        Binding("p", "page(-1)", "key.prev_page", id="orders.prev_page", show=False),
+        Binding("ctrl+r", "reload", "key.reload", id="orders.reload", show=False),
+    ]
+
+    def __init__(self, view: str = "waiting") -> None:
+        super().__init__()
+        self.view_name = view
+        self.page_offset = 0
+        self.items: dict[str, dict[str, Any]] = {}
+        self.counts: dict[str, int] = {}
+        self.unreviewed = 0
+        self.failed = 0
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="orders-views")
+        with Horizontal(id="orders-search-bar"):
+            yield Input(placeholder=t("orders.search_hint"), id="orders-filter", compact=True)
+            yield Label("", id="orders-status")
+        with Vertical(id="orders-panel", classes="panel"):
+            yield KeyTable(id="orders-table")
+
+    def on_mount(self) -> None:
+        self.set_columns()
+        self.query_one("#orders-table", KeyTable).focus()
+
+    def on_shown(self) -> None:
+        self.load()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        self.load()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def set_columns(self) -> None:
+        table = self.query_one("#orders-table", KeyTable)
+        table.clear(columns=True)
+        if self.view_name == "updates":
+            columns = [
+                ("update", "#"),
+                ("order", t("orders.col.order")),
+                ("detected", t("orders.col.detected")),
+                ("before", t("orders.col.state_before")),
+                ("after", t("orders.col.state_after")),
+                ("what", t("orders.col.what")),
+            ]
+        else:
+            columns = [
+                ("id", t("orders.col.order")),
+                ("created", t("orders.col.created")),
+                ("customer", t("orders.col.customer")),
+                ("state", t("orders.col.state")),
+                ("total", t("orders.col.total")),
+                ("rows", t("orders.col.rows")),
+                ("erp_key", t("orders.col.erp_key")),
+                ("error", t("orders.col.error")),
+            ]
+        for key, label in columns:
+            table.add_column(label, key=key)
+
+    def current_query(self) -> PageQuery:
+        search = self.query_one("#orders-filter", Input).value.strip()
+        return PageQuery(self.view_name, search, self.page_offset)
+
+    def load(self) -> None:
+        if self.papp.engine is None:
+            return
+        orders = orders_of(self.papp)
+        query = self.current_query()
+        self.run_worker(
+            lambda: read_page(orders, query),
+            name="orders",
+            group="orders",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self.after_ack(event):
+            return
+        if event.worker.group != "orders":
+            super().on_worker_state_changed(event)
+            return
+        if event.state == WorkerState.ERROR:
+            super().on_worker_state_changed(event)
+            return
+        if event.state != WorkerState.SUCCESS:
+            return
+        result = cast(PageResult, event.worker.result)
+        if result.query != self.current_query():
+            return  # a newer view, search or page is being read
+        self.show_page(result)
+
+    def show_page(self, result: PageResult) -> None:
+        app = self.papp
+        table = self.query_one("#orders-table", KeyTable)
+        keep = table.cursor_row
+        table.clear()
+        self.items = {}
+        self.counts, self.unreviewed = result.counts, result.unreviewed
+        self.failed = result.failed
+        for item in result.items:
+            if self.view_name == "updates":
+                key = str(item["update_id"])
+                table.add_row(
+                    key,
+                    item["order_id"],
+                    fmt_when(app, item["detected"]),
+                    state_label(item["state_before"]),
+                    state_label(item["state_after"]),
+                    update_summary(item),
+                    key=key,
+                )
+            else:
+                key = str(item["id"])
+                table.add_row(
+                    key,
+                    fmt_when(app, item["created"]),
+                    cell(item["customer_name"] or item["customer_code"]),
+                    state_label(item["state"]),
+                    f"{item['total']} {item['currency'] or ''}".strip(),
+                    str(item["rows"]),
+                    cell(item["erp_key"]),
+                    Text(cell(item["last_error"]), style="red" if item["last_error"] else ""),
+                    key=key,
+                )
+            self.items[key] = item
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+        self.show_views()
+        first = result.query.offset + 1 if result.items else 0
+        self.query_one("#orders-status", Label).update(
+            t(
+                "orders.status",
+                first=fmt_int(first),
+                last=fmt_int(result.query.offset + len(result.items)),
+            )
+        )
+
+    def show_views(self) -> None:
+        counts = self.counts
+        numbers = {
+            "waiting": sum(counts.get(s, 0) for s in states.WAITING),
+            "open": sum(counts.get(s, 0) for s in states.OPEN),
+            "updates": self.unreviewed,
+            "all": sum(counts.values()),
+        }
+        line = Text()
+        for i, view in enumerate(VIEWS, 1):
+            label = f" {i} {t('orders.view.' + view)} ({fmt_int(numbers[view])}) "
+            # the chosen view is bracketed as well as styled, for terminals without colour
+            if view == self.view_name:
+                line.append(f"[{label.strip()}]", style="bold reverse")
+                line.append(" ")
+            else:
+                line.append(label)
+        if self.failed:
+            line.append("  " + t("orders.failing", count=fmt_int(self.failed)), style="red")
+        self.query_one("#orders-views", Static).update(line)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def action_view(self, view: str) -> None:
+        if view == self.view_name:
+            return
+        self.view_name, self.page_offset = view, 0
+        self.set_columns()
+        self.load()
+
+    def action_page(self, step: int) -> None:
+        if step > 0 and len(self.items) < PAGE:
+            return  # this was the last page
+        offset = max(0, self.page_offset + step * PAGE)
+        if offset != self.page_offset:
+            self.page_offset = offset
+            self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_search(self) -> None:
+        self.query_one("#orders-filter", Input).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.page_offset = 0
+        self.load()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one("#orders-table", KeyTable).focus()
+
+    def selected(self) -> dict[str, Any] | None:
+        key = self.query_one("#orders-table", KeyTable).selected_key()
+        return self.items.get(key or "")
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        item = self.items.get(str(event.row_key.value))
+        if item is None:
+            return
+        if self.view_name == "updates":
+            self.app.push_screen(UpdateDetailScreen(item))
+        else:
+            self.app.push_screen(OrderDetailScreen(item["id"]))
+
+    def action_send(self) -> None:
+        item = self.selected()
+        if item is not None and self.view_name != "updates":
+            send_now(self, item["id"], item["state"])
+
+    def action_ack(self) -> None:
+        item = self.selected()
+        if self.view_name != "updates" or item is None:
+            self.notify(t("orders.ack_where"))
+            return
+        self.acknowledge([int(item["update_id"])])
+
+    def action_ack_all(self) -> None:
+        if self.view_name != "updates" or not self.items:
+            self.notify(t("orders.ack_where"))
+            return
+        ids = [int(i["update_id"]) for i in self.items.values()]
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.acknowledge(ids)
+
+        self.app.push_screen(ConfirmScreen(t("orders.ack_all_question", count=len(ids))), answer)
+
+
+def send_now(screen: BaseScreen, order_id: str, state: str) -> None:
+    """A Parziale of this one order; only orders that wait to be sent are sent."""
+    if state == states.PAYMENT_UNCONFIRMED:
+        screen.notify(t("orders.payment_unconfirmed", order=order_id), severity="warning")
+        return
+    if state != states.NEW:
+        screen.notify(t("orders.not_waiting", order=order_id, state=state_label(state)))
+        return
+    from passweb_tui.engine.facade import Scope
+
+    if screen.papp.start_sync("partial", scope=Scope(entities=("orders",), codes=(order_id,))):
+        screen.notify(t("orders.sending", order=order_id))
+
+
+class OrderDetailScreen(AckMixin, BaseScreen):
+    """One order: header, rows with what the ERP fulfilled, ERP key, history."""
+
+    TITLE_KEY = "orders.detail"
+    OWN_ERRORS = frozenset({"order-detail"})
+    DEFAULT_CSS = """
+    OrderDetailScreen #order-detail .panel { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("S", "send", "key.send_now", id="order.send"),
+        Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
+    ]
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__()
+        self.order_id = order_id
+        self.detail: dict[str, Any] | None = None
+        self.updates: dict[str, dict[str, Any]] = {}
+        self.outcome: Text | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="order-detail"):
+            yield Static(t("dash.loading"), id="order-header", classes="panel")
+            with Vertical(classes="panel"):
+                yield Label(t("orders.rows"), classes="panel-title")
+                yield KeyTable(id="order-rows")
+            with Vertical(classes="panel"):
+                yield Label(t("orders.history"), classes="panel-title")
+                yield Static("", id="order-history")
+                yield KeyTable(id="order-updates")
+
+    def on_mount(self) -> None:
+        rows = self.query_one("#order-rows", KeyTable)
+        for key, label in (
+            ("line", "#"),
+            ("article", t("orders.col.article")),
+            ("description", t("col.description")),
+            ("qty", t("orders.col.qty")),
+            ("fulfilled", t("orders.col.fulfilled")),
+            ("row_state", t("orders.col.row_state")),
+            ("price", t("col.price")),
+            ("discount", t("orders.col.discount")),
+            ("total", t("orders.col.total")),
+        ):
+            rows.add_column(label, key=key)
+        updates = self.query_one("#order-updates", KeyTable)
+        for key, label in (
+            ("update", "#"),
+            ("detected", t("orders.col.detected")),
+            ("before", t("orders.col.state_before")),
+            ("after", t("orders.col.state_after")),
+            ("reviewed", t("orders.col.reviewed")),
+            ("what", t("orders.col.what")),
+        ):
+            updates.add_column(label, key=key)
+        rows.focus()
+        self.load()
+
+    def sync_finished(self, snap: SyncSnapshot) -> None:
+        # the outcome of a Parziale sent from here, beside what it did to the order
+        self.outcome = Text()
+        self.outcome.append(f"{kind_label(snap.kind)} #{snap.run_id or '-'}: ")
+        self.outcome.append_text(status_text(snap.status or "failed"))
+        if snap.error:
+            self.outcome.append(f" {snap.error}", style="red")
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        orders = orders_of(self.papp)
+        order_id = self.order_id
+        self.run_worker(
+            lambda: (orders.show(order_id), orders.updates(order_id=order_id)),
+            name="order-detail",
+            group="order-detail",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self.after_ack(event) or event.worker.group != "order-detail":
+            return
+        if event.state == WorkerState.ERROR:
+            self.query_one("#order-header", Static).update(
+                Text(
+                    t("orders.not_found", order=self.order_id, error=str(event.worker.error)), "red"
+                )
+            )
+        elif event.state == WorkerState.SUCCESS:
+            detail, updates = cast(tuple[dict[str, Any], list[dict[str, Any]]], event.worker.result)
+            self.show(detail, updates)
+
+    def show(self, detail: dict[str, Any], updates: list[dict[str, Any]]) -> None:
+        app = self.papp
+        self.detail = detail
+        head = Text()
+        head.append(f"{detail['id']}  ", style="bold")
+        head.append(state_label(detail["state"]), style="bold")
+        head.append(f"   {t('orders.col.erp_key')}: {cell(detail['erp_key'])}")
+        customer = detail.get("customer") or {}
+        who = detail.get("customer_name") or customer.get("name") or ""
+        head.append(f"\n{t('orders.col.customer')}: {cell(detail['customer_code'])} {who}")
+        if detail.get("new_customer"):
+            head.append(" " + t("orders.new_customer"))
+        head.append(
+            f"\n{t('orders.col.created')}: {fmt_when(app, detail['created'])}"
+            f"   {t('orders.payment')}: {cell(detail['payment'])} {cell(detail['payment_code'])}"
+            f"   {t('orders.col.total')}: {detail['total']} {detail['currency'] or ''}"
+        )
+        if detail.get("note"):
+            head.append(f"\n{t('orders.note')}: {cell(detail['note'])}")
+        if detail.get("last_error"):
+            head.append(f"\n{t('orders.last_error')}: ", style="bold red")
+            head.append(str(detail["last_error"]))
+        if detail["state"] in states.WAITING:
+            head.append("\n" + t("orders.send_hint"))
+        if self.outcome is not None:
+            head.append("\n")
+            head.append_text(self.outcome)
+        self.query_one("#order-header", Static).update(head)
+
+        erp_rows = {
+            i: r for i, r in enumerate(((detail.get("erp_document") or {}).get("rows") or []), 1)
+        }
+        rows = self.query_one("#order-rows", KeyTable)
+        rows.clear()
+        for line in detail["lines"]:
+            erp = erp_rows.get(int(line["line"]), {})
+            rows.add_row(
+                str(line["line"]),
+                line["article"],
+                cell(line["description"]),
+                line["qty"],
+                cell(erp.get("qta_evasa")),
+                cell(erp.get("stato_riga")),
+                line["price"],
+                cell(line["discount"]),
+                line["total"],
+                key=str(line["line"]),
+            )
+
+        history = Text()
+        for attempt in detail.get("push_attempts") or []:
+            history.append(
+                f"{fmt_when(app, attempt['started'])} {t('orders.attempt')}: "
+                f"{cell(attempt['outcome'])} {cell(attempt['erp_key'])}"
+            )
+            if attempt.get("error"):
+                history.append(f" {attempt['error']}", style="red")
+            history.append("\n")
+        if detail.get("sent_at"):
+            history.append(f"{t('orders.sent_at')}: {fmt_when(app, detail['sent_at'])}   ")
+        if detail.get("refreshed_at"):
+            history.append(f"{t('orders.refreshed_at')}: {fmt_when(app, detail['refreshed_at'])}")
+        history.append("\n" + t("orders.updates_count", count=len(updates)))
+        self.query_one("#order-history", Static).update(history)
+        table = self.query_one("#order-updates", KeyTable)
+        table.clear()
+        self.updates = {}
+        for update in updates:
+            key = str(update["update_id"])
+            self.updates[key] = update
+            table.add_row(
+                key,
+                fmt_when(app, update["detected"]),
+                state_label(update["state_before"]),
+                state_label(update["state_after"]),
+                t("key.yes") if update["reviewed"] else t("key.no"),
+                update_summary(update),
+                key=key,
+            )
+
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        if event.data_table.id == "order-updates":
+            update = self.updates.get(str(event.row_key.value))
+            if update is not None:
+                self.app.push_screen(UpdateDetailScreen(update))
+
+    def action_send(self) -> None:
+        if self.detail is not None:
+            send_now(self, self.detail["id"], self.detail["state"])
+
+
+class UpdateDetailScreen(AckMixin, BaseScreen):
+    """One ERP-side update of an order: header and rows before and after, changes marked."""
+
+    TITLE_KEY = "orders.update"
+    ack_goes_back = True
+    DEFAULT_CSS = """
+    UpdateDetailScreen #update-detail .panel { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "ack", "key.ack", id="update.ack"),
+        Binding("o", "order", "key.open_order", id="update.order"),
+    ]
+
+    def __init__(self, update: dict[str, Any]) -> None:
+        super().__init__()
+        self.update_data = update
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="update-detail"):
+            yield Static("", id="update-head", classes="panel")
+            with Vertical(classes="panel"):
+                yield Label(t("orders.header"), classes="panel-title")
+                yield KeyTable(id="update-header")
+            with Vertical(classes="panel"):
+                yield Label(t("orders.rows"), classes="panel-title")
+                yield KeyTable(id="update-rows")
+
+    def on_mount(self) -> None:
+        u = self.update_data
+        app = self.papp
+        head = Text()
+        head.append(f"#{u['update_id']}  {u['order_id']}  ", style="bold")
+        head.append(f"{state_label(u['state_before'])} → {state_label(u['state_after'])}")
+        head.append(f"\n{t('orders.col.detected')}: {fmt_when(app, u['detected'])}")
+        if u.get("run_id"):
+            head.append(f"   #{u['run_id']}")
+        head.append(
+            "   "
+            + (
+                t("orders.reviewed_at", when=fmt_when(app, u["reviewed_at"]))
+                if u["reviewed"]
+                else t("orders.to_review")
+            )
+        )
+        if u.get("site_edit"):
+            head.append(f"\n{t('orders.site_edit')}: {cell(u['site_edit'])}", style="yellow")
+        self.query_one("#update-head", Static).update(head)
+
+        before, after = u.get("before") or {}, u.get("after") or {}
+        header = self.query_one("#update-header", KeyTable)
+        header.add_column(t("col.field"), key="field")
+        header.add_column(t("col.old"), key="before")
+        header.add_column(t("col.new"), key="after")
+        bh, ah = before.get("header") or {}, after.get("header") or {}
+        for name in sorted(set(bh) | set(ah)):
+            changed = bh.get(name) != ah.get(name)
+            style = CHANGED_STYLE if changed else ""
+            header.add_row(
+                Text(("* " if changed else "  ") + name, style=style),
+                Text(cell(bh.get(name)), style=style),
+                Text(cell(ah.get(name)), style=style),
+                key=name,
+            )
+
+        rows = self.query_one("#update-rows", KeyTable)
+        brows = {r.get("id_riga"): r for r in before.get("rows") or []}
+        arows = {r.get("id_riga"): r for r in after.get("rows") or []}
+        fields = sorted({n for r in [*brows.values(), *arows.values()] for n in r} - {"id_riga"})
+        rows.add_column(t("orders.row"), key="row")
+        rows.add_column("", key="when")
+        for name in fields:
+            rows.add_column(name, key=name)
+        for rid in sorted(set(brows) | set(arows), key=str):
+            b, a = brows.get(rid), arows.get(rid)
+            for label, this, other in (("before", b, a), ("after", a, b)):
+                cells: list[Any] = [str(rid), t(f"orders.{label}")]
+                for name in fields:
+                    value = (this or {}).get(name)
+                    changed = this is None or other is None or value != other.get(name)
+                    cells.append(Text(cell(value), style=CHANGED_STYLE if changed else ""))
+                rows.add_row(*cells, key=f"{rid}/{label}")
+        header.focus()
+
+    def action_ack(self) -> None:
+        self.acknowledge([int(self.update_data["update_id"])])
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if not self.after_ack(event):
+            super().on_worker_state_changed(event)
+
+    def action_order(self) -> None:
+        self.app.push_screen(OrderDetailScreen(str(self.update_data["order_id"])))
+
+
+#: Screens of this module whose bindings the keymap may override.
+KEYMAP_CLASSES = [OrderDetailScreen, UpdateDetailScreen]

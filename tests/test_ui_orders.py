@@ -1,0 +1,251 @@
+"""Pilot tests of the order screens with a real engine on a temp SQLite store and the
+simulator on a real socket: send a waiting order now, review and acknowledge the
+ERP's updates one by one and all at once, and page through many orders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_orders_helpers import article_rows, jsonl, order_line
+from textual.coordinate import Coordinate
+from textual.widgets import Input, Label, Static
+
+from passweb_tui.app import PasswebApp, create_app
+from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.screens.base import ConfirmScreen, KeyTable
+from passweb_tui.screens.orders import (
+    CHANGED_STYLE,
+    PAGE,
+    OrderDetailScreen,
+    OrdersScreen,
+    UpdateDetailScreen,
+)
+
+pytestmark = pytest.mark.anyio
+
+SYNC_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def engine(sim: Any, tmp_path: Path) -> Iterator[Engine]:
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+async def settle(app: PasswebApp, pilot: Any) -> None:
+    """Until the screen's reads have finished and their results are on screen."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def wait_sync(app: PasswebApp, pilot: Any) -> None:
+    await asyncio.wait_for(app.sync_ended.wait(), SYNC_TIMEOUT_S)
+    await settle(app, pilot)
+
+
+def keys_of(app: Any, selector: str) -> list[str]:
+    table = app.screen.query_one(selector, KeyTable)
+    return [
+        str(table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value)
+        for i in range(table.row_count)
+    ]
+
+
+def text_of(app: Any, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def open_orders(app: PasswebApp, pilot: Any) -> OrdersScreen:
+    app.action_goto("orders")
+    await settle(app, pilot)
+    assert isinstance(app.screen, OrdersScreen)
+    return app.screen
+
+
+async def cursor_to(app: Any, pilot: Any, selector: str, key: str) -> None:
+    """Move the cursor with j until it is on the row `key`."""
+    keys = keys_of(app, selector)
+    table = app.screen.query_one(selector, KeyTable)
+    table.focus()
+    await pilot.press("home", *["j"] * keys.index(key))
+    assert table.selected_key() == key
+
+
+def import_orders(engine: Engine, *lines: dict[str, Any]) -> None:
+    report = WebOrders(engine.store).import_lines(jsonl(*lines).splitlines())
+    assert report.complete, report.skipped
+
+
+async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim: Any) -> None:
+    import_orders(
+        engine,
+        order_line("W1", rows=article_rows(2)),
+        order_line("W2", customer={"code": "501.00002"}, rows=article_rows(1, first=5)),
+        order_line("W3", payment="unconfirmed", rows=article_rows(1)),
+    )
+    orders = WebOrders(engine.store)
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_orders(app, pilot)
+        # same placing time: newest id first
+        assert keys_of(app, "#orders-table") == ["W3", "W2", "W1"]
+        assert "(3)" in text_of(app, "#orders-views")
+
+        # an order waiting on its payment is not sent, and the screen says why
+        await cursor_to(app, pilot, "#orders-table", "W3")
+        await pilot.press("S")
+        await pilot.pause()
+        assert not app.sync.running and app.sync.snapshot() is None
+        assert any("payment" in str(n.message) for n in app._notifications)
+
+        # send W2 from the list, W1 from its detail: each a Parziale of that order only
+        await cursor_to(app, pilot, "#orders-table", "W2")
+        await pilot.press("S")
+        await wait_sync(app, pilot)
+        snap = app.sync.snapshot()
+        assert snap is not None and (snap.kind, snap.status) == ("partial", "ok")
+        assert orders.show("W2")["state"] == states.STORED
+        assert orders.show("W1")["state"] == states.NEW
+        assert keys_of(app, "#orders-table") == ["W3", "W1"]
+
+        await cursor_to(app, pilot, "#orders-table", "W1")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+        assert "S sends it now" in text_of(app, "#order-header")
+        await pilot.press("S")
+        await wait_sync(app, pilot)
+        w1 = orders.show("W1")
+        assert w1["state"] == states.STORED and w1["erp_key"]
+        header = text_of(app, "#order-header")
+        assert "Memorizzato" in header and w1["erp_key"] in header
+        assert "Parziale #" in header and ": ok" in header
+        assert keys_of(app, "#order-rows") == ["1", "2"]
+
+        # the ERP ships part of W1 and all of W2; a Variati brings the updates
+        w2_key = orders.show("W2")["erp_key"]
+        sim.admin(
+            "POST", f"orders/{w1['erp_key']}/fulfil", json={"rows": {"1": 1}, "delivery_note": True}
+        )
+        sim.admin("POST", f"orders/{w2_key}/fulfil", json={"rows": {"1": 1}})
+        assert app.start_sync("changed")
+        await wait_sync(app, pilot)
+        assert orders.show("W1")["state"] == states.PARTIALLY_FULFILLED
+        # the open detail reloaded: fulfilled quantity and row state of the ERP
+        rows = app.screen.query_one("#order-rows", KeyTable)
+        assert [str(c) for c in rows.get_row("1")][3:5] == ["1", "1"]
+        assert "ERP updates: 1" in text_of(app, "#order-history")
+
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen is screen
+        await pilot.press("3")
+        await settle(app, pilot)
+        pending = {str(u["update_id"]): u["order_id"] for u in orders.updates(unreviewed=True)}
+        assert sorted(pending.values()) == ["W1", "W2"]
+        assert sorted(keys_of(app, "#orders-table")) == sorted(pending)
+
+        # W1's update in detail: the fulfilled quantity marked as changed, after only
+        w1_update = next(k for k, v in pending.items() if v == "W1")
+        await cursor_to(app, pilot, "#orders-table", w1_update)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, UpdateDetailScreen)
+        table = app.screen.query_one("#update-rows", KeyTable)
+        before = dict(zip(table.columns, table.get_row("1/before"), strict=True))
+        after = dict(zip(table.columns, table.get_row("1/after"), strict=True))
+        qta = next(k for k in table.columns if table.columns[k].label.plain == "qta_evasa")
+        assert (after[qta].plain, after[qta].style) == ("1", CHANGED_STYLE)
+        assert before[qta].style == CHANGED_STYLE
+        article = next(
+            k for k in table.columns if table.columns[k].label.plain == "codice_articolo"
+        )
+        assert after[article].style == ""  # the article did not change
+
+        # a acknowledges this one and goes back to the list, which no longer has it
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert app.screen is screen
+        await settle(app, pilot)
+        assert [u["order_id"] for u in orders.updates(unreviewed=True)] == ["W2"]
+        assert len(keys_of(app, "#orders-table")) == 1
+
+        # A asks first; no keeps the update, yes acknowledges every one shown
+        await pilot.press("A")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert orders.unreviewed_count() == 1
+        await pilot.press("A", "y")
+        await settle(app, pilot)
+        assert orders.unreviewed_count() == 0
+        assert keys_of(app, "#orders-table") == []
+        assert "(0)" in text_of(app, "#orders-views").split("3 ")[1]
+
+        # W2 is fulfilled in full, so only W1 stays open; the all view has the three
+        assert orders.show("W2")["state"] == states.FULFILLED
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert keys_of(app, "#orders-table") == ["W1"]
+        await pilot.press("4")
+        await settle(app, pilot)
+        assert sorted(keys_of(app, "#orders-table")) == ["W1", "W2", "W3"]
+
+
+async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:
+    total = PAGE * 2 + 37
+    import_orders(
+        engine,
+        *(
+            order_line(f"M{i:05d}", rows=article_rows(1, first=1 + i % 40))
+            | {"created": f"2026-11-{1 + i // 100:02d}T10:{i % 60:02d}:00"}
+            for i in range(total)
+        ),
+    )
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_orders(app, pilot)
+        table = app.screen.query_one("#orders-table", KeyTable)
+        assert table.row_count == PAGE
+        assert "Rows 1-200" in str(app.screen.query_one("#orders-status", Label).render())
+        first_page = keys_of(app, "#orders-table")
+        await pilot.press("n")
+        await settle(app, pilot)
+        second_page = keys_of(app, "#orders-table")
+        assert len(second_page) == PAGE and not set(first_page) & set(second_page)
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert table.row_count == 37
+        await pilot.press("n")  # past the last page: stays
+        await settle(app, pilot)
+        assert table.row_count == 37
+        await pilot.press("p", "p")
+        await settle(app, pilot)
+        assert keys_of(app, "#orders-table") == first_page
+
+        # / searches by id; enter goes back to the table with the match under the cursor
+        await pilot.press("slash", *"M00042", "enter")
+        await settle(app, pilot)
+        assert app.screen.query_one("#orders-filter", Input).value == "M00042"
+        assert keys_of(app, "#orders-table") == ["M00042"]
+        assert table.has_focus
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+        assert "M00042" in text_of(app, "#order-header")
