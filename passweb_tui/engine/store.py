@@ -50,7 +50,7 @@ def head_revision() -> str:
 
 
 class Store:
-    """An open site store: an engine plus short-transaction helpers."""
+    """An open site store: its engine, and short read and write transactions on it."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
