@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from test_orders_helpers import article_rows, jsonl, order_line
+from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import Input, Label, Static
 
@@ -24,6 +25,7 @@ from passweb_tui.screens.orders import (
     CHANGED_STYLE,
     PAGE,
     OrderDetailScreen,
+    OrdersPanel,
     OrdersScreen,
     UpdateDetailScreen,
 )
@@ -144,6 +146,9 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
             "POST", f"orders/{w1['erp_key']}/fulfil", json={"rows": {"1": 1}, "delivery_note": True}
         )
         sim.admin("POST", f"orders/{w2_key}/fulfil", json={"rows": {"1": 1}})
+        # an order the ERP refuses (unknown article): the Variati's push phase fails it
+        bad_row = {"article": "NOPE", "qty": 1, "price": 1, "vat_code": "22"}
+        import_orders(engine, order_line("W4", rows=[bad_row]))
         assert app.start_sync("changed")
         await wait_sync(app, pilot)
         assert orders.show("W1")["state"] == states.PARTIALLY_FULFILLED
@@ -205,7 +210,28 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         assert keys_of(app, "#orders-table") == ["W1"]
         await pilot.press("4")
         await settle(app, pilot)
-        assert sorted(keys_of(app, "#orders-table")) == ["W1", "W2", "W3"]
+        assert sorted(keys_of(app, "#orders-table")) == ["W1", "W2", "W3", "W4"]
+        assert "1 failed to send" in text_of(app, "#orders-views")
+        assert "NOPE" in str(app.screen.query_one("#orders-table", KeyTable).get_row("W4")[-1])
+
+    # the dashboard's panel counts the same, in a few statements
+    panel_app = PanelApp(engine)
+    async with panel_app.run_test(size=(80, 10)) as pilot:
+        await settle(panel_app, pilot)
+        body = str(panel_app.query_one("#orders-panel-body", Static).render())
+        assert "Waiting to send: 2 (1 failed to send)" in body
+        assert "Open in the ERP: 1" in body and "to review: 0" in body
+
+
+class PanelApp(App[None]):
+    """The orders panel alone, as the dashboard hosts it."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def compose(self) -> ComposeResult:
+        yield OrdersPanel()
 
 
 async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:

@@ -184,10 +184,10 @@ class OrdersScreen(AckMixin, BaseScreen):
     OrdersScreen #orders-table { height: 1fr; max-height: 100%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "view('waiting')", "orders.view.waiting", id="orders.waiting"),
-        Binding("2", "view('open')", "orders.view.open", id="orders.open"),
-        Binding("3", "view('updates')", "orders.view.updates", id="orders.updates"),
-        Binding("4", "view('all')", "orders.view.all", id="orders.all"),
+        Binding("1", "view('waiting')", "orders.view.waiting", id="orders.waiting", show=False),
+        Binding("2", "view('open')", "orders.view.open", id="orders.open", show=False),
+        Binding("3", "view('updates')", "orders.view.updates", id="orders.updates", show=False),
+        Binding("4", "view('all')", "orders.view.all", id="orders.all", show=False),
         Binding("slash", "search", "key.search", id="orders.search"),
         Binding("S", "send", "key.send_now", id="orders.send"),
         Binding("a", "ack", "key.ack", id="orders.ack"),
@@ -695,6 +695,15 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
             rows.add_column(name, key=name)
         for rid in sorted(set(brows) | set(arows), key=str):
             b, a = brows.get(rid), arows.get(rid)
+            if b == a:
+                # an unchanged row reads once, so the changed ones stand out
+                rows.add_row(
+                    str(rid),
+                    t("orders.same"),
+                    *(cell((a or {}).get(name)) for name in fields),
+                    key=f"{rid}/same",
+                )
+                continue
             for label, this, other in (("before", b, a), ("after", a, b)):
                 cells: list[Any] = [str(rid), t(f"orders.{label}")]
                 for name in fields:
@@ -713,6 +722,75 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
 
     def action_order(self) -> None:
         self.app.push_screen(OrderDetailScreen(str(self.update_data["order_id"])))
+
+
+@dataclass(frozen=True)
+class OrdersSummary:
+    """What the dashboard says of web orders."""
+
+    waiting: int
+    failed: int
+    open: int
+    unreviewed: int
+
+
+def orders_summary(orders: WebOrders) -> OrdersSummary:
+    """A few count statements, whatever the number of orders."""
+    counts = orders.counts()
+    return OrdersSummary(
+        waiting=sum(counts[s] for s in states.WAITING),
+        failed=failed_count(orders),
+        open=sum(counts[s] for s in states.OPEN),
+        unreviewed=orders.unreviewed_count(),
+    )
+
+
+class OrdersPanel(Vertical):
+    """A dashboard panel: orders waiting (and failed), open in the ERP, updates to review.
+
+    The dashboard yields it and calls `reload()` when it refreshes; it reads in a worker.
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label(t("orders.panel.title"), classes="panel-title")
+        yield Static(t("dash.loading"), id="orders-panel-body")
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        app: Any = self.app
+        if getattr(app, "engine", None) is None:
+            return
+        orders = orders_of(app)
+        self.run_worker(
+            lambda: orders_summary(orders),
+            name="orders-panel",
+            group="orders-panel",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "orders-panel":
+            return
+        event.stop()  # the screen below has its own workers to watch
+        body = self.query_one("#orders-panel-body", Static)
+        if event.state == WorkerState.ERROR:
+            body.update(Text(str(event.worker.error), style="red"))
+        elif event.state == WorkerState.SUCCESS:
+            summary = cast(OrdersSummary, event.worker.result)
+            text = Text(t("orders.panel.waiting", count=fmt_int(summary.waiting)))
+            if summary.failed:
+                text.append(
+                    " " + t("orders.panel.failed", count=fmt_int(summary.failed)), style="bold red"
+                )
+            text.append("\n" + t("orders.panel.open", count=fmt_int(summary.open)))
+            text.append("\n" + t("orders.panel.unreviewed", count=fmt_int(summary.unreviewed)))
+            if summary.unreviewed:
+                text.stylize("bold", len(text) - len(str(summary.unreviewed)))
+            body.update(text)
 
 
 #: Screens of this module whose bindings the keymap may override.
