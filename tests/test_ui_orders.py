@@ -165,6 +165,13 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         pending = {str(u["update_id"]): u["order_id"] for u in orders.updates(unreviewed=True)}
         assert sorted(pending.values()) == ["W1", "W2"]
         assert sorted(keys_of(app, "#orders-table")) == sorted(pending)
+        # / narrows the updates by order id or customer too
+        await pilot.press("slash", *"501.00002", "enter")
+        await settle(app, pilot)
+        assert [pending[k] for k in keys_of(app, "#orders-table")] == ["W2"]
+        await pilot.press("slash", "ctrl+u", "enter")
+        await settle(app, pilot)
+        assert sorted(keys_of(app, "#orders-table")) == sorted(pending)
 
         # W1's update in detail: the fulfilled quantity marked as changed, after only
         w1_update = next(k for k, v in pending.items() if v == "W1")

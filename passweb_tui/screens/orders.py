@@ -16,7 +16,8 @@ from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.api import WebOrders, orders_t
+from passweb_tui.engine.orders.api import WebOrders, cust_t, orders_t, updates_t
+from passweb_tui.engine.orders.models import as_utc
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
@@ -93,13 +94,10 @@ def failed_count(orders: WebOrders) -> int:
 
 def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
     """One page of the view, with the counts shown on the view selector."""
-    if query.view == "updates":
-        items = orders.updates(
-            unreviewed=True,
-            order_id=query.search or None,
-            limit=PAGE,
-            offset=query.offset,
-        )
+    if query.view == "updates" and query.search:
+        items = search_updates(orders, query.search, offset=query.offset)
+    elif query.view == "updates":
+        items = orders.updates(unreviewed=True, limit=PAGE, offset=query.offset)
     else:
         items = orders.list(
             state=VIEW_STATES[query.view],
@@ -110,6 +108,53 @@ def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
     return PageResult(
         query, items, orders.counts(), orders.unreviewed_count(), failed_count(orders)
     )
+
+
+def search_updates(orders: WebOrders, search: str, *, offset: int) -> list[dict[str, Any]]:
+    """One page of the updates to review whose order's id or customer matches `search`
+    (one statement, shaped as WebOrders.updates gives them)."""
+    like = f"%{search}%"
+    matching = (
+        sa.select(orders_t.c.id)
+        .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+        .where(
+            sa.or_(
+                orders_t.c.id.ilike(like),
+                orders_t.c.customer_code.ilike(like),
+                cust_t.c.name.ilike(like),
+            )
+        )
+    )
+    query = (
+        sa.select(updates_t)
+        .where(updates_t.c.reviewed.is_(False), updates_t.c.order_id.in_(matching))
+        .order_by(updates_t.c.id.desc())
+        .limit(PAGE)
+        .offset(offset)
+    )
+    with orders.store.read() as conn:
+        found = conn.execute(query).all()
+    return [
+        {
+            "update_id": u.id,
+            "order_id": u.order_id,
+            "reviewed": bool(u.reviewed),
+            "detected": iso(u.detected_at),
+            "run_id": u.run_id,
+            "state_before": u.state_before,
+            "state_after": u.state_after,
+            "before": u.before,
+            "after": u.after,
+            "site_edit": u.site_edit,
+            "reviewed_at": iso(u.reviewed_at),
+        }
+        for u in found
+    ]
+
+
+def iso(value: Any) -> str | None:
+    moment = as_utc(value)
+    return moment.isoformat() if moment is not None else None
 
 
 def update_summary(update: dict[str, Any]) -> str:
