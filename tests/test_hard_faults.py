@@ -235,7 +235,9 @@ def run_cell(cell: Cell, sim: SimProcess, db_url: str, seed: int) -> None:
         half = [
             d
             for d in store_diffs(engine, sim)
-            if d[2].startswith("price rows") or before[d[0]].get(d[1]) != mid[d[0]].get(d[1])
+            if d[2].startswith("price rows")
+            or d[0] not in before
+            or before[d[0]].get(d[1]) != mid[d[0]].get(d[1])
         ]
         assert not half, half[:5]
 
