@@ -20,6 +20,7 @@ from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.i18n import set_language
 from passweb_tui.screens.base import ConfirmScreen, KeyTable
 from passweb_tui.screens.orders import (
     CHANGED_STYLE,
@@ -154,7 +155,11 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         assert orders.show("W1")["state"] == states.PARTIALLY_FULFILLED
         # the open detail reloaded: fulfilled quantity and row state of the ERP
         rows = app.screen.query_one("#order-rows", KeyTable)
-        assert [str(c) for c in rows.get_row("1")][3:5] == ["1", "1"]
+        erp_row = orders.show("W1")["erp_document"]["rows"][0]
+        assert erp_row["qta_evasa"] == "1"
+        expected_state = {"E": "E evasa", "": "-"}[erp_row["stato_riga"]]
+        assert [str(c) for c in rows.get_row("1")][3:6] == ["1", "1", expected_state]
+        assert [str(c) for c in rows.get_row("2")][4:6] == ["0", "-"]
         assert "ERP updates: 1" in text_of(app, "#order-history")
 
         await pilot.press("escape")
@@ -282,3 +287,23 @@ async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:
         await settle(app, pilot)
         assert isinstance(app.screen, OrderDetailScreen)
         assert "M00042" in text_of(app, "#order-header")
+
+
+async def test_order_screen_speaks_italian(engine: Engine) -> None:
+    import_orders(engine, order_line("I1", rows=article_rows(1)))
+    set_language("it")
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_orders(app, pilot)
+            assert "[1 Da inviare (1)]" in text_of(app, "#orders-views")
+            assert "Righe 1-1" in str(screen.query_one("#orders-status", Label).render())
+            sends = screen._bindings.key_to_bindings["S"]
+            assert [b.description for b in sends] == ["Invia ora"]
+            await pilot.press("enter")
+            await settle(app, pilot)
+            # Passweb's state names are the operators' words in both languages
+            assert "I1  Nuovo" in text_of(app, "#order-header")
+            assert "S lo invia ora" in text_of(app, "#order-header")
+    finally:
+        set_language("en")

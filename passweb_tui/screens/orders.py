@@ -39,6 +39,8 @@ VIEW_STATES: dict[str, tuple[str, ...] | None] = {
     "open": states.OPEN,
     "all": None,
 }
+#: the ERP's row states (stato_riga) in the words operators know from it, in both languages
+ROW_STATES = {"E": "evasa", "S": "sospesa", "B": "bloccata", "N": "annullata"}
 #: how a changed cell reads: reverse video survives 16 colours and NO_COLOR
 CHANGED_STYLE = "bold reverse"
 
@@ -59,6 +61,14 @@ def cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "-"
     return str(value).replace("\n", " ")
+
+
+def row_state(code: str | None) -> str:
+    """An ERP row state as code and word ("E evasa"); "-" while the row is open."""
+    if not code:
+        return "-"
+    word = ROW_STATES.get(code)
+    return f"{code} {word}" if word else code
 
 
 @dataclass(frozen=True)
@@ -617,7 +627,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                 cell(line["description"]),
                 line["qty"],
                 cell(erp.get("qta_evasa")),
-                cell(erp.get("stato_riga")),
+                row_state(erp.get("stato_riga")),
                 line["price"],
                 cell(line["discount"]),
                 line["total"],
