@@ -5,6 +5,7 @@ ERP's updates one by one and all at once, and page through many orders."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from passweb_tui.screens.orders import (
     OrderDetailScreen,
     OrdersPanel,
     OrdersScreen,
+    PageQuery,
     UpdateDetailScreen,
+    read_page,
 )
 
 pytestmark = pytest.mark.anyio
@@ -307,3 +310,52 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
             assert "S lo invia ora" in text_of(app, "#order-header")
     finally:
         set_language("en")
+
+
+@pytest.mark.slow
+async def test_ten_thousand_orders_stay_one_page_in_the_widgets(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10,000 orders: the table holds one page, and each figure is printed.
+
+    Run with: pytest -m slow -s tests/test_ui_orders.py -k ten_thousand
+    """
+    total = 10_000
+    rows = article_rows(3)
+    lines = [
+        order_line(f"T{i:06d}", customer={"code": f"501.{1 + i % 100:05d}"}, rows=rows)
+        | {"created": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T10:{i % 60:02d}:00"}
+        for i in range(total)
+    ]
+    import_orders(engine, *lines)
+    orders = WebOrders(engine.store)
+    figures: dict[str, float] = {}
+    for view, offset in (("all", 0), ("all", total - PAGE), ("waiting", 0)):
+        started = time.perf_counter()
+        page = read_page(orders, PageQuery(view, "", offset))
+        figures[f"read {view} at {offset}"] = time.perf_counter() - started
+        assert len(page.items) == PAGE
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)  # the dashboard's own reads first
+        for label in ("switch to orders, first page shown", "switch back, page reloaded"):
+            app.action_goto("dashboard")
+            await settle(app, pilot)
+            started = time.perf_counter()
+            app.action_goto("orders")
+            loaded = app.workers.wait_for_complete([w for w in app.workers if w.group == "orders"])
+            await pilot.pause()
+            await loaded
+            await pilot.pause()
+            figures[label] = time.perf_counter() - started
+        table = app.screen.query_one("#orders-table", KeyTable)
+        assert table.row_count == PAGE
+        started = time.perf_counter()
+        await pilot.press("n")
+        await settle(app, pilot)
+        figures["next page shown"] = time.perf_counter() - started
+        assert table.row_count == PAGE
+        assert "Rows 201-400" in str(app.screen.query_one("#orders-status", Label).render())
+    with capsys.disabled():
+        for name, seconds in figures.items():
+            print(f"{total} orders: {name}: {seconds * 1000:.0f} ms")
