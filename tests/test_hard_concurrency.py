@@ -24,7 +24,8 @@ from passweb_tui.engine.facade import LaunchRefused
 from passweb_tui.engine.lease import Lease, LeaseRefused
 from passweb_tui.engine.store import open_store
 
-EXPLAINED = re.compile(r"run \d+ \(held by \S+\) since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+# "run 12 (held by host:pid:id) since ..." or "a run being set up (held by ...) since ..."
+EXPLAINED = re.compile(r"\(held by \S+\) since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
 @pytest.fixture

@@ -243,7 +243,7 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
 
     # a lease held by a live run: doctor names the holder and since when
     engine = open_engine(db, secret_sim)
-    secret_sim.admin("PUT", "faults", json={"latency_ms": 200})
+    secret_sim.admin("PUT", "faults", json={"latency_ms": 1500})  # a run that lasts
     try:
         handle = engine.start_run("total")
         info = engine.lease()
