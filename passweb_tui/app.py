@@ -90,6 +90,7 @@ class PasswebApp(App[int]):
         Binding("c", "goto('changes')", "nav.changes", id="goto.changes"),
         Binding("g", "goto('categories')", "nav.categories", id="goto.categories", show=False),
         Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue"),
+        Binding("o", "goto('orders')", "nav.orders", id="goto.orders"),
         Binding("r", "goto('runs')", "nav.runs", id="goto.runs"),
         Binding("f", "goto('fields')", "nav.fields", id="goto.fields", show=False),
         Binding("f1,question_mark", "toggle_help", "key.help", id="app.help"),

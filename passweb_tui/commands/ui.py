@@ -41,6 +41,7 @@ class UiResources:
         self.engine: Any = None
         self.demo_erp: Any = None
         self.activity: Any = None
+        self.shopper: Any = None
         self.closed = False
 
     def start_activity(self, erp: ErpConfig) -> None:
@@ -53,6 +54,11 @@ class UiResources:
             azienda=erp.azienda,
             anno=erp.anno,
         ).start()
+        # and web orders placed now and then on the site, from its own catalogue
+        from passweb_tui.engine.orders.shopper import Shopper
+
+        self.shopper = Shopper(self.engine.store, every_s=(15.0, 45.0))
+        self.shopper.start()
 
     def open_configured(self, settings: Settings) -> tuple[Any, str]:
         erp = self.ctx.erp_config() if settings.demo else settings.erp_config()
@@ -110,6 +116,8 @@ class UiResources:
                 log.exception("the cancelled sync did not end cleanly")
         if self.activity is not None:
             self.activity.stop()
+        if self.shopper is not None:
+            self.shopper.stop()
         engine = self.engine or getattr(app, "engine", None)
         if engine is not None:
             engine.close()

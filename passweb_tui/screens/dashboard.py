@@ -28,6 +28,7 @@ from passweb_tui.screens.base import (
     status_text,
     value_of,
 )
+from passweb_tui.screens.orders import OrdersPanel
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 RECENT_RUNS = 30
@@ -120,6 +121,7 @@ class DashboardScreen(BaseScreen):
             with Vertical(id="dash-status", classes="panel"):
                 yield Static(id="dash-erp")
                 yield Static(id="dash-store")
+            yield OrdersPanel(id="dash-orders", classes="panel")
             with Vertical(id="dash-chart", classes="panel"):
                 yield Label(t("dash.chart_changes"), classes="panel-title")
                 yield Sparkline([], id="dash-spark-changes")
@@ -131,7 +133,6 @@ class DashboardScreen(BaseScreen):
             with Vertical(id="dash-fields", classes="panel"):
                 yield Label(t("dash.fields_changed"), classes="panel-title")
                 yield KeyTable(id="dash-fields-table")
-            # Web orders get their panel here once the orders engine exists.
 
     def on_mount(self) -> None:
         runs = self.query_one("#dash-runs-table", KeyTable)
@@ -177,6 +178,7 @@ class DashboardScreen(BaseScreen):
             self._timer = None
         self._loading = True
         engine = self.papp.engine
+        self.query_one(OrdersPanel).reload()
         self.run_worker(
             lambda: read_dashboard(engine),
             name="dashboard",
