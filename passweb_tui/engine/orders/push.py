@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
 #: a claim older than this is taken over even if its owner cannot be proven dead
 #: (another host); longer than the ERP's own 5-minute limit on one request
 CLAIM_LEASE = timedelta(minutes=15)
+#: how long an order waits for its new customer, created by a concurrent push
+CUSTOMER_WAIT_S = 30.0
 #: what claim candidates are read at a time
 CANDIDATE_PAGE = 200
 #: orders claimed (and their outcomes written) per commit
@@ -149,12 +152,16 @@ class _Claim:
     was_uncertain: bool
 
 
+class _CustomerPending(LookupError):
+    """The order's new customer is being created by another push; try the order later."""
+
+
 @dataclass
 class _Outcome:
     """What became of one claimed order, to be written with the others of its batch."""
 
     claim: _Claim
-    outcome: str  # created | found | failed | uncertain
+    outcome: str  # created | found | failed | uncertain | deferred (sent by a later push)
     state: str = states.NEW
     erp_key: str | None = None
     error: str | None = None
@@ -712,6 +719,9 @@ class Pusher:
                 return self._bound(claim, keys, "found", self._try_document(oid))
         try:
             record = self._document(oid)
+        except _CustomerPending as exc:
+            log.info("%s waits: %s", name, exc)
+            return _Outcome(claim, "deferred")
         except (LookupError, ErpError) as exc:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
             return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False)
@@ -823,6 +833,8 @@ class Pusher:
                     result.orders_sent += 1
                 elif o.outcome == "found":
                     result.orders_recovered += 1
+                elif o.outcome == "deferred":
+                    result.skipped_busy += 1
                 else:
                     result.orders_failed += 1
                     result.errors.append(("order", o.claim.site_id, o.error or ""))
@@ -831,6 +843,23 @@ class Pusher:
                 log.warning("%s", o.error)
             elif o.outcome == "created":
                 self._crash("recorded", o.claim.site_id)
+
+    def _wait_for_customer(self, customer_id: Any) -> tuple[str | None, str | None]:
+        """The customer's ERP code and last error; while another push holds its claim,
+        wait for it a bounded time (its creation is one ERP request)."""
+        deadline = time.monotonic() + CUSTOMER_WAIT_S
+        while True:
+            with self.store.read() as conn:
+                code, error, owner = conn.execute(
+                    sa.select(cust_t.c.erp_code, cust_t.c.last_error, cust_t.c.claim_owner).where(
+                        cust_t.c.id == customer_id
+                    )
+                ).one()
+            if code is not None or owner is None or owner == self.owner:
+                return code, error
+            if time.monotonic() >= deadline:
+                return None, None
+            time.sleep(0.1)
 
     def _try_document(self, oid: str) -> dict[str, Any] | None:
         try:
@@ -875,13 +904,12 @@ class Pusher:
         if code is None and order.web_customer_id is not None:
             code = order.cust_code
             if code is None:
-                # the customer may have been created since the orders were loaded
-                with self.store.read() as conn:
-                    code, error = conn.execute(
-                        sa.select(cust_t.c.erp_code, cust_t.c.last_error).where(
-                            cust_t.c.id == order.web_customer_id
-                        )
-                    ).one()
+                # the customer may have been created since the orders were loaded, or be
+                # in the hands of a concurrent push: give that push a moment to finish
+                code, error = self._wait_for_customer(order.web_customer_id)
+                if code is None and error is None:
+                    # another push is creating the customer right now: not a failure
+                    raise _CustomerPending(f"its customer {order.cust_name!r} is being created")
                 if code is None:
                     why = f": {error}" if error else ""
                     raise LookupError(
