@@ -184,3 +184,17 @@ def test_a_second_process_is_refused_while_another_holds_the_lease(
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_the_monthly_quota_refuses_total_and_changed_but_not_partial(
+    sim: Any, isolated_home: Any
+) -> None:
+    config = isolated_home / "quota.toml"
+    config.write_text("[service]\nmonthly_quota = 1\n", encoding="utf-8")
+    with mock.patch.dict(os.environ, {"PASSWEB_TUI_CONFIG": str(config)}):
+        assert cli(sim, "sync", "total").returncode == 0
+        refused = cli(sim, "sync", "changed")
+        assert refused.returncode == 3
+        assert "monthly sync quota used up: 1 of 1" in refused.stderr
+        assert cli(sim, "sync", "changed", "--dry-run").returncode == 0  # a dry run is free
+        assert cli(sim, "sync", "partial").returncode == 0  # PARTIAL never counts

@@ -127,6 +127,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_engine(ctx)
     try:
         on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        if not args.dry_run:
+            from passweb_tui.engine.service.quota import QuotaExhausted, check_quota
+
+            try:
+                check_quota(engine.store, ctx.settings.monthly_quota, args.kind)
+            except QuotaExhausted as exc:
+                raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
         try:
             handle = engine.start_run(
                 args.kind, scope=scope, dry_run=args.dry_run, origin="site", on_event=on_event
