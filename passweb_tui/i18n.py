@@ -683,6 +683,11 @@ def language() -> str:
     return _current
 
 
+def group_digits(text: str) -> str:
+    """A number already formatted with "," between thousands, in the language's style."""
+    return text.replace(",", ".") if _current == "it" else text
+
+
 def t(key: str, /, default: str | None = None, **values: object) -> str:
     """The text of `key` in the current language, with `{name}` fields filled in."""
     text = CATALOGUE[_current].get(key)

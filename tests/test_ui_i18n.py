@@ -77,3 +77,17 @@ def test_missing_values_fall_back_to_english_and_name_the_key() -> None:
     assert t("no.such.key") == "no.such.key"
     assert t("no.such.key", default="x") == "x"
     assert t("setup.err.anno", anno="20x") == "Anno: un anno come 2026, non 20x"
+
+
+def test_thousands_are_grouped_in_the_language_s_style() -> None:
+    from passweb_tui.i18n import language, set_language
+    from passweb_tui.screens.base import fmt_int
+
+    before = language()
+    try:
+        set_language("en")
+        assert fmt_int(1234567) == "1,234,567"
+        set_language("it")
+        assert fmt_int(1234567) == "1.234.567"
+    finally:
+        set_language(before)

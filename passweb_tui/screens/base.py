@@ -31,7 +31,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import group_digits, t
 
 if TYPE_CHECKING:
     from passweb_tui.app import PasswebApp
@@ -109,7 +109,7 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
 
 
 def fmt_int(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}".replace(",", ".")
+    return "-" if value is None else group_digits(f"{value:,}")
 
 
 def fmt_duration(app: Any, seconds: float | None) -> str:

@@ -21,7 +21,7 @@ from textual.widgets import (
     Static,
 )
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
@@ -60,7 +60,7 @@ def parse_codes(text: str) -> tuple[str, ...]:
 
 
 def fmt_rate(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:,.0f}/s".replace(",", ".")
+    return "-" if rate is None else group_digits(f"{rate:,.0f}/s")
 
 
 def fmt_eta(app: Any, eta: float | None) -> str:
