@@ -115,11 +115,6 @@ def test_ui_cli_and_partial_at_once_sweep(
     rounds_at_once(busy_sim, db_url, 10, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lease.Lease.acquire: when the holder's lease expires between the refused UPDATE "
-    "and read_lease(), the refusal says only 'another run' (no holder, no since)",
-)
 def test_a_refusal_in_the_instant_the_lease_expires_still_names_the_holder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
@@ -73,6 +74,13 @@ def read_lease(store: Store, name: str = PULL_LEASE) -> LeaseInfo | None:
     expires = _aware(row["expires_at"])
     if expires is None or expires <= utcnow():
         return None
+    return _info(row)
+
+
+def _info(row: Any) -> LeaseInfo | None:
+    expires = _aware(row["expires_at"]) if row is not None else None
+    if row is None or row["holder"] is None or expires is None:
+        return None
     return LeaseInfo(
         row["holder"],
         row["run_id"],
@@ -111,8 +119,14 @@ class Lease:
                 )
             )
             got = result.rowcount == 1
+            if not got:
+                # read the holder in the same transaction as the refusal: read later, the
+                # lease might have expired meanwhile and the refusal could not say who
+                holder_row = (
+                    conn.execute(select(_T).where(_T.c.name == self.name)).mappings().first()
+                )
         if not got:
-            raise LeaseRefused(read_lease(self.store, self.name))
+            raise LeaseRefused(_info(holder_row))
 
     def set_run(self, run_id: int) -> None:
         with self.store.write() as conn:
