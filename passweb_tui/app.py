@@ -107,6 +107,7 @@ class PasswebApp(App[int]):
         clock: Callable[[], dt.datetime] | None = None,
         erp_label: str = "",
         poll_s: float = 5.0,
+        warning: str | None = None,
     ) -> None:
         super().__init__()
         localize_bindings(self)
@@ -116,6 +117,8 @@ class PasswebApp(App[int]):
         self.clock = clock or dt.datetime.now
         self.erp_label = erp_label
         self.poll_s = poll_s
+        #: shown in the top bar of every screen (e.g. TLS verification turned off)
+        self.warning = warning
         self.sync = SyncMonitor()
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})

@@ -234,3 +234,15 @@ async def test_dashboard_asks_the_erp_and_says_when_it_does_not_answer(tmp_path:
             assert "Last successful sync: never" in erp
     finally:
         engine.close()
+
+
+async def test_a_warning_stays_in_the_top_bar_of_every_screen(synced: Engine) -> None:
+    from textual.widgets import Label
+
+    app = create_app(synced, poll_s=0, warning="TLS verification OFF")
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("d", "s", "c", "g", "a", "o", "r", "f"):
+            await pilot.press(key)
+            await pilot.pause()
+            warning = app.screen.query_one("#topbar-warning", Label)
+            assert "TLS verification OFF" in str(warning.render())

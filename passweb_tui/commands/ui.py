@@ -14,7 +14,7 @@ from typing import Any
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.config import ConfigError, Settings, save_erp_settings
 from passweb_tui.engine.erp.settings import ErpConfig
-from passweb_tui.i18n import pick_language, set_language
+from passweb_tui.i18n import pick_language, set_language, t
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connect=resources.connect,
         keymap=settings.keymap,
         erp_label=label,
+        warning=t("warn.tls_off") if settings.tls_warning else None,
     )
     app.cleanup = lambda: resources.close(app)
     try:

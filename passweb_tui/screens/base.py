@@ -239,6 +239,9 @@ class TopBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(f"passweb-tui · {self._title}", id="topbar-title")
+        warning = getattr(self.app, "warning", None)
+        if warning:
+            yield Label(f"⚠ {warning}", id="topbar-warning")
         yield SyncBadge(id="sync-badge")
 
 
