@@ -71,6 +71,7 @@ class Settings:
     publish_predeleted: bool = False
     update_descriptions: dict[str, bool] = field(default_factory=dict)
     category_mode: str = "primaria"
+    resources: str = "none"  # article images/sheets in TOTAL and CHANGED: none, changed, all
     change_log_days: int = 180
     lease_seconds: int = 120
     # the sync service (`serve`): schedule, ERP trigger, e-mail, quota
@@ -222,6 +223,7 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "overlap_minutes": ("overlap_minutes", int),
         "publish_predeleted": ("publish_predeleted", bool),
         "category_mode": ("category_mode", str),
+        "resources": ("resources", str),
         "lease_seconds": ("lease_seconds", int),
         "update_descriptions": ("update_descriptions", dict),
     },
@@ -370,6 +372,10 @@ def load_settings(
     if not 1 <= settings.max_in_flight <= ERP_MAX_IN_FLIGHT:
         raise ConfigError(
             f"max_in_flight must be 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
+        )
+    if settings.resources not in {"none", "changed", "all"}:
+        raise ConfigError(
+            f"[sync] resources must be none, changed or all, got {settings.resources!r}"
         )
     if settings.category_mode not in {"primaria", "secondaria"}:
         raise ConfigError(

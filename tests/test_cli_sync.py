@@ -198,3 +198,32 @@ def test_the_monthly_quota_refuses_total_and_changed_but_not_partial(
         assert "monthly sync quota used up: 1 of 1" in refused.stderr
         assert cli(sim, "sync", "changed", "--dry-run").returncode == 0  # a dry run is free
         assert cli(sim, "sync", "partial").returncode == 0  # PARTIAL never counts
+
+
+def test_resources_are_fetched_by_content_and_a_partial_re_reads_them(
+    sim: Any, isolated_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from passweb_tui.config import data_dir
+
+    config = isolated_home / "resources.toml"
+    config.write_text('[sync]\nresources = "changed"\n', encoding="utf-8")
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(config))
+    assert cli(sim, "sync", "total").returncode == 0
+    folder = data_dir() / "resources"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert files, "a TOTAL brings the articles' images and technical sheets"
+    result = json.loads(cli(sim, "sync", "total", "--json").stdout)
+    assert result["entities"]["resources"]["inserted"] == 0  # nothing changed: nothing written
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == files
+    partial = cli(sim, "sync", "partial", "--entity", "resources", "--json")
+    assert partial.returncode == 0, partial.stderr
+    counts = json.loads(partial.stdout)["entities"]["resources"]
+    assert counts["fetched"] > 0 and counts["inserted"] == 0  # same bytes: no file written twice
+
+
+def test_resources_are_left_alone_unless_the_settings_ask(sim: Any) -> None:
+    from passweb_tui.config import data_dir
+
+    result = json.loads(cli(sim, "sync", "total", "--json").stdout)
+    assert "resources" not in result["entities"]
+    assert not (data_dir() / "resources").exists()

@@ -104,6 +104,8 @@ class EngineSettings:
             lease_seconds=float(settings.lease_seconds),
             change_log_days=settings.change_log_days,
             update_descriptions=dict(settings.update_descriptions),
+            resources_dir=settings.site_data_dir / "resources",
+            resources_mode=settings.resources,
         )
         return cls(
             settings.resolved_db_url, erp if erp is not None else settings.erp_config, options

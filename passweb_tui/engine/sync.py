@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -79,7 +80,6 @@ log = logging.getLogger(__name__)
 KINDS = ("total", "changed", "partial")
 STATUSES = ("ok", "ok_with_rejects", "failed", "cancelled")
 SCOPE_ENTITIES = (*MAIN_ENTITIES, *LOOKUP_ENTITIES, "resources", "orders")
-NOT_PULLED_HERE = ("resources",)
 PAGE_SIZE = 1000
 MAX_CATEGORIES = 1000  # DOMAIN.md: keep the category tree under this
 STAMP = "%Y%m%d %H%M%S"
@@ -213,6 +213,11 @@ class SyncOptions:
     change_log_days: int = 180
     update_descriptions: Mapping[str, bool] = field(default_factory=dict)
     page_size: int = PAGE_SIZE
+    #: where article images and technical sheets are kept; None: resources are not synced
+    resources_dir: Path | None = None
+    #: "changed" (since the last correctly completed sync), "all" or "none"
+    resources_mode: str = "changed"
+    remove_missing_resources: bool = False
 
 
 class Cancelled(Exception):
@@ -233,9 +238,6 @@ def validate_scope(kind: str, scope: Scope | None) -> None:
         )
     if scope.codes and len(scope.entities) != 1:
         raise SyncError("--code needs exactly one --entity")
-    here = [e for e in scope.entities if e in NOT_PULLED_HERE]
-    if here:
-        raise SyncError(f"this version cannot pull {', '.join(here)} yet")
 
 
 def _stamp(value: datetime) -> str:
@@ -491,6 +493,8 @@ class SyncRunner:
                 self._pull(conn, p, dry_run)
             if orders_scope is not None and (kind != "partial" or scope is not None):
                 self._refresh_orders(orders_scope, dry_run)
+            if kind != "partial" or (scope is not None and "resources" in scope.entities):
+                self._sync_resources(kind, scope, dry_run)
             if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:
@@ -642,6 +646,39 @@ class SyncRunner:
         self.orders["updated"] += refreshed.updated
         if not dry_run:
             self._save_order_counts()
+
+    def _sync_resources(self, kind: str, scope: Scope | None, dry_run: bool) -> None:
+        """Images and technical sheets of the site's articles, stored by content hash."""
+        from passweb_tui.engine.orders.resources import sync_resources
+
+        folder = self.options.resources_dir
+        if folder is None:
+            if kind == "partial":
+                raise SyncError("resources need a data folder for their files")
+            return
+        # a scoped PARTIAL re-reads what the operator named; the others follow the setting
+        mode = "all" if kind == "partial" else self.options.resources_mode
+        if mode == "none":
+            return
+        self._emit("resources", "resources", 0, None, message="article images and sheets")
+        result = sync_resources(
+            self.store,
+            self.client,  # type: ignore[arg-type]
+            folder,
+            mode=mode,
+            articles=(scope.codes or None) if scope is not None else None,
+            remove_missing=self.options.remove_missing_resources,
+            dry_run=dry_run,
+            check=self._check_cancel,
+        )
+        counts = self.counts.setdefault("resources", empty_counts())
+        counts["fetched"] += result.listed
+        counts["inserted"] += result.written
+        counts["unchanged"] += result.unchanged
+        counts["deleted"] += result.removed
+        counts["rejected"] += len(result.errors)
+        for article, why in result.errors[:20]:
+            self._messages.append(f"resources of {article}: {why}")
 
     def _save_order_counts(self) -> None:
         with self.store.write() as conn:
