@@ -227,3 +227,19 @@ def test_resources_are_left_alone_unless_the_settings_ask(sim: Any) -> None:
     result = json.loads(cli(sim, "sync", "total", "--json").stdout)
     assert "resources" not in result["entities"]
     assert not (data_dir() / "resources").exists()
+
+
+def test_the_log_file_has_one_line_per_request_and_no_secret(sim: Any) -> None:
+    import logging
+
+    from passweb_tui.logs import log_file
+
+    assert cli(sim, "sync", "total").returncode == 0
+    for handler in logging.getLogger("passweb_tui").handlers:
+        handler.flush()
+    text = log_file().read_text(encoding="utf-8")
+    requests = [line for line in text.splitlines() if "passweb_tui.erp" in line and " -> " in line]
+    assert requests, text[-2000:]
+    assert any("articoli" in line and "-> 200" in line for line in requests), requests[:5]
+    assert all(" ms" in line for line in requests)  # each with its duration
+    assert sim.password not in text and "Passepartout" not in text

@@ -85,6 +85,16 @@ def test_partial_pushes_what_waits_and_scoped_partial_rereads(
     # nothing was sent twice along the way
     assert erp_marker_counts(sim, ["W1", "W2"]) == {"W1": 1, "W2": 1}
 
+    # a PARTIAL of the whole orders entity re-reads open orders and sends nothing
+    (tmp_path / "more.jsonl").write_text(jsonl(order_line("W5", rows=article_rows(1))), "utf-8")
+    assert cli("orders", "import", str(tmp_path / "more.jsonl"))[0] == 0
+    code, run = cli("sync", "partial", "--entity", "orders", "--json")
+    assert code == 0 and run["orders"]["sent"] == 0, run
+    assert erp_marker_counts(sim, ["W5"]) == {"W5": 0}
+    code, run = cli("sync", "partial", "--entity", "orders", "--code", "W5", "--json")
+    assert code == 0 and run["orders"]["sent"] == 1, run
+    assert erp_marker_counts(sim, ["W5"]) == {"W5": 1}
+
 
 def test_two_partial_syncs_at_once_send_each_order_once(
     cli: Callable[..., tuple[int, Any]], sim: Any, tmp_path: Path

@@ -478,7 +478,9 @@ class SyncRunner:
                 else:
                     fields_mod.attribute_update(self.store, self.client)
             orders_scope = self._orders_scope(kind, scope)
-            if orders_scope is not None and not dry_run:
+            # a PARTIAL of whole entities only pulls; named orders are pushed if they wait
+            pushes = scope is None or bool(scope.codes)
+            if orders_scope is not None and pushes and not dry_run:
                 self._push_orders(orders_scope)
             if kind == "partial" and scope is None:
                 pushed = sum(self.orders.values()) + sum(self.customers.values())
