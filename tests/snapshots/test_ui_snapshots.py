@@ -60,6 +60,7 @@ SCREENS = {
     "runs": go("r"),
     "run_detail": go("r enter"),
     "fields": go("f"),
+    "orders": go("o"),
 }
 
 
