@@ -10,7 +10,7 @@ import logging
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import SimProcess, start_sim
+from conftest import SimProcess, start_sim, wait_for
 from test_orders_helpers import erp_config, erp_marker_counts, order_line
 
 from passweb_tui.engine.facade import Engine, EngineSettings
@@ -83,17 +83,6 @@ def service_config(**over: Any) -> ServiceConfig:
         trigger_token=TOKEN,
     )
     return replace(base, **over)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll state that has no event to wait on (another process's store rows)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_each_slot_runs_once_across_two_services(db_url: str, small_sim: SimProcess) -> None:

@@ -13,28 +13,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SimProcess
+from conftest import SimProcess, wait_for
 
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.lease import read_lease
 from passweb_tui.engine.service import slots
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll what other processes write to the store (there is no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Serve:
