@@ -72,7 +72,14 @@ class PagesFromMemory:
         )
 
     def iter_pages(
-        self, resource: str, *, filters=(), fields=None, page_size=1000, key_field="codice"
+        self,
+        resource: str,
+        *,
+        filters=(),
+        fields=None,
+        page_size=1000,
+        key_field="codice",
+        decimals=True,
     ) -> Iterator[Page]:
         records = sorted(self.data.get(resource, {}).values(), key=lambda r: str(r["codice"]))
         for f in filters:

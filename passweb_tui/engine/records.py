@@ -3,6 +3,7 @@ ERP record becomes a validated, canonical store row (with a digest for cheap com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from sqlalchemy import Table
 
 from passweb_tui.engine import models
@@ -34,11 +36,17 @@ class FieldSpec:
     type: str | None
     length: int | None
     array_size: int = 0
-    # "C" plain text, "N" plain number, "" anything else (checked the slow way)
+    # "C" text, "N" number, "D" date, "T" time, "A" array of [index, value] pairs,
+    # "" anything else (checked the slow way)
     quick_kind: str = field(init=False, compare=False, repr=False, default="")
 
     def __post_init__(self) -> None:
-        kind = self.type if self.type in ("C", "N") and not self.array_size else ""
+        if self.is_array:
+            kind = "A"
+        elif self.type in ("C", "N", "D", "T"):
+            kind = self.type or ""
+        else:
+            kind = ""
         object.__setattr__(self, "quick_kind", kind)
 
     @property
@@ -81,6 +89,13 @@ def canon(value: Any) -> Any:
     t = type(value)
     if t is str or t is int or t is _NONE or t is bool:
         return value
+    if t is float:
+        # the shortest repr is already the canonical spelling, unless it has an exponent
+        if value.is_integer():
+            return int(value)
+        text = repr(value)
+        if "e" not in text and "n" not in text:  # not 1e-07, inf or nan
+            return text
     if t is Decimal or t is float:
         d = value if t is Decimal else Decimal(repr(value))
         if not d.is_finite():
@@ -103,7 +118,11 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 
 def dumps(data: Any) -> str:
-    return _ENCODER.encode(data)
+    """Compact JSON with sorted keys: the stored form of a record's used fields."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # what orjson does not take (integers beyond 64 bits): the same text
+        return _ENCODER.encode(data)
 
 
 def as_text(value: Any) -> str | None:
@@ -343,8 +362,6 @@ class Row:
     derived: dict[str, Any]
     digest: str
     prices: dict[int, Decimal] = field(default_factory=dict)
-    on_site: bool = True  # False: the ERP no longer flags it for this site
-    mod_stamp: str | None = None  # "AAAAMMGG HHMMSS" (or date only) of the ERP's last change
 
 
 class Rejected(Exception):
@@ -402,6 +419,11 @@ _DERIVED_LIMITS = {
 }
 
 
+def key_limit(spec: EntitySpec) -> int:
+    """The longest key the entity's table takes."""
+    return _LIMITS[spec.name].get("code", 256)
+
+
 def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
     """The record's key as text; raises Rejected when it is missing or unusable."""
     raw_key = record.get(KEY_FIELD)
@@ -410,14 +432,14 @@ def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
     if not isinstance(raw_key, str | int):
         raise Rejected(str(raw_key)[:60], f"key {KEY_FIELD} has the wrong type: {raw_key!r:.60}")
     key = str(raw_key)
-    limit = _LIMITS[spec.name].get("code", 256)
+    limit = key_limit(spec)
     if len(key) > limit:
         raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limit} characters")
     return key
 
 
 # bump when what goes into a digest changes, so old digests simply stop matching
-DIGEST_VERSION = b"3"
+DIGEST_VERSION = b"4"
 
 
 def digest_salt(spec: EntitySpec, rules: SiteRules, used: tuple[str, ...] | None = None) -> bytes:
@@ -441,12 +463,26 @@ def record_digest(record: Mapping[str, Any], salt: bytes) -> str:
     The same value spelled differently (12.5 / 12.50) gives another digest; that only
     costs a field-by-field comparison, which finds no change (values are compared in
     canonical form), so it is never reported as one."""
-    h = hashlib.blake2b(salt, digest_size=16)
-    h.update(repr(record).encode())
-    return h.hexdigest()
+    try:
+        text = orjson.dumps(record, default=_digest_default)
+    except TypeError:  # integers beyond 64 bits: the slower spelling
+        text = repr(record).encode()
+    return hashlib.blake2b(text, key=hash_key(salt), digest_size=16).hexdigest()
 
 
-@dataclass
+@functools.lru_cache(maxsize=64)
+def hash_key(salt: bytes) -> bytes:
+    """The salt as a blake2b key (a record's digest is keyed by what decides its row)."""
+    return hashlib.blake2b(salt, digest_size=32).digest()
+
+
+def _digest_default(value: Any) -> Any:
+    if type(value) is Decimal:
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+@dataclass(slots=True)
 class Quick:
     """What a page needs of a record before knowing whether it changed."""
 
@@ -488,24 +524,41 @@ def build_row(
     """Validate an ERP record and turn it into a row; raises Rejected with the reason."""
     key = record_key(spec, record)
     full: dict[str, Any] = {}
-    # the common cases are checked inline (this loop runs for every field of every
-    # record); anything unusual goes through _check_type for the exact reason
+    # the common cases are checked and canonicalised inline (this loop runs for every
+    # field of every record); anything unusual goes through _check_type for the exact
+    # reason, and through canon
     for name, value in record.items():
         t = type(value)
         fs = catalogue.get(name)
-        if fs is not None and value is not None:
-            kind = fs.quick_kind
+        if fs is None or value is None:
+            full[name] = value if t in _PLAIN else canon(value)
+            continue
+        kind = fs.quick_kind
+        if t is str:
             if kind == "C":
-                ok = t is str and (not fs.length or len(value) <= fs.length)
-            elif kind == "N":
-                ok = t is int or t is Decimal
+                ok = not fs.length or len(value) <= fs.length
+            elif kind == "D":
+                ok = (len(value) == 8 and value.isdecimal()) or value == ""
+            elif kind == "T":
+                ok = (len(value) == 6 and value.isdecimal()) or value == ""
             else:
                 ok = False
-            if not ok:
-                problem = _check_type(name, value, fs)
-                if problem:
-                    raise Rejected(key, problem)
-        full[name] = value if t in _PLAIN else canon(value)
+            if not ok and (problem := _check_type(name, value, fs)):
+                raise Rejected(key, problem)
+            full[name] = value
+        elif t is list and kind == "A":
+            pairs: dict[str, Any] = {}
+            for p in value:
+                if type(p) is not list or len(p) != 2 or type(p[0]) is not int:
+                    raise Rejected(key, _check_type(name, value, fs) or "bad array")
+                v = p[1]
+                pairs[str(p[0])] = v if type(v) in _PLAIN else canon(v)
+            full[name] = pairs if value else []
+        else:
+            ok = kind == "N" and (t is int or t is float or t is Decimal)
+            if not ok and (problem := _check_type(name, value, fs)):
+                raise Rejected(key, problem)
+            full[name] = value if t in _PLAIN else canon(value)
     derived = spec.derive(full, rules)
     for col, length in _DERIVED_LIMITS[spec.name]:
         v = derived[col]
@@ -527,17 +580,16 @@ def build_row(
         digest = record_digest(record, digest_salt(spec, rules, used))
     row = Row(key, data, data_json, derived, digest)
     if spec.name == "articles" and (used is None or "prz_listino" in used):
-        prices = full.get("prz_listino")
-        if isinstance(prices, dict):
-            for i, p in prices.items():
-                d = _dec(p)
-                if d is not None:
-                    row.prices[int(i)] = d
-    if spec.site_flag:
-        row.on_site = site_flag(full.get(spec.site_flag), rules.site_no) == "S"
-    if spec.mod_date:
-        date = full.get(spec.mod_date)
-        if isinstance(date, str) and date:
-            tm = full.get(spec.mod_time) if spec.mod_time else None
-            row.mod_stamp = f"{date} {tm}" if isinstance(tm, str) and tm else date
+        row.prices = record_prices(full.get("prz_listino"))
     return row
+
+
+def record_prices(prices: Any) -> dict[int, Decimal]:
+    """Price per price list from the canonical form of prz_listino ({"1": "12.5"})."""
+    out: dict[int, Decimal] = {}
+    if isinstance(prices, dict):
+        for i, p in prices.items():
+            d = _dec(p)
+            if d is not None:
+                out[int(i)] = d
+    return out

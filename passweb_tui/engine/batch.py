@@ -1,0 +1,252 @@
+"""A page of ERP records at a time: the same results as records.py's per-record
+functions, computed column by column where the page allows it.
+
+A sync spends most of its own time here, once per record, so the common case (every
+record of the page well formed, with the same fields) is checked with set and map
+operations over whole columns, which run in C. Anything unusual in a page, even one
+value, sends that page through the per-record functions, which give each bad record
+its exact reason: the fast way never decides what the careful way would not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import operator
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from passweb_tui.engine.records import (
+    _DERIVED_LIMITS,
+    _PLAIN,
+    KEY_FIELD,
+    EntitySpec,
+    FieldSpec,
+    Quick,
+    Rejected,
+    Row,
+    SiteRules,
+    build_row,
+    canon,
+    dumps,
+    hash_key,
+    key_limit,
+    quick,
+    record_prices,
+)
+
+_NONE = type(None)
+_TEXT = frozenset({str, _NONE})
+_NUMBER = frozenset({int, float, Decimal, _NONE})
+_ARRAY = frozenset({list, _NONE})
+
+Rejects = list[tuple[str | None, str]]
+
+
+def scan_page(
+    spec: EntitySpec, records: Sequence[Mapping[str, Any]], salt: bytes, rules: SiteRules
+) -> tuple[list[Quick], Rejects]:
+    """Key, digest, site flag and change stamp of every record (see records.quick);
+    records without a usable key are rejected."""
+    if not records:
+        return [], []
+    keys = [r.get(KEY_FIELD) for r in records]
+    limit = key_limit(spec)
+    lengths = list(map(len, keys)) if set(map(type, keys)) == {str} else None
+    if not lengths or min(lengths) == 0 or max(lengths) > limit:
+        return _scan_each(spec, records, salt, rules)
+    try:
+        texts = list(map(orjson.dumps, records))
+    except TypeError:  # a Decimal or a huge integer: the per-record digest spells it
+        return _scan_each(spec, records, salt, rules)
+    hkey = hash_key(salt)
+    b2 = hashlib.blake2b
+    digests = [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
+    if spec.site_flag:
+        site_no = rules.site_no
+        on_site = [_on_site(flags, site_no) for flags in map(_getter(spec.site_flag), records)]
+    else:
+        on_site = [True] * len(records)
+    if spec.mod_date:
+        dates = map(_getter(spec.mod_date), records)
+        times = map(_getter(spec.mod_time), records) if spec.mod_time else itertools.repeat(None)
+        stamps: Any = [_stamp(d, t) for d, t in zip(dates, times, strict=False)]
+    else:
+        stamps = itertools.repeat(None)
+    return list(map(Quick, keys, digests, records, on_site, stamps)), []
+
+
+def _getter(name: str) -> Any:
+    return operator.methodcaller("get", name)
+
+
+def _on_site(flags: Any, site_no: int) -> bool:
+    if type(flags) is list:
+        for pair in flags:
+            if type(pair) is list and len(pair) == 2 and pair[0] == site_no:
+                return bool(pair[1] == "S")
+    return False
+
+
+def _stamp(date: Any, tm: Any) -> str | None:
+    if isinstance(date, str) and date:
+        return f"{date} {tm}" if isinstance(tm, str) and tm else date
+    return None
+
+
+def _scan_each(
+    spec: EntitySpec, records: Sequence[Mapping[str, Any]], salt: bytes, rules: SiteRules
+) -> tuple[list[Quick], Rejects]:
+    out: list[Quick] = []
+    rejects: Rejects = []
+    for record in records:
+        try:
+            out.append(quick(spec, record, salt, rules))
+        except Rejected as exc:
+            rejects.append((exc.key, exc.reason))
+    return out, rejects
+
+
+def build_rows(
+    spec: EntitySpec,
+    items: Sequence[Quick],
+    used: tuple[str, ...] | None,
+    catalogue: Mapping[str, FieldSpec],
+    rules: SiteRules,
+    categories: set[str] | None = None,
+) -> tuple[list[Row], Rejects]:
+    """Validated, canonical rows for these records (see records.build_row), and the
+    records rejected with their reasons."""
+    if used is not None and len(items) > 1:
+        rows = _build_columns(spec, items, used, catalogue, rules, categories)
+        if rows is not None:
+            return rows, []
+    out: list[Row] = []
+    rejects: Rejects = []
+    for q in items:
+        try:
+            out.append(build_row(spec, q.record, used, catalogue, rules, categories, q.digest))
+        except Rejected as exc:
+            rejects.append((exc.key or q.key, exc.reason))
+    return out, rejects
+
+
+def _build_columns(
+    spec: EntitySpec,
+    items: Sequence[Quick],
+    used: tuple[str, ...],
+    catalogue: Mapping[str, FieldSpec],
+    rules: SiteRules,
+    categories: set[str] | None,
+) -> list[Row] | None:
+    """The rows, or None when the page needs the per-record way."""
+    records = [q.record for q in items]
+    n = len(records)
+    names = list(dict.fromkeys(itertools.chain.from_iterable(records)))
+    if len(names) < 2:
+        return None
+    try:
+        columns = list(zip(*map(operator.itemgetter(*names), records), strict=True))
+    except KeyError:  # records with different fields
+        return None
+    canonical: list[Sequence[Any]] = []
+    for name, column in zip(names, columns, strict=True):
+        fs = catalogue.get(name)
+        types = set(map(type, column))
+        kind = fs.quick_kind if fs is not None else None
+        if fs is not None and not _column_ok(kind, fs, column, types):
+            return None
+        if types <= _PLAIN:
+            canonical.append(column)
+        elif kind == "A":
+            pairs = _pairs_column(column)
+            if pairs is None:
+                return None
+            canonical.append(pairs)
+        else:
+            canonical.append([v if type(v) in _PLAIN else canon(v) for v in column])
+    fulls = [dict(zip(names, values, strict=True)) for values in zip(*canonical, strict=True)]
+    derive = spec.derive
+    derived = [derive(f, rules) for f in fulls]
+    for col, length in _DERIVED_LIMITS[spec.name]:
+        values = [d[col] for d in derived]
+        if not set(map(type, values)) <= _TEXT:
+            return None
+        texts = [v for v in values if v]
+        if texts and max(map(len, texts)) > length:
+            return None
+    if spec.name == "articles" and categories is not None:
+        wanted = {d.get("category") for d in derived}
+        wanted.discard(None)
+        wanted.discard("")
+        if not wanted <= categories:
+            return None
+    where = {name: i for i, name in enumerate(names)}
+    nothing = (None,) * n
+    data_columns = [canonical[where[k]] if k in where else nothing for k in used]
+    datas = [dict(zip(used, values, strict=True)) for values in zip(*data_columns, strict=True)]
+    texts_json = list(map(dumps, datas))
+    rows = list(
+        map(Row, [q.key for q in items], datas, texts_json, derived, [q.digest for q in items])
+    )
+    if spec.name == "articles" and "prz_listino" in used and "prz_listino" in where:
+        raw = columns[where["prz_listino"]]
+        for row, pairs, full in zip(rows, raw, fulls, strict=True):
+            if pairs:
+                prices = {i: v for i, v in pairs if type(v) is float or type(v) is int}
+                if len(prices) != len(pairs):  # text, decimals, repeated lists: the slow way
+                    prices = record_prices(full["prz_listino"])
+                row.prices = prices
+    return rows
+
+
+def _column_ok(kind: str | None, fs: FieldSpec, column: Sequence[Any], types: set[type]) -> bool:
+    """Whether every value of a column passes records._check_type (a False may be wrong,
+    never a True: the per-record way decides then)."""
+    if kind == "C":
+        if not types <= _TEXT:
+            return False
+        if fs.length:
+            texts = [v for v in column if v] if _NONE in types else column
+            return not texts or max(map(len, texts)) <= fs.length
+        return True
+    if kind == "N":
+        return types <= _NUMBER
+    if kind in ("D", "T"):
+        if not types <= _TEXT:
+            return False
+        width = 8 if kind == "D" else 6
+        texts = [v for v in column if v]
+        return not texts or (set(map(len, texts)) == {width} and "".join(texts).isdecimal())
+    if kind == "A":
+        return types <= _ARRAY  # the pairs themselves are checked while converting
+    return True  # other types: nothing to check (as _check_type)
+
+
+def _pairs_column(column: Sequence[Any]) -> list[Any] | None:
+    """[[index, value], ...] arrays in canonical form ({"index": value}), or None when
+    one is not a list of [int, value] pairs."""
+    out: list[Any] = []
+    for value in column:
+        if not value:
+            out.append(value if value is None else [])
+            continue
+        pairs: dict[str, Any] = {}
+        for p in value:
+            if type(p) is not list or len(p) != 2 or type(p[0]) is not int:
+                return None
+            v = p[1]
+            if type(v) is float:  # canon's float branch, inline: most prices come here
+                if v.is_integer():
+                    v = int(v)
+                else:
+                    text = repr(v)
+                    v = text if "e" not in text and "n" not in text else canon(v)
+            elif type(v) not in _PLAIN:
+                v = canon(v)
+            pairs[str(p[0])] = v
+        out.append(pairs)
+    return out

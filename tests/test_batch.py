@@ -1,0 +1,221 @@
+"""A page at a time (engine/batch.py) decides exactly what record by record
+(engine/records.py) decides: same rows, same rejects with the same reasons; and the
+fast JSON decoding loses no digit of any number."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from passweb_tui.engine.batch import build_rows, scan_page
+from passweb_tui.engine.erp.client import _short_numbers, decode_json
+from passweb_tui.engine.records import (
+    ENTITIES,
+    FieldSpec,
+    Rejected,
+    SiteRules,
+    build_row,
+    digest_salt,
+    quick,
+)
+
+ARTICLES = ENTITIES["articles"]
+CATALOGUE = {
+    "codice": FieldSpec("C", 20),
+    "descrizione": FieldSpec("C", 12),
+    "prz_listino": FieldSpec("N", None, 4),
+    "cod_grp_merc": FieldSpec("C", 10),
+    "alq_iva": FieldSpec("C", 3),
+    "peso": FieldSpec("N", None),
+    "trasf_sito": FieldSpec("C", 1, 2),
+    "pubblica": FieldSpec("C", 1, 2),
+    "gest_precanc": FieldSpec("C", 1),
+    "gest_annullato": FieldSpec("C", 1),
+    "dt_mod_sistema": FieldSpec("D", 8),
+    "ora_mod_sistema": FieldSpec("T", 6),
+}
+USED = ("alq_iva", "cod_grp_merc", "descrizione", "peso", "prz_listino")
+CATEGORIES = {"G1", "G2"}
+RULES = SiteRules()
+
+# each field: mostly good values, sometimes one of the ways an ERP record goes wrong
+_text = st.text(alphabet="abcXYZ èò-", max_size=14)
+_price = st.one_of(
+    st.floats(min_value=0, max_value=10_000, allow_nan=False).map(lambda f: round(f, 3)),
+    st.integers(0, 10_000),
+)
+_pairs = st.lists(st.tuples(st.integers(1, 4), _price).map(list), max_size=4)
+FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "descrizione": st.one_of(_text, st.none(), st.integers(0, 9)),
+    "prz_listino": st.one_of(
+        _pairs, st.none(), st.just([]), st.just([[1, "x"]]), st.just([["1", 2.5]]), st.just(3)
+    ),
+    "cod_grp_merc": st.sampled_from(["G1", "G2", "G1", "G2", "G9", "", None]),
+    "alq_iva": st.sampled_from(["22", "10", "4", "2222", None]),
+    "peso": st.one_of(_price, st.none(), st.just("heavy"), st.just(True)),
+    "trasf_sito": st.sampled_from([[[1, "S"], [2, "N"]], [[1, "N"]], [], None, [[1, "SS"]]]),
+    "pubblica": st.sampled_from([[[1, "S"]], [[1, "N"]], None]),
+    "gest_precanc": st.sampled_from(["N", "S", "N", "NN"]),
+    "gest_annullato": st.sampled_from(["N", "N", "S"]),
+    "dt_mod_sistema": st.sampled_from(["20261127", "20261128", "", "2026-11-27", None]),
+    "ora_mod_sistema": st.sampled_from(["101500", "", "1015", None]),
+}
+
+
+@st.composite
+def pages(draw: st.DrawFn, clean: bool) -> list[dict[str, Any]]:
+    """A page of article records; `clean` pages take only the first (good) choices."""
+    n = draw(st.integers(2, 12))
+    out = []
+    for i in range(n):
+        record: dict[str, Any] = {"codice": f"A{i:03d}"}
+        for name, values in FIELDS.items():
+            if clean:
+                record[name] = _clean(name, i)
+            else:
+                record[name] = draw(values)
+        out.append(record)
+    if not clean and draw(st.booleans()):
+        victim = out[draw(st.integers(0, n - 1))]
+        choice = draw(st.sampled_from(["drop-key", "int-key", "long-key", "drop-field"]))
+        if choice == "drop-key":
+            del victim["codice"]
+        elif choice == "int-key":
+            victim["codice"] = 7
+        elif choice == "long-key":
+            victim["codice"] = "K" * 30
+        else:
+            del victim["peso"]
+    return out
+
+
+def _clean(name: str, i: int) -> Any:
+    return {
+        "descrizione": f"Art {i}",
+        "prz_listino": [[1, 10.5 + i], [2, 9.99], [3, 12]],
+        "cod_grp_merc": "G1",
+        "alq_iva": "22",
+        "peso": 0.25 * i,
+        "trasf_sito": [[1, "S"], [2, "N"]],
+        "pubblica": [[1, "S"]],
+        "gest_precanc": "N",
+        "gest_annullato": "N",
+        "dt_mod_sistema": "20261127",
+        "ora_mod_sistema": "101500",
+    }[name]
+
+
+def one_by_one(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    salt = digest_salt(ARTICLES, RULES, USED)
+    rows, rejects = [], []
+    for r in records:
+        try:
+            q = quick(ARTICLES, r, salt, RULES)
+            rows.append(build_row(ARTICLES, r, USED, CATALOGUE, RULES, CATEGORIES, q.digest))
+        except Rejected as exc:
+            rejects.append((exc.key, exc.reason))
+    return rows, rejects
+
+
+def page_at_once(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    salt = digest_salt(ARTICLES, RULES, USED)
+    items, rejects = scan_page(ARTICLES, records, salt, RULES)
+    rows, bad = build_rows(ARTICLES, items, USED, CATALOGUE, RULES, CATEGORIES)
+    return rows, rejects + bad
+
+
+def comparable(rows: list[Any]) -> list[tuple[Any, ...]]:
+    # prices may come as the exact float the ERP wrote or as a Decimal: the same number
+    return [
+        (
+            r.key,
+            r.data,
+            r.data_json,
+            r.derived,
+            r.digest,
+            {
+                n: Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+                for n, v in r.prices.items()
+            },
+        )
+        for r in rows
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pages(clean=False))
+def test_a_page_decides_what_each_record_decides(records: list[dict[str, Any]]) -> None:
+    slow_rows, slow_rejects = one_by_one(records)
+    fast_rows, fast_rejects = page_at_once(records)
+    assert comparable(fast_rows) == comparable(slow_rows)
+    assert sorted(map(str, fast_rejects)) == sorted(map(str, slow_rejects))
+
+
+@settings(max_examples=30, deadline=None)
+@given(pages(clean=True))
+def test_clean_pages_take_the_column_way_and_agree(records: list[dict[str, Any]]) -> None:
+    fast_rows, fast_rejects = page_at_once(records)
+    slow_rows, slow_rejects = one_by_one(records)
+    assert not fast_rejects and not slow_rejects
+    assert comparable(fast_rows) == comparable(slow_rows)
+    # the column way gives prices as the floats and ints the ERP sent (no Decimal made)
+    assert all(type(v) in (float, int) for r in fast_rows for v in r.prices.values())
+    assert fast_rows[0].data["prz_listino"] == {"1": "10.5", "2": "9.99", "3": 12}
+
+
+def test_a_bad_value_in_a_clean_page_rejects_only_its_record() -> None:
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(5)]
+    records[2]["descrizione"] = "far too long for the field"
+    records[4]["cod_grp_merc"] = "G404"
+    rows, rejects = page_at_once(records)
+    assert [r.key for r in rows] == ["A0", "A1", "A3"]
+    assert rejects == [
+        ("A2", "field descrizione: text of 26 characters, longer than 12"),
+        ("A4", "unknown category 'G404' in cod_grp_merc"),
+    ]
+
+
+# --- decoding ----------------------------------------------------------------------
+
+
+_number = st.one_of(
+    st.integers(0, 8).flatmap(
+        lambda p: st.decimals(allow_nan=False, allow_infinity=False, places=p)
+    ),
+    st.integers(-(2**70), 2**70),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_number, st.text(alphabet="0123456789.e:-", max_size=24)), max_size=6))
+def test_fast_decoding_keeps_every_digit(values: list[Any]) -> None:
+    # numbers written as the ERP might write them (str of a Decimal: 1.50, 1E+2, 0E-8)
+    items = [str(v) if not isinstance(v, str) else json.dumps(v) for v in values]
+    text = ('{"dati":[' + ",".join('{"v":' + i + "}" for i in items) + "]}").encode()
+    exact = decode_json(text)["dati"]
+    fast = decode_json(text, decimals=False)["dati"]
+    for e, f in zip(exact, fast, strict=True):
+        a, b = e["v"], f["v"]
+        if isinstance(b, float):
+            assert isinstance(a, Decimal) and Decimal(repr(b)) == a
+        else:
+            assert a == b and type(a) is type(b)
+
+
+def test_numbers_a_float_cannot_hold_take_the_exact_way() -> None:
+    assert _short_numbers(b'{"a":1.5,"b":[1,-2.25],"c":"8010000010000123456789"}')
+    assert _short_numbers(b'{"next":"a3e4f0e1","k":"10e5"}')  # inside strings: no matter
+    assert not _short_numbers(b'{"a":1234567890.1234567}')  # 17 significant digits
+    assert not _short_numbers(b'{"a": 1.5e-7}')
+    assert not _short_numbers(b"[1, -2.5E+5]")
+    assert not _short_numbers(b'{"a":123456789012345678901}')  # beyond 64 bits
+    assert decode_json(b'{"a":1234567890.1234567}', decimals=False) == {
+        "a": Decimal("1234567890.1234567")
+    }
+    assert decode_json(b'{"a":[1.5, 1e-400]}', decimals=False) == {
+        "a": [Decimal("1.5"), Decimal("1E-400")]
+    }
