@@ -47,10 +47,17 @@ Rejects = list[tuple[str | None, str]]
 
 
 def scan_page(
-    spec: EntitySpec, records: Sequence[Mapping[str, Any]], salt: bytes, rules: SiteRules
+    spec: EntitySpec,
+    records: Sequence[Mapping[str, Any]],
+    salt: bytes,
+    rules: SiteRules,
+    content: bytes | None = None,
+    stamps: bool = True,
 ) -> tuple[list[Quick], Rejects]:
     """Key, digest, site flag and change stamp of every record (see records.quick);
-    records without a usable key are rejected."""
+    records without a usable key are rejected. `content`, the reply the records were
+    decoded from, lets the digests be taken of each record's text as received;
+    `stamps=False` leaves out the change stamps (a TOTAL does not look at them)."""
     if not records:
         return [], []
     keys = [r.get(KEY_FIELD) for r in records]
@@ -58,25 +65,68 @@ def scan_page(
     lengths = list(map(len, keys)) if set(map(type, keys)) == {str} else None
     if not lengths or min(lengths) == 0 or max(lengths) > limit:
         return _scan_each(spec, records, salt, rules)
-    try:
-        texts = list(map(orjson.dumps, records))
-    except TypeError:  # a Decimal or a huge integer: the per-record digest spells it
-        return _scan_each(spec, records, salt, rules)
+    texts = record_texts(content, keys) if content else None
+    if texts is None:
+        try:
+            texts = list(map(orjson.dumps, records))
+        except TypeError:  # a Decimal or a huge integer: the per-record digest spells it
+            return _scan_each(spec, records, salt, rules)
     hkey = hash_key(salt)
     b2 = hashlib.blake2b
     digests = [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
     if spec.site_flag:
         site_no = rules.site_no
-        on_site = [_on_site(flags, site_no) for flags in map(_getter(spec.site_flag), records)]
+        # the usual array starts with this site's pair: decided inline, else by _on_site
+        on_site = [
+            f[0][1] == "S"
+            if type(f) is list
+            and f
+            and type(f[0]) is list
+            and len(f[0]) == 2
+            and f[0][0] == site_no
+            else _on_site(f, site_no)
+            for f in map(_getter(spec.site_flag), records)
+        ]
     else:
         on_site = [True] * len(records)
-    if spec.mod_date:
+    when: Any = itertools.repeat(None)
+    if stamps and spec.mod_date:
         dates = map(_getter(spec.mod_date), records)
         times = map(_getter(spec.mod_time), records) if spec.mod_time else itertools.repeat(None)
-        stamps: Any = [_stamp(d, t) for d, t in zip(dates, times, strict=False)]
-    else:
-        stamps = itertools.repeat(None)
-    return list(map(Quick, keys, digests, records, on_site, stamps)), []
+        when = [_stamp(d, t) for d, t in zip(dates, times, strict=False)]
+    return list(map(Quick, keys, digests, records, on_site, when)), []
+
+
+_ARRAY_START = b'"dati":['
+_BETWEEN = b'},{"'
+
+
+def record_texts(content: bytes, keys: Sequence[str]) -> list[bytes] | None:
+    """Each record's own text in a list reply, cut between records, or None when the
+    reply does not cut cleanly (then the records are spelled again by orjson).
+
+    In JSON a quote inside a string is escaped, so `},{"` is found between two records
+    of the array and elsewhere only inside a record (an array of objects, or a string
+    that ends in `},{`). Such a page gives a count of pieces that is not the count of
+    records, or pieces that do not each hold their own record's key: both send it the
+    other way. The last piece runs to the last `}]` of the reply, so it always holds
+    its whole record (and perhaps a little of the envelope after it, which only makes
+    its digest differ the more)."""
+    start = content.find(_ARRAY_START)
+    if start < 0:
+        return None
+    end = content.rfind(b"}]")
+    if end < start:
+        return None
+    pieces = content[start + len(_ARRAY_START) : end].split(_BETWEEN)
+    if len(pieces) != len(keys):
+        return None
+    dumps = orjson.dumps
+    name = KEY_FIELD.encode() + b'":'
+    for piece, key in zip(pieces, keys, strict=True):
+        if name + dumps(key) not in piece:
+            return None
+    return pieces
 
 
 def _getter(name: str) -> Any:

@@ -341,6 +341,7 @@ class SyncRunner:
         self.run_id: int | None = None
         self.kind = "changed"
         self.counts: dict[str, dict[str, int]] = {}
+        self._counts_due = 0.0  # when the run record's counts are next written
         self.erp_clock: datetime | None = None
         self._stmts: dict[str, Any] = {}
         self._catalogues: dict[str, tuple[tuple[str, ...] | None, dict[str, FieldSpec]]] = {}
@@ -799,10 +800,13 @@ class SyncRunner:
                 if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
                     self.erp_clock = page.data_ric_elab
                     self._record_clock(dry_run)
-                items, removed, rejects, skipped = self._build(p, page.records)
-                pending_retry.difference_update(q.key for q in items)
-                pending_retry.difference_update(removed)
-                pending_retry.difference_update(k for k, _ in rejects if k)
+                items, removed, rejects, skipped = self._build(
+                    p, page.records, getattr(page, "content", None)
+                )
+                if pending_retry:
+                    pending_retry.difference_update(q.key for q in items)
+                    pending_retry.difference_update(removed)
+                    pending_retry.difference_update(k for k, _ in rejects if k)
                 if collect_categories and self._categories is not None:
                     self._categories.update(q.key for q in items)
                 self._apply_page(
@@ -827,7 +831,7 @@ class SyncRunner:
             )
 
     def _build(
-        self, p: _Pass, records: list[dict[str, Any]]
+        self, p: _Pass, records: list[dict[str, Any]], content: bytes | None = None
     ) -> tuple[list[Quick], list[str], list[tuple[str | None, str]], int]:
         """Keys and digests of a page; records off the site or older than the watermark
         are set apart. Full validation waits until a record is known to have changed."""
@@ -841,7 +845,7 @@ class SyncRunner:
         skipped = 0
         retry = self._retry.get(spec.name, ())
         secondary_categories = spec.name == "categories" and rules.category_mode == "secondaria"
-        scanned, rejects = scan_page(spec, records, salt, rules)
+        scanned, rejects = scan_page(spec, records, salt, rules, content, since is not None)
         for q in scanned:
             if since is not None and q.mod_stamp is not None:
                 stamp = q.mod_stamp
@@ -895,11 +899,7 @@ class SyncRunner:
             existing: dict[str, str] = {}
             lookup_keys = keys + removed
             if lookup_keys:
-                existing = dict(
-                    conn.execute(
-                        select(t.c.code, t.c.digest).where(*part, t.c.code.in_(lookup_keys))
-                    ).all()
-                )
+                existing = _digests(conn, spec, lookup_keys)
             changed = [q for q in items if existing.get(q.key) != q.digest]
             rows, bad = build_rows(spec, changed, used, cat, rules, categories)
             rejects.extend(bad)
@@ -961,7 +961,8 @@ class SyncRunner:
                     )
             counts["inserted"] += len(inserts)
             counts["updated"] += len(updates) - same
-            counts["unchanged"] += len(items) - len(rows) - len(rejected_keys & set(keys)) + same
+            unusable = len(rejected_keys & set(keys)) if rejected_keys else 0
+            counts["unchanged"] += len(items) - len(rows) - unusable + same
             counts["deleted"] += len(gone)
             counts["rejected"] += len(rejects)
             if rejects:
@@ -1035,16 +1036,22 @@ class SyncRunner:
                             for k in sorted(rejected_keys)
                         ],
                     )
-                done = [k for k in (*keys, *removed) if k in retry_all and k not in rejected_keys]
+                done = retry_all and [
+                    k for k in (*keys, *removed) if k in retry_all and k not in rejected_keys
+                ]
                 if done:
                     conn.execute(
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
                     )
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == self.run_id)
-                .values(counts=json.dumps(self.counts))
-            )
+            if time.monotonic() >= self._counts_due:
+                # the run record's counts, for whoever watches from elsewhere: at most
+                # once a second (the run's end writes them all)
+                self._counts_due = time.monotonic() + 1.0
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == self.run_id)
+                    .values(counts=json.dumps(self.counts))
+                )
 
     def _seen_insert(self, conn: Connection) -> Any:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -1245,6 +1252,26 @@ def _convert(
                 values[i] = proc(values[i])
         out.append(tuple(values))
     return out
+
+
+@functools.cache
+def _digests_sql(table: str, partition: tuple[str, ...], n: int, mark: str) -> str:
+    where = "".join(f" AND {col} = {mark}" for col in partition)
+    return f"SELECT code, digest FROM {table} WHERE code IN ({', '.join([mark] * n)}){where}"
+
+
+def _digests(conn: Connection, spec: EntitySpec, keys: list[str]) -> dict[str, str]:
+    """Stored digest by key, for these keys: one statement on the driver's own cursor
+    (the SQL is made once per table and count of keys, and the rows stay plain tuples)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = tuple(col for col, _ in spec.partition)
+    sql = _digests_sql(spec.table.name, columns, len(keys), mark)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, [*keys, *(value for _, value in spec.partition)])
+        return dict(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _picker(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -68,6 +68,8 @@ class Page:
     records: list[dict[str, Any]]  # decoded with Decimal for non-integer numbers
     next_token: str | None
     data_ric_elab: dt.datetime | None  # the ERP's clock at this reply (naive local time)
+    # the reply as received, while `records` are all of its records
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -722,7 +724,7 @@ class MexalClient:
                 when = values.parse_datetime(stamp)
             except ValueError as exc:
                 raise bad(f"has a bad 'data_ric_elab': {exc}") from None
-        return Page(records, token, when)
+        return Page(records, token, when, response.content)
 
     def _parse_info(self, response: httpx.Response, method: str, path: str) -> list[FieldInfo]:
         page = self._parse_page(response, method, path)
