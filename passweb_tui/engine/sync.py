@@ -470,11 +470,22 @@ class SyncRunner:
                     self._lease.release()
             raise
         try:
-            conn.exec_driver_sql(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
-                "(entity VARCHAR(64) NOT NULL, key VARCHAR(256) NOT NULL, "
-                "PRIMARY KEY (entity, key))"
-            )
+            if conn.dialect.name == "postgresql":
+                # no key: the keys go in by COPY, which cannot skip a repeated one (a
+                # repeat is harmless: the table is only ever asked whether a key is in it)
+                conn.exec_driver_sql(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
+                    "(entity VARCHAR(64) NOT NULL, key VARCHAR(256) NOT NULL)"
+                )
+                conn.exec_driver_sql(
+                    "CREATE INDEX IF NOT EXISTS pwt_seen_key ON pwt_seen (entity, key)"
+                )
+            else:
+                conn.exec_driver_sql(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
+                    "(entity VARCHAR(64) NOT NULL, key VARCHAR(256) NOT NULL, "
+                    "PRIMARY KEY (entity, key))"
+                )
             conn.commit()
             passes = self._plan(kind, scope, watermark, refill, dry_run)
             if passes and (not attrs_done):
@@ -896,6 +907,11 @@ class SyncRunner:
         categories = self._categories if spec.name == "articles" else None
         begin = conn.begin() if dry_run else self.store.write(conn)
         with begin:
+            if conn.dialect.name == "postgresql" and not dry_run:
+                # a page's commit need not wait for its WAL to reach the disk: the run's
+                # last commit (which moves the watermark) does, and the WAL is written in
+                # order, so a page lost to a server crash is always one the next run redoes
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             existing: dict[str, str] = {}
             lookup_keys = keys + removed
             if lookup_keys:
@@ -951,7 +967,13 @@ class SyncRunner:
                 changes.append(self._change(at, spec, k, "deleted"))
             if p.deletions:
                 seen = [*keys, *(k for k, _ in rejects if k)]
-                if seen:
+                if seen and conn.dialect.name == "postgresql":
+                    # one statement with the keys as an array: fewer round trips than COPY
+                    conn.exec_driver_sql(
+                        "INSERT INTO pwt_seen (entity, key) SELECT %s, unnest(%s::varchar[])",
+                        (spec.name, list(dict.fromkeys(seen))),
+                    )
+                elif seen:
                     _bulk_insert(
                         conn,
                         "pwt_seen",
@@ -1219,9 +1241,42 @@ def _bulk_insert(
     elif conflict:
         sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO UPDATE SET {sets}"
-    # one prepared statement for every row: a loop in C on SQLite, a pipelined
-    # executemany with psycopg (measured faster there than multi-row VALUES)
+    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
+        _copy_rows(conn, table, names, rows, tail)
+        return
+    # one prepared statement for every row: a loop in C on SQLite
     conn.exec_driver_sql(sql + tail, list(rows))
+
+
+_COPY_FROM = 20  # rows; fewer go as one executemany
+
+
+def _copy_rows(
+    conn: Connection, table: str, names: str, rows: Sequence[tuple[Any, ...]], tail: str
+) -> None:
+    """PostgreSQL: the rows by COPY, about ten times less work per row than a pipelined
+    executemany (measured: 0.7 against 9 µs). COPY cannot resolve conflicts, so rows
+    that may meet existing ones are copied to a temporary staging table (emptied at
+    every commit) and moved by one INSERT ... SELECT with the ON CONFLICT clause."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur:  # type: ignore[attr-defined]
+        target = table
+        if tail:
+            target = f"pwt_stage_{table}"
+            staged: set[str] = conn.info.setdefault("pwt_staging", set())
+            if target not in staged:
+                cur.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table}) "
+                    "ON COMMIT DELETE ROWS"
+                )
+                staged.add(target)
+        with cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if tail:
+            cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{tail}")
+            cur.execute(f"DELETE FROM {target}")
 
 
 def _bind(conn: Connection, column: Column[Any], value: Any) -> Any:
@@ -1257,18 +1312,25 @@ def _convert(
 @functools.cache
 def _digests_sql(table: str, partition: tuple[str, ...], n: int, mark: str) -> str:
     where = "".join(f" AND {col} = {mark}" for col in partition)
+    if n == 0:  # PostgreSQL: the keys as one array
+        return f"SELECT code, digest FROM {table} WHERE code = ANY({mark}){where}"
     return f"SELECT code, digest FROM {table} WHERE code IN ({', '.join([mark] * n)}){where}"
 
 
 def _digests(conn: Connection, spec: EntitySpec, keys: list[str]) -> dict[str, str]:
     """Stored digest by key, for these keys: one statement on the driver's own cursor
     (the SQL is made once per table and count of keys, and the rows stay plain tuples)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = tuple(col for col, _ in spec.partition)
-    sql = _digests_sql(spec.table.name, columns, len(keys), mark)
+    if conn.dialect.name == "postgresql":
+        # one array parameter: planned once, not a thousand placeholders per page
+        sql = _digests_sql(spec.table.name, columns, 0, "%s")
+        params: list[Any] = [keys]
+    else:
+        sql = _digests_sql(spec.table.name, columns, len(keys), "?")
+        params = list(keys)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, [*keys, *(value for _, value in spec.partition)])
+        cursor.execute(sql, [*params, *(value for _, value in spec.partition)])
         return dict(cursor.fetchall())
     finally:
         cursor.close()

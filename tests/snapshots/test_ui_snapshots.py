@@ -14,6 +14,7 @@ import pytest
 
 from passweb_tui.app import create_app
 from passweb_tui.engine.facade import Engine
+from passweb_tui.engine.state import WATERMARK, set_state
 from passweb_tui.i18n import set_language
 
 pytest_plugins = ["ui_fixtures"]
@@ -74,7 +75,14 @@ def test_screen(
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_launcher_after_a_variati(snap_compare: Any, synced: Engine, size: tuple[int, int]) -> None:
+def test_launcher_after_a_variati(
+    snap_compare: Any, synced: Engine, erp_sim: Any, size: tuple[int, int]
+) -> None:
+    # the Variati starts from the first moment of the ERP's day, so it finds every record
+    # the simulator dates today, as many whatever the time: the picture stays the same
+    today = erp_sim.admin("GET", "/clock").json()["now"][:8]
+    with synced.store.write() as conn:
+        set_state(conn, WATERMARK, f"{today} 000000")
     app = create_app(synced, stable=True, poll_s=0)
     assert snap_compare(app, terminal_size=size, run_before=go("s", finished_variati))
 
