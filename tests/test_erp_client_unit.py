@@ -738,3 +738,28 @@ def test_iter_pages_starts_over_when_a_token_fails_before_any_record() -> None:
     assert got == ["A", "B", "C"]
     assert [r.method for r in rec.requests] == ["GET"] * 4
     assert "next" not in rec.requests[2].url.params
+
+
+def test_a_read_reply_is_freed_without_the_cycle_collector() -> None:
+    """A sync makes the cycle collector run rarely; a page's reply (half a megabyte on a
+    real list) must not wait for it: the client unlinks httpx's response/stream cycle."""
+    import gc
+    import weakref
+
+    seen: list[weakref.ref[httpx.Response]] = []
+    rec = Recorder(lambda r: page([{"codice": "A1", "prezzo": 1.5}]))
+    client = MexalClient(
+        make_config(),
+        transport=httpx.MockTransport(rec),
+        on_response=lambda response, _s: seen.append(weakref.ref(response)),
+    )
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        got = client.list_page("articoli", decimals=False)
+        assert got.records == [{"codice": "A1", "prezzo": 1.5}]
+        assert got.content is not None and b'"A1"' in got.content
+        assert len(seen) == 1 and seen[0]() is None
+    finally:
+        if was_enabled:
+            gc.enable()
