@@ -219,3 +219,69 @@ def test_numbers_a_float_cannot_hold_take_the_exact_way() -> None:
     assert decode_json(b'{"a":[1.5, 1e-400]}', decimals=False) == {
         "a": [Decimal("1.5"), Decimal("1E-400")]
     }
+
+
+# --- a list reply cut into its records' texts without decoding --------------------
+
+
+def lazy_page(body: bytes) -> Any:
+    import httpx
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+    config = ErpConfig("http://erp.test/webapi", "u", "p", azienda="A", anno=2026)
+    client = MexalClient(
+        config, transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    )
+    return client.list_page("articoli", lazy=True)
+
+
+def test_a_clean_reply_is_cut_as_record_texts_cuts_it() -> None:
+    from passweb_tui.engine.batch import record_texts
+
+    records = [{"codice": f"A{i}", "d": "x},{y", "p": [[1, 2.5]]} for i in range(3)]
+    body = json.dumps(
+        {"dati": records, "next": "tok", "data_ric_elab": "20261127 101500"},
+        separators=(",", ":"),
+    ).encode()
+    page = lazy_page(body)
+    assert page.next_token == "tok" and str(page.data_ric_elab) == "2026-11-27 10:15:00"
+    keys, texts = page.cut()
+    assert keys == ["A0", "A1", "A2"]
+    assert texts == record_texts(body, keys)
+    assert page.records == records  # decoded when asked for
+
+
+def test_replies_that_do_not_cut_cleanly_are_decoded() -> None:
+    from passweb_tui.engine.erp.client import LazyPage
+
+    def body(records: list[dict[str, Any]]) -> bytes:
+        return json.dumps({"dati": records, "next": None}, separators=(",", ":")).encode()
+
+    tricky = [
+        [{"codice": "A1", "d": "ends with },{"}, {"codice": "A2", "d": ""}],  # a false cut
+        [{"codice": "A1"}, {"codice": "A1"}],  # a key twice
+        [{"codice": 'A"1'}, {"codice": "A2"}],  # an escaped key
+        [{"codice": "A1", "sub": [{"codice": "B"}]}, {"codice": "A2"}],  # a nested key
+    ]
+    for records in tricky:
+        page = lazy_page(body(records))
+        assert isinstance(page, LazyPage)
+        assert page.cut() is None, records
+        assert page.records == records
+    # a `}]` after the records (here in the token) makes the envelope unreadable apart:
+    # such a reply is decoded at once, and nothing in it is lost
+    odd = lazy_page(json.dumps({"dati": [{"codice": "A1"}], "next": "t}]"}).encode())
+    assert not isinstance(odd, LazyPage) and odd.next_token == "t}]"
+    assert odd.records == [{"codice": "A1"}]
+    # an empty list, and a reply whose records region is not JSON, are not lazy or raise
+    assert lazy_page(body([])).records == []
+    broken = b'{"dati":[{"codice":"A1",oops},{"codice":"A2"}],"next":null}'
+    page = lazy_page(broken)
+    import pytest
+
+    from passweb_tui.engine.erp.errors import MalformedResponseError
+
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        _ = page.records

@@ -80,6 +80,7 @@ class PagesFromMemory:
         page_size=1000,
         key_field="codice",
         decimals=True,
+        lazy=False,
     ) -> Iterator[Page]:
         records = sorted(self.data.get(resource, {}).values(), key=lambda r: str(r["codice"]))
         for f in filters:

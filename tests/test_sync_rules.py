@@ -380,3 +380,40 @@ def test_scoped_partial_repulls_named_records_without_moving_the_watermark(
     assert result.entities["articles"]["updated"] == 1
     assert watermark(engine) == mark
     _ = replace  # keeps the import list honest for future scope variants
+
+
+def test_a_total_over_an_unchanged_store_decodes_no_page(
+    engine: Engine, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pass reads each page's records as text first: pages whose records all keep
+    their digests are done without decoding; a page with a change is decoded and
+    applied as usual."""
+    from passweb_tui.engine.erp.client import LazyPage
+
+    first = engine.run("total")
+    assert first.status == "ok"
+    decoded: list[int] = []
+    real = LazyPage.records
+
+    def counting(self: LazyPage) -> Any:
+        if self._page is None:
+            decoded.append(1)
+        return real.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(LazyPage, "records", property(counting))
+    again = engine.run("total")
+    assert again.status == "ok"
+    assert decoded == []
+    for name in ("articles", "customers", "conditions"):
+        c, was = again.entities[name], first.entities[name]
+        # what was stored is unchanged; records off the site are read and left out again
+        assert c["fetched"] == was["fetched"] > 0, name
+        assert c["unchanged"] == was["inserted"] > 0, name
+        assert not (c["inserted"] or c["updated"] or c["deleted"] or c["rejected"]), name
+    # one article changed in the ERP: only its page (of 100) is decoded, and it is updated
+    sim.admin("POST", "mutate", json={"resource": "articoli", "count": 1, "seed": 11})
+    third = engine.run("total")
+    assert third.status == "ok"
+    assert len(decoded) == 1
+    assert third.entities["articles"]["updated"] == 1
+    assert in_step(engine) == {}

@@ -133,6 +133,12 @@ def _getter(name: str) -> Any:
     return operator.methodcaller("get", name)
 
 
+def site_flag_of(flags: Any, site_no: int) -> bool:
+    """Whether a per-site array ([[site, "S" or "N"], ...]) flags the record for this
+    site (as records.quick reads it)."""
+    return _on_site(flags, site_no)
+
+
 def _on_site(flags: Any, site_no: int) -> bool:
     if type(flags) is list:
         for pair in flags:

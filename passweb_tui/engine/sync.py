@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import (
     Column,
     Connection,
@@ -41,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from passweb_tui.engine import fields as fields_mod
-from passweb_tui.engine.batch import build_rows, scan_page
+from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of
 from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
 from passweb_tui.engine.models import (
     ArticlePrice,
@@ -62,6 +65,7 @@ from passweb_tui.engine.records import (
     as_text,
     digest_salt,
     dumps,
+    hash_key,
 )
 from passweb_tui.engine.state import (
     ATTRIBUTES_DONE,
@@ -117,6 +121,7 @@ class _Client(Protocol):
         page_size: int = 1000,
         key_field: str = "codice",
         decimals: bool = True,
+        lazy: bool = False,
     ) -> Iterator[Any]: ...
 
     def info(self, resource: str) -> Sequence[Any]: ...
@@ -751,7 +756,11 @@ class SyncRunner:
             return
         if p.full or p.since is None or spec.mod_date is None:
             yield from self.client.iter_pages(
-                spec.resource, fields=fields, page_size=size, decimals=False
+                spec.resource,
+                fields=fields,
+                page_size=size,
+                decimals=False,
+                lazy=p.full and spec.main,
             )
             return
         yield from self.client.iter_pages(
@@ -798,6 +807,10 @@ class SyncRunner:
                 total = rconn.execute(select(func.count()).select_from(spec.table)).scalar_one()
             if total == 0:
                 p.deletions = False  # an empty table has nothing to delete: no keys to note
+        # a full pass over a filled table first looks at each page's records as text: a
+        # page whose records all keep their digests is done without decoding it
+        by_text = p.full and spec.main and bool(total)
+        salt = digest_salt(spec, self.options.rules, used)
         started = time.monotonic()
         self._emit(phase, spec.name, 0, total, started=started)
         pending_retry = set(self._retry.get(spec.name, ())) if not p.full else set()
@@ -811,6 +824,13 @@ class SyncRunner:
                 if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
                     self.erp_clock = page.data_ric_elab
                     self._record_clock(dry_run)
+                cut = getattr(page, "cut", None) if by_text else None
+                if cut is not None:
+                    n = self._unchanged_page(conn, p, cut, salt, counts, retry_all, dry_run)
+                    if n:
+                        counts["fetched"] += n
+                        self._emit(phase, spec.name, counts["fetched"], total, started=started)
+                        continue
                 items, removed, rejects, skipped = self._build(
                     p, page.records, getattr(page, "content", None)
                 )
@@ -834,6 +854,76 @@ class SyncRunner:
             self._check_cancel()
             self._emit("deletions", spec.name, counts["fetched"], total)
             self._delete_unseen(conn, spec, counts, dry_run)
+
+    def _unchanged_page(
+        self,
+        conn: Connection,
+        p: _Pass,
+        cut: Callable[[str], tuple[list[str], list[bytes]] | None],
+        salt: bytes,
+        counts: dict[str, int],
+        retry_all: set[str],
+        dry_run: bool,
+    ) -> int:
+        """A page of a full pass whose every record is stored with the digest of its
+        text: its keys are noted for the deletions and nothing else is done (not even
+        decoding it). Returns how many records it had, or 0 when some record is new or
+        changed (then the page goes the usual way, which decodes it)."""
+        got = cut(KEY_FIELD)
+        if got is None:
+            return 0
+        keys, texts = got
+        hkey = hash_key(salt)
+        b2 = hashlib.blake2b
+        digests = [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
+        spec = p.spec
+        with conn.begin():
+            existing = _digests(conn, spec, keys)
+            if any(existing.get(k, d) != d for k, d in zip(keys, digests, strict=True)):
+                return 0
+            if len(existing) != len(keys):
+                # a record not in the store is nothing to do only when the ERP does not
+                # flag it for the site (such records are never stored)
+                site_no = self.options.rules.site_no
+                for key, text in zip(keys, texts, strict=True):
+                    if (
+                        key not in existing
+                        and (
+                            not spec.site_flag or _site_flag_in_text(text, spec.site_flag, site_no)
+                        )
+                        is not False
+                    ):
+                        return 0
+                keys = [k for k in keys if k in existing]
+            if p.deletions and keys:
+                self._note_seen(conn, spec, keys)
+        counts["unchanged"] += len(keys)
+        done = [k for k in keys if k in retry_all] if retry_all else []
+        if (done and not dry_run) or time.monotonic() >= self._counts_due:
+            with conn.begin() if dry_run else self.store.write(conn):
+                if done and not dry_run:
+                    conn.execute(
+                        delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
+                    )
+                self._write_counts(conn)
+        return len(texts)
+
+    def _note_seen(self, conn: Connection, spec: EntitySpec, keys: Sequence[str]) -> None:
+        """These keys are still in the ERP (a full pass deletes the rows it did not see)."""
+        if conn.dialect.name == "postgresql":
+            # one statement with the keys as an array: fewer round trips than COPY
+            conn.exec_driver_sql(
+                "INSERT INTO pwt_seen (entity, key) SELECT %s, unnest(%s::varchar[])",
+                (spec.name, list(keys)),
+            )
+        else:
+            _bulk_insert(
+                conn,
+                "pwt_seen",
+                ("entity", "key"),
+                [(spec.name, k) for k in keys],
+                on_conflict_do_nothing=True,
+            )
 
     def _record_clock(self, dry_run: bool) -> None:
         with self.store.write() as conn:
@@ -967,20 +1057,8 @@ class SyncRunner:
                 changes.append(self._change(at, spec, k, "deleted"))
             if p.deletions:
                 seen = [*keys, *(k for k, _ in rejects if k)]
-                if seen and conn.dialect.name == "postgresql":
-                    # one statement with the keys as an array: fewer round trips than COPY
-                    conn.exec_driver_sql(
-                        "INSERT INTO pwt_seen (entity, key) SELECT %s, unnest(%s::varchar[])",
-                        (spec.name, list(dict.fromkeys(seen))),
-                    )
-                elif seen:
-                    _bulk_insert(
-                        conn,
-                        "pwt_seen",
-                        ("entity", "key"),
-                        [(spec.name, k) for k in dict.fromkeys(seen)],
-                        on_conflict_do_nothing=True,
-                    )
+                if seen:
+                    self._note_seen(conn, spec, list(dict.fromkeys(seen)))
             counts["inserted"] += len(inserts)
             counts["updated"] += len(updates) - same
             unusable = len(rejected_keys & set(keys)) if rejected_keys else 0
@@ -1066,14 +1144,15 @@ class SyncRunner:
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
                     )
             if time.monotonic() >= self._counts_due:
-                # the run record's counts, for whoever watches from elsewhere: at most
-                # once a second (the run's end writes them all)
-                self._counts_due = time.monotonic() + 1.0
-                conn.execute(
-                    update(_RUNS)
-                    .where(_RUNS.c.id == self.run_id)
-                    .values(counts=json.dumps(self.counts))
-                )
+                self._write_counts(conn)
+
+    def _write_counts(self, conn: Connection) -> None:
+        """The run record's counts, for whoever watches from elsewhere: at most once a
+        second (the run's end writes them all)."""
+        self._counts_due = time.monotonic() + 1.0
+        conn.execute(
+            update(_RUNS).where(_RUNS.c.id == self.run_id).values(counts=json.dumps(self.counts))
+        )
 
     def _seen_insert(self, conn: Connection) -> Any:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -1307,6 +1386,26 @@ def _convert(
                 values[i] = proc(values[i])
         out.append(tuple(values))
     return out
+
+
+def _site_flag_in_text(text: bytes, name: str, site_no: int) -> bool | None:
+    """Whether a record's per-site array (its text as received) flags it for this site;
+    None when the text does not show it plainly (then the record is decoded)."""
+    found = _flag_pattern(name).findall(text)
+    if len(found) != 1:
+        return None
+    try:
+        pairs = orjson.loads(found[0])
+    except orjson.JSONDecodeError:
+        return None
+    return site_flag_of(pairs, site_no)
+
+
+@functools.cache
+def _flag_pattern(name: str) -> re.Pattern[bytes]:
+    # the field's name (the first field of a cut piece has lost its opening quote) and an
+    # array of flat arrays
+    return re.compile(re.escape(name.encode()) + rb'":(\[(?:\[[^\[\]]*\],?)*\])')
 
 
 @functools.cache

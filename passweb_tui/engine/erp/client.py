@@ -72,6 +72,96 @@ class Page:
     content: bytes | None = field(default=None, repr=False, compare=False)
 
 
+class LazyPage:
+    """A page of a list reply whose records are decoded on first use.
+
+    Its envelope (`next`, `data_ric_elab`) is read at once, from the reply with the
+    records cut out; a caller that can tell from each record's text that it needs
+    nothing of the page (a sync that finds every record's digest unchanged) never pays
+    for decoding it. A reply that turns out to be malformed raises its
+    MalformedResponseError when the records are first asked for."""
+
+    __slots__ = ("_decode", "_end", "_page", "_start", "content", "data_ric_elab", "next_token")
+
+    def __init__(
+        self,
+        content: bytes,
+        start: int,
+        end: int,
+        next_token: str | None,
+        data_ric_elab: dt.datetime | None,
+        decode: Callable[[], Page],
+    ) -> None:
+        self.content = content
+        self._start = start
+        self._end = end
+        self.next_token = next_token
+        self.data_ric_elab = data_ric_elab
+        self._decode: Callable[[], Page] | None = decode
+        self._page: Page | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        if self._page is None:
+            assert self._decode is not None
+            self._page = self._decode()
+            self._decode = None
+        return self._page.records
+
+    def cut(self, key_field: str = "codice") -> tuple[list[str], list[bytes]] | None:
+        """(keys, texts): each record's key and its text as received, cut from the reply
+        without decoding it; None when the reply does not cut cleanly. Clean means: every
+        piece holds its key field exactly once, as a plain string (no escapes), and no
+        key comes twice. The texts are the ones `batch.record_texts` cuts."""
+        pieces = self.content[self._start : self._end - 1].split(b'},{"')
+        pattern = re.compile(b'"' + re.escape(key_field.encode()) + b'":"([^"\\\\]*)"')
+        keys = [m.decode() for m in pattern.findall(self.content, self._start, self._end)]
+        if len(keys) != len(pieces) or len(set(keys)) != len(keys):
+            return None
+        name = key_field.encode() + b'":"'
+        for piece, key in zip(pieces, keys, strict=True):
+            at = piece.find(name + key.encode() + b'"')
+            if at < 0 or piece.find(name, at + 1) >= 0:
+                return None
+        return keys, pieces
+
+
+_DATI = b'"dati":['
+
+
+def _records_region(content: bytes) -> tuple[int, int] | None:
+    """(start, end) of the records of a list reply (the `[` ... `]` of "dati" holds
+    content[start:end]), when it opens with a record; None otherwise. The end is the
+    last `}]` of the reply: the envelope read without this region then proves it right
+    (a wrong cut leaves JSON that does not parse, or "dati" that is not empty)."""
+    at = content.find(_DATI)
+    if at < 0:
+        return None
+    start = at + len(_DATI)
+    if content[start : start + 1] != b"{":
+        return None
+    end = content.rfind(b"}]")
+    if end < start:
+        return None
+    return start, end + 1
+
+
+def _envelope_fields(
+    data: Mapping[str, Any], bad: Callable[[str], Exception]
+) -> tuple[str | None, dt.datetime | None]:
+    token = data.get("next")
+    if token is not None and (not isinstance(token, str) or not token):
+        raise bad(f"has an unusable 'next' token: {token!r}")
+    stamp = data.get("data_ric_elab")
+    when: dt.datetime | None = None
+    if stamp is not None:
+        try:
+            when = values.parse_datetime(stamp)
+        except ValueError as exc:
+            raise bad(f"has a bad 'data_ric_elab': {exc}") from None
+    return token, when
+
+
 @dataclass(frozen=True)
 class Filter:
     """One search condition; filters of a search are ANDed, a list `valore` is an OR."""
@@ -391,8 +481,10 @@ class MexalClient:
         max: int | None = None,
         next_token: str | None = None,
         decimals: bool = True,
-    ) -> Page:
-        """One page of `GET /risorse/{resource}` (`decimals`: see `decode_json`)."""
+        lazy: bool = False,
+    ) -> Page | LazyPage:
+        """One page of `GET /risorse/{resource}` (`decimals`: see `decode_json`; `lazy`:
+        a LazyPage where the reply allows, its numbers decoded as with decimals=False)."""
         params = self._page_params(fields, max, next_token)
         return self._read(
             "GET",
@@ -400,9 +492,16 @@ class MexalClient:
             None,
             params=params,
             context=self._needs_context(resource),
-            parse=self._parse_page if decimals else self._parse_page_floats,
+            parse=self._page_parser(decimals, lazy),
             token=next_token is not None,
         )
+
+    def _page_parser(
+        self, decimals: bool, lazy: bool
+    ) -> Callable[[httpx.Response, str, str], Page | LazyPage]:
+        if lazy:
+            return self._parse_page_lazy
+        return self._parse_page if decimals else self._parse_page_floats
 
     def search_page(
         self,
@@ -413,7 +512,8 @@ class MexalClient:
         max: int | None = None,
         next_token: str | None = None,
         decimals: bool = True,
-    ) -> Page:
+        lazy: bool = False,
+    ) -> Page | LazyPage:
         """One page of `POST /risorse/{resource}/ricerca` (filters ANDed)."""
         params = self._page_params(fields, max, next_token)
         body = {"filtri": [f.to_json() for f in filters]}
@@ -423,7 +523,7 @@ class MexalClient:
             body,
             params=params,
             context=self._needs_context(resource),
-            parse=self._parse_page if decimals else self._parse_page_floats,
+            parse=self._page_parser(decimals, lazy),
             token=next_token is not None,
         )
 
@@ -436,11 +536,14 @@ class MexalClient:
         page_size: int = 1000,
         key_field: str = "codice",
         decimals: bool = True,
-    ) -> Iterator[Page]:
+        lazy: bool = False,
+    ) -> Iterator[Page | LazyPage]:
         """Every page of a list (or of a search, with filters), following `next`.
 
         `decimals=False` lets non-integer numbers come as float where that is exact
         (see `decode_json`): faster, for callers that canonicalise numbers themselves.
+        `lazy=True` (which implies it) gives LazyPages where the replies allow: their
+        records are decoded only if asked for.
 
         A `next` token is single use, so a page asked with one is never retried
         as is: if it fails, paging goes on with a search `key_field > last key
@@ -450,14 +553,15 @@ class MexalClient:
         page raises its error.
         """
         filters = tuple(filters)
-        last_records: list[dict[str, Any]] = []  # the last page yielded
+        last_page: Page | LazyPage | None = None  # the last page yielded
         yielded = False
         guard: set[Any] = set()  # keys of the page before a resume, never to repeat
         token: str | None = None
         resumed = False  # paging a `key_field > last key` search
         stalled = 0
         while True:
-            last_key = last_records[-1].get(key_field) if last_records else None
+            # the last key is read from the records only when it is needed (a resume)
+            last_key = last_page.records[-1].get(key_field) if resumed and last_page else None
             try:
                 if resumed or filters:
                     extra = (Filter(key_field, ">", last_key),) if resumed else ()
@@ -468,10 +572,16 @@ class MexalClient:
                         max=page_size,
                         next_token=token,
                         decimals=decimals,
+                        lazy=lazy,
                     )
                 else:
                     page = self.list_page(
-                        resource, fields=fields, max=page_size, next_token=token, decimals=decimals
+                        resource,
+                        fields=fields,
+                        max=page_size,
+                        next_token=token,
+                        decimals=decimals,
+                        lazy=lazy,
                     )
             except ErpError as exc:
                 if token is None or not (exc.retryable or isinstance(exc, TokenRejectedError)):
@@ -484,6 +594,7 @@ class MexalClient:
                     # nothing handed out yet: starting over cannot repeat a record
                     log.info("paging %s: first token failed (%s); starting over", resource, exc)
                     continue
+                last_key = last_page.records[-1].get(key_field) if last_page else None
                 if not _is_scalar_key(last_key):
                     raise  # without the key field in the records there is nothing to resume from
                 log.info(
@@ -494,19 +605,19 @@ class MexalClient:
                     last_key,
                 )
                 resumed = True
-                guard = {r.get(key_field) for r in last_records}
+                guard = {r.get(key_field) for r in last_page.records} if last_page else set()
                 continue
-            records = page.records
             if guard:
                 # the search already excludes keys up to the last one; a cheap extra check
-                records = [r for r in records if r.get(key_field) not in guard]
+                kept = [r for r in page.records if r.get(key_field) not in guard]
                 guard = set()
-            if records:
-                last_records = records
+                if len(kept) != len(page.records):
+                    page = Page(kept, page.next_token, page.data_ric_elab)
+            # a LazyPage always has records (it is made only of a reply that opens with one)
+            if isinstance(page, LazyPage) or page.records:
+                last_page = page
                 yielded = True
                 stalled = 0
-                if records is not page.records:
-                    page = Page(records, page.next_token, page.data_ric_elab)
                 yield page
             token = page.next_token
             if token is None:
@@ -726,17 +837,37 @@ class MexalClient:
         for record in records:
             if not isinstance(record, dict):
                 raise bad(f"has a record that is a {type(record).__name__}, not an object")
-        token = data.get("next")
-        if token is not None and (not isinstance(token, str) or not token):
-            raise bad(f"has an unusable 'next' token: {token!r}")
-        stamp = data.get("data_ric_elab")
-        when: dt.datetime | None = None
-        if stamp is not None:
-            try:
-                when = values.parse_datetime(stamp)
-            except ValueError as exc:
-                raise bad(f"has a bad 'data_ric_elab': {exc}") from None
+        token, when = _envelope_fields(data, bad)
         return Page(records, token, when, response.content)
+
+    def _parse_page_lazy(self, response: httpx.Response, method: str, path: str) -> Page | LazyPage:
+        """A page whose records are decoded only when asked for, when the reply lets its
+        envelope be read apart from them; otherwise a page decoded now."""
+        content = response.content
+        bounds = _records_region(content)
+        if bounds is not None:
+            start, end = bounds
+            try:
+                envelope = orjson.loads(content[:start] + content[end:])
+            except orjson.JSONDecodeError:
+                envelope = None
+            if isinstance(envelope, dict) and envelope.get("dati") == []:
+
+                def bad(what: str) -> MalformedResponseError:
+                    return MalformedResponseError(
+                        f"ERP list reply {what}",
+                        status=response.status_code,
+                        method=method,
+                        path=path,
+                    )
+
+                token, when = _envelope_fields(envelope, bad)
+
+                def decode() -> Page:
+                    return self._page_of(response, method, path, False)
+
+                return LazyPage(content, start, end, token, when, decode)
+        return self._page_of(response, method, path, False)
 
     def _parse_info(self, response: httpx.Response, method: str, path: str) -> list[FieldInfo]:
         page = self._parse_page(response, method, path)
