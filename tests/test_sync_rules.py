@@ -4,9 +4,11 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -417,3 +419,114 @@ def test_a_total_over_an_unchanged_store_decodes_no_page(
     assert len(decoded) == 1
     assert third.entities["articles"]["updated"] == 1
     assert in_step(engine) == {}
+
+
+def test_rows_built_by_the_worker_process_are_the_rows_built_here(
+    db_url: str, sim: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A first TOTAL with its rows built in the worker process stores exactly what one
+    built in-process stores: rows, prices, change log and counts."""
+    from sqlalchemy import create_engine
+
+    from passweb_tui.engine import builder as builder_mod
+
+    used: list[int] = []
+    real_init, real_submit = builder_mod.RowBuilder.__init__, builder_mod.RowBuilder.submit
+
+    def init_and_wait(self: Any) -> None:
+        real_init(self)
+        deadline = time.monotonic() + 60
+        while not self.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.ready, "the worker process did not start"
+
+    def counting_submit(self: Any, *job: Any) -> Any:
+        future = real_submit(self, *job)
+        used.append(future is not None)
+        return future
+
+    monkeypatch.setattr(builder_mod.RowBuilder, "__init__", init_and_wait)
+    monkeypatch.setattr(builder_mod.RowBuilder, "submit", counting_submit)
+    here_url = f"sqlite:///{tmp_path / 'here.db'}"
+    stores = {}
+    for name, url, after in (("worker", db_url, 0), ("here", here_url, None)):
+        engine = open_engine(url, sim, worker_after_records=after)
+        try:
+            result = engine.run("total")
+            assert result.status == "ok", result.error
+        finally:
+            engine.close()
+        stores[name] = (url, result.entities)
+    assert used and all(used), "the worker built no page"
+    assert stores["worker"][1] == stores["here"][1]
+
+    def same_on_both(value: Any) -> str:
+        # the worker's store may be PostgreSQL, the other is SQLite: booleans and
+        # decimals are spelled alike before comparing
+        if isinstance(value, bool) or (value in (0, 1) and not isinstance(value, str)):
+            return str(bool(value))
+        if isinstance(value, int | float | Decimal):
+            return format(Decimal(str(value)).normalize(), "f")
+        return str(value)
+
+    def contents(url: str) -> dict[str, list[Any]]:
+        eng = create_engine(url)
+        out = {}
+        with eng.connect() as conn:
+            for table, cols in (
+                ("articles", "code, description, category, vat, unit, published, data, digest"),
+                ("article_prices", "article_code, price_list, price"),
+                ("customers", "code, name, vat_number, email, price_list, data, digest"),
+                ("conditions", "code, data, digest"),
+                ("change_log", "entity, key, change, field, old, new"),
+            ):
+                rows = conn.exec_driver_sql(f"SELECT {cols} FROM {table}").all()
+                out[table] = sorted(tuple(same_on_both(v) for v in r) for r in rows)
+        eng.dispose()
+        return out
+
+    worker, here = contents(stores["worker"][0]), contents(stores["here"][0])
+    for table in here:
+        assert worker[table] == here[table], table
+    assert len(here["articles"]) > 400
+
+
+@pytest.mark.parametrize("failure", ["cannot build", "worker dies"])
+def test_pages_the_worker_cannot_build_are_built_here(
+    db_url: str, sim: Any, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A page the worker gives up on, or a worker that dies, costs only speed: those
+    pages are built in-process and the run ends as it would have."""
+    import os
+
+    from passweb_tui.engine import builder as builder_mod
+
+    real_init = builder_mod.RowBuilder.__init__
+
+    def init_and_wait(self: Any) -> None:
+        real_init(self)
+        deadline = time.monotonic() + 60
+        while not self.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def failing_submit(self: Any, *job: Any) -> Any:
+        if not self.ready or self._pool is None:
+            return None
+        try:
+            if failure == "cannot build":  # a reply it cannot decode: it answers None
+                return self._pool.submit(builder_mod.build_page, job[0], b"{", *job[2:])
+            return self._pool.submit(os._exit, 3)
+        except Exception:
+            self._failed = True
+            return None
+
+    monkeypatch.setattr(builder_mod.RowBuilder, "__init__", init_and_wait)
+    monkeypatch.setattr(builder_mod.RowBuilder, "submit", failing_submit)
+    engine = open_engine(db_url, sim, worker_after_records=0)
+    try:
+        result = engine.run("total")
+        assert result.status == "ok", result.error
+        assert result.entities["articles"]["inserted"] > 400
+        assert in_step(engine) == {}
+    finally:
+        engine.close()

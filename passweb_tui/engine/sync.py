@@ -7,6 +7,7 @@ by a prefetch thread while the last one is written.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
@@ -45,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of
+from passweb_tui.engine.builder import RowBuilder, rows_of
 from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
 from passweb_tui.engine.models import (
     ArticlePrice,
@@ -61,6 +63,7 @@ from passweb_tui.engine.records import (
     EntitySpec,
     FieldSpec,
     Quick,
+    Row,
     SiteRules,
     as_text,
     digest_salt,
@@ -224,6 +227,9 @@ class SyncOptions:
     #: "changed" (since the last correctly completed sync), "all" or "none"
     resources_mode: str = "changed"
     remove_missing_resources: bool = False
+    #: a full pass into an empty table builds its rows in a second process once it has
+    #: read this many records (None: never)
+    worker_after_records: int | None = 2000
 
 
 class Cancelled(Exception):
@@ -818,33 +824,82 @@ class SyncRunner:
         sources: list[Iterable[Any]] = [self._pages(p)]
         if not p.full and not p.codes and spec.main:
             sources.append(_Later(lambda: self._retry_pages(p, pending_retry)))
-        for source in sources:
-            for page in _Prefetch(iter(source), self.cancel):
-                self._check_cancel()
-                if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
-                    self.erp_clock = page.data_ric_elab
-                    self._record_clock(dry_run)
-                cut = getattr(page, "cut", None) if by_text else None
-                if cut is not None:
-                    n = self._unchanged_page(conn, p, cut, salt, counts, retry_all, dry_run)
-                    if n:
-                        counts["fetched"] += n
-                        self._emit(phase, spec.name, counts["fetched"], total, started=started)
+        # a first full pass of a large table: rows built by a worker process, see builder.py
+        after = self.options.worker_after_records
+        worker = p.full and spec.main and total == 0 and after is not None
+        builder: RowBuilder | None = None
+        waiting: collections.deque[tuple[Any, Any]] = collections.deque()
+
+        def in_process(page: Any) -> None:
+            items, removed, rejects, skipped = self._build(
+                p, page.records, getattr(page, "content", None)
+            )
+            if pending_retry:
+                pending_retry.difference_update(q.key for q in items)
+                pending_retry.difference_update(removed)
+                pending_retry.difference_update(k for k, _ in rejects if k)
+            if collect_categories and self._categories is not None:
+                self._categories.update(q.key for q in items)
+            self._apply_page(
+                conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat
+            )
+            counts["fetched"] += len(page.records) - skipped
+            self._emit(phase, spec.name, counts["fetched"], total, started=started)
+
+        def apply_built(page: Any, future: Any) -> None:
+            try:
+                built = future.result()
+            except Exception:  # the worker is gone: this page (and the rest) in-process
+                built = None
+            if not isinstance(built, tuple) or len(built) != 6:  # None: it gave up
+                in_process(page)
+                return
+            pairs, removed, rejects, n, compact, bad = built
+            items = [Quick(k, d, {}) for k, d in pairs]
+            prebuilt = (rows_of(spec.name, compact), bad)
+            self._apply_page(
+                conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
+                prebuilt=prebuilt, records=lambda: page.records,
+            )  # fmt: skip
+            counts["fetched"] += n
+            self._emit(phase, spec.name, counts["fetched"], total, started=started)
+
+        try:
+            for source in sources:
+                for page in _Prefetch(iter(source), self.cancel):
+                    self._check_cancel()
+                    if self.erp_clock is None and getattr(page, "data_ric_elab", None) is not None:
+                        self.erp_clock = page.data_ric_elab
+                        self._record_clock(dry_run)
+                    cut = getattr(page, "cut", None) if by_text else None
+                    if cut is not None:
+                        n = self._unchanged_page(conn, p, cut, salt, counts, retry_all, dry_run)
+                        if n:
+                            counts["fetched"] += n
+                            self._emit(phase, spec.name, counts["fetched"], total, started=started)
+                            continue
+                    if worker and builder is None and counts["fetched"] >= (after or 0):
+                        builder = RowBuilder()
+                    future = None
+                    if builder is not None and getattr(page, "cut", None) is not None:
+                        future = builder.submit(
+                            spec.name, page.content, used, cat, self.options.rules,
+                            self._categories if spec.name == "articles" else None, salt,
+                        )  # fmt: skip
+                    if future is not None:
+                        waiting.append((page, future))
+                        if len(waiting) > 2:  # the worker builds ahead while pages are written
+                            apply_built(*waiting.popleft())
                         continue
-                items, removed, rejects, skipped = self._build(
-                    p, page.records, getattr(page, "content", None)
-                )
-                if pending_retry:
-                    pending_retry.difference_update(q.key for q in items)
-                    pending_retry.difference_update(removed)
-                    pending_retry.difference_update(k for k, _ in rejects if k)
-                if collect_categories and self._categories is not None:
-                    self._categories.update(q.key for q in items)
-                self._apply_page(
-                    conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat
-                )
-                counts["fetched"] += len(page.records) - skipped
-                self._emit(phase, spec.name, counts["fetched"], total, started=started)
+                    while waiting:  # in order: what the worker has, then this page
+                        apply_built(*waiting.popleft())
+                    in_process(page)
+            while waiting:
+                self._check_cancel()
+                apply_built(*waiting.popleft())
+        finally:
+            if builder is not None:
+                builder.close()
         if collect_categories and self._categories and len(self._categories) > MAX_CATEGORIES:
             self._messages.append(
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
@@ -986,7 +1041,12 @@ class SyncRunner:
         dry_run: bool,
         used: tuple[str, ...] | None,
         cat: dict[str, FieldSpec],
+        prebuilt: tuple[list[Row], list[tuple[str | None, str]]] | None = None,
+        records: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
+        """Write one page. `prebuilt` rows (from the worker, for records none of which
+        was stored) are used when the store agrees that none is; otherwise the page's
+        `records` are decoded and built here."""
         spec = p.spec
         t = spec.table
         now = utcnow()
@@ -1007,7 +1067,14 @@ class SyncRunner:
             if lookup_keys:
                 existing = _digests(conn, spec, lookup_keys)
             changed = [q for q in items if existing.get(q.key) != q.digest]
-            rows, bad = build_rows(spec, changed, used, cat, rules, categories)
+            if prebuilt is not None and not existing:
+                rows, bad = prebuilt
+            else:
+                if prebuilt is not None and records is not None:
+                    # some of these records are stored after all: build them here
+                    by_key = {str(r.get(KEY_FIELD)): r for r in records()}
+                    changed = [Quick(q.key, q.digest, by_key[q.key]) for q in changed]
+                rows, bad = build_rows(spec, changed, used, cat, rules, categories)
             rejects.extend(bad)
             rejected_keys = {k for k, _ in rejects if k}
             protect_descriptions = spec.lookup and not self.options.update_descriptions.get(
