@@ -94,9 +94,59 @@ def fresh_db(base: str | None, folder: Path, name: str) -> str:
     return make_url(base).set(database=db).render_as_string(hide_password=False)
 
 
+def _descendants(root: int, skip: int) -> list[int]:
+    """Processes below `root` (from /proc), leaving out `skip` and what is below it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child, parent in parents.items():
+            if parent == pid and child != skip:
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: memory shared between processes (a worker forked from its
+    server) counted once in all."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def memory_child(articles: int, customers: int, db_base: str | None) -> None:
-    """Run one TOTAL in this process and print its peak RSS (MiB) as JSON."""
+    """Run one TOTAL in this process and print, as JSON, its own peak RSS (MiB) and the
+    most memory it and the processes it starts for the sync (the row builder's worker,
+    its server and the resource tracker) held at once, as PSS watched from /proc every
+    50 ms while the run goes on; the simulator is left out."""
+    import os
+
     proc, sim = start_sim(articles, customers)
+    helpers: set[int] = set()
+    peak_together = [0]  # KiB: the most that this process and its helpers held at once
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            pids = _descendants(os.getpid(), proc.pid)
+            helpers.update(pids)
+            held = sum(_pss_kib(pid) for pid in [os.getpid(), *pids])
+            peak_together[0] = max(peak_together[0], held)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             engine = open_engine(fresh_db(db_base, Path(tmp), f"mem{articles}"), sim)
@@ -104,8 +154,11 @@ def memory_child(articles: int, customers: int, db_base: str | None) -> None:
                 took, result = timed(engine, "total")
             finally:
                 engine.close()
+        stop.set()
+        watcher.join()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps({"articles": articles, "total_s": took, "peak_rss_mib": peak,
+                          "peak_all_mib": peak_together[0] / 1024, "helpers": len(helpers),
                           "fetched": result.entities["articles"]["fetched"]}))  # fmt: skip
     finally:
         proc.terminate()
@@ -183,10 +236,11 @@ def main() -> None:
     sizes = [args.articles] + ([1_000_000] if args.million else [])
     peaks = [peak_memory(a, args.customers, args.db) for a in sizes]
     for p in peaks:
-        print(f"peak RSS, TOTAL of {p['articles']:>9,} articles: {p['peak_rss_mib']:7.1f} MiB "
-              f"(TOTAL {p['total_s']:.1f} s)")  # fmt: skip
+        print(f"peak memory, TOTAL of {p['articles']:>9,} articles: {p['peak_all_mib']:7.1f} MiB "
+              f"with its {p['helpers']} helper processes (PSS; the sync process alone "
+              f"{p['peak_rss_mib']:.1f} MiB RSS; TOTAL {p['total_s']:.1f} s)")  # fmt: skip
     if len(peaks) == 2:
-        print(f"peak RSS 1M / 100k: {peaks[1]['peak_rss_mib'] / peaks[0]['peak_rss_mib']:.2f} (target <= 1.3)")  # fmt: skip
+        print(f"peak memory 1M / 100k: {peaks[1]['peak_all_mib'] / peaks[0]['peak_all_mib']:.2f} (target <= 1.3)")  # fmt: skip
 
 
 def _spec(name: str) -> Any:

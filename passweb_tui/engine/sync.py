@@ -353,6 +353,7 @@ class SyncRunner:
         self.kind = "changed"
         self.counts: dict[str, dict[str, int]] = {}
         self._counts_due = 0.0  # when the run record's counts are next written
+        self._builder: RowBuilder | None = None  # the worker process, once a pass wants it
         self.erp_clock: datetime | None = None
         self._stmts: dict[str, Any] = {}
         self._catalogues: dict[str, tuple[tuple[str, ...] | None, dict[str, FieldSpec]]] = {}
@@ -462,8 +463,13 @@ class SyncRunner:
 
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
-        with quiet_gc():
-            return self._execute()
+        try:
+            with quiet_gc():
+                return self._execute()
+        finally:
+            if self._builder is not None:
+                self._builder.close()
+                self._builder = None
 
     def _execute(self) -> RunResult:
         kind, requested, origin, scope, dry_run, started = self._request
@@ -827,7 +833,6 @@ class SyncRunner:
         # a first full pass of a large table: rows built by a worker process, see builder.py
         after = self.options.worker_after_records
         worker = p.full and spec.main and total == 0 and after is not None
-        builder: RowBuilder | None = None
         waiting: collections.deque[tuple[Any, Any]] = collections.deque()
 
         def in_process(page: Any) -> None:
@@ -878,9 +883,10 @@ class SyncRunner:
                             counts["fetched"] += n
                             self._emit(phase, spec.name, counts["fetched"], total, started=started)
                             continue
-                    if worker and builder is None and counts["fetched"] >= (after or 0):
-                        builder = RowBuilder()
+                    if worker and self._builder is None and counts["fetched"] >= (after or 0):
+                        self._builder = RowBuilder()  # one per run, for every pass that wants it
                     future = None
+                    builder = self._builder if worker else None
                     if builder is not None and getattr(page, "cut", None) is not None:
                         future = builder.submit(
                             spec.name, page.content, used, cat, self.options.rules,
@@ -898,8 +904,8 @@ class SyncRunner:
                 self._check_cancel()
                 apply_built(*waiting.popleft())
         finally:
-            if builder is not None:
-                builder.close()
+            for _, future in waiting:  # a pass that stopped early: its pages are not wanted
+                future.cancel()
         if collect_categories and self._categories and len(self._categories) > MAX_CATEGORIES:
             self._messages.append(
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
