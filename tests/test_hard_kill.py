@@ -206,3 +206,70 @@ def test_a_refusal_names_the_holder_and_since_when(kill_sim: SimProcess, tmp_pat
     finally:
         kill_sim.admin("DELETE", "faults")
         engine.close()
+
+
+def _below(root: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes below `root`."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child, parent in parents.items():
+            if parent == pid:
+                try:
+                    cmd = (Path("/proc") / str(child) / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                found.append((child, cmd.replace(b"\0", b" ").decode(errors="replace")))
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "Z" not in (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1][:3]
+    except OSError:
+        return False
+
+
+def test_a_killed_first_total_leaves_no_worker_behind(db_url: str, tmp_path: Path) -> None:
+    """A first TOTAL of a large table builds rows in a worker process; when the sync is
+    killed, its worker (and the worker's server) go too, and the next TOTAL completes."""
+    sim = start_sim("--articles", "40000", "--customers", "100", "--orders", "5", "--seed", "4")
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(f"[sync]\nlease_seconds = {LEASE_SECONDS}\n")
+        env = cli_env(sim, db_url)
+        env["PASSWEB_TUI_CONFIG"] = str(config)
+        args = [sys.executable, "-m", "passweb_tui", "sync", "total", "--json"]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        helpers: list[tuple[int, str]] = []
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and time.monotonic() < deadline:
+            helpers = [(p, c) for p, c in _below(proc.pid) if "forkserver" in c]
+            if len(helpers) >= 2:  # the server and a worker forked from it
+                break
+            time.sleep(0.05)
+        assert len(helpers) >= 2, "the first TOTAL did not start its worker"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        gone_by = time.monotonic() + 20
+        while any(_alive(p) for p, _ in helpers) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not [c for p, c in helpers if _alive(p)], "helper processes outlived the sync"
+        run, _blocked, _refusals = run_until_accepted(["sync", "total", "--json"], env)
+        assert run["status"] == "ok"
+        engine = open_engine(db_url, sim)
+        try:
+            assert store_vs_erp(engine, sim) == []
+        finally:
+            engine.close()
+    finally:
+        sim.stop()

@@ -18,7 +18,9 @@ import concurrent.futures as cf
 import gc
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -109,6 +111,17 @@ def _init_worker() -> None:
     # would scan them again and again, runs rarely (as in the sync, see sync.quiet_gc)
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+    # a worker holds both ends of its queues' pipes (and keeps its server alive), so it
+    # would never see a killed sync go away: it watches the sync's process itself
+    sync = multiprocessing.parent_process()
+
+    def watch() -> None:
+        while sync is not None:
+            time.sleep(0.2)
+            if not sync.is_alive():
+                os._exit(0)
+
+    threading.Thread(target=watch, name="row-builder-parent", daemon=True).start()
 
 
 class RowBuilder:
