@@ -15,6 +15,7 @@ the exact error or reject.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import gc
 import logging
 import multiprocessing
@@ -42,7 +43,9 @@ Built = tuple[
 ]
 
 
+@functools.cache
 def derived_columns(entity: str) -> list[str]:
+    """The columns of the entity's table that its derived values go to, in order."""
     spec = ENTITIES[entity]
     return [c for c in spec.derive({}, SiteRules()) if c in spec.table.c]
 

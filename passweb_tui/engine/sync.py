@@ -46,7 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of
-from passweb_tui.engine.builder import RowBuilder, rows_of
+from passweb_tui.engine.builder import RowBuilder, derived_columns, rows_of
 from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
 from passweb_tui.engine.models import (
     ArticlePrice,
@@ -1033,7 +1033,7 @@ class SyncRunner:
 
     @staticmethod
     def _derived_columns(spec: EntitySpec) -> list[str]:
-        return _derived_columns(spec.name)
+        return derived_columns(spec.name)
 
     def _apply_page(
         self,
@@ -1226,10 +1226,6 @@ class SyncRunner:
         conn.execute(
             update(_RUNS).where(_RUNS.c.id == self.run_id).values(counts=json.dumps(self.counts))
         )
-
-    def _seen_insert(self, conn: Connection) -> Any:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return dialect.insert(_SEEN).on_conflict_do_nothing()
 
     def _retry_upsert(self, conn: Connection) -> Any:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -1521,12 +1517,6 @@ def _money(conn: Connection) -> Callable[[Any], Any]:
     if conn.dialect.name == "sqlite":
         return float
     return lambda v: v if type(v) is Decimal else Decimal(repr(v) if type(v) is float else v)
-
-
-@functools.cache
-def _derived_columns(name: str) -> list[str]:
-    spec = ENTITIES[name]
-    return [c for c in spec.derive({}, SiteRules()) if c in spec.table.c]
 
 
 _gc_lock = threading.Lock()
