@@ -4,7 +4,6 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -435,10 +434,7 @@ def test_rows_built_by_the_worker_process_are_the_rows_built_here(
 
     def init_and_wait(self: Any) -> None:
         real_init(self)
-        deadline = time.monotonic() + 60
-        while not self.ready and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.ready, "the worker process did not start"
+        assert self.wait_ready(60), "the worker process did not start"
 
     def counting_submit(self: Any, *job: Any) -> Any:
         future = real_submit(self, *job)
@@ -505,9 +501,7 @@ def test_pages_the_worker_cannot_build_are_built_here(
 
     def init_and_wait(self: Any) -> None:
         real_init(self)
-        deadline = time.monotonic() + 60
-        while not self.ready and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert self.wait_ready(60), "the worker process did not start"
 
     def failing_submit(self: Any, *job: Any) -> Any:
         if not self.ready or self._pool is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from passweb_tui.engine.erp.client import record_pieces
 from passweb_tui.engine.records import (
     _DERIVED_LIMITS,
     _PLAIN,
@@ -71,9 +72,7 @@ def scan_page(
             texts = list(map(orjson.dumps, records))
         except TypeError:  # a Decimal or a huge integer: the per-record digest spells it
             return _scan_each(spec, records, salt, rules)
-    hkey = hash_key(salt)
-    b2 = hashlib.blake2b
-    digests = [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
+    digests = text_digests(texts, salt)
     if spec.site_flag:
         site_no = rules.site_no
         # the usual array starts with this site's pair: decided inline, else by _on_site
@@ -97,29 +96,12 @@ def scan_page(
     return list(map(Quick, keys, digests, records, on_site, when)), []
 
 
-_ARRAY_START = b'"dati":['
-_BETWEEN = b'},{"'
-
-
 def record_texts(content: bytes, keys: Sequence[str]) -> list[bytes] | None:
-    """Each record's own text in a list reply, cut between records, or None when the
-    reply does not cut cleanly (then the records are spelled again by orjson).
-
-    In JSON a quote inside a string is escaped, so `},{"` is found between two records
-    of the array and elsewhere only inside a record (an array of objects, or a string
-    that ends in `},{`). Such a page gives a count of pieces that is not the count of
-    records, or pieces that do not each hold their own record's key: both send it the
-    other way. The last piece runs to the last `}]` of the reply, so it always holds
-    its whole record (and perhaps a little of the envelope after it, which only makes
-    its digest differ the more)."""
-    start = content.find(_ARRAY_START)
-    if start < 0:
-        return None
-    end = content.rfind(b"}]")
-    if end < start:
-        return None
-    pieces = content[start + len(_ARRAY_START) : end].split(_BETWEEN)
-    if len(pieces) != len(keys):
+    """Each record's own text in a list reply (see client.record_pieces), or None when
+    the reply does not cut into one piece per record, each holding its own key (then
+    the records are spelled again by orjson)."""
+    pieces = record_pieces(content)
+    if pieces is None or len(pieces) != len(keys):
         return None
     dumps = orjson.dumps
     name = KEY_FIELD.encode() + b'":'
@@ -127,6 +109,13 @@ def record_texts(content: bytes, keys: Sequence[str]) -> list[bytes] | None:
         if name + dumps(key) not in piece:
             return None
     return pieces
+
+
+def text_digests(texts: Sequence[bytes], salt: bytes) -> list[str]:
+    """The digest of each record text (keyed by what decides the record's row)."""
+    hkey = hash_key(salt)
+    b2 = hashlib.blake2b
+    return [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
 
 
 def _getter(name: str) -> Any:

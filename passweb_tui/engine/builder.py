@@ -136,9 +136,16 @@ class RowBuilder:
         self._failed = False
         self._closed = False
         self._lock = threading.Lock()
+        self._started = threading.Event()  # set once the start attempt is over
         threading.Thread(target=self._start, name="row-builder-start", daemon=True).start()
 
     def _start(self) -> None:
+        try:
+            self._start_pool()
+        finally:
+            self._started.set()
+
+    def _start_pool(self) -> None:
         try:
             methods = multiprocessing.get_all_start_methods()
             # forkserver: never a fork of this (threaded) process; the server loads this
@@ -156,6 +163,20 @@ class RowBuilder:
         except Exception as exc:  # no worker: everything stays in-process
             log.info("row builder not started: %s", exc)
             self._failed = True
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait (at most `timeout` seconds) until the worker answers; whether it does."""
+        if not self._started.wait(timeout):
+            return False
+        with self._lock:
+            warm = self._warm
+        if warm is None:
+            return False
+        try:
+            warm.result(timeout)
+        except Exception:
+            return False
+        return self.ready
 
     @property
     def ready(self) -> bool:

@@ -11,7 +11,6 @@ import collections
 import contextlib
 import functools
 import gc
-import hashlib
 import json
 import logging
 import queue
@@ -45,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from passweb_tui.engine import fields as fields_mod
-from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of
+from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of, text_digests
 from passweb_tui.engine.builder import RowBuilder, derived_columns, rows_of
 from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
 from passweb_tui.engine.models import (
@@ -68,7 +67,6 @@ from passweb_tui.engine.records import (
     as_text,
     digest_salt,
     dumps,
-    hash_key,
 )
 from passweb_tui.engine.state import (
     ATTRIBUTES_DONE,
@@ -934,9 +932,7 @@ class SyncRunner:
         if got is None:
             return 0
         keys, texts = got
-        hkey = hash_key(salt)
-        b2 = hashlib.blake2b
-        digests = [b2(t, key=hkey, digest_size=16).hexdigest() for t in texts]
+        digests = text_digests(texts, salt)
         spec = p.spec
         with conn.begin():
             existing = _digests(conn, spec, keys)

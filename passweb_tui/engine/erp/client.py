@@ -112,8 +112,10 @@ class LazyPage:
         """(keys, texts): each record's key and its text as received, cut from the reply
         without decoding it; None when the reply does not cut cleanly. Clean means: every
         piece holds its key field exactly once, as a plain string (no escapes), and no
-        key comes twice. The texts are the ones `batch.record_texts` cuts."""
-        pieces = self.content[self._start : self._end - 1].split(b'},{"')
+        key comes twice."""
+        pieces = record_pieces(self.content, (self._start, self._end))
+        if pieces is None:
+            return None
         pattern = re.compile(b'"' + re.escape(key_field.encode()) + b'":"([^"\\\\]*)"')
         keys = [m.decode() for m in pattern.findall(self.content, self._start, self._end)]
         if len(keys) != len(pieces) or len(set(keys)) != len(keys):
@@ -144,6 +146,25 @@ def _records_region(content: bytes) -> tuple[int, int] | None:
     if end < start:
         return None
     return start, end + 1
+
+
+def record_pieces(content: bytes, bounds: tuple[int, int] | None = None) -> list[bytes] | None:
+    """Each record's own text in a list reply, cut between records (the region of the
+    records as `_records_region` finds it, unless given); None when there is no region.
+
+    In JSON a quote inside a string is escaped, so `},{"` is found between two records
+    of the array and elsewhere only inside a record (an array of objects, or a string
+    that ends in `},{`): a caller checks that the pieces are one per record, each with
+    its own key. The last piece runs to the last `}]` of the reply, so it always holds
+    its whole record (and perhaps a little of the envelope after it, which only makes
+    its digest differ the more). Lazy pages and decoded pages are cut here alike, so a
+    record's digest does not depend on which way its page went."""
+    if bounds is None:
+        bounds = _records_region(content)
+    if bounds is None:
+        return None
+    start, end = bounds
+    return content[start : end - 1].split(b'},{"')
 
 
 def _envelope_fields(
