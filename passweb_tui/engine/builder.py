@@ -22,23 +22,26 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from passweb_tui.engine.batch import build_rows, scan_page
 from passweb_tui.engine.erp.client import decode_json
-from passweb_tui.engine.records import ENTITIES, FieldSpec, Quick, Row, SiteRules
+from passweb_tui.engine.records import ENTITIES, FieldSpec, Quick, SiteRules
 
 log = logging.getLogger(__name__)
 
+#: a new record's row as the sync writes it: key, derived values (in the order of
+#: derived_columns), data JSON, digest, prices as (price list, price) pairs
+Compact = tuple[str, tuple[Any, ...], str, str, tuple[tuple[int, Any], ...]]
 #: (key, digest) of each record kept, keys off the site, rejects, records in the page,
-#: rows as (key, derived values, data JSON, digest, prices), rejects of the building
+#: the rows, rejects of the building
 Built = tuple[
     list[tuple[str, str]],
     list[str],
     list[tuple[str | None, str]],
     int,
-    list[tuple[str, tuple[Any, ...], str, str, tuple[tuple[int, Any], ...]]],
+    list[Compact],
     list[tuple[str | None, str]],
 ]
 
@@ -80,7 +83,7 @@ def build_page(
         items = list(by_key.values())
         rows, bad = build_rows(spec, items, used, catalogue, rules, categories)
         columns = derived_columns(entity)
-        compact = [
+        compact: list[Compact] = [
             (
                 r.key,
                 tuple(r.derived.get(c) for c in columns),
@@ -93,16 +96,6 @@ def build_page(
         return [(q.key, q.digest) for q in items], removed, rejects, len(records), compact, bad
     except Exception:  # the in-process way gives the exact error
         return None
-
-
-def rows_of(entity: str, compact: Sequence[tuple[Any, ...]]) -> list[Row]:
-    """Rows from the worker's tuples (their `data` is left empty: it is only looked at
-    to compare an update, and these records are all new)."""
-    columns = derived_columns(entity)
-    return [
-        Row(key, {}, data_json, dict(zip(columns, values, strict=True)), digest, dict(prices))
-        for key, values, data_json, digest, prices in compact
-    ]
 
 
 def _warm() -> bool:
