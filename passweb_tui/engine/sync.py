@@ -487,14 +487,12 @@ class SyncRunner:
             raise
         try:
             if conn.dialect.name == "postgresql":
-                # no key: the keys go in by COPY, which cannot skip a repeated one (a
-                # repeat is harmless: the table is only ever asked whether a key is in it)
+                # no key and no index: the keys go in by the page, which cannot skip a
+                # repeated one (harmless: the table is only asked whether a key is in
+                # it), and it is read once, by the deletions' anti-join, which hashes it
                 conn.exec_driver_sql(
                     "CREATE TEMPORARY TABLE IF NOT EXISTS pwt_seen "
                     "(entity VARCHAR(64) NOT NULL, key VARCHAR(256) NOT NULL)"
-                )
-                conn.exec_driver_sql(
-                    "CREATE INDEX IF NOT EXISTS pwt_seen_key ON pwt_seen (entity, key)"
                 )
             else:
                 conn.exec_driver_sql(
@@ -1281,6 +1279,10 @@ class SyncRunner:
         )
         begin = conn.begin() if dry_run else self.store.write(conn)
         with begin:
+            if conn.dialect.name == "postgresql":
+                # a temporary table has no statistics until asked: the planner needs them
+                # to hash the keys seen rather than scan them once per stored row
+                conn.exec_driver_sql("ANALYZE pwt_seen")
             n = conn.execute(select(func.count()).select_from(t).where(unseen)).scalar_one()
             counts["deleted"] += n
             if dry_run or not n:
