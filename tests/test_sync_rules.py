@@ -3,6 +3,8 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -524,3 +526,23 @@ def test_pages_the_worker_cannot_build_are_built_here(
         assert in_step(engine) == {}
     finally:
         engine.close()
+
+
+def test_the_worker_prints_nothing_on_the_terminal_it_inherits() -> None:
+    """The row builder's worker may run under the TUI: whatever it would write on its
+    stderr (here, straight to file descriptor 2) must not reach the terminal."""
+    program = (
+        "import os, sys\n"
+        "from passweb_tui.engine.builder import RowBuilder\n"
+        "b = RowBuilder()\n"
+        "assert b.wait_ready(60), 'no worker'\n"
+        "assert b._pool.submit(os.write, 2, b'from-the-worker\\n').result(60) > 0\n"
+        "b.close()\n"
+        "sys.stderr.write('from-the-sync\\n')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from-the-sync" in done.stderr  # the sync's own stderr is untouched
+    assert "from-the-worker" not in done.stderr

@@ -20,6 +20,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -102,7 +103,20 @@ def _warm() -> bool:
     return True
 
 
+def _quiet_stderr() -> None:
+    """Nothing the worker might print (a warning, a dying traceback) may reach the
+    terminal it inherited, which may be showing the TUI: what goes wrong in it comes
+    back to the sync as a failed page, and the sync logs that."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+    finally:
+        os.close(null)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr for good
+
+
 def _init_worker() -> None:
+    _quiet_stderr()
     # the worker only makes pages of acyclic lists and dicts: the cycle collector, which
     # would scan them again and again, runs rarely (as in the sync, see sync.quiet_gc)
     gc.freeze()

@@ -851,7 +851,8 @@ class SyncRunner:
         def apply_built(page: Any, future: Any) -> None:
             try:
                 built = future.result()
-            except Exception:  # the worker is gone: this page (and the rest) in-process
+            except Exception as exc:  # the worker is gone: this page (and the rest) here
+                log.info("row builder failed on a page of %s (built here): %r", spec.name, exc)
                 built = None
             if not isinstance(built, tuple) or len(built) != 6:  # None: it gave up
                 in_process(page)
