@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -122,3 +124,45 @@ def test_a_bad_url_is_a_clear_error() -> None:
 
     with pytest.raises(StoreError, match="not a database URL"):
         open_store("no such thing")
+
+
+def test_the_service_claims_table_comes_from_the_migrations(db_url: str) -> None:
+    from passweb_tui.engine.service import slots
+
+    store = open_store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), slots.claims_t.metadata)
+        mine = [
+            d for d in diff if not isinstance(d, list) and _table_of(d) == "service_slot_claims"
+        ]
+        assert mine == []
+        assert slots.claim_key(store, "shop", "mail:1", "here")
+        assert not slots.claim_key(store, "shop", "mail:1", "elsewhere")
+    finally:
+        store.close()
+
+
+def test_a_store_whose_service_made_the_claims_table_migrates(db_url: str) -> None:
+    """Before revision w003 the service created its claims table itself."""
+    from alembic import command
+
+    from passweb_tui.engine.service import slots
+    from passweb_tui.engine.store import _alembic_config, create_store_engine
+
+    engine = create_store_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "w002_web_resources")
+        slots.claims_t.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                slots.claims_t.insert().values(
+                    site="shop", slot="mail:7", holder="old", claimed_at=datetime.now(UTC)
+                )
+            )
+        assert migrate(engine) is True
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(slots.claims_t.c.holder)).scalars().all() == ["old"]
+    finally:
+        engine.dispose()

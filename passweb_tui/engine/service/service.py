@@ -115,7 +115,6 @@ class Service:
         #: results of the runs this service launched, in the order they ended
         self.finished: list[RunResult] = []
         self.order_pushes = 0
-        slots.ensure_table(engine.store)
 
     # --- time ---------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """Claims of scheduled slots: one row per (site, slot), so several `serve` processes
-sharing a store run each scheduled sync once. The primary key does the deciding."""
+sharing a store run each scheduled sync once. The primary key does the deciding.
+
+The table is made by the store's migrations (revision w003_service_slot_claims)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from passweb_tui.engine.store import Store
 
@@ -32,16 +34,6 @@ def holder_name() -> str:
 
 def slot_key(slot: datetime) -> str:
     return slot.replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def ensure_table(store: Store) -> None:
-    """Create the claims table if missing (it holds only service bookkeeping)."""
-    try:
-        _META.create_all(store.engine, checkfirst=True)
-    except (IntegrityError, DBAPIError):
-        # another process created it at the same moment: fine if it is there now
-        if not sa.inspect(store.engine).has_table(claims_t.name):
-            raise
 
 
 @dataclass(frozen=True)
