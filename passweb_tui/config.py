@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -74,6 +75,10 @@ class Settings:
     resources: str = "none"  # article images/sheets in TOTAL and CHANGED: none, changed, all
     change_log_days: int = 180
     lease_seconds: int = 120
+    # where web customers and orders go in the ERP (DOMAIN.md)
+    customer_ledger: str = "501"  # new customers are created as "<ledger>.AUTO"
+    order_document: str = "OC"  # the customer-order document type: OC or OX
+    order_series: int = 1  # its number series
     # the sync service (`serve`): schedule, ERP trigger, e-mail, quota
     schedule_every: str = ""  # "15m", "2h", "1d"; empty = no scheduled sync
     schedule_weekdays: str = ""  # "mon,tue,...", "mon-fri"; empty = every day
@@ -227,6 +232,11 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "lease_seconds": ("lease_seconds", int),
         "update_descriptions": ("update_descriptions", dict),
     },
+    "orders": {
+        "ledger": ("customer_ledger", str),
+        "document": ("order_document", str),
+        "series": ("order_series", int),
+    },
     "ui": {"language": ("language", str), "keymap": ("keymap", dict)},
     "service": {
         "every": ("schedule_every", str),
@@ -373,6 +383,15 @@ def load_settings(
         raise ConfigError(
             f"max_in_flight must be 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
         )
+    if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
+        raise ConfigError(
+            f"[orders] ledger must be the ERP's customer ledger (mastro), digits like 501,"
+            f" got {settings.customer_ledger!r}"
+        )
+    if settings.order_document not in {"OC", "OX"}:
+        raise ConfigError(f"[orders] document must be OC or OX, got {settings.order_document!r}")
+    if not 1 <= settings.order_series <= 999:
+        raise ConfigError(f"[orders] series must be 1-999, got {settings.order_series}")
     if settings.resources not in {"none", "changed", "all"}:
         raise ConfigError(
             f"[sync] resources must be none, changed or all, got {settings.resources!r}"

@@ -133,3 +133,31 @@ def test_saved_settings_are_owner_only_and_read_back(tmp_path: Path) -> None:
     save_erp_settings({"azienda": "ABC"}, path=cfg)
     s = load_settings({}, env={}, path=cfg)
     assert (s.erp_user, s.azienda) == ("mario", "ABC")
+
+
+def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
+    from passweb_tui.engine.facade import EngineSettings
+
+    defaults = load_settings({}, env={}, path=tmp_path / "none.toml")
+    assert (defaults.customer_ledger, defaults.order_document, defaults.order_series) == (
+        "501",
+        "OC",
+        1,
+    )
+    cfg = write(tmp_path / "c.toml", '[orders]\nledger = "502"\ndocument = "OX"\nseries = 3\n')
+    options = EngineSettings.from_settings(load_settings({}, env={}, path=cfg)).options
+    assert (options.customer_ledger, options.order_document, options.order_series) == (
+        "502",
+        "OX",
+        3,
+    )
+    for text, said in (
+        ('ledger = "501.AUTO"', "[orders] ledger must be"),
+        ('document = "FT"', "[orders] document must be OC or OX, got 'FT'"),
+        ("series = 0", "[orders] series must be 1-999, got 0"),
+        ('series = "two"', "[orders] series: expected a whole number"),
+    ):
+        write(cfg, f"[orders]\n{text}\n")
+        with pytest.raises(ConfigError) as err:
+            load_settings({}, env={}, path=cfg)
+        assert said in str(err.value)

@@ -51,3 +51,38 @@ def test_partial_pushes_waiting_orders_and_changed_reads_their_erp_updates(
         assert again.orders == changed.orders  # kept with the run record
     finally:
         engine.close()
+
+
+def test_pushed_customers_and_orders_go_where_the_settings_say(sim: Any, db_url: str) -> None:
+    """[orders] ledger, document and series: a new customer is created under that ledger
+    and the order becomes a document of that type and series."""
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim, customer_ledger="502", order_document="OX", order_series=3)
+    try:
+        engine.run("total")
+        article = engine.articles(limit=1)[0]["code"]
+        line = {
+            "id": "W9101",
+            "created": "2026-11-27T10:15:00",
+            "payment": "confirmed",
+            "customer": {"name": "Bottega Nuova", "email": "ordini@bottega.example"},
+            "rows": [{"article": article, "qty": 1, "price": 9.5, "vat_code": "22"}],
+        }
+        orders = WebOrders(engine.store)
+        assert not getattr(orders.import_lines([json.dumps(line)]), "errors", None)
+        pushed = engine.run("partial")
+        assert pushed.status == "ok", (pushed.error, pushed.message)
+        assert pushed.orders["sent"] == 1 and pushed.customers["sent"] == 1
+        stored = orders.list()[0]
+        assert stored["erp_key"].startswith("OX+3+")
+        assert stored["customer_code"].startswith("502.")  # the new customer's ERP code
+        from test_sync_rules import erp_config
+
+        from passweb_tui.engine.erp.client import MexalClient
+
+        with MexalClient(erp_config(sim)) as client:
+            doc = client.get("documenti/ordini-clienti", stored["erp_key"])
+        assert doc["cod_conto"] == stored["customer_code"]
+    finally:
+        engine.close()

@@ -106,6 +106,9 @@ class EngineSettings:
             update_descriptions=dict(settings.update_descriptions),
             resources_dir=settings.site_data_dir / "resources",
             resources_mode=settings.resources,
+            customer_ledger=settings.customer_ledger,
+            order_document=settings.order_document,
+            order_series=settings.order_series,
         )
         return cls(
             settings.resolved_db_url, erp if erp is not None else settings.erp_config, options

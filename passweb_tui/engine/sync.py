@@ -226,6 +226,11 @@ class SyncOptions:
     #: "changed" (since the last correctly completed sync), "all" or "none"
     resources_mode: str = "changed"
     remove_missing_resources: bool = False
+    #: where pushed customers and orders go in the ERP: customers are created under this
+    #: ledger ("<ledger>.AUTO"), orders as documents of this type and number series
+    customer_ledger: str = "501"
+    order_document: str = "OC"
+    order_series: int = 1
     #: a full pass into an empty table builds its rows in a second process once it has
     #: read this many records (None: never)
     worker_after_records: int | None = 2000
@@ -631,6 +636,7 @@ class SyncRunner:
 
     def _push_orders(self, order_ids: tuple[str, ...]) -> None:
         from passweb_tui.engine.orders.api import WebOrders
+        from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted
 
         if not order_ids and not WebOrders(self.store).waiting_count():
@@ -640,6 +646,8 @@ class SyncRunner:
             pushed = WebOrders(self.store).push(
                 self.client,  # type: ignore[arg-type]
                 order_ids=order_ids or None,
+                ledger=self.options.customer_ledger,
+                series=DocumentSeries(self.options.order_document, self.options.order_series),
                 site_no=self.options.rules.site_no,
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),

@@ -261,6 +261,7 @@ class Service:
     def push_orders(self) -> int:
         """Send web orders waiting on the site now (the checkout path); returns how many went."""
         from passweb_tui.engine.orders.api import WebOrders
+        from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted
 
         orders = WebOrders(self.engine.store)
@@ -268,8 +269,13 @@ class Service:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
+            options = self.engine.settings.options
             result = orders.push(
-                self.engine.client(), site_no=self.config.push_site_no, cancel=self._stop
+                self.engine.client(),
+                ledger=options.customer_ledger,
+                series=DocumentSeries(options.order_document, options.order_series),
+                site_no=self.config.push_site_no,
+                cancel=self._stop,
             )
         except PushAborted:
             return 0
