@@ -124,10 +124,18 @@ def _dump(url: str, anno: int) -> dict[str, Any]:
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
-    handles = [
-        start_background(SimOptions(port=0, articles=400, customers=60, orders=8, seed=s))
-        for s in (5, 5, 6)
-    ]
+    # the data is dated from the moment it is generated ("today", and nothing later than
+    # now): the three start from the same moment, however long each takes to start
+    from unittest import mock
+
+    from passweb_tui.mexal_sim import erp as erp_mod
+
+    moment = erp_mod.ErpClock().stamp()
+    with mock.patch.object(erp_mod.ErpClock, "stamp", lambda self: moment):
+        handles = [
+            start_background(SimOptions(port=0, articles=400, customers=60, orders=8, seed=s))
+            for s in (5, 5, 6)
+        ]
     try:
         anno = dt.date.today().year
         a, b, other = (_dump(h.url, anno) for h in handles)

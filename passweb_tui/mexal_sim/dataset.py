@@ -559,7 +559,10 @@ class ArticleSource(Source):
         h = mix(self.salt ^ (i * 0x2545F491 + 3))
         out = []
         day = min(self.days[i] + (h >> 60), MAX_DAYS)  # type: ignore[index]
-        stamp = f"{self.cat.day_str[day]} {fmt_time((h >> 8) % 86400 % (self.cat.gen_secs + 1))}"
+        secs = (h >> 8) % 86400
+        if day == 0:  # today's: not later than the data was generated (as records)
+            secs %= self.cat.gen_secs + 1
+        stamp = f"{self.cat.day_str[day]} {fmt_time(secs)}"
         if h % 10 < 8:
             out.append(("immagine", "immagine", 800 + (h >> 4) % 6000, stamp))
         if (h >> 12) % 10 < 5:
