@@ -239,3 +239,48 @@ def test_change_log_times_read_back_and_old_entries_are_pruned(store) -> None:
     SyncRunner(store, erp, SyncOptions(page_size=10, change_log_days=0)).run("changed")
     assert engine.changes() == []  # everything is older than "0 days ago" by the end
     assert engine.runs()[0].entities["articles"]["updated"] == 1  # the summary stays
+
+
+def test_digests_read_by_a_pages_key_range_are_those_read_key_by_key(db_url: str) -> None:
+    """A full pass reads a page's stored digests by the range of its keys; keys the
+    database orders otherwise than the ERP (punctuation, case, under a locale collation)
+    are still found, and keys it does not hold are not."""
+    from datetime import UTC
+
+    from passweb_tui.engine.records import ENTITIES
+    from passweb_tui.engine.sync import _digests, _digests_by_span
+
+    spec = ENTITIES["articles"]
+    codes = ["A-1", "A1", "a1", "A 2", "KIT/0001", "KIT0001", "kit.9", "Z", "b", "ÄRT", "0"]
+    st = open_store(db_url)
+    try:
+        with st.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # a locale collation where the server has one: it orders "b" before
+                # "KIT0001" and ignores case first, unlike the ERP's (and Python's) order
+                icu = conn.exec_driver_sql(
+                    "SELECT collname FROM pg_collation WHERE collname = 'und-x-icu'"
+                ).scalar()
+                if icu:
+                    conn.exec_driver_sql(
+                        'ALTER TABLE articles ALTER COLUMN code TYPE VARCHAR(64) COLLATE "und-x-icu"'
+                    )
+            when = datetime(2026, 11, 27, tzinfo=UTC)
+            rows = [
+                {"code": c, "published": True, "data": "{}", "digest": f"d{i}", "synced_at": when}
+                for i, c in enumerate(codes)
+            ]
+            conn.execute(spec.table.insert(), rows)
+        asked = [
+            sorted(codes),
+            sorted(codes)[2:7],
+            ["A-1", "KIT0001", "b"],
+            ["A1", "nope", "Z"],
+            ["missing-1", "missing-2"],
+            sorted(codes, key=str.lower),
+        ]
+        with st.read() as conn:
+            for keys in asked:
+                assert _digests_by_span(conn, spec, keys) == _digests(conn, spec, keys), keys
+    finally:
+        st.close()

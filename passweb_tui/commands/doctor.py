@@ -120,7 +120,7 @@ def check_store(settings: Settings) -> list[Check]:
             with store.read() as conn:
                 revision = current_revision(conn)
         except SQLAlchemyError as exc:
-            reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             return [(FAIL, "store", f"{shown} cannot be opened: {reason}")]
         head = head_revision()
         if revision is None:

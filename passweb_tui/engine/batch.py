@@ -61,7 +61,7 @@ def scan_page(
     `stamps=False` leaves out the change stamps (a TOTAL does not look at them)."""
     if not records:
         return [], []
-    keys = [r.get(KEY_FIELD) for r in records]
+    keys: list[Any] = [r.get(KEY_FIELD) for r in records]
     limit = key_limit(spec)
     lengths = list(map(len, keys)) if set(map(type, keys)) == {str} else None
     if not lengths or min(lengths) == 0 or max(lengths) > limit:
@@ -241,7 +241,9 @@ def _build_columns(
         raw = columns[where["prz_listino"]]
         for row, pairs, full in zip(rows, raw, fulls, strict=True):
             if pairs:
-                prices = {i: v for i, v in pairs if type(v) is float or type(v) is int}
+                prices: dict[int, Any] = {
+                    i: v for i, v in pairs if type(v) is float or type(v) is int
+                }
                 if len(prices) != len(pairs):  # text, decimals, repeated lists: the slow way
                     prices = record_prices(full["prz_listino"])
                 row.prices = prices

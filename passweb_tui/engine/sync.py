@@ -943,7 +943,7 @@ class SyncRunner:
         digests = text_digests(texts, salt)
         spec = p.spec
         with conn.begin():
-            existing = _digests(conn, spec, keys)
+            existing = _digests_by_span(conn, spec, keys)
             if any(existing.get(k, d) != d for k, d in zip(keys, digests, strict=True)):
                 return 0
             if len(existing) != len(keys):
@@ -1519,6 +1519,40 @@ def _digests_sql(table: str, partition: tuple[str, ...], n: int, mark: str) -> s
     if n == 0:  # PostgreSQL: the keys as one array
         return f"SELECT code, digest FROM {table} WHERE code = ANY({mark}){where}"
     return f"SELECT code, digest FROM {table} WHERE code IN ({', '.join([mark] * n)}){where}"
+
+
+@functools.cache
+def _span_sql(table: str, partition: tuple[str, ...], mark: str) -> str:
+    where = "".join(f" AND {col} = {mark}" for col in partition)
+    return (
+        f"SELECT code, digest FROM {table} WHERE code >= {mark} AND code <= {mark}{where}"
+        f" ORDER BY code LIMIT {mark}"
+    )
+
+
+def _digests_by_span(conn: Connection, spec: EntitySpec, keys: list[str]) -> dict[str, str]:
+    """Stored digests for the keys of a page of a full pass: one index range read from
+    the page's first key to its last (pages come in key order, and a store that is in
+    step holds the same keys there), then an exact look-up of the keys the range did not
+    give. That also covers a database whose collation orders the keys otherwise, and
+    the range is cut at twice the page, so it never reads much more than the page."""
+    if not keys:
+        return {}
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = _span_sql(spec.table.name, tuple(col for col, _ in spec.partition), mark)
+    part = [value for _, value in spec.partition]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, [min(keys), max(keys), *part, 2 * len(keys) + 16])
+        found = dict(cursor.fetchall())
+    finally:
+        cursor.close()
+    wanted = set(keys)
+    existing = {k: d for k, d in found.items() if k in wanted}
+    missing = [k for k in keys if k not in existing]
+    if missing:
+        existing.update(_digests(conn, spec, missing))
+    return existing
 
 
 def _digests(conn: Connection, spec: EntitySpec, keys: list[str]) -> dict[str, str]:

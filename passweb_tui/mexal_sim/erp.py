@@ -642,6 +642,8 @@ def read_state(path: Path) -> dict[str, Any] | None:
         raise StateFileError(f"state file {path} is not a simulator state file (version missing)")
     params = data.get("params")
     try:
+        if not isinstance(params, dict):
+            raise TypeError("no params")
         GenParams(**params)
     except TypeError:
         raise StateFileError(f"state file {path} has no valid generation parameters") from None
