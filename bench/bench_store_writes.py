@@ -120,17 +120,7 @@ def main() -> None:
             engine = bs.open_engine(f"sqlite:///{folder / 'source.db'}", sim)
             try:
                 engine.attribute_update()
-                from passweb_tui.engine.sync import SyncRunner
-
-                runner = SyncRunner(engine.store, engine.client(), engine.settings.options)
-                fields = {
-                    res: runner._request_fields(bs._spec(name))
-                    for res, name in (
-                        ("articoli", "articles"),
-                        ("clienti", "customers"),
-                        ("particolarita", "conditions"),
-                    )
-                }
+                fields = bs.paged_fields(engine)
                 bs.bare_paging(sim, fields)  # the simulator builds its records once
                 paging = min(bs.bare_paging(sim, fields), bs.bare_paging(sim, fields))
                 total, _ = bs.timed(engine, "total")

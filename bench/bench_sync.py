@@ -200,16 +200,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             engine = open_engine(fresh_db(args.db, Path(tmp), "main"), sim)
             try:
-                from passweb_tui.engine.sync import SyncRunner
-
                 engine.attribute_update()  # what the first sync does first; not timed
-                runner = SyncRunner(engine.store, engine.client(), engine.settings.options)
-                # what a TOTAL pages through besides the small lookup tables
-                fields = {
-                    "articoli": runner._request_fields(_spec("articles")),
-                    "clienti": runner._request_fields(_spec("customers")),
-                    "particolarita": runner._request_fields(_spec("conditions")),
-                }
+                fields = paged_fields(engine)
                 # the simulator builds its records on first reading: warm it, then take
                 # the best of two bare pagings as the floor
                 bare_paging(sim, fields)
@@ -252,6 +244,22 @@ def main() -> None:
               f"{p['peak_rss_mib']:.1f} MiB RSS; TOTAL {p['total_s']:.1f} s)")  # fmt: skip
     if len(peaks) == 2:
         print(f"peak memory 1M / 100k: {peaks[1]['peak_all_mib'] / peaks[0]['peak_all_mib']:.2f} (target <= 1.3)")  # fmt: skip
+
+
+def paged_fields(engine: Any) -> dict[str, list[str]]:
+    """The fields a TOTAL asks for, by resource, for what it pages through besides the
+    small lookup tables (after the attribute update)."""
+    from passweb_tui.engine.sync import SyncRunner
+
+    runner = SyncRunner(engine.store, engine.client(), engine.settings.options)
+    return {
+        res: runner._request_fields(_spec(name))
+        for res, name in (
+            ("articoli", "articles"),
+            ("clienti", "customers"),
+            ("particolarita", "conditions"),
+        )
+    }
 
 
 def _spec(name: str) -> Any:

@@ -1541,12 +1541,7 @@ def _digests_by_span(conn: Connection, spec: EntitySpec, keys: list[str]) -> dic
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
     sql = _span_sql(spec.table.name, tuple(col for col, _ in spec.partition), mark)
     part = [value for _, value in spec.partition]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, [min(keys), max(keys), *part, 2 * len(keys) + 16])
-        found = dict(cursor.fetchall())
-    finally:
-        cursor.close()
+    found = _pairs(conn, sql, [min(keys), max(keys), *part, 2 * len(keys) + 16])
     wanted = set(keys)
     existing = {k: d for k, d in found.items() if k in wanted}
     missing = [k for k in keys if k not in existing]
@@ -1566,9 +1561,14 @@ def _digests(conn: Connection, spec: EntitySpec, keys: list[str]) -> dict[str, s
     else:
         sql = _digests_sql(spec.table.name, columns, len(keys), "?")
         params = list(keys)
+    return _pairs(conn, sql, [*params, *(value for _, value in spec.partition)])
+
+
+def _pairs(conn: Connection, sql: str, params: list[Any]) -> dict[str, str]:
+    """A two-column query's rows as a dict, on the driver's own cursor (plain tuples)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, [*params, *(value for _, value in spec.partition)])
+        cursor.execute(sql, params)
         return dict(cursor.fetchall())
     finally:
         cursor.close()
