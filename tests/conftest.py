@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
 import subprocess
 import sys
 import threading
@@ -154,22 +155,85 @@ def _pg_base() -> str | None:
 STORES = ["sqlite", "postgres"]
 
 
-@pytest.fixture(params=STORES)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty site store: SQLite in a temp folder, and PostgreSQL when available."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+class _Templates:
+    """Stores already migrated, made once per test process and copied for each test: a
+    test that needs a store gets one at the head revision without paying for the
+    migrations again (tests of the migrations themselves take `empty_db_url`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._sqlite: Path | None = None
+        self._pg: str | None = None
+        self._admin: Any = None
+
+    def sqlite_file(self) -> Path:
+        if self._sqlite is None:
+            from passweb_tui.engine.store import open_store
+
+            path = self.folder / "template.db"
+            open_store(f"sqlite:///{path}").close()  # its last close folds the WAL back in
+            self._sqlite = path
+        return self._sqlite
+
+    def admin(self, base: str) -> Any:
+        if self._admin is None:
+            from sqlalchemy import create_engine
+
+            self._admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    def pg_template(self, base: str) -> str:
+        if self._pg is None:
+            from sqlalchemy import text
+            from sqlalchemy.engine import make_url
+
+            from passweb_tui.engine.store import open_store
+
+            name = f"pwt_tpl_{uuid.uuid4().hex[:12]}"
+            with self.admin(base).connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            open_store(make_url(base).set(database=name).render_as_string(False)).close()
+            self._pg = name
+        return self._pg
+
+    def close(self) -> None:
+        if self._admin is None:
+            return
+        if self._pg is not None:
+            from sqlalchemy import text
+
+            with self._admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self._pg}"'))
+        self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    templates = _Templates(tmp_path_factory.mktemp("templates"))
+    try:
+        yield templates
+    finally:
+        templates.close()
+
+
+def _store_url(kind: str, folder: Path, templates: _Templates, migrated: bool) -> Iterator[str]:
+    if kind == "sqlite":
+        path = folder / "store.db"
+        if migrated:
+            shutil.copyfile(templates.sqlite_file(), path)
+        yield f"sqlite:///{path}"
         return
     base = _pg_base()
     if not base:
         pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
     name = f"pwt_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = templates.admin(base)
+    like = f' TEMPLATE "{templates.pg_template(base)}"' if migrated else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{like}'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -183,4 +247,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
                 {"n": name},
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+
+
+@pytest.fixture(params=STORES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, _templates: _Templates) -> Iterator[str]:
+    """A site store at the head revision with no data: SQLite in a temp folder, and
+    PostgreSQL when available."""
+    yield from _store_url(request.param, tmp_path, _templates, migrated=True)
+
+
+@pytest.fixture(params=STORES)
+def empty_db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _templates: _Templates
+) -> Iterator[str]:
+    """An empty database, not yet migrated (a new SQLite file's place, or a new
+    PostgreSQL database)."""
+    yield from _store_url(request.param, tmp_path, _templates, migrated=False)

@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import select
 
 from passweb_tui.engine.erp.settings import ErpConfig
@@ -67,8 +69,11 @@ def in_step(engine: Engine) -> dict[str, dict[str, int]]:
 # --- the ERP as the simulator serves it, read without the engine's client ----------
 
 
-def erp_records(sim: Any, resource: str, password: str | None = None) -> dict[str, dict]:
-    """Every record of a resource by key, paging through `next` with plain httpx."""
+def erp_records(
+    sim: Any, resource: str, password: str | None = None, fields: Sequence[str] | None = None
+) -> dict[str, dict]:
+    """Every record of a resource by key (all its fields, or these), paging through
+    `next` with plain httpx."""
     token = base64.b64encode(f"{sim.user}:{password or sim.password}".encode()).decode()
     headers = {
         "Authorization": f"Passepartout {token}",
@@ -76,6 +81,8 @@ def erp_records(sim: Any, resource: str, password: str | None = None) -> dict[st
     }
     out: dict[str, dict] = {}
     params: dict[str, Any] = {"max": 1000}
+    if fields:
+        params["fields"] = ",".join(sorted({"codice", *fields}))
     with httpx.Client(base_url=sim.url, headers=headers, timeout=60) as http:
         while True:
             reply = http.get(f"/risorse/{resource}", params=params)
@@ -85,7 +92,7 @@ def erp_records(sim: Any, resource: str, password: str | None = None) -> dict[st
                 out[str(record["codice"])] = record
             if not body.get("next"):
                 return out
-            params = {"max": 1000, "next": body["next"]}
+            params = {**params, "next": body["next"]}
 
 
 def _norm(value: Any) -> Any:
@@ -104,6 +111,17 @@ def _norm(value: Any) -> Any:
 
 
 def same(store_value: Any, erp_value: Any) -> bool:
+    if type(store_value) is type(erp_value) and store_value == erp_value:
+        return True  # equal values normalise alike (the usual case, decided at once)
+    if (
+        type(store_value) is dict
+        and type(erp_value) is list
+        and erp_value
+        and all(type(p) is list and len(p) == 2 for p in erp_value)
+    ):  # {"1": v} in the store against [[1, v], ...] from the ERP, pair by pair
+        pairs = {str(i): v for i, v in erp_value}
+        keys = {str(k) for k in store_value}
+        return keys == pairs.keys() and all(same(v, pairs[str(k)]) for k, v in store_value.items())
     a, b = _norm(store_value), _norm(erp_value)
     if isinstance(a, str) and isinstance(b, Decimal):
         try:
@@ -142,8 +160,10 @@ def store_diffs(
             q = select(table.c.code, table.c.data)
             for col, value in spec.partition:
                 q = q.where(table.c[col] == value)
-            stored = {code: json.loads(data) for code, data in conn.execute(q)}
-            erp = erp_records(sim, spec.resource, password)
+            stored = {code: orjson.loads(data) for code, data in conn.execute(q)}
+            # only the fields stored and used are compared: only those are asked for
+            names = set(used.get(name, set())).union(*stored.values()) if spec.main else None
+            erp = erp_records(sim, spec.resource, password, sorted(names) if names else None)
             for code, data in stored.items():
                 record = erp.get(code)
                 if record is None:

@@ -25,6 +25,29 @@ def test_help_lists_the_commands() -> None:
         assert word in result.stdout
 
 
+def test_building_the_command_line_loads_neither_the_engine_nor_the_simulator() -> None:
+    # every command (the simulator's own start included) parses its arguments first:
+    # that must not pay for the store's and the ERP client's libraries
+    probe = (
+        "import sys; from passweb_tui.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'httpx', 'textual', 'uvicorn')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_fields_help_names_every_entity_with_fields() -> None:
+    from passweb_tui.commands.fields import ENTITY_NAMES
+    from passweb_tui.engine.records import MAIN_ENTITIES
+
+    assert ENTITY_NAMES == MAIN_ENTITIES
+    assert ", ".join(MAIN_ENTITIES) in " ".join(run_cli("fields", "--help").stdout.split())
+
+
 def test_missing_settings_exit_2_with_one_line() -> None:
     result = run_cli("check")
     assert result.returncode == 2

@@ -51,8 +51,8 @@ print("applied" if migrate(engine) else "current")
 """
 
 
-def test_fresh_store_gets_every_table_and_the_head_revision(db_url: str) -> None:
-    store = open_store(db_url)
+def test_fresh_store_gets_every_table_and_the_head_revision(empty_db_url: str) -> None:
+    store = open_store(empty_db_url)
     try:
         tables = set(inspect(store.engine).get_table_names())
         assert set(models.metadata.tables) <= tables
@@ -64,8 +64,8 @@ def test_fresh_store_gets_every_table_and_the_head_revision(db_url: str) -> None
         store.close()
 
 
-def test_migrated_schema_matches_the_models(db_url: str) -> None:
-    store = open_store(db_url)
+def test_migrated_schema_matches_the_models(empty_db_url: str) -> None:
+    store = open_store(empty_db_url)
     try:
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), models.metadata)
@@ -78,9 +78,9 @@ def test_migrated_schema_matches_the_models(db_url: str) -> None:
         store.close()
 
 
-def test_reopening_a_current_store_applies_nothing_and_is_quick(db_url: str) -> None:
-    open_store(db_url).close()
-    store = open_store(db_url)
+def test_reopening_a_current_store_applies_nothing_and_is_quick(empty_db_url: str) -> None:
+    open_store(empty_db_url).close()
+    store = open_store(empty_db_url)
     try:
         started = time.perf_counter()
         assert migrate(store.engine) is False
@@ -89,10 +89,10 @@ def test_reopening_a_current_store_applies_nothing_and_is_quick(db_url: str) -> 
         store.close()
 
 
-def test_two_processes_starting_together_migrate_once(db_url: str) -> None:
+def test_two_processes_starting_together_migrate_once(empty_db_url: str) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_AND_REPORT, db_url],
+            [sys.executable, "-c", OPEN_AND_REPORT, empty_db_url],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -126,10 +126,10 @@ def test_a_bad_url_is_a_clear_error() -> None:
         open_store("no such thing")
 
 
-def test_the_service_claims_table_comes_from_the_migrations(db_url: str) -> None:
+def test_the_service_claims_table_comes_from_the_migrations(empty_db_url: str) -> None:
     from passweb_tui.engine.service import slots
 
-    store = open_store(db_url)
+    store = open_store(empty_db_url)
     try:
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), slots.claims_t.metadata)
@@ -143,14 +143,14 @@ def test_the_service_claims_table_comes_from_the_migrations(db_url: str) -> None
         store.close()
 
 
-def test_a_store_whose_service_made_the_claims_table_migrates(db_url: str) -> None:
+def test_a_store_whose_service_made_the_claims_table_migrates(empty_db_url: str) -> None:
     """Before revision w003 the service created its claims table itself."""
     from alembic import command
 
     from passweb_tui.engine.service import slots
     from passweb_tui.engine.store import _alembic_config, create_store_engine
 
-    engine = create_store_engine(db_url)
+    engine = create_store_engine(empty_db_url)
     try:
         with engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "w002_web_resources")

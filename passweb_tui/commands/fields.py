@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
-from passweb_tui.engine.facade import Engine, FieldsError
-from passweb_tui.engine.records import MAIN_ENTITIES
+
+if TYPE_CHECKING:  # the engine is imported when the command runs, not to build --help
+    from passweb_tui.engine.facade import Engine
+
+#: the entities that have fields to choose (records.MAIN_ENTITIES, named here for --help)
+ENTITY_NAMES = ("articles", "customers", "conditions")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,18 +23,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "record of its entity at the next sync.",
     )
     p.add_argument("action", choices=["list", "use", "unuse"])
-    p.add_argument("entity", nargs="?", metavar="ENTITY", help=", ".join(MAIN_ENTITIES))
+    p.add_argument("entity", nargs="?", metavar="ENTITY", help=", ".join(ENTITY_NAMES))
     p.add_argument("field", nargs="*", metavar="FIELD", help="ERP field names")
     p.set_defaults(handler=run)
 
 
 def _ensure_catalogue(engine: Engine, entity: str | None) -> None:
+    from passweb_tui.engine.records import MAIN_ENTITIES
+
     entities = [entity] if entity else list(MAIN_ENTITIES)
     if any(not engine.fields(e) for e in entities):
         engine.attribute_update()
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.facade import FieldsError
+    from passweb_tui.engine.records import MAIN_ENTITIES
+
     if args.entity is not None and args.entity not in MAIN_ENTITIES:
         raise CliError(
             f"unknown entity {args.entity!r}; choose one of: {', '.join(MAIN_ENTITIES)}",

@@ -7,25 +7,20 @@ import json
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from passweb_tui.commands import CliError, Context, ExitCode
-from passweb_tui.engine.facade import (
-    Engine,
-    EngineSettings,
-    LaunchRefused,
-    ProgressEvent,
-    RunResult,
-    Scope,
-    StoreError,
-    SyncError,
-)
+
+if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
+    from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult
 
 CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
 
 
 def open_engine(ctx: Context) -> Engine:
     """The engine on this command's store; the ERP (or the demo simulator) starts lazily."""
+    from passweb_tui.engine.facade import Engine, EngineSettings, StoreError
+
     settings = EngineSettings.from_settings(ctx.settings, erp=ctx.erp_config)
     try:
         return Engine.open(settings)
@@ -121,6 +116,8 @@ def print_summary(result: RunResult, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
+
     scope = Scope(tuple(args.entity), tuple(args.code))
     if (scope.entities or scope.codes) and args.kind != "partial":
         raise CliError("--entity and --code go with `sync partial` only", ExitCode.USAGE)

@@ -10,7 +10,6 @@ import random
 from dataclasses import asdict, fields
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
@@ -202,6 +201,8 @@ def build_admin(erp: Erp) -> Router:
             raise AdminError(
                 400, 'body must be {"url": "...", "token": "...", "kind": "total" | "changed"}'
             )
+        import httpx  # only this call needs a client (not every start of the simulator)
+
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 reply = await client.post(url, json={"kind": kind, "token": body.get("token")})
