@@ -546,3 +546,25 @@ def test_the_worker_prints_nothing_on_the_terminal_it_inherits() -> None:
     assert done.returncode == 0, done.stderr
     assert "from-the-sync" in done.stderr  # the sync's own stderr is untouched
     assert "from-the-worker" not in done.stderr
+
+
+def test_a_page_believed_new_whose_records_were_stored_meanwhile_is_upserted(
+    engine: Engine, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page none of whose records is stored is written without conflict handling
+    (on PostgreSQL, copied straight in). A PARTIAL, which takes no lease, may store one
+    of them between the look-up and the write: the page then goes the upsert way and
+    the run ends in step. The race is made certain here: the look-up finds nothing."""
+    from hard_support import store_vs_erp
+
+    from passweb_tui.engine import sync as sync_mod
+
+    assert engine.run("total").status == "ok"
+    sim.admin("POST", "mutate", json={"resource": "articoli", "count": 40, "seed": 9})
+    monkeypatch.setattr(sync_mod, "_digests", lambda conn, spec, keys: {})
+    result = engine.run("changed")
+    assert result.status == "ok", result.error
+    assert result.entities["articles"]["inserted"] > 0  # what the look-up believed
+    monkeypatch.undo()
+    assert in_step(engine) == {}
+    assert store_vs_erp(engine, sim) == []  # price rows included

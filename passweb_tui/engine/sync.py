@@ -1174,34 +1174,49 @@ class SyncRunner:
                         (r.key, *fixed, *pick(r.derived), r.data_json, r.digest, stamp)
                         for r in write
                     ]
-                _bulk_insert(
-                    conn,
-                    t.name,
-                    columns,
-                    _convert(conn, t, columns, values),
-                    conflict=[c.name for c in t.primary_key.columns],
-                    update=["data", "digest", "synced_at", *derived_cols],
-                )
+                rows_out = _convert(conn, t, columns, values)
+                prices: list[tuple[Any, ...]] | None = None
                 if spec.name == "articles":
+                    money = _money(conn)
+                    if new:
+                        prices = [(k, n, money(v)) for k, _, _, _, p in new for n, v in p]
+                    else:
+                        prices = [(r.key, n, money(v)) for r in write for n, v in r.prices.items()]
+
+                def put(upsert: bool) -> None:
+                    _bulk_insert(
+                        conn, t.name, columns, rows_out,
+                        conflict=[c.name for c in t.primary_key.columns] if upsert else (),
+                        update=["data", "digest", "synced_at", *derived_cols],
+                    )  # fmt: skip
+                    if prices is None:
+                        return
                     if updates:  # a new article has no prices yet
                         conn.execute(
                             delete(_PRICES).where(
                                 _PRICES.c.article_code.in_([r.key for r in updates])
                             )
                         )
-                    money = _money(conn)
-                    if new:
-                        prices = [(k, n, money(v)) for k, _, _, _, p in new for n, v in p]
-                    else:
-                        prices = [(r.key, n, money(v)) for r in write for n, v in r.prices.items()]
                     _bulk_insert(
-                        conn,
-                        _PRICES.name,
-                        ("article_code", "price_list", "price"),
-                        prices,
-                        conflict=["article_code", "price_list"],
+                        conn, _PRICES.name, ("article_code", "price_list", "price"), prices,
+                        conflict=["article_code", "price_list"] if upsert else (),
                         update=["price"],
-                    )
+                    )  # fmt: skip
+
+                if not existing and conn.dialect.name == "postgresql":
+                    # no record of the page is stored: its rows are copied straight in,
+                    # without a staging table and a conflict check. A PARTIAL (which
+                    # takes no lease) may have stored one of them since the look-up:
+                    # then the page goes the upsert way after all.
+                    try:
+                        with conn.begin_nested():
+                            put(upsert=False)
+                    except Exception as exc:
+                        if not _unique_violation(exc):
+                            raise
+                        put(upsert=True)
+                else:
+                    put(upsert=True)
             if gone:
                 conn.execute(delete(t).where(*part, t.c.code.in_(gone)))
                 if spec.name == "articles":
@@ -1433,6 +1448,12 @@ def _bulk_insert(
 
 
 _COPY_FROM = 20  # rows; fewer go as one executemany
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    """Whether a database error is a duplicate key (from the driver, or wrapped)."""
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) == "23505"
 
 
 def _copy_rows(
