@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import subprocess
@@ -115,6 +116,80 @@ def _descendants(root: int, skip: int) -> list[int]:
     return out
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _named(name: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+class CpuWatch:
+    """CPU seconds spent while the block runs, by party: this process, the processes it
+    starts (the row builder's worker and its server), the simulator and, on a local
+    PostgreSQL, the server's processes. Short-lived processes are read every 0.1 s, so
+    their last tenth of a second may be missed."""
+
+    def __init__(self, sim_pid: int, server: bool) -> None:
+        self.sim_pid, self.server = sim_pid, server
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.party: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._started = False
+
+    def _read(self) -> None:
+        me = os.getpid()
+        pids = {me: "sync", self.sim_pid: "simulator"}
+        pids.update((p, "helpers") for p in _descendants(me, self.sim_pid))
+        if self.server:
+            pids.update((p, "PostgreSQL server") for p in _named("postgres"))
+        for pid, party in pids.items():
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                # a process that appears later started inside the block
+                self.first.setdefault(pid, cpu if not self._started else 0.0)
+                self.last[pid] = cpu
+                self.party[pid] = party
+        self._started = True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            self._read()
+
+    def __enter__(self) -> CpuWatch:
+        self._read()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._read()
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        by: dict[str, float] = {}
+        for pid, cpu in self.last.items():
+            by[self.party[pid]] = by.get(self.party[pid], 0.0) + cpu - self.first[pid]
+        parts = [f"{party} {by[party]:.2f} s" for party in
+                 ("sync", "helpers", "simulator", "PostgreSQL server") if party in by]  # fmt: skip
+        return ", ".join(parts) + f"; {sum(by.values()):.2f} s in all"
+
+
 def _pss_kib(pid: int) -> int:
     """Proportional set size: memory shared between processes (a worker forked from its
     server) counted once in all."""
@@ -132,8 +207,6 @@ def memory_child(articles: int, customers: int, db_base: str | None) -> None:
     most memory it and the processes it starts for the sync (the row builder's worker,
     its server and the resource tracker) held at once, as PSS watched from /proc every
     50 ms while the run goes on; the simulator is left out."""
-    import os
-
     proc, sim = start_sim(articles, customers)
     helpers: set[int] = set()
     peak_together = [0]  # KiB: the most that this process and its helpers held at once
@@ -205,8 +278,12 @@ def main() -> None:
                 # the simulator builds its records on first reading: warm it, then take
                 # the best of two bare pagings as the floor
                 bare_paging(sim, fields)
-                paging_s = min(bare_paging(sim, fields), bare_paging(sim, fields))
-                total_s, total = timed(engine, "total")
+                paging_s = bare_paging(sim, fields)
+                server = any(host in (args.db or "") for host in ("127.0.0.1", "localhost"))
+                with CpuWatch(proc.pid, server) as paging_cpu:
+                    paging_s = min(paging_s, bare_paging(sim, fields))
+                with CpuWatch(proc.pid, server) as total_cpu:
+                    total_s, total = timed(engine, "total")
                 total2_s, _ = timed(engine, "total")  # a TOTAL over an existing store
                 again = [timed(engine, "total")[0] for _ in range(args.again)]
                 noop_s, _ = timed(engine, "changed")
@@ -228,6 +305,8 @@ def main() -> None:
           f"({n:,} fetched by TOTAL), store: {'PostgreSQL' if args.db else 'SQLite'}")  # fmt: skip
     print(f"bare client paging of the same data : {paging_s:7.2f} s")
     print(f"TOTAL into an empty store           : {total_s:7.2f} s  ratio {total_s / paging_s:.2f} (target <= 1.3)")  # fmt: skip
+    print(f"  CPU of one bare paging: {paging_cpu.summary()}")
+    print(f"  CPU of the first TOTAL: {total_cpu.summary()}")
     print(f"TOTAL over the filled store         : {total2_s:7.2f} s  ratio {total2_s / paging_s:.2f}")  # fmt: skip
     for t in again:
         print(f"  and again                         : {t:7.2f} s  ratio {t / paging_s:.2f}")
