@@ -6,6 +6,7 @@ every test that talks to it crosses a real loopback socket.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import selectors
@@ -39,6 +40,22 @@ def isolated_home(
             monkeypatch.delenv(var)
     monkeypatch.setenv("NO_COLOR", "1")
     return home
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A command run in-process sets up the program's logging (its own handlers, no
+    propagation to the root logger): undone after each test, so that what a later test
+    captures does not depend on which tests ran before it in the same process."""
+    logger = logging.getLogger("passweb_tui")
+    level, propagate, handlers = logger.level, logger.propagate, list(logger.handlers)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @dataclass
