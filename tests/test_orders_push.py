@@ -158,6 +158,7 @@ def test_refused_order_waits_with_its_error_and_goes_next_time(
     assert shown["state"] == states.NEW
     assert article in shown["last_error"] and "inesistente" in shown["last_error"]
     assert [a["outcome"] for a in shown["push_attempts"]] == ["failed"]
+    assert orders.failed_count() == 1
     # the article appears in the ERP; the next sync sends the order
     sim.admin(
         "POST",
@@ -168,6 +169,7 @@ def test_refused_order_waits_with_its_error_and_goes_next_time(
     assert (result.orders_sent, result.orders_failed) == (1, 0)
     shown = orders.show(w1)
     assert shown["state"] == states.STORED and shown["last_error"] is None
+    assert orders.failed_count() == 0
     assert erp_marker_counts(sim, [w1, w2]) == {w1: 1, w2: 1}
 
 

@@ -118,6 +118,12 @@ def test_erp_changes_become_states_and_reviewable_updates(
     assert u["before"]["rows"][0]["qta_evasa"] == "0" and u["after"]["rows"][0]["qta_evasa"] == "1"
     assert u["after"]["header"]["doc_collegati"][0].startswith("BC+")
     assert by_order[gone]["after"] is None and by_order[gone]["before"] is not None
+    # the review queue searched as the order list is: by order id or by ERP key
+    assert [u["order_id"] for u in orders.updates(unreviewed=True, search=partial)] == [partial]
+    by_key = orders.updates(search=k[suspended].lower())  # "OC+1+5" finds "OC+1+51" too
+    assert suspended in {u["order_id"] for u in by_key}
+    assert all(k[suspended] in k[u["order_id"]] for u in by_key)
+    assert orders.updates(search="no such order") == []
 
     # final orders left the open set; the lost one stays open, for an operator to decide
     again = orders.refresh(client)

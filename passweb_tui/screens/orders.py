@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
-import sqlalchemy as sa
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,8 +15,7 @@ from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.api import WebOrders, cust_t, orders_t, updates_t
-from passweb_tui.engine.orders.models import as_utc
+from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
@@ -89,25 +87,12 @@ class PageResult:
     failed: int
 
 
-def failed_count(orders: WebOrders) -> int:
-    """Orders still waiting after an attempt that failed (one count statement)."""
-    table = orders_t
-    with orders.store.read() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(table.c.state.in_(states.WAITING), table.c.last_error.is_not(None))
-            ).scalar_one()
-        )
-
-
 def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
     """One page of the view, with the counts shown on the view selector."""
-    if query.view == "updates" and query.search:
-        items = search_updates(orders, query.search, offset=query.offset)
-    elif query.view == "updates":
-        items = orders.updates(unreviewed=True, limit=PAGE, offset=query.offset)
+    if query.view == "updates":
+        items = orders.updates(
+            unreviewed=True, search=query.search or None, limit=PAGE, offset=query.offset
+        )
     else:
         items = orders.list(
             state=VIEW_STATES[query.view],
@@ -116,55 +101,8 @@ def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
             offset=query.offset,
         )
     return PageResult(
-        query, items, orders.counts(), orders.unreviewed_count(), failed_count(orders)
+        query, items, orders.counts(), orders.unreviewed_count(), orders.failed_count()
     )
-
-
-def search_updates(orders: WebOrders, search: str, *, offset: int) -> list[dict[str, Any]]:
-    """One page of the updates to review whose order's id or customer matches `search`
-    (one statement, shaped as WebOrders.updates gives them)."""
-    like = f"%{search}%"
-    matching = (
-        sa.select(orders_t.c.id)
-        .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
-        .where(
-            sa.or_(
-                orders_t.c.id.ilike(like),
-                orders_t.c.customer_code.ilike(like),
-                cust_t.c.name.ilike(like),
-            )
-        )
-    )
-    query = (
-        sa.select(updates_t)
-        .where(updates_t.c.reviewed.is_(False), updates_t.c.order_id.in_(matching))
-        .order_by(updates_t.c.id.desc())
-        .limit(PAGE)
-        .offset(offset)
-    )
-    with orders.store.read() as conn:
-        found = conn.execute(query).all()
-    return [
-        {
-            "update_id": u.id,
-            "order_id": u.order_id,
-            "reviewed": bool(u.reviewed),
-            "detected": iso(u.detected_at),
-            "run_id": u.run_id,
-            "state_before": u.state_before,
-            "state_after": u.state_after,
-            "before": u.before,
-            "after": u.after,
-            "site_edit": u.site_edit,
-            "reviewed_at": iso(u.reviewed_at),
-        }
-        for u in found
-    ]
-
-
-def iso(value: Any) -> str | None:
-    moment = as_utc(value)
-    return moment.isoformat() if moment is not None else None
 
 
 def update_summary(update: dict[str, Any]) -> str:
@@ -794,7 +732,7 @@ def orders_summary(orders: WebOrders) -> OrdersSummary:
     counts = orders.counts()
     return OrdersSummary(
         waiting=sum(counts[s] for s in states.WAITING),
-        failed=failed_count(orders),
+        failed=orders.failed_count(),
         open=sum(counts[s] for s in states.OPEN),
         unreviewed=orders.unreviewed_count(),
     )

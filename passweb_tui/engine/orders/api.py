@@ -56,6 +56,18 @@ def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def _matches(search: str) -> sa.ColumnElement[bool]:
+    """Orders (joined with their web customer) whose id, customer code or name, or ERP
+    key holds `search`, in any case."""
+    like = f"%{search}%"
+    return sa.or_(
+        orders_t.c.id.ilike(like),
+        orders_t.c.customer_code.ilike(like),
+        cust_t.c.name.ilike(like),
+        orders_t.c.erp_key.ilike(like),
+    )
+
+
 def _iso(value: Any) -> str | None:
     value = as_utc(value)
     return value.isoformat() if value is not None else None
@@ -138,15 +150,7 @@ class WebOrders:
             wanted = [state] if isinstance(state, str) else list(state)
             query = query.where(orders_t.c.state.in_(wanted))
         if search:
-            like = f"%{search}%"
-            query = query.where(
-                sa.or_(
-                    orders_t.c.id.ilike(like),
-                    orders_t.c.customer_code.ilike(like),
-                    cust_t.c.name.ilike(like),
-                    orders_t.c.erp_key.ilike(like),
-                )
-            )
+            query = query.where(_matches(search))
         query = query.order_by(orders_t.c.created.desc(), orders_t.c.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -274,15 +278,24 @@ class WebOrders:
         *,
         unreviewed: bool = False,
         order_id: str | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> builtins.list[dict[str, Any]]:
-        """ERP-side order updates, newest first."""
+        """ERP-side order updates, newest first; `search` keeps those of the orders that
+        `list(search=...)` would find (by id, customer code or name, ERP key)."""
         query = sa.select(updates_t).order_by(updates_t.c.id.desc()).offset(offset)
         if unreviewed:
             query = query.where(updates_t.c.reviewed.is_(False))
         if order_id is not None:
             query = query.where(updates_t.c.order_id == order_id)
+        if search:
+            matching = (
+                sa.select(orders_t.c.id)
+                .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+                .where(_matches(search))
+            )
+            query = query.where(updates_t.c.order_id.in_(matching))
         if limit is not None:
             query = query.limit(limit)
         with self.store.read() as conn:
@@ -330,6 +343,17 @@ class WebOrders:
         return [i for i in ids if i in known], [i for i in ids if i not in known]
 
     # --- the phases of a sync run ----------------------------------------------------------
+
+    def failed_count(self) -> int:
+        """Orders still waiting to be sent after an attempt that failed."""
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(orders_t)
+                    .where(orders_t.c.state.in_(states.WAITING), orders_t.c.last_error.is_not(None))
+                ).scalar_one()
+            )
 
     def waiting_count(self) -> int:
         """Orders that the next push would send."""
