@@ -36,6 +36,11 @@ def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
         articles = [e for e in events if e.phase == "articles" and e.done]
         assert articles and articles[-1].done == result.entities["articles"]["fetched"]
         assert all(e.rate and e.rate > 0 for e in articles)
+        # a first sync cannot know its totals in advance; each pass's last event gives it
+        assert articles[0].total is None or articles[0].total == 0
+        for name, counts in result.entities.items():
+            last = [e for e in events if e.entity == name and e.phase != "deletions"][-1]
+            assert last.total == last.done == counts["fetched"], name
         assert events[-1].finished and events[-1].status == "ok"
 
         board = engine.dashboard()

@@ -912,6 +912,10 @@ class SyncRunner:
         finally:
             for _, future in waiting:  # a pass that stopped early: its pages are not wanted
                 future.cancel()
+        # the pass has read everything: its total is known now (a first TOTAL or a CHANGED
+        # did not know it in advance, a TOTAL only guessed it from the store)
+        total = counts["fetched"]
+        self._emit(phase, spec.name, total, total, started=started)
         if collect_categories and self._categories and len(self._categories) > MAX_CATEGORIES:
             self._messages.append(
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
