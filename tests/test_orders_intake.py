@@ -92,6 +92,17 @@ BAD = [
         order_line("W2014", rows=[{"article": "A", "qty": 1, "price": 1.00001, "vat_code": "22"}]),
         "more than 4 decimals",
     ),
+    # numbers where text is expected (numbers are read as decimals): named, not a crash
+    (
+        order_line("W2015", customer={"code": 501.00042}),
+        'customer.code: must be text, like "501.00042", got 501.00042',
+    ),
+    (
+        order_line("W2016", rows=[{"article": "A", "qty": 1, "price": 1, "vat_code": 22.5}]),
+        "rows[1].vat_code: must be text, got 22.5",
+    ),
+    (order_line("W2017", customer=new_customer(7, zip=20100.5)), "customer.zip: must be text"),
+    (order_line(1001.5), "id: must be 1-40 letters, digits, '_', '.' or '-', got 1001.5"),
 ]
 
 
@@ -112,6 +123,15 @@ def test_bad_lines_are_reported_by_number_and_store_nothing(store: Store) -> Non
     assert count(store, "web_order_row") == 4
     assert report.skipped[2].order_id == "W2002"
     assert str(report.skipped[2]).startswith("line 4 (order W2002): rows: required")
+
+
+def test_a_discount_written_as_a_number_is_taken(store: Store) -> None:
+    orders = WebOrders(store)
+    row = {"article": "A", "qty": 1, "price": "10.00", "vat_code": "22", "discount": 12.5}
+    report = orders.import_lines(jsonl(order_line("W1", rows=[row])).splitlines())
+    assert report.stored == ["W1"]
+    (line,) = orders.show("W1")["lines"]
+    assert line["discount"] == "12.5" and line["total"] == "8.75"
 
 
 def test_known_ids_are_refused_never_duplicated(store: Store) -> None:

@@ -114,6 +114,16 @@ class ImportReport:
         return not self.skipped
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: as it was written in the JSON (numbers are
+    read as decimals, which the JSON encoder does not take)."""
+    if isinstance(value, Decimal):
+        text = str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text[:limit]
+
+
 def _text(
     value: Any, where: str, *, required: bool = False, limit: int | None = None
 ) -> str | None:
@@ -122,7 +132,7 @@ def _text(
             raise OrderInvalid(f"{where}: required")
         return None
     if not isinstance(value, str):
-        raise OrderInvalid(f"{where}: must be text, got {json.dumps(value)[:40]}")
+        raise OrderInvalid(f"{where}: must be text, got {_shown(value)}")
     value = value.strip()
     if any(ord(ch) < 0x20 for ch in value) and where != "note":
         raise OrderInvalid(f"{where}: contains control characters")
@@ -133,7 +143,7 @@ def _text(
 
 def _decimal(value: Any, where: str, *, positive: bool) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise OrderInvalid(f"{where}: must be a number, got {json.dumps(value, default=str)[:40]}")
+        raise OrderInvalid(f"{where}: must be a number, got {_shown(value)}")
     try:
         number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     except InvalidOperation:
@@ -165,7 +175,7 @@ def validate(obj: Any) -> OrderIn:
     order_id = obj.get("id")
     if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
         raise OrderInvalid(
-            f"id: must be 1-40 letters, digits, '_', '.' or '-', got {json.dumps(order_id)[:50]}"
+            f"id: must be 1-40 letters, digits, '_', '.' or '-', got {_shown(order_id, 50)}"
         )
     created_text = _text(obj.get("created"), "created", required=True)
     assert created_text is not None
@@ -175,15 +185,16 @@ def validate(obj: Any) -> OrderIn:
         raise OrderInvalid(
             f"created: not an ISO-8601 date-time (2026-11-27T10:15:00): {created_text!r}"
         ) from None
-    if created.tzinfo is None:
-        # the site's clock is the operator's local time
-        created = created.astimezone()
-    created = created.astimezone(UTC)
+    try:
+        if created.tzinfo is None:
+            # the site's clock is the operator's local time
+            created = created.astimezone()
+        created = created.astimezone(UTC)
+    except (ValueError, OverflowError):  # a date at the very ends of the calendar
+        raise OrderInvalid(f"created: out of range: {created_text!r}") from None
     payment = obj.get("payment")
     if payment not in ("confirmed", "unconfirmed"):
-        raise OrderInvalid(
-            f'payment: must be "confirmed" or "unconfirmed", got {json.dumps(payment)[:40]}'
-        )
+        raise OrderInvalid(f'payment: must be "confirmed" or "unconfirmed", got {_shown(payment)}')
     customer = obj.get("customer")
     if not isinstance(customer, dict) or not customer:
         raise OrderInvalid("customer: required, an object with code, or a new customer's details")
@@ -195,9 +206,11 @@ def validate(obj: Any) -> OrderIn:
                 "customer: give either code (an ERP customer) or a new customer's details, not both"
             )
         code = customer["code"]
-        if not isinstance(code, str) or not ERP_CUSTOMER_CODE.match(code):
+        if not isinstance(code, str):
+            raise OrderInvalid(f'customer.code: must be text, like "501.00042", got {_shown(code)}')
+        if not ERP_CUSTOMER_CODE.match(code):
             raise OrderInvalid(
-                f"customer.code: not an ERP customer code like 501.00042: {json.dumps(code)[:40]}"
+                f"customer.code: not an ERP customer code like 501.00042: {_shown(code)}"
             )
         customer_code = code
     else:
@@ -227,7 +240,7 @@ def validate(obj: Any) -> OrderIn:
         new_customer = NewCustomer(**values)  # type: ignore[arg-type]
     currency = obj.get("currency", "EUR")
     if not isinstance(currency, str) or not CURRENCY.match(currency):
-        raise OrderInvalid(f"currency: an ISO code like EUR, got {json.dumps(currency)[:20]}")
+        raise OrderInvalid(f"currency: an ISO code like EUR, got {_shown(currency, 20)}")
     payment_code = _text(obj.get("payment_code"), "payment_code", limit=LIMITS["payment_code"])
     note = _text(obj.get("note"), "note", limit=LIMITS["note"])
     if note is not None and "$" in note:
@@ -250,7 +263,7 @@ def validate(obj: Any) -> OrderIn:
             vat = str(vat)
         vat = _text(vat, f"{where}.vat_code", required=True, limit=4)
         discount = raw.get("discount")
-        if isinstance(discount, int | float) and not isinstance(discount, bool):
+        if isinstance(discount, int | float | Decimal) and not isinstance(discount, bool):
             discount = str(discount)
         discount = _text(discount, f"{where}.discount", limit=20)
         if discount is not None and not DISCOUNT.match(discount):
