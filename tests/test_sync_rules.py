@@ -310,6 +310,27 @@ def test_a_newly_used_field_is_filled_for_every_record(engine: Engine) -> None:
     assert engine.run("changed").entities["articles"]["updated"] == 0
 
 
+def test_a_field_used_while_a_refill_runs_is_filled_by_the_next_run(engine: Engine) -> None:
+    """The run read the used fields before the second field was used: it must leave that
+    request for the next run instead of clearing it with its own."""
+    engine.run("total")
+    count = len(store_articles(engine))
+    engine.set_used("articles", ["pubblica"], True)
+    used_meanwhile: list[str] = []
+
+    def use_another(ev: ProgressEvent) -> None:
+        if ev.entity == "articles" and ev.done > 0 and not used_meanwhile:
+            used_meanwhile.extend(engine.set_used("articles", ["gest_precanc"], True))
+
+    first = engine.run("changed", on_event=use_another)
+    assert first.status == "ok" and used_meanwhile == ["gest_precanc"]
+    assert first.entities["articles"]["updated"] == count  # pubblica, for every record
+    second = engine.run("changed")
+    assert second.entities["articles"]["updated"] == count  # gest_precanc, for every record
+    assert all("gest_precanc" in a["data"] for a in engine.articles(limit=100_000))
+    assert engine.run("changed").entities["articles"]["updated"] == 0
+
+
 def test_total_and_changed_exclude_each_other_and_a_dead_holder_expires(engine: Engine) -> None:
     other = Lease(engine.store, 60)  # as another process would hold it
     other.acquire(run_id=99)
@@ -354,6 +375,58 @@ def test_cancelling_stops_cleanly_and_keeps_the_watermark(engine: Engine) -> Non
     assert watermark(engine) is None
     assert engine.lease() is None
     assert engine.run("changed").status == "ok"
+
+
+class _CancelWhileFetching:
+    """A client whose second page of particolarita arrives just as the operator cancels:
+    the fetch thread sees the cancel with a page in hand."""
+
+    def __init__(self, real: MexalClient, cancel: threading.Event, applied: threading.Event):
+        self.real, self.cancel, self.applied = real, cancel, applied
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def iter_pages(self, resource: str, **kw: Any) -> Iterator[Any]:
+        pages = self.real.iter_pages(resource, **kw)
+        if resource != "particolarita":
+            yield from pages
+            return
+        yield next(pages)
+        assert self.applied.wait(30)  # the first page is written
+        second = next(pages)
+        self.cancel.set()
+        yield second
+        yield from pages
+
+
+def test_a_cancel_during_the_last_pass_is_a_cancelled_run(engine: Engine, sim: Any) -> None:
+    """The particolarita are the last pass of a CHANGED: a cancel while one of their pages
+    is fetched must not end the pass as if every page had come (and move the watermark)."""
+    from passweb_tui.engine.sync import SyncRunner
+
+    assert engine.run("total").status == "ok"
+    mark = watermark(engine)
+    sim.admin("PUT", "clock", json={"offset_s": 2 * 3600})
+    sim.admin("POST", "mutate", json={"resource": "particolarita", "count": 51, "seed": 9})
+    sim.admin("PUT", "clock", json={"offset_s": 4 * 3600})
+    cancel, applied = threading.Event(), threading.Event()
+
+    def on_event(ev: ProgressEvent) -> None:
+        if ev.entity == "conditions" and ev.phase == "conditions" and ev.done > 0:
+            applied.set()
+
+    with MexalClient(erp_config(sim)) as real:
+        client = _CancelWhileFetching(real, cancel, applied)
+        runner = SyncRunner(
+            engine.store, client, SyncOptions(page_size=10), on_event=on_event, cancel=cancel
+        )
+        result = runner.run("changed")
+    assert cancel.is_set()
+    assert result.status == "cancelled"
+    assert watermark(engine) == mark
+    assert engine.run("changed").status == "ok"
+    assert in_step(engine) == {}
 
 
 def test_scoped_partial_repulls_named_records_without_moving_the_watermark(

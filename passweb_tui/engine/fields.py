@@ -11,7 +11,13 @@ from sqlalchemy import Connection, delete, select, update
 
 from passweb_tui.engine.models import ErpField
 from passweb_tui.engine.records import ENTITIES, KEY_FIELD, MAIN_ENTITIES, FieldSpec
-from passweb_tui.engine.state import ATTRIBUTES_DONE, REFILL_PREFIX, get_state, set_state
+from passweb_tui.engine.state import (
+    ATTRIBUTES_DONE,
+    REFILL_PREFIX,
+    get_state,
+    refill_token,
+    set_state,
+)
 from passweb_tui.engine.store import Store
 
 _T = ErpField.__table__  # type: ignore[attr-defined]
@@ -83,7 +89,7 @@ def attribute_update(store: Store, client: _InfoSource) -> dict[str, int]:
                 conn.execute(_T.insert(), rows)
             gone_used = [n for n, u in existing.items() if u and n not in names]
             if gone_used:
-                set_state(conn, REFILL_PREFIX + entity, "1")
+                set_state(conn, REFILL_PREFIX + entity, refill_token())
             counts[entity] = len(rows)
         set_state(conn, ATTRIBUTES_DONE, now.isoformat())
     return counts
@@ -131,7 +137,7 @@ def set_used(store: Store, entity: str, names: Iterable[str], used: bool) -> lis
             conn.execute(
                 update(_T).where(_T.c.entity == entity, _T.c.name.in_(changed)).values(used=used)
             )
-            set_state(conn, REFILL_PREFIX + entity, "1")
+            set_state(conn, REFILL_PREFIX + entity, refill_token())
     return changed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, select
@@ -36,5 +37,13 @@ def set_state(conn: Connection, name: str, value: str | None) -> None:
     conn.execute(stmt)
 
 
-def clear_state(conn: Connection, name: str) -> None:
-    conn.execute(delete(_T).where(_T.c.name == name))
+def refill_token() -> str:
+    """A new value for a refill request: a run clears only the request it read, so one
+    made while it runs (a field used meanwhile) waits for the next run."""
+    return uuid.uuid4().hex
+
+
+def clear_state_if(conn: Connection, name: str, value: str | None) -> None:
+    """Clear a state only while it still holds the value read earlier."""
+    same = _T.c.value.is_(None) if value is None else _T.c.value == value
+    conn.execute(delete(_T).where(_T.c.name == name, same))

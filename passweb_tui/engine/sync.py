@@ -74,7 +74,7 @@ from passweb_tui.engine.state import (
     LAST_OK_RUN,
     REFILL_PREFIX,
     WATERMARK,
-    clear_state,
+    clear_state_if,
     get_prefixed,
     get_state,
     set_state,
@@ -286,10 +286,12 @@ class _Prefetch:
     def _work(self, pages: Iterator[Any]) -> None:
         try:
             for page in pages:
-                if self._stop.is_set() or self._cancel.is_set():
-                    break
-                if not self._put(page):
-                    break
+                if self._cancel.is_set():
+                    # not the end of the pages: the writer must not take the pass as done
+                    self._put(Cancelled())
+                    return
+                if self._stop.is_set() or not self._put(page):
+                    return
             self._put(self._END)
         except BaseException as exc:  # handed to the writer, which reports it
             self._put(exc)
@@ -424,7 +426,7 @@ class SyncRunner:
         with self.store.read() as conn:
             watermark = get_state(conn, WATERMARK)
             attrs_done = get_state(conn, ATTRIBUTES_DONE) is not None
-            refill = set(get_prefixed(conn, REFILL_PREFIX))
+            refill = get_prefixed(conn, REFILL_PREFIX)  # entity -> the request's token
         if kind == "changed" and watermark is None:
             kind = "total"
             self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
@@ -433,9 +435,10 @@ class SyncRunner:
         if pulls and not dry_run:
             self._lease = Lease(self.store, self.options.lease_seconds)
             self._lease.acquire()
-            self._close_abandoned_runs()
         started = utcnow()
         try:
+            if self._lease is not None:
+                self._close_abandoned_runs()
             self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started)
             if self._lease is not None:
                 self._lease.set_run(self.run_id)
@@ -589,7 +592,7 @@ class SyncRunner:
         kind: str,
         scope: Scope | None,
         watermark: str | None,
-        refill: set[str],
+        refill: Mapping[str, str | None],
         dry_run: bool,
     ) -> list[_Pass]:
         passes: list[_Pass] = []
@@ -912,6 +915,7 @@ class SyncRunner:
         finally:
             for _, future in waiting:  # a pass that stopped early: its pages are not wanted
                 future.cancel()
+        self._check_cancel()  # a pass cut short by a cancel never counts as complete
         # the pass has read everything: its total is known now (a first TOTAL or a CHANGED
         # did not know it in advance, a TOTAL only guessed it from the store)
         total = counts["fetched"]
@@ -1379,7 +1383,7 @@ class SyncRunner:
         finished: datetime,
         kind: str,
         scope: Scope | None,
-        refill: set[str],
+        refill: Mapping[str, str | None],
         dry_run: bool,
     ) -> None:
         with self.store.write() as conn:
@@ -1391,8 +1395,9 @@ class SyncRunner:
                 mark = clock - timedelta(minutes=self.options.overlap_minutes)
                 set_state(conn, WATERMARK, _stamp(mark))
                 set_state(conn, LAST_OK_RUN, str(self.run_id))
-                for name in refill:
-                    clear_state(conn, REFILL_PREFIX + name)
+                for name, token in refill.items():
+                    # only the requests this run read: one made meanwhile waits for the next
+                    clear_state_if(conn, REFILL_PREFIX + name, token)
                 cutoff = finished - timedelta(days=self.options.change_log_days)
                 conn.execute(delete(_CHANGES).where(_CHANGES.c.at < cutoff))
             conn.execute(
