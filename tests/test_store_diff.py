@@ -225,6 +225,19 @@ def test_protected_lookup_descriptions_stay_and_count_as_in_step(store) -> None:
     assert row["description"] == "Euro" and row["rate"] == Decimal("1.5")
     again = SyncRunner(store, erp, options).run("total", dry_run=True)
     assert again.entities["currencies"]["updated"] == 0
+    # the setting turned back on: the ERP's description comes at the next sync
+    allow = SyncOptions(page_size=10)
+    back = SyncRunner(store, erp, allow).run("total")
+    assert back.entities["currencies"]["updated"] == 1
+    fields = {c.field for c in engine.changes(run_id=back.run_id, entity="currencies")}
+    assert fields == {"descrizione"}
+    with store.read() as conn:
+        row = conn.execute(select(store_table("currencies"))).mappings().one()
+    assert row["description"] == "Euro (renamed in the ERP)"
+    assert (
+        SyncRunner(store, erp, allow).run("total", dry_run=True).entities["currencies"]["updated"]
+        == 0
+    )
 
 
 def test_change_log_times_read_back_and_old_entries_are_pruned(store) -> None:

@@ -442,18 +442,26 @@ def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
 DIGEST_VERSION = b"4"
 
 
-def digest_salt(spec: EntitySpec, rules: SiteRules, used: tuple[str, ...] | None = None) -> bytes:
-    """Everything besides the record that decides its row: entity, used fields, settings."""
-    return b"|".join(
-        [
-            DIGEST_VERSION,
-            spec.name.encode(),
-            ",".join(used or ()).encode(),
-            str(rules.site_no).encode(),
-            b"1" if rules.publish_predeleted else b"0",
-            rules.category_mode.encode(),
-        ]
-    )
+def digest_salt(
+    spec: EntitySpec,
+    rules: SiteRules,
+    used: tuple[str, ...] | None = None,
+    keep_descriptions: bool = False,
+) -> bytes:
+    """Everything besides the record that decides its row: entity, used fields, settings
+    (`keep_descriptions`: a lookup table whose site descriptions the ERP's do not
+    overwrite, so that turning the setting back on brings the ERP's descriptions)."""
+    parts = [
+        DIGEST_VERSION,
+        spec.name.encode(),
+        ",".join(used or ()).encode(),
+        str(rules.site_no).encode(),
+        b"1" if rules.publish_predeleted else b"0",
+        rules.category_mode.encode(),
+    ]
+    if keep_descriptions:
+        parts.append(b"keep-descriptions")
+    return b"|".join(parts)
 
 
 def record_digest(record: Mapping[str, Any], salt: bytes) -> str:

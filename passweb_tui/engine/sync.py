@@ -830,7 +830,7 @@ class SyncRunner:
         # a full pass over a filled table first looks at each page's records as text: a
         # page whose records all keep their digests is done without decoding it
         by_text = p.full and spec.main and bool(total)
-        salt = digest_salt(spec, self.options.rules, used)
+        salt = self._salt(spec, used)
         started = time.monotonic()
         self._emit(phase, spec.name, 0, total, started=started)
         pending_retry = set(self._retry.get(spec.name, ())) if not p.full else set()
@@ -1012,7 +1012,7 @@ class SyncRunner:
         spec = p.spec
         rules = self.options.rules
         used = self._catalogue(spec.name)[0] if spec.main else None
-        salt = digest_salt(spec, rules, used)
+        salt = self._salt(spec, used)
         since = p.since if not p.full and not p.codes else None
         by_key: dict[str, Quick] = {}
         removed: list[str] = []
@@ -1038,6 +1038,13 @@ class SyncRunner:
         return list(by_key.values()), removed, rejects, skipped
 
     # --- writing ----------------------------------------------------------------------
+
+    def _keeps_descriptions(self, spec: EntitySpec) -> bool:
+        """A lookup table whose descriptions the site keeps (the per-table setting)."""
+        return spec.lookup and not self.options.update_descriptions.get(spec.name, True)
+
+    def _salt(self, spec: EntitySpec, used: tuple[str, ...] | None) -> bytes:
+        return digest_salt(spec, self.options.rules, used, self._keeps_descriptions(spec))
 
     def _where_part(self, spec: EntitySpec) -> list[Any]:
         t = spec.table
@@ -1097,9 +1104,7 @@ class SyncRunner:
                 rows, bad = build_rows(spec, changed, used, cat, rules, categories)
             rejects.extend(bad)
             rejected_keys = {k for k, _ in rejects if k}
-            protect_descriptions = spec.lookup and not self.options.update_descriptions.get(
-                spec.name, True
-            )
+            protect_descriptions = self._keeps_descriptions(spec)
             inserts = [r for r in rows if r.key not in existing]
             updates = [r for r in rows if r.key in existing]
             inserted = [c[0] for c in new] or [r.key for r in inserts]
