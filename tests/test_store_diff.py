@@ -297,3 +297,29 @@ def test_digests_read_by_a_pages_key_range_are_those_read_key_by_key(db_url: str
                 assert _digests_by_span(conn, spec, keys) == _digests(conn, spec, keys), keys
     finally:
         st.close()
+
+
+def test_a_dry_run_with_rejects_beside_another_writer(store, monkeypatch) -> None:
+    """A dry run takes no lease, so another run may commit while it reads a page: its
+    rejects must still be recorded (SQLite refuses a write in a transaction whose
+    snapshot another connection has made stale)."""
+    from sqlalchemy import text
+
+    from passweb_tui.engine import sync as sync_mod
+
+    erp = PagesFromMemory()
+    SyncRunner(store, erp, SyncOptions(page_size=10)).run("total")
+    erp.data["articoli"]["A003"]["descrizione"] = "x" * 200  # longer than the site takes
+    real = sync_mod._digests
+
+    def digests_then_another_writer(conn, spec, keys):
+        found = real(conn, spec, keys)
+        if spec.name == "articles":
+            with store.write() as other:  # another run commits a page meanwhile
+                other.execute(text("UPDATE sync_lease SET run_id = COALESCE(run_id, 0) + 1"))
+        return found
+
+    monkeypatch.setattr(sync_mod, "_digests", digests_then_another_writer)
+    result = SyncRunner(store, erp, SyncOptions(page_size=10)).run("total", dry_run=True)
+    assert result.status == "ok_with_rejects", result.error
+    assert result.entities["articles"]["rejected"] == 1

@@ -1157,13 +1157,17 @@ class SyncRunner:
             counts["deleted"] += len(gone)
             counts["rejected"] += len(rejects)
             if rejects:
-                conn.execute(
-                    insert(_REJECTS),
-                    [
-                        {"run_id": self.run_id, "entity": spec.name, "key": k, "reason": why}
-                        for k, why in rejects
-                    ],
-                )
+                reject_rows = [
+                    {"run_id": self.run_id, "entity": spec.name, "key": k, "reason": why}
+                    for k, why in rejects
+                ]
+                if dry_run:
+                    # a dry run's page only reads: on SQLite, a write in that transaction
+                    # would fail at once if another run committed since its first read
+                    with self.store.write() as wconn:
+                        wconn.execute(insert(_REJECTS), reject_rows)
+                else:
+                    conn.execute(insert(_REJECTS), reject_rows)
             if dry_run:
                 return
             write = inserts + updates
