@@ -429,6 +429,32 @@ def test_a_cancel_during_the_last_pass_is_a_cancelled_run(engine: Engine, sim: A
     assert in_step(engine) == {}
 
 
+def test_a_run_whose_lease_was_taken_over_does_not_move_the_watermark(
+    db_url: str, sim: Any
+) -> None:
+    """A run that stalled past its lease's expiry, while another took the lease over,
+    must not move the watermark at its end, even if its heartbeat never noticed."""
+    from sqlalchemy import update
+
+    engine = open_engine(db_url, sim, lease_seconds=600)  # no heartbeat within the run
+    try:
+        assert engine.run("total").status == "ok"
+        mark = watermark(engine)
+        lease_t = metadata.tables["sync_lease"]
+
+        def take_over(ev: ProgressEvent) -> None:
+            if ev.entity == "conditions" and ev.total is not None and ev.done == ev.total:
+                with engine.store.write() as conn:
+                    conn.execute(update(lease_t).values(holder="another-host:1:x"))
+
+        result = engine.run("changed", on_event=take_over)
+        assert result.status == "failed" and "taken over" in (result.error or "")
+        assert watermark(engine) == mark
+        assert engine.runs()[0].status == "failed"
+    finally:
+        engine.close()
+
+
 def test_scoped_partial_repulls_named_records_without_moving_the_watermark(
     engine: Engine, sim: Any
 ) -> None:

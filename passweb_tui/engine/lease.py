@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from passweb_tui.engine.models import SyncLease
 from passweb_tui.engine.store import Store
@@ -147,6 +147,14 @@ class Lease:
             if result.rowcount != 1:
                 self.lost.set()
                 raise LeaseLost(f"the {self.name} lease was taken over by another run")
+
+    def held(self, conn: Connection) -> bool:
+        """Whether this lease is still ours, read in the caller's transaction (so what the
+        caller writes there is written only by the holder)."""
+        found = conn.execute(
+            select(_T.c.holder).where(_T.c.name == self.name, _T.c.holder == self.holder)
+        ).first()
+        return found is not None
 
     def start_heartbeat(self) -> None:
         def beat() -> None:

@@ -555,7 +555,7 @@ class SyncRunner:
             conn.close()
         try:
             finished = utcnow()
-            self._finish(status, error, finished, kind, scope, refill, dry_run)
+            status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
         finally:
             if self._lease is not None:
                 self._lease.release()
@@ -1394,11 +1394,18 @@ class SyncRunner:
         scope: Scope | None,
         refill: Mapping[str, str | None],
         dry_run: bool,
-    ) -> None:
+    ) -> tuple[str, str | None]:
+        """Record the run's end (and move the watermark after a good TOTAL or CHANGED);
+        returns the status and error as recorded."""
         with self.store.write() as conn:
             moves = (
                 status in ("ok", "ok_with_rejects") and kind in ("total", "changed") and not dry_run
             )
+            if moves and self._lease is not None and not self._lease.held(conn):
+                # another run took the lease over (this one stalled past its expiry): what
+                # this one wrote stays, but the watermark is that run's to move
+                moves = False
+                status, error = "failed", "the lease was taken over by another run"
             if moves:
                 clock = self.erp_clock or datetime.now()
                 mark = clock - timedelta(minutes=self.options.overlap_minutes)
@@ -1421,6 +1428,7 @@ class SyncRunner:
                     message="; ".join(self._messages) or None,
                 )
             )
+        return status, error
 
 
 _CHANGE_COLUMNS = ("run_id", "at", "entity", "key", "change", "field", "old", "new")
