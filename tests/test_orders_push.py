@@ -309,3 +309,33 @@ def test_no_customer_code_left_is_said_plainly() -> None:
         "ERP refused the request", code=6001, detail="6001 - errore gestionale [Cap errato]"
     )
     assert "the ERP did not create it" in customer_error("customer 'X'", "501", other)
+
+
+@pytest.mark.parametrize("new_customers", [3, 0])
+def test_rejected_credentials_stop_the_push_at_once(
+    store: Store, sim: Any, base: int, new_customers: int
+) -> None:
+    """The ERP locks a user after a few failed logins: a push whose credentials the ERP
+    now rejects stops at the first refusal (one per worker at most), and everything is
+    sent, once, when the password is right again."""
+    from passweb_tui.engine.erp.errors import AuthError
+
+    ids = import_orders(store, base, 10, new_customers=new_customers)
+    statuses: list[int] = []
+    sim.admin("PUT", f"users/{sim.user}", json={"password": "changed-in-the-erp"})
+    try:
+        with MexalClient(
+            erp_config(sim), on_response=lambda r, _t: statuses.append(r.status_code)
+        ) as client:
+            with pytest.raises(AuthError):
+                WebOrders(store).push(client)
+            workers = client.config.max_in_flight
+    finally:
+        sim.admin("PUT", f"users/{sim.user}", json={"password": sim.password})
+    assert 1 <= statuses.count(401) <= workers
+    assert set(states_of(store).values()) == {states.NEW}
+    with MexalClient(erp_config(sim)) as client:
+        again = WebOrders(store).push(client)
+    assert (again.orders_sent, again.orders_failed) == (10, 0)
+    assert again.customers_sent == new_customers
+    assert erp_marker_counts(sim, ids) == dict.fromkeys(ids, 1)

@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine.erp.client import Filter, MexalClient
-from passweb_tui.engine.erp.errors import ErpError
+from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import (
     CUSTOMERS_RESOURCE,
@@ -167,12 +167,26 @@ class _Outcome:
     error: str | None = None
     uncertain: bool = False
     snapshot: dict[str, Any] | None = None
+    #: an ERP refusal that stops the whole push (credentials, company): see _REFUSALS
+    stop: ErpError | None = None
 
     @classmethod
-    def failure(cls, claim: _Claim, message: str, *, uncertain: bool) -> _Outcome:
+    def failure(
+        cls, claim: _Claim, message: str, *, uncertain: bool, cause: ErpError | None = None
+    ) -> _Outcome:
         return cls(
-            claim, "uncertain" if uncertain else "failed", error=message, uncertain=uncertain
+            claim,
+            "uncertain" if uncertain else "failed",
+            error=message,
+            uncertain=uncertain,
+            stop=cause if isinstance(cause, _REFUSALS) else None,
         )
+
+
+#: refusals of the ERP that no other record would escape (rejected credentials, a wrong
+#: company or year): the push stops at the first, instead of repeating a failed login
+#: once a record (the ERP locks a user after a few) and reporting each record as refused
+_REFUSALS = (AuthError, ContextMissingError)
 
 
 class Pusher:
@@ -503,6 +517,8 @@ class Pusher:
                     result=result,
                     failed=failed,
                 )
+                if isinstance(exc, _REFUSALS):
+                    raise
                 return
             if code is not None:
                 self._bind_customer(cid, claim, code, "found", result)
@@ -522,6 +538,8 @@ class Pusher:
             self._fail_customer(
                 cid, claim, message, uncertain=exc.outcome_unknown, result=result, failed=failed
             )
+            if isinstance(exc, _REFUSALS):
+                raise
             return
         except Exception as exc:  # an unexpected failure after the request: outcome unknown
             self._fail_customer(
@@ -627,14 +645,25 @@ class Pusher:
             with self._lock:
                 result.skipped_busy += len(cands) - len(claims)
         outcomes: list[_Outcome] = []
+        stop: ErpError | None = None
         try:
-            for claim in claims:
-                outcomes.append(self._send_order(claim))
+            for i, claim in enumerate(claims):
+                outcome = self._send_order(claim)
+                outcomes.append(outcome)
+                if outcome.stop is not None:
+                    # the rest of the batch waits, untried (an uncertain one stays so)
+                    stop = outcome.stop
+                    outcomes.extend(
+                        _Outcome(c, "deferred", uncertain=c.was_uncertain) for c in claims[i + 1 :]
+                    )
+                    break
         except Exception:
             # a failure of our own (not the ERP's): keep what is known, then stop
             self._finish_orders(outcomes, result)
             raise
         self._finish_orders(outcomes, result)
+        if stop is not None:
+            raise stop
 
     def _claim_orders(self, cands: list[_Candidate]) -> list[_Claim]:
         """Claim those of `cands` that are still free, in one transaction committed before
@@ -714,6 +743,7 @@ class Pusher:
                     f"{name}: an earlier attempt's outcome is unknown and looking it up in "
                     f"the ERP failed: {exc}",
                     uncertain=True,
+                    cause=exc,
                 )
             if keys:
                 return self._bound(claim, keys, "found", self._try_document(oid))
@@ -724,7 +754,8 @@ class Pusher:
             return _Outcome(claim, "deferred")
         except (LookupError, ErpError) as exc:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
-            return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False)
+            cause = exc if isinstance(exc, ErpError) else None
+            return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False, cause=cause)
         try:
             key = self.client.create(ORDERS_RESOURCE, record)
         except ErpError as exc:
@@ -736,7 +767,7 @@ class Pusher:
                     keys = []
                 if keys:
                     return self._bound(claim, keys, "found", record)
-            return _Outcome.failure(claim, message, uncertain=exc.outcome_unknown)
+            return _Outcome.failure(claim, message, uncertain=exc.outcome_unknown, cause=exc)
         except Exception as exc:  # an unexpected failure after the request: outcome unknown
             return _Outcome.failure(
                 claim, f"{name}: {exc.__class__.__name__}: {exc}", uncertain=True
