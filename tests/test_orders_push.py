@@ -339,3 +339,58 @@ def test_rejected_credentials_stop_the_push_at_once(
     assert (again.orders_sent, again.orders_failed) == (10, 0)
     assert again.customers_sent == new_customers
     assert erp_marker_counts(sim, ids) == dict.fromkeys(ids, 1)
+
+
+def _die_after_claiming_customers(step: str, site_id: str) -> None:
+    if step == "claimed" and not site_id.startswith("W"):  # a customer's claim, not an order's
+        raise SimulatedCrash(f"died after claiming customer {site_id}, before any request")
+
+
+def test_an_uncertain_customer_is_never_bound_to_another_company_sharing_its_email(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    page = client.search_page(
+        "clienti", [Filter("codice", "=", "501.00003")], fields=["codice", "email"]
+    )
+    other = page.records[0]
+    assert other.get("email")
+    orders = WebOrders(store)
+    mine = new_customer(base + 1, email=str(other["email"]).lower(), vat_number=vat(base + 1))
+    oid = f"W{base + 1}"
+    assert orders.import_lines(jsonl(order_line(oid, customer=mine)).splitlines()).complete
+    with pytest.raises(SimulatedCrash):
+        Pusher(store, client, crash=_die_after_claiming_customers).push()
+    result = orders.push(client)
+    assert (result.customers_sent, result.orders_sent) == (1, 1)
+    code = orders.show(oid)["customer"]["erp_code"]
+    assert code != other["codice"]
+    assert erp_customers_with_vat(client, vat(base + 1)) == [code]
+
+
+def test_a_customer_sharing_a_tax_code_with_a_bound_one_gets_its_own_erp_customer(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A sole trader ordered with his VAT number, then privately (tax code only, another
+    e-mail): two site customers. The second, left uncertain, must not be matched to the
+    first's ERP customer (a unique binding every later push would trip over)."""
+    orders = WebOrders(store)
+    tax_code = f"RSSMRA80A01F{base % 1000:03d}X"
+    trader = new_customer(base + 1, vat_number=vat(base + 1), tax_code=tax_code)
+    lines = [order_line(f"W{base + 1}", customer=trader)]
+    assert orders.import_lines(jsonl(*lines).splitlines()).complete
+    assert orders.push(client).customers_sent == 1
+    private = new_customer(base + 2, tax_code=tax_code, email=f"private{base}@example.it")
+    private.pop("vat_number")
+    unrelated = f"W{base + 3}"
+    lines = [order_line(f"W{base + 2}", customer=private), order_line(unrelated)]
+    report = orders.import_lines(jsonl(*lines).splitlines())
+    assert report.complete and report.new_customers == 1
+    with pytest.raises(SimulatedCrash):
+        Pusher(store, client, crash=_die_after_claiming_customers).push()
+    result = orders.push(client)
+    assert (result.customers_sent, result.customers_failed) == (1, 0)
+    assert result.orders_sent == 2
+    first = orders.show(f"W{base + 1}")["customer"]["erp_code"]
+    second = orders.show(f"W{base + 2}")["customer"]["erp_code"]
+    assert first and second and first != second
+    assert orders.show(unrelated)["state"] == states.STORED

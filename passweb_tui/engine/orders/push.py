@@ -189,6 +189,11 @@ class _Outcome:
 _REFUSALS = (AuthError, ContextMissingError)
 
 
+def _ident(value: Any) -> str:
+    """An identifier (VAT number, tax code, e-mail) as compared: no spaces, one case."""
+    return "".join(str(value or "").split()).upper()
+
+
 class Pusher:
     """Pushes what waits on the site: new customers first, then confirmed orders."""
 
@@ -451,24 +456,43 @@ class Pusher:
     # --- customers ------------------------------------------------------------------
 
     def _customer_lookup(self, row: Any) -> str | None:
-        """An ERP customer matching a site customer by VAT number, else tax code, else e-mail."""
-        for campo, value, ci in (
-            ("partita_iva", row.vat_number, False),
-            ("codice_fiscale", row.tax_code, False),
-            ("email", row.email, True),
-        ):
-            if not value:
-                continue
-            page = self.client.search_page(
-                CUSTOMERS_RESOURCE,
-                [Filter(campo, "=", value, case_insensitive=ci)],
-                fields=["codice"],
-                max=10,
+        """The ERP customer an earlier attempt may have created for this site customer
+        (its outcome unknown): searched by the site customer's VAT number, else its tax
+        code, else its e-mail (only the first of these it has), and taken only when it
+        agrees on every one of them the site customer has and no other site customer is
+        bound to it. Another company sharing an e-mail or a tax code is never taken."""
+        known = [
+            ("partita_iva", row.vat_number),
+            ("codice_fiscale", row.tax_code),
+            ("email", row.email),
+        ]
+        given = [(campo, value, _ident(value)) for campo, value in known if _ident(value)]
+        if not given:
+            return None
+        campo, value, _ = given[0]
+        page = self.client.search_page(
+            CUSTOMERS_RESOURCE,
+            [Filter(campo, "=", value, case_insensitive=campo == "email")],
+            fields=["codice", *(c for c, _ in known)],
+            max=10,
+        )
+        codes = sorted(
+            str(r["codice"])
+            for r in page.records
+            if r.get("codice") and all(_ident(r.get(c)) == v for c, _, v in given)
+        )
+        if not codes:
+            return None
+        with self.store.read() as conn:
+            bound = set(
+                conn.execute(
+                    sa.select(cust_t.c.erp_code).where(
+                        cust_t.c.erp_code.in_(codes), cust_t.c.id != row.id
+                    )
+                ).scalars()
             )
-            codes = sorted(str(r["codice"]) for r in page.records if r.get("codice"))
-            if codes:
-                return codes[0]
-        return None
+        free = [c for c in codes if c not in bound]
+        return free[0] if free else None
 
     def _customer_record(self, row: Any) -> dict[str, Any]:
         # nothing is cut to fit: a value the ERP cannot take is refused with its reason
@@ -521,7 +545,7 @@ class Pusher:
                     raise
                 return
             if code is not None:
-                self._bind_customer(cid, claim, code, "found", result)
+                self._bind_customer(cid, claim, code, "found", result, failed)
                 return
         try:
             code = self.client.create(CUSTOMERS_RESOURCE, self._customer_record(row))
@@ -533,7 +557,7 @@ class Pusher:
                 except ErpError:
                     code = None
                 if code is not None:
-                    self._bind_customer(cid, claim, code, "found", result)
+                    self._bind_customer(cid, claim, code, "found", result, failed)
                     return
             self._fail_customer(
                 cid, claim, message, uncertain=exc.outcome_unknown, result=result, failed=failed
@@ -552,24 +576,48 @@ class Pusher:
             )
             return
         self._crash("accepted", claim.site_id)
-        self._bind_customer(cid, claim, code, "created", result)
+        self._bind_customer(cid, claim, code, "created", result, failed)
         self._crash("recorded", claim.site_id)
 
     def _bind_customer(
-        self, cid: int, claim: _Claim, code: str, outcome: str, result: PushResult
+        self,
+        cid: int,
+        claim: _Claim,
+        code: str,
+        outcome: str,
+        result: PushResult,
+        failed: dict[int, str],
     ) -> None:
-        with self.store.write() as conn:
-            self._release(
-                conn,
-                cust_t,
+        try:
+            with self.store.write() as conn:
+                self._release(
+                    conn,
+                    cust_t,
+                    cid,
+                    claim,
+                    outcome=outcome,
+                    uncertain=False,
+                    error=None,
+                    erp_key=code,
+                    values={"erp_code": code, "sent_at": utcnow()},
+                )
+        except sa.exc.IntegrityError:
+            # another site customer holds this ERP code (bound meanwhile): this one waits
+            # for the operator, with its orders, instead of stopping every push
+            with self.store.read() as conn:
+                holder = conn.execute(
+                    sa.select(cust_t.c.id).where(cust_t.c.erp_code == code)
+                ).scalar_one_or_none()
+            self._fail_customer(
                 cid,
                 claim,
-                outcome=outcome,
+                f"customer (site id {cid}): the ERP customer {code} is already the site"
+                f" customer {holder}; the two need an operator to tell them apart or merge them",
                 uncertain=False,
-                error=None,
-                erp_key=code,
-                values={"erp_code": code, "sent_at": utcnow()},
+                result=result,
+                failed=failed,
             )
+            return
         with self._lock:
             result.customers_sent += 1
 
