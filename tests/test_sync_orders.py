@@ -86,3 +86,38 @@ def test_pushed_customers_and_orders_go_where_the_settings_say(sim: Any, db_url:
         assert doc["cod_conto"] == stored["customer_code"]
     finally:
         engine.close()
+
+
+def test_an_open_order_whose_erp_document_cannot_be_read_is_a_reject_of_the_run(
+    sim: Any, db_url: str, monkeypatch: Any
+) -> None:
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.erp.client import MexalClient
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        orders = WebOrders(engine.store)
+        assert orders.import_lines([_order("W9101", engine)]).complete
+        assert engine.run("partial").orders["sent"] == 1
+        real = MexalClient.search_page
+
+        def odd_answer(self: MexalClient, resource: str, *args: Any, **kw: Any) -> Any:
+            # stands for an ERP answering with a value the site cannot read
+            page = real(self, resource, *args, **kw)
+            if resource == "documenti/ordini-clienti":
+                for rec in page.records:
+                    if "$W9101$" in str(rec.get("nota")):
+                        rec["quantita"] = [[1, "n/a"]]
+            return page
+
+        monkeypatch.setattr(MexalClient, "search_page", odd_answer)
+        run = engine.run("changed")
+        assert run.status == "ok_with_rejects"
+        assert "1 open order(s) not updated" in (run.message or "")
+        detail = engine.run_detail(run.run_id)
+        assert [(r.entity, r.key) for r in detail.rejects] == [("orders", "W9101")]
+        assert "quantita" in detail.rejects[0].reason
+    finally:
+        engine.close()

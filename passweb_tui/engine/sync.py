@@ -369,6 +369,7 @@ class SyncRunner:
         self._lease: Lease | None = None
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
+        self._order_rejects = 0  # open orders whose ERP document could not be read
         self.customers = {"sent": 0, "failed": 0}
         self._plan_inputs: Any = None
 
@@ -585,7 +586,7 @@ class SyncRunner:
             raise LeaseLost("the lease was lost (the store was unreachable for too long)")
 
     def _rejected_any(self) -> bool:
-        return any(c["rejected"] for c in self.counts.values())
+        return bool(self._order_rejects) or any(c["rejected"] for c in self.counts.values())
 
     def _plan(
         self,
@@ -688,6 +689,22 @@ class SyncRunner:
         except RefreshAborted:
             raise Cancelled() from None
         self.orders["updated"] += refreshed.updated
+        if refreshed.rejected:
+            # an ERP document that cannot be read: its order is left as it was, and the
+            # run lists it with its reason, like a rejected record
+            self._order_rejects += len(refreshed.rejected)
+            self._messages.append(
+                f"{len(refreshed.rejected)} open order(s) not updated: their ERP document"
+                " could not be read (see the run's rejects)"
+            )
+            with self.store.write() as conn:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {"run_id": self.run_id, "entity": "orders", "key": oid, "reason": why}
+                        for oid, why in refreshed.rejected
+                    ],
+                )
         if not dry_run:
             self._save_order_counts()
 
