@@ -190,3 +190,37 @@ def test_payment_confirmation_edit_and_unknown_order(store: Store) -> None:
         orders.confirm_payment("W404")
     assert orders.ack([1, 2]) == ([], [1, 2])
     assert orders.updates() == []
+
+
+@pytest.fixture
+def rome_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Rome")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_an_order_placed_just_after_midnight_is_dated_that_day_in_the_erp(
+    rome_time: None,
+) -> None:
+    """Stored in UTC, an order placed at 00:30 in Italy is still on the day before: the
+    ERP document must carry the day the shop saw."""
+    from passweb_tui.engine.orders.documents import DocumentSeries, build_document
+    from passweb_tui.engine.orders.intake import parse_line
+
+    order = parse_line(jsonl(order_line("W1", created="2026-11-27T00:30:00")))
+    assert order.created.isoformat() == "2026-11-26T23:30:00+00:00"
+    record = build_document(
+        order_id=order.id,
+        created=order.created.replace(tzinfo=None),  # as SQLite gives it back
+        customer_code="501.00001",
+        payment_code=None,
+        currency_id=None,
+        note=None,
+        rows=order.rows,
+        series=DocumentSeries(),
+    )
+    assert record["data_documento"] == "20261127"

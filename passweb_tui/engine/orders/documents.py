@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from passweb_tui.engine.erp.values import format_date, parse_indexed, to_decimal, to_indexed
-from passweb_tui.engine.orders.models import decimal_text
+from passweb_tui.engine.orders.models import as_utc, decimal_text
 
 ORDERS_RESOURCE = "documenti/ordini-clienti"
 CUSTOMERS_RESOURCE = "clienti"
@@ -61,6 +61,14 @@ def split_key(key: str) -> tuple[str, int, int]:
     return parts[0], int(parts[1]), int(parts[2])
 
 
+def local_date(created: datetime) -> date:
+    """The day an order was placed, as the shop and the ERP count days: in the local time
+    zone (orders are stored in UTC, whose day starts an hour or two later in Italy)."""
+    moment = as_utc(created)
+    assert moment is not None
+    return moment.astimezone().date()
+
+
 def build_document(
     *,
     order_id: str,
@@ -78,7 +86,7 @@ def build_document(
         "serie": series.serie,
         "numero": 0,
         "cod_conto": customer_code,
-        "data_documento": format_date(created.date()),
+        "data_documento": format_date(local_date(created)),
         "nota": note_text(order_id, note),
     }
     if payment_code:
