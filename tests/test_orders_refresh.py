@@ -160,6 +160,31 @@ def test_erp_edits_make_modified_and_win_over_a_site_edit(
     assert [r["quantita"] for r in update["after"]["rows"]] == ["2", "3", "4"]
 
 
+def test_a_site_edit_saved_while_the_erp_is_read_is_kept_for_review(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    (oid,) = pushed(store, client, 1)
+    orders = WebOrders(store)
+    orders.refresh(client)
+    erp.admin("POST", f"orders/{key_of(store, oid)}/rows/1/state", json={"state": "S"})
+    real = client.search_page
+
+    def answer_then_edit(*args: Any, **kw: Any) -> Any:
+        page = real(*args, **kw)
+        orders.edit(oid, {"note": "deliver after 5pm"})  # saved while the ERP answered
+        return page
+
+    client.search_page = answer_then_edit  # type: ignore[method-assign]
+    try:
+        assert orders.refresh(client).updated == 1
+    finally:
+        client.search_page = real  # type: ignore[method-assign]
+    shown = orders.show(oid)
+    assert shown["state"] == states.SUSPENDED and shown["site_edit"] is None  # the ERP won
+    (update,) = orders.updates(order_id=oid)
+    assert update["site_edit"]["changes"] == {"note": "deliver after 5pm"}
+
+
 def test_linked_invoice_and_other_documents(store: Store, client: MexalClient) -> None:
     invoiced, transformed = pushed(store, client, 2)
     orders = WebOrders(store)

@@ -143,6 +143,34 @@ def refresh_open_orders(
             on_progress(done, total, None)
 
 
+def _current_site_edits(
+    conn: sa.Connection,
+    adopted: list[dict[str, Any]],
+    changed: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    """A site edit saved while the ERP was being read is not lost: the writes carry the
+    orders' site edits as they are now (read under the write lock), kept on the order,
+    or, where the ERP changed the order, moved to the update queued for review."""
+    ids = [a["b_id"] for a in adopted] + [params["b_id"] for params, _ in changed]
+    if not ids:
+        return
+    now: dict[str, Any] = dict(
+        conn.execute(
+            sa.select(orders_t.c.id, orders_t.c.site_edit)
+            .where(orders_t.c.id.in_(ids))
+            .with_for_update()
+        ).all()
+    )
+    for a in adopted:
+        a["b_site_edit"] = now.get(a["b_id"], a["b_site_edit"])
+    for params, record in changed:
+        edit = now.get(params["b_id"], record["site_edit"] or params["b_site_edit"])
+        if record["before"] != record["after"]:  # the ERP changed it: the ERP wins
+            record["site_edit"], params["b_site_edit"] = edit, None
+        else:
+            params["b_site_edit"] = edit
+
+
 def _refresh_page(
     store: Store,
     client: MexalClient,
@@ -243,6 +271,7 @@ def _refresh_page(
         )
     )
     with store.write() as conn:
+        _current_site_edits(conn, adopted, changed)
         if adopted:
             conn.execute(update, adopted)
         queued = []
