@@ -436,10 +436,10 @@ class SyncRunner:
         if pulls and not dry_run:
             self._lease = Lease(self.store, self.options.lease_seconds)
             self._lease.acquire()
-        started = utcnow()
         try:
             if self._lease is not None:
                 self._close_abandoned_runs()
+            started = utcnow()  # after them: a run closed here ended before this one began
             self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started)
             if self._lease is not None:
                 self._lease.set_run(self.run_id)
