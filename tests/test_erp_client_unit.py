@@ -277,17 +277,56 @@ def test_update_and_delete() -> None:
     assert delete.method == "DELETE" and delete.url.params["encoding"] == "hex"
 
 
+def _write(client: MexalClient, method: str) -> None:
+    if method == "create":
+        client.create("articoli", {"codice": "X"})
+    elif method == "update":
+        client.update("articoli", "X", {"descrizione": "y"})
+    else:
+        client.delete("articoli", "X")
+
+
 @pytest.mark.parametrize("method", ["create", "update", "delete"])
-def test_writes_are_never_retried(method: str) -> None:
-    rec = Recorder(lambda r: erp_error(503, "3002 - troppe richieste"))
-    with rec.client() as client, pytest.raises(PoolExhaustedError):
-        if method == "create":
-            client.create("articoli", {"codice": "X"})
-        elif method == "update":
-            client.update("articoli", "X", {"descrizione": "y"})
-        else:
-            client.delete("articoli", "X")
+def test_writes_are_never_retried_after_an_answer_that_may_have_applied_them(
+    method: str,
+) -> None:
+    rec = Recorder(lambda r: erp_error(500, "5001 - collegamento interrotto"))
+    with rec.client() as client, pytest.raises(LinkDownError) as err:
+        _write(client, method)
+    assert err.value.outcome_unknown
     assert len(rec.requests) == 1 and rec.sleeps == []
+
+
+@pytest.mark.parametrize("method", ["create", "update", "delete"])
+def test_a_write_the_erp_refused_as_busy_is_sent_again_after_a_pause(method: str) -> None:
+    """The ERP answers 503 to the request over its in-flight limit before doing anything
+    with it: sending it again cannot apply it twice."""
+    ok = (
+        httpx.Response(201, headers={"Location": "/webapi/risorse/articoli/X"})
+        if method == "create"
+        else httpx.Response(204)
+    )
+    busy = erp_error(503, "3002 - numero massimo di richieste contemporanee raggiunto")
+    rec = Recorder(sequence(busy, busy, ok))
+    with rec.client(max_retries=3) as client:
+        _write(client, method)
+    assert len(rec.requests) == 3 and len(rec.sleeps) == 2
+    rec = Recorder(lambda r: erp_error(503, None))
+    with rec.client(max_retries=2) as client, pytest.raises(PoolExhaustedError):
+        _write(client, method)
+    assert len(rec.requests) == 3  # bounded, as reads are
+
+
+def test_a_busy_3002_is_not_taken_for_rejected_credentials() -> None:
+    rec = Recorder(
+        sequence(erp_error(400, "3002 - pool di connessioni esaurito"), page([{"codice": "A"}]))
+    )
+    with rec.client() as client:
+        assert [r["codice"] for r in client.list_page("articoli").records] == ["A"]
+    rec = Recorder(lambda r: erp_error(400, "3002 - utente o password errati"))
+    with rec.client() as client, pytest.raises(AuthError):
+        client.list_page("articoli")
+    assert len(rec.requests) == 1
 
 
 def test_write_whose_answer_is_lost_reports_outcome_unknown() -> None:
@@ -414,6 +453,40 @@ def test_retry_after_header_is_honoured_within_the_cap() -> None:
     with rec.client() as client:
         client.list_page("articoli")
     assert rec.sleeps == [3.0]
+
+
+def test_retry_after_is_never_undercut_by_the_jitter() -> None:
+    rec = Recorder(
+        sequence(httpx.Response(503, headers={"Retry-After": "3"}), page([{"codice": "A"}]))
+    )
+    client = MexalClient(
+        make_config(backoff_max_s=30),
+        transport=httpx.MockTransport(rec),
+        sleep=rec.sleeps.append,
+        jitter=lambda: 0.0,
+    )
+    with client:
+        client.list_page("articoli")
+    assert rec.sleeps == [3.0]
+
+
+def test_a_body_that_does_not_match_its_encoding_is_a_malformed_reply() -> None:
+    """A proxy's error page labelled gzip but sent plain: a typed, retried error."""
+
+    def bad(_request: Any = None) -> httpx.Response:
+        body = httpx.ByteStream(b"<html>502 Bad Gateway</html>")
+        return httpx.Response(502, headers={"Content-Encoding": "gzip"}, stream=body)
+
+    rec = Recorder(sequence(bad(), page([{"codice": "A"}])))
+    with rec.client() as client:
+        assert len(client.list_page("articoli").records) == 1
+    rec = Recorder(bad)
+    with rec.client(max_retries=1) as client, pytest.raises(MalformedResponseError):
+        client.list_page("articoli")
+    rec = Recorder(bad)
+    with rec.client() as client, pytest.raises(MalformedResponseError) as err:
+        client.create("articoli", {"codice": "X"})
+    assert err.value.outcome_unknown and len(rec.requests) == 1
 
 
 def test_retries_are_bounded() -> None:

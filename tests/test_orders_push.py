@@ -394,3 +394,36 @@ def test_a_customer_sharing_a_tax_code_with_a_bound_one_gets_its_own_erp_custome
     second = orders.show(f"W{base + 2}")["customer"]["erp_code"]
     assert first and second and first != second
     assert orders.show(unrelated)["state"] == states.STORED
+
+
+def test_look_ups_read_past_a_page_the_erp_cut_early(tmp_path: Any) -> None:
+    """The ERP may end a search page early while it scans (no records yet, a `next`):
+    the look-ups that decide whether to send an order or a customer again read on."""
+    from types import SimpleNamespace
+
+    import httpx
+
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+    stamp = "20250903 101500"
+
+    def erp(request: httpx.Request) -> httpx.Response:
+        if "next" not in request.url.params:
+            return httpx.Response(200, json={"next": "T1", "data_ric_elab": stamp})
+        if request.url.path.endswith("ordini-clienti/ricerca"):
+            rec: dict[str, Any] = {"sigla": "OC", "serie": 1, "numero": 541, "nota": "$W1$"}
+        else:
+            rec = {"codice": "501.00042", "partita_iva": "01234567890", "email": "a@b.it"}
+        return httpx.Response(200, json={"dati": [rec], "data_ric_elab": stamp})
+
+    config = ErpConfig(base_url="https://erp.example/webapi", user="u", password="p",
+                       azienda="DEM", anno=2025)  # fmt: skip
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with MexalClient(config, transport=httpx.MockTransport(erp)) as client:
+            pusher = Pusher(store, client)
+            assert pusher.find_order("W1") == ["OC+1+541"]
+            row = SimpleNamespace(id=1, vat_number="01234567890", tax_code=None, email="A@b.it")
+            assert pusher._customer_lookup(row) == "501.00042"
+    finally:
+        store.close()

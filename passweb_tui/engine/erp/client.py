@@ -45,6 +45,9 @@ log = logging.getLogger("passweb_tui.erp")
 
 T = TypeVar("T")
 
+#: words of a 3002 reply that mean "busy", not "credentials rejected"
+_BUSY_WORDS = ("esclusiv", "pool", "esaurit", "massimo", "troppe")
+
 #: Search conditions the WebAPI understands.
 CONDITIONS = frozenset({"=", "<>", ">", "<", ">=", "<=", "contiene", "inizia_per"})
 
@@ -969,17 +972,38 @@ class MexalClient:
         params: Mapping[str, str] | None = None,
         context: bool = True,
     ) -> httpx.Response:
-        """A write: sent once. A lost answer is reported with outcome_unknown set."""
-        return self._send(method, path, body, params, context, False, "application/json")
+        """A write: sent once, except after the ERP's 503 "too many requests" refusal,
+        which it gives before doing anything (so sending again cannot apply it twice).
+        A lost answer is reported with outcome_unknown set, and never sent again."""
+        attempt = 0
+        while True:
+            try:
+                return self._send(method, path, body, params, context, False, "application/json")
+            except PoolExhaustedError as exc:
+                if exc.outcome_unknown or attempt >= self.config.max_retries:
+                    raise
+                delay = self._backoff(attempt, exc)
+                attempt += 1
+                log.info(
+                    "%s %s refused while the ERP is busy; sending again in %.2fs (%d/%d)",
+                    method,
+                    path,
+                    delay,
+                    attempt,
+                    self.config.max_retries,
+                )
+                self._sleep(delay)
 
     def _backoff(self, attempt: int, exc: ErpError) -> float:
         cfg = self.config
         delay = min(cfg.backoff_max_s, cfg.backoff_base_s * (2**attempt))
+        # "equal jitter": half fixed, half random, so clients spread out but never hammer
+        delay = delay / 2 + delay / 2 * self._jitter()
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, float):
+            # never sooner than the server asked (within the longest wait we allow)
             delay = min(cfg.backoff_max_s, max(delay, retry_after))
-        # "equal jitter": half fixed, half random, so clients spread out but never hammer
-        return delay / 2 + delay / 2 * self._jitter()
+        return delay
 
     def _send(
         self,
@@ -1019,6 +1043,16 @@ class MexalClient:
             except httpx.TransportError as exc:
                 self._log(method, path, None, started, token)
                 raise self._transport_error(exc, method, path, write) from None
+            except httpx.DecodingError as exc:
+                # a body that does not match its Content-Encoding (a proxy's error page)
+                self._log(method, path, None, started, token)
+                raise MalformedResponseError(
+                    f"ERP reply could not be decoded ({exc})"
+                    + ("; whether the change was applied is unknown" if write else ""),
+                    method=method,
+                    path=path,
+                    outcome_unknown=write,
+                ) from None
         _unlink_stream(response)
         self._log(method, path, response.status_code, started, token)
         if self._on_response is not None:
@@ -1090,11 +1124,10 @@ class MexalClient:
             "path": path,
         }
         low = (detail or "").lower()
-        if (
-            status == 401
-            or code == 2002
-            or (code == 3002 and status != 503 and "esclusiv" not in low)
-        ):
+        # 3002 is both "credentials rejected" and "busy" (exclusive use, pool exhausted,
+        # too many requests): the text tells them apart, and a busy one is retried
+        busy = status == 503 or any(w in low for w in _BUSY_WORDS)
+        if status == 401 or code == 2002 or (code == 3002 and not busy):
             return AuthError(f"ERP rejected the credentials (HTTP {status}){said}", **kw)
         if code == 1001:
             return ContextMissingError(
@@ -1113,7 +1146,7 @@ class MexalClient:
                 **kw,
                 outcome_unknown=write,
             )
-        if status == 503 or code == 3002:
+        if busy or code == 3002:
             error: ErpError = PoolExhaustedError(
                 f"ERP is busy: too many requests in flight (HTTP {status}){said}", **kw
             )

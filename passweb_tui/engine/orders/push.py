@@ -470,14 +470,14 @@ class Pusher:
         if not given:
             return None
         campo, value, _ = given[0]
-        page = self.client.search_page(
-            CUSTOMERS_RESOURCE,
-            [Filter(campo, "=", value, case_insensitive=campo == "email")],
-            fields=["codice", *(c for c, _ in known)],
-            max=10,
-        )
         codes = sorted(
             str(r["codice"])
+            for page in self.client.iter_pages(  # every page: see find_order
+                CUSTOMERS_RESOURCE,
+                filters=[Filter(campo, "=", value, case_insensitive=campo == "email")],
+                fields=["codice", *(c for c, _ in known)],
+                page_size=10,
+            )
             for r in page.records
             if r.get("codice") and all(_ident(r.get(c)) == v for c, _, v in given)
         )
@@ -650,20 +650,23 @@ class Pusher:
     # --- orders -----------------------------------------------------------------------
 
     def find_order(self, order_id: str) -> list[str]:
-        """Keys of ERP documents whose note carries the order's marker."""
-        page = self.client.search_page(
+        """Keys of ERP documents whose note carries the order's marker. Every page of
+        the search is read: the ERP may cut a page early (even to no records, with a
+        `next`) while it scans, and a look-up that stopped there would send the order
+        again."""
+        keys = []
+        for page in self.client.iter_pages(
             ORDERS_RESOURCE,
-            [
+            filters=[
                 Filter("sigla", "=", self.series.sigla),
                 Filter("nota", "contiene", marker(order_id)),
             ],
             fields=["sigla", "serie", "numero", "nota"],
-            max=20,
-        )
-        keys = []
-        for rec in page.records:
-            if marker(order_id) in str(rec.get("nota") or ""):
-                keys.append(f"{rec['sigla']}+{rec['serie']}+{rec['numero']}")
+            page_size=20,
+        ):
+            for rec in page.records:
+                if marker(order_id) in str(rec.get("nota") or ""):
+                    keys.append(f"{rec['sigla']}+{rec['serie']}+{rec['numero']}")
         return sorted(keys, key=lambda k: split_key(k)[1:])
 
     def _currency_id(self, iso: str) -> int | None:
