@@ -146,6 +146,39 @@ def test_a_slot_waits_while_another_sync_holds_the_lease(
         engine.close()
 
 
+def test_a_slot_whose_launch_failed_for_a_moment_runs_at_the_next_tick(
+    db_url: str, small_sim: SimProcess, no_faults: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    engine = open_engine(db_url, small_sim)
+    clock = Clock(datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC))
+    svc = Service(engine, service_config(), clock=clock)
+    real = engine.start_run
+    calls: list[str] = []
+
+    def locked_once(kind: str, **kw: Any) -> Any:
+        calls.append(kind)
+        if len(calls) == 1:
+            raise OperationalError("INSERT INTO sync_runs", {}, Exception("database is locked"))
+        return real(kind, **kw)
+
+    monkeypatch.setattr(engine, "start_run", locked_once)
+    try:
+        with pytest.raises(OperationalError):
+            svc.tick()  # the service's loop logs it and ticks again
+        assert slots.claims(engine.store, "shop") == []  # the slot was given back
+        clock.advance(seconds=1)
+        handle = svc.tick()
+        assert handle is not None and len(calls) == 2
+        result = handle.wait(120)
+        assert result is not None and result.status == "ok"
+        assert [c.run_id for c in slots.claims(engine.store, "shop")] == [result.run_id]
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
 def test_quota_counts_total_and_changed_and_refuses_when_used_up(
     db_url: str, small_sim: SimProcess
 ) -> None:
@@ -206,6 +239,39 @@ def test_new_web_orders_go_to_the_erp_within_seconds_without_a_run(
         assert svc.quota().used == 0
     finally:
         svc.stop(60)
+        engine.close()
+
+
+def test_rejected_credentials_pause_the_order_path_instead_of_logging_in_again(
+    db_url: str, small_sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ERP locks a user after a few failed logins: after a refusal the service tries
+    again only after a pause, however often its order loop turns."""
+    from passweb_tui.engine.erp.errors import AuthError
+    from passweb_tui.engine.service.service import REFUSED_PAUSE_S
+
+    settings = EngineSettings(
+        db_url, erp_config(small_sim, password="wrong", max_retries=2), SyncOptions()
+    )
+    engine = Engine.open(settings)
+    svc = Service(engine, service_config(schedule=schedule_from_text("")))
+    pushes: list[str] = []
+    real_push = WebOrders.push
+
+    def push(self: WebOrders, *args: Any, **kw: Any) -> Any:
+        try:
+            return real_push(self, *args, **kw)
+        except AuthError:
+            pushes.append("refused")
+            raise
+
+    monkeypatch.setattr(WebOrders, "push", push)
+    try:
+        WebOrders(engine.store).place(order_line(f"SVC{next(_order_ids):04d}{db_url[:4]}"))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert pushes == ["refused"]
+        assert svc._refused_pause >= REFUSED_PAUSE_S
+    finally:
         engine.close()
 
 

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("passweb_tui.service")
 
+#: pauses of the order path after the ERP refused the credentials: doubled each time
+REFUSED_PAUSE_S = 60.0
+REFUSED_PAUSE_MAX_S = 900.0
+
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
 MAIL_POLL_S = 2.0
@@ -107,6 +111,10 @@ class Service:
         self._last_slot: datetime | None = None
         self._refused_slot: datetime | None = None
         self._pruned_at = float("-inf")
+        # the ERP refused our credentials on the order path: no login until this moment
+        # (the ERP locks a user after a few failed logins), then again with longer pauses
+        self._refused_until = float("-inf")
+        self._refused_pause = 0.0
         # outcomes are mailed for runs recorded after the service started, whoever ran them
         newest = engine.runs(limit=1)
         self._mail_after = newest[0].run_id or 0 if newest else 0
@@ -224,6 +232,11 @@ class Service:
             self._last_slot = slot
             log.warning("scheduled %s for %s not run: %s", kind.upper(), slot, exc)
             return None
+        except Exception:
+            # a store busy past its timeout, a failing password command...: the slot is
+            # given back, so that the next tick (here or in another process) runs it
+            slots.release(store, self.config.site, slot, self.holder)
+            raise
         self._last_slot = slot
         slots.record(store, self.config.site, slot, run_id=handle.run_id, outcome="started")
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
@@ -260,12 +273,13 @@ class Service:
 
     def push_orders(self) -> int:
         """Send web orders waiting on the site now (the checkout path); returns how many went."""
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted
 
         orders = WebOrders(self.engine.store)
-        if not orders.waiting_count():
+        if not orders.waiting_count() or time.monotonic() < self._refused_until:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
@@ -279,6 +293,19 @@ class Service:
             )
         except PushAborted:
             return 0
+        except (AuthError, ContextMissingError) as exc:
+            self._refused_pause = min(
+                REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
+            )
+            self._refused_until = time.monotonic() + self._refused_pause
+            log.error(
+                "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
+                " a restart tries at once)",
+                exc,
+                self._refused_pause,
+            )
+            return 0
+        self._refused_pause = 0.0
         sent = result.orders_sent + result.orders_recovered
         self.order_pushes += 1
         if sent or result.failed:
