@@ -243,3 +243,15 @@ def test_the_log_file_has_one_line_per_request_and_no_secret(sim: Any) -> None:
     assert any("articoli" in line and "-> 200" in line for line in requests), requests[:5]
     assert all(" ms" in line for line in requests)  # each with its duration
     assert sim.password not in text and "Passepartout" not in text
+
+
+@pytest.mark.parametrize("command", [["sync", "changed"], ["runs"], ["orders", "list"], ["doctor"]])
+def test_a_database_url_that_does_not_parse_is_named_without_its_password(
+    sim: Any, command: list[str]
+) -> None:
+    url = "postgresql+psycopg://passweb:S3cretPw@db:54x2/passweb"  # a typo in the port
+    done = cli(sim, "--db", url, *command)
+    # a setting to correct: exit 2; doctor reports it as a failed check (exit 1)
+    assert done.returncode == (1 if command == ["doctor"] else 2)
+    assert "S3cretPw" not in done.stdout + done.stderr
+    assert "passweb:***@db:54x2" in done.stdout + done.stderr

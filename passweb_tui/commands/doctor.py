@@ -99,10 +99,14 @@ def check_store(settings: Settings) -> list[Check]:
         create_store_engine,
         current_revision,
         head_revision,
+        shown_url,
     )
 
     url = settings.resolved_db_url
-    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception as exc:  # a URL that does not parse: said without its password
+        return [(FAIL, "store", f"not a database URL: {shown_url(url)!r} ({exc})")]
     if url.startswith("sqlite:///"):
         file = Path(url.removeprefix("sqlite:///"))
         if not file.exists():

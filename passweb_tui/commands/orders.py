@@ -47,12 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _orders(ctx: Context) -> Iterator[Any]:
     """The web orders of the site store named by the settings, closed afterwards."""
     from passweb_tui.engine.orders.api import WebOrders
-    from passweb_tui.engine.store import StoreError, open_store
+    from passweb_tui.engine.store import StoreError, StoreUrlError, open_store
 
     try:
         store = open_store(ctx.settings.resolved_db_url)
     except StoreError as exc:
-        raise CliError(str(exc), ExitCode.FAILED) from None
+        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        raise CliError(str(exc), code) from None
     try:
         yield WebOrders(store)
     finally:

@@ -20,12 +20,14 @@ CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
 def open_engine(ctx: Context) -> Engine:
     """The engine on this command's store; the ERP (or the demo simulator) starts lazily."""
     from passweb_tui.engine.facade import Engine, EngineSettings, StoreError
+    from passweb_tui.engine.store import StoreUrlError
 
     settings = EngineSettings.from_settings(ctx.settings, erp=ctx.erp_config)
     try:
         return Engine.open(settings)
     except StoreError as exc:
-        raise CliError(f"site store: {exc}", ExitCode.FAILED) from None
+        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        raise CliError(f"site store: {exc}", code) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

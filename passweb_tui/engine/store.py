@@ -7,6 +7,7 @@ schema to the latest Alembic revision (a no-op costing one small query when curr
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import zlib
 from collections.abc import Iterator
@@ -26,6 +27,16 @@ _PG_MIGRATION_LOCK = zlib.crc32(b"passweb-tui migrations")
 
 class StoreError(Exception):
     """The site store cannot be opened or brought up to date; the message says which and why."""
+
+
+class StoreUrlError(StoreError):
+    """The database URL itself is wrong (a setting to correct, not a store to repair)."""
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages show it: never with its password, even when it does not
+    parse (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:
@@ -112,7 +123,7 @@ def create_store_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise StoreError(f"not a database URL: {url!r} ({exc})") from None
+        raise StoreUrlError(f"not a database URL: {shown_url(url)!r} ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
