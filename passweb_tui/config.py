@@ -166,8 +166,14 @@ class Settings:
             return self.erp_password
         if self.password_command:
             try:
+                argv = shlex.split(self.password_command)
+            except ValueError as exc:
+                raise ConfigError(f"password_command is not a valid command line: {exc}") from None
+            if not argv:
+                raise ConfigError("password_command is empty")
+            try:
                 out = subprocess.run(
-                    shlex.split(self.password_command),
+                    argv,
                     capture_output=True,
                     text=True,
                     timeout=30,
@@ -340,22 +346,44 @@ def read_config_file(path: Path, site: str) -> dict[str, Any]:
 
     take(doc, "")
     sites = doc.get("sites", {})
+    if not isinstance(sites, dict):
+        raise ConfigError(f"{path}: sites must be a table of [sites.NAME] profiles")
+    for name, profile in sites.items():
+        if not isinstance(profile, dict):
+            raise ConfigError(f"{path}: sites.{name} must be a table ([sites.{name}.erp] ...)")
     if site != DEFAULT_SITE:
         if site not in sites:
             raise ConfigError(f"{path}: no [sites.{site}] profile for --site {site}")
         take(sites[site], f"sites.{site}.")
-    if "erp_password" in values and not _owner_only(path):
+    # a secret anywhere in the file (in another site's profile too) is read by whoever
+    # can read the file: it is used only when the file is owner-only
+    found = [what for part in [doc, *sites.values()] for what in _secrets_in(part)]
+    if "a password" in found and not _owner_only(path):
         raise ConfigError(
             f"{path}: holds a password but is readable by others; run chmod 600 on it "
             "or move the password to PASSWEB_TUI_ERP_PASSWORD, password_command or the keyring"
         )
-    secrets = [what for attr, what in _SECRETS.items() if attr in values and attr != "erp_password"]
+    secrets = [what for what in found if what != "a password"]
     if secrets and not _owner_only(path):
         raise ConfigError(
             f"{path}: holds {secrets[0]} but is readable by others; run chmod 600 on it "
             "or set it in the environment (PASSWEB_TUI_TRIGGER_TOKEN, PASSWEB_TUI_SMTP_PASSWORD)"
         )
     return values
+
+
+def _secrets_in(part: dict[str, Any]) -> list[str]:
+    """What secrets a part of the config file (the top level, or one site's profile)
+    holds, as messages name them."""
+    found = []
+    for section, keys in _FILE_KEYS.items():
+        table = part.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key, (attr, _typ) in keys.items():
+            if attr in _SECRETS and table.get(key) not in (None, ""):
+                found.append(_SECRETS[attr])
+    return found
 
 
 def load_settings(
@@ -396,6 +424,13 @@ def load_settings(
         raise ConfigError(
             f"[sync] resources must be none, changed or all, got {settings.resources!r}"
         )
+    for name, value, least in (
+        ("[sync] overlap_minutes", settings.overlap_minutes, 0),
+        ("[sync] lease_seconds", settings.lease_seconds, 2),
+        ("[store] change_log_days", settings.change_log_days, 1),
+    ):
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
     if settings.category_mode not in {"primaria", "secondaria"}:
         raise ConfigError(
             f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"

@@ -65,6 +65,45 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         load_settings({"site_no": 12}, env={}, path=tmp_path / "none.toml")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sites = 5\n", "sites must be a table"),
+        ("[sites]\nshop = 1\n", "sites.shop must be a table"),
+        ("[sync]\noverlap_minutes = -600\n", r"\[sync\] overlap_minutes must be at least 0"),
+        ("[sync]\nlease_seconds = 0\n", r"\[sync\] lease_seconds must be at least 2"),
+        ("[store]\nchange_log_days = -1\n", r"\[store\] change_log_days must be at least 1"),
+    ],
+)
+def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings({}, env={}, path=cfg)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [("get-pw 'unclosed", "not a valid command line"), ("   ", "password_command is empty")],
+)
+def test_a_malformed_password_command_is_named(tmp_path: Path, command: str, message: str) -> None:
+    base = '[erp]\nurl = "http://h/webapi"\nuser = "u"\nazienda = "A"\n'
+    cfg = write(tmp_path / "c.toml", base + f'password_command = "{command}"\n')
+    with pytest.raises(ConfigError, match=message):
+        load_settings({}, env={}, path=cfg).resolve_password()
+
+
+def test_another_sites_secret_makes_a_readable_file_refused(tmp_path: Path) -> None:
+    text = '[erp]\nuser = "u"\n[sites.outlet.erp]\npassword = "hunter2"\n'
+    cfg = write(tmp_path / "c.toml", text, mode=0o644)
+    for site in ({}, {"site": "outlet"}):
+        with pytest.raises(ConfigError, match="holds a password but is readable by others"):
+            load_settings(site, env={}, path=cfg)
+    text = '[sites.outlet.service]\ntrigger_token = "t0ken"\n'
+    cfg = write(tmp_path / "c.toml", text, mode=0o644)
+    with pytest.raises(ConfigError, match="holds a trigger token"):
+        load_settings({}, env={}, path=cfg)
+
+
 def test_password_in_a_readable_file_is_refused(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", '[erp]\npassword = "hunter2"\n', mode=0o644)
     with pytest.raises(ConfigError, match="readable by others") as info:
