@@ -566,3 +566,30 @@ def test_token_comparison_and_the_loopback_default() -> None:
         server.httpd.server_close()
     with pytest.raises(ValueError, match="needs a token"):
         TriggerServer("127.0.0.1", 0, "", lambda kind: 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"[" * 3000, {"Authorization": "Bearer secret"}, 400),  # nested past any reason
+        (b'{"kind": "total", "token": "\\ud800"}', {}, 401),  # a lone surrogate
+        (b"\xff\xfe", {"Authorization": "Bearer secret"}, 400),  # not UTF-8
+    ],
+)
+def test_odd_trigger_bodies_get_an_answer(
+    body: bytes, headers: dict[str, str], status: int
+) -> None:
+    import http.client
+
+    from passweb_tui.engine.service.trigger import TriggerServer
+
+    launched: list[str] = []
+    server = TriggerServer("127.0.0.1", 0, "secret", lambda kind: launched.append(kind) or 1)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.httpd.server_address[1], timeout=5)
+        conn.request("POST", "/trigger", body=body, headers={**headers})
+        assert conn.getresponse().status == status
+        assert launched == []
+    finally:
+        server.stop()
