@@ -505,17 +505,30 @@ def save_erp_settings(values: dict[str, Any], path: Path | None = None) -> Path:
     return cfg_path
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: backslash, quote and every control character escaped."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return _toml_string(str(value))
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+    # a bare key is ASCII letters, digits, "_" and "-" only; anything else is quoted
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
 
 
 def _dump_toml(doc: dict[str, Any], path: tuple[str, ...] = ()) -> str:

@@ -174,6 +174,18 @@ def test_saved_settings_are_owner_only_and_read_back(tmp_path: Path) -> None:
     assert (s.erp_user, s.azienda) == ("mario", "ABC")
 
 
+def test_saving_keeps_a_file_with_any_site_name_and_value_valid(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "config.toml",
+        '[sites."negozio-città".erp]\nuser = "luca"\n[sites."a\\"b".erp]\nuser = "x"\n',
+    )
+    save_erp_settings({"user": "mario\trossi", "password": "line1\nline2"}, path=cfg)
+    s = load_settings({}, env={}, path=cfg)
+    assert s.erp_user == "mario\trossi" and s.resolve_password() == "line1\nline2"
+    assert load_settings({"site": "negozio-città"}, env={}, path=cfg).erp_user == "luca"
+    assert load_settings({"site": 'a"b'}, env={}, path=cfg).erp_user == "x"
+
+
 def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
     from passweb_tui.engine.facade import EngineSettings
 
