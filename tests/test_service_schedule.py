@@ -114,7 +114,12 @@ def test_parsers_name_what_is_wrong() -> None:
     assert parse_every("15m") == (timedelta(minutes=15), 0)
     assert parse_every("2h") == (timedelta(hours=2), 0)
     assert parse_every("3d") == (None, 3)
-    for bad, msg in (("15", "number and a unit"), ("0m", "more than zero"), ("25h", "in days")):
+    for bad, msg in (
+        ("15", "number and a unit"),
+        ("0m", "more than zero"),
+        ("25h", "in days"),
+        ("999999d", "at most a year"),
+    ):
         with pytest.raises(ScheduleError, match=msg):
             parse_every(bad)
     assert parse_weekdays("fri-mon") == {4, 5, 6, 0}

@@ -173,6 +173,8 @@ def parse_every(text: str) -> tuple[timedelta | None, int]:
     if n <= 0:
         raise ScheduleError(f"every: must be more than zero, got {text!r}")
     if unit == "d":
+        if n > 366:
+            raise ScheduleError(f"every: at most a year (366d), got {text!r}")
         return None, n
     period = timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600}[unit])
     if period > DAY:

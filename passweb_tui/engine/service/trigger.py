@@ -97,6 +97,8 @@ class TriggerServer:
         class Handler(BaseHTTPRequestHandler):
             server_version = "passweb-tui-trigger"
             sys_version = ""
+            # a client that stops sending (or never sends) frees its thread after this
+            timeout = 30
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.info("%s %s", self.address_string(), format % args)
