@@ -942,26 +942,14 @@ class MexalClient:
         accept: str = "application/json",
     ) -> T:
         """A read (GET or a search): retried with backoff, unless it carries a `next` token."""
-        attempt = 0
-        while True:
-            try:
-                response = self._send(method, path, body, params, context, token, accept)
-                return parse(response, method, path)
-            except ErpError as exc:
-                if token or not exc.retryable or attempt >= self.config.max_retries:
-                    raise
-                delay = self._backoff(attempt, exc)
-                attempt += 1
-                log.info(
-                    "%s %s failed (%s); retry %d of %d in %.2f s",
-                    method,
-                    path,
-                    exc.__class__.__name__,
-                    attempt,
-                    self.config.max_retries,
-                    delay,
-                )
-                self._sleep(delay)
+        return self._retrying(
+            method,
+            path,
+            lambda: parse(
+                self._send(method, path, body, params, context, token, accept), method, path
+            ),
+            lambda exc: not token and exc.retryable,
+        )
 
     def _write(
         self,
@@ -975,22 +963,39 @@ class MexalClient:
         """A write: sent once, except after the ERP's 503 "too many requests" refusal,
         which it gives before doing anything (so sending again cannot apply it twice).
         A lost answer is reported with outcome_unknown set, and never sent again."""
+        return self._retrying(
+            method,
+            path,
+            lambda: self._send(method, path, body, params, context, False, "application/json"),
+            lambda exc: isinstance(exc, PoolExhaustedError) and not exc.outcome_unknown,
+        )
+
+    def _retrying(
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], T],
+        again: Callable[[ErpError], bool],
+    ) -> T:
+        """`send()`, and again after a backoff (at most max_retries times) while it fails
+        with an error `again` accepts."""
         attempt = 0
         while True:
             try:
-                return self._send(method, path, body, params, context, False, "application/json")
-            except PoolExhaustedError as exc:
-                if exc.outcome_unknown or attempt >= self.config.max_retries:
+                return send()
+            except ErpError as exc:
+                if not again(exc) or attempt >= self.config.max_retries:
                     raise
                 delay = self._backoff(attempt, exc)
                 attempt += 1
                 log.info(
-                    "%s %s refused while the ERP is busy; sending again in %.2fs (%d/%d)",
+                    "%s %s failed (%s); retry %d of %d in %.2f s",
                     method,
                     path,
-                    delay,
+                    exc.__class__.__name__,
                     attempt,
                     self.config.max_retries,
+                    delay,
                 )
                 self._sleep(delay)
 
