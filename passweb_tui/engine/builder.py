@@ -99,6 +99,13 @@ def build_page(
         return None
 
 
+#: set in the sync's environment before its row builder's server starts: the server
+#: (which imports this module first thing) and every process it forks then write
+#: nothing to the terminal. A worker asked to start by a run that ended meanwhile finds
+#: its queues gone and dies; it would print that on the terminal, often the TUI's.
+_SERVER_ENV = "PASSWEB_TUI_ROW_BUILDER_SERVER"
+
+
 def _warm() -> bool:
     return True
 
@@ -157,6 +164,7 @@ class RowBuilder:
             methods = multiprocessing.get_all_start_methods()
             # forkserver: never a fork of this (threaded) process; the server loads this
             # module once and each worker starts from it
+            os.environ[_SERVER_ENV] = "1"  # inherited by the server (see _SERVER_ENV)
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
                 ctx.set_forkserver_preload([__name__])
@@ -214,3 +222,11 @@ class RowBuilder:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+if (
+    os.environ.get(_SERVER_ENV) == "1"
+    and multiprocessing.parent_process() is None
+    and "multiprocessing.forkserver" in sys.modules
+):
+    _quiet_stderr()  # this is the row builder's server, loading this module
