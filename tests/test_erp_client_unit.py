@@ -489,6 +489,42 @@ def test_a_body_that_does_not_match_its_encoding_is_a_malformed_reply() -> None:
     assert err.value.outcome_unknown and len(rec.requests) == 1
 
 
+def test_a_reply_in_another_declared_charset_is_read_as_written() -> None:
+    """An ERP set up for windows-1252: its accented descriptions arrive intact, on
+    every way a list page is read (decoded at once, lazily, record texts)."""
+    body = '{"dati": [{"codice": "A", "descrizione": "Caffè però 5€"}]}'.encode("cp1252")
+    ctype = {"Content-Type": "application/json; charset=windows-1252"}
+    rec = Recorder(lambda r: httpx.Response(200, content=body, headers=ctype))
+    with rec.client() as client:
+        assert client.list_page("articoli").records[0]["descrizione"] == "Caffè però 5€"
+        pages = list(client.iter_pages("articoli", decimals=False, lazy=True))
+    assert pages[0].records == [{"codice": "A", "descrizione": "Caffè però 5€"}]
+    assert "Caffè però 5€".encode() in pages[0].content  # the texts a sync digests
+    # a byte-order mark before UTF-8 JSON is dropped
+    bom = Recorder(lambda r: httpx.Response(200, content=b"\xef\xbb\xbf" + page_body("B")))
+    with bom.client() as client:
+        assert client.list_page("articoli").records[0]["codice"] == "B"
+
+
+def page_body(key: str) -> bytes:
+    return json.dumps({"dati": [{"codice": key}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("ctype", "said"),
+    [
+        ("application/json; charset=klingon-8", "unknown charset 'klingon-8'"),
+        ("application/json; charset=windows-1252", "not valid windows-1252"),
+    ],
+)
+def test_a_reply_that_breaks_its_declared_charset_is_malformed(ctype: str, said: str) -> None:
+    body = b'{"dati": [{"codice": "A", "descrizione": "\x81"}]}'  # 0x81: not in cp1252
+    rec = Recorder(lambda r: httpx.Response(200, content=body, headers={"Content-Type": ctype}))
+    with rec.client(max_retries=0) as client, pytest.raises(MalformedResponseError) as err:
+        client.list_page("articoli")
+    assert said in str(err.value)
+
+
 def test_retries_are_bounded() -> None:
     rec = Recorder(lambda r: erp_error(503, "3002 - troppe richieste"))
     with rec.client(max_retries=2) as client, pytest.raises(PoolExhaustedError):

@@ -8,6 +8,7 @@ codes, and which requests may be retried.
 from __future__ import annotations
 
 import base64
+import codecs
 import datetime as dt
 import json
 import logging
@@ -337,6 +338,36 @@ def decode_json(content: bytes, *, decimals: bool = True) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def json_body(response: httpx.Response) -> bytes:
+    """A reply's JSON text as UTF-8, whatever the charset its Content-Type declares.
+
+    The WebAPI answers in UTF-8; a reply that declares another charset (a server set up
+    for windows-1252, say) is decoded with it and spelled again in UTF-8, so that
+    accented descriptions arrive as written instead of failing to decode. A leading
+    byte-order mark is dropped. Raises ValueError (the caller's "not valid JSON") when
+    the charset is unknown or the bytes are not valid in it."""
+    content = response.content
+    charset = response.charset_encoding
+    if charset is not None:
+        try:
+            name = codecs.lookup(charset).name
+        except LookupError:
+            raise ValueError(f"the reply declares an unknown charset {charset!r}") from None
+        if name not in ("utf-8", "ascii"):
+            try:
+                content = content.decode(name).encode()
+            except UnicodeError as exc:
+                raise ValueError(
+                    f"the reply is not valid {charset} as it declares ({exc})"
+                ) from None
+    if content.startswith(_UTF8_BOM):
+        content = content[len(_UTF8_BOM) :]
+    return content
 
 
 def _unlink_stream(response: httpx.Response) -> None:
@@ -816,7 +847,7 @@ class MexalClient:
     @staticmethod
     def _decode(response: httpx.Response, method: str, path: str, decimals: bool = True) -> Any:
         try:
-            return decode_json(response.content, decimals=decimals)
+            return decode_json(json_body(response), decimals=decimals)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             snippet = response.content[:60].decode("utf-8", "replace")
             raise MalformedResponseError(
@@ -862,12 +893,15 @@ class MexalClient:
             if not isinstance(record, dict):
                 raise bad(f"has a record that is a {type(record).__name__}, not an object")
         token, when = _envelope_fields(data, bad)
-        return Page(records, token, when, response.content)
+        return Page(records, token, when, json_body(response))
 
     def _parse_page_lazy(self, response: httpx.Response, method: str, path: str) -> Page | LazyPage:
         """A page whose records are decoded only when asked for, when the reply lets its
         envelope be read apart from them; otherwise a page decoded now."""
-        content = response.content
+        try:
+            content = json_body(response)
+        except ValueError:  # the decoding way gives the error
+            return self._page_of(response, method, path, False)
         bounds = _records_region(content)
         if bounds is not None:
             start, end = bounds
@@ -1113,7 +1147,7 @@ class MexalClient:
         detail: str | None = None
         if response.content:
             try:
-                data = decode_json(response.content)
+                data = decode_json(json_body(response))
                 if isinstance(data, dict) and isinstance(data.get("error"), dict):
                     raw = data["error"].get("response-detail")
                     detail = str(raw) if raw is not None else None
