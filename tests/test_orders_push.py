@@ -427,3 +427,26 @@ def test_look_ups_read_past_a_page_the_erp_cut_early(tmp_path: Any) -> None:
             assert pusher._customer_lookup(row) == "501.00042"
     finally:
         store.close()
+
+
+def test_an_order_whose_answer_was_lost_is_found_after_its_document_type_changed(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """The operator moves web orders from OC to OX between an attempt whose answer was
+    lost and the next push: the look-up still finds the order under OC, and it is not
+    sent a second time."""
+    from passweb_tui.engine.orders.documents import DocumentSeries
+
+    ids = import_orders(store, base, 2)
+
+    def crash(at: str, site_id: str) -> None:
+        if at == "accepted" and site_id == ids[0]:
+            raise SimulatedCrash(site_id)
+
+    with pytest.raises(SimulatedCrash):
+        Pusher(store, client, crash=crash, series=DocumentSeries("OC", 1)).push()
+    result = Pusher(store, client, series=DocumentSeries("OX", 1)).push()
+    assert result.orders_failed == 0 and result.orders_recovered == 1
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+    keys = {o["id"]: o["erp_key"] for o in WebOrders(store).list()}
+    assert keys[ids[0]].startswith("OC+") and keys[ids[1]].startswith("OX+")

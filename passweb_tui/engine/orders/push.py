@@ -653,14 +653,12 @@ class Pusher:
         """Keys of ERP documents whose note carries the order's marker. Every page of
         the search is read: the ERP may cut a page early (even to no records, with a
         `next`) while it scans, and a look-up that stopped there would send the order
-        again."""
+        again. Every customer-order document type is searched, not only the configured
+        one: an earlier attempt may have gone out before the setting changed."""
         keys = []
         for page in self.client.iter_pages(
             ORDERS_RESOURCE,
-            filters=[
-                Filter("sigla", "=", self.series.sigla),
-                Filter("nota", "contiene", marker(order_id)),
-            ],
+            filters=[Filter("nota", "contiene", marker(order_id))],
             fields=["sigla", "serie", "numero", "nota"],
             page_size=20,
         ):
