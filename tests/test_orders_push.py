@@ -450,3 +450,27 @@ def test_an_order_whose_answer_was_lost_is_found_after_its_document_type_changed
     assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
     keys = {o["id"]: o["erp_key"] for o in WebOrders(store).list()}
     assert keys[ids[0]].startswith("OC+") and keys[ids[1]].startswith("OX+")
+
+
+def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A push stalls past its claim's lease after the ERP took an order; another push
+    takes the order over, finds it in the ERP and records it. Between them the order
+    counts as sent once, not once by each."""
+    from datetime import timedelta
+
+    ids = import_orders(store, base, 1)
+    other: list[Any] = []
+
+    def stall(at: str, site_id: str) -> None:
+        if at == "accepted" and not other:
+            other.append(Pusher(store, client, lease=timedelta(0)).push())
+
+    first = Pusher(store, client, crash=stall).push()
+    (second,) = other
+    sent = first.to_json()["orders"]["sent"] + second.to_json()["orders"]["sent"]
+    assert second.orders_recovered == 1 and first.orders_sent == 0
+    assert sent == 1 and first.skipped_busy == 1
+    assert erp_marker_counts(sim, ids) == {ids[0]: 1}
+    assert states_of(store) == {ids[0]: states.STORED}

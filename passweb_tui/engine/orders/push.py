@@ -876,7 +876,15 @@ class Pusher:
         ]
         with self.store.write() as conn:
             # only while the claim is still ours: a claim taken over meanwhile belongs to
-            # a push that looks the order up before sending it
+            # a push that looks the order up before sending it (and counts it then)
+            ours = set(
+                conn.execute(
+                    sa.select(orders_t.c.id).where(
+                        orders_t.c.id.in_([o.claim.site_id for o in outcomes]),
+                        orders_t.c.claim_owner == self.owner,
+                    )
+                ).scalars()
+            )
             conn.execute(
                 sa.update(orders_t)
                 .where(
@@ -909,7 +917,12 @@ class Pusher:
             )
         with self._lock:
             for o in outcomes:
-                if o.outcome == "created":
+                if o.claim.site_id not in ours:
+                    log.info(
+                        "order %s: taken over by another push, which records it", o.claim.site_id
+                    )
+                    result.skipped_busy += 1
+                elif o.outcome == "created":
                     result.orders_sent += 1
                 elif o.outcome == "found":
                     result.orders_recovered += 1
