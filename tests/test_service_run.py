@@ -593,3 +593,32 @@ def test_odd_trigger_bodies_get_an_answer(
         assert launched == []
     finally:
         server.stop()
+
+
+def test_the_trigger_listens_on_ipv6_when_told_to() -> None:
+    """trigger_host = "::1" listens on the IPv6 loopback; a host that does not resolve
+    is an OSError that names it (serve turns it into a configuration error)."""
+    import http.client
+    import socket
+
+    from passweb_tui.engine.service.trigger import TriggerServer
+
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    launched: list[str] = []
+    server = TriggerServer("::1", 0, "secret", lambda kind: launched.append(kind) or 1)
+    server.start()
+    try:
+        assert server.loopback and server.url.startswith("http://[::1]:")
+        conn = http.client.HTTPConnection("::1", server.httpd.server_address[1], timeout=5)
+        conn.request("POST", "/trigger", body=b'{"kind": "changed", "token": "secret"}')
+        assert conn.getresponse().status == 202
+        assert launched == ["changed"]
+    finally:
+        server.stop()
+    with pytest.raises(OSError, match="no such address"):
+        TriggerServer("no-such-host.invalid", 0, "secret", lambda kind: 1)

@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,17 @@ def token_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
+def _family(host: str, port: int) -> socket.AddressFamily:
+    """The address family of the host to listen on: an IPv6 address or name ("::1",
+    "::") listens on IPv6, anything else as it resolves (IPv4 first when both)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, f"no such address ({exc.strerror})") from None
+    families = [info[0] for info in infos]
+    return socket.AF_INET if socket.AF_INET in families else families[0]
+
+
 class TriggerServer:
     """Serves POST /trigger {"kind": "total"|"changed", "token": "..."} (or a Bearer token)."""
 
@@ -50,7 +62,8 @@ class TriggerServer:
         self.token = token
         self.launch = launch
         handler = self._handler_class()
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        server = type("_Server", (ThreadingHTTPServer,), {"address_family": _family(host, port)})
+        self.httpd = server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
