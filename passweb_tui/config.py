@@ -386,6 +386,27 @@ def _secrets_in(part: dict[str, Any]) -> list[str]:
     return found
 
 
+#: settings the demo always takes as its own (see load_settings)
+_DEMO_OWN = (
+    "db_url",
+    "erp_url",
+    "erp_user",
+    "erp_password",
+    "password_command",
+    "dominio",
+    "azienda",
+    "anno",
+    "magazzino",
+    "ca_file",
+    "verify_tls",
+    "smtp_host",
+    "notify",
+)
+#: global flags by the attribute they set
+_FLAG_NAMES = {"db_url": "db", "erp_url": "erp-url", "erp_user": "erp-user", "azienda": "azienda",
+               "anno": "anno", "ca_file": "ca-file"}  # fmt: skip
+
+
 def load_settings(
     flags: dict[str, Any] | None = None,
     *,
@@ -401,6 +422,16 @@ def load_settings(
     for var, (attr, typ) in _ENV.items():
         if var in env and env[var] != "":
             values[attr] = _coerce(env[var], typ, f"environment {var}")
+    if flags.get("demo"):
+        # the demo never touches the configured store, ERP or mail: its own store in its
+        # own folder, the built-in simulator, nobody to e-mail
+        given = [f"--{_FLAG_NAMES[a]}" for a in _DEMO_OWN if a in flags and a in _FLAG_NAMES]
+        if given:
+            raise ConfigError(
+                f"--demo uses its own store and its built-in ERP: leave out {', '.join(given)}"
+            )
+        for attr in _DEMO_OWN:
+            values.pop(attr, None)
     values.update(flags)
     settings = Settings(**values)
     if cfg_path.exists():

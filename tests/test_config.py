@@ -212,3 +212,26 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_settings({}, env={}, path=cfg)
         assert said in str(err.value)
+
+
+def test_the_demo_never_uses_the_configured_store_erp_or_mail(isolated_home: Path) -> None:
+    """A real installation's config and environment are ignored under --demo: the demo
+    writes only to its own store and talks only to the built-in simulator."""
+    cfg = write(
+        isolated_home / "c.toml",
+        '[store]\ndb = "sqlite:////srv/shop/store.db"\n'
+        '[erp]\nurl = "https://erp.example:9004/webapi"\nuser = "real"\nazienda = "ACM"\n'
+        'password_command = "pass show erp"\n'
+        '[service]\nsmtp_host = "mail.example"\nnotify = "boss@example.it"\n',
+    )
+    env = {"PASSWEB_TUI_DB": "postgresql://shop@db/shop", "PASSWEB_TUI_ERP_PASSWORD": "secret"}
+    s = load_settings({"demo": True}, env=env, path=cfg)
+    assert s.resolved_db_url.endswith("/demo/store.db")
+    assert s.erp_url is None and s.erp_password is None and s.password_command is None
+    assert s.azienda is None and not s.smtp_host and not s.notify
+    real = load_settings({}, env=env, path=cfg)  # the same files without --demo
+    assert (
+        real.erp_url == "https://erp.example:9004/webapi" and real.db_url == env["PASSWEB_TUI_DB"]
+    )
+    with pytest.raises(ConfigError, match=r"--demo uses its own store .* leave out --db, --erp-url"):
+        load_settings({"demo": True, "db_url": "sqlite:///x.db", "erp_url": "https://e/webapi"})

@@ -65,7 +65,7 @@ class Context:
     def erp_config(self) -> ErpConfig:
         """The ERP to talk to; under --demo the embedded simulator, started on first use."""
         settings = self.settings
-        if settings.demo and not settings.erp_url:
+        if settings.demo:
             from passweb_tui.demo import start_demo_erp
 
             if self._demo_erp is None:
