@@ -233,5 +233,7 @@ def test_the_demo_never_uses_the_configured_store_erp_or_mail(isolated_home: Pat
     assert (
         real.erp_url == "https://erp.example:9004/webapi" and real.db_url == env["PASSWEB_TUI_DB"]
     )
-    with pytest.raises(ConfigError, match=r"--demo uses its own store .* leave out --db, --erp-url"):
+    with pytest.raises(
+        ConfigError, match=r"--demo uses its own store .* leave out --db, --erp-url"
+    ):
         load_settings({"demo": True, "db_url": "sqlite:///x.db", "erp_url": "https://e/webapi"})

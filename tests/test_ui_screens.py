@@ -246,3 +246,43 @@ async def test_a_warning_stays_in_the_top_bar_of_every_screen(synced: Engine) ->
             await pilot.pause()
             warning = app.screen.query_one("#topbar-warning", Label)
             assert "TLS verification OFF" in str(warning.render())
+
+
+async def test_refused_credentials_are_not_tried_again_by_the_dashboard(
+    erp_sim: Any, tmp_path: Any
+) -> None:
+    """The ERP locks a user after a few failed logins: a refused check is not repeated by
+    the periodic timer nor by coming back to the dashboard, only by ctrl+r; and however
+    often the dashboard is shown, one periodic check is pending at most."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    wrong = ErpConfig(erp_sim.url, erp_sim.user, "wrong", erp_sim.azienda, erp_sim.anno)
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", wrong))
+    logins: list[int] = []
+    real_client = engine.client
+
+    def counting_client() -> Any:
+        logins.append(1)
+        return real_client()
+
+    engine.client = counting_client  # type: ignore[method-assign]
+    try:
+        app = create_app(engine, poll_s=5)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            erp = str(app.screen.query_one("#dash-erp", Static).render())
+            assert "credentials refused" in erp and len(logins) == 1
+            for _ in range(5):
+                await pilot.press("r")
+                await settle(app, pilot)
+                await pilot.press("d")
+                await settle(app, pilot)
+            assert len(logins) == 1
+            dash = app.screen
+            assert isinstance(dash, DashboardScreen) and dash._erp_timer is None
+            await pilot.press("ctrl+r")
+            await settle(app, pilot)
+            assert len(logins) == 2
+    finally:
+        engine.close()

@@ -4,6 +4,7 @@ fields changed by entity and the category count; refreshed by polling that never
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -114,6 +115,8 @@ class DashboardScreen(BaseScreen):
         self._loading = False
         self._erp_live: tuple[str, str] | None = None
         self._erp_checking = False
+        self._erp_checked_at: float | None = None  # monotonic time of the last answer
+        self._erp_timer: Timer | None = None  # the one pending periodic check
         self._view: DashboardView | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -151,23 +154,35 @@ class DashboardScreen(BaseScreen):
 
     def on_shown(self) -> None:
         self.poll()
-        self.check_erp()
+        self.check_erp(only_if_due=True)
 
-    def check_erp(self) -> None:
-        """Ask the ERP in the background; the next check is scheduled after this one."""
+    def check_erp(self, only_if_due: bool = False) -> None:
+        """Ask the ERP in the background. One check at a time, and one periodic timer
+        however often the screen is shown; credentials the ERP refused are not tried
+        again by themselves (the ERP locks a user after a few failed logins): ctrl+r
+        asks again."""
         engine = self.papp.engine
         if self._erp_checking or engine is None:
             return
+        if only_if_due and self._erp_checked_at is not None:
+            refused = self._erp_live is not None and self._erp_live[0] == "auth"
+            if refused or time.monotonic() - self._erp_checked_at < ERP_CHECK_S:
+                return
         self._erp_checking = True
         self.run_worker(
             lambda: check_erp(engine), group="erp-check", thread=True, exit_on_error=False
         )
+
+    def _erp_tick(self) -> None:
+        self._erp_timer = None
+        self.check_erp(only_if_due=True)
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
         self.poll()
 
     def action_reload(self) -> None:
         self.poll()
+        self.check_erp()
 
     def poll(self) -> None:
         """Read the dashboard unless a read is already under way (polls never overlap)."""
@@ -193,12 +208,14 @@ class DashboardScreen(BaseScreen):
             WorkerState.ERROR,
         }:
             self._erp_checking = False
+            self._erp_checked_at = time.monotonic()
             if event.state == WorkerState.SUCCESS:
                 self._erp_live = event.worker.result
             if self._view is not None:
                 self.show(self._view)
-            if self.papp.poll_s > 0:
-                self.set_timer(ERP_CHECK_S, self.check_erp)
+            refused = self._erp_live is not None and self._erp_live[0] == "auth"
+            if self.papp.poll_s > 0 and self._erp_timer is None and not refused:
+                self._erp_timer = self.set_timer(ERP_CHECK_S, self._erp_tick)
             return
         if event.worker.group != "dashboard" or event.state not in {
             WorkerState.SUCCESS,
