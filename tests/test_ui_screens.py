@@ -127,6 +127,10 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         tree.cursor_line = line
         await settle(app, pilot)
         assert len(keys(app, "#cat-articles")) == min(target.article_count, 200)
+        table = app.screen.query_one("#cat-articles", KeyTable)
+        first = keys(app, "#cat-articles")[0]
+        (article,) = [a for a in synced.articles(category=target.code) if a["code"] == first]
+        assert article["description"] and table.get_row(first)[1] == article["description"]
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
         assert target.code in title
 

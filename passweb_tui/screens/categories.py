@@ -151,7 +151,7 @@ class CategoriesScreen(BaseScreen):
         table.clear()
         for row in rows:
             key = str(value_of(row, "codice") or value_of(row, "code"))
-            table.add_row(key, str(value_of(row, "descrizione") or ""), key=key)
+            table.add_row(key, str(value_of(row, "description") or ""), key=key)
         self.query_one("#cat-articles-title", Label).update(
             t("categories.articles_of", code=code, count=fmt_int(len(rows)))
         )
