@@ -667,3 +667,110 @@ def test_a_page_believed_new_whose_records_were_stored_meanwhile_is_upserted(
     monkeypatch.undo()
     assert in_step(engine) == {}
     assert store_vs_erp(engine, sim) == []  # price rows included
+
+
+def test_a_partial_never_removes_and_on_a_horeca_site_only_a_total_does(
+    db_url: str, sim: Any
+) -> None:
+    """DOMAIN.md: deletions (a record gone from the ERP or no longer flagged for the
+    site) are never made by a PARTIAL, and on a Ho.Re.Ca. site only by a TOTAL."""
+    from passweb_tui.engine.facade import Scope
+
+    engine = open_engine(db_url, sim, horeca=True)
+    try:
+        engine.run("total")
+        before = store_articles(engine)
+        sim.admin(
+            "POST",
+            "mutate",
+            json={"resource": "articoli", "count": 12, "seed": 12, "fields": ["trasf_sito"]},
+        )
+        on_site = erp_articles_for_site(sim)
+        off = before - on_site
+        assert off, "the mutation should take some stored articles off the site"
+        one = sorted(off)[0]
+        for scope in (Scope(("articles",), (one,)), Scope(("articles",))):
+            partial = engine.run("partial", scope=scope)
+            assert partial.entities["articles"]["deleted"] == 0 and one in store_articles(engine)
+        changed = engine.run("changed")
+        assert changed.status == "ok" and changed.entities["articles"]["deleted"] == 0
+        assert store_articles(engine) == before | on_site  # new ones in, none out
+        total = engine.run("total")
+        assert total.entities["articles"]["deleted"] == len(off)
+        assert store_articles(engine) == on_site
+    finally:
+        engine.close()
+    # elsewhere a CHANGED removes them (flag changes only), a PARTIAL still does not
+    sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 12, "seed": 13, "fields": ["trasf_sito"]},
+    )
+    engine = open_engine(db_url, sim)
+    try:
+        off = store_articles(engine) - erp_articles_for_site(sim)
+        assert off
+        partial = engine.run("partial", scope=Scope(("articles",)))
+        assert partial.entities["articles"]["deleted"] == 0
+        changed = engine.run("changed")
+        assert changed.entities["articles"]["deleted"] == len(off)
+    finally:
+        engine.close()
+
+
+def _categories_of(engine: Engine) -> dict[str, str | None]:
+    with engine.store.read() as conn:
+        return dict(conn.execute(select(ARTICLES.c.code, ARTICLES.c.category)).all())
+
+
+def test_changed_site_settings_are_applied_by_the_next_changed_and_logged(
+    db_url: str, sim: Any
+) -> None:
+    """Switching the category mode or the publishing of pre-deleted articles changes
+    rows the ERP did not touch: the next CHANGED pulls the articles in full, logs each
+    new category link, and leaves the store in step."""
+    primary = open_engine(db_url, sim)
+    try:
+        primary.run("total")
+        before = _categories_of(primary)
+    finally:
+        primary.close()
+    rules = SiteRules(category_mode="secondaria", publish_predeleted=True)
+    secondary = open_engine(db_url, sim, rules=rules)
+    try:
+        result = secondary.run("changed")
+        assert result.status in ("ok", "ok_with_rejects"), result.error
+        assert "articles pulled in full" in (result.message or "")
+        after = _categories_of(secondary)
+        moved = {k for k in after if after[k] != before.get(k)}
+        assert moved, "the demo data links articles to other web categories"
+        logged = {
+            c.key
+            for c in secondary.changes(run_id=result.run_id, entity="articles")
+            if c.field == "category"
+        }
+        assert logged == moved
+        assert in_step(secondary) == {}
+        again = secondary.run("changed")  # the settings are now the store's: no refill
+        assert "pulled in full" not in (again.message or "")
+        assert again.entities["articles"]["fetched"] < len(after)
+    finally:
+        secondary.close()
+
+
+def test_articles_linked_to_a_category_the_erp_deleted_are_reported(
+    engine: Engine, sim: Any
+) -> None:
+    engine.run("total")
+    linked = _categories_of(engine)
+    gone = sorted({c for c in linked.values() if c})[0]
+    sim.admin("DELETE", f"records/gruppi-merceologici/{gone}")
+    orphans = {k for k, c in linked.items() if c == gone}
+    for kind in ("changed", "total"):
+        result = engine.run(kind)
+        assert result.status == "ok_with_rejects", (kind, result.error)
+        assert result.entities["articles"]["rejected"] == len(orphans)
+        detail = engine.run_detail(result.run_id)
+        reasons = {r.key: r.reason for r in detail.rejects if r.entity == "articles"}
+        assert set(reasons) == orphans
+        assert all(f"category '{gone}'" in why for why in reasons.values())

@@ -109,6 +109,7 @@ class EngineSettings:
             customer_ledger=settings.customer_ledger,
             order_document=settings.order_document,
             order_series=settings.order_series,
+            horeca=settings.horeca,
         )
         return cls(
             settings.resolved_db_url, erp if erp is not None else settings.erp_config, options

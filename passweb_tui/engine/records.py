@@ -315,7 +315,7 @@ ENTITIES: dict[str, EntitySpec] = {
                 "dt_mod_sistema",
                 "ora_mod_sistema",
             ),
-            site_fields=("published",),
+            site_fields=("published", "category"),
             mod_date="dt_mod_sistema",
             mod_time="ora_mod_sistema",
             site_flag="trasf_sito",

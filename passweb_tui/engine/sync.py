@@ -231,6 +231,8 @@ class SyncOptions:
     customer_ledger: str = "501"
     order_document: str = "OC"
     order_series: int = 1
+    #: a site of the Ho.Re.Ca. family: only a TOTAL deletes there
+    horeca: bool = False
     #: a full pass into an empty table builds its rows in a second process once it has
     #: read this many records (None: never)
     worker_after_records: int | None = 2000
@@ -330,10 +332,13 @@ class _Pass:
         deletions: bool,
         codes: tuple[str, ...] = (),
         since: str | None = None,
+        removals: bool = True,
     ) -> None:
         self.spec = spec
         self.full = full
-        self.deletions = deletions
+        self.deletions = deletions  # rows the pass did not meet are deleted at its end
+        # records met with their transfer flag off are removed (else left as they are)
+        self.removals = removals
         self.codes = codes
         self.since = since
 
@@ -428,6 +433,17 @@ class SyncRunner:
             watermark = get_state(conn, WATERMARK)
             attrs_done = get_state(conn, ATTRIBUTES_DONE) is not None
             refill = get_prefixed(conn, REFILL_PREFIX)  # entity -> the request's token
+            rules_before = get_state(conn, SITE_RULES)
+        rules_now = _rules_text(self.options.rules)
+        if kind == "changed" and rules_before is not None and rules_before != rules_now:
+            # a setting that decides the site's rows changed since the last good run: the
+            # tables it decides are pulled in full, as for a newly used field
+            moved = _rules_entities(rules_before, rules_now)
+            refill = {**{name: None for name in moved}, **refill}
+            self._messages.append(
+                f"site settings changed ({rules_before} -> {rules_now}): "
+                f"{', '.join(moved)} pulled in full"
+            )
         if kind == "changed" and watermark is None:
             kind = "total"
             self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
@@ -602,16 +618,32 @@ class SyncRunner:
                 return []
             pulled = [n for n in scope.entities if n in ENTITIES]
             for name in sorted(pulled, key=lambda n: list(ENTITIES).index(n)):
+                # a PARTIAL deletes nothing: not even a record whose flag went off
                 passes.append(
-                    _Pass(ENTITIES[name], full=not scope.codes, deletions=False, codes=scope.codes)
+                    _Pass(
+                        ENTITIES[name],
+                        full=not scope.codes,
+                        deletions=False,
+                        codes=scope.codes,
+                        removals=False,
+                    )
                 )
             return passes
         for name in LOOKUP_ENTITIES:
             passes.append(_Pass(ENTITIES[name], full=True, deletions=True))
+        # on a Ho.Re.Ca. site only a TOTAL deletes (DOMAIN.md): a CHANGED, even one that
+        # refills a table in full, leaves the records whose flag went off for the next TOTAL
+        removes = kind == "total" or not self.options.horeca
         for name in MAIN_ENTITIES:
             full = kind == "total" or name in refill
             passes.append(
-                _Pass(ENTITIES[name], full=full, deletions=full, since=None if full else watermark)
+                _Pass(
+                    ENTITIES[name],
+                    full=full,
+                    deletions=full and removes,
+                    since=None if full else watermark,
+                    removals=removes,
+                )
             )
         with self.store.read() as conn:
             for name in MAIN_ENTITIES:
@@ -942,10 +974,60 @@ class SyncRunner:
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
                 " (the secondary mode keeps only the web-flagged groups)"
             )
+        if spec.name == "articles" and not p.codes:
+            self._stale_category_links(conn, counts, dry_run)
         if p.deletions:
             self._check_cancel()
             self._emit("deletions", spec.name, counts["fetched"], total)
             self._delete_unseen(conn, spec, counts, dry_run)
+
+    def _stale_category_links(
+        self, conn: Connection, counts: dict[str, int], dry_run: bool
+    ) -> None:
+        """Stored articles linked to a category the site no longer has (the ERP deleted
+        the group, or took its web flag away): rejects of this run, with the reason, and
+        looked at again by the next one. A record only looks at its category when it
+        changes, so without this an unchanged article would keep a dead link unseen."""
+        a = ENTITIES["articles"].table
+        c = ENTITIES["categories"].table
+        query = (
+            select(a.c.code, a.c.category)
+            .where(
+                a.c.category.is_not(None),
+                a.c.category.not_in(select(c.c.code)),
+                a.c.code.not_in(
+                    select(_REJECTS.c.key).where(
+                        _REJECTS.c.run_id == self.run_id,
+                        _REJECTS.c.entity == "articles",
+                        _REJECTS.c.key.is_not(None),
+                    )
+                ),
+            )
+            .order_by(a.c.code)
+        )
+        with self.store.read() as rconn:
+            stale = rconn.execute(query).all()
+        if not stale:
+            return
+        link = "cat_web" if self.options.rules.category_mode == "secondaria" else "cod_grp_merc"
+        rows = [
+            {
+                "run_id": self.run_id,
+                "entity": "articles",
+                "key": code,
+                "reason": f"category {category!r} ({link}) is no longer among the site's"
+                " categories; the article keeps the link until the ERP changes it",
+            }
+            for code, category in stale
+        ]
+        counts["rejected"] += len(rows)
+        with self.store.write() if dry_run else self.store.write(conn) as wconn:
+            wconn.execute(insert(_REJECTS), rows)
+            if not dry_run:
+                wconn.execute(
+                    self._retry_upsert(wconn),
+                    [{"entity": "articles", "key": r["key"], "run_id": self.run_id} for r in rows],
+                )
 
     def _unchanged_page(
         self,
@@ -1090,6 +1172,8 @@ class SyncRunner:
         stored) are written as they are when the store agrees that none is; otherwise
         the page's `records` are decoded and built here."""
         spec = p.spec
+        if not p.removals:
+            removed = []  # records whose flag went off stay as they are
         t = spec.table
         now = utcnow()
         part = self._where_part(spec)
@@ -1428,6 +1512,7 @@ class SyncRunner:
                 mark = clock - timedelta(minutes=self.options.overlap_minutes)
                 set_state(conn, WATERMARK, _stamp(mark))
                 set_state(conn, LAST_OK_RUN, str(self.run_id))
+                set_state(conn, SITE_RULES, _rules_text(self.options.rules))
                 for name, token in refill.items():
                     # only the requests this run read: one made meanwhile waits for the next
                     clear_state_if(conn, REFILL_PREFIX + name, token)
@@ -1451,6 +1536,26 @@ class SyncRunner:
 _CHANGE_COLUMNS = ("run_id", "at", "entity", "key", "change", "field", "old", "new")
 # json_each is built into SQLite from 3.38 (older builds may lack it)
 _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
+
+
+#: the site settings the store's rows were last made under (see _rules_text)
+SITE_RULES = "site_rules"
+
+
+def _rules_text(rules: SiteRules) -> str:
+    return (
+        f"site_no={rules.site_no} publish_predeleted={str(rules.publish_predeleted).lower()}"
+        f" category_mode={rules.category_mode}"
+    )
+
+
+def _rules_entities(before: str, now: str) -> list[str]:
+    """The main tables whose rows a change of site settings decides: the site number
+    decides every one (its transfer flags), the rest only the articles."""
+    site = [p for p in before.split() if p.startswith("site_no=")]
+    if site and site[0] not in now.split():
+        return list(MAIN_ENTITIES)
+    return ["articles"]
 
 
 def _bound_now(conn: Connection, now: datetime) -> Any:
