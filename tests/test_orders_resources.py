@@ -45,8 +45,8 @@ def test_resources_by_hash_only_new_or_changed_and_removal(sim: Any, tmp_path: P
             again = sync_resources(store, client, folder, articles=codes)
             assert (again.downloaded, again.unchanged) == (0, first.listed)
 
-            # a lost file comes back; an attachment whose stamp changed is fetched if it
-            # changed after "since", and left alone otherwise
+            # a lost file comes back; an attachment whose stamp changed is fetched again,
+            # whatever the "since" says (the stamps are the ERP's clock, not this machine's)
             lost = folder / rows[0]["path"]
             lost.unlink()
             changed_article = rows[-1]["article_code"]
@@ -57,13 +57,14 @@ def test_resources_by_hash_only_new_or_changed_and_removal(sim: Any, tmp_path: P
                     ),
                     {"a": changed_article},
                 )
+            n_changed = sum(1 for r in rows if r["article_code"] == changed_article)
             future = sync_resources(
                 store, client, folder, articles=codes, since=datetime(2999, 1, 1)
             )
-            assert future.downloaded == 1 and lost.exists()
+            assert future.downloaded == 1 + n_changed and lost.exists()
+            assert future.written == 1  # the changed ones brought the same bytes: no write
             past = sync_resources(store, client, folder, articles=codes, since=datetime(2001, 1, 1))
-            n_changed = sum(1 for r in rows if r["article_code"] == changed_article)
-            assert past.downloaded == n_changed and past.written == 0  # same bytes: no write
+            assert past.downloaded == 0 and past.unchanged == first.listed
 
             # an article gone from the ERP: its resources and their files go too
             gone = rows[0]["article_code"]
@@ -88,3 +89,48 @@ def test_identical_content_is_written_once(tmp_path: Path) -> None:
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="resource mode"):
         sync_resources(None, None, tmp_path, mode="some")  # type: ignore[arg-type]
+
+
+def test_the_next_since_is_the_erps_clock_not_this_machines(tmp_path: Path) -> None:
+    """An ERP whose clock is three hours behind this machine: the step's "since" comes
+    from the ERP's clock, so an attachment the ERP adds right after the step (stamped
+    with its own, earlier time) is still fetched by the next step."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from passweb_tui.engine.erp.client import Page
+    from passweb_tui.engine.erp.values import parse_datetime
+    from passweb_tui.engine.orders.resources import OVERLAP, WATERMARK
+    from passweb_tui.engine.state import get_state
+
+    erp_now = datetime.now().replace(microsecond=0) - timedelta(hours=3)
+    png = b"\x89PNG" + b"x" * 20
+    listed: list[dict[str, Any]] = [{"nome": "foto", "tipo": "immagine", "dimensione": len(png),
+                                     "dt_mod": erp_now.strftime("%Y%m%d %H%M%S")}]  # fmt: skip
+    client = SimpleNamespace(
+        config=SimpleNamespace(max_in_flight=1),
+        attachments_page=lambda code: Page(list(listed), None, erp_now),
+        get_attachment=lambda code, nome: png,
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with store.write() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO articles (code, published, data, digest, synced_at)"
+                    " VALUES ('A1', 1, '{}', 'd', '2026-01-01 00:00:00')"
+                )
+            )
+        folder = tmp_path / "res"
+        first = sync_resources(store, client, folder)  # type: ignore[arg-type]
+        assert first.downloaded == 1
+        with store.read() as conn:
+            since = parse_datetime(get_state(conn, WATERMARK) or "")
+        assert since == erp_now - OVERLAP
+        # the ERP adds a sheet a minute later by its clock (hours ago by this machine's)
+        listed.append({"nome": "scheda", "tipo": "scheda", "dimensione": len(png),
+                       "dt_mod": (erp_now + timedelta(minutes=1)).strftime("%Y%m%d %H%M%S")})  # fmt: skip
+        second = sync_resources(store, client, folder)  # type: ignore[arg-type]
+        assert second.downloaded == 1 and second.unchanged == 1
+    finally:
+        store.close()

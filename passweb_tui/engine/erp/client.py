@@ -721,11 +721,15 @@ class MexalClient:
 
     def attachments(self, codice: str) -> list[dict[str, Any]]:
         """The attachments an article lists (`articoli/{codice}/allegati`)."""
+        return self.attachments_page(codice).records
+
+    def attachments_page(self, codice: str) -> Page:
+        """The same, as a page: with the ERP's clock at the reply (`data_ric_elab`)."""
         path, params = self._key_path("articoli", codice)
-        page = self._read(
+        page: Page = self._read(
             "GET", path + "/allegati", None, params=params, context=True, parse=self._parse_page
         )
-        return page.records
+        return page
 
     def get_attachment(self, codice: str, nome: str) -> bytes:
         """The bytes of one article attachment (`articoli/{codice}/allegati/{nome}`)."""

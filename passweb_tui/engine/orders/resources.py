@@ -113,6 +113,7 @@ def sync_resources(
             query = query.where(articles_t.c.code.in_(list(articles)))
         codes = list(conn.execute(query).scalars())
     started: datetime | None = None
+    clocks: list[datetime] = []  # the ERP's clock at its listings
     lock = threading.Lock()
     for start in range(0, len(codes), PAGE):
         if check is not None:
@@ -122,7 +123,11 @@ def sync_resources(
 
         def list_one(code: str, listings: dict[str, Any] = listings) -> None:
             try:
-                items: list[dict[str, Any]] | None = client.attachments(code)
+                listing = client.attachments_page(code)
+                items: list[dict[str, Any]] | None = listing.records
+                if listing.data_ric_elab is not None:
+                    with lock:
+                        clocks.append(listing.data_ric_elab)
             except NotFoundError:
                 items = None  # the ERP no longer has the article
             except ErpError as exc:
@@ -134,9 +139,11 @@ def sync_resources(
                 result.requests += 1
 
         _in_threads(page, list_one, client.config.max_in_flight)
-        # the ERP's stamps are its naive local time; start the next "since" an overlap
-        # earlier, as CHANGED does, so a clock difference or change cannot skip a file
-        started = started or datetime.now() - OVERLAP
+        # the ERP's stamps are its naive local time: the next "since" is the ERP's clock
+        # at this step's first listing (this machine's only when the ERP gives none), an
+        # overlap earlier, as CHANGED does
+        if started is None:
+            started = (min(clocks) if clocks else datetime.now()) - OVERLAP
         with store.read() as conn:
             known = {
                 (r.article_code, r.nome): r
@@ -172,7 +179,10 @@ def sync_resources(
                     and old.size == item.get("dimensione")
                 )
                 fresh = code not in seen_before or mode == "all"
-                if same or (present and not fresh and since and _stamp(stamp) < since):
+                # a stored attachment is fetched again when its stamp or size changed,
+                # whenever that was; "since" only spares downloading an attachment the
+                # site never had, of an article it knows, that is older than the last step
+                if same or (old is None and not fresh and since and _stamp(stamp) < since):
                     result.unchanged += 1
                     continue
                 wanted.append((code, item))
