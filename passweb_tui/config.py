@@ -142,6 +142,17 @@ class Settings:
         ]
         if missing:
             raise ConfigError("missing setting: " + "; ".join(missing))
+        if self.ca_file:
+            import ssl
+
+            try:
+                ssl.create_default_context(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+                raise ConfigError(
+                    f"ca_file {self.ca_file!r} (--ca-file, PASSWEB_TUI_CA_FILE or [erp] ca_file)"
+                    f" cannot be used as CA certificates: {reason}"
+                ) from None
         password = self.resolve_password()
         assert self.erp_url and self.erp_user and self.azienda
         try:
@@ -466,12 +477,34 @@ def load_settings(
         raise ConfigError(
             f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"
         )
+    _check_tables(settings)
     _check_service(settings)
     warning = settings.tls_warning
     if warning:
         # said on every command's stderr; the UI shows the same text on its screens
         logging.getLogger("passweb_tui.config").warning(warning)
     return settings
+
+
+def _check_tables(settings: Settings) -> None:
+    """The values inside [ui] keymap and [sync] update_descriptions."""
+    from passweb_tui.engine.records import LOOKUP_ENTITIES
+
+    for action, keys in settings.keymap.items():
+        if not isinstance(keys, str) or not keys.strip():
+            raise ConfigError(
+                f'[ui] keymap.{action}: expected keys as text (like "ctrl+q"), got {keys!r}'
+            )
+    for table, flag in settings.update_descriptions.items():
+        if table not in LOOKUP_ENTITIES:
+            raise ConfigError(
+                f"[sync] update_descriptions.{table}: not a lookup table"
+                f" (one of {', '.join(LOOKUP_ENTITIES)})"
+            )
+        if not isinstance(flag, bool):
+            raise ConfigError(
+                f"[sync] update_descriptions.{table}: expected true or false, got {flag!r}"
+            )
 
 
 def _check_service(settings: Settings) -> None:

@@ -255,3 +255,13 @@ def test_a_database_url_that_does_not_parse_is_named_without_its_password(
     assert done.returncode == (1 if command == ["doctor"] else 2)
     assert "S3cretPw" not in done.stdout + done.stderr
     assert "passweb:***@db:54x2" in done.stdout + done.stderr
+
+
+def test_fields_on_a_new_store_says_when_the_erp_refuses_its_catalogue(
+    sim: Any, tmp_path: Any
+) -> None:
+    sim.admin("PUT", "users/demo", json={"password": "changed"})
+    refused = cli(sim, "fields", "list", "articles", db=f"sqlite:///{tmp_path / 'new.db'}")
+    assert refused.returncode == 2, refused.stderr
+    assert "reading the ERP's field catalogue: " in refused.stderr
+    assert "unexpected error" not in refused.stderr

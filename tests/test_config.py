@@ -237,3 +237,37 @@ def test_the_demo_never_uses_the_configured_store_erp_or_mail(isolated_home: Pat
         ConfigError, match=r"--demo uses its own store .* leave out --db, --erp-url"
     ):
         load_settings({"demo": True, "db_url": "sqlite:///x.db", "erp_url": "https://e/webapi"})
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[ui]\nkeymap = {"app.quit" = 5}\n', r"\[ui\] keymap.app.quit: expected keys as text"),
+        (
+            "[sync]\nupdate_descriptions = {categoris = false}\n",
+            r"\[sync\] update_descriptions.categoris: not a lookup table",
+        ),
+        (
+            '[sync]\nupdate_descriptions = {price_lists = "false"}\n',
+            r"\[sync\] update_descriptions.price_lists: expected true or false, got 'false'",
+        ),
+    ],
+)
+def test_the_values_inside_tables_are_checked(tmp_path: Path, text: str, said: str) -> None:
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError, match=said):
+        load_settings({}, env={}, path=cfg)
+
+
+def test_a_ca_file_that_cannot_be_used_is_a_configuration_error(tmp_path: Path) -> None:
+    base = {"erp_url": "https://erp.example/webapi", "erp_user": "u", "azienda": "A"}
+    env = {"PASSWEB_TUI_ERP_PASSWORD": "pw"}
+    for path, said in ((tmp_path / "none.pem", "No such file"), (tmp_path, "")):
+        settings = load_settings({**base, "ca_file": str(path)}, env=env)
+        with pytest.raises(
+            ConfigError, match=f"ca_file .* cannot be used as CA certificates: {said}"
+        ):
+            settings.erp_config()
+    junk = write(tmp_path / "junk.pem", "not a certificate\n")
+    with pytest.raises(ConfigError, match="cannot be used as CA certificates"):
+        load_settings({**base, "ca_file": str(junk)}, env=env).erp_config()

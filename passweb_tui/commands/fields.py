@@ -29,11 +29,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _ensure_catalogue(engine: Engine, entity: str | None) -> None:
+    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
     from passweb_tui.engine.records import MAIN_ENTITIES
 
     entities = [entity] if entity else list(MAIN_ENTITIES)
     if any(not engine.fields(e) for e in entities):
-        engine.attribute_update()
+        # the store has no field catalogue yet: the ERP's is read first
+        try:
+            engine.attribute_update()
+        except (AuthError, ContextMissingError) as exc:
+            raise CliError(f"reading the ERP's field catalogue: {exc}", ExitCode.USAGE) from None
+        except ErpError as exc:
+            raise CliError(f"reading the ERP's field catalogue: {exc}", ExitCode.FAILED) from None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

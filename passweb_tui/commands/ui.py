@@ -154,4 +154,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         code = app.run()
     finally:
         resources.close(app)
+    if app.return_code:  # the app ended on an error (Textual has shown it): not a success
+        return int(ExitCode.FAILED)
     return int(code or 0)
