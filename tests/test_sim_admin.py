@@ -212,6 +212,11 @@ def test_clock_set_advance_offset_reset(sim: SimProcess, c: httpx.Client) -> Non
     stamp = c.get("/risorse/articoli", params={"max": 1}).json()["data_ric_elab"]
     assert stamp[:8] == time.strftime("%Y%m%d") or stamp[9:] < "000010"
     assert httpx.put(f"{sim.root}/sim/clock", json={"now": "ieri"}).status_code == 400
+    # a clock the ERP cannot show is refused, and the ERP keeps working
+    for body in ({"offset_s": 1e12}, {"offset_s": 1e308}, {"now": "99991231 235959"}):
+        refused = httpx.put(f"{sim.root}/sim/clock", json=body)
+        assert refused.status_code == 400 and "within the years" in refused.json()["error"]
+    assert c.get("/risorse/articoli", params={"max": 1}).status_code == 200
 
 
 def test_mutate_changes_fields_and_bumps_dates(sim: SimProcess, c: httpx.Client) -> None:

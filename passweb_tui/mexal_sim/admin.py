@@ -5,6 +5,7 @@ JSON in, JSON out, no auth, never faulted. Errors: `{"error": "..."}` with 400/4
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from dataclasses import asdict, fields
@@ -14,7 +15,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
-from passweb_tui.mexal_sim.erp import DOCS, BusinessError, Erp, Faults, parse_stamp
+from passweb_tui.mexal_sim.erp import (
+    CLOCK_YEARS,
+    DOCS,
+    BusinessError,
+    Erp,
+    Faults,
+    parse_stamp,
+)
+from passweb_tui.mexal_sim.erp import (
+    clock_ok as _clock_ok,
+)
 
 
 class AdminError(Exception):
@@ -184,13 +195,24 @@ def build_admin(erp: Erp) -> Router:
             body = _obj(await _body(request))
             if "now" in body:
                 try:
-                    erp.clock.set_now(parse_stamp(str(body["now"])))
+                    when = parse_stamp(str(body["now"]))
                 except ValueError:
                     raise AdminError(400, "now must be 'AAAAMMGG HHMMSS'") from None
-            elif "offset_s" in body and isinstance(body["offset_s"], int | float):
-                erp.clock.offset_s = float(body["offset_s"])
+                offset = (when - dt.datetime.now()).total_seconds()
+            elif (
+                "offset_s" in body
+                and isinstance(body["offset_s"], int | float)
+                and not isinstance(body["offset_s"], bool)
+            ):
+                offset = float(body["offset_s"])
             else:
                 raise AdminError(400, 'body must be {"now": "AAAAMMGG HHMMSS"} or {"offset_s": N}')
+            if not _clock_ok(offset):
+                raise AdminError(
+                    400, f"the ERP's clock must stay within the years {CLOCK_YEARS[0]}-"
+                    f"{CLOCK_YEARS[1]}; an offset of {offset!r} s leaves them"
+                )  # fmt: skip
+            erp.clock.offset_s = offset
         erp.save()
         return {"now": erp.clock.stamp(), "offset_s": erp.clock.offset_s}
 

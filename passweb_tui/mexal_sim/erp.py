@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import random
 import secrets
@@ -90,6 +91,20 @@ class ErpClock:
     def stamp(self) -> str:
         n = self.now()
         return f"{fmt_date(n)} {fmt_time(n.hour * 3600 + n.minute * 60 + n.second)}"
+
+
+#: the years the ERP's clock may be set within (its stamps have four-digit years)
+CLOCK_YEARS = (1901, 9998)
+
+
+def clock_ok(offset_s: float) -> bool:
+    if not math.isfinite(offset_s):
+        return False
+    try:
+        year = (dt.datetime.now() + dt.timedelta(seconds=offset_s)).year
+    except OverflowError:
+        return False
+    return CLOCK_YEARS[0] <= year <= CLOCK_YEARS[1]
 
 
 def parse_stamp(text: str) -> dt.datetime:
@@ -623,7 +638,10 @@ class Erp:
             table.load(tdata)
         self.counters.update({str(k): int(v) for k, v in data.get("counters", {}).items()})
         self.users.update({str(k): str(v) for k, v in data.get("users", {}).items()})
-        self.clock.offset_s = float(data.get("clock_offset_s", 0.0))
+        offset = data.get("clock_offset_s", 0.0)
+        # a clock the ERP cannot show (a state file from before this was checked) is reset
+        ok = isinstance(offset, int | float) and clock_ok(float(offset))
+        self.clock.offset_s = float(offset) if ok else 0.0
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
