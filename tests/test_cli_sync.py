@@ -265,3 +265,31 @@ def test_fields_on_a_new_store_says_when_the_erp_refuses_its_catalogue(
     assert refused.returncode == 2, refused.stderr
     assert "reading the ERP's field catalogue: " in refused.stderr
     assert "unexpected error" not in refused.stderr
+
+
+def test_changes_names_a_run_or_entity_that_does_not_exist(sim: Any, tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    for args, said in (
+        (("--run", "999"), "no run 999 in the store"),
+        (("--run", "0"), "--run must be a run id"),
+        (("--run", "99999999999999999999999"), "--run must be a run id"),
+        (("--entity", "bogus"), "unknown entity 'bogus'"),
+    ):
+        result = cli(sim, "changes", *args, db=db)
+        assert result.returncode == 2 and said in result.stderr, (args, result.stderr)
+    assert cli(sim, "changes", "--run", "1", db=db).returncode == 0
+
+
+def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for db, code, said in (
+        (f"sqlite:///{blocker / 'sub' / 'store.db'}", 1, "cannot be created"),
+        ("foo://bar/baz", 2, "cannot use database"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", 1, "site store"),
+    ):
+        result = cli(sim, "runs", db=db)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == code, (db, result.stderr)
+        assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines

@@ -25,10 +25,25 @@ def _short(value: str | None, width: int = 30) -> str:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.facade import SyncError
+    from passweb_tui.engine.records import ENTITIES
+
     if args.limit < 0:
         raise CliError("--limit must be 0 or more", ExitCode.USAGE)
+    if args.entity is not None and args.entity not in ENTITIES:
+        raise CliError(
+            f"unknown entity {args.entity!r}; choose one of: {', '.join(ENTITIES)}",
+            ExitCode.USAGE,
+        )
+    if args.run is not None and not 1 <= args.run < 2**63:
+        raise CliError(f"--run must be a run id (1 or more), got {args.run}", ExitCode.USAGE)
     engine = open_engine(ctx)
     try:
+        if args.run is not None:
+            try:
+                engine.run_detail(args.run)  # a run that does not exist is said so
+            except SyncError as exc:
+                raise CliError(str(exc), ExitCode.USAGE) from None
         entries = engine.changes(run_id=args.run, entity=args.entity, limit=args.limit)
     finally:
         engine.close()

@@ -127,14 +127,23 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"the store's folder {str(folder)!r} cannot be created: {exc.strerror or exc}"
+                ) from None
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except Exception as exc:
-        raise StoreError(f"cannot use database {parsed!r}: {exc}") from None
+        # an unknown kind of database, or one whose driver is not installed: the setting
+        # names something this installation cannot use
+        reason = " ".join(str(exc).split())
+        raise StoreUrlError(f"cannot use database {parsed!r}: {reason}") from None
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -179,5 +188,6 @@ def open_store(url: str) -> Store:
     except DBAPIError as exc:
         engine.dispose()
         safe = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"site store {safe}: {exc.orig or exc}") from None
+        why = " ".join(str(exc.orig or exc).split())  # one line (drivers add hints below)
+        raise StoreError(f"site store {safe}: {why}") from None
     return Store(engine)
