@@ -428,7 +428,14 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = dict(os.environ) if env is None else env
     site = flags.get("site") or DEFAULT_SITE
+    if not re.fullmatch(r"[^\W_][\w-]{0,63}", site):
+        # the name becomes a folder of the data folder: nothing that could leave it
+        raise ConfigError(
+            f"--site {site!r}: a site name is letters, digits, '-' and '_' (at most 64)"
+        )
     cfg_path = path or config_path()
+    if site != DEFAULT_SITE and not cfg_path.exists():
+        raise ConfigError(f"--site {site}: there is no config file ({cfg_path}) with its profile")
     values = read_config_file(cfg_path, site)
     for var, (attr, typ) in _ENV.items():
         if var in env and env[var] != "":

@@ -183,7 +183,8 @@ def test_saving_keeps_a_file_with_any_site_name_and_value_valid(tmp_path: Path) 
     s = load_settings({}, env={}, path=cfg)
     assert s.erp_user == "mario\trossi" and s.resolve_password() == "line1\nline2"
     assert load_settings({"site": "negozio-città"}, env={}, path=cfg).erp_user == "luca"
-    assert load_settings({"site": 'a"b'}, env={}, path=cfg).erp_user == "x"
+    with pytest.raises(ConfigError, match="a site name is letters"):  # not a folder name
+        load_settings({"site": 'a"b'}, env={}, path=cfg)
 
 
 def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
@@ -271,3 +272,15 @@ def test_a_ca_file_that_cannot_be_used_is_a_configuration_error(tmp_path: Path) 
     junk = write(tmp_path / "junk.pem", "not a certificate\n")
     with pytest.raises(ConfigError, match="cannot be used as CA certificates"):
         load_settings({**base, "ca_file": str(junk)}, env=env).erp_config()
+
+
+def test_a_site_name_must_be_a_profile_and_cannot_leave_the_data_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "none.toml"
+    with pytest.raises(ConfigError, match="there is no config file"):
+        load_settings({"site": "nosuch"}, env={}, path=missing)
+    for bad in ("../../evil", "a/b", ".hidden", ""):
+        if bad:
+            with pytest.raises(ConfigError, match="a site name is letters"):
+                load_settings({"site": bad}, env={}, path=missing)
+    cfg = write(tmp_path / "c.toml", '[sites.shop-2.erp]\nuser = "s"\n')
+    assert load_settings({"site": "shop-2"}, env={}, path=cfg).erp_user == "s"
