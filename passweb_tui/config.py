@@ -428,10 +428,11 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = dict(os.environ) if env is None else env
     site = flags.get("site") or DEFAULT_SITE
-    if not re.fullmatch(r"[^\W_][\w-]{0,63}", site):
+    if not re.fullmatch(r"[^\W_][\w.-]{0,63}", site):
         # the name becomes a folder of the data folder: nothing that could leave it
         raise ConfigError(
-            f"--site {site!r}: a site name is letters, digits, '-' and '_' (at most 64)"
+            f"--site {site!r}: a site name is letters, digits, '.', '-' and '_', starting"
+            " with a letter or digit (at most 64)"
         )
     cfg_path = path or config_path()
     if site != DEFAULT_SITE and not cfg_path.exists():
