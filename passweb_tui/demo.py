@@ -6,6 +6,8 @@ pushed to the demo ERP is still there for the next command.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ class DemoErp:
 
     url: str
     anno: int
-    handle: Any
+    handle: Any  # None: the demo ERP of another process, used as it is
+    info: Path | None = None  # the file that tells other processes about this one
 
     def settings(self, settings: Settings) -> Settings:
         return with_demo_erp(settings, self.url, DEMO_USER, DEMO_PASSWORD, DEMO_AZIENDA, self.anno)
@@ -33,7 +36,47 @@ class DemoErp:
         return self.settings(settings).erp_config()
 
     def stop(self) -> None:
+        if self.handle is None:  # another process's demo ERP: it stops with that process
+            return
         self.handle.stop()
+        if self.info is not None:
+            try:
+                if json.loads(self.info.read_text()).get("pid") == os.getpid():
+                    self.info.unlink()
+            except (OSError, ValueError):
+                pass
+
+
+#: the demo ERP a running process serves, for the other demo processes on the same
+#: folder: one demo ERP for all of them, so they agree on what was pushed to it
+RUNNING = "erp-running.json"
+
+
+def _running_erp(folder: Path) -> DemoErp | None:
+    """The demo ERP another process serves from this folder, when it answers."""
+    import httpx
+
+    info = folder / RUNNING
+    try:
+        data = json.loads(info.read_text())
+        pid, url, anno = int(data["pid"]), str(data["url"]), int(data["anno"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    root = url.rsplit("/webapi", 1)[0]
+    try:
+        if httpx.get(f"{root}/sim/stats", timeout=2.0).status_code != 200:
+            return None
+    except httpx.HTTPError:
+        return None
+    return DemoErp(url=url, anno=anno, handle=None)
 
 
 def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000) -> DemoErp:
@@ -41,6 +84,9 @@ def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000)
     from passweb_tui.mexal_sim.server import SimOptions, start_background
 
     folder.mkdir(parents=True, exist_ok=True)
+    running = _running_erp(folder)
+    if running is not None:
+        return running
     options = SimOptions(
         host="127.0.0.1",
         port=0,
@@ -52,4 +98,12 @@ def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000)
         azienda=DEMO_AZIENDA,
     )
     handle = start_background(options)
-    return DemoErp(url=handle.url, anno=options.anno, handle=handle)
+    info: Path | None = folder / RUNNING
+    assert info is not None
+    tmp = info.with_name(f".{RUNNING}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": handle.url, "anno": options.anno}))
+        os.replace(tmp, folder / RUNNING)
+    except OSError:
+        info = None  # the others start their own, as before
+    return DemoErp(url=handle.url, anno=options.anno, handle=handle, info=info)

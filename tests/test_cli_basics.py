@@ -79,3 +79,33 @@ def test_the_demos_first_sync_prints_only_its_report(isolated_home: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "runs as a TOTAL" in result.stdout
     assert result.stderr == ""
+
+
+def test_demo_processes_on_one_folder_share_one_demo_erp(tmp_path: Path) -> None:
+    """A second --demo process (the CLI beside the UI, a second terminal) uses the demo
+    ERP the first one serves: they agree on what was pushed to it. Once it is gone, the
+    next one starts its own."""
+
+    from passweb_tui.demo import RUNNING, start_demo_erp
+
+    probe = (
+        "import sys; from pathlib import Path; from passweb_tui.demo import start_demo_erp;"
+        "e = start_demo_erp(Path(sys.argv[1]), articles=50, customers=10);"
+        "print(e.url, e.handle is None); e.stop()"
+    )
+    first = start_demo_erp(tmp_path, articles=50, customers=10)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.stdout.split() == [first.url, "True"], out.stderr
+    finally:
+        first.stop()
+    assert not (tmp_path / RUNNING).exists()
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split()[1:] == ["False"], out.stderr  # its own demo ERP now

@@ -74,7 +74,8 @@ class UiResources:
             from passweb_tui.demo import start_demo_erp
 
             demo_settings = replace(settings, demo=True)
-            self.demo_erp = start_demo_erp(demo_settings.site_data_dir)
+            if self.demo_erp is None:  # asked twice (a repeated key): the same demo ERP
+                self.demo_erp = start_demo_erp(demo_settings.site_data_dir)
             erp = self.demo_erp.erp_config(demo_settings)
             self.engine = open_engine(demo_settings, erp)
             self.start_activity(erp)
