@@ -323,3 +323,19 @@ def test_a_dry_run_with_rejects_beside_another_writer(store, monkeypatch) -> Non
     result = SyncRunner(store, erp, SyncOptions(page_size=10)).run("total", dry_run=True)
     assert result.status == "ok_with_rejects", result.error
     assert result.entities["articles"]["rejected"] == 1
+
+
+def test_a_database_error_is_recorded_without_its_statement() -> None:
+    """A run stopped by the database says what the database said, on one line, not the
+    statement and its pages of parameters."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError
+
+    from passweb_tui.engine.sync import failure_text
+
+    orig = sqlite3.IntegrityError("UNIQUE constraint failed: web_order.erp_key")
+    exc = IntegrityError("UPDATE web_order SET state=? ...", [("stored", "x" * 5000)], orig)
+    assert failure_text(exc) == "IntegrityError: UNIQUE constraint failed: web_order.erp_key"
+    assert failure_text(ValueError("two\nlines")) == "ValueError: two lines"
+    assert len(failure_text(RuntimeError("y" * 2000))) < 600

@@ -560,8 +560,8 @@ class SyncRunner:
         except LeaseLost as exc:
             status, error = "failed", str(exc)
         except Exception as exc:
-            log.debug("run %s failed", self.run_id, exc_info=True)
-            status, error = "failed", f"{exc.__class__.__name__}: {exc}"
+            log.debug("run %s failed", self.run_id, exc_info=True)  # the log file has it all
+            status, error = "failed", failure_text(exc)
         finally:
             try:
                 conn.rollback()
@@ -1556,6 +1556,22 @@ def _rules_entities(before: str, now: str) -> list[str]:
     if site and site[0] not in now.split():
         return list(MAIN_ENTITIES)
     return ["articles"]
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a run's record (and the screens) say about the error that stopped it: the
+    error and its message on one line. A database error says what the database said,
+    without the statement and its parameters (SQLAlchemy's text carries both, which can
+    run to pages of data); the log keeps the whole error."""
+    from sqlalchemy.exc import DBAPIError
+
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = exc.orig
+    text = " ".join(str(cause).split())
+    if len(text) > 500:
+        text = text[:499] + "…"
+    return f"{cause.__class__.__name__}: {text}"
 
 
 def _bound_now(conn: Connection, now: datetime) -> Any:
