@@ -109,3 +109,29 @@ async def test_setup_says_when_the_erp_refuses_the_password(erp_sim: Any) -> Non
         said = str(app.screen.query_one("#setup-result", Static).render())
         assert said.startswith("Failed:")
     assert not config_path().exists()  # nothing saved by a test of the connection
+
+
+async def test_save_and_open_keeps_nothing_the_erp_refuses(erp_sim: Any) -> None:
+    """Saving credentials the ERP refuses would open every later start on them, logging
+    in again and again: they are not saved, and the screen says why."""
+    resources = UiResources(context())
+    app = create_app(None, connect=resources.connect)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            for name, value in {
+                "url": erp_sim.url,
+                "user": erp_sim.user,
+                "password": "wrong",
+                "azienda": erp_sim.azienda,
+            }.items():
+                app.screen.query_one(f"#setup-{name}", Input).value = value
+            await pilot.press("ctrl+s")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            said = str(app.screen.query_one("#setup-result", Static).render())
+            assert said.startswith("Failed:") and "nothing was saved" in said
+            assert not isinstance(app.screen, DashboardScreen)
+        assert not config_path().exists()
+    finally:
+        resources.close(app)

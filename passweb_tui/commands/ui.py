@@ -80,6 +80,17 @@ class UiResources:
             self.engine = open_engine(demo_settings, erp)
             self.start_activity(erp)
             return self.engine, erp_label(erp)
+        # credentials the ERP refuses are not saved: the next start would open on them,
+        # and log in with them again and again (the ERP locks a user after a few)
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
+        from passweb_tui.screens.setup import test_connection
+
+        try:
+            test_connection(values)
+        except (AuthError, ContextMissingError) as exc:
+            raise ValueError(f"{exc} (nothing was saved)") from None
+        except Exception:
+            log.info("the ERP did not answer the setup's check; saved all the same", exc_info=True)
         save_erp_settings(
             {
                 "url": values["url"],
