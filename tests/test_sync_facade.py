@@ -69,6 +69,16 @@ def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
         assert first["prices"] and all(isinstance(v, str) for v in first["prices"].values())
         customer = engine.customers(limit=1)[0]
         assert engine.customers(search=customer["code"])[0]["code"] == customer["code"]
+        # "%" and "_" typed in a search are themselves, not wildcards
+        assert engine.articles(search="%") == [] and engine.customers(search="_") == []
+        from test_sync_orders import _order
+
+        from passweb_tui.engine.orders.api import WebOrders
+
+        orders = WebOrders(engine.store)
+        orders.import_lines([_order("W77001", engine)])
+        assert [o["id"] for o in orders.list(search="w7700")] == ["W77001"]
+        assert orders.list(search="%") == [] == orders.list(search="W7700_")
 
         history = engine.record_history("articles", first["code"])
         assert [(h.change, h.run_id) for h in history] == [("inserted", result.run_id)]

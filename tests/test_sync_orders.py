@@ -121,3 +121,22 @@ def test_an_open_order_whose_erp_document_cannot_be_read_is_a_reject_of_the_run(
         assert "quantita" in detail.rejects[0].reason
     finally:
         engine.close()
+
+
+def test_an_order_that_could_not_be_sent_is_named_with_its_reason_in_the_run(
+    sim: Any, db_url: str
+) -> None:
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        bad = json.loads(_order("W9101", engine))
+        bad["rows"][0]["article"] = "NOPEART"
+        WebOrders(engine.store).import_lines([json.dumps(bad)])
+        run = engine.run("partial")
+        assert run.status == "ok_with_rejects" and run.orders["failed"] == 1
+        (reject,) = [r for r in engine.run_detail(run.run_id).rejects if r.entity == "orders"]
+        assert reject.key == "W9101" and "NOPEART" in reject.reason
+    finally:
+        engine.close()

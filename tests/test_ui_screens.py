@@ -96,6 +96,14 @@ async def test_change_log_filters_and_record_history(synced: Engine) -> None:
             for i in range(app.screen.query_one("#changes-table", KeyTable).row_count)
         }
         assert entities == {"customers"}
+        # the names the screen shows work as filters too, in either language
+        for typed, shown in (("particolarita", "particolarita"), ("Clienti", "customers")):
+            app.screen.query_one("#f-entity", Input).value = typed
+            await settle(app, pilot)
+            table = app.screen.query_one("#changes-table", KeyTable)
+            assert table.row_count and {
+                str(table.get_row_at(i)[1]) for i in range(table.row_count)
+            } == {shown}
 
 
 async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> None:

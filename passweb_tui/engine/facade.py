@@ -407,9 +407,12 @@ class Engine:
         a = _ARTICLES.c
         q = select(a.code, a.description, a.category, a.vat, a.unit, a.published, a.data)
         if search:
-            pattern = f"%{search.lower()}%"
+            pattern = search.lower()  # "%" and "_" are themselves (autoescape below)
             q = q.where(
-                or_(func.lower(a.code).like(pattern), func.lower(a.description).like(pattern))
+                or_(
+                    func.lower(a.code).contains(pattern, autoescape=True),
+                    func.lower(a.description).contains(pattern, autoescape=True),
+                )
             )
         if category is not None:
             q = q.where(a.category == category)
@@ -451,13 +454,13 @@ class Engine:
             c.data,
         )
         if search:
-            pattern = f"%{search.lower()}%"
+            pattern = search.lower()  # "%" and "_" are themselves (autoescape below)
             q = q.where(
                 or_(
-                    func.lower(c.code).like(pattern),
-                    func.lower(c.name).like(pattern),
-                    func.lower(c.vat_number).like(pattern),
-                    func.lower(c.email).like(pattern),
+                    func.lower(c.code).contains(pattern, autoescape=True),
+                    func.lower(c.name).contains(pattern, autoescape=True),
+                    func.lower(c.vat_number).contains(pattern, autoescape=True),
+                    func.lower(c.email).contains(pattern, autoescape=True),
                 )
             )
         q = q.order_by(c.code).limit(max(limit, 0)).offset(max(offset, 0))

@@ -696,6 +696,21 @@ class SyncRunner:
         self.orders["failed"] += pushed.orders_failed
         for entity, ident, why in pushed.errors[:20]:
             self._messages.append(f"{entity} {ident} not sent: {why}")
+        if pushed.errors:
+            # each one with its whole reason in the run's detail (the message is a digest)
+            with self.store.write() as conn:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {
+                            "run_id": self.run_id,
+                            "entity": "customers" if entity == "customer" else "orders",
+                            "key": str(ident),
+                            "reason": f"not sent: {why}",
+                        }
+                        for entity, ident, why in pushed.errors
+                    ],
+                )
         self._save_order_counts()
 
     def _refresh_orders(self, order_ids: tuple[str, ...], dry_run: bool) -> None:

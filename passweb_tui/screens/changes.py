@@ -27,6 +27,28 @@ def short(value: Any) -> str:
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
+def entity_named(text: str | None) -> str | None:
+    """The entity a typed name means: its own name or its label in either language, in
+    any case and without accents ("particolarita", "Articoli"); else the text as typed."""
+    import unicodedata
+
+    from passweb_tui.i18n import CATALOGUE, EN
+
+    if not text:
+        return text
+
+    def plain(s: str) -> str:
+        folded = unicodedata.normalize("NFKD", s.casefold())
+        return "".join(c for c in folded if not unicodedata.combining(c))
+
+    wanted = plain(text)
+    for name in (k.removeprefix("entity.") for k in EN if k.startswith("entity.")):
+        labels = {name, *(cat.get(f"entity.{name}", name) for cat in CATALOGUE.values())}
+        if wanted in {plain(label) for label in labels}:
+            return name
+    return text
+
+
 @dataclass(frozen=True)
 class ChangeFilter:
     run_id: int | None = None
@@ -127,6 +149,7 @@ class ChangesScreen(BaseScreen):
             name: self.query_one(f"#f-{name}", Input).value.strip() or None
             for name in ("entity", "field", "key")
         }
+        values["entity"] = entity_named(values["entity"])
         return ChangeFilter(run_id=int(run) if run.isdigit() else None, **values)
 
     def on_input_changed(self, _event: Input.Changed) -> None:

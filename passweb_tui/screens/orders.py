@@ -53,12 +53,22 @@ def state_label(state: str | None) -> str:
     return states.LABELS.get(state or "", state or "-")
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, width: int | None = None) -> str:
+    """A value for a table cell; at most `width` characters (the detail shows it all)."""
     if value is None or value == "":
         return "-"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value).replace("\n", " ")
+        text = ", ".join(str(v) for v in value) or "-"
+    else:
+        text = str(value).replace("\n", " ")
+    if width is not None and len(text) > width:
+        return text[: width - 1] + "…"
+    return text
+
+
+#: the widest a customer's name is in the order list (at 80 columns the state, total
+#: and ERP key must stay in view; the error, the last column, is shown whole)
+NAME_WIDTH = 24
 
 
 def row_state(code: str | None) -> str:
@@ -173,8 +183,6 @@ class OrdersScreen(AckMixin, BaseScreen):
     DEFAULT_CSS = """
     OrdersScreen #orders-views { height: 1; padding: 0 1; }
     OrdersScreen #orders-filter { width: 40; }
-    OrdersScreen #orders-panel { height: 1fr; }
-    OrdersScreen #orders-table { height: 1fr; max-height: 100%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "view('waiting')", "orders.view.waiting", id="orders.waiting", show=False),
@@ -304,7 +312,7 @@ class OrdersScreen(AckMixin, BaseScreen):
                 table.add_row(
                     key,
                     fmt_when(app, item["created"]),
-                    cell(item["customer_name"] or item["customer_code"]),
+                    cell(item["customer_name"] or item["customer_code"], NAME_WIDTH),
                     state_label(item["state"]),
                     f"{item['total']} {item['currency'] or ''}".strip(),
                     str(item["rows"]),

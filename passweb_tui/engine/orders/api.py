@@ -59,12 +59,12 @@ def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
 def _matches(search: str) -> sa.ColumnElement[bool]:
     """Orders (joined with their web customer) whose id, customer code or name, or ERP
     key holds `search`, in any case."""
-    like = f"%{search}%"
+    # autoescape: "%" and "_" typed in a search are themselves, not wildcards
     return sa.or_(
-        orders_t.c.id.ilike(like),
-        orders_t.c.customer_code.ilike(like),
-        cust_t.c.name.ilike(like),
-        orders_t.c.erp_key.ilike(like),
+        orders_t.c.id.icontains(search, autoescape=True),
+        orders_t.c.customer_code.icontains(search, autoescape=True),
+        cust_t.c.name.icontains(search, autoescape=True),
+        orders_t.c.erp_key.icontains(search, autoescape=True),
     )
 
 
