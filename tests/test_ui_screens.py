@@ -154,9 +154,12 @@ async def test_fields_toggle_and_attribute_update(synced: Engine) -> None:
         table = app.screen.query_one("#fields-table", KeyTable)
         name = next(n for n, r in rows.items() if not r.key and not r.used)
         table.move_cursor(row=table.get_row_index(name))
+        used = sum(r.used for r in rows.values())
         await pilot.press("space")
         await settle(app, pilot)
         assert {r.name: r.used for r in synced.fields("articles")}[name] is True
+        status = str(app.screen.query_one("#fields-status", Label).render())
+        assert f"{used + 1} of {len(rows)}" in status  # the count follows at once
         await pilot.press("space")
         await settle(app, pilot)
         assert {r.name: r.used for r in synced.fields("articles")}[name] is False

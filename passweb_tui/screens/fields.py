@@ -123,6 +123,10 @@ class FieldsScreen(BaseScreen):
             )
         if cursor in self._rows:
             table.move_cursor(row=table.get_row_index(cursor))
+        self.show_status()
+
+    def show_status(self) -> None:
+        rows = list(self._rows.values())
         used = sum(1 for r in rows if value_of(r, "used"))
         status = Text(t("fields.status", used=used, total=len(rows)))
         if not rows:
@@ -143,6 +147,7 @@ class FieldsScreen(BaseScreen):
         entity = self.entity
         table.update_cell(name, "used", USED if used else "")
         self._rows[name] = _with_used(row, used)
+        self.show_status()
         self.run_worker(
             lambda: engine.set_used(entity, [name], used),
             group="fields-toggle",
