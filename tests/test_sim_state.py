@@ -206,15 +206,18 @@ def test_tls(tmp_path: Path) -> None:
         (["--articles", "-5"], "--articles"),
         (["--customers", "0", "--orders", "3"], "--orders"),
         (["--tls-cert", "cert.pem"], "--tls-key"),
+        (["--tls-cert", "pyproject.toml", "--tls-key", "pyproject.toml"], "--tls-cert"),
+        (["--port", "99999"], "--port must be 0-65535"),
     ],
 )
 def test_impossible_options_are_a_clear_error(args: list[str], needle: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", *args],
+        [sys.executable, "-m", "passweb_tui", "erp-sim", "--articles", "20", "--port", "0", *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2  # a usage error, as every command's
     assert needle in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert "serving" not in result.stdout  # no ready line before a failure

@@ -53,5 +53,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
-    serve(options)
+    from passweb_tui.commands import CliError
+    from passweb_tui.mexal_sim.erp import StateFileError
+    from passweb_tui.mexal_sim.server import SimOptionsError
+
+    try:
+        serve(options)
+    except (StateFileError, SimOptionsError) as exc:
+        raise CliError(f"erp-sim: {exc}", ExitCode.USAGE) from None
     return int(ExitCode.OK)

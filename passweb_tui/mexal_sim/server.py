@@ -178,18 +178,28 @@ def _url(options: SimOptions, sock: socket.socket) -> str:
 
 def serve(options: SimOptions) -> None:
     """Serve until SIGTERM/SIGINT; prints one ready line once the socket listens."""
-    try:
-        app = create_app(options)
-    except (StateFileError, SimOptionsError) as exc:
-        raise SystemExit(f"passweb-tui erp-sim: {exc}") from None
+    if not 0 <= options.port <= 65535:
+        raise SimOptionsError(f"--port must be 0-65535, got {options.port}")
+    app = create_app(options)  # StateFileError, SimOptionsError: the caller says them
+    if options.tls_cert:
+        # loaded now, so that a certificate that does not work never follows a ready line
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                options.tls_cert, options.tls_key
+            )
+        except (OSError, ssl.SSLError) as exc:
+            why = getattr(exc, "strerror", None) or exc.__class__.__name__
+            raise SimOptionsError(
+                f"--tls-cert {options.tls_cert} / --tls-key {options.tls_key}: {why}"
+            ) from None
     try:
         sock = _bind(options.host, options.port)
     except OSError as exc:
-        raise SystemExit(
-            f"passweb-tui erp-sim: cannot listen on {options.host}:{options.port}: {exc.strerror}"
+        raise SimOptionsError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
-    if options.tls_cert and not options.tls_cert.is_file():
-        raise SystemExit(f"passweb-tui erp-sim: certificate file {options.tls_cert} not found")
     server = _Server(_config(app, options))
 
     def stop_early(sig: int, frame: Any) -> None:
