@@ -141,7 +141,9 @@ class Settings:
             if not value
         ]
         if missing:
-            raise ConfigError("missing setting: " + "; ".join(missing))
+            # no file read: say where it was looked for (a mistyped PASSWEB_TUI_CONFIG)
+            where = "" if self.source else f" (no config file at {config_path()})"
+            raise ConfigError("missing setting: " + "; ".join(missing) + where)
         if self.ca_file:
             import ssl
 

@@ -54,6 +54,7 @@ def test_missing_settings_exit_2_with_one_line() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "missing setting" in lines[0] and "ERP URL" in lines[0]
+    assert "(no config file at " in lines[0]  # where the file was looked for
 
 
 def test_broken_config_file_exit_2_names_the_file(isolated_home: Path) -> None:

@@ -293,3 +293,8 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
         lines = result.stderr.strip().splitlines()
         assert result.returncode == code, (db, result.stderr)
         assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines
+
+
+def test_runs_limit_must_be_positive(sim: Any, tmp_path: Any) -> None:
+    result = cli(sim, "runs", "--limit", "0", db=f"sqlite:///{tmp_path / 'store.db'}")
+    assert result.returncode == 2 and "--limit must be 1 or more" in result.stderr

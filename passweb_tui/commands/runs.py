@@ -17,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    if args.limit < 0:
-        raise CliError("--limit must be 0 or more", ExitCode.USAGE)
+    if args.limit < 1:
+        raise CliError(f"--limit must be 1 or more, got {args.limit}", ExitCode.USAGE)
     engine = open_engine(ctx)
     try:
         runs = engine.runs(limit=args.limit)
