@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -313,11 +314,16 @@ class PasswebApp(App[int]):
         result = None
         try:
             # bounded waits so the app can still shut down; the run itself goes on
+            quiet_since = time.monotonic()
             while result is None and not worker.is_cancelled:
                 result = handle.wait(0.25)
                 if result is None and handle.done:
                     result = handle.wait(0)
                     break
+                if time.monotonic() - quiet_since >= 1.0:
+                    # the elapsed time moves on while the ERP is slow or a retry waits
+                    quiet_since = time.monotonic()
+                    self.post_message(SyncUpdated())
         except Exception as exc:
             self.sync.finish(error=f"{exc.__class__.__name__}: {exc}")
             self.post_message(SyncFinished())

@@ -180,6 +180,13 @@ async def test_cancel_asks_first_and_the_run_ends_cancelled(synced: Engine, erp_
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s", "t")
         await wait_running(pilot, app)
+        # another kind's key while it runs: refused, and the form keeps the running kind
+        await pilot.press("v")
+        assert app.screen.selected_kind() == "total"  # type: ignore[attr-defined]
+        # the elapsed time moves on between the engine's events (a slow ERP)
+        first = str(app.screen.query_one("#sync-phase").render())
+        await pilot.pause(1.6)
+        assert str(app.screen.query_one("#sync-phase").render()) != first
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # not yet

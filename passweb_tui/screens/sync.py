@@ -157,6 +157,9 @@ class SyncScreen(BaseScreen):
         return Scope(entities=chosen, codes=codes)
 
     def action_launch(self, kind: str) -> None:
+        if self.papp.sync.running:  # the form keeps showing the run that goes on
+            self.papp.start_sync(kind)  # which says a run is going on
+            return
         self.query_one(f"#kind-{kind}", StateRadioButton).value = True  # the form shows it
         dry_run = self.query_one("#sync-dry", Checkbox).value
         scope = None
