@@ -301,3 +301,25 @@ async def test_refused_credentials_are_not_tried_again_by_the_dashboard(
             assert len(logins) == 2
     finally:
         engine.close()
+
+
+async def test_the_runs_screen_follows_a_run_going_on_elsewhere(synced: Engine) -> None:
+    """A run another process is making shows as running, then with its outcome once it
+    ends, without a key pressed."""
+    import sqlalchemy as sa
+
+    with synced.store.write() as conn:
+        conn.execute(sa.text("UPDATE sync_runs SET status = 'running' WHERE id = 1"))
+    app = create_app(synced, poll_s=0.3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs-table", KeyTable)
+        assert "running" in str(table.get_row("1")[3])
+        with synced.store.write() as conn:
+            conn.execute(sa.text("UPDATE sync_runs SET status = 'ok' WHERE id = 1"))
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if "running" not in str(table.get_row("1")[3]):
+                break
+        assert str(table.get_row("1")[3]) == "ok"

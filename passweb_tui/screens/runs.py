@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
@@ -54,6 +55,8 @@ class RunsScreen(BaseScreen):
         Binding("ctrl+r", "reload", "key.reload", id="runs.reload", show=False),
         Binding("l", "changes", "key.run_changes", id="runs.changes"),
     ]
+
+    _poll: Timer | None = None  # the pending re-read while a run is going on
 
     def action_changes(self) -> None:
         """The change log of the run under the cursor."""
@@ -108,6 +111,11 @@ class RunsScreen(BaseScreen):
         if event.worker.group != "runs" or event.state != WorkerState.SUCCESS:
             return
         app = self.papp
+        runs = cast(Any, event.worker.result)
+        running = any(value_of(r, "status") == "running" for r in runs)
+        if app.poll_s > 0 and running and self._poll is None:
+            # a run going on (perhaps in another process): read again until it ends
+            self._poll = self.set_timer(app.poll_s, self._reload_if_shown)
         diff_rows(
             self.query_one("#runs-table", KeyTable),
             [
@@ -126,9 +134,14 @@ class RunsScreen(BaseScreen):
                         scope_label(value_of(run, "scope")),
                     ),
                 )
-                for run in cast(Any, event.worker.result)
+                for run in runs
             ],
         )
+
+    def _reload_if_shown(self) -> None:
+        self._poll = None
+        if self.is_current:
+            self.load()
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
         if event.row_key.value:
