@@ -774,3 +774,32 @@ def test_articles_linked_to_a_category_the_erp_deleted_are_reported(
         reasons = {r.key: r.reason for r in detail.rejects if r.entity == "articles"}
         assert set(reasons) == orphans
         assert all(f"category '{gone}'" in why for why in reasons.values())
+
+
+def test_prices_keep_six_decimals_exactly(engine: Engine, sim: Any) -> None:
+    """The ERP may quote a unit price to more than four places: the site's price table
+    keeps it as quoted (it rounded to four), and a TOTAL after it finds nothing to do."""
+    engine.run("total")
+    sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": "PREC0001",
+            "descrizione": "Price to six places",
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "trasf_sito": [[1, "S"]],
+            "prz_listino": [[1, 0.123456], [2, 1234567.891234], [3, 12.5]],
+        },
+    )
+    assert engine.run("changed").status == "ok"
+    (article,) = [a for a in engine.articles(search="PREC0001")]
+    assert article["prices"] == {1: "0.123456", 2: "1234567.891234", 3: "12.5"}
+    with engine.store.read() as conn:
+        stored = conn.execute(
+            select(metadata.tables["article_prices"].c.price).where(
+                metadata.tables["article_prices"].c.article_code == "PREC0001"
+            )
+        ).scalars()
+        assert sorted(stored) == [Decimal("0.123456"), Decimal("12.5"), Decimal("1234567.891234")]
+    assert in_step(engine) == {}

@@ -27,7 +27,7 @@ from passweb_tui.engine.models import (
     SyncReject,
     SyncRun,
 )
-from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules
+from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules, plain_money
 from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
 from passweb_tui.engine.store import Store, StoreError, open_store
 from passweb_tui.engine.sync import (
@@ -423,7 +423,8 @@ class Engine:
             prices: dict[str, dict[int, str]] = {}
             if codes:
                 for p in conn.execute(select(_PRICES).where(_PRICES.c.article_code.in_(codes))):
-                    prices.setdefault(p.article_code, {})[p.price_list] = str(p.price)
+                    price = plain_money(p.price)
+                    prices.setdefault(p.article_code, {})[p.price_list] = str(price)
         return [
             {
                 "code": r.code,

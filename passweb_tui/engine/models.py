@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
 
-MONEY = Numeric(18, 4)
+MONEY = Numeric(18, 6)  # the ERP may quote unit prices to more than 4 places
 
 
 def _text(nullable: bool = True) -> Column:  # type: ignore[type-arg]

@@ -125,6 +125,14 @@ def dumps(data: Any) -> str:
         return _ENCODER.encode(data)
 
 
+def plain_money(value: Decimal) -> Decimal:
+    """A stored price without the zeros its column's scale pads it with (63.140000 is
+    63.14, 100.000000 is 100), never in exponent form."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
 def as_text(value: Any) -> str | None:
     """A value as the change log shows it."""
     if value is None or isinstance(value, str):

@@ -18,6 +18,7 @@ from passweb_tui.engine import models
 from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.engine.orders.intake import OrderInvalid
 from passweb_tui.engine.orders.models import WebOrder
+from passweb_tui.engine.records import plain_money
 from passweb_tui.engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def load_catalogue(store: Store, *, limit: int = 500) -> Catalogue:
     cust = models.Customer.__table__  # type: ignore[attr-defined]
     with store.read() as conn:
         articles = [
-            (code, Decimal(str(p)), vat or "22")
+            (code, plain_money(Decimal(str(p))), vat or "22")
             for code, p, vat in conn.execute(
                 sa.select(art.c.code, price.c.price, art.c.vat)
                 .join(price, price.c.article_code == art.c.code)
