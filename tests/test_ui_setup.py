@@ -91,18 +91,20 @@ def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path:
         engine.close()
 
 
+def fill_wrong_password(app: Any, erp_sim: Any) -> None:
+    """The setup form with the simulator's address and user, and a password it refuses."""
+    form = {"url": erp_sim.url, "user": erp_sim.user, "password": "wrong",
+            "azienda": erp_sim.azienda}  # fmt: skip
+    for name, value in form.items():
+        app.screen.query_one(f"#setup-{name}", Input).value = value
+
+
 # last in the module: a refused login must not disturb the tests sharing the simulator
 async def test_setup_says_when_the_erp_refuses_the_password(erp_sim: Any) -> None:
     app = create_app(None)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        for name, value in {
-            "url": erp_sim.url,
-            "user": erp_sim.user,
-            "password": "wrong",
-            "azienda": erp_sim.azienda,
-        }.items():
-            app.screen.query_one(f"#setup-{name}", Input).value = value
+        fill_wrong_password(app, erp_sim)
         await pilot.press("ctrl+t")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -119,13 +121,7 @@ async def test_save_and_open_keeps_nothing_the_erp_refuses(erp_sim: Any) -> None
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
-            for name, value in {
-                "url": erp_sim.url,
-                "user": erp_sim.user,
-                "password": "wrong",
-                "azienda": erp_sim.azienda,
-            }.items():
-                app.screen.query_one(f"#setup-{name}", Input).value = value
+            fill_wrong_password(app, erp_sim)
             await pilot.press("ctrl+s")
             await app.workers.wait_for_complete()
             await pilot.pause()

@@ -22,27 +22,22 @@ depends_on = None
 _COLUMNS = (("article_prices", "price", False), ("conditions", "price", True))
 
 
-def upgrade() -> None:
+def _scale(old: int, new: int) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, column, nullable in _COLUMNS:
         op.alter_column(
             table,
             column,
-            type_=sa.Numeric(18, 6),
-            existing_type=sa.Numeric(18, 4),
+            type_=sa.Numeric(18, new),
+            existing_type=sa.Numeric(18, old),
             existing_nullable=nullable,
         )
+
+
+def upgrade() -> None:
+    _scale(4, 6)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, column, nullable in _COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=sa.Numeric(18, 4),
-            existing_type=sa.Numeric(18, 6),
-            existing_nullable=nullable,
-        )
+    _scale(6, 4)
