@@ -175,7 +175,9 @@ class DashboardScreen(BaseScreen):
 
     def _erp_tick(self) -> None:
         self._erp_timer = None
-        self.check_erp(only_if_due=True)
+        refused = self._erp_live is not None and self._erp_live[0] == "auth"
+        if not refused:
+            self.check_erp()
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
         self.poll()
