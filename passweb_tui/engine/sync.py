@@ -989,12 +989,12 @@ class SyncRunner:
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
                 " (the secondary mode keeps only the web-flagged groups)"
             )
-        if spec.name == "articles" and not p.codes:
-            self._stale_category_links(conn, counts, dry_run)
         if p.deletions:
             self._check_cancel()
             self._emit("deletions", spec.name, counts["fetched"], total)
             self._delete_unseen(conn, spec, counts, dry_run)
+        if spec.name == "articles" and not p.codes:  # after the deletions: what stays
+            self._stale_category_links(conn, counts, dry_run)
 
     def _stale_category_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
