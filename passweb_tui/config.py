@@ -498,13 +498,15 @@ def load_settings(
 
 def _check_tables(settings: Settings) -> None:
     """The values inside [ui] keymap and [sync] update_descriptions."""
-    from passweb_tui.engine.records import LOOKUP_ENTITIES
-
     for action, keys in settings.keymap.items():
         if not isinstance(keys, str) or not keys.strip():
             raise ConfigError(
                 f'[ui] keymap.{action}: expected keys as text (like "ctrl+q"), got {keys!r}'
             )
+    if not settings.update_descriptions:
+        return
+    from passweb_tui.engine.records import LOOKUP_ENTITIES  # only then: it loads the models
+
     for table, flag in settings.update_descriptions.items():
         if table not in LOOKUP_ENTITIES:
             raise ConfigError(
