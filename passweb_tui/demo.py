@@ -98,12 +98,11 @@ def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000)
         azienda=DEMO_AZIENDA,
     )
     handle = start_background(options)
-    info: Path | None = folder / RUNNING
-    assert info is not None
+    info = folder / RUNNING
     tmp = info.with_name(f".{RUNNING}.{os.getpid()}")
     try:
         tmp.write_text(json.dumps({"pid": os.getpid(), "url": handle.url, "anno": options.anno}))
-        os.replace(tmp, folder / RUNNING)
-    except OSError:
-        info = None  # the others start their own, as before
+        os.replace(tmp, info)
+    except OSError:  # the others start their own, as before
+        return DemoErp(url=handle.url, anno=options.anno, handle=handle)
     return DemoErp(url=handle.url, anno=options.anno, handle=handle, info=info)

@@ -164,19 +164,23 @@ class DashboardScreen(BaseScreen):
         engine = self.papp.engine
         if self._erp_checking or engine is None:
             return
-        if only_if_due and self._erp_checked_at is not None:
-            refused = self._erp_live is not None and self._erp_live[0] == "auth"
-            if refused or time.monotonic() - self._erp_checked_at < ERP_CHECK_S:
-                return
+        checked = self._erp_checked_at
+        recent = checked is not None and time.monotonic() - checked < ERP_CHECK_S
+        if only_if_due and checked is not None and (self._erp_refused or recent):
+            return
         self._erp_checking = True
         self.run_worker(
             lambda: check_erp(engine), group="erp-check", thread=True, exit_on_error=False
         )
 
+    @property
+    def _erp_refused(self) -> bool:
+        """The last check's answer was: credentials refused."""
+        return self._erp_live is not None and self._erp_live[0] == "auth"
+
     def _erp_tick(self) -> None:
         self._erp_timer = None
-        refused = self._erp_live is not None and self._erp_live[0] == "auth"
-        if not refused:
+        if not self._erp_refused:
             self.check_erp()
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
@@ -215,8 +219,7 @@ class DashboardScreen(BaseScreen):
                 self._erp_live = event.worker.result
             if self._view is not None:
                 self.show(self._view)
-            refused = self._erp_live is not None and self._erp_live[0] == "auth"
-            if self.papp.poll_s > 0 and self._erp_timer is None and not refused:
+            if self.papp.poll_s > 0 and self._erp_timer is None and not self._erp_refused:
                 self._erp_timer = self.set_timer(ERP_CHECK_S, self._erp_tick)
             return
         if event.worker.group != "dashboard" or event.state not in {
