@@ -484,6 +484,38 @@ def test_scoped_partial_repulls_named_records_without_moving_the_watermark(
     _ = replace  # keeps the import list honest for future scope variants
 
 
+def test_scoped_partial_names_codes_the_erp_lacks_and_records_off_the_site(
+    engine: Engine, sim: Any
+) -> None:
+    from passweb_tui.engine.facade import Scope
+
+    engine.run("total")
+    known = sorted(store_articles(engine))[0]
+    off = sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": "OFFSITE1",
+            "descrizione": "Not for this site",
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "trasf_sito": [[1, "N"]],
+        },
+    ).json()["key"]
+    mark = watermark(engine)
+    result = engine.run("partial", scope=Scope(("articles",), (known, "NOSUCH01", off)))
+    # a code typed wrong must not end `ok` as if its record had been pulled
+    assert result.status == "ok_with_rejects"
+    assert result.entities["articles"]["rejected"] == 1
+    rejects = engine.run_detail(result.run_id).rejects  # type: ignore[arg-type]
+    assert [(r.key, "not in the ERP" in r.reason) for r in rejects] == [("NOSUCH01", True)]
+    assert "not flagged for the site" in (result.message or "") and off in (result.message or "")
+    assert off not in store_articles(engine)
+    assert watermark(engine) == mark
+    # nothing kept for a retry: the next CHANGED has nothing to reject
+    assert engine.run("changed").status == "ok"
+
+
 def test_a_total_over_an_unchanged_store_decodes_no_page(
     engine: Engine, sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -907,10 +907,17 @@ class SyncRunner:
         worker = p.full and spec.main and total == 0 and after is not None
         waiting: collections.deque[tuple[Any, Any]] = collections.deque()
 
+        met: set[str] = set()  # the named records the ERP gave (a pass by codes)
+        off_site: list[str] = []
+
         def in_process(page: Any) -> None:
             items, removed, rejects, skipped = self._build(
                 p, page.records, getattr(page, "content", None)
             )
+            if p.codes:
+                met.update(str(r.get(KEY_FIELD)) for r in page.records if isinstance(r, dict))
+                if not p.removals:
+                    off_site.extend(removed)
             if pending_retry:
                 pending_retry.difference_update(q.key for q in items)
                 pending_retry.difference_update(removed)
@@ -989,12 +996,50 @@ class SyncRunner:
                 f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
                 " (the secondary mode keeps only the web-flagged groups)"
             )
+        if p.codes:
+            self._named_records(conn, spec, p.codes, met, off_site, counts, dry_run)
         if p.deletions:
             self._check_cancel()
             self._emit("deletions", spec.name, counts["fetched"], total)
             self._delete_unseen(conn, spec, counts, dry_run)
         if spec.name == "articles" and not p.codes:  # after the deletions: what stays
             self._stale_category_links(conn, counts, dry_run)
+
+    def _named_records(
+        self,
+        conn: Connection,
+        spec: EntitySpec,
+        codes: Sequence[str],
+        met: set[str],
+        off_site: list[str],
+        counts: dict[str, int],
+        dry_run: bool,
+    ) -> None:
+        """What a pass by codes says of the records it was asked for and did not store:
+        a code the ERP does not have is a reject of the run (a typing slip must not end
+        `ok` as if the record had been pulled), and one whose transfer flag is off is
+        named in the run's message, since a partial sync removes nothing."""
+        missing = [c for c in dict.fromkeys(codes) if c not in met]
+        if off_site:
+            self._messages.append(
+                f"{spec.name} not flagged for the site in the ERP, left as stored (a partial"
+                f" sync removes nothing): {_few(sorted(set(off_site)))}"
+            )
+        if not missing:
+            return
+        rows = [
+            {
+                "run_id": self.run_id,
+                "entity": spec.name,
+                "key": code,
+                "reason": f"not in the ERP: no {spec.resource} record has codice {code!r}",
+            }
+            for code in missing
+        ]
+        counts["rejected"] += len(rows)
+        # not kept for a retry: a later CHANGED would not find the record either
+        with self.store.write() if dry_run else self.store.write(conn) as wconn:
+            wconn.execute(insert(_REJECTS), rows)
 
     def _stale_category_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
@@ -1565,6 +1610,12 @@ _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 #: the site settings the store's rows were last made under (see _rules_text)
 SITE_RULES = "site_rules"
+
+
+def _few(keys: Sequence[str], shown: int = 10) -> str:
+    """Some keys for a message: the first few, and how many more there are."""
+    text = ", ".join(keys[:shown])
+    return f"{text} and {len(keys) - shown} more" if len(keys) > shown else text
 
 
 def _rules_text(rules: SiteRules) -> str:
