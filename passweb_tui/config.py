@@ -79,6 +79,9 @@ class Settings:
     customer_ledger: str = "501"  # new customers are created as "<ledger>.AUTO"
     order_document: str = "OC"  # the customer-order document type: OC or OX
     order_series: int = 1  # its number series
+    # how long a record whose sending process died waits before it is looked up in the
+    # ERP and sent again: longer than the ERP's 5-minute limit on one request
+    crash_wait_seconds: int = 360
     # the sync service (`serve`): schedule, ERP trigger, e-mail, quota
     schedule_every: str = ""  # "15m", "2h", "1d"; empty = no scheduled sync
     schedule_weekdays: str = ""  # "mon,tue,...", "mon-fri"; empty = every day
@@ -255,6 +258,7 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "ledger": ("customer_ledger", str),
         "document": ("order_document", str),
         "series": ("order_series", int),
+        "crash_wait_seconds": ("crash_wait_seconds", int),
     },
     "ui": {"language": ("language", str), "keymap": ("keymap", dict)},
     "service": {
@@ -472,6 +476,11 @@ def load_settings(
         raise ConfigError(f"[orders] document must be OC or OX, got {settings.order_document!r}")
     if not 1 <= settings.order_series <= 999:
         raise ConfigError(f"[orders] series must be 1-999, got {settings.order_series}")
+    if not 0 <= settings.crash_wait_seconds <= 86_400:
+        raise ConfigError(
+            "[orders] crash_wait_seconds must be 0-86400 (the ERP gives one request up to"
+            f" 300 s: less risks sending an order twice), got {settings.crash_wait_seconds}"
+        )
     if settings.resources not in {"none", "changed", "all"}:
         raise ConfigError(
             f"[sync] resources must be none, changed or all, got {settings.resources!r}"

@@ -196,18 +196,23 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
         "OC",
         1,
     )
-    cfg = write(tmp_path / "c.toml", '[orders]\nledger = "502"\ndocument = "OX"\nseries = 3\n')
+    cfg = write(
+        tmp_path / "c.toml",
+        '[orders]\nledger = "502"\ndocument = "OX"\nseries = 3\ncrash_wait_seconds = 600\n',
+    )
     options = EngineSettings.from_settings(load_settings({}, env={}, path=cfg)).options
     assert (options.customer_ledger, options.order_document, options.order_series) == (
         "502",
         "OX",
         3,
     )
+    assert options.crash_wait_seconds == 600
     for text, said in (
         ('ledger = "501.AUTO"', "[orders] ledger must be"),
         ('document = "FT"', "[orders] document must be OC or OX, got 'FT'"),
         ("series = 0", "[orders] series must be 1-999, got 0"),
         ('series = "two"', "[orders] series: expected a whole number"),
+        ("crash_wait_seconds = -1", "[orders] crash_wait_seconds must be 0-86400"),
     ):
         write(cfg, f"[orders]\n{text}\n")
         with pytest.raises(ConfigError) as err:

@@ -37,6 +37,7 @@ from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.orders.push import Pusher
 from passweb_tui.engine.store import open_store
+from datetime import timedelta
 db, cfg, hold = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 seen = 0
 def crash(step, site_id):
@@ -49,7 +50,9 @@ def crash(step, site_id):
 store = open_store(db)
 with MexalClient(ErpConfig(**cfg)) as client:
     print("ready", flush=True)
-    result = Pusher(store, client, crash=crash).push()
+    # a killed pusher's claims settle a moment only: the simulator commits or drops
+    # what it was sent long before the next start
+    result = Pusher(store, client, crash=crash, settle=timedelta(seconds=0.3)).push()
 print("done", result.orders_sent, result.orders_failed, flush=True)
 """
 

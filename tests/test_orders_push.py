@@ -474,3 +474,82 @@ def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
     assert sent == 1 and first.skipped_busy == 1
     assert erp_marker_counts(sim, ids) == {ids[0]: 1}
     assert states_of(store) == {ids[0]: states.STORED}
+
+
+# a pusher in a process of its own that says when it is about to send its order, then
+# slows the ERP down so that the request is still in the ERP's hands when it is killed
+SENDER = """
+import json, sys, httpx
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.engine.orders.push import Pusher
+from passweb_tui.engine.store import open_store
+db, cfg, admin = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+def crash(step, site_id):
+    if step == "claimed":
+        httpx.put(admin + "/sim/faults", json={"latency_ms": 3000}).raise_for_status()
+        print("sending", site_id, flush=True)
+with MexalClient(ErpConfig(**cfg)) as client:
+    Pusher(open_store(db), client, crash=crash).push()
+"""
+
+
+def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_not_resent(
+    store: Store, client: MexalClient, sim: Any, base: int, db_url: str
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import timedelta
+
+    from passweb_tui.engine.orders.push import SETTLING, orders_t
+
+    (oid,) = import_orders(store, base, 1)
+    erp = erp_config(sim)
+    cfg = {
+        "base_url": erp.base_url,
+        "user": erp.user,
+        "password": erp.password,
+        "azienda": erp.azienda,
+        "anno": erp.anno,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", SENDER, db_url, json.dumps(cfg), sim.root],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().split() == ["sending", oid]
+        time.sleep(0.7)  # the order's request goes out and sits in the slowed ERP
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    # the ERP is quick again for everything new, while it still works on that request
+    sim.admin("DELETE", "faults")
+    # a push right after the death: the ERP may still create the order, so a look-up
+    # now could miss it; the order waits instead of being sent a second time
+    early = Pusher(store, client, settle=timedelta(minutes=5)).push()
+    assert (early.orders_sent, early.orders_recovered, early.orders_failed) == (0, 0, 0)
+    assert [(e, i) for e, i, _ in early.settling] == [("order", oid)]
+    deadline = time.monotonic() + 20
+    while erp_marker_counts(sim, [oid])[oid] == 0:  # the dead process's request lands
+        assert time.monotonic() < deadline, "the slowed request never reached the ERP"
+        time.sleep(0.1)
+    mine = orders_t.c.id == oid
+    with store.write() as conn:
+        owner, since = conn.execute(
+            sa.select(orders_t.c.claim_owner, orders_t.c.claimed_at).where(mine)
+        ).one()
+        assert owner.startswith(SETTLING)
+        # the settling time has passed (as if five minutes went by)
+        conn.execute(
+            sa.update(orders_t).where(mine).values(claimed_at=since - timedelta(minutes=6))
+        )
+    late = Pusher(store, client, settle=timedelta(minutes=5)).push()
+    assert (late.orders_sent, late.orders_recovered, late.settling) == (0, 1, [])
+    assert erp_marker_counts(sim, [oid]) == {oid: 1}
+    assert states_of(store)[oid] == states.STORED

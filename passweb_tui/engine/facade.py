@@ -109,6 +109,7 @@ class EngineSettings:
             customer_ledger=settings.customer_ledger,
             order_document=settings.order_document,
             order_series=settings.order_series,
+            crash_wait_seconds=float(settings.crash_wait_seconds),
             horeca=settings.horeca,
         )
         return cls(

@@ -231,6 +231,9 @@ class SyncOptions:
     customer_ledger: str = "501"
     order_document: str = "OC"
     order_series: int = 1
+    #: how long a record whose sending process died waits before it is looked up in the
+    #: ERP and sent again (see orders/push.py: SETTLE)
+    crash_wait_seconds: float = 360.0
     #: a site of the Ho.Re.Ca. family: only a TOTAL deletes there
     horeca: bool = False
     #: a full pass into an empty table builds its rows in a second process once it has
@@ -673,7 +676,7 @@ class SyncRunner:
     def _push_orders(self, order_ids: tuple[str, ...]) -> None:
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
-        from passweb_tui.engine.orders.push import PushAborted
+        from passweb_tui.engine.orders.push import PushAborted, settling_message
 
         if not order_ids and not WebOrders(self.store).waiting_count():
             return
@@ -685,6 +688,7 @@ class SyncRunner:
                 ledger=self.options.customer_ledger,
                 series=DocumentSeries(self.options.order_document, self.options.order_series),
                 site_no=self.options.rules.site_no,
+                settle=timedelta(seconds=self.options.crash_wait_seconds),
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),
             )
@@ -696,6 +700,8 @@ class SyncRunner:
         self.orders["failed"] += pushed.orders_failed
         for entity, ident, why in pushed.errors[:20]:
             self._messages.append(f"{entity} {ident} not sent: {why}")
+        if pushed.settling:
+            self._messages.append(settling_message(pushed.settling))
         if pushed.errors:
             # each one with its whole reason in the run's detail (the message is a digest)
             with self.store.write() as conn:

@@ -156,6 +156,10 @@ class WebApi:
             return self.error(request, 503, E_POOL)
         self.inflight[user] += 1
         try:
+            # the whole request is in before the ERP works on it: a client that goes away
+            # meanwhile (killed, timed out) does not stop a write it had sent, as with the
+            # real server, which finishes what it was given
+            await request.body()
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
             rng = erp.fault_rng

@@ -7,6 +7,7 @@ import builtins
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,7 @@ from passweb_tui.engine.orders.models import (
     decimal_text,
     utcnow,
 )
-from passweb_tui.engine.orders.push import Pusher, PushResult
+from passweb_tui.engine.orders.push import SETTLE, Pusher, PushResult
 from passweb_tui.engine.orders.refresh import RefreshResult, refresh_open_orders
 from passweb_tui.engine.store import Store
 
@@ -374,11 +375,15 @@ class WebOrders:
         ledger: str = "501",
         series: DocumentSeries | None = None,
         site_no: int = 1,
+        settle: timedelta = SETTLE,
         cancel: threading.Event | None = None,
         on_progress: Callable[[int, int, str | None], None] | None = None,
     ) -> PushResult:
-        """Send waiting customers and orders to the ERP, exactly once each."""
-        pusher = Pusher(self.store, client, ledger=ledger, series=series, site_no=site_no)
+        """Send waiting customers and orders to the ERP, exactly once each. `settle`: how
+        long the records of a pusher that died wait before they are sent again."""
+        pusher = Pusher(
+            self.store, client, ledger=ledger, series=series, site_no=site_no, settle=settle
+        )
         return pusher.push(order_ids=order_ids, cancel=cancel, on_progress=on_progress)
 
     def refresh(

@@ -12,8 +12,13 @@ The protocol, per record (customer or order):
    refusal clears `uncertain`; a lost or unclear answer keeps it, so the next push
    (this one's immediate look-up included) finds the record rather than resending.
 A claim held by a live pusher is left alone, so two pushes running at once never
-send the same record; a claim whose owner died (same host, process gone) or whose
-lease expired is taken over, and since the record is uncertain, looked up first.
+send the same record; a claim whose lease expired is taken over, and since the record
+is uncertain, looked up first. A claim whose owner is seen to have died (same host,
+process gone) first settles: the ERP may still be working on the request the dead
+process had sent (it gives one request up to 5 minutes), and a look-up made before it
+commits would find nothing and send the record a second time. The first push to see
+the death marks the claim as settling and notes the time; the record is looked up and
+sent only once `settle` has passed since then.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,6 +67,12 @@ attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
 #: a claim older than this is taken over even if its owner cannot be proven dead
 #: (another host); longer than the ERP's own 5-minute limit on one request
 CLAIM_LEASE = timedelta(minutes=15)
+#: how long the claim of a pusher seen dead settles before its record is looked up and
+#: sent again: longer than the ERP's 5-minute limit on one request, so whatever the dead
+#: process had sent is committed (or given up) by the ERP by then
+SETTLE = timedelta(minutes=6)
+#: the mark of a settling claim: this, then the dead owner's token
+SETTLING = "~"
 #: how long an order waits for its new customer, created by a concurrent push
 CUSTOMER_WAIT_S = 30.0
 #: what claim candidates are read at a time
@@ -92,6 +103,9 @@ class PushResult:
     orders_recovered: int = 0
     #: waiting records left alone because another push holds them
     skipped_busy: int = 0
+    #: waiting records whose sending process died mid-push, as (entity, site id, the
+    #: moment they may be looked up and sent again); see SETTLE
+    settling: list[tuple[str, str, datetime]] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # entity, id, message
 
     @property
@@ -118,7 +132,8 @@ def _owner_token() -> str:
 
 
 def owner_alive(owner: str) -> bool | None:
-    """Whether the pusher that holds a claim still runs; None when it cannot be told."""
+    """Whether the pusher that holds a claim still runs; None when it cannot be told
+    (another host, or a settling claim, whose owner is known to be dead)."""
     try:
         host, pid_text, _ = owner.rsplit(":", 2)
         pid = int(pid_text)
@@ -136,6 +151,41 @@ def owner_alive(owner: str) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def settling_message(settling: Sequence[tuple[str, str, datetime]]) -> str:
+    """One line on the records left to settle by a push (see SETTLE)."""
+    until = max(u for _, _, u in settling)
+    names = [f"{entity} {ident}" for entity, ident, _ in settling[:5]]
+    more = f" and {len(settling) - 5} more" if len(settling) > 5 else ""
+    return (
+        f"{', '.join(names)}{more} wait until {until:%H:%M:%S} UTC before being sent again:"
+        " the process sending them stopped mid-request, and the ERP may still be creating"
+        " them (a look-up then finds what it made)"
+    )
+
+
+def _died_here(owner: str) -> bool:
+    """A pusher of this very process that ended without releasing its claims (an error
+    mid-push): it sent every request it made synchronously, so none can still be in
+    the ERP's hands, and its claims need not settle."""
+    return owner.rsplit(":", 2)[1:2] == [str(os.getpid())] and owner_alive(owner) is False
+
+
+def _claim_free(
+    owner: str | None, claimed_at: datetime | None, stale: datetime, settled: datetime
+) -> bool:
+    """Whether a claim may be taken: none, expired, settled, or left by a dead pusher of
+    this process. A claim of a live pusher, or of a dead one not yet settled, is not."""
+    if owner is None:
+        return True
+    if claimed_at is not None and claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=stale.tzinfo)
+    if owner.startswith(SETTLING):
+        return claimed_at is not None and claimed_at < settled
+    if claimed_at is not None and claimed_at < stale:
+        return True
+    return _died_here(owner)
 
 
 @dataclass(frozen=True)
@@ -207,6 +257,7 @@ class Pusher:
         site_no: int = 1,
         crash: Callable[[str, str], None] | None = None,
         lease: timedelta = CLAIM_LEASE,
+        settle: timedelta = SETTLE,
         workers: int | None = None,
     ) -> None:
         self.store = store
@@ -216,6 +267,7 @@ class Pusher:
         self.site_no = site_no
         self.crash = crash
         self.lease = lease
+        self.settle = settle
         self.owner = _owner_token()
         # as many records at once as the client puts requests on the wire
         self.workers = workers or client.config.max_in_flight
@@ -243,14 +295,14 @@ class Pusher:
         try:
             total = self.count_waiting(order_ids)
             failed_customers: dict[int, str] = {}
-            customers = self._candidates(cust_t, self._customer_scope(order_ids))
+            customers = self._candidates(cust_t, self._customer_scope(order_ids), result)
             self._parallel(
                 customers,
                 lambda cand: self._push_customer(cand, result, failed_customers),
                 cancel,
                 check,
             )
-            orders = self._candidates(orders_t, self._order_scope(order_ids))
+            orders = self._candidates(orders_t, self._order_scope(order_ids), result)
             done = 0
             for start in range(0, len(orders), CANDIDATE_PAGE):
                 chunk = orders[start : start + CANDIDATE_PAGE]
@@ -353,32 +405,57 @@ class Pusher:
         waiting = sa.select(orders_t.c.web_customer_id).where(self._order_scope(order_ids))
         return sa.and_(cust_t.c.erp_code.is_(None), cust_t.c.id.in_(waiting))
 
-    def _candidates(self, table: sa.Table, scope: sa.ColumnElement[bool]) -> list[_Candidate]:
-        """Records in scope whose claim is free, or held by a dead or expired owner, with
-        the version (`attempts`) their claim is compared against."""
-        stale = utcnow() - self.lease
+    def _candidates(
+        self, table: sa.Table, scope: sa.ColumnElement[bool], result: PushResult
+    ) -> list[_Candidate]:
+        """Records in scope whose claim is free (see _claim_free), with the version
+        (`attempts`) their claim is compared against. Claims of pushers seen dead for
+        the first time start settling here; the records still settling are noted in
+        `result`."""
+        now = utcnow()
+        stale, settled = now - self.lease, now - self.settle
         with self.store.read() as conn:
-            owners = [
-                o
-                for o in conn.execute(
+            owners = list(
+                conn.execute(
                     sa.select(table.c.claim_owner)
                     .where(scope, table.c.claim_owner.is_not(None))
                     .distinct()
                 ).scalars()
-                if owner_alive(o) is False
-            ]
-            free = sa.or_(
-                table.c.claim_owner.is_(None),
-                table.c.claimed_at < stale,
-                table.c.claim_owner.in_(owners),
             )
-            order_by = table.c.created if table is orders_t else table.c.id
+        live = [o for o in owners if not o.startswith(SETTLING)]
+        died = [o for o in live if owner_alive(o) is False and not _died_here(o)]
+        if died:
+            with self.store.write() as conn:
+                for owner in died:  # one UPDATE per dead process: a rare event
+                    conn.execute(
+                        sa.update(table)
+                        .where(table.c.claim_owner == owner)
+                        .values(claim_owner=(SETTLING + owner)[:80], claimed_at=now)
+                    )
+        with self.store.read() as conn:
             rows = conn.execute(
-                sa.select(table.c.id, table.c.attempts, table.c.uncertain)
-                .where(scope, free)
-                .order_by(order_by, table.c.id)
+                sa.select(
+                    table.c.id,
+                    table.c.attempts,
+                    table.c.uncertain,
+                    table.c.claim_owner,
+                    table.c.claimed_at,
+                )
+                .where(scope)
+                .order_by(table.c.created if table is orders_t else table.c.id, table.c.id)
             ).all()
-        return [_Candidate(r.id, r.attempts, bool(r.uncertain)) for r in rows]
+        free = []
+        entity = "order" if table is orders_t else "customer"
+        for r in rows:
+            if _claim_free(r.claim_owner, r.claimed_at, stale, settled):
+                free.append(_Candidate(r.id, r.attempts, bool(r.uncertain)))
+            elif r.claim_owner.startswith(SETTLING):
+                since = r.claimed_at
+                if since.tzinfo is None:
+                    since = since.replace(tzinfo=now.tzinfo)
+                with self._lock:
+                    result.settling.append((entity, str(r.id), since + self.settle))
+        return free
 
     # --- claims -------------------------------------------------------------------------
 
@@ -732,17 +809,12 @@ class Pusher:
             ).where(orders_t.c.id.in_(ids), orders_t.c.state == states.NEW)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            free = []
-            for row in conn.execute(query).all():
-                claimed_at = row.claimed_at
-                if claimed_at is not None and claimed_at.tzinfo is None:
-                    claimed_at = claimed_at.replace(tzinfo=stale.tzinfo)
-                if (
-                    row.claim_owner is None
-                    or (claimed_at is not None and claimed_at < stale)
-                    or owner_alive(row.claim_owner) is False
-                ):
-                    free.append(row)
+            settled = now - self.settle
+            free = [
+                row
+                for row in conn.execute(query).all()
+                if _claim_free(row.claim_owner, row.claimed_at, stale, settled)
+            ]
             if not free:
                 return []
             conn.execute(
@@ -950,6 +1022,8 @@ class Pusher:
                 ).one()
             if code is not None or owner is None or owner == self.owner:
                 return code, error
+            if owner.startswith(SETTLING):  # not before the settling ends: not now
+                return None, None
             if time.monotonic() >= deadline:
                 return None, None
             time.sleep(0.1)

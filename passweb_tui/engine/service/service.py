@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -115,6 +115,7 @@ class Service:
         # (the ERP locks a user after a few failed logins), then again with longer pauses
         self._refused_until = float("-inf")
         self._refused_pause = 0.0
+        self._settling_told: set[tuple[str, str]] = set()  # records said to be settling
         # outcomes are mailed for runs recorded after the service started, whoever ran them
         newest = engine.runs(limit=1)
         self._mail_after = newest[0].run_id or 0 if newest else 0
@@ -276,7 +277,7 @@ class Service:
         from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
-        from passweb_tui.engine.orders.push import PushAborted
+        from passweb_tui.engine.orders.push import PushAborted, settling_message
 
         orders = WebOrders(self.engine.store)
         if not orders.waiting_count() or time.monotonic() < self._refused_until:
@@ -289,6 +290,7 @@ class Service:
                 ledger=options.customer_ledger,
                 series=DocumentSeries(options.order_document, options.order_series),
                 site_no=self.config.push_site_no,
+                settle=timedelta(seconds=options.crash_wait_seconds),
                 cancel=self._stop,
             )
         except PushAborted:
@@ -317,6 +319,10 @@ class Service:
             )
         for entity, ident, why in result.errors[:20]:
             log.warning("%s %s not sent: %s", entity, ident, why)
+        settling = {(entity, ident) for entity, ident, _ in result.settling}
+        if settling - self._settling_told:  # once, not at every poll while they wait
+            log.warning("%s", settling_message(result.settling))
+        self._settling_told = settling
         return sent
 
     # --- threads ------------------------------------------------------------------------
