@@ -455,9 +455,9 @@ def test_an_order_whose_answer_was_lost_is_found_after_its_document_type_changed
 def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:
-    """A push stalls past its claim's lease after the ERP took an order; another push
-    takes the order over, finds it in the ERP and records it. Between them the order
-    counts as sent once, not once by each."""
+    """A push on another machine stalls past its claim's lease after the ERP took an
+    order; another push takes the order over, finds it in the ERP and records it.
+    Between them the order counts as sent once, not once by each."""
     from datetime import timedelta
 
     ids = import_orders(store, base, 1)
@@ -467,13 +467,55 @@ def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
         if at == "accepted" and not other:
             other.append(Pusher(store, client, lease=timedelta(0)).push())
 
-    first = Pusher(store, client, crash=stall).push()
+    first_pusher = Pusher(store, client, crash=stall)
+    first_pusher.owner = "another-machine:4242:0123456789ab"  # alive or not: unknowable
+    first = first_pusher.push()
     (second,) = other
     sent = first.to_json()["orders"]["sent"] + second.to_json()["orders"]["sent"]
     assert second.orders_recovered == 1 and first.orders_sent == 0
     assert sent == 1 and first.skipped_busy == 1
     assert erp_marker_counts(sim, ids) == {ids[0]: 1}
     assert states_of(store) == {ids[0]: states.STORED}
+
+
+def test_a_batch_that_outlives_its_lease_is_never_sent_twice(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A batch of orders sent one by one to a slow ERP outlives its claims' lease. A push
+    that can see the batch's pusher alive (this machine) never takes its claims over,
+    however old; one that cannot (the pusher is on another machine) takes the rest over,
+    and the first pusher then does not send what it lost."""
+    from datetime import timedelta
+
+    ids = import_orders(store, base, 3)
+    others: list[Any] = []
+
+    def slow(at: str, site_id: str) -> None:
+        if at == "claimed" and site_id == ids[1] and not others:
+            # every claim of the batch is past its lease by now
+            others.append(Pusher(store, client, lease=timedelta(0)).push())
+
+    first = Pusher(store, client, lease=timedelta(0), crash=slow, workers=1).push()
+    assert (others[0].orders_sent, others[0].orders_recovered) == (0, 0)
+    assert first.orders_sent == 3
+
+    more = import_orders(store, base + 100, 3)
+    others.clear()
+
+    def slower(at: str, site_id: str) -> None:
+        if at == "claimed" and site_id == more[1] and not others:
+            others.append(Pusher(store, client, lease=timedelta(0)).push())
+
+    far = Pusher(store, client, lease=timedelta(0), crash=slower, workers=1)
+    far.owner = "another-machine:4242:0123456789ab"  # alive or not: unknowable from here
+    second = far.push()
+    # the other push takes the batch over: it finds the first order (sent, not yet
+    # recorded) in the ERP and sends the other two, which the far pusher, finding its
+    # claims gone just before each request, does not send
+    assert (others[0].orders_sent, others[0].orders_recovered) == (2, 1)
+    assert (second.orders_sent, second.skipped_busy) == (0, 3)
+    assert erp_marker_counts(sim, ids + more) == {i: 1 for i in ids + more}
+    assert set(states_of(store).values()) == {states.STORED}
 
 
 # a pusher in a process of its own that says when it is about to send its order, then

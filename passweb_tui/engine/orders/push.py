@@ -175,17 +175,18 @@ def _died_here(owner: str) -> bool:
 def _claim_free(
     owner: str | None, claimed_at: datetime | None, stale: datetime, settled: datetime
 ) -> bool:
-    """Whether a claim may be taken: none, expired, settled, or left by a dead pusher of
-    this process. A claim of a live pusher, or of a dead one not yet settled, is not."""
+    """Whether a claim may be taken: none, settled, left by a dead pusher of this process,
+    or expired while its owner cannot be seen (another machine). A claim of a pusher
+    seen alive is never taken, however old: it may be about to send."""
     if owner is None:
         return True
     if claimed_at is not None and claimed_at.tzinfo is None:
         claimed_at = claimed_at.replace(tzinfo=stale.tzinfo)
     if owner.startswith(SETTLING):
         return claimed_at is not None and claimed_at < settled
-    if claimed_at is not None and claimed_at < stale:
+    if _died_here(owner):
         return True
-    return _died_here(owner)
+    return claimed_at is not None and claimed_at < stale and owner_alive(owner) is None
 
 
 @dataclass(frozen=True)
@@ -526,6 +527,19 @@ class Pusher:
         )
         return changed == 1
 
+    def _renew(self, table: sa.Table, site_id: Any) -> bool:
+        """Right before a record's create request: whether its claim is still ours, its
+        lease counted again from now. A batch sent one by one to a slow ERP may outlive
+        the lease; a pusher elsewhere may then have taken the record over (and looked it
+        up, and sent it), and this one must not send it too."""
+        with self.store.write() as conn:
+            renewed = conn.execute(
+                sa.update(table)
+                .where(table.c.id == site_id, table.c.claim_owner == self.owner)
+                .values(claimed_at=utcnow())
+            ).rowcount
+        return renewed == 1
+
     def _crash(self, step: str, site_id: str) -> None:
         if self.crash is not None:
             self.crash(step, site_id)
@@ -624,6 +638,14 @@ class Pusher:
             if code is not None:
                 self._bind_customer(cid, claim, code, "found", result, failed)
                 return
+        if not self._renew(cust_t, cid):
+            with self.store.write() as conn:  # the attempt ends; the record is another's
+                self._release(
+                    conn, cust_t, cid, claim, outcome="deferred", uncertain=True, error=None
+                )
+            with self._lock:
+                result.skipped_busy += 1
+            return
         try:
             code = self.client.create(CUSTOMERS_RESOURCE, self._customer_record(row))
         except ErpError as exc:
@@ -877,6 +899,8 @@ class Pusher:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
             cause = exc if isinstance(exc, ErpError) else None
             return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False, cause=cause)
+        if not self._renew(orders_t, oid):
+            return _Outcome(claim, "deferred", uncertain=claim.was_uncertain)  # not ours now
         try:
             key = self.client.create(ORDERS_RESOURCE, record)
         except ErpError as exc:
