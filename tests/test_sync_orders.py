@@ -140,3 +140,71 @@ def test_an_order_that_could_not_be_sent_is_named_with_its_reason_in_the_run(
         assert reject.key == "W9101" and "NOPEART" in reject.reason
     finally:
         engine.close()
+
+
+def test_a_push_against_an_unreachable_erp_fails_the_run_and_stops_at_the_first_order(
+    sim: Any, db_url: str
+) -> None:
+    """CONTRACTS: an unreachable ERP is a failed run (exit 1), not a run done with
+    rejects; and the push stops at once instead of failing each order in turn."""
+    import socket
+    from dataclasses import replace
+
+    from test_sync_rules import erp_config, open_engine
+
+    from passweb_tui.engine.facade import EngineSettings
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        orders = WebOrders(engine.store)
+        lines = [_order(f"W95{i:02d}", engine) for i in range(3)]
+        assert orders.import_lines(lines).complete
+    finally:
+        engine.close()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = replace(erp_config(sim), base_url=f"http://127.0.0.1:{port}/webapi")
+    engine = Engine.open(EngineSettings(db_url, gone))
+    try:
+        result = engine.run("partial")
+        assert result.status == "failed"
+        assert "cannot reach the ERP" in (result.error or "")
+        assert result.orders["failed"] == 1  # the first; the others were not tried
+        assert {o["state"] for o in WebOrders(engine.store).list()} == {"new"}
+    finally:
+        engine.close()
+
+
+def test_a_push_stopped_by_refused_credentials_keeps_what_it_sent_in_the_run(
+    sim: Any, db_url: str, monkeypatch: Any
+) -> None:
+    """The ERP's password changes mid-push: the run fails, and the order the ERP had
+    already taken is counted in it (and stored as sent), not lost from the record."""
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.orders.push import Pusher
+
+    engine = open_engine(db_url, sim)
+    changed: list[str] = []
+
+    def change_password(self: Any, step: str, site_id: str) -> None:
+        if step == "accepted" and not changed:
+            changed.append(site_id)
+            sim.admin("PUT", f"users/{sim.user}", json={"password": "changed-meanwhile"})
+
+    try:
+        engine.run("total")
+        orders = WebOrders(engine.store)
+        assert orders.import_lines([_order(f"W96{i:02d}", engine) for i in range(3)]).complete
+        monkeypatch.setattr(Pusher, "_crash", change_password)
+        result = engine.run("partial")
+        assert result.status == "failed"
+        assert result.orders["sent"] == 1
+        assert engine.runs(limit=1)[0].orders["sent"] == 1  # in the stored run record too
+        states = {o["id"]: o["state"] for o in orders.list()}
+        assert states[changed[0]] == "stored"
+    finally:
+        sim.admin("PUT", f"users/{sim.user}", json={"password": sim.password})
+        engine.close()

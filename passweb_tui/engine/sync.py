@@ -676,7 +676,7 @@ class SyncRunner:
     def _push_orders(self, order_ids: tuple[str, ...]) -> None:
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
-        from passweb_tui.engine.orders.push import PushAborted, settling_message
+        from passweb_tui.engine.orders.push import PushAborted
 
         if not order_ids and not WebOrders(self.store).waiting_count():
             return
@@ -692,8 +692,22 @@ class SyncRunner:
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),
             )
-        except PushAborted:
-            raise Cancelled() from None
+        except Exception as exc:
+            # a push stopped midway (refused credentials, an unreachable ERP, a cancel):
+            # what it did before the stop is in the run's counts and rejects all the same
+            done = getattr(exc, "push_result", None)
+            if done is not None:
+                self._record_push(done)
+            if isinstance(exc, PushAborted):
+                raise Cancelled() from None
+            raise
+        self._record_push(pushed)
+
+    def _record_push(self, pushed: Any) -> None:
+        """A push's outcome in the run: counts, one line a failure, the whole reasons as
+        rejects."""
+        from passweb_tui.engine.orders.push import settling_message
+
         self.customers["sent"] += pushed.customers_sent
         self.customers["failed"] += pushed.customers_failed
         self.orders["sent"] += pushed.orders_sent + pushed.orders_recovered

@@ -37,7 +37,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine.erp.client import Filter, MexalClient
-from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+from passweb_tui.engine.erp.errors import (
+    AuthError,
+    ContextMissingError,
+    ErpConnectionError,
+    ErpError,
+)
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import (
     CUSTOMERS_RESOURCE,
@@ -230,7 +235,7 @@ class _Outcome:
             "uncertain" if uncertain else "failed",
             error=message,
             uncertain=uncertain,
-            stop=cause if isinstance(cause, _REFUSALS) else None,
+            stop=cause if cause is not None and stops_push(cause) else None,
         )
 
 
@@ -238,6 +243,15 @@ class _Outcome:
 #: company or year): the push stops at the first, instead of repeating a failed login
 #: once a record (the ERP locks a user after a few) and reporting each record as refused
 _REFUSALS = (AuthError, ContextMissingError)
+
+
+def stops_push(exc: ErpError) -> bool:
+    """Whether this failure of one record stops the whole push: a refusal no other record
+    would escape, or an ERP that cannot be reached at all (nothing was sent; trying each
+    of the other records against it would only fail each, and slowly)."""
+    if isinstance(exc, _REFUSALS):
+        return True
+    return isinstance(exc, ErpConnectionError) and not exc.outcome_unknown
 
 
 def _ident(value: Any) -> str:
@@ -321,6 +335,10 @@ class Pusher:
                 done += len(chunk)
             self._sources = {}
             return result
+        except Exception as exc:
+            # what was done before the stop still counts: the caller reads it from here
+            exc.push_result = result  # type: ignore[attr-defined]
+            raise
         finally:
             with _LIVE_LOCK:
                 _LIVE_OWNERS.discard(self.owner)
@@ -632,7 +650,7 @@ class Pusher:
                     result=result,
                     failed=failed,
                 )
-                if isinstance(exc, _REFUSALS):
+                if stops_push(exc):
                     raise
                 return
             if code is not None:
@@ -661,7 +679,7 @@ class Pusher:
             self._fail_customer(
                 cid, claim, message, uncertain=exc.outcome_unknown, result=result, failed=failed
             )
-            if isinstance(exc, _REFUSALS):
+            if stops_push(exc):
                 raise
             return
         except Exception as exc:  # an unexpected failure after the request: outcome unknown
