@@ -595,3 +595,30 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
     assert (late.orders_sent, late.orders_recovered, late.settling) == (0, 1, [])
     assert erp_marker_counts(sim, [oid]) == {oid: 1}
     assert states_of(store)[oid] == states.STORED
+
+
+def test_a_malformed_erp_currency_fails_only_the_orders_in_that_currency(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """One currency record with a codice that is not a number: the orders in that
+    currency fail with a reason naming the record; the others go out."""
+    from passweb_tui.engine.erp.client import Page
+
+    class BadCurrency(MexalClient):
+        def iter_pages(self, resource: str, *args: Any, **kwargs: Any) -> Any:
+            for page in super().iter_pages(resource, *args, **kwargs):
+                if resource == "dati-generali/valute":
+                    bad = {"codice": "X", "sigla_iso": "USD"}
+                    page = Page([*page.records, bad], page.next_token, page.data_ric_elab)
+                yield page
+
+    orders = WebOrders(store)
+    usd, eur = f"W{base + 1}", f"W{base + 2}"
+    lines = [order_line(usd, currency="USD"), order_line(eur)]
+    assert orders.import_lines(jsonl(*lines).splitlines()).complete
+    with BadCurrency(client.config) as bad_client:
+        result = Pusher(store, bad_client).push()
+    assert (result.orders_sent, result.orders_failed) == (1, 1)
+    assert states_of(store) == {usd: states.NEW, eur: states.STORED}
+    error = orders.show(usd)["last_error"]
+    assert "dati-generali/valute" in error and "'X'" in error

@@ -170,6 +170,13 @@ def settling_message(settling: Sequence[tuple[str, str, datetime]]) -> str:
     )
 
 
+def _whole(value: Any) -> int:
+    """A whole number given as an int or as its text; ValueError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(value)
+    return int(value)
+
+
 def _died_here(owner: str) -> bool:
     """A pusher of this very process that ended without releasing its claims (an error
     mid-push): it sent every request it made synchronously, so none can still be in
@@ -287,6 +294,7 @@ class Pusher:
         # as many records at once as the client puts requests on the wire
         self.workers = workers or client.config.max_in_flight
         self._currencies: dict[str, int] | None = None
+        self._bad_currencies: dict[str, str] = {}
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[Any, list[Any], Any]] = {}
 
@@ -791,13 +799,25 @@ class Pusher:
     def _currency_locked(self, iso: str) -> int | None:
         if self._currencies is None:
             found: dict[str, int] = {}
+            bad: dict[str, str] = {}
             for page in self.client.iter_pages(
                 "dati-generali/valute", fields=["codice", "sigla_iso"]
             ):
                 for rec in page.records:
-                    if rec.get("sigla_iso") and rec.get("codice") is not None:
-                        found[str(rec["sigla_iso"]).upper()] = int(rec["codice"])
-            self._currencies = found
+                    code, sigla = rec.get("codice"), rec.get("sigla_iso")
+                    if not sigla or code is None:
+                        continue
+                    try:
+                        found[str(sigla).upper()] = _whole(code)
+                    except ValueError:
+                        # one malformed currency fails only the orders in that currency
+                        bad[str(sigla).upper()] = (
+                            f"the ERP's currency record for {sigla} (dati-generali/valute)"
+                            f" has codice {code!r}, not a whole number"
+                        )
+            self._currencies, self._bad_currencies = found, bad
+        if iso in self._bad_currencies:
+            raise LookupError(self._bad_currencies[iso])
         if iso not in self._currencies:
             raise LookupError(f"currency {iso} is not among the ERP's currencies")
         return self._currencies[iso]
