@@ -136,6 +136,30 @@ def test_erp_changes_become_states_and_reviewable_updates(
     assert len(orders.updates()) == 7
 
 
+def test_a_closed_order_re_read_by_name_keeps_its_final_state(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    """Final states are final: a named re-read of a delivered order whose ERP document
+    is gone keeps the order delivered (it left the open set for good), and queues
+    what the ERP changed for review."""
+    (oid,) = pushed(store, client, 1)
+    orders = WebOrders(store)
+    key = key_of(store, oid)
+    erp.admin(
+        "POST",
+        f"orders/{key}/fulfil",
+        json={"rows": {"1": 1, "2": 2, "3": 3}, "delivery_note": True},
+    )
+    assert orders.refresh(client).updated == 1
+    assert orders.show(oid)["state"] == states.DELIVERED
+    erp.admin("DELETE", f"records/ordini-clienti/{key}")
+    again = refresh_open_orders(store, client, order_ids=[oid])
+    assert again.updated == 1
+    assert orders.show(oid)["state"] == states.DELIVERED
+    latest = orders.updates(unreviewed=True, search=oid)[0]
+    assert latest["state_after"] == states.DELIVERED and latest["after"] is None
+
+
 def test_erp_edits_make_modified_and_win_over_a_site_edit(
     store: Store, client: MexalClient
 ) -> None:

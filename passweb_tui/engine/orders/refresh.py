@@ -208,6 +208,10 @@ def _refresh_page(
         if doc is not None and prev is not None and row.refreshed_at is None:
             prev = _adopt_unsent(prev, doc)
         state = states.derive_state(doc, row.sent_snapshot, marker(row.id))
+        if row.state in states.FINAL and state not in states.FINAL:
+            # final states are final (DOMAIN.md): an order re-read by name after it was
+            # closed keeps its state; what the ERP changed is still queued for review
+            state = row.state
         if doc is None:
             result.missing += 1
         if doc == prev and state == row.state:
