@@ -208,3 +208,31 @@ def test_a_push_stopped_by_refused_credentials_keeps_what_it_sent_in_the_run(
     finally:
         sim.admin("PUT", f"users/{sim.user}", json={"password": sim.password})
         engine.close()
+
+
+def test_a_new_customer_the_erp_could_not_take_is_refused_at_import(sim: Any, db_url: str) -> None:
+    """Once the store knows the ERP's customer fields, a new customer with a detail longer
+    than the ERP takes is refused at import, with the field and its limit, instead of
+    waiting unsendable after the shopper has gone."""
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim)
+    try:
+        order = {
+            "id": "W9700",
+            "created": "2026-11-27T10:15:00",
+            "payment": "confirmed",
+            "customer": {"name": "Ferramenta " + "x" * 90, "email": "long@example.it"},
+            "rows": [{"article": "ART0000001", "qty": 1, "price": 2.5, "vat_code": "22"}],
+        }
+        orders = WebOrders(engine.store)
+        # before the first sync the ERP's limits are unknown: the intake's own hold
+        assert orders.import_lines([json.dumps(order)]).complete
+        engine.run("total")
+        order["id"] = "W9701"
+        report = orders.import_lines([json.dumps(order)])
+        assert report.stored == [] and len(report.skipped) == 1
+        reason = report.skipped[0].reason
+        assert "customer.name" in reason and "80" in reason and "ragione_sociale" in reason
+    finally:
+        engine.close()

@@ -53,6 +53,18 @@ LIMITS = {
     "article": 40,
     "description": 240,
 }
+#: the ERP customer field each new-customer detail goes to (see push.Pusher)
+ERP_CUSTOMER_FIELDS = {
+    "name": "ragione_sociale",
+    "vat_number": "partita_iva",
+    "tax_code": "codice_fiscale",
+    "address": "indirizzo",
+    "zip": "cap",
+    "city": "localita",
+    "province": "provincia",
+    "country": "nazione",
+    "email": "email",
+}
 MAX_ROWS = 500
 BATCH = 500
 
@@ -385,6 +397,32 @@ def place_order(store: Store, order: OrderIn) -> None:
         raise OrderInvalid(report.skipped[0].reason)
 
 
+def _erp_limits(conn: sa.Connection) -> dict[str, tuple[str, int]]:
+    """The ERP's length of each new-customer detail, from its field catalogue of customers
+    in the store (read by the attribute update): detail -> (ERP field, length). Empty
+    before the first sync; the intake's own limits hold then."""
+    from passweb_tui.engine.fields import load_catalogue
+
+    _, specs = load_catalogue(conn, "customers")
+    out = {}
+    for detail, name in ERP_CUSTOMER_FIELDS.items():
+        spec = specs.get(name)
+        if spec is not None and spec.length and spec.length < LIMITS[detail]:
+            out[detail] = (name, spec.length)
+    return out
+
+
+def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> str | None:
+    for detail, (name, length) in limits.items():
+        value = getattr(customer, detail)
+        if value and len(value) > length:
+            return (
+                f"customer.{detail}: at most {length} characters (the ERP's {name}),"
+                f" got {len(value)}"
+            )
+    return None
+
+
 def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportReport) -> None:
     """One transaction: refuse known ids, match or create customers, insert orders and rows."""
     orders_t = WebOrder.__table__  # type: ignore[attr-defined]
@@ -415,6 +453,7 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
         order_values: list[dict[str, Any]] = []
         row_values: list[dict[str, Any]] = []
         now = utcnow()
+        limits = _erp_limits(conn) if news else {}
         for number, order in good:
             if order.id in known:
                 skipped.append(Problem(number, order.id, f"order {order.id} already exists"))
@@ -422,6 +461,12 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
             customer_id = None
             if order.new_customer is not None:
                 c = order.new_customer
+                too_long = _too_long(c, limits)
+                if too_long:
+                    # the ERP would refuse the customer, and the order would wait for good:
+                    # the site hears it now, while the shopper can still correct it
+                    skipped.append(Problem(number, order.id, too_long))
+                    continue
                 match = by_vat.get(c.vat_number) if c.vat_number else None
                 if match is None and c.email in by_email:
                     match = by_email[c.email or ""]

@@ -53,6 +53,7 @@ from passweb_tui.engine.orders.documents import (
     normalize,
     split_key,
 )
+from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS
 from passweb_tui.engine.orders.models import (
     WebCustomer,
     WebOrder,
@@ -619,16 +620,9 @@ class Pusher:
             "ragione_sociale": row.name,
             "trasf_sito": [[self.site_no, "S"]],
         }
-        for src, dst in (
-            ("vat_number", "partita_iva"),
-            ("tax_code", "codice_fiscale"),
-            ("address", "indirizzo"),
-            ("zip", "cap"),
-            ("city", "localita"),
-            ("province", "provincia"),
-            ("country", "nazione"),
-            ("email", "email"),
-        ):
+        for src, dst in ERP_CUSTOMER_FIELDS.items():
+            if src == "name":
+                continue
             value = getattr(row, src)
             if value:
                 record[dst] = value
