@@ -236,3 +236,23 @@ def test_a_new_customer_the_erp_could_not_take_is_refused_at_import(sim: Any, db
         assert "customer.name" in reason and "80" in reason and "ragione_sociale" in reason
     finally:
         engine.close()
+
+
+def test_a_partial_naming_unknown_or_unpaid_orders_says_so(sim: Any, db_url: str) -> None:
+    """An order id the store does not have is a reject of the run (exit 4), and an order
+    still waiting for its payment is named in the message; neither ends a silent ok."""
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        unpaid = json.loads(_order("W9801", engine))
+        unpaid["payment"] = "unconfirmed"
+        assert WebOrders(engine.store).import_lines([json.dumps(unpaid)]).complete
+        result = engine.run("partial", scope=Scope(("orders",), ("W9801", "NOSUCH9")))
+        assert result.status == "ok_with_rejects"
+        rejects = engine.run_detail(result.run_id).rejects  # type: ignore[arg-type]
+        assert [(r.entity, r.key) for r in rejects] == [("orders", "NOSUCH9")]
+        assert "payment" in (result.message or "") and "W9801" in (result.message or "")
+    finally:
+        engine.close()

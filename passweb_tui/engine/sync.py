@@ -539,6 +539,8 @@ class SyncRunner:
             orders_scope = self._orders_scope(kind, scope)
             # a PARTIAL of whole entities only pulls; named orders are pushed if they wait
             pushes = scope is None or bool(scope.codes)
+            if orders_scope:
+                self._named_orders(orders_scope, dry_run)
             if orders_scope is not None and pushes and not dry_run:
                 self._push_orders(orders_scope)
             if kind == "partial" and scope is None:
@@ -664,6 +666,40 @@ class SyncRunner:
         if "orders" in scope.entities:
             return scope.codes
         return None
+
+    def _named_orders(self, order_ids: tuple[str, ...], dry_run: bool) -> None:
+        """What a partial sync naming web orders says of those it can do nothing with: an
+        id the store does not have is a reject of the run (a typing slip must not end
+        `ok`), and an order whose payment is not confirmed is named in the message."""
+        from passweb_tui.engine.orders import states
+        from passweb_tui.engine.orders.models import WebOrder
+
+        t = WebOrder.__table__  # type: ignore[attr-defined]
+        with self.store.read() as conn:
+            known: dict[str, str] = dict(
+                conn.execute(select(t.c.id, t.c.state).where(t.c.id.in_(order_ids))).all()
+            )
+        missing = [oid for oid in dict.fromkeys(order_ids) if oid not in known]
+        unpaid = sorted(oid for oid, state in known.items() if state == states.PAYMENT_UNCONFIRMED)
+        if unpaid:
+            self._messages.append(
+                f"orders waiting for their payment to be confirmed, not sent: {_few(unpaid)}"
+            )
+        if missing:
+            self._order_rejects += len(missing)
+            with self.store.write() as conn:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {
+                            "run_id": self.run_id,
+                            "entity": "orders",
+                            "key": oid,
+                            "reason": "not in the store: no web order has this id",
+                        }
+                        for oid in missing
+                    ],
+                )
 
     def _order_progress(self, phase: str) -> Callable[[int, int, str | None], None]:
         started = time.monotonic()
