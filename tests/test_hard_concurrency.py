@@ -20,7 +20,7 @@ from conftest import SimProcess, start_sim
 from hard_support import cli_env, in_step, open_engine, store_vs_erp, unfinished_runs
 
 from passweb_tui.engine import lease as lease_mod
-from passweb_tui.engine.facade import LaunchRefused
+from passweb_tui.engine.facade import LaunchRefused, ProgressEvent
 from passweb_tui.engine.lease import Lease, LeaseRefused
 from passweb_tui.engine.store import open_store
 
@@ -54,13 +54,25 @@ def rounds_at_once(sim: SimProcess, db_url: str, rounds: int, tmp: Path, first: 
             handle = None
             # the UI's run must outlast the CLI's start-up (about a second) to collide with it
             sim.admin("PUT", "faults", json={"latency_ms": 400 if ui_first else 150})
+            cli: list[subprocess.Popen[str]] = []
             if ui_first:  # the UI's TOTAL starts, then the operator's CLI runs collide with it
-                handle = engine.start_run("total")
+
+                def hold(ev: ProgressEvent, cli: list[subprocess.Popen[str]] = cli) -> None:
+                    # on a loaded machine the CLI may take seconds to start: the UI's
+                    # TOTAL keeps its lease (before its first page of articles) until the
+                    # CLI's sync has been answered, so the two always collide
+                    if ev.entity == "articles" and ev.done == 0 and cli:
+                        deadline = time.monotonic() + 60
+                        while cli[0].poll() is None and time.monotonic() < deadline:
+                            time.sleep(0.05)
+
+                handle = engine.start_run("total", on_event=hold)
             cli_sync = subprocess.Popen(
                 [sys.executable, "-m", "passweb_tui", "sync", "changed" if ui_first else "total",
                  "--json"],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
+            cli.append(cli_sync)
             cli_partial = subprocess.Popen(
                 [sys.executable, "-m", "passweb_tui", "sync", "partial",
                  "--entity", "articles", "--entity", "customers", "--json"],
