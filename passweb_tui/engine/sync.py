@@ -763,7 +763,7 @@ class SyncRunner:
 
     def _sync_resources(self, kind: str, scope: Scope | None, dry_run: bool) -> None:
         """Images and technical sheets of the site's articles, stored by content hash."""
-        from passweb_tui.engine.orders.resources import sync_resources
+        from passweb_tui.engine.orders.resources import set_resources_since, sync_resources
 
         folder = self.options.resources_dir
         if folder is None:
@@ -784,7 +784,12 @@ class SyncRunner:
             remove_missing=self.options.remove_missing_resources,
             dry_run=dry_run,
             check=self._check_cancel,
+            save_mark=False,
         )
+        if result.next_since is not None and kind != "partial":
+            # a PARTIAL, even of every article, never moves a watermark (DOMAIN.md)
+            with self.store.write() as conn:
+                set_resources_since(conn, result.next_since)
         counts = self.counts.setdefault("resources", empty_counts())
         counts["fetched"] += result.listed
         counts["inserted"] += result.written

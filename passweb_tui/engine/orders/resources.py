@@ -53,6 +53,9 @@ class ResourceResult:
     bytes: int = 0
     requests: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # article, reason
+    #: where the next "changed" may start: set only by a pass over every article that
+    #: ended without errors (and wrote, so not a dry run); None otherwise
+    next_since: datetime | None = None
 
 
 def _stamp(text: str) -> datetime:
@@ -97,8 +100,14 @@ def sync_resources(
     remove_missing: bool = False,
     dry_run: bool = False,
     check: Callable[[], None] | None = None,
+    save_mark: bool = True,
 ) -> ResourceResult:
-    """Bring the site's article resources up to date; see the module's docstring."""
+    """Bring the site's article resources up to date; see the module's docstring.
+
+    A pass over every article that ends without errors moves the resource watermark to
+    `result.next_since`; with `save_mark` false the caller saves it or not (with
+    `set_resources_since`). A pass over some `articles` never moves it.
+    """
     if mode not in MODES:
         raise ValueError(f"resource mode must be one of {', '.join(MODES)}, got {mode!r}")
     result = ResourceResult()
@@ -238,14 +247,23 @@ def sync_resources(
                     sa.insert(seen_t),
                     [{"article_code": c, "listed_at": utcnow()} for c in new_seen],
                 )
-    if not dry_run and started is not None and not result.errors:
-        # the next "changed" starts where this one did; a step with errors keeps the old
-        # mark so that what failed is tried again
-        with store.write() as conn:
-            set_state(conn, WATERMARK, format_datetime(started))
+    if articles is None and not dry_run and started is not None and not result.errors:
+        # the next "changed" starts where this one did. A step with errors keeps the old
+        # mark so that what failed is tried again; a step over some articles tells
+        # nothing of the others: an attachment added to one of those meanwhile would be
+        # older than its mark, and no later "changed" would fetch it
+        result.next_since = started
+        if save_mark:
+            with store.write() as conn:
+                set_resources_since(conn, started)
     if remove_missing and not dry_run:
         result.removed += _remove_orphans(store, folder)
     return result
+
+
+def set_resources_since(conn: sa.Connection, since: datetime) -> None:
+    """Move the resource watermark, in the caller's transaction."""
+    set_state(conn, WATERMARK, format_datetime(since))
 
 
 def _remove_orphans(store: Store, folder: Path) -> int:
