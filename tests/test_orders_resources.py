@@ -242,3 +242,45 @@ def test_a_partial_of_some_articles_does_not_hide_attachments_added_elsewhere(
             assert whole.status == "ok" and _resources_since(store) == mark
     finally:
         store.close()
+
+
+def test_a_new_articles_attachment_whose_download_failed_comes_with_the_next_run(
+    sim: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new article's sheet, older than the resource step's mark, fails to download (a
+    transient ERP error): the run lists it as a reject with its reason, and the next
+    CHANGED brings it."""
+    store = open_store(db_url)
+    folder = tmp_path / "resources"
+    options = SyncOptions(resources_dir=folder)
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            extra = ExtraAttachments(client, monkeypatch)
+            assert SyncRunner(store, client, options).run("total").status == "ok"
+            new = "NEW0001"
+            sim.admin(
+                "POST",
+                "records/articoli",
+                json={"codice": new, "descrizione": "Nuovo", "alq_iva": "22",
+                      "um_principale": "PZ", "trasf_sito": [[1, "S"]]},
+            )  # fmt: skip
+            extra.add(new, "scheda", datetime(2020, 1, 1, 9, 0))
+            extra.failing.add((new, "scheda"))
+            failed = SyncRunner(store, client, options).run("changed")
+            assert failed.status == "ok_with_rejects"
+            assert failed.entities["articles"]["inserted"] == 1
+            assert failed.entities["resources"]["rejected"] == 1
+            with store.read() as conn:
+                rejects = conn.execute(
+                    sa.text("SELECT entity, key, reason FROM sync_rejects WHERE run_id = :r"),
+                    {"r": failed.run_id},
+                ).all()
+            assert [(e, k) for e, k, _ in rejects] == [("resources", new)]
+            assert "scheda" in rejects[0][2] and "503" in rejects[0][2]
+            assert _stored_file(store, folder, new, "scheda") is None
+
+            again = SyncRunner(store, client, options).run("changed")
+            assert again.status == "ok"
+            assert _stored_file(store, folder, new, "scheda") == extra.content(new, "scheda")
+    finally:
+        store.close()

@@ -798,6 +798,22 @@ class SyncRunner:
         counts["rejected"] += len(result.errors)
         for article, why in result.errors[:20]:
             self._messages.append(f"resources of {article}: {why}")
+        if result.errors:
+            # each one with its whole reason in the run's detail (the message is a digest);
+            # the resource step tries them again by itself, so they are not kept for a retry
+            with self.store.write() as conn:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {
+                            "run_id": self.run_id,
+                            "entity": "resources",
+                            "key": article,
+                            "reason": why,
+                        }
+                        for article, why in result.errors
+                    ],
+                )
 
     def _save_order_counts(self) -> None:
         with self.store.write() as conn:

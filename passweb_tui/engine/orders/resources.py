@@ -198,14 +198,18 @@ def sync_resources(
             if remove_missing:
                 gone.extend(k for k in known if k[0] == code and k[1] not in names)
         rows: list[dict[str, Any]] = []
+        failed: set[str] = set()  # articles with an attachment that did not come
 
-        def fetch_one(job: tuple[str, dict[str, Any]], rows: list[Any] = rows) -> None:
+        def fetch_one(
+            job: tuple[str, dict[str, Any]], rows: list[Any] = rows, failed: set[str] = failed
+        ) -> None:
             code, item = job
             try:
                 data = client.get_attachment(code, str(item["nome"]))
             except ErpError as exc:
                 with lock:
                     result.errors.append((code, f"attachment {item['nome']}: {exc}"))
+                    failed.add(code)
                 return
             if dry_run:
                 digest, rel, wrote = hashlib.sha256(data).hexdigest(), "", False
@@ -241,7 +245,9 @@ def sync_resources(
                 )
             if rows:
                 conn.execute(sa.insert(res_t), rows)
-            new_seen = [c for c in listings if c not in seen_before]
+            # "seen" spares later steps the article's attachments older than their mark:
+            # one whose download failed must stay new, so the next step fetches it all
+            new_seen = [c for c in listings if c not in seen_before and c not in failed]
             if new_seen:
                 conn.execute(
                     sa.insert(seen_t),
