@@ -284,3 +284,51 @@ def test_a_new_articles_attachment_whose_download_failed_comes_with_the_next_run
             assert _stored_file(store, folder, new, "scheda") == extra.content(new, "scheda")
     finally:
         store.close()
+
+
+def test_a_failed_or_cancelled_run_leaves_the_resources_since_where_it_was(
+    sim: Any, db_url: str, tmp_path: Path
+) -> None:
+    """Like the CHANGED watermark, the resource step's mark moves only with a run that
+    ends well: not when the run is cancelled in that step, nor when it ends failed
+    because another run took its lease over while the step was running."""
+    import threading
+
+    from passweb_tui.engine.models import metadata
+    from passweb_tui.engine.sync import ProgressEvent
+
+    store = open_store(db_url)
+    folder = tmp_path / "resources"
+    # no heartbeat within the run: the take-over is found at its end
+    options = SyncOptions(resources_dir=folder, lease_seconds=600)
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            assert SyncRunner(store, client, options).run("total").status == "ok"
+            mark = _resources_since(store)
+            assert mark is not None
+            _move_erp_clock(sim, timedelta(hours=3))  # a good run now would move it
+
+            cancel = threading.Event()
+
+            def cancel_in_resources(ev: ProgressEvent) -> None:
+                if ev.phase == "resources":
+                    cancel.set()
+
+            cancelled = SyncRunner(
+                store, client, options, on_event=cancel_in_resources, cancel=cancel
+            ).run("changed")
+            assert cancelled.status == "cancelled" and _resources_since(store) == mark
+
+            def take_over(ev: ProgressEvent) -> None:
+                if ev.phase == "resources":
+                    with store.write() as conn:
+                        conn.execute(
+                            sa.update(metadata.tables["sync_lease"]).values(holder="elsewhere:1:x")
+                        )
+
+            failed = SyncRunner(store, client, options, on_event=take_over).run("changed")
+            assert failed.status == "failed" and "taken over" in (failed.error or "")
+            assert failed.entities["resources"]["fetched"] > 0  # the step itself went through
+            assert _resources_since(store) == mark
+    finally:
+        store.close()

@@ -378,6 +378,7 @@ class SyncRunner:
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
         self._order_rejects = 0  # open orders whose ERP document could not be read
+        self._resources_since: datetime | None = None  # saved by _finish, if the run ends well
         self.customers = {"sent": 0, "failed": 0}
         self._plan_inputs: Any = None
 
@@ -763,7 +764,7 @@ class SyncRunner:
 
     def _sync_resources(self, kind: str, scope: Scope | None, dry_run: bool) -> None:
         """Images and technical sheets of the site's articles, stored by content hash."""
-        from passweb_tui.engine.orders.resources import set_resources_since, sync_resources
+        from passweb_tui.engine.orders.resources import sync_resources
 
         folder = self.options.resources_dir
         if folder is None:
@@ -786,10 +787,9 @@ class SyncRunner:
             check=self._check_cancel,
             save_mark=False,
         )
-        if result.next_since is not None and kind != "partial":
-            # a PARTIAL, even of every article, never moves a watermark (DOMAIN.md)
-            with self.store.write() as conn:
-                set_resources_since(conn, result.next_since)
+        # moved with the run's watermark, by _finish: a failed or cancelled run leaves it,
+        # and a PARTIAL, even of every article, never moves a watermark (DOMAIN.md)
+        self._resources_since = result.next_since
         counts = self.counts.setdefault("resources", empty_counts())
         counts["fetched"] += result.listed
         counts["inserted"] += result.written
@@ -1593,8 +1593,8 @@ class SyncRunner:
         refill: Mapping[str, str | None],
         dry_run: bool,
     ) -> tuple[str, str | None]:
-        """Record the run's end (and move the watermark after a good TOTAL or CHANGED);
-        returns the status and error as recorded."""
+        """Record the run's end (and move the watermark, and the resource step's, after a
+        good TOTAL or CHANGED); returns the status and error as recorded."""
         with self.store.write() as conn:
             moves = (
                 status in ("ok", "ok_with_rejects") and kind in ("total", "changed") and not dry_run
@@ -1610,6 +1610,10 @@ class SyncRunner:
                 set_state(conn, WATERMARK, _stamp(mark))
                 set_state(conn, LAST_OK_RUN, str(self.run_id))
                 set_state(conn, SITE_RULES, _rules_text(self.options.rules))
+                if self._resources_since is not None:
+                    from passweb_tui.engine.orders.resources import set_resources_since
+
+                    set_resources_since(conn, self._resources_since)
                 for name, token in refill.items():
                     # only the requests this run read: one made meanwhile waits for the next
                     clear_state_if(conn, REFILL_PREFIX + name, token)

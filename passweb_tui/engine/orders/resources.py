@@ -253,17 +253,18 @@ def sync_resources(
                     sa.insert(seen_t),
                     [{"article_code": c, "listed_at": utcnow()} for c in new_seen],
                 )
+    if remove_missing and not dry_run:
+        result.removed += _remove_orphans(store, folder)
     if articles is None and not dry_run and started is not None and not result.errors:
-        # the next "changed" starts where this one did. A step with errors keeps the old
-        # mark so that what failed is tried again; a step over some articles tells
-        # nothing of the others: an attachment added to one of those meanwhile would be
-        # older than its mark, and no later "changed" would fetch it
+        # the next "changed" starts where this one did, once all of this one is done. A
+        # step with errors keeps the old mark so that what failed is tried again; a step
+        # over some articles tells nothing of the others: an attachment added to one of
+        # those meanwhile would be older than its mark, and no later "changed" would
+        # fetch it
         result.next_since = started
         if save_mark:
             with store.write() as conn:
                 set_resources_since(conn, started)
-    if remove_missing and not dry_run:
-        result.removed += _remove_orphans(store, folder)
     return result
 
 
