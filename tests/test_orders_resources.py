@@ -4,7 +4,7 @@ only new or changed ones downloaded, removal of what the ERP no longer has."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,13 @@ import pytest
 import sqlalchemy as sa
 from test_orders_helpers import erp_config
 
-from passweb_tui.engine.erp.client import MexalClient
-from passweb_tui.engine.orders.resources import store_file, sync_resources
-from passweb_tui.engine.store import open_store
-from passweb_tui.engine.sync import SyncOptions, SyncRunner
+from passweb_tui.engine.erp.client import MexalClient, Page
+from passweb_tui.engine.erp.errors import ErpError
+from passweb_tui.engine.erp.values import format_datetime, parse_datetime
+from passweb_tui.engine.orders.resources import WATERMARK, store_file, sync_resources
+from passweb_tui.engine.state import get_state
+from passweb_tui.engine.store import Store, open_store
+from passweb_tui.engine.sync import Scope, SyncOptions, SyncRunner
 
 
 def test_resources_by_hash_only_new_or_changed_and_removal(sim: Any, tmp_path: Path) -> None:
@@ -132,5 +135,200 @@ def test_the_next_since_is_the_erps_clock_not_this_machines(tmp_path: Path) -> N
                        "dt_mod": (erp_now + timedelta(minutes=1)).strftime("%Y%m%d %H%M%S")})  # fmt: skip
         second = sync_resources(store, client, folder)  # type: ignore[arg-type]
         assert second.downloaded == 1 and second.unchanged == 1
+    finally:
+        store.close()
+
+
+class ExtraAttachments:
+    """The simulator's attachments, plus ones a test adds to an article (the simulator
+    derives its own from its data), and downloads that fail once, as a transient ERP
+    error does."""
+
+    def __init__(self, client: MexalClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.added: dict[str, list[dict[str, Any]]] = {}
+        self.failing: set[tuple[str, str]] = set()
+        listing, download = client.attachments_page, client.get_attachment
+
+        def attachments_page(code: str) -> Page:
+            page = listing(code)
+            return Page([*page.records, *self.added.get(code, [])], None, page.data_ric_elab)
+
+        def get_attachment(code: str, nome: str) -> bytes:
+            if (code, nome) in self.failing:
+                self.failing.discard((code, nome))
+                raise ErpError("503 - pool exhausted (after retries)")
+            if any(item["nome"] == nome for item in self.added.get(code, [])):
+                return self.content(code, nome)
+            return download(code, nome)
+
+        monkeypatch.setattr(client, "attachments_page", attachments_page)
+        monkeypatch.setattr(client, "get_attachment", get_attachment)
+
+    @staticmethod
+    def content(code: str, nome: str) -> bytes:
+        return f"%PDF-1.4 {nome} of {code}".encode()
+
+    def add(self, code: str, nome: str, stamp: datetime) -> None:
+        size = len(self.content(code, nome))
+        item = {
+            "tipo": "scheda",
+            "nome": nome,
+            "dt_mod": format_datetime(stamp),
+            "dimensione": size,
+        }
+        self.added.setdefault(code, []).append(item)
+
+
+def _erp_now(sim: Any) -> datetime:
+    return parse_datetime(sim.admin("GET", "clock").json()["now"])
+
+
+def _move_erp_clock(sim: Any, by: timedelta) -> None:
+    offset = float(sim.admin("GET", "clock").json()["offset_s"])
+    sim.admin("PUT", "clock", json={"offset_s": offset + by.total_seconds()})
+
+
+def _resources_since(store: Store) -> str | None:
+    with store.read() as conn:
+        return get_state(conn, WATERMARK)
+
+
+def _stored_file(store: Store, folder: Path, code: str, nome: str) -> bytes | None:
+    """The bytes the site has for an article's attachment (None: it has none)."""
+    with store.read() as conn:
+        path = conn.execute(
+            sa.text("SELECT path FROM web_resource WHERE article_code = :a AND nome = :n"),
+            {"a": code, "n": nome},
+        ).scalar_one_or_none()
+    if path is None or not (folder / path).is_file():
+        return None
+    return (folder / path).read_bytes()
+
+
+def test_a_partial_of_some_articles_does_not_hide_attachments_added_elsewhere(
+    sim: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync partial --entity resources --code A` looks at article A only: a sheet the
+    ERP added to article B before it is still brought by the next CHANGED."""
+    store = open_store(db_url)
+    folder = tmp_path / "resources"
+    options = SyncOptions(resources_dir=folder)
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            extra = ExtraAttachments(client, monkeypatch)
+            assert SyncRunner(store, client, options).run("total").status == "ok"
+            with store.read() as conn:
+                a, b = conn.execute(
+                    sa.text("SELECT code FROM articles ORDER BY code LIMIT 2")
+                ).scalars()
+            # by the ERP's clock: a sheet added to B an hour after the TOTAL, and the
+            # operator's partial of A two hours after that
+            extra.add(b, "scheda-2", _erp_now(sim) + timedelta(hours=1))
+            _move_erp_clock(sim, timedelta(hours=3))
+            mark = _resources_since(store)
+            partial = SyncRunner(store, client, options).run(
+                "partial", scope=Scope(("resources",), (a,))
+            )
+            assert partial.status == "ok"
+            assert _stored_file(store, folder, b, "scheda-2") is None  # B was not looked at
+            assert _resources_since(store) == mark
+            changed = SyncRunner(store, client, options).run("changed")
+            assert changed.status == "ok"
+            assert _stored_file(store, folder, b, "scheda-2") == extra.content(b, "scheda-2")
+            # nor does a partial of every article move it (DOMAIN: no PARTIAL does)
+            mark = _resources_since(store)
+            _move_erp_clock(sim, timedelta(hours=3))
+            whole = SyncRunner(store, client, options).run("partial", scope=Scope(("resources",)))
+            assert whole.status == "ok" and _resources_since(store) == mark
+    finally:
+        store.close()
+
+
+def test_a_new_articles_attachment_whose_download_failed_comes_with_the_next_run(
+    sim: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new article's sheet, older than the resource step's mark, fails to download (a
+    transient ERP error): the run lists it as a reject with its reason, and the next
+    CHANGED brings it."""
+    store = open_store(db_url)
+    folder = tmp_path / "resources"
+    options = SyncOptions(resources_dir=folder)
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            extra = ExtraAttachments(client, monkeypatch)
+            assert SyncRunner(store, client, options).run("total").status == "ok"
+            new = "NEW0001"
+            sim.admin(
+                "POST",
+                "records/articoli",
+                json={"codice": new, "descrizione": "Nuovo", "alq_iva": "22",
+                      "um_principale": "PZ", "trasf_sito": [[1, "S"]]},
+            )  # fmt: skip
+            extra.add(new, "scheda", datetime(2020, 1, 1, 9, 0))
+            extra.failing.add((new, "scheda"))
+            failed = SyncRunner(store, client, options).run("changed")
+            assert failed.status == "ok_with_rejects"
+            assert failed.entities["articles"]["inserted"] == 1
+            assert failed.entities["resources"]["rejected"] == 1
+            with store.read() as conn:
+                rejects = conn.execute(
+                    sa.text("SELECT entity, key, reason FROM sync_rejects WHERE run_id = :r"),
+                    {"r": failed.run_id},
+                ).all()
+            assert [(e, k) for e, k, _ in rejects] == [("resources", new)]
+            assert "scheda" in rejects[0][2] and "503" in rejects[0][2]
+            assert _stored_file(store, folder, new, "scheda") is None
+
+            again = SyncRunner(store, client, options).run("changed")
+            assert again.status == "ok"
+            assert _stored_file(store, folder, new, "scheda") == extra.content(new, "scheda")
+    finally:
+        store.close()
+
+
+def test_a_failed_or_cancelled_run_leaves_the_resources_since_where_it_was(
+    sim: Any, db_url: str, tmp_path: Path
+) -> None:
+    """Like the CHANGED watermark, the resource step's mark moves only with a run that
+    ends well: not when the run is cancelled in that step, nor when it ends failed
+    because another run took its lease over while the step was running."""
+    import threading
+
+    from passweb_tui.engine.models import metadata
+    from passweb_tui.engine.sync import ProgressEvent
+
+    store = open_store(db_url)
+    folder = tmp_path / "resources"
+    # no heartbeat within the run: the take-over is found at its end
+    options = SyncOptions(resources_dir=folder, lease_seconds=600)
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            assert SyncRunner(store, client, options).run("total").status == "ok"
+            mark = _resources_since(store)
+            assert mark is not None
+            _move_erp_clock(sim, timedelta(hours=3))  # a good run now would move it
+
+            cancel = threading.Event()
+
+            def cancel_in_resources(ev: ProgressEvent) -> None:
+                if ev.phase == "resources":
+                    cancel.set()
+
+            cancelled = SyncRunner(
+                store, client, options, on_event=cancel_in_resources, cancel=cancel
+            ).run("changed")
+            assert cancelled.status == "cancelled" and _resources_since(store) == mark
+
+            def take_over(ev: ProgressEvent) -> None:
+                if ev.phase == "resources":
+                    with store.write() as conn:
+                        conn.execute(
+                            sa.update(metadata.tables["sync_lease"]).values(holder="elsewhere:1:x")
+                        )
+
+            failed = SyncRunner(store, client, options, on_event=take_over).run("changed")
+            assert failed.status == "failed" and "taken over" in (failed.error or "")
+            assert failed.entities["resources"]["fetched"] > 0  # the step itself went through
+            assert _resources_since(store) == mark
     finally:
         store.close()

@@ -378,6 +378,7 @@ class SyncRunner:
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
         self._order_rejects = 0  # open orders whose ERP document could not be read
+        self._resources_since: datetime | None = None  # saved by _finish, if the run ends well
         self.customers = {"sent": 0, "failed": 0}
         self._plan_inputs: Any = None
 
@@ -834,7 +835,11 @@ class SyncRunner:
             remove_missing=self.options.remove_missing_resources,
             dry_run=dry_run,
             check=self._check_cancel,
+            save_mark=False,
         )
+        # moved with the run's watermark, by _finish: a failed or cancelled run leaves it,
+        # and a PARTIAL, even of every article, never moves a watermark (DOMAIN.md)
+        self._resources_since = result.next_since
         counts = self.counts.setdefault("resources", empty_counts())
         counts["fetched"] += result.listed
         counts["inserted"] += result.written
@@ -843,6 +848,22 @@ class SyncRunner:
         counts["rejected"] += len(result.errors)
         for article, why in result.errors[:20]:
             self._messages.append(f"resources of {article}: {why}")
+        if result.errors:
+            # each one with its whole reason in the run's detail (the message is a digest);
+            # the resource step tries them again by itself, so they are not kept for a retry
+            with self.store.write() as conn:
+                conn.execute(
+                    insert(_REJECTS),
+                    [
+                        {
+                            "run_id": self.run_id,
+                            "entity": "resources",
+                            "key": article,
+                            "reason": why,
+                        }
+                        for article, why in result.errors
+                    ],
+                )
 
     def _save_order_counts(self) -> None:
         with self.store.write() as conn:
@@ -1622,8 +1643,8 @@ class SyncRunner:
         refill: Mapping[str, str | None],
         dry_run: bool,
     ) -> tuple[str, str | None]:
-        """Record the run's end (and move the watermark after a good TOTAL or CHANGED);
-        returns the status and error as recorded."""
+        """Record the run's end (and move the watermark, and the resource step's, after a
+        good TOTAL or CHANGED); returns the status and error as recorded."""
         with self.store.write() as conn:
             moves = (
                 status in ("ok", "ok_with_rejects") and kind in ("total", "changed") and not dry_run
@@ -1639,6 +1660,10 @@ class SyncRunner:
                 set_state(conn, WATERMARK, _stamp(mark))
                 set_state(conn, LAST_OK_RUN, str(self.run_id))
                 set_state(conn, SITE_RULES, _rules_text(self.options.rules))
+                if self._resources_since is not None:
+                    from passweb_tui.engine.orders.resources import set_resources_since
+
+                    set_resources_since(conn, self._resources_since)
                 for name, token in refill.items():
                     # only the requests this run read: one made meanwhile waits for the next
                     clear_state_if(conn, REFILL_PREFIX + name, token)

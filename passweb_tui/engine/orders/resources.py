@@ -53,6 +53,9 @@ class ResourceResult:
     bytes: int = 0
     requests: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # article, reason
+    #: where the next "changed" may start: set only by a pass over every article that
+    #: ended without errors (and wrote, so not a dry run); None otherwise
+    next_since: datetime | None = None
 
 
 def _stamp(text: str) -> datetime:
@@ -97,8 +100,14 @@ def sync_resources(
     remove_missing: bool = False,
     dry_run: bool = False,
     check: Callable[[], None] | None = None,
+    save_mark: bool = True,
 ) -> ResourceResult:
-    """Bring the site's article resources up to date; see the module's docstring."""
+    """Bring the site's article resources up to date; see the module's docstring.
+
+    A pass over every article that ends without errors moves the resource watermark to
+    `result.next_since`; with `save_mark` false the caller saves it or not (with
+    `set_resources_since`). A pass over some `articles` never moves it.
+    """
     if mode not in MODES:
         raise ValueError(f"resource mode must be one of {', '.join(MODES)}, got {mode!r}")
     result = ResourceResult()
@@ -189,14 +198,18 @@ def sync_resources(
             if remove_missing:
                 gone.extend(k for k in known if k[0] == code and k[1] not in names)
         rows: list[dict[str, Any]] = []
+        failed: set[str] = set()  # articles with an attachment that did not come
 
-        def fetch_one(job: tuple[str, dict[str, Any]], rows: list[Any] = rows) -> None:
+        def fetch_one(
+            job: tuple[str, dict[str, Any]], rows: list[Any] = rows, failed: set[str] = failed
+        ) -> None:
             code, item = job
             try:
                 data = client.get_attachment(code, str(item["nome"]))
             except ErpError as exc:
                 with lock:
                     result.errors.append((code, f"attachment {item['nome']}: {exc}"))
+                    failed.add(code)
                 return
             if dry_run:
                 digest, rel, wrote = hashlib.sha256(data).hexdigest(), "", False
@@ -232,20 +245,32 @@ def sync_resources(
                 )
             if rows:
                 conn.execute(sa.insert(res_t), rows)
-            new_seen = [c for c in listings if c not in seen_before]
+            # "seen" spares later steps the article's attachments older than their mark:
+            # one whose download failed must stay new, so the next step fetches it all
+            new_seen = [c for c in listings if c not in seen_before and c not in failed]
             if new_seen:
                 conn.execute(
                     sa.insert(seen_t),
                     [{"article_code": c, "listed_at": utcnow()} for c in new_seen],
                 )
-    if not dry_run and started is not None and not result.errors:
-        # the next "changed" starts where this one did; a step with errors keeps the old
-        # mark so that what failed is tried again
-        with store.write() as conn:
-            set_state(conn, WATERMARK, format_datetime(started))
     if remove_missing and not dry_run:
         result.removed += _remove_orphans(store, folder)
+    if articles is None and not dry_run and started is not None and not result.errors:
+        # the next "changed" starts where this one did, once all of this one is done. A
+        # step with errors keeps the old mark so that what failed is tried again; a step
+        # over some articles tells nothing of the others: an attachment added to one of
+        # those meanwhile would be older than its mark, and no later "changed" would
+        # fetch it
+        result.next_since = started
+        if save_mark:
+            with store.write() as conn:
+                set_resources_since(conn, started)
     return result
+
+
+def set_resources_since(conn: sa.Connection, since: datetime) -> None:
+    """Move the resource watermark, in the caller's transaction."""
+    set_state(conn, WATERMARK, format_datetime(since))
 
 
 def _remove_orphans(store: Store, folder: Path) -> int:
