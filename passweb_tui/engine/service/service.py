@@ -14,7 +14,12 @@ from zoneinfo import ZoneInfo
 
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
 from passweb_tui.engine.service import policy, slots
-from passweb_tui.engine.service.notify import MailSettings, Notifier, parse_recipients
+from passweb_tui.engine.service.notify import (
+    MailNotSent,
+    MailSettings,
+    Notifier,
+    parse_recipients,
+)
 from passweb_tui.engine.service.quota import QuotaExhausted, QuotaStatus, check_quota, quota_status
 from passweb_tui.engine.service.schedule import Schedule, schedule_from_text
 from passweb_tui.engine.service.trigger import TriggerRefused, TriggerServer
@@ -32,6 +37,15 @@ REFUSED_PAUSE_MAX_S = 900.0
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
 MAIL_POLL_S = 2.0
+#: an outcome e-mail the mail server did not take is tried again after this pause,
+#: doubled each time, until it has failed MAIL_ATTEMPTS times (about 2.5 hours)
+MAIL_RETRY_S = 60.0
+MAIL_RETRY_MAX_S = 1800.0
+MAIL_ATTEMPTS = 10
+#: the outcome of a run that ended longer ago than this is not e-mailed any more
+MAIL_MAX_AGE = timedelta(hours=6)
+#: the claim row of an e-mail the server took
+MAIL_SENT = "sent"
 
 
 def utc_now() -> datetime:
@@ -96,10 +110,18 @@ class ServiceConfig:
 class Service:
     """Runs one site's automatic work on an open Engine until stop()."""
 
-    def __init__(self, engine: Engine, config: ServiceConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ServiceConfig,
+        *,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        self.monotonic = monotonic  # what the pauses between retries are measured with
         self.holder = slots.holder_name()
         self.notifier = Notifier(config.mail, config.site) if config.mail else None
         self.trigger: TriggerServer | None = None
@@ -119,7 +141,11 @@ class Service:
         # outcomes are mailed for runs recorded after the service started, whoever ran them
         newest = engine.runs(limit=1)
         self._mail_after = newest[0].run_id or 0 if newest else 0
-        self._mailed: set[int] = set()
+        self._mailed: set[int] = set()  # sent (here or elsewhere), or given up
+        # e-mails not to try (again) before a moment of self.monotonic, and how many times
+        # the mail server did not take each
+        self._mail_next: dict[int, float] = {}
+        self._mail_failures: dict[int, int] = {}
         self._mail_lock = threading.Lock()
         #: results of the runs this service launched, in the order they ended
         self.finished: list[RunResult] = []
@@ -240,8 +266,8 @@ class Service:
             raise
         self._last_slot = slot
         slots.record(store, self.config.site, slot, run_id=handle.run_id, outcome="started")
-        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-            self._pruned_at = time.monotonic()
+        if self.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = self.monotonic()
             slots.prune(store, self.config.site)
         return handle
 
@@ -250,10 +276,12 @@ class Service:
     def mail_outcomes(self) -> int:
         """E-mail the outcome of every run that ended since the service started: those it
         launched and those of the UI, the command line or another process. A claim row per
-        run makes one process of several send it."""
+        run makes one process of several send it; a send that fails gives the claim back,
+        and the e-mail is tried again later, here or by another process."""
         if self.notifier is None:
             return 0
         sent = 0
+        store, site = self.engine.store, self.config.site
         with self._mail_lock:
             for result in reversed(self.engine.runs(limit=50)):
                 run_id = result.run_id
@@ -261,14 +289,55 @@ class Service:
                     continue
                 if result.status == "running":
                     continue
-                self._mailed.add(run_id)
-                if not slots.claim_key(
-                    self.engine.store, self.config.site, f"mail:{run_id}", self.holder
-                ):
+                if self.monotonic() < self._mail_next.get(run_id, float("-inf")):
                     continue
-                if self.notifier.send(result):
-                    sent += 1
+                if result.finished is not None and result.finished < utc_now() - MAIL_MAX_AGE:
+                    if self._mail_failures.get(run_id):
+                        log.error(
+                            "outcome of run %s not e-mailed: given up, the run ended over %s ago",
+                            run_id,
+                            MAIL_MAX_AGE,
+                        )
+                    self._mail_done(run_id)
+                    continue
+                key = f"mail:{run_id}"
+                if not slots.claim_key(store, site, key, self.holder):
+                    held = slots.claim_of(store, site, key)
+                    if held is not None and held.outcome == MAIL_SENT:
+                        self._mail_done(run_id)
+                    elif held is not None:
+                        # another process is sending it; should it fail, it gives the
+                        # claim back: look again later
+                        self._mail_next[run_id] = self.monotonic() + MAIL_RETRY_S
+                    continue
+                try:
+                    self.notifier.send(result)
+                except MailNotSent as exc:
+                    slots.release_key(store, site, key, self.holder)
+                    self._mail_failed(run_id, str(exc))
+                    continue
+                self._mail_done(run_id)
+                slots.record_key(store, site, key, run_id=run_id, outcome=MAIL_SENT)
+                sent += 1
         return sent
+
+    def _mail_done(self, run_id: int) -> None:
+        self._mailed.add(run_id)
+        self._mail_next.pop(run_id, None)
+        self._mail_failures.pop(run_id, None)
+
+    def _mail_failed(self, run_id: int, why: str) -> None:
+        failures = self._mail_failures.get(run_id, 0) + 1
+        if failures >= MAIL_ATTEMPTS:
+            self._mail_done(run_id)
+            log.error("%s; given up after %d attempts", why, failures)
+            return
+        pause = min(MAIL_RETRY_MAX_S, MAIL_RETRY_S * 2 ** (failures - 1))
+        self._mail_failures[run_id] = failures
+        self._mail_next[run_id] = self.monotonic() + pause
+        log.warning(
+            "%s; trying again in %.0f s (attempt %d of %d)", why, pause, failures, MAIL_ATTEMPTS
+        )
 
     # --- web orders ---------------------------------------------------------------------
 
@@ -280,7 +349,7 @@ class Service:
         from passweb_tui.engine.orders.push import PushAborted, settling_message
 
         orders = WebOrders(self.engine.store)
-        if not orders.waiting_count() or time.monotonic() < self._refused_until:
+        if not orders.waiting_count() or self.monotonic() < self._refused_until:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
@@ -299,7 +368,7 @@ class Service:
             self._refused_pause = min(
                 REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
             )
-            self._refused_until = time.monotonic() + self._refused_pause
+            self._refused_until = self.monotonic() + self._refused_pause
             log.error(
                 "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
                 " a restart tries at once)",
