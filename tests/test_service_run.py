@@ -573,6 +573,29 @@ def service_log() -> Iterator[list[logging.LogRecord]]:
     yield from listen("passweb_tui.service")
 
 
+def test_a_run_going_on_when_the_service_starts_is_mailed_when_it_ends(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, no_faults: None
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    try:
+        before = engine.run("partial")  # ended before: not this service's to mail
+        small_sim.admin("PUT", "faults", json={"latency_ms": 300})
+        handle = engine.start_run("total")  # launched from the UI, say, before `serve`
+        assert engine.runs(limit=1)[0].status == "running"
+        svc = Service(engine, service_config(schedule=schedule_from_text(""), mail=mail))
+        assert svc.mail_outcomes() == 0  # not before it ends
+        small_sim.admin("DELETE", "faults")
+        going = handle.wait(120)
+        assert going is not None and going.run_id != before.run_id
+        assert svc.mail_outcomes() == 1
+        [(_, _, msg)] = smtp.wait_for(1)
+        assert msg["Subject"] == f"[passweb-tui shop] run {going.run_id} TOTAL: {going.status}"
+        assert svc.mail_outcomes() == 0
+    finally:
+        engine.close()
+
+
 def test_an_unreachable_mail_server_is_logged_not_fatal(
     db_url: str, small_sim: SimProcess, service_log: list[logging.LogRecord]
 ) -> None:

@@ -138,9 +138,13 @@ class Service:
         self._refused_until = float("-inf")
         self._refused_pause = 0.0
         self._settling_told: set[tuple[str, str]] = set()  # records said to be settling
-        # outcomes are mailed for runs recorded after the service started, whoever ran them
-        newest = engine.runs(limit=1)
-        self._mail_after = newest[0].run_id or 0 if newest else 0
+        # outcomes are mailed for runs recorded after the service started, whoever ran them,
+        # and for those still going when it started (from the UI, or another serve process)
+        recent = engine.runs(limit=50)
+        self._mail_after = recent[0].run_id or 0 if recent else 0
+        self._mail_running_at_start = {
+            r.run_id for r in recent if r.status == "running" and r.run_id is not None
+        }
         self._mailed: set[int] = set()  # sent (here or elsewhere), or given up
         # e-mails not to try (again) before a moment of self.monotonic, and how many times
         # the mail server did not take each
@@ -275,9 +279,10 @@ class Service:
 
     def mail_outcomes(self) -> int:
         """E-mail the outcome of every run that ended since the service started: those it
-        launched and those of the UI, the command line or another process. A claim row per
-        run makes one process of several send it; a send that fails gives the claim back,
-        and the e-mail is tried again later, here or by another process."""
+        launched and those of the UI, the command line or another process, including any
+        that was going on when it started. A claim row per run makes one process of several
+        send it; a send that fails gives the claim back, and the e-mail is tried again
+        later, here or by another process."""
         if self.notifier is None:
             return 0
         sent = 0
@@ -285,7 +290,9 @@ class Service:
         with self._mail_lock:
             for result in reversed(self.engine.runs(limit=50)):
                 run_id = result.run_id
-                if run_id is None or run_id <= self._mail_after or run_id in self._mailed:
+                if run_id is None or run_id in self._mailed:
+                    continue
+                if run_id <= self._mail_after and run_id not in self._mail_running_at_start:
                     continue
                 if result.status == "running":
                     continue
