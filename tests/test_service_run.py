@@ -288,6 +288,127 @@ def test_rejected_credentials_pause_the_order_path_instead_of_logging_in_again(
         engine.close()
 
 
+def _attempts(orders: WebOrders, ids: list[str]) -> list[int]:
+    return [orders.show(oid)["attempts"] for oid in ids]
+
+
+def _warnings(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+def test_an_unreachable_erp_pauses_the_order_path_and_says_so_once(
+    db_url: str,
+    small_sim: SimProcess,
+    no_faults: None,
+    package_log: list[logging.LogRecord],
+) -> None:
+    """With the ERP's link down the order path does not try every waiting order at every
+    poll: it pauses, longer each time, says so once, and sends them once it answers."""
+    from passweb_tui.engine.service.service import UNREACHABLE_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    orders = WebOrders(engine.store)
+    ids = [f"SVC{next(_order_ids):04d}{db_url[:4]}" for _ in range(3)]
+    try:
+        small_sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+        for oid in ids:
+            orders.place(order_line(oid))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert _attempts(orders, ids) == [1, 1, 1]  # one poll tried them; four waited
+        [warning] = _warnings(package_log)
+        assert "the ERP cannot be reached" in warning and "3 waiting" in warning
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 0
+        assert _attempts(orders, ids) == [2, 2, 2]
+        ticks.advance(UNREACHABLE_PAUSE_S)  # the pause has doubled
+        assert svc.push_orders() == 0
+        assert _attempts(orders, ids) == [2, 2, 2]
+        assert len(_warnings(package_log)) == 1  # still not there: nothing more said
+        small_sim.admin("DELETE", "faults")
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 3
+        assert erp_marker_counts(small_sim, ids) == dict.fromkeys(ids, 1)
+        assert any("the ERP answers again" in r.getMessage() for r in package_log)
+        late = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+        orders.place(order_line(late))
+        assert svc.push_orders() == 1  # at the next poll again
+    finally:
+        engine.close()
+
+
+def test_a_push_stopped_by_an_unreachable_erp_pauses_the_order_path(
+    db_url: str,
+    small_sim: SimProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    package_log: list[logging.LogRecord],
+) -> None:
+    """A push may also stop at the first record the ERP could not be reached for."""
+    from passweb_tui.engine.erp.errors import ErpConnectionError
+    from passweb_tui.engine.service.service import UNREACHABLE_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    pushes: list[str] = []
+
+    def push(self: WebOrders, *args: Any, **kw: Any) -> Any:
+        pushes.append("unreachable")
+        raise ErpConnectionError("ERP connection failed: connection refused")
+
+    monkeypatch.setattr(WebOrders, "push", push)
+    try:
+        WebOrders(engine.store).place(order_line(f"SVC{next(_order_ids):04d}{db_url[:4]}"))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert pushes == ["unreachable"]
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 0 and len(pushes) == 2
+        [warning] = _warnings(package_log)
+        assert "the ERP cannot be reached: ERP connection failed" in warning
+    finally:
+        engine.close()
+
+
+def test_an_order_the_erp_refuses_is_not_posted_at_every_poll(
+    db_url: str, small_sim: SimProcess, package_log: list[logging.LogRecord]
+) -> None:
+    """An order the ERP refuses (an unknown article) is left out of the order path for a
+    while, longer at each refusal, and said once; new orders still go at once, and a
+    sync still tries it."""
+    from passweb_tui.engine.service.service import HELD_ORDER_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    orders = WebOrders(engine.store)
+    bad = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+    row = {"article": "NOSUCHART", "qty": 1, "price": 1, "vat_code": "22"}
+    try:
+        orders.place(order_line(bad, rows=[row]))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert _attempts(orders, [bad]) == [1]
+        [warning] = _warnings(package_log)
+        assert f"order {bad} not sent" in warning and "NOSUCHART" in warning
+        assert f"sent again in {HELD_ORDER_PAUSE_S:.0f} s, or by the next sync" in warning
+        good = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+        orders.place(order_line(good))
+        assert svc.push_orders() == 1  # a new order does not wait behind it
+        assert orders.show(good)["state"] == "stored"
+        run = engine.run("partial")  # a sync tries it whatever the service does
+        assert run.orders["failed"] == 1 and _attempts(orders, [bad]) == [2]
+        said = len(_warnings(package_log))  # the sync's own report included
+        ticks.advance(HELD_ORDER_PAUSE_S)
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [3]
+        ticks.advance(HELD_ORDER_PAUSE_S)  # the pause has doubled
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [3]
+        ticks.advance(HELD_ORDER_PAUSE_S)
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [4]
+        assert len(_warnings(package_log)) == said  # the same refusal, said once
+    finally:
+        engine.close()
+
+
 class SmtpSink(socketserver.ThreadingTCPServer):
     """A tiny SMTP server for the tests: accepts every message and keeps it."""
 
@@ -561,16 +682,24 @@ def listen(name: str) -> Iterator[list[logging.LogRecord]]:
     listener = logging.Handler()
     listener.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     logger.addHandler(listener)
     try:
         yield records
     finally:
         logger.removeHandler(listener)
+        logger.setLevel(level)
 
 
 @pytest.fixture
 def service_log() -> Iterator[list[logging.LogRecord]]:
     yield from listen("passweb_tui.service")
+
+
+@pytest.fixture
+def package_log() -> Iterator[list[logging.LogRecord]]:
+    yield from listen("passweb_tui")
 
 
 def test_a_run_going_on_when_the_service_starts_is_mailed_when_it_ends(

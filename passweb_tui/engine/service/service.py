@@ -33,6 +33,14 @@ log = logging.getLogger("passweb_tui.service")
 #: pauses of the order path after the ERP refused the credentials: doubled each time
 REFUSED_PAUSE_S = 60.0
 REFUSED_PAUSE_MAX_S = 900.0
+#: pauses of the order path while the ERP cannot be reached: doubled each time
+UNREACHABLE_PAUSE_S = 10.0
+UNREACHABLE_PAUSE_MAX_S = 300.0
+#: how long the order path leaves an order the ERP refused before sending it again,
+#: doubled at each refusal (the ERP will likely refuse it until someone changes
+#: something); every sync still sends it at once
+HELD_ORDER_PAUSE_S = 60.0
+HELD_ORDER_PAUSE_MAX_S = 3600.0
 
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
@@ -137,6 +145,15 @@ class Service:
         # (the ERP locks a user after a few failed logins), then again with longer pauses
         self._refused_until = float("-inf")
         self._refused_pause = 0.0
+        # the ERP could not be reached on the order path: no push until this moment
+        self._unreachable_until = float("-inf")
+        self._unreachable_pause = 0.0
+        # orders the ERP refused, left out of the order path until a moment: id ->
+        # (refusals in a row, that moment)
+        self._held: dict[str, tuple[int, float]] = {}
+        # failures of records already logged, with their reason: logged again only if
+        # the reason changes, not at each retry
+        self._failures_told: dict[tuple[str, str], str] = {}
         self._settling_told: set[tuple[str, str]] = set()  # records said to be settling
         # outcomes are mailed for runs recorded after the service started, whoever ran them,
         # and for those still going when it started (from the UI, or another serve process)
@@ -349,25 +366,35 @@ class Service:
     # --- web orders ---------------------------------------------------------------------
 
     def push_orders(self) -> int:
-        """Send web orders waiting on the site now (the checkout path); returns how many went."""
-        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
+        """Send web orders waiting on the site now (the checkout path); returns how many
+        went. After a failure the path backs off: all of it while the ERP cannot be
+        reached or refuses the credentials, an order at a time after the ERP refused it."""
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted, settling_message
 
+        now = self.monotonic()
+        if now < self._refused_until or now < self._unreachable_until:
+            return 0
         orders = WebOrders(self.engine.store)
-        if not orders.waiting_count() or self.monotonic() < self._refused_until:
+        waiting = orders.waiting_ids()
+        self._forget_orders_gone(set(waiting))
+        due = [oid for oid in waiting if oid not in self._held or self._held[oid][1] <= now]
+        if not due:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
             options = self.engine.settings.options
             result = orders.push(
                 self.engine.client(),
+                order_ids=due if len(due) < len(waiting) else None,
                 ledger=options.customer_ledger,
                 series=DocumentSeries(options.order_document, options.order_series),
                 site_no=self.config.push_site_no,
                 settle=timedelta(seconds=options.crash_wait_seconds),
                 cancel=self._stop,
+                log_failures=False,  # told below, once each
             )
         except PushAborted:
             return 0
@@ -383,23 +410,84 @@ class Service:
                 self._refused_pause,
             )
             return 0
+        except ErpError as exc:
+            if not exc.retryable:
+                raise
+            self._erp_unreachable(str(exc), len(waiting))  # a push that stops at the first
+            return 0
         self._refused_pause = 0.0
         sent = result.orders_sent + result.orders_recovered
         self.order_pushes += 1
-        if sent or result.failed:
+        unreachable = set(result.unreachable)
+        refused = [(e, i) for e, i, _ in result.errors if (e, i) not in unreachable]
+        if unreachable and not (sent or result.customers_sent or refused):
+            # nothing got an answer: the ERP is not there, rather than refusing these orders
+            why = next(why for e, i, why in result.errors if (e, i) in unreachable)
+            self._erp_unreachable(why, len(waiting))
+            return 0
+        if self._unreachable_pause:
+            log.info("the ERP answers again: web orders are sent as they arrive")
+            self._unreachable_pause = 0.0
+        if sent or result.customers_sent:
             log.info(
                 "web orders pushed: %d sent, %d failed, %d customers created",
                 sent,
                 result.orders_failed,
                 result.customers_sent,
             )
-        for entity, ident, why in result.errors[:20]:
-            log.warning("%s %s not sent: %s", entity, ident, why)
+        new_failures = 0
+        for entity, ident, why in result.errors:
+            retry = ""
+            if entity == "order" and (entity, ident) not in unreachable:
+                retry = f"; {self._hold(ident)}"
+            if self._failures_told.get((entity, ident)) == why:
+                continue  # said when it first failed so
+            self._failures_told[(entity, ident)] = why
+            if new_failures < 20:
+                log.warning("%s %s not sent: %s%s", entity, ident, why, retry)
+            new_failures += 1
+        if new_failures > 20:
+            log.warning(
+                "%d more web orders or customers not sent; each one's detail says why",
+                new_failures - 20,
+            )
         settling = {(entity, ident) for entity, ident, _ in result.settling}
         if settling - self._settling_told:  # once, not at every poll while they wait
             log.warning("%s", settling_message(result.settling))
         self._settling_told = settling
         return sent
+
+    def _erp_unreachable(self, why: str, waiting: int) -> None:
+        """Pause the order path, longer each time the ERP is still not there; said once."""
+        first = not self._unreachable_pause
+        self._unreachable_pause = min(
+            UNREACHABLE_PAUSE_MAX_S, max(UNREACHABLE_PAUSE_S, self._unreachable_pause * 2)
+        )
+        self._unreachable_until = self.monotonic() + self._unreachable_pause
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "web orders not sent, the ERP cannot be reached: %s; %d waiting, tried again in"
+            " %.0f s, then less and less often (every %.0f s at most), and by every sync",
+            why,
+            waiting,
+            self._unreachable_pause,
+            UNREACHABLE_PAUSE_MAX_S,
+        )
+
+    def _hold(self, order_id: str) -> str:
+        """Leave an order the ERP refused out of the order path for a while, longer at
+        each refusal; says until when."""
+        refusals = self._held.get(order_id, (0, 0.0))[0] + 1
+        pause = min(HELD_ORDER_PAUSE_MAX_S, HELD_ORDER_PAUSE_S * 2 ** (refusals - 1))
+        self._held[order_id] = (refusals, self.monotonic() + pause)
+        return f"sent again in {pause:.0f} s, or by the next sync"
+
+    def _forget_orders_gone(self, waiting: set[str]) -> None:
+        """Orders no longer waiting (sent by a sync, say) are held and told no more."""
+        self._held = {oid: h for oid, h in self._held.items() if oid in waiting}
+        self._failures_told = {
+            k: why for k, why in self._failures_told.items() if k[0] != "order" or k[1] in waiting
+        }
 
     # --- threads ------------------------------------------------------------------------
 
