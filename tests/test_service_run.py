@@ -65,6 +65,19 @@ class Clock:
         self.now += timedelta(**kw)
 
 
+class Ticker:
+    """A controllable monotonic clock, for the service's pauses between retries."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def open_engine(db_url: str, sim: SimProcess) -> Engine:
     return Engine.open(
         EngineSettings(db_url, erp_config(sim, max_retries=2), SyncOptions(page_size=200))
@@ -275,6 +288,127 @@ def test_rejected_credentials_pause_the_order_path_instead_of_logging_in_again(
         engine.close()
 
 
+def _attempts(orders: WebOrders, ids: list[str]) -> list[int]:
+    return [orders.show(oid)["attempts"] for oid in ids]
+
+
+def _warnings(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+def test_an_unreachable_erp_pauses_the_order_path_and_says_so_once(
+    db_url: str,
+    small_sim: SimProcess,
+    no_faults: None,
+    package_log: list[logging.LogRecord],
+) -> None:
+    """With the ERP's link down the order path does not try every waiting order at every
+    poll: it pauses, longer each time, says so once, and sends them once it answers."""
+    from passweb_tui.engine.service.service import UNREACHABLE_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    orders = WebOrders(engine.store)
+    ids = [f"SVC{next(_order_ids):04d}{db_url[:4]}" for _ in range(3)]
+    try:
+        small_sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+        for oid in ids:
+            orders.place(order_line(oid))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert _attempts(orders, ids) == [1, 1, 1]  # one poll tried them; four waited
+        [warning] = _warnings(package_log)
+        assert "the ERP cannot be reached" in warning and "3 waiting" in warning
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 0
+        assert _attempts(orders, ids) == [2, 2, 2]
+        ticks.advance(UNREACHABLE_PAUSE_S)  # the pause has doubled
+        assert svc.push_orders() == 0
+        assert _attempts(orders, ids) == [2, 2, 2]
+        assert len(_warnings(package_log)) == 1  # still not there: nothing more said
+        small_sim.admin("DELETE", "faults")
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 3
+        assert erp_marker_counts(small_sim, ids) == dict.fromkeys(ids, 1)
+        assert any("the ERP answers again" in r.getMessage() for r in package_log)
+        late = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+        orders.place(order_line(late))
+        assert svc.push_orders() == 1  # at the next poll again
+    finally:
+        engine.close()
+
+
+def test_a_push_stopped_by_an_unreachable_erp_pauses_the_order_path(
+    db_url: str,
+    small_sim: SimProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    package_log: list[logging.LogRecord],
+) -> None:
+    """A push may also stop at the first record the ERP could not be reached for."""
+    from passweb_tui.engine.erp.errors import ErpConnectionError
+    from passweb_tui.engine.service.service import UNREACHABLE_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    pushes: list[str] = []
+
+    def push(self: WebOrders, *args: Any, **kw: Any) -> Any:
+        pushes.append("unreachable")
+        raise ErpConnectionError("ERP connection failed: connection refused")
+
+    monkeypatch.setattr(WebOrders, "push", push)
+    try:
+        WebOrders(engine.store).place(order_line(f"SVC{next(_order_ids):04d}{db_url[:4]}"))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert pushes == ["unreachable"]
+        ticks.advance(UNREACHABLE_PAUSE_S)
+        assert svc.push_orders() == 0 and len(pushes) == 2
+        [warning] = _warnings(package_log)
+        assert "the ERP cannot be reached: ERP connection failed" in warning
+    finally:
+        engine.close()
+
+
+def test_an_order_the_erp_refuses_is_not_posted_at_every_poll(
+    db_url: str, small_sim: SimProcess, package_log: list[logging.LogRecord]
+) -> None:
+    """An order the ERP refuses (an unknown article) is left out of the order path for a
+    while, longer at each refusal, and said once; new orders still go at once, and a
+    sync still tries it."""
+    from passweb_tui.engine.service.service import HELD_ORDER_PAUSE_S
+
+    engine = open_engine(db_url, small_sim)
+    ticks = Ticker()
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=ticks)
+    orders = WebOrders(engine.store)
+    bad = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+    row = {"article": "NOSUCHART", "qty": 1, "price": 1, "vat_code": "22"}
+    try:
+        orders.place(order_line(bad, rows=[row]))
+        assert [svc.push_orders() for _ in range(5)] == [0] * 5
+        assert _attempts(orders, [bad]) == [1]
+        [warning] = _warnings(package_log)
+        assert f"order {bad} not sent" in warning and "NOSUCHART" in warning
+        assert f"sent again in {HELD_ORDER_PAUSE_S:.0f} s, or by the next sync" in warning
+        good = f"SVC{next(_order_ids):04d}{db_url[:4]}"
+        orders.place(order_line(good))
+        assert svc.push_orders() == 1  # a new order does not wait behind it
+        assert orders.show(good)["state"] == "stored"
+        run = engine.run("partial")  # a sync tries it whatever the service does
+        assert run.orders["failed"] == 1 and _attempts(orders, [bad]) == [2]
+        said = len(_warnings(package_log))  # the sync's own report included
+        ticks.advance(HELD_ORDER_PAUSE_S)
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [3]
+        ticks.advance(HELD_ORDER_PAUSE_S)  # the pause has doubled
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [3]
+        ticks.advance(HELD_ORDER_PAUSE_S)
+        assert svc.push_orders() == 0 and _attempts(orders, [bad]) == [4]
+        assert len(_warnings(package_log)) == said  # the same refusal, said once
+    finally:
+        engine.close()
+
+
 class SmtpSink(socketserver.ThreadingTCPServer):
     """A tiny SMTP server for the tests: accepts every message and keeps it."""
 
@@ -285,6 +419,9 @@ class SmtpSink(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _SmtpHandler)
         self.messages: list[tuple[str, list[str], Message]] = []
         self.arrived = threading.Condition()
+        self.connections = 0
+        self.refuse = 0  # the next connections are turned away ("421 try later")
+        self.quit_reply = "221 bye"
 
     @property
     def port(self) -> int:
@@ -305,6 +442,13 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         self.wfile.write(line.encode() + b"\r\n")
 
     def handle(self) -> None:
+        with self.server.arrived:
+            self.server.connections += 1
+            refused = self.server.refuse > 0
+            self.server.refuse -= refused
+        if refused:
+            self.reply("421 sink busy, try later")
+            return
         self.reply("220 sink ESMTP")
         sender, rcpts = "", []
         while line := self.rfile.readline():
@@ -328,7 +472,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                     self.server.arrived.notify_all()
                 self.reply("250 queued")
             elif verb == "QUIT":
-                self.reply("221 bye")
+                self.reply(self.server.quit_reply)
                 return
             else:
                 self.reply("250 ok")
@@ -531,24 +675,171 @@ def test_every_run_outcome_is_mailed_once_whoever_launched_it(
         two.close()
 
 
-def test_an_unreachable_mail_server_is_logged_not_fatal(db_url: str, small_sim: SimProcess) -> None:
+def listen(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records logged on `name` (the package logger may not propagate: the CLI sets
+    it up), for as long as the generator is not closed."""
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler()
+    listener.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    logger.addHandler(listener)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(listener)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def service_log() -> Iterator[list[logging.LogRecord]]:
+    yield from listen("passweb_tui.service")
+
+
+@pytest.fixture
+def package_log() -> Iterator[list[logging.LogRecord]]:
+    yield from listen("passweb_tui")
+
+
+def test_a_run_going_on_when_the_service_starts_is_mailed_when_it_ends(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, no_faults: None
+) -> None:
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    try:
+        before = engine.run("partial")  # ended before: not this service's to mail
+        small_sim.admin("PUT", "faults", json={"latency_ms": 300})
+        handle = engine.start_run("total")  # launched from the UI, say, before `serve`
+        assert engine.runs(limit=1)[0].status == "running"
+        svc = Service(engine, service_config(schedule=schedule_from_text(""), mail=mail))
+        assert svc.mail_outcomes() == 0  # not before it ends
+        small_sim.admin("DELETE", "faults")
+        going = handle.wait(120)
+        assert going is not None and going.run_id != before.run_id
+        assert svc.mail_outcomes() == 1
+        [(_, _, msg)] = smtp.wait_for(1)
+        assert msg["Subject"] == f"[passweb-tui shop] run {going.run_id} TOTAL: {going.status}"
+        assert svc.mail_outcomes() == 0
+    finally:
+        engine.close()
+
+
+def test_an_unreachable_mail_server_is_logged_not_fatal(
+    db_url: str, small_sim: SimProcess, service_log: list[logging.LogRecord]
+) -> None:
     engine = open_engine(db_url, small_sim)
     with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as closed:
         port = closed.server_address[1]  # a port that nothing listens on once closed
     mail = MailSettings("127.0.0.1", int(port), "sync@shop.it", ["ops@shop.it"], timeout_s=5)
     svc = Service(engine, service_config(schedule=schedule_from_text(""), mail=mail))
-    # the package logger may not propagate (the CLI sets it up): listen on it directly
-    records: list[logging.LogRecord] = []
-    listener = logging.Handler()
-    listener.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("passweb_tui.service.notify")
-    logger.addHandler(listener)
     try:
         engine.run("partial")
         assert svc.mail_outcomes() == 0
-        assert any("could not e-mail the outcome of run" in r.getMessage() for r in records)
+        assert any("could not e-mail the outcome of run" in r.getMessage() for r in service_log)
     finally:
-        logger.removeHandler(listener)
+        svc.stop(60)
+        engine.close()
+
+
+def test_an_outcome_e_mail_the_server_turned_away_is_sent_later_once(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, service_log: list[logging.LogRecord]
+) -> None:
+    """The mail server is down for a moment: the outcome arrives once it is back, sent by
+    whichever process tries first, and never twice; each failure is one log line."""
+    from passweb_tui.engine.service.service import MAIL_RETRY_S
+
+    one, two = open_engine(db_url, small_sim), open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    config = service_config(schedule=schedule_from_text(""), mail=mail)
+    ticks = Ticker()
+    # two processes sharing a store
+    a, b = Service(one, config, monotonic=ticks), Service(two, config, monotonic=ticks)
+    try:
+        smtp.refuse = 1
+        first = one.run("partial")
+        assert a.mail_outcomes() == 0
+        assert a.mail_outcomes() == 0 and smtp.connections == 1  # not at once: it waits
+        # the claim was given back: another process may send it
+        assert b.mail_outcomes() == 1
+        failures = [r for r in service_log if "could not e-mail" in r.getMessage()]
+        assert len(failures) == 1 and failures[0].levelno == logging.WARNING
+        assert f"run {first.run_id}" in failures[0].getMessage()
+        assert f"trying again in {MAIL_RETRY_S:.0f} s" in failures[0].getMessage()
+        ticks.advance(MAIL_RETRY_S)
+        assert (a.mail_outcomes(), b.mail_outcomes()) == (0, 0)
+        # the process whose send failed tries again after its pause, which doubles
+        smtp.refuse = 2
+        second = two.run("partial")
+        assert b.mail_outcomes() == 0
+        ticks.advance(MAIL_RETRY_S)
+        assert b.mail_outcomes() == 0
+        assert f"trying again in {2 * MAIL_RETRY_S:.0f} s" in service_log[-1].getMessage()
+        ticks.advance(MAIL_RETRY_S)
+        assert b.mail_outcomes() == 0 and smtp.connections == 4
+        ticks.advance(MAIL_RETRY_S)
+        assert (b.mail_outcomes(), a.mail_outcomes()) == (1, 0)
+        ticks.advance(4 * MAIL_RETRY_S)
+        assert (a.mail_outcomes(), b.mail_outcomes()) == (0, 0)
+        subjects = [m["Subject"] for _, _, m in smtp.wait_for(2)]
+        assert subjects == [
+            f"[passweb-tui shop] run {first.run_id} PARTIAL: ok",
+            f"[passweb-tui shop] run {second.run_id} PARTIAL: ok",
+        ]
+        assert smtp.connections == 5
+        assert len([r for r in service_log if "could not e-mail" in r.getMessage()]) == 3
+    finally:
+        a.stop(60)
+        b.stop(60)
+        one.close()
+        two.close()
+
+
+def test_an_e_mail_the_server_took_is_not_sent_again_whatever_it_says_at_quit(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink
+) -> None:
+    from passweb_tui.engine.service.service import MAIL_RETRY_MAX_S
+
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    ticks = Ticker()
+    svc = Service(
+        engine, service_config(schedule=schedule_from_text(""), mail=mail), monotonic=ticks
+    )
+    try:
+        smtp.quit_reply = "554 closing oddly"
+        engine.run("partial")
+        assert svc.mail_outcomes() == 1
+        ticks.advance(MAIL_RETRY_MAX_S)
+        assert svc.mail_outcomes() == 0
+        assert len(smtp.messages) == 1 and smtp.connections == 1
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_an_outcome_e_mail_is_given_up_after_its_attempts(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, service_log: list[logging.LogRecord]
+) -> None:
+    from passweb_tui.engine.service.service import MAIL_ATTEMPTS, MAIL_RETRY_MAX_S
+
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    ticks = Ticker()
+    svc = Service(
+        engine, service_config(schedule=schedule_from_text(""), mail=mail), monotonic=ticks
+    )
+    try:
+        smtp.refuse = 1000
+        run = engine.run("partial")
+        for _ in range(MAIL_ATTEMPTS + 3):
+            assert svc.mail_outcomes() == 0
+            ticks.advance(MAIL_RETRY_MAX_S)
+        assert smtp.connections == MAIL_ATTEMPTS
+        last = service_log[-1]
+        assert last.levelno == logging.ERROR and f"run {run.run_id}" in last.getMessage()
+        assert f"given up after {MAIL_ATTEMPTS} attempts" in last.getMessage()
+    finally:
         svc.stop(60)
         engine.close()
 

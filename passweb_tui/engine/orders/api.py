@@ -367,6 +367,17 @@ class WebOrders:
                 ).scalar_one()
             )
 
+    def waiting_ids(self) -> builtins.list[str]:
+        """Ids of the orders that the next push would send, oldest first."""
+        with self.store.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(orders_t.c.id)
+                    .where(orders_t.c.state == states.NEW)
+                    .order_by(orders_t.c.created, orders_t.c.id)
+                ).scalars()
+            )
+
     def push(
         self,
         client: MexalClient,
@@ -378,11 +389,19 @@ class WebOrders:
         settle: timedelta = SETTLE,
         cancel: threading.Event | None = None,
         on_progress: Callable[[int, int, str | None], None] | None = None,
+        log_failures: bool = True,
     ) -> PushResult:
         """Send waiting customers and orders to the ERP, exactly once each. `settle`: how
-        long the records of a pusher that died wait before they are sent again."""
+        long the records of a pusher that died wait before they are sent again;
+        `log_failures` False: the caller tells of the records that failed, not the push."""
         pusher = Pusher(
-            self.store, client, ledger=ledger, series=series, site_no=site_no, settle=settle
+            self.store,
+            client,
+            ledger=ledger,
+            series=series,
+            site_no=site_no,
+            settle=settle,
+            log_failures=log_failures,
         )
         return pusher.push(order_ids=order_ids, cancel=cancel, on_progress=on_progress)
 

@@ -113,6 +113,9 @@ class PushResult:
     #: moment they may be looked up and sent again); see SETTLE
     settling: list[tuple[str, str, datetime]] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # entity, id, message
+    #: those of `errors` that failed because the ERP did not answer (no connection, a
+    #: timeout, its link down, too busy), not because it refused them, as (entity, id)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -233,6 +236,8 @@ class _Outcome:
     snapshot: dict[str, Any] | None = None
     #: an ERP refusal that stops the whole push (credentials, company): see _REFUSALS
     stop: ErpError | None = None
+    #: failed because the ERP did not answer (see ErpError.retryable), not a refusal
+    unreachable: bool = False
 
     @classmethod
     def failure(
@@ -244,6 +249,7 @@ class _Outcome:
             error=message,
             uncertain=uncertain,
             stop=cause if cause is not None and stops_push(cause) else None,
+            unreachable=cause is not None and cause.retryable,
         )
 
 
@@ -282,6 +288,7 @@ class Pusher:
         lease: timedelta = CLAIM_LEASE,
         settle: timedelta = SETTLE,
         workers: int | None = None,
+        log_failures: bool = True,
     ) -> None:
         self.store = store
         self.client = client
@@ -289,6 +296,8 @@ class Pusher:
         self.series = series or DocumentSeries()
         self.site_no = site_no
         self.crash = crash
+        # False: a record that failed is logged at DEBUG only, its caller telling of it
+        self.failure_level = logging.WARNING if log_failures else logging.DEBUG
         self.lease = lease
         self.settle = settle
         self.owner = _owner_token()
@@ -651,6 +660,7 @@ class Pusher:
                     uncertain=True,
                     result=result,
                     failed=failed,
+                    unreachable=exc.retryable,
                 )
                 if stops_push(exc):
                     raise
@@ -679,7 +689,13 @@ class Pusher:
                     self._bind_customer(cid, claim, code, "found", result, failed)
                     return
             self._fail_customer(
-                cid, claim, message, uncertain=exc.outcome_unknown, result=result, failed=failed
+                cid,
+                claim,
+                message,
+                uncertain=exc.outcome_unknown,
+                result=result,
+                failed=failed,
+                unreachable=exc.retryable,
             )
             if stops_push(exc):
                 raise
@@ -749,6 +765,7 @@ class Pusher:
         uncertain: bool,
         result: PushResult,
         failed: dict[int, str],
+        unreachable: bool = False,
     ) -> None:
         with self.store.write() as conn:
             self._release(
@@ -764,7 +781,9 @@ class Pusher:
             failed[cid] = message
             result.customers_failed += 1
             result.errors.append(("customer", str(cid), message))
-        log.warning("%s", message)
+            if unreachable:
+                result.unreachable.append(("customer", str(cid)))
+        log.log(self.failure_level, "%s", message)
 
     # --- orders -----------------------------------------------------------------------
 
@@ -1059,9 +1078,11 @@ class Pusher:
                 else:
                     result.orders_failed += 1
                     result.errors.append(("order", o.claim.site_id, o.error or ""))
+                    if o.unreachable:
+                        result.unreachable.append(("order", o.claim.site_id))
         for o in outcomes:
             if o.outcome in ("failed", "uncertain"):
-                log.warning("%s", o.error)
+                log.log(self.failure_level, "%s", o.error)
             elif o.outcome == "created":
                 self._crash("recorded", o.claim.site_id)
 

@@ -18,6 +18,10 @@ class NotifyError(ValueError):
     """A recipient list or mail setting is malformed; the message says which."""
 
 
+class MailNotSent(Exception):
+    """The mail server did not take an outcome e-mail; the message says where and why."""
+
+
 def parse_recipients(text: str) -> list[str]:
     """ "a@x.it; b@y.it" -> ["a@x.it", "b@y.it"]; empty parts are ignored."""
     out: list[str] = []
@@ -91,36 +95,45 @@ def format_message(
 
 
 class Notifier:
-    """Sends run outcomes; failures are logged, never raised into the service."""
+    """Sends run outcomes; a message the server did not take raises MailNotSent, for the
+    service to log and try again later."""
 
     def __init__(self, mail: MailSettings, site: str) -> None:
         self.mail = mail
         self.site = site
 
     def send(self, result: RunResult) -> bool:
+        """True once the server took the message; False when there is nobody to send to."""
         if not self.mail.recipients:
             return False
         msg = format_message(
             result, site=self.site, sender=self.mail.sender, recipients=self.mail.recipients
         )
         try:
-            with smtplib.SMTP(self.mail.host, self.mail.port, timeout=self.mail.timeout_s) as smtp:
-                if self.mail.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.mail.user:
-                    smtp.login(self.mail.user, self.mail.password or "")
-                smtp.send_message(msg, to_addrs=self.mail.recipients)
+            smtp = smtplib.SMTP(self.mail.host, self.mail.port, timeout=self.mail.timeout_s)
         except (OSError, smtplib.SMTPException) as exc:
-            log.warning(
-                "could not e-mail the outcome of run %s to %s via %s:%s: %s",
-                result.run_id,
-                "; ".join(self.mail.recipients),
-                self.mail.host,
-                self.mail.port,
-                exc,
-            )
-            return False
+            raise self._not_sent(result, exc) from None
+        try:
+            if self.mail.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.mail.user:
+                smtp.login(self.mail.user, self.mail.password or "")
+            smtp.send_message(msg, to_addrs=self.mail.recipients)
+        except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()
+            raise self._not_sent(result, exc) from None
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            # the server has taken the message: sending it again would deliver it twice
+            smtp.close()
         log.info(
             "outcome of run %s e-mailed to %d address(es)", result.run_id, len(self.mail.recipients)
         )
         return True
+
+    def _not_sent(self, result: RunResult, exc: BaseException) -> MailNotSent:
+        return MailNotSent(
+            f"could not e-mail the outcome of run {result.run_id} to "
+            f"{'; '.join(self.mail.recipients)} via {self.mail.host}:{self.mail.port}: {exc}"
+        )

@@ -14,7 +14,12 @@ from zoneinfo import ZoneInfo
 
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
 from passweb_tui.engine.service import policy, slots
-from passweb_tui.engine.service.notify import MailSettings, Notifier, parse_recipients
+from passweb_tui.engine.service.notify import (
+    MailNotSent,
+    MailSettings,
+    Notifier,
+    parse_recipients,
+)
 from passweb_tui.engine.service.quota import QuotaExhausted, QuotaStatus, check_quota, quota_status
 from passweb_tui.engine.service.schedule import Schedule, schedule_from_text
 from passweb_tui.engine.service.trigger import TriggerRefused, TriggerServer
@@ -28,10 +33,27 @@ log = logging.getLogger("passweb_tui.service")
 #: pauses of the order path after the ERP refused the credentials: doubled each time
 REFUSED_PAUSE_S = 60.0
 REFUSED_PAUSE_MAX_S = 900.0
+#: pauses of the order path while the ERP cannot be reached: doubled each time
+UNREACHABLE_PAUSE_S = 10.0
+UNREACHABLE_PAUSE_MAX_S = 300.0
+#: how long the order path leaves an order the ERP refused before sending it again,
+#: doubled at each refusal (the ERP will likely refuse it until someone changes
+#: something); every sync still sends it at once
+HELD_ORDER_PAUSE_S = 60.0
+HELD_ORDER_PAUSE_MAX_S = 3600.0
 
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
 MAIL_POLL_S = 2.0
+#: an outcome e-mail the mail server did not take is tried again after this pause,
+#: doubled each time, until it has failed MAIL_ATTEMPTS times (about 2.5 hours)
+MAIL_RETRY_S = 60.0
+MAIL_RETRY_MAX_S = 1800.0
+MAIL_ATTEMPTS = 10
+#: the outcome of a run that ended longer ago than this is not e-mailed any more
+MAIL_MAX_AGE = timedelta(hours=6)
+#: the claim row of an e-mail the server took
+MAIL_SENT = "sent"
 
 
 def utc_now() -> datetime:
@@ -96,10 +118,18 @@ class ServiceConfig:
 class Service:
     """Runs one site's automatic work on an open Engine until stop()."""
 
-    def __init__(self, engine: Engine, config: ServiceConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: ServiceConfig,
+        *,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        self.monotonic = monotonic  # what the pauses between retries are measured with
         self.holder = slots.holder_name()
         self.notifier = Notifier(config.mail, config.site) if config.mail else None
         self.trigger: TriggerServer | None = None
@@ -115,11 +145,28 @@ class Service:
         # (the ERP locks a user after a few failed logins), then again with longer pauses
         self._refused_until = float("-inf")
         self._refused_pause = 0.0
+        # the ERP could not be reached on the order path: no push until this moment
+        self._unreachable_until = float("-inf")
+        self._unreachable_pause = 0.0
+        # orders the ERP refused, left out of the order path until a moment: id ->
+        # (refusals in a row, that moment)
+        self._held: dict[str, tuple[int, float]] = {}
+        # failures of records already logged, with their reason: logged again only if
+        # the reason changes, not at each retry
+        self._failures_told: dict[tuple[str, str], str] = {}
         self._settling_told: set[tuple[str, str]] = set()  # records said to be settling
-        # outcomes are mailed for runs recorded after the service started, whoever ran them
-        newest = engine.runs(limit=1)
-        self._mail_after = newest[0].run_id or 0 if newest else 0
-        self._mailed: set[int] = set()
+        # outcomes are mailed for runs recorded after the service started, whoever ran them,
+        # and for those still going when it started (from the UI, or another serve process)
+        recent = engine.runs(limit=50)
+        self._mail_after = recent[0].run_id or 0 if recent else 0
+        self._mail_running_at_start = {
+            r.run_id for r in recent if r.status == "running" and r.run_id is not None
+        }
+        self._mailed: set[int] = set()  # sent (here or elsewhere), or given up
+        # e-mails not to try (again) before a moment of self.monotonic, and how many times
+        # the mail server did not take each
+        self._mail_next: dict[int, float] = {}
+        self._mail_failures: dict[int, int] = {}
         self._mail_lock = threading.Lock()
         #: results of the runs this service launched, in the order they ended
         self.finished: list[RunResult] = []
@@ -240,8 +287,8 @@ class Service:
             raise
         self._last_slot = slot
         slots.record(store, self.config.site, slot, run_id=handle.run_id, outcome="started")
-        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-            self._pruned_at = time.monotonic()
+        if self.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = self.monotonic()
             slots.prune(store, self.config.site)
         return handle
 
@@ -249,49 +296,105 @@ class Service:
 
     def mail_outcomes(self) -> int:
         """E-mail the outcome of every run that ended since the service started: those it
-        launched and those of the UI, the command line or another process. A claim row per
-        run makes one process of several send it."""
+        launched and those of the UI, the command line or another process, including any
+        that was going on when it started. A claim row per run makes one process of several
+        send it; a send that fails gives the claim back, and the e-mail is tried again
+        later, here or by another process."""
         if self.notifier is None:
             return 0
         sent = 0
+        store, site = self.engine.store, self.config.site
         with self._mail_lock:
             for result in reversed(self.engine.runs(limit=50)):
                 run_id = result.run_id
-                if run_id is None or run_id <= self._mail_after or run_id in self._mailed:
+                if run_id is None or run_id in self._mailed:
+                    continue
+                if run_id <= self._mail_after and run_id not in self._mail_running_at_start:
                     continue
                 if result.status == "running":
                     continue
-                self._mailed.add(run_id)
-                if not slots.claim_key(
-                    self.engine.store, self.config.site, f"mail:{run_id}", self.holder
-                ):
+                if self.monotonic() < self._mail_next.get(run_id, float("-inf")):
                     continue
-                if self.notifier.send(result):
-                    sent += 1
+                if result.finished is not None and result.finished < utc_now() - MAIL_MAX_AGE:
+                    if self._mail_failures.get(run_id):
+                        log.error(
+                            "outcome of run %s not e-mailed: given up, the run ended over %s ago",
+                            run_id,
+                            MAIL_MAX_AGE,
+                        )
+                    self._mail_done(run_id)
+                    continue
+                key = f"mail:{run_id}"
+                if not slots.claim_key(store, site, key, self.holder):
+                    held = slots.claim_of(store, site, key)
+                    if held is not None and held.outcome == MAIL_SENT:
+                        self._mail_done(run_id)
+                    elif held is not None:
+                        # another process is sending it; should it fail, it gives the
+                        # claim back: look again later
+                        self._mail_next[run_id] = self.monotonic() + MAIL_RETRY_S
+                    continue
+                try:
+                    self.notifier.send(result)
+                except MailNotSent as exc:
+                    slots.release_key(store, site, key, self.holder)
+                    self._mail_failed(run_id, str(exc))
+                    continue
+                self._mail_done(run_id)
+                slots.record_key(store, site, key, run_id=run_id, outcome=MAIL_SENT)
+                sent += 1
         return sent
+
+    def _mail_done(self, run_id: int) -> None:
+        self._mailed.add(run_id)
+        self._mail_next.pop(run_id, None)
+        self._mail_failures.pop(run_id, None)
+
+    def _mail_failed(self, run_id: int, why: str) -> None:
+        failures = self._mail_failures.get(run_id, 0) + 1
+        if failures >= MAIL_ATTEMPTS:
+            self._mail_done(run_id)
+            log.error("%s; given up after %d attempts", why, failures)
+            return
+        pause = min(MAIL_RETRY_MAX_S, MAIL_RETRY_S * 2 ** (failures - 1))
+        self._mail_failures[run_id] = failures
+        self._mail_next[run_id] = self.monotonic() + pause
+        log.warning(
+            "%s; trying again in %.0f s (attempt %d of %d)", why, pause, failures, MAIL_ATTEMPTS
+        )
 
     # --- web orders ---------------------------------------------------------------------
 
     def push_orders(self) -> int:
-        """Send web orders waiting on the site now (the checkout path); returns how many went."""
-        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
+        """Send web orders waiting on the site now (the checkout path); returns how many
+        went. After a failure the path backs off: all of it while the ERP cannot be
+        reached or refuses the credentials, an order at a time after the ERP refused it."""
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted, settling_message
 
+        now = self.monotonic()
+        if now < self._refused_until or now < self._unreachable_until:
+            return 0
         orders = WebOrders(self.engine.store)
-        if not orders.waiting_count() or time.monotonic() < self._refused_until:
+        waiting = orders.waiting_ids()
+        self._forget_orders_gone(set(waiting))
+        due = [oid for oid in waiting if oid not in self._held or self._held[oid][1] <= now]
+        if not due:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
             options = self.engine.settings.options
             result = orders.push(
                 self.engine.client(),
+                order_ids=due if len(due) < len(waiting) else None,
                 ledger=options.customer_ledger,
                 series=DocumentSeries(options.order_document, options.order_series),
                 site_no=self.config.push_site_no,
                 settle=timedelta(seconds=options.crash_wait_seconds),
                 cancel=self._stop,
+                log_failures=False,  # told below, once each
             )
         except PushAborted:
             return 0
@@ -299,7 +402,7 @@ class Service:
             self._refused_pause = min(
                 REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
             )
-            self._refused_until = time.monotonic() + self._refused_pause
+            self._refused_until = self.monotonic() + self._refused_pause
             log.error(
                 "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
                 " a restart tries at once)",
@@ -307,23 +410,84 @@ class Service:
                 self._refused_pause,
             )
             return 0
+        except ErpError as exc:
+            if not exc.retryable:
+                raise
+            self._erp_unreachable(str(exc), len(waiting))  # a push that stops at the first
+            return 0
         self._refused_pause = 0.0
         sent = result.orders_sent + result.orders_recovered
         self.order_pushes += 1
-        if sent or result.failed:
+        unreachable = set(result.unreachable)
+        refused = [(e, i) for e, i, _ in result.errors if (e, i) not in unreachable]
+        if unreachable and not (sent or result.customers_sent or refused):
+            # nothing got an answer: the ERP is not there, rather than refusing these orders
+            why = next(why for e, i, why in result.errors if (e, i) in unreachable)
+            self._erp_unreachable(why, len(waiting))
+            return 0
+        if self._unreachable_pause:
+            log.info("the ERP answers again: web orders are sent as they arrive")
+            self._unreachable_pause = 0.0
+        if sent or result.customers_sent:
             log.info(
                 "web orders pushed: %d sent, %d failed, %d customers created",
                 sent,
                 result.orders_failed,
                 result.customers_sent,
             )
-        for entity, ident, why in result.errors[:20]:
-            log.warning("%s %s not sent: %s", entity, ident, why)
+        new_failures = 0
+        for entity, ident, why in result.errors:
+            retry = ""
+            if entity == "order" and (entity, ident) not in unreachable:
+                retry = f"; {self._hold(ident)}"
+            if self._failures_told.get((entity, ident)) == why:
+                continue  # said when it first failed so
+            self._failures_told[(entity, ident)] = why
+            if new_failures < 20:
+                log.warning("%s %s not sent: %s%s", entity, ident, why, retry)
+            new_failures += 1
+        if new_failures > 20:
+            log.warning(
+                "%d more web orders or customers not sent; each one's detail says why",
+                new_failures - 20,
+            )
         settling = {(entity, ident) for entity, ident, _ in result.settling}
         if settling - self._settling_told:  # once, not at every poll while they wait
             log.warning("%s", settling_message(result.settling))
         self._settling_told = settling
         return sent
+
+    def _erp_unreachable(self, why: str, waiting: int) -> None:
+        """Pause the order path, longer each time the ERP is still not there; said once."""
+        first = not self._unreachable_pause
+        self._unreachable_pause = min(
+            UNREACHABLE_PAUSE_MAX_S, max(UNREACHABLE_PAUSE_S, self._unreachable_pause * 2)
+        )
+        self._unreachable_until = self.monotonic() + self._unreachable_pause
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "web orders not sent, the ERP cannot be reached: %s; %d waiting, tried again in"
+            " %.0f s, then less and less often (every %.0f s at most), and by every sync",
+            why,
+            waiting,
+            self._unreachable_pause,
+            UNREACHABLE_PAUSE_MAX_S,
+        )
+
+    def _hold(self, order_id: str) -> str:
+        """Leave an order the ERP refused out of the order path for a while, longer at
+        each refusal; says until when."""
+        refusals = self._held.get(order_id, (0, 0.0))[0] + 1
+        pause = min(HELD_ORDER_PAUSE_MAX_S, HELD_ORDER_PAUSE_S * 2 ** (refusals - 1))
+        self._held[order_id] = (refusals, self.monotonic() + pause)
+        return f"sent again in {pause:.0f} s, or by the next sync"
+
+    def _forget_orders_gone(self, waiting: set[str]) -> None:
+        """Orders no longer waiting (sent by a sync, say) are held and told no more."""
+        self._held = {oid: h for oid, h in self._held.items() if oid in waiting}
+        self._failures_told = {
+            k: why for k, why in self._failures_told.items() if k[0] != "order" or k[1] in waiting
+        }
 
     # --- threads ------------------------------------------------------------------------
 

@@ -69,24 +69,40 @@ def claim_key(store: Store, site: str, key: str, holder: str) -> bool:
 
 
 def record(store: Store, site: str, slot: datetime, *, run_id: int | None, outcome: str) -> None:
+    record_key(store, site, slot_key(slot), run_id=run_id, outcome=outcome)
+
+
+def record_key(store: Store, site: str, key: str, *, run_id: int | None, outcome: str) -> None:
     with store.write() as conn:
         conn.execute(
             claims_t.update()
-            .where(claims_t.c.site == site, claims_t.c.slot == slot_key(slot))
+            .where(claims_t.c.site == site, claims_t.c.slot == key)
             .values(run_id=run_id, outcome=outcome)
         )
 
 
 def release(store: Store, site: str, slot: datetime, holder: str) -> None:
     """Give a slot back (the run could not start yet) so that a later tick may retry it."""
+    release_key(store, site, slot_key(slot), holder)
+
+
+def release_key(store: Store, site: str, key: str, holder: str) -> None:
+    """Give back a claim of `holder`, so that this process or another may claim it again."""
     with store.write() as conn:
         conn.execute(
             claims_t.delete().where(
-                claims_t.c.site == site,
-                claims_t.c.slot == slot_key(slot),
-                claims_t.c.holder == holder,
+                claims_t.c.site == site, claims_t.c.slot == key, claims_t.c.holder == holder
             )
         )
+
+
+def claim_of(store: Store, site: str, key: str) -> Claim | None:
+    """The claim held on `key`, if any."""
+    with store.read() as conn:
+        r = conn.execute(
+            sa.select(claims_t).where(claims_t.c.site == site, claims_t.c.slot == key)
+        ).first()
+    return None if r is None else Claim(r.site, r.slot, r.holder, r.claimed_at, r.run_id, r.outcome)
 
 
 def claims(store: Store, site: str | None = None, *, prefix: str | None = None) -> list[Claim]:
