@@ -179,7 +179,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             print_summary(result, sys.stdout)
             print_rejects(engine, result, sys.stdout)
         if result.status in ("failed", "cancelled") and not args.json:
-            print(f"passweb-tui: run {result.run_id} {result.status}", file=sys.stderr)
+            why = f": {one_line(result.error)}" if result.error else ""
+            print(f"passweb-tui: run {result.run_id} {result.status}{why}", file=sys.stderr)
         return exit_code(result)
     finally:
         engine.close()
