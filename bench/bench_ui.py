@@ -1,9 +1,8 @@
 """UI benchmark: launch to first dashboard paint, switching screens, key response while a
-Totale runs; also saves the README's SVG screenshots.
+Totale runs. (The README's screenshots are made by bench/screenshots.py.)
 
     .venv/bin/python bench/bench_ui.py                                   # 20,000 articles
     .venv/bin/python bench/bench_ui.py --articles 100000 --customers 20000
-    .venv/bin/python bench/bench_ui.py --screenshots docs/screens        # also save SVGs
 
 Targets (issue): first dashboard paint <= 1.5 s, screen switch <= 0.3 s, key response
 while a Totale runs <= 0.1 s. The app runs headless at 120x40; the simulator runs in
@@ -90,7 +89,7 @@ async def switching(engine: Any) -> dict[str, float]:
     return times
 
 
-async def keys_during_total(engine: Any, shots: Path | None) -> dict[str, float]:
+async def keys_during_total(engine: Any) -> dict[str, float]:
     """Key round trips (j in the catalogue) and event-loop lag while a Totale runs."""
     from passweb_tui.app import create_app
 
@@ -147,38 +146,10 @@ async def keys_during_total(engine: Any, shots: Path | None) -> dict[str, float]
     return result
 
 
-async def screenshots(engine: Any, sim: dict[str, Any], folder: Path) -> list[Path]:
-    """The dashboard, and the launcher in the middle of a (slowed down) Totale."""
-    from passweb_tui.app import create_app
-
-    folder.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
-    app = create_app(engine, poll_s=0)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
-        saved.append(Path(app.save_screenshot("dashboard.svg", str(folder))))
-        admin(sim, "PUT", "faults", json={"latency_ms": 40})
-        try:
-            await pilot.press("s", "t")
-            while True:
-                await pilot.pause(0.05)
-                snap = app.sync.snapshot()
-                articles = [p for p in (snap.entities if snap else ()) if p.entity == "articles"]
-                if (articles and articles[0].done >= 2000) or (snap and not snap.running):
-                    break
-            saved.append(Path(app.save_screenshot("launcher.svg", str(folder))))
-            app.sync.request_cancel()
-            await app.sync_ended.wait()
-        finally:
-            admin(sim, "DELETE", "faults")
-    return saved
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=4_000)
-    parser.add_argument("--screenshots", type=Path, help="save SVG screenshots in this folder")
     args = parser.parse_args()
 
     proc, sim = start_sim(args.articles, args.customers)
@@ -202,15 +173,12 @@ def main() -> None:
             for name, seconds in switches.items():
                 print(f"switch to {name:<10}: {seconds:.3f} s")
             print(f"switch, slowest: {max(switches.values()):.3f} s (target <= 0.3)")
-            keys = asyncio.run(keys_during_total(engine, args.screenshots))
+            keys = asyncio.run(keys_during_total(engine))
             print(
                 f"keys during a Totale ({keys['total_s']:.1f} s, {keys['presses']:.0f} presses): "
                 f"p50 {keys['p50']:.3f} s, p95 {keys['p95']:.3f} s, max {keys['max']:.3f} s "
                 f"(target <= 0.1); event-loop lag max {keys['loop_lag_max']:.3f} s"
             )
-            if args.screenshots:
-                for path in asyncio.run(screenshots(engine, sim, args.screenshots)):
-                    print(f"saved {path}")
             engine.close()
     finally:
         proc.terminate()

@@ -127,6 +127,39 @@ def test_exit_statuses(sim: Any) -> None:
     assert "Traceback" not in denied.stderr
 
 
+def test_a_failed_run_says_why_on_stderr(sim: Any) -> None:
+    assert cli(sim, "sync", "total").returncode == 0
+    sim.admin("PUT", "users/demo", json={"password": "changed"})
+    failed = cli(sim, "sync", "changed")
+    assert failed.returncode == 2
+    run = json.loads(cli(sim, "runs", "--json", "--limit", "1").stdout)[0]
+    assert run["status"] == "failed" and run["error"]
+    # stdout keeps the whole report, error line included; stderr says it in one line
+    assert failed.stdout.startswith(f"run {run['run_id']}: CHANGED failed")
+    assert f"error: {run['error']}" in failed.stdout.splitlines()
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last == f"passweb-tui: run {run['run_id']} failed: {run['error']}"
+
+
+def test_a_text_sync_lists_the_first_rejects_with_their_reasons(sim: Any) -> None:
+    clean = cli(sim, "sync", "total")
+    assert clean.returncode == 0 and "rejected:" not in clean.stdout
+    codes = [f"NOPE{i:02d}" for i in range(12)]
+    args = [a for code in codes for a in ("--code", code)]
+    done = cli(sim, "sync", "partial", "--entity", "articles", *args)
+    assert done.returncode == 4, done.stderr
+    lines = done.stdout.splitlines()
+    at = lines.index("rejected: 12")
+    shown = lines[at + 1 : at + 11]
+    assert shown == [
+        f"  articles {code}: not in the ERP: no articoli record has codice '{code}'"
+        for code in codes[:10]
+    ]
+    assert lines[at + 11 :] == ["  and 2 more"]
+    as_json = cli(sim, "sync", "partial", "--entity", "articles", "--code", "NOPE00", "--json")
+    assert as_json.returncode == 4 and json.loads(as_json.stdout)["status"] == "ok_with_rejects"
+
+
 def test_fields_list_use_unuse(sim: Any) -> None:
     listed = cli(sim, "fields", "list", "articles")
     assert listed.returncode == 0, listed.stderr

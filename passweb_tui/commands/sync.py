@@ -117,6 +117,28 @@ def print_summary(result: RunResult, out: TextIO) -> None:
         print(f"error: {result.error}", file=out)
 
 
+REJECTS_SHOWN = 10
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def print_rejects(engine: Engine, result: RunResult, out: TextIO) -> None:
+    """The first records the run rejected, each with its reason, and how many more."""
+    if result.run_id is None:
+        return
+    rejects, total = engine.run_rejects(result.run_id, REJECTS_SHOWN)
+    if not total:
+        return
+    print(f"rejected: {total}", file=out)
+    for r in rejects:
+        what = f"{r.entity} {r.key}" if r.key is not None else r.entity
+        print(f"  {what}: {one_line(r.reason)}", file=out)
+    if total > len(rejects):
+        print(f"  and {total - len(rejects)} more", file=out)
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
@@ -155,8 +177,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             print(json.dumps(result.to_json()))
         else:
             print_summary(result, sys.stdout)
+            print_rejects(engine, result, sys.stdout)
         if result.status in ("failed", "cancelled") and not args.json:
-            print(f"passweb-tui: run {result.run_id} {result.status}", file=sys.stderr)
+            why = f": {one_line(result.error)}" if result.error else ""
+            print(f"passweb-tui: run {result.run_id} {result.status}{why}", file=sys.stderr)
         return exit_code(result)
     finally:
         engine.close()

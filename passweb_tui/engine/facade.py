@@ -324,6 +324,23 @@ class Engine:
             row_to_result(dict(row)), rejects, self.change_counts(run_id=run_id), row["erp_clock"]
         )
 
+    def run_rejects(self, run_id: int, limit: int) -> tuple[list[RejectView], int]:
+        """The first `limit` records a run rejected, in the order recorded, and how many
+        it rejected in all."""
+        r = _REJECTS.c
+        with self.store.read() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(_REJECTS).where(r.run_id == run_id)
+            ).scalar_one()
+            rows = conn.execute(
+                select(r.run_id, r.entity, r.key, r.reason)
+                .where(r.run_id == run_id)
+                .order_by(r.id)
+                .limit(max(limit, 0))
+            )
+            first = [RejectView(x.run_id, x.entity, x.key, x.reason) for x in rows]
+        return first, int(total)
+
     def changes(
         self,
         *,
