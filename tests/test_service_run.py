@@ -913,3 +913,26 @@ def test_the_trigger_listens_on_ipv6_when_told_to() -> None:
         server.stop()
     with pytest.raises(OSError, match="no such address"):
         TriggerServer("no-such-host.invalid", 0, "secret", lambda kind: 1)
+
+
+def test_the_quota_month_is_the_sites_not_utcs() -> None:
+    """A run at 00:30 on the 1st, Italian time, is already the new month's there, though
+    still the old one's in UTC: with the service's time zone the quota counts it so."""
+    from zoneinfo import ZoneInfo
+
+    from passweb_tui.engine.service.quota import month_bounds
+
+    rome = ZoneInfo("Europe/Rome")
+    just_after_midnight = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # 00:30 on 1 Dec there
+    start, end, label = month_bounds(just_after_midnight, rome)
+    assert label == "2026-12"
+    assert start == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    assert end == datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
+    # summer time: March's end is an hour earlier in UTC than its start's offset says
+    start, end, label = month_bounds(datetime(2026, 3, 15, tzinfo=UTC), rome)
+    assert (start, end, label) == (
+        datetime(2026, 2, 28, 23, 0, tzinfo=UTC),
+        datetime(2026, 3, 31, 22, 0, tzinfo=UTC),
+        "2026-03",
+    )
+    assert month_bounds(just_after_midnight, UTC)[2] == "2026-11"

@@ -149,10 +149,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
         if not args.dry_run:
-            from passweb_tui.engine.service.quota import QuotaExhausted, check_quota
+            from passweb_tui.engine.service.quota import QuotaExhausted, check_quota, site_zone
 
             try:
-                check_quota(engine.store, ctx.settings.monthly_quota, args.kind)
+                zone = site_zone(ctx.settings.schedule_timezone)
+                check_quota(engine.store, ctx.settings.monthly_quota, args.kind, tz=zone)
             except QuotaExhausted as exc:
                 raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
         try:

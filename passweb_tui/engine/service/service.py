@@ -185,7 +185,9 @@ class Service:
     # --- launching ----------------------------------------------------------------------
 
     def quota(self) -> QuotaStatus:
-        return quota_status(self.engine.store, self.config.monthly_quota, self.clock())
+        return quota_status(
+            self.engine.store, self.config.monthly_quota, self.clock(), self.config.timezone
+        )
 
     def launch(self, kind: str, origin: str) -> RunHandle:
         """Start a run subject to policy and quota; PolicyRefused, QuotaExhausted,
@@ -195,7 +197,9 @@ class Service:
         )
         if self._stop.is_set():
             raise LaunchRefused("the service is stopping")
-        check_quota(self.engine.store, self.config.monthly_quota, kind, self.clock())
+        check_quota(
+            self.engine.store, self.config.monthly_quota, kind, self.clock(), self.config.timezone
+        )
         handle = self.engine.start_run(kind, origin=origin)
         log.info("run %s started: %s launched by %s", handle.run_id, kind.upper(), origin)
         watcher = threading.Thread(
