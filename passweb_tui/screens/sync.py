@@ -71,6 +71,12 @@ class SyncScreen(BaseScreen):
     """Launch a sync and follow it; the operator may leave and come back."""
 
     TITLE_KEY = "nav.sync"
+    # one more step below 80 columns, where the form and the progress stack (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-slim"),
+        (80, "-narrow"),
+        (110, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "launch('total')", "key.launch_total", id="sync.total"),
         Binding("v", "launch('changed')", "key.launch_changed", id="sync.changed"),
@@ -130,6 +136,9 @@ class SyncScreen(BaseScreen):
         box.disabled = count == 0
         if count == 0:
             box.value = False
+        snap = self.papp.sync.snapshot()
+        if snap is not None and snap.running:  # e.g. launched from the palette
+            self.query_one("#sync-progress").scroll_visible(animate=False)
 
     # -- launching --------------------------------------------------------------
 
@@ -172,6 +181,8 @@ class SyncScreen(BaseScreen):
         if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
             self.query_one("#sync-log", Log).clear()
             self._log_count = 0
+            # stacked under the form on a small terminal: bring the run into view
+            self.query_one("#sync-progress").scroll_visible(animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "sync-launch":
