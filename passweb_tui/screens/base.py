@@ -22,6 +22,7 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     Footer,
+    Input,
     Label,
     RadioButton,
     SelectionList,
@@ -249,6 +250,9 @@ class BaseScreen(Screen[None]):
     """A screen of the app: top bar, body, footer; escape goes back."""
 
     TITLE_KEY: ClassVar[str] = ""
+    #: Where the focus goes when escape leaves a text field: the screen's main widget
+    #: (default: its first table, else nothing focused).
+    FIELD_EXIT: ClassVar[str | None] = None
     #: Worker groups whose failures the screen shows itself.
     OWN_ERRORS: ClassVar[frozenset[str]] = frozenset()
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -293,10 +297,22 @@ class BaseScreen(Screen[None]):
             self.papp.report_error(worker.name or worker.group, worker.error)
 
     def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.leave_field()
+            return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
         elif self.app.current_mode != "dashboard":
             self.app.switch_mode("dashboard")
+
+    def leave_field(self) -> None:
+        """Escape in a text field leaves the field and keeps what was typed in it (a
+        filter stays applied); a second escape then leaves the screen."""
+        found = self.query(self.FIELD_EXIT or KeyTable)
+        if found and found.first().focusable:
+            found.first().focus()
+        else:
+            self.set_focus(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -85,6 +85,7 @@ class ChangesScreen(BaseScreen):
     """Every changed field, newest first, narrowed by the filters above the table."""
 
     TITLE_KEY = "nav.changes"
+    FIELD_EXIT = "#changes-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "key.search", id="changes.search"),
         Binding("ctrl+r", "reload", "key.reload", id="changes.reload", show=False),

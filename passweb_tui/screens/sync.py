@@ -71,6 +71,7 @@ class SyncScreen(BaseScreen):
     """Launch a sync and follow it; the operator may leave and come back."""
 
     TITLE_KEY = "nav.sync"
+    FIELD_EXIT = "#sync-entity"  # the codes typed belong to the entity chosen there
     # one more step below 80 columns, where the form and the progress stack (app.tcss)
     HORIZONTAL_BREAKPOINTS = [
         (0, "-slim"),
