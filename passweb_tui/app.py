@@ -123,6 +123,7 @@ class PasswebApp(App[int]):
         self.sync = SyncMonitor()
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
+        self._declared_keys: dict[str, str] | None = None
         self._exiting = False
         self._previous_sighup: Any = None
         self._switch_interval = sys.getswitchinterval()
@@ -202,13 +203,26 @@ class PasswebApp(App[int]):
 
     def binding_ids(self) -> set[str]:
         """Every binding id the app and its screens declare (the keymap's vocabulary)."""
-        ids: set[str] = set()
-        for klass in self._keymap_classes():
-            for base in klass.__mro__:
-                for binding in base.__dict__.get("BINDINGS", []):
-                    if isinstance(binding, Binding) and binding.id:
-                        ids.add(binding.id)
-        return ids
+        return set(self._default_keys())
+
+    def _default_keys(self) -> dict[str, str]:
+        """The keys each binding id has when no keymap moves it."""
+        if self._declared_keys is None:
+            keys: dict[str, str] = {}
+            for klass in self._keymap_classes():
+                for base in klass.__mro__:
+                    for binding in base.__dict__.get("BINDINGS", []):
+                        if isinstance(binding, Binding) and binding.id:
+                            keys.setdefault(binding.id, binding.key)
+            self._declared_keys = keys
+        return self._declared_keys
+
+    def key_label(self, binding_id: str) -> str:
+        """The key of a binding as the footer shows it, after [ui] keymap: hints in
+        labels and messages name this key, so a remapped key is never misnamed."""
+        keys = self._keymap.get(binding_id) or self._default_keys().get(binding_id, "")
+        first = keys.split(",")[0].strip()
+        return self.get_key_display(Binding(first, "")) if first else binding_id
 
     # -- navigation --------------------------------------------------------------
 
@@ -271,7 +285,10 @@ class PasswebApp(App[int]):
             self.notify(t("setup.needed"), severity="warning")
             return False
         if self.sync.running:
-            self.notify(t("sync.busy"), severity="warning")
+            busy = t(
+                "sync.busy", cancel=self.key_label("sync.cancel"), sync=self.key_label("goto.sync")
+            )
+            self.notify(busy, severity="warning")
             return False
         self.sync.begin(kind, dry_run)
         self.sync_ended.clear()

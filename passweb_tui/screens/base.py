@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.segment import Segment
 from rich.text import Text
@@ -267,6 +267,10 @@ class BaseScreen(Screen[None]):
     def papp(self) -> PasswebApp:
         return self.app  # type: ignore[return-value]
 
+    def bound_key(self, binding_id: str) -> str:
+        """The key bound to `binding_id` (after [ui] keymap), for hints on screen."""
+        return self.papp.key_label(binding_id)
+
     def compose(self) -> ComposeResult:
         yield TopBar(t(self.TITLE_KEY))
         yield from self.compose_body()
@@ -331,8 +335,9 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Grid(id="confirm"):
             yield Label(self.question, id="confirm-question")
-            yield Button(t("confirm.yes"), id="yes", variant="error")
-            yield Button(t("confirm.no"), id="no", variant="primary")
+            key = cast("PasswebApp", self.app).key_label
+            yield Button(t("confirm.yes", key=key("confirm.yes")), id="yes", variant="error")
+            yield Button(t("confirm.no", key=key("confirm.no")), id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -114,7 +114,13 @@ class SyncScreen(BaseScreen):
                 yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
                 yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
             with Vertical(id="sync-progress", classes="panel"):
-                yield Static(t("sync.idle"), id="sync-phase")
+                idle = t(
+                    "sync.idle",
+                    total=self.bound_key("sync.total"),
+                    changed=self.bound_key("sync.changed"),
+                    partial=self.bound_key("sync.partial"),
+                )
+                yield Static(Text(idle), id="sync-phase")  # a key name is not markup
                 yield KeyTable(id="sync-entities")
                 yield Log(id="sync-log", max_lines=200)
                 yield Static(id="sync-summary")
@@ -270,7 +276,12 @@ class SyncScreen(BaseScreen):
             out.append(t("sync.error") + ": ", style="bold red")
             out.append(str(snap.error) + "\n")
         if snap.run_id:
-            out.append(t("sync.links"), style="dim")
+            links = t(
+                "sync.links",
+                changes=self.bound_key("sync.run_changes"),
+                detail=self.bound_key("sync.run_detail"),
+            )
+            out.append(links, style="dim")
         return out
 
     def action_open_changes(self) -> None:
