@@ -276,11 +276,11 @@ class SyncScreen(BaseScreen):
             out.append(t("sync.error") + ": ", style="bold red")
             out.append(str(snap.error) + "\n")
         if snap.run_id:
-            links = t(
-                "sync.links",
-                changes=self.bound_key("sync.run_changes"),
-                detail=self.bound_key("sync.run_detail"),
-            )
+            detail = self.bound_key("sync.run_detail")
+            if snap.dry_run:  # it wrote no change log: its key is not offered
+                links = t("sync.dry_links", detail=detail)
+            else:
+                links = t("sync.links", changes=self.bound_key("sync.run_changes"), detail=detail)
             out.append(links, style="dim")
         return out
 
@@ -288,9 +288,9 @@ class SyncScreen(BaseScreen):
         snap = self.papp.sync.snapshot()
         if snap is None or snap.running or not snap.run_id:
             return
-        from passweb_tui.screens.changes import ChangesScreen
+        from passweb_tui.screens.runs import open_run_changes
 
-        self.app.push_screen(ChangesScreen(run_id=snap.run_id))
+        open_run_changes(self, snap.run_id, dry_run=snap.dry_run)
 
     def action_open_run(self) -> None:
         snap = self.papp.sync.snapshot()
