@@ -85,17 +85,20 @@ class PasswebApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     # narrow terminals (80 columns over SSH) stack panels that sit side by side when wide
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    # Only F1 shows in every footer: at 80 columns the screen's own keys need the room.
+    # The dashboard and the setup screen show some of the others (FOOTER_APP_KEYS); all
+    # are listed by F1 and offered by the command palette.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard"),
-        Binding("s", "goto('sync')", "nav.sync", id="goto.sync"),
-        Binding("c", "goto('changes')", "nav.changes", id="goto.changes"),
+        Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard", show=False),
+        Binding("s", "goto('sync')", "nav.sync", id="goto.sync", show=False),
+        Binding("c", "goto('changes')", "nav.changes", id="goto.changes", show=False),
         Binding("g", "goto('categories')", "nav.categories", id="goto.categories", show=False),
-        Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue"),
-        Binding("o", "goto('orders')", "nav.orders", id="goto.orders"),
-        Binding("r", "goto('runs')", "nav.runs", id="goto.runs"),
+        Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue", show=False),
+        Binding("o", "goto('orders')", "nav.orders", id="goto.orders", show=False),
+        Binding("r", "goto('runs')", "nav.runs", id="goto.runs", show=False),
         Binding("f", "goto('fields')", "nav.fields", id="goto.fields", show=False),
         Binding("f1,question_mark", "toggle_help", "key.help", id="app.help"),
-        Binding("ctrl+q", "quit", "key.quit", id="app.quit", priority=True),
+        Binding("ctrl+q", "quit", "key.quit", id="app.quit", priority=True, show=False),
     ]
 
     def __init__(

@@ -11,6 +11,7 @@ from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
+from passweb_tui.i18n import set_language, t
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["ui_fixtures"]
@@ -56,3 +57,58 @@ async def test_the_launcher_is_usable_below_80_columns(
         assert "Records read" in summary
         for line in summary.splitlines():
             assert on_screen(app, line), (line, lines)
+
+
+def footer_items(app: PasswebApp) -> list[str]:
+    """What the footer should show: "key description" of each binding shown in it (the
+    footer shows one key per action)."""
+    items: dict[str, str] = {}
+    for _node, binding, _enabled, _tip in app.screen.active_bindings.values():
+        if binding.show and binding.action not in items:
+            items[binding.action] = f"{app.get_key_display(binding)} {binding.description}"
+    return list(items.values())
+
+
+#: (screen, keys that lead there from the dashboard, what its footer must show in English)
+FOOTERS = [
+    ("dashboard", "", ["s Sync", "o Orders", "r Runs", "^q Quit", "f1 Keys"]),
+    ("sync", "s", ["t Totale", "v Variati", "p Parziale", "y Dry run", "x Cancel", "f1 Keys"]),
+    ("changes", "c", ["/ Search", "h Record history", "f1 Keys"]),
+    ("record history", "c h", ["f1 Keys"]),
+    ("categories", "g", ["tab Other pane", "f1 Keys"]),
+    ("catalogue", "a", ["/ Search", "t Articles/customers", "space Mark", "p Parziale"]),
+    ("orders", "o", ["/ Search", "S Send now", "a Acknowledge", "A Acknowledge all"]),
+    ("runs", "r", ["l Run's changes", "f1 Keys"]),
+    ("run detail", "r enter", ["l Run's changes", "f1 Keys"]),
+    ("fields", "f", ["space Use/unuse", "t Next table", "u Attribute update", "f1 Keys"]),
+]
+
+
+@pytest.mark.parametrize("language", ["en", "it"])
+async def test_every_footer_fits_80_columns(synced_readonly: Engine, language: str) -> None:
+    set_language(language)
+    try:
+        app = create_app(None)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            footer = screen_lines(app)[-1]
+            assert all(item in footer for item in footer_items(app)), footer
+            if language == "en":
+                for item in ("^t Test connection", "^s Save", "^d Demo", "^q Quit", "f1 Keys"):
+                    assert item in footer, footer
+
+        app = create_app(synced_readonly, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for name, keys, wanted in FOOTERS:
+                await pilot.press("d", *keys.split())
+                await settle(app, pilot)
+                footer = screen_lines(app)[-1]
+                shown = footer_items(app)
+                assert f"f1 {t('key.help')}" in footer, (name, footer)  # F1 lists them all
+                assert [item for item in shown if item not in footer] == [], (name, footer)
+                if language == "en":
+                    assert [item for item in wanted if item not in footer] == [], (name, footer)
+                while len(app.screen_stack) > 1:
+                    await pilot.press("escape")
+    finally:
+        set_language("en")

@@ -55,6 +55,22 @@ def localize_bindings(node: DOMNode) -> None:
         ]
 
 
+def show_app_keys(screen: Screen[Any], binding_ids: Sequence[str]) -> None:
+    """Show some of the app's keys in this screen's footer, in the order given.
+
+    The app's own bindings stay out of the footers so that each screen's keys fit in
+    80 columns; a screen that has the room lists some of them through copies that keep
+    their ids, so a [ui] keymap moves the copy along with the original.
+    """
+    app_bindings = [b for items in screen.app._bindings.key_to_bindings.values() for b in items]
+    own = screen._bindings.key_to_bindings
+    for binding_id in binding_ids:
+        for binding in app_bindings:
+            if binding.id == binding_id and binding.key not in own:
+                action = binding.action.removeprefix("app.")
+                own[binding.key] = [replace(binding, action=f"app.{action}", show=True)]
+
+
 class KeyTable(DataTable[Any]):
     """A row-cursor table that also moves with j/k, as operators expect from pagers."""
 
@@ -250,6 +266,8 @@ class BaseScreen(Screen[None]):
     """A screen of the app: top bar, body, footer; escape goes back."""
 
     TITLE_KEY: ClassVar[str] = ""
+    #: Ids of the app's own bindings this screen's footer shows (see show_app_keys).
+    FOOTER_APP_KEYS: ClassVar[tuple[str, ...]] = ()
     #: Where the focus goes when escape leaves a text field: the screen's main widget
     #: (default: its first table, else nothing focused).
     FIELD_EXIT: ClassVar[str | None] = None
@@ -272,6 +290,7 @@ class BaseScreen(Screen[None]):
         return self.papp.key_label(binding_id)
 
     def compose(self) -> ComposeResult:
+        show_app_keys(self, self.FOOTER_APP_KEYS)
         yield TopBar(t(self.TITLE_KEY))
         yield from self.compose_body()
         yield Footer()

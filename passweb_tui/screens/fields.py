@@ -34,7 +34,13 @@ class FieldsScreen(BaseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_used", "key.toggle_used", id="fields.toggle"),
         Binding("t", "next_entity", "key.next_entity", id="fields.entity"),
-        Binding("u", "attribute_update", "key.attribute_update", id="fields.update"),
+        Binding(
+            "u",
+            "attribute_update",
+            "key.attribute_update",
+            id="fields.update",
+            tooltip="key.attribute_update.tip",
+        ),
         Binding("slash", "search", "key.search", id="fields.search", show=False),
     ]
 

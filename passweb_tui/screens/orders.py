@@ -192,7 +192,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         Binding("slash", "search", "key.search", id="orders.search"),
         Binding("S", "send", "key.send_now", id="orders.send"),
         Binding("a", "ack", "key.ack", id="orders.ack"),
-        Binding("A", "ack_all", "key.ack_all", id="orders.ack_all"),
+        Binding("A", "ack_all", "key.ack_all", id="orders.ack_all", tooltip="key.ack_all.tip"),
         Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
         Binding("p", "page(-1)", "key.prev_page", id="orders.prev_page", show=False),
         Binding("ctrl+r", "reload", "key.reload", id="orders.reload", show=False),

@@ -83,7 +83,7 @@ class SyncScreen(BaseScreen):
         Binding("v", "launch('changed')", "key.launch_changed", id="sync.changed"),
         Binding("p", "launch('partial')", "key.launch_partial", id="sync.partial"),
         Binding("y", "toggle_dry_run", "key.dry_run", id="sync.dry_run"),
-        Binding("x", "app.cancel_sync", "key.cancel", id="sync.cancel"),
+        Binding("x", "app.cancel_sync", "key.cancel", id="sync.cancel", tooltip="key.cancel.tip"),
         Binding("l", "open_changes", "key.run_changes", id="sync.run_changes", show=False),
         Binding("e", "open_run", "key.run_detail", id="sync.run_detail", show=False),
     ]
