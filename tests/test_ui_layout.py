@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from textual.widgets import Button, Input
 from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
@@ -112,3 +113,19 @@ async def test_every_footer_fits_80_columns(synced_readonly: Engine, language: s
                     await pilot.press("escape")
     finally:
         set_language("en")
+
+
+async def test_the_setup_message_is_in_view_on_a_short_terminal() -> None:
+    """At 60x20 the form does not fit: what Test or Save answered must still show."""
+    app = create_app(None)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")  # from the first field, at the top of the form
+        await pilot.pause()
+        assert on_screen(app, "WebAPI URL: required."), screen_lines(app)
+
+        app.screen.query_one("#setup-url", Input).value = "http://erp.example.com/webapi"
+        app.screen.query_one("#setup-save", Button).focus()  # the button itself
+        await pilot.press("enter")
+        await pilot.pause()
+        assert on_screen(app, "User: required."), screen_lines(app)

@@ -117,7 +117,9 @@ class SetupScreen(Screen[None]):
                 yield Button(t("setup.test"), id="setup-test", compact=True)
                 yield Button(t("setup.save"), id="setup-save", variant="primary", compact=True)
                 yield Button(t("setup.demo"), id="setup-demo", variant="success", compact=True)
-            yield Static(id="setup-result")
+        # outside the scrolling form, just above the footer: on a short terminal the
+        # outcome of Test or Save is in view whatever part of the form is
+        yield Static(id="setup-result")
         yield Footer()
 
     def on_mount(self) -> None:
