@@ -85,17 +85,20 @@ class PasswebApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     # narrow terminals (80 columns over SSH) stack panels that sit side by side when wide
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    # Only F1 shows in every footer: at 80 columns the screen's own keys need the room.
+    # The dashboard and the setup screen show some of the others (FOOTER_APP_KEYS); all
+    # are listed by F1 and offered by the command palette.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard"),
-        Binding("s", "goto('sync')", "nav.sync", id="goto.sync"),
-        Binding("c", "goto('changes')", "nav.changes", id="goto.changes"),
+        Binding("d", "goto('dashboard')", "nav.dashboard", id="goto.dashboard", show=False),
+        Binding("s", "goto('sync')", "nav.sync", id="goto.sync", show=False),
+        Binding("c", "goto('changes')", "nav.changes", id="goto.changes", show=False),
         Binding("g", "goto('categories')", "nav.categories", id="goto.categories", show=False),
-        Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue"),
-        Binding("o", "goto('orders')", "nav.orders", id="goto.orders"),
-        Binding("r", "goto('runs')", "nav.runs", id="goto.runs"),
+        Binding("a", "goto('catalogue')", "nav.catalogue", id="goto.catalogue", show=False),
+        Binding("o", "goto('orders')", "nav.orders", id="goto.orders", show=False),
+        Binding("r", "goto('runs')", "nav.runs", id="goto.runs", show=False),
         Binding("f", "goto('fields')", "nav.fields", id="goto.fields", show=False),
         Binding("f1,question_mark", "toggle_help", "key.help", id="app.help"),
-        Binding("ctrl+q", "quit", "key.quit", id="app.quit", priority=True),
+        Binding("ctrl+q", "quit", "key.quit", id="app.quit", priority=True, show=False),
     ]
 
     def __init__(
@@ -123,6 +126,7 @@ class PasswebApp(App[int]):
         self.sync = SyncMonitor()
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
+        self._declared_keys: dict[str, str] | None = None
         self._exiting = False
         self._previous_sighup: Any = None
         self._switch_interval = sys.getswitchinterval()
@@ -202,13 +206,26 @@ class PasswebApp(App[int]):
 
     def binding_ids(self) -> set[str]:
         """Every binding id the app and its screens declare (the keymap's vocabulary)."""
-        ids: set[str] = set()
-        for klass in self._keymap_classes():
-            for base in klass.__mro__:
-                for binding in base.__dict__.get("BINDINGS", []):
-                    if isinstance(binding, Binding) and binding.id:
-                        ids.add(binding.id)
-        return ids
+        return set(self._default_keys())
+
+    def _default_keys(self) -> dict[str, str]:
+        """The keys each binding id has when no keymap moves it."""
+        if self._declared_keys is None:
+            keys: dict[str, str] = {}
+            for klass in self._keymap_classes():
+                for base in klass.__mro__:
+                    for binding in base.__dict__.get("BINDINGS", []):
+                        if isinstance(binding, Binding) and binding.id:
+                            keys.setdefault(binding.id, binding.key)
+            self._declared_keys = keys
+        return self._declared_keys
+
+    def key_label(self, binding_id: str) -> str:
+        """The key of a binding as the footer shows it, after [ui] keymap: hints in
+        labels and messages name this key, so a remapped key is never misnamed."""
+        keys = self._keymap.get(binding_id) or self._default_keys().get(binding_id, "")
+        first = keys.split(",")[0].strip()
+        return self.get_key_display(Binding(first, "")) if first else binding_id
 
     # -- navigation --------------------------------------------------------------
 
@@ -271,7 +288,10 @@ class PasswebApp(App[int]):
             self.notify(t("setup.needed"), severity="warning")
             return False
         if self.sync.running:
-            self.notify(t("sync.busy"), severity="warning")
+            busy = t(
+                "sync.busy", cancel=self.key_label("sync.cancel"), sync=self.key_label("goto.sync")
+            )
+            self.notify(busy, severity="warning")
             return False
         self.sync.begin(kind, dry_run)
         self.sync_ended.clear()

@@ -18,7 +18,7 @@ from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
 from passweb_tui.screens.base import ConfirmScreen, KeyTable
 from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
-from passweb_tui.screens.runs import RunDetailScreen
+from passweb_tui.screens.runs import RunDetailScreen, RunsScreen
 from passweb_tui.screens.sync import SyncScreen
 
 pytestmark = pytest.mark.anyio
@@ -253,6 +253,44 @@ async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, erp_sim
     # nothing half-written: a dry-run Variati afterwards still runs and finds the store usable
     erp_sim.admin("DELETE", "/faults")
     assert engine.run("changed", dry_run=True).status in {"ok", "ok_with_rejects"}
+
+
+async def test_a_dry_run_says_it_has_no_change_log_instead_of_opening_an_empty_one(
+    synced: Engine,
+) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "y", "v")  # a Variati as a dry run
+        await wait_sync(pilot, app)
+        snap = app.sync.snapshot()
+        assert snap is not None and snap.dry_run and snap.status == "ok"
+        summary = str(app.screen.query_one("#sync-summary", Static).render())
+        assert "l:" not in summary  # the change log is not offered
+        assert "A dry run writes no change log" in summary and "e: run detail" in summary
+
+        def told() -> int:
+            said = f"Run #{snap.run_id} was a dry run: it wrote nothing, so it has no change log"
+            return sum(said in str(n.message) for n in app._notifications)
+
+        await pilot.press("l")
+        assert isinstance(app.screen, SyncScreen) and told() == 1
+
+        # the same run in the history and in its detail
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert table_keys(app, "#runs-table")[0] == str(snap.run_id)
+        await pilot.press("l")
+        assert isinstance(app.screen, RunsScreen) and told() == 2
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetailScreen)
+        await pilot.press("l")
+        assert isinstance(app.screen, RunDetailScreen) and told() == 3
+        # a run that wrote keeps its change log a key away
+        await pilot.press("escape", "j", "l")
+        assert isinstance(app.screen, ChangesScreen)
 
 
 async def test_palette_launches_a_sync(synced: Engine) -> None:

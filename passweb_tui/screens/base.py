@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.segment import Segment
 from rich.text import Text
@@ -22,6 +22,7 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     Footer,
+    Input,
     Label,
     RadioButton,
     SelectionList,
@@ -52,6 +53,22 @@ def localize_bindings(node: DOMNode) -> None:
             else b
             for b in items
         ]
+
+
+def show_app_keys(screen: Screen[Any], binding_ids: Sequence[str]) -> None:
+    """Show some of the app's keys in this screen's footer, in the order given.
+
+    The app's own bindings stay out of the footers so that each screen's keys fit in
+    80 columns; a screen that has the room lists some of them through copies that keep
+    their ids, so a [ui] keymap moves the copy along with the original.
+    """
+    app_bindings = [b for items in screen.app._bindings.key_to_bindings.values() for b in items]
+    own = screen._bindings.key_to_bindings
+    for binding_id in binding_ids:
+        for binding in app_bindings:
+            if binding.id == binding_id and binding.key not in own:
+                action = binding.action.removeprefix("app.")
+                own[binding.key] = [replace(binding, action=f"app.{action}", show=True)]
 
 
 class KeyTable(DataTable[Any]):
@@ -249,6 +266,11 @@ class BaseScreen(Screen[None]):
     """A screen of the app: top bar, body, footer; escape goes back."""
 
     TITLE_KEY: ClassVar[str] = ""
+    #: Ids of the app's own bindings this screen's footer shows (see show_app_keys).
+    FOOTER_APP_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: Where the focus goes when escape leaves a text field: the screen's main widget
+    #: (default: its first table, else nothing focused).
+    FIELD_EXIT: ClassVar[str | None] = None
     #: Worker groups whose failures the screen shows itself.
     OWN_ERRORS: ClassVar[frozenset[str]] = frozenset()
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -263,7 +285,12 @@ class BaseScreen(Screen[None]):
     def papp(self) -> PasswebApp:
         return self.app  # type: ignore[return-value]
 
+    def bound_key(self, binding_id: str) -> str:
+        """The key bound to `binding_id` (after [ui] keymap), for hints on screen."""
+        return self.papp.key_label(binding_id)
+
     def compose(self) -> ComposeResult:
+        show_app_keys(self, self.FOOTER_APP_KEYS)
         yield TopBar(t(self.TITLE_KEY))
         yield from self.compose_body()
         yield Footer()
@@ -293,10 +320,22 @@ class BaseScreen(Screen[None]):
             self.papp.report_error(worker.name or worker.group, worker.error)
 
     def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.leave_field()
+            return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
         elif self.app.current_mode != "dashboard":
             self.app.switch_mode("dashboard")
+
+    def leave_field(self) -> None:
+        """Escape in a text field leaves the field and keeps what was typed in it (a
+        filter stays applied); a second escape then leaves the screen."""
+        found = self.query(self.FIELD_EXIT or KeyTable)
+        if found and found.first().focusable:
+            found.first().focus()
+        else:
+            self.set_focus(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -315,8 +354,9 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Grid(id="confirm"):
             yield Label(self.question, id="confirm-question")
-            yield Button(t("confirm.yes"), id="yes", variant="error")
-            yield Button(t("confirm.no"), id="no", variant="primary")
+            key = cast("PasswebApp", self.app).key_label
+            yield Button(t("confirm.yes", key=key("confirm.yes")), id="yes", variant="error")
+            yield Button(t("confirm.no", key=key("confirm.no")), id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

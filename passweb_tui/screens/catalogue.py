@@ -57,7 +57,13 @@ class CatalogueScreen(BaseScreen):
         Binding("t", "toggle_entity", "key.toggle_entity", id="catalogue.entity"),
         Binding("space", "mark", "key.mark", id="catalogue.mark"),
         Binding("u", "unmark_all", "key.unmark_all", id="catalogue.unmark", show=False),
-        Binding("p", "partial", "key.partial_marked", id="catalogue.partial"),
+        Binding(
+            "p",
+            "partial",
+            "key.partial_marked",
+            id="catalogue.partial",
+            tooltip="key.partial_marked.tip",
+        ),
         Binding("h", "history", "key.history", id="catalogue.history", show=False),
         Binding("n", "page(1)", "key.next_page", id="catalogue.next", show=False),
         Binding("b", "page(-1)", "key.prev_page", id="catalogue.prev", show=False),
@@ -71,7 +77,11 @@ class CatalogueScreen(BaseScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="cat-search-bar"):
             yield Label(id="catalogue-entity")
-            yield Input(placeholder=t("catalogue.search_hint"), id="catalogue-search", compact=True)
+            yield Input(
+                placeholder=t("catalogue.search_hint", search=self.bound_key("catalogue.search")),
+                id="catalogue-search",
+                compact=True,
+            )
         with Vertical(classes="panel"):
             yield Label(id="catalogue-status", classes="panel-title")
             yield KeyTable(id="catalogue-table")
@@ -140,6 +150,8 @@ class CatalogueScreen(BaseScreen):
             first=fmt_int(self.page_offset + 1 if shown else 0),
             last=fmt_int(self.page_offset + shown),
             marked=fmt_int(len(self.marked)),
+            mark=self.bound_key("catalogue.mark"),
+            partial=self.bound_key("catalogue.partial"),
         )
         self.query_one("#catalogue-status", Label).update(text)
 
@@ -206,7 +218,10 @@ class CatalogueScreen(BaseScreen):
 
         codes = tuple(sorted(self.marked))
         if not codes:
-            self.notify(t("catalogue.nothing_marked"), severity="warning")
+            self.notify(
+                t("catalogue.nothing_marked", mark=self.bound_key("catalogue.mark")),
+                severity="warning",
+            )
             return
         scope = Scope(entities=(self.entity,), codes=codes)
         if self.papp.start_sync("partial", scope=scope):

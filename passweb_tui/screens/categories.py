@@ -54,7 +54,7 @@ class CategoriesScreen(BaseScreen):
     TITLE_KEY = "nav.categories"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="categories.reload", show=False),
-        Binding("tab", "switch_pane", "key.switch_pane", id="categories.switch", show=False),
+        Binding("tab", "switch_pane", "key.switch_pane", id="categories.switch"),
     ]
 
     def compose_body(self) -> ComposeResult:

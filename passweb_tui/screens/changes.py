@@ -85,6 +85,7 @@ class ChangesScreen(BaseScreen):
     """Every changed field, newest first, narrowed by the filters above the table."""
 
     TITLE_KEY = "nav.changes"
+    FIELD_EXIT = "#changes-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "key.search", id="changes.search"),
         Binding("ctrl+r", "reload", "key.reload", id="changes.reload", show=False),
@@ -112,7 +113,11 @@ class ChangesScreen(BaseScreen):
                 compact=True,
             )
             yield Input(placeholder=t("filter.field"), id="f-field", compact=True)
-            yield Input(placeholder=t("filter.key"), id="f-key", compact=True)
+            yield Input(
+                placeholder=t("filter.key", search=self.bound_key("changes.search")),
+                id="f-key",
+                compact=True,
+            )
         with Horizontal(id="changes-body"):
             with Vertical(id="changes-counts", classes="panel"):
                 yield Label(t("changes.per_field"), classes="panel-title")

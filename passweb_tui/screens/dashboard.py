@@ -105,8 +105,11 @@ class DashboardScreen(BaseScreen):
 
     TITLE_KEY = "nav.dashboard"
     OWN_ERRORS = frozenset({"dashboard", "erp-check"})
+    # the screen everything starts from: where to go next, and how to leave
+    FOOTER_APP_KEYS = ("goto.sync", "goto.orders", "goto.runs", "app.quit")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "reload", "key.reload", id="dashboard.reload"),
+        # the dashboard reads itself again every few seconds; the key is in F1's list
+        Binding("ctrl+r", "reload", "key.reload", id="dashboard.reload", show=False),
     ]
 
     def __init__(self) -> None:

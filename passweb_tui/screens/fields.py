@@ -34,7 +34,13 @@ class FieldsScreen(BaseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_used", "key.toggle_used", id="fields.toggle"),
         Binding("t", "next_entity", "key.next_entity", id="fields.entity"),
-        Binding("u", "attribute_update", "key.attribute_update", id="fields.update"),
+        Binding(
+            "u",
+            "attribute_update",
+            "key.attribute_update",
+            id="fields.update",
+            tooltip="key.attribute_update.tip",
+        ),
         Binding("slash", "search", "key.search", id="fields.search", show=False),
     ]
 
@@ -128,9 +134,18 @@ class FieldsScreen(BaseScreen):
     def show_status(self) -> None:
         rows = list(self._rows.values())
         used = sum(1 for r in rows if value_of(r, "used"))
-        status = Text(t("fields.status", used=used, total=len(rows)))
+        update = self.bound_key("fields.update")
+        status = Text(
+            t(
+                "fields.status",
+                used=used,
+                total=len(rows),
+                toggle=self.bound_key("fields.toggle"),
+                update=update,
+            )
+        )
         if not rows:
-            status = Text(t("fields.empty"), style="yellow")
+            status = Text(t("fields.empty", update=update), style="yellow")
         self.query_one("#fields-status", Label).update(status)
 
     def action_toggle_used(self) -> None:

@@ -192,7 +192,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         Binding("slash", "search", "key.search", id="orders.search"),
         Binding("S", "send", "key.send_now", id="orders.send"),
         Binding("a", "ack", "key.ack", id="orders.ack"),
-        Binding("A", "ack_all", "key.ack_all", id="orders.ack_all"),
+        Binding("A", "ack_all", "key.ack_all", id="orders.ack_all", tooltip="key.ack_all.tip"),
         Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
         Binding("p", "page(-1)", "key.prev_page", id="orders.prev_page", show=False),
         Binding("ctrl+r", "reload", "key.reload", id="orders.reload", show=False),
@@ -210,7 +210,11 @@ class OrdersScreen(AckMixin, BaseScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="orders-views")
         with Horizontal(id="orders-search-bar"):
-            yield Input(placeholder=t("orders.search_hint"), id="orders-filter", compact=True)
+            yield Input(
+                placeholder=t("orders.search_hint", search=self.bound_key("orders.search")),
+                id="orders-filter",
+                compact=True,
+            )
             yield Label("", id="orders-status")
         with Vertical(id="orders-panel", classes="panel"):
             yield KeyTable(id="orders-table")
@@ -330,6 +334,8 @@ class OrdersScreen(AckMixin, BaseScreen):
                 "orders.status",
                 first=fmt_int(first),
                 last=fmt_int(result.query.offset + len(result.items)),
+                next=self.bound_key("orders.next_page"),
+                prev=self.bound_key("orders.prev_page"),
             )
         )
 
@@ -342,8 +348,9 @@ class OrdersScreen(AckMixin, BaseScreen):
             "all": sum(counts.values()),
         }
         line = Text()
-        for i, view in enumerate(VIEWS, 1):
-            label = f" {i} {t('orders.view.' + view)} ({fmt_int(numbers[view])}) "
+        for view in VIEWS:
+            key = self.bound_key(f"orders.{view}")
+            label = f" {key} {t('orders.view.' + view)} ({fmt_int(numbers[view])}) "
             # the chosen view is bracketed as well as styled, for terminals without colour
             if view == self.view_name:
                 line.append(f"[{label.strip()}]", style="bold reverse")
@@ -405,13 +412,13 @@ class OrdersScreen(AckMixin, BaseScreen):
     def action_ack(self) -> None:
         item = self.selected()
         if self.view_name != "updates" or item is None:
-            self.notify(t("orders.ack_where"))
+            self.notify(t("orders.ack_where", updates=self.bound_key("orders.updates")))
             return
         self.acknowledge([int(item["update_id"])])
 
     def action_ack_all(self) -> None:
         if self.view_name != "updates" or not self.items:
-            self.notify(t("orders.ack_where"))
+            self.notify(t("orders.ack_where", updates=self.bound_key("orders.updates")))
             return
         ids = [int(i["update_id"]) for i in self.items.values()]
 
@@ -554,7 +561,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(f"\n{t('orders.last_error')}: ", style="bold red")
             head.append(str(detail["last_error"]))
         if detail["state"] in states.WAITING:
-            head.append("\n" + t("orders.send_hint"))
+            head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
         if self.outcome is not None:
             head.append("\n")
             head.append_text(self.outcome)
@@ -663,7 +670,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
             + (
                 t("orders.reviewed_at", when=fmt_when(app, u["reviewed_at"]))
                 if u["reviewed"]
-                else t("orders.to_review")
+                else t("orders.to_review", ack=self.bound_key("update.ack"))
             )
         )
         if u.get("site_edit"):

@@ -57,14 +57,13 @@ class RunsScreen(BaseScreen):
     ]
 
     _poll: Timer | None = None  # the pending re-read while a run is going on
+    _dry_runs: frozenset[int] = frozenset()  # runs shown that were dry runs
 
     def action_changes(self) -> None:
-        """The change log of the run under the cursor."""
+        """The change log of the run under the cursor (a dry run has none: it says so)."""
         key = self.query_one("#runs-table", KeyTable).selected_key()
         if key:
-            from passweb_tui.screens.changes import ChangesScreen
-
-            self.app.push_screen(ChangesScreen(run_id=int(key)))
+            open_run_changes(self, int(key), dry_run=int(key) in self._dry_runs)
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="panel"):
@@ -112,6 +111,9 @@ class RunsScreen(BaseScreen):
             return
         app = self.papp
         runs = cast(Any, event.worker.result)
+        self._dry_runs = frozenset(
+            int(value_of(r, "run_id")) for r in runs if value_of(r, "dry_run")
+        )
         running = any(value_of(r, "status") == "running" for r in runs)
         if app.poll_s > 0 and running and self._poll is None:
             # a run going on (perhaps in another process): read again until it ends
@@ -160,6 +162,7 @@ class RunDetailScreen(BaseScreen):
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
+        self.dry_run = False  # known once the run is read
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="run-detail"):
@@ -207,7 +210,8 @@ class RunDetailScreen(BaseScreen):
         requested = value_of(run, "requested_kind")
         if requested and requested != value_of(run, "kind"):
             head.append(" " + t("runs.requested", kind=kind_label(requested)))
-        if value_of(run, "dry_run"):
+        self.dry_run = bool(value_of(run, "dry_run"))
+        if self.dry_run:
             head.append(" " + t("sync.dry"))
         head.append("  ")
         head.append_text(status_text(value_of(run, "status")))
@@ -261,9 +265,18 @@ class RunDetailScreen(BaseScreen):
         )
 
     def action_changes(self) -> None:
-        from passweb_tui.screens.changes import ChangesScreen
+        open_run_changes(self, self.run_id, dry_run=self.dry_run)
 
-        self.app.push_screen(ChangesScreen(run_id=self.run_id))
+
+def open_run_changes(screen: BaseScreen, run_id: int, *, dry_run: bool) -> None:
+    """Open a run's change log; a dry run wrote none, so the user is told that instead
+    of being shown an empty log."""
+    if dry_run:
+        screen.notify(t("sync.dry_no_changes", run=run_id))
+        return
+    from passweb_tui.screens.changes import ChangesScreen
+
+    screen.app.push_screen(ChangesScreen(run_id=run_id))
 
 
 KEYMAP_CLASSES = [RunDetailScreen]

@@ -16,7 +16,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import localize_bindings
+from passweb_tui.screens.base import localize_bindings, show_app_keys
 
 FIELDS = [
     ("url", "setup.url", "https://erp.example.com/webapi"),
@@ -99,6 +99,7 @@ class SetupScreen(Screen[None]):
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
+        show_app_keys(self, ["app.quit"])  # before an ERP is set up, leaving is the other way
         with VerticalScroll(id="setup-body"):
             yield Label(t("setup.title"), id="setup-title")
             yield Static(t("setup.intro"), id="setup-intro")
@@ -116,7 +117,9 @@ class SetupScreen(Screen[None]):
                 yield Button(t("setup.test"), id="setup-test", compact=True)
                 yield Button(t("setup.save"), id="setup-save", variant="primary", compact=True)
                 yield Button(t("setup.demo"), id="setup-demo", variant="success", compact=True)
-            yield Static(id="setup-result")
+        # outside the scrolling form, just above the footer: on a short terminal the
+        # outcome of Test or Save is in view whatever part of the form is
+        yield Static(id="setup-result")
         yield Footer()
 
     def on_mount(self) -> None:

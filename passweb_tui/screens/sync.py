@@ -71,12 +71,19 @@ class SyncScreen(BaseScreen):
     """Launch a sync and follow it; the operator may leave and come back."""
 
     TITLE_KEY = "nav.sync"
+    FIELD_EXIT = "#sync-entity"  # the codes typed belong to the entity chosen there
+    # one more step below 80 columns, where the form and the progress stack (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-slim"),
+        (80, "-narrow"),
+        (110, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "launch('total')", "key.launch_total", id="sync.total"),
         Binding("v", "launch('changed')", "key.launch_changed", id="sync.changed"),
         Binding("p", "launch('partial')", "key.launch_partial", id="sync.partial"),
         Binding("y", "toggle_dry_run", "key.dry_run", id="sync.dry_run"),
-        Binding("x", "app.cancel_sync", "key.cancel", id="sync.cancel"),
+        Binding("x", "app.cancel_sync", "key.cancel", id="sync.cancel", tooltip="key.cancel.tip"),
         Binding("l", "open_changes", "key.run_changes", id="sync.run_changes", show=False),
         Binding("e", "open_run", "key.run_detail", id="sync.run_detail", show=False),
     ]
@@ -107,7 +114,13 @@ class SyncScreen(BaseScreen):
                 yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
                 yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
             with Vertical(id="sync-progress", classes="panel"):
-                yield Static(t("sync.idle"), id="sync-phase")
+                idle = t(
+                    "sync.idle",
+                    total=self.bound_key("sync.total"),
+                    changed=self.bound_key("sync.changed"),
+                    partial=self.bound_key("sync.partial"),
+                )
+                yield Static(Text(idle), id="sync-phase")  # a key name is not markup
                 yield KeyTable(id="sync-entities")
                 yield Log(id="sync-log", max_lines=200)
                 yield Static(id="sync-summary")
@@ -130,6 +143,9 @@ class SyncScreen(BaseScreen):
         box.disabled = count == 0
         if count == 0:
             box.value = False
+        snap = self.papp.sync.snapshot()
+        if snap is not None and snap.running:  # e.g. launched from the palette
+            self.query_one("#sync-progress").scroll_visible(animate=False)
 
     # -- launching --------------------------------------------------------------
 
@@ -172,6 +188,8 @@ class SyncScreen(BaseScreen):
         if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
             self.query_one("#sync-log", Log).clear()
             self._log_count = 0
+            # stacked under the form on a small terminal: bring the run into view
+            self.query_one("#sync-progress").scroll_visible(animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "sync-launch":
@@ -258,16 +276,21 @@ class SyncScreen(BaseScreen):
             out.append(t("sync.error") + ": ", style="bold red")
             out.append(str(snap.error) + "\n")
         if snap.run_id:
-            out.append(t("sync.links"), style="dim")
+            detail = self.bound_key("sync.run_detail")
+            if snap.dry_run:  # it wrote no change log: its key is not offered
+                links = t("sync.dry_links", detail=detail)
+            else:
+                links = t("sync.links", changes=self.bound_key("sync.run_changes"), detail=detail)
+            out.append(links, style="dim")
         return out
 
     def action_open_changes(self) -> None:
         snap = self.papp.sync.snapshot()
         if snap is None or snap.running or not snap.run_id:
             return
-        from passweb_tui.screens.changes import ChangesScreen
+        from passweb_tui.screens.runs import open_run_changes
 
-        self.app.push_screen(ChangesScreen(run_id=snap.run_id))
+        open_run_changes(self, snap.run_id, dry_run=snap.dry_run)
 
     def action_open_run(self) -> None:
         snap = self.papp.sync.snapshot()

@@ -1,0 +1,144 @@
+"""Keys as a user meets them: escape in a text field, and hints that name the key
+actually bound when the config file remaps it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from textual.widgets import Button, Input
+from ui_screen import on_screen, screen_lines
+
+from passweb_tui.app import PasswebApp, create_app
+from passweb_tui.engine.facade import Engine
+from passweb_tui.screens.base import ConfirmScreen
+from passweb_tui.screens.dashboard import DashboardScreen
+from passweb_tui.screens.setup import SetupScreen
+from passweb_tui.screens.sync import SyncScreen
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["ui_fixtures"]
+
+
+async def settle(app: PasswebApp, pilot: Any) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+#: (key to the screen, the text field, what it holds typed, where escape puts the focus)
+FIELDS = [
+    ("c", "#f-key", "ART", "#changes-table"),
+    ("c", "#f-run", "1", "#changes-table"),
+    ("c", "#f-entity", "articles", "#changes-table"),
+    ("a", "#catalogue-search", "ART", "#catalogue-table"),
+    ("o", "#orders-filter", "WEB", "#orders-table"),
+    ("s", "#sync-codes", "ART1", "#sync-entity"),
+]
+
+
+async def test_escape_in_a_text_field_leaves_the_field_not_the_screen(
+    synced_readonly: Engine,
+) -> None:
+    # the setup form is all fields: escape there keeps the form and what was typed
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"http://erp", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        assert app.screen.query_one("#setup-url", Input).value == "http://erp"
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key, field, typed, home in FIELDS:
+            await pilot.press("d", key)
+            await settle(app, pilot)
+            screen = app.screen
+            box = screen.query_one(field, Input)
+            box.value = ""
+            box.focus()
+            await pilot.press(*typed)
+            await settle(app, pilot)
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert app.screen is screen, (field, app.screen)
+            assert box.value == typed  # nothing typed is lost
+            assert screen.focused is screen.query_one(home), (field, screen.focused)
+            await pilot.press("escape")  # the second one leaves the screen
+            await settle(app, pilot)
+            assert isinstance(app.screen, DashboardScreen), field
+            box.value = ""  # the screen is kept: leave it as it was found
+
+
+#: a [ui] keymap moving every key a hint on screen names
+KEYMAP = {
+    "goto.sync": "f2",
+    "sync.total": "f5",
+    "sync.changed": "f6",
+    "sync.partial": "f7",
+    "sync.cancel": "X",
+    "sync.run_changes": "f8",
+    "sync.run_detail": "f9",
+    "confirm.yes": "o",
+    "changes.search": "ctrl+f",
+    "catalogue.search": "ctrl+f",
+    "catalogue.mark": "m",
+    "catalogue.partial": "P",
+    "fields.toggle": "x",
+    "fields.update": "U",
+    "orders.search": "ctrl+f",
+    "orders.updates": "u",
+    "orders.next_page": "N",
+    "orders.prev_page": "B",
+}
+
+
+def notified(app: PasswebApp, text: str) -> bool:
+    return any(text in str(n.message) for n in app._notifications)
+
+
+async def test_hints_name_the_keys_the_keymap_binds(synced: Engine, erp_sim: Any) -> None:
+    app = create_app(synced, poll_s=0, keymap=KEYMAP)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        assert isinstance(app.screen, SyncScreen)
+        assert on_screen(app, "f5 Totale, f6 Variati, f7 Parziale"), screen_lines(app)
+
+        erp_sim.admin("PUT", "/faults", json={"latency_ms": 300})  # a run that lasts
+        await pilot.press("f6")
+        while app.sync.handle is None:
+            await pilot.pause(0.05)
+        await pilot.press("f5")
+        assert notified(app, "cancel it with X on the sync screen (f2)")
+        await pilot.press("X")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert str(app.screen.query_one("#yes", Button).label) == "Yes (o)"
+        await pilot.press("n")
+        erp_sim.admin("DELETE", "/faults")
+        await asyncio.wait_for(app.sync_ended.wait(), 60)
+        await settle(app, pilot)
+        assert on_screen(app, "f8: changes of this run · f9: run detail"), screen_lines(app)
+
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert on_screen(app, "key (^f)")
+
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert on_screen(app, "search code or description (^f)")
+        assert on_screen(app, "m marks, P Parziale of the marked")
+        await pilot.press("P")
+        assert notified(app, "mark records with m first")
+
+        await pilot.press("f")
+        await settle(app, pilot)
+        assert on_screen(app, "x toggles, U attribute update")
+
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert on_screen(app, "u To review (")
+        assert on_screen(app, "search order id or customer (^f)")
+        assert on_screen(app, "N/B page")
+        await pilot.press("a")
+        assert notified(app, "press u for the updates to review")
