@@ -315,7 +315,12 @@ class PasswebApp(App[int]):
 
         try:
             handle = self.engine.start_run(
-                kind, scope=scope, dry_run=dry_run, origin="site", on_event=self._on_progress
+                kind,
+                scope=scope,
+                dry_run=dry_run,
+                origin="site",
+                on_event=self._on_progress,
+                quota=True,  # the monthly quota binds the operator here as on the CLI
             )
         except (LaunchRefused, SyncError) as exc:
             # refused by the lease, or a scope the engine will not run: say why

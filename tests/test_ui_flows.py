@@ -218,6 +218,26 @@ async def test_a_refused_launch_says_why(synced: Engine, erp_sim: Any) -> None:
         other.wait(SYNC_TIMEOUT_S)
 
 
+async def test_the_monthly_quota_refuses_a_launch_from_the_ui(synced: Engine) -> None:
+    """The quota binds the operator at the terminal as on the command line: with this
+    month's TOTAL/CHANGED used up, the UI's launch is refused, saying so."""
+    from dataclasses import replace
+
+    engine = synced
+    before = engine.settings
+    engine.settings = replace(before, monthly_quota=1)  # the store's TOTAL used it up
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("s", "t")
+            await wait_sync(pilot, app)
+            snap = app.sync.snapshot()
+            assert snap.status == "refused"
+            assert "monthly sync quota used up" in (snap.error or "")
+    finally:
+        engine.settings = before
+
+
 async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, erp_sim: Any) -> None:
     engine = synced
     slow_erp(erp_sim)

@@ -89,6 +89,10 @@ class EngineSettings:
     db_url: str
     erp: ErpConfig | Callable[[], ErpConfig] | None = None
     options: SyncOptions = field(default_factory=SyncOptions)
+    #: TOTAL+CHANGED runs a month (0: no limit), the months counted in this IANA zone
+    #: ("" for local time); checked by launches that ask for it (start_run(quota=True))
+    monthly_quota: int = 0
+    quota_zone: str = ""
 
     @classmethod
     def from_settings(
@@ -113,7 +117,11 @@ class EngineSettings:
             horeca=settings.horeca,
         )
         return cls(
-            settings.resolved_db_url, erp if erp is not None else settings.erp_config, options
+            settings.resolved_db_url,
+            erp if erp is not None else settings.erp_config,
+            options,
+            monthly_quota=settings.monthly_quota,
+            quota_zone=settings.schedule_timezone,
         )
 
 
@@ -284,8 +292,22 @@ class Engine:
         dry_run: bool = False,
         origin: str = "site",
         on_event: Callable[[ProgressEvent], None] | None = None,
+        quota: bool = False,
     ) -> RunHandle:
-        """Start a sync in a worker thread; raises LaunchRefused/SyncError before starting."""
+        """Start a sync in a worker thread; raises LaunchRefused/SyncError before starting.
+        With `quota`, a TOTAL/CHANGED beyond the monthly quota is refused too."""
+        if quota and not dry_run:
+            from passweb_tui.engine.service.quota import QuotaExhausted, check_quota, site_zone
+
+            try:
+                check_quota(
+                    self.store,
+                    self.settings.monthly_quota,
+                    kind,
+                    tz=site_zone(self.settings.quota_zone),
+                )
+            except QuotaExhausted as exc:
+                raise LaunchRefused(str(exc)) from None
         cancel = threading.Event()
         runner = self._runner(on_event, cancel)
         run_id = self._prepare(runner, kind, scope, dry_run, origin)
