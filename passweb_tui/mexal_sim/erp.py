@@ -44,6 +44,10 @@ SCAN_BUDGET_S = 2.0  # a real server cuts a page after a while; so do we
 DOCS = "documenti/ordini-clienti"
 
 
+#: a user's password when none is given and no state file keeps one
+DEFAULT_PASSWORD = "demo"
+
+
 class BusinessError(Exception):
     """A write the ERP refuses: 6001 with this text."""
 
@@ -674,23 +678,34 @@ def open_erp(
     customers: int,
     orders: int,
     seed: int,
-    users: dict[str, str],
+    user: str,
+    password: str | None,
     azienda: str,
     anno: int,
     state: Path | None,
 ) -> Erp:
-    """The ERP of a new simulator: from the state file when there is one, else fresh."""
+    """The ERP of a new simulator: from the state file when there is one, else fresh.
+
+    `password` is the one `user` must give from now on; None keeps the one the state
+    file holds (a password changed through /sim/users survives a restart), else
+    DEFAULT_PASSWORD."""
     data = read_state(state) if state else None
     if data is not None:
         params = GenParams(**data["params"])
     else:
         params = GenParams(articles, customers, orders, seed, ErpClock().stamp())
+    users = {user: DEFAULT_PASSWORD if password is None else password}
     erp = Erp(params, users=users, azienda=azienda, anno=anno, state=state)
     if data is not None:
         try:
             erp.load_overlay(data)
         except (StateFileError, TypeError, ValueError, KeyError, AttributeError) as exc:
             raise StateFileError(f"state file {state} is damaged: {exc}") from None
+        if password is not None and erp.users.get(user) != password:
+            # asked for on the command line: it wins over the stored one, and is kept
+            # for the next start without --password
+            erp.users[user] = password
+            erp.save()
     elif state is not None:
         erp.save()
     return erp
