@@ -364,8 +364,11 @@ class Erp:
         check_values(schema, body)
         rec: dict[str, Any] = {}
         for f in schema.fields:
-            if f.name in body and body[f.name] is not None:
-                rec[f.name] = body[f.name]
+            given = body.get(f.name)
+            # a key made of blanks could never be read back, updated or deleted
+            blank_key = f.name in schema.key and isinstance(given, str) and not given.strip()
+            if given is not None and not blank_key:
+                rec[f.name] = given
             elif f.required and not (f.name == "codice" and table.name == "particolarita"):
                 raise BusinessError(f"Campo '{f.name}' obbligatorio")
             else:
@@ -565,7 +568,10 @@ class Erp:
                 out.append(item[1])
         return out
 
-    def fulfil(self, key: str, rows: dict[str, Any], delivery_note: bool) -> dict[str, Any]:
+    def fulfil(self, key: str, rows: dict[int, float], delivery_note: bool) -> dict[str, Any]:
+        """Set rows' fulfilled quantities (id_riga -> a finite quantity >= 0, as the
+        admin API checked them); LookupError for no such order, BusinessError for a row
+        it does not have (then nothing changes)."""
         table = self.tables[DOCS]
         old = table.get(key)
         if old is None:
@@ -573,12 +579,7 @@ class Erp:
         rec = dict(old)
         qta = {p[0]: p[1] for p in rec["quantita"]}
         evasa = {p[0]: p[1] for p in rec["qta_evasa"]}
-        for rid, value in rows.items():
-            try:
-                r = int(rid)
-                v = float(value)
-            except (TypeError, ValueError):
-                raise BusinessError(f"Riga {rid!r}: quantita {value!r} non valida") from None
+        for r, v in rows.items():
             if r not in qta:
                 raise BusinessError(f"Riga {r} inesistente nel documento {key}")
             evasa[r] = int(v) if v == int(v) else v
@@ -806,6 +807,9 @@ def _check_scalar(f: Field, value: Any, where: str) -> None:
     if f.tipo == NUM:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BusinessError(f"Campo '{where}': atteso un numero, ricevuto {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # Python's JSON reads NaN and Infinity; no ERP stores them
+            raise BusinessError(f"Campo '{where}': numero {value!r} non valido")
     elif f.tipo == DATE:
         if not (isinstance(value, str) and (value == "" or (len(value) == 8 and value.isdigit()))):
             raise BusinessError(f"Campo '{where}': data {value!r} non valida (AAAAMMGG)")
