@@ -41,6 +41,12 @@ class ErpConfig:
     max_retries: int = 5
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    # how long the client keeps retrying while the ERP answers "busy" (503), counted
+    # from its first busy answer with no success since, over all requests: the 5
+    # minutes one request may hold a slot of the user's pool. A pool still full after
+    # that is not a passing rush, and a server asking (Retry-After) for an hour must
+    # not hold a sync for an hour, nor each of its requests for a while
+    max_unavailable_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= ERP_MAX_IN_FLIGHT:
@@ -57,6 +63,12 @@ class ErpConfig:
             raise ErpConfigError(
                 "max_retries", f"max_retries cannot be negative, got {self.max_retries}"
             )
-        for name in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
+        for name in (
+            "connect_timeout_s",
+            "read_timeout_s",
+            "backoff_base_s",
+            "backoff_max_s",
+            "max_unavailable_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ErpConfigError(name, f"{name} must be positive, got {getattr(self, name)}")
