@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
+from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig, ErpConfigError
 
 APP_NAME = "passweb-tui"
 DEFAULT_SITE = "default"
@@ -104,6 +104,14 @@ class Settings:
     monthly_quota: int = 0  # TOTAL+CHANGED runs per month; 0 = no limit
     # where it all lives
     source: Path | None = None  # the config file read, if any
+    # where each value given came from, as messages name it: the config file with its
+    # section and key, the environment variable or the flag (see where())
+    origins: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def where(self, attr: str) -> str:
+        """Where the value of setting `attr` came from, for an error message; a value
+        nobody gave (a default) is named by its key in the config file."""
+        return self.origins.get(attr) or _FILE_NAMES.get(attr, attr)
 
     @property
     def tls_warning(self) -> str | None:
@@ -111,9 +119,8 @@ class Settings:
         `verify_tls = false` in the config file turns it off)."""
         if self.verify_tls:
             return None
-        where = f" in {self.source}" if self.source else ""
         return (
-            f"TLS certificate verification is OFF (verify_tls = false{where}): "
+            f"TLS certificate verification is OFF ({self.where('verify_tls')} = false): "
             "the ERP's identity is not checked; use ca_file / --ca-file instead"
         )
 
@@ -155,8 +162,8 @@ class Settings:
             except (OSError, ssl.SSLError) as exc:
                 reason = getattr(exc, "strerror", None) or exc.__class__.__name__
                 raise ConfigError(
-                    f"ca_file {self.ca_file!r} (--ca-file, PASSWEB_TUI_CA_FILE or [erp] ca_file)"
-                    f" cannot be used as CA certificates: {reason}"
+                    f"{self.where('ca_file')}: {self.ca_file!r} cannot be used as CA"
+                    f" certificates: {reason}"
                 ) from None
         password = self.resolve_password()
         assert self.erp_url and self.erp_user and self.azienda
@@ -173,20 +180,22 @@ class Settings:
                 verify_tls=self.verify_tls,
                 max_in_flight=self.max_in_flight,
             )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        except ErpConfigError as exc:
+            attr = {"base_url": "erp_url", "user": "erp_user"}.get(exc.setting, exc.setting)
+            raise ConfigError(f"{self.where(attr)}: {exc}") from None
 
     def resolve_password(self) -> str:
         """The ERP password from env, config file, password_command or keyring."""
         if self.erp_password is not None:
             return self.erp_password
         if self.password_command:
+            where = self.where("password_command")
             try:
                 argv = shlex.split(self.password_command)
             except ValueError as exc:
-                raise ConfigError(f"password_command is not a valid command line: {exc}") from None
+                raise ConfigError(f"{where}: not a valid command line: {exc}") from None
             if not argv:
-                raise ConfigError("password_command is empty")
+                raise ConfigError(f"{where}: is empty")
             try:
                 out = subprocess.run(
                     argv,
@@ -196,11 +205,9 @@ class Settings:
                     check=False,
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ConfigError(
-                    f"password_command could not run: {exc.__class__.__name__}"
-                ) from None
+                raise ConfigError(f"{where}: could not run: {exc.__class__.__name__}") from None
             if out.returncode != 0:
-                raise ConfigError(f"password_command exited with status {out.returncode}")
+                raise ConfigError(f"{where}: exited with status {out.returncode}")
             return out.stdout.rstrip("\n")
         try:
             import keyring  # type: ignore[import-not-found]
@@ -284,6 +291,13 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
     },
 }
 
+#: each setting by its key in the config file, as messages name it
+_FILE_NAMES = {
+    attr: f"[{section}] {key}"
+    for section, keys in _FILE_KEYS.items()
+    for key, (attr, _typ) in keys.items()
+}
+
 # keys that are secrets: a config file holding one must be owner-only
 _SECRETS = {
     "erp_password": "a password",
@@ -329,8 +343,12 @@ def _owner_only(path: Path) -> bool:
     return not mode & (stat.S_IRWXG | stat.S_IRWXO)
 
 
-def read_config_file(path: Path, site: str) -> dict[str, Any]:
-    """Values from the TOML file: top-level sections, then [sites.NAME] overrides."""
+def read_config_file(
+    path: Path, site: str, origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Values from the TOML file: top-level sections, then [sites.NAME] overrides.
+
+    `origins`, when given, gets each value's file, section and key (for messages)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -359,7 +377,10 @@ def read_config_file(path: Path, site: str) -> dict[str, Any]:
                 if spec is None:
                     raise ConfigError(f"{path}: unknown key {key!r} in [{prefix}{section}]")
                 attr, typ = spec
-                values[attr] = _coerce(value, typ, f"{path}: [{prefix}{section}] {key}")
+                where = f"{path}: [{prefix}{section}] {key}"
+                values[attr] = _coerce(value, typ, where)
+                if origins is not None:
+                    origins[attr] = where
 
     take(doc, "")
     sites = doc.get("sites", {})
@@ -421,7 +442,7 @@ _DEMO_OWN = (
 )
 #: global flags by the attribute they set
 _FLAG_NAMES = {"db_url": "db", "erp_url": "erp-url", "erp_user": "erp-user", "azienda": "azienda",
-               "anno": "anno", "ca_file": "ca-file"}  # fmt: skip
+               "anno": "anno", "site_no": "site-no", "ca_file": "ca-file"}  # fmt: skip
 
 
 def load_settings(
@@ -443,10 +464,12 @@ def load_settings(
     cfg_path = path or config_path()
     if site != DEFAULT_SITE and not cfg_path.exists():
         raise ConfigError(f"--site {site}: there is no config file ({cfg_path}) with its profile")
-    values = read_config_file(cfg_path, site)
+    origins: dict[str, str] = {}
+    values = read_config_file(cfg_path, site, origins)
     for var, (attr, typ) in _ENV.items():
         if var in env and env[var] != "":
             values[attr] = _coerce(env[var], typ, f"environment {var}")
+            origins[attr] = f"environment {var}"
     if flags.get("demo"):
         # the demo never touches the configured store, ERP or mail: its own store in its
         # own folder, the built-in simulator, nobody to e-mail
@@ -457,45 +480,17 @@ def load_settings(
             )
         for attr in _DEMO_OWN:
             values.pop(attr, None)
+            origins.pop(attr, None)
     values.update(flags)
-    settings = Settings(**values)
+    for attr in flags:
+        if attr in _FLAG_NAMES:
+            origins[attr] = f"--{_FLAG_NAMES[attr]}"
+        else:  # set by the program itself: no longer the file's value
+            origins.pop(attr, None)
+    settings = Settings(**values, origins=origins)
     if cfg_path.exists():
         settings.source = cfg_path
-    if not 1 <= settings.site_no <= 9:
-        raise ConfigError(f"site number must be 1-9, got {settings.site_no}")
-    if not 1 <= settings.max_in_flight <= ERP_MAX_IN_FLIGHT:
-        raise ConfigError(
-            f"max_in_flight must be 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
-        )
-    if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
-        raise ConfigError(
-            f"[orders] ledger must be the ERP's customer ledger (mastro), digits like 501,"
-            f" got {settings.customer_ledger!r}"
-        )
-    if settings.order_document not in {"OC", "OX"}:
-        raise ConfigError(f"[orders] document must be OC or OX, got {settings.order_document!r}")
-    if not 1 <= settings.order_series <= 999:
-        raise ConfigError(f"[orders] series must be 1-999, got {settings.order_series}")
-    if not 0 <= settings.crash_wait_seconds <= 86_400:
-        raise ConfigError(
-            "[orders] crash_wait_seconds must be 0-86400 (the ERP gives one request up to"
-            f" 300 s: less risks sending an order twice), got {settings.crash_wait_seconds}"
-        )
-    if settings.resources not in {"none", "changed", "all"}:
-        raise ConfigError(
-            f"[sync] resources must be none, changed or all, got {settings.resources!r}"
-        )
-    for name, value, least in (
-        ("[sync] overlap_minutes", settings.overlap_minutes, 0),
-        ("[sync] lease_seconds", settings.lease_seconds, 2),
-        ("[store] change_log_days", settings.change_log_days, 1),
-    ):
-        if value < least:
-            raise ConfigError(f"{name} must be at least {least}, got {value}")
-    if settings.category_mode not in {"primaria", "secondaria"}:
-        raise ConfigError(
-            f"category_mode must be primaria or secondaria, got {settings.category_mode!r}"
-        )
+    _check_values(settings)
     _check_tables(settings)
     _check_service(settings)
     warning = settings.tls_warning
@@ -505,33 +500,84 @@ def load_settings(
     return settings
 
 
+def _check_values(settings: Settings) -> None:
+    """The plain values that must be in a range or one of a few words."""
+    where = settings.where
+    if not 1 <= settings.site_no <= 9:
+        raise ConfigError(f"{where('site_no')}: site number must be 1-9, got {settings.site_no}")
+    if not 1 <= settings.max_in_flight <= ERP_MAX_IN_FLIGHT:
+        # the ERP refuses the request past its limit per user, counted over every process
+        raise ConfigError(
+            f"{where('max_in_flight')}: requests in flight to the ERP must be"
+            f" 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
+        )
+    if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
+        raise ConfigError(
+            f"{where('customer_ledger')}: must be the ERP's customer ledger (mastro), digits"
+            f" like 501, got {settings.customer_ledger!r}"
+        )
+    if settings.order_document not in {"OC", "OX"}:
+        raise ConfigError(
+            f"{where('order_document')}: must be OC or OX, got {settings.order_document!r}"
+        )
+    if not 1 <= settings.order_series <= 999:
+        raise ConfigError(f"{where('order_series')}: must be 1-999, got {settings.order_series}")
+    if not 0 <= settings.crash_wait_seconds <= 86_400:
+        raise ConfigError(
+            f"{where('crash_wait_seconds')}: must be 0-86400 (the ERP gives one request up to"
+            f" 300 s: less risks sending an order twice), got {settings.crash_wait_seconds}"
+        )
+    if settings.resources not in {"none", "changed", "all"}:
+        raise ConfigError(
+            f"{where('resources')}: must be none, changed or all, got {settings.resources!r}"
+        )
+    for attr, least in (("overlap_minutes", 0), ("lease_seconds", 2), ("change_log_days", 1)):
+        value = getattr(settings, attr)
+        if value < least:
+            raise ConfigError(f"{where(attr)}: must be at least {least}, got {value}")
+    if settings.category_mode not in {"primaria", "secondaria"}:
+        raise ConfigError(
+            f"{where('category_mode')}: must be primaria or secondaria,"
+            f" got {settings.category_mode!r}"
+        )
+
+
 def _check_tables(settings: Settings) -> None:
     """The values inside [ui] keymap and [sync] update_descriptions."""
     for action, keys in settings.keymap.items():
         if not isinstance(keys, str) or not keys.strip():
             raise ConfigError(
-                f'[ui] keymap.{action}: expected keys as text (like "ctrl+q"), got {keys!r}'
+                f"{settings.where('keymap')}.{action}: expected keys as text"
+                f' (like "ctrl+q"), got {keys!r}'
             )
     if not settings.update_descriptions:
         return
     from passweb_tui.engine.records import LOOKUP_ENTITIES  # only then: it loads the models
 
+    where = settings.where("update_descriptions")
     for table, flag in settings.update_descriptions.items():
         if table not in LOOKUP_ENTITIES:
             raise ConfigError(
-                f"[sync] update_descriptions.{table}: not a lookup table"
-                f" (one of {', '.join(LOOKUP_ENTITIES)})"
+                f"{where}.{table}: not a lookup table (one of {', '.join(LOOKUP_ENTITIES)})"
             )
         if not isinstance(flag, bool):
-            raise ConfigError(
-                f"[sync] update_descriptions.{table}: expected true or false, got {flag!r}"
-            )
+            raise ConfigError(f"{where}.{table}: expected true or false, got {flag!r}")
+
+
+#: the [service] settings a schedule message starts with ("window: ...")
+_SCHEDULE_SETTINGS = {
+    "every": "schedule_every",
+    "weekdays": "schedule_weekdays",
+    "window": "schedule_window",
+    "scheduled_kind": "scheduled_kind",
+}
 
 
 def _check_service(settings: Settings) -> None:
     """The [service] values must make sense before `serve` or the UI relies on them."""
     from passweb_tui.engine.service.schedule import ScheduleError, schedule_from_text
 
+    where = settings.where
     try:
         schedule_from_text(
             settings.schedule_every,
@@ -541,7 +587,13 @@ def _check_service(settings: Settings) -> None:
             horeca=settings.horeca,
         )
     except ScheduleError as exc:
-        raise ConfigError(f"[service] {exc}") from None
+        # its message starts with the setting at fault; one about every and weekdays
+        # together does not, and is named after every
+        key, sep, problem = str(exc).partition(": ")
+        attr = _SCHEDULE_SETTINGS.get(key) if sep else None
+        if attr is None:
+            raise ConfigError(f"{where('schedule_every')}: {exc}") from None
+        raise ConfigError(f"{where(attr)}: {problem}") from None
     if settings.schedule_timezone:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -549,26 +601,26 @@ def _check_service(settings: Settings) -> None:
             ZoneInfo(settings.schedule_timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(
-                f"[service] timezone: unknown time zone {settings.schedule_timezone!r}"
+                f"{where('schedule_timezone')}: unknown time zone {settings.schedule_timezone!r}"
             ) from None
-    for name in ("trigger_port", "smtp_port"):
-        value = getattr(settings, name)
+    for attr in ("trigger_port", "smtp_port"):
+        value = getattr(settings, attr)
         if not 0 <= value <= 65535:
-            raise ConfigError(f"[service] {name}: must be a TCP port 0-65535, got {value}")
+            raise ConfigError(f"{where(attr)}: must be a TCP port 0-65535, got {value}")
     if settings.monthly_quota < 0:
         raise ConfigError(
-            f"[service] monthly_quota: cannot be negative, got {settings.monthly_quota}"
+            f"{where('monthly_quota')}: cannot be negative, got {settings.monthly_quota}"
         )
     if settings.order_poll_seconds < 1:
         raise ConfigError(
-            f"[service] order_poll_seconds: must be at least 1, got {settings.order_poll_seconds}"
+            f"{where('order_poll_seconds')}: must be at least 1, got {settings.order_poll_seconds}"
         )
     from passweb_tui.engine.service.notify import NotifyError, parse_recipients
 
     try:
         parse_recipients(settings.notify)
     except NotifyError as exc:
-        raise ConfigError(f"[service] notify: {exc}") from None
+        raise ConfigError(f"{where('notify')}: {exc}") from None
 
 
 def save_erp_settings(values: dict[str, Any], path: Path | None = None) -> Path:

@@ -64,7 +64,7 @@ class SimProcess:
 
     url: str  # .../webapi
     user: str
-    password: str
+    password: str | None  # None: started without --password (the state file's, else demo)
     azienda: str
     anno: int
     process: subprocess.Popen[str]
@@ -92,19 +92,13 @@ class SimProcess:
                 self.process.wait()
 
 
-def start_sim(*extra: str, password: str = "secret-pw", timeout: float = 120.0) -> SimProcess:
-    """Start `passweb-tui erp-sim --port 0` and wait for its ready line."""
-    args = [
-        sys.executable,
-        "-m",
-        "passweb_tui",
-        "erp-sim",
-        "--port",
-        "0",
-        "--password",
-        password,
-        *extra,
-    ]
+def start_sim(
+    *extra: str, password: str | None = "secret-pw", timeout: float = 120.0
+) -> SimProcess:
+    """Start `passweb-tui erp-sim --port 0` and wait for its ready line; `password`
+    None leaves out --password."""
+    given = ["--password", password] if password is not None else []
+    args = [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", *given, *extra]
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )

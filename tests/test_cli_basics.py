@@ -66,6 +66,21 @@ def test_broken_config_file_exit_2_names_the_file(isolated_home: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_an_out_of_range_setting_exit_2_names_where_it_was_given(isolated_home: Path) -> None:
+    cfg = isolated_home / "shop.toml"
+    cfg.write_text('[sync]\ncategory_mode = "terziaria"\n', encoding="utf-8")
+    result = run_cli("check", env={"PASSWEB_TUI_CONFIG": str(cfg)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{cfg}: [sync] category_mode: must be primaria or secondaria" in lines[0]
+    result = run_cli("check", env={"PASSWEB_TUI_SITE_NO": "12"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "environment PASSWEB_TUI_SITE_NO: site number must be 1-9, got 12" in lines[0]
+
+
 def test_bad_flag_is_a_usage_error() -> None:
     result = run_cli("--anno", "soon", "check")
     assert result.returncode == 2

@@ -70,9 +70,15 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
     [
         ("sites = 5\n", "sites must be a table"),
         ("[sites]\nshop = 1\n", "sites.shop must be a table"),
-        ("[sync]\noverlap_minutes = -600\n", r"\[sync\] overlap_minutes must be at least 0"),
-        ("[sync]\nlease_seconds = 0\n", r"\[sync\] lease_seconds must be at least 2"),
-        ("[store]\nchange_log_days = -1\n", r"\[store\] change_log_days must be at least 1"),
+        (
+            "[sync]\noverlap_minutes = -600\n",
+            r"c\.toml: \[sync\] overlap_minutes: must be at least 0",
+        ),
+        ("[sync]\nlease_seconds = 0\n", r"c\.toml: \[sync\] lease_seconds: must be at least 2"),
+        (
+            "[store]\nchange_log_days = -1\n",
+            r"c\.toml: \[store\] change_log_days: must be at least 1",
+        ),
     ],
 )
 def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -82,8 +88,98 @@ def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message:
 
 
 @pytest.mark.parametrize(
+    ("text", "site", "env", "flags", "said"),
+    [
+        ("[erp]\nsite_no = 12\n", None, {}, {}, r"c\.toml: \[erp\] site_no: .*1-9, got 12$"),
+        (
+            "[erp]\nmax_in_flight = 9\n",
+            None,
+            {},
+            {},
+            r"c\.toml: \[erp\] max_in_flight: .*1-5, got 9$",
+        ),
+        (
+            '[sync]\ncategory_mode = "terziaria"\n',
+            None,
+            {},
+            {},
+            r"c\.toml: \[sync\] category_mode: must be primaria or secondaria, got 'terziaria'$",
+        ),
+        (
+            "[erp]\nmax_in_flight = 2\n[sites.outlet.erp]\nmax_in_flight = 0\n",
+            "outlet",
+            {},
+            {},
+            r"c\.toml: \[sites\.outlet\.erp\] max_in_flight: .*got 0$",
+        ),
+        (
+            '[sites.outlet.sync]\ncategory_mode = "Primaria"\n',
+            "outlet",
+            {},
+            {},
+            r"c\.toml: \[sites\.outlet\.sync\] category_mode: .*got 'Primaria'$",
+        ),
+        # the environment beats the file, and is what the message names
+        (
+            "[erp]\nsite_no = 3\n",
+            None,
+            {"PASSWEB_TUI_SITE_NO": "0"},
+            {},
+            r"^environment PASSWEB_TUI_SITE_NO: site number must be 1-9, got 0$",
+        ),
+        (
+            "[erp]\nsite_no = 3\n",
+            None,
+            {"PASSWEB_TUI_SITE_NO": "3"},
+            {"site_no": 10},
+            r"^--site-no: site number must be 1-9, got 10$",
+        ),
+        (
+            '[sites.bar.service]\nevery = "fortnight"\n',
+            "bar",
+            {},
+            {},
+            r"c\.toml: \[sites\.bar\.service\] every: expected a number",
+        ),
+        (
+            '[sites.bar.ui]\nkeymap = {"app.quit" = ""}\n',
+            "bar",
+            {},
+            {},
+            r"c\.toml: \[sites\.bar\.ui\] keymap\.app\.quit: expected keys as text",
+        ),
+    ],
+)
+def test_a_bad_value_names_the_file_section_key_variable_or_flag_that_gave_it(
+    tmp_path: Path,
+    text: str,
+    site: str | None,
+    env: dict[str, str],
+    flags: dict[str, object],
+    said: str,
+) -> None:
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError, match=said):
+        load_settings({"site": site, **flags}, env=env, path=cfg)
+
+
+def test_a_bad_erp_url_names_where_it_was_given(tmp_path: Path) -> None:
+    env = {"PASSWEB_TUI_ERP_PASSWORD": "pw", "PASSWEB_TUI_ERP_URL": "https://erp.example/api"}
+    given = {"erp_user": "u", "azienda": "A"}
+    with pytest.raises(ConfigError, match=r"^environment PASSWEB_TUI_ERP_URL: .*end in /webapi"):
+        load_settings(given, env=env, path=tmp_path / "none.toml").erp_config()
+    cfg = write(tmp_path / "c.toml", '[erp]\nurl = "erp.example:9004/webapi"\n')
+    env = {"PASSWEB_TUI_ERP_PASSWORD": "pw"}
+    with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] url: .*start with http://"):
+        load_settings(given, env=env, path=cfg).erp_config()
+
+
+@pytest.mark.parametrize(
     ("command", "message"),
-    [("get-pw 'unclosed", "not a valid command line"), ("   ", "password_command is empty")],
+    [
+        ("get-pw 'unclosed", r"\[erp\] password_command: not a valid command line"),
+        ("   ", r"c\.toml: \[erp\] password_command: is empty"),
+    ],
 )
 def test_a_malformed_password_command_is_named(tmp_path: Path, command: str, message: str) -> None:
     base = '[erp]\nurl = "http://h/webapi"\nuser = "u"\nazienda = "A"\n'
@@ -129,7 +225,7 @@ def test_password_sources(tmp_path: Path) -> None:
         tmp_path / "c.toml",
         base + f"password_command = \"{sys.executable} -c 'raise SystemExit(3)'\"\n",
     )
-    with pytest.raises(ConfigError, match="password_command exited with status 3"):
+    with pytest.raises(ConfigError, match=r"\[erp\] password_command: exited with status 3"):
         load_settings({}, env={}, path=cfg).resolve_password()
 
 
@@ -208,11 +304,11 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
     )
     assert options.crash_wait_seconds == 600
     for text, said in (
-        ('ledger = "501.AUTO"', "[orders] ledger must be"),
-        ('document = "FT"', "[orders] document must be OC or OX, got 'FT'"),
-        ("series = 0", "[orders] series must be 1-999, got 0"),
+        ('ledger = "501.AUTO"', "c.toml: [orders] ledger: must be"),
+        ('document = "FT"', "c.toml: [orders] document: must be OC or OX, got 'FT'"),
+        ("series = 0", "c.toml: [orders] series: must be 1-999, got 0"),
         ('series = "two"', "[orders] series: expected a whole number"),
-        ("crash_wait_seconds = -1", "[orders] crash_wait_seconds must be 0-86400"),
+        ("crash_wait_seconds = -1", "c.toml: [orders] crash_wait_seconds: must be 0-86400"),
     ):
         write(cfg, f"[orders]\n{text}\n")
         with pytest.raises(ConfigError) as err:
@@ -271,7 +367,7 @@ def test_a_ca_file_that_cannot_be_used_is_a_configuration_error(tmp_path: Path) 
     for path, said in ((tmp_path / "none.pem", "No such file"), (tmp_path, "")):
         settings = load_settings({**base, "ca_file": str(path)}, env=env)
         with pytest.raises(
-            ConfigError, match=f"ca_file .* cannot be used as CA certificates: {said}"
+            ConfigError, match=f"^--ca-file: .* cannot be used as CA certificates: {said}"
         ):
             settings.erp_config()
     junk = write(tmp_path / "junk.pem", "not a certificate\n")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -568,3 +571,54 @@ def test_unreachable_erp_is_a_connection_error() -> None:
     with MexalClient(config) as client, pytest.raises(ErpConnectionError) as err:
         client.check()
     assert "cannot reach the ERP" in str(err.value)
+
+
+def test_an_erp_asking_to_come_back_in_an_hour_is_given_up_on_within_the_limit() -> None:
+    """A server that stays busy and asks (Retry-After) for an hour: the client retries
+    only within max_unavailable_s of its first busy answer, then says so."""
+    answered: list[str] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answered.append(self.path)
+            body = json.dumps({"error": {"response-detail": "3002 - troppe richieste"}}).encode()
+            self.send_response(503)
+            self.send_header("Retry-After", "3600")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/webapi"
+    config = ErpConfig(
+        base_url=url,
+        user="u",
+        password="p",
+        azienda="A",
+        max_retries=1000,
+        backoff_max_s=0.2,
+        max_unavailable_s=1.0,
+    )
+    try:
+        with MexalClient(config) as client:
+            began = time.monotonic()
+            with pytest.raises(PoolExhaustedError) as err:
+                client.list_page("articoli")
+            took = time.monotonic() - began
+            assert 0.8 <= took < 5
+            assert "stayed unavailable for" in str(err.value)
+            assert "retry in 3600 s" in str(err.value)
+            tries = len(answered)
+            assert 3 <= tries < 50
+            began = time.monotonic()
+            with pytest.raises(PoolExhaustedError, match="stayed unavailable"):
+                client.get("articoli", "A")
+            assert time.monotonic() - began < 1 and len(answered) == tries + 1
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -470,6 +470,83 @@ def test_retry_after_is_never_undercut_by_the_jitter() -> None:
     assert rec.sleeps == [3.0]
 
 
+class BusyErp:
+    """An ERP that answers 503 asking for an hour (or serves, once `up`), and a clock
+    that the client's backoff sleeps move on."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.now = 1000.0
+        self.requests = 0
+        self.sleeps: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.up:
+            return page([{"codice": "A"}])
+        body = {"error": {"response-detail": "3002 - troppe richieste"}}
+        return httpx.Response(503, json=body, headers={"Retry-After": "3600"})
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def client(self, **overrides: Any) -> MexalClient:
+        options = {"max_retries": 1000, "backoff_max_s": 30.0, **overrides}
+        return MexalClient(
+            make_config(**options),
+            transport=httpx.MockTransport(self),
+            sleep=self.sleep,
+            jitter=lambda: 1.0,
+            clock=lambda: self.now,
+        )
+
+
+def test_a_busy_erp_asking_for_an_hour_holds_a_sync_for_minutes_not_hours() -> None:
+    erp = BusyErp()
+    with erp.client() as client:
+        with pytest.raises(PoolExhaustedError) as err:
+            client.list_page("articoli")
+        # retried every 30 s (the longest backoff), for the 5 minutes of the limit
+        assert erp.sleeps == [30.0] * 10
+        said = str(err.value)
+        assert "ERP is busy" in said and "stayed unavailable for 5 min 0 s" in said
+        assert "retry in 3600 s" in said and "retries stop after 5 min 0 s" in said
+        # the next requests of the same sync are not held again: one try each
+        for _ in range(3):
+            with pytest.raises(PoolExhaustedError, match="stayed unavailable for 5 min"):
+                client.get("articoli", "A")
+        assert erp.requests == 11 + 3 and len(erp.sleeps) == 10
+        # once the ERP answers, a new busy spell is waited out again
+        erp.up = True
+        assert client.list_page("articoli").records == [{"codice": "A"}]
+        erp.up = False
+        with pytest.raises(PoolExhaustedError, match="stayed unavailable for 5 min 0 s"):
+            client.list_page("articoli")
+        assert len(erp.sleeps) == 20
+
+
+def test_a_busy_spell_long_past_does_not_cut_the_retries_of_a_new_one() -> None:
+    erp = BusyErp()
+    with erp.client() as client:
+        with pytest.raises(PoolExhaustedError):
+            client.list_page("articoli")
+        erp.now += 3600  # an idle hour (a long-lived client: the UI, the service)
+        with pytest.raises(PoolExhaustedError, match="stayed unavailable for 5 min 0 s"):
+            client.list_page("articoli")
+        assert len(erp.sleeps) == 20
+
+
+def test_attempts_still_bound_the_retries_and_the_error_says_how_long_it_was_busy() -> None:
+    erp = BusyErp()
+    client = erp.client(max_retries=3, backoff_max_s=4.0)
+    with client, pytest.raises(PoolExhaustedError) as err:
+        client.list_page("articoli")
+    assert erp.sleeps == [4.0, 4.0, 4.0]
+    assert "stayed unavailable for 12 s" in str(err.value)
+    assert "retries stop" not in str(err.value)
+
+
 def test_a_body_that_does_not_match_its_encoding_is_a_malformed_reply() -> None:
     """A proxy's error page labelled gzip but sent plain: a typed, retried error."""
 

@@ -193,6 +193,90 @@ def test_bad_fault_settings_are_refused(sim: SimProcess, body: dict) -> None:
     assert r.json()["error"]
 
 
+# what each admin request below names in its refusal
+BAD_INPUTS = [
+    # (method, path, body as JSON text, words the error must hold)
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": NaN}}', ["rows['1']", "NaN"]),
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": Infinity}}', ["rows['1']", "Infinity"]),
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": -2}}', ["rows['1']", ">= 0", "-2"]),
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": true}}', ["rows['1']", "true"]),
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": 1, "2": "2"}}', ["rows['2']"]),
+    ("POST", "orders/{order}/fulfil", '{"rows": {"uno": 1}}', ["rows", "'uno'", "row number"]),
+    (
+        "POST",
+        "orders/{order}/fulfil",
+        '{"rows": {"1": 1}, "delivery_note": "no"}',
+        ["delivery_note", "true or false"],
+    ),
+    ("POST", "orders/{order}/rows/1/state", '{"state": "E", "stato": "S"}', ["'stato'"]),
+    ("POST", "records/articoli", '{"codice": "", "descrizione": "x", "alq_iva": "22"}', ["codice"]),
+    (
+        "POST",
+        "records/articoli",
+        '{"codice": "  ", "descrizione": "x", "alq_iva": "22"}',
+        ["codice"],
+    ),
+    (
+        "POST",
+        "records/articoli",
+        '{"codice": "NAN1", "descrizione": "x", "alq_iva": "22", "prz_listino": [[1, NaN]]}',
+        ["prz_listino[1]"],
+    ),
+    ("POST", "mutate", '{"resource": "articoli", "count": true}', ["count", "true"]),
+    ("POST", "mutate", '{"resource": "articoli", "seed": true}', ["seed", "true"]),
+    ("POST", "mutate", '{"resource": "articoli", "cuont": 3}', ["'cuont'"]),
+    ("POST", "mutate", '{"resource": "articoli", "fields": []}', ["fields"]),
+    ("PUT", "faults", '{"pool_size": true}', ["pool_size", "true"]),
+    ("PUT", "faults", '{"status": {"503": true}}', ["status['503']", "true"]),
+    ("PUT", "faults", '{"latency_ms": NaN}', ["latency_ms", "NaN"]),
+    ("PUT", "faults", '{"status": {"5x3": 0.1}}', ["'5x3'", "not an HTTP error status"]),
+    ("PUT", "faults", '{"status": {"200": 0.1}}', ["'200'", "not an HTTP error status"]),
+    ("PUT", "faults", '{"latency_ms": 50, "seed": "x"}', ["seed", '"x"']),
+    ("PUT", "clock", '{"now": "20300101 000000", "offset_s": 5}', ["now", "offset_s"]),
+    ("PUT", "clock", '{"now": 20300101}', ["now", "got 20300101"]),
+    ("PUT", "users/demo", '{"password": "x", "passwrd": "y"}', ["'passwrd'"]),
+    ("POST", "trigger", '{"url": "ftp://site/sync", "kind": "total"}', ["url", "ftp://"]),
+    (
+        "POST",
+        "trigger",
+        '{"url": "http://127.0.0.1:9/sync", "kind": "total", "token": 5}',
+        ["token", "5"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "text", "said"), BAD_INPUTS)
+def test_bad_admin_inputs_are_refused_naming_the_field_and_change_nothing(
+    sim: SimProcess, c: httpx.Client, method: str, path: str, text: str, said: list[str]
+) -> None:
+    order = c.get("/risorse/documenti/ordini-clienti", params={"max": 1}).json()["dati"][0]
+    key = f"{order['sigla']}+{order['serie']}+{order['numero']}"
+
+    def snapshot() -> list[Any]:
+        return [
+            c.get(f"/risorse/documenti/ordini-clienti/{key}").json(),
+            c.get("/risorse/articoli", params={"max": 5}).json()["dati"],
+            sim.admin("GET", "stats").json(),
+            sim.admin("GET", "faults").json(),
+            sim.admin("GET", "clock").json()["offset_s"],
+        ]
+
+    before = snapshot()
+    r = httpx.request(
+        method,
+        f"{sim.root}/sim/{path.format(order=key)}",
+        content=text,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    for word in said:
+        assert word in error, error
+    assert snapshot() == before  # nothing half-applied
+    assert c.get("/risorse/articoli", params={"max": 1}).status_code == 200  # password kept
+
+
 # --------------------------------------------------------------- admin API
 def test_password_change(sim: SimProcess) -> None:
     sim.admin("PUT", f"users/{sim.user}", json={"password": "nuova"})

@@ -259,6 +259,32 @@ def test_bad_writes_are_6001(c: httpx.Client, record: dict, needle: str) -> None
     assert c.get(f"/risorse/articoli/{record['codice']}").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"codice": "", "descrizione": "x", "alq_iva": "22"}', "Campo 'codice' obbligatorio"),
+        ('{"codice": "   ", "descrizione": "x", "alq_iva": "22"}', "Campo 'codice' obbligatorio"),
+        (
+            '{"codice": "BADNAN", "descrizione": "x", "alq_iva": "22", "qta_carico": NaN}',
+            "qta_carico",
+        ),
+        (
+            '{"codice": "BADINF", "descrizione": "x", "alq_iva": "22",'
+            ' "prz_listino": [[1, Infinity]]}',
+            "prz_listino[1]",
+        ),
+    ],
+)
+def test_a_blank_key_or_a_number_json_cannot_carry_is_6001(
+    c: httpx.Client, wsim: SimProcess, text: str, needle: str
+) -> None:
+    before = wsim.admin("GET", "stats").json()["articoli"]
+    r = c.post("/risorse/articoli", content=text, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert detail(r).startswith("6001 - errore gestionale [") and needle in detail(r)
+    assert wsim.admin("GET", "stats").json()["articoli"] == before
+
+
 def test_update_with_unknown_field_is_6001_and_changes_nothing(c: httpx.Client) -> None:
     before = c.get("/risorse/articoli/ART0000010").json()
     r = c.put("/risorse/articoli/ART0000010", json={"descrizione": "y", "colore": "blu"})

@@ -73,8 +73,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         first.stop()
     assert first.process.returncode == 0  # SIGTERM stops it cleanly
 
-    # other generation flags are ignored: the ERP's data is what the state file says
-    second = start_sim("--articles", "900", "--state", str(state))
+    # other generation flags are ignored: the ERP's data is what the state file says;
+    # without --password the one changed through /sim/users stays
+    second = start_sim("--articles", "900", "--state", str(state), password=None)
     try:
         assert (
             httpx.get(
@@ -96,6 +97,32 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert second.admin("GET", "stats").json()["articoli"] == 300
     finally:
         second.stop()
+
+
+def test_a_given_password_wins_over_the_state_files_and_is_kept(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    small = ("--articles", "20", "--customers", "3", "--orders", "0", "--state", str(state))
+
+    def status(sim: SimProcess, password: str) -> int:
+        with client(sim, password=password) as c:
+            return c.get("/risorse/articoli", params={"max": 1}).status_code
+
+    for password, refused in ((None, "old-pw"), ("old-pw", "demo"), ("new-pw", "old-pw")):
+        sim = start_sim(*small, password=password)
+        try:
+            # the first start, with no password given and no state file: demo
+            assert status(sim, password or "demo") == 200
+            assert status(sim, refused) == 401
+        finally:
+            sim.stop()
+    # the password given last is the one kept: a start without --password still takes it
+    sim = start_sim(*small, password=None)
+    try:
+        assert status(sim, "new-pw") == 200
+        assert status(sim, "old-pw") == 401
+        assert status(sim, "demo") == 401
+    finally:
+        sim.stop()
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"version": 1, "params": {"seed": 1}}', "[]"])

@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the demo data (default 1)")
     p.add_argument("--state", type=Path, help="file that keeps the ERP's data across restarts")
     p.add_argument("--user", default="demo", help="WebAPI user (default demo)")
-    p.add_argument("--password", default="demo", help="WebAPI password (default demo)")
+    p.add_argument(
+        "--password",
+        help="WebAPI password (default: the one the --state file keeps, else demo)",
+    )
     p.add_argument(
         "--azienda", dest="sim_azienda", default="DEM", help="company code (default DEM)"
     )

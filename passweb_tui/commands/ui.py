@@ -142,8 +142,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         set_language(pick_language(settings.language))
     except ValueError as exc:
-        where = f"{settings.source}: [ui] language" if settings.source else "[ui] language"
-        raise CliError(f"{where}: {exc}", ExitCode.USAGE) from None
+        raise CliError(f"{settings.where('language')}: {exc}", ExitCode.USAGE) from None
     from passweb_tui.app import create_app
 
     resources = UiResources(ctx)

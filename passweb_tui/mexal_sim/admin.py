@@ -1,13 +1,18 @@
 """The simulator's own `/sim/` admin API: script what happens "inside the ERP".
 
 JSON in, JSON out, no auth, never faulted. Errors: `{"error": "..."}` with 400/404.
+A bad input is refused whole, with a message naming the field and the value given,
+before anything changes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import random
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -45,10 +50,74 @@ async def _body(request: Request) -> Any:
         raise AdminError(400, f"body is not valid JSON: {exc}") from None
 
 
-def _obj(body: Any) -> dict[str, Any]:
+def _obj(body: Any, known: Iterable[str], shape: str) -> dict[str, Any]:
+    """The body as an object holding only `known` fields (`shape` shows the whole)."""
     if not isinstance(body, dict):
-        raise AdminError(400, "body must be a JSON object")
+        raise AdminError(400, f"body must be a JSON object: {shape}")
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        # a mistyped name would otherwise be ignored and its default used in silence
+        raise AdminError(400, f"unknown field(s) {unknown}; expected {shape}")
     return body
+
+
+def _shown(value: Any) -> str:
+    """A value as the JSON that carried it (true, NaN, "text")."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _number(
+    value: Any,
+    where: str,
+    *,
+    least: float | None = 0,
+    most: float | None = None,
+    whole: bool = False,
+) -> float:
+    """A JSON number within least..most (None: no bound): 400 naming `where` otherwise.
+    JSON true and false are not numbers here (Python would take them as 1 and 0), nor
+    NaN or an infinity (Python's JSON reads them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        ok = False
+    elif whole:
+        ok = isinstance(value, int)
+    else:
+        try:
+            ok = math.isfinite(value)
+        except OverflowError:  # an integer past the largest float
+            ok = False
+    if ok and (least is None or value >= least) and (most is None or value <= most):
+        return value
+    kind = "a whole number" if whole else "a number"
+    if least is not None and most is not None:
+        kind += f" {least:g}..{most:g}"
+    elif least is not None:
+        kind += f" >= {least:g}"
+    raise AdminError(400, f"{where}: must be {kind}, got {_shown(value)}")
+
+
+def _whole(value: Any, where: str, *, least: float | None = 0) -> int:
+    return int(_number(value, where, least=least, whole=True))
+
+
+def _probability(value: Any, where: str) -> float:
+    return _number(value, where, least=0, most=1)
+
+
+#: the longest latency /sim/faults injects: past the 5 minutes the ERP allows one request
+MAX_LATENCY_MS = 600_000
+
+_MUTATE = (
+    '{"resource": "articoli" | "clienti" | "particolarita", "count": N, "seed": S, "fields": [...]}'
+)
+_FULFIL = '{"rows": {"id_riga": quantity}, "delivery_note": true | false}'
+_ROW_STATE = '{"state": "E" | "S" | "B" | "N"}'
+_USER = '{"password": "..."}'
+_CLOCK = '{"now": "AAAAMMGG HHMMSS"} or {"offset_s": N}'
+_TRIGGER = '{"url": "http(s)://...", "token": "...", "kind": "total" | "changed"}'
 
 
 def build_admin(erp: Erp) -> Router:
@@ -80,18 +149,27 @@ def build_admin(erp: Erp) -> Router:
         return erp.stats()
 
     async def mutate(request: Request) -> Any:
-        body = _obj(await _body(request))
+        body = _obj(await _body(request), ("resource", "count", "seed", "fields"), _MUTATE)
         resource = body.get("resource")
         if resource not in erp.MUTATE_DEFAULTS:
-            raise AdminError(400, "resource must be one of articoli, clienti, particolarita")
-        count, seed = body.get("count", 1), body.get("seed", 0)
-        if not isinstance(count, int) or count < 0 or not isinstance(seed, int):
-            raise AdminError(400, "count and seed must be integers (count >= 0)")
+            raise AdminError(
+                400,
+                f"resource: must be one of {', '.join(erp.MUTATE_DEFAULTS)},"
+                f" got {_shown(resource)}",
+            )
+        count = _whole(body.get("count", 1), "count")
+        seed = _whole(body.get("seed", 0), "seed", least=None)
         names = body.get("fields")
         if names is not None and (
-            not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
         ):
-            raise AdminError(400, "fields must be a list of field names")
+            raise AdminError(
+                400,
+                "fields: must be a list of one or more field names (leave it out for the"
+                f" defaults), got {_shown(names)}",
+            )
         changed = erp.mutate(resource, count, seed, names)
         erp.save()
         return {"changed": changed}
@@ -109,7 +187,7 @@ def build_admin(erp: Erp) -> Router:
             try:
                 raw = bytes.fromhex(raw).decode("latin-1")
             except ValueError:
-                raise AdminError(400, f"bad hex key {raw!r}") from None
+                raise AdminError(400, f"key: not hexadecimal (encoding=hex), got {raw!r}") from None
         key = table.parse_key(raw)
         if not erp.delete(table, key):
             raise AdminError(404, f"no record {key!r} in {table.name}")
@@ -123,23 +201,35 @@ def build_admin(erp: Erp) -> Router:
         return {"keys": erp.orders_with_marker(marker)}
 
     async def fulfil(request: Request) -> Any:
-        body = _obj(await _body(request))
-        rows = body.get("rows", {})
-        if not isinstance(rows, dict):
-            raise AdminError(400, 'rows must be an object {"id_riga": quantity}')
+        body = _obj(await _body(request), ("rows", "delivery_note"), _FULFIL)
+        given = body.get("rows", {})
+        if not isinstance(given, dict):
+            raise AdminError(
+                400, f'rows: must be an object {{"id_riga": quantity}}, got {_shown(given)}'
+            )
+        rows: dict[int, float] = {}
+        for rid, quantity in given.items():
+            if not re.fullmatch(r"[0-9]{1,6}", rid):
+                raise AdminError(400, f"rows: {rid!r} is not a row number (id_riga)")
+            rows[int(rid)] = _number(quantity, f"rows[{rid!r}]")
+        delivery_note = body.get("delivery_note", False)
+        if not isinstance(delivery_note, bool):
+            raise AdminError(
+                400, f"delivery_note: must be true or false, got {_shown(delivery_note)}"
+            )
         key = request.path_params["key"]
         try:
-            rec = erp.fulfil(key, rows, bool(body.get("delivery_note", False)))
+            rec = erp.fulfil(key, rows, delivery_note)
         except LookupError:
             raise AdminError(404, f"no order {key!r}") from None
         erp.save()
         return {"key": key, "record": rec}
 
     async def row_state(request: Request) -> Any:
-        body = _obj(await _body(request))
+        body = _obj(await _body(request), ("state",), _ROW_STATE)
         state = body.get("state")
         if not isinstance(state, str):
-            raise AdminError(400, 'body must be {"state": "E" | "S" | "B" | "N"}')
+            raise AdminError(400, f'state: must be E, S, B, N or "", got {_shown(state)}')
         key = request.path_params["key"]
         try:
             rec = erp.set_row_state(key, request.path_params["row"], state)
@@ -154,35 +244,40 @@ def build_admin(erp: Erp) -> Router:
             return asdict(erp.faults)
         if request.method == "GET":
             return asdict(erp.faults)
-        body = _obj(await _body(request))
-        known = {f.name for f in fields(Faults)}
+        known = [f.name for f in fields(Faults)]
+        settings = [*known, "seed"]
+        body = dict(_obj(await _body(request), settings, f"some of {', '.join(settings)}"))
         seed = body.pop("seed", None)  # optional: reseed the fault dice
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise AdminError(400, f"unknown fault setting(s) {unknown}; known: {sorted(known)}")
-        new = Faults(**{**asdict(erp.faults), **body})
-        if not isinstance(new.status, dict):
-            raise AdminError(400, 'status must be an object like {"503": 0.2}')
-        for code, p in new.status.items():
-            if not str(code).isdigit() or not isinstance(p, int | float) or not 0 <= p <= 1:
-                raise AdminError(400, f"status {code!r}: probability {p!r} must be within 0..1")
+        if seed is not None:
+            seed = _whole(seed, "seed", least=None)
+        status = body.get("status", erp.faults.status)
+        if not isinstance(status, dict):
+            raise AdminError(
+                400, f'status: must be an object like {{"503": 0.2}}, got {_shown(status)}'
+            )
+        for code, p in status.items():
+            # the WebAPI answers a faulted request with this status: an error one
+            if not re.fullmatch(r"[0-9]{3}", code) or not 400 <= int(code) <= 599:
+                raise AdminError(
+                    400, f"status: {code!r} is not an HTTP error status code (400-599)"
+                )
+            _probability(p, f"status[{code!r}]")
         for name in ("drop_before_commit", "drop_after_commit", "malformed", "reject_next"):
-            p = getattr(new, name)
-            if not isinstance(p, int | float) or not 0 <= p <= 1:
-                raise AdminError(400, f"{name} must be a probability within 0..1")
-        if not isinstance(new.pool_size, int) or new.pool_size < 1:
-            raise AdminError(400, "pool_size must be an integer >= 1")
-        if not isinstance(new.latency_ms, int | float) or new.latency_ms < 0:
-            raise AdminError(400, "latency_ms must be a number >= 0")
-        erp.faults = new
-        erp.fault_rng = random.Random(seed if isinstance(seed, int) else erp.params.seed * 7 + 1)
+            if name in body:
+                _probability(body[name], name)
+        if "pool_size" in body:
+            _whole(body["pool_size"], "pool_size", least=1)
+        if "latency_ms" in body:
+            _number(body["latency_ms"], "latency_ms", most=MAX_LATENCY_MS)
+        erp.faults = Faults(**{**asdict(erp.faults), **body})
+        erp.fault_rng = random.Random(seed if seed is not None else erp.params.seed * 7 + 1)
         return asdict(erp.faults)
 
     async def users(request: Request) -> Any:
-        body = _obj(await _body(request))
+        body = _obj(await _body(request), ("password",), _USER)
         password = body.get("password")
         if not isinstance(password, str) or not password:
-            raise AdminError(400, 'body must be {"password": "..."}')
+            raise AdminError(400, f"password: must be a non-empty text, got {_shown(password)}")
         user = request.path_params["user"]
         erp.users[user] = password
         erp.save()
@@ -192,21 +287,22 @@ def build_admin(erp: Erp) -> Router:
         if request.method == "DELETE":
             erp.clock.offset_s = 0.0
         elif request.method == "PUT":
-            body = _obj(await _body(request))
+            body = _obj(await _body(request), ("now", "offset_s"), _CLOCK)
+            if len(body) != 1:
+                raise AdminError(400, f"give exactly one of now and offset_s: {_CLOCK}")
             if "now" in body:
+                now = body["now"]
                 try:
-                    when = parse_stamp(str(body["now"]))
+                    if not isinstance(now, str):
+                        raise ValueError(now)
+                    when = parse_stamp(now)
                 except ValueError:
-                    raise AdminError(400, "now must be 'AAAAMMGG HHMMSS'") from None
+                    raise AdminError(
+                        400, f"now: must be 'AAAAMMGG HHMMSS', got {_shown(now)}"
+                    ) from None
                 offset = (when - dt.datetime.now()).total_seconds()
-            elif (
-                "offset_s" in body
-                and isinstance(body["offset_s"], int | float)
-                and not isinstance(body["offset_s"], bool)
-            ):
-                offset = float(body["offset_s"])
             else:
-                raise AdminError(400, 'body must be {"now": "AAAAMMGG HHMMSS"} or {"offset_s": N}')
+                offset = float(_number(body["offset_s"], "offset_s", least=None))
             if not _clock_ok(offset):
                 raise AdminError(
                     400, f"the ERP's clock must stay within the years {CLOCK_YEARS[0]}-"
@@ -217,17 +313,19 @@ def build_admin(erp: Erp) -> Router:
         return {"now": erp.clock.stamp(), "offset_s": erp.clock.offset_s}
 
     async def trigger(request: Request) -> Any:
-        body = _obj(await _body(request))
-        url, kind = body.get("url"), body.get("kind")
-        if not isinstance(url, str) or kind not in ("total", "changed"):
-            raise AdminError(
-                400, 'body must be {"url": "...", "token": "...", "kind": "total" | "changed"}'
-            )
+        body = _obj(await _body(request), ("url", "token", "kind"), _TRIGGER)
+        url, token, kind = body.get("url"), body.get("token"), body.get("kind")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise AdminError(400, f"url: must be an http:// or https:// URL, got {_shown(url)}")
+        if token is not None and not isinstance(token, str):
+            raise AdminError(400, f"token: must be a text, got {_shown(token)}")
+        if kind not in ("total", "changed"):
+            raise AdminError(400, f"kind: must be total or changed, got {_shown(kind)}")
         import httpx  # only this call needs a client (not every start of the simulator)
 
         try:
             async with httpx.AsyncClient(timeout=30) as client:
-                reply = await client.post(url, json={"kind": kind, "token": body.get("token")})
+                reply = await client.post(url, json={"kind": kind, "token": token})
         except httpx.HTTPError as exc:
             raise AdminError(502, f"cannot reach {url}: {exc}") from None
         try:

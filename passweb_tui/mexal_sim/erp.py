@@ -44,6 +44,10 @@ SCAN_BUDGET_S = 2.0  # a real server cuts a page after a while; so do we
 DOCS = "documenti/ordini-clienti"
 
 
+#: a user's password when none is given and no state file keeps one
+DEFAULT_PASSWORD = "demo"
+
+
 class BusinessError(Exception):
     """A write the ERP refuses: 6001 with this text."""
 
@@ -360,8 +364,11 @@ class Erp:
         check_values(schema, body)
         rec: dict[str, Any] = {}
         for f in schema.fields:
-            if f.name in body and body[f.name] is not None:
-                rec[f.name] = body[f.name]
+            given = body.get(f.name)
+            # a key made of blanks could never be read back, updated or deleted
+            blank_key = f.name in schema.key and isinstance(given, str) and not given.strip()
+            if given is not None and not blank_key:
+                rec[f.name] = given
             elif f.required and not (f.name == "codice" and table.name == "particolarita"):
                 raise BusinessError(f"Campo '{f.name}' obbligatorio")
             else:
@@ -561,7 +568,10 @@ class Erp:
                 out.append(item[1])
         return out
 
-    def fulfil(self, key: str, rows: dict[str, Any], delivery_note: bool) -> dict[str, Any]:
+    def fulfil(self, key: str, rows: dict[int, float], delivery_note: bool) -> dict[str, Any]:
+        """Set rows' fulfilled quantities (id_riga -> a finite quantity >= 0, as the
+        admin API checked them); LookupError for no such order, BusinessError for a row
+        it does not have (then nothing changes)."""
         table = self.tables[DOCS]
         old = table.get(key)
         if old is None:
@@ -569,12 +579,7 @@ class Erp:
         rec = dict(old)
         qta = {p[0]: p[1] for p in rec["quantita"]}
         evasa = {p[0]: p[1] for p in rec["qta_evasa"]}
-        for rid, value in rows.items():
-            try:
-                r = int(rid)
-                v = float(value)
-            except (TypeError, ValueError):
-                raise BusinessError(f"Riga {rid!r}: quantita {value!r} non valida") from None
+        for r, v in rows.items():
             if r not in qta:
                 raise BusinessError(f"Riga {r} inesistente nel documento {key}")
             evasa[r] = int(v) if v == int(v) else v
@@ -674,23 +679,34 @@ def open_erp(
     customers: int,
     orders: int,
     seed: int,
-    users: dict[str, str],
+    user: str,
+    password: str | None,
     azienda: str,
     anno: int,
     state: Path | None,
 ) -> Erp:
-    """The ERP of a new simulator: from the state file when there is one, else fresh."""
+    """The ERP of a new simulator: from the state file when there is one, else fresh.
+
+    `password` is the one `user` must give from now on; None keeps the one the state
+    file holds (a password changed through /sim/users survives a restart), else
+    DEFAULT_PASSWORD."""
     data = read_state(state) if state else None
     if data is not None:
         params = GenParams(**data["params"])
     else:
         params = GenParams(articles, customers, orders, seed, ErpClock().stamp())
+    users = {user: DEFAULT_PASSWORD if password is None else password}
     erp = Erp(params, users=users, azienda=azienda, anno=anno, state=state)
     if data is not None:
         try:
             erp.load_overlay(data)
         except (StateFileError, TypeError, ValueError, KeyError, AttributeError) as exc:
             raise StateFileError(f"state file {state} is damaged: {exc}") from None
+        if password is not None and erp.users.get(user) != password:
+            # asked for on the command line: it wins over the stored one, and is kept
+            # for the next start without --password
+            erp.users[user] = password
+            erp.save()
     elif state is not None:
         erp.save()
     return erp
@@ -791,6 +807,9 @@ def _check_scalar(f: Field, value: Any, where: str) -> None:
     if f.tipo == NUM:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BusinessError(f"Campo '{where}': atteso un numero, ricevuto {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # Python's JSON reads NaN and Infinity; no ERP stores them
+            raise BusinessError(f"Campo '{where}': numero {value!r} non valido")
     elif f.tipo == DATE:
         if not (isinstance(value, str) and (value == "" or (len(value) == 8 and value.isdigit()))):
             raise BusinessError(f"Campo '{where}': data {value!r} non valida (AAAAMMGG)")

@@ -45,7 +45,8 @@ class SimOptions:
     seed: int = 1
     state: Path | None = None  # keeps the ERP's data across restarts
     user: str = "demo"
-    password: str = "demo"
+    # None: the password the state file keeps for `user`, else "demo"
+    password: str | None = None
     azienda: str = "DEM"
     anno: int = field(default_factory=lambda: dt.date.today().year)
     tls_cert: Path | None = None
@@ -114,7 +115,8 @@ def create_app(options: SimOptions) -> SimApp:
         customers=options.customers,
         orders=options.orders,
         seed=options.seed,
-        users={options.user: options.password},
+        user=options.user,
+        password=options.password,
         azienda=options.azienda,
         anno=options.anno,
         state=options.state,

@@ -393,6 +393,17 @@ def _tls_failure(exc: BaseException) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
+def _duration(seconds: float) -> str:
+    """'45 s', '5 min 3 s', '2 h 0 min' for an error message."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 def _is_scalar_key(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
@@ -418,15 +429,22 @@ class MexalClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
         on_response: Callable[[httpx.Response, float], None] | None = None,
     ) -> None:
-        """`sleep` and `jitter` drive the retry backoff (tests make them instant);
-        `on_response(response, seconds)` sees every reply, e.g. for timing figures."""
+        """`sleep`, `jitter` and `clock` drive the retry backoff and its time limit
+        (tests make them instant); `on_response(response, seconds)` sees every reply,
+        e.g. for timing figures."""
         if not 1 <= config.max_in_flight <= ERP_MAX_IN_FLIGHT:
             raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
         self.config = config
         self._sleep = sleep
         self._jitter = jitter
+        self._clock = clock
+        # when the ERP's current run of busy answers began and when the last came (None:
+        # it answered since); shared by every request and thread of this client
+        self._busy: tuple[float, float] | None = None
+        self._busy_lock = threading.Lock()
         self._on_response = on_response
         self._base = config.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path
@@ -1015,16 +1033,24 @@ class MexalClient:
         send: Callable[[], T],
         again: Callable[[ErpError], bool],
     ) -> T:
-        """`send()`, and again after a backoff (at most max_retries times) while it fails
-        with an error `again` accepts."""
+        """`send()`, and again after a backoff while it fails with an error `again`
+        accepts: at most max_retries times, and while the ERP answers busy, only within
+        max_unavailable_s of its first busy answer (see ErpConfig)."""
         attempt = 0
         while True:
             try:
-                return send()
+                result = send()
             except ErpError as exc:
-                if not again(exc) or attempt >= self.config.max_retries:
+                if exc.status is not None and not isinstance(exc, PoolExhaustedError):
+                    self._served()  # an answer other than "busy": the ERP is there
+                if not again(exc):
                     raise
-                delay = self._backoff(attempt, exc)
+                retries = self.config.max_retries
+                delay = self._backoff(attempt, exc) if attempt < retries else 0.0
+                if isinstance(exc, PoolExhaustedError):
+                    self._check_unavailable(exc, delay, attempt, retries)
+                if attempt >= retries:
+                    raise
                 attempt += 1
                 log.info(
                     "%s %s failed (%s); retry %d of %d in %.2f s",
@@ -1036,6 +1062,42 @@ class MexalClient:
                     delay,
                 )
                 self._sleep(delay)
+            else:
+                self._served()
+                return result
+
+    def _served(self) -> None:
+        """The ERP answered: a run of busy answers, if any, is over."""
+        if self._busy is not None:
+            with self._busy_lock:
+                self._busy = None
+
+    def _check_unavailable(
+        self, exc: PoolExhaustedError, delay: float, attempt: int, retries: int
+    ) -> None:
+        """Raise `exc` when waiting `delay` more would keep retrying past
+        max_unavailable_s of busy answers, or when no retry is left after some; its
+        message then says for how long the ERP stayed unavailable."""
+        now = self._clock()
+        limit = self.config.max_unavailable_s
+        with self._busy_lock:
+            # a long-lived client (the UI, the service) may have met a busy ERP long
+            # ago, with no request since: that old run says nothing about this one
+            busy = self._busy
+            since = busy[0] if busy is not None and now - busy[1] <= limit else now
+            self._busy = (since, now)
+        waited = now - since
+        over = waited + delay > limit
+        if not over and attempt < retries:
+            return
+        if not over and attempt == 0 and waited < 1:
+            raise exc  # retries are off (a quick check): there is no "for how long" to say
+        asked = f", asking to retry in {exc.retry_after:g} s" if exc.retry_after else ""
+        exc.message += f"; the ERP stayed unavailable for {_duration(waited)}{asked}"
+        if over:
+            exc.message += f" (retries stop after {_duration(limit)} of busy answers)"
+        exc.args = (exc.message,)
+        raise exc
 
     def _backoff(self, attempt: int, exc: ErpError) -> float:
         cfg = self.config

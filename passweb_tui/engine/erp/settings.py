@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 ERP_MAX_IN_FLIGHT = 5
 
 
+class ErpConfigError(ValueError):
+    """One connection setting cannot be used; `setting` is its field name, so that
+    whoever read the settings can say where that value came from."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 @dataclass(frozen=True)
 class ErpConfig:
     """Where the ERP is and how to speak to it."""
@@ -32,16 +41,34 @@ class ErpConfig:
     max_retries: int = 5
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    # how long the client keeps retrying while the ERP answers "busy" (503), counted
+    # from its first busy answer with no success since, over all requests: the 5
+    # minutes one request may hold a slot of the user's pool. A pool still full after
+    # that is not a passing rush, and a server asking (Retry-After) for an hour must
+    # not hold a sync for an hour, nor each of its requests for a while
+    max_unavailable_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= ERP_MAX_IN_FLIGHT:
-            raise ValueError(f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}")
+            raise ErpConfigError(
+                "max_in_flight", f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}"
+            )
         if not self.base_url.rstrip("/").endswith("/webapi"):
-            raise ValueError(f"ERP URL must end in /webapi: {self.base_url!r}")
+            raise ErpConfigError("base_url", f"ERP URL must end in /webapi: {self.base_url!r}")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"ERP URL must start with http:// or https://: {self.base_url!r}")
+            raise ErpConfigError(
+                "base_url", f"ERP URL must start with http:// or https://: {self.base_url!r}"
+            )
         if self.max_retries < 0:
-            raise ValueError(f"max_retries cannot be negative, got {self.max_retries}")
-        for name in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
+            raise ErpConfigError(
+                "max_retries", f"max_retries cannot be negative, got {self.max_retries}"
+            )
+        for name in (
+            "connect_timeout_s",
+            "read_timeout_s",
+            "backoff_base_s",
+            "backoff_max_s",
+            "max_unavailable_s",
+        ):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ErpConfigError(name, f"{name} must be positive, got {getattr(self, name)}")
