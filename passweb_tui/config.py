@@ -511,6 +511,14 @@ def _check_values(settings: Settings) -> None:
             f"{where('max_in_flight')}: requests in flight to the ERP must be"
             f" 1-{ERP_MAX_IN_FLIGHT}, got {settings.max_in_flight}"
         )
+    if settings.anno is not None and not 1900 <= settings.anno <= 2999:
+        # the ERP's company year, sent in every request's Coordinate-Gestionale header
+        raise ConfigError(f"{where('anno')}: must be a year like 2026, got {settings.anno}")
+    if settings.magazzino is not None and settings.magazzino < 1:
+        raise ConfigError(
+            f"{where('magazzino')}: must be a warehouse number (1 or more), got"
+            f" {settings.magazzino}"
+        )
     if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
         raise ConfigError(
             f"{where('customer_ledger')}: must be the ERP's customer ledger (mastro), digits"

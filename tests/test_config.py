@@ -135,6 +135,20 @@ def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message:
             r"^--site-no: site number must be 1-9, got 10$",
         ),
         (
+            "",
+            None,
+            {"PASSWEB_TUI_ANNO": "26"},
+            {},
+            r"^environment PASSWEB_TUI_ANNO: must be a year like 2026, got 26$",
+        ),
+        (
+            "[erp]\nmagazzino = 0\n",
+            None,
+            {},
+            {},
+            r"c\.toml: \[erp\] magazzino: must be a warehouse number",
+        ),
+        (
             '[sites.bar.service]\nevery = "fortnight"\n',
             "bar",
             {},

@@ -52,7 +52,7 @@ def test_the_real_entry_point(tmp_path: Path) -> None:
     assert result.stderr.strip().endswith(
         "line 2: not valid JSON (Expecting property name enclosed in double quotes at column 2)"
     )
-    assert "imported 1 orders; skipped 1 lines" in result.stdout
+    assert "imported 1 order; skipped 1 line" in result.stdout
 
 
 def test_import_list_show_updates_ack(tmp_path: Path, cli: Callable[..., Any]) -> None:
@@ -73,7 +73,7 @@ def test_import_list_show_updates_ack(tmp_path: Path, cli: Callable[..., Any]) -
     assert len(errors) == 2
     assert "line 2: not valid JSON" in errors[0]
     assert "line 4 (order W1003): rows: required" in errors[1]
-    assert "imported 2 orders (1 new customers); skipped 2 lines" in result.stdout
+    assert "imported 2 orders (1 new customer); skipped 2 lines" in result.stdout
 
     again = cli(db, "import", "-", stdin=jsonl(order_line("W1001")))
     assert again.returncode == 4

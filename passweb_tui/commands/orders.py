@@ -78,8 +78,12 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     name = "stdin" if args.file == "-" else args.file
     for problem in report.skipped:
         print(f"passweb-tui: {name}: {problem}", file=sys.stderr)
-    customers = f" ({report.new_customers} new customers)" if report.new_customers else ""
-    print(f"imported {len(report.stored)} orders{customers}; skipped {len(report.skipped)} lines")
+    n, new, skipped = len(report.stored), report.new_customers, len(report.skipped)
+    customers = f" ({new} new customer{'s' * (new != 1)})" if new else ""
+    print(
+        f"imported {n} order{'s' * (n != 1)}{customers};"
+        f" skipped {skipped} line{'s' * (skipped != 1)}"
+    )
     return int(ExitCode.OK if report.complete else ExitCode.PARTIAL)
 
 

@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="pull from the ERP: total, changed (the usual one) or partial",
         description="Synchronize the site store with the ERP. Exit status: 0 ok, 1 failed or "
         "cancelled, 2 usage/configuration/credentials, 3 refused (another TOTAL/CHANGED "
-        "runs), 4 done with rejected records.",
+        "runs, or the monthly quota is used up), 4 done with rejected records or orders "
+        "that could not be sent.",
     )
     p.add_argument("kind", choices=["total", "changed", "partial"], help="kind of sync")
     p.add_argument("--dry-run", action="store_true", help="compare and report; write nothing")
