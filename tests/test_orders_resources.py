@@ -81,6 +81,49 @@ def test_resources_by_hash_only_new_or_changed_and_removal(sim: Any, tmp_path: P
         store.close()
 
 
+def test_an_article_the_site_gets_back_gets_its_attachments_again(sim: Any, tmp_path: Path) -> None:
+    """The site loses an article (its resources removed), then gets it back: it is a new
+    article again, and gets all its attachments, however old."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    folder = tmp_path / "resources"
+    articles = sa.table("articles", sa.column("code"))
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            assert SyncRunner(store, client, SyncOptions()).run("total").status == "ok"
+            with store.read() as conn:
+                codes = list(
+                    conn.execute(sa.select(articles.c.code).order_by("code").limit(5)).scalars()
+                )
+            first = sync_resources(store, client, folder, articles=codes)
+            with store.read() as conn:
+                listed = conn.execute(
+                    sa.text("SELECT article_code, COUNT(*) FROM web_resource GROUP BY 1")
+                ).all()
+            back, n = next((code, count) for code, count in listed if count)
+            assert first.downloaded >= n
+            with store.write() as conn:  # as a TOTAL does for an article flagged off
+                row = conn.execute(sa.text("SELECT * FROM articles WHERE code = :c"), {"c": back})
+                saved = dict(row.mappings().one())
+                conn.execute(sa.text("DELETE FROM articles WHERE code = :c"), {"c": back})
+            rest = [c for c in codes if c != back]
+            sync_resources(store, client, folder, articles=rest, remove_missing=True)
+            with store.write() as conn:  # and the flag comes back on
+                conn.execute(sa.table("articles", *map(sa.column, saved)).insert(), [saved])
+            # a "changed" step whose mark is past every attachment's stamp
+            again = sync_resources(
+                store, client, folder, articles=[back], since=datetime(2999, 1, 1)
+            )
+            assert again.downloaded == n
+            with store.read() as conn:
+                stored = conn.execute(
+                    sa.text("SELECT COUNT(*) FROM web_resource WHERE article_code = :c"),
+                    {"c": back},
+                ).scalar_one()
+            assert stored == n
+    finally:
+        store.close()
+
+
 def test_identical_content_is_written_once(tmp_path: Path) -> None:
     data = b"%PDF-1.4 same sheet for two articles"
     d1, p1, wrote1 = store_file(tmp_path, data)

@@ -279,6 +279,11 @@ def _remove_orphans(store: Store, folder: Path) -> int:
         removed = conn.execute(
             sa.delete(res_t).where(res_t.c.article_code.not_in(sa.select(articles_t.c.code)))
         ).rowcount
+        # and that they were listed: an article the site gets back is new again, and new
+        # articles get all their attachments, however old
+        conn.execute(
+            sa.delete(seen_t).where(seen_t.c.article_code.not_in(sa.select(articles_t.c.code)))
+        )
         keep = set(conn.execute(sa.select(res_t.c.path)).scalars())
     if folder.exists():
         for path in folder.glob("??/*"):
