@@ -30,9 +30,13 @@ from passweb_tui.engine.orders.intake import import_orders
 from passweb_tui.engine.store import open_store
 
 LEASE_SECONDS = 2
-# a killed run's claimed orders settle a moment only: the simulator has long committed
-# (or dropped) what the run had sent when the next start looks them up
-KILL_CONFIG = f"[sync]\nlease_seconds = {LEASE_SECONDS}\n[orders]\ncrash_wait_seconds = 0\n"
+# a killed run's claimed orders settle for a moment only (the real default is minutes):
+# long enough for the simulator, even on a loaded machine, to be done with a request the
+# run had sent, so that the look-up after it finds what it made
+CRASH_WAIT_S = 2
+KILL_CONFIG = (
+    f"[sync]\nlease_seconds = {LEASE_SECONDS}\n[orders]\ncrash_wait_seconds = {CRASH_WAIT_S}\n"
+)
 EXPLAINED = re.compile(r"held by \S+\) since \d{4}-\d\d-\d\dT")
 RACE = "another TOTAL/CHANGED sync is running: another run"
 KINDS = ("total", "changed", "partial")
@@ -151,7 +155,9 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
             assert EXPLAINED.search(message) or message.endswith(RACE), message
         assert blocked <= LEASE_SECONDS + 5, (blocked, refusals[:1])
 
-    # after the kills: one clean CHANGED, then the store is in step and orders are once each
+    # after the kills: one clean CHANGED, then the store is in step and orders are once each.
+    # Orders a killed run held settle first: the CHANGED comes once they have
+    time.sleep(CRASH_WAIT_S + 0.5)
     final, _, _ = run_until_accepted(sync_args("changed", db_url), env)
     assert final["status"] == "ok", final
     engine = open_engine(db_url, sim)

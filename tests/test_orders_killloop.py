@@ -50,9 +50,9 @@ def crash(step, site_id):
 store = open_store(db)
 with MexalClient(ErpConfig(**cfg)) as client:
     print("ready", flush=True)
-    # a killed pusher's claims settle a moment only: the simulator commits or drops
-    # what it was sent long before the next start
-    result = Pusher(store, client, crash=crash, settle=timedelta(seconds=0.3)).push()
+    # a killed pusher's claims settle for a second only (the real default is minutes):
+    # the simulator is done with what it was sent well before that
+    result = Pusher(store, client, crash=crash, settle=timedelta(seconds=1)).push()
 print("done", result.orders_sent, result.orders_failed, flush=True)
 """
 

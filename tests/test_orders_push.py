@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from test_orders_helpers import (
 from passweb_tui.engine.erp.client import Filter, MexalClient
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
-from passweb_tui.engine.orders.push import CRASH_STEPS, Pusher
+from passweb_tui.engine.orders.push import CRASH_STEPS, Pusher, PushResult, cust_t
 from passweb_tui.engine.store import Store, open_store
 
 # one simulator for the module: every test uses order ids and VAT numbers of its own
@@ -245,7 +246,9 @@ def test_erp_faults_during_push_never_duplicate_or_lose(
     rounds = 0
     orders = WebOrders(store)
     while orders.waiting_count() and rounds < 30:
-        orders.push(client)
+        # a lost answer's claim settles; the simulator has committed (or dropped) the
+        # request by the time it answers, so no settling time is needed here
+        orders.push(client, settle=timedelta(0))
         rounds += 1
     sim.admin("DELETE", "faults")
     assert orders.waiting_count() == 0, f"still waiting after {rounds} pushes"
@@ -622,3 +625,108 @@ def test_a_malformed_erp_currency_fails_only_the_orders_in_that_currency(
     assert states_of(store) == {usd: states.NEW, eur: states.STORED}
     error = orders.show(usd)["last_error"]
     assert "dati-generali/valute" in error and "'X'" in error
+
+
+def test_a_customer_renewed_by_its_owner_is_not_taken_over(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """Another push reads a far pusher's customer claim as expired; the far pusher then
+    renews it, right before its create request. The other push must not take the claim
+    with what it read, or both would create the customer."""
+    from datetime import timedelta
+
+    import_orders(store, base, 1, new_customers=1)
+    here = Pusher(store, client, lease=timedelta(0))  # every claim looks expired to it
+    far = Pusher(store, client)
+    far.owner = "another-machine:4242:0123456789ab"  # cannot be seen alive from here
+    read: list[Any] = []
+    taken: list[Any] = []
+
+    def claimed(step: str, site_id: str) -> None:
+        if step == "claimed" and not read:
+            read.extend(here._candidates(cust_t, here._customer_scope(None), PushResult()))
+
+    renew = far._renew
+
+    def renew_then_race(table: Any, site_id: Any) -> bool:
+        ok = renew(table, site_id)
+        if table is cust_t and read and not taken:
+            taken.append(here._claim(cust_t, "customer", read[0], sa.true()))
+        return ok
+
+    far.crash = claimed
+    far._renew = renew_then_race  # type: ignore[method-assign]
+    result = far.push()
+    assert len(read) == 1  # the expired claim read as free
+    assert taken == [None]  # but not taken once renewed
+    assert result.customers_sent == 1
+    assert len(erp_customers_with_vat(client, vat(base + 1))) == 1
+
+
+def test_an_order_whose_answer_was_lost_while_the_erp_worked_settles_before_a_look_up(
+    store: Store, sim: Any, base: int
+) -> None:
+    """This side stopped waiting for the create (its read timeout) while the ERP was still
+    working on it: the order is not looked up (and sent again) before the ERP is done."""
+    import time
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from passweb_tui.engine.orders.push import SETTLING, orders_t
+
+    (oid,) = import_orders(store, base, 1)
+    impatient = replace(erp_config(sim), read_timeout_s=1.0, max_retries=0)
+    sim.admin("PUT", "faults", json={"latency_ms": 3000})
+    with MexalClient(impatient) as slow_client:
+        first = Pusher(store, slow_client).push()
+    sim.admin("DELETE", "faults")
+    assert first.orders_failed == 1 and "unknown" in first.errors[0][2]
+    with MexalClient(erp_config(sim)) as client:
+        again = Pusher(store, client).push()  # at once: the ERP may still be at it
+        assert (again.orders_sent, again.orders_recovered) == (0, 0)
+        assert [i for _, i, _ in again.settling] == [oid]
+        deadline = time.monotonic() + 20
+        while erp_marker_counts(sim, [oid])[oid] == 0:
+            assert time.monotonic() < deadline, "the slow create never landed"
+            time.sleep(0.1)
+        with store.write() as conn:  # as if the settling time had passed
+            since = conn.execute(
+                sa.select(orders_t.c.claimed_at).where(orders_t.c.id == oid)
+            ).scalar_one()
+            owner = conn.execute(
+                sa.select(orders_t.c.claim_owner).where(orders_t.c.id == oid)
+            ).scalar_one()
+            assert owner.startswith(SETTLING)
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == oid)
+                .values(claimed_at=since - timedelta(minutes=7))
+            )
+        late = Pusher(store, client).push()
+    assert (late.orders_sent, late.orders_recovered) == (0, 1)
+    assert erp_marker_counts(sim, [oid]) == {oid: 1}
+
+
+def test_a_push_stopped_by_its_own_error_leaves_no_claim_held_for_good(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A push that stops on an error of its own (its store, say) while this process lives
+    on: the order it was sending settles, the ones after it are free again at once, and
+    none stays held by a pusher that will never release it."""
+    from passweb_tui.engine.orders.push import SETTLING, orders_t
+
+    ids = import_orders(store, base, 3)
+
+    def store_fails(step: str, site_id: str) -> None:
+        if step == "claimed" and site_id == ids[1]:
+            raise RuntimeError("the store went away")
+
+    with pytest.raises(RuntimeError):
+        Pusher(store, client, crash=store_fails, workers=1).push()
+    with store.read() as conn:
+        owners = dict(conn.execute(sa.select(orders_t.c.id, orders_t.c.claim_owner)).all())
+    assert owners[ids[0]] is None  # sent and recorded
+    assert owners[ids[1]].startswith(SETTLING)  # may have gone out: settles
+    assert owners[ids[2]] is None  # never sent: free
+    result = Pusher(store, client).push()
+    assert result.orders_sent == 1 and [i for _, i, _ in result.settling] == [ids[1]]

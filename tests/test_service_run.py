@@ -338,13 +338,17 @@ def test_an_unreachable_erp_pauses_the_order_path_and_says_so_once(
         engine.close()
 
 
+@pytest.mark.parametrize("retryable", [True, False], ids=["refused", "certificate"])
 def test_a_push_stopped_by_an_unreachable_erp_pauses_the_order_path(
     db_url: str,
     small_sim: SimProcess,
     monkeypatch: pytest.MonkeyPatch,
     package_log: list[logging.LogRecord],
+    retryable: bool,
 ) -> None:
-    """A push may also stop at the first record the ERP could not be reached for."""
+    """A push may also stop at the first record the ERP could not be reached for, be
+    it a refused connection or a certificate this side does not accept (no retry
+    heals that one, and it must not be tried again at every poll either)."""
     from passweb_tui.engine.erp.errors import ErpConnectionError
     from passweb_tui.engine.service.service import UNREACHABLE_PAUSE_S
 
@@ -355,7 +359,9 @@ def test_a_push_stopped_by_an_unreachable_erp_pauses_the_order_path(
 
     def push(self: WebOrders, *args: Any, **kw: Any) -> Any:
         pushes.append("unreachable")
-        raise ErpConnectionError("ERP connection failed: connection refused")
+        error = ErpConnectionError("ERP connection failed: connection refused")
+        error.retryable = retryable
+        raise error
 
     monkeypatch.setattr(WebOrders, "push", push)
     try:

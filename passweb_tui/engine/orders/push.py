@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from passweb_tui.engine.erp.errors import (
     ContextMissingError,
     ErpConnectionError,
     ErpError,
+    ErpTimeoutError,
 )
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import (
@@ -210,6 +211,9 @@ class _Candidate:
     id: Any
     attempts: int
     uncertain: bool
+    #: the claim as read (a free claim's owner and time), compared again when claiming
+    owner: str | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass
@@ -238,10 +242,19 @@ class _Outcome:
     stop: ErpError | None = None
     #: failed because the ERP did not answer (see ErpError.retryable), not a refusal
     unreachable: bool = False
+    #: its create request went out and its outcome is unknown: the ERP may still be
+    #: working on it, so its claim settles (see SETTLE) instead of ending
+    settle: bool = False
 
     @classmethod
     def failure(
-        cls, claim: _Claim, message: str, *, uncertain: bool, cause: ErpError | None = None
+        cls,
+        claim: _Claim,
+        message: str,
+        *,
+        uncertain: bool,
+        cause: ErpError | None = None,
+        sent: bool = False,
     ) -> _Outcome:
         return cls(
             claim,
@@ -250,6 +263,7 @@ class _Outcome:
             uncertain=uncertain,
             stop=cause if cause is not None and stops_push(cause) else None,
             unreachable=cause is not None and cause.retryable,
+            settle=sent and uncertain and (cause is None or may_still_run(cause)),
         )
 
 
@@ -257,6 +271,13 @@ class _Outcome:
 #: company or year): the push stops at the first, instead of repeating a failed login
 #: once a record (the ERP locks a user after a few) and reporting each record as refused
 _REFUSALS = (AuthError, ContextMissingError)
+
+
+def may_still_run(exc: ErpError) -> bool:
+    """Whether a write that failed this way may still be in the ERP's hands: no answer
+    came (the connection was lost, or this side stopped waiting), or the ERP said it
+    timed out. An answer of any other kind means the ERP is done with the request."""
+    return exc.outcome_unknown and isinstance(exc, ErpConnectionError | ErpTimeoutError)
 
 
 def stops_push(exc: ErpError) -> bool:
@@ -356,6 +377,7 @@ class Pusher:
         except Exception as exc:
             # what was done before the stop still counts: the caller reads it from here
             exc.push_result = result  # type: ignore[attr-defined]
+            self._settle_leftovers()
             raise
         finally:
             with _LIVE_LOCK:
@@ -485,11 +507,13 @@ class Pusher:
         entity = "order" if table is orders_t else "customer"
         for r in rows:
             if _claim_free(r.claim_owner, r.claimed_at, stale, settled):
-                free.append(_Candidate(r.id, r.attempts, bool(r.uncertain)))
+                free.append(
+                    _Candidate(r.id, r.attempts, bool(r.uncertain), r.claim_owner, r.claimed_at)
+                )
             elif r.claim_owner.startswith(SETTLING):
                 since = r.claimed_at
-                if since.tzinfo is None:
-                    since = since.replace(tzinfo=now.tzinfo)
+                # naive from SQLite (UTC), or in the session's zone from PostgreSQL
+                since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
                 with self._lock:
                     result.settling.append((entity, str(r.id), since + self.settle))
         return free
@@ -505,9 +529,28 @@ class Pusher:
         record since it was found free; otherwise the record is someone else's now."""
         now = utcnow()
         with self.store.write() as conn:
+            # free still? `attempts` tells a claim made since the candidates were read,
+            # not a claim renewed since (its owner about to send): look again, under the
+            # write lock (SQLite) or the row's lock (PostgreSQL)
+            held = sa.select(table.c.claim_owner, table.c.claimed_at).where(table.c.id == cand.id)
+            if conn.dialect.name == "postgresql":
+                held = held.with_for_update()
+            row = conn.execute(held).first()
+            if row is None or not _claim_free(
+                row.claim_owner, row.claimed_at, now - self.lease, now - self.settle
+            ):
+                return None
             updated = conn.execute(
                 sa.update(table)
-                .where(table.c.id == cand.id, table.c.attempts == cand.attempts, extra)
+                .where(
+                    table.c.id == cand.id,
+                    table.c.attempts == cand.attempts,
+                    # and the claim is the one read: an owner that renewed it since (about
+                    # to send) keeps it, however old it looked when read
+                    table.c.claim_owner.is_not_distinct_from(cand.owner),
+                    table.c.claimed_at.is_not_distinct_from(cand.claimed_at),
+                    extra,
+                )
                 .values(
                     claim_owner=self.owner,
                     claimed_at=now,
@@ -542,15 +585,19 @@ class Pusher:
         error: str | None,
         erp_key: str | None = None,
         values: dict[str, Any] | None = None,
+        settle: bool = False,
     ) -> bool:
-        """End a claim: write its outcome on the record and its attempt, in `conn`'s transaction."""
+        """End a claim: write its outcome on the record and its attempt, in `conn`'s
+        transaction; whether the record was still ours. With `settle` (a request went out
+        and its outcome is unknown) the claim is not freed but settles (see SETTLE).
+        """
         now = utcnow()
         changed = conn.execute(
             sa.update(table)
             .where(table.c.id == site_id, table.c.claim_owner == self.owner)
             .values(
-                claim_owner=None,
-                claimed_at=None,
+                claim_owner=(SETTLING + self.owner)[:80] if settle else None,
+                claimed_at=now if settle else None,
                 uncertain=uncertain,
                 last_error=error,
                 **(values or {}),
@@ -562,6 +609,23 @@ class Pusher:
             .values(finished_at=now, outcome=outcome, error=error, erp_key=erp_key)
         )
         return changed == 1
+
+    def _settle_leftovers(self) -> None:
+        """A push stopped by an error of its own: the claims it still holds (a record
+        whose request may have gone out) settle, so that neither this process, where it
+        lives on, nor another one sends them before the ERP is done with them. Best
+        effort: the error that stopped the push may be the store's."""
+        try:
+            now = utcnow()
+            with self.store.write() as conn:
+                for table in (cust_t, orders_t):
+                    conn.execute(
+                        sa.update(table)
+                        .where(table.c.claim_owner == self.owner)
+                        .values(claim_owner=(SETTLING + self.owner)[:80], claimed_at=now)
+                    )
+        except Exception:
+            log.warning("the claims of a stopped push could not be marked settling", exc_info=True)
 
     def _renew(self, table: sa.Table, site_id: Any) -> bool:
         """Right before a record's create request: whether its claim is still ours, its
@@ -696,6 +760,8 @@ class Pusher:
                 result=result,
                 failed=failed,
                 unreachable=exc.retryable,
+                sent=True,
+                cause=exc,
             )
             if stops_push(exc):
                 raise
@@ -708,6 +774,7 @@ class Pusher:
                 uncertain=True,
                 result=result,
                 failed=failed,
+                sent=True,
             )
             return
         self._crash("accepted", claim.site_id)
@@ -725,7 +792,7 @@ class Pusher:
     ) -> None:
         try:
             with self.store.write() as conn:
-                self._release(
+                ours = self._release(
                     conn,
                     cust_t,
                     cid,
@@ -754,7 +821,10 @@ class Pusher:
             )
             return
         with self._lock:
-            result.customers_sent += 1
+            if ours:
+                result.customers_sent += 1
+            else:  # taken over meanwhile: the push that holds it now records it
+                result.skipped_busy += 1
 
     def _fail_customer(
         self,
@@ -766,9 +836,11 @@ class Pusher:
         result: PushResult,
         failed: dict[int, str],
         unreachable: bool = False,
+        sent: bool = False,
+        cause: ErpError | None = None,
     ) -> None:
         with self.store.write() as conn:
-            self._release(
+            ours = self._release(
                 conn,
                 cust_t,
                 cid,
@@ -776,8 +848,12 @@ class Pusher:
                 outcome="uncertain" if uncertain else "failed",
                 uncertain=uncertain,
                 error=message,
+                settle=sent and uncertain and (cause is None or may_still_run(cause)),
             )
         with self._lock:
+            if not ours:  # taken over meanwhile: the push that holds it now tells of it
+                result.skipped_busy += 1
+                return
             failed[cid] = message
             result.customers_failed += 1
             result.errors.append(("customer", str(cid), message))
@@ -857,7 +933,11 @@ class Pusher:
                     )
                     break
         except Exception:
-            # a failure of our own (not the ERP's): keep what is known, then stop
+            # a failure of our own (not the ERP's): keep what is known, then stop. The
+            # orders after the one that failed were never sent: free again at once; that
+            # one's claim is left to settle (see _settle_leftovers)
+            later = claims[len(outcomes) + 1 :]
+            outcomes.extend(_Outcome(c, "deferred", uncertain=c.was_uncertain) for c in later)
             self._finish_orders(outcomes, result)
             raise
         self._finish_orders(outcomes, result)
@@ -963,10 +1043,12 @@ class Pusher:
                     keys = []
                 if keys:
                     return self._bound(claim, keys, "found", record)
-            return _Outcome.failure(claim, message, uncertain=exc.outcome_unknown, cause=exc)
+            return _Outcome.failure(
+                claim, message, uncertain=exc.outcome_unknown, cause=exc, sent=True
+            )
         except Exception as exc:  # an unexpected failure after the request: outcome unknown
             return _Outcome.failure(
-                claim, f"{name}: {exc.__class__.__name__}: {exc}", uncertain=True
+                claim, f"{name}: {exc.__class__.__name__}: {exc}", uncertain=True, sent=True
             )
         self._crash("accepted", oid)
         return self._bound(claim, [key], "created", record)
@@ -1002,6 +1084,10 @@ class Pusher:
             {
                 "b_id": o.claim.site_id,
                 "b_owner": self.owner,
+                # a request whose outcome is unknown may still be in the ERP's hands: its
+                # claim settles before anyone looks the order up (see SETTLE)
+                "b_new_owner": (SETTLING + self.owner)[:80] if o.settle else None,
+                "b_claimed_at": now if o.settle else None,
                 "b_state": o.state,
                 "b_erp_key": o.erp_key,
                 "b_uncertain": o.uncertain,
@@ -1039,8 +1125,8 @@ class Pusher:
                     orders_t.c.claim_owner == sa.bindparam("b_owner"),
                 )
                 .values(
-                    claim_owner=None,
-                    claimed_at=None,
+                    claim_owner=sa.bindparam("b_new_owner"),
+                    claimed_at=sa.bindparam("b_claimed_at"),
                     state=sa.bindparam("b_state"),
                     erp_key=sa.bindparam("b_erp_key"),
                     uncertain=sa.bindparam("b_uncertain"),

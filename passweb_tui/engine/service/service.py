@@ -373,7 +373,7 @@ class Service:
         """Send web orders waiting on the site now (the checkout path); returns how many
         went. After a failure the path backs off: all of it while the ERP cannot be
         reached or refuses the credentials, an order at a time after the ERP refused it."""
-        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+        from passweb_tui.engine.erp.errors import ErpError
         from passweb_tui.engine.orders.api import WebOrders
         from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted, settling_message
@@ -400,25 +400,15 @@ class Service:
                 cancel=self._stop,
                 log_failures=False,  # told below, once each
             )
-        except PushAborted:
-            return 0
-        except (AuthError, ContextMissingError) as exc:
-            self._refused_pause = min(
-                REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
-            )
-            self._refused_until = self.monotonic() + self._refused_pause
-            log.error(
-                "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
-                " a restart tries at once)",
-                exc,
-                self._refused_pause,
-            )
-            return 0
-        except ErpError as exc:
-            if not exc.retryable:
-                raise
-            self._erp_unreachable(str(exc), len(waiting))  # a push that stops at the first
-            return 0
+        except (PushAborted, ErpError) as exc:
+            done = getattr(exc, "push_result", None)
+            sent = done.orders_sent + done.orders_recovered if done is not None else 0
+            if sent:  # what went before the stop
+                log.info("web orders pushed before the push stopped: %d sent", sent)
+            if isinstance(exc, PushAborted):
+                return sent
+            self._push_stopped(exc, len(waiting))
+            return sent
         self._refused_pause = 0.0
         sent = result.orders_sent + result.orders_recovered
         self.order_pushes += 1
@@ -460,6 +450,27 @@ class Service:
             log.warning("%s", settling_message(result.settling))
         self._settling_told = settling
         return sent
+
+    def _push_stopped(self, exc: Exception, waiting: int) -> None:
+        """A push the ERP stopped: refused credentials or company pause the order path
+        for longer each time (the ERP locks a user after a few failed logins); an ERP
+        that cannot be reached, or whose certificate is refused, pauses it like an
+        unanswered push."""
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
+
+        if isinstance(exc, AuthError | ContextMissingError):
+            self._refused_pause = min(
+                REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
+            )
+            self._refused_until = self.monotonic() + self._refused_pause
+            log.error(
+                "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
+                " a restart tries at once)",
+                exc,
+                self._refused_pause,
+            )
+            return
+        self._erp_unreachable(str(exc), waiting)
 
     def _erp_unreachable(self, why: str, waiting: int) -> None:
         """Pause the order path, longer each time the ERP is still not there; said once."""
