@@ -229,7 +229,11 @@ def test_a_new_customer_the_erp_could_not_take_is_refused_at_import(sim: Any, db
         # before the first sync the ERP's limits are unknown: the intake's own hold
         assert orders.import_lines([json.dumps(order)]).complete
         engine.run("total")
+        # an order of the customer the site already has (same e-mail) is its customer's
+        order["id"] = "W9702"
+        assert orders.import_lines([json.dumps(order)]).complete
         order["id"] = "W9701"
+        order["customer"]["email"] = "another@example.it"
         report = orders.import_lines([json.dumps(order)])
         assert report.stored == [] and len(report.skipped) == 1
         reason = report.skipped[0].reason

@@ -461,12 +461,6 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
             customer_id = None
             if order.new_customer is not None:
                 c = order.new_customer
-                too_long = _too_long(c, limits)
-                if too_long:
-                    # the ERP would refuse the customer, and the order would wait for good:
-                    # the site hears it now, while the shopper can still correct it
-                    skipped.append(Problem(number, order.id, too_long))
-                    continue
                 match = by_vat.get(c.vat_number) if c.vat_number else None
                 if match is None and c.email in by_email:
                     match = by_email[c.email or ""]
@@ -481,6 +475,12 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                         )
                         continue
                 if match is None:
+                    too_long = _too_long(c, limits)
+                    if too_long:
+                        # the ERP would refuse the customer, and its orders would wait for
+                        # good: the site hears it now, while the shopper can correct it
+                        skipped.append(Problem(number, order.id, too_long))
+                        continue
                     cid = conn.execute(
                         sa.insert(cust_t)
                         .values(**c.as_row(), created_at=now, uncertain=False, attempts=0)
