@@ -637,7 +637,8 @@ def test_a_customer_renewed_by_its_owner_is_not_taken_over(
 
     import_orders(store, base, 1, new_customers=1)
     here = Pusher(store, client, lease=timedelta(0))  # every claim looks expired to it
-    far = Pusher(store, client)
+    # a claim is renewed once it is a third of the lease old: at once with no lease
+    far = Pusher(store, client, lease=timedelta(0))
     far.owner = "another-machine:4242:0123456789ab"  # cannot be seen alive from here
     read: list[Any] = []
     taken: list[Any] = []

@@ -78,6 +78,8 @@ CLAIM_LEASE = timedelta(minutes=15)
 #: sent again: longer than the ERP's 5-minute limit on one request, so whatever the dead
 #: process had sent is committed (or given up) by the ERP by then
 SETTLE = timedelta(minutes=6)
+#: a claim is renewed before its record's request once it is this old (seconds)
+RENEW_AFTER_S = 60.0
 #: the mark of a settling claim: this, then the dead owner's token
 SETTLING = "~"
 #: how long an order waits for its new customer, created by a concurrent push
@@ -221,6 +223,8 @@ class _Claim:
     site_id: str
     attempt_id: int
     was_uncertain: bool
+    #: when it was made (this process's monotonic clock), for _needs_renewal
+    made: float = field(default_factory=time.monotonic)
 
 
 class _CustomerPending(LookupError):
@@ -321,6 +325,9 @@ class Pusher:
         self.failure_level = logging.WARNING if log_failures else logging.DEBUG
         self.lease = lease
         self.settle = settle
+        # a claim younger than this is surely still ours (no other push may take the
+        # claim of a live pusher before its lease expires): no renewal, no write
+        self.renew_after_s = min(RENEW_AFTER_S, lease.total_seconds() / 3)
         self.owner = _owner_token()
         # as many records at once as the client puts requests on the wire
         self.workers = workers or client.config.max_in_flight
@@ -627,6 +634,11 @@ class Pusher:
         except Exception:
             log.warning("the claims of a stopped push could not be marked settling", exc_info=True)
 
+    def _needs_renewal(self, claim: _Claim) -> bool:
+        """Whether a claim is old enough that it may have been taken meanwhile (a batch
+        sent to a slow ERP): only then is it renewed and checked, a write each."""
+        return time.monotonic() - claim.made >= self.renew_after_s
+
     def _renew(self, table: sa.Table, site_id: Any) -> bool:
         """Right before a record's create request: whether its claim is still ours, its
         lease counted again from now. A batch sent one by one to a slow ERP may outlive
@@ -732,7 +744,7 @@ class Pusher:
             if code is not None:
                 self._bind_customer(cid, claim, code, "found", result, failed)
                 return
-        if not self._renew(cust_t, cid):
+        if self._needs_renewal(claim) and not self._renew(cust_t, cid):
             with self.store.write() as conn:  # the attempt ends; the record is another's
                 self._release(
                     conn, cust_t, cid, claim, outcome="deferred", uncertain=True, error=None
@@ -1030,7 +1042,7 @@ class Pusher:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
             cause = exc if isinstance(exc, ErpError) else None
             return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False, cause=cause)
-        if not self._renew(orders_t, oid):
+        if self._needs_renewal(claim) and not self._renew(orders_t, oid):
             return _Outcome(claim, "deferred", uncertain=claim.was_uncertain)  # not ours now
         try:
             key = self.client.create(ORDERS_RESOURCE, record)
