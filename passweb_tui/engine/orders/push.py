@@ -112,8 +112,9 @@ class PushResult:
     orders_recovered: int = 0
     #: waiting records left alone because another push holds them
     skipped_busy: int = 0
-    #: waiting records whose sending process died mid-push, as (entity, site id, the
-    #: moment they may be looked up and sent again); see SETTLE
+    #: waiting records whose last request may still be in the ERP's hands (its sender
+    #: died, or its answer was lost), as (entity, site id, the moment they may be looked
+    #: up and sent again); see SETTLE
     settling: list[tuple[str, str, datetime]] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # entity, id, message
     #: those of `errors` that failed because the ERP did not answer (no connection, a
@@ -172,8 +173,8 @@ def settling_message(settling: Sequence[tuple[str, str, datetime]]) -> str:
     more = f" and {len(settling) - 5} more" if len(settling) > 5 else ""
     return (
         f"{', '.join(names)}{more} wait until {until:%H:%M:%S} UTC before being sent again:"
-        " the process sending them stopped mid-request, and the ERP may still be creating"
-        " them (a look-up then finds what it made)"
+        " an earlier attempt's request may still be in the ERP's hands (its sender stopped,"
+        " or its answer was lost), and a look-up then finds what it made"
     )
 
 
@@ -186,8 +187,9 @@ def _whole(value: Any) -> int:
 
 def _died_here(owner: str) -> bool:
     """A pusher of this very process that ended without releasing its claims (an error
-    mid-push): it sent every request it made synchronously, so none can still be in
-    the ERP's hands, and its claims need not settle."""
+    mid-push, and its claims could not be marked settling either): its requests were
+    synchronous, and one whose outcome it did not learn settles as an outcome of its
+    own, so what it still holds was never sent, and need not settle."""
     return owner.rsplit(":", 2)[1:2] == [str(os.getpid())] and owner_alive(owner) is False
 
 
