@@ -688,19 +688,18 @@ class SyncRunner:
             )
         if missing:
             self._order_rejects += len(missing)
-            with self.store.write() as conn:
-                conn.execute(
-                    insert(_REJECTS),
-                    [
-                        {
-                            "run_id": self.run_id,
-                            "entity": "orders",
-                            "key": oid,
-                            "reason": "not in the store: no web order has this id",
-                        }
-                        for oid in missing
-                    ],
-                )
+            why = "not in the store: no web order has this id"
+            self._add_rejects([("orders", oid, why) for oid in missing])
+
+    def _add_rejects(self, rejects: Sequence[tuple[str, str | None, str]]) -> None:
+        """Rejects of this run, as (entity, key, reason), in a transaction of their own:
+        each with its whole reason in the run's detail (messages are digests)."""
+        rows = [
+            {"run_id": self.run_id, "entity": entity, "key": key, "reason": why}
+            for entity, key, why in rejects
+        ]
+        with self.store.write() as conn:
+            conn.execute(insert(_REJECTS), rows)
 
     def _order_progress(self, phase: str) -> Callable[[int, int, str | None], None]:
         started = time.monotonic()
@@ -754,20 +753,12 @@ class SyncRunner:
         if pushed.settling:
             self._messages.append(settling_message(pushed.settling))
         if pushed.errors:
-            # each one with its whole reason in the run's detail (the message is a digest)
-            with self.store.write() as conn:
-                conn.execute(
-                    insert(_REJECTS),
-                    [
-                        {
-                            "run_id": self.run_id,
-                            "entity": "customers" if entity == "customer" else "orders",
-                            "key": str(ident),
-                            "reason": f"not sent: {why}",
-                        }
-                        for entity, ident, why in pushed.errors
-                    ],
-                )
+            self._add_rejects(
+                [
+                    ("customers" if entity == "customer" else "orders", ident, f"not sent: {why}")
+                    for entity, ident, why in pushed.errors
+                ]
+            )
         self._save_order_counts()
 
     def _refresh_orders(self, order_ids: tuple[str, ...], dry_run: bool) -> None:
@@ -801,14 +792,7 @@ class SyncRunner:
                 f"{len(refreshed.rejected)} open order(s) not updated: their ERP document"
                 " could not be read (see the run's rejects)"
             )
-            with self.store.write() as conn:
-                conn.execute(
-                    insert(_REJECTS),
-                    [
-                        {"run_id": self.run_id, "entity": "orders", "key": oid, "reason": why}
-                        for oid, why in refreshed.rejected
-                    ],
-                )
+            self._add_rejects([("orders", oid, why) for oid, why in refreshed.rejected])
         if not dry_run:
             self._save_order_counts()
 
@@ -849,21 +833,8 @@ class SyncRunner:
         for article, why in result.errors[:20]:
             self._messages.append(f"resources of {article}: {why}")
         if result.errors:
-            # each one with its whole reason in the run's detail (the message is a digest);
-            # the resource step tries them again by itself, so they are not kept for a retry
-            with self.store.write() as conn:
-                conn.execute(
-                    insert(_REJECTS),
-                    [
-                        {
-                            "run_id": self.run_id,
-                            "entity": "resources",
-                            "key": article,
-                            "reason": why,
-                        }
-                        for article, why in result.errors
-                    ],
-                )
+            # the resource step tries them again by itself: not kept for a retry
+            self._add_rejects([("resources", article, why) for article, why in result.errors])
 
     def _save_order_counts(self) -> None:
         with self.store.write() as conn:
