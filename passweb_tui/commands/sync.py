@@ -149,17 +149,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_engine(ctx)
     try:
         on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-        if not args.dry_run:
-            from passweb_tui.engine.service.quota import QuotaExhausted, check_quota, site_zone
-
-            try:
-                zone = site_zone(ctx.settings.schedule_timezone)
-                check_quota(engine.store, ctx.settings.monthly_quota, args.kind, tz=zone)
-            except QuotaExhausted as exc:
-                raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
         try:
             handle = engine.start_run(
-                args.kind, scope=scope, dry_run=args.dry_run, origin="site", on_event=on_event
+                args.kind,
+                scope=scope,
+                dry_run=args.dry_run,
+                origin="site",
+                on_event=on_event,
+                quota=True,  # refused (exit 3) once the month's TOTAL/CHANGED are used up
             )
         except LaunchRefused as exc:
             raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
