@@ -481,6 +481,32 @@ def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
     assert states_of(store) == {ids[0]: states.STORED}
 
 
+def test_a_customer_taken_over_while_its_push_stalled_is_counted_once(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """As for an order: a push on another machine stalls past its claim's lease after
+    the ERP made a new customer; another push takes the customer over and finds it in
+    the ERP. The customer counts as sent once between the two, and exists once."""
+    from datetime import timedelta
+
+    ids = import_orders(store, base, 1, new_customers=1)
+    customer = WebOrders(store).show(ids[0])["customer"]
+    other: list[Any] = []
+
+    def stall(at: str, site_id: str) -> None:
+        if at == "accepted" and site_id != ids[0] and not other:
+            other.append(Pusher(store, client, lease=timedelta(0)).push())
+
+    first_pusher = Pusher(store, client, crash=stall)
+    first_pusher.owner = "another-machine:4242:0123456789ab"  # alive or not: unknowable
+    first = first_pusher.push()
+    (second,) = other
+    assert second.customers_sent + first.customers_sent == 1, (first, second)
+    assert first.customers_sent == 0 and first.skipped_busy >= 1
+    assert len(erp_customers_with_vat(client, customer["vat_number"])) == 1
+    assert erp_marker_counts(sim, ids) == {ids[0]: 1}
+
+
 def test_a_batch_that_outlives_its_lease_is_never_sent_twice(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:
@@ -598,6 +624,38 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
     assert (late.orders_sent, late.orders_recovered, late.settling) == (0, 1, [])
     assert erp_marker_counts(sim, [oid]) == {oid: 1}
     assert states_of(store)[oid] == states.STORED
+
+
+def test_a_settling_record_is_told_in_utc_whatever_the_store_sessions_zone(
+    db_url: str, client: MexalClient, base: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time a settling record may be sent again is said in UTC, as the message
+    says, also where the database answers in its session's zone (PostgreSQL with a
+    client that asks for Tokyo time)."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.orders.push import SETTLING, orders_t, settling_message
+
+    monkeypatch.setenv("PGTZ", "Asia/Tokyo")  # read by libpq when the store connects
+    store = open_store(db_url)
+    try:
+        (oid,) = import_orders(store, base, 1)
+        since = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
+        with store.write() as conn:
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == oid)
+                .values(claim_owner=SETTLING + "gone:1:abc", claimed_at=since)
+            )
+        # a settling time far ahead, so that the claim is still settling now
+        result = Pusher(store, client, settle=timedelta(days=3650)).push()
+    finally:
+        store.close()
+    ((entity, ident, until),) = result.settling
+    assert (entity, ident) == ("order", oid)
+    assert until.utcoffset() == timedelta(0) and until == since + timedelta(days=3650)
+    assert f"until {until:%H:%M:%S} UTC" in settling_message(result.settling)
+    assert "until 10:00:00 UTC" in settling_message(result.settling)
 
 
 def test_a_malformed_erp_currency_fails_only_the_orders_in_that_currency(

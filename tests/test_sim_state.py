@@ -235,6 +235,8 @@ def test_tls(tmp_path: Path) -> None:
         (["--tls-cert", "cert.pem"], "--tls-key"),
         (["--tls-cert", "pyproject.toml", "--tls-key", "pyproject.toml"], "--tls-cert"),
         (["--port", "99999"], "--port must be 0-65535"),
+        (["--password", ""], "--password must not be empty"),
+        (["--user", ""], "--user must not be empty"),
     ],
 )
 def test_impossible_options_are_a_clear_error(args: list[str], needle: str) -> None:

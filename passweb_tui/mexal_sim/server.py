@@ -108,6 +108,10 @@ def create_app(options: SimOptions) -> SimApp:
             raise SimOptionsError(f"--{name} must be 0 or more, not {getattr(options, name)}")
     if options.orders and not options.customers:
         raise SimOptionsError("--orders needs at least one customer (--customers)")
+    if options.password is not None and not options.password:
+        raise SimOptionsError("--password must not be empty (leave it out to keep the default)")
+    if not options.user:
+        raise SimOptionsError("--user must not be empty")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise SimOptionsError("--tls-cert and --tls-key go together")
     erp = open_erp(
