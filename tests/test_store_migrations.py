@@ -166,3 +166,32 @@ def test_a_store_whose_service_made_the_claims_table_migrates(empty_db_url: str)
             assert conn.execute(sa.select(slots.claims_t.c.holder)).scalars().all() == ["old"]
     finally:
         engine.dispose()
+
+
+def test_the_head_is_read_without_alembic_and_agrees_with_it(tmp_path, monkeypatch) -> None:
+    """A store already current opens without loading Alembic: the head comes from the
+    revision files' own lines, which must name the head Alembic finds. A file that does
+    not spell them plainly (a merge revision) leaves the answer to Alembic."""
+    import shutil
+
+    from passweb_tui.engine import store
+
+    assert store._plain_head() == store.alembic_head()
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    probe = (
+        "import sys; from passweb_tui.engine.store import open_store;"
+        f" open_store({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert first.stdout.strip() == "True", first.stderr  # the first open migrated
+    again = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert again.stdout.strip() == "False", again.stderr
+
+    versions = tmp_path / "migrations" / "versions"
+    shutil.copytree(store.MIGRATIONS / "versions", versions)
+    monkeypatch.setattr(store, "MIGRATIONS", tmp_path / "migrations")
+    assert store._plain_head() == store.alembic_head()
+    (versions / "w999_merge.py").write_text(
+        'revision = "w999"\ndown_revision = ("a", "b")\n', encoding="utf-8"
+    )
+    assert store._plain_head() is None
