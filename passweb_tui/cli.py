@@ -51,6 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
+    """The one line for a failure of the site store that no command caught: the store
+    that could not be opened, or the database's own refusal (a read-only file, a lock
+    held too long, a full disk), without the statement and its values (a customer's
+    details, say) that the database library's message carries below it."""
+    if not type(exc).__module__.startswith(("sqlalchemy", "passweb_tui.engine.store")):
+        return None
+    from passweb_tui.engine.store import StoreError, StoreUrlError, shown_url
+
+    if isinstance(exc, StoreError):
+        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        return f"site store: {exc}", code
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return None  # not the database's refusal: reported as unexpected
+    try:
+        where = shown_url(ctx.settings.resolved_db_url)
+    except Exception:
+        where = "(unknown)"
+    reason = " ".join(str(orig).split()) or orig.__class__.__name__
+    return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.FAILED)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         log.debug("unexpected error", exc_info=True)
+        store_line = _store_failure(exc, ctx)
+        if store_line is not None:
+            print(f"passweb-tui: {store_line[0]}", file=sys.stderr)
+            return int(store_line[1])
         print(f"passweb-tui: unexpected error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return int(ExitCode.FAILED)
     finally:

@@ -125,3 +125,62 @@ def test_demo_processes_on_one_folder_share_one_demo_erp(tmp_path: Path) -> None
         [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert out.stdout.split()[1:] == ["False"], out.stderr  # its own demo ERP now
+
+
+def test_a_store_of_a_newer_version_is_named_and_left_alone(tmp_path: Path) -> None:
+    """A store whose schema a newer passweb-tui set up: every command says so in one line
+    naming the store (exit 1) and changes nothing; doctor says the same, not that the
+    next command migrates it."""
+    import sqlite3
+
+    db = tmp_path / "store.db"
+    assert run_cli("--db", f"sqlite:///{db}", "runs").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'w999_future'")
+    before = db.read_bytes()
+    result = run_cli("--db", f"sqlite:///{db}", "runs")
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "unexpected" not in line, line
+    assert str(db) in line and "'w999_future'" in line and "newer passweb-tui" in line
+    doctor = run_cli("--db", f"sqlite:///{db}", "doctor")
+    assert doctor.returncode == 1
+    store_line = next(x for x in doctor.stdout.splitlines() if " store: " in x)
+    assert store_line.startswith("FAIL") and "newer passweb-tui" in store_line
+    assert "migrates" not in doctor.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "w999_future",
+        )
+    assert db.read_bytes() == before or os.path.exists(f"{db}-wal")
+
+
+def test_a_write_the_database_refuses_is_one_line_without_the_statement(tmp_path: Path) -> None:
+    """The database refusing a write (a read-only file, a full disk, a lock held too long;
+    here a trigger that fails stands for it): one line naming the store, without the SQL statement
+    and the customer details it was about to write."""
+    import sqlite3
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_orders_helpers import article_rows, jsonl, new_customer, order_line
+
+    db = tmp_path / "store.db"
+    assert run_cli("--db", f"sqlite:///{db}", "runs").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON web_customer"
+            " BEGIN INSERT INTO disk_is_full VALUES (1); END"  # fails as the disk would
+        )
+    customer = new_customer(7)
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1", customer=customer, rows=article_rows(1))))
+    result = run_cli("--db", f"sqlite:///{db}", "orders", "import", str(orders))
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1, result.stderr
+    assert line.startswith(f"passweb-tui: site store sqlite:///{db}: ")
+    assert "no such table: main.disk_is_full" in line and "unexpected" not in line
+    assert "SQL" not in line and "INSERT" not in line
+    for value in customer.values():
+        if isinstance(value, str) and len(value) > 3:
+            assert value not in line

@@ -99,7 +99,9 @@ def check_store(settings: Settings) -> list[Check]:
         create_store_engine,
         current_revision,
         head_revision,
+        known_revisions,
         shown_url,
+        unknown_schema,
     )
 
     url = settings.resolved_db_url
@@ -132,6 +134,8 @@ def check_store(settings: Settings) -> list[Check]:
                 (WARN, "store", f"{shown} opens but has no schema yet (set up by the first sync)"),
                 (OK, "sync lock", "free (no schema yet)"),
             ]
+        if revision is not None and revision not in known_revisions():
+            return [(FAIL, "store", f"{shown}: {unknown_schema(revision)}")]
         if revision != head:
             lines = [
                 (

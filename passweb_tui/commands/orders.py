@@ -53,7 +53,7 @@ def _orders(ctx: Context) -> Iterator[Any]:
         store = open_store(ctx.settings.resolved_db_url)
     except StoreError as exc:
         code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
-        raise CliError(str(exc), code) from None
+        raise CliError(f"site store: {exc}", code) from None
     try:
         yield WebOrders(store)
     finally:

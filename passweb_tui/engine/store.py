@@ -33,6 +33,10 @@ class StoreUrlError(StoreError):
     """The database URL itself is wrong (a setting to correct, not a store to repair)."""
 
 
+class UnknownSchemaError(StoreError):
+    """The store's schema is at a revision this version does not ship (a newer one's)."""
+
+
 def shown_url(url: str) -> str:
     """A database URL as messages show it: never with its password, even when it does not
     parse (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
@@ -53,10 +57,11 @@ _REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']\s*$""", re.M)
 _DOWN = re.compile(r"""^down_revision\s*=\s*(?:None|["']([^"']+)["'])\s*$""", re.M)
 
 
-def _plain_head() -> str | None:
-    """The head read straight from the revision files' `revision` and `down_revision`
-    lines, without loading Alembic (a third of a second at every start); None when a
-    file does not spell them plainly (a merge, say), which Alembic then reads."""
+def _plain_graph() -> tuple[frozenset[str], str] | None:
+    """Every revision and the head, read straight from the revision files' `revision`
+    and `down_revision` lines without loading Alembic (a third of a second at every
+    start); None when a file does not spell them plainly (a merge, say), which Alembic
+    then reads."""
     revisions: set[str] = set()
     downs: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
@@ -70,7 +75,14 @@ def _plain_head() -> str | None:
         if down[0]:
             downs.add(down[0])
     heads = revisions - downs
-    return heads.pop() if len(heads) == 1 and downs <= revisions else None
+    if len(heads) != 1 or not downs <= revisions:
+        return None
+    return frozenset(revisions), heads.pop()
+
+
+def _plain_head() -> str | None:
+    graph = _plain_graph()
+    return graph[1] if graph else None
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +94,18 @@ def head_revision() -> str:
     return alembic_head()
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every migration shipped with this version of the package."""
+    graph = _plain_graph()
+    if graph is not None:
+        return graph[0]
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
 def alembic_head() -> str:
     """The head as Alembic reads the migrations."""
     from alembic.script import ScriptDirectory
@@ -90,6 +114,15 @@ def alembic_head() -> str:
     if len(heads) != 1:
         raise StoreError(f"the migrations have {len(heads)} heads; expected one")
     return heads[0]
+
+
+def unknown_schema(revision: str) -> UnknownSchemaError:
+    """Why a store at a revision this version does not ship cannot be used."""
+    return UnknownSchemaError(
+        f"its schema is at revision {revision!r}, which this version of passweb-tui does not"
+        f" know (its newest is {head_revision()!r}): the store was set up or upgraded by a"
+        " newer passweb-tui; use that version with it, or another store"
+    )
 
 
 class Store:
@@ -191,8 +224,11 @@ def migrate(engine: Engine) -> bool:
     """Bring the schema to the head revision; returns whether anything was applied."""
     head = head_revision()
     with engine.connect() as conn, conn.begin():
-        if current_revision(conn) == head:
+        revision = current_revision(conn)
+        if revision == head:
             return False
+    if revision is not None and revision not in known_revisions():
+        raise unknown_schema(revision)
     from alembic import command
 
     with engine.connect() as conn0:
@@ -203,8 +239,11 @@ def migrate(engine: Engine) -> bool:
             # finds the schema current.
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            if current_revision(conn) == head:
+            revision = current_revision(conn)
+            if revision == head:
                 return False
+            if revision is not None and revision not in known_revisions():
+                raise unknown_schema(revision)
             command.upgrade(_alembic_config(conn), "head")
     return True
 
@@ -214,6 +253,10 @@ def open_store(url: str) -> Store:
     engine = create_store_engine(url)
     try:
         migrate(engine)
+    except UnknownSchemaError as exc:
+        engine.dispose()
+        safe = engine.url.render_as_string(hide_password=True)
+        raise UnknownSchemaError(f"{safe}: {exc}") from None
     except StoreError:
         engine.dispose()
         raise
@@ -221,5 +264,5 @@ def open_store(url: str) -> Store:
         engine.dispose()
         safe = engine.url.render_as_string(hide_password=True)
         why = " ".join(str(exc.orig or exc).split())  # one line (drivers add hints below)
-        raise StoreError(f"site store {safe}: {why}") from None
+        raise StoreError(f"{safe}: {why}") from None
     return Store(engine)
