@@ -6,6 +6,7 @@ Every problem is a ConfigError whose message names the file, key or variable.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -631,23 +632,284 @@ def _check_service(settings: Settings) -> None:
         raise ConfigError(f"{where('notify')}: {exc}") from None
 
 
-def save_erp_settings(values: dict[str, Any], path: Path | None = None) -> Path:
-    """Write the [erp] section (setup screen); the file is created owner-only."""
+def save_erp_settings(
+    values: dict[str, Any], path: Path | None = None, *, site: str = DEFAULT_SITE
+) -> Path:
+    """Write the ERP settings of the setup screen where `site` reads them: [erp] for the
+    default site, [sites.NAME.erp] for another.
+
+    Only that table changes: the keys given get their new values in place (a key the
+    table lacks is added after its last one; the table is appended when there is none),
+    every other line of the file stays as it was, comments included. A table written in
+    a form that cannot be changed in place (an inline table, dotted keys) is refused with
+    a ConfigError saying what to edit by hand; so is a change the project's loader would
+    not read back as exactly the settings intended. The file is written owner-only, to a
+    temporary file renamed over it; nothing is changed when it is refused."""
     cfg_path = path or config_path()
+    section = ("erp",) if site == DEFAULT_SITE else ("sites", site, "erp")
+    name = ".".join(_toml_key(part) for part in section)
+    new = {key: value for key, value in values.items() if value is not None}
+    unknown = sorted(set(new) - set(_FILE_KEYS["erp"]))
+    if unknown:
+        raise ValueError(f"not ERP settings: {', '.join(unknown)}")
+    by_hand = f"nothing was saved: set url, user, password and azienda in [{name}] by hand"
+    try:
+        text = cfg_path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise ConfigError(f"{cfg_path}: cannot be read ({exc.strerror}); {by_hand}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text; {by_hand}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: not valid TOML ({exc}); {by_hand}") from None
+    # the settings the site reads now: the saved keys are all that may change
+    try:
+        before = read_config_file(cfg_path, site)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {by_hand}") from None
+    try:
+        new_text = _edit_table(text, section, new)
+    except _CannotEdit as exc:
+        raise ConfigError(
+            f"{cfg_path}: the setup does not change [{name}] in place: {exc}; {by_hand}"
+        ) from None
+    # the whole document must read the same, but for the keys saved
+    expected_doc = copy.deepcopy(doc)
+    table = expected_doc
+    for part in section:
+        table = table.setdefault(part, {})
+    table.update(new)
+    expected = dict(before)
+    for key, value in new.items():
+        attr, typ = _FILE_KEYS["erp"][key]
+        expected[attr] = _coerce(value, typ, f"[{name}] {key}")
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    existing: dict[str, Any] = {}
-    if cfg_path.exists():
-        existing = tomllib.loads(cfg_path.read_text("utf-8"))
-    erp = dict(existing.get("erp", {}))
-    erp.update({k: v for k, v in values.items() if v is not None})
-    existing["erp"] = erp
-    text = _dump_toml(existing)
-    fd = os.open(cfg_path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(cfg_path.with_suffix(".tmp"), 0o600)
-    os.replace(cfg_path.with_suffix(".tmp"), cfg_path)
+    tmp = cfg_path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)  # a stale one: created anew, owner-only from the start
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(new_text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            same = _same(tomllib.loads(new_text), expected_doc)
+            same = same and read_config_file(tmp, site) == expected
+        except (ConfigError, tomllib.TOMLDecodeError):
+            same = False
+        if not same:
+            raise ConfigError(
+                f"{cfg_path}: the setup could not change [{name}] without changing what the"
+                f" rest of the file says; {by_hand}"
+            )
+        os.replace(tmp, cfg_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return cfg_path
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two parsed documents hold the same (a NaN, unequal to itself, included)."""
+    return bool(a == b or repr(a) == repr(b))
+
+
+class _CannotEdit(Exception):
+    """The config file's text is in a form that is not changed in place; says which."""
+
+
+@dataclass
+class _Statement:
+    """One statement of a TOML text: a table header or a key = value."""
+
+    start: int  # where its line begins
+    end: int  # just past its line's newline (or the end of the text)
+    kind: str  # "table" ([a.b]), "array" ([[a.b]]) or "key" (a.b = value)
+    path: tuple[str, ...]  # the header's table, or the key (relative to its table)
+    value: tuple[int, int] = (0, 0)  # a key's value, start and end
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
+
+
+def _past_line(text: str, i: int) -> int:
+    """Past what ends a statement at i: blanks, a comment, the newline."""
+    i = _skip_blanks(text, i)
+    if i < len(text) and text[i] == "#":
+        newline = text.find("\n", i)
+        return len(text) if newline < 0 else newline + 1
+    if text.startswith("\r\n", i):
+        return i + 2
+    if i == len(text) or text[i] == "\n":
+        return min(i + 1, len(text))
+    raise _CannotEdit(f"unexpected {text[i]!r}")
+
+
+def _past_string(text: str, i: int) -> int:
+    """Past the string (basic, literal, or either multi-line) opening at i."""
+    for quote in ('"""', "'''"):
+        if text.startswith(quote, i):
+            j = i + 3
+            while not text.startswith(quote, j):
+                j += 2 if quote == '"""' and text[j] == "\\" else 1
+                if j >= len(text):
+                    raise _CannotEdit("a string that does not end")
+            end = j + 3
+            while end < len(text) and end - j < 5 and text[end] == quote[0]:
+                end += 1  # up to two quotes just before the closing ones are the string's
+            return end
+    quote, j = text[i], i + 1
+    while text[j] != quote:
+        if text[j] in "\r\n":
+            raise _CannotEdit("a string that does not end on its line")
+        j += 2 if quote == '"' and text[j] == "\\" else 1
+    return j + 1
+
+
+def _past_value(text: str, i: int) -> int:
+    """Past the value starting at i (an array may span lines, with comments)."""
+    if text[i] in "\"'":
+        return _past_string(text, i)
+    if text[i] in "[{":
+        depth = 0
+        while True:
+            if text[i] in "\"'":
+                i = _past_string(text, i)
+                continue
+            if text[i] == "#":
+                i = text.index("\n", i)
+            elif text[i] in "[{":
+                depth += 1
+            elif text[i] in "]}":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+    # a number, true/false or a date (which may hold a space): up to a comment or newline
+    j = i
+    while j < len(text) and text[j] not in "#\r\n":
+        j += 1
+    while text[j - 1] in " \t":
+        j -= 1
+    return j
+
+
+def _key_until(text: str, i: int, stop: str) -> int:
+    """Where a key starting at i ends, at `stop` outside its quotes."""
+    while text[i] != stop:
+        if text[i] in "\"'":
+            i = _past_string(text, i)
+        elif text[i] in "\r\n#":
+            raise _CannotEdit("a key that does not end on its line")
+        else:
+            i += 1
+    return i
+
+
+def _key_path(key: str) -> tuple[str, ...]:
+    """The parts of a dotted key as TOML reads them (quotes and escapes undone)."""
+    node: Any = tomllib.loads(f"{key} = 0")
+    path: list[str] = []
+    while isinstance(node, dict):
+        ((part, node),) = node.items()
+        path.append(part)
+    return tuple(path)
+
+
+def _statements(text: str) -> list[_Statement]:
+    """The statements of a valid TOML text, in order (blank and comment lines left out)."""
+    out: list[_Statement] = []
+    i = 0
+    try:
+        while i < len(text):
+            start, i = i, _skip_blanks(text, i)
+            if i == len(text):
+                break
+            if text[i] in "\r\n#":
+                i = _past_line(text, i)
+            elif text[i] == "[":
+                array = text.startswith("[[", i)
+                key = i + (2 if array else 1)
+                close = _key_until(text, key, "]")
+                if array and not text.startswith("]]", close):
+                    raise _CannotEdit("an array of tables' header")
+                path = _key_path(text[key:close])
+                i = _past_line(text, close + (2 if array else 1))
+                out.append(_Statement(start, i, "array" if array else "table", path))
+            else:
+                equals = _key_until(text, i, "=")
+                path = _key_path(text[i:equals])
+                value = _skip_blanks(text, equals + 1)
+                value_end = _past_value(text, value)
+                i = _past_line(text, value_end)
+                out.append(_Statement(start, i, "key", path, (value, value_end)))
+    except (IndexError, ValueError):  # TOMLDecodeError is a ValueError
+        raise _CannotEdit("its text could not be followed") from None
+    return out
+
+
+def _edit_table(text: str, section: tuple[str, ...], values: dict[str, Any]) -> str:
+    """The text with `values` set in table `section` ([section] header), nothing else
+    changed; _CannotEdit if the table is written in another form."""
+
+    def line(statement: _Statement) -> int:
+        return text.count("\n", 0, statement.start) + 1
+
+    name = ".".join(_toml_key(part) for part in section)
+    header: _Statement | None = None
+    body: list[_Statement] = []  # the table's keys
+    table: tuple[str, ...] = ()
+    for statement in _statements(text):
+        if statement.kind != "key":
+            table = statement.path
+            if statement.kind == "array" and (
+                table[: len(section)] == section or section[: len(table)] == table
+            ):
+                raise _CannotEdit(f"line {line(statement)} makes it part of an array of tables")
+            if table == section:
+                header = statement
+            continue
+        full = table + statement.path
+        if table == section:
+            if len(statement.path) > 1:
+                raise _CannotEdit(f"line {line(statement)} in it is a dotted key")
+            body.append(statement)
+        elif section[: len(full)] == full:
+            raise _CannotEdit(
+                f"it is written as an inline table, line {line(statement)}"
+                f" ({'.'.join(full)} = {{...}})"
+            )
+        elif full[: len(section)] == section:
+            raise _CannotEdit(
+                f"it is written with dotted keys, line {line(statement)} ({'.'.join(full)} = ...)"
+            )
+    nl = "\r\n" if "\r\n" in text else "\n"
+    left = dict(values)
+    edits: list[tuple[int, int, str]] = []
+    for statement in body:
+        key = statement.path[0]
+        if key in left:
+            edits.append((*statement.value, _toml_value(left.pop(key))))
+    added = "".join(f"{_toml_key(key)} = {_toml_value(value)}{nl}" for key, value in left.items())
+    if header is None:  # a new table at the end, after a blank line
+        at, added = len(text), f"[{name}]{nl}{added}"
+        if text.strip() and not re.search(r"\n[ \t]*\r?\n\Z", text):
+            added = nl + added  # (and a newline first, below, if the last line has none)
+    else:  # after the table's last key
+        at = (body[-1] if body else header).end
+    if added:
+        if text[:at] and not text[:at].endswith("\n"):
+            added = nl + added  # the last line had no newline
+        edits.append((at, at, added))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
 
 
 def _toml_string(text: str) -> str:
@@ -674,19 +936,6 @@ def _toml_value(value: Any) -> str:
 def _toml_key(key: str) -> str:
     # a bare key is ASCII letters, digits, "_" and "-" only; anything else is quoted
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
-
-
-def _dump_toml(doc: dict[str, Any], path: tuple[str, ...] = ()) -> str:
-    scalars = [(k, v) for k, v in doc.items() if not isinstance(v, dict)]
-    tables = [(k, v) for k, v in doc.items() if isinstance(v, dict)]
-    out = ""
-    if path and (scalars or not tables):
-        out += "[" + ".".join(_toml_key(p) for p in path) + "]\n"
-    for key, value in scalars:
-        out += f"{_toml_key(key)} = {_toml_value(value)}\n"
-    for key, value in tables:
-        out += ("\n" if out else "") + _dump_toml(value, (*path, key))
-    return out
 
 
 def with_demo_erp(

@@ -297,6 +297,117 @@ def test_saving_keeps_a_file_with_any_site_name_and_value_valid(tmp_path: Path) 
         load_settings({"site": 'a"b'}, env={}, path=cfg)
 
 
+OPERATORS_FILE = (
+    "# passweb-tui\n"
+    "[erp]  # the main ERP\n"
+    '"url" = "https://old.example/webapi"   # moved in May\n'
+    "# the number on the site\n"
+    "site_no = 2\n"
+    "\n"
+    "[service]\n"
+    'notify = "ops@example.com"\n'
+    "\n"
+    "[sites.outlet.erp]\n"
+    "# a value over several lines, one of them like a header\n"
+    'password_command = """\n'
+    "[erp]\n"
+    'url = 1"""\n'
+    "[[sites.archive.sync.x]] # an array of tables, in a profile nobody runs\n"
+    "a = [\n  [1], # [erp]\n]\n"
+    '[sites."negozio-città".store]\n'
+    'db = "sqlite:///n.db"'  # no newline at the end
+)
+
+
+def test_saving_changes_the_erp_section_in_place_and_nothing_else(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "config.toml", OPERATORS_FILE)
+    save_erp_settings(
+        {"url": "https://new.example/webapi", "user": "mario", "anno": 2026, "ca_file": None},
+        path=cfg,
+    )
+    assert cfg.read_text("utf-8") == OPERATORS_FILE.replace(
+        '"url" = "https://old.example/webapi"   # moved in May\n'
+        "# the number on the site\n"
+        "site_no = 2\n",
+        '"url" = "https://new.example/webapi"   # moved in May\n'
+        "# the number on the site\n"
+        "site_no = 2\n"
+        'user = "mario"\n'
+        "anno = 2026\n",
+    )
+    s = load_settings({}, env={}, path=cfg)
+    assert (s.erp_url, s.erp_user, s.anno, s.site_no) == ("https://new.example/webapi", "mario",
+                                                          2026, 2)  # fmt: skip
+
+
+@pytest.mark.parametrize(("site", "header"), [("shop", "shop"), ("shop.it", '"shop.it"')])
+def test_saving_for_a_site_appends_its_erp_table(tmp_path: Path, site: str, header: str) -> None:
+    """A site's credentials go where it reads them, [sites.NAME.erp]; the default site and
+    the other profiles keep the ERP they had."""
+    text = OPERATORS_FILE + f'\n[sites.{header}.store]\ndb = "sqlite:///s.db"'
+    cfg = write(tmp_path / "config.toml", text)
+    default, outlet = (load_settings(site, env={}, path=cfg) for site in ({}, {"site": "outlet"}))
+    save_erp_settings({"url": "https://shop.example/webapi", "password": "pw"}, cfg, site=site)
+    assert cfg.read_text("utf-8") == text + (
+        f'\n\n[sites.{header}.erp]\nurl = "https://shop.example/webapi"\npassword = "pw"\n'
+    )
+    assert load_settings({}, env={}, path=cfg) == default
+    assert load_settings({"site": "outlet"}, env={}, path=cfg) == outlet
+    s = load_settings({"site": site}, env={}, path=cfg)
+    assert (s.erp_url, s.site_no, s.resolve_password()) == ("https://shop.example/webapi", 2, "pw")
+
+
+def test_saving_keeps_windows_line_endings(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    text = b'[erp]\r\nuser = "old"\r\n\r\n[sync]\r\noverlap_minutes = 90\r\n'
+    cfg.write_bytes(text)
+    save_erp_settings({"user": "new", "azienda": "ABC"}, cfg)
+    assert cfg.read_bytes() == text.replace(
+        b'user = "old"\r\n', b'user = "new"\r\nazienda = "ABC"\r\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "site", "said"),
+    [
+        ('erp = { user = "u" }\n[sync]\nlease_seconds = 9\n', None,
+         r"\[erp\] in place: it is written as an inline table, line 1 \(erp = \{\.\.\.\}\)"),
+        ('[store]\ndb = "x"\n[sites.shop]\nerp.user = "u"\n', "shop",
+         r"\[sites\.shop\.erp\] in place: it is written with dotted keys, line 4"
+         r" \(sites\.shop\.erp\.user = \.\.\.\)"),
+        ('[sites]\nshop = { store = { db = "x" } }\n', "shop",
+         r"\[sites\.shop\.erp\] in place: it is written as an inline table, line 2"
+         r" \(sites\.shop = \{\.\.\.\}\)"),
+    ],
+)  # fmt: skip
+def test_saving_refuses_a_section_it_cannot_change_in_place(
+    tmp_path: Path, text: str, site: str | None, said: str
+) -> None:
+    cfg = write(tmp_path / "config.toml", text)
+    with pytest.raises(ConfigError, match=said) as refused:
+        save_erp_settings({"user": "mario", "password": "pw"}, cfg, site=site or "default")
+    message = str(refused.value)
+    assert message.startswith(f"{cfg}: the setup does not change [")
+    assert "nothing was saved" in message and "by hand" in message and "pw" not in message
+    assert cfg.read_text("utf-8") == text
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+def test_saving_refuses_a_change_that_would_not_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit that would change anything but the section (here: one that loses the rest
+    of the file) is caught by reading the result back: refused, the file left as it was."""
+    import passweb_tui.config as config
+
+    cfg = write(tmp_path / "config.toml", OPERATORS_FILE)
+    monkeypatch.setattr(config, "_edit_table", lambda text, section, values: '[erp]\nuser = "m"\n')
+    with pytest.raises(ConfigError, match=r"without changing what the rest of the file says"):
+        save_erp_settings({"user": "m"}, cfg)
+    assert cfg.read_text("utf-8") == OPERATORS_FILE
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
 def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
     from passweb_tui.engine.facade import EngineSettings
 

@@ -4,8 +4,10 @@ owner-only and opens the store; the demo's ERP-side activity really changes the 
 from __future__ import annotations
 
 import argparse
+import os
 import stat
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +17,7 @@ from textual.widgets import Input, Static
 from passweb_tui.app import create_app
 from passweb_tui.commands import Context
 from passweb_tui.commands.ui import UiResources
-from passweb_tui.config import config_path
+from passweb_tui.config import config_path, load_settings
 from passweb_tui.demo_activity import DemoActivity
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.anyio
 pytest_plugins = ["ui_fixtures"]
 
 
-def context() -> Context:
-    return Context(argparse.Namespace(demo=False, command=None))
+def context(site: str | None = None) -> Context:
+    return Context(argparse.Namespace(demo=False, command=None, site=site))
 
 
 async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) -> None:
@@ -65,6 +67,151 @@ async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) ->
             "azienda": erp_sim.azienda,
             "anno": erp_sim.anno,
         }
+    finally:
+        resources.close(app)
+
+
+def write_config(text: str) -> Path:
+    """The operator's config file, owner-only, where the program looks for it."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
+
+
+def operators_config(data: Path) -> str:
+    """A config file as an operator writes one: comments, several sections, the
+    default site's ERP and a `shop` profile with a store but no ERP of its own."""
+    return (
+        "# passweb-tui, written by hand\n"
+        "[erp]   # the main company's ERP\n"
+        'url = "https://main.example:9004/webapi"\n'
+        'user = "main"\n'
+        'azienda = "MAI"  # not the shop\'s\n'
+        "\n"
+        "[sync]\n"
+        "overlap_minutes = 90\n"
+        "[sync.update_descriptions]\n"
+        "payments = true\n"
+        "\n"
+        "# the second shop: its own store\n"
+        "[sites.shop.store]\n"
+        f'db = "sqlite:///{data / "shop.db"}"\n'
+        "[sites.shop.sync] # more often\n"
+        "overlap_minutes = 30"  # and no newline at the end
+    )
+
+
+async def save_from_setup(app: Any, pilot: Any, erp_sim: Any) -> str:
+    """Fill the setup form with the simulator's credentials, save; what the setup screen
+    says then ("" when it gave way to the dashboard)."""
+    await pilot.pause()
+    form = {"url": erp_sim.url, "user": erp_sim.user, "password": erp_sim.password,
+            "azienda": erp_sim.azienda, "anno": str(erp_sim.anno)}  # fmt: skip
+    for name, value in form.items():
+        app.screen.query_one(f"#setup-{name}", Input).value = value
+    await pilot.press("ctrl+s")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    if isinstance(app.screen, DashboardScreen):
+        return ""
+    return str(app.screen.query_one("#setup-result", Static).render())
+
+
+async def test_setup_under_site_saves_that_profiles_erp_and_nothing_else(
+    erp_sim: Any, tmp_path: Path
+) -> None:
+    """Under --site shop the credentials go to [sites.shop.erp], appended; every line the
+    operator wrote stays as it was, and the default site keeps its own ERP."""
+    before = operators_config(tmp_path)
+    path = write_config(before)
+    default_site = load_settings({}, env={})
+    resources = UiResources(context("shop"))
+    app = create_app(None, connect=resources.connect)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await save_from_setup(app, pilot, erp_sim)
+            assert isinstance(app.screen, DashboardScreen)
+        after = path.read_text("utf-8")
+        assert after == before + (
+            "\n\n[sites.shop.erp]\n"
+            f'url = "{erp_sim.url}"\n'
+            f'user = "{erp_sim.user}"\n'
+            f'password = "{erp_sim.password}"\n'
+            f'azienda = "{erp_sim.azienda}"\n'
+            f"anno = {erp_sim.anno}\n"
+        )
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert load_settings({}, env={}) == default_site
+        shop = load_settings({"site": "shop"}, env={})
+        assert (shop.erp_url, shop.erp_user, shop.azienda, shop.anno, shop.overlap_minutes) == (
+            erp_sim.url,
+            erp_sim.user,
+            erp_sim.azienda,
+            erp_sim.anno,
+            30,
+        )
+        assert shop.resolve_password() == erp_sim.password
+        assert shop.update_descriptions == {"payments": True}  # the top level's, still read
+    finally:
+        resources.close(app)
+
+
+async def test_setup_without_site_changes_the_erp_section_in_place(
+    erp_sim: Any, tmp_path: Path
+) -> None:
+    """An [erp] section without an address (so the setup shows) gets the credentials
+    in place: its own comment and other keys stay, and so does every other line."""
+    head = "# passweb-tui\n[store]  # where the site's copy lives\n"
+    head += f'db = "sqlite:///{tmp_path / "store.db"}"\n\n'
+    erp_before = '[erp]\n# from the setup screen\nuser = "someone-else"   # who?\nsite_no = 2\n'
+    tail = '\n# the sync\n[sync]\noverlap_minutes = 90\n\n[sites.shop.store]\ndb = "x"\n'
+    path = write_config(head + erp_before + tail)
+    resources = UiResources(context())
+    app = create_app(None, connect=resources.connect)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await save_from_setup(app, pilot, erp_sim)
+            assert isinstance(app.screen, DashboardScreen)
+        erp_after = (
+            "[erp]\n# from the setup screen\n"
+            f'user = "{erp_sim.user}"   # who?\n'
+            "site_no = 2\n"
+            f'url = "{erp_sim.url}"\n'
+            f'password = "{erp_sim.password}"\n'
+            f'azienda = "{erp_sim.azienda}"\n'
+            f"anno = {erp_sim.anno}\n"
+        )
+        assert path.read_text("utf-8") == head + erp_after + tail
+        saved = load_settings({}, env={})
+        assert (saved.erp_url, saved.erp_user, saved.site_no, saved.overlap_minutes) == (
+            erp_sim.url,
+            erp_sim.user,
+            2,
+            90,
+        )
+    finally:
+        resources.close(app)
+
+
+async def test_setup_refuses_a_section_it_cannot_change_in_place(erp_sim: Any) -> None:
+    """The profile's ERP written with dotted keys: the screen says which file and
+    section to edit by hand, the file is left exactly as it was, the setup stays."""
+    before = '[sites.shop]\nerp.site_no = 2  # the shop\'s number\nstore.db = "sqlite:///x.db"\n'
+    path = write_config(before)
+    resources = UiResources(context("shop"))
+    app = create_app(None, connect=resources.connect)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            said = await save_from_setup(app, pilot, erp_sim)
+            assert said.startswith("Failed:")
+            assert f"{path}: the setup does not change [sites.shop.erp] in place" in said
+            assert "dotted keys" in said and "nothing was saved" in said
+            assert "by hand" in said and erp_sim.password not in said
+            assert not isinstance(app.screen, DashboardScreen)
+        assert path.read_text("utf-8") == before
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file
     finally:
         resources.close(app)
 

@@ -91,6 +91,8 @@ class UiResources:
             raise ValueError(f"{exc} (nothing was saved)") from None
         except Exception:
             log.info("the ERP did not answer the setup's check; saved all the same", exc_info=True)
+        # where this site reads them: [sites.NAME.erp] under --site NAME, else [erp]; a
+        # section that cannot be changed in place is refused (ConfigError, shown as is)
         save_erp_settings(
             {
                 "url": values["url"],
@@ -99,7 +101,9 @@ class UiResources:
                 "azienda": values["azienda"],
                 "anno": values.get("anno"),
                 "ca_file": values.get("ca_file"),
-            }
+            },
+            settings.source,
+            site=settings.site,
         )
         configured = replace(
             settings,
