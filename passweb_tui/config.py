@@ -209,7 +209,12 @@ class Settings:
                 raise ConfigError(f"{where}: could not run: {exc.__class__.__name__}") from None
             if out.returncode != 0:
                 raise ConfigError(f"{where}: exited with status {out.returncode}")
-            return out.stdout.rstrip("\n")
+            printed = out.stdout.rstrip("\n")
+            if not printed:
+                # an empty password would only be refused by the ERP, and every refusal
+                # counts toward locking the user out
+                raise ConfigError(f"{where}: printed no password")
+            return printed
         try:
             import keyring  # type: ignore[import-not-found]
 
@@ -451,8 +456,11 @@ def load_settings(
     *,
     env: dict[str, str] | None = None,
     path: Path | None = None,
+    config_may_be_new: bool = False,
 ) -> Settings:
-    """Resolve settings; flags with value None are treated as not given."""
+    """Resolve settings; flags with value None are treated as not given. A config file
+    named by PASSWEB_TUI_CONFIG must exist, unless `config_may_be_new` (the terminal UI,
+    whose setup screen writes it)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = dict(os.environ) if env is None else env
     site = flags.get("site") or DEFAULT_SITE
@@ -463,6 +471,13 @@ def load_settings(
             " with a letter or digit (at most 64)"
         )
     cfg_path = path or config_path()
+    named = env.get("PASSWEB_TUI_CONFIG") if path is None else None
+    if named and not config_may_be_new and not cfg_path.exists():
+        # a mistyped path would otherwise run on defaults: a new store, another ERP
+        raise ConfigError(
+            f"environment PASSWEB_TUI_CONFIG names {cfg_path}, which does not exist"
+            " (unset it to use the default config file)"
+        )
     if site != DEFAULT_SITE and not cfg_path.exists():
         raise ConfigError(f"--site {site}: there is no config file ({cfg_path}) with its profile")
     origins: dict[str, str] = {}
@@ -515,10 +530,9 @@ def _check_values(settings: Settings) -> None:
     if settings.anno is not None and not 1900 <= settings.anno <= 2999:
         # the ERP's company year, sent in every request's Coordinate-Gestionale header
         raise ConfigError(f"{where('anno')}: must be a year like 2026, got {settings.anno}")
-    if settings.magazzino is not None and settings.magazzino < 1:
+    if settings.magazzino is not None and not 1 <= settings.magazzino <= 999_999:
         raise ConfigError(
-            f"{where('magazzino')}: must be a warehouse number (1 or more), got"
-            f" {settings.magazzino}"
+            f"{where('magazzino')}: must be a warehouse number (1-999999), got {settings.magazzino}"
         )
     if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
         raise ConfigError(
@@ -540,10 +554,14 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(
             f"{where('resources')}: must be none, changed or all, got {settings.resources!r}"
         )
-    for attr, least in (("overlap_minutes", 0), ("lease_seconds", 2), ("change_log_days", 1)):
+    for attr, least, most in (
+        ("overlap_minutes", 0, 7 * 24 * 60),  # a week
+        ("lease_seconds", 2, 24 * 3600),  # a day
+        ("change_log_days", 1, 100 * 366),
+    ):
         value = getattr(settings, attr)
-        if value < least:
-            raise ConfigError(f"{where(attr)}: must be at least {least}, got {value}")
+        if not least <= value <= most:
+            raise ConfigError(f"{where(attr)}: must be {least}-{most}, got {value}")
     if settings.category_mode not in {"primaria", "secondaria"}:
         raise ConfigError(
             f"{where('category_mode')}: must be primaria or secondaria,"
@@ -620,9 +638,10 @@ def _check_service(settings: Settings) -> None:
         raise ConfigError(
             f"{where('monthly_quota')}: cannot be negative, got {settings.monthly_quota}"
         )
-    if settings.order_poll_seconds < 1:
+    if not 1 <= settings.order_poll_seconds <= 86_400:
         raise ConfigError(
-            f"{where('order_poll_seconds')}: must be at least 1, got {settings.order_poll_seconds}"
+            f"{where('order_poll_seconds')}: must be 1-86400 (a day), got"
+            f" {settings.order_poll_seconds}"
         )
     from passweb_tui.engine.service.notify import NotifyError, parse_recipients
 

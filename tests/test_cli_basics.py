@@ -184,3 +184,30 @@ def test_a_write_the_database_refuses_is_one_line_without_the_statement(tmp_path
     for value in customer.values():
         if isinstance(value, str) and len(value) > 3:
             assert value not in line
+
+
+def test_numbers_beyond_what_the_store_holds_are_no_crash(tmp_path: Path) -> None:
+    """A --limit past 64 bits means "all"; an update id past them is no update."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    huge = "99999999999999999999"
+    for args in (("runs", "--limit", huge), ("changes", "--limit", huge),
+                 ("orders", "list", "--limit", huge)):  # fmt: skip
+        result = run_cli("--db", db, *args)
+        assert result.returncode == 0 and result.stderr == "", (args, result.stderr)
+    ack = run_cli("--db", db, "orders", "ack", huge)
+    assert ack.returncode == 4 and ack.stderr.strip() == f"passweb-tui: no order update {huge}"
+    negative = run_cli("--db", db, "orders", "list", "--limit", "-1")
+    assert negative.returncode == 2 and "--limit must be 0 or more" in negative.stderr
+
+
+def test_a_missing_config_file_the_environment_names_stops_every_command(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "confg.toml"
+    env = {"PASSWEB_TUI_CONFIG": str(missing)}
+    result = run_cli("--db", f"sqlite:///{tmp_path / 'store.db'}", "runs", env=env)
+    assert result.returncode == 2
+    assert f"PASSWEB_TUI_CONFIG names {missing}, which does not exist" in result.stderr
+    assert not (tmp_path / "store.db").exists()  # no store made on defaults
+    doctor = run_cli("--db", f"sqlite:///{tmp_path / 'store.db'}", "doctor", env=env)
+    assert doctor.returncode == 1 and f"FAIL config file: none at {missing}" in doctor.stdout

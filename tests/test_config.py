@@ -72,13 +72,19 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         ("[sites]\nshop = 1\n", "sites.shop must be a table"),
         (
             "[sync]\noverlap_minutes = -600\n",
-            r"c\.toml: \[sync\] overlap_minutes: must be at least 0",
+            r"c\.toml: \[sync\] overlap_minutes: must be 0-10080, got -600",
         ),
-        ("[sync]\nlease_seconds = 0\n", r"c\.toml: \[sync\] lease_seconds: must be at least 2"),
+        ("[sync]\nlease_seconds = 0\n", r"c\.toml: \[sync\] lease_seconds: must be 2-86400"),
         (
             "[store]\nchange_log_days = -1\n",
-            r"c\.toml: \[store\] change_log_days: must be at least 1",
+            r"c\.toml: \[store\] change_log_days: must be 1-36600",
         ),
+        # beyond what a date, a timer or the database can take: said, not a crash later
+        ("[sync]\noverlap_minutes = 1000000000000\n", r"overlap_minutes: must be 0-10080"),
+        ("[sync]\nlease_seconds = 1000000000000000\n", r"lease_seconds: must be 2-86400"),
+        ("[store]\nchange_log_days = 1000000000000\n", r"change_log_days: must be 1-36600"),
+        ("[erp]\nmagazzino = 100000000000000000000\n", r"magazzino: must be a warehouse"),
+        ("[service]\norder_poll_seconds = 10000000000\n", r"order_poll_seconds: must be 1-86400"),
     ],
 )
 def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -193,6 +199,9 @@ def test_a_bad_erp_url_names_where_it_was_given(tmp_path: Path) -> None:
     [
         ("get-pw 'unclosed", r"\[erp\] password_command: not a valid command line"),
         ("   ", r"c\.toml: \[erp\] password_command: is empty"),
+        # a command that prints nothing: an empty password would only be refused by the
+        # ERP, and each refusal counts toward locking the user out
+        ("true", r"c\.toml: \[erp\] password_command: printed no password"),
     ],
 )
 def test_a_malformed_password_command_is_named(tmp_path: Path, command: str, message: str) -> None:
@@ -510,3 +519,39 @@ def test_a_site_name_must_be_a_profile_and_cannot_leave_the_data_folder(tmp_path
                 load_settings({"site": bad}, env={}, path=missing)
     cfg = write(tmp_path / "c.toml", '[sites.shop-2.erp]\nuser = "s"\n')
     assert load_settings({"site": "shop-2"}, env={}, path=cfg).erp_user == "s"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "http://user:s3cr3t@erp.example/webapi",
+            r"must not hold a user or password: 'http://user:\*\*\*@",
+        ),
+        ("http://[::1/webapi", r"not a valid address \(Invalid IPv6 URL\)"),
+        ("http:///webapi", r"names no host"),
+        ("http://erp.example:99999/webapi", r"not a valid address \(Port out of range"),
+        ("http://erp.example:0/webapi", r"port 0"),
+    ],
+)
+def test_an_erp_url_that_is_no_usable_address_is_named(tmp_path: Path, url: str, said: str) -> None:
+    """Said as a setting to correct before any request, never with a password in it."""
+    cfg = write(tmp_path / "c.toml", f'[erp]\nurl = "{url}"\nuser = "u"\nazienda = "A"\n')
+    with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] url: .*" + said) as info:
+        load_settings({}, env={"PASSWEB_TUI_ERP_PASSWORD": "pw"}, path=cfg).erp_config()
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_a_config_file_named_by_the_environment_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped PASSWEB_TUI_CONFIG is an error, not a run on defaults (a new store, no
+    [store] db); the terminal UI may name a file its setup screen is about to write."""
+    missing = tmp_path / "confg.toml"
+    env = {"PASSWEB_TUI_CONFIG": str(missing)}
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match=r"PASSWEB_TUI_CONFIG names .*confg\.toml, which"):
+        load_settings({}, env=env)
+    assert load_settings({}, env=env, config_may_be_new=True).source is None
+    write(missing, '[store]\ndb = "sqlite:///x.db"\n')
+    assert load_settings({}, env=env).db_url == "sqlite:///x.db"

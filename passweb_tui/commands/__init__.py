@@ -59,7 +59,9 @@ class Context:
         if self._settings is None:
             flags = {attr: getattr(self.args, name, None) for name, attr in GLOBAL_FLAGS.items()}
             flags["demo"] = bool(getattr(self.args, "demo", False)) or None
-            self._settings = load_settings(flags)
+            # the UI's setup screen writes a config file that does not exist yet
+            ui = getattr(self.args, "command", None) is None
+            self._settings = load_settings(flags, config_may_be_new=ui)
         return self._settings
 
     def erp_config(self) -> ErpConfig:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands.runs import MOST
 from passweb_tui.commands.sync import open_engine
 
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 engine.run_detail(args.run)  # a run that does not exist is said so
             except SyncError as exc:
                 raise CliError(str(exc), ExitCode.USAGE) from None
-        entries = engine.changes(run_id=args.run, entity=args.entity, limit=args.limit)
+        entries = engine.changes(run_id=args.run, entity=args.entity, limit=min(args.limit, MOST))
     finally:
         engine.close()
     if args.json:

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def check_config_file(path: Path) -> list[Check]:
     if not path.exists():
+        if os.environ.get("PASSWEB_TUI_CONFIG"):
+            return [(FAIL, "config file", f"none at {path}, which PASSWEB_TUI_CONFIG names")]
         return [(OK, "config file", f"none at {path} (defaults, environment and flags)")]
     try:
         path.read_bytes()

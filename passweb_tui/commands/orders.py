@@ -94,7 +94,10 @@ def _cell(value: Any, width: int) -> str:
 
 def run_list(args: argparse.Namespace, ctx: Context) -> int:
     with _orders(ctx) as api:
-        orders = api.list(state=args.state, limit=args.limit)
+        if args.limit is not None and args.limit < 0:
+            raise CliError(f"--limit must be 0 or more, got {args.limit}", ExitCode.USAGE)
+        limit = None if args.limit is None else min(args.limit, 2**62)
+        orders = api.list(state=args.state, limit=limit)
     if args.json:
         _dump(orders)
         return int(ExitCode.OK)
@@ -196,8 +199,11 @@ def run_updates(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_ack(args: argparse.Namespace, ctx: Context) -> int:
+    # an id no store can hold (beyond 64 bits, or not positive) is no update either
+    possible = [i for i in args.update_ids if 1 <= i < 2**63]
     with _orders(ctx) as api:
-        acked, unknown = api.ack(args.update_ids)
+        acked, unknown = api.ack(possible) if possible else ([], [])
+    unknown = [*unknown, *(i for i in args.update_ids if not 1 <= i < 2**63)]
     for i in unknown:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
     print(f"acknowledged {len(acked)} updates")

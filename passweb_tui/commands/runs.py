@@ -8,6 +8,9 @@ import json
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
 
+#: more than any store holds: a larger --limit means "all" (the database takes no more)
+MOST = 2**62
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list recorded sync runs, newest first")
@@ -21,7 +24,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"--limit must be 1 or more, got {args.limit}", ExitCode.USAGE)
     engine = open_engine(ctx)
     try:
-        runs = engine.runs(limit=args.limit)
+        runs = engine.runs(limit=min(args.limit, MOST))
     finally:
         engine.close()
     if args.json:

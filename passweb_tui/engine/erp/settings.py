@@ -53,12 +53,7 @@ class ErpConfig:
             raise ErpConfigError(
                 "max_in_flight", f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}"
             )
-        if not self.base_url.rstrip("/").endswith("/webapi"):
-            raise ErpConfigError("base_url", f"ERP URL must end in /webapi: {self.base_url!r}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ErpConfigError(
-                "base_url", f"ERP URL must start with http:// or https://: {self.base_url!r}"
-            )
+        _check_url(self.base_url)
         if self.max_retries < 0:
             raise ErpConfigError(
                 "max_retries", f"max_retries cannot be negative, got {self.max_retries}"
@@ -72,3 +67,33 @@ class ErpConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ErpConfigError(name, f"{name} must be positive, got {getattr(self, name)}")
+
+
+def _check_url(url: str) -> None:
+    """ErpConfigError unless `url` is an http(s) address of a host, ending in /webapi,
+    with no user or password in it (they would show wherever the address is shown)."""
+    import re
+    from urllib.parse import urlsplit
+
+    shown = repr(re.sub(r"(//[^/@]*?:)[^@/]*@", r"\1***@", url))
+    if not url.startswith(("http://", "https://")):
+        raise ErpConfigError("base_url", f"ERP URL must start with http:// or https://: {shown}")
+    if not url.rstrip("/").endswith("/webapi"):
+        raise ErpConfigError("base_url", f"ERP URL must end in /webapi: {shown}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number from 0 to 65535
+    except ValueError as exc:
+        raise ErpConfigError(
+            "base_url", f"ERP URL is not a valid address ({exc}): {shown}"
+        ) from None
+    if "@" in parts.netloc:
+        raise ErpConfigError(
+            "base_url",
+            f"ERP URL must not hold a user or password: {shown} (the user goes in [erp] user,"
+            " the password in PASSWEB_TUI_ERP_PASSWORD, password_command or the keyring)",
+        )
+    if not parts.hostname:
+        raise ErpConfigError("base_url", f"ERP URL names no host: {shown}")
+    if port == 0:
+        raise ErpConfigError("base_url", f"ERP URL: port 0 is not a port to connect to: {shown}")
