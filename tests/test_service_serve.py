@@ -1,5 +1,5 @@
-"""`passweb-tui serve` as real processes: a clean stop on SIGTERM mid-run, and several
-services sharing one PostgreSQL store that run each scheduled slot once, never two
+"""`passweb-tui serve` as real processes: a clean stop on SIGTERM or SIGHUP mid-run, and
+several services sharing one PostgreSQL store that run each scheduled slot once, never two
 TOTAL/CHANGED together, while they are killed one by one in the middle of a run.
 
 The longer kill sweep is marked slow: `pytest -m slow tests/test_service_serve.py`."""
@@ -84,9 +84,9 @@ class Serve:
         assert line.startswith("serving site="), line
         return line
 
-    def stop(self) -> int:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
         try:
             return self.process.wait(timeout=60)
         finally:
@@ -124,9 +124,16 @@ def reader() -> Iterator[Callable[[str], Engine]]:
 
 
 @pytest.mark.e2e
-def test_sigterm_cancels_the_run_and_waits_for_it(
-    sim: SimProcess, db_url: str, tmp_path: Path, reader: Callable[[str], Engine]
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_sigterm_or_sighup_cancels_the_run_and_waits_for_it(
+    sim: SimProcess,
+    db_url: str,
+    tmp_path: Path,
+    reader: Callable[[str], Engine],
+    sig: signal.Signals,
 ) -> None:
+    """SIGTERM (systemd stopping it) or SIGHUP (its terminal gone) ends the service
+    cleanly."""
     # a day schedule with no window is due at once: the first tick starts a run
     config = write_config(tmp_path / "config.toml", "1d")
     sim.admin("PUT", "faults", json={"latency_ms": 150})
@@ -139,14 +146,14 @@ def test_sigterm_cancels_the_run_and_waits_for_it(
             "a scheduled run", lambda: [r for r in store.runs() if r.status == "running"]
         )
         assert running[0].origin == "scheduler"
-        assert serve.stop() == 0
+        assert serve.stop(sig) == 0
     finally:
         serve.kill()
     run = store.run_detail(running[0].run_id).run
     assert run.status == "cancelled" and run.finished is not None
     assert store.lease() is None  # released on the way out
     log = serve.log.read_text()
-    assert "received SIGTERM" in log and f"cancelling run {run.run_id}" in log
+    assert f"received {sig.name}" in log and f"cancelling run {run.run_id}" in log
     assert "service stopped" in log and "Traceback" not in log
 
 

@@ -3,12 +3,18 @@
 Each module offers `add_parser(subparsers)` (which sets `handler`) and returns an
 exit status from its handler. The Context resolves settings once and, under
 `--demo`, starts the embedded ERP simulator only when a command needs the ERP.
+StopSignals lets a command that does long work (`sync`, `serve`) stop it cleanly on
+ctrl+c, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
 
 import argparse
 import enum
+import os
+import signal
+import threading
+from types import FrameType, TracebackType
 from typing import Any
 
 from passweb_tui.config import Settings, load_settings
@@ -79,3 +85,61 @@ class Context:
         if self._demo_erp is not None:
             self._demo_erp.stop()
             self._demo_erp = None
+
+
+#: what asks a command to stop: ctrl+c, `kill`/`timeout`/systemd, a terminal or SSH
+#: session that went away (SIGHUP, where the system has it)
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class StopSignals:
+    """While in use, the first of SIGINT, SIGTERM or SIGHUP is only noted (`received`)
+    for the command to stop its work cleanly; a later SIGINT or SIGTERM (someone
+    insisting) ends the process at once, by that signal. A later SIGHUP is not someone
+    insisting: a terminal that goes away may hang up more than once, and systemd's
+    SendSIGHUP= follows its SIGTERM with one. A signal ignored when the command started
+    (`nohup`, a background job) stays ignored. Only the main thread can take signals;
+    elsewhere this does nothing."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # a handler only takes note: the command acts on it from its own loop (it may be
+        # holding a lock or writing to a stream that this handler would need)
+        if self.received is None:
+            self.received = signum
+            return
+        if signum == getattr(signal, "SIGHUP", None):
+            return
+        name = signal.Signals(signum).name
+        try:
+            os.write(2, f"passweb-tui: {name} again: stopping at once\n".encode())
+        except OSError:  # the terminal is gone
+            pass
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)

@@ -1,4 +1,4 @@
-"""`passweb-tui serve`: the sync service in the foreground until SIGTERM or ctrl+c.
+"""`passweb-tui serve`: the sync service in the foreground until SIGTERM, SIGHUP or ctrl+c.
 
 Scheduled syncs, the web-order fast path, the ERP trigger endpoint and outcome
 e-mails, as set in the [service] section of the config file (or [sites.NAME.service]).
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
+import time
 from dataclasses import replace
-from types import FrameType
+from typing import TYPE_CHECKING
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, StopSignals
+
+if TYPE_CHECKING:  # the engine is imported when the command runs, not to build --help
+    from passweb_tui.engine.facade import Engine
+    from passweb_tui.engine.service.service import Service, ServiceConfig
 
 log = logging.getLogger("passweb_tui.service")
 
@@ -23,9 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the sync service: schedule, order push, ERP trigger, e-mail",
-        description="Run the sync service in the foreground; SIGTERM or ctrl+c cancels the "
-        "run in progress, waits until it is recorded and ends with status 0. Settings come "
-        "from the [service] section of the config file.",
+        description="Run the sync service in the foreground; SIGTERM, SIGHUP or ctrl+c "
+        "cancels the run in progress, waits until it is recorded and ends with status 0 (a "
+        "second SIGTERM or ctrl+c ends it at once). Settings come from the [service] "
+        "section of the config file.",
     )
     p.add_argument(
         "--trigger", action="store_true", default=None, help="turn the ERP trigger endpoint on"
@@ -74,14 +78,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"--trigger-port must be 0-65535, got {config.trigger_port}", ExitCode.USAGE)
     ctx.erp_config()  # missing ERP settings end here with status 2, not in a loop later
     engine = open_engine(ctx)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     service = Service(engine, config)
+    with StopSignals() as signals:
+        _serve(service, config, signals, engine)
+    return int(ExitCode.OK)
+
+
+def _serve(service: Service, config: ServiceConfig, signals: StopSignals, engine: Engine) -> None:
     try:
         try:
             service.start()
@@ -96,12 +99,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"serving site={config.site} schedule={config.schedule.describe()!r} trigger={trigger}",
             flush=True,
         )
-        while not stop.wait(0.5):
-            pass
+        while signals.received is None:
+            time.sleep(0.2)
+        log.info("received %s: stopping", signals.name)
     finally:
         service.stop()
         engine.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         log.info("service stopped")
-    return int(ExitCode.OK)

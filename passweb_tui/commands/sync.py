@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, StopSignals
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
-    from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult
+    from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult, Scope
 
 CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
 
@@ -37,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Synchronize the site store with the ERP. Exit status: 0 ok, 1 failed or "
         "cancelled, 2 usage/configuration/credentials, 3 refused (another TOTAL/CHANGED "
         "runs, or the monthly quota is used up), 4 done with rejected records or orders "
-        "that could not be sent.",
+        "that could not be sent. ctrl+c, SIGTERM or SIGHUP cancel the run: it is recorded "
+        "as cancelled and the lock is given back (a second ctrl+c or SIGTERM ends at once).",
     )
     p.add_argument("kind", choices=["total", "changed", "partial"], help="kind of sync")
     p.add_argument("--dry-run", action="store_true", help="compare and report; write nothing")
@@ -66,6 +68,17 @@ class ProgressBar:
         self.stream = stream
         self.last = 0.0
         self.lock = threading.Lock()
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Clear the line and draw no more (the run is being cancelled)."""
+        with self.lock:
+            self.stopped = True
+            try:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+            except OSError:  # the terminal is gone
+                pass
 
     def __call__(self, ev: ProgressEvent) -> None:
         now = time.monotonic()
@@ -73,6 +86,8 @@ class ProgressBar:
             return
         self.last = now
         with self.lock:
+            if self.stopped:
+                return
             if ev.finished:
                 self.stream.write("\r\033[K")
                 self.stream.flush()
@@ -140,6 +155,24 @@ def print_rejects(engine: Engine, result: RunResult, out: TextIO) -> None:
         print(f"  and {total - len(rejects)} more", file=out)
 
 
+def mute(fd: int) -> None:
+    """The terminal has gone away (a hangup): what is still to be written there goes
+    nowhere, so that neither the rest of the report nor the last flush fails on it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def say(text: str) -> None:
+    """One line on stderr, unless the terminal has gone away."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        mute(2)
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
@@ -147,39 +180,56 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if (scope.entities or scope.codes) and args.kind != "partial":
         raise CliError("--entity and --code go with `sync partial` only", ExitCode.USAGE)
     engine = open_engine(ctx)
-    try:
-        on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    # from before the run is recorded: a signal while it starts cancels it once started
+    with StopSignals() as signals:
         try:
-            handle = engine.start_run(
-                args.kind,
-                scope=scope,
-                dry_run=args.dry_run,
-                origin="site",
-                on_event=on_event,
-                quota=True,  # refused (exit 3) once the month's TOTAL/CHANGED are used up
-            )
+            return _run(args, engine, scope, signals)
         except LaunchRefused as exc:
             raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
         except SyncError as exc:
             raise CliError(str(exc), ExitCode.USAGE) from None
-        try:
-            while not handle.done:
-                handle.wait(0.2)
-        except KeyboardInterrupt:
-            print("passweb-tui: cancelling the run...", file=sys.stderr)
+        finally:
+            engine.close()
+
+
+def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSignals) -> int:
+    on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    handle = engine.start_run(
+        args.kind,
+        scope=scope,
+        dry_run=args.dry_run,
+        origin="site",
+        on_event=on_event,
+        quota=True,  # refused (exit 3) once the month's TOTAL/CHANGED are used up
+    )
+    cancelling = False
+    while not handle.done:
+        if signals.received is not None and not cancelling:
+            # ctrl+c, SIGTERM or SIGHUP: the run stops at its next step, is recorded as
+            # cancelled and gives the lease back, as a cancel from the UI does
+            cancelling = True
+            if on_event is not None:
+                on_event.stop()
+            say(f"passweb-tui: {signals.name}: cancelling run {handle.run_id}...")
             handle.cancel()
-            handle.wait()
-        result = handle.wait()
-        if result is None:
-            raise CliError(f"the run stopped unexpectedly: {handle.error}", ExitCode.FAILED)
+        handle.wait(0.2)
+    result = handle.wait()
+    if result is None:
+        raise CliError(f"the run stopped unexpectedly: {handle.error}", ExitCode.FAILED)
+    try:
         if args.json:
-            print(json.dumps(result.to_json()))
+            print(json.dumps(result.to_json()), flush=True)
         else:
             print_summary(result, sys.stdout)
             print_rejects(engine, result, sys.stdout)
-        if result.status in ("failed", "cancelled") and not args.json:
-            why = f": {one_line(result.error)}" if result.error else ""
-            print(f"passweb-tui: run {result.run_id} {result.status}{why}", file=sys.stderr)
-        return exit_code(result)
-    finally:
-        engine.close()
+            sys.stdout.flush()
+    except OSError:
+        if signals.received is None:
+            raise  # a closed pipe, reported as before
+        mute(1)
+    if result.status == "cancelled" and signals.received is not None:
+        say(f"passweb-tui: run {result.run_id} cancelled by {signals.name}")
+    elif result.status in ("failed", "cancelled") and not args.json:
+        why = f": {one_line(result.error)}" if result.error else ""
+        say(f"passweb-tui: run {result.run_id} {result.status}{why}")
+    return exit_code(result)

@@ -1,0 +1,249 @@
+"""`passweb-tui sync` stopped by a signal, as real processes against the simulator.
+
+SIGTERM (`kill`, `timeout`, systemd), SIGHUP (an SSH session or terminal that goes
+away) and ctrl+c cancel the run cleanly: it is recorded `cancelled`, the TOTAL/CHANGED
+lease is given back, stderr says which signal cancelled it and the exit status is 1 (a
+cancelled run, CONTRACTS.md), so the operator's next `sync total` is not refused. A
+second SIGTERM or ctrl+c ends the process at once; a second SIGHUP does not (a terminal
+may hang up twice). A SIGHUP ignored from the start (`nohup`) stays ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import SimProcess, start_sim, wait_for
+from hard_support import cli, cli_env
+
+from passweb_tui.engine.facade import Engine, EngineSettings, RunResult
+
+pytestmark = pytest.mark.e2e
+
+#: the command on a terminal of its own, as a login session has: the pty it is given
+#: becomes the controlling terminal of its new session, then the program runs
+ON_ITS_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'passweb_tui', *sys.argv[1:]])"
+)
+
+
+@pytest.fixture(scope="module")
+def small_sim() -> Iterator[SimProcess]:
+    """A small simulator shared by this module's tests; each sets its own faults."""
+    p = start_sim("--articles", "200", "--customers", "40", "--orders", "5", "--seed", "11")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def slow_sim(small_sim: SimProcess) -> Iterator[Callable[[int], SimProcess]]:
+    def slow(latency_ms: int) -> SimProcess:
+        small_sim.admin("PUT", "faults", json={"latency_ms": latency_ms})
+        return small_sim
+
+    yield slow
+    small_sim.admin("DELETE", "faults")
+
+
+@pytest.fixture
+def reader(db_url: str) -> Iterator[Engine]:
+    """The store as another process sees it, to follow the run without a command start."""
+    engine = Engine.open(EngineSettings(db_url))
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def signal_id(value: object) -> str:
+    return value.name if isinstance(value, signal.Signals) else str(value)
+
+
+def start_sync(env: dict[str, str], *args: str, **popen: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "passweb_tui", "sync", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def running_run(store: Engine, proc: subprocess.Popen[str]) -> RunResult:
+    def running() -> RunResult | None:
+        assert proc.poll() is None, proc.communicate()
+        return next((r for r in store.runs(5) if r.status == "running"), None)
+
+    run: RunResult = wait_for("the run to be recorded running", running, timeout=30)
+    return run
+
+
+def assert_cancelled_and_free(
+    store: Engine, run_id: int | None, sim: SimProcess, env: dict[str, str]
+) -> None:
+    """The run is recorded cancelled, nobody holds the lease, a TOTAL goes through."""
+    listed = cli("runs", "--json", "--limit", "1", env=env)
+    assert listed.returncode == 0, listed.stderr
+    last = json.loads(listed.stdout)[0]
+    assert (last["run_id"], last["status"]) == (run_id, "cancelled"), last
+    assert last["finished"] is not None
+    assert store.lease() is None
+    sim.admin("DELETE", "faults")
+    again = cli("sync", "total", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "ok"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=signal_id)
+def test_a_signal_cancels_the_run_and_frees_the_lease(
+    sig: signal.Signals,
+    db_url: str,
+    reader: Engine,
+    slow_sim: Callable[[int], SimProcess],
+) -> None:
+    sim = slow_sim(300)
+    env = cli_env(sim, db_url)
+    proc = start_sync(env, "total", "--json")
+    try:
+        run = running_run(reader, proc)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert took < 5, took
+    assert f"passweb-tui: run {run.run_id} cancelled by {sig.name}\n" in err, err
+    assert "Traceback" not in err
+    result = json.loads(out)
+    assert (result["run_id"], result["status"]) == (run.run_id, "cancelled")
+    assert_cancelled_and_free(reader, run.run_id, sim, env)
+
+
+@pytest.mark.parametrize(
+    ("second", "status"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGHUP, 1)], ids=signal_id
+)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_second_signal_while_cancelling(
+    second: signal.Signals,
+    status: int,
+    db_url: str,
+    reader: Engine,
+    slow_sim: Callable[[int], SimProcess],
+) -> None:
+    """Each request answers after 2 s, so the cancel takes a while: a second SIGTERM
+    ends the process at once (the run is left to its lease, as after a kill); a SIGHUP
+    after the SIGTERM (systemd's SendSIGHUP=, a terminal hanging up again) lets the
+    cancel finish."""
+    sim = slow_sim(2000)
+    env = cli_env(sim, db_url)
+    proc = start_sync(env, "total")
+    try:
+        run = running_run(reader, proc)
+        time.sleep(0.5)  # requests of the run are on the wire
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the cancel has begun and waits for the ERP's answers
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(second)
+        _out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, (proc.returncode, err)
+    assert "Traceback" not in err
+    assert f"passweb-tui: SIGTERM: cancelling run {run.run_id}..." in err, err
+    if second == signal.SIGTERM:
+        assert took < 1.5, took
+        assert "SIGTERM again: stopping at once" in err
+    else:
+        assert f"run {run.run_id} cancelled by SIGTERM" in err, err
+        assert reader.run_detail(run.run_id or 0).run.status == "cancelled"
+        assert reader.lease() is None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_sync_started_under_nohup_ignores_a_hangup(
+    db_url: str, reader: Engine, slow_sim: Callable[[int], SimProcess]
+) -> None:
+    sim = slow_sim(100)
+    env = cli_env(sim, db_url)
+    proc = start_sync(
+        env, "total", "--json", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    )
+    try:
+        run = running_run(reader, proc)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["status"] == "ok"
+    assert reader.run_detail(run.run_id or 0).run.status == "ok"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_terminal_that_goes_away_cancels_the_run(
+    db_url: str, reader: Engine, slow_sim: Callable[[int], SimProcess]
+) -> None:
+    """The sync runs on a terminal of its own (progress bar and report on it) that then
+    goes away, as when an SSH session drops: the kernel hangs it up, writing to it fails,
+    and still the run is recorded cancelled and the process ends with status 1."""
+    sim = slow_sim(300)
+    env = cli_env(sim, db_url)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ON_ITS_TERMINAL, "sync", "total"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+
+        def drain() -> None:
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    return
+
+        def started() -> RunResult | None:
+            drain()
+            assert proc.poll() is None
+            return next((r for r in reader.runs(5) if r.status == "running"), None)
+
+        run = wait_for("the run to be recorded running", started, timeout=30)
+        time.sleep(0.3)
+        drain()
+    finally:
+        os.close(master)  # the terminal goes away
+    try:
+        assert proc.wait(timeout=20) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_cancelled_and_free(reader, run.run_id, sim, env)
