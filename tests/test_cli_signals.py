@@ -107,7 +107,20 @@ def assert_cancelled_and_free(
     assert json.loads(again.stdout)["status"] == "ok"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=signal_id)
+@pytest.mark.parametrize(
+    ("sig", "db_url"),
+    [
+        (signal.SIGTERM, "sqlite"),
+        (signal.SIGHUP, "postgres"),
+        # the rest of the pairs in the slow sweep: the handling does not depend on the store
+        pytest.param(signal.SIGTERM, "postgres", marks=pytest.mark.slow),
+        pytest.param(signal.SIGHUP, "sqlite", marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, "sqlite", marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, "postgres", marks=pytest.mark.slow),
+    ],
+    ids=signal_id,
+    indirect=["db_url"],
+)
 def test_a_signal_cancels_the_run_and_frees_the_lease(
     sig: signal.Signals,
     db_url: str,
@@ -137,7 +150,9 @@ def test_a_signal_cancels_the_run_and_frees_the_lease(
 
 
 @pytest.mark.parametrize(
-    ("second", "status"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGHUP, 1)], ids=signal_id
+    ("second", "status"),
+    [(signal.SIGTERM, -signal.SIGTERM), pytest.param(signal.SIGHUP, 1, marks=pytest.mark.slow)],
+    ids=signal_id,
 )
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_second_signal_while_cancelling(
