@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from passweb_tui.engine.batch import build_rows, scan_page
+from passweb_tui.engine.batch import build_rows, nul_free, scan_page
+from passweb_tui.engine.builder import build_page
 from passweb_tui.engine.erp.client import _short_numbers, decode_json
 from passweb_tui.engine.records import (
     ENTITIES,
@@ -50,9 +51,22 @@ _price = st.one_of(
 )
 _pairs = st.lists(st.tuples(st.integers(1, 4), _price).map(list), max_size=4)
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "descrizione": st.one_of(_text, st.none(), st.integers(0, 9)),
+    "descrizione": st.one_of(
+        _text, st.none(), st.integers(0, 9), st.just("nul\x00byte"), st.just("lit\\u0000")
+    ),
     "prz_listino": st.one_of(
-        _pairs, st.none(), st.just([]), st.just([[1, "x"]]), st.just([["1", 2.5]]), st.just(3)
+        _pairs,
+        st.none(),
+        st.just([]),
+        st.just([[1, "x"]]),
+        st.just([["1", 2.5]]),
+        st.just(3),
+        # beyond what the price table keeps, and near it
+        st.just([[1, 8010000000001]]),
+        st.just([[2, -(10**12)]]),
+        st.just([[1, 999999999999.9999]]),
+        st.just([[1, "1e13"]]),
+        st.just([[2**31, 5]]),
     ),
     "cod_grp_merc": st.sampled_from(["G1", "G2", "G1", "G2", "G9", "", None]),
     "alq_iva": st.sampled_from(["22", "10", "4", "2222", None]),
@@ -81,13 +95,15 @@ def pages(draw: st.DrawFn, clean: bool) -> list[dict[str, Any]]:
         out.append(record)
     if not clean and draw(st.booleans()):
         victim = out[draw(st.integers(0, n - 1))]
-        choice = draw(st.sampled_from(["drop-key", "int-key", "long-key", "drop-field"]))
+        choice = draw(st.sampled_from(["drop-key", "int-key", "long-key", "nul-key", "drop-field"]))
         if choice == "drop-key":
             del victim["codice"]
         elif choice == "int-key":
             victim["codice"] = 7
         elif choice == "long-key":
             victim["codice"] = "K" * 30
+        elif choice == "nul-key":
+            victim["codice"] = "K\x00"
         else:
             del victim["peso"]
     return out
@@ -285,3 +301,99 @@ def test_replies_that_do_not_cut_cleanly_are_decoded() -> None:
 
     with pytest.raises(MalformedResponseError, match="not valid JSON"):
         _ = page.records
+
+
+# --- what the store cannot keep ---------------------------------------------------------
+
+
+def test_values_the_store_cannot_keep_reject_only_their_record() -> None:
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(7)]
+    records[1]["prz_listino"] = [[1, 8010000000001], [2, 9.99]]
+    records[2]["descrizione"] = "nul\x00byte"
+    records[3]["prz_listino"] = [[1, 999999999999.9999]]  # under 10^12, rounded to 6 places
+    records[4]["descrizione"] = "a\\u0000b"  # a backslash and "u0000": no NUL
+    records[5]["prz_listino"] = [[1, 1.5], [2, -1_000_000_000_000.0]]
+    rows, rejects = page_at_once(records)
+    assert [r.key for r in rows] == ["A0", "A3", "A4", "A6"]
+    assert rejects == [
+        (
+            "A1",
+            "prz_listino: price list 1: 8010000000001 is beyond what the store keeps"
+            " (less than 10^12)",
+        ),
+        ("A2", "field descrizione: text with a NUL character (0x00), which the store cannot keep"),
+        (
+            "A5",
+            "prz_listino: price list 2: -1000000000000 is beyond what the store keeps"
+            " (less than 10^12)",
+        ),
+    ]
+    slow_rows, slow_rejects = one_by_one(records)
+    assert comparable(rows) == comparable(slow_rows) and rejects == slow_rejects
+
+
+def test_a_key_with_a_nul_is_rejected_without_it() -> None:
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(3)]
+    records[1]["codice"] = "A\x001"
+    rows, rejects = page_at_once(records)
+    assert [r.key for r in rows] == ["A0", "A2"]
+    assert rejects == [
+        (
+            None,
+            "key codice 'A\\x001': text with a NUL character (0x00), which the store cannot keep",
+        )
+    ]
+
+
+def test_a_condition_price_and_a_rate_beyond_their_columns_are_rejected() -> None:
+    conditions = ENTITIES["conditions"]
+    used = ("cod_conto", "prezzo", "tipo")
+    page = [
+        {"codice": f"501.0000{i}+A+X", "cod_conto": f"501.0000{i}", "tipo": "A", "prezzo": p}
+        for i, p in enumerate([12.5, 2500000000000, 999999999999.99, 0, None])
+    ]
+    salt = digest_salt(conditions, RULES, used)
+    items, _ = scan_page(conditions, page, salt, RULES)
+    rows, rejects = build_rows(conditions, items, used, {"prezzo": FieldSpec("N", 16)}, RULES)
+    assert len(rows) == 4
+    assert rejects == [
+        ("501.00001+A+X", "prezzo: 2500000000000 is beyond what the store keeps (less than 10^12)")
+    ]
+    currencies = ENTITIES["currencies"]
+    rates = [
+        {"codice": 1, "sigla_iso": "EUR", "descrizione": "Euro", "cambio": 1},
+        {"codice": 2, "sigla_iso": "XXX", "descrizione": "Far", "cambio": 10**16},
+        {"codice": 3, "sigla_iso": "XXY", "descrizione": "Near", "cambio": 9999999999999999},
+    ]
+    salt = digest_salt(currencies, RULES)
+    items, _ = scan_page(currencies, rates, salt, RULES)
+    rows, rejects = build_rows(currencies, items, None, {}, RULES)
+    assert [r.key for r in rows] == ["1", "3"]
+    assert rejects == [
+        ("2", "cambio: 10000000000000000 is beyond what the store keeps (less than 10^16)")
+    ]
+
+
+def test_the_worker_rejects_what_the_sync_rejects() -> None:
+    """builder.build_page (the worker's way for a first TOTAL) gives the same rows and
+    rejects for a reply holding values the store cannot keep."""
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(5)]
+    records[1]["prz_listino"] = [[1, 8010000000001]]
+    records[3]["descrizione"] = "nul\x00byte"
+    content = json.dumps({"dati": records}).encode()
+    assert b"\\u0000" in content and not nul_free(content)
+    salt = digest_salt(ARTICLES, RULES, USED)
+    built = build_page("articles", content, USED, CATALOGUE, RULES, CATEGORIES, salt)
+    assert built is not None
+    _, _, scan_rejects, n, compact, bad = built
+    assert n == 5 and not scan_rejects
+    assert [c[0] for c in compact] == ["A0", "A2", "A4"]
+    assert [k for k, _ in bad] == ["A1", "A3"]
+    _, slow_rejects = one_by_one(records)
+    assert bad == slow_rejects
+
+
+def test_a_reply_without_the_json_spelling_of_nul_holds_none() -> None:
+    assert nul_free(b'{"dati":[{"codice":"A1","descrizione":"plain"}]}')
+    assert not nul_free(b'{"dati":[{"codice":"A1","descrizione":"a\\u0000b"}]}')
+    assert not nul_free(None)

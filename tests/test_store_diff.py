@@ -339,3 +339,46 @@ def test_a_database_error_is_recorded_without_its_statement() -> None:
     assert failure_text(exc) == "IntegrityError: UNIQUE constraint failed: web_order.erp_key"
     assert failure_text(ValueError("two\nlines")) == "ValueError: two lines"
     assert len(failure_text(RuntimeError("y" * 2000))) < 600
+
+
+def test_a_page_that_fails_while_written_leaves_no_counts(store, monkeypatch) -> None:
+    """A page whose transaction fails is rolled back whole: neither its rows nor its
+    counts are in the run (the run record once said `deleted 2` of records still there)."""
+    from passweb_tui.engine import sync as sync_mod
+
+    erp = PagesFromMemory()
+    run(store, erp)
+    for i in range(25):
+        erp.touch(f"A{i:03d}", descrizione=f"Changed {i}")
+    for code in ("A011", "A012"):  # in the second page of articles: deleted by it
+        erp.touch(code, trasf_sito=[[1, "N"]])
+    real = sync_mod._bulk_insert
+    logged: list[str] = []
+
+    def full_disk_on_the_second_page(conn, table, *args, **kwargs):
+        if table == "change_log":
+            logged.append(table)
+            if len(logged) == 2:
+                raise OSError("no space left on device")
+        return real(conn, table, *args, **kwargs)
+
+    monkeypatch.setattr(sync_mod, "_bulk_insert", full_disk_on_the_second_page)
+    failed = run(store, erp)
+    assert failed.status == "failed" and "no space left" in failed.error
+    first_page = {"fetched": 10, "updated": 10, "inserted": 0, "deleted": 0, "unchanged": 0}
+    assert {k: failed.entities["articles"][k] for k in first_page} == first_page
+    engine = Engine(EngineSettings(str(store.engine.url)), store)
+    (recorded,) = [r for r in engine.runs() if r.run_id == failed.run_id]
+    assert recorded.entities == failed.entities
+    with store.read() as conn:
+        articles = store_table("articles")
+        kept = conn.execute(
+            select(articles.c.code, articles.c.description).where(
+                articles.c.code.in_(["A009", "A011", "A015"])
+            )
+        ).all()
+    assert sorted(kept) == [("A009", "Changed 9"), ("A011", "Article 11"), ("A015", "Article 15")]
+    monkeypatch.undo()
+    again = run(store, erp)
+    assert again.status == "ok"
+    assert (again.entities["articles"]["updated"], again.entities["articles"]["deleted"]) == (13, 2)

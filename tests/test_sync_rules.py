@@ -835,3 +835,90 @@ def test_prices_keep_six_decimals_exactly(engine: Engine, sim: Any) -> None:
         ).scalars()
         assert sorted(stored) == [Decimal("0.123456"), Decimal("12.5"), Decimal("1234567.891234")]
     assert in_step(engine) == {}
+
+
+def _article(code: str, **values: Any) -> dict[str, Any]:
+    return {
+        "codice": code,
+        "descrizione": f"Article {code}",
+        "alq_iva": "22",
+        "um_principale": "PZ",
+        "trasf_sito": [[1, "S"]],
+        "prz_listino": [[1, 10.5]],
+        **values,
+    }
+
+
+def test_values_the_store_cannot_keep_are_rejects_on_every_store(engine: Engine, sim: Any) -> None:
+    """A price beyond what the price columns keep (a barcode pasted into it: the ERP's
+    field takes 16 digits, the store less than 10^12) or a text holding a NUL character
+    (PostgreSQL keeps none) rejects its record with the reason, on SQLite as on
+    PostgreSQL; the run goes on to the other records and entities, and the next CHANGED
+    stores the record once the ERP's value is fixed."""
+    sim.admin("PUT", "clock", json={"now": "20300115 120000"})
+    huge = sim.admin(
+        "POST", "records/articoli", json=_article("HUGE0001", prz_listino=[[1, 8010000000001]])
+    ).json()["key"]
+    nul = sim.admin(
+        "POST", "records/articoli", json=_article("NUL00001", descrizione="nul\u0000byte")
+    ).json()["key"]
+    customer = sorted(erp_customers(sim))[0]
+    deal = sim.admin(
+        "POST",
+        "records/particolarita",
+        json={"cod_conto": customer, "tipo": "A", "cod_articolo": huge, "prezzo": 2500000000000},
+    ).json()["key"]
+    first = engine.run("total")
+    assert first.status == "ok_with_rejects", first.error
+    reasons = {(r.entity, r.key): r.reason for r in engine.run_detail(first.run_id).rejects}
+    assert reasons == {
+        ("articles", huge): "prz_listino: price list 1: 8010000000001 is beyond what the store"
+        " keeps (less than 10^12)",
+        ("articles", nul): "field descrizione: text with a NUL character (0x00), which the"
+        " store cannot keep",
+        ("conditions", deal): "prezzo: 2500000000000 is beyond what the store keeps (less than"
+        " 10^12)",
+    }
+    assert store_articles(engine) == erp_articles_for_site(sim) - {huge, nul}
+    assert first.entities["customers"]["inserted"] > 0
+    assert first.entities["conditions"]["inserted"] > 0
+    assert first.entities["conditions"]["rejected"] == 1
+    assert watermark(engine) is not None
+    with MexalClient(erp_config(sim)) as client:
+        client.update("articoli", huge, {"prz_listino": [[1, 80.1]]})
+        client.update("articoli", nul, {"descrizione": "nul byte"})
+        client.update("particolarita", deal, {"prezzo": 25.5})
+    # far past the overlap: only the memory of the rejects brings them back
+    sim.admin("PUT", "clock", json={"now": "20300116 120000"})
+    again = engine.run("changed")
+    assert again.status == "ok", (again.error, engine.run_detail(again.run_id).rejects)
+    assert store_articles(engine) == erp_articles_for_site(sim)
+    (stored,) = engine.articles(search=huge)
+    assert stored["prices"] == {1: "80.1"}
+    (stored,) = engine.articles(search=nul)
+    assert stored["description"] == "nul byte"
+    with engine.store.read() as conn:
+        conditions = metadata.tables["conditions"]
+        price = conn.execute(
+            select(conditions.c.price).where(conditions.c.code == deal)
+        ).scalar_one()
+    assert price == Decimal("25.5")
+    assert in_step(engine) == {}
+
+
+def erp_customers(sim: Any) -> set[str]:
+    with MexalClient(erp_config(sim)) as client:
+        return {
+            r["codice"]
+            for page in client.iter_pages("clienti", fields=["codice"])
+            for r in page.records
+        }
+
+
+def test_a_partial_naming_a_code_with_a_nul_is_refused() -> None:
+    """No record the store keeps has such a code, and the store could not keep it even as
+    a reject: the request is refused before anything runs."""
+    from passweb_tui.engine.sync import Scope, SyncError, validate_scope
+
+    with pytest.raises(SyncError, match="NUL"):
+        validate_scope("partial", Scope(entities=("articles",), codes=("A\x00B",)))

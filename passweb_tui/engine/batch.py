@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -21,9 +21,12 @@ import orjson
 
 from passweb_tui.engine.erp.client import record_pieces
 from passweb_tui.engine.records import (
-    _DERIVED_LIMITS,
+    _DERIVED_NUMBERS,
+    _DERIVED_TEXTS,
     _PLAIN,
     KEY_FIELD,
+    PRICE_LIMIT,
+    PRICE_LIST_LIMIT,
     EntitySpec,
     FieldSpec,
     Quick,
@@ -64,7 +67,7 @@ def scan_page(
     keys: list[Any] = [r.get(KEY_FIELD) for r in records]
     limit = key_limit(spec)
     lengths = list(map(len, keys)) if set(map(type, keys)) == {str} else None
-    if not lengths or min(lengths) == 0 or max(lengths) > limit:
+    if not lengths or min(lengths) == 0 or max(lengths) > limit or "\x00" in "".join(keys):
         return _scan_each(spec, records, salt, rules)
     texts = record_texts(content, keys) if content else None
     if texts is None:
@@ -162,11 +165,13 @@ def build_rows(
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
     categories: set[str] | None = None,
+    nul_free: bool = False,
 ) -> tuple[list[Row], Rejects]:
     """Validated, canonical rows for these records (see records.build_row), and the
-    records rejected with their reasons."""
+    records rejected with their reasons. `nul_free`: the caller knows that no text of
+    these records holds a NUL character (see `nul_free`), which spares looking."""
     if used is not None and len(items) > 1:
-        rows = _build_columns(spec, items, used, catalogue, rules, categories)
+        rows = _build_columns(spec, items, used, catalogue, rules, categories, nul_free)
         if rows is not None:
             return rows, []
     out: list[Row] = []
@@ -186,6 +191,7 @@ def _build_columns(
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
     categories: set[str] | None,
+    nul_free: bool = False,
 ) -> list[Row] | None:
     """The rows, or None when the page needs the per-record way."""
     records = [q.record for q in items]
@@ -216,12 +222,20 @@ def _build_columns(
     fulls = [dict(zip(names, values, strict=True)) for values in zip(*canonical, strict=True)]
     derive = spec.derive
     derived = [derive(f, rules) for f in fulls]
-    for col, length in _DERIVED_LIMITS[spec.name]:
-        values = [d[col] for d in derived]
+    for col, length in _DERIVED_TEXTS[spec.name]:
+        if length is None and nul_free:
+            continue  # nothing to check
+        values = list(map(operator.itemgetter(col), derived))
         if not set(map(type, values)) <= _TEXT:
             return None
-        texts = [v for v in values if v]
-        if texts and max(map(len, texts)) > length:
+        texts = list(filter(None, values))
+        if texts and length is not None and max(map(len, texts)) > length:
+            return None
+        if texts and not nul_free and "\x00" in "".join(texts):
+            return None
+    for col, _, limit in _DERIVED_NUMBERS[spec.name]:
+        # (zeros and Nones left out: both are kept)
+        if not _within(filter(None, map(operator.itemgetter(col), derived)), limit.fast):
             return None
     if spec.name == "articles" and categories is not None:
         wanted = {d.get("category") for d in derived}
@@ -234,6 +248,8 @@ def _build_columns(
     data_columns = [canonical[where[k]] if k in where else nothing for k in used]
     datas = [dict(zip(used, values, strict=True)) for values in zip(*data_columns, strict=True)]
     texts_json = list(map(dumps, datas))
+    if not nul_free and "\\u0000" in "".join(texts_json):  # JSON's spelling of a NUL
+        return None
     rows = list(
         map(Row, [q.key for q in items], datas, texts_json, derived, [q.digest for q in items])
     )
@@ -247,7 +263,34 @@ def _build_columns(
                 if len(prices) != len(pairs):  # text, decimals, repeated lists: the slow way
                     prices = record_prices(full["prz_listino"])
                 row.prices = prices
+        # what the price table keeps, for the whole page at once
+        price_maps = list(map(operator.attrgetter("prices"), rows))
+        if not _within(set().union(*price_maps), PRICE_LIST_LIMIT.fast):  # a few numbers
+            return None
+        amounts = list(itertools.chain.from_iterable(map(dict.values, price_maps)))
+        if not _within(amounts, PRICE_LIMIT.fast):
+            return None
     return rows
+
+
+def nul_free(content: bytes | None) -> bool:
+    """Whether a reply certainly holds no NUL character in any text: JSON spells one
+    `\\u0000` (a raw one is not JSON), so a reply without that spelling has none."""
+    return content is not None and b"\\u0000" not in content
+
+
+def _within(numbers: Iterable[Any], bounds: tuple[int, int]) -> bool:
+    """Whether every value (numbers of one page's column) lies strictly between the
+    bounds; a False may be wrong (a value that does not compare, a NaN), never a True."""
+    low, high = bounds
+    try:
+        values = list(numbers)
+        if not values:
+            return True
+        total = sum(values)  # a NaN anywhere makes the sum one, which max() might miss
+        return bool(total == total and low < min(values) and max(values) < high)
+    except (TypeError, ValueError, ArithmeticError):  # ValueError: bool() of a signalling NaN
+        return False
 
 
 def _column_ok(kind: str | None, fs: FieldSpec, column: Sequence[Any], types: set[type]) -> bool:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from passweb_tui.engine.batch import build_rows, scan_page
+from passweb_tui.engine.batch import build_rows, nul_free, scan_page
 from passweb_tui.engine.erp.client import decode_json
 from passweb_tui.engine.records import ENTITIES, FieldSpec, Quick, SiteRules
 
@@ -82,7 +82,7 @@ def build_page(
                 continue
             by_key[q.key] = q
         items = list(by_key.values())
-        rows, bad = build_rows(spec, items, used, catalogue, rules, categories)
+        rows, bad = build_rows(spec, items, used, catalogue, rules, categories, nul_free(content))
         columns = derived_columns(entity)
         compact: list[Compact] = [
             (

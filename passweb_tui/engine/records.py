@@ -9,11 +9,11 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import Integer, Numeric, String, Table
 
 from passweb_tui.engine import models
 
@@ -427,6 +427,102 @@ _DERIVED_LIMITS = {
 }
 
 
+#: why a text holding a NUL character is refused: PostgreSQL keeps none in a text, and a
+#: record is refused alike whatever the store
+NUL_TEXT = "text with a NUL character (0x00), which the store cannot keep"
+
+
+@dataclass(frozen=True)
+class NumberLimit:
+    """What a number column keeps: NUMERIC(precision, scale) (rounded to `scale`
+    places, then less than 10^(precision - scale) either way), or, with `precision`
+    None, a 4-byte INTEGER (what PostgreSQL's INTEGER holds; SQLite would take more)."""
+
+    precision: int | None
+    scale: int = 0
+
+    @property
+    def fast(self) -> tuple[int, int]:
+        """Bounds a page's values may be compared with at once: a value strictly between
+        them is certainly kept (one near them is decided by `problem`)."""
+        if self.precision is None:
+            return -(2**31) - 1, 2**31
+        top = 10 ** (self.precision - self.scale) - 1
+        return -top, top
+
+    def problem(self, value: Any) -> str | None:
+        """Why the column cannot keep this number (None when it can)."""
+        if self.precision is None:
+            if type(value) is int and -(2**31) <= value < 2**31:
+                return None
+            return (
+                f"{value} is beyond what the store keeps (a whole number from {-(2**31)}"
+                f" to {2**31 - 1})"
+            )
+        digits = self.precision - self.scale
+        if not isinstance(value, Decimal):
+            value = _dec(value)
+            if value is None:
+                return None
+        if not value.is_finite():
+            return f"{value} is not a number the store keeps"
+        bound = Decimal(10) ** digits
+        if abs(value) < bound:
+            # rounded to the column's places, as the database rounds it (half away from 0)
+            context = Context(prec=self.precision + 2)
+            step = Decimal(1).scaleb(-self.scale)
+            if abs(value.quantize(step, ROUND_HALF_UP, context)) < bound:
+                return None
+        shown = format(value, "f") if value.adjusted() < 40 else str(value)
+        return f"{shown} is beyond what the store keeps (less than 10^{digits})"
+
+
+def _number_limit(column: Any) -> NumberLimit | None:
+    kind = column.type
+    if isinstance(kind, Numeric) and kind.precision is not None:
+        return NumberLimit(kind.precision, kind.scale or 0)
+    if isinstance(kind, Integer):
+        return NumberLimit(None)
+    return None
+
+
+#: what article_prices keeps: the price list's number, and its price
+PRICE_LIST_LIMIT = NumberLimit(None)
+PRICE_LIMIT = NumberLimit(models.MONEY.precision or 0, models.MONEY.scale or 0)
+
+# the ERP field a derived number comes from, for a reject's reason
+_NUMBER_SOURCES = {
+    ("conditions", "price"): "prezzo",
+    ("currencies", "rate"): "cambio",
+    ("customers", "price_list"): "cod_listino",
+}
+
+
+def _derived_columns(spec: EntitySpec) -> list[Any]:
+    names = spec.derive({}, SiteRules())
+    return [col for col in spec.table.columns if col.name in names]
+
+
+# the number columns a record's derived values go to: (column, ERP field, what it keeps)
+_DERIVED_NUMBERS = {
+    name: [
+        (col.name, _NUMBER_SOURCES.get((name, col.name), col.name), limit)
+        for col in _derived_columns(spec)
+        if (limit := _number_limit(col)) is not None
+    ]
+    for name, spec in ENTITIES.items()
+}
+# the text columns a record's derived values go to, with their limits (None: any length)
+_DERIVED_TEXTS = {
+    name: [
+        (col.name, getattr(col.type, "length", None))
+        for col in _derived_columns(spec)
+        if isinstance(getattr(col.type, "impl", col.type), String)
+    ]
+    for name, spec in ENTITIES.items()
+}
+
+
 def key_limit(spec: EntitySpec) -> int:
     """The longest key the entity's table takes."""
     return _LIMITS[spec.name].get("code", 256)
@@ -443,6 +539,9 @@ def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
     limit = key_limit(spec)
     if len(key) > limit:
         raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limit} characters")
+    if "\x00" in key:
+        # kept without its key: the store could not keep that either
+        raise Rejected(None, f"key {KEY_FIELD} {key!r:.60}: {NUL_TEXT}")
     return key
 
 
@@ -580,6 +679,10 @@ def build_row(
         v = derived[col]
         if type(v) is str and len(v) > length:
             raise Rejected(key, f"{col} {v[:20]!r}... longer than the site allows ({length})")
+    for col, source, limit in _DERIVED_NUMBERS[spec.name]:
+        v = derived[col]
+        if v is not None and (problem := limit.problem(v)):
+            raise Rejected(key, f"{source}: {problem}")
     if spec.name == "currencies" and not derived.get("iso_code"):
         raise Rejected(key, "currency without ISO code (sigla_iso)")
     if spec.name == "articles" and categories is not None:
@@ -592,12 +695,46 @@ def build_row(
     else:
         data = {k: full.get(k) for k in used}
     data_json = dumps(data)
+    # JSON spells a NUL \u0000 (so does a text holding a backslash and "u0000", which
+    # the exact look then clears)
+    if "\\u0000" in data_json or any(type(v) is str and "\x00" in v for v in derived.values()):
+        culprit = _nul_field(data, full)
+        if culprit is not None:
+            raise Rejected(key, f"field {culprit}: {NUL_TEXT}")
     if digest is None:
         digest = record_digest(record, digest_salt(spec, rules, used))
     row = Row(key, data, data_json, derived, digest)
     if spec.name == "articles" and (used is None or "prz_listino" in used):
         row.prices = record_prices(full.get("prz_listino"))
+        for number, price in row.prices.items():
+            if problem := PRICE_LIST_LIMIT.problem(number):
+                raise Rejected(key, f"prz_listino: price list number {problem}")
+            if problem := PRICE_LIMIT.problem(price):
+                raise Rejected(key, f"prz_listino: price list {number}: {problem}")
     return row
+
+
+def _nul_field(data: Mapping[str, Any], full: Mapping[str, Any]) -> str | None:
+    """The first field whose value holds a NUL character: of the stored fields, else
+    of the texts the derived columns are taken from."""
+    for name, value in data.items():
+        if _has_nul(value):
+            return name
+    for name, value in full.items():
+        if type(value) is str and "\x00" in value:
+            return name
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    t = type(value)
+    if t is str:
+        return "\x00" in value
+    if t is dict:
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if t is list:
+        return any(map(_has_nul, value))
+    return False
 
 
 def record_prices(prices: Any) -> dict[int, Decimal]:

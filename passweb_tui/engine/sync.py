@@ -45,7 +45,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from passweb_tui.engine import fields as fields_mod
-from passweb_tui.engine.batch import build_rows, scan_page, site_flag_of, text_digests
+from passweb_tui.engine.batch import (
+    build_rows,
+    nul_free,
+    scan_page,
+    site_flag_of,
+    text_digests,
+)
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
 from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
 from passweb_tui.engine.models import (
@@ -259,6 +265,8 @@ def validate_scope(kind: str, scope: Scope | None) -> None:
         )
     if scope.codes and len(scope.entities) != 1:
         raise SyncError("--code needs exactly one --entity")
+    if any("\x00" in code for code in scope.codes):
+        raise SyncError("--code: a code cannot hold a NUL character (0x00)")
 
 
 def _stamp(value: datetime) -> str:
@@ -959,9 +967,8 @@ class SyncRunner:
         off_site: list[str] = []
 
         def in_process(page: Any) -> None:
-            items, removed, rejects, skipped = self._build(
-                p, page.records, getattr(page, "content", None)
-            )
+            content = getattr(page, "content", None)
+            items, removed, rejects, skipped = self._build(p, page.records, content)
             if p.codes:
                 met.update(str(r.get(KEY_FIELD)) for r in page.records if isinstance(r, dict))
                 if not p.removals:
@@ -973,8 +980,9 @@ class SyncRunner:
             if collect_categories and self._categories is not None:
                 self._categories.update(q.key for q in items)
             self._apply_page(
-                conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat
-            )
+                conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
+                nul_free=nul_free(content),
+            )  # fmt: skip
             counts["fetched"] += len(page.records) - skipped
             self._emit(phase, spec.name, counts["fetched"], total, started=started)
 
@@ -993,6 +1001,7 @@ class SyncRunner:
             self._apply_page(
                 conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
                 prebuilt=prebuilt, records=lambda: page.records,
+                nul_free=nul_free(getattr(page, "content", None)),
             )  # fmt: skip
             counts["fetched"] += n
             self._emit(phase, spec.name, counts["fetched"], total, started=started)
@@ -1084,10 +1093,10 @@ class SyncRunner:
             }
             for code in missing
         ]
-        counts["rejected"] += len(rows)
         # not kept for a retry: a later CHANGED would not find the record either
         with self.store.write() if dry_run else self.store.write(conn) as wconn:
             wconn.execute(insert(_REJECTS), rows)
+        counts["rejected"] += len(rows)
 
     def _stale_category_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
@@ -1138,7 +1147,6 @@ class SyncRunner:
             }
             for code, category in stale
         ]
-        counts["rejected"] += len(rows)
         with self.store.write() if dry_run else self.store.write(conn) as wconn:
             wconn.execute(insert(_REJECTS), rows)
             if not dry_run:
@@ -1146,6 +1154,7 @@ class SyncRunner:
                     self._retry_upsert(wconn),
                     [{"entity": "articles", "key": r["key"], "run_id": self.run_id} for r in rows],
                 )
+        counts["rejected"] += len(rows)
 
     def _unchanged_page(
         self,
@@ -1187,7 +1196,7 @@ class SyncRunner:
                 keys = [k for k in keys if k in existing]
             if p.deletions and keys:
                 self._note_seen(conn, spec, keys)
-        counts["unchanged"] += len(keys)
+        added = {"unchanged": len(keys)}
         done = [k for k in keys if k in retry_all] if retry_all else []
         if (done and not dry_run) or time.monotonic() >= self._counts_due:
             with conn.begin() if dry_run else self.store.write(conn):
@@ -1195,7 +1204,8 @@ class SyncRunner:
                     conn.execute(
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
                     )
-                self._write_counts(conn)
+                self._write_counts(conn, spec.name, added)
+        _add_counts(counts, added)
         return len(texts)
 
     def _note_seen(self, conn: Connection, spec: EntitySpec, keys: Sequence[str]) -> None:
@@ -1285,10 +1295,13 @@ class SyncRunner:
         cat: dict[str, FieldSpec],
         prebuilt: tuple[list[Compact], list[tuple[str | None, str]]] | None = None,
         records: Callable[[], list[dict[str, Any]]] | None = None,
+        nul_free: bool = False,
     ) -> None:
         """Write one page. `prebuilt` rows (the worker's, of records none of which was
         stored) are written as they are when the store agrees that none is; otherwise
-        the page's `records` are decoded and built here."""
+        the page's `records` are decoded and built here (`nul_free`: their reply holds
+        no NUL character, see batch.nul_free). The page's counts are added to `counts`
+        once its transaction has committed (a dry run's, once it has read the page)."""
         spec = p.spec
         if not p.removals:
             removed = []  # records whose flag went off stay as they are
@@ -1320,7 +1333,7 @@ class SyncRunner:
                     # some of these records are stored after all: build them here
                     by_key = {str(r.get(KEY_FIELD)): r for r in records()}
                     changed = [Quick(q.key, q.digest, by_key[q.key]) for q in changed]
-                rows, bad = build_rows(spec, changed, used, cat, rules, categories)
+                rows, bad = build_rows(spec, changed, used, cat, rules, categories, nul_free)
             rejects.extend(bad)
             rejected_keys = {k for k, _ in rejects if k}
             protect_descriptions = self._keeps_descriptions(spec)
@@ -1369,12 +1382,14 @@ class SyncRunner:
                 seen = [*keys, *(k for k, _ in rejects if k)]
                 if seen:
                     self._note_seen(conn, spec, list(dict.fromkeys(seen)))
-            counts["inserted"] += len(inserted)
-            counts["updated"] += len(updates) - same
             unusable = len(rejected_keys & set(keys)) if rejected_keys else 0
-            counts["unchanged"] += len(items) - len(rows) - len(new) - unusable + same
-            counts["deleted"] += len(gone)
-            counts["rejected"] += len(rejects)
+            added = {
+                "inserted": len(inserted),
+                "updated": len(updates) - same,
+                "unchanged": len(items) - len(rows) - len(new) - unusable + same,
+                "deleted": len(gone),
+                "rejected": len(rejects),
+            }
             if rejects:
                 reject_rows = [
                     {"run_id": self.run_id, "entity": spec.name, "key": k, "reason": why}
@@ -1388,6 +1403,7 @@ class SyncRunner:
                 else:
                     conn.execute(insert(_REJECTS), reject_rows)
             if dry_run:
+                _add_counts(counts, added)  # it writes nothing: what it read counts
                 return
             write = inserts + updates
             if write or new:
@@ -1478,7 +1494,8 @@ class SyncRunner:
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
                     )
             if time.monotonic() >= self._counts_due:
-                self._write_counts(conn)
+                self._write_counts(conn, spec.name, added)
+        _add_counts(counts, added)  # only now that the page is in
 
     def _log_inserted(self, conn: Connection, at: Any, spec: EntitySpec, keys: list[str]) -> None:
         """The change-log entries of these new records, in their order: one statement
@@ -1500,13 +1517,29 @@ class SyncRunner:
             rows = [self._change(at, spec, k, "inserted") for k in keys]
             _bulk_insert(conn, "change_log", _CHANGE_COLUMNS, rows)
 
-    def _write_counts(self, conn: Connection) -> None:
+    def _write_counts(
+        self, conn: Connection, entity: str | None = None, added: Mapping[str, int] | None = None
+    ) -> None:
         """The run record's counts, for whoever watches from elsewhere: at most once a
-        second (the run's end writes them all)."""
+        second (the run's end writes them all). `added`: the counts of the entity's page
+        being written in the same transaction, not yet in the run's counts."""
         self._counts_due = time.monotonic() + 1.0
         conn.execute(
-            update(_RUNS).where(_RUNS.c.id == self.run_id).values(counts=json.dumps(self.counts))
+            update(_RUNS)
+            .where(_RUNS.c.id == self.run_id)
+            .values(counts=json.dumps(self._counts_with(entity, added)))
         )
+
+    def _counts_with(
+        self, entity: str | None, added: Mapping[str, int] | None
+    ) -> dict[str, dict[str, int]]:
+        """The run's counts with a page's, not yet added, added."""
+        if entity is None or not added:
+            return self.counts
+        mine = dict(self.counts.get(entity) or empty_counts())
+        for name, n in added.items():
+            mine[name] = mine.get(name, 0) + n
+        return {**self.counts, entity: mine}
 
     def _retry_upsert(self, conn: Connection) -> Any:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -1544,36 +1577,40 @@ class SyncRunner:
                 # to hash the keys seen rather than scan them once per stored row
                 conn.exec_driver_sql("ANALYZE pwt_seen")
             n = conn.execute(select(func.count()).select_from(t).where(unseen)).scalar_one()
-            counts["deleted"] += n
-            if dry_run or not n:
-                return
-            now = utcnow()
-            conn.execute(
-                insert(_CHANGES).from_select(
-                    ["run_id", "at", "entity", "key", "change"],
-                    select(
-                        literal(self.run_id),
-                        literal(now, _CHANGES.c.at.type),
-                        literal(spec.name),
-                        t.c.code,
-                        literal("deleted"),
-                    ).where(unseen),
-                )
+            if not dry_run and n:
+                self._delete_rows(conn, spec, unseen, n)
+        counts["deleted"] += n  # once they are gone (a dry run's: once counted)
+
+    def _delete_rows(self, conn: Connection, spec: EntitySpec, unseen: Any, n: int) -> None:
+        """The unseen rows' deletion, logged, with the run's counts as they will be."""
+        t = spec.table
+        now = utcnow()
+        conn.execute(
+            insert(_CHANGES).from_select(
+                ["run_id", "at", "entity", "key", "change"],
+                select(
+                    literal(self.run_id),
+                    literal(now, _CHANGES.c.at.type),
+                    literal(spec.name),
+                    t.c.code,
+                    literal("deleted"),
+                ).where(unseen),
             )
-            if spec.name == "articles":
-                conn.execute(
-                    delete(_PRICES).where(
-                        ~exists().where(
-                            _SEEN.c.entity == spec.name, _SEEN.c.key == _PRICES.c.article_code
-                        )
+        )
+        if spec.name == "articles":
+            conn.execute(
+                delete(_PRICES).where(
+                    ~exists().where(
+                        _SEEN.c.entity == spec.name, _SEEN.c.key == _PRICES.c.article_code
                     )
                 )
-            conn.execute(delete(t).where(unseen))
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == self.run_id)
-                .values(counts=json.dumps(self.counts))
             )
+        conn.execute(delete(t).where(unseen))
+        conn.execute(
+            update(_RUNS)
+            .where(_RUNS.c.id == self.run_id)
+            .values(counts=json.dumps(self._counts_with(spec.name, {"deleted": n})))
+        )
 
     # --- the run record ---------------------------------------------------------------
 
@@ -1662,6 +1699,11 @@ _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 #: the site settings the store's rows were last made under (see _rules_text)
 SITE_RULES = "site_rules"
+
+
+def _add_counts(counts: dict[str, int], added: Mapping[str, int]) -> None:
+    for name, n in added.items():
+        counts[name] = counts.get(name, 0) + n
 
 
 def _few(keys: Sequence[str], shown: int = 10) -> str:
