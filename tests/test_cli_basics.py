@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -186,18 +188,22 @@ def test_a_write_the_database_refuses_is_one_line_without_the_statement(tmp_path
             assert value not in line
 
 
-def test_numbers_beyond_what_the_store_holds_are_no_crash(tmp_path: Path) -> None:
+def test_numbers_beyond_what_the_store_holds_are_no_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A --limit past 64 bits means "all"; an update id past them is no update."""
+    from passweb_tui.cli import main
+
     db = f"sqlite:///{tmp_path / 'store.db'}"
     huge = "99999999999999999999"
     for args in (("runs", "--limit", huge), ("changes", "--limit", huge),
                  ("orders", "list", "--limit", huge)):  # fmt: skip
-        result = run_cli("--db", db, *args)
-        assert result.returncode == 0 and result.stderr == "", (args, result.stderr)
-    ack = run_cli("--db", db, "orders", "ack", huge)
-    assert ack.returncode == 4 and ack.stderr.strip() == f"passweb-tui: no order update {huge}"
-    negative = run_cli("--db", db, "orders", "list", "--limit", "-1")
-    assert negative.returncode == 2 and "--limit must be 0 or more" in negative.stderr
+        assert main(["--db", db, *args]) == 0, args
+        assert capsys.readouterr().err == "", args
+    assert main(["--db", db, "orders", "ack", huge]) == 4
+    assert capsys.readouterr().err.strip() == f"passweb-tui: no order update {huge}"
+    assert main(["--db", db, "orders", "list", "--limit", "-1"]) == 2
+    assert "--limit must be 0 or more" in capsys.readouterr().err
 
 
 def test_a_missing_config_file_the_environment_names_stops_every_command(

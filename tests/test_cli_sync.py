@@ -97,6 +97,17 @@ def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
     assert text.returncode == 0 and "dry run" in text.stdout and "articles" in text.stdout
 
 
+def test_a_repeated_entity_or_code_is_pulled_once(sim: Any) -> None:
+    once = json.loads(cli(sim, "sync", "partial", "--entity", "currencies", "--json").stdout)
+    twice = cli(sim, "sync", "partial", "--entity", "currencies", "--entity", "currencies",
+                "--json")  # fmt: skip
+    assert twice.returncode == 0, twice.stderr
+    result = json.loads(twice.stdout)
+    assert result["scope"]["entities"] == ["currencies"]
+    fetched = once["entities"]["currencies"]["fetched"]
+    assert fetched > 0 and result["entities"]["currencies"]["fetched"] == fetched
+
+
 def test_exit_statuses(sim: Any) -> None:
     assert cli(sim, "sync", "total", "--code", "X").returncode == 2
     needs_one = cli(sim, "sync", "partial", "--code", "X")

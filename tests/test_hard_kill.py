@@ -248,6 +248,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize(
+    # the worker watches its parent process, whatever the store: PostgreSQL in the sweep
+    "db_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)],
+    indirect=True,
+)
 def test_a_killed_first_total_leaves_no_worker_behind(db_url: str, tmp_path: Path) -> None:
     """A first TOTAL of a large table builds rows in a worker process; when the sync is
     killed, its worker (and the worker's server) go too, and the next TOTAL completes."""

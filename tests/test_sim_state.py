@@ -237,6 +237,11 @@ def test_tls(tmp_path: Path) -> None:
         (["--port", "99999"], "--port must be 0-65535"),
         (["--password", ""], "--password must not be empty"),
         (["--user", ""], "--user must not be empty"),
+        # a folder where the state file cannot be made
+        (
+            ["--state", "/proc/no-such-folder/state.json"],
+            "--state /proc/no-such-folder/state.json: cannot write",
+        ),
     ],
 )
 def test_impossible_options_are_a_clear_error(args: list[str], needle: str) -> None:

@@ -143,6 +143,43 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         assert target.code in title
 
 
+async def test_categories_whose_parents_loop_are_shown_once_at_the_top(synced: Engine) -> None:
+    """G1 under G2 under G1 (an ERP data error the sync stores as it is) reaches no top
+    of the tree: the loop is shown at the top, marked, every category once."""
+    nodes = [
+        {"code": "G1", "parent": "G2", "description": "uno", "web": True, "article_count": 3},
+        {"code": "G2", "parent": "G1", "description": "due", "web": True, "article_count": 0},
+        {"code": "G3", "parent": None, "description": "tre", "web": True, "article_count": 1},
+        {"code": "G4", "parent": "G3", "description": "quattro", "web": False, "article_count": 0},
+        {"code": "G5", "parent": "G5", "description": "cinque", "web": True, "article_count": 0},
+    ]
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#dash-runs-table", KeyTable).focus()
+        await pilot.press("g")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, CategoriesScreen)
+        screen.show_tree(nodes)
+        tree = screen.query_one("#cat-tree", Tree)
+        placed: dict[str, tuple[str | None, str]] = {}
+
+        def walk(node: Any) -> None:
+            for child in node.children:
+                assert child.data not in placed, child.data
+                placed[child.data] = (node.data, str(child.label))
+                walk(child)
+
+        walk(tree.root)
+        assert set(placed) == {"G1", "G2", "G3", "G4", "G5"}
+        assert placed["G1"][0] is None and "loop" in placed["G1"][1]
+        assert placed["G2"][0] == "G1" and "loop" not in placed["G2"][1]
+        assert placed["G5"][0] is None and "loop" in placed["G5"][1]
+        assert placed["G3"][0] is None and "loop" not in placed["G3"][1]
+        assert placed["G4"][0] == "G3"
+
+
 async def test_fields_toggle_and_attribute_update(synced: Engine) -> None:
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -176,7 +176,8 @@ def say(text: str) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
-    scope = Scope(tuple(args.entity), tuple(args.code))
+    # a repeated --entity or --code is pulled once
+    scope = Scope(tuple(dict.fromkeys(args.entity)), tuple(dict.fromkeys(args.code)))
     if (scope.entities or scope.codes) and args.kind != "partial":
         raise CliError("--entity and --code go with `sync partial` only", ExitCode.USAGE)
     engine = open_engine(ctx)

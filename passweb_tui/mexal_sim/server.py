@@ -114,17 +114,23 @@ def create_app(options: SimOptions) -> SimApp:
         raise SimOptionsError("--user must not be empty")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise SimOptionsError("--tls-cert and --tls-key go together")
-    erp = open_erp(
-        articles=options.articles,
-        customers=options.customers,
-        orders=options.orders,
-        seed=options.seed,
-        user=options.user,
-        password=options.password,
-        azienda=options.azienda,
-        anno=options.anno,
-        state=options.state,
-    )
+    try:
+        erp = open_erp(
+            articles=options.articles,
+            customers=options.customers,
+            orders=options.orders,
+            seed=options.seed,
+            user=options.user,
+            password=options.password,
+            azienda=options.azienda,
+            anno=options.anno,
+            state=options.state,
+        )
+    except OSError as exc:  # the state file's folder cannot be made or written
+        where = exc.filename or options.state
+        raise SimOptionsError(
+            f"--state {options.state}: cannot write {where}: {exc.strerror or exc}"
+        ) from None
     return SimApp(erp)
 
 

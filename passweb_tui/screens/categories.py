@@ -117,15 +117,29 @@ class CategoriesScreen(BaseScreen):
             # an orphan (parent not synced) is shown at the top rather than lost
             children[parent if parent in codes else None].append(node)
 
+        shown: set[str] = set()
+
         def add(branch: TreeNode[str], parent: str | None) -> None:
             for node in sorted(children.get(parent, []), key=lambda n: str(value_of(n, "code"))):
                 code = str(value_of(node, "code"))
+                if code in shown:
+                    continue
+                shown.add(code)
                 if children.get(code):
                     add(branch.add(node_label(node), data=code, expand=True), code)
                 else:
                     branch.add_leaf(node_label(node), data=code)
 
         add(tree.root, None)
+        # categories whose parents loop back to them (an ERP data error: G1 under G2 under
+        # G1) reach no top: each loop is shown at the top, from its first code, marked
+        for node in sorted(nodes, key=lambda n: str(value_of(n, "code"))):
+            code = str(value_of(node, "code"))
+            if code not in shown:
+                shown.add(code)
+                label = node_label(node)
+                label.append(" " + t("categories.loop"), style="yellow")
+                add(tree.root.add(label, data=code, expand=True), code)
         tree.root.expand()
         if nodes and tree.cursor_line <= 0:
             tree.cursor_line = 1  # the first category, so its articles show at once
