@@ -129,6 +129,7 @@ class PasswebApp(App[int]):
         self._declared_keys: dict[str, str] | None = None
         self._exiting = False
         self._previous_sighup: Any = None
+        self._previous_sigterm: Any = None
         self._switch_interval = sys.getswitchinterval()
         #: closes what the app was given (engine, demo ERP) before a hard exit on SIGHUP
         self.cleanup: Callable[[], None] | None = None
@@ -162,6 +163,7 @@ class PasswebApp(App[int]):
             # a plain signal handler, not the event loop's: when the terminal is gone the
             # loop may be stuck writing to it and would never run a loop callback
             self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         if self.engine is None:
             from passweb_tui.screens.setup import SetupScreen
 
@@ -174,6 +176,9 @@ class PasswebApp(App[int]):
         if self._previous_sighup is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     def _apply_keymap(self) -> None:
         """Apply [ui] keymap from the config file; unknown binding ids are named."""
@@ -441,6 +446,22 @@ class PasswebApp(App[int]):
         """Cancel a running sync cleanly and exit, through the app's own shutdown."""
         log.warning("terminal hung up; cancelling any running sync and exiting")
         self.cancel_and_exit(1)
+
+    def _on_sigterm(self, _signum: int, _frame: Any) -> None:
+        """Asked to stop (kill, a service manager, a shutdown) while the terminal is still
+        there: a running sync is cancelled and recorded so, then the UI leaves as by its
+        own quit, giving the terminal back as it found it. A second SIGTERM while that
+        goes on ends the process at once."""
+        if self._exiting:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        log.warning("asked to stop (SIGTERM); cancelling any running sync and exiting")
+        threading.Thread(
+            target=lambda: self.call_from_thread(self.cancel_and_exit, 1),
+            name="sigterm",
+            daemon=True,
+        ).start()
 
     def _on_sighup(self, _signum: int, _frame: Any) -> None:
         threading.Thread(target=self._hangup_without_terminal, name="hangup", daemon=True).start()

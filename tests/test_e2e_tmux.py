@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -139,6 +140,44 @@ def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)  # a process we did not start has no handle to wait on
     assert not pid_alive(pid), "passweb-tui kept running after its terminal went away"
+    runs = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    last = json.loads(runs.stdout)[0]
+    assert (last["kind"], last["status"]) == ("total", "cancelled")
+
+
+def test_sigterm_during_a_sync_records_it_cancelled_and_gives_the_terminal_back(
+    tmp_path: Path,
+) -> None:
+    """`kill` (SIGTERM) of the UI while a Totale runs, its terminal still open: the run
+    is recorded cancelled, and the UI leaves as by its own quit, the terminal back to
+    the shell that started it."""
+    pid_file = tmp_path / "pid"
+    command = (
+        f"echo $$ > {shlex.quote(str(pid_file))}; {shlex.quote(sys.executable)} -m passweb_tui"
+        " --demo; echo UI-EXITED-$?; sleep 120"
+    )
+    term = Terminal(f"sh -c {shlex.quote(command)}")
+    try:
+        screen = term.wait_for("Last successful sync", STARTUP_S)
+        shell = int(pid_file.read_text())
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        (ui,) = [int(c) for c in children]
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
+        assert url, screen
+        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 300}, timeout=30).raise_for_status()
+        term.keys("s")
+        term.wait_for("Kind of sync", 30)
+        term.keys("t")
+        term.wait_for("⟳ Totale", 30)
+        os.kill(ui, signal.SIGTERM)
+        after = term.wait_for("UI-EXITED-1", 90)
+        # the shell's own screen again: nothing of the UI's left on it
+        assert "Totale" not in after and "Last successful sync" not in after, after
+    finally:
+        term.close()
     runs = subprocess.run(
         [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
         capture_output=True, text=True, timeout=120, check=True,
