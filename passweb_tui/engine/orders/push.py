@@ -1123,13 +1123,18 @@ class Pusher:
         ]
         with self.store.write() as conn:
             # only while the claim is still ours: a claim taken over meanwhile belongs to
-            # a push that looks the order up before sending it (and counts it then)
+            # a push that looks the order up before sending it (and counts it then). The
+            # rows stay locked until the commit (PostgreSQL; SQLite's write transaction
+            # holds the whole store), so no takeover slips in between this read and the
+            # update below, which would have the order counted by both pushes
             ours = set(
                 conn.execute(
-                    sa.select(orders_t.c.id).where(
+                    sa.select(orders_t.c.id)
+                    .where(
                         orders_t.c.id.in_([o.claim.site_id for o in outcomes]),
                         orders_t.c.claim_owner == self.owner,
                     )
+                    .with_for_update()
                 ).scalars()
             )
             conn.execute(
