@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from passweb_tui import __version__
 from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
@@ -21,8 +22,16 @@ from passweb_tui.logs import setup_logging
 log = logging.getLogger("passweb_tui")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line on stderr, as every other error (exit status 2), pointing to
+    the help instead of printing the usage block above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="passweb-tui",
         description="Keep a Passweb e-commerce site in step with a Mexal ERP.",
     )

@@ -89,6 +89,24 @@ def test_bad_flag_is_a_usage_error() -> None:
     assert "--anno" in result.stderr
 
 
+def test_a_bad_command_line_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """As every error: one line, exit 2, pointing to the help (no usage block above it)."""
+    from passweb_tui.cli import main
+
+    for args, said in (
+        (["--bogus", "check"], "passweb-tui: unrecognized arguments: --bogus"),
+        (["sync", "bogus"], "passweb-tui sync: argument kind: invalid choice: 'bogus'"),
+        (["orders", "ack", "abc"], "passweb-tui orders ack: argument UPDATE_ID: invalid int"),
+        (["sync"], "passweb-tui sync: the following arguments are required: kind"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2, args
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith(said), (args, err)
+        assert "--help" in err
+
+
 def test_the_demos_first_sync_prints_only_its_report(isolated_home: Path) -> None:
     """The demo's first sync is short: it ends while its row builder's worker is still
     starting, and nothing of that worker (which then finds its queues gone) may reach

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -95,6 +96,33 @@ def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
 
     text = cli(sim, "sync", "total", "--dry-run")
     assert text.returncode == 0 and "dry run" in text.stdout and "articles" in text.stdout
+
+
+def test_a_failed_run_says_so_on_stderr_with_json_too(sim: Any, tmp_path: Path) -> None:
+    """Errors are one line on stderr (CONTRACTS.md), whatever stdout carries."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+    try:
+        failed = cli(sim, "sync", "partial", "--entity", "currencies", "--json", db=db)
+    finally:
+        sim.admin("DELETE", "faults")
+    assert failed.returncode == 1
+    result = json.loads(failed.stdout)
+    assert result["status"] == "failed" and result["error"]
+    (line,) = failed.stderr.splitlines()
+    assert line.startswith(f"passweb-tui: run {result['run_id']} failed: ")
+
+
+def test_articles_before_their_categories_are_rejected_saying_what_to_run(
+    sim: Any, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    done = cli(sim, "sync", "partial", "--entity", "articles", db=db)  # lists its rejects
+    assert done.returncode == 4, done.stderr
+    assert "a TOTAL or a Parziale of categories brings them" in done.stdout
+    cli(sim, "sync", "partial", "--entity", "categories", db=db)
+    again = cli(sim, "sync", "partial", "--entity", "articles", "--json", db=db)
+    assert again.returncode == 0 and json.loads(again.stdout)["status"] == "ok"
 
 
 def test_a_repeated_entity_or_code_is_pulled_once(sim: Any) -> None:

@@ -230,7 +230,7 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
         mute(1)
     if result.status == "cancelled" and signals.received is not None:
         say(f"passweb-tui: run {result.run_id} cancelled by {signals.name}")
-    elif result.status in ("failed", "cancelled") and not args.json:
+    elif result.status in ("failed", "cancelled"):  # with --json too: errors go to stderr
         why = f": {one_line(result.error)}" if result.error else ""
         say(f"passweb-tui: run {result.run_id} {result.status}{why}")
     return exit_code(result)

@@ -689,7 +689,13 @@ def build_row(
         cat = derived.get("category")
         if cat and cat not in categories:
             link = "cat_web" if rules.category_mode == "secondaria" else "cod_grp_merc"
-            raise Rejected(key, f"unknown category {cat!r} in {link}")
+            hint = (
+                ""
+                if categories
+                else " (the store has no categories yet: a TOTAL or a Parziale of categories"
+                " brings them)"
+            )
+            raise Rejected(key, f"unknown category {cat!r} in {link}{hint}")
     if used is None:
         data = {k: v for k, v in full.items() if k != KEY_FIELD}
     else:
