@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import difflib
 import importlib.util
 import logging
 import os
@@ -187,10 +188,17 @@ class PasswebApp(App[int]):
         known = self.binding_ids()
         unknown = sorted(set(self._keymap_wanted) - known)
         if unknown:
+            # only the bad ids and the nearest good ones: the whole list (some 60 ids)
+            # made a toast taller than 24 rows, its first line off the screen
+            near = dict.fromkeys(
+                m for bad in unknown for m in difflib.get_close_matches(bad, sorted(known), n=1)
+            )
+            hint = t("keymap.did_you_mean", ids=", ".join(near)) if near else ""
             self.notify(
-                t("keymap.unknown", ids=", ".join(unknown), known=", ".join(sorted(known))),
+                t("keymap.unknown", ids=", ".join(unknown), hint=hint),
                 severity="warning",
                 timeout=15,
+                markup=False,  # "[ui]" is not a style
             )
         self.set_keymap({k: v for k, v in self._keymap_wanted.items() if k in known})
 
@@ -243,6 +251,11 @@ class PasswebApp(App[int]):
             return
         if self.current_mode != mode:
             self.switch_mode(mode)
+        # A screen's key opens its main view: a detail opened from it earlier (a run, an
+        # order, a record's history) is closed, not shown again as if the key had been
+        # misread. The main view keeps its own state (view, search, cursor).
+        while len(self.screen_stack) > 1 and isinstance(self.screen, BaseScreen):
+            self.pop_screen()
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

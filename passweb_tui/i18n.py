@@ -31,6 +31,8 @@ EN: dict[str, str] = {
     "key.quit": "Quit",
     "key.down": "Down",
     "key.up": "Up",
+    "key.first_row": "First row",
+    "key.last_row": "Last row",
     "key.yes": "Yes",
     "key.no": "No",
     "key.reload": "Reload",
@@ -244,7 +246,11 @@ EN: dict[str, str] = {
     "confirm.yes": "Yes ({key})",
     "confirm.no": "No ({key})",
     "quit.sync_running": "A sync is running. Cancel it and quit?",
-    "keymap.unknown": "[ui] keymap: unknown binding id {ids}; known ids: {known}",
+    "keymap.did_you_mean": " (did you mean {ids}?)",
+    "keymap.unknown": (
+        "[ui] keymap: unknown binding id {ids}{hint}. The binding ids are listed in the "
+        "README (The terminal UI); F1 shows each screen's keys."
+    ),
     "error.background": "{what} failed: {error}",
     "unavailable.generic": "This screen is not available in this version.",
     "unavailable.orders": "Web orders are not available in this version yet.",
@@ -353,6 +359,8 @@ IT: dict[str, str] = {
     "key.quit": "Esci",
     "key.down": "Giù",
     "key.up": "Su",
+    "key.first_row": "Prima riga",
+    "key.last_row": "Ultima riga",
     "key.yes": "Sì",
     "key.no": "No",
     "key.reload": "Ricarica",
@@ -566,7 +574,11 @@ IT: dict[str, str] = {
     "confirm.yes": "Sì ({key})",
     "confirm.no": "No ({key})",
     "quit.sync_running": "Una sincronizzazione è in corso. Annullarla e uscire?",
-    "keymap.unknown": "[ui] keymap: id di tasto sconosciuto {ids}; id noti: {known}",
+    "keymap.did_you_mean": " (forse {ids}?)",
+    "keymap.unknown": (
+        "[ui] keymap: id di tasto sconosciuto {ids}{hint}. Gli id sono elencati nel "
+        "README (The terminal UI); F1 mostra i tasti di ogni schermata."
+    ),
     "error.background": "{what} non riuscito: {error}",
     "unavailable.generic": "Questa schermata non è disponibile in questa versione.",
     "unavailable.orders": "Gli ordini web non sono ancora disponibili in questa versione.",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Button, Input
-from ui_screen import on_screen, screen_lines
+from ui_screen import FRAME, on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
@@ -142,3 +142,58 @@ async def test_hints_name_the_keys_the_keymap_binds(synced: Engine, erp_sim: Any
         assert on_screen(app, "N/B page")
         await pilot.press("a")
         assert notified(app, "press u for the updates to review")
+
+
+async def test_home_and_end_go_to_the_first_and_last_row(synced_readonly: Engine) -> None:
+    from textual.widgets import HelpPanel
+
+    from passweb_tui.screens.base import KeyTable
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("c")
+        await settle(app, pilot)
+        table = app.screen.query_one("#changes-table", KeyTable)
+        assert table.has_focus and table.row_count > 20
+        await pilot.press("j", "j", "end")
+        await pilot.pause()
+        assert table.cursor_row == table.row_count - 1
+        assert table.scroll_x == 0  # not sideways
+        assert table.scroll_y > 0  # the last row is in view
+        await pilot.press("home")
+        await pilot.pause()
+        assert (table.cursor_row, table.scroll_y, table.scroll_x) == (0, 0, 0)
+        # F1 names them so
+        await pilot.press("f1")
+        await pilot.pause()
+        assert app.screen.query(HelpPanel)
+        assert on_screen(app, "home First row") and on_screen(app, "end Last row")
+
+
+async def test_an_unknown_keymap_id_is_named_in_a_message_that_fits_80x24(
+    synced_readonly: Engine,
+) -> None:
+    app = create_app(synced_readonly, poll_s=0, keymap={"orders.sendd": "f3", "app.help": "f2"})
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(app, pilot)
+        (message,) = [str(n.message) for n in app._notifications]
+        assert "orders.sendd" in message and "did you mean orders.send?" in message
+        assert "README" in message and "F1" in message
+        assert "goto.dashboard" not in message  # not the whole list
+        # all of it on the terminal, from the line naming the bad id: the toast's own
+        # lines, right of its left edge, over whatever the screen shows under it
+        await pilot.pause(0.3)
+        lines = screen_lines(app)
+        toast = [line.split("▌", 1)[1].strip(FRAME) for line in lines if "▌" in line]
+        text = " ".join(" ".join(toast).split())
+        assert text.startswith("[ui] keymap: unknown binding id orders.sendd"), lines
+        assert text.endswith("F1 shows each screen's keys."), lines
+
+
+def test_the_readme_lists_every_binding_id() -> None:
+    """The keymap message sends the operator to the README for the ids."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = sorted(i for i in create_app(None).binding_ids() if f"`{i}`" not in readme)
+    assert not missing

@@ -359,3 +359,128 @@ async def test_ten_thousand_orders_stay_one_page_in_the_widgets(
     with capsys.disabled():
         for name, seconds in figures.items():
             print(f"{total} orders: {name}: {seconds * 1000:.0f} ms")
+
+
+def erp_row(rid: int, article: str, **changes: str) -> dict[str, Any]:
+    """A row of an order as the ERP document stores it (see documents.py)."""
+    row = {
+        "id_riga": rid,
+        "codice_articolo": article,
+        "quantita": "2",
+        "prezzo": "168.65",
+        "sconto": "",
+        "cod_iva": "22",
+        "qta_evasa": "0",
+        "stato_riga": "",
+    }
+    return row | changes
+
+
+def an_update(header_after: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ERP-side update as the engine records it: the ERP suspended row 4 of 4."""
+    header = {
+        "cod_conto": "501.00541",
+        "data_documento": "20261203",
+        "id_pagamento": "RD",
+        "nota": "$W1$",
+        "doc_collegati": [],
+    }
+    rows = [erp_row(i, f"ART000034{i}") for i in range(1, 5)]
+    return {
+        "update_id": 7,
+        "order_id": "W1",
+        "reviewed": False,
+        "reviewed_at": None,
+        "detected": "2026-12-03T16:44:01+00:00",
+        "run_id": 3,
+        "state_before": states.STORED,
+        "state_after": "suspended",
+        "site_edit": None,
+        "before": {"header": header, "rows": rows},
+        "after": {
+            "header": header | (header_after or {}),
+            "rows": [*rows[:3], erp_row(4, "ART0000344", stato_riga="S")],
+        },
+    }
+
+
+async def test_an_update_shows_what_changed_first_at_80x24() -> None:
+    """Row 4's state went from - to S: at 80 columns the changed column comes right
+    after the row and before/after, highlighted, and both rows are on the screen; a
+    changed header field comes first in the header."""
+    from ui_screen import FRAME, screen_lines
+
+    app = create_app(None, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(UpdateDetailScreen(an_update()))
+        await pilot.pause()
+        rows = app.screen.query_one("#update-rows", KeyTable)
+        labels = [c.label.plain for c in rows.columns.values()]
+        assert labels[:3] == ["row", "", "stato_riga"]
+        assert rows.columns[labels_key(rows, "stato_riga")].label.style == CHANGED_STYLE
+        assert rows.columns[labels_key(rows, "quantita")].label.style == ""
+        # on the terminal as it is: the row's before and after with the state in view
+        lines = [line.strip(FRAME).split() for line in screen_lines(app)]
+        assert next(w for w in lines if w[:1] == ["row"])[:2] == ["row", "stato_riga"]
+        assert ["4", "before", "-"] in [w[:3] for w in lines]
+        assert ["4", "after", "S"] in [w[:3] for w in lines]
+
+    app = create_app(None, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(UpdateDetailScreen(an_update({"id_pagamento": "BB30"})))
+        await pilot.pause()
+        header = app.screen.query_one("#update-header", KeyTable)
+        assert keys_of(app, "#update-header")[0] == "id_pagamento"
+        first = [str(c) for c in header.get_row_at(0)]
+        assert first == ["* id_pagamento", "RD", "BB30"]
+        assert header.get_row_at(0)[0].style == CHANGED_STYLE
+        assert header.get_row_at(1)[0].style == ""
+
+
+def labels_key(table: KeyTable, label: str) -> Any:
+    return next(k for k, c in table.columns.items() if c.label.plain == label)
+
+
+async def test_the_order_list_follows_new_orders_on_its_own(engine: Engine) -> None:
+    """New web orders show while the list is shown, without ctrl+r; the cursor stays on
+    its order and a search being typed is left alone."""
+    import_orders(
+        engine,
+        *(
+            order_line(f"P{i}", rows=article_rows(1)) | {"created": f"2026-11-2{i}T10:00:00"}
+            for i in range(1, 4)
+        ),
+    )
+    app = create_app(engine, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_orders(app, pilot)
+        assert keys_of(app, "#orders-table") == ["P3", "P2", "P1"]
+        await cursor_to(app, pilot, "#orders-table", "P2")
+
+        async def until(check: Any) -> None:
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if check():
+                    return
+            raise AssertionError("the screen did not refresh on its own")
+
+        # the shopper places a newer order: it comes on top, the cursor stays on P2
+        import_orders(engine, order_line("P4", rows=article_rows(1)) | {"created": "2026-11-25"})
+        await until(lambda: "P4" in keys_of(app, "#orders-table"))
+        assert keys_of(app, "#orders-table") == ["P4", "P3", "P2", "P1"]
+        assert "Waiting (4)" in text_of(app, "#orders-views")
+        table = screen.query_one("#orders-table", KeyTable)
+        assert table.selected_key() == "P2" and table.has_focus
+
+        # a search being typed keeps its field, its text and its narrowed list
+        box = screen.query_one("#orders-filter", Input)
+        await pilot.press("slash", *"P1")
+        await settle(app, pilot)
+        import_orders(engine, order_line("P15", rows=article_rows(1)) | {"created": "2026-11-26"})
+        await until(lambda: "P15" in keys_of(app, "#orders-table"))
+        assert keys_of(app, "#orders-table") == ["P15", "P1"]
+        assert box.has_focus and box.value == "P1" and box.cursor_position == 2
+        await pilot.press("5")
+        assert box.value == "P15"

@@ -360,3 +360,40 @@ async def test_the_runs_screen_follows_a_run_going_on_elsewhere(synced: Engine) 
             if "running" not in str(table.get_row("1")[3]):
                 break
         assert str(table.get_row("1")[3]) == "ok"
+
+
+async def test_a_screen_key_opens_the_screen_not_a_detail_left_open(synced: Engine) -> None:
+    """r, a run's detail, elsewhere, r again: the runs list, not that run (the same for
+    every screen key; the list keeps its cursor)."""
+    synced.run("partial", dry_run=True)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        await pilot.press("j", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunDetailScreen)
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunsScreen)
+        assert app.screen.query_one("#runs-table", KeyTable).selected_key() == "1"
+        # from the detail itself, r goes up to the list too
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunDetailScreen)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunsScreen) and len(app.screen_stack) == 1
+
+        # a record's history in the change log, then the runs, then c: the log
+        await pilot.press("c")
+        await settle(app, pilot)
+        await pilot.press("h")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordHistoryScreen)
+        await pilot.press("r", "c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChangesScreen)

@@ -72,12 +72,16 @@ def show_app_keys(screen: Screen[Any], binding_ids: Sequence[str]) -> None:
 
 
 class KeyTable(DataTable[Any]):
-    """A row-cursor table that also moves with j/k, as operators expect from pagers."""
+    """A row-cursor table that also moves with j/k, as operators expect from pagers, and
+    goes to its first/last row with home/end (the DataTable scrolls sideways with them;
+    its ctrl+home/ctrl+end still go to the first/last row too)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "key.down", show=False, id="table.down"),
         Binding("k", "cursor_up", "key.up", show=False, id="table.up"),
-        # home/end already go to the first/last row; g stays free for the categories
+        # g stays free for the categories, so no g/G for first/last
+        Binding("home", "scroll_top", "key.first_row", show=False, id="table.first"),
+        Binding("end", "scroll_bottom", "key.last_row", show=False, id="table.last"),
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

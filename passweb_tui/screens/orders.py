@@ -11,11 +11,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static
+from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
@@ -77,6 +80,12 @@ def row_state(code: str | None) -> str:
         return "-"
     word = ROW_STATES.get(code)
     return f"{code} {word}" if word else code
+
+
+def ordered(names: set[str] | Sequence[str], canonical: Sequence[str]) -> list[str]:
+    """Field names in the ERP document's own order; names it does not know, sorted, last."""
+    known = [n for n in canonical if n in names]
+    return known + sorted(set(names) - set(known))
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,8 @@ class OrdersScreen(AckMixin, BaseScreen):
         self.counts: dict[str, int] = {}
         self.unreviewed = 0
         self.failed = 0
+        #: the next read of the page on its own, while the screen is shown
+        self._timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="orders-views")
@@ -264,6 +275,9 @@ class OrdersScreen(AckMixin, BaseScreen):
     def load(self) -> None:
         if self.papp.engine is None:
             return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         orders = orders_of(self.papp)
         query = self.current_query()
         self.run_worker(
@@ -275,12 +289,29 @@ class OrdersScreen(AckMixin, BaseScreen):
             exit_on_error=False,
         )
 
+    def poll(self) -> None:
+        """Read the page again on its own (new web orders, updates found by a run
+        elsewhere), unless a read is already under way: reads never overlap."""
+        self._timer = None
+        if self.is_current and not any(
+            w.group == "orders" and not w.is_finished for w in self.workers
+        ):
+            self.load()
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if self.after_ack(event):
             return
         if event.worker.group != "orders":
             super().on_worker_state_changed(event)
             return
+        # the next read on its own is scheduled only after this one ended
+        if (
+            event.state in {WorkerState.SUCCESS, WorkerState.ERROR}
+            and self._timer is None
+            and self.is_current
+            and self.papp.poll_s > 0
+        ):
+            self._timer = self.set_timer(self.papp.poll_s, self.poll)
         if event.state == WorkerState.ERROR:
             super().on_worker_state_changed(event)
             return
@@ -294,7 +325,9 @@ class OrdersScreen(AckMixin, BaseScreen):
     def show_page(self, result: PageResult) -> None:
         app = self.papp
         table = self.query_one("#orders-table", KeyTable)
-        keep = table.cursor_row
+        # the cursor stays on the same order (or update) when rows come and go above it
+        keep, keep_key = table.cursor_row, table.selected_key()
+        scroll_y = table.scroll_y
         table.clear()
         self.items = {}
         self.counts, self.unreviewed = result.counts, result.unreviewed
@@ -326,7 +359,11 @@ class OrdersScreen(AckMixin, BaseScreen):
                 )
             self.items[key] = item
         if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
+            row = self.row_of(table, keep_key)
+            if row is None:
+                row = min(keep, table.row_count - 1)
+            table.scroll_to(y=scroll_y, animate=False, immediate=True)
+            table.move_cursor(row=row, animate=False)
         self.show_views()
         first = result.query.offset + 1 if result.items else 0
         self.query_one("#orders-status", Label).update(
@@ -338,6 +375,15 @@ class OrdersScreen(AckMixin, BaseScreen):
                 prev=self.bound_key("orders.prev_page"),
             )
         )
+
+    @staticmethod
+    def row_of(table: KeyTable, key: str | None) -> int | None:
+        if key is None:
+            return None
+        try:
+            return table.get_row_index(key)
+        except RowDoesNotExist:
+            return None
 
     def show_views(self) -> None:
         counts = self.counts
@@ -678,13 +724,16 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         self.query_one("#update-head", Static).update(head)
 
         before, after = u.get("before") or {}, u.get("after") or {}
+        # what changed comes first, so that at 80x24 it is in view without scrolling
         header = self.query_one("#update-header", KeyTable)
         header.add_column(t("col.field"), key="field")
         header.add_column(t("col.old"), key="before")
         header.add_column(t("col.new"), key="after")
         bh, ah = before.get("header") or {}, after.get("header") or {}
-        for name in sorted(set(bh) | set(ah)):
-            changed = bh.get(name) != ah.get(name)
+        head_names = ordered(set(bh) | set(ah), HEADER_FIELDS)
+        changed_head = [n for n in head_names if bh.get(n) != ah.get(n)]
+        for name in [*changed_head, *(n for n in head_names if n not in changed_head)]:
+            changed = name in changed_head
             style = CHANGED_STYLE if changed else ""
             header.add_row(
                 Text(("* " if changed else "  ") + name, style=style),
@@ -696,11 +745,22 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         rows = self.query_one("#update-rows", KeyTable)
         brows = {r.get("id_riga"): r for r in before.get("rows") or []}
         arows = {r.get("id_riga"): r for r in after.get("rows") or []}
-        fields = sorted({n for r in [*brows.values(), *arows.values()] for n in r} - {"id_riga"})
+        names = {n for r in [*brows.values(), *arows.values()] for n in r} - {"id_riga"}
+        changed_cols = {
+            n
+            for rid in set(brows) | set(arows)
+            for n in names
+            if (brows.get(rid) or {}).get(n) != (arows.get(rid) or {}).get(n)
+        }
+        # the changed columns right after the row and before/after, the others after them
+        fields = [
+            *ordered(changed_cols, ROW_FIELDS),
+            *ordered(names - changed_cols, ROW_FIELDS),
+        ]
         rows.add_column(t("orders.row"), key="row")
         rows.add_column("", key="when")
         for name in fields:
-            rows.add_column(name, key=name)
+            rows.add_column(Text(name, CHANGED_STYLE if name in changed_cols else ""), key=name)
         for rid in sorted(set(brows) | set(arows), key=str):
             b, a = brows.get(rid), arows.get(rid)
             if b == a:
