@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,6 +118,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def launch_a_slow_totale(term: Terminal, screen: str) -> None:
+    """From the dashboard: slow the demo ERP it names down, so that a Totale keeps
+    going meanwhile, and launch one from the sync screen."""
+    url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
+    assert url, screen
+    httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 300}, timeout=30).raise_for_status()
+    term.keys("s")
+    term.wait_for("Kind of sync", 30)
+    term.keys("t")
+    term.wait_for("⟳ Totale", 30)
+
+
+def last_demo_run() -> dict[str, Any]:
+    runs = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return json.loads(runs.stdout)[0]  # type: ignore[no-any-return]
+
+
 def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
     """Closing the terminal (tmux goes away: SIGHUP) while a Totale runs: the app
     cancels the run, which is recorded as cancelled, and the process ends."""
@@ -126,25 +147,14 @@ def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
     try:
         screen = term.wait_for("Last successful sync", STARTUP_S)
         pid = int(pid_file.read_text())
-        # the dashboard names the demo ERP; slowing it keeps the Totale going meanwhile
-        url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
-        assert url, screen
-        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 300}, timeout=30).raise_for_status()
-        term.keys("s")
-        term.wait_for("Kind of sync", 30)
-        term.keys("t")
-        term.wait_for("⟳ Totale", 30)
+        launch_a_slow_totale(term, screen)
     finally:
         term.close()
     deadline = time.monotonic() + 90
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)  # a process we did not start has no handle to wait on
     assert not pid_alive(pid), "passweb-tui kept running after its terminal went away"
-    runs = subprocess.run(
-        [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    last = json.loads(runs.stdout)[0]
+    last = last_demo_run()
     assert (last["kind"], last["status"]) == ("total", "cancelled")
 
 
@@ -165,22 +175,12 @@ def test_sigterm_during_a_sync_records_it_cancelled_and_gives_the_terminal_back(
         shell = int(pid_file.read_text())
         children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
         (ui,) = [int(c) for c in children]
-        url = re.search(r"(http://127\.0\.0\.1:\d+)/webapi", screen)
-        assert url, screen
-        httpx.put(f"{url[1]}/sim/faults", json={"latency_ms": 300}, timeout=30).raise_for_status()
-        term.keys("s")
-        term.wait_for("Kind of sync", 30)
-        term.keys("t")
-        term.wait_for("⟳ Totale", 30)
+        launch_a_slow_totale(term, screen)
         os.kill(ui, signal.SIGTERM)
         after = term.wait_for("UI-EXITED-1", 90)
         # the shell's own screen again: nothing of the UI's left on it
         assert "Totale" not in after and "Last successful sync" not in after, after
     finally:
         term.close()
-    runs = subprocess.run(
-        [sys.executable, "-m", "passweb_tui", "--demo", "runs", "--json", "--limit", "1"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    last = json.loads(runs.stdout)[0]
+    last = last_demo_run()
     assert (last["kind"], last["status"]) == ("total", "cancelled")
