@@ -202,6 +202,7 @@ EN: dict[str, str] = {
     "categories.tree": "Categories",
     "categories.tree_count": "Categories: {count}",
     "categories.loop": "(its parents loop back to it in the ERP)",
+    "engine.cancelled by the operator": "cancelled by the operator",
     "categories.root": "All",
     "categories.web": "[web]",
     "categories.articles": "Articles",
@@ -530,6 +531,7 @@ IT: dict[str, str] = {
     "categories.tree": "Categorie",
     "categories.tree_count": "Categorie: {count}",
     "categories.loop": "(i suoi padri nell'ERP tornano a lei)",
+    "engine.cancelled by the operator": "annullata dall'operatore",
     "categories.root": "Tutte",
     "categories.web": "[web]",
     "categories.articles": "Articoli",
@@ -727,3 +729,9 @@ def t(key: str, /, default: str | None = None, **values: object) -> str:
         except (KeyError, IndexError, ValueError):
             return text
     return text
+
+
+def engine_text(text: str) -> str:
+    """A fixed message of the engine (stored with a run, in English) in the current
+    language, where the catalogue has it; any other text as it is."""
+    return t("engine." + text, default=text)

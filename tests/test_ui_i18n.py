@@ -91,3 +91,17 @@ def test_thousands_are_grouped_in_the_language_s_style() -> None:
         assert fmt_int(1234567) == "1.234.567"
     finally:
         set_language(before)
+
+
+def test_the_engines_fixed_messages_are_shown_in_the_ui_language() -> None:
+    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR
+    from passweb_tui.i18n import engine_text
+
+    try:
+        set_language("it")
+        assert engine_text(CANCELLED_BY_OPERATOR) == "annullata dall'operatore"
+        assert engine_text("HTTP 500 from the ERP") == "HTTP 500 from the ERP"  # as it is
+        set_language("en")
+        assert engine_text(CANCELLED_BY_OPERATOR) == CANCELLED_BY_OPERATOR
+    finally:
+        set_language("en")

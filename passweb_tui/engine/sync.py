@@ -115,6 +115,10 @@ _SEEN = Table(
 )
 
 
+#: the error recorded with a cancelled run (the UI shows it in its own language)
+CANCELLED_BY_OPERATOR = "cancelled by the operator"
+
+
 class SyncError(Exception):
     """A run could not start: bad scope or kind; the message says what."""
 
@@ -570,7 +574,7 @@ class SyncRunner:
             if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:
-            status, error = "cancelled", "cancelled by the operator"
+            status, error = "cancelled", CANCELLED_BY_OPERATOR
         except LeaseLost as exc:
             status, error = "failed", str(exc)
         except Exception as exc:

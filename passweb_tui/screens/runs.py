@@ -12,7 +12,7 @@ from textual.timer import Timer
 from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
@@ -239,7 +239,7 @@ class RunDetailScreen(BaseScreen):
         error = value_of(run, "error")
         if error:
             head.append("\n" + t("sync.error") + ": ", style="bold red")
-            head.append(str(error))
+            head.append(engine_text(str(error)))
         self.query_one("#run-header", Static).update(head)
         counts_table = self.query_one("#run-counts", KeyTable)
         counts_table.clear()
