@@ -136,6 +136,7 @@ class PasswebApp(App[int]):
         self.cleanup: Callable[[], None] | None = None
         #: set whenever the sync launched from here ends or is refused (tests wait on it)
         self.sync_ended = asyncio.Event()
+        self._cancel_dialog: ConfirmScreen | None = None  # "cancel the sync?" while asked
         for mode, module, cls in self._screens():
             self.add_mode(mode, self._screen_factory(module, cls))
 
@@ -377,9 +378,16 @@ class PasswebApp(App[int]):
         self.sync.finish(result, f"{error.__class__.__name__}: {error}" if error else None)
         self.post_message(SyncFinished())
 
+    def shown_screen(self) -> BaseScreen | None:
+        """The app's screen in view, also under a dialog open over it."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, BaseScreen):
+                return screen
+        return None
+
     def on_sync_updated(self, _message: SyncUpdated) -> None:
-        screen = self.screen
-        if isinstance(screen, BaseScreen):
+        screen = self.shown_screen()
+        if screen is not None:
             screen.show_sync(self.sync.snapshot())
 
     def on_sync_refused(self, message: SyncRefused) -> None:
@@ -391,8 +399,12 @@ class PasswebApp(App[int]):
         if snap is None:
             self.sync_ended.set()
             return
-        screen = self.screen
-        if isinstance(screen, BaseScreen):
+        dialog = self._cancel_dialog
+        if dialog is not None and self.screen is dialog:  # nothing is left to cancel
+            dialog.dismiss(False)
+            self.notify(t("sync.ended_while_asked"))
+        screen = self.shown_screen()
+        if screen is not None:
             screen.show_sync(snap)
             screen.sync_finished(snap)
         severity = {"ok": "information", "ok_with_rejects": "warning"}.get(
@@ -419,10 +431,12 @@ class PasswebApp(App[int]):
             return
 
         def answer(yes: bool | None) -> None:
+            self._cancel_dialog = None
             if yes and self.sync.request_cancel():
                 self.post_message(SyncUpdated())
 
-        self.push_screen(ConfirmScreen(t("sync.cancel_question")), answer)
+        self._cancel_dialog = ConfirmScreen(t("sync.cancel_question"))
+        self.push_screen(self._cancel_dialog, answer)
 
     # -- leaving -----------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Input, Label, SelectionList, Static
+from textual.widgets import Input, Label, RadioButton, SelectionList, Static
 from textual.worker import WorkerCancelled
+from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
-from passweb_tui.screens.base import ConfirmScreen, KeyTable
+from passweb_tui.screens.base import ConfirmScreen, KeyTable, SyncBadge
 from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
 from passweb_tui.screens.runs import RunDetailScreen, RunsScreen
 from passweb_tui.screens.sync import SyncScreen
@@ -369,3 +370,46 @@ async def test_rejected_records_show_in_the_summary_and_the_run_detail(
             assert title == "Rejected records: 1"
     finally:
         engine.close()
+
+
+async def test_the_form_shows_the_kind_launched_from_the_palette(synced: Engine) -> None:
+    """A Variati from the palette after the form was left on Parziale: the form shows
+    Variati, so that Launch would not start a Parziale the operator did not see."""
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#kind-partial", RadioButton).value = True  # as left last time
+        await pilot.press("d", "ctrl+p")
+        await pilot.press(*"Sync: changed")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_sync(pilot, app)
+        assert isinstance(app.screen, SyncScreen)
+        assert synced.runs(limit=1)[0].requested_kind == "changed"
+        assert app.screen.selected_kind() == "changed"
+
+
+async def test_the_cancel_question_goes_when_the_run_ends_by_itself(
+    synced: Engine, erp_sim: Any
+) -> None:
+    slow_erp(erp_sim, 300)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s", "t")
+        await wait_running(pilot, app)
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        erp_sim.admin("DELETE", "/faults")  # the run now ends before the operator answers
+        await wait_sync(pilot, app)
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert isinstance(app.screen, SyncScreen)
+        assert app.sync.snapshot().status == "ok"
+        # the top bar and the launcher show the end, not the last progress
+        assert str(app.screen.query_one(SyncBadge).render()) == "Totale: ok"
+        assert on_screen(app, "Records read"), screen_lines(app)
+        assert any("ended by itself" in str(n.message) for n in app._notifications)
+        await pilot.press("y")  # the key the dialog had: nothing is cancelled
+        assert app.sync.snapshot().status == "ok"
+    assert synced.runs(limit=1)[0].status == "ok"

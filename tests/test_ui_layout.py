@@ -4,6 +4,7 @@ footer at 80x24, and the setup screen's message at 60x20."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -129,3 +130,124 @@ async def test_the_setup_message_is_in_view_on_a_short_terminal() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert on_screen(app, "User: required."), screen_lines(app)
+
+
+def table_lines(app: PasswebApp, table: Any) -> list[str]:
+    """The lines of `table` as the terminal shows them (header first)."""
+    region = table.region
+    lines = screen_lines(app)[region.y : region.y + region.height]
+    return [line[region.x : region.x + region.width] for line in lines]
+
+
+def row_in_view(table: Any, key: str) -> bool:
+    """Whether the table's row `key` is inside the part of the table on screen."""
+    row = table.get_row_index(key)
+    shown = table.scrollable_content_region.height - table.header_height
+    return int(table.scroll_y) <= row < int(table.scroll_y) + shown
+
+
+def whole_cells(app: PasswebApp, table: Any, columns: list[str]) -> None:
+    """Each row of `table` on screen shows the whole value of each of `columns`."""
+    assert table.virtual_size.width <= table.scrollable_content_region.width, "cut at the edge"
+    lines = table_lines(app, table)
+    keys = [str(c.value) for c in table.columns]
+    for index in range(table.row_count):
+        row_key = table.coordinate_to_cell_key((index, 0)).row_key.value
+        if not row_in_view(table, str(row_key)):
+            continue
+        line = lines[table.header_height + index - int(table.scroll_y)]
+        for column in columns:
+            assert column in keys, (column, keys)
+            value = str(table.get_cell(row_key, column))
+            # the whole value, not the start of a longer one nor its end
+            assert re.search(rf"(?<!\S){re.escape(value)}(?!\S)", line), (column, value, line)
+
+
+async def test_the_running_entity_stays_in_view_at_80x24(engine: Engine, erp_sim: Any) -> None:
+    """During a first Totale (10 entities and more) the table of the launcher shows the
+    entity being worked on; after it, every entity at once; numbers never cut."""
+    erp_sim.admin("PUT", "/faults", json={"latency_ms": 100})
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s", "t")
+        table = app.screen.query_one("#sync-entities")
+        seen: set[str] = set()
+        while not app.sync_ended.is_set():
+            await pilot.pause(0.05)
+            snap = app.sync.snapshot()
+            if snap is None or not snap.running or not snap.entities:
+                continue
+            entity = snap.entities[-1].entity
+            if entity not in [str(k.value) for k in table.rows]:
+                continue  # not in the table yet
+            if not row_in_view(table, entity):
+                await pilot.pause(0.2)  # the table follows on the next refresh
+                now = app.sync.snapshot()
+                if now is not None and now.running and now.entities[-1].entity == entity:
+                    assert row_in_view(table, entity), (entity, table_lines(app, table))
+            seen.add(entity)
+            whole_cells(app, table, ["entity", "done", "pct"])
+        await settle(app, pilot)
+        assert "articles" in seen, seen  # the 8th row and more: below the old fold
+        assert table.row_count >= 10
+        for key in table.rows:
+            assert row_in_view(table, str(key.value)), (key.value, screen_lines(app))
+        whole_cells(app, table, ["entity", "done", "pct"])
+        assert on_screen(app, "Records read"), screen_lines(app)
+
+
+def a_run(run_id: int, kind: str, status: str, changes: int, rejected: int) -> dict[str, Any]:
+    entities = {"articles": {"inserted": changes, "rejected": rejected}}
+    return {
+        "run_id": run_id,
+        "kind": kind,
+        "status": status,
+        "dry_run": kind == "partial",
+        "duration_s": 754.0,
+        "entities": entities,
+        "started": "2024-03-01T10:15:00",
+    }
+
+
+@pytest.mark.parametrize("language", ["en", "it"])
+async def test_the_dashboard_shows_whole_numbers_at_80x24(
+    synced_readonly: Engine, language: str
+) -> None:
+    from passweb_tui.screens.dashboard import DashboardScreen, DashboardView
+
+    set_language(language)
+    try:
+        app = create_app(synced_readonly, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            screen = app.screen
+            assert isinstance(screen, DashboardScreen)
+            view = DashboardView(
+                erp_state="ok",
+                runs=[
+                    a_run(1042, "changed", "ok_with_rejects", 93, 1_234),
+                    a_run(1041, "partial", "cancelled", 123_456, 7),
+                    a_run(1040, "total", "ok", 98_765, 0),
+                ],
+                field_changes=[
+                    ("article_statistic_categories", "a_rather_long_field_name_of_the_erp", 93),
+                    ("articles", "descrizione", 12_345),
+                ],
+            )
+            screen.show(view)
+            await pilot.pause()
+            for selector, columns in (
+                ("#dash-runs-table", ["kind", "status", "duration", "changes", "rejected"]),
+                ("#dash-fields-table", ["count"]),
+            ):
+                table = screen.query_one(selector)
+                table.scroll_visible(animate=False, immediate=True)
+                await pilot.pause()
+                whole_cells(app, table, columns)
+                header = table_lines(app, table)[0]
+                shown = [str(c.value) for c in table.columns]
+                if "started" in shown:  # the start time, if there is room, comes last
+                    assert shown[-1] == "started"
+                assert t("col.count" if "count" in columns else "col.rejected") in header
+    finally:
+        set_language("en")

@@ -20,7 +20,6 @@ from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
-    diff_rows,
     field_label,
     fmt_duration,
     fmt_int,
@@ -29,6 +28,7 @@ from passweb_tui.screens.base import (
     status_text,
     value_of,
 )
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.orders import OrdersPanel
 from passweb_tui.screens.sync_state import SyncSnapshot
 
@@ -128,31 +128,39 @@ class DashboardScreen(BaseScreen):
                 yield Static(id="dash-erp")
                 yield Static(id="dash-store")
             yield OrdersPanel(id="dash-orders", classes="panel")
+            # the whole width, so that its numbers fit at 80 columns: when they do not,
+            # the start time is left out (it is in the run's detail) rather than cut
+            with Vertical(id="dash-runs", classes="panel"):
+                yield Label(t("dash.last_runs"), classes="panel-title")
+                yield FitTable(
+                    [
+                        Col("id", "#"),
+                        Col("kind", t("col.kind")),
+                        Col("status", t("col.outcome"), shrink=True),
+                        Col("duration", t("col.duration")),
+                        Col("changes", t("col.changes")),
+                        Col("rejected", t("col.rejected")),
+                        Col("started", t("col.started"), drop=1),
+                    ],
+                    id="dash-runs-table",
+                )
             with Vertical(id="dash-chart", classes="panel"):
                 yield Label(t("dash.chart_changes"), classes="panel-title")
                 yield Sparkline([], id="dash-spark-changes")
                 yield Label(t("dash.chart_duration"), classes="panel-title")
                 yield Sparkline([], id="dash-spark-duration")
-            with Vertical(id="dash-runs", classes="panel"):
-                yield Label(t("dash.last_runs"), classes="panel-title")
-                yield KeyTable(id="dash-runs-table")
             with Vertical(id="dash-fields", classes="panel"):
                 yield Label(t("dash.fields_changed"), classes="panel-title")
-                yield KeyTable(id="dash-fields-table")
+                yield FitTable(
+                    [
+                        Col("entity", t("col.entity"), shrink=True),
+                        Col("field", t("col.field"), shrink=True),  # a long name is cut
+                        Col("count", t("col.count")),
+                    ],
+                    id="dash-fields-table",
+                )
 
     def on_mount(self) -> None:
-        runs = self.query_one("#dash-runs-table", KeyTable)
-        runs.add_column("#", key="id")
-        runs.add_column(t("col.kind"), key="kind")
-        runs.add_column(t("col.outcome"), key="status")
-        runs.add_column(t("col.duration"), key="duration")
-        runs.add_column(t("col.changes"), key="changes")
-        runs.add_column(t("col.rejected"), key="rejected")
-        runs.add_column(t("col.started"), key="started")
-        fields = self.query_one("#dash-fields-table", KeyTable)
-        fields.add_column(t("col.entity"), key="entity")
-        fields.add_column(t("col.field"), key="field")
-        fields.add_column(t("col.count"), key="count")
         self.query_one("#dash-erp", Static).update(t("dash.loading"))
 
     def on_shown(self) -> None:
@@ -286,8 +294,7 @@ class DashboardScreen(BaseScreen):
         self.query_one("#dash-store", Static).update(store)
 
         runs = view.runs[:RECENT_RUNS]
-        diff_rows(
-            self.query_one("#dash-runs-table", KeyTable),
+        self.query_one("#dash-runs-table", FitTable).show_rows(
             [
                 (
                     value_of(run, "run_id"),
@@ -316,8 +323,7 @@ class DashboardScreen(BaseScreen):
         self.query_one("#dash-spark-duration", Sparkline).data = (
             [1.0] * len(durations) if app.stable else durations
         ) or [0.0]
-        diff_rows(
-            self.query_one("#dash-fields-table", KeyTable),
+        self.query_one("#dash-fields-table", FitTable).show_rows(
             [
                 (
                     f"{entity}/{name}",

@@ -20,21 +20,21 @@ from textual.widgets import (
     SelectionList,
     Static,
 )
+from textual.widgets.data_table import RowDoesNotExist
 
 from passweb_tui.i18n import group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
-    KeyTable,
     StateCheckbox,
     StateRadioButton,
     StateSelectionList,
-    diff_rows,
     fmt_duration,
     fmt_int,
     kind_label,
     status_text,
     value_of,
 )
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 ENTITIES = [
@@ -90,6 +90,7 @@ class SyncScreen(BaseScreen):
 
     def __init__(self) -> None:
         super().__init__(id="sync")
+        self._form_run: float | None = None  # the launch whose kind the form was set to
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="sync-body"):
@@ -121,17 +122,23 @@ class SyncScreen(BaseScreen):
                     partial=self.bound_key("sync.partial"),
                 )
                 yield Static(Text(idle), id="sync-phase")  # a key name is not markup
-                yield KeyTable(id="sync-entities")
-                yield Log(id="sync-log", max_lines=200)
+                with Vertical(id="sync-run"):  # the table takes what it needs
+                    yield FitTable(
+                        [
+                            Col("entity", t("col.entity"), shrink=True),
+                            Col("done", t("col.progress")),
+                            Col("pct", "%", min_width=3),
+                            # at 80 columns there is room for the numbers, not for these:
+                            # the phase line then gives the running entity's rate and ETA
+                            Col("rate", t("col.rate"), drop=2, min_width=8),
+                            Col("eta", t("col.eta"), drop=1, min_width=6),
+                        ],
+                        id="sync-entities",
+                    )
+                    yield Log(id="sync-log", max_lines=200)
                 yield Static(id="sync-summary")
 
     def on_mount(self) -> None:
-        table = self.query_one("#sync-entities", KeyTable)
-        table.add_column(t("col.entity"), key="entity")
-        table.add_column(t("col.progress"), key="done")
-        table.add_column("%", key="pct")
-        table.add_column(t("col.rate"), key="rate")
-        table.add_column(t("col.eta"), key="eta")
         self._log_count = 0
         self._log_run: int | None = None
 
@@ -206,6 +213,12 @@ class SyncScreen(BaseScreen):
         if snap is None:
             return
         app = self.papp
+        if snap.running and snap.started != self._form_run:
+            # a run just launched, from this form, a key or the palette: the form shows
+            # its kind, so that Launch does not start another kind than the one seen
+            self._form_run = snap.started
+            self.query_one(f"#kind-{snap.kind}", StateRadioButton).value = True
+        table = self.query_one("#sync-entities", FitTable)
         phase = Text()
         phase.append(kind_label(snap.ran_kind), style="bold")
         if snap.dry_run:
@@ -216,14 +229,19 @@ class SyncScreen(BaseScreen):
         if snap.running:
             phase.append(t("sync.phase") + ": ")
             phase.append(t("phase." + snap.phase, default=snap.phase), style="cyan")
+            current = snap.entities[-1] if snap.entities else None
+            if current is not None and not app.stable and "rate" not in table.shown_columns:
+                # the table has no room for them: the running entity's, on this line
+                phase.append(f"  {fmt_rate(current.rate)}", style="dim")
+                if "eta" not in table.shown_columns:
+                    phase.append(f"  {t('col.eta')} {fmt_eta(app, current.eta_s)}", style="dim")
             if snap.cancelling:
                 phase.append("  " + t("sync.cancelling"), style="magenta")
         else:
             phase.append_text(status_text(snap.status))
         phase.append("  " + fmt_duration(app, snap.elapsed_s), style="dim")
         self.query_one("#sync-phase", Static).update(phase)
-        diff_rows(
-            self.query_one("#sync-entities", KeyTable),
+        table.show_rows(
             [
                 (
                     p.entity,
@@ -238,6 +256,8 @@ class SyncScreen(BaseScreen):
                 for p in snap.entities
             ],
         )
+        if snap.running and snap.entities:
+            self.call_after_refresh(self.follow_entity, snap.entities[-1].entity)
         log = self.query_one("#sync-log", Log)
         if self._log_run != snap.run_id or len(snap.log) < self._log_count:
             log.clear()
@@ -250,6 +270,22 @@ class SyncScreen(BaseScreen):
         self.query_one("#sync-summary", Static).update(
             self.summary(snap) if not snap.running else ""
         )
+
+    def follow_entity(self, entity: str) -> None:
+        """Scroll the progress table so the entity being worked on is in view."""
+        table = self.query_one("#sync-entities", FitTable)
+        try:
+            row = table.get_row_index(entity)
+        except RowDoesNotExist:
+            return
+        visible = table.scrollable_content_region.height - table.header_height
+        if visible <= 0:
+            return
+        top = int(table.scroll_y)
+        if row < top:
+            table.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + visible:
+            table.scroll_to(y=row - visible + 1, animate=False, immediate=True)
 
     def summary(self, snap: SyncSnapshot) -> Text:
         """The end of a run: counts, the error if any, and where to read more."""

@@ -49,6 +49,8 @@ class SyncSnapshot:
     elapsed_s: float
     result: Any = None
     error: str | None = None
+    #: when the run was launched (monotonic): tells one launch from the next
+    started: float = 0.0
 
     def one_line(self, app: Any) -> str:
         """The badge text: kind, phase and the current entity's progress, or the outcome."""
@@ -174,4 +176,5 @@ class SyncMonitor:
                 elapsed_s=end - self.started,
                 result=self.result,
                 error=self.error,
+                started=self.started,
             )

@@ -1,0 +1,161 @@
+"""A table whose columns fit its width: at 80 columns a number is never cut.
+
+A DataTable wider than its place scrolls sideways and shows a column cut at the edge,
+so "93" reads "9". Here the columns that do not fit are left out instead (the least
+needed first), and text columns that may be shortened end in an ellipsis; numbers are
+never shortened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual import events
+from textual.widgets.data_table import RowDoesNotExist
+
+from passweb_tui.screens.base import KeyTable, diff_rows
+
+#: the narrowest a shortened text column gets (characters, ellipsis included)
+MIN_SHRUNK = 6
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a FitTable."""
+
+    key: str
+    label: str
+    #: 0: always shown; otherwise left out when the table is too narrow, highest first
+    drop: int = 0
+    #: text that may be shortened with an ellipsis to make room (never a number)
+    shrink: bool = False
+    #: room kept for values still to come, so the column does not come and go
+    min_width: int = 0
+
+
+def cell_width(cell: Any) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def clip(cell: Any, width: int) -> Any:
+    """`cell` in at most `width` cells, ending in an ellipsis when shortened."""
+    if cell_width(cell) <= width:
+        return cell
+    text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def fit_columns(
+    columns: Sequence[Col], rows: Sequence[Sequence[Any]], width: int, padding: int = 1
+) -> tuple[list[str], dict[str, int]]:
+    """The keys of the columns to show in `width` cells, and the widths text columns
+    are shortened to. Numbers keep their full width: what does not fit is left out."""
+    widths = {
+        col.key: max(
+            cell_width(col.label),
+            col.min_width,
+            *(cell_width(row[i]) for row in rows if i < len(row)),
+        )
+        for i, col in enumerate(columns)
+    }
+    shown = list(columns)
+
+    def total() -> int:
+        return sum(widths[c.key] + 2 * padding for c in shown)
+
+    for col in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
+        if total() <= width:
+            break
+        shown.remove(col)
+    caps: dict[str, int] = {}
+    shrinkable = [c for c in shown if c.shrink]
+    while total() > width and shrinkable:
+        widest = max(shrinkable, key=lambda c: widths[c.key])
+        if widths[widest.key] <= MIN_SHRUNK:
+            shrinkable.remove(widest)
+            continue
+        widths[widest.key] = max(MIN_SHRUNK, widths[widest.key] - (total() - width))
+        caps[widest.key] = widths[widest.key]
+    return [c.key for c in shown], caps
+
+
+class FitTable(KeyTable):
+    """A KeyTable given all its columns and rows, showing the columns that fit."""
+
+    def __init__(self, columns: Sequence[Col], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.all_columns = list(columns)
+        self._rows: list[tuple[Hashable, Sequence[Any]]] = []
+        self._fit: tuple[list[str], dict[str, int]] | None = None
+
+    def on_mount(self) -> None:
+        self._apply()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._apply()
+
+    def show_rows(self, rows: Sequence[tuple[Hashable, Sequence[Any]]]) -> None:
+        """Bring the table to `rows` (key, a cell for each of the columns given)."""
+        self._rows = list(rows)
+        self._apply()
+
+    @property
+    def shown_columns(self) -> list[str]:
+        return [str(key.value) for key in self.columns]
+
+    def available_width(self) -> int:
+        """The width the columns may take: the table's, less a vertical scrollbar when
+        the rows are more than it shows (or its height is not known yet)."""
+        width = self.size.width
+        if len(self._rows) + self.header_height > self.size.height:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def _apply(self) -> None:
+        cells = [cells for _key, cells in self._rows]
+        if self.size.width <= 0:  # not laid out yet: all of them, fitted when it is
+            fit: tuple[list[str], dict[str, int]] = ([c.key for c in self.all_columns], {})
+        else:
+            fit = fit_columns(self.all_columns, cells, self.available_width(), self.cell_padding)
+        if fit != self._fit:
+            self._rebuild(fit)
+        keys, caps = fit
+        index = {c.key: i for i, c in enumerate(self.all_columns)}
+        diff_rows(
+            self,
+            [
+                (
+                    key,
+                    [
+                        clip(row[index[k]], caps[k]) if k in caps else row[index[k]]
+                        for k in keys
+                        if index[k] < len(row)
+                    ],
+                )
+                for key, row in self._rows
+            ],
+        )
+
+    def _rebuild(self, fit: tuple[list[str], dict[str, int]]) -> None:
+        """New columns: cleared and filled again (a column never narrows by itself),
+        keeping the cursor on its record."""
+        self._fit = fit
+        selected = self.selected_key()
+        self.clear(columns=True)
+        labels = {c.key: c.label for c in self.all_columns}
+        for key in fit[0]:
+            self.add_column(labels[key], key=key)
+        if selected is None:
+            return
+        self.call_after_refresh(self._restore_cursor, selected)
+
+    def _restore_cursor(self, key: str) -> None:
+        try:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
+        except RowDoesNotExist:
+            pass
