@@ -22,7 +22,7 @@ from textual.widgets import (
 )
 from textual.widgets.data_table import RowDoesNotExist
 
-from passweb_tui.i18n import group_digits, t
+from passweb_tui.i18n import engine_text, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     StateCheckbox,
@@ -310,7 +310,7 @@ class SyncScreen(BaseScreen):
             out.append(line + "\n", style="bold red" if totals["rejected"] else "")
         if snap.error:
             out.append(t("sync.error") + ": ", style="bold red")
-            out.append(str(snap.error) + "\n")
+            out.append(engine_text(str(snap.error)) + "\n")
         if snap.run_id:
             detail = self.bound_key("sync.run_detail")
             if snap.dry_run:  # it wrote no change log: its key is not offered
