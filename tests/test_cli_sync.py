@@ -101,12 +101,13 @@ def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
 def test_a_failed_run_says_so_on_stderr_with_json_too(sim: Any, tmp_path: Path) -> None:
     """Errors are one line on stderr (CONTRACTS.md), whatever stdout carries."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+    # the ERP refuses the password from now on: the run fails at its first request
+    sim.admin("PUT", f"users/{sim.user}", json={"password": "another-one"})
     try:
         failed = cli(sim, "sync", "partial", "--entity", "currencies", "--json", db=db)
     finally:
-        sim.admin("DELETE", "faults")
-    assert failed.returncode == 1
+        sim.admin("PUT", f"users/{sim.user}", json={"password": sim.password})
+    assert failed.returncode == 2  # credentials refused
     result = json.loads(failed.stdout)
     assert result["status"] == "failed" and result["error"]
     (line,) = failed.stderr.splitlines()

@@ -179,8 +179,9 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
     indirect=["db_url"],
 )
 def test_kill_sample(kind: str, db_url: str, kill_sim: SimProcess, tmp_path: Path) -> None:
-    """3 rounds per kind; each store appears (both stores for every kind in the sweep)."""
-    kill_rounds(kind, 3, kill_sim, db_url, tmp_path)
+    """2 rounds per kind; each store appears (both stores for every kind, and 30 rounds
+    each, in the sweep)."""
+    kill_rounds(kind, 2, kill_sim, db_url, tmp_path)
 
 
 @pytest.mark.slow

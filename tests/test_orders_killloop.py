@@ -156,7 +156,7 @@ def kill_loop(db_url: str, erp: Any, tmp: Path, rounds: int, n_orders: int, seed
 
 
 def test_sigkill_during_push_sample(db_url: str, erp: Any, tmp_path: Path) -> None:
-    kill_loop(db_url, erp, tmp_path, rounds=3, n_orders=15, seed=1)
+    kill_loop(db_url, erp, tmp_path, rounds=2, n_orders=15, seed=1)
 
 
 @pytest.mark.slow
