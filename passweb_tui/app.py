@@ -131,6 +131,7 @@ class PasswebApp(App[int]):
         self._exiting = False
         self._previous_sighup: Any = None
         self._previous_sigterm: Any = None
+        self._sigterm_seen = False
         self._switch_interval = sys.getswitchinterval()
         #: closes what the app was given (engine, demo ERP) before a hard exit on SIGHUP
         self.cleanup: Callable[[], None] | None = None
@@ -479,10 +480,11 @@ class PasswebApp(App[int]):
         there: a running sync is cancelled and recorded so, then the UI leaves as by its
         own quit, giving the terminal back as it found it. A second SIGTERM while that
         goes on ends the process at once."""
-        if self._exiting:
+        if self._sigterm_seen:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        self._sigterm_seen = True  # an exit already under way (a quit) just goes on
         log.warning("asked to stop (SIGTERM); cancelling any running sync and exiting")
         threading.Thread(
             target=lambda: self.call_from_thread(self.cancel_and_exit, 1),

@@ -79,7 +79,11 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
         where = shown_url(ctx.settings.resolved_db_url)
     except Exception:
         where = "(unknown)"
-    reason = " ".join(str(orig).split()) or orig.__class__.__name__
+    # the database's own words, without the lines some drivers add below them (PostgreSQL's
+    # DETAIL names the key and its value, or the whole row that was refused)
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    first = (str(primary or orig).strip().splitlines() or [""])[0]
+    reason = " ".join(first.split()) or orig.__class__.__name__
     return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
 
 

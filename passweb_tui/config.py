@@ -13,6 +13,7 @@ import re
 import shlex
 import stat
 import subprocess
+import tempfile
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -706,9 +707,10 @@ def save_erp_settings(
         attr, typ = _FILE_KEYS["erp"][key]
         expected[attr] = _coerce(value, typ, f"[{name}] {key}")
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfg_path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)  # a stale one: created anew, owner-only from the start
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # a new file of its own beside the config (never the config itself, whatever its
+    # name), owner-only from the start
+    fd, tmp_name = tempfile.mkstemp(dir=cfg_path.parent, prefix=f".{cfg_path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o600)

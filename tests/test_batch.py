@@ -345,6 +345,17 @@ def test_a_key_with_a_nul_is_rejected_without_it() -> None:
     ]
 
 
+def test_a_long_key_with_a_nul_is_rejected_without_it_too() -> None:
+    """Too long and with a NUL: no part of the key goes to the store's reject and retry
+    tables, which could not keep the NUL either (PostgreSQL refuses it)."""
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(3)]
+    records[1]["codice"] = "A\x00" + "x" * 300
+    rows, rejects = page_at_once(records)
+    assert [r.key for r in rows] == ["A0", "A2"]
+    ((key, reason),) = rejects
+    assert key is None and "NUL character" in reason
+
+
 def test_a_condition_price_and_a_rate_beyond_their_columns_are_rejected() -> None:
     conditions = ENTITIES["conditions"]
     used = ("cod_conto", "prezzo", "tipo")

@@ -235,3 +235,44 @@ def test_a_missing_config_file_the_environment_names_stops_every_command(
     assert not (tmp_path / "store.db").exists()  # no store made on defaults
     doctor = run_cli("--db", f"sqlite:///{tmp_path / 'store.db'}", "doctor", env=env)
     assert doctor.returncode == 1 and f"FAIL config file: none at {missing}" in doctor.stdout
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_postgresql_refusal_is_told_without_its_detail_lines(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL adds DETAIL lines naming the values it refused (a key and its value, a
+    whole row): only its primary message is told."""
+    import sqlalchemy as sa
+
+    from passweb_tui.cli import main
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_orders_helpers import article_rows, jsonl, new_customer, order_line
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'could not extend file: No space left on device'"
+                " USING DETAIL = 'Failing row contains (' || NEW.email || ').'; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON web_customer"
+                " FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        )
+    engine.dispose()
+    customer = new_customer(7)
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1", customer=customer, rows=article_rows(1))))
+    assert main(["--db", db_url, "orders", "import", str(orders)]) == 1
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1, line
+    assert line.endswith(
+        "the database refused the work: could not extend file: No space left on device"
+    )
+    assert customer["email"] not in line and "DETAIL" not in line

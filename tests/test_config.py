@@ -524,10 +524,10 @@ def test_a_site_name_must_be_a_profile_and_cannot_leave_the_data_folder(tmp_path
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        (
-            "http://user:s3cr3t@erp.example/webapi",
-            r"must not hold a user or password: 'http://user:\*\*\*@",
-        ),
+        ("http://user:s3cr3t@erp.example/webapi", r"must not hold a user or password"),
+        ("https://admin:se/cr3t@erp.example/webapi", r"must not hold a user or password"),
+        ("https://admin:s3#cr3t@erp.example/webapi", r"must not hold a user or password"),
+        ("https://admin:p@s3cr3t@erp.example/webapi", r"must not hold a user or password"),
         ("http://[::1/webapi", r"not a valid address \(Invalid IPv6 URL\)"),
         ("http:///webapi", r"names no host"),
         ("http://erp.example:99999/webapi", r"not a valid address \(Port out of range"),
@@ -539,7 +539,7 @@ def test_an_erp_url_that_is_no_usable_address_is_named(tmp_path: Path, url: str,
     cfg = write(tmp_path / "c.toml", f'[erp]\nurl = "{url}"\nuser = "u"\nazienda = "A"\n')
     with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] url: .*" + said) as info:
         load_settings({}, env={"PASSWEB_TUI_ERP_PASSWORD": "pw"}, path=cfg).erp_config()
-    assert "s3cr3t" not in str(info.value)
+    assert "s3cr3t" not in str(info.value) and "cr3t" not in str(info.value)
 
 
 def test_a_config_file_named_by_the_environment_must_exist(
@@ -555,3 +555,17 @@ def test_a_config_file_named_by_the_environment_must_exist(
     assert load_settings({}, env=env, config_may_be_new=True).source is None
     write(missing, '[store]\ndb = "sqlite:///x.db"\n')
     assert load_settings({}, env=env).db_url == "sqlite:///x.db"
+
+
+def test_saving_keeps_a_config_file_whatever_its_name(tmp_path: Path) -> None:
+    """A config file named like the save's own temporary file (`site.tmp`) is the file
+    saved, not a leftover to remove."""
+    from passweb_tui.config import save_erp_settings
+
+    cfg = write(tmp_path / "site.tmp", '# mine\n[store]\ndb = "sqlite:///x.db"\n')
+    values = {"url": "http://h/webapi", "user": "u", "password": "pw", "azienda": "A"}
+    save_erp_settings(values, cfg)
+    text = cfg.read_text()
+    assert text.startswith('# mine\n[store]\ndb = "sqlite:///x.db"\n') and "[erp]" in text
+    assert load_settings({}, env={}, path=cfg).erp_user == "u"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.tmp"]

@@ -5,7 +5,7 @@ equals the ERP's), each web order is in the ERP exactly once, and a run killed w
 holding the TOTAL/CHANGED lease blocks the next for no longer than the lease; meanwhile
 the refusal (exit 3) says who holds it and since when.
 
-CI runs 3 rounds per kind; the full sweep (30 rounds per kind) is
+CI runs 2 rounds per kind; the full sweep (30 rounds per kind) is
 `PASSWEB_TUI_TEST_PG=... pytest -m slow tests/test_hard_kill.py`.
 """
 

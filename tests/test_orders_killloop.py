@@ -1,7 +1,7 @@
 """A pushing process killed with SIGKILL at random moments, restarted until nothing
 waits: every order is in the ERP exactly once (counted by marker through /sim/).
 
-The CI sample runs 3 rounds of 15 orders; the full sweep (20 rounds of 200 orders) is
+The CI sample runs 2 rounds of 15 orders; the full sweep (20 rounds of 200 orders) is
 marked slow: `.venv/bin/pytest -m slow tests/test_orders_killloop.py`.
 """
 

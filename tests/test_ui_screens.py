@@ -152,6 +152,8 @@ async def test_categories_whose_parents_loop_are_shown_once_at_the_top(synced: E
         {"code": "G3", "parent": None, "description": "tre", "web": True, "article_count": 1},
         {"code": "G4", "parent": "G3", "description": "quattro", "web": False, "article_count": 0},
         {"code": "G5", "parent": "G5", "description": "cinque", "web": True, "article_count": 0},
+        # below the G1-G2 loop, not on it: shown under G1, not as a loop of its own
+        {"code": "A3", "parent": "G1", "description": "sotto", "web": True, "article_count": 0},
     ]
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -172,7 +174,8 @@ async def test_categories_whose_parents_loop_are_shown_once_at_the_top(synced: E
                 walk(child)
 
         walk(tree.root)
-        assert set(placed) == {"G1", "G2", "G3", "G4", "G5"}
+        assert set(placed) == {"A3", "G1", "G2", "G3", "G4", "G5"}
+        assert placed["A3"][0] == "G1" and "loop" not in placed["A3"][1]
         assert placed["G1"][0] is None and "loop" in placed["G1"][1]
         assert placed["G2"][0] == "G1" and "loop" not in placed["G2"][1]
         assert placed["G5"][0] is None and "loop" in placed["G5"][1]

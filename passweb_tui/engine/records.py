@@ -536,12 +536,12 @@ def record_key(spec: EntitySpec, record: Mapping[str, Any]) -> str:
     if not isinstance(raw_key, str | int):
         raise Rejected(str(raw_key)[:60], f"key {KEY_FIELD} has the wrong type: {raw_key!r:.60}")
     key = str(raw_key)
+    if "\x00" in key:
+        # kept without its key (first: a long one too): the store could not keep that
+        raise Rejected(None, f"key {KEY_FIELD} {key!r:.60}: {NUL_TEXT}")
     limit = key_limit(spec)
     if len(key) > limit:
         raise Rejected(key[:60], f"key {KEY_FIELD} longer than {limit} characters")
-    if "\x00" in key:
-        # kept without its key: the store could not keep that either
-        raise Rejected(None, f"key {KEY_FIELD} {key!r:.60}: {NUL_TEXT}")
     return key
 
 

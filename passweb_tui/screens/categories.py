@@ -132,14 +132,28 @@ class CategoriesScreen(BaseScreen):
 
         add(tree.root, None)
         # categories whose parents loop back to them (an ERP data error: G1 under G2 under
-        # G1) reach no top: each loop is shown at the top, from its first code, marked
-        for node in sorted(nodes, key=lambda n: str(value_of(n, "code"))):
-            code = str(value_of(node, "code"))
-            if code not in shown:
-                shown.add(code)
-                label = node_label(node)
-                label.append(" " + t("categories.loop"), style="yellow")
-                add(tree.root.add(label, data=code, expand=True), code)
+        # G1) reach no top: each loop is shown at the top from its first code, marked,
+        # with what hangs below it
+        parent_of = {str(value_of(n, "code")): value_of(n, "parent") for n in nodes}
+        by_code = {str(value_of(n, "code")): n for n in nodes}
+        for code in sorted(by_code):
+            if code in shown:
+                continue
+            path: list[str] = []  # up the parents until one repeats: that one is on a loop
+            at: str | None = code
+            while at is not None and at in by_code and at not in path:
+                path.append(at)
+                at = parent_of[at]
+            if at is None or at not in path:
+                continue  # not below a loop after all (shown by now, or an orphan's)
+            loop = path[path.index(at) :]
+            start = min(loop)
+            if start in shown:
+                continue
+            shown.add(start)
+            label = node_label(by_code[start])
+            label.append(" " + t("categories.loop"), style="yellow")
+            add(tree.root.add(label, data=start, expand=True), start)
         tree.root.expand()
         if nodes and tree.cursor_line <= 0:
             tree.cursor_line = 1  # the first category, so its articles show at once
