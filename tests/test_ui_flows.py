@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Input, Label, RadioButton, SelectionList, Static
+from textual.widgets import Checkbox, Input, Label, RadioButton, SelectionList, Static
 from textual.worker import WorkerCancelled
 from ui_screen import on_screen, screen_lines
 
@@ -380,6 +380,7 @@ async def test_the_form_shows_the_kind_launched_from_the_palette(synced: Engine)
         await pilot.press("s")
         await pilot.pause()
         app.screen.query_one("#kind-partial", RadioButton).value = True  # as left last time
+        app.screen.query_one("#sync-dry", Checkbox).value = True  # with a dry run ticked
         await pilot.press("d", "ctrl+p")
         await pilot.press(*"Sync: changed")
         await pilot.pause(0.3)
@@ -388,6 +389,9 @@ async def test_the_form_shows_the_kind_launched_from_the_palette(synced: Engine)
         assert isinstance(app.screen, SyncScreen)
         assert synced.runs(limit=1)[0].requested_kind == "changed"
         assert app.screen.selected_kind() == "changed"
+        # the palette's run was no dry run: the box says so, so Launch repeats what ran
+        assert synced.runs(limit=1)[0].dry_run is False
+        assert app.screen.query_one("#sync-dry", Checkbox).value is False
 
 
 async def test_the_cancel_question_goes_when_the_run_ends_by_itself(

@@ -218,6 +218,7 @@ class SyncScreen(BaseScreen):
             # its kind, so that Launch does not start another kind than the one seen
             self._form_run = snap.started
             self.query_one(f"#kind-{snap.kind}", StateRadioButton).value = True
+            self.query_one("#sync-dry", Checkbox).value = bool(snap.dry_run)  # its dry run too
         table = self.query_one("#sync-entities", FitTable)
         phase = Text()
         phase.append(kind_label(snap.ran_kind), style="bold")
