@@ -84,3 +84,22 @@ def test_unusable_ca_file_is_named(tmp_path: Path) -> None:
         with pytest.raises(ErpConnectionError, match="CA file") as err:
             MexalClient(dataclasses.replace(config, ca_file=str(path)))
         assert str(path) in str(err.value)
+
+
+def test_https_to_a_plain_http_erp_says_so_not_to_give_a_ca_file() -> None:
+    """An https:// URL on a port that serves plain HTTP: no CA file helps, the scheme does."""
+    s = start_sim("--articles", "5", "--customers", "1", "--orders", "0")
+    try:
+        config = config_for(s, base_url=s.url.replace("http://", "https://", 1), max_retries=3)
+        slept: list[float] = []
+        with (
+            MexalClient(config, sleep=slept.append) as client,
+            pytest.raises(ErpConnectionError) as err,
+        ):
+            client.check()
+    finally:
+        s.stop()
+    said = str(err.value)
+    assert "does not speak TLS" in said and "should start with http://" in said, said
+    assert "--ca-file" not in said
+    assert not err.value.retryable and slept == []

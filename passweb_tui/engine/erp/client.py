@@ -1170,6 +1170,16 @@ class MexalClient:
         self, exc: httpx.TransportError, method: str, path: str, write: bool
     ) -> ErpConnectionError:
         reason = str(exc) or exc.__class__.__name__
+        if _tls_failure(exc) and "WRONG_VERSION_NUMBER" in reason:
+            # what answered is no TLS server: plain HTTP on that port, most likely
+            error = ErpConnectionError(
+                f"the ERP at {self._base} does not speak TLS on that port ({reason}); if"
+                " it serves plain HTTP there, the URL should start with http://",
+                method=method,
+                path=path,
+            )
+            error.retryable = False
+            return error
         if _tls_failure(exc):
             # a certificate problem does not heal by retrying
             error = ErpConnectionError(
