@@ -23,7 +23,7 @@ from test_orders_helpers import (
 from passweb_tui.engine.erp.client import Filter, MexalClient
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
-from passweb_tui.engine.orders.push import CRASH_STEPS, Pusher, PushResult, cust_t
+from passweb_tui.engine.orders.push import CRASH_STEPS, Pusher, PushResult, cust_t, orders_t
 from passweb_tui.engine.store import Store, open_store
 
 # one simulator for the module: every test uses order ids and VAT numbers of its own
@@ -656,6 +656,32 @@ def test_a_settling_record_is_told_in_utc_whatever_the_store_sessions_zone(
     assert until.utcoffset() == timedelta(0) and until == since + timedelta(days=3650)
     assert f"until {until:%H:%M:%S} UTC" in settling_message(result.settling)
     assert "until 10:00:00 UTC" in settling_message(result.settling)
+
+
+def test_an_erp_key_another_site_order_holds_sends_the_order_to_be_checked(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """An ERP restored from a backup gives its document numbers out again: the key it
+    gives a new order is one a stored site order holds. The order goes to be checked by
+    the operator, with both named, instead of the push failing on the store's unique
+    key (and the order, made in the ERP, being sent again by every later push)."""
+    first, second = import_orders(store, base, 2)
+    Pusher(store, client).push(order_ids=[first])
+    held = WebOrders(store).show(first)["erp_key"]
+    series, number = held.rsplit("+", 1)
+    reused = f"{series}+{int(number) + 1}"  # the number the ERP gives out next
+    with store.write() as conn:
+        conn.execute(sa.update(orders_t).where(orders_t.c.id == first).values(erp_key=reused))
+    result = Pusher(store, client).push()
+    assert (result.orders_sent, result.orders_failed) == (0, 1), result
+    ((entity, ident, why),) = result.errors
+    assert (entity, ident) == ("order", second)
+    assert reused in why and first in why and "operator" in why
+    order = WebOrders(store).show(second)
+    assert order["state"] == states.TO_CHECK and order["erp_key"] is None
+    again = Pusher(store, client).push()
+    assert (again.orders_sent, again.orders_failed) == (0, 0)
+    assert erp_marker_counts(sim, [second]) == {second: 1}
 
 
 def test_a_malformed_erp_currency_fails_only_the_orders_in_that_currency(

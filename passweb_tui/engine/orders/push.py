@@ -1090,9 +1090,38 @@ class Pusher:
         )
 
     def _finish_orders(self, outcomes: list[_Outcome], result: PushResult) -> None:
-        """Write the outcomes of a batch (orders and their attempts) in one commit."""
+        """Write the outcomes of a batch (orders and their attempts) in one commit. An
+        ERP key another site order already holds (an ERP restored from a backup gives
+        its numbers out again) is no database error: that order is written on its own,
+        to be checked by the operator."""
         if not outcomes:
             return
+        try:
+            self._write_outcomes(outcomes, result)
+        except sa.exc.IntegrityError:
+            if len(outcomes) > 1:
+                for o in outcomes:
+                    self._finish_orders([o], result)
+                return
+            (o,) = outcomes
+            if o.erp_key is None:
+                raise
+            with self.store.read() as conn:
+                holder = conn.execute(
+                    sa.select(orders_t.c.id).where(orders_t.c.erp_key == o.erp_key)
+                ).scalar_one_or_none()
+            if holder is None:
+                raise
+            o.error = (
+                f"order {o.claim.site_id}: the ERP made it document {o.erp_key}, which the site"
+                f" order {holder} holds too (an ERP restored from a backup gives its numbers"
+                " out again): an operator decides which is which; not sent again"
+            )
+            o.state, o.erp_key, o.outcome, o.snapshot = states.TO_CHECK, None, "failed", None
+            o.unreachable = o.settle = False
+            self._write_outcomes(outcomes, result)
+
+    def _write_outcomes(self, outcomes: list[_Outcome], result: PushResult) -> None:
         now = utcnow()
         orders = [
             {
