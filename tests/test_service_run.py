@@ -514,6 +514,13 @@ def test_trigger_endpoint_auth_policy_lease_and_email(
         assert post(url, {"kind": "total", "token": TOKEN[:-1] + "y"}).status_code == 401
         bad = post(url, {"kind": "total"}, {"Authorization": "Bearer nope"})
         assert bad.status_code == 401 and "token" in bad.json()["error"]
+        # both ways given and one wrong: refused, whichever is the wrong one
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert post(url, {"kind": "total", "token": "nope"}, bearer).status_code == 401
+        assert post(url, {"kind": "total", "token": 5}, bearer).status_code == 401
+        assert (
+            post(url, {"kind": "total", "token": TOKEN}, {"Authorization": "Bearer nope"})
+        ).status_code == 401
         # requests that make no sense
         assert post(url, {"kind": "partial", "token": TOKEN}).status_code == 400
         assert post(url, ["total"]).status_code == 400

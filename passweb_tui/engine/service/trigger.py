@@ -152,11 +152,14 @@ class TriggerServer:
                     )
                     return
                 auth = self.headers.get("Authorization", "")
-                given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-                if given is None:
-                    token = body.get("token")
-                    given = token if isinstance(token, str) else None
-                if not token_matches(given, server.token):
+                bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+                token = body.get("token")
+                in_body = token if isinstance(token, str) else None
+                # either way of giving it; when both are given, both must be right
+                given = [t for t in (bearer, in_body) if t is not None]
+                if "token" in body and in_body is None:
+                    given.append("")  # a token that is no text is a wrong one
+                if not given or not all(token_matches(t, server.token) for t in given):
                     log.warning(
                         "trigger from %s refused: bad or missing token", self.client_address[0]
                     )
