@@ -100,6 +100,7 @@ def assert_cancelled_and_free(
     last = json.loads(listed.stdout)[0]
     assert (last["run_id"], last["status"]) == (run_id, "cancelled"), last
     assert last["finished"] is not None
+    assert last["error"].startswith("cancelled by SIG"), last  # the signal, not an operator
     assert store.lease() is None
     sim.admin("DELETE", "faults")
     again = cli("sync", "total", "--json", env=env)

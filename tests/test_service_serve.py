@@ -151,6 +151,7 @@ def test_sigterm_or_sighup_cancels_the_run_and_waits_for_it(
         serve.kill()
     run = store.run_detail(running[0].run_id).run
     assert run.status == "cancelled" and run.finished is not None
+    assert run.error == f"cancelled: the service stopped on {sig.name}"  # no operator did
     assert store.lease() is None  # released on the way out
     log = serve.log.read_text()
     assert f"received {sig.name}" in log and f"cancelling run {run.run_id}" in log

@@ -103,6 +103,7 @@ def _serve(service: Service, config: ServiceConfig, signals: StopSignals, engine
             time.sleep(0.2)
         log.info("received %s: stopping", signals.name)
     finally:
-        service.stop()
+        stopped_by = signals.name if signals.received is not None else None
+        service.stop(reason=stopped_by and f"cancelled: the service stopped on {stopped_by}")
         engine.close()
         log.info("service stopped")

@@ -212,7 +212,7 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
             if on_event is not None:
                 on_event.stop()
             say(f"passweb-tui: {signals.name}: cancelling run {handle.run_id}...")
-            handle.cancel()
+            handle.cancel(f"cancelled by {signals.name}")
         handle.wait(0.2)
     result = handle.wait()
     if result is None:

@@ -199,7 +199,11 @@ class RunHandle:
         self._result: RunResult | None = None
         self.error: BaseException | None = None
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str | None = None) -> None:
+        """Stop the run at its next step; `reason` is recorded as its error (by default,
+        that the operator cancelled it)."""
+        if reason and not self._cancel.is_set():
+            self._cancel.reason = reason  # type: ignore[attr-defined]
         self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> RunResult | None:

@@ -574,7 +574,7 @@ class SyncRunner:
             if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:
-            status, error = "cancelled", CANCELLED_BY_OPERATOR
+            status, error = "cancelled", getattr(self.cancel, "reason", CANCELLED_BY_OPERATOR)
         except LeaseLost as exc:
             status, error = "failed", str(exc)
         except Exception as exc:

@@ -548,8 +548,9 @@ class Service:
             self.quota().describe(),
         )
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop launching, cancel the runs in progress and wait until they are recorded."""
+    def stop(self, timeout: float | None = None, reason: str | None = None) -> None:
+        """Stop launching, cancel the runs in progress and wait until they are recorded
+        (with `reason` as their error, if given)."""
         self._stop.set()
         if self.trigger is not None:
             self.trigger.stop()
@@ -561,7 +562,7 @@ class Service:
         for handle in active:
             if not handle.done:
                 log.info("cancelling run %s", handle.run_id)
-                handle.cancel()
+                handle.cancel(reason)
         for handle in active:
             handle.wait(timeout)
         for w in watchers:
