@@ -186,7 +186,16 @@ async def test_the_running_entity_stays_in_view_at_80x24(engine: Engine, erp_sim
                 if now is not None and now.running and now.entities[-1].entity == entity:
                     assert row_in_view(table, entity), (entity, table_lines(app, table))
             seen.add(entity)
-            whole_cells(app, table, ["entity", "done", "pct"])
+            for tries_left in (3, 2, 1, 0):
+                try:
+                    whole_cells(app, table, ["entity", "done", "pct"])
+                    break
+                except AssertionError:
+                    # a frame drawn while the table was being laid out for a new row:
+                    # the next refreshes (within a second) must show every cell whole
+                    if not tries_left:
+                        raise
+                    await pilot.pause(0.3)
         await settle(app, pilot)
         # rows from the 8th on (below the old fold) were seen in view while their entity ran
         assert seen & {"articles", "customers", "conditions"}, seen
