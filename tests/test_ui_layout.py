@@ -163,6 +163,8 @@ def whole_cells(app: PasswebApp, table: Any, columns: list[str]) -> None:
             assert re.search(rf"(?<!\S){re.escape(value)}(?!\S)", line), (column, value, line)
 
 
+# it samples a live run's frames, whose timing a loaded machine moves: in the slow sweep
+@pytest.mark.slow
 async def test_the_running_entity_stays_in_view_at_80x24(engine: Engine, erp_sim: Any) -> None:
     """During a first Totale (10 entities and more) the table of the launcher shows the
     entity being worked on; after it, every entity at once; numbers never cut."""
