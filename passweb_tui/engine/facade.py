@@ -31,6 +31,7 @@ from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules, plain_money
 from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
 from passweb_tui.engine.store import Store, StoreError, open_store
 from passweb_tui.engine.sync import (
+    CancelEvent,
     ProgressEvent,
     RunResult,
     Scope,
@@ -202,8 +203,8 @@ class RunHandle:
     def cancel(self, reason: str | None = None) -> None:
         """Stop the run at its next step; `reason` is recorded as its error (by default,
         that the operator cancelled it)."""
-        if reason and not self._cancel.is_set():
-            self._cancel.reason = reason  # type: ignore[attr-defined]
+        if reason and isinstance(self._cancel, CancelEvent) and not self._cancel.is_set():
+            self._cancel.reason = reason
         self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
@@ -312,7 +313,7 @@ class Engine:
                 )
             except QuotaExhausted as exc:
                 raise LaunchRefused(str(exc)) from None
-        cancel = threading.Event()
+        cancel = CancelEvent()
         runner = self._runner(on_event, cancel)
         run_id = self._prepare(runner, kind, scope, dry_run, origin)
         handle = RunHandle(run_id, cancel)

@@ -119,6 +119,12 @@ _SEEN = Table(
 CANCELLED_BY_OPERATOR = "cancelled by the operator"
 
 
+class CancelEvent(threading.Event):
+    """A run's cancel flag, with what the run records as its error once cancelled."""
+
+    reason: str = CANCELLED_BY_OPERATOR
+
+
 class SyncError(Exception):
     """A run could not start: bad scope or kind; the message says what."""
 
@@ -574,7 +580,8 @@ class SyncRunner:
             if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:
-            status, error = "cancelled", getattr(self.cancel, "reason", CANCELLED_BY_OPERATOR)
+            error = self.cancel.reason if isinstance(self.cancel, CancelEvent) else None
+            status, error = "cancelled", error or CANCELLED_BY_OPERATOR
         except LeaseLost as exc:
             status, error = "failed", str(exc)
         except Exception as exc:
