@@ -358,7 +358,7 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     for db, code, said in (
-        (f"sqlite:///{blocker / 'sub' / 'store.db'}", 1, "cannot be created"),
+        (f"sqlite:///{blocker / 'store.db'}", 2, "is not a folder"),
         ("foo://bar/baz", 2, "cannot use database"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", 1, "site store"),
     ):
@@ -368,6 +368,47 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
         assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines
 
 
-def test_runs_limit_must_be_positive(sim: Any, tmp_path: Any) -> None:
-    result = cli(sim, "runs", "--limit", "0", db=f"sqlite:///{tmp_path / 'store.db'}")
-    assert result.returncode == 2 and "--limit must be 1 or more" in result.stderr
+def test_a_store_url_naming_a_folder_that_is_not_there_is_refused_and_nothing_made(
+    sim: Any, tmp_path: Any
+) -> None:
+    typo = tmp_path / "sotre" / "site" / "store.db"  # "store" mistyped
+    for command in (("runs",), ("sync", "total", "--json"), ("orders", "list"), ("changes",)):
+        result = cli(sim, *command, db=f"sqlite:///{typo}")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (command, result.stderr)
+        assert len(lines) == 1 and "does not exist" in lines[0], lines
+        assert str(typo.parent) in lines[0], lines
+    assert not (tmp_path / "sotre").exists()  # no folders and no empty store made
+    doctor = cli(sim, "doctor", db=f"sqlite:///{typo}")
+    assert "FAIL store" in doctor.stdout and "does not exist" in doctor.stdout, doctor.stdout
+
+
+def test_the_default_store_makes_its_folder_and_one_that_cannot_be_made_is_said(
+    sim: Any, tmp_path: Any
+) -> None:
+    data = tmp_path / "data"
+    with mock.patch.dict(os.environ, {"XDG_DATA_HOME": str(data)}):
+        made = cli(sim, "runs")
+    assert made.returncode == 0, made.stderr
+    assert (data / "passweb-tui" / "store.db").is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with mock.patch.dict(os.environ, {"XDG_DATA_HOME": str(blocker)}):
+        refused = cli(sim, "runs")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+    assert "cannot be created" in lines[0], lines
+
+
+def test_a_limit_takes_zero_and_not_below_alike_for_runs_and_changes(
+    sim: Any, tmp_path: Any
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    for command in ("runs", "changes"):
+        below = cli(sim, command, "--limit", "-1", db=db)
+        assert below.returncode == 2 and "--limit must be 0 or more, got -1" in below.stderr
+        none = cli(sim, command, "--limit", "0", "--json", db=db)
+        assert none.returncode == 0 and json.loads(none.stdout) == [], none.stderr
+        said = cli(sim, command, "--limit", "0", db=db)
+        assert said.returncode == 0 and said.stdout.strip() == f"no {command} shown (--limit 0)"

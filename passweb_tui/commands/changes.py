@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.records import ENTITIES
 
     if args.limit < 0:
-        raise CliError("--limit must be 0 or more", ExitCode.USAGE)
+        raise CliError(f"--limit must be 0 or more, got {args.limit}", ExitCode.USAGE)
     if args.entity is not None and args.entity not in ENTITIES:
         raise CliError(
             f"unknown entity {args.entity!r}; choose one of: {', '.join(ENTITIES)}",
@@ -50,6 +50,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         engine.close()
     if args.json:
         print(json.dumps([e.to_json() for e in entries]))
+        return int(ExitCode.OK)
+    if not entries and args.limit == 0:
+        print("no changes shown (--limit 0)")
         return int(ExitCode.OK)
     if not entries:
         print("no changes recorded" + (f" for run {args.run}" if args.run is not None else ""))

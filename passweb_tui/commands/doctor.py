@@ -113,6 +113,11 @@ def check_store(settings: Settings) -> list[Check]:
         return [(FAIL, "store", f"not a database URL: {shown_url(url)!r} ({exc})")]
     if url.startswith("sqlite:///"):
         file = Path(url.removeprefix("sqlite:///"))
+        if not file.exists() and settings.db_url and not file.expanduser().parent.is_dir():
+            try:  # a store named by a setting, in a folder that is not there: its error
+                create_store_engine(url).dispose()
+            except StoreError as exc:
+                return [(FAIL, "store", str(exc))]
         if not file.exists():
             return [
                 (WARN, "store", f"{shown} does not exist yet (created by the first sync)"),

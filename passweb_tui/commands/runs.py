@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    if args.limit < 1:
-        raise CliError(f"--limit must be 1 or more, got {args.limit}", ExitCode.USAGE)
+    if args.limit < 0:  # 0 as `changes` and `orders list` take it: none
+        raise CliError(f"--limit must be 0 or more, got {args.limit}", ExitCode.USAGE)
     engine = open_engine(ctx)
     try:
         runs = engine.runs(limit=min(args.limit, MOST))
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps([r.to_json() for r in runs]))
         return int(ExitCode.OK)
     if not runs:
-        print("no runs yet")
+        print("no runs shown (--limit 0)" if args.limit == 0 else "no runs yet")
         return int(ExitCode.OK)
     print(f"{'run':>5}  {'kind':<8} {'status':<16} {'started':<25} {'secs':>8}  changes")
     for r in runs:

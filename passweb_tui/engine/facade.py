@@ -94,6 +94,8 @@ class EngineSettings:
     #: ("" for local time); checked by launches that ask for it (start_run(quota=True))
     monthly_quota: int = 0
     quota_zone: str = ""
+    #: the store is the default one (in the data folder), whose folder is made if missing
+    make_folder: bool = False
 
     @classmethod
     def from_settings(
@@ -123,6 +125,7 @@ class EngineSettings:
             options,
             monthly_quota=settings.monthly_quota,
             quota_zone=settings.schedule_timezone,
+            make_folder=not settings.db_url,
         )
 
 
@@ -239,7 +242,7 @@ class Engine:
     @classmethod
     def open(cls, settings: EngineSettings) -> Engine:
         """Open and migrate the store; the ERP client is built on first use."""
-        return cls(settings, open_store(settings.db_url))
+        return cls(settings, open_store(settings.db_url, settings.make_folder))
 
     # --- the ERP ------------------------------------------------------------------------
 

@@ -184,7 +184,11 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, make_folder: bool = False) -> Engine:
+    """The engine for the store at `url`. A SQLite file's folder is made only with
+    `make_folder` (the default store, in the data folder): a folder that a URL someone
+    wrote names and that does not exist is much likelier a typo than a wish for a new,
+    empty store, which would then take a first TOTAL."""
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -193,6 +197,12 @@ def create_store_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             folder = Path(database).expanduser().parent
+            if not make_folder and not folder.is_dir():
+                what = "is not a folder" if folder.exists() else "does not exist"
+                raise StoreUrlError(
+                    f"{str(folder)!r}, the folder of the SQLite file in {shown_url(url)!r},"
+                    f" {what}: correct the store's URL, or make the folder first"
+                )
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -248,9 +258,9 @@ def migrate(engine: Engine) -> bool:
     return True
 
 
-def open_store(url: str) -> Store:
-    """Open (and migrate) the site store at `url`."""
-    engine = create_store_engine(url)
+def open_store(url: str, make_folder: bool = False) -> Store:
+    """Open (and migrate) the site store at `url` (`make_folder`: see create_store_engine)."""
+    engine = create_store_engine(url, make_folder)
     try:
         migrate(engine)
     except UnknownSchemaError as exc:
