@@ -49,6 +49,9 @@ SYNC_KINDS = ["total", "changed", "partial"]
 
 #: How long quitting waits for a cancelled sync to record itself as cancelled.
 CANCEL_GRACE_S = 60.0
+#: what a run cancelled because the UI was stopped records as its error (as `sync` does)
+SIGTERM_REASON = "cancelled by SIGTERM"
+HANGUP_REASON = "cancelled by SIGHUP (the terminal hung up)"
 #: The interpreter's thread switch interval while the app runs. The sync's thread is busy
 #: in Python; a short interval hands the UI thread the interpreter sooner, which took the
 #: slowest key response during a Totale from ~0.25 s to ~0.015 s (bench/bench_ui.py).
@@ -452,12 +455,13 @@ class PasswebApp(App[int]):
 
         self.push_screen(ConfirmScreen(t("quit.sync_running")), answer)
 
-    def cancel_and_exit(self, code: int = 0) -> None:
-        """Cancel the running sync, let it record itself as cancelled, then exit."""
+    def cancel_and_exit(self, code: int = 0, reason: str | None = None) -> None:
+        """Cancel the running sync, let it record itself as cancelled (`reason`: the
+        error recorded; by default, that the operator cancelled it), then exit."""
         if self._exiting:
             return
         self._exiting = True
-        self.sync.request_cancel()
+        self.sync.request_cancel(reason)
         handle = self.sync.handle
 
         def wait_then_exit() -> None:
@@ -473,7 +477,7 @@ class PasswebApp(App[int]):
     def hangup(self) -> None:
         """Cancel a running sync cleanly and exit, through the app's own shutdown."""
         log.warning("terminal hung up; cancelling any running sync and exiting")
-        self.cancel_and_exit(1)
+        self.cancel_and_exit(1, HANGUP_REASON)
 
     def _on_sigterm(self, _signum: int, _frame: Any) -> None:
         """Asked to stop (kill, a service manager, a shutdown) while the terminal is still
@@ -487,7 +491,7 @@ class PasswebApp(App[int]):
         self._sigterm_seen = True  # an exit already under way (a quit) just goes on
         log.warning("asked to stop (SIGTERM); cancelling any running sync and exiting")
         threading.Thread(
-            target=lambda: self.call_from_thread(self.cancel_and_exit, 1),
+            target=lambda: self.call_from_thread(self.cancel_and_exit, 1, SIGTERM_REASON),
             name="sigterm",
             daemon=True,
         ).start()
@@ -502,7 +506,7 @@ class PasswebApp(App[int]):
         half-written; what the app was given is closed; then the process ends."""
         log.warning("terminal hung up; cancelling any running sync and exiting")
         try:
-            self.sync.request_cancel()
+            self.sync.request_cancel(HANGUP_REASON)
             handle = self.sync.handle
             if handle is not None:
                 handle.wait(CANCEL_GRACE_S)

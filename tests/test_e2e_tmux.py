@@ -156,6 +156,7 @@ def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
     assert not pid_alive(pid), "passweb-tui kept running after its terminal went away"
     last = last_demo_run()
     assert (last["kind"], last["status"]) == ("total", "cancelled")
+    assert last["error"] == "cancelled by SIGHUP (the terminal hung up)"
 
 
 def test_sigterm_during_a_sync_records_it_cancelled_and_gives_the_terminal_back(
@@ -184,3 +185,4 @@ def test_sigterm_during_a_sync_records_it_cancelled_and_gives_the_terminal_back(
         term.close()
     last = last_demo_run()
     assert (last["kind"], last["status"]) == ("total", "cancelled")
+    assert last["error"] == "cancelled by SIGTERM", last  # not "by the operator"

@@ -271,6 +271,7 @@ async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, erp_sim
     assert handle.done
     run = engine.runs(limit=1)[0]
     assert run.status == "cancelled" and run.kind == "changed"
+    assert run.error == "cancelled by SIGHUP (the terminal hung up)"  # not "by the operator"
     # nothing half-written: a dry-run Variati afterwards still runs and finds the store usable
     erp_sim.admin("DELETE", "/faults")
     assert engine.run("changed", dry_run=True).status in {"ok", "ok_with_rejects"}

@@ -148,13 +148,15 @@ class SyncMonitor:
             self.error = reason
             self.ended = time.monotonic()
 
-    def request_cancel(self) -> bool:
+    def request_cancel(self, reason: str | None = None) -> bool:
+        """Cancel the running sync; `reason` is recorded as its error (by default, that
+        the operator cancelled it)."""
         with self._lock:
             if not self.running or self.handle is None:
                 return False
             self.cancelling = True
             handle = self.handle
-        handle.cancel()
+        handle.cancel(reason)
         return True
 
     def snapshot(self) -> SyncSnapshot | None:
