@@ -141,6 +141,7 @@ class PasswebApp(App[int]):
         #: set whenever the sync launched from here ends or is refused (tests wait on it)
         self.sync_ended = asyncio.Event()
         self._cancel_dialog: ConfirmScreen | None = None  # "cancel the sync?" while asked
+        self._quit_dialog: ConfirmScreen | None = None  # "cancel it and quit?" while asked
         for mode, module, cls in self._screens():
             self.add_mode(mode, self._screen_factory(module, cls))
 
@@ -407,6 +408,12 @@ class PasswebApp(App[int]):
         if dialog is not None and self.screen is dialog:  # nothing is left to cancel
             dialog.dismiss(False)
             self.notify(t("sync.ended_while_asked"))
+        asked = self._quit_dialog
+        if asked is not None and self.screen is asked:
+            # the question was whether to cancel the run to quit: it has ended, so there
+            # is nothing to cancel; quitting stays the operator's own step
+            asked.dismiss(False)
+            self.notify(t("quit.ended_while_asked", key=self.key_label("app.quit")))
         screen = self.shown_screen()
         if screen is not None:
             screen.show_sync(snap)
@@ -450,10 +457,12 @@ class PasswebApp(App[int]):
             return
 
         def answer(yes: bool | None) -> None:
+            self._quit_dialog = None
             if yes:
                 self.cancel_and_exit()
 
-        self.push_screen(ConfirmScreen(t("quit.sync_running")), answer)
+        self._quit_dialog = ConfirmScreen(t("quit.sync_running"))
+        self.push_screen(self._quit_dialog, answer)
 
     def cancel_and_exit(self, code: int = 0, reason: str | None = None) -> None:
         """Cancel the running sync, let it record itself as cancelled (`reason`: the

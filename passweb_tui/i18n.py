@@ -248,6 +248,7 @@ EN: dict[str, str] = {
     "confirm.yes": "Yes ({key})",
     "confirm.no": "No ({key})",
     "quit.sync_running": "A sync is running. Cancel it and quit?",
+    "quit.ended_while_asked": "The sync ended by itself: nothing to cancel. {key} quits.",
     "keymap.did_you_mean": " (did you mean {ids}?)",
     "keymap.unknown": (
         "[ui] keymap: unknown binding id {ids}{hint}. The binding ids are listed in the "
@@ -578,6 +579,7 @@ IT: dict[str, str] = {
     "confirm.yes": "Sì ({key})",
     "confirm.no": "No ({key})",
     "quit.sync_running": "Una sincronizzazione è in corso. Annullarla e uscire?",
+    "quit.ended_while_asked": "La sincronizzazione è finita da sola: nulla da annullare. {key} esce.",
     "keymap.did_you_mean": " (forse {ids}?)",
     "keymap.unknown": (
         "[ui] keymap: id di tasto sconosciuto {ids}{hint}. Gli id sono elencati nel "

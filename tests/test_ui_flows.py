@@ -418,3 +418,31 @@ async def test_the_cancel_question_goes_when_the_run_ends_by_itself(
         await pilot.press("y")  # the key the dialog had: nothing is cancelled
         assert app.sync.snapshot().status == "ok"
     assert synced.runs(limit=1)[0].status == "ok"
+
+
+async def test_the_quit_question_goes_when_the_run_ends_by_itself(
+    synced: Engine, erp_sim: Any
+) -> None:
+    """Asked whether to cancel the running sync and quit, the operator has not answered
+    when the run ends by itself: the question (about a run that no longer runs) goes,
+    nothing is cancelled, the app stays, and the quit key then quits at once."""
+    slow_erp(erp_sim, 300)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s", "t")
+        await wait_running(pilot, app)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        erp_sim.admin("DELETE", "/faults")
+        await wait_sync(pilot, app)
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.sync.snapshot().status == "ok"
+        assert any("nothing to cancel. ^q quits" in str(n.message) for n in app._notifications), [
+            str(n.message) for n in app._notifications
+        ]
+        assert app.is_running
+        await pilot.press("ctrl+q")  # no run now: no question
+        await exited(app)
+    assert app.return_code == 0
+    assert synced.runs(limit=1)[0].status == "ok"
