@@ -241,6 +241,14 @@ def test_a_second_process_is_refused_while_another_holds_the_lease(
             refused = cli(sim, "sync", "total", db=db_url)
             assert refused.returncode == 3, refused.stderr
             assert "run 7" in refused.stderr and "since" in refused.stderr
+            # --json: still one object on stdout, of the run's shape, saying why
+            as_json = cli(sim, "sync", "total", "--json", db=db_url)
+            assert as_json.returncode == 3, as_json.stderr
+            obj = json.loads(as_json.stdout)
+            assert set(obj) == RUN_KEYS
+            assert (obj["run_id"], obj["status"], obj["kind"]) == (None, "refused", "total")
+            assert "run 7" in obj["error"] and obj["entities"] == {}
+            assert obj["error"] in as_json.stderr  # and the one line on stderr, as without
         else:
             holder.kill()
             holder.wait()
@@ -269,6 +277,10 @@ def test_the_monthly_quota_refuses_total_and_changed_but_not_partial(
         refused = cli(sim, "sync", "changed")
         assert refused.returncode == 3
         assert "monthly sync quota used up: 1 of 1" in refused.stderr
+        as_json = cli(sim, "sync", "changed", "--json")
+        assert as_json.returncode == 3
+        obj = json.loads(as_json.stdout)
+        assert obj["status"] == "refused" and "quota used up" in obj["error"], obj
         assert cli(sim, "sync", "changed", "--dry-run").returncode == 0  # a dry run is free
         assert cli(sim, "sync", "partial").returncode == 0  # PARTIAL never counts
 

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from passweb_tui.commands import CliError, Context, ExitCode, StopSignals
 
@@ -186,11 +186,26 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             return _run(args, engine, scope, signals)
         except LaunchRefused as exc:
+            if args.json:  # a script reading stdout gets its one object, saying why
+                print(json.dumps(_refusal(args, scope, f"refused: {exc}")), flush=True)
             raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
         except SyncError as exc:
             raise CliError(str(exc), ExitCode.USAGE) from None
         finally:
             engine.close()
+
+
+def _refusal(args: argparse.Namespace, scope: Any, why: str) -> dict[str, Any]:
+    """A refused launch as `--json` prints it: the run object's keys, with no run id,
+    status "refused", nothing counted and the reason as its error."""
+    from passweb_tui.engine.sync import RunResult, utcnow
+
+    now = utcnow()
+    refused = RunResult(
+        None, args.kind, args.kind, "site", scope.to_json(), "refused", args.dry_run, now, now,
+        error=why,
+    )  # fmt: skip
+    return refused.to_json()
 
 
 def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSignals) -> int:
