@@ -32,6 +32,7 @@ from passweb_tui.screens.orders import (
     PageQuery,
     UpdateDetailScreen,
     read_page,
+    update_summary,
 )
 
 pytestmark = pytest.mark.anyio
@@ -437,6 +438,31 @@ async def test_an_update_shows_what_changed_first_at_80x24() -> None:
         assert first == ["* id_pagamento", "RD", "BB30"]
         assert header.get_row_at(0)[0].style == CHANGED_STYLE
         assert header.get_row_at(1)[0].style == ""
+
+
+async def test_a_late_changed_row_of_a_long_order_is_in_view_at_80x24() -> None:
+    """Of twelve rows, the ERP changed row 11: it comes first, before and after, in view
+    at 80x24; the unchanged rows follow in their numeric order (2 before 10)."""
+    from ui_screen import FRAME, screen_lines
+
+    update = an_update()
+    rows = [erp_row(i, f"ART00003{i:02}") for i in range(1, 13)]
+    update["before"]["rows"] = rows
+    update["after"]["rows"] = [
+        *rows[:10], erp_row(11, "ART0000311", qta_evasa="2"), rows[11],
+    ]  # fmt: skip
+    assert "row 11: qta_evasa" in update_summary(update)
+    app = create_app(None, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(UpdateDetailScreen(update))
+        await pilot.pause()
+        keys = keys_of(app, "#update-rows")
+        assert keys[:2] == ["11/before", "11/after"]
+        assert keys[2:] == [f"{i}/same" for i in (*range(1, 11), 12)]
+        lines = [line.strip(FRAME).split() for line in screen_lines(app)]
+        assert ["11", "before", "0"] in [w[:3] for w in lines], lines
+        assert ["11", "after", "2"] in [w[:3] for w in lines], lines
 
 
 def labels_key(table: KeyTable, label: str) -> Any:

@@ -133,7 +133,7 @@ def update_summary(update: dict[str, Any]) -> str:
     changed += [name for name in sorted(set(bh) | set(ah)) if bh.get(name) != ah.get(name)]
     brows = {r.get("id_riga"): r for r in before.get("rows") or []}
     arows = {r.get("id_riga"): r for r in after.get("rows") or []}
-    for rid in sorted(set(brows) | set(arows), key=str):
+    for rid in sorted(set(brows) | set(arows), key=_row_order):
         b, a = brows.get(rid) or {}, arows.get(rid) or {}
         fields = [n for n in sorted(set(b) | set(a)) if b.get(n) != a.get(n)]
         if fields:
@@ -761,7 +761,11 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         rows.add_column("", key="when")
         for name in fields:
             rows.add_column(Text(name, CHANGED_STYLE if name in changed_cols else ""), key=name)
-        for rid in sorted(set(brows) | set(arows), key=str):
+        ids = sorted(set(brows) | set(arows), key=_row_order)
+        # the changed rows first (in their order), so that at 80x24 a change in row 11
+        # of 12 is in view too; then the others
+        changed_rows = [rid for rid in ids if brows.get(rid) != arows.get(rid)]
+        for rid in [*changed_rows, *(r for r in ids if r not in changed_rows)]:
             b, a = brows.get(rid), arows.get(rid)
             if b == a:
                 # an unchanged row reads once, so the changed ones stand out
@@ -790,6 +794,14 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
 
     def action_order(self) -> None:
         self.app.push_screen(OrderDetailScreen(str(self.update_data["order_id"])))
+
+
+def _row_order(rid: Any) -> tuple[int, Any]:
+    """Document rows by number (2 before 10), anything else after them by its text."""
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        return (0, rid)
+    text = str(rid)
+    return (0, int(text)) if text.isdecimal() else (1, text)
 
 
 @dataclass(frozen=True)
