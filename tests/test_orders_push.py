@@ -626,6 +626,79 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
     assert states_of(store)[oid] == states.STORED
 
 
+@pytest.mark.parametrize("reused_by", ["this process", "another live process"])
+def test_a_dead_senders_process_id_taken_by_a_later_process_does_not_pass_for_it(
+    store: Store, client: MexalClient, sim: Any, base: int, db_url: str, reused_by: str
+) -> None:
+    """The sender dies mid-request and its process id goes to a later process (PID 1
+    in each new container; any id after a reboot). Its claim is still the dead
+    sender's: taken over at once it would send the order a second time (the id is this
+    process's), and held as alive it would never be sent (the id is another's). It
+    settles, then is found in the ERP by its marker, once."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from passweb_tui.engine.orders.push import SETTLING, orders_t
+
+    (oid,) = import_orders(store, base, 1)
+    erp = erp_config(sim)
+    cfg = {
+        "base_url": erp.base_url,
+        "user": erp.user,
+        "password": erp.password,
+        "azienda": erp.azienda,
+        "anno": erp.anno,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", SENDER, db_url, json.dumps(cfg), sim.root],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().split() == ["sending", oid]
+        time.sleep(0.7)  # the order's request goes out and sits in the slowed ERP
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    sim.admin("DELETE", "faults")
+    mine = orders_t.c.id == oid
+    reuser = os.getpid() if reused_by == "this process" else os.getppid()
+    with store.write() as conn:
+        owner = conn.execute(sa.select(orders_t.c.claim_owner).where(mine)).scalar_one()
+        host, who, rest = owner.rsplit(":", 2)
+        pid, _, born = who.partition(".")
+        assert int(pid) == child.pid and born, owner  # the sender's start time is in it
+        # the dead sender's id now belongs to a live process, started at another time
+        conn.execute(
+            sa.update(orders_t).where(mine).values(claim_owner=f"{host}:{reuser}.{born}:{rest}")
+        )
+    early = Pusher(store, client, settle=timedelta(minutes=5)).push()
+    assert (early.orders_sent, early.orders_recovered, early.orders_failed) == (0, 0, 0)
+    assert [(e, i) for e, i, _ in early.settling] == [("order", oid)]
+    deadline = time.monotonic() + 20
+    while erp_marker_counts(sim, [oid])[oid] == 0:  # the dead process's request lands
+        assert time.monotonic() < deadline, "the slowed request never reached the ERP"
+        time.sleep(0.1)
+    with store.write() as conn:
+        owner, since = conn.execute(
+            sa.select(orders_t.c.claim_owner, orders_t.c.claimed_at).where(mine)
+        ).one()
+        assert owner.startswith(SETTLING)
+        conn.execute(
+            sa.update(orders_t).where(mine).values(claimed_at=since - timedelta(minutes=6))
+        )
+    late = Pusher(store, client, settle=timedelta(minutes=5)).push()
+    assert (late.orders_sent, late.orders_recovered, late.settling) == (0, 1, [])
+    assert erp_marker_counts(sim, [oid]) == {oid: 1}
+    assert states_of(store)[oid] == states.STORED
+
+
 def test_a_settling_record_is_told_in_utc_whatever_the_store_sessions_zone(
     db_url: str, client: MexalClient, base: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

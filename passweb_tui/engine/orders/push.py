@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -140,20 +141,54 @@ class PushResult:
 CRASH_STEPS = ("claimed", "accepted", "recorded")
 
 
+def _incarnation(pid: int) -> str | None:
+    """Which process holds `pid` now: its start time (clock ticks since boot) and the
+    boot's id, short; None where the system does not tell. A process that reuses the id
+    of a dead one (PID 1 in each new container, any id after a reboot) differs here."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), after the name
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    except (OSError, IndexError):
+        return None
+    return f"{start}.{boot[:6]}" if start.isdecimal() and boot else None
+
+
 def _owner_token() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """host:pid[.incarnation]:random, within the claim column's 80 characters (a host
+    name of 40, a pid of 7 digits, 10 of start ticks: 77)."""
+    pid = os.getpid()
+    born = _incarnation(pid)
+    who = f"{pid}.{born}" if born else str(pid)
+    return f"{socket.gethostname()[:40]}:{who}:{uuid.uuid4().hex[:10]}"
+
+
+def _owner_parts(owner: str) -> tuple[str, int, str | None] | None:
+    """(host, pid, incarnation or None) of an owner token; None when it is not one.
+    Tokens written before incarnations were recorded have none."""
+    try:
+        host, who, _ = owner.rsplit(":", 2)
+        pid_text, _, born = who.partition(".")
+        return host, int(pid_text), born or None
+    except ValueError:
+        return None
 
 
 def owner_alive(owner: str) -> bool | None:
     """Whether the pusher that holds a claim still runs; None when it cannot be told
-    (another host, or a settling claim, whose owner is known to be dead)."""
-    try:
-        host, pid_text, _ = owner.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
+    (another host, or a settling claim, whose owner is known to be dead). A process
+    that only reuses the pusher's id is told apart by its start time (see
+    _incarnation): the pusher is dead then."""
+    parts = _owner_parts(owner)
+    if parts is None:
         return None
+    host, pid, born = parts
     if host != socket.gethostname()[:40]:
         return None
+    if born is not None:
+        now = _incarnation(pid)
+        if now is not None and now != born:
+            return False  # gone, its id taken by a later process (or by nobody)
     if pid == os.getpid():
         with _LIVE_LOCK:
             return owner in _LIVE_OWNERS
@@ -190,7 +225,13 @@ def _died_here(owner: str) -> bool:
     mid-push, and its claims could not be marked settling either): its requests were
     synchronous, and one whose outcome it did not learn settles as an outcome of its
     own, so what it still holds was never sent, and need not settle."""
-    return owner.rsplit(":", 2)[1:2] == [str(os.getpid())] and owner_alive(owner) is False
+    parts = _owner_parts(owner)
+    if parts is None or parts[1] != os.getpid():
+        return False
+    born = parts[2]
+    if born is not None and born != _incarnation(os.getpid()):
+        return False  # an earlier process with this id (a container's PID 1): it settles
+    return owner_alive(owner) is False
 
 
 def _claim_free(
