@@ -167,6 +167,64 @@ def test_email_of_another_vat_number_is_refused(store: Store) -> None:
     assert count(store, "web_customer") == 1
 
 
+def test_a_vat_number_first_given_under_a_known_email_is_kept_for_later_orders(
+    store: Store,
+) -> None:
+    """A customer first known by e-mail alone gives its VAT number with a later order:
+    the number is kept, so that an order with that VAT number and another e-mail, in
+    this import or a later one, is the same customer's, not a second customer."""
+    orders = WebOrders(store)
+    first = orders.import_lines(
+        jsonl(
+            order_line("M1", customer=new_customer(4, vat_number=None)),
+            order_line("M2", customer=new_customer(4)),  # same e-mail, now with its VAT
+            order_line("M3", customer=new_customer(4, email="orders@shop4.it")),
+            # that customer's e-mail with another VAT number: refused, as before
+            order_line("M4", customer=new_customer(5, email="shop4@example.it")),
+        ).splitlines()
+    )
+    assert first.stored == ["M1", "M2", "M3"] and first.new_customers == 1
+    assert "belongs to the customer with VAT number 00000000004" in first.skipped[0].reason
+    later = orders.import_lines(
+        jsonl(order_line("M5", customer=new_customer(4, email="admin@shop4.it"))).splitlines()
+    )
+    assert later.stored == ["M5"] and later.new_customers == 0
+    assert count(store, "web_customer") == 1
+    customers = {orders.show(i)["customer"]["vat_number"] for i in ("M1", "M3", "M5")}
+    assert customers == {"00000000004"}
+
+
+def test_imports_at_once_make_one_customer_of_one_vat_number(store: Store) -> None:
+    """Two imports running together (two processes, or the site and an operator), both
+    bringing the same new customers: each VAT number is one customer. (On PostgreSQL
+    nothing but the intake's own lock keeps the two from both creating it.)"""
+    import threading
+
+    files = [
+        jsonl(
+            *(order_line(f"R{side}{i}", customer=new_customer(100 + i % 40)) for i in range(200))
+        ).splitlines()
+        for side in "ab"
+    ]
+    start = threading.Barrier(2)
+    reports = []
+
+    def run(lines: list[str]) -> None:
+        start.wait()
+        reports.append(WebOrders(store).import_lines(lines))
+
+    threads = [threading.Thread(target=run, args=(lines,)) for lines in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [len(r.stored) for r in reports] == [200, 200]
+    assert sum(r.new_customers for r in reports) == 40
+    with store.read() as conn:
+        vats = conn.execute(sa.text("SELECT vat_number FROM web_customer")).scalars().all()
+    assert len(vats) == len(set(vats)) == 40
+
+
 def test_non_utf8_line_is_reported(store: Store) -> None:
     orders = WebOrders(store)
     good = jsonl(order_line("W1")).encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -423,6 +424,11 @@ def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> s
     return None
 
 
+#: the PostgreSQL advisory lock one intake holds for its transaction (any fixed number
+#: every process agrees on)
+_PG_INTAKE_LOCK = zlib.crc32(b"passweb-tui order intake")
+
+
 def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportReport) -> None:
     """One transaction: refuse known ids, match or create customers, insert orders and rows."""
     orders_t = WebOrder.__table__  # type: ignore[attr-defined]
@@ -432,6 +438,10 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
     skipped: list[Problem] = []
     created_customers = 0
     with store.write() as conn:
+        if conn.dialect.name == "postgresql":
+            # one intake at a time, as SQLite's write lock makes it: two imports that
+            # both find no customer with a VAT number would both create one
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INTAKE_LOCK})
         ids = [o.id for _, o in good]
         known = set(conn.execute(sa.select(orders_t.c.id).where(orders_t.c.id.in_(ids))).scalars())
         news = [o.new_customer for _, o in good if o.new_customer is not None]
@@ -474,6 +484,24 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                             )
                         )
                         continue
+                    if c.vat_number and not match[1]:
+                        # the customer known by this e-mail gives its VAT number now: it
+                        # is kept, so that a later order with this VAT number and another
+                        # e-mail is this customer's too (unless a push of the customer is
+                        # under way, whose look-up must find what it sent)
+                        conn.execute(
+                            sa.update(cust_t)
+                            .where(
+                                cust_t.c.id == match[0],
+                                cust_t.c.vat_number.is_(None),
+                                cust_t.c.claim_owner.is_(None),
+                                sa.not_(cust_t.c.uncertain),
+                            )
+                            .values(vat_number=c.vat_number)
+                        )
+                        match = (match[0], c.vat_number)
+                        by_vat[c.vat_number] = match
+                        by_email[c.email or ""] = match
                 if match is None:
                     too_long = _too_long(c, limits)
                     if too_long:
