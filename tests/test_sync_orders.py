@@ -41,6 +41,31 @@ def test_partial_pushes_waiting_orders_and_changed_reads_their_erp_updates(
         assert rest.orders["sent"] == 1 and rest.customers == {"sent": 0, "failed": 0}
         idle = engine.run("partial")
         assert idle.orders["sent"] == 0 and "nothing to do" in (idle.message or "")
+        # an order that waits, but settles (an earlier sender of it died): not "nothing"
+        import sqlalchemy as sa
+
+        from passweb_tui.engine.orders.models import utcnow
+        from passweb_tui.engine.orders.push import SETTLING, orders_t
+
+        orders.import_lines([_order("W9003", engine)])
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == "W9003")
+                .values(claim_owner=SETTLING + "gone:1:abc", claimed_at=utcnow())
+            )
+        held = engine.run("partial")
+        assert held.orders["sent"] == 0, held
+        assert "nothing was waiting" not in (held.message or ""), held.message
+        assert "1 web order waiting, none could be sent now" in (held.message or "")
+        assert "order W9003 wait until" in (held.message or "")
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == "W9003")
+                .values(claim_owner=None, claimed_at=None)
+            )
+        assert engine.run("partial").orders["sent"] == 1
         stored = {o["id"]: o for o in orders.list()}
         key = stored["W9001"]["erp_key"]
         assert key

@@ -392,6 +392,7 @@ class SyncRunner:
         self._categories: set[str] | None = None
         self._retry: dict[str, set[str]] = {}
         self._messages: list[str] = []
+        self._waiting_orders = 0  # web orders waiting to be sent when the push began
         self._lease: Lease | None = None
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
@@ -564,7 +565,15 @@ class SyncRunner:
                 self._push_orders(orders_scope)
             if kind == "partial" and scope is None:
                 pushed = sum(self.orders.values()) + sum(self.customers.values())
-                if dry_run or not pushed:
+                if not dry_run and not pushed and self._waiting_orders:
+                    # held: settling after an unknown outcome (said above), or another
+                    # process's push has them
+                    n = self._waiting_orders
+                    self._messages.append(
+                        f"partial sync: {n} web order{'s' if n != 1 else ''} waiting, none"
+                        " could be sent now"
+                    )
+                elif dry_run or not pushed:
                     what = "a dry run sends nothing" if dry_run else "nothing was waiting"
                     self._messages.append(
                         f"partial sync: pushes waiting web customers and orders; {what}; "
@@ -733,7 +742,8 @@ class SyncRunner:
         from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted
 
-        if not order_ids and not WebOrders(self.store).waiting_count():
+        self._waiting_orders = len(order_ids) or WebOrders(self.store).waiting_count()
+        if not self._waiting_orders:
             return
         self._emit("push", "orders", 0, None, message="sending waiting customers and orders")
         try:
