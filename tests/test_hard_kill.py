@@ -156,7 +156,11 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
         assert blocked <= LEASE_SECONDS + 5, (blocked, refusals[:1])
 
     # after the kills: one clean CHANGED, then the store is in step and orders are once each.
-    # Orders a killed run held settle first: the CHANGED comes once they have
+    # Orders a killed run held settle first, from when a push sees that run dead (the
+    # restart after each kill, above; for PARTIAL, which was not restarted, this push):
+    # the CHANGED comes once they have
+    if kind == "partial":
+        run_until_accepted(sync_args("partial", db_url, scoped=False), env)
     time.sleep(CRASH_WAIT_S + 0.5)
     final, _, _ = run_until_accepted(sync_args("changed", db_url), env)
     assert final["status"] == "ok", final
