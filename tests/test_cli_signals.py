@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +264,58 @@ def test_a_terminal_that_goes_away_cancels_the_run(
             proc.kill()
             proc.wait()
     assert_cancelled_and_free(reader, run.run_id, sim, env)
+
+
+def _forkservers_below(pid: int) -> list[int]:
+    """Processes below `pid` that are multiprocessing fork servers (the row builder's)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        children = []
+        for task in Path(f"/proc/{parent}/task").glob("*"):  # a thread's children each
+            try:
+                children += (task / "children").read_text().split()
+            except OSError:
+                continue
+        for child in map(int, children):
+            try:
+                if b"multiprocessing.forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(child)
+            except OSError:
+                continue
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_ctrl_c_while_the_row_builder_starts_prints_no_traceback(tmp_path: Path) -> None:
+    """Ctrl+C at a terminal goes to the whole foreground process group: the row
+    builder's processes too, which a first TOTAL starts and which spend a while loading
+    modules. The sync cancels its run and says so in its lines; the helpers print
+    nothing (they printed a KeyboardInterrupt traceback on the operator's terminal)."""
+    sim = start_sim("--articles", "20000", "--customers", "50", "--orders", "5")
+    try:
+        # a TOTAL that runs for a while after the helpers start (20 pages, 0.3 s each)
+        sim.admin("PUT", "faults", json={"latency_ms": 300})
+        env = cli_env(sim, f"sqlite:///{tmp_path / 'store.db'}")
+        proc = start_sync(env, "total", start_new_session=True)  # its own process group
+        try:
+            wait_for(
+                "the row builder's server to start",
+                lambda: _forkservers_below(proc.pid) or None,
+                timeout=60,
+            )
+            # into the helpers' loading of their modules (over a second here), past
+            # the start of the interpreter (see the note in helper_start.py)
+            time.sleep(0.6)
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on ctrl+c
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert proc.returncode == 1, (proc.returncode, err)
+        assert "cancelled by SIGINT" in err, err
+    finally:
+        sim.stop()

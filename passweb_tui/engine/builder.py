@@ -20,14 +20,15 @@ import gc
 import logging
 import multiprocessing
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from passweb_tui.engine import helper_start
 from passweb_tui.engine.batch import build_rows, nul_free, scan_page
 from passweb_tui.engine.erp.client import decode_json
+from passweb_tui.engine.helper_start import SERVER_ENV, quiet_stderr
 from passweb_tui.engine.records import ENTITIES, FieldSpec, Quick, SiteRules
 
 log = logging.getLogger(__name__)
@@ -99,31 +100,12 @@ def build_page(
         return None
 
 
-#: set in the sync's environment before its row builder's server starts: the server
-#: (which imports this module first thing) and every process it forks then write
-#: nothing to the terminal. A worker asked to start by a run that ended meanwhile finds
-#: its queues gone and dies; it would print that on the terminal, often the TUI's.
-_SERVER_ENV = "PASSWEB_TUI_ROW_BUILDER_SERVER"
-
-
 def _warm() -> bool:
     return True
 
 
-def _quiet_stderr() -> None:
-    """Nothing the worker might print (a warning, a dying traceback) may reach the
-    terminal it inherited, which may be showing the TUI: what goes wrong in it comes
-    back to the sync as a failed page, and the sync logs that."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-    finally:
-        os.close(null)
-    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr for good
-
-
 def _init_worker() -> None:
-    _quiet_stderr()
+    quiet_stderr()
     # the worker only makes pages of acyclic lists and dicts: the cycle collector, which
     # would scan them again and again, runs rarely (as in the sync, see sync.quiet_gc)
     gc.freeze()
@@ -164,10 +146,11 @@ class RowBuilder:
             methods = multiprocessing.get_all_start_methods()
             # forkserver: never a fork of this (threaded) process; the server loads this
             # module once and each worker starts from it
-            os.environ[_SERVER_ENV] = "1"  # inherited by the server (see _SERVER_ENV)
+            os.environ[SERVER_ENV] = "1"  # inherited by the server (see helper_start.py)
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
-                ctx.set_forkserver_preload([__name__])
+                # helper_start first: it quiets the server before the long part
+                ctx.set_forkserver_preload([helper_start.__name__, __name__])
             pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker)
             warm = pool.submit(_warm)
             with self._lock:
@@ -222,11 +205,3 @@ class RowBuilder:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-if (
-    os.environ.get(_SERVER_ENV) == "1"
-    and multiprocessing.parent_process() is None
-    and "multiprocessing.forkserver" in sys.modules
-):
-    _quiet_stderr()  # this is the row builder's server, loading this module
