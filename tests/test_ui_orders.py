@@ -235,7 +235,9 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
     async with panel_app.run_test(size=(80, 10)) as pilot:
         await settle(panel_app, pilot)
         body = str(panel_app.query_one("#orders-panel-body", Static).render())
-        assert "Waiting to send: 2 (1 failed to send)" in body
+        # W4 (failed) is to be sent again; W3 waits for its payment, and is not
+        assert "Waiting to send: 1 (1 failed to send)" in body
+        assert "Waiting for payment: 1" in body
         assert "Open in the ERP: 1" in body and "to review: 0" in body
 
 
@@ -248,6 +250,31 @@ class PanelApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield OrdersPanel()
+
+
+async def test_the_panel_tells_orders_waiting_for_payment_from_those_to_send(
+    engine: Engine,
+) -> None:
+    """An order whose payment is not confirmed is not sent: the dashboard does not count
+    it as waiting to be sent, but says it waits for its payment."""
+    import_orders(
+        engine,
+        order_line("P1", rows=article_rows(1)),
+        order_line("P2", rows=article_rows(1), payment="unconfirmed"),
+        order_line("P3", rows=article_rows(1), payment="unconfirmed"),
+    )
+    panel_app = PanelApp(engine)
+    async with panel_app.run_test(size=(80, 10)) as pilot:
+        await settle(panel_app, pilot)
+        body = str(panel_app.query_one("#orders-panel-body", Static).render())
+        assert "Waiting to send: 1\n" in body, body
+        assert "Waiting for payment: 2" in body, body
+    WebOrders(engine.store).confirm_payment("P2")
+    panel_app = PanelApp(engine)
+    async with panel_app.run_test(size=(80, 10)) as pilot:
+        await settle(panel_app, pilot)
+        body = str(panel_app.query_one("#orders-panel-body", Static).render())
+        assert "Waiting to send: 2\n" in body and "Waiting for payment: 1" in body, body
 
 
 async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:

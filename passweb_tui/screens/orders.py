@@ -808,20 +808,22 @@ def _row_order(rid: Any) -> tuple[int, Any]:
 class OrdersSummary:
     """What the dashboard says of web orders."""
 
-    waiting: int
+    waiting: int  # to be sent by the next push
     failed: int
     open: int
     unreviewed: int
+    unconfirmed: int = 0  # waiting for their payment to be confirmed: not sent before
 
 
 def orders_summary(orders: WebOrders) -> OrdersSummary:
     """A few count statements, whatever the number of orders."""
     counts = orders.counts()
     return OrdersSummary(
-        waiting=sum(counts[s] for s in states.WAITING),
+        waiting=counts[states.NEW],
         failed=orders.failed_count(),
         open=sum(counts[s] for s in states.OPEN),
         unreviewed=orders.unreviewed_count(),
+        unconfirmed=counts[states.PAYMENT_UNCONFIRMED],
     )
 
 
@@ -865,6 +867,10 @@ class OrdersPanel(Vertical):
             if summary.failed:
                 text.append(
                     " " + t("orders.panel.failed", count=fmt_int(summary.failed)), style="bold red"
+                )
+            if summary.unconfirmed:
+                text.append(
+                    "\n" + t("orders.panel.unconfirmed", count=fmt_int(summary.unconfirmed))
                 )
             text.append("\n" + t("orders.panel.open", count=fmt_int(summary.open)))
             text.append("\n" + t("orders.panel.unreviewed", count=fmt_int(summary.unreviewed)))
