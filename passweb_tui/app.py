@@ -116,6 +116,7 @@ class PasswebApp(App[int]):
         erp_label: str = "",
         poll_s: float = 5.0,
         warning: str | None = None,
+        setup_values: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         localize_bindings(self)
@@ -127,6 +128,8 @@ class PasswebApp(App[int]):
         self.poll_s = poll_s
         #: shown in the top bar of every screen (e.g. TLS verification turned off)
         self.warning = warning
+        #: what the settings already say of the ERP, to start the setup screen's form with
+        self.setup_values = dict(setup_values or {})
         self.sync = SyncMonitor()
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
@@ -174,7 +177,7 @@ class PasswebApp(App[int]):
         if self.engine is None:
             from passweb_tui.screens.setup import SetupScreen
 
-            self.push_screen(SetupScreen())
+            self.push_screen(SetupScreen(self.setup_values))
         else:
             self.switch_mode("dashboard")
 

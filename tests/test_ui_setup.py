@@ -216,6 +216,32 @@ async def test_setup_refuses_a_section_it_cannot_change_in_place(erp_sim: Any) -
         resources.close(app)
 
 
+async def test_setup_starts_with_what_the_config_already_says_of_the_erp() -> None:
+    """A config file that names the company, user and year but no ERP address opens the
+    setup: those are filled in (the password never is), and the cursor waits in the
+    first empty field."""
+    from passweb_tui.commands.ui import setup_values
+
+    write_config('[erp]\nuser = "mario"\nazienda = "DEM"\nanno = 2026\n')
+    settings = context().settings  # as the command resolves them
+    app = create_app(None, setup_values=setup_values(settings))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        value = {n: app.screen.query_one(f"#setup-{n}", Input).value for n in FORM_NAMES}
+        assert value == {
+            "url": "", "user": "mario", "password": "", "azienda": "DEM", "anno": "2026",
+            "ca_file": "",
+        }  # fmt: skip
+        assert app.focused is app.screen.query_one("#setup-url", Input)
+    app = create_app(None, setup_values={"url": "http://erp:9004/webapi", "user": "mario"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#setup-password", Input)
+
+
+FORM_NAMES = ("url", "user", "password", "azienda", "anno", "ca_file")
+
+
 def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path: Any) -> None:
     erp = ErpConfig(erp_sim.url, erp_sim.user, erp_sim.password, erp_sim.azienda, erp_sim.anno)
     engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))

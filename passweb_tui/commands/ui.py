@@ -29,6 +29,18 @@ def open_engine(settings: Settings, erp: ErpConfig) -> Any:
     return Engine.open(EngineSettings.from_settings(settings, erp))
 
 
+def setup_values(settings: Settings) -> dict[str, str]:
+    """What the settings already say of the ERP, for the setup screen to start with (never
+    the password: it is typed, then tested)."""
+    return {
+        "url": settings.erp_url or "",
+        "user": settings.erp_user or "",
+        "azienda": settings.azienda or "",
+        "anno": str(settings.anno or ""),
+        "ca_file": settings.ca_file or "",
+    }
+
+
 def erp_label(erp: ErpConfig) -> str:
     return f"{erp.base_url} {erp.user}@{erp.azienda}"
 
@@ -163,6 +175,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         keymap=settings.keymap,
         erp_label=label,
         warning=t("warn.tls_off") if settings.tls_warning else None,
+        setup_values=setup_values(settings),
     )
     app.cleanup = lambda: resources.close(app)
     try:

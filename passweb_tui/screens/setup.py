@@ -94,8 +94,10 @@ class SetupScreen(Screen[None]):
         Binding("ctrl+d", "demo", "key.demo", id="setup.demo", priority=True),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        """`values`: what the settings already hold (never the password), filled in."""
         super().__init__(id="setup")
+        self.initial = {k: v for k, v in (values or {}).items() if k != "password" and v}
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
@@ -107,6 +109,7 @@ class SetupScreen(Screen[None]):
                 for name, label, placeholder in FIELDS:
                     yield Label(t(label))
                     yield Input(
+                        self.initial.get(name, ""),
                         placeholder=placeholder,
                         password=name == "password",
                         id=f"setup-{name}",
@@ -123,7 +126,9 @@ class SetupScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#setup-url", Input).focus()
+        # the first field still to fill in
+        empty = [n for n, _, _ in FIELDS if not self.initial.get(n) and n != "ca_file"]
+        self.query_one(f"#setup-{empty[0] if empty else 'url'}", Input).focus()
 
     def form(self) -> dict[str, str]:
         return {name: self.query_one(f"#setup-{name}", Input).value for name, _, _ in FIELDS}
