@@ -179,7 +179,8 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
 
 @pytest.mark.parametrize(
     ("kind", "db_url"),
-    [("total", "sqlite"), ("changed", "postgres"), ("partial", "sqlite")],
+    # (PARTIAL runs in the slow sweep's test_kill_sweep, with every kind and store)
+    [("total", "sqlite"), ("changed", "postgres")],
     indirect=["db_url"],
 )
 def test_kill_sample(kind: str, db_url: str, kill_sim: SimProcess, tmp_path: Path) -> None:

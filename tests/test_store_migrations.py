@@ -108,7 +108,8 @@ def test_two_processes_starting_together_migrate_once(empty_db_url: str) -> None
 
 
 def test_sqlite_store_uses_wal_and_a_busy_timeout(tmp_path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'sub' / 'store.db'}")
+    # (the default store's folder is made for it, as here)
+    store = open_store(f"sqlite:///{tmp_path / 'sub' / 'store.db'}", make_folder=True)
     try:
         with store.read() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
