@@ -105,6 +105,50 @@ def test_import_list_show_updates_ack(tmp_path: Path, cli: Callable[..., Any]) -
     assert ack.returncode == 4 and "no order update 7" in ack.stderr
 
 
+def test_updates_say_what_the_erp_changed(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    """Each update's line is followed by what changed: header fields and rows (by
+    number), each with its value before and after."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from passweb_tui.engine.orders.models import WebOrderUpdate
+    from passweb_tui.engine.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1")), encoding="utf-8")
+    assert cli(db, "import", str(orders)).returncode == 0
+
+    def row(rid: int, **over: str) -> dict[str, Any]:
+        return {"id_riga": rid, "quantita": "2", "qta_evasa": "0", "stato_riga": ""} | over
+
+    header = {"cod_conto": "501.00002", "nota": "$W1$"}
+    before = {"header": header, "rows": [row(i) for i in range(1, 11)]}
+    after = {
+        "header": header | {"nota": "$W1$ call\nfirst"},
+        "rows": [*(row(i) for i in range(1, 10)), row(10, qta_evasa="2", stato_riga="E")],
+    }
+    store = open_store(db)
+    try:
+        with store.write() as conn:
+            conn.execute(
+                sa.insert(WebOrderUpdate.__table__),  # type: ignore[attr-defined]
+                [{"order_id": "W1", "state_before": "stored", "state_after": "fulfilled",
+                  "before": before, "after": after, "reviewed": False,
+                  "detected_at": datetime(2026, 12, 3, 18, 0, tzinfo=UTC)}],
+            )  # fmt: skip
+    finally:
+        store.close()
+    shown = cli(db, "updates", "--unreviewed")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[1].split()[1:2] == ["W1"] and "stored -> fulfilled" in lines[1]
+    assert lines[2].strip() == "nota: $W1$ -> $W1$ call first"
+    assert lines[3].strip() == "row 10: qta_evasa 0 -> 2, stato_riga - -> E"
+    assert len(lines) == 4
+
+
 def test_usage_errors_exit_2(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.raises(SystemExit) as exited:

@@ -195,7 +195,39 @@ def run_updates(args: argparse.Namespace, ctx: Context) -> int:
             f"{u['update_id']:>6} {_cell(u['order_id'], 14):<14} {(u['detected'] or '')[:19]:<20} "
             f"{change:<42} {'yes' if u['reviewed'] else 'no'}"
         )
+        for line in _changed_lines(u):
+            print(f"{'':>7}{line}")
     return int(ExitCode.OK)
+
+
+def _changed_lines(update: dict[str, Any]) -> list[str]:
+    """What the update changed, a line a part: header field or row, before -> after."""
+    from passweb_tui.engine.orders.api import update_changes
+
+    changes = update_changes(update)
+    if changes.whole:
+        return ["the whole document (the site had none before)"]
+    before, after = update.get("before") or {}, update.get("after") or {}
+    bh, ah = before.get("header") or {}, after.get("header") or {}
+    lines = [f"{n}: {_shown(bh.get(n))} -> {_shown(ah.get(n))}" for n in changes.header]
+    brows = {r.get("id_riga"): r for r in before.get("rows") or []}
+    arows = {r.get("id_riga"): r for r in after.get("rows") or []}
+    for rid, fields in changes.rows:
+        b, a = brows.get(rid), arows.get(rid)
+        if b is None or a is None:
+            lines.append(f"row {rid}: {'added' if b is None else 'removed'}")
+            continue
+        shown = ", ".join(f"{n} {_shown(b.get(n))} -> {_shown(a.get(n))}" for n in fields)
+        lines.append(f"row {rid}: {shown}")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    """A value of an order document as one short cell ('-' for none)."""
+    if value is None or value == "" or value == []:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _cell(" ".join(text.split()), 40)  # a note's line breaks, on one line
 
 
 def run_ack(args: argparse.Namespace, ctx: Context) -> int:

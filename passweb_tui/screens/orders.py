@@ -17,7 +17,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.api import WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
@@ -126,21 +126,14 @@ def read_page(orders: WebOrders, query: PageQuery) -> PageResult:
 
 def update_summary(update: dict[str, Any]) -> str:
     """Which parts of an order the ERP changed, in a few words."""
-    before = update.get("before") or {}
-    after = update.get("after") or {}
-    changed: list[str] = []
-    bh, ah = before.get("header") or {}, after.get("header") or {}
-    changed += [name for name in sorted(set(bh) | set(ah)) if bh.get(name) != ah.get(name)]
-    brows = {r.get("id_riga"): r for r in before.get("rows") or []}
-    arows = {r.get("id_riga"): r for r in after.get("rows") or []}
-    for rid in sorted(set(brows) | set(arows), key=_row_order):
-        b, a = brows.get(rid) or {}, arows.get(rid) or {}
-        fields = [n for n in sorted(set(b) | set(a)) if b.get(n) != a.get(n)]
-        if fields:
-            changed.append(f"{t('orders.row')} {rid}: {', '.join(fields)}")
-    if not before and after:
-        changed = [t("orders.whole_document")]
-    return "; ".join(changed) or "-"
+    changes = update_changes(update)
+    if changes.whole:
+        return t("orders.whole_document")
+    parts = [
+        *changes.header,
+        *(f"{t('orders.row')} {rid}: {', '.join(fields)}" for rid, fields in changes.rows),
+    ]
+    return "; ".join(parts) or "-"
 
 
 class AckMixin:
@@ -761,7 +754,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         rows.add_column("", key="when")
         for name in fields:
             rows.add_column(Text(name, CHANGED_STYLE if name in changed_cols else ""), key=name)
-        ids = sorted(set(brows) | set(arows), key=_row_order)
+        ids = sorted(set(brows) | set(arows), key=row_order)
         # the changed rows first (in their order), so that at 80x24 a change in row 11
         # of 12 is in view too; then the others
         changed_rows = [rid for rid in ids if brows.get(rid) != arows.get(rid)]
@@ -794,14 +787,6 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
 
     def action_order(self) -> None:
         self.app.push_screen(OrderDetailScreen(str(self.update_data["order_id"])))
-
-
-def _row_order(rid: Any) -> tuple[int, Any]:
-    """Document rows by number (2 before 10), anything else after them by its text."""
-    if isinstance(rid, int) and not isinstance(rid, bool):
-        return (0, rid)
-    text = str(rid)
-    return (0, int(text)) if text.isdecimal() else (1, text)
 
 
 @dataclass(frozen=True)

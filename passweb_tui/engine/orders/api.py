@@ -57,6 +57,40 @@ def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def row_order(rid: Any) -> tuple[int, Any]:
+    """Document rows by number (2 before 10), anything else after them by its text."""
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        return (0, rid)
+    text = str(rid)
+    return (0, int(text)) if text.isdecimal() else (1, text)
+
+
+@dataclass(frozen=True)
+class UpdateChanges:
+    """What an ERP-side update changed in an order: header fields, and the fields of
+    each row (by row id, in row order); `whole` when the site had no document before."""
+
+    header: list[str]
+    rows: list[tuple[Any, list[str]]]
+    whole: bool
+
+
+def update_changes(update: dict[str, Any]) -> UpdateChanges:
+    before = update.get("before") or {}
+    after = update.get("after") or {}
+    bh, ah = before.get("header") or {}, after.get("header") or {}
+    header = [name for name in sorted(set(bh) | set(ah)) if bh.get(name) != ah.get(name)]
+    brows = {r.get("id_riga"): r for r in before.get("rows") or []}
+    arows = {r.get("id_riga"): r for r in after.get("rows") or []}
+    rows = []
+    for rid in sorted(set(brows) | set(arows), key=row_order):
+        b, a = brows.get(rid) or {}, arows.get(rid) or {}
+        fields = [n for n in sorted(set(b) | set(a)) if b.get(n) != a.get(n)]
+        if fields:
+            rows.append((rid, fields))
+    return UpdateChanges(header, rows, whole=not before and bool(after))
+
+
 def _matches(search: str) -> sa.ColumnElement[bool]:
     """Orders (joined with their web customer) whose id, customer code or name, or ERP
     key holds `search`, in any case."""
