@@ -446,6 +446,8 @@ _DEMO_OWN = (
     "verify_tls",
     "smtp_host",
     "notify",
+    # the production ERP's allowance: the built-in simulator has none
+    "monthly_quota",
 )
 #: global flags by the attribute they set
 _FLAG_NAMES = {"db_url": "db", "erp_url": "erp-url", "erp_user": "erp-user", "azienda": "azienda",

@@ -458,17 +458,20 @@ def test_the_demo_never_uses_the_configured_store_erp_or_mail(isolated_home: Pat
         '[store]\ndb = "sqlite:////srv/shop/store.db"\n'
         '[erp]\nurl = "https://erp.example:9004/webapi"\nuser = "real"\nazienda = "ACM"\n'
         'password_command = "pass show erp"\n'
-        '[service]\nsmtp_host = "mail.example"\nnotify = "boss@example.it"\n',
+        '[service]\nsmtp_host = "mail.example"\nnotify = "boss@example.it"\n'
+        "monthly_quota = 2\n",
     )
     env = {"PASSWEB_TUI_DB": "postgresql://shop@db/shop", "PASSWEB_TUI_ERP_PASSWORD": "secret"}
     s = load_settings({"demo": True}, env=env, path=cfg)
     assert s.resolved_db_url.endswith("/demo/store.db")
     assert s.erp_url is None and s.erp_password is None and s.password_command is None
     assert s.azienda is None and not s.smtp_host and not s.notify
+    assert s.monthly_quota == 0  # the production ERP's allowance does not hold the demo
     real = load_settings({}, env=env, path=cfg)  # the same files without --demo
     assert (
         real.erp_url == "https://erp.example:9004/webapi" and real.db_url == env["PASSWEB_TUI_DB"]
     )
+    assert real.monthly_quota == 2
     with pytest.raises(
         ConfigError, match=r"--demo uses its own store .* leave out --db, --erp-url"
     ):
