@@ -7,13 +7,20 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from passweb_tui.engine import models
-from passweb_tui.engine.store import head_revision, migrate, open_store
+from passweb_tui.engine.store import (
+    StoreUrlError,
+    create_store_engine,
+    head_revision,
+    migrate,
+    open_store,
+)
 
 SYNC_TABLES = [
     "articles",
@@ -196,3 +203,24 @@ def test_the_head_is_read_without_alembic_and_agrees_with_it(tmp_path, monkeypat
         'revision = "w999"\ndown_revision = ("a", "b")\n', encoding="utf-8"
     )
     assert store._plain_head() is None
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An installation without the postgres extra: the URL is refused with what to
+    install, not only "No module named psycopg"."""
+
+    class NoPsycopg:
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name == "psycopg" or name.startswith("psycopg."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NoPsycopg(), *sys.meta_path])
+    with pytest.raises(StoreUrlError) as refused:
+        create_store_engine("postgresql+psycopg://shop@127.0.0.1/shop")
+    said = str(refused.value)
+    assert "No module named 'psycopg'" in said
+    assert "pip install 'passweb-tui[postgres]'" in said

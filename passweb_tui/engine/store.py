@@ -218,6 +218,9 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         # an unknown kind of database, or one whose driver is not installed: the setting
         # names something this installation cannot use
         reason = " ".join(str(exc).split())
+        if isinstance(exc, ModuleNotFoundError) and parsed.get_backend_name() == "postgresql":
+            # the driver comes with the extra: pip install 'passweb-tui[postgres]'
+            reason += "; PostgreSQL needs the postgres extra: pip install 'passweb-tui[postgres]'"
         raise StoreUrlError(f"cannot use database {parsed!r}: {reason}") from None
 
 
