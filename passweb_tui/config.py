@@ -216,17 +216,26 @@ class Settings:
                 # counts toward locking the user out
                 raise ConfigError(f"{where}: printed no password")
             return printed
+        entry = f"{self.erp_user}@{self.erp_url}"
+        keyring_note = ""
         try:
             import keyring  # type: ignore[import-not-found]
-
-            secret = keyring.get_password(APP_NAME, f"{self.erp_user}@{self.erp_url}")
-        except Exception:
+        except ImportError:
             secret = None
+            keyring_note = " (no keyring here: pip install 'passweb-tui[keyring]')"
+        else:
+            try:
+                secret = keyring.get_password(APP_NAME, entry)
+            except Exception as exc:  # no backend, a locked or unreachable store
+                secret = None
+                why = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+                keyring_note = f" (the keyring could not be read: {why})"
         if secret:
             return str(secret)
         raise ConfigError(
             "no ERP password: set PASSWEB_TUI_ERP_PASSWORD, password_command in the config "
-            "file, a keyring entry, or password in an owner-only config file"
+            f"file, a keyring entry (service {APP_NAME!r}, user {entry!r}){keyring_note}, or "
+            "password in an owner-only config file"
         )
 
 

@@ -572,3 +572,29 @@ def test_saving_keeps_a_config_file_whatever_its_name(tmp_path: Path) -> None:
     assert text.startswith('# mine\n[store]\ndb = "sqlite:///x.db"\n') and "[erp]" in text
     assert load_settings({}, env={}, path=cfg).erp_user == "u"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.tmp"]
+
+
+def test_a_missing_password_says_what_the_keyring_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No password anywhere: the error names the keyring entry it looked for, and why the
+    keyring gave nothing when it could not be read or is not installed."""
+    import sys
+    import types
+
+    from passweb_tui.config import Settings
+
+    settings = Settings(erp_url="https://erp.example:9004/webapi", erp_user="web")
+    broken = types.ModuleType("keyring")
+
+    def no_backend(service: str, user: str) -> None:
+        raise RuntimeError("No recommended backend was available.")
+
+    broken.get_password = no_backend  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keyring", broken)
+    with pytest.raises(ConfigError) as said:
+        settings.resolve_password()
+    text = str(said.value)
+    assert "service 'passweb-tui', user 'web@https://erp.example:9004/webapi'" in text
+    assert "the keyring could not be read: No recommended backend was available." in text
+    monkeypatch.setitem(sys.modules, "keyring", None)  # not installed
+    with pytest.raises(ConfigError, match=r"no keyring here: pip install 'passweb-tui\[keyring\]'"):
+        settings.resolve_password()
