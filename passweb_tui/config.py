@@ -411,7 +411,7 @@ def read_config_file(
         take(sites[site], f"sites.{site}.")
     # a secret anywhere in the file (in another site's profile too) is read by whoever
     # can read the file: it is used only when the file is owner-only
-    found = [what for part in [doc, *sites.values()] for what in _secrets_in(part)]
+    found = file_secrets(doc)
     if "a password" in found and not _owner_only(path):
         raise ConfigError(
             f"{path}: holds a password but is readable by others; run chmod 600 on it "
@@ -424,6 +424,15 @@ def read_config_file(
             "or set it in the environment (PASSWEB_TUI_TRIGGER_TOKEN, PASSWEB_TUI_SMTP_PASSWORD)"
         )
     return values
+
+
+def file_secrets(doc: dict[str, Any]) -> list[str]:
+    """The secrets a parsed config file holds, at the top or in any site's profile, as
+    messages name them ("a password", ...)."""
+    sites = doc.get("sites")
+    profiles = sites.values() if isinstance(sites, dict) else ()
+    parts = [doc, *(p for p in profiles if isinstance(p, dict))]
+    return [what for part in parts for what in _secrets_in(part)]
 
 
 def _secrets_in(part: dict[str, Any]) -> list[str]:

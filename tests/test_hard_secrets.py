@@ -275,7 +275,14 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     config.write_text("[sync]\nlease_seconds = 5\n")
     config.chmod(0o644)
     loose = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
-    assert loose.returncode == 0 and lines_of(loose.stdout)["config file"] == "WARN"
+    # readable by others but holding no secret (deploy.md installs it so): nothing wrong
+    assert loose.returncode == 0 and lines_of(loose.stdout)["config file"] == "OK"
+    assert "holds no secret" in loose.stdout
+    config.write_text('[erp]\npassword = "pw"\n')
+    config.chmod(0o640)
+    leaky = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    assert leaky.returncode == 1 and lines_of(leaky.stdout)["config file"] == "FAIL"
+    assert "holds a password but is readable by others (mode 640)" in leaky.stdout
     if os.geteuid() != 0:  # root reads any file
         config.chmod(0o000)
         unreadable = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))

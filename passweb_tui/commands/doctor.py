@@ -11,13 +11,14 @@ import dataclasses
 import os
 import shutil
 import stat
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from passweb_tui.commands import Context, ExitCode
-from passweb_tui.config import ConfigError, Settings, config_path
+from passweb_tui.config import ConfigError, Settings, config_path, file_secrets
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 #: below this much free space in the data folder a sync may not finish
@@ -80,11 +81,24 @@ def check_config_file(path: Path) -> list[Check]:
         return [(FAIL, "config file", f"{path} cannot be read ({exc.strerror})")]
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        try:
+            secrets = file_secrets(tomllib.loads(path.read_text("utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            secrets = []  # said by the settings' own check, with where
+        if secrets:
+            return [
+                (
+                    FAIL,
+                    "config file",
+                    f"{path} holds {secrets[0]} but is readable by others (mode {mode:o});"
+                    " run chmod 600 on it",
+                )
+            ]
         return [
             (
-                WARN,
+                OK,
                 "config file",
-                f"{path} is readable by others (mode {mode:o}); secrets need chmod 600",
+                f"{path} readable (mode {mode:o}: others too); it holds no secret",
             )
         ]
     return [(OK, "config file", f"{path} readable, owner-only (mode {mode:o})")]
