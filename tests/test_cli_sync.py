@@ -225,7 +225,16 @@ sys.stdin.readline()  # hold until told, or until killed
 """
 
 
-@pytest.mark.parametrize("kill", [False, True])
+@pytest.mark.parametrize(
+    ("db_url", "kill"),
+    [
+        ("sqlite", False),
+        ("sqlite", True),
+        ("postgres", False),
+        pytest.param("postgres", True, marks=pytest.mark.slow),  # a lease running out
+    ],
+    indirect=["db_url"],
+)
 def test_a_second_process_is_refused_while_another_holds_the_lease(
     sim: Any, db_url: str, kill: bool
 ) -> None:

@@ -138,6 +138,7 @@ def last_demo_run() -> dict[str, Any]:
     return json.loads(runs.stdout)[0]  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow  # in CI: test_ui_flows's hangup, the same path without a terminal
 def test_hangup_during_a_sync_records_it_cancelled(tmp_path: Path) -> None:
     """Closing the terminal (tmux goes away: SIGHUP) while a Totale runs: the app
     cancels the run, which is recorded as cancelled, and the process ends."""

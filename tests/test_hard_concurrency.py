@@ -115,8 +115,12 @@ def rounds_at_once(sim: SimProcess, db_url: str, rounds: int, tmp: Path, first: 
         engine.close()
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
+)
 def test_ui_cli_and_partial_at_once(db_url: str, busy_sim: SimProcess, tmp_path: Path) -> None:
-    """One round per store in CI: the UI first on SQLite, the CLI first on PostgreSQL."""
+    """One round: the UI first on SQLite (in CI), the CLI first on PostgreSQL (in the
+    slow sweep, with the many-round test above)."""
     rounds_at_once(busy_sim, db_url, 1, tmp_path, first=0 if db_url.startswith("sqlite") else 1)
 
 

@@ -259,9 +259,22 @@ def run_cell(cell: Cell, sim: SimProcess, db_url: str, seed: int) -> None:
         engine.close()
 
 
+#: the faults CI samples (one kind and store each); the slow sweep samples every fault
+#: and runs the whole matrix (test_fault_sweep)
+CI_FAULTS = ("503 storm", "drop after commit", "malformed JSON", "password changed")
+
+
 @pytest.mark.parametrize(
     ("cell", "db_url"),
-    [pytest.param(c, c.store, id=f"{c.fault}-{c.kind}-{c.store}") for c in sample_cells()],
+    [
+        pytest.param(
+            c,
+            c.store,
+            id=f"{c.fault}-{c.kind}-{c.store}",
+            marks=() if c.fault in CI_FAULTS else pytest.mark.slow,
+        )
+        for c in sample_cells()
+    ],
     indirect=["db_url"],
 )
 def test_fault_sample(cell: Cell, db_url: str, fault_sim: SimProcess) -> None:

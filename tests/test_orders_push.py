@@ -626,6 +626,9 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
     assert states_of(store)[oid] == states.STORED
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
+)
 @pytest.mark.parametrize("reused_by", ["this process", "another live process"])
 def test_a_dead_senders_process_id_taken_by_a_later_process_does_not_pass_for_it(
     store: Store, client: MexalClient, sim: Any, base: int, db_url: str, reused_by: str

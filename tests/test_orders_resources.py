@@ -248,6 +248,9 @@ def _stored_file(store: Store, folder: Path, code: str, nome: str) -> bytes | No
     return (folder / path).read_bytes()
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
+)
 def test_a_partial_of_some_articles_does_not_hide_attachments_added_elsewhere(
     sim: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,6 +290,9 @@ def test_a_partial_of_some_articles_does_not_hide_attachments_added_elsewhere(
         store.close()
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
+)
 def test_a_new_articles_attachment_whose_download_failed_comes_with_the_next_run(
     sim: Any, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,6 +335,9 @@ def test_a_new_articles_attachment_whose_download_failed_comes_with_the_next_run
         store.close()
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
+)
 def test_a_failed_or_cancelled_run_leaves_the_resources_since_where_it_was(
     sim: Any, db_url: str, tmp_path: Path
 ) -> None:

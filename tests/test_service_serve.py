@@ -124,7 +124,12 @@ def reader() -> Iterator[Callable[[str], Engine]]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "sig",
+    # SIGHUP takes the same path (test_cli_signals has it in CI): in the slow sweep here
+    [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],
+    ids=lambda s: s.name,
+)
 def test_sigterm_or_sighup_cancels_the_run_and_waits_for_it(
     sim: SimProcess,
     db_url: str,

@@ -37,6 +37,7 @@ FIELDS = [
 ]
 
 
+@pytest.mark.slow  # every screen's text fields, one by one
 async def test_escape_in_a_text_field_leaves_the_field_not_the_screen(
     synced_readonly: Engine,
 ) -> None:

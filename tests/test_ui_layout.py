@@ -26,7 +26,11 @@ async def settle(app: PasswebApp, pilot: Any) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(60, 20), (70, 24)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(
+    "size",
+    [(60, 20), pytest.param((70, 24), marks=pytest.mark.slow)],
+    ids=lambda s: f"{s[0]}x{s[1]}",
+)
 async def test_the_launcher_is_usable_below_80_columns(
     synced: Engine, size: tuple[int, int]
 ) -> None:

@@ -19,7 +19,8 @@ from passweb_tui.i18n import set_language
 
 pytest_plugins = ["ui_fixtures"]
 
-SIZES = [(80, 24), (120, 40)]
+# 80x24, the tightest, in CI; 120x40 in the slow sweep
+SIZES = [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow)]
 
 
 @pytest.fixture(autouse=True)
