@@ -565,17 +565,14 @@ with MexalClient(ErpConfig(**cfg)) as client:
 """
 
 
-def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_not_resent(
-    store: Store, client: MexalClient, sim: Any, base: int, db_url: str
-) -> None:
+def kill_a_sender_mid_request(store: Store, sim: Any, base: int, db_url: str) -> tuple[str, int]:
+    """An order whose sender (another process) is killed while its request sits in the
+    slowed ERP; the ERP quick again afterwards. The order's id and the dead sender's pid."""
     import json
     import signal
     import subprocess
     import sys
     import time
-    from datetime import timedelta
-
-    from passweb_tui.engine.orders.push import SETTLING, orders_t
 
     (oid,) = import_orders(store, base, 1)
     erp = erp_config(sim)
@@ -601,8 +598,17 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
         child.stdout.close()
     # the ERP is quick again for everything new, while it still works on that request
     sim.admin("DELETE", "faults")
-    # a push right after the death: the ERP may still create the order, so a look-up
-    # now could miss it; the order waits instead of being sent a second time
+    return oid, child.pid
+
+
+def settles_then_is_found_once(store: Store, client: MexalClient, sim: Any, oid: str) -> None:
+    """A push right after the sender's death leaves the order settling (the ERP may still
+    make it, so a look-up now could miss it); once settled, a push finds the ERP's
+    document by the order's marker and binds it: one document, never a second."""
+    import time
+
+    from passweb_tui.engine.orders.push import SETTLING, orders_t
+
     early = Pusher(store, client, settle=timedelta(minutes=5)).push()
     assert (early.orders_sent, early.orders_recovered, early.orders_failed) == (0, 0, 0)
     assert [(e, i) for e, i, _ in early.settling] == [("order", oid)]
@@ -626,6 +632,13 @@ def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_
     assert states_of(store)[oid] == states.STORED
 
 
+def test_an_order_whose_sender_died_mid_request_waits_for_the_erp_then_is_found_not_resent(
+    store: Store, client: MexalClient, sim: Any, base: int, db_url: str
+) -> None:
+    oid, _ = kill_a_sender_mid_request(store, sim, base, db_url)
+    settles_then_is_found_once(store, client, sim, oid)
+
+
 @pytest.mark.parametrize(
     "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)], indirect=True
 )
@@ -638,68 +651,23 @@ def test_a_dead_senders_process_id_taken_by_a_later_process_does_not_pass_for_it
     sender's: taken over at once it would send the order a second time (the id is this
     process's), and held as alive it would never be sent (the id is another's). It
     settles, then is found in the ERP by its marker, once."""
-    import json
     import os
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    from passweb_tui.engine.orders.push import SETTLING, orders_t
+    from passweb_tui.engine.orders.push import orders_t
 
-    (oid,) = import_orders(store, base, 1)
-    erp = erp_config(sim)
-    cfg = {
-        "base_url": erp.base_url,
-        "user": erp.user,
-        "password": erp.password,
-        "azienda": erp.azienda,
-        "anno": erp.anno,
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", SENDER, db_url, json.dumps(cfg), sim.root],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    try:
-        assert child.stdout.readline().split() == ["sending", oid]
-        time.sleep(0.7)  # the order's request goes out and sits in the slowed ERP
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-    sim.admin("DELETE", "faults")
+    oid, sender = kill_a_sender_mid_request(store, sim, base, db_url)
     mine = orders_t.c.id == oid
     reuser = os.getpid() if reused_by == "this process" else os.getppid()
     with store.write() as conn:
         owner = conn.execute(sa.select(orders_t.c.claim_owner).where(mine)).scalar_one()
         host, who, rest = owner.rsplit(":", 2)
         pid, _, born = who.partition(".")
-        assert int(pid) == child.pid and born, owner  # the sender's start time is in it
+        assert int(pid) == sender and born, owner  # the sender's start time is in it
         # the dead sender's id now belongs to a live process, started at another time
         conn.execute(
             sa.update(orders_t).where(mine).values(claim_owner=f"{host}:{reuser}.{born}:{rest}")
         )
-    early = Pusher(store, client, settle=timedelta(minutes=5)).push()
-    assert (early.orders_sent, early.orders_recovered, early.orders_failed) == (0, 0, 0)
-    assert [(e, i) for e, i, _ in early.settling] == [("order", oid)]
-    deadline = time.monotonic() + 20
-    while erp_marker_counts(sim, [oid])[oid] == 0:  # the dead process's request lands
-        assert time.monotonic() < deadline, "the slowed request never reached the ERP"
-        time.sleep(0.1)
-    with store.write() as conn:
-        owner, since = conn.execute(
-            sa.select(orders_t.c.claim_owner, orders_t.c.claimed_at).where(mine)
-        ).one()
-        assert owner.startswith(SETTLING)
-        conn.execute(
-            sa.update(orders_t).where(mine).values(claimed_at=since - timedelta(minutes=6))
-        )
-    late = Pusher(store, client, settle=timedelta(minutes=5)).push()
-    assert (late.orders_sent, late.orders_recovered, late.settling) == (0, 1, [])
-    assert erp_marker_counts(sim, [oid]) == {oid: 1}
-    assert states_of(store)[oid] == states.STORED
+    settles_then_is_found_once(store, client, sim, oid)
 
 
 def test_a_settling_record_is_told_in_utc_whatever_the_store_sessions_zone(
