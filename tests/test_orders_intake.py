@@ -194,6 +194,50 @@ def test_a_vat_number_first_given_under_a_known_email_is_kept_for_later_orders(
     assert customers == {"00000000004"}
 
 
+def test_a_vat_number_kept_later_is_held_to_the_erps_length_and_not_while_pushed(
+    store: Store,
+) -> None:
+    """The VAT number given under a known e-mail: one longer than the ERP's field is
+    refused with the reason a new customer would get (the ERP would refuse the customer
+    and hold its earlier orders); and while a push of the customer is under way nothing
+    is kept, so a later line with another VAT number is not refused in its name."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.models import ErpField
+
+    with store.write() as conn:  # the ERP's catalogue: partita_iva of 16 characters
+        conn.execute(
+            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
+            [{"entity": "customers", "name": "partita_iva", "type": "C", "length": 16,
+              "is_key": False, "array_size": 0, "description": "", "used": True,
+              "seen_at": datetime.now(UTC)}],
+        )  # fmt: skip
+    orders = WebOrders(store)
+    first = orders.import_lines(
+        jsonl(
+            order_line("L1", customer=new_customer(6, vat_number=None)),
+            order_line("L2", customer=new_customer(6, vat_number="IT11111111111111111")),
+        ).splitlines()
+    )
+    assert first.stored == ["L1"]
+    assert first.skipped[0].reason == (
+        "customer.vat_number: at most 16 characters (the ERP's partita_iva), got 19"
+    )
+    with store.write() as conn:  # a push of the customer is under way
+        conn.execute(sa.text("UPDATE web_customer SET claim_owner = 'host:1:abc'"))
+    held = orders.import_lines(
+        jsonl(
+            order_line("L3", customer=new_customer(6)),
+            order_line("L4", customer=new_customer(9, email="shop6@example.it")),
+        ).splitlines()
+    )
+    assert held.stored == ["L3", "L4"], [p.reason for p in held.skipped]
+    with store.read() as conn:
+        assert conn.execute(sa.text("SELECT vat_number FROM web_customer")).scalars().all() == [
+            None
+        ]
+
+
 def test_imports_at_once_make_one_customer_of_one_vat_number(store: Store) -> None:
     """Two imports running together (two processes, or the site and an operator), both
     bringing the same new customers: each VAT number is one customer. (On PostgreSQL

@@ -488,8 +488,14 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                         # the customer known by this e-mail gives its VAT number now: it
                         # is kept, so that a later order with this VAT number and another
                         # e-mail is this customer's too (unless a push of the customer is
-                        # under way, whose look-up must find what it sent)
-                        conn.execute(
+                        # under way, whose look-up must find what it sent). A number the
+                        # ERP could not take is refused as for a new customer.
+                        vat_limit = {k: v for k, v in limits.items() if k == "vat_number"}
+                        too_long = _too_long(c, vat_limit)
+                        if too_long:
+                            skipped.append(Problem(number, order.id, too_long))
+                            continue
+                        kept = conn.execute(
                             sa.update(cust_t)
                             .where(
                                 cust_t.c.id == match[0],
@@ -498,10 +504,11 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                                 sa.not_(cust_t.c.uncertain),
                             )
                             .values(vat_number=c.vat_number)
-                        )
-                        match = (match[0], c.vat_number)
-                        by_vat[c.vat_number] = match
-                        by_email[c.email or ""] = match
+                        ).rowcount
+                        if kept == 1:
+                            match = (match[0], c.vat_number)
+                            by_vat[c.vat_number] = match
+                            by_email[c.email or ""] = match
                 if match is None:
                     too_long = _too_long(c, limits)
                     if too_long:
