@@ -467,6 +467,17 @@ _DEMO_OWN = (
     # the production ERP's allowance: the built-in simulator has none
     "monthly_quota",
 )
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """These settings as `--demo` has them (the setup screen's demo key): the demo's own
+    store and built-in ERP, nobody to e-mail, no quota; the rest as configured."""
+    defaults = Settings()
+    own = {attr: getattr(defaults, attr) for attr in _DEMO_OWN}
+    origins = {k: v for k, v in settings.origins.items() if k not in _DEMO_OWN}
+    return replace(settings, demo=True, origins=origins, **own)
+
+
 #: global flags by the attribute they set
 _FLAG_NAMES = {"db_url": "db", "erp_url": "erp-url", "erp_user": "erp-user", "azienda": "azienda",
                "anno": "anno", "site_no": "site-no", "ca_file": "ca-file"}  # fmt: skip

@@ -308,3 +308,34 @@ async def test_save_and_open_keeps_nothing_the_erp_refuses(erp_sim: Any) -> None
         assert not config_path().exists()
     finally:
         resources.close(app)
+
+
+def test_the_setup_screens_demo_never_uses_the_configured_store_or_quota(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo key of the setup screen opens the demo as --demo does: its own store (the
+    demo's shopper places orders, which must never reach a real store, and from it a
+    real ERP) and no quota; before, it kept the configured [store] db and quota."""
+    import passweb_tui.commands.ui as ui
+    import passweb_tui.demo as demo
+
+    write_config('[store]\ndb = "sqlite:////srv/shop/store.db"\n[service]\nmonthly_quota = 1\n')
+    opened: list[Any] = []
+
+    class DemoErp:
+        def erp_config(self, settings: Any) -> str:
+            return "the demo ERP"
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(demo, "start_demo_erp", lambda folder: DemoErp())
+    monkeypatch.setattr(ui, "open_engine", lambda settings, erp: opened.append(settings) or None)
+    monkeypatch.setattr(ui, "erp_label", lambda erp: erp)
+    monkeypatch.setattr(UiResources, "start_activity", lambda self, erp: None)
+    resources = UiResources(context())
+    assert resources.ctx.settings.db_url == "sqlite:////srv/shop/store.db"  # configured
+    resources.connect("demo", {})
+    (settings,) = opened
+    assert settings.demo and settings.db_url is None and settings.monthly_quota == 0
+    assert settings.resolved_db_url.endswith("/demo/store.db")

@@ -13,6 +13,7 @@ from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.config import ConfigError, Settings, save_erp_settings
+from passweb_tui.config import demo_settings as as_demo
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.i18n import pick_language, set_language, t
 
@@ -85,7 +86,9 @@ class UiResources:
         if how == "demo":
             from passweb_tui.demo import start_demo_erp
 
-            demo_settings = replace(settings, demo=True)
+            # as --demo: never the configured store, ERP, mail or quota (the demo's
+            # shopper places orders: they must not reach a real store, or a real ERP)
+            demo_settings = as_demo(settings)
             if self.demo_erp is None:  # asked twice (a repeated key): the same demo ERP
                 self.demo_erp = start_demo_erp(demo_settings.site_data_dir)
             erp = self.demo_erp.erp_config(demo_settings)
