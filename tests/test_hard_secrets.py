@@ -283,6 +283,11 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     leaky = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
     assert leaky.returncode == 1 and lines_of(leaky.stdout)["config file"] == "FAIL"
     assert "holds a password but is readable by others (mode 640)" in leaky.stdout
+    config.write_text("[sync]\nlease_seconds = 5\n")
+    config.chmod(0o620)  # not readable by others, but they can change it
+    writable = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    assert lines_of(writable.stdout)["config file"] == "WARN"
+    assert "can be changed by others (mode 620)" in writable.stdout
     if os.geteuid() != 0:  # root reads any file
         config.chmod(0o000)
         unreadable = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))

@@ -80,7 +80,16 @@ def check_config_file(path: Path) -> list[Check]:
     except OSError as exc:
         return [(FAIL, "config file", f"{path} cannot be read ({exc.strerror})")]
     mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        # whoever can write it chooses the ERP, the store, a password_command to run
+        return [
+            (
+                WARN,
+                "config file",
+                f"{path} can be changed by others (mode {mode:o}); run chmod 600 on it",
+            )
+        ]
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
         try:
             secrets = file_secrets(tomllib.loads(path.read_text("utf-8")))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -98,7 +107,7 @@ def check_config_file(path: Path) -> list[Check]:
             (
                 OK,
                 "config file",
-                f"{path} readable (mode {mode:o}: others too); it holds no secret",
+                f"{path} readable by others too (mode {mode:o}); it holds no secret",
             )
         ]
     return [(OK, "config file", f"{path} readable, owner-only (mode {mode:o})")]
