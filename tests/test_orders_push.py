@@ -859,3 +859,22 @@ def test_a_push_stopped_by_its_own_error_leaves_no_claim_held_for_good(
     assert owners[ids[2]] is None  # never sent: free
     result = Pusher(store, client).push()
     assert result.orders_sent == 1 and [i for _, i, _ in result.settling] == [ids[1]]
+
+
+def test_a_claim_with_this_process_id_but_no_start_time_is_not_taken_over_at_once() -> None:
+    """A claim written before owners carried their start time, with the id this process
+    has now (a container's PID 1 across an upgrade): it may be a dead earlier process's,
+    whose request may still be in the ERP's hands, so it settles instead of being taken
+    over at once. Where the system tells no start time, the id alone decides, as before."""
+    import os
+    import socket
+
+    from passweb_tui.engine.orders import push
+
+    legacy = f"{socket.gethostname()[:40]}:{os.getpid()}:abcdef0123"
+    assert push.owner_alive(legacy) is False  # no live pusher of this process holds it
+    if push._incarnation(os.getpid()) is None:
+        pytest.skip("this system tells no process start time (no /proc)")
+    assert not push._died_here(legacy)
+    current = push._owner_token()  # this very process's, not running: freed at once
+    assert push._died_here(current)

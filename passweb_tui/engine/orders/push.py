@@ -228,9 +228,11 @@ def _died_here(owner: str) -> bool:
     parts = _owner_parts(owner)
     if parts is None or parts[1] != os.getpid():
         return False
-    born = parts[2]
-    if born is not None and born != _incarnation(os.getpid()):
-        return False  # an earlier process with this id (a container's PID 1): it settles
+    born, mine = parts[2], _incarnation(os.getpid())
+    if born != mine:
+        # an earlier process with this id (a container's PID 1), or one from before
+        # incarnations were recorded, where this system tells them: it settles
+        return False
     return owner_alive(owner) is False
 
 
