@@ -136,6 +136,12 @@ class Settings:
         return base / "sites" / self.site
 
     @property
+    def default_store(self) -> bool:
+        """Whether the store is the default one, in the data folder (no setting names
+        one): only then is a missing folder made for it."""
+        return not self.db_url
+
+    @property
     def resolved_db_url(self) -> str:
         if self.db_url:
             return self.db_url

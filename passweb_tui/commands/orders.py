@@ -50,7 +50,7 @@ def _orders(ctx: Context) -> Iterator[Any]:
     from passweb_tui.engine.store import StoreError, StoreUrlError, open_store
 
     try:
-        store = open_store(ctx.settings.resolved_db_url, make_folder=not ctx.settings.db_url)
+        store = open_store(ctx.settings.resolved_db_url, make_folder=ctx.settings.default_store)
     except StoreError as exc:
         code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
         raise CliError(f"site store: {exc}", code) from None

@@ -12,8 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
-from passweb_tui.config import ConfigError, Settings, save_erp_settings
-from passweb_tui.config import demo_settings as as_demo
+from passweb_tui.config import ConfigError, Settings, demo_settings, save_erp_settings
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.i18n import pick_language, set_language, t
 
@@ -88,11 +87,11 @@ class UiResources:
 
             # as --demo: never the configured store, ERP, mail or quota (the demo's
             # shopper places orders: they must not reach a real store, or a real ERP)
-            demo_settings = as_demo(settings)
+            demo = demo_settings(settings)
             if self.demo_erp is None:  # asked twice (a repeated key): the same demo ERP
-                self.demo_erp = start_demo_erp(demo_settings.site_data_dir)
-            erp = self.demo_erp.erp_config(demo_settings)
-            self.engine = open_engine(demo_settings, erp)
+                self.demo_erp = start_demo_erp(demo.site_data_dir)
+            erp = self.demo_erp.erp_config(demo)
+            self.engine = open_engine(demo, erp)
             self.start_activity(erp)
             return self.engine, erp_label(erp)
         # credentials the ERP refuses are not saved: the next start would open on them,

@@ -125,7 +125,7 @@ class EngineSettings:
             options,
             monthly_quota=settings.monthly_quota,
             quota_zone=settings.schedule_timezone,
-            make_folder=not settings.db_url,
+            make_folder=settings.default_store,
         )
 
 

@@ -757,7 +757,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         ids = sorted(set(brows) | set(arows), key=row_order)
         # the changed rows first (in their order), so that at 80x24 a change in row 11
         # of 12 is in view too; then the others
-        changed_rows = [rid for rid in ids if brows.get(rid) != arows.get(rid)]
+        changed_rows = [rid for rid, _ in update_changes(u).rows]
         for rid in [*changed_rows, *(r for r in ids if r not in changed_rows)]:
             b, a = brows.get(rid), arows.get(rid)
             if b == a:
