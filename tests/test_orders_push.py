@@ -455,6 +455,53 @@ def test_an_order_whose_answer_was_lost_is_found_after_its_document_type_changed
     assert keys[ids[0]].startswith("OC+") and keys[ids[1]].startswith("OX+")
 
 
+@pytest.mark.parametrize("deleted", ["the other document", "the bound document"])
+def test_an_order_the_erp_holds_twice_stays_to_check_until_one_document_is_left(
+    store: Store, client: MexalClient, sim: Any, base: int, deleted: str
+) -> None:
+    """A look-up finds two ERP documents with the order's marker: the order is bound to
+    the first and is to_check. Refreshes keep it to_check (before, the next refresh
+    derived its state from the first document alone and the flag was gone) until the
+    operator deletes one of the two in the ERP; the order then follows the one left."""
+    from passweb_tui.engine.orders.documents import ORDERS_RESOURCE
+
+    (oid,) = import_orders(store, base, 1)
+
+    def crash(at: str, site_id: str) -> None:
+        if at == "accepted":
+            raise SimulatedCrash(site_id)
+
+    with pytest.raises(SimulatedCrash):
+        Pusher(store, client, crash=crash).push()
+    # the same document a second time, as a faulty ERP-side tool might have made it
+    client.create(ORDERS_RESOURCE, Pusher(store, client)._document(oid))
+    assert erp_marker_counts(sim, [oid]) == {oid: 2}
+    Pusher(store, client).push()
+    orders = WebOrders(store)
+    shown = orders.show(oid)
+    first, second = shown["erp_duplicates"]
+    assert (shown["state"], shown["erp_key"]) == (states.TO_CHECK, first)
+    assert "2 documents" in shown["last_error"]
+
+    for _ in range(2):
+        orders.refresh(client)
+        shown = orders.show(oid)
+        assert shown["state"] == states.TO_CHECK, "the duplicate flag was lost at a refresh"
+        assert shown["erp_duplicates"] == [first, second]
+
+    gone, left = (second, first) if deleted == "the other document" else (first, second)
+    client.delete(ORDERS_RESOURCE, gone)
+    orders.refresh(client)
+    shown = orders.show(oid)
+    assert (shown["state"], shown["erp_key"], shown["erp_duplicates"]) == (
+        states.STORED,
+        left,
+        None,
+    )
+    assert shown["last_error"] is None
+    assert erp_marker_counts(sim, [oid]) == {oid: 1}
+
+
 def test_an_order_taken_over_while_its_push_stalled_is_counted_once(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:

@@ -352,7 +352,12 @@ def test_two_refreshes_at_once_queue_a_change_once(
 ) -> None:
     import sqlalchemy as sa
 
-    from passweb_tui.engine.orders.refresh import RefreshResult, _refresh_page, orders_t
+    from passweb_tui.engine.orders.refresh import (
+        PAGE_COLUMNS,
+        RefreshResult,
+        _refresh_page,
+        orders_t,
+    )
 
     (oid,) = pushed(store, client, 1, rows=1)
     orders = WebOrders(store)
@@ -360,17 +365,7 @@ def test_two_refreshes_at_once_queue_a_change_once(
     erp.admin("POST", f"orders/{key_of(store, oid)}/rows/1/state", json={"state": "S"})
     # one refresh reads the order ...
     with store.read() as conn:
-        page = conn.execute(
-            sa.select(
-                orders_t.c.id,
-                orders_t.c.erp_key,
-                orders_t.c.state,
-                orders_t.c.sent_snapshot,
-                orders_t.c.erp_snapshot,
-                orders_t.c.refreshed_at,
-                orders_t.c.site_edit,
-            ).where(orders_t.c.id == oid)
-        ).all()
+        page = conn.execute(sa.select(*PAGE_COLUMNS).where(orders_t.c.id == oid)).all()
     # ... another one refreshes it meanwhile and queues the change ...
     assert orders.refresh(client).updated == 1
     # ... and the first one, writing late, finds it already done

@@ -292,6 +292,7 @@ class WebOrders:
                     for r in rows
                 ],
                 "erp_document": o.erp_snapshot,
+                "erp_duplicates": o.erp_duplicates,
                 "site_edit": o.site_edit,
                 "push_attempts": [
                     {

@@ -98,6 +98,9 @@ class WebOrder(SQLModel, table=True):
     state: str = Field(sa_column=sa.Column(sa.String(20), nullable=False, index=True))
     # the binding to the ERP document ("OC+1+36"): unique, so no two orders share one
     erp_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))
+    # every ERP document found with this order's marker, when there was more than one
+    # (the order is bound to the first and stays to_check until the ERP holds one)
+    erp_duplicates: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     uncertain: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
     claim_owner: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
     claimed_at: datetime | None = Field(default=None, sa_column=sa.Column(TS))

@@ -51,7 +51,6 @@ from passweb_tui.engine.orders.documents import (
     ORDERS_RESOURCE,
     DocumentSeries,
     build_document,
-    marker,
     normalize,
     split_key,
 )
@@ -63,6 +62,7 @@ from passweb_tui.engine.orders.models import (
     WebPushAttempt,
     utcnow,
 )
+from passweb_tui.engine.orders.refresh import documents_with_marker
 from passweb_tui.engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,8 @@ class _Outcome:
     error: str | None = None
     uncertain: bool = False
     snapshot: dict[str, Any] | None = None
+    #: every ERP document found with the order's marker, when there is more than one
+    duplicates: list[str] | None = None
     #: an ERP refusal that stops the whole push (credentials, company): see _REFUSALS
     stop: ErpError | None = None
     #: failed because the ERP did not answer (see ErpError.retryable), not a refusal
@@ -921,22 +923,9 @@ class Pusher:
     # --- orders -----------------------------------------------------------------------
 
     def find_order(self, order_id: str) -> list[str]:
-        """Keys of ERP documents whose note carries the order's marker. Every page of
-        the search is read: the ERP may cut a page early (even to no records, with a
-        `next`) while it scans, and a look-up that stopped there would send the order
-        again. Every customer-order document type is searched, not only the configured
-        one: an earlier attempt may have gone out before the setting changed."""
-        keys = []
-        for page in self.client.iter_pages(
-            ORDERS_RESOURCE,
-            filters=[Filter("nota", "contiene", marker(order_id))],
-            fields=["sigla", "serie", "numero", "nota"],
-            page_size=20,
-        ):
-            for rec in page.records:
-                if marker(order_id) in str(rec.get("nota") or ""):
-                    keys.append(f"{rec['sigla']}+{rec['serie']}+{rec['numero']}")
-        return sorted(keys, key=lambda k: split_key(k)[1:])
+        """Keys of ERP documents whose note carries the order's marker (see
+        refresh.documents_with_marker)."""
+        return documents_with_marker(self.client, order_id)
 
     def _currency_id(self, iso: str) -> int | None:
         with self._lock:
@@ -1130,6 +1119,7 @@ class Pusher:
             erp_key=key,
             error=note,
             snapshot=snapshot,
+            duplicates=list(keys) if note else None,
         )
 
     def _finish_orders(self, outcomes: list[_Outcome], result: PushResult) -> None:
@@ -1161,6 +1151,7 @@ class Pusher:
                 " out again): an operator decides which is which; not sent again"
             )
             o.state, o.erp_key, o.outcome, o.snapshot = states.TO_CHECK, None, "failed", None
+            o.duplicates = None
             o.unreachable = o.settle = False
             self._write_outcomes(outcomes, result)
 
@@ -1176,6 +1167,7 @@ class Pusher:
                 "b_claimed_at": now if o.settle else None,
                 "b_state": o.state,
                 "b_erp_key": o.erp_key,
+                "b_duplicates": o.duplicates,
                 "b_uncertain": o.uncertain,
                 "b_error": o.error,
                 "b_sent_at": now if o.erp_key else None,
@@ -1220,6 +1212,7 @@ class Pusher:
                     claimed_at=sa.bindparam("b_claimed_at"),
                     state=sa.bindparam("b_state"),
                     erp_key=sa.bindparam("b_erp_key"),
+                    erp_duplicates=sa.bindparam("b_duplicates"),
                     uncertain=sa.bindparam("b_uncertain"),
                     last_error=sa.bindparam("b_error"),
                     sent_at=sa.func.coalesce(sa.bindparam("b_sent_at"), orders_t.c.sent_at),

@@ -34,6 +34,19 @@ updates_t = WebOrderUpdate.__table__  # type: ignore[attr-defined]
 #: orders re-read per search (the key list of one request)
 BATCH_SIZE = 200
 
+#: what a refresh reads of each order
+PAGE_COLUMNS = (
+    orders_t.c.id,
+    orders_t.c.erp_key,
+    orders_t.c.state,
+    orders_t.c.sent_snapshot,
+    orders_t.c.erp_snapshot,
+    orders_t.c.refreshed_at,
+    orders_t.c.site_edit,
+    orders_t.c.erp_duplicates,
+    orders_t.c.last_error,
+)
+
 
 class RefreshAborted(Exception):
     """The refresh stopped before its end (cancelled)."""
@@ -87,6 +100,35 @@ def _fetch(
             return found
 
 
+def documents_with_marker(client: MexalClient, order_id: str) -> list[str]:
+    """Keys of ERP documents whose note carries the order's marker. Every page of the
+    search is read: the ERP may cut a page early (even to no records, with a `next`)
+    while it scans, and a look-up that stopped there would send the order again. Every
+    customer-order document type is searched, not only the configured one: an earlier
+    attempt may have gone out before the setting changed."""
+    keys = []
+    for page in client.iter_pages(
+        ORDERS_RESOURCE,
+        filters=[Filter("nota", "contiene", marker(order_id))],
+        fields=["sigla", "serie", "numero", "nota"],
+        page_size=20,
+    ):
+        for rec in page.records:
+            if marker(order_id) in str(rec.get("nota") or ""):
+                keys.append(f"{rec['sigla']}+{rec['serie']}+{rec['numero']}")
+    return sorted(keys, key=lambda k: split_key(k)[1:])
+
+
+def _held_by_another(store: Store, erp_key: str, order_id: str) -> bool:
+    """Whether another site order is bound to this ERP document (an ERP restored from a
+    backup gives its numbers out again): then neither order is moved onto it."""
+    with store.read() as conn:
+        holder = conn.execute(
+            sa.select(orders_t.c.id).where(orders_t.c.erp_key == erp_key, orders_t.c.id != order_id)
+        ).first()
+    return holder is not None
+
+
 def refresh_open_orders(
     store: Store,
     client: MexalClient,
@@ -121,15 +163,7 @@ def refresh_open_orders(
             check()
         with store.read() as conn:
             page = conn.execute(
-                sa.select(
-                    orders_t.c.id,
-                    orders_t.c.erp_key,
-                    orders_t.c.state,
-                    orders_t.c.sent_snapshot,
-                    orders_t.c.erp_snapshot,
-                    orders_t.c.refreshed_at,
-                    orders_t.c.site_edit,
-                )
+                sa.select(*PAGE_COLUMNS)
                 .where(scope, orders_t.c.id > last_id)
                 .order_by(orders_t.c.id)
                 .limit(batch_size)
@@ -180,20 +214,33 @@ def _refresh_page(
     run_id: int | None,
     dry_run: bool,
 ) -> None:
-    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    # an order the ERP holds twice (or more) is looked up by its marker again: it stays
+    # to_check while the ERP has more than one document for it; once one is left, the
+    # order follows that one (the operator settled it in the ERP)
+    bound = {row.id: (row.erp_key, row.erp_duplicates) for row in page}
     for row in page:
-        sigla, serie, numero = split_key(row.erp_key)
+        if row.erp_duplicates:
+            keys = documents_with_marker(client, row.id)
+            result.requests += 1
+            if len(keys) == 1 and not _held_by_another(store, keys[0], row.id):
+                bound[row.id] = (keys[0], None)
+            elif keys:
+                bound[row.id] = (row.erp_key if row.erp_key in keys else keys[0], keys)
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for key, _ in bound.values():
+        sigla, serie, numero = split_key(key)
         groups[(sigla, serie)].append(numero)
     found: dict[str, dict[str, Any]] = {}
     for (sigla, serie), numbers in groups.items():
-        found.update(_fetch(client, sigla, serie, sorted(numbers), result))
+        found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
     now = utcnow()
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     adopted: list[dict[str, Any]] = []
     unchanged_ids: list[str] = []
     for row in page:
         result.read += 1
-        rec = found.get(row.erp_key)
+        key, duplicates = bound[row.id]
+        rec = found.get(key)
         doc: dict[str, Any] | None
         if rec is None:
             doc = None
@@ -208,13 +255,22 @@ def _refresh_page(
         if doc is not None and prev is not None and row.refreshed_at is None:
             prev = _adopt_unsent(prev, doc)
         state = states.derive_state(doc, row.sent_snapshot, marker(row.id))
+        if duplicates:
+            state = states.TO_CHECK
         if row.state in states.FINAL and state not in states.FINAL:
             # final states are final (DOMAIN.md): an order re-read by name after it was
             # closed keeps its state; what the ERP changed is still queued for review
             state = row.state
         if doc is None:
             result.missing += 1
-        if doc == prev and state == row.state:
+        binding = {
+            "b_erp_key": key,
+            "b_duplicates": duplicates,
+            # the push's note on the duplicates goes with them
+            "b_error": row.last_error if duplicates or not row.erp_duplicates else None,
+        }
+        same_binding = key == row.erp_key and duplicates == row.erp_duplicates
+        if doc == prev and state == row.state and same_binding:
             result.unchanged += 1
             if doc == row.erp_snapshot:
                 unchanged_ids.append(row.id)
@@ -228,6 +284,7 @@ def _refresh_page(
                         "b_erp_snapshot": doc,
                         "b_refreshed_at": now,
                         "b_site_edit": row.site_edit,
+                        **binding,
                     }
                 )
             continue
@@ -241,6 +298,7 @@ def _refresh_page(
                     "b_erp_snapshot": doc,
                     "b_refreshed_at": now,
                     "b_site_edit": None if overridden is not None else row.site_edit,
+                    **binding,
                 },
                 {
                     "order_id": row.id,
@@ -272,6 +330,9 @@ def _refresh_page(
             erp_snapshot=sa.bindparam("b_erp_snapshot"),
             refreshed_at=sa.bindparam("b_refreshed_at"),
             site_edit=sa.bindparam("b_site_edit"),
+            erp_key=sa.bindparam("b_erp_key"),
+            erp_duplicates=sa.bindparam("b_duplicates"),
+            last_error=sa.bindparam("b_error"),
         )
     )
     with store.write() as conn:
