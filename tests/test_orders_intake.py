@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from test_orders_helpers import jsonl, new_customer, order_line
+from test_orders_helpers import article_rows, jsonl, new_customer, order_line
 
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrderNotFound, WebOrders
@@ -326,3 +326,41 @@ def test_an_order_placed_just_after_midnight_is_dated_that_day_in_the_erp(
         series=DocumentSeries(),
     )
     assert record["data_documento"] == "20261127"
+
+
+def test_article_and_payment_codes_are_held_to_the_erps_lengths(store: Store) -> None:
+    """An order naming an article or payment code longer than the ERP's code fields
+    (from the field catalogue the first sync read) is refused at import with the reason;
+    before, it was stored and then refused by the ERP at every push."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.models import ErpField
+
+    orders = WebOrders(store)
+    long_article = [{"article": "A" * 21, "qty": 1, "price": 1, "vat_code": "22"}]
+    # before the first sync there is no catalogue: the intake's own limits hold
+    assert orders.import_lines(jsonl(order_line("C1", rows=long_article)).splitlines()).complete
+    with store.write() as conn:
+        conn.execute(
+            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
+            [{"entity": entity, "name": name, "type": "C", "length": length, "is_key": False,
+              "array_size": 0, "description": "", "used": True, "seen_at": datetime.now(UTC)}
+             for entity, name, length in (("articles", "codice", 20),
+                                          ("customers", "cod_pagamento", 6))],
+        )  # fmt: skip
+    rows = [*article_rows(1), *long_article]
+    report = orders.import_lines(
+        jsonl(
+            order_line("C2", rows=rows),
+            order_line("C3", payment_code="BB30GG7"),
+            order_line("C4", customer=new_customer(31), payment_code="BB30GG7"),
+            order_line("C5", rows=[{**long_article[0], "article": "A" * 20}]),
+        ).splitlines()
+    )
+    assert report.stored == ["C5"]
+    assert [p.reason for p in report.skipped] == [
+        "rows[2].article: at most 20 characters (the ERP's articoli.codice), got 21",
+        "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7",
+        "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7",
+    ]
+    assert count(store, "web_customer") == 0  # a refused order makes no customer

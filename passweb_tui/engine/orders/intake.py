@@ -413,6 +413,36 @@ def _erp_limits(conn: sa.Connection) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _order_limits(conn: sa.Connection) -> dict[str, tuple[str, int]]:
+    """The ERP's length of an order's article codes and of its payment code, from the
+    field catalogue in the store (the articles' code, the customers' payment code):
+    detail -> (ERP field, length). Empty before the first sync."""
+    from passweb_tui.engine.fields import load_catalogue
+
+    out = {}
+    for detail, entity, name, shown in (
+        ("article", "articles", "codice", "articoli.codice"),
+        ("payment_code", "customers", "cod_pagamento", "clienti.cod_pagamento"),
+    ):
+        spec = load_catalogue(conn, entity)[1].get(name)
+        if spec is not None and spec.length and spec.length < LIMITS[detail]:
+            out[detail] = (shown, spec.length)
+    return out
+
+
+def _order_too_long(order: OrderIn, limits: Mapping[str, tuple[str, int]]) -> str | None:
+    """Why the ERP could not take the order's article or payment codes, if it could not:
+    such an order would be refused at every push, so the site hears it now."""
+    checks: list[tuple[str, str | None]] = [("payment_code", order.payment_code)]
+    checks += [(f"rows[{r['line_no']}].article", r["article"]) for r in order.rows]
+    for where, value in checks:
+        limit = limits.get(where.rsplit(".", 1)[-1])
+        if limit is not None and value and len(value) > limit[1]:
+            name, length = limit
+            return f"{where}: at most {length} characters (the ERP's {name}), got {len(value)}"
+    return None
+
+
 def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> str | None:
     for detail, (name, length) in limits.items():
         value = getattr(customer, detail)
@@ -464,9 +494,14 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
         row_values: list[dict[str, Any]] = []
         now = utcnow()
         limits = _erp_limits(conn) if news else {}
+        order_limits = _order_limits(conn) if good else {}
         for number, order in good:
             if order.id in known:
                 skipped.append(Problem(number, order.id, f"order {order.id} already exists"))
+                continue
+            too_long = _order_too_long(order, order_limits)
+            if too_long:
+                skipped.append(Problem(number, order.id, too_long))
                 continue
             customer_id = None
             if order.new_customer is not None:
