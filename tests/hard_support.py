@@ -227,6 +227,22 @@ def cli_env(sim: Any, db: str | None = None, password: str | None = None) -> dic
     return env
 
 
+def cli_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command line's entry point run in this process, with exactly `env` as its
+    environment: argv, stdout, stderr and exit status as `cli` gives them, without an
+    interpreter start and the imports per call (for tests that run many commands)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+    from unittest import mock
+
+    from passweb_tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env, clear=True), redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def cli(
     *args: str, env: dict[str, str], timeout: float = 180, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SimProcess, start_sim
-from hard_support import cli, cli_env, open_engine
+from hard_support import cli, cli_env, cli_here, open_engine
 from sqlalchemy import MetaData, create_engine, select
 
 PASSWORD = "Zq7-distinctive-SECRET-9x"  # never appears in any data the simulator serves
@@ -227,6 +227,9 @@ def lines_of(out: str) -> dict[str, str]:
 
 
 def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> None:
+    """Each check of `doctor`, OK and failing. The first run is the real command; the
+    others run its entry point in this process (the same code, without an interpreter
+    start each time)."""
     env = cli_env(secret_sim)
     db = f"sqlite:///{tmp_path / 'store.db'}"
     fresh = cli("--db", db, "doctor", env=env)
@@ -236,8 +239,8 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         "TLS": "OK", "ERP reachable": "OK", "ERP login": "OK", "disk space": "OK",
         "log file": "OK",
     }  # fmt: skip
-    assert cli("--db", db, "sync", "total", env=env).returncode == 0
-    synced = cli("--db", db, "doctor", env=env)
+    assert cli_here("--db", db, "sync", "total", env=env).returncode == 0
+    synced = cli_here("--db", db, "doctor", env=env)
     assert synced.returncode == 0 and "OK   store:" in synced.stdout
     assert "schema current" in synced.stdout and "OK   sync lock: free" in synced.stdout
 
@@ -248,7 +251,7 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         handle = engine.start_run("total")
         info = engine.lease()
         assert info is not None
-        held = cli("--db", db, "doctor", env=env)
+        held = cli_here("--db", db, "doctor", env=env)
         assert f"OK   sync lock: held: run {handle.run_id} (held by {info.holder})" in held.stdout
         assert f"since {info.started_at.isoformat(timespec='seconds')}" in held.stdout
         handle.cancel()
@@ -258,37 +261,39 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         engine.close()
 
     # wrong password, unreachable ERP, unreadable store, unreadable config: each a FAIL
-    wrong = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_PASSWORD="nope"))
+    wrong = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_PASSWORD="nope"))
     assert wrong.returncode == 1 and lines_of(wrong.stdout)["ERP login"] == "FAIL"
     assert "nope" not in wrong.stdout
-    gone = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_URL="http://127.0.0.1:9/webapi"))
+    gone = cli_here(
+        "--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_URL="http://127.0.0.1:9/webapi")
+    )
     assert gone.returncode == 1 and lines_of(gone.stdout)["ERP reachable"] == "FAIL"
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
-    broken = cli("--db", f"sqlite:///{junk}", "doctor", env=env)
+    broken = cli_here("--db", f"sqlite:///{junk}", "doctor", env=env)
     assert broken.returncode == 1 and lines_of(broken.stdout)["store"] == "FAIL"
     config = tmp_path / "config.toml"
     config.write_text("[erp\n")
-    bad_cfg = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    bad_cfg = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
     assert bad_cfg.returncode == 1 and lines_of(bad_cfg.stdout)["settings"] == "FAIL"
     assert "not valid TOML" in bad_cfg.stdout
     config.write_text("[sync]\nlease_seconds = 5\n")
     config.chmod(0o644)
-    loose = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    loose = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
     # readable by others but holding no secret (deploy.md installs it so): nothing wrong
     assert loose.returncode == 0 and lines_of(loose.stdout)["config file"] == "OK"
     assert "holds no secret" in loose.stdout
     config.write_text('[erp]\npassword = "pw"\n')
     config.chmod(0o640)
-    leaky = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    leaky = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
     assert leaky.returncode == 1 and lines_of(leaky.stdout)["config file"] == "FAIL"
     assert "holds a password but is readable by others (mode 640)" in leaky.stdout
     config.write_text("[sync]\nlease_seconds = 5\n")
     config.chmod(0o620)  # not readable by others, but they can change it
-    writable = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    writable = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
     assert lines_of(writable.stdout)["config file"] == "WARN"
     assert "can be changed by others (mode 620)" in writable.stdout
     if os.geteuid() != 0:  # root reads any file
         config.chmod(0o000)
-        unreadable = cli("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+        unreadable = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
         assert lines_of(unreadable.stdout)["config file"] == "FAIL"
