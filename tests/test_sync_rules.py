@@ -679,6 +679,28 @@ def test_the_worker_prints_nothing_on_the_terminal_it_inherits() -> None:
     assert "from-the-worker" not in done.stderr
 
 
+def test_a_closed_row_builder_is_fully_stopped() -> None:
+    """Once closed, the worker pool's manager thread has ended and closed its wake-up
+    pipe, even while the worker was busy: at exit, Python 3.11's hook for process pools
+    would otherwise write to a pipe that thread may be closing at that moment ("Bad
+    file descriptor" printed after `sync | head`)."""
+    import time
+
+    from passweb_tui.engine.builder import RowBuilder
+
+    b = RowBuilder()
+    assert b.wait_ready(60), "no worker"
+    pool = b._pool
+    assert pool is not None
+    busy = pool.submit(time.sleep, 0.3)
+    manager = pool._executor_manager_thread  # type: ignore[attr-defined]
+    wakeup = pool._executor_manager_thread_wakeup  # type: ignore[attr-defined]
+    assert manager is not None and manager.is_alive()
+    b.close()
+    assert busy.done()
+    assert not manager.is_alive() and wakeup._closed
+
+
 def test_a_page_believed_new_whose_records_were_stored_meanwhile_is_upserted(
     engine: Engine, sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -199,9 +199,23 @@ class RowBuilder:
             self._failed = True
             return None
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 2.0) -> None:
+        """Stop the worker: pages not started are dropped, and the one it may be
+        building (tens of milliseconds) is waited for, at most `wait_s` seconds. The
+        wait matters at exit: Python 3.11's exit hook for process pools writes to the
+        pool's wake-up pipe while its manager thread may be closing that pipe, which
+        printed "Exception ignored ... Bad file descriptor" after a run whose process
+        ended at once (`sync | head`); a pool that is fully shut down is not touched."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        stopping = threading.Thread(
+            target=pool.shutdown,
+            kwargs={"wait": True, "cancel_futures": True},
+            name="row-builder-stop",
+            daemon=True,
+        )
+        stopping.start()
+        stopping.join(wait_s)
