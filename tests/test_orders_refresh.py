@@ -374,3 +374,48 @@ def test_two_refreshes_at_once_queue_a_change_once(
     assert late.updated == 0
     assert len(orders.updates(order_id=oid)) == 1
     assert orders.show(oid)["state"] == states.SUSPENDED
+
+
+def test_an_order_whose_erp_document_is_gone_can_be_sent_again_once(
+    store: Store, client: MexalClient, erp: Any, db_url: str
+) -> None:
+    """`orders resend`: the operator's way out of to_check for an order the ERP lost.
+    It is refused for an order in any other state, and while any ERP document carries
+    the order's marker (so it can never make a second document); accepted, the next
+    push sends the order, once."""
+    from hard_support import cli_env, cli_here
+    from test_orders_helpers import erp_marker_counts
+
+    from passweb_tui.engine.orders.api import OrderNotResent
+
+    lost, contradicted, fine = pushed(store, client, 3)
+    orders = WebOrders(store)
+    k = {i: key_of(store, i) for i in (lost, contradicted, fine)}
+    erp.admin("DELETE", f"records/ordini-clienti/{k[lost]}")
+    other = normalize(client.get(DOCS, k[contradicted]))["header"]["cod_conto"]
+    client.update(DOCS, k[contradicted], {"cod_conto": "501.00029"}, solo_testata=True)
+    assert other != "501.00029"
+    orders.refresh(client)
+    assert orders.show(lost)["state"] == orders.show(contradicted)["state"] == states.TO_CHECK
+
+    env = cli_env(erp, db=db_url)
+    refused = cli_here("orders", "resend", fine, env=env)
+    assert refused.returncode == 3
+    assert f"order {fine} is stored, not to_check" in refused.stderr
+    held = cli_here("orders", "resend", contradicted, env=env)
+    assert held.returncode == 3, held.stderr
+    assert f"the ERP holds {k[contradicted]} with this order's marker" in held.stderr
+    assert cli_here("orders", "resend", "NO-SUCH", env=env).returncode == 2
+
+    done = cli_here("orders", "resend", lost, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"document {k[lost]} is gone from the ERP" in done.stdout
+    shown = orders.show(lost)
+    assert (shown["state"], shown["erp_key"]) == (states.NEW, None)
+    with pytest.raises(OrderNotResent, match="is new, not to_check"):
+        orders.resend(client, lost)
+    result = orders.push(client)
+    assert result.orders_sent == 1, result.errors
+    assert orders.show(lost)["state"] == states.STORED
+    assert key_of(store, lost) != k[lost]
+    assert erp_marker_counts(erp, [lost, contradicted]) == {lost: 1, contradicted: 1}

@@ -42,6 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ack.add_argument("update_ids", metavar="UPDATE_ID", type=int, nargs="+")
     ack.set_defaults(handler=run_ack)
 
+    resend = osub.add_parser(
+        "resend",
+        help="send a to_check order again whose ERP document is gone (checked in the ERP first)",
+    )
+    resend.add_argument("order_id", metavar="ID")
+    resend.set_defaults(handler=run_resend)
+
 
 @contextlib.contextmanager
 def _orders(ctx: Context) -> Iterator[Any]:
@@ -240,3 +247,25 @@ def run_ack(args: argparse.Namespace, ctx: Context) -> int:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
     print(f"acknowledged {len(acked)} updates")
     return int(ExitCode.PARTIAL if unknown else ExitCode.OK)
+
+
+def run_resend(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+    from passweb_tui.engine.orders.api import OrderNotFound, OrderNotResent
+
+    config = ctx.erp_config()
+    try:
+        with _orders(ctx) as api, MexalClient(config) as client:
+            was = api.resend(client, args.order_id)
+    except OrderNotFound as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    except OrderNotResent as exc:
+        raise CliError(str(exc), ExitCode.REFUSED) from None
+    except (AuthError, ContextMissingError) as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
+    except ErpError as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+    gone = f" (document {was} is gone from the ERP)" if was else ""
+    print(f"order {args.order_id}: waiting to be sent again{gone}; the next sync sends it")
+    return int(ExitCode.OK)

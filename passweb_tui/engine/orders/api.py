@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.documents import DocumentSeries
+from passweb_tui.engine.orders.documents import DocumentSeries, marker
 from passweb_tui.engine.orders.intake import (
     ImportReport,
     OrderIn,
@@ -34,7 +34,11 @@ from passweb_tui.engine.orders.models import (
     utcnow,
 )
 from passweb_tui.engine.orders.push import SETTLE, Pusher, PushResult
-from passweb_tui.engine.orders.refresh import RefreshResult, refresh_open_orders
+from passweb_tui.engine.orders.refresh import (
+    RefreshResult,
+    documents_with_marker,
+    refresh_open_orders,
+)
 from passweb_tui.engine.store import Store
 
 orders_t = WebOrder.__table__  # type: ignore[attr-defined]
@@ -46,6 +50,10 @@ attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
 
 class OrderNotFound(LookupError):
     """No web order has that id."""
+
+
+class OrderNotResent(Exception):
+    """An order that `resend` leaves as it is; the message says why."""
 
 
 def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
@@ -377,6 +385,57 @@ class WebOrders:
                     .values(reviewed=True, reviewed_at=utcnow())
                 )
         return [i for i in ids if i in known], [i for i in ids if i not in known]
+
+    def resend(self, client: MexalClient, order_id: str) -> str | None:
+        """Put back in the queue a `to_check` order that the ERP holds no document of
+        (it lost the one the order was bound to, or the operator deleted it): the next
+        push sends it again, after looking it up once more. This is the operator's
+        decision DOMAIN.md leaves to them; it is refused while any ERP document carries
+        the order's marker, so it can never make a second one. Returns the ERP key the
+        order was bound to, if any."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(orders_t.c.state, orders_t.c.erp_key).where(orders_t.c.id == order_id)
+            ).first()
+        if row is None:
+            raise OrderNotFound(f"no web order {order_id!r}")
+        if row.state != states.TO_CHECK:
+            raise OrderNotResent(
+                f"order {order_id} is {row.state}, not to_check: only an order whose ERP"
+                " document is gone can be sent again"
+            )
+        keys = documents_with_marker(client, order_id)
+        if keys:
+            held = f"the ERP holds {', '.join(keys)} with this order's marker {marker(order_id)}"
+            advice = (
+                ": delete all but one there, and the next refresh follows the one left"
+                if len(keys) > 1
+                else ": the order is in the ERP; it is not sent again"
+            )
+            raise OrderNotResent(f"order {order_id}: {held}{advice}")
+        with self.store.write() as conn:
+            done = conn.execute(
+                sa.update(orders_t)
+                .where(
+                    orders_t.c.id == order_id,
+                    orders_t.c.state == states.TO_CHECK,
+                    orders_t.c.claim_owner.is_(None),
+                )
+                .values(
+                    state=states.NEW,
+                    erp_key=None,
+                    erp_duplicates=None,
+                    sent_snapshot=None,
+                    erp_snapshot=None,
+                    refreshed_at=None,
+                    last_error=None,
+                    # the push looks it up once more before it sends anything
+                    uncertain=True,
+                )
+            ).rowcount
+        if done != 1:
+            raise OrderNotResent(f"order {order_id} changed meanwhile; nothing done")
+        return row.erp_key  # type: ignore[no-any-return]
 
     # --- the phases of a sync run ----------------------------------------------------------
 
