@@ -400,3 +400,52 @@ async def test_a_screen_key_opens_the_screen_not_a_detail_left_open(synced: Engi
         await pilot.press("r", "c")
         await settle(app, pilot)
         assert isinstance(app.screen, ChangesScreen)
+
+
+async def test_a_screen_shown_again_reloads_what_a_run_changed_meanwhile(synced: Engine) -> None:
+    """The change log, left and come back to, shows a run that ended meanwhile (here
+    run by the engine directly, as another process would); and a "(inserted)" line of
+    the counts opens the records inserted, not an empty log."""
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert "articles/pubblica" not in keys(app, "#changes-counts-table")
+        await pilot.press("d")
+        await settle(app, pilot)
+        synced.set_used("articles", ["pubblica"], True)
+        assert synced.run("changed").status == "ok"
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChangesScreen)
+        assert "articles/pubblica" in keys(app, "#changes-counts-table")
+
+        counts = app.screen.query_one("#changes-counts-table", KeyTable)
+        counts.focus()
+        counts.move_cursor(row=counts.get_row_index("customers/(inserted)"))
+        await pilot.press("enter")
+        await settle(app, pilot)
+        log = app.screen.query_one("#changes-table", KeyTable)
+        inserted = len(synced.changes(entity="customers", field="(inserted)"))
+        assert inserted > 0 and log.row_count == inserted
+        assert {str(log.get_row_at(i)[3]) for i in range(log.row_count)} == {"inserted"}
+
+
+async def test_the_fields_screen_searches_by_name_or_description(synced_readonly: Engine) -> None:
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f")
+        await settle(app, pilot)
+        assert isinstance(app.screen, FieldsScreen)
+        table = app.screen.query_one("#fields-table", KeyTable)
+        every = table.row_count
+        await pilot.press("slash", *"prz")
+        await settle(app, pilot)
+        names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert names and len(names) < every and all("prz" in n for n in names)
+        status = str(app.screen.query_one("#fields-status", Label).render())
+        assert f"of {every} fields" in status  # the counts stay those of every field
+        await pilot.press("escape")  # out of the search field, the filter kept
+        await pilot.press("o")  # a screen key works again
+        await settle(app, pilot)
+        assert not isinstance(app.screen, FieldsScreen)

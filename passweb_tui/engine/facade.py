@@ -332,6 +332,16 @@ class Engine:
 
     # --- reading ----------------------------------------------------------------------
 
+    def data_mark(self) -> tuple[Any, ...]:
+        """A cheap mark of what the syncs have done to the store: it differs once a run
+        has started or ended since it was taken (in this process or any other), so a
+        screen shown again knows whether what it shows may be out of date."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(func.max(_RUNS.c.id), func.max(_RUNS.c.finished), func.count())
+            ).one()
+        return tuple(row)
+
     def runs(self, limit: int = 50) -> list[RunResult]:
         with self.store.read() as conn:
             rows = conn.execute(
@@ -381,14 +391,18 @@ class Engine:
         limit: int = 500,
         offset: int = 0,
     ) -> list[ChangeView]:
-        """Change-log entries, newest first."""
+        """Change-log entries, newest first. `field` "(inserted)" or "(deleted)" (the
+        labels change_counts gives whole records) picks the records inserted or deleted."""
         c = _CHANGES.c
         q = select(_CHANGES)
         if run_id is not None:
             q = q.where(c.run_id == run_id)
         if entity is not None:
             q = q.where(c.entity == entity)
-        if field is not None:
+        whole = {f"({kind})": kind for kind in ("inserted", "deleted")}
+        if field in whole:
+            q = q.where(c.change == whole[field], c.field.is_(None))
+        elif field is not None:
             q = q.where(c.field == field)
         if key is not None:
             q = q.where(c.key == key)

@@ -308,6 +308,28 @@ class BaseScreen(Screen[None]):
 
     def on_shown(self) -> None:
         """Called each time the screen comes to the front; screens refresh here."""
+        if self.RELOAD_WHEN_STALE:
+            self.reload_if_stale()
+
+    #: whether the screen reloads, when it comes to the front again, if a run started or
+    #: ended meanwhile (here or in another process); it then calls `load`
+    RELOAD_WHEN_STALE = False
+    _data_mark: Any = None
+
+    def load(self) -> None:
+        """Read what the screen shows from the engine (screens with data define it)."""
+
+    def reload_if_stale(self) -> None:
+        engine = self.papp.engine
+        if engine is None:
+            return
+        try:
+            mark = engine.data_mark()
+        except Exception:  # a store that cannot be read now: the screen keeps what it has
+            return
+        previous, self._data_mark = self._data_mark, mark
+        if previous is not None and mark != previous:  # the first time, on_mount loaded
+            self.load()
 
     def show_sync(self, snap: SyncSnapshot | None) -> None:
         """Reflect the sync's state; the sync screen shows more than the badge."""

@@ -52,6 +52,7 @@ class CatalogueScreen(BaseScreen):
     """Search the site's copy of the ERP's articles or customers and mark some."""
 
     TITLE_KEY = "nav.catalogue"
+    RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "key.search", id="catalogue.search"),
         Binding("t", "toggle_entity", "key.toggle_entity", id="catalogue.entity"),

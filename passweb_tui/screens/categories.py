@@ -52,6 +52,7 @@ class CategoriesScreen(BaseScreen):
     """Browse the tree; the highlighted category's articles show beside it."""
 
     TITLE_KEY = "nav.categories"
+    RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="categories.reload", show=False),
         Binding("tab", "switch_pane", "key.switch_pane", id="categories.switch"),

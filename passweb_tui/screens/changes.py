@@ -85,6 +85,7 @@ class ChangesScreen(BaseScreen):
     """Every changed field, newest first, narrowed by the filters above the table."""
 
     TITLE_KEY = "nav.changes"
+    RELOAD_WHEN_STALE = True
     FIELD_EXIT = "#changes-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "key.search", id="changes.search"),

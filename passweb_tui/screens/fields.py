@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Select
+from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
@@ -31,6 +31,7 @@ class FieldsScreen(BaseScreen):
     """Choose which of the ERP's fields the site keeps."""
 
     TITLE_KEY = "nav.fields"
+    RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_used", "key.toggle_used", id="fields.toggle"),
         Binding("t", "next_entity", "key.next_entity", id="fields.entity"),
@@ -48,7 +49,8 @@ class FieldsScreen(BaseScreen):
         super().__init__()
         self.entities = field_entities()
         self.entity = self.entities[0]
-        self._rows: dict[str, Any] = {}
+        self._rows: dict[str, Any] = {}  # the rows shown (those the filter lets through)
+        self._all: list[Any] = []  # every field of the entity
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="fields-bar"):
@@ -58,6 +60,11 @@ class FieldsScreen(BaseScreen):
                 value=self.entity,
                 allow_blank=False,
                 id="fields-entity",
+                compact=True,
+            )
+            yield Input(
+                placeholder=t("filter.fields", search=self.bound_key("fields.search")),
+                id="fields-filter",
                 compact=True,
             )
         with Vertical(classes="panel"):
@@ -84,7 +91,22 @@ class FieldsScreen(BaseScreen):
         self.query_one("#fields-entity", Select).value = self.entities[(i + 1) % len(self.entities)]
 
     def action_search(self) -> None:
-        self.query_one("#fields-entity", Select).focus()
+        self.query_one("#fields-filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "fields-filter":
+            self.show(list(self._all))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "fields-filter":
+            self.query_one("#fields-table", KeyTable).focus()
+
+    def _matches(self, row: Any) -> bool:
+        wanted = self.query_one("#fields-filter", Input).value.strip().casefold()
+        if not wanted:
+            return True
+        text = f"{value_of(row, 'name')} {value_of(row, 'description') or ''}"
+        return wanted in text.casefold()
 
     def load(self) -> None:
         engine = self.papp.engine
@@ -115,8 +137,9 @@ class FieldsScreen(BaseScreen):
         table = self.query_one("#fields-table", KeyTable)
         cursor = table.selected_key()
         table.clear()
+        self._all = list(rows)
         self._rows = {}
-        for row in rows:
+        for row in filter(self._matches, rows):
             name = str(value_of(row, "name"))
             self._rows[name] = row
             table.add_row(
@@ -132,7 +155,7 @@ class FieldsScreen(BaseScreen):
         self.show_status()
 
     def show_status(self) -> None:
-        rows = list(self._rows.values())
+        rows = self._all  # the counts are of every field, whatever the filter shows
         used = sum(1 for r in rows if value_of(r, "used"))
         update = self.bound_key("fields.update")
         status = Text(
@@ -162,6 +185,7 @@ class FieldsScreen(BaseScreen):
         entity = self.entity
         table.update_cell(name, "used", USED if used else "")
         self._rows[name] = _with_used(row, used)
+        self._all = [self._rows[name] if value_of(r, "name") == name else r for r in self._all]
         self.show_status()
         self.run_worker(
             lambda: engine.set_used(entity, [name], used),
