@@ -409,14 +409,12 @@ class PasswebApp(App[int]):
             return
         dialog = self._cancel_dialog
         if dialog is not None and self.screen is dialog:  # nothing is left to cancel
-            dialog.dismiss(False)
-            self.notify(t("sync.ended_while_asked"))
+            dialog.settle(t("sync.ended_while_asked"))
         asked = self._quit_dialog
         if asked is not None and self.screen is asked:
             # the question was whether to cancel the run to quit: it has ended, so there
             # is nothing to cancel; quitting stays the operator's own step
-            asked.dismiss(False)
-            self.notify(t("quit.ended_while_asked", key=self.key_label("app.quit")))
+            asked.settle(t("quit.ended_while_asked", key=self.key_label("app.quit")))
         screen = self.shown_screen()
         if screen is not None:
             screen.show_sync(snap)

@@ -375,6 +375,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
+        self.settled = False  # the question no longer stands: any answer closes it
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
@@ -387,8 +388,25 @@ class ConfirmScreen(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
 
+    def settle(self, notice: str) -> None:
+        """What the question was about has gone (the run it would cancel ended): it turns
+        into this notice, which the next answer closes as a no. It stays until then, so
+        a key meant as the answer is not taken by the screen below (where `y` would
+        switch the dry run, say)."""
+        self.settled = True
+        self.query_one("#confirm-question", Label).update(
+            f"{notice}\n{t('confirm.settled', yes=self._key('confirm.yes'), no=self._key('confirm.no'))}"
+        )
+        self.query_one("#yes", Button).display = False
+        ok = self.query_one("#no", Button)
+        ok.label = t("confirm.ok")
+        ok.focus()
+
+    def _key(self, binding_id: str) -> str:
+        return cast("PasswebApp", self.app).key_label(binding_id)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss(event.button.id == "yes" and not self.settled)
 
     def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+        self.dismiss(yes and not self.settled)
