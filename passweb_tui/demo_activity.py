@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 from typing import Any
 
@@ -16,7 +17,10 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-WEB_ORDER_MARK = "$W"
+#: what every web order's note carries (its id between dollars, `$D000001$`); the
+#: simulator's own orders have none
+WEB_ORDER_MARK = "$"
+_MARKER = re.compile(r"\$[A-Za-z0-9_.-]+\$")
 
 
 class DemoActivity:
@@ -99,6 +103,8 @@ class DemoActivity:
             )
         candidates: list[tuple[str, dict[str, Any]]] = []
         for order in page.records:
+            if not _MARKER.search(str(order.get("nota") or "")):
+                continue
             quantities = parse_indexed(order.get("quantita") or [])
             fulfilled = parse_indexed(order.get("qta_evasa") or [])
             states = parse_indexed(order.get("stato_riga") or [])

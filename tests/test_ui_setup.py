@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import stat
 import tomllib
 from pathlib import Path
@@ -22,6 +23,8 @@ from passweb_tui.config import config_path, load_settings
 from passweb_tui.demo_activity import DemoActivity
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.orders.shopper import place_orders
 from passweb_tui.screens.dashboard import DashboardScreen
 
 pytestmark = pytest.mark.anyio
@@ -251,6 +254,9 @@ def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path:
     engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
     try:
         engine.run("total")
+        # a web order of the demo's shopper, sent to the ERP: the activity fulfils its rows
+        (order_id,) = place_orders(engine.store, 1, rng=random.Random(3))
+        assert engine.run("partial").status == "ok"
         activity = DemoActivity(
             erp_sim.url,
             user=erp_sim.user,
@@ -264,6 +270,8 @@ def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path:
         run = engine.run("changed")
         assert run.status == "ok"
         assert run.entities["articles"]["updated"] + run.entities["customers"]["updated"] > 0
+        updates = WebOrders(engine.store).updates(order_id=order_id)
+        assert [u["state_after"] for u in updates] == ["partially_fulfilled"], updates
     finally:
         engine.close()
 
