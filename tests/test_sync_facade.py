@@ -71,6 +71,16 @@ def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
         assert engine.customers(search=customer["code"])[0]["code"] == customer["code"]
         # "%" and "_" typed in a search are themselves, not wildcards
         assert engine.articles(search="%") == [] and engine.customers(search="_") == []
+        # a TOTAL expects as many records as the last one read, those off the site too
+        # (the table holds fewer): its progress does not run ahead of what is read
+        stored = engine.dashboard().articles
+        read = result.entities["articles"]["fetched"]
+        assert stored < read, "the data should hold articles off the site"
+        again: list[ProgressEvent] = []
+        assert engine.start_run("total", on_event=again.append).wait(120).status == "ok"
+        totals = {e.total for e in again if e.phase == "articles"}
+        assert totals == {read}, totals
+
         from test_sync_orders import _order
 
         from passweb_tui.engine.orders.api import WebOrders

@@ -962,15 +962,19 @@ class SyncRunner:
             with conn.begin():
                 conn.execute(delete(_SEEN).where(_SEEN.c.entity == spec.name))
         phase = "lookups" if spec.lookup else spec.name
-        total = None
+        total = None  # the records the pass expects to read, for its progress
+        stored = None
         if p.full and spec.main:
             with self.store.read() as rconn:
-                total = rconn.execute(select(func.count()).select_from(spec.table)).scalar_one()
-            if total == 0:
+                stored = rconn.execute(select(func.count()).select_from(spec.table)).scalar_one()
+                # the last full pass also read the records not on the site, which the
+                # table does not hold: its count is the better guess
+                total = max(stored, _last_full_read(rconn, spec.name))
+            if stored == 0:
                 p.deletions = False  # an empty table has nothing to delete: no keys to note
         # a full pass over a filled table first looks at each page's records as text: a
         # page whose records all keep their digests is done without decoding it
-        by_text = p.full and spec.main and bool(total)
+        by_text = p.full and spec.main and bool(stored)
         salt = self._salt(spec, used)
         started = time.monotonic()
         self._emit(phase, spec.name, 0, total, started=started)
@@ -981,7 +985,7 @@ class SyncRunner:
             sources.append(_Later(lambda: self._retry_pages(p, pending_retry)))
         # a first full pass of a large table: rows built by a worker process, see builder.py
         after = self.options.worker_after_records
-        worker = p.full and spec.main and total == 0 and after is not None
+        worker = p.full and spec.main and stored == 0 and after is not None
         waiting: collections.deque[tuple[Any, Any]] = collections.deque()
 
         met: set[str] = set()  # the named records the ERP gave (a pass by codes)
@@ -1720,6 +1724,25 @@ _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
 #: the site settings the store's rows were last made under (see _rules_text)
 SITE_RULES = "site_rules"
+
+
+def _last_full_read(conn: Connection, entity: str) -> int:
+    """How many records of the entity the last TOTAL that ended well read (0 if none)."""
+    counts = conn.execute(
+        select(_RUNS.c.counts)
+        .where(
+            _RUNS.c.kind == "total",
+            _RUNS.c.status.in_(("ok", "ok_with_rejects")),
+            _RUNS.c.dry_run.is_(False),
+        )
+        .order_by(_RUNS.c.id.desc())
+        .limit(1)
+    ).scalar()
+    try:
+        fetched = json.loads(counts or "{}").get(entity, {}).get("fetched", 0)
+        return fetched if isinstance(fetched, int) else 0
+    except (ValueError, AttributeError):
+        return 0
 
 
 def _add_counts(counts: dict[str, int], added: Mapping[str, int]) -> None:
