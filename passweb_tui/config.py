@@ -684,9 +684,13 @@ def _check_service(settings: Settings) -> None:
     from passweb_tui.engine.service.notify import NotifyError, parse_recipients
 
     try:
-        parse_recipients(settings.notify)
+        recipients = parse_recipients(settings.notify)
     except NotifyError as exc:
         raise ConfigError(f"{where('notify')}: {exc}") from None
+    if recipients and not settings.smtp_host:
+        raise ConfigError(
+            f"{where('notify')}: outcome e-mails need a mail server too: set smtp_host in [service]"
+        )
 
 
 def save_erp_settings(

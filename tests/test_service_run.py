@@ -29,7 +29,8 @@ from passweb_tui.engine.service import slots
 from passweb_tui.engine.service.notify import MailSettings
 from passweb_tui.engine.service.quota import quota_status
 from passweb_tui.engine.service.schedule import schedule_from_text
-from passweb_tui.engine.service.service import Service, ServiceConfig
+from passweb_tui.engine.service.service import REFUSED_PAUSE_S, Service, ServiceConfig
+from passweb_tui.engine.service.trigger import TriggerRefused
 from passweb_tui.engine.sync import SyncOptions
 
 TOKEN = "tok-" + "x" * 28
@@ -261,7 +262,6 @@ def test_rejected_credentials_pause_the_order_path_instead_of_logging_in_again(
     """The ERP locks a user after a few failed logins: after a refusal the service tries
     again only after a pause, however often its order loop turns."""
     from passweb_tui.engine.erp.errors import AuthError
-    from passweb_tui.engine.service.service import REFUSED_PAUSE_S
 
     settings = EngineSettings(
         db_url, erp_config(small_sim, password="wrong", max_retries=2), SyncOptions()
@@ -286,6 +286,79 @@ def test_rejected_credentials_pause_the_order_path_instead_of_logging_in_again(
         assert svc._refused_pause >= REFUSED_PAUSE_S
     finally:
         engine.close()
+
+
+def test_rejected_credentials_pause_the_schedule_and_the_trigger_too(
+    db_url: str, small_sim: SimProcess
+) -> None:
+    """A scheduled run the ERP refuses the credentials to pauses every automatic login
+    of the service: the next scheduled times wait (unclaimed) and the trigger answers
+    503, instead of a failed login at every slot that would lock the ERP user."""
+    settings = EngineSettings(
+        db_url, erp_config(small_sim, password="wrong", max_retries=2), SyncOptions()
+    )
+    engine = Engine.open(settings)
+    clock = Clock(datetime.now(UTC))
+    ticks = Ticker()
+    svc = Service(
+        engine,
+        service_config(schedule=schedule_from_text("1m"), trigger=True),
+        clock=clock,
+        monotonic=ticks,
+    )
+    try:
+        handle = svc.tick()
+        assert handle is not None
+        result = handle.wait(120)
+        assert result is not None and result.status == "failed"
+        deadline = time.monotonic() + 10
+        while svc._login_paused() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the run's watcher records the refusal
+        assert svc._login_paused() is not None
+        for _ in range(3):
+            clock.advance(minutes=1)
+            assert svc.tick() is None
+        with pytest.raises(TriggerRefused) as refused:
+            svc.trigger_launch("changed")
+        assert refused.value.status == 503 and "refused the credentials" in str(refused.value)
+        assert [r.run_id for r in engine.runs()] == [result.run_id]  # one login, not four
+        ticks.advance(REFUSED_PAUSE_S + 1)
+        clock.advance(minutes=1)
+        again = svc.tick()  # the pause is over: one more try
+        assert again is not None and again.wait(120) is not None
+    finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_a_failing_step_is_one_line_in_the_log_not_a_traceback_each_time(
+    db_url: str, small_sim: SimProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that cannot be read makes the service's loops fail at every turn: each
+    failure is said once, on one line without the statement, and the loop waits longer
+    while it goes on."""
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text("")))
+    calls: list[float] = []
+
+    def broken() -> None:
+        calls.append(time.monotonic())
+        raise RuntimeError("could not connect to the store [SQL: SELECT 1]")
+
+    caplog.set_level(logging.DEBUG, logger="passweb_tui.service")
+    thread = threading.Thread(target=svc._loop, args=("orders", 0.05, broken), daemon=True)
+    try:
+        thread.start()
+        time.sleep(1.5)
+    finally:
+        svc._stop.set()
+        thread.join(10)
+        engine.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
+    assert "orders step failed: RuntimeError: could not connect" in errors[0].getMessage()
+    assert len(calls) < 10  # 0.05 s, then twice as long after each failure
 
 
 def _attempts(orders: WebOrders, ids: list[str]) -> list[int]:
@@ -655,6 +728,11 @@ def test_serve_refuses_bad_settings_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "[service] window: start time must be HH:MM" in err[-1]
+    # someone to e-mail but no mail server: said, instead of never e-mailing anyone
+    cfg.write_text('[service]\nnotify = "ops@example.it"\n', encoding="utf-8")
+    assert main([*flags, "serve"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[service] notify: outcome e-mails need a mail server" in err[0]
 
 
 def test_every_run_outcome_is_mailed_once_whoever_launched_it(

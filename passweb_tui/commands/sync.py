@@ -15,8 +15,6 @@ from passweb_tui.commands import CliError, Context, ExitCode, StopSignals
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
     from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult, Scope
 
-CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
-
 
 def open_engine(ctx: Context) -> Engine:
     """The engine on this command's store; the ERP (or the demo simulator) starts lazily."""
@@ -110,7 +108,9 @@ def exit_code(result: RunResult) -> int:
         return int(ExitCode.OK)
     if result.status == "ok_with_rejects":
         return int(ExitCode.PARTIAL)
-    if result.status == "failed" and (result.error or "").startswith(CREDENTIAL_ERRORS):
+    from passweb_tui.engine.erp.errors import refused_credentials
+
+    if result.status == "failed" and refused_credentials(result.error):
         return int(ExitCode.USAGE)
     return int(ExitCode.FAILED)
 

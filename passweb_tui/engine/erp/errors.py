@@ -7,6 +7,15 @@ or credentials.
 
 from __future__ import annotations
 
+#: the class names a failed run's error starts with when the ERP refused the
+#: credentials or the company (see sync.failure_text)
+CREDENTIAL_ERRORS = ("AuthError", "ContextMissingError")
+
+
+def refused_credentials(error: str | None) -> bool:
+    """Whether a failed run's recorded error is the ERP refusing the credentials."""
+    return (error or "").startswith(CREDENTIAL_ERRORS)
+
 
 class ErpError(Exception):
     """Base of every ERP failure."""

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from passweb_tui.engine.erp.errors import refused_credentials
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
 from passweb_tui.engine.service import policy, slots
 from passweb_tui.engine.service.notify import (
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("passweb_tui.service")
 
-#: pauses of the order path after the ERP refused the credentials: doubled each time
+#: pauses of every automatic login (scheduled runs, triggers, the order path) after the
+#: ERP refused the credentials: doubled each time (the ERP locks a user after a few
+#: failed logins; a restart tries at once)
 REFUSED_PAUSE_S = 60.0
-REFUSED_PAUSE_MAX_S = 900.0
+REFUSED_PAUSE_MAX_S = 3600.0
 #: pauses of the order path while the ERP cannot be reached: doubled each time
 UNREACHABLE_PAUSE_S = 10.0
 UNREACHABLE_PAUSE_MAX_S = 300.0
@@ -44,6 +47,10 @@ HELD_ORDER_PAUSE_MAX_S = 3600.0
 
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
+#: a loop whose step keeps failing waits longer each time, up to this
+LOOP_PAUSE_MAX_S = 30.0
+#: the same failure of a loop is said again after this long
+LOOP_RETOLD_S = 600.0
 MAIL_POLL_S = 2.0
 #: an outcome e-mail the mail server did not take is tried again after this pause,
 #: doubled each time, until it has failed MAIL_ATTEMPTS times (about 2.5 hours)
@@ -140,6 +147,7 @@ class Service:
         self._watchers: list[threading.Thread] = []
         self._last_slot: datetime | None = None
         self._refused_slot: datetime | None = None
+        self._paused_slot: datetime | None = None  # a slot told to wait for a login pause
         self._pruned_at = float("-inf")
         # the ERP refused our credentials on the order path: no login until this moment
         # (the ERP locks a user after a few failed logins), then again with longer pauses
@@ -219,6 +227,11 @@ class Service:
         if result is None:
             log.error("run %s stopped unexpectedly: %s", handle.run_id, handle.error)
             return
+        if result.status in ("ok", "ok_with_rejects"):
+            with self._lock:
+                self._refused_pause = 0.0  # the credentials work again
+        if result.status == "failed" and refused_credentials(result.error):
+            self._credentials_refused(f"run {result.run_id}: {result.error}")
         level = logging.INFO if result.status in ("ok", "ok_with_rejects") else logging.WARNING
         log.log(
             level,
@@ -236,6 +249,9 @@ class Service:
 
     def trigger_launch(self, kind: str) -> int | None:
         """The trigger endpoint's launch: maps refusals to HTTP statuses."""
+        paused = self._login_paused()
+        if paused:
+            raise TriggerRefused(503, paused)
         try:
             return self.launch(kind, "erp").run_id
         except policy.PolicyRefused as exc:
@@ -265,6 +281,13 @@ class Service:
             return None
         if self.busy:
             return None  # our own TOTAL/CHANGED still runs: the lease would refuse anyway
+        paused = self._login_paused()
+        if paused:
+            # not claimed: the slot runs once the pause is over, if it is still due
+            if self._paused_slot != slot:
+                log.info("scheduled %s for %s waits: %s", schedule.kind.upper(), slot, paused)
+                self._paused_slot = slot
+            return None
         store = self.engine.store
         if not slots.claim(store, self.config.site, slot, self.holder):
             self._last_slot = slot  # another process has it
@@ -459,18 +482,33 @@ class Service:
         from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
 
         if isinstance(exc, AuthError | ContextMissingError):
+            self._credentials_refused(f"web orders not sent: {exc}")
+            return
+        self._erp_unreachable(str(exc), waiting)
+
+    def _credentials_refused(self, what: str) -> None:
+        """The ERP refused the credentials (to a push or to a run of this service): no
+        automatic login at all (schedule, trigger, order path) for a pause, doubled each
+        time up to an hour. The ERP locks a user after a few failed logins."""
+        with self._lock:
             self._refused_pause = min(
                 REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
             )
             self._refused_until = self.monotonic() + self._refused_pause
-            log.error(
-                "web orders not sent: %s; no new login for %.0f s (fix the ERP settings;"
-                " a restart tries at once)",
-                exc,
-                self._refused_pause,
-            )
-            return
-        self._erp_unreachable(str(exc), waiting)
+            pause = self._refused_pause
+        log.error(
+            "%s; no new login for %.0f s, by the schedule, the trigger or the order path"
+            " (fix the ERP settings; a restart tries at once)",
+            what,
+            pause,
+        )
+
+    def _login_paused(self) -> str | None:
+        """Why no login may be tried now (the ERP refused the credentials), or None."""
+        left = self._refused_until - self.monotonic()
+        if left <= 0:
+            return None
+        return f"the ERP refused the credentials; no new login for {left:.0f} s"
 
     def _erp_unreachable(self, why: str, waiting: int) -> None:
         """Pause the order path, longer each time the ERP is still not there; said once."""
@@ -507,13 +545,36 @@ class Service:
     # --- threads ------------------------------------------------------------------------
 
     def _loop(self, name: str, interval: float, step: Callable[[], object]) -> None:
+        """Run `step` every `interval` seconds until stop. A step that fails (a store
+        that cannot be reached, say) must not end the service, nor fill the log: the
+        failure is one line, said again only when it changes or every LOOP_RETOLD_S,
+        and the loop waits longer after each failure in a row (up to LOOP_PAUSE_MAX_S);
+        the whole error goes to the debug log."""
+        failures = 0
+        told: tuple[str, float] | None = None
         while not self._stop.is_set():
             try:
                 step()
-            except Exception:
-                # a busy store or an unreachable ERP must not end the service
-                log.exception("%s step failed; trying again in %.0f s", name, interval)
-            if self._stop.wait(interval):
+            except Exception as exc:
+                failures += 1
+                from passweb_tui.engine.sync import failure_text
+
+                text = failure_text(exc)
+                now = self.monotonic()
+                if told is None or told[0] != text or now - told[1] >= LOOP_RETOLD_S:
+                    log.error(
+                        "%s step failed: %s; trying again, less often while it fails", name, text
+                    )
+                    told = (text, now)
+                log.debug("%s step failed", name, exc_info=True)
+            else:
+                if failures and told is not None:
+                    log.info("%s step works again", name)
+                failures, told = 0, None
+            pause = (
+                min(LOOP_PAUSE_MAX_S, interval * 2 ** min(failures, 10)) if failures else interval
+            )
+            if self._stop.wait(max(interval, pause)):
                 return
 
     def start(self) -> None:
@@ -554,15 +615,26 @@ class Service:
         self._stop.set()
         if self.trigger is not None:
             self.trigger.stop()
+        # the runs are cancelled first, so that their ending and the loops' (an order
+        # push finishing its request) overlap instead of adding up
+        cancelled: set[int] = set()
+
+        def cancel_active() -> list[RunHandle]:
+            with self._lock:
+                active = list(self._active)
+            for handle in active:
+                if not handle.done and id(handle) not in cancelled:
+                    cancelled.add(id(handle))
+                    log.info("cancelling run %s", handle.run_id)
+                    handle.cancel(reason)
+            return active
+
+        cancel_active()
         for t in self._threads:
             t.join(timeout)
+        active = cancel_active()  # and a launch that slipped in before the stop
         with self._lock:
-            active = list(self._active)
             watchers = list(self._watchers)
-        for handle in active:
-            if not handle.done:
-                log.info("cancelling run %s", handle.run_id)
-                handle.cancel(reason)
         for handle in active:
             handle.wait(timeout)
         for w in watchers:
