@@ -544,6 +544,8 @@ def load_settings(
     settings = Settings(**values, origins=origins)
     if cfg_path.exists():
         settings.source = cfg_path
+        if site != DEFAULT_SITE and not flags.get("demo"):
+            _check_own_store(settings, cfg_path)
     _check_values(settings)
     _check_tables(settings)
     _check_service(settings)
@@ -552,6 +554,36 @@ def load_settings(
         # said on every command's stderr; the UI shows the same text on its screens
         logging.getLogger("passweb_tui.config").warning(warning)
     return settings
+
+
+def _check_own_store(settings: Settings, cfg_path: Path) -> None:
+    """Each [sites.NAME] profile needs a store of its own: runs, records, the lease and
+    the quota are kept per store, so two sites on one database would delete each
+    other's records, hold each other's lease and spend each other's quota. A store URL
+    set once at the top of the file is inherited by every profile: that is refused."""
+    if settings.default_store:
+        return  # the site's own SQLite file in its own data folder
+    mine = settings.resolved_db_url
+    try:
+        doc = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # read_config_file has said what is wrong with it
+    sites = doc.get("sites")
+    for other in sites if isinstance(sites, dict) else ():
+        if other == settings.site:
+            continue
+        try:
+            url = read_config_file(cfg_path, other).get("db_url")
+        except ConfigError:
+            continue  # that profile's own problem, said when it is used
+        if url == mine:
+            shown = re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", mine)
+            raise ConfigError(
+                f"{settings.where('db_url')}: sites {settings.site} and {other} would share the"
+                f" store {shown}; each site needs its own database (set [sites.NAME.store] db"
+                " for each), or they would delete each other's records and share one lease"
+                " and one quota"
+            )
 
 
 def _check_values(settings: Settings) -> None:

@@ -315,6 +315,7 @@ OPERATORS_FILE = (
     "\n"
     "[service]\n"
     'notify = "ops@example.com"\n'
+    'smtp_host = "mail.example.com"\n'
     "\n"
     "[sites.outlet.erp]\n"
     "# a value over several lines, one of them like a header\n"
@@ -598,3 +599,28 @@ def test_a_missing_password_says_what_the_keyring_did(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "keyring", None)  # not installed
     with pytest.raises(ConfigError, match=r"no keyring here: pip install 'passweb-tui\[keyring\]'"):
         settings.resolve_password()
+
+
+def test_two_sites_on_one_database_are_refused(tmp_path: Path) -> None:
+    """A store URL set once at the top is inherited by every [sites.NAME] profile; two
+    sites on one database would delete each other's records and share a lease and a
+    quota, so a site whose store another site's profile also names is refused."""
+    shared = "postgresql+psycopg://sync:secret@db.example.it/passweb"
+    cfg = write(
+        tmp_path / "c.toml",
+        f'[store]\ndb = "{shared}"\n[sites.shop.erp]\nsite_no = 1\n[sites.outlet.erp]\nsite_no = 2\n',
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"site": "outlet"}, env={}, path=cfg)
+    text = str(refused.value)
+    assert "sites outlet and shop would share the store" in text
+    assert "secret" not in text and "sync:***@db.example.it" in text
+    # each profile with its own database, or its own SQLite file: accepted
+    cfg.write_text(
+        f'[store]\ndb = "{shared}"\n[sites.shop.erp]\nsite_no = 1\n'
+        f'[sites.outlet.store]\ndb = "{shared}_outlet"\n',
+        encoding="utf-8",
+    )
+    assert load_settings({"site": "outlet"}, env={}, path=cfg).db_url == f"{shared}_outlet"
+    cfg.write_text("[sites.shop.erp]\nsite_no = 1\n[sites.outlet.erp]\nsite_no = 2\n")
+    assert load_settings({"site": "outlet"}, env={}, path=cfg).default_store

@@ -175,7 +175,7 @@ def test_service_section_and_site_profiles(tmp_path: Path) -> None:
     cfg = write(
         tmp_path / "c.toml",
         '[service]\nevery = "15m"\nweekdays = "mon-fri"\nwindow = "22:00-06:00"\n'
-        'notify = "a@x.it; b@y.it"\nmonthly_quota = 300\n'
+        'notify = "a@x.it; b@y.it"\nsmtp_host = "mail.x.it"\nmonthly_quota = 300\n'
         '[sites.bar.service]\nhoreca = true\nscheduled_kind = "total"\nevery = "1d"\n',
     )
     s = load_settings({}, env={}, path=cfg)
