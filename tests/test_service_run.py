@@ -833,6 +833,58 @@ def test_an_unreachable_mail_server_is_logged_not_fatal(
         engine.close()
 
 
+def test_no_outcome_e_mail_is_lost_to_a_restart_or_to_a_dead_sender(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink, service_log: list[logging.LogRecord]
+) -> None:
+    """A restarted service sends what its predecessor had still to try again, and the
+    outcome of a run that ended while no service ran; a claim whose sender died while
+    sending is taken over once it is clearly stale. What was sent is not sent again."""
+    from datetime import timedelta
+
+    from passweb_tui.engine.service.service import MAIL_CLAIM_STALE, MAIL_RETRY_S
+
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    config = service_config(schedule=schedule_from_text(""), mail=mail)
+    before = engine.run("partial")  # history from before the service: never mailed
+    first = Service(engine, config)
+    try:
+        smtp.refuse = 1
+        turned_away = engine.run("partial")
+        assert first.mail_outcomes() == 0  # to be tried again in a minute ...
+        sent = engine.run("partial")
+        assert first.mail_outcomes() == 1
+    finally:
+        first.stop(10)  # ... but the service is restarted first
+    while_down = engine.run("partial")
+    # a sender that died while sending: its claim stays, with no outcome
+    dead = engine.run("partial")
+    assert slots.claim_key(engine.store, "shop", f"mail:{dead.run_id}", "gone-host:4242")
+    ticks = Ticker()
+    second = Service(engine, config, monotonic=ticks)
+    try:
+        assert second.mail_outcomes() == 2  # the one turned away, and the one while down
+        with engine.store.write() as conn:
+            conn.execute(
+                slots.claims_t.update()
+                .where(slots.claims_t.c.slot == f"mail:{dead.run_id}")
+                .values(claimed_at=datetime.now(UTC) - MAIL_CLAIM_STALE - timedelta(minutes=1))
+            )
+        ticks.advance(MAIL_RETRY_S)  # the next look at a claim another process holds
+        assert second.mail_outcomes() == 0  # the stale claim is freed ...
+        assert second.mail_outcomes() == 1  # ... and the e-mail sent
+        assert any("gone-host:4242 claimed it" in r.getMessage() for r in service_log)
+        subjects = sorted(m["Subject"] for _, _, m in smtp.wait_for(4))
+        assert subjects == sorted(
+            f"[passweb-tui shop] run {r.run_id} PARTIAL: ok"
+            for r in (turned_away, sent, while_down, dead)
+        )
+        assert before.run_id is not None
+    finally:
+        second.stop(10)
+        engine.close()
+
+
 def test_an_outcome_e_mail_the_server_turned_away_is_sent_later_once(
     db_url: str, small_sim: SimProcess, smtp: SmtpSink, service_log: list[logging.LogRecord]
 ) -> None:

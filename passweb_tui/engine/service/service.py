@@ -61,6 +61,17 @@ MAIL_ATTEMPTS = 10
 MAIL_MAX_AGE = timedelta(hours=6)
 #: the claim row of an e-mail the server took
 MAIL_SENT = "sent"
+#: the claim row that keeps the run after which outcomes are e-mailed
+MAIL_FROM = "mail:from"
+#: a claim on an e-mail older than this that has not ended is its dead holder's (a
+#: send gives up after the mail server's timeout, 30 s, and then gives the claim back)
+MAIL_CLAIM_STALE = timedelta(minutes=10)
+
+
+def _stale(claimed_at: datetime) -> bool:
+    if claimed_at.tzinfo is None:  # SQLite gives back naive UTC
+        claimed_at = claimed_at.replace(tzinfo=UTC)
+    return claimed_at < utc_now() - MAIL_CLAIM_STALE
 
 
 def utc_now() -> datetime:
@@ -163,10 +174,10 @@ class Service:
         # the reason changes, not at each retry
         self._failures_told: dict[tuple[str, str], str] = {}
         self._settling_told: set[tuple[str, str]] = set()  # records said to be settling
-        # outcomes are mailed for runs recorded after the service started, whoever ran them,
-        # and for those still going when it started (from the UI, or another serve process)
+        # outcomes are mailed for runs recorded after the site's service first started,
+        # whoever ran them (see _mail_start), and for those still going when it started
         recent = engine.runs(limit=50)
-        self._mail_after = recent[0].run_id or 0 if recent else 0
+        self._mail_after = self._mail_start(recent[0].run_id or 0 if recent else 0)
         self._mail_running_at_start = {
             r.run_id for r in recent if r.status == "running" and r.run_id is not None
         }
@@ -356,6 +367,18 @@ class Service:
                     held = slots.claim_of(store, site, key)
                     if held is not None and held.outcome == MAIL_SENT:
                         self._mail_done(run_id)
+                    elif held is not None and _stale(held.claimed_at):
+                        # its holder died while sending (a process that is alive gives
+                        # the claim back or records the e-mail sent well within this):
+                        # the claim is freed, and taken at the next look
+                        slots.release_key(store, site, key, held.holder)
+                        log.warning(
+                            "outcome e-mail of run %s: %s claimed it at %s and never"
+                            " finished; it is sent from here",
+                            run_id,
+                            held.holder,
+                            held.claimed_at,
+                        )
                     elif held is not None:
                         # another process is sending it; should it fail, it gives the
                         # claim back: look again later
@@ -371,6 +394,27 @@ class Service:
                 slots.record_key(store, site, key, run_id=run_id, outcome=MAIL_SENT)
                 sent += 1
         return sent
+
+    def _mail_start(self, newest: int) -> int:
+        """The run after which outcomes are e-mailed: where the site's service first
+        started mailing (kept in the store, so that a restart loses nothing: an e-mail
+        still to be tried again, or the outcome of a run that ended while no service
+        ran, within MAIL_MAX_AGE). The first start takes the newest run: the history
+        from before the service is not mailed."""
+        if self.notifier is None:
+            return newest
+        store, site = self.engine.store, self.config.site
+        try:
+            if slots.claim_key(store, site, MAIL_FROM, self.holder):
+                slots.record_key(store, site, MAIL_FROM, run_id=newest, outcome="mail from here")
+                return newest
+            held = slots.claim_of(store, site, MAIL_FROM)
+        except Exception as exc:  # the store is away: its loop says so; mail from now
+            log.debug("mail start not read: %s", exc)
+            return newest
+        if held is None or held.run_id is None:
+            return newest
+        return held.run_id
 
     def _mail_done(self, run_id: int) -> None:
         self._mailed.add(run_id)
