@@ -70,3 +70,19 @@ def test_heartbeat_pushes_the_expiry_forward(store) -> None:
     assert after > utcnow() + timedelta(seconds=25)
     assert after >= before - timedelta(seconds=1)
     lease.release()
+
+
+def test_a_screen_gets_the_lease_in_one_short_line() -> None:
+    """The dashboard's line: local wall times, the date only when not today's."""
+    from datetime import UTC, datetime, timedelta
+
+    from passweb_tui.engine.lease import LeaseInfo
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    info = LeaseInfo("vm:13899:f10c1ba8", 12, now, now, now + timedelta(minutes=10))
+    local = now.astimezone()
+    line = info.brief()
+    assert line.startswith(f"run 12 (vm:13899:f10c1ba8) since {local:%H:%M:%S}, lease until ")
+    assert "T" not in line.split("since", 1)[1] and len(line) < 80
+    old = LeaseInfo("h", None, now - timedelta(days=3), now, now)
+    assert f"since {(now - timedelta(days=3)).astimezone():%Y-%m-%d %H:%M:%S}" in old.brief()

@@ -43,6 +43,24 @@ class LeaseInfo:
             f"lease expires {self.expires_at.isoformat(timespec='seconds')}"
         )
 
+    def brief(self) -> str:
+        """One short line for a screen: the run, its holder, and since and until when,
+        in local wall time (the date only when it is not today's)."""
+        run = f"run {self.run_id}" if self.run_id is not None else "a run being set up"
+        return (
+            f"{run} ({self.holder}) since {_local(self.started_at)},"
+            f" lease until {_local(self.expires_at)}"
+        )
+
+
+def _local(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone()
+    if local.date() == datetime.now(local.tzinfo).date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
+
 
 class LeaseRefused(Exception):
     def __init__(self, info: LeaseInfo | None) -> None:

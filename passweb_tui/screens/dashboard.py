@@ -276,7 +276,7 @@ class DashboardScreen(BaseScreen):
         erp.append("\n" + t("dash.last_success") + ": ", style="bold")
         erp.append(fmt_when(app, view.last_success) if view.last_success else t("dash.never"))
         if view.lease is not None:
-            describe = getattr(view.lease, "describe", None)
+            describe = getattr(view.lease, "brief", None)
             holder = describe() if callable(describe) else str(value_of(view.lease, "holder", ""))
             erp.append("\n" + t("dash.lease", holder=holder), style="yellow")
         self.query_one("#dash-erp", Static).update(erp)
