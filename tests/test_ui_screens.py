@@ -54,12 +54,12 @@ async def test_dashboard_shows_the_store_and_refreshes_by_key(synced: Engine) ->
         # a run made elsewhere shows up on the next poll, added by key above the old one
         table = app.screen.query_one("#dash-runs-table", KeyTable)
         old_row = table.get_row("1")
-        synced.run("changed", dry_run=True)
+        synced.run("changed")
         await pilot.press("ctrl+r")
         await settle(app, pilot)
         assert keys(app, "#dash-runs-table") == ["2", "1"]
         assert table.get_row("1") == old_row
-        assert app.screen.query_one("#dash-chart").display  # two runs: a chart
+        assert app.screen.query_one("#dash-chart").display  # two real runs: a chart
 
 
 async def test_change_log_filters_and_record_history(synced: Engine) -> None:
@@ -449,3 +449,25 @@ async def test_the_fields_screen_searches_by_name_or_description(synced_readonly
         await pilot.press("o")  # a screen key works again
         await settle(app, pilot)
         assert not isinstance(app.screen, FieldsScreen)
+
+
+async def test_run_lists_mark_dry_runs_and_a_changed_that_ran_as_a_total(engine: Engine) -> None:
+    """As `passweb-tui runs` marks them: `Totale*` for a CHANGED that ran as a TOTAL, and
+    a dry run named so, its changes (only counted) in parentheses and left out of the
+    dashboard's charts of what runs did."""
+    first = engine.run("changed")  # the first sync runs as a TOTAL
+    dry = engine.run("changed", dry_run=True)
+    assert first.kind == "total" and dry.dry_run
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert not app.screen.query_one("#dash-chart").display  # one real run only
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one("#runs-table", KeyTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        assert str(rows[str(first.run_id)][1]) == "Totale*"
+        assert str(rows[str(dry.run_id)][1]) == "Variati (dry run)"
+        assert str(rows[str(dry.run_id)][6]).startswith("(")
+        assert not str(rows[str(first.run_id)][6]).startswith("(")

@@ -183,6 +183,24 @@ def kind_label(kind: str | None) -> str:
     return t(f"kind.{kind}") if kind in {"total", "changed", "partial"} else (kind or "-")
 
 
+def run_kind(run: Any) -> str:
+    """A run's kind as the lists show it: `Totale*` for a CHANGED that ran as a TOTAL
+    (as `passweb-tui runs` marks it), and the dry-run mark."""
+    kind = value_of(run, "kind")
+    label = kind_label(kind)
+    requested = value_of(run, "requested_kind")
+    if requested and requested != kind:
+        label += "*"
+    if value_of(run, "dry_run"):
+        label += " " + t("sync.dry")
+    return label
+
+
+def run_changes_cell(run: Any, changes: int) -> str:
+    """The changes of a run; a dry run's, which it only counted, in parentheses."""
+    return f"({fmt_int(changes)})" if value_of(run, "dry_run") else fmt_int(changes)
+
+
 def status_text(status: str | None) -> Text:
     """A run outcome, coloured where colour is available, readable without it."""
     label = t(f"status.{status}") if status else "-"

@@ -24,7 +24,8 @@ from passweb_tui.screens.base import (
     fmt_duration,
     fmt_int,
     fmt_when,
-    kind_label,
+    run_changes_cell,
+    run_kind,
     status_text,
     value_of,
 )
@@ -300,11 +301,10 @@ class DashboardScreen(BaseScreen):
                     value_of(run, "run_id"),
                     (
                         str(value_of(run, "run_id")),
-                        kind_label(value_of(run, "kind"))
-                        + (" ·" if value_of(run, "dry_run") else ""),
+                        run_kind(run),
                         status_text(value_of(run, "status")),
                         fmt_duration(app, value_of(run, "duration_s")),
-                        fmt_int(run_changes(run)),
+                        run_changes_cell(run, run_changes(run)),
                         fmt_int(run_rejects(run)),
                         fmt_when(app, value_of(run, "started")),
                     ),
@@ -312,9 +312,10 @@ class DashboardScreen(BaseScreen):
                 for run in runs
             ],
         )
-        oldest_first = list(reversed(runs))
+        # the charts are of what runs did: a dry run wrote nothing
+        oldest_first = [r for r in reversed(runs) if not value_of(r, "dry_run")]
         # a chart of fewer than two runs says nothing; it appears with the second run
-        self.query_one("#dash-chart").display = len(runs) >= 2
+        self.query_one("#dash-chart").display = len(oldest_first) >= 2
         self.query_one("#dash-spark-changes", Sparkline).data = [
             float(run_changes(r)) for r in oldest_first
         ] or [0.0]

@@ -21,6 +21,8 @@ from passweb_tui.screens.base import (
     fmt_int,
     fmt_when,
     kind_label,
+    run_changes_cell,
+    run_kind,
     status_text,
     value_of,
 )
@@ -125,13 +127,12 @@ class RunsScreen(BaseScreen):
                     value_of(run, "run_id"),
                     (
                         str(value_of(run, "run_id")),
-                        kind_label(value_of(run, "kind"))
-                        + (" " + t("sync.dry") if value_of(run, "dry_run") else ""),
+                        run_kind(run),
                         origin_label(value_of(run, "origin")),
                         status_text(value_of(run, "status")),
                         fmt_when(app, value_of(run, "started")),
                         fmt_duration(app, value_of(run, "duration_s")),
-                        fmt_int(run_changes(run)),
+                        run_changes_cell(run, run_changes(run)),
                         fmt_int(run_rejects(run)),
                         scope_label(value_of(run, "scope")),
                     ),
