@@ -214,9 +214,17 @@ class PasswebApp(App[int]):
     def _keymap_classes(self) -> list[type[Any]]:
         """The app's own classes that declare bindings."""
         from passweb_tui.screens.base import KeyTable
+        from passweb_tui.screens.keys import KeysScreen
         from passweb_tui.screens.setup import SetupScreen
 
-        classes: list[type[Any]] = [type(self), ConfirmScreen, KeyTable, BaseScreen, SetupScreen]
+        classes: list[type[Any]] = [
+            type(self),
+            ConfirmScreen,
+            KeyTable,
+            BaseScreen,
+            SetupScreen,
+            KeysScreen,
+        ]
         for _mode, module, cls in self._screens():
             mod = importlib.import_module(f"passweb_tui.screens.{module}")
             classes.append(getattr(mod, cls))
@@ -267,10 +275,13 @@ class PasswebApp(App[int]):
             self.pop_screen()
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        """F1: the keys that work here, in a box of their own (it closes with F1 too)."""
+        from passweb_tui.screens.keys import KeysScreen
+
+        if isinstance(self.screen, KeysScreen):
+            self.screen.dismiss(None)
         else:
-            self.action_show_help_panel()
+            self.push_screen(KeysScreen(self.screen))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Palette entries: each starts with its English text, a translation may follow."""

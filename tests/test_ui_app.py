@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from textual.widgets import HelpPanel, Input, Static
+from textual.widgets import Input, Static
 
 from passweb_tui.app import PALETTE_GOTO, create_app
 from passweb_tui.i18n import set_language
+from passweb_tui.screens.keys import KeysScreen
 from passweb_tui.screens.setup import SetupScreen
 
 pytestmark = pytest.mark.anyio
@@ -114,21 +115,29 @@ async def test_f1_and_question_mark_show_the_keys_of_the_screen() -> None:
     app = create_app(None)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
+        setup = app.screen
         await pilot.press("f1")
-        assert app.screen.query(HelpPanel)
-        await pilot.press("f1")
-        assert not app.screen.query(HelpPanel)
-        app.screen.set_focus(None)
+        assert isinstance(app.screen, KeysScreen)
+        await pilot.press("f1")  # F1 again closes it
+        assert app.screen is setup
+        setup.set_focus(None)
         await pilot.press("question_mark")
-        assert app.screen.query(HelpPanel)
+        assert isinstance(app.screen, KeysScreen)
+        await pilot.press("escape")
+        assert app.screen is setup
 
 
 async def test_keymap_from_settings_moves_a_binding_and_names_unknown_ids() -> None:
     app = create_app(None, keymap={"app.help": "f2", "no.such.binding": "f3"})
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
+        await pilot.press("f1")
+        assert not isinstance(app.screen, KeysScreen)
         await pilot.press("f2")
-        assert app.screen.query(HelpPanel)
+        assert isinstance(app.screen, KeysScreen)
+        assert "f2 Keys" in app.screen.text()  # the list names the key as moved
+        await pilot.press("f2")  # and the moved key closes it too
+        assert not isinstance(app.screen, KeysScreen)
         warnings = [str(n.message) for n in app._notifications]
         assert any("unknown binding id no.such.binding" in w for w in warnings)
 

@@ -14,27 +14,30 @@ from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, value_of
+from passweb_tui.screens.base import BaseScreen, fmt_int, value_of
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 PAGE = 200
 MARK = "●"
 
-#: What each catalogue entity shows: (row field, column label key), the code first.
-COLUMNS: dict[str, list[tuple[str, str]]] = {
+#: What each catalogue entity shows: (row field, column label key, may be shortened),
+#: the code first. At 80 columns a long description or name ends in an ellipsis, so that
+#: the columns after it stay on the screen.
+COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
     "articles": [
-        ("code", "col.code"),
-        ("description", "col.description"),
-        ("prices", "col.price"),
-        ("category", "col.category"),
-        ("vat", "col.vat"),
+        ("code", "col.code", False),
+        ("description", "col.description", True),
+        ("prices", "col.price", False),
+        ("category", "col.category", False),
+        ("vat", "col.vat", False),
     ],
     "customers": [
-        ("code", "col.code"),
-        ("name", "col.name"),
-        ("city", "col.city"),
-        ("vat_number", "col.vat_number"),
-        ("price_list", "col.listino"),
+        ("code", "col.code", False),
+        ("name", "col.name", True),
+        ("city", "col.city", True),
+        ("vat_number", "col.vat_number", False),
+        ("price_list", "col.listino", False),
     ],
 }
 
@@ -74,6 +77,8 @@ class CatalogueScreen(BaseScreen):
         super().__init__()
         self.entity = "articles"
         self.page_offset = 0
+        self.rows: list[list[str]] = []  # the page shown, a cell per column of COLUMNS
+        self.shown_query: tuple[str, str | None, int] | None = None  # what `rows` answer
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="cat-search-bar"):
@@ -85,23 +90,28 @@ class CatalogueScreen(BaseScreen):
             )
         with Vertical(classes="panel"):
             yield Label(id="catalogue-status", classes="panel-title")
-            yield KeyTable(id="catalogue-table")
+            yield FitTable([], id="catalogue-table")
 
     def on_mount(self) -> None:
         self.setup_columns()
         self.load()
-        self.query_one("#catalogue-table", KeyTable).focus()
+        self.query_one("#catalogue-table", FitTable).focus()
 
     @property
     def marked(self) -> set[str]:
         return self.papp.marked.setdefault(self.entity, set())
 
     def setup_columns(self) -> None:
-        table = self.query_one("#catalogue-table", KeyTable)
-        table.clear(columns=True)
-        table.add_column(" ", key="mark", width=1)
-        for name, label in COLUMNS[self.entity]:
-            table.add_column(t(label), key=name)
+        self.query_one("#catalogue-table", FitTable).set_columns(
+            [
+                Col("mark", " "),
+                *(
+                    Col(name, t(label), shrink=shrink)
+                    for name, label, shrink in COLUMNS[self.entity]
+                ),
+            ]
+        )
+        self.rows = []
         self.query_one("#catalogue-entity", Label).update(
             Text(t(f"entity.{self.entity}"), style="bold")
         )
@@ -134,15 +144,22 @@ class CatalogueScreen(BaseScreen):
         current = self.query_one("#catalogue-search", Input).value.strip() or None
         if (entity, search, offset) != (self.entity, current, self.page_offset):
             return  # the operator typed on; a newer read follows
-        table = self.query_one("#catalogue-table", KeyTable)
-        table.clear()
-        marked = self.marked
-        for row in rows:
-            code = cell(value_of(row, "code"))
-            cells = [cell(value_of(row, name)) for name, _ in COLUMNS[entity]]
-            table.add_row(MARK if code in marked else "", *cells, key=code)
+        self.rows = [[cell(value_of(row, name)) for name, _, _ in COLUMNS[entity]] for row in rows]
+        self.show_rows()
+        if (entity, search, offset) != self.shown_query:
+            # another page or search starts at its top; the same one read again after a
+            # sync keeps the cursor on its record
+            self.shown_query = (entity, search, offset)
+            self.query_one("#catalogue-table", FitTable).move_cursor(row=0, scroll=True)
         self.rows_shown = len(rows)
         self.show_status()
+
+    def show_rows(self) -> None:
+        """The page read, each row with its mark (the code is the first column)."""
+        marked = self.marked
+        self.query_one("#catalogue-table", FitTable).show_rows(
+            [(cells[0], [MARK if cells[0] in marked else "", *cells]) for cells in self.rows]
+        )
 
     def show_status(self) -> None:
         shown = getattr(self, "rows_shown", 0)
@@ -162,7 +179,7 @@ class CatalogueScreen(BaseScreen):
             self.load()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.query_one("#catalogue-table", KeyTable).focus()
+        self.query_one("#catalogue-table", FitTable).focus()
 
     def action_search(self) -> None:
         self.query_one("#catalogue-search", Input).focus()
@@ -182,31 +199,27 @@ class CatalogueScreen(BaseScreen):
 
     def action_mark(self) -> None:
         """Mark or unmark the record under the cursor, then move down to the next one."""
-        table = self.query_one("#catalogue-table", KeyTable)
+        table = self.query_one("#catalogue-table", FitTable)
         code = table.selected_key()
         if code is None:
             return
         marked = self.marked
         if code in marked:
             marked.discard(code)
-            table.update_cell(code, "mark", "")
         else:
             marked.add(code)
-            table.update_cell(code, "mark", MARK)
+        self.show_rows()
         table.action_cursor_down()
         self.show_status()
 
     def action_unmark_all(self) -> None:
-        table = self.query_one("#catalogue-table", KeyTable)
-        for code in list(self.marked):
-            if code in {k.value for k in table.rows}:
-                table.update_cell(code, "mark", "")
         self.marked.clear()
+        self.show_rows()
         self.show_status()
 
     def action_history(self) -> None:
         """Every recorded change of the record under the cursor."""
-        code = self.query_one("#catalogue-table", KeyTable).selected_key()
+        code = self.query_one("#catalogue-table", FitTable).selected_key()
         if code is None:
             return
         from passweb_tui.screens.changes import RecordHistoryScreen

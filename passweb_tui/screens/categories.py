@@ -21,14 +21,16 @@ ARTICLES_SHOWN = 200
 
 
 def node_label(node: Any) -> Text:
+    """Code, article count and web flag first, then the description: in a narrow pane a
+    long description is what gets cut, not the figures."""
     label = Text()
     label.append(str(value_of(node, "code")), style="bold")
-    label.append(" " + str(value_of(node, "description") or ""))
     count = value_of(node, "article_count")
     if count:
         label.append(f" ({fmt_int(count)})", style="dim")
     if value_of(node, "web"):
         label.append(" " + t("categories.web"), style="cyan")
+    label.append(" " + str(value_of(node, "description") or ""))
     return label
 
 

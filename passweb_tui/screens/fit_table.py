@@ -96,6 +96,13 @@ class FitTable(KeyTable):
     def on_mount(self) -> None:
         self._apply()
 
+    def set_columns(self, columns: Sequence[Col]) -> None:
+        """Other columns (another entity): the rows go, the cursor goes to the top."""
+        self.all_columns = list(columns)
+        self._rows = []
+        self._fit = None
+        self._apply()
+
     def on_resize(self, _event: events.Resize) -> None:
         self._apply()
 

@@ -29,6 +29,7 @@ from passweb_tui.screens.base import (
     kind_label,
     status_text,
 )
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 #: Rows read per page: the tables never hold more, whatever the store holds.
@@ -221,11 +222,11 @@ class OrdersScreen(AckMixin, BaseScreen):
             )
             yield Label("", id="orders-status")
         with Vertical(id="orders-panel", classes="panel"):
-            yield KeyTable(id="orders-table")
+            yield FitTable([], id="orders-table")
 
     def on_mount(self) -> None:
         self.set_columns()
-        self.query_one("#orders-table", KeyTable).focus()
+        self.query_one("#orders-table", FitTable).focus()
 
     def on_shown(self) -> None:
         self.load()
@@ -236,30 +237,29 @@ class OrdersScreen(AckMixin, BaseScreen):
     # -- reading ---------------------------------------------------------------------
 
     def set_columns(self) -> None:
-        table = self.query_one("#orders-table", KeyTable)
-        table.clear(columns=True)
+        """The view's columns. At 80 columns the rows and then the ERP key are left out,
+        and a long name, state or error ends in an ellipsis (the detail shows it all)."""
         if self.view_name == "updates":
             columns = [
-                ("update", "#"),
-                ("order", t("orders.col.order")),
-                ("detected", t("orders.col.detected")),
-                ("before", t("orders.col.state_before")),
-                ("after", t("orders.col.state_after")),
-                ("what", t("orders.col.what")),
+                Col("update", "#"),
+                Col("order", t("orders.col.order")),
+                Col("detected", t("orders.col.detected")),
+                Col("before", t("orders.col.state_before"), shrink=True),
+                Col("after", t("orders.col.state_after"), shrink=True),
+                Col("what", t("orders.col.what"), shrink=True),
             ]
         else:
             columns = [
-                ("id", t("orders.col.order")),
-                ("created", t("orders.col.created")),
-                ("customer", t("orders.col.customer")),
-                ("state", t("orders.col.state")),
-                ("total", t("orders.col.total")),
-                ("rows", t("orders.col.rows")),
-                ("erp_key", t("orders.col.erp_key")),
-                ("error", t("orders.col.error")),
+                Col("id", t("orders.col.order")),
+                Col("created", t("orders.col.created")),
+                Col("customer", t("orders.col.customer"), shrink=True),
+                Col("state", t("orders.col.state"), shrink=True),
+                Col("total", t("orders.col.total")),
+                Col("rows", t("orders.col.rows"), drop=2),
+                Col("erp_key", t("orders.col.erp_key"), drop=1),
+                Col("error", t("orders.col.error"), shrink=True),
             ]
-        for key, label in columns:
-            table.add_column(label, key=key)
+        self.query_one("#orders-table", FitTable).set_columns(columns)
 
     def current_query(self) -> PageQuery:
         search = self.query_one("#orders-filter", Input).value.strip()
@@ -317,29 +317,27 @@ class OrdersScreen(AckMixin, BaseScreen):
 
     def show_page(self, result: PageResult) -> None:
         app = self.papp
-        table = self.query_one("#orders-table", KeyTable)
+        table = self.query_one("#orders-table", FitTable)
         # the cursor stays on the same order (or update) when rows come and go above it
         keep, keep_key = table.cursor_row, table.selected_key()
-        scroll_y = table.scroll_y
-        table.clear()
         self.items = {}
         self.counts, self.unreviewed = result.counts, result.unreviewed
         self.failed = result.failed
+        rows: list[tuple[str, list[Any]]] = []
         for item in result.items:
             if self.view_name == "updates":
                 key = str(item["update_id"])
-                table.add_row(
+                cells: list[Any] = [
                     key,
                     item["order_id"],
                     fmt_when(app, item["detected"]),
                     state_label(item["state_before"]),
                     state_label(item["state_after"]),
                     update_summary(item),
-                    key=key,
-                )
+                ]
             else:
                 key = str(item["id"])
-                table.add_row(
+                cells = [
                     key,
                     fmt_when(app, item["created"]),
                     cell(item["customer_name"] or item["customer_code"], NAME_WIDTH),
@@ -348,14 +346,14 @@ class OrdersScreen(AckMixin, BaseScreen):
                     str(item["rows"]),
                     cell(item["erp_key"]),
                     Text(cell(item["last_error"]), style="red" if item["last_error"] else ""),
-                    key=key,
-                )
+                ]
+            rows.append((key, cells))
             self.items[key] = item
+        table.show_rows(rows)
         if table.row_count:
             row = self.row_of(table, keep_key)
             if row is None:
                 row = min(keep, table.row_count - 1)
-            table.scroll_to(y=scroll_y, animate=False, immediate=True)
             table.move_cursor(row=row, animate=False)
         self.show_views()
         first = result.query.offset + 1 if result.items else 0
@@ -428,10 +426,10 @@ class OrdersScreen(AckMixin, BaseScreen):
         self.load()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.query_one("#orders-table", KeyTable).focus()
+        self.query_one("#orders-table", FitTable).focus()
 
     def selected(self) -> dict[str, Any] | None:
-        key = self.query_one("#orders-table", KeyTable).selected_key()
+        key = self.query_one("#orders-table", FitTable).selected_key()
         return self.items.get(key or "")
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:

@@ -27,10 +27,13 @@ from passweb_tui.screens.base import (
     value_of,
 )
 from passweb_tui.screens.dashboard import run_changes, run_rejects
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 HISTORY = 200
-COUNT_NAMES = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+#: a run's counts per entity, in the order shown; "unchanged" is left out first when the
+#: table is too narrow for all of them (at 80 columns, in Italian)
+COUNT_NAMES = ("fetched", "inserted", "updated", "deleted", "rejected", "unchanged")
 
 
 def origin_label(origin: str | None) -> str:
@@ -170,16 +173,22 @@ class RunDetailScreen(BaseScreen):
             yield Static(t("dash.loading"), id="run-header", classes="panel")
             with Vertical(classes="panel"):
                 yield Label(t("runs.counts"), classes="panel-title")
-                yield KeyTable(id="run-counts")
+                yield FitTable(
+                    [
+                        Col("entity", t("col.entity"), shrink=True),
+                        *(
+                            Col(name, t(f"col.{name}"), drop=int(name == "unchanged"))
+                            for name in COUNT_NAMES
+                        ),
+                    ],
+                    id="run-counts",
+                )
             with Vertical(classes="panel", id="run-rejects-panel"):
                 yield Label(t("runs.rejects"), id="run-rejects-title", classes="panel-title")
                 yield KeyTable(id="run-rejects")
 
     def on_mount(self) -> None:
-        counts = self.query_one("#run-counts", KeyTable)
-        counts.add_column(t("col.entity"), key="entity")
-        for name in COUNT_NAMES:
-            counts.add_column(t(f"col.{name}"), key=name)
+        counts = self.query_one("#run-counts", FitTable)
         rejects = self.query_one("#run-rejects", KeyTable)
         rejects.add_column(t("col.entity"), key="entity")
         rejects.add_column(t("col.key"), key="key")
@@ -242,14 +251,18 @@ class RunDetailScreen(BaseScreen):
             head.append("\n" + t("sync.error") + ": ", style="bold red")
             head.append(engine_text(str(error)))
         self.query_one("#run-header", Static).update(head)
-        counts_table = self.query_one("#run-counts", KeyTable)
-        counts_table.clear()
-        for entity, counts in (value_of(run, "entities") or {}).items():
-            counts_table.add_row(
-                t(f"entity.{entity}", default=entity),
-                *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
-                key=entity,
-            )
+        self.query_one("#run-counts", FitTable).show_rows(
+            [
+                (
+                    entity,
+                    [
+                        t(f"entity.{entity}", default=entity),
+                        *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
+                    ],
+                )
+                for entity, counts in (value_of(run, "entities") or {}).items()
+            ]
+        )
         rejects = list(value_of(detail, "rejects") or [])
         table = self.query_one("#run-rejects", KeyTable)
         table.clear()

@@ -63,6 +63,7 @@ SCREENS = {
     "run_detail": go("r enter"),
     "fields": go("f"),
     "orders": go("o"),
+    "keys": go("c f1"),  # F1 on the change log
 }
 
 
