@@ -154,13 +154,48 @@ def _incarnation(pid: int) -> str | None:
     return f"{start}.{boot[:6]}" if start.isdecimal() and boot else None
 
 
+def _pid_namespace() -> str | None:
+    """The PID namespace this process sees, short (base 36 of its inode); None where the
+    system does not tell."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None
+    digits = link.rpartition("[")[2].rstrip("]")
+    if not digits.isdecimal():
+        return None
+    number, text = int(digits), ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + text
+        if not number:
+            return text
+
+
+def _host_id() -> str:
+    """Where a pusher runs, as owner tokens name it: the host name and, where the system
+    tells it, the PID namespace ("shop~1th9dk0"). Two containers may share a host name
+    (host networking) and yet not see each other's processes: a process id is only
+    looked up where it means the same process."""
+    host, namespace = socket.gethostname(), _pid_namespace()
+    return f"{host[:32]}~{namespace}" if namespace else host[:40]
+
+
 def _owner_token() -> str:
-    """host:pid[.incarnation]:random, within the claim column's 80 characters (a host
-    name of 40, a pid of 7 digits, 10 of start ticks: 77)."""
+    """host[~pid namespace]:pid[.incarnation]:random, within the claim column's 80
+    characters (a host of 40, a pid of 7 digits, 10 of start ticks: 77)."""
     pid = os.getpid()
     born = _incarnation(pid)
     who = f"{pid}.{born}" if born else str(pid)
-    return f"{socket.gethostname()[:40]}:{who}:{uuid.uuid4().hex[:10]}"
+    return f"{_host_id()}:{who}:{uuid.uuid4().hex[:10]}"
+
+
+def _same_host(host: str) -> bool:
+    """Whether a token's host is this one: the same host and PID namespace, or, for a
+    token written before namespaces were recorded, the same host name."""
+    if host == _host_id():
+        return True
+    return "~" not in host and host == socket.gethostname()[:40]
 
 
 def _owner_parts(owner: str) -> tuple[str, int, str | None] | None:
@@ -176,14 +211,15 @@ def _owner_parts(owner: str) -> tuple[str, int, str | None] | None:
 
 def owner_alive(owner: str) -> bool | None:
     """Whether the pusher that holds a claim still runs; None when it cannot be told
-    (another host, or a settling claim, whose owner is known to be dead). A process
+    (another host or PID namespace, or a settling claim, whose owner is known to be
+    dead). A process
     that only reuses the pusher's id is told apart by its start time (see
     _incarnation): the pusher is dead then."""
     parts = _owner_parts(owner)
     if parts is None:
         return None
     host, pid, born = parts
-    if host != socket.gethostname()[:40]:
+    if not _same_host(host):
         return None
     if born is not None:
         now = _incarnation(pid)
