@@ -105,3 +105,39 @@ def test_the_engines_fixed_messages_are_shown_in_the_ui_language() -> None:
         assert engine_text(CANCELLED_BY_OPERATOR) == CANCELLED_BY_OPERATOR
     finally:
         set_language("en")
+
+
+def test_the_toolkit_keys_that_f1_lists_are_named_in_both_languages() -> None:
+    """F1 lists the keys of the toolkit's own widgets too (cursor, scrolling, editing):
+    each of their descriptions has its words in the catalogue, so that a new one (after
+    an upgrade of the toolkit) shows here instead of in English on an Italian screen."""
+    from textual.binding import Binding
+    from textual.containers import VerticalScroll
+    from textual.screen import Screen
+    from textual.widgets import (
+        Button,
+        Checkbox,
+        DataTable,
+        Input,
+        Log,
+        RadioButton,
+        RadioSet,
+        Select,
+        SelectionList,
+        Tree,
+    )
+
+    widgets = [Screen, VerticalScroll, DataTable, Tree, Input, Button, Checkbox]
+    widgets += [RadioButton, RadioSet, Select, SelectionList, Log]
+    missing = set()
+    for widget in widgets:
+        for klass in widget.__mro__:
+            for binding in klass.__dict__.get("BINDINGS", []):
+                if isinstance(binding, tuple):
+                    binding = Binding(*binding)
+                description = binding.description if isinstance(binding, Binding) else ""
+                if description and f"tx.{description.lower()}" not in EN:
+                    missing.add((widget.__name__, description))
+    assert not missing
+    set_language("it")
+    assert t("tx.scroll up") == "Scorri su"
