@@ -16,9 +16,24 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import ScrollableContainer, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, Static
+from textual.widget import Widget
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    OptionList,
+    RadioButton,
+    RadioSet,
+    Select,
+    SelectionList,
+    Static,
+    Tree,
+)
 
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import localize_bindings
@@ -91,7 +106,7 @@ def key_sections(screen: Screen[Any]) -> list[KeySection]:
     )
     return [
         KeySection(
-            t(name),
+            widget_title(screen.focused) if name == "keys.section.widget" else t(name),
             # the app's own keys first, then the toolkit's
             [row for ident, row in grouped[name].items() if ident[0]]
             + [row for ident, row in grouped[name].items() if not ident[0]],
@@ -99,6 +114,30 @@ def key_sections(screen: Screen[Any]) -> list[KeySection]:
         for name in SECTIONS
         if grouped[name]
     ]
+
+
+#: what the section of the focused widget's keys is called, by the kind of widget
+WIDGET_TITLES: tuple[tuple[type[Widget], str], ...] = (
+    (DataTable, "keys.section.table"),
+    (Tree, "keys.section.tree"),
+    (Input, "keys.section.input"),
+    (SelectionList, "keys.section.list"),
+    (OptionList, "keys.section.list"),
+    (RadioSet, "keys.section.choice"),
+    (Select, "keys.section.choice"),
+    (Checkbox, "keys.section.switch"),
+    (RadioButton, "keys.section.switch"),
+    (Button, "keys.section.button"),
+    (ScrollableContainer, "keys.section.panel"),
+)
+
+
+def widget_title(focused: Widget | None) -> str:
+    """The focused widget's section: "In the table", "In the text field"..."""
+    for kind, key in WIDGET_TITLES:
+        if isinstance(focused, kind):
+            return t(key)
+    return t("keys.section.widget")
 
 
 def render_section(section: KeySection, key_width: int = 6) -> Table:
