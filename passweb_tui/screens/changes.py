@@ -13,6 +13,7 @@ from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import BaseScreen, KeyTable, field_label, fmt_int, value_of
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 PAGE = 500
@@ -97,6 +98,7 @@ class ChangesScreen(BaseScreen):
         super().__init__()
         self.initial = ChangeFilter(run_id=run_id, entity=entity)
         self._rows: dict[str, Any] = {}
+        self._shown_filter: ChangeFilter | None = None  # what the table shows the answer to
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -125,24 +127,27 @@ class ChangesScreen(BaseScreen):
                 yield KeyTable(id="changes-counts-table")
             with Vertical(id="changes-log", classes="panel"):
                 yield Label(t("changes.log"), id="changes-log-title", classes="panel-title")
-                yield KeyTable(id="changes-table")
+                # at 80 columns long keys and values end in an ellipsis, so that the new
+                # value stays on the screen (a record's history shows them whole)
+                yield FitTable(
+                    [
+                        Col("run", "#"),
+                        Col("entity", t("col.entity")),
+                        Col("key", t("col.key"), shrink=True),
+                        Col("change", t("col.change")),
+                        Col("field", t("col.field"), shrink=True),
+                        Col("old", t("col.old"), shrink=True),
+                        Col("new", t("col.new"), shrink=True),
+                    ],
+                    id="changes-table",
+                )
 
     def on_mount(self) -> None:
         counts = self.query_one("#changes-counts-table", KeyTable)
         counts.add_column(t("col.entity"), key="entity")
         counts.add_column(t("col.field"), key="field")
         counts.add_column(t("col.count"), key="count")
-        table = self.query_one("#changes-table", KeyTable)
-        for key, label in (
-            ("run", "#"),
-            ("entity", t("col.entity")),
-            ("key", t("col.key")),
-            ("change", t("col.change")),
-            ("field", t("col.field")),
-            ("old", t("col.old")),
-            ("new", t("col.new")),
-        ):
-            table.add_column(label, key=key)
+        table = self.query_one("#changes-table", FitTable)
         self.load()
         table.focus()
 
@@ -162,7 +167,7 @@ class ChangesScreen(BaseScreen):
         self.load()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.query_one("#changes-table", KeyTable).focus()
+        self.query_one("#changes-table", FitTable).focus()
 
     def action_search(self) -> None:
         self.query_one("#f-key", Input).focus()
@@ -190,15 +195,21 @@ class ChangesScreen(BaseScreen):
         flt, (entries, counts) = cast(Any, event.worker.result)
         if flt != self.current_filter():
             return  # a newer filter is being read
-        table = self.query_one("#changes-table", KeyTable)
-        table.clear()
         self._rows = {}
+        rows = []
         for entry in entries:
             key, cells = change_row(entry)
             if key in self._rows:
                 continue
             self._rows[key] = entry
-            table.add_row(*cells, key=key)
+            rows.append((key, cells))
+        table = self.query_one("#changes-table", FitTable)
+        table.show_rows(rows)
+        if flt != self._shown_filter:
+            # another filter starts at the newest change; the same one read again after
+            # a sync keeps the cursor on its change
+            self._shown_filter = flt
+            table.move_cursor(row=0, scroll=True)
         counts_table = self.query_one("#changes-counts-table", KeyTable)
         counts_table.clear()
         for entity, name, count in counts:
@@ -222,7 +233,7 @@ class ChangesScreen(BaseScreen):
             self.action_history()
 
     def action_history(self) -> None:
-        key = self.query_one("#changes-table", KeyTable).selected_key()
+        key = self.query_one("#changes-table", FitTable).selected_key()
         entry = self._rows.get(key or "")
         if entry is None:
             return

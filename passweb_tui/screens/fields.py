@@ -73,7 +73,7 @@ class FieldsScreen(BaseScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#fields-table", KeyTable)
-        table.add_column(t("col.used"), key="used", width=4)
+        table.add_column(t("col.used"), key="used", width=max(4, len(t("col.used"))))
         table.add_column(t("col.field"), key="name")
         table.add_column(t("col.type"), key="type")
         table.add_column(t("col.key"), key="key")

@@ -16,7 +16,6 @@ from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
-    diff_rows,
     fmt_duration,
     fmt_int,
     fmt_when,
@@ -72,23 +71,25 @@ class RunsScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="panel"):
-            yield KeyTable(id="runs-table")
+            # at 80 columns the origin is left out and a long scope ends in an ellipsis
+            # (the run's detail has both)
+            yield FitTable(
+                [
+                    Col("id", "#"),
+                    Col("kind", t("col.kind")),
+                    Col("origin", t("col.origin"), drop=1),
+                    Col("status", t("col.outcome")),
+                    Col("started", t("col.started")),
+                    Col("duration", t("col.duration")),
+                    Col("changes", t("col.changes")),
+                    Col("rejected", t("col.rejected")),
+                    Col("scope", t("col.scope"), shrink=True),
+                ],
+                id="runs-table",
+            )
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs-table", KeyTable)
-        for key, label in (
-            ("id", "#"),
-            ("kind", t("col.kind")),
-            ("origin", t("col.origin")),
-            ("status", t("col.outcome")),
-            ("started", t("col.started")),
-            ("duration", t("col.duration")),
-            ("changes", t("col.changes")),
-            ("rejected", t("col.rejected")),
-            ("scope", t("col.scope")),
-        ):
-            table.add_column(label, key=key)
-        table.focus()
+        self.query_one("#runs-table", FitTable).focus()
 
     def on_shown(self) -> None:
         self.load()
@@ -123,12 +124,11 @@ class RunsScreen(BaseScreen):
         if app.poll_s > 0 and running and self._poll is None:
             # a run going on (perhaps in another process): read again until it ends
             self._poll = self.set_timer(app.poll_s, self._reload_if_shown)
-        diff_rows(
-            self.query_one("#runs-table", KeyTable),
+        self.query_one("#runs-table", FitTable).show_rows(
             [
                 (
                     value_of(run, "run_id"),
-                    (
+                    [
                         str(value_of(run, "run_id")),
                         run_kind(run),
                         origin_label(value_of(run, "origin")),
@@ -138,7 +138,7 @@ class RunsScreen(BaseScreen):
                         run_changes_cell(run, run_changes(run)),
                         fmt_int(run_rejects(run)),
                         scope_label(value_of(run, "scope")),
-                    ),
+                    ],
                 )
                 for run in runs
             ],
