@@ -257,6 +257,28 @@ async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, er
     assert engine.runs(limit=1)[0].status == "cancelled"
 
 
+async def test_quitting_from_the_keys_list_while_a_sync_runs_asks_too(
+    synced: Engine, erp_sim: Any
+) -> None:
+    from passweb_tui.screens.keys import KeysScreen
+
+    slow_erp(erp_sim)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s", "t")
+        await wait_running(pilot, app)
+        await pilot.press("f1")
+        assert isinstance(app.screen, KeysScreen)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # back to the list, the sync still going
+        assert isinstance(app.screen, KeysScreen)
+        assert app.is_running and app.sync.running
+        await pilot.press("escape", "ctrl+q", "y")
+        await exited(app)
+    assert synced.runs(limit=1)[0].status == "cancelled"
+
+
 async def test_hangup_cancels_the_sync_cleanly_and_exits(synced: Engine, erp_sim: Any) -> None:
     engine = synced
     slow_erp(erp_sim)
