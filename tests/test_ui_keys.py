@@ -171,54 +171,51 @@ async def test_home_and_end_go_to_the_first_and_last_row(synced_readonly: Engine
         assert "home First row" in keys.text() and "end Last row" in keys.text()
 
 
-@pytest.mark.parametrize("language", ["en", "it"])
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
 async def test_f1_lists_the_screen_keys_first_and_scrolls_at_80x24(
     synced_readonly: Engine, language: str
 ) -> None:
     from textual.containers import VerticalScroll
 
-    from passweb_tui.i18n import set_language, t
+    from passweb_tui.i18n import t
     from passweb_tui.screens.keys import KeysScreen
 
-    set_language(language)
-    try:
-        app = create_app(synced_readonly, poll_s=0)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("c")
-            await settle(app, pilot)
-            await pilot.press("f1")
-            await pilot.pause()
-            keys = app.screen
-            assert isinstance(keys, KeysScreen)
-            titles = [section.title for section in keys.sections]
-            assert titles == [
-                t("keys.section.screen"),
-                t("keys.section.table"),  # the change log's table has the cursor
-                t("keys.section.app"),
-            ]
-            screen_keys = {" ".join(row.keys) for row in keys.sections[0].rows}
-            assert {"/", "h"} <= screen_keys  # the change log's own search and history
-            everywhere = {row.description for row in keys.sections[2].rows}
-            assert {t("nav.dashboard"), t("key.quit"), t("key.palette")} <= everywhere
-            # the widget's keys are the table's, not the app's copies
-            assert "home" in {" ".join(r.keys) for r in keys.sections[1].rows}
-            lines = screen_lines(app)
-            assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
-            assert on_screen(app, t("keys.title"))
-            assert on_screen(app, t("keys.section.screen"))
-            assert not on_screen(app, f"{t('keys.section.app')} ")  # below the fold
-            listing = keys.query_one("#keys-list", VerticalScroll)
-            assert listing.has_focus and listing.max_scroll_y > 0
-            await pilot.press("end")
-            await pilot.pause()
-            assert listing.scroll_y == listing.max_scroll_y
-            assert on_screen(app, t("key.palette"))
-            await pilot.press("escape")
-            await pilot.pause()
-            assert not isinstance(app.screen, KeysScreen)
-            assert app.screen.query_one("#changes-table").has_focus  # back where it was
-    finally:
-        set_language("en")
+    assert (t("keys.section.app") == "Ovunque") == (language == "it")  # the fixture's
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("c")
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        keys = app.screen
+        assert isinstance(keys, KeysScreen)
+        titles = [section.title for section in keys.sections]
+        assert titles == [
+            t("keys.section.screen"),
+            t("keys.section.table"),  # the change log's table has the cursor
+            t("keys.section.app"),
+        ]
+        screen_keys = {" ".join(row.keys) for row in keys.sections[0].rows}
+        assert {"/", "h"} <= screen_keys  # the change log's own search and history
+        everywhere = {row.description for row in keys.sections[2].rows}
+        assert {t("nav.dashboard"), t("key.quit"), t("key.palette")} <= everywhere
+        # the widget's keys are the table's, not the app's copies
+        assert "home" in {" ".join(r.keys) for r in keys.sections[1].rows}
+        lines = screen_lines(app)
+        assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+        assert on_screen(app, t("keys.title"))
+        assert on_screen(app, t("keys.section.screen"))
+        assert not on_screen(app, f"{t('keys.section.app')} ")  # below the fold
+        listing = keys.query_one("#keys-list", VerticalScroll)
+        assert listing.has_focus and listing.max_scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert listing.scroll_y == listing.max_scroll_y
+        assert on_screen(app, t("key.palette"))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, KeysScreen)
+        assert app.screen.query_one("#changes-table").has_focus  # back where it was
 
 
 async def test_an_unknown_keymap_id_is_named_in_a_message_that_fits_80x24(

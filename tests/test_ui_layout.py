@@ -13,7 +13,7 @@ from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
-from passweb_tui.i18n import set_language, t
+from passweb_tui.i18n import t
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["ui_fixtures"]
@@ -91,34 +91,32 @@ FOOTERS = [
 
 
 # Italian's labels are the longer ones; English's run in the slow sweep
-@pytest.mark.parametrize("language", [pytest.param("en", marks=pytest.mark.slow), "it"])
+@pytest.mark.parametrize(
+    "language", [pytest.param("en", marks=pytest.mark.slow), "it"], indirect=True
+)
 async def test_every_footer_fits_80_columns(synced_readonly: Engine, language: str) -> None:
-    set_language(language)
-    try:
-        app = create_app(None)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            footer = screen_lines(app)[-1]
-            assert all(item in footer for item in footer_items(app)), footer
-            if language == "en":
-                for item in ("^t Test connection", "^s Save", "^d Demo", "^q Quit", "f1 Keys"):
-                    assert item in footer, footer
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        footer = screen_lines(app)[-1]
+        assert all(item in footer for item in footer_items(app)), footer
+        if language == "en":
+            for item in ("^t Test connection", "^s Save", "^d Demo", "^q Quit", "f1 Keys"):
+                assert item in footer, footer
 
-        app = create_app(synced_readonly, poll_s=0)
-        async with app.run_test(size=(80, 24)) as pilot:
-            for name, keys, wanted in FOOTERS:
-                await pilot.press("d", *keys.split())
-                await settle(app, pilot)
-                footer = screen_lines(app)[-1]
-                shown = footer_items(app)
-                assert f"f1 {t('key.help')}" in footer, (name, footer)  # F1 lists them all
-                assert [item for item in shown if item not in footer] == [], (name, footer)
-                if language == "en":
-                    assert [item for item in wanted if item not in footer] == [], (name, footer)
-                while len(app.screen_stack) > 1:
-                    await pilot.press("escape")
-    finally:
-        set_language("en")
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for name, keys, wanted in FOOTERS:
+            await pilot.press("d", *keys.split())
+            await settle(app, pilot)
+            footer = screen_lines(app)[-1]
+            shown = footer_items(app)
+            assert f"f1 {t('key.help')}" in footer, (name, footer)  # F1 lists them all
+            assert [item for item in shown if item not in footer] == [], (name, footer)
+            if language == "en":
+                assert [item for item in wanted if item not in footer] == [], (name, footer)
+            while len(app.screen_stack) > 1:
+                await pilot.press("escape")
 
 
 async def test_the_setup_message_is_in_view_on_a_short_terminal() -> None:
@@ -226,48 +224,44 @@ def a_run(run_id: int, kind: str, status: str, changes: int, rejected: int) -> d
     }
 
 
-@pytest.mark.parametrize("language", ["en", "it"])
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
 async def test_the_dashboard_shows_whole_numbers_at_80x24(
     synced_readonly: Engine, language: str
 ) -> None:
     from passweb_tui.screens.dashboard import DashboardScreen, DashboardView
 
-    set_language(language)
-    try:
-        app = create_app(synced_readonly, poll_s=0)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, pilot)
-            screen = app.screen
-            assert isinstance(screen, DashboardScreen)
-            view = DashboardView(
-                erp_state="ok",
-                runs=[
-                    a_run(1042, "changed", "ok_with_rejects", 93, 1_234),
-                    a_run(1041, "partial", "cancelled", 123_456, 7),
-                    a_run(1040, "total", "ok", 98_765, 0),
-                ],
-                field_changes=[
-                    ("article_statistic_categories", "a_rather_long_field_name_of_the_erp", 93),
-                    ("articles", "descrizione", 12_345),
-                ],
-            )
-            screen.show(view)
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        view = DashboardView(
+            erp_state="ok",
+            runs=[
+                a_run(1042, "changed", "ok_with_rejects", 93, 1_234),
+                a_run(1041, "partial", "cancelled", 123_456, 7),
+                a_run(1040, "total", "ok", 98_765, 0),
+            ],
+            field_changes=[
+                ("article_statistic_categories", "a_rather_long_field_name_of_the_erp", 93),
+                ("articles", "descrizione", 12_345),
+            ],
+        )
+        screen.show(view)
+        await pilot.pause()
+        for selector, columns in (
+            ("#dash-runs-table", ["kind", "status", "duration", "changes", "rejected"]),
+            ("#dash-fields-table", ["count"]),
+        ):
+            table = screen.query_one(selector)
+            table.scroll_visible(animate=False, immediate=True)
             await pilot.pause()
-            for selector, columns in (
-                ("#dash-runs-table", ["kind", "status", "duration", "changes", "rejected"]),
-                ("#dash-fields-table", ["count"]),
-            ):
-                table = screen.query_one(selector)
-                table.scroll_visible(animate=False, immediate=True)
-                await pilot.pause()
-                whole_cells(app, table, columns)
-                header = table_lines(app, table)[0]
-                shown = [str(c.value) for c in table.columns]
-                if "started" in shown:  # the start time, if there is room, comes last
-                    assert shown[-1] == "started"
-                assert t("col.count" if "count" in columns else "col.rejected") in header
-    finally:
-        set_language("en")
+            whole_cells(app, table, columns)
+            header = table_lines(app, table)[0]
+            shown = [str(c.value) for c in table.columns]
+            if "started" in shown:  # the start time, if there is room, comes last
+                assert shown[-1] == "started"
+            assert t("col.count" if "count" in columns else "col.rejected") in header
 
 
 #: (keys to the screen, its table, columns whose whole values must show)
@@ -281,7 +275,7 @@ TABLES_AT_80 = [
 ]
 
 
-@pytest.mark.parametrize("language", ["en", "it"])
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
 async def test_the_list_screens_fit_their_tables_in_80_columns(
     synced: Engine, language: str
 ) -> None:
@@ -292,22 +286,18 @@ async def test_the_list_screens_fit_their_tables_in_80_columns(
     synced.run("changed")
     synced.run("total", dry_run=True)
     synced.run("partial", scope=Scope(entities=("articles",), codes=("ART0000001", "ART0000002")))
-    set_language(language)
-    try:
-        app = create_app(synced, poll_s=0)
-        async with app.run_test(size=(80, 24)) as pilot:
-            for keys, selector, columns in TABLES_AT_80:
-                for key in keys.split():
-                    await pilot.press(key)
-                    await settle(app, pilot)
-                table = app.screen.query_one(selector)
-                assert table.row_count > 0 or selector == "#orders-table", selector
-                whole_cells(app, table, columns)
-                header = table_lines(app, table)[0]
-                for column in table.columns.values():
-                    label = str(column.label).strip()
-                    assert not label or label in header, (selector, label, header)
-                await pilot.press("escape")
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for keys, selector, columns in TABLES_AT_80:
+            for key in keys.split():
+                await pilot.press(key)
                 await settle(app, pilot)
-    finally:
-        set_language("en")
+            table = app.screen.query_one(selector)
+            assert table.row_count > 0 or selector == "#orders-table", selector
+            whole_cells(app, table, columns)
+            header = table_lines(app, table)[0]
+            for column in table.columns.values():
+                label = str(column.label).strip()
+                assert not label or label in header, (selector, label, header)
+            await pilot.press("escape")
+            await settle(app, pilot)

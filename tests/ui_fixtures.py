@@ -13,11 +13,24 @@ from conftest import start_sim
 
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.i18n import set_language
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def language(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The UI's language for one test, English again afterwards: parametrize it with
+    `indirect=True`, e.g. `@pytest.mark.parametrize("language", ["en", "it"], indirect=True)`."""
+    chosen = str(getattr(request, "param", "en"))
+    set_language(chosen)
+    try:
+        yield chosen
+    finally:
+        set_language("en")
 
 
 def erp_of(sim: Any) -> ErpConfig:
