@@ -261,6 +261,12 @@ def main() -> None:
         help="TOTALs over the filled store run again after the first (default 2): the first"
         " comes right after the big first TOTAL, while the database may still be busy with it",
     )
+    ap.add_argument(
+        "--article-fields",
+        help="comma-separated article fields the 1%% change touches (default: the"
+        " simulator's, descrizione,prz_listino,qta_carico); e.g. descrizione for a change"
+        " that leaves the prices alone",
+    )
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -291,8 +297,10 @@ def main() -> None:
                     ("articoli", args.articles // 100),
                     ("clienti", args.customers // 100),
                 ):
-                    httpx.post(f"{root}/sim/mutate", json={"resource": res, "count": n, "seed": 9},
-                               timeout=600).raise_for_status()  # fmt: skip
+                    body: dict[str, Any] = {"resource": res, "count": n, "seed": 9}
+                    if res == "articoli" and args.article_fields:
+                        body["fields"] = args.article_fields.split(",")
+                    httpx.post(f"{root}/sim/mutate", json=body, timeout=600).raise_for_status()
                 changed_s, changed = timed(engine, "changed")
             finally:
                 engine.close()

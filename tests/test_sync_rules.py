@@ -944,3 +944,49 @@ def test_a_partial_naming_a_code_with_a_nul_is_refused() -> None:
 
     with pytest.raises(SyncError, match="NUL"):
         validate_scope("partial", Scope(entities=("articles",), codes=("A\x00B",)))
+
+
+def test_a_changed_rewrites_the_prices_only_of_articles_whose_price_lists_changed(
+    engine: Engine, sim: Any
+) -> None:
+    """Most updates of an article leave its price lists alone (a description, stock):
+    its price rows are then left as they are, not deleted and written again; an article
+    whose price lists changed gets exactly the new ones, a list it lost included."""
+    from hard_support import store_vs_erp
+    from sqlalchemy import text
+
+    same = sim.admin(
+        "POST", "records/articoli", json=_article("SAMEP001", prz_listino=[[1, 10.5], [2, 9.9]])
+    ).json()["key"]
+    moved = sim.admin(
+        "POST", "records/articoli", json=_article("MOVEP001", prz_listino=[[1, 20], [2, 18]])
+    ).json()["key"]
+    assert engine.run("total").status == "ok"
+    # a row's identity in the table: unchanged only if the row was never rewritten
+    ident = "rowid" if engine.store.is_sqlite else "xmin::text || ctid::text"
+
+    def price_rows(code: str) -> dict[int, tuple[str, str]]:
+        with engine.store.read() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT price_list, price, {ident} FROM article_prices"
+                    " WHERE article_code = :code"
+                ),
+                {"code": code},
+            ).all()
+        return {int(n): (str(Decimal(str(p)).normalize()), str(i)) for n, p, i in rows}
+
+    before_same, before_moved = price_rows(same), price_rows(moved)
+    assert {n: p for n, (p, _) in before_same.items()} == {1: "10.5", 2: "9.9"}
+    with MexalClient(erp_config(sim)) as client:
+        client.update("articoli", same, {"descrizione": "A new description"})
+        client.update("articoli", moved, {"prz_listino": [[1, 21]]})
+    changed = engine.run("changed")
+    assert changed.status == "ok", changed.error
+    assert changed.entities["articles"]["updated"] == 2
+    assert price_rows(same) == before_same  # the same rows, untouched
+    assert {n: p for n, (p, _) in price_rows(moved).items()} == {1: "21"}
+    assert price_rows(moved)[1][1] != before_moved[1][1]
+    (stored,) = engine.articles(search=same)
+    assert stored["description"] == "A new description"
+    assert store_vs_erp(engine, sim) == []

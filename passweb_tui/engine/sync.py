@@ -101,6 +101,8 @@ _CHANGES = ChangeEntry.__table__  # type: ignore[attr-defined]
 _REJECTS = SyncReject.__table__  # type: ignore[attr-defined]
 _RETRY = RetryKey.__table__  # type: ignore[attr-defined]
 _PRICES = ArticlePrice.__table__  # type: ignore[attr-defined]
+#: the article field that article_prices is made from (one row per price list)
+PRICES_FIELD = "prz_listino"
 
 # Keys the ERP still has, written page by page for the anti-join deletions of a full
 # pass. A temporary table: private to the run's connection, gone with it, and on
@@ -1369,6 +1371,8 @@ class SyncRunner:
             gone = [k for k in removed if k in existing]
             changes: list[tuple[Any, ...]] = []
             at = _bound_now(conn, now)
+            #: updated articles whose price lists read as before: their stored prices stay
+            same_prices: set[str] = set()
             if updates:
                 cols = [t.c.code, t.c.data, *[t.c[c] for c in site_cols]]
                 old_rows = conn.execute(
@@ -1381,6 +1385,12 @@ class SyncRunner:
                         continue
                     before = len(changes)
                     old_data = json.loads(o[1])
+                    if (
+                        PRICES_FIELD in old_data
+                        and PRICES_FIELD in r.data
+                        and old_data[PRICES_FIELD] == r.data[PRICES_FIELD]
+                    ):
+                        same_prices.add(r.key)
                     if protect_descriptions and "descrizione" in old_data:
                         # the per-table setting keeps the site's description as it is
                         r.data["descrizione"] = old_data["descrizione"]
@@ -1458,7 +1468,12 @@ class SyncRunner:
                     if new:
                         prices = [(k, n, money(v)) for k, _, _, _, p in new for n, v in p]
                     else:
-                        prices = [(r.key, n, money(v)) for r in write for n, v in r.prices.items()]
+                        prices = [
+                            (r.key, n, money(v))
+                            for r in write
+                            if r.key not in same_prices
+                            for n, v in r.prices.items()
+                        ]
 
                 def put(upsert: bool) -> None:
                     _bulk_insert(
@@ -1468,12 +1483,9 @@ class SyncRunner:
                     )  # fmt: skip
                     if prices is None:
                         return
-                    if updates:  # a new article has no prices yet
-                        conn.execute(
-                            delete(_PRICES).where(
-                                _PRICES.c.article_code.in_([r.key for r in updates])
-                            )
-                        )
+                    repriced = [r.key for r in updates if r.key not in same_prices]
+                    if repriced:  # a new article has no prices yet
+                        conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(repriced)))
                     _bulk_insert(
                         conn, _PRICES.name, ("article_code", "price_list", "price"), prices,
                         conflict=["article_code", "price_list"] if upsert else (),
