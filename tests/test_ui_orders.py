@@ -338,6 +338,7 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
             await settle(app, pilot)
             # Passweb's state names are the operators' words in both languages
             assert "I1  Nuovo" in text_of(app, "#order-header")
+            assert "Pagamento: confermato" in text_of(app, "#order-header")
             assert "S lo invia ora" in text_of(app, "#order-header")
     finally:
         set_language("en")

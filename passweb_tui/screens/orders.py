@@ -57,6 +57,16 @@ def state_label(state: str | None) -> str:
     return states.LABELS.get(state or "", state or "-")
 
 
+def payment_label(payment: str | None) -> str:
+    """An order's payment as the operator reads it ("confirmed" is the import format's)."""
+    return t(f"orders.payment.{payment}", default=cell(payment))
+
+
+def outcome_label(outcome: str | None) -> str:
+    """How a sending attempt ended, in the operator's words."""
+    return t(f"orders.outcome.{outcome}", default=cell(outcome))
+
+
 def cell(value: Any, width: int | None = None) -> str:
     """A value for a table cell; at most `width` characters (the detail shows it all)."""
     if value is None or value == "":
@@ -589,7 +599,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(" " + t("orders.new_customer"))
         head.append(
             f"\n{t('orders.col.created')}: {fmt_when(app, detail['created'])}"
-            f"   {t('orders.payment')}: {cell(detail['payment'])} {cell(detail['payment_code'])}"
+            f"   {t('orders.payment')}: {payment_label(detail['payment'])}"
+            f" {cell(detail['payment_code'])}"
             f"   {t('orders.col.total')}: {detail['total']} {detail['currency'] or ''}"
         )
         if detail.get("note"):
@@ -628,7 +639,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         for attempt in detail.get("push_attempts") or []:
             history.append(
                 f"{fmt_when(app, attempt['started'])} {t('orders.attempt')}: "
-                f"{cell(attempt['outcome'])} {cell(attempt['erp_key'])}"
+                f"{outcome_label(attempt['outcome'])} {cell(attempt['erp_key'])}"
             )
             if attempt.get("error"):
                 history.append(f" {attempt['error']}", style="red")
