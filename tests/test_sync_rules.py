@@ -946,12 +946,11 @@ def test_a_partial_naming_a_code_with_a_nul_is_refused() -> None:
         validate_scope("partial", Scope(entities=("articles",), codes=("A\x00B",)))
 
 
-def test_a_changed_rewrites_the_prices_only_of_articles_whose_price_lists_changed(
-    engine: Engine, sim: Any
-) -> None:
+def test_a_changed_writes_only_the_price_rows_that_changed(engine: Engine, sim: Any) -> None:
     """Most updates of an article leave its price lists alone (a description, stock):
-    its price rows are then left as they are, not deleted and written again; an article
-    whose price lists changed gets exactly the new ones, a list it lost included."""
+    its price rows are then left as they are, not deleted and written again. Where some
+    lists changed, only their rows are written: a new price updated, a new list added,
+    a list gone deleted, the others untouched."""
     from hard_support import store_vs_erp
     from sqlalchemy import text
 
@@ -960,6 +959,11 @@ def test_a_changed_rewrites_the_prices_only_of_articles_whose_price_lists_change
     ).json()["key"]
     moved = sim.admin(
         "POST", "records/articoli", json=_article("MOVEP001", prz_listino=[[1, 20], [2, 18]])
+    ).json()["key"]
+    partly = sim.admin(
+        "POST",
+        "records/articoli",
+        json=_article("PARTP001", prz_listino=[[1, 5], [2, 6], [4, 7]]),
     ).json()["key"]
     assert engine.run("total").status == "ok"
     # a row's identity in the table: unchanged only if the row was never rewritten
@@ -976,17 +980,21 @@ def test_a_changed_rewrites_the_prices_only_of_articles_whose_price_lists_change
             ).all()
         return {int(n): (str(Decimal(str(p)).normalize()), str(i)) for n, p, i in rows}
 
-    before_same, before_moved = price_rows(same), price_rows(moved)
+    before_same, before_partly = price_rows(same), price_rows(partly)
+    assert set(price_rows(moved)) == {1, 2}
     assert {n: p for n, (p, _) in before_same.items()} == {1: "10.5", 2: "9.9"}
     with MexalClient(erp_config(sim)) as client:
         client.update("articoli", same, {"descrizione": "A new description"})
         client.update("articoli", moved, {"prz_listino": [[1, 21]]})
+        client.update("articoli", partly, {"prz_listino": [[1, 5], [2, 6.5], [3, 8]]})
     changed = engine.run("changed")
     assert changed.status == "ok", changed.error
-    assert changed.entities["articles"]["updated"] == 2
+    assert changed.entities["articles"]["updated"] == 3
     assert price_rows(same) == before_same  # the same rows, untouched
     assert {n: p for n, (p, _) in price_rows(moved).items()} == {1: "21"}
-    assert price_rows(moved)[1][1] != before_moved[1][1]
+    after_partly = price_rows(partly)
+    assert {n: p for n, (p, _) in after_partly.items()} == {1: "5", 2: "6.5", 3: "8"}
+    assert after_partly[1] == before_partly[1]  # list 1 as it was: the same row
     (stored,) = engine.articles(search=same)
     assert stored["description"] == "A new description"
     assert store_vs_erp(engine, sim) == []

@@ -40,6 +40,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -283,6 +284,21 @@ def validate_scope(kind: str, scope: Scope | None) -> None:
 
 def _stamp(value: datetime) -> str:
     return value.strftime(STAMP)
+
+
+def _price_delta(before: Any, after: Any) -> tuple[set[int], list[int]] | None:
+    """What changed between an article's stored and new price lists, both in their
+    canonical form ({"1": "12.5"}): the lists whose value is new or different, and the
+    lists gone. None when either is missing or not such a map: its prices are then
+    written whole."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    try:
+        old = {int(k): v for k, v in before.items()}
+        new = {int(k): v for k, v in after.items()}
+    except (TypeError, ValueError):
+        return None
+    return {n for n, v in new.items() if old.get(n) != v}, [n for n in old if n not in new]
 
 
 class _Prefetch:
@@ -1371,8 +1387,9 @@ class SyncRunner:
             gone = [k for k in removed if k in existing]
             changes: list[tuple[Any, ...]] = []
             at = _bound_now(conn, now)
-            #: updated articles whose price lists read as before: their stored prices stay
-            same_prices: set[str] = set()
+            #: updated articles whose price lists were stored before, with what changed in
+            #: them (see _price_delta): only those price rows are written or deleted
+            price_delta: dict[str, tuple[set[int], list[int]]] = {}
             if updates:
                 cols = [t.c.code, t.c.data, *[t.c[c] for c in site_cols]]
                 old_rows = conn.execute(
@@ -1385,12 +1402,9 @@ class SyncRunner:
                         continue
                     before = len(changes)
                     old_data = json.loads(o[1])
-                    if (
-                        PRICES_FIELD in old_data
-                        and PRICES_FIELD in r.data
-                        and old_data[PRICES_FIELD] == r.data[PRICES_FIELD]
-                    ):
-                        same_prices.add(r.key)
+                    delta = _price_delta(old_data.get(PRICES_FIELD), r.data.get(PRICES_FIELD))
+                    if delta is not None:
+                        price_delta[r.key] = delta
                     if protect_descriptions and "descrizione" in old_data:
                         # the per-table setting keeps the site's description as it is
                         r.data["descrizione"] = old_data["descrizione"]
@@ -1463,17 +1477,25 @@ class SyncRunner:
                     ]
                 rows_out = _convert(conn, t, columns, values)
                 prices: list[tuple[Any, ...]] | None = None
+                dropped: list[tuple[str, int]] = []  # (article, price list) rows to delete
                 if spec.name == "articles":
                     money = _money(conn)
                     if new:
                         prices = [(k, n, money(v)) for k, _, _, _, p in new for n, v in p]
                     else:
-                        prices = [
-                            (r.key, n, money(v))
-                            for r in write
-                            if r.key not in same_prices
-                            for n, v in r.prices.items()
-                        ]
+                        prices = []
+                        for r in write:
+                            delta = price_delta.get(r.key)
+                            if delta is None:  # new, or its lists not stored before
+                                prices.extend((r.key, n, money(v)) for n, v in r.prices.items())
+                                continue
+                            changed_lists, lists_gone = delta
+                            for n in sorted(changed_lists):
+                                if n in r.prices:
+                                    prices.append((r.key, n, money(r.prices[n])))
+                                else:  # a list whose value gives no price any more
+                                    dropped.append((r.key, n))
+                            dropped.extend((r.key, n) for n in lists_gone)
 
                 def put(upsert: bool) -> None:
                     _bulk_insert(
@@ -1483,9 +1505,15 @@ class SyncRunner:
                     )  # fmt: skip
                     if prices is None:
                         return
-                    repriced = [r.key for r in updates if r.key not in same_prices]
-                    if repriced:  # a new article has no prices yet
-                        conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(repriced)))
+                    rewrite = [r.key for r in updates if r.key not in price_delta]
+                    if rewrite:  # a new article has no prices yet
+                        conn.execute(delete(_PRICES).where(_PRICES.c.article_code.in_(rewrite)))
+                    if dropped:
+                        conn.execute(
+                            delete(_PRICES).where(
+                                tuple_(_PRICES.c.article_code, _PRICES.c.price_list).in_(dropped)
+                            )
+                        )
                     _bulk_insert(
                         conn, _PRICES.name, ("article_code", "price_list", "price"), prices,
                         conflict=["article_code", "price_list"] if upsert else (),
