@@ -96,6 +96,19 @@ def fresh_db(base: str | None, folder: Path, name: str) -> str:
     return make_url(base).set(database=db).render_as_string(hide_password=False)
 
 
+def drop_db(base: str | None, name: str) -> None:
+    """The database fresh_db made on a server, dropped once its run is over (a SQLite
+    file goes with its temporary folder)."""
+    if base is None:
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "bench_{name}"'))
+    admin.dispose()
+
+
 def _descendants(root: int, skip: int) -> list[int]:
     """Processes below `root` (from /proc), leaving out `skip` and what is below it."""
     parents: dict[int, int] = {}
@@ -228,6 +241,7 @@ def memory_child(articles: int, customers: int, db_base: str | None) -> None:
                 took, result = timed(engine, "total")
             finally:
                 engine.close()
+                drop_db(db_base, f"mem{articles}")
         stop.set()
         watcher.join()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -304,6 +318,7 @@ def main() -> None:
                 changed_s, changed = timed(engine, "changed")
             finally:
                 engine.close()
+                drop_db(args.db, "main")
     finally:
         proc.terminate()
         proc.wait()
