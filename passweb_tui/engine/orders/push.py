@@ -155,26 +155,19 @@ def _incarnation(pid: int) -> str | None:
 
 
 def _pid_namespace() -> str | None:
-    """The PID namespace this process sees, short (base 36 of its inode); None where the
+    """The PID namespace this process sees, short (its inode in hex); None where the
     system does not tell."""
     try:
         link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
     except OSError:
         return None
     digits = link.rpartition("[")[2].rstrip("]")
-    if not digits.isdecimal():
-        return None
-    number, text = int(digits), ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + text
-        if not number:
-            return text
+    return format(int(digits), "x") if digits.isdecimal() else None
 
 
 def _host_id() -> str:
     """Where a pusher runs, as owner tokens name it: the host name and, where the system
-    tells it, the PID namespace ("shop~1th9dk0"). Two containers may share a host name
+    tells it, the PID namespace ("shop~effffffc"). Two containers may share a host name
     (host networking) and yet not see each other's processes: a process id is only
     looked up where it means the same process."""
     host, namespace = socket.gethostname(), _pid_namespace()
@@ -183,7 +176,7 @@ def _host_id() -> str:
 
 def _owner_token() -> str:
     """host[~pid namespace]:pid[.incarnation]:random, within the claim column's 80
-    characters (a host of 40, a pid of 7 digits, 10 of start ticks: 77)."""
+    characters (a host of 41 at most, a pid of 7 digits, 10 of start ticks: 78)."""
     pid = os.getpid()
     born = _incarnation(pid)
     who = f"{pid}.{born}" if born else str(pid)
@@ -212,9 +205,8 @@ def _owner_parts(owner: str) -> tuple[str, int, str | None] | None:
 def owner_alive(owner: str) -> bool | None:
     """Whether the pusher that holds a claim still runs; None when it cannot be told
     (another host or PID namespace, or a settling claim, whose owner is known to be
-    dead). A process
-    that only reuses the pusher's id is told apart by its start time (see
-    _incarnation): the pusher is dead then."""
+    dead). A process that only reuses the pusher's id is told apart by its start time
+    (see _incarnation): the pusher is dead then."""
     parts = _owner_parts(owner)
     if parts is None:
         return None
