@@ -229,7 +229,7 @@ class PasswebApp(App[int]):
             mod = importlib.import_module(f"passweb_tui.screens.{module}")
             classes.append(getattr(mod, cls))
             classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
-        for mod_name in ("changes", "runs"):
+        for mod_name in ("changes", "runs", "record"):
             mod = importlib.import_module(f"passweb_tui.screens.{mod_name}")
             classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
         return classes

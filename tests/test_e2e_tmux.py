@@ -92,7 +92,8 @@ def terminal() -> Iterator[Terminal]:
 def test_demo_runs_a_variati_launched_with_keys(terminal: Terminal) -> None:
     screen = terminal.wait_for("Last successful sync", STARTUP_S)
     assert "passweb-tui · Dashboard" in screen
-    assert "never" in screen  # a fresh demo store
+    assert "never" in screen  # a fresh demo store, which says what to do first
+    terminal.wait_for("Press s, then t, for a first Totale.", 30)
     terminal.keys("s")
     terminal.wait_for("Kind of sync", 30)
     terminal.keys("v")

@@ -45,6 +45,7 @@ async def test_dashboard_shows_the_store_and_refreshes_by_key(synced: Engine) ->
         assert isinstance(app.screen, DashboardScreen)
         erp = str(app.screen.query_one("#dash-erp", Static).render())
         assert "ERP: connected" in erp and "Last successful sync" in erp and "never" not in erp
+        assert "first Totale" not in erp  # the hint is for a store that never synced
         board = synced.dashboard()
         store = str(app.screen.query_one("#dash-store", Static).render())
         assert f"articles {board.articles:,}".replace(",", ".") in store
@@ -141,6 +142,67 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         assert article["description"] and table.get_row(first)[1] == article["description"]
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
         assert target.code in title
+
+        # a category with others below it counts, and lists, the articles of its branch
+        parents = [n for n in nodes if any(c.parent == n.code for c in nodes)]
+        assert parents, "the demo data should have a tree, not a flat list"
+        parent = parents[0]
+        branch = {parent.code}
+        while True:
+            more = {n.code for n in nodes if n.parent in branch} - branch
+            if not more:
+                break
+            branch |= more
+        total = sum(n.article_count for n in nodes if n.code in branch)
+        assert total > parent.article_count  # its articles are in the categories below it
+        line = next(
+            i for i in range(tree.last_line + 1) if tree.get_node_at_line(i).data == parent.code
+        )
+        assert f"({total:,})" in str(tree.get_node_at_line(line).label)
+        tree.cursor_line = line
+        await settle(app, pilot)
+        listed = keys(app, "#cat-articles")
+        assert len(listed) == min(total, 200)
+        in_branch = {a["code"] for a in synced.articles(categories=sorted(branch), limit=10_000)}
+        assert len(in_branch) == total and set(listed) <= in_branch
+        title = str(app.screen.query_one("#cat-articles-title", Label).render())
+        assert f"{parent.code} and below: {total:,}" in title
+        assert ("(first 200)" in title) == (total > 200)
+
+
+async def test_articles_in_no_category_have_a_node_of_their_own(synced: Engine) -> None:
+    """Articles linked to no category the site has (none, or a code the store does not
+    hold) are not lost from the tree: they are counted and listed under a node."""
+    import sqlalchemy as sa
+
+    from passweb_tui.engine.models import Article
+    from passweb_tui.screens.categories import UNCATEGORISED
+
+    table = Article.__table__  # type: ignore[attr-defined]
+    first, second, third = (a["code"] for a in synced.articles(limit=3))
+    with synced.store.write() as conn:
+        conn.execute(sa.update(table).where(table.c.code == first).values(category=None))
+        conn.execute(sa.update(table).where(table.c.code == second).values(category="GONE"))
+    assert synced.uncategorised_count() == 2
+    found = {a["code"] for a in synced.articles(uncategorised=True)}
+    assert found == {first, second} and third not in found
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#dash-runs-table", KeyTable).focus()
+        await pilot.press("g")
+        await settle(app, pilot)
+        tree = app.screen.query_one("#cat-tree", Tree)
+        line = next(
+            i for i in range(tree.last_line + 1) if tree.get_node_at_line(i).data == UNCATEGORISED
+        )
+        assert "In no category (2)" in str(tree.get_node_at_line(line).label)
+        tree.focus()
+        tree.cursor_line = line
+        await settle(app, pilot)
+        assert sorted(keys(app, "#cat-articles")) == sorted([first, second])
+        title = str(app.screen.query_one("#cat-articles-title", Label).render())
+        assert "Articles in no category: 2" in title
 
 
 async def test_categories_whose_parents_loop_are_shown_once_at_the_top(synced: Engine) -> None:
@@ -287,6 +349,8 @@ async def test_dashboard_asks_the_erp_and_says_when_it_does_not_answer(tmp_path:
             assert erp.startswith("ERP: unreachable\n")
             assert "127.0.0.1:9" in erp
             assert "Last successful sync: never" in erp
+            # a store that never synced says what to do first
+            assert erp.endswith("\nPress s, then t, for a first Totale.")
     finally:
         engine.close()
 

@@ -24,6 +24,8 @@ from passweb_tui.engine.models import (
     Category,
     ChangeEntry,
     Customer,
+    Payment,
+    PriceList,
     SyncReject,
     SyncRun,
 )
@@ -73,6 +75,8 @@ _ARTICLES = Article.__table__  # type: ignore[attr-defined]
 _PRICES = ArticlePrice.__table__  # type: ignore[attr-defined]
 _CATEGORIES = Category.__table__  # type: ignore[attr-defined]
 _CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+_PRICE_LISTS = PriceList.__table__  # type: ignore[attr-defined]
+_PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
 
 
 class LaunchRefused(Exception):
@@ -176,6 +180,25 @@ class CategoryNode:
     parent: str | None
     web: bool
     article_count: int
+
+
+@dataclass(frozen=True)
+class RecordDetail:
+    """One article or customer as the site store holds it."""
+
+    entity: str
+    code: str
+    #: the store's own columns (description, category, published...; name, e-mail...)
+    columns: dict[str, Any]
+    #: the ERP fields the site uses, as stored
+    data: dict[str, Any]
+    #: an article's prices: (price list, its description, price as text)
+    prices: list[tuple[int, str | None, str]]
+    #: descriptions of the codes it links to: "category", "price_list", "payment"
+    names: dict[str, str | None]
+    synced_at: datetime
+    #: the newest change-log entry of the record: (run, when), None if it has none
+    last_change: tuple[int, datetime] | None
 
 
 @dataclass
@@ -458,14 +481,87 @@ class Engine:
                 for r in conn.execute(q)
             ]
 
+    def record(self, entity: str, code: str) -> RecordDetail | None:
+        """An article or a customer by its code, with what it links to; None when the
+        store does not hold it."""
+        if entity not in ("articles", "customers"):
+            raise ValueError(f"no record view for {entity!r}: articles or customers")
+        table = _ARTICLES if entity == "articles" else _CUSTOMERS
+        private = {"data", "digest", "synced_at", "login", "password_hash"}
+        with self.store.read() as conn:
+            row = conn.execute(select(table).where(table.c.code == code)).first()
+            if row is None:
+                return None
+            columns = {k: v for k, v in row._mapping.items() if k not in private}
+            names: dict[str, str | None] = {}
+            prices: list[tuple[int, str | None, str]] = []
+            lists = {
+                str(r.code): r.description
+                for r in conn.execute(select(_PRICE_LISTS.c.code, _PRICE_LISTS.c.description))
+            }
+            if entity == "articles":
+                if row.category is not None:
+                    names["category"] = conn.execute(
+                        select(_CATEGORIES.c.description).where(_CATEGORIES.c.code == row.category)
+                    ).scalar_one_or_none()
+                q = (
+                    select(_PRICES.c.price_list, _PRICES.c.price)
+                    .where(_PRICES.c.article_code == code)
+                    .order_by(_PRICES.c.price_list)
+                )
+                prices = [
+                    (int(p.price_list), lists.get(str(p.price_list)), str(plain_money(p.price)))
+                    for p in conn.execute(q)
+                ]
+            else:
+                if row.price_list is not None:
+                    names["price_list"] = lists.get(str(row.price_list))
+                if row.payment is not None:
+                    names["payment"] = conn.execute(
+                        select(_PAYMENTS.c.description).where(_PAYMENTS.c.code == row.payment)
+                    ).scalar_one_or_none()
+            c = _CHANGES.c
+            last = conn.execute(
+                select(c.run_id, c.at)
+                .where(c.entity == entity, c.key == code)
+                .order_by(c.id.desc())
+                .limit(1)
+            ).first()
+        return RecordDetail(
+            entity,
+            code,
+            columns,
+            json.loads(row.data),
+            prices,
+            names,
+            _aware(row.synced_at) or row.synced_at,
+            (int(last.run_id), _aware(last.at) or last.at) if last is not None else None,
+        )
+
+    def uncategorised_count(self) -> int:
+        """How many articles are linked to no category the site has (none, or a code
+        the store does not hold): the ones the category tree cannot show."""
+        a = _ARTICLES.c
+        q = select(func.count()).where(
+            or_(a.category.is_(None), a.category.not_in(select(_CATEGORIES.c.code)))
+        )
+        with self.store.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def articles(
         self,
         *,
         search: str | None = None,
         category: str | None = None,
+        categories: Sequence[str] | None = None,
+        uncategorised: bool = False,
         limit: int = 200,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
+        """Articles by code: those whose code or description holds `search`, those of
+        `category`, of any of `categories` (a branch of the tree), or with
+        `uncategorised` those linked to no category the site has (none, or one the
+        store does not hold)."""
         a = _ARTICLES.c
         q = select(a.code, a.description, a.category, a.vat, a.unit, a.published, a.data)
         if search:
@@ -478,6 +574,10 @@ class Engine:
             )
         if category is not None:
             q = q.where(a.category == category)
+        if categories is not None:
+            q = q.where(a.category.in_(list(categories)))
+        if uncategorised:
+            q = q.where(or_(a.category.is_(None), a.category.not_in(select(_CATEGORIES.c.code))))
         q = q.order_by(a.code).limit(max(limit, 0)).offset(max(offset, 0))
         with self.store.read() as conn:
             rows = conn.execute(q).all()

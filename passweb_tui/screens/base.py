@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.segment import Segment
@@ -127,6 +128,21 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
     if changed_membership and table.row_count > 1:
         position = {tuple(str(c) for c in cells): i for i, cells in enumerate(wanted.values())}
         table.sort(key=lambda row: position.get(tuple(str(c) for c in row), 0))
+
+
+def fmt_money(value: Any) -> str:
+    """An amount as a price list shows it: at least two decimals ("87.3" reads "87.30"),
+    more only where the ERP keeps more ("0.1234" stays)."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        amount = amount.quantize(Decimal("0.01"))
+    return f"{amount:f}"
 
 
 def fmt_int(value: int | None) -> str:

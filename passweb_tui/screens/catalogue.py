@@ -14,7 +14,7 @@ from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import BaseScreen, fmt_int, value_of
+from passweb_tui.screens.base import BaseScreen, fmt_int, fmt_money, value_of
 from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
@@ -46,8 +46,8 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict):
-        # per-list values such as prz_listino: the first list is the one people quote
-        return str(value[min(value)]) if value else ""
+        # per-list prices: the first list is the one people quote
+        return fmt_money(value[min(value)]) if value else ""
     return str(value)
 
 
@@ -68,6 +68,7 @@ class CatalogueScreen(BaseScreen):
             id="catalogue.partial",
             tooltip="key.partial_marked.tip",
         ),
+        Binding("enter", "open", "key.open_record", id="catalogue.open", show=False),
         Binding("h", "history", "key.history", id="catalogue.history", show=False),
         Binding("n", "page(1)", "key.next_page", id="catalogue.next", show=False),
         Binding("b", "page(-1)", "key.prev_page", id="catalogue.prev", show=False),
@@ -168,6 +169,7 @@ class CatalogueScreen(BaseScreen):
             first=fmt_int(self.page_offset + 1 if shown else 0),
             last=fmt_int(self.page_offset + shown),
             marked=fmt_int(len(self.marked)),
+            open=self.bound_key("catalogue.open"),
             mark=self.bound_key("catalogue.mark"),
             partial=self.bound_key("catalogue.partial"),
         )
@@ -216,6 +218,19 @@ class CatalogueScreen(BaseScreen):
         self.marked.clear()
         self.show_rows()
         self.show_status()
+
+    def on_data_table_row_selected(self, event: FitTable.RowSelected) -> None:
+        if event.data_table.id == "catalogue-table":
+            self.action_open()
+
+    def action_open(self) -> None:
+        """The record under the cursor in full: its fields, prices and links."""
+        code = self.query_one("#catalogue-table", FitTable).selected_key()
+        if code is None:
+            return
+        from passweb_tui.screens.record import RecordScreen
+
+        self.app.push_screen(RecordScreen(self.entity, code))
 
     def action_history(self) -> None:
         """Every recorded change of the record under the cursor."""

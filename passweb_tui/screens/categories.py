@@ -20,12 +20,17 @@ from passweb_tui.screens.sync_state import SyncSnapshot
 ARTICLES_SHOWN = 200
 
 
-def node_label(node: Any) -> Text:
+#: the tree's node for the articles linked to no category the site has
+UNCATEGORISED = "\x00uncategorised"
+
+
+def node_label(node: Any, total: int | None = None) -> Text:
     """Code, article count and web flag first, then the description: in a narrow pane a
-    long description is what gets cut, not the figures."""
+    long description is what gets cut, not the figures. `total`, for a category with
+    others below it, counts the articles of the whole branch."""
     label = Text()
     label.append(str(value_of(node, "code")), style="bold")
-    count = value_of(node, "article_count")
+    count = value_of(node, "article_count") if total is None else total
     if count:
         label.append(f" ({fmt_int(count)})", style="dim")
     if value_of(node, "web"):
@@ -71,7 +76,11 @@ class CategoriesScreen(BaseScreen):
                 )
                 yield KeyTable(id="cat-articles")
 
+    #: per category shown: the codes of its branch (itself first) and their articles
+    _branches: dict[str, tuple[list[str], int]]
+
     def on_mount(self) -> None:
+        self._branches = {}
         table = self.query_one("#cat-articles", KeyTable)
         table.add_column(t("col.code"), key="code")
         table.add_column(t("col.description"), key="description")
@@ -94,7 +103,7 @@ class CategoriesScreen(BaseScreen):
         if engine is None:
             return
         self.run_worker(
-            lambda: list(engine.categories()),
+            lambda: (list(engine.categories()), engine.uncategorised_count()),
             group="categories",
             thread=True,
             exclusive=True,
@@ -105,14 +114,18 @@ class CategoriesScreen(BaseScreen):
         if event.state != WorkerState.SUCCESS:
             return
         if event.worker.group == "categories":
-            self.show_tree(cast(Any, event.worker.result))
+            nodes, uncategorised = cast(Any, event.worker.result)
+            self.show_tree(nodes, uncategorised)
         elif event.worker.group == "category-articles":
             code, rows = cast(Any, event.worker.result)
             self.show_articles(code, rows)
 
-    def show_tree(self, nodes: list[Any]) -> None:
+    def show_tree(self, nodes: list[Any], uncategorised: int = 0) -> None:
+        """The tree as the ERP links it. A category with others below it counts the
+        articles of its whole branch, which is what highlighting it lists."""
         tree = self.query_one("#cat-tree", CategoryTree)
         tree.clear()
+        self._branches = {}
         children: dict[str | None, list[Any]] = defaultdict(list)
         codes = {str(value_of(n, "code")) for n in nodes}
         for node in nodes:
@@ -122,16 +135,29 @@ class CategoriesScreen(BaseScreen):
 
         shown: set[str] = set()
 
-        def add(branch: TreeNode[str], parent: str | None) -> None:
+        def add(branch: TreeNode[str], parent: str | None) -> tuple[list[str], int]:
+            """Add the categories below `parent`; the codes and articles they hold."""
+            codes: list[str] = []
+            total = 0
             for node in sorted(children.get(parent, []), key=lambda n: str(value_of(n, "code"))):
                 code = str(value_of(node, "code"))
                 if code in shown:
                     continue
                 shown.add(code)
+                own = int(value_of(node, "article_count") or 0)
                 if children.get(code):
-                    add(branch.add(node_label(node), data=code, expand=True), code)
+                    child = branch.add(node_label(node), data=code, expand=True)
+                    below, below_total = add(child, code)
+                    mine = ([code, *below], own + below_total)
+                    if below:
+                        child.set_label(node_label(node, mine[1]))
                 else:
                     branch.add_leaf(node_label(node), data=code)
+                    mine = ([code], own)
+                self._branches[code] = mine
+                codes += mine[0]
+                total += mine[1]
+            return codes, total
 
         add(tree.root, None)
         # categories whose parents loop back to them (an ERP data error: G1 under G2 under
@@ -154,9 +180,19 @@ class CategoriesScreen(BaseScreen):
             if start in shown:
                 continue
             shown.add(start)
-            label = node_label(by_code[start])
+            node = by_code[start]
+            top = tree.root.add(node_label(node), data=start, expand=True)
+            below, below_total = add(top, start)
+            own = int(value_of(node, "article_count") or 0)
+            self._branches[start] = ([start, *below], own + below_total)
+            label = node_label(node, own + below_total if below else None)
             label.append(" " + t("categories.loop"), style="yellow")
-            add(tree.root.add(label, data=start, expand=True), start)
+            top.set_label(label)
+        if uncategorised:
+            label = Text(t("categories.uncategorised"), style="italic")
+            label.append(f" ({fmt_int(uncategorised)})", style="dim")
+            tree.root.add_leaf(label, data=UNCATEGORISED)
+            self._branches[UNCATEGORISED] = ([], uncategorised)
         tree.root.expand()
         if nodes and tree.cursor_line <= 0:
             tree.cursor_line = 1  # the first category, so its articles show at once
@@ -169,12 +205,19 @@ class CategoriesScreen(BaseScreen):
         engine = self.papp.engine
         if code is None or engine is None:
             return
+        codes, _ = self._branches.get(code, ([code], 0))
+
+        def fetch() -> tuple[str, list[dict[str, Any]]]:
+            if code == UNCATEGORISED:
+                rows = engine.articles(uncategorised=True, limit=ARTICLES_SHOWN)
+            elif len(codes) > 1:  # a branch: the articles of every category in it
+                rows = engine.articles(categories=codes, limit=ARTICLES_SHOWN)
+            else:
+                rows = engine.articles(category=code, limit=ARTICLES_SHOWN)
+            return code, list(rows)
+
         self.run_worker(
-            lambda: (code, list(engine.articles(category=code, limit=ARTICLES_SHOWN))),
-            group="category-articles",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
+            fetch, group="category-articles", thread=True, exclusive=True, exit_on_error=False
         )
 
     def show_articles(self, code: str, rows: list[Any]) -> None:
@@ -183,6 +226,14 @@ class CategoriesScreen(BaseScreen):
         for row in rows:
             key = str(value_of(row, "codice") or value_of(row, "code"))
             table.add_row(key, str(value_of(row, "description") or ""), key=key)
-        self.query_one("#cat-articles-title", Label).update(
-            t("categories.articles_of", code=code, count=fmt_int(len(rows)))
-        )
+        codes, total = self._branches.get(code, ([code], len(rows)))
+        total = max(total, len(rows))
+        if code == UNCATEGORISED:
+            title = t("categories.articles_uncategorised", count=fmt_int(total))
+        elif len(codes) > 1:
+            title = t("categories.articles_branch", code=code, count=fmt_int(total))
+        else:
+            title = t("categories.articles_of", code=code, count=fmt_int(total))
+        if total > len(rows):
+            title += " " + t("categories.first_shown", shown=fmt_int(len(rows)))
+        self.query_one("#cat-articles-title", Label).update(title)

@@ -276,6 +276,9 @@ class DashboardScreen(BaseScreen):
             )
         erp.append("\n" + t("dash.last_success") + ": ", style="bold")
         erp.append(fmt_when(app, view.last_success) if view.last_success else t("dash.never"))
+        if not view.last_success and not view.runs and view.lease is None:
+            # a new store: the one thing to do first, said where the eye already is
+            erp.append("\n" + t("dash.first_sync"), style="italic")
         if view.lease is not None:
             describe = getattr(view.lease, "brief", None)
             holder = describe() if callable(describe) else str(value_of(view.lease, "holder", ""))

@@ -58,6 +58,7 @@ SCREENS = {
     "dashboard": go(""),
     "changes": go("c"),
     "catalogue": go("a"),
+    "record": go("a enter"),  # the first article in full
     "categories": go("g"),
     "runs": go("r"),
     "run_detail": go("r enter"),

@@ -1,0 +1,178 @@
+"""Pilot tests of one record in full (enter in the catalogue): an article's used fields,
+prices per list and category; a customer's price list and payment; a record the store
+no longer holds; its history and a Parziale of it alone from there."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from textual.widgets import Static
+from ui_screen import on_screen, screen_lines
+
+from passweb_tui.app import create_app
+from passweb_tui.engine.facade import Engine
+from passweb_tui.screens.base import fmt_money
+from passweb_tui.screens.catalogue import CatalogueScreen
+from passweb_tui.screens.changes import RecordHistoryScreen
+from passweb_tui.screens.fit_table import FitTable
+from passweb_tui.screens.record import RecordScreen, show_value
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["ui_fixtures"]
+
+
+async def settle(app: Any, pilot: Any) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def rows(app: Any, selector: str) -> dict[str, list[str]]:
+    table = app.screen.query_one(selector, FitTable)
+    return {
+        str(table.coordinate_to_cell_key((i, 0)).row_key.value): [
+            str(c) for c in table.get_row_at(i)
+        ]
+        for i in range(table.row_count)
+    }
+
+
+def summary(app: Any) -> str:
+    return str(app.screen.query_one("#record-summary", Static).render())
+
+
+def test_amounts_show_two_decimals_or_the_erps_own() -> None:
+    assert fmt_money("87.3") == "87.30" and fmt_money("5") == "5.00"
+    assert fmt_money("0.1234") == "0.1234" and fmt_money("1E+2") == "100.00"
+    assert fmt_money("n/a") == "n/a"
+
+
+def test_values_read_as_an_operator_reads_them() -> None:
+    assert show_value([[1, "12.5"], [2, "11"]]) == "1: 12.5 · 2: 11"
+    assert show_value(["a", "b"]) == "a, b"
+    assert show_value(None) == "-" and show_value("") == "-"
+    assert show_value(0) == "0" and show_value("S") == "S"
+
+
+async def test_an_article_opens_in_full_from_the_catalogue(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen)
+        await pilot.press("j", "j", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordScreen) and app.screen.entity == "articles"
+        code = app.screen.code
+        article = next(a for a in synced.articles(search=code) if a["code"] == code)
+        category = next(c for c in synced.categories() if c.code == article["category"])
+        text = summary(app)
+        assert f"Description: {article['description']}" in text
+        assert f"Category: {category.code} {category.description}" in text
+        assert "On the site: yes" in text
+        assert "changed by run #1" in text  # inserted by the first Totale
+
+        fields = rows(app, "#record-fields")
+        assert sorted(fields) == sorted(article["data"])  # the used fields, as stored
+        described = {f.name: f.description for f in synced.fields("articles")}
+        for name, (shown_name, value, description) in fields.items():
+            # at 120 columns only the longest values (the price pairs) are shortened
+            assert shown_name == name
+            whole = show_value(article["data"][name])
+            assert value == whole or (value.endswith("…") and whole.startswith(value[:-1]))
+            assert description == (described.get(name) or "")
+        prices = rows(app, "#record-prices")
+        assert {k: v[1] for k, v in prices.items()} == {
+            str(k): fmt_money(v) for k, v in article["prices"].items()
+        }
+        assert all(v[2] for v in prices.values())  # each list with its description
+
+        await pilot.press("h")  # its history, and back
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordHistoryScreen) and app.screen.key == code
+        await pilot.press("escape")
+        assert isinstance(app.screen, RecordScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, CatalogueScreen)
+
+
+async def test_a_customer_shows_its_price_list_and_payment(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a", "t")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordScreen) and app.screen.entity == "customers"
+        detail = synced.record("customers", app.screen.code)
+        assert detail is not None
+        text = summary(app)
+        assert f"Name: {detail.columns['name']}" in text
+        if detail.columns["price_list"] is not None:
+            assert f"Price list: {detail.columns['price_list']}" in text
+        if detail.names.get("payment"):
+            assert f"Payment: {detail.columns['payment']} {detail.names['payment']}" in text
+        assert "password" not in text.lower() and "login" not in text.lower()
+        assert not app.screen.query("#record-prices")  # prices are an article's
+        assert sorted(rows(app, "#record-fields")) == sorted(detail.data)
+
+
+async def test_a_record_gone_from_the_store_says_so(synced: Engine) -> None:
+    from passweb_tui.engine.models import Article
+
+    code = synced.articles(limit=1)[0]["code"]
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        table = Article.__table__  # type: ignore[attr-defined]
+        with synced.store.write() as conn:  # as a TOTAL deletes it, after the list was read
+            conn.execute(sa.delete(table).where(table.c.code == code))
+        app.push_screen(RecordScreen("articles", code))
+        await settle(app, pilot)
+        assert "does not hold this record" in summary(app)
+        assert rows(app, "#record-fields") == {} and rows(app, "#record-prices") == {}
+    assert synced.record("articles", code) is None
+    with pytest.raises(ValueError, match="articles or customers"):
+        synced.record("orders", code)
+
+
+async def test_p_on_a_record_syncs_it_alone(synced: Engine, erp_sim: Any) -> None:
+    code = synced.articles(limit=1)[0]["code"]
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(RecordScreen("articles", code))
+        await settle(app, pilot)
+        await pilot.press("p")
+        await asyncio.wait_for(app.sync_ended.wait(), 60)
+        await settle(app, pilot)
+        run = synced.runs(limit=1)[0]
+        assert run.kind == "partial" and run.status == "ok"
+        assert run.scope == {"entities": ["articles"], "codes": [code]}
+        assert run.entities["articles"]["fetched"] == 1
+        assert isinstance(app.screen, RecordScreen)  # it stays, read again
+
+
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
+async def test_a_record_fits_80_columns(synced: Engine, language: str) -> None:
+    code = synced.articles(limit=1)[0]["code"]
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(RecordScreen("articles", code))
+        await settle(app, pilot)
+        detail = synced.record("articles", code)
+        assert detail is not None
+        lines = screen_lines(app)
+        # every price, whole: numbers are never cut
+        for _, _, price in detail.prices:
+            assert on_screen(app, fmt_money(price)), lines
+        # the field names, whole, for the fields the table has room for
+        fields = app.screen.query_one("#record-fields", FitTable)
+        assert fields.row_count == len(detail.data)
+        first = sorted(detail.data)[0]
+        assert on_screen(app, first), lines
