@@ -17,6 +17,7 @@ from passweb_tui.screens.categories import CategoriesScreen
 from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
 from passweb_tui.screens.dashboard import DashboardScreen
 from passweb_tui.screens.fields import FieldsScreen
+from passweb_tui.screens.record import RecordScreen
 from passweb_tui.screens.runs import RunDetailScreen, RunsScreen
 
 pytestmark = pytest.mark.anyio
@@ -142,6 +143,12 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         assert article["description"] and table.get_row(first)[1] == article["description"]
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
         assert target.code in title
+        await pilot.press("tab", "enter")  # to the articles; enter opens the first in full
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordScreen) and app.screen.code == first
+        await pilot.press("escape")
+        assert isinstance(app.screen, CategoriesScreen)
+        tree.focus()
 
         # a category with others below it counts, and lists, the articles of its branch
         parents = [n for n in nodes if any(c.parent == n.code for c in nodes)]

@@ -220,6 +220,13 @@ class CategoriesScreen(BaseScreen):
             fetch, group="category-articles", thread=True, exclusive=True, exit_on_error=False
         )
 
+    def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
+        """Enter on an article of the category opens it in full."""
+        if event.data_table.id == "cat-articles" and event.row_key.value is not None:
+            from passweb_tui.screens.record import RecordScreen
+
+            self.app.push_screen(RecordScreen("articles", str(event.row_key.value)))
+
     def show_articles(self, code: str, rows: list[Any]) -> None:
         table = self.query_one("#cat-articles", KeyTable)
         table.clear()
