@@ -90,6 +90,23 @@ def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
         assert [o["id"] for o in orders.list(search="w7700")] == ["W77001"]
         assert orders.list(search="%") == [] == orders.list(search="W7700_")
 
+        # one record in full, on either database
+        full = engine.record("articles", first["code"])
+        assert full is not None and full.code == first["code"]
+        assert full.data == first["data"] and full.columns["category"] == first["category"]
+        assert {p[0]: p[2] for p in full.prices} == first["prices"]
+        assert all(name for _, name, _ in full.prices)  # each list's description
+        assert full.names["category"] == next(
+            c.description for c in categories if c.code == first["category"]
+        )
+        assert full.last_change is not None and full.last_change[0] == result.run_id
+        assert engine.record("customers", customer["code"]) is not None
+        assert engine.record("articles", "NO-SUCH-CODE") is None
+        assert engine.uncategorised_count() == 0  # the demo links every article
+        branch = [c.code for c in categories if c.article_count][:2]
+        in_branch = engine.articles(categories=branch, limit=100_000)
+        assert len(in_branch) == sum(c.article_count for c in categories if c.code in branch)
+
         history = engine.record_history("articles", first["code"])
         assert [(h.change, h.run_id) for h in history] == [("inserted", result.run_id)]
         page = engine.changes(entity="articles", limit=5, offset=5)

@@ -5,6 +5,7 @@ no longer holds; its history and a Parziale of it alone from there."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def summary(app: Any) -> str:
 def test_amounts_show_two_decimals_or_the_erps_own() -> None:
     assert fmt_money("87.3") == "87.30" and fmt_money("5") == "5.00"
     assert fmt_money("0.1234") == "0.1234" and fmt_money("1E+2") == "100.00"
-    assert fmt_money("n/a") == "n/a"
+    assert fmt_money("n/a") == "n/a" and fmt_money(Decimal("171.610000")) == "171.61"
 
 
 def test_values_read_as_an_operator_reads_them() -> None:
@@ -176,3 +177,59 @@ async def test_a_record_fits_80_columns(synced: Engine, language: str) -> None:
         assert fields.row_count == len(detail.data)
         first = sorted(detail.data)[0]
         assert on_screen(app, first), lines
+
+
+async def test_particolarita_of_a_customer_and_on_an_article(synced: Engine) -> None:
+    """A customer shows its own particolarita; an article says which customers have one
+    on it, by its code or by its category."""
+    from passweb_tui.engine.models import Condition
+
+    table = Condition.__table__  # type: ignore[attr-defined]
+    with synced.store.read() as conn:
+        stored = [dict(r._mapping) for r in conn.execute(sa.select(table))]
+    customers = {c["code"] for c in synced.customers(limit=100_000)}
+    mine = [c for c in stored if c["customer"] in customers]
+    assert mine, "the demo data should give site customers particolarita"
+    customer = mine[0]["customer"]
+    own = [c for c in stored if c["customer"] == customer]
+    detail = synced.record("customers", customer)
+    assert detail is not None and len(detail.conditions) == len(own)
+
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(RecordScreen("customers", customer))
+        await settle(app, pilot)
+        shown = list(rows(app, "#record-conditions").values())
+        assert len(shown) == len(own)
+        expected = sorted(
+            [
+                c["article"] or f"group {c['article_group']}",
+                fmt_money(c["price"]) if c["price"] is not None else "-",
+                c["discount"] or "-",
+            ]
+            for c in own
+        )
+        assert sorted(shown) == expected
+        assert on_screen(app, f"Particolarita: {len(own)}")
+
+        articles = {a["code"] for a in synced.articles(limit=100_000)}
+        code = next(c["article"] for c in stored if c["article"] in articles)
+        article = synced.record("articles", code)
+        assert article is not None
+        category = article.columns["category"]
+        who = sorted(
+            {
+                c["customer"]
+                for c in stored
+                if c["article"] == code or (category and c["article_group"] == category)
+            }
+        )
+        assert sorted({c["customer"] for c in article.conditions}) == who
+        app.push_screen(RecordScreen("articles", code))
+        await settle(app, pilot)
+        text = summary(app)
+        if len(who) == 1:
+            assert f"Particolarita: customer {who[0]}" in text
+        else:
+            assert f"Particolarita: {len(who)} customers ({', '.join(who[:3])}" in text

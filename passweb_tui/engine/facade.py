@@ -23,6 +23,7 @@ from passweb_tui.engine.models import (
     ArticlePrice,
     Category,
     ChangeEntry,
+    Condition,
     Customer,
     Payment,
     PriceList,
@@ -77,6 +78,9 @@ _CATEGORIES = Category.__table__  # type: ignore[attr-defined]
 _CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 _PRICE_LISTS = PriceList.__table__  # type: ignore[attr-defined]
 _PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
+_CONDITIONS = Condition.__table__  # type: ignore[attr-defined]
+#: the most particolarita a record view reads
+RECORD_CONDITIONS = 200
 
 
 class LaunchRefused(Exception):
@@ -199,6 +203,10 @@ class RecordDetail:
     synced_at: datetime
     #: the newest change-log entry of the record: (run, when), None if it has none
     last_change: tuple[int, datetime] | None
+    #: particolarita: a customer's own, or those of any customer on an article (by its
+    #: code or its category); each with customer, kind, article, article_group, price
+    #: (text or None) and discount; at most RECORD_CONDITIONS of them
+    conditions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -520,6 +528,29 @@ class Engine:
                     names["payment"] = conn.execute(
                         select(_PAYMENTS.c.description).where(_PAYMENTS.c.code == row.payment)
                     ).scalar_one_or_none()
+            k = _CONDITIONS.c
+            if entity == "customers":
+                which = k.customer == code
+            elif row.category is not None:
+                which = or_(k.article == code, k.article_group == row.category)
+            else:
+                which = k.article == code
+            conditions = [
+                {
+                    "customer": r.customer,
+                    "kind": r.kind,
+                    "article": r.article,
+                    "article_group": r.article_group,
+                    "price": None if r.price is None else str(plain_money(r.price)),
+                    "discount": r.discount,
+                }
+                for r in conn.execute(
+                    select(_CONDITIONS)
+                    .where(which)
+                    .order_by(k.customer, k.article, k.article_group)
+                    .limit(RECORD_CONDITIONS)
+                )
+            ]
             c = _CHANGES.c
             last = conn.execute(
                 select(c.run_id, c.at)
@@ -536,6 +567,7 @@ class Engine:
             names,
             _aware(row.synced_at) or row.synced_at,
             (int(last.run_id), _aware(last.at) or last.at) if last is not None else None,
+            conditions,
         )
 
     def uncategorised_count(self) -> int:

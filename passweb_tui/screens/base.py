@@ -139,6 +139,7 @@ def fmt_money(value: Any) -> str:
         return str(value)
     if not amount.is_finite():
         return str(value)
+    amount = amount.normalize()  # "171.610000" as the store's column gives it: 171.61
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:
         amount = amount.quantize(Decimal("0.01"))

@@ -77,6 +77,17 @@ class RecordScreen(BaseScreen):
                     classes="panel-title",
                 )
                 yield Static(t("dash.loading"), id="record-summary")
+            if self.entity == "customers":
+                with Vertical(classes="panel", id="record-conditions-panel"):
+                    yield Label(t("record.conditions"), id="record-conditions-title")
+                    yield FitTable(
+                        [
+                            Col("target", t("col.article_or_group")),
+                            Col("price", t("col.price")),
+                            Col("discount", t("col.discount"), shrink=True),
+                        ],
+                        id="record-conditions",
+                    )
             if self.entity == "articles":
                 with Vertical(classes="panel", id="record-prices-panel"):
                     yield Label(t("record.prices"), classes="panel-title")
@@ -135,8 +146,8 @@ class RecordScreen(BaseScreen):
         if detail is None:
             summary.update(Text(t("record.missing"), style="bold yellow"))
             self.query_one("#record-fields", FitTable).show_rows([])
-            if self.entity == "articles":
-                self.query_one("#record-prices", FitTable).show_rows([])
+            for table in self.query("#record-prices, #record-conditions").results(FitTable):
+                table.show_rows([])
             return
         text = Text()
         for line in SUMMARY[self.entity]:
@@ -155,6 +166,15 @@ class RecordScreen(BaseScreen):
                     text.append(" · ")
                 text.append(t(f"record.col.{name}") + ": ", style="bold")
                 text.append(shown)
+        if self.entity == "articles" and detail.conditions:
+            # who has particolarita on it (by its code or its category): the first few
+            customers = sorted({c["customer"] for c in detail.conditions if c["customer"]})
+            shown = ", ".join(customers[:3]) + (", …" if len(customers) > 3 else "")
+            text.append("\n" + t("record.conditions") + ": ", style="bold")
+            if len(customers) == 1:
+                text.append(t("record.conditions_of_one", customer=shown))
+            else:
+                text.append(t("record.conditions_of", count=len(customers), customers=shown))
         text.append("\n" + t("record.synced_at") + ": ", style="bold")
         text.append(fmt_when(self.app, detail.synced_at))
         if detail.last_change is not None:
@@ -175,6 +195,18 @@ class RecordScreen(BaseScreen):
                     (str(code), [str(code), fmt_money(price), name or ""])
                     for code, name, price in detail.prices
                 ]
+            )
+        else:
+            rows = []
+            for i, c in enumerate(detail.conditions):
+                target = c["article"] or (
+                    t("record.group", code=c["article_group"]) if c["article_group"] else "-"
+                )
+                price = fmt_money(c["price"]) if c["price"] is not None else "-"
+                rows.append((str(i), [target, price, c["discount"] or "-"]))
+            self.query_one("#record-conditions", FitTable).show_rows(rows)
+            self.query_one("#record-conditions-title", Label).update(
+                t("record.conditions_count", count=len(rows))
             )
 
     def action_history(self) -> None:
