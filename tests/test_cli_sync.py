@@ -433,3 +433,40 @@ def test_a_limit_takes_zero_and_not_below_alike_for_runs_and_changes(
         assert none.returncode == 0 and json.loads(none.stdout) == [], none.stderr
         said = cli(sim, command, "--limit", "0", db=db)
         assert said.returncode == 0 and said.stdout.strip() == f"no {command} shown (--limit 0)"
+
+
+def test_show_prints_one_record_as_stored_and_says_when_it_is_not(sim: Any) -> None:
+    assert cli(sim, "sync", "total", "--json").returncode == 0
+    changes = json.loads(cli(sim, "changes", "--json", "--entity", "articles").stdout)
+    code = changes[0]["key"]
+    shown = cli(sim, "show", "articles", code, "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert set(record) == {
+        "entity", "code", "columns", "data", "prices", "names", "conditions",
+        "synced_at", "last_change",
+    }  # fmt: skip
+    assert record["entity"] == "articles" and record["code"] == code
+    assert record["last_change"]["run_id"] == changes[0]["run_id"]
+    assert "descrizione" in record["data"] and record["prices"]
+    # the prices agree with the used field they come from, list by list
+    pairs = {int(k): v for k, v in record["data"]["prz_listino"].items()}
+    assert {p["price_list"]: p["price"] for p in record["prices"]} == {
+        k: v for k, v in pairs.items() if v is not None
+    }
+    text = cli(sim, "show", "articles", code)
+    assert text.returncode == 0 and text.stdout.startswith(f"article {code}\n")
+    assert "fields (as stored)" in text.stdout and "prices" in text.stdout
+
+    customer = json.loads(cli(sim, "changes", "--json", "--entity", "customers").stdout)[0]
+    shown = cli(sim, "show", "customers", customer["key"], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["prices"] == []
+    assert "password_hash" not in json.loads(shown.stdout)["columns"]
+
+    missing = cli(sim, "show", "articles", "NO SUCH")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "holds no article 'NO SUCH'" in missing.stderr
+    assert "--code 'NO SUCH'" in missing.stderr
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal, exit status 2
+        cli(sim, "show", "orders", "X")
+    assert refused.value.code == 2

@@ -21,7 +21,18 @@ from passweb_tui.config import Settings, load_settings
 from passweb_tui.engine.erp.settings import ErpConfig
 
 # Order is the order of `passweb-tui --help`.
-COMMANDS = ["erp_sim", "check", "orders", "sync", "runs", "changes", "fields", "serve", "doctor"]
+COMMANDS = [
+    "erp_sim",
+    "check",
+    "orders",
+    "sync",
+    "runs",
+    "changes",
+    "show",
+    "fields",
+    "serve",
+    "doctor",
+]
 
 
 class ExitCode(enum.IntEnum):

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
@@ -207,6 +208,34 @@ class RecordDetail:
     #: code or its category); each with customer, kind, article, article_group, price
     #: (text or None) and discount; at most RECORD_CONDITIONS of them
     conditions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as `passweb-tui show --json` prints it: plain JSON values, amounts
+        as decimal text, moments as ISO-8601."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, Decimal):
+                return str(plain_money(value))
+            if isinstance(value, datetime):
+                return (_aware(value) or value).isoformat()
+            return value
+
+        return {
+            "entity": self.entity,
+            "code": self.code,
+            "columns": {k: plain(v) for k, v in self.columns.items()},
+            "data": self.data,
+            "prices": [
+                {"price_list": code, "description": name, "price": price}
+                for code, name, price in self.prices
+            ],
+            "names": self.names,
+            "conditions": self.conditions,
+            "synced_at": plain(self.synced_at),
+            "last_change": None
+            if self.last_change is None
+            else {"run_id": self.last_change[0], "at": plain(self.last_change[1])},
+        }
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""`passweb-tui show articles|customers CODE`: one record as the site store holds it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands.sync import open_engine
+
+ENTITIES = ("articles", "customers")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "show",
+        help="one article or customer as the site store holds it",
+        description="One article or customer as the site store holds it: the ERP fields "
+        "the site uses, an article's prices per price list, its category or a customer's "
+        "price list and payment, particolarita, and the run that last changed it. Exit "
+        "status 2 when the store does not hold it.",
+    )
+    p.add_argument("entity", choices=ENTITIES, help="articles or customers")
+    p.add_argument("code", help="the ERP code (ART0000001, 501.00002)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def _value(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, dict):
+        return " · ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        if value and all(isinstance(v, list) and len(v) == 2 for v in value):
+            return " · ".join(f"{k}: {_value(v)}" for k, v in value)
+        return ", ".join(_value(v) for v in value)
+    return str(value)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    engine = open_engine(ctx)
+    try:
+        detail = engine.record(args.entity, args.code)
+    finally:
+        engine.close()
+    if detail is None:
+        raise CliError(
+            f"the site store holds no {args.entity[:-1]} {args.code!r} (codes are exact);"
+            f" `passweb-tui sync partial --entity {args.entity} --code {shlex.quote(args.code)}`"
+            " reads it from the ERP, if the ERP has it for this site",
+            ExitCode.USAGE,
+        )
+    if args.json:
+        print(json.dumps(detail.to_json(), ensure_ascii=False))
+        return int(ExitCode.OK)
+    out = detail.to_json()
+    print(f"{args.entity[:-1]} {detail.code}")
+    for name, value in out["columns"].items():
+        if name == "code":
+            continue
+        linked = detail.names.get(name)
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = _value(value) + (f"  {linked}" if linked and value is not None else "")
+        print(f"  {name:<14} {shown}")
+    last = out["last_change"]
+    stored = out["synced_at"]
+    print(f"  {'stored':<14} {stored}")
+    if last is not None:
+        print(f"  {'last change':<14} run {last['run_id']} at {last['at']}")
+    print("fields (as stored)")
+    for name in sorted(detail.data):
+        print(f"  {name:<16} {_value(detail.data[name])}")
+    if args.entity == "articles":
+        print("prices")
+        for code, name, price in detail.prices:
+            print(f"  {code:>3}  {price:>12}  {name or '-'}")
+    if detail.conditions:
+        print("particolarita")
+        for c in detail.conditions:
+            target = c["article"] or f"group {c['article_group'] or '-'}"
+            print(
+                f"  {c['customer'] or '-':<12} {target:<16} price {_value(c['price']):>10}"
+                f"  discount {_value(c['discount'])}"
+            )
+    return int(ExitCode.OK)
