@@ -587,7 +587,7 @@ IT: dict[str, str] = {
     "key.partial_record.tip": "di questo record soltanto",
     "key.open_record": "Apri",
     "col.value": "Valore",
-    "record.title": "Record",
+    "record.title": "Scheda",
     "record.heading.articles": "Articolo {code}",
     "record.heading.customers": "Cliente {code}",
     "record.fields": "Campi del gestionale usati dal sito",

@@ -15,6 +15,7 @@ from test_orders_helpers import article_rows, jsonl, order_line
 from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import Input, Label, Static
+from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.erp.settings import ErpConfig
@@ -541,3 +542,45 @@ async def test_the_order_list_follows_new_orders_on_its_own(engine: Engine) -> N
         assert box.has_focus and box.value == "P1" and box.cursor_position == 2
         await pilot.press("5")
         assert box.value == "P15"
+
+
+async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
+    engine: Engine, sim: Any
+) -> None:
+    """An order of a customer the ERP already has shows (and is found by) that
+    customer's name from the store; a row that came without a description shows the
+    stored article's; at 80 columns the amounts stay whole."""
+    assert engine.run("total").status == "ok"
+    customer = engine.record("customers", "501.00001")
+    assert customer is not None and customer.columns["name"]
+    name = str(customer.columns["name"])
+    rows = [{**r, "price": "1234.5"} for r in article_rows(2)]
+    rows[1]["description"] = "Told by the site"
+    import_orders(engine, order_line("W9", rows=rows))
+    orders = WebOrders(engine.store)
+    (listed,) = orders.list()
+    assert listed["customer_name"] == name and listed["customer_code"] == "501.00001"
+    assert [o["id"] for o in orders.list(search=name.split()[0].lower())] == ["W9"]
+    lines = orders.show("W9")["lines"]
+    first = engine.record("articles", "ART0000001")
+    assert first is not None
+    assert lines[0]["description"] is None
+    assert lines[0]["article_description"] == first.columns["description"]
+    assert lines[1]["description"] == "Told by the site"
+
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert on_screen(app, "3703.50 EUR"), screen_lines(app)  # the total, two decimals
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+        header = text_of(app, "#order-header")
+        assert f"501.00001 {name}" in header and "3703.50 EUR" in header
+        table = app.screen.query_one("#order-rows", KeyTable)
+        cells = [str(c) for c in table.get_row("1")]
+        assert "1234.50" in cells and cells[-1] == "1234.50"  # qty 1: the row total, whole
+        assert any(first.columns["description"][:5] in c for c in cells)
+        assert on_screen(app, "2469.00"), screen_lines(app)  # qty 2, whole at 80 columns

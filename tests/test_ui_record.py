@@ -233,3 +233,12 @@ async def test_particolarita_of_a_customer_and_on_an_article(synced: Engine) -> 
             assert f"Particolarita: customer {who[0]}" in text
         else:
             assert f"Particolarita: {len(who)} customers ({', '.join(who[:3])}" in text
+
+
+def test_every_summary_label_is_in_both_languages() -> None:
+    from passweb_tui.i18n import EN, IT
+    from passweb_tui.screens.record import SUMMARY
+
+    for entity, lines in SUMMARY.items():
+        wanted = {f"record.heading.{entity}"} | {f"record.col.{n}" for line in lines for n in line}
+        assert wanted <= set(EN) and wanted <= set(IT), wanted - (set(EN) & set(IT))

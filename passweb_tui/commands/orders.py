@@ -115,7 +115,11 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
         f"{'ID':<14} {'STATE':<20} {'CREATED':<16} {'CUSTOMER':<24} {'TOTAL':>12} {'ERP':<12} ERROR"
     )
     for o in orders:
-        customer = o["customer_name"] or o["customer_code"]
+        customer = o["customer_code"]
+        if o["customer_name"]:  # a new customer's name, or the stored ERP customer's
+            customer = (
+                o["customer_name"] if o["new_customer"] else f"{customer} {o['customer_name']}"
+            )
         print(
             f"{_cell(o['id'], 14):<14} {o['state']:<20} {(o['created'] or '')[:16]:<16} "
             f"{_cell(customer, 24):<24} {o['total'] + ' ' + o['currency']:>12} "
@@ -141,7 +145,7 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
         f"{c['name']} <{c['email']}> VAT {c['vat_number'] or '-'} "
         f"(new on the site; ERP {c['erp_code'] or 'not yet'})"
         if c
-        else order["customer_code"]
+        else f"{order['customer_code']} {order['customer_name'] or ''}".strip()
     )
     lines = [
         f"order      {order['id']}",

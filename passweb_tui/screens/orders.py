@@ -25,6 +25,7 @@ from passweb_tui.screens.base import (
     ConfirmScreen,
     KeyTable,
     fmt_int,
+    fmt_money,
     fmt_when,
     kind_label,
     status_text,
@@ -352,7 +353,7 @@ class OrdersScreen(AckMixin, BaseScreen):
                     fmt_when(app, item["created"]),
                     cell(item["customer_name"] or item["customer_code"], NAME_WIDTH),
                     state_label(item["state"]),
-                    f"{item['total']} {item['currency'] or ''}".strip(),
+                    f"{fmt_money(item['total'])} {item['currency'] or ''}".strip(),
                     str(item["rows"]),
                     cell(item["erp_key"]),
                     Text(cell(item["last_error"]), style="red" if item["last_error"] else ""),
@@ -515,26 +516,29 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             yield Static(t("dash.loading"), id="order-header", classes="panel")
             with Vertical(classes="panel"):
                 yield Label(t("orders.rows"), classes="panel-title")
-                yield KeyTable(id="order-rows")
+                yield FitTable(
+                    [
+                        Col("line", "#"),
+                        Col("article", t("orders.col.article")),
+                        Col("description", t("col.description"), shrink=True),
+                        Col("qty", t("orders.col.qty")),
+                        Col("fulfilled", t("orders.col.fulfilled")),
+                        # at 80 columns the row state goes first: the fulfilled
+                        # quantity says most of it, and the total stays whole
+                        Col("row_state", t("orders.col.row_state"), drop=1, shrink=True),
+                        Col("price", t("col.price")),
+                        Col("discount", t("orders.col.discount"), shrink=True),
+                        Col("total", t("orders.col.total")),
+                    ],
+                    id="order-rows",
+                )
             with Vertical(classes="panel"):
                 yield Label(t("orders.history"), classes="panel-title")
                 yield Static("", id="order-history")
                 yield KeyTable(id="order-updates")
 
     def on_mount(self) -> None:
-        rows = self.query_one("#order-rows", KeyTable)
-        for key, label in (
-            ("line", "#"),
-            ("article", t("orders.col.article")),
-            ("description", t("col.description")),
-            ("qty", t("orders.col.qty")),
-            ("fulfilled", t("orders.col.fulfilled")),
-            ("row_state", t("orders.col.row_state")),
-            ("price", t("col.price")),
-            ("discount", t("orders.col.discount")),
-            ("total", t("orders.col.total")),
-        ):
-            rows.add_column(label, key=key)
+        rows = self.query_one("#order-rows", FitTable)
         updates = self.query_one("#order-updates", KeyTable)
         for key, label in (
             ("update", "#"),
@@ -601,7 +605,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             f"\n{t('orders.col.created')}: {fmt_when(app, detail['created'])}"
             f"   {t('orders.payment')}: {payment_label(detail['payment'])}"
             f" {cell(detail['payment_code'])}"
-            f"   {t('orders.col.total')}: {detail['total']} {detail['currency'] or ''}"
+            f"   {t('orders.col.total')}: {fmt_money(detail['total'])} {detail['currency'] or ''}"
         )
         if detail.get("note"):
             head.append(f"\n{t('orders.note')}: {cell(detail['note'])}")
@@ -618,22 +622,33 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         erp_rows = {
             i: r for i, r in enumerate(((detail.get("erp_document") or {}).get("rows") or []), 1)
         }
-        rows = self.query_one("#order-rows", KeyTable)
-        rows.clear()
+        shown_rows: list[tuple[str, list[Any]]] = []
         for line in detail["lines"]:
             erp = erp_rows.get(int(line["line"]), {})
-            rows.add_row(
-                str(line["line"]),
-                line["article"],
-                cell(line["description"]),
-                line["qty"],
-                cell(erp.get("qta_evasa")),
-                row_state(erp.get("stato_riga")),
-                line["price"],
-                cell(line["discount"]),
-                line["total"],
-                key=str(line["line"]),
+            # a row that came without a description shows the stored article's, dimmed
+            own = line["description"]
+            described: Any = (
+                cell(own)
+                if own or not line.get("article_description")
+                else Text(line["article_description"], style="dim")
             )
+            shown_rows.append(
+                (
+                    str(line["line"]),
+                    [
+                        str(line["line"]),
+                        line["article"],
+                        described,
+                        line["qty"],
+                        cell(erp.get("qta_evasa")),
+                        row_state(erp.get("stato_riga")),
+                        fmt_money(line["price"]),
+                        cell(line["discount"]),
+                        fmt_money(line["total"]),
+                    ],
+                )
+            )
+        self.query_one("#order-rows", FitTable).show_rows(shown_rows)
 
         history = Text()
         for attempt in detail.get("push_attempts") or []:

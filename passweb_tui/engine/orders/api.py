@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.models import Article, Customer
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import DocumentSeries, marker
 from passweb_tui.engine.orders.intake import (
@@ -44,6 +45,27 @@ from passweb_tui.engine.store import Store
 orders_t = WebOrder.__table__  # type: ignore[attr-defined]
 rows_t = WebOrderRow.__table__  # type: ignore[attr-defined]
 cust_t = WebCustomer.__table__  # type: ignore[attr-defined]
+#: the ERP's customers and articles as the last sync stored them: the names of an order's
+#: existing customer and the descriptions of its articles, where the order has none
+erp_cust_t = Customer.__table__.alias("erp_customer")  # type: ignore[attr-defined]
+article_t = Article.__table__  # type: ignore[attr-defined]
+
+
+def _joined() -> Any:
+    """Orders with their web customer (a new one) or the stored ERP customer they name."""
+    return orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id).outerjoin(
+        erp_cust_t, erp_cust_t.c.code == orders_t.c.customer_code
+    )
+
+
+def _order_columns() -> list[Any]:
+    return [
+        orders_t,
+        sa.func.coalesce(cust_t.c.name, erp_cust_t.c.name).label("customer_name"),
+        cust_t.c.erp_code,
+    ]
+
+
 updates_t = WebOrderUpdate.__table__  # type: ignore[attr-defined]
 attempt_t = WebPushAttempt.__table__  # type: ignore[attr-defined]
 
@@ -100,13 +122,14 @@ def update_changes(update: dict[str, Any]) -> UpdateChanges:
 
 
 def _matches(search: str) -> sa.ColumnElement[bool]:
-    """Orders (joined with their web customer) whose id, customer code or name, or ERP
-    key holds `search`, in any case."""
+    """Orders (see _joined) whose id, customer code or name (a new customer's, or the
+    stored ERP customer's), or ERP key holds `search`, in any case."""
     # autoescape: "%" and "_" typed in a search are themselves, not wildcards
     return sa.or_(
         orders_t.c.id.icontains(search, autoescape=True),
         orders_t.c.customer_code.icontains(search, autoescape=True),
         cust_t.c.name.icontains(search, autoescape=True),
+        erp_cust_t.c.name.icontains(search, autoescape=True),
         orders_t.c.erp_key.icontains(search, autoescape=True),
     )
 
@@ -186,9 +209,7 @@ class WebOrders:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Orders newest first, with their customer and total, as plain dicts."""
-        query = sa.select(
-            orders_t, cust_t.c.name.label("customer_name"), cust_t.c.erp_code
-        ).select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
+        query = sa.select(*_order_columns()).select_from(_joined())
         if state is not None:
             wanted = [state] if isinstance(state, str) else list(state)
             query = query.where(orders_t.c.state.in_(wanted))
@@ -238,14 +259,15 @@ class WebOrders:
         """One order in full: header, rows, customer, ERP document, attempts and updates."""
         with self.store.read() as conn:
             o = conn.execute(
-                sa.select(orders_t, cust_t.c.name.label("customer_name"), cust_t.c.erp_code)
-                .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
-                .where(orders_t.c.id == order_id)
+                sa.select(*_order_columns()).select_from(_joined()).where(orders_t.c.id == order_id)
             ).first()
             if o is None:
                 raise OrderNotFound(f"no web order {order_id!r}")
             rows = conn.execute(
-                sa.select(rows_t).where(rows_t.c.order_id == order_id).order_by(rows_t.c.line_no)
+                sa.select(rows_t, article_t.c.description.label("article_description"))
+                .select_from(rows_t.outerjoin(article_t, article_t.c.code == rows_t.c.article))
+                .where(rows_t.c.order_id == order_id)
+                .order_by(rows_t.c.line_no)
             ).all()
             customer = None
             if o.web_customer_id is not None:
@@ -291,6 +313,8 @@ class WebOrders:
                         "line": r.line_no,
                         "article": r.article,
                         "description": r.description,
+                        # the stored article's, for a row that came without its own
+                        "article_description": r.article_description,
                         "qty": decimal_text(r.qty),
                         "price": decimal_text(r.price),
                         "discount": r.discount,
@@ -334,11 +358,7 @@ class WebOrders:
         if order_id is not None:
             query = query.where(updates_t.c.order_id == order_id)
         if search:
-            matching = (
-                sa.select(orders_t.c.id)
-                .select_from(orders_t.outerjoin(cust_t, cust_t.c.id == orders_t.c.web_customer_id))
-                .where(_matches(search))
-            )
+            matching = sa.select(orders_t.c.id).select_from(_joined()).where(_matches(search))
             query = query.where(updates_t.c.order_id.in_(matching))
         if limit is not None:
             query = query.limit(limit)
