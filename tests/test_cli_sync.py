@@ -470,3 +470,25 @@ def test_show_prints_one_record_as_stored_and_says_when_it_is_not(sim: Any) -> N
     with pytest.raises(SystemExit) as refused:  # argparse's own refusal, exit status 2
         cli(sim, "show", "orders", "X")
     assert refused.value.code == 2
+
+
+def test_a_dry_run_lists_what_it_would_change_and_changes_nothing(sim: Any) -> None:
+    assert cli(sim, "sync", "total", "--json").returncode == 0
+    sim.admin("POST", "mutate", json={"resource": "clienti", "count": 3, "seed": 11})
+    before = json.loads(cli(sim, "changes", "--json", "--limit", "1000").stdout)
+    dry = cli(sim, "sync", "changed", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("would change ("))
+    listed = [line for line in lines[start + 1 :] if line.startswith("  customers ")]
+    assert listed and all(" -> " in line for line in listed)
+    # the run changed nothing: the same change log; the real run then makes those changes
+    assert json.loads(cli(sim, "changes", "--json", "--limit", "1000").stdout) == before
+    real = json.loads(cli(sim, "sync", "changed", "--json").stdout)
+    made = json.loads(
+        cli(sim, "changes", "--json", "--run", str(real["run_id"]), "--limit", "1000").stdout
+    )
+    shown = {line.split(":")[0].strip() for line in listed}
+    assert shown <= {f"{c['entity']} {c['key']} {c['field']}" for c in made}
+    # nothing would change now: no list
+    assert "would change" not in cli(sim, "sync", "changed", "--dry-run").stdout

@@ -295,6 +295,34 @@ def test_dry_run_reads_and_reports_but_writes_nothing(engine: Engine) -> None:
     assert engine.changes() == []
 
 
+def test_a_dry_run_keeps_what_the_change_log_would_have_had(engine: Engine, sim: Any) -> None:
+    """Its would-be changes are those the same run for real then logs: inserts, field
+    updates and (on TOTAL) deletions, and it stores none of them."""
+    first = engine.run("total", dry_run=True)
+    inserted = {(e, k) for e, k, change, *_ in first.would_change if change == "inserted"}
+    assert len(inserted) == min(sum(c["inserted"] for c in first.entities.values()), 1000)
+    assert engine.changes() == []
+    engine.run("total")
+    on_site = sorted(store_articles(engine))
+    sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 4, "seed": 21, "fields": ["descrizione"]},
+    )
+    sim.admin("DELETE", f"records/articoli/{on_site[0]}")
+    dry = engine.run("total", dry_run=True)
+    assert dry.status == "ok" and dry.would_change
+    real = engine.run("total")
+    logged = {
+        (c.entity, c.key, c.change, c.field, c.old, c.new)
+        for c in engine.changes(run_id=real.run_id)
+    }
+    assert set(dry.would_change) == logged
+    assert ("articles", on_site[0], "deleted", None, None, None) in logged
+    assert any(c[3] == "descrizione" for c in logged)
+    assert "would_change" not in dry.to_json()  # the contract's shape is unchanged
+
+
 def test_a_newly_used_field_is_filled_for_every_record(engine: Engine) -> None:
     engine.run("total")
     count = len(store_articles(engine))

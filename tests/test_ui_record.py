@@ -242,3 +242,84 @@ def test_every_summary_label_is_in_both_languages() -> None:
     for entity, lines in SUMMARY.items():
         wanted = {f"record.heading.{entity}"} | {f"record.col.{n}" for line in lines for n in line}
         assert wanted <= set(EN) and wanted <= set(IT), wanted - (set(EN) & set(IT))
+
+
+@pytest.fixture
+def own_engine(sim: Any, tmp_path: Any) -> Any:
+    """An engine on a simulator of its own (this test changes the ERP's data)."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+async def compare(app: Any, pilot: Any) -> None:
+    app.sync_ended.clear()
+    await pilot.press("d")
+    await asyncio.wait_for(app.sync_ended.wait(), 60)
+    await settle(app, pilot)
+
+
+async def test_d_compares_a_record_with_the_erp_and_writes_nothing(
+    own_engine: Engine, sim: Any
+) -> None:
+    engine = own_engine
+    assert engine.run("total").status == "ok"
+    stored = {a["code"] for a in engine.articles(limit=100_000)}
+    changed = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 8, "seed": 5, "fields": ["descrizione"]},
+    ).json()["changed"]
+    code = next(c for c in changed if c in stored)
+    before = engine.record("articles", code)
+    assert before is not None
+    runs = len(engine.runs(limit=100))
+
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(RecordScreen("articles", code))
+        await settle(app, pilot)
+        await compare(app, pilot)
+        assert "ERP now differs in 1 field(s): descrizione (p brings them)" in summary(app)
+        fields = rows(app, "#record-fields")
+        erp_now = fields["descrizione"][2]
+        assert erp_now not in ("=", before.data["descrizione"])
+        assert all(cells[2] == "=" for name, cells in fields.items() if name != "descrizione")
+        # a dry run, in the history like any other; the store is as it was
+        last = engine.runs(limit=1)[0]
+        assert len(engine.runs(limit=100)) == runs + 1
+        assert (last.kind, last.dry_run, last.status) == ("partial", True, "ok")
+        assert last.scope == {"entities": ["articles"], "codes": [code]}
+        assert engine.record("articles", code) == before
+
+        app.sync_ended.clear()
+        await pilot.press("p")  # the real Parziale brings what the comparison showed
+        await asyncio.wait_for(app.sync_ended.wait(), 60)
+        await settle(app, pilot)
+        after = engine.record("articles", code)
+        assert after is not None and after.data["descrizione"] == erp_now
+        assert "differs" not in summary(app) and "ERP now" not in summary(app)
+        await compare(app, pilot)
+        assert "ERP now: as stored." in summary(app)
+        assert "erp" not in {
+            c.key for c in app.screen.query_one("#record-fields", FitTable).all_columns
+        }
+
+        # a code the ERP has, not for this site; a code the ERP does not have
+        off_site = next(f"ART{i:07d}" for i in range(1, 501) if f"ART{i:07d}" not in stored)
+        app.push_screen(RecordScreen("articles", off_site))
+        await settle(app, pilot)
+        assert "does not hold this record" in summary(app)
+        await compare(app, pilot)
+        assert "ERP: not flagged for this site" in summary(app)
+        app.push_screen(RecordScreen("articles", "NOPE0001"))
+        await settle(app, pilot)
+        await compare(app, pilot)
+        assert "ERP: the record would be refused: not in the ERP" in summary(app)

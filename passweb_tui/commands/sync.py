@@ -155,6 +155,32 @@ def print_rejects(engine: Engine, result: RunResult, out: TextIO) -> None:
         print(f"  and {total - len(rejects)} more", file=out)
 
 
+WOULD_SHOWN = 20
+
+
+def print_would_change(result: RunResult, out: TextIO) -> None:
+    """A dry run's first changes, as the change log would have had them."""
+    if not result.dry_run or not result.would_change:
+        return
+    total = sum(c.get("inserted", 0) + c.get("updated", 0) + c.get("deleted", 0)
+                for c in result.entities.values())  # fmt: skip
+    print(f"would change ({total} record{'s' if total != 1 else ''}):", file=out)
+    for entity, key, change, field_name, old, new in result.would_change[:WOULD_SHOWN]:
+        if field_name is None:
+            print(f"  {entity} {key}: {change}", file=out)
+        else:
+            print(f"  {entity} {key} {field_name}: {_short(old)} -> {_short(new)}", file=out)
+    if len(result.would_change) > WOULD_SHOWN:
+        print(f"  ... (the first {WOULD_SHOWN} changes shown)", file=out)
+
+
+def _short(value: str | None, width: int = 40) -> str:
+    if value is None:
+        return "-"
+    value = one_line(value)
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
 def mute(fd: int) -> None:
     """The terminal has gone away (a hangup): what is still to be written there goes
     nowhere, so that neither the rest of the report nor the last flush fails on it."""
@@ -237,6 +263,7 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
             print(json.dumps(result.to_json()), flush=True)
         else:
             print_summary(result, sys.stdout)
+            print_would_change(result, sys.stdout)
             print_rejects(engine, result, sys.stdout)
             sys.stdout.flush()
     except OSError:

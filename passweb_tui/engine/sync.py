@@ -175,6 +175,8 @@ class ProgressEvent:
 
 
 COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+#: the most would-be changes a dry run keeps in its result (its counts count them all)
+DRY_CHANGES_KEPT = 1000
 
 
 def empty_counts() -> dict[str, int]:
@@ -197,6 +199,12 @@ class RunResult:
     customers: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     error: str | None = None
     message: str | None = None
+    #: a dry run's changes, as the change log would have had them: (entity, key,
+    #: change, field, old, new), the first DRY_CHANGES_KEPT of them; not in to_json
+    #: (the `sync --json` shape of CONTRACTS.md), and not kept once the run is over
+    would_change: list[tuple[str, str, str, str | None, str | None, str | None]] = field(
+        default_factory=list
+    )
 
     @property
     def duration_s(self) -> float | None:
@@ -410,6 +418,7 @@ class SyncRunner:
         self._categories: set[str] | None = None
         self._retry: dict[str, set[str]] = {}
         self._messages: list[str] = []
+        self._would_change: list[tuple[str, str, str, str | None, str | None, str | None]] = []
         self._waiting_orders = 0  # web orders waiting to be sent when the push began
         self._lease: Lease | None = None
         self._request: Any = None
@@ -643,6 +652,7 @@ class SyncRunner:
             customers=self.customers,
             error=error,
             message="; ".join(self._messages) or None,
+            would_change=self._would_change,
         )
         self._emit("done", None, 0, None, finished=True, status=status, message=result.message)
         return result
@@ -1453,6 +1463,7 @@ class SyncRunner:
                     conn.execute(insert(_REJECTS), reject_rows)
             if dry_run:
                 _add_counts(counts, added)  # it writes nothing: what it read counts
+                self._keep_would_change(spec, inserted, changes)
                 return
             write = inserts + updates
             if write or new:
@@ -1613,6 +1624,18 @@ class SyncRunner:
             index_elements=["entity", "key"], set_={"run_id": ins.excluded.run_id}
         )
 
+    def _keep_would_change(
+        self, spec: EntitySpec, inserted: Sequence[str], changes: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """A dry run's page: what it would have written to the change log, kept (up to
+        DRY_CHANGES_KEPT) for its result."""
+        room = DRY_CHANGES_KEPT - len(self._would_change)
+        if room <= 0:
+            return
+        kept = [(spec.name, k, "inserted", None, None, None) for k in inserted[:room]]
+        kept += [(c[2], c[3], c[4], c[5], c[6], c[7]) for c in changes[: room - len(kept)]]
+        self._would_change.extend(kept)
+
     def _change(
         self,
         at: Any,  # already in the driver's form (see _bound_now)
@@ -1644,6 +1667,14 @@ class SyncRunner:
             n = conn.execute(select(func.count()).select_from(t).where(unseen)).scalar_one()
             if not dry_run and n:
                 self._delete_rows(conn, spec, unseen, n)
+            room = DRY_CHANGES_KEPT - len(self._would_change)
+            if dry_run and n and room > 0:
+                gone = conn.execute(
+                    select(t.c.code).where(unseen).order_by(t.c.code).limit(room)
+                ).scalars()
+                self._keep_would_change(
+                    spec, [], [self._change(None, spec, k, "deleted") for k in gone]
+                )
         counts["deleted"] += n  # once they are gone (a dry run's: once counted)
 
     def _delete_rows(self, conn: Connection, spec: EntitySpec, unseen: Any, n: int) -> None:

@@ -3,6 +3,7 @@ an article's prices per price list, what it links to, and when it last changed."
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
@@ -45,6 +46,16 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+def _parsed(text: str | None) -> Any:
+    """A value as the change log spells it (lists and maps as JSON), back as a value."""
+    if text is None or text[:1] not in ("[", "{"):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 class RecordScreen(BaseScreen):
     """An article or a customer in full; escape goes back to where it was opened."""
 
@@ -59,6 +70,13 @@ class RecordScreen(BaseScreen):
             id="record.partial",
             tooltip="key.partial_record.tip",
         ),
+        Binding(
+            "d",
+            "compare",
+            "key.compare_erp",
+            id="record.compare",
+            tooltip="key.compare_erp.tip",
+        ),
         Binding("ctrl+r", "reload", "key.reload", id="record.reload", show=False),
     ]
 
@@ -67,6 +85,13 @@ class RecordScreen(BaseScreen):
         self.entity = entity
         self.code = code
         self.detail: Any = None
+        self.described: dict[str, str | None] = {}
+        #: a comparison with the ERP under way: the dry-run Parziale launched from here
+        self.comparing = False
+        #: what the last comparison found: field -> the ERP's value as text, and a line
+        self.erp_values: dict[str, str | None] | None = None
+        self.erp_line: Text | None = None
+        self.loaded = False  # the store's record has been read and shown once
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="record-top"):
@@ -131,20 +156,105 @@ class RecordScreen(BaseScreen):
         self.load()
 
     def sync_finished(self, snap: Any) -> None:
+        result = getattr(snap, "result", None)
+        if self.comparing and snap.dry_run:
+            self.comparing = False
+            engine = self.papp.engine
+            if result is None or result.run_id is None or engine is None:
+                self.erp_line = Text(t("record.erp_failed", error=snap.error or "-"), "red")
+                self.show_again()
+                return
+            run_id = result.run_id
+            self.run_worker(
+                lambda: (result, engine.run_rejects(run_id, 3)[0]),
+                group="record-compare",
+                thread=True,
+                exit_on_error=False,
+            )
+            return
+        # a real run: what the ERP said before may be in the store by now
+        self.erp_values, self.erp_line = None, None
         self.load()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         super().on_worker_state_changed(event)
+        if event.worker.group == "record-compare" and event.state == WorkerState.SUCCESS:
+            result, rejects = cast(Any, event.worker.result)
+            self.compared(result, rejects)
+            return
         if event.worker.group != "record" or event.state != WorkerState.SUCCESS:
             return
         detail, described = cast(Any, event.worker.result)
         self.show(detail, described)
 
+    def action_compare(self) -> None:
+        """Ask the ERP what it holds now: a dry-run Parziale of this record (recorded in
+        the run history like any dry run), whose would-be changes show beside the
+        stored values. Nothing is written."""
+        from passweb_tui.engine.facade import Scope
+
+        scope = Scope(entities=(self.entity,), codes=(self.code,))
+        if self.papp.start_sync("partial", scope=scope, dry_run=True):
+            self.comparing = True
+            self.erp_line = Text(t("record.erp_asking"), "dim")
+            self.show_again()
+
+    def compared(self, result: Any, rejects: list[Any]) -> None:
+        """What the dry run found for this record, said in one line and, field by field,
+        in the fields table's column of the ERP's values."""
+        mine = [c for c in result.would_change if c[0] == self.entity and c[1] == self.code]
+        counts = result.entities.get(self.entity, {})
+        read = counts.get("fetched", 0)
+        kept = sum(counts.get(k, 0) for k in ("inserted", "updated", "unchanged", "rejected"))
+        self.erp_values = None
+        if result.status == "failed":
+            self.erp_line = Text(t("record.erp_failed", error=result.error or "-"), "red")
+        elif rejects:
+            self.erp_line = Text(t("record.erp_rejected", reason=rejects[0].reason), "red")
+        elif read > kept:
+            self.erp_line = Text(t("record.erp_off_site"), "yellow")
+        elif any(c[2] == "inserted" for c in mine):
+            self.erp_line = Text(
+                t("record.erp_new", partial=self.bound_key("record.partial")), "yellow"
+            )
+        elif mine:
+            # the ERP's fields (the store's own columns, derived from them, follow them)
+            known = set(self.described) | set(getattr(self.detail, "data", None) or ())
+            self.erp_values = {str(c[3]): c[5] for c in mine if c[3] in known}
+            names = sorted({str(c[3]) for c in mine if c[3] is not None})
+            fields = ", ".join(names)
+            self.erp_line = Text(
+                t(
+                    "record.erp_differs",
+                    count=len(names),
+                    fields=fields,
+                    partial=self.bound_key("record.partial"),
+                ),
+                "yellow",
+            )
+        else:
+            self.erp_line = Text(t("record.erp_same"), "green")
+        self.show_again()
+
+    def show_again(self) -> None:
+        """The record as last read, with what the ERP said of it (once it was read)."""
+        if self.loaded:
+            self.show(self.detail, self.described)
+
     def show(self, detail: Any, described: dict[str, str | None]) -> None:
         self.detail = detail
+        self.described = described
+        self.loaded = True
         summary = self.query_one("#record-summary", Static)
         if detail is None:
-            summary.update(Text(t("record.missing"), style="bold yellow"))
+            missing = Text(t("record.missing"), style="bold yellow")
+            missing.append(
+                "\n" + t("record.compare_hint", compare=self.bound_key("record.compare"))
+            )
+            if self.erp_line is not None:
+                missing.append("\n")
+                missing.append_text(self.erp_line)
+            summary.update(missing)
             self.query_one("#record-fields", FitTable).show_rows([])
             for table in self.query("#record-prices, #record-conditions").results(FitTable):
                 table.show_rows([])
@@ -182,13 +292,34 @@ class RecordScreen(BaseScreen):
             text.append(
                 " · " + t("record.last_change", run=run, when=fmt_when(self.app, when)), "dim"
             )
+        if self.erp_line is not None:
+            text.append("\n")
+            text.append_text(self.erp_line)
         summary.update(text)
-        self.query_one("#record-fields", FitTable).show_rows(
-            [
-                (name, [name, show_value(detail.data[name]), described.get(name) or ""])
-                for name in sorted(detail.data)
-            ]
-        )
+        fields = self.query_one("#record-fields", FitTable)
+        erp = self.erp_values
+        wanted = ["field", "value", *(["erp"] if erp is not None else []), "description"]
+        if [c.key for c in fields.all_columns] != wanted:
+            fields.set_columns(
+                [
+                    Col("field", t("col.field")),
+                    Col("value", t("col.value"), shrink=True),
+                    *([Col("erp", t("col.erp_now"), shrink=True)] if erp is not None else []),
+                    Col("description", t("col.description"), drop=1, shrink=True),
+                ]
+            )
+        rows: list[tuple[str, list[Any]]] = []
+        for name in sorted(set(detail.data) | set(erp or ())):
+            cells: list[Any] = [name, show_value(detail.data.get(name))]
+            if erp is not None:
+                cells.append(
+                    Text(show_value(_parsed(erp[name])), style="bold yellow")
+                    if name in erp
+                    else Text("=", style="dim")
+                )
+            cells.append(described.get(name) or "")
+            rows.append((name, cells))
+        fields.show_rows(rows)
         if self.entity == "articles":
             self.query_one("#record-prices", FitTable).show_rows(
                 [
