@@ -337,6 +337,35 @@ async def test_a_dry_run_says_it_has_no_change_log_instead_of_opening_an_empty_o
         assert isinstance(app.screen, ChangesScreen)
 
 
+async def test_a_dry_run_that_would_change_things_lists_them(engine: Engine) -> None:
+    """The launcher's last dry run keeps what it would change: l lists it (the first
+    1,000), nothing of it in the store; from the history, the run is only counted."""
+    from passweb_tui.screens.changes import WouldChangeScreen
+
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "y", "v")  # on an empty store: a dry Totale
+        await wait_sync(pilot, app)
+        snap = app.sync.snapshot()
+        assert snap is not None and snap.dry_run and snap.result is not None
+        would = snap.result.would_change
+        assert would and all(change == "inserted" for _, _, change, *_ in would)
+        summary = str(app.screen.query_one("#sync-summary", Static).render())
+        assert "l: what this dry run would change" in summary
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, WouldChangeScreen)
+        shown = table_keys(app, "#would-table")
+        assert len(shown) == len(would) == min(1000, snap.result.totals()["inserted"])
+        assert on_screen(app, f"What dry run #{snap.run_id} would change"), screen_lines(app)
+        assert engine.changes() == [] and engine.dashboard().articles == 0
+        await pilot.press("enter")  # a record's history: nothing recorded yet
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RecordHistoryScreen)
+        assert app.screen.query_one("#history-table", KeyTable).row_count == 0
+
+
 async def test_palette_launches_a_sync(synced: Engine) -> None:
     engine = synced
     app = create_app(engine, poll_s=0)

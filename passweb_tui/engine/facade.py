@@ -35,6 +35,7 @@ from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules, plain_money
 from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
 from passweb_tui.engine.store import Store, StoreError, open_store
 from passweb_tui.engine.sync import (
+    DRY_CHANGES_KEPT,
     CancelEvent,
     ProgressEvent,
     RunResult,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from passweb_tui.engine.erp.settings import ErpConfig
 
 __all__ = [
+    "DRY_CHANGES_KEPT",
     "CategoryNode",
     "ChangeView",
     "Dashboard",

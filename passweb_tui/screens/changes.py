@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
+from passweb_tui.engine.facade import DRY_CHANGES_KEPT
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import BaseScreen, KeyTable, field_label, fmt_int, value_of
 from passweb_tui.screens.fit_table import Col, FitTable
@@ -289,4 +290,65 @@ class RecordHistoryScreen(BaseScreen):
             table.add_row(cells[0], cells[3], cells[4], cells[5], cells[6], key=str(i))
 
 
-KEYMAP_CLASSES = [RecordHistoryScreen]
+class WouldChangeScreen(BaseScreen):
+    """What a dry run would have changed, as the change log would have had it (kept in
+    its result, the first 1,000; not stored); enter opens a record's history."""
+
+    TITLE_KEY = "changes.would"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("h", "history", "key.history", id="would.history"),
+    ]
+
+    def __init__(self, run_id: int, entries: list[tuple[Any, ...]], total: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.entries = entries
+        self.total = total
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="panel"):
+            title = t("changes.would_of", run=self.run_id, records=fmt_int(self.total))
+            if len(self.entries) >= DRY_CHANGES_KEPT:
+                title += " " + t("changes.first_only", count=fmt_int(len(self.entries)))
+            yield Label(title, classes="panel-title")
+            yield FitTable(
+                [
+                    Col("entity", t("col.entity")),
+                    Col("key", t("col.key"), shrink=True),
+                    Col("change", t("col.change")),
+                    Col("field", t("col.field"), shrink=True),
+                    Col("old", t("col.old"), shrink=True),
+                    Col("new", t("col.new"), shrink=True),
+                ],
+                id="would-table",
+            )
+
+    def on_mount(self) -> None:
+        rows = []
+        for i, (entity, key, change, field_name, old, new) in enumerate(self.entries):
+            entry = {
+                "entity": entity,
+                "key": key,
+                "change": change,
+                "field": field_name,
+                "old": old,
+                "new": new,
+            }
+            rows.append((str(i), list(change_row(entry)[1][1:])))
+        table = self.query_one("#would-table", FitTable)
+        table.show_rows(rows)
+        table.focus()
+
+    def on_data_table_row_selected(self, _event: FitTable.RowSelected) -> None:
+        self.action_history()
+
+    def action_history(self) -> None:
+        """The record's recorded history (what the store holds, not the dry run's)."""
+        key = self.query_one("#would-table", FitTable).selected_key()
+        if key is None:
+            return
+        entity, code = self.entries[int(str(key))][:2]
+        self.app.push_screen(RecordHistoryScreen(str(entity), str(code)))
+
+
+KEYMAP_CLASSES = [RecordHistoryScreen, WouldChangeScreen]

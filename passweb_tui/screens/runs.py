@@ -282,10 +282,23 @@ class RunDetailScreen(BaseScreen):
         open_run_changes(self, self.run_id, dry_run=self.dry_run)
 
 
-def open_run_changes(screen: BaseScreen, run_id: int, *, dry_run: bool) -> None:
-    """Open a run's change log; a dry run wrote none, so the user is told that instead
-    of being shown an empty log."""
+def open_run_changes(screen: BaseScreen, run_id: int, *, dry_run: bool, result: Any = None) -> None:
+    """Open a run's change log. A dry run wrote none: what it would have changed is shown
+    when its result is at hand (the launcher's last run), else the user is told why
+    there is nothing to show rather than being shown an empty log."""
     if dry_run:
+        would = list(value_of(result, "would_change") or [])
+        if would:
+            from passweb_tui.screens.changes import WouldChangeScreen
+
+            counts = (value_of(result, "entities") or {}).values()
+            records = sum(
+                int(value_of(c, k, 0) or 0)
+                for c in counts
+                for k in ("inserted", "updated", "deleted")
+            )
+            screen.app.push_screen(WouldChangeScreen(run_id, would, records))
+            return
         screen.notify(t("sync.dry_no_changes", run=run_id))
         return
     from passweb_tui.screens.changes import ChangesScreen

@@ -314,7 +314,14 @@ class SyncScreen(BaseScreen):
             out.append(engine_text(str(snap.error)) + "\n")
         if snap.run_id:
             detail = self.bound_key("sync.run_detail")
-            if snap.dry_run:  # it wrote no change log: its key is not offered
+            would = value_of(snap.result, "would_change") if snap.result is not None else None
+            if snap.dry_run and would:  # what it would change, kept in its result
+                links = t(
+                    "sync.dry_would_links",
+                    changes=self.bound_key("sync.run_changes"),
+                    detail=detail,
+                )
+            elif snap.dry_run:  # it wrote no change log, and would change nothing
                 links = t("sync.dry_links", detail=detail)
             else:
                 links = t("sync.links", changes=self.bound_key("sync.run_changes"), detail=detail)
@@ -327,7 +334,7 @@ class SyncScreen(BaseScreen):
             return
         from passweb_tui.screens.runs import open_run_changes
 
-        open_run_changes(self, snap.run_id, dry_run=snap.dry_run)
+        open_run_changes(self, snap.run_id, dry_run=snap.dry_run, result=snap.result)
 
     def action_open_run(self) -> None:
         snap = self.papp.sync.snapshot()
