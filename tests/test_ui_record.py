@@ -323,3 +323,28 @@ async def test_d_compares_a_record_with_the_erp_and_writes_nothing(
         await settle(app, pilot)
         await compare(app, pilot)
         assert "ERP: the record would be refused: not in the ERP" in summary(app)
+
+
+async def test_unpublished_articles_are_counted_and_marked(synced: Engine) -> None:
+    """Articles kept in the store but not on the site (pre-deleted or cancelled in the
+    ERP) are counted on the dashboard and marked in the catalogue."""
+    board = synced.dashboard()
+    unpublished = board.articles - board.published_articles
+    assert unpublished > 0, "the demo data should have pre-deleted or cancelled articles"
+    off = [a for a in synced.articles(limit=100_000) if not a["published"]]
+    assert len(off) == unpublished
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        store = str(app.screen.query_one("#dash-store", Static).render())
+        assert f"articles {board.articles:,} ({unpublished:,} unpublished)" in store
+        await pilot.press("a")
+        await settle(app, pilot)
+        await pilot.press("slash", *off[0]["code"], "enter")
+        await settle(app, pilot)
+        shown = rows(app, "#catalogue-table")
+        assert shown[off[0]["code"]][2].startswith("(not published) ")
+        on = next(a for a in synced.articles(limit=200) if a["published"])
+        await pilot.press("slash", "ctrl+u", *on["code"], "enter")
+        await settle(app, pilot)
+        assert not rows(app, "#catalogue-table")[on["code"]][2].startswith("(not published)")

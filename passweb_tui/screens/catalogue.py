@@ -78,7 +78,7 @@ class CatalogueScreen(BaseScreen):
         super().__init__()
         self.entity = "articles"
         self.page_offset = 0
-        self.rows: list[list[str]] = []  # the page shown, a cell per column of COLUMNS
+        self.rows: list[list[Any]] = []  # the page shown, a cell per column of COLUMNS
         self.shown_query: tuple[str, str | None, int] | None = None  # what `rows` answer
 
     def compose_body(self) -> ComposeResult:
@@ -145,7 +145,14 @@ class CatalogueScreen(BaseScreen):
         current = self.query_one("#catalogue-search", Input).value.strip() or None
         if (entity, search, offset) != (self.entity, current, self.page_offset):
             return  # the operator typed on; a newer read follows
-        self.rows = [[cell(value_of(row, name)) for name, _, _ in COLUMNS[entity]] for row in rows]
+        self.rows = []
+        for row in rows:
+            cells: list[Any] = [cell(value_of(row, name)) for name, _, _ in COLUMNS[entity]]
+            if entity == "articles" and value_of(row, "published") is False:
+                # kept in the store, not on the site (pre-deleted or cancelled in the ERP)
+                shown = f"({t('catalogue.unpublished')}) {cells[1]}"
+                cells[1] = Text(shown, style="dim italic")
+            self.rows.append(cells)
         self.show_rows()
         if (entity, search, offset) != self.shown_query:
             # another page or search starts at its top; the same one read again after a

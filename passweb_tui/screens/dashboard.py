@@ -62,6 +62,8 @@ class DashboardView:
     last_success: Any = None
     categories: int | None = None
     articles: int | None = None
+    #: articles kept in the store but not published (pre-deleted or cancelled in the ERP)
+    unpublished: int | None = None
     customers: int | None = None
     runs: list[Any] = field(default_factory=list)
     field_changes: list[tuple[str, str, int]] = field(default_factory=list)
@@ -77,6 +79,9 @@ def read_dashboard(engine: Any) -> DashboardView:
     view.last_success = value_of(board, "last_success")
     view.categories = value_of(board, "categories")
     view.articles = value_of(board, "articles")
+    published = value_of(board, "published_articles")
+    if view.articles is not None and published is not None:
+        view.unpublished = int(view.articles) - int(published)
     view.customers = value_of(board, "customers")
     runs = value_of(board, "last_runs")
     view.runs = list(runs) if runs is not None else list(engine.runs(limit=RECENT_RUNS))
@@ -293,7 +298,10 @@ class DashboardScreen(BaseScreen):
             ("dash.categories", view.categories),
         ):
             if value is not None:
-                parts.append(f"{t(key)} {fmt_int(value)}")
+                part = f"{t(key)} {fmt_int(value)}"
+                if key == "dash.articles" and view.unpublished:
+                    part += " " + t("dash.unpublished", count=fmt_int(view.unpublished))
+                parts.append(part)
         store.append(" · ".join(parts) if parts else "-")
         self.query_one("#dash-store", Static).update(store)
 
