@@ -444,7 +444,7 @@ def test_show_prints_one_record_as_stored_and_says_when_it_is_not(sim: Any) -> N
     record = json.loads(shown.stdout)
     assert set(record) == {
         "entity", "code", "columns", "data", "prices", "names", "conditions",
-        "synced_at", "last_change",
+        "orders", "order_count", "synced_at", "last_change",
     }  # fmt: skip
     assert record["entity"] == "articles" and record["code"] == code
     assert record["last_change"]["run_id"] == changes[0]["run_id"]

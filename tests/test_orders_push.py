@@ -125,6 +125,24 @@ def test_push_sends_customers_then_orders_once(
     assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
 
 
+def test_rows_with_and_without_a_description_go_in_one_document(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """The ERP takes the rows' arrays only whole: a row without a description of its own
+    goes with an empty one beside a row that has one, instead of the order being refused."""
+    oid = f"W{base}"
+    rows = article_rows(3)
+    rows[1]["description"] = "Colore a scelta: rosso"
+    WebOrders(store).place(order_line(oid, rows=rows))
+    result = WebOrders(store).push(client)
+    assert (result.orders_sent, result.orders_failed) == (1, 0), states_of(store)
+    doc = client.get("documenti/ordini-clienti", WebOrders(store).show(oid)["erp_key"])
+    assert doc is not None
+    assert [i for i, _ in doc["id_riga"]] == [i for i, _ in doc["descr_riga"]] == [1, 2, 3]
+    assert dict(doc["descr_riga"])[2] == "Colore a scelta: rosso"
+    assert [a for _, a in doc["codice_articolo"]] == [r["article"] for r in rows]
+
+
 def test_unconfirmed_payment_is_never_sent_until_confirmed(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:

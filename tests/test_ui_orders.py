@@ -558,9 +558,23 @@ async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
     rows[1]["description"] = "Told by the site"
     import_orders(engine, order_line("W9", rows=rows))
     orders = WebOrders(engine.store)
-    (listed,) = orders.list()
+    (listed,) = [o for o in orders.list() if o["id"] == "W9"]
     assert listed["customer_name"] == name and listed["customer_code"] == "501.00001"
     assert [o["id"] for o in orders.list(search=name.split()[0].lower())] == ["W9"]
+    mine = engine.record("customers", "501.00001")
+    assert mine is not None and mine.order_count == 1 and mine.orders[0]["id"] == "W9"
+    # a customer born on the site: once created in the ERP and pulled back, its orders
+    # are found through the web customer it came from
+    newcomer = {"name": "Nuovo Cliente Srl", "email": "nuovo@cliente.example",
+                "vat_number": "09876543210", "city": "Pavia"}  # fmt: skip
+    import_orders(engine, order_line("W10", customer=newcomer, rows=article_rows(1)))
+    pushed = engine.run("partial")
+    assert pushed.status == "ok", [(o["id"], o["last_error"]) for o in orders.list()]
+    assert engine.run("changed").status == "ok"
+    code = orders.show("W10")["customer"]["erp_code"]
+    born = engine.record("customers", code)
+    assert born is not None and [o["id"] for o in born.orders] == ["W10"]
+    assert born.orders[0]["erp_key"] == orders.show("W10")["erp_key"]
     lines = orders.show("W9")["lines"]
     first = engine.record("articles", "ART0000001")
     assert first is not None
@@ -571,9 +585,21 @@ async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
+        from passweb_tui.screens.record import RecordScreen
+
+        app.push_screen(RecordScreen("customers", "501.00001"))
+        await settle(app, pilot)
+        from passweb_tui.screens.orders import state_label
+
+        w9 = state_label(orders.show("W9")["state"])  # pushed by the Parziale above
+        assert on_screen(app, f"Web orders: 1 (W9 {w9})"), screen_lines(app)
         await pilot.press("o")
         await settle(app, pilot)
+        await pilot.press("4")  # all orders
+        await settle(app, pilot)
         assert on_screen(app, "3703.50 EUR"), screen_lines(app)  # the total, two decimals
+        table = app.screen.query_one("#orders-table", KeyTable)
+        table.move_cursor(row=keys_of(app, "#orders-table").index("W9"))
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, OrderDetailScreen)

@@ -78,6 +78,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print("prices")
         for code, name, price in detail.prices:
             print(f"  {code:>3}  {price:>12}  {name or '-'}")
+    if detail.order_count:
+        more = (
+            f" (the newest {len(detail.orders)})" if detail.order_count > len(detail.orders) else ""
+        )
+        print(f"web orders: {detail.order_count}{more}")
+        for o in detail.orders:
+            print(f"  {o['id']:<14} {o['state']:<20} {o['created'][:16]}  {o['erp_key'] or '-'}")
     if detail.conditions:
         print("particolarita")
         for c in detail.conditions:

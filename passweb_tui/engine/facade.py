@@ -31,6 +31,7 @@ from passweb_tui.engine.models import (
     SyncReject,
     SyncRun,
 )
+from passweb_tui.engine.orders.models import WebCustomer, WebOrder
 from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules, plain_money
 from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
 from passweb_tui.engine.store import Store, StoreError, open_store
@@ -82,8 +83,12 @@ _CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 _PRICE_LISTS = PriceList.__table__  # type: ignore[attr-defined]
 _PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
 _CONDITIONS = Condition.__table__  # type: ignore[attr-defined]
+_WEB_ORDERS = WebOrder.__table__  # type: ignore[attr-defined]
+_WEB_CUSTOMERS = WebCustomer.__table__  # type: ignore[attr-defined]
 #: the most particolarita a record view reads
 RECORD_CONDITIONS = 200
+#: the most web orders of a customer a record view reads
+RECORD_ORDERS = 5
 
 
 class LaunchRefused(Exception):
@@ -210,6 +215,10 @@ class RecordDetail:
     #: code or its category); each with customer, kind, article, article_group, price
     #: (text or None) and discount; at most RECORD_CONDITIONS of them
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    #: a customer's web orders, newest first (id, state, created, erp_key), at most
+    #: RECORD_ORDERS of them, and how many it has in all
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    order_count: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The record as `passweb-tui show --json` prints it: plain JSON values, amounts
@@ -233,6 +242,8 @@ class RecordDetail:
             ],
             "names": self.names,
             "conditions": self.conditions,
+            "orders": self.orders,
+            "order_count": self.order_count,
             "synced_at": plain(self.synced_at),
             "last_change": None
             if self.last_change is None
@@ -582,6 +593,34 @@ class Engine:
                     .limit(RECORD_CONDITIONS)
                 )
             ]
+            orders: list[dict[str, Any]] = []
+            order_count = 0
+            if entity == "customers":
+                o, w = _WEB_ORDERS.c, _WEB_CUSTOMERS.c
+                # its orders: by its code, or through the web customer it was created from
+                its = or_(
+                    o.customer_code == code,
+                    o.web_customer_id.in_(select(w.id).where(w.erp_code == code)),
+                )
+                order_count = int(
+                    conn.execute(
+                        select(func.count()).select_from(_WEB_ORDERS).where(its)
+                    ).scalar_one()
+                )
+                orders = [
+                    {
+                        "id": r.id,
+                        "state": r.state,
+                        "created": (_aware(r.created) or r.created).isoformat(),
+                        "erp_key": r.erp_key,
+                    }
+                    for r in conn.execute(
+                        select(o.id, o.state, o.created, o.erp_key)
+                        .where(its)
+                        .order_by(o.created.desc(), o.id.desc())
+                        .limit(RECORD_ORDERS)
+                    )
+                ]
             c = _CHANGES.c
             last = conn.execute(
                 select(c.run_id, c.at)
@@ -599,6 +638,8 @@ class Engine:
             _aware(row.synced_at) or row.synced_at,
             (int(last.run_id), _aware(last.at) or last.at) if last is not None else None,
             conditions,
+            orders,
+            order_count,
         )
 
     def uncategorised_count(self) -> int:

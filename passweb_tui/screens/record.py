@@ -285,6 +285,13 @@ class RecordScreen(BaseScreen):
                 text.append(t("record.conditions_of_one", customer=shown))
             else:
                 text.append(t("record.conditions_of", count=len(customers), customers=shown))
+        if self.entity == "customers" and detail.order_count:
+            from passweb_tui.screens.orders import state_label
+
+            listed = ", ".join(f"{o['id']} {state_label(o['state'])}" for o in detail.orders)
+            more = ", …" if detail.order_count > len(detail.orders) else ""
+            text.append("\n" + t("record.orders") + ": ", style="bold")
+            text.append(f"{detail.order_count} ({listed}{more})")
         text.append("\n" + t("record.synced_at") + ": ", style="bold")
         text.append(fmt_when(self.app, detail.synced_at))
         if detail.last_change is not None:

@@ -113,8 +113,14 @@ def build_document(
         columns["prezzo"][i] = _number(row["price"])
         columns["sconto"][i] = row.get("discount") or ""
         columns["cod_iva"][i] = row["vat_code"]
-        if row.get("description"):
-            columns.setdefault("descr_riga", {})[i] = row["description"][:80]
+    described = {
+        i: row["description"][:80] for i, row in enumerate(rows, 1) if row.get("description")
+    }
+    if described:
+        # the rows travel as parallel arrays that the ERP takes only whole (the same row
+        # indices as id_riga): a row without a description of its own goes with an empty
+        # one, as every row does when none has one
+        columns["descr_riga"] = {i: described.get(i, "") for i in columns["id_riga"]}
     for name, values in columns.items():
         record[name] = to_indexed(values)
     return record
