@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,7 @@ from textual.widgets import Input, Label, Static
 from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
-from passweb_tui.engine.erp.settings import ErpConfig
-from passweb_tui.engine.facade import Engine, EngineSettings
+from passweb_tui.engine.facade import Engine
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.i18n import set_language
@@ -37,6 +34,7 @@ from passweb_tui.screens.orders import (
 )
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["ui_fixtures"]
 
 SYNC_TIMEOUT_S = 60
 
@@ -47,13 +45,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def engine(sim: Any, tmp_path: Path) -> Iterator[Engine]:
-    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
-    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
-    try:
-        yield eng
-    finally:
-        eng.close()
+def engine(own_engine: Engine) -> Engine:
+    return own_engine
 
 
 async def settle(app: PasswebApp, pilot: Any) -> None:

@@ -244,20 +244,6 @@ def test_every_summary_label_is_in_both_languages() -> None:
         assert wanted <= set(EN) and wanted <= set(IT), wanted - (set(EN) & set(IT))
 
 
-@pytest.fixture
-def own_engine(sim: Any, tmp_path: Any) -> Any:
-    """An engine on a simulator of its own (this test changes the ERP's data)."""
-    from passweb_tui.engine.erp.settings import ErpConfig
-    from passweb_tui.engine.facade import EngineSettings
-
-    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
-    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
-    try:
-        yield eng
-    finally:
-        eng.close()
-
-
 async def compare(app: Any, pilot: Any) -> None:
     app.sync_ended.clear()
     await pilot.press("d")

@@ -108,16 +108,20 @@ async def test_change_log_filters_and_record_history(synced: Engine) -> None:
             } == {shown}
 
 
+async def open_categories(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+    app.screen.query_one("#dash-runs-table", KeyTable).focus()  # single keys work from tables
+    await pilot.press("g")
+    await settle(app, pilot)
+
+
 async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> None:
     nodes = synced.categories()
     with_articles = [n for n in nodes if n.article_count]
     assert with_articles, "the demo data should link articles to categories"
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        app.screen.query_one("#dash-runs-table", KeyTable).focus()  # single keys work from tables
-        await pilot.press("g")
-        await settle(app, pilot)
+        await open_categories(app, pilot)
         assert isinstance(app.screen, CategoriesScreen)
         tree = app.screen.query_one("#cat-tree", Tree)
         shown: list[str] = []
@@ -195,10 +199,7 @@ async def test_articles_in_no_category_have_a_node_of_their_own(synced: Engine) 
     assert found == {first, second} and third not in found
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        app.screen.query_one("#dash-runs-table", KeyTable).focus()
-        await pilot.press("g")
-        await settle(app, pilot)
+        await open_categories(app, pilot)
         tree = app.screen.query_one("#cat-tree", Tree)
         line = next(
             i for i in range(tree.last_line + 1) if tree.get_node_at_line(i).data == UNCATEGORISED
@@ -226,10 +227,7 @@ async def test_categories_whose_parents_loop_are_shown_once_at_the_top(synced: E
     ]
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        app.screen.query_one("#dash-runs-table", KeyTable).focus()
-        await pilot.press("g")
-        await settle(app, pilot)
+        await open_categories(app, pilot)
         screen = app.screen
         assert isinstance(screen, CategoriesScreen)
         screen.show_tree(nodes)

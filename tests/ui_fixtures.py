@@ -97,3 +97,14 @@ def synced_readonly(ui_sim: Any, synced_store: Path) -> Iterator[Engine]:
         yield eng
     finally:
         eng.close()
+
+
+@pytest.fixture
+def own_engine(sim: Any, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a new store and a simulator of the test's own (`sim`), for tests
+    that change the ERP's data."""
+    eng = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'own.db'}", erp_of(sim)))
+    try:
+        yield eng
+    finally:
+        eng.close()

@@ -67,6 +67,21 @@ def read_changes(engine: Any, flt: ChangeFilter) -> tuple[list[Any], list[tuple[
     return list(entries), list(counts)
 
 
+def change_columns(*, with_run: bool) -> list[Col]:
+    """The change log's columns (a dry run's would-be changes have no run of their own).
+    At 80 columns long keys and values end in an ellipsis, so that the new value stays
+    on the screen (a record's history shows them whole)."""
+    return [
+        *([Col("run", "#")] if with_run else []),
+        Col("entity", t("col.entity")),
+        Col("key", t("col.key"), shrink=True),
+        Col("change", t("col.change")),
+        Col("field", t("col.field"), shrink=True),
+        Col("old", t("col.old"), shrink=True),
+        Col("new", t("col.new"), shrink=True),
+    ]
+
+
 def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
     """A change-log entry as (row key, cells)."""
     cells = (
@@ -128,18 +143,8 @@ class ChangesScreen(BaseScreen):
                 yield KeyTable(id="changes-counts-table")
             with Vertical(id="changes-log", classes="panel"):
                 yield Label(t("changes.log"), id="changes-log-title", classes="panel-title")
-                # at 80 columns long keys and values end in an ellipsis, so that the new
-                # value stays on the screen (a record's history shows them whole)
                 yield FitTable(
-                    [
-                        Col("run", "#"),
-                        Col("entity", t("col.entity")),
-                        Col("key", t("col.key"), shrink=True),
-                        Col("change", t("col.change")),
-                        Col("field", t("col.field"), shrink=True),
-                        Col("old", t("col.old"), shrink=True),
-                        Col("new", t("col.new"), shrink=True),
-                    ],
+                    change_columns(with_run=True),
                     id="changes-table",
                 )
 
@@ -312,14 +317,7 @@ class WouldChangeScreen(BaseScreen):
                 title += " " + t("changes.first_only", count=fmt_int(len(self.entries)))
             yield Label(title, classes="panel-title")
             yield FitTable(
-                [
-                    Col("entity", t("col.entity")),
-                    Col("key", t("col.key"), shrink=True),
-                    Col("change", t("col.change")),
-                    Col("field", t("col.field"), shrink=True),
-                    Col("old", t("col.old"), shrink=True),
-                    Col("new", t("col.new"), shrink=True),
-                ],
+                change_columns(with_run=False),
                 id="would-table",
             )
 
