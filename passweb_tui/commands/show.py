@@ -8,6 +8,7 @@ import shlex
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
+from passweb_tui.engine.records import value_text
 
 ENTITIES = ("articles", "customers")
 
@@ -25,18 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("code", help="the ERP code (ART0000001, 501.00002)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def _value(value: object) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, dict):
-        return " · ".join(f"{k}: {_value(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        if value and all(isinstance(v, list) and len(v) == 2 for v in value):
-            return " · ".join(f"{k}: {_value(v)}" for k, v in value)
-        return ", ".join(_value(v) for v in value)
-    return str(value)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -61,10 +50,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if name == "code":
             continue
         linked = detail.names.get(name)
-        if isinstance(value, bool):
-            shown = "yes" if value else "no"
-        else:
-            shown = _value(value) + (f"  {linked}" if linked and value is not None else "")
+        shown = value_text(value) + (f"  {linked}" if linked and value is not None else "")
         print(f"  {name:<14} {shown}")
     last = out["last_change"]
     stored = out["synced_at"]
@@ -73,7 +59,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"  {'last change':<14} run {last['run_id']} at {last['at']}")
     print("fields (as stored)")
     for name in sorted(detail.data):
-        print(f"  {name:<16} {_value(detail.data[name])}")
+        print(f"  {name:<16} {value_text(detail.data[name])}")
     if args.entity == "articles":
         print("prices")
         for code, name, price in detail.prices:
@@ -90,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for c in detail.conditions:
             target = c["article"] or f"group {c['article_group'] or '-'}"
             print(
-                f"  {c['customer'] or '-':<12} {target:<16} price {_value(c['price']):>10}"
-                f"  discount {_value(c['discount'])}"
+                f"  {c['customer'] or '-':<12} {target:<16} price {value_text(c['price']):>10}"
+                f"  discount {value_text(c['discount'])}"
             )
     return int(ExitCode.OK)

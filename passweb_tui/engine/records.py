@@ -140,6 +140,22 @@ def as_text(value: Any) -> str | None:
     return dumps(value)
 
 
+def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
+    """A stored ERP value as an operator reads it: per-list or per-site pairs such as
+    `prz_listino` as "1: 12.50 · 2: 11.00", other lists joined, nothing as "-"."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, dict):  # an array keyed by its index
+        return " · ".join(f"{k}: {value_text(v, yes, no)}" for k, v in value.items())
+    if isinstance(value, list):
+        if value and all(isinstance(v, list) and len(v) == 2 for v in value):
+            return " · ".join(f"{k}: {value_text(v, yes, no)}" for k, v in value)
+        return ", ".join(value_text(v, yes, no) for v in value)
+    if isinstance(value, bool):
+        return yes if value else no
+    return str(value)
+
+
 def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None

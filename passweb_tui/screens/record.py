@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
+from passweb_tui.engine.records import value_text
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import BaseScreen, fmt_money, fmt_when
 from passweb_tui.screens.fit_table import Col, FitTable
@@ -31,19 +32,8 @@ SUMMARY: dict[str, tuple[tuple[str, ...], ...]] = {
 
 
 def show_value(value: Any) -> str:
-    """A stored ERP value as read on screen: per-list pairs such as `prz_listino` as
-    "1: 12.50 · 2: 11.00", other lists joined, nothing as "-"."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, dict):  # a per-site or per-list array, keyed by its index
-        return " · ".join(f"{k}: {show_value(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        if value and all(isinstance(v, list) and len(v) == 2 for v in value):
-            return " · ".join(f"{k}: {show_value(v)}" for k, v in value)
-        return ", ".join(show_value(v) for v in value)
-    if isinstance(value, bool):
-        return t("record.yes") if value else t("record.no")
-    return str(value)
+    """A stored ERP value as read on screen (see records.value_text), yes/no translated."""
+    return value_text(value, t("record.yes"), t("record.no"))
 
 
 def _parsed(text: str | None) -> Any:
