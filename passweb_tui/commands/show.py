@@ -8,7 +8,6 @@ import shlex
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
-from passweb_tui.engine.records import value_text
 
 ENTITIES = ("articles", "customers")
 
@@ -29,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.records import value_text
+
     engine = open_engine(ctx)
     try:
         detail = engine.record(args.entity, args.code)

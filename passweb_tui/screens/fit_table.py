@@ -92,6 +92,7 @@ class FitTable(KeyTable):
         self.all_columns = list(columns)
         self._rows: list[tuple[Hashable, Sequence[Any]]] = []
         self._fit: tuple[list[str], dict[str, int]] | None = None
+        self._fitted_width = 0
 
     def on_mount(self) -> None:
         self._apply()
@@ -129,6 +130,10 @@ class FitTable(KeyTable):
             fit: tuple[list[str], dict[str, int]] = ([c.key for c in self.all_columns], {})
         else:
             fit = fit_columns(self.all_columns, cells, self.available_width(), self.cell_padding)
+            # fitted to the width of this moment: should the layout still be settling
+            # (a screen pushed and filled at once), fitted again once it has
+            self._fitted_width = self.size.width
+            self.call_after_refresh(self._refit_if_resized)
         if fit != self._fit:
             self._rebuild(fit)
         keys, caps = fit
@@ -147,6 +152,10 @@ class FitTable(KeyTable):
                 for key, row in self._rows
             ],
         )
+
+    def _refit_if_resized(self) -> None:
+        if self.size.width > 0 and self.size.width != self._fitted_width:
+            self._apply()
 
     def _rebuild(self, fit: tuple[list[str], dict[str, int]]) -> None:
         """New columns: cleared and filled again (a column never narrows by itself),
