@@ -266,6 +266,9 @@ def test_a_killed_first_total_leaves_no_worker_behind(db_url: str, tmp_path: Pat
     killed, its worker (and the worker's server) go too, and the next TOTAL completes."""
     sim = start_sim("--articles", "20000", "--customers", "100", "--orders", "5", "--seed", "4")
     try:
+        # every request a little slow, so the TOTAL is still paging when its worker
+        # is seen, however fast the machine
+        sim.admin("PUT", "faults", json={"latency_ms": 150})
         config = tmp_path / "config.toml"
         config.write_text(KILL_CONFIG)
         env = cli_env(sim, db_url)
@@ -286,6 +289,7 @@ def test_a_killed_first_total_leaves_no_worker_behind(db_url: str, tmp_path: Pat
         while any(_alive(p) for p, _ in helpers) and time.monotonic() < gone_by:
             time.sleep(0.1)
         assert not [c for p, c in helpers if _alive(p)], "helper processes outlived the sync"
+        sim.admin("DELETE", "faults")
         run, _blocked, _refusals = run_until_accepted(["sync", "total", "--json"], env)
         assert run["status"] == "ok"
         engine = open_engine(db_url, sim)
