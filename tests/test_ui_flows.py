@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Checkbox, Input, Label, RadioButton, SelectionList, Static
+from textual.widgets import Checkbox, Input, Label, Log, RadioButton, SelectionList, Static
 from textual.worker import WorkerCancelled
 from ui_screen import on_screen, screen_lines
 
@@ -81,6 +82,15 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         assert "Totale: ok" in str(app.screen.query_one("#sync-badge", Static).render())
         run = engine.runs(limit=1)[0]
         assert run.run_id == snap.run_id and run.requested_kind == "changed"
+        # the log tells the run step by step, with the time of day and how long each took
+        lines = [str(line) for line in app.screen.query_one("#sync-log", Log).lines]
+        texts = [line.split("  ", 1)[1] for line in lines]
+        assert texts[0] == "reading the ERP's field catalogue"
+        fetched = {e: c["fetched"] for e, c in run.entities.items()}
+        articles = f"articles: {fetched['articles']:,} records"
+        assert any(text.startswith(articles + " (") for text in texts), lines
+        assert texts[-1].startswith("finished: ok (")
+        assert all(re.match(r"\d\d:\d\d:\d\d  ", line) for line in lines), lines
 
         await pilot.press("e")
         assert isinstance(app.screen, RunDetailScreen)

@@ -4,6 +4,7 @@ progress per entity with rate and ETA, the phase, the last log lines, cancel, an
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -35,7 +36,7 @@ from passweb_tui.screens.base import (
     value_of,
 )
 from passweb_tui.screens.fit_table import Col, FitTable
-from passweb_tui.screens.sync_state import SyncSnapshot
+from passweb_tui.screens.sync_state import LogLine, SyncSnapshot
 
 ENTITIES = [
     "articles",
@@ -266,11 +267,18 @@ class SyncScreen(BaseScreen):
             self._log_run = snap.run_id
         new = snap.log[self._log_count :]
         if new:
-            log.write_lines(new)
+            log.write_lines([self.log_text(line) for line in new])
             self._log_count = len(snap.log)
         self.query_one("#sync-summary", Static).update(
             self.summary(snap) if not snap.running else ""
         )
+
+    def log_text(self, line: LogLine) -> str:
+        """A log line as shown: the time of day, what happened, how long a step took."""
+        app = self.papp
+        clock = "··:··:··" if app.stable else time.strftime("%H:%M:%S", time.localtime(line.at))
+        took = "" if line.seconds is None else f" ({fmt_duration(app, line.seconds)})"
+        return f"{clock}  {line.text}{took}"
 
     def follow_entity(self, entity: str) -> None:
         """Scroll the progress table so the entity being worked on is in view."""

@@ -12,9 +12,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, group_digits, t
 
 LOG_LINES = 200
+
+#: the steps of a run the log tells the end of, with the records they went through
+#: (a pass's deletions belong to its pass; the field catalogue's message says its own)
+QUIET_STEPS = frozenset({"starting", "attributes", "done"})
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a run's log: when it happened, what, and how long a step took."""
+
+    at: float  # wall clock (time.time())
+    text: str
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,7 @@ class SyncSnapshot:
     dry_run: bool
     phase: str
     entities: tuple[EntityProgress, ...]
-    log: tuple[str, ...]
+    log: tuple[LogLine, ...]
     running: bool
     status: str | None
     cancelling: bool
@@ -82,7 +95,12 @@ class SyncMonitor:
     run_id: int | None = None
     phase: str = "starting"
     entities: dict[str, EntityProgress] = field(default_factory=dict)
-    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    #: the step under way (a phase; a pass's deletions are part of it), since when
+    #: (monotonic), and the records each of its entities has gone through
+    _step: str | None = None
+    _step_since: float = 0.0
+    _step_done: dict[str, int] = field(default_factory=dict)
     running: bool = False
     status: str | None = None
     cancelling: bool = False
@@ -98,6 +116,7 @@ class SyncMonitor:
             self.handle, self.run_id, self.phase = None, None, "starting"
             self.entities = {}
             self.log.clear()
+            self._step, self._step_done = None, {}
             self.running, self.status, self.cancelling = True, None, False
             self.result = self.error = None
             self.started, self.ended = time.monotonic(), None
@@ -109,6 +128,7 @@ class SyncMonitor:
 
     def feed(self, event: Any) -> None:
         """Take one ProgressEvent; called from the engine's thread."""
+        now = time.monotonic()
         with self._lock:
             if event.run_id is not None:
                 self.run_id = event.run_id
@@ -116,19 +136,39 @@ class SyncMonitor:
                 self.ran_kind = event.kind
             if event.phase:
                 self.phase = event.phase
+                if event.phase != "deletions" and event.phase != self._step:
+                    self._end_step()
+                    self._step, self._step_since, self._step_done = event.phase, now, {}
             if event.entity:
+                self._step_done[event.entity] = max(
+                    event.done, self._step_done.get(event.entity, 0)
+                )
                 self.entities[event.entity] = EntityProgress(
                     event.entity, event.done, event.total, event.rate, event.eta_s
                 )
                 # the entity last touched is shown last, so the badge follows the work
                 self.entities[event.entity] = self.entities.pop(event.entity)
             if event.message:
-                self.log.append(event.message)
+                self.log.append(LogLine(time.time(), engine_text(event.message)))
             if event.finished:
                 self.status = event.status
 
+    def _end_step(self) -> None:
+        """The log line of the step that just ended (under the lock)."""
+        step, self._step = self._step, None
+        if step is None or step in QUIET_STEPS:
+            return
+        records = sum(self._step_done.values())
+        text = t(
+            "sync.step_done",
+            step=t("phase." + step, default=step),
+            records=group_digits(f"{records:,}"),
+        )
+        self.log.append(LogLine(time.time(), text, time.monotonic() - self._step_since))
+
     def finish(self, result: Any = None, error: str | None = None) -> None:
         with self._lock:
+            self._end_step()
             self.running = False
             self.result = result
             self.error = error
@@ -139,6 +179,14 @@ class SyncMonitor:
             elif self.status is None:
                 self.status = "failed"
             self.ended = time.monotonic()
+            status = self.status or "failed"
+            self.log.append(
+                LogLine(
+                    time.time(),
+                    t("sync.finished", status=t("status." + status, default=status)),
+                    self.ended - self.started,
+                )
+            )
 
     def refuse(self, reason: str) -> None:
         """The engine would not start the run: keep the reason to show."""

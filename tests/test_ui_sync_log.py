@@ -1,0 +1,80 @@
+"""The sync screen's log, as the monitor builds it from the engine's progress events:
+one line per step with the records it went through and how long it took, the engine's
+own messages, and the outcome."""
+
+from __future__ import annotations
+
+from passweb_tui.engine.sync import ProgressEvent
+from passweb_tui.i18n import set_language
+from passweb_tui.screens.sync_state import SyncMonitor
+
+
+def event(phase: str, entity: str | None = None, done: int = 0, **kw: object) -> ProgressEvent:
+    kw.setdefault("message", None)
+    return ProgressEvent(7, "total", phase, entity, done, None, None, None, **kw)  # type: ignore[arg-type]
+
+
+def texts(monitor: SyncMonitor) -> list[str]:
+    snap = monitor.snapshot()
+    assert snap is not None
+    return [line.text for line in snap.log]
+
+
+def test_each_step_ends_with_a_line_and_the_run_with_its_outcome() -> None:
+    monitor = SyncMonitor()
+    monitor.begin("total", dry_run=False)
+    monitor.feed(event("attributes", message="reading the ERP's field catalogue"))
+    for entity, n in (("categories", 60), ("price_lists", 9)):
+        monitor.feed(event("lookups", entity))
+        monitor.feed(event("deletions", entity, n))  # a pass's deletions are part of it
+    for done in (0, 1000, 2500):
+        monitor.feed(event("articles", "articles", done))
+    monitor.feed(event("deletions", "articles", 2500))
+    assert texts(monitor) == [
+        "reading the ERP's field catalogue",
+        "lookup tables: 69 records",
+    ]
+    monitor.feed(event("customers", "customers", 400))
+    monitor.feed(event("done", finished=True, status="ok_with_rejects", message="2 rejected"))
+    monitor.finish()
+    snap = monitor.snapshot()
+    assert snap is not None
+    assert [line.text for line in snap.log] == [
+        "reading the ERP's field catalogue",
+        "lookup tables: 69 records",
+        "articles: 2,500 records",
+        "customers: 400 records",
+        "2 rejected",
+        "finished: ok with rejects",
+    ]
+    # steps and the run say how long they took; messages are moments
+    assert [line.seconds is not None for line in snap.log] == [False, True, True, True, False, True]
+    assert snap.log[-1].seconds == snap.elapsed_s
+    assert all(a.at <= b.at for a, b in zip(snap.log, snap.log[1:], strict=False))
+
+
+def test_a_new_run_starts_a_new_log_and_an_interrupted_step_still_ends() -> None:
+    monitor = SyncMonitor()
+    monitor.begin("total", dry_run=False)
+    monitor.feed(event("articles", "articles", 1000))
+    monitor.finish(error="the ERP stopped answering")
+    assert texts(monitor) == ["articles: 1,000 records", "finished: failed"]
+    monitor.begin("changed", dry_run=False)
+    assert texts(monitor) == []
+
+
+def test_the_log_speaks_the_operators_language() -> None:
+    set_language("it")
+    try:
+        monitor = SyncMonitor()
+        monitor.begin("total", dry_run=False)
+        monitor.feed(event("attributes", message="reading the ERP's field catalogue"))
+        monitor.feed(event("articles", "articles", 1234))
+        monitor.finish()
+        assert texts(monitor) == [
+            "lettura del catalogo dei campi dell'ERP",
+            "articoli: 1.234 record",
+            "fine: fallita",
+        ]
+    finally:
+        set_language("en")
