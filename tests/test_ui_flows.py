@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from textual.coordinate import Coordinate
-from textual.widgets import Checkbox, Input, Label, Log, RadioButton, SelectionList, Static
+from textual.widgets import Checkbox, Input, Label, RadioButton, RichLog, SelectionList, Static
 from textual.worker import WorkerCancelled
 from ui_screen import on_screen, screen_lines
 
@@ -83,7 +83,7 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         run = engine.runs(limit=1)[0]
         assert run.run_id == snap.run_id and run.requested_kind == "changed"
         # the log tells the run step by step, with the time of day and how long each took
-        lines = [str(line) for line in app.screen.query_one("#sync-log", Log).lines]
+        lines = [s.text.rstrip() for s in app.screen.query_one("#sync-log", RichLog).lines]
         texts = [line.split("  ", 1)[1] for line in lines]
         assert texts[0] == "reading the ERP's field catalogue"
         fetched = {e: c["fetched"] for e, c in run.entities.items()}
@@ -374,6 +374,26 @@ async def test_a_dry_run_that_would_change_things_lists_them(engine: Engine) -> 
         await pilot.pause()
         assert isinstance(app.screen, RecordHistoryScreen)
         assert app.screen.query_one("#history-table", KeyTable).row_count == 0
+
+
+async def test_the_log_wraps_to_a_narrower_terminal_and_shows_its_end(synced: Engine) -> None:
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s", "v")
+        await wait_sync(pilot, app)
+        log = app.screen.query_one("#sync-log", RichLog)
+        wide = [strip.text.rstrip() for strip in log.lines]
+        assert wide[-1].endswith(")") and "finished: ok (" in wide[-1]
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        await pilot.pause()
+        width = log.scrollable_content_region.width
+        narrow = [strip.text.rstrip() for strip in log.lines]
+        assert width < 60 and all(len(line) <= width for line in narrow), (width, narrow)
+        # the same words, wrapped again, and the last of them in view
+        assert " ".join(" ".join(narrow).split()) == " ".join(" ".join(wide).split())
+        assert log.max_scroll_x == 0
+        assert log.scroll_y == log.max_scroll_y > 0
 
 
 async def test_palette_launches_a_sync(synced: Engine) -> None:

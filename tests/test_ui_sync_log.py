@@ -35,6 +35,7 @@ def test_each_step_ends_with_a_line_and_the_run_with_its_outcome() -> None:
         "lookup tables: 69 records",
     ]
     monitor.feed(event("customers", "customers", 400))
+    monitor.feed(event("conditions", "conditions", 1))
     monitor.feed(event("done", finished=True, status="ok_with_rejects", message="2 rejected"))
     monitor.finish()
     snap = monitor.snapshot()
@@ -44,11 +45,20 @@ def test_each_step_ends_with_a_line_and_the_run_with_its_outcome() -> None:
         "lookup tables: 69 records",
         "articles: 2,500 records",
         "customers: 400 records",
+        "particolarita: 1 record",
         "2 rejected",
         "finished: ok with rejects",
     ]
     # steps and the run say how long they took; messages are moments
-    assert [line.seconds is not None for line in snap.log] == [False, True, True, True, False, True]
+    assert [line.seconds is not None for line in snap.log] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
     assert snap.log[-1].seconds == snap.elapsed_s
     assert all(a.at <= b.at for a, b in zip(snap.log, snap.log[1:], strict=False))
 

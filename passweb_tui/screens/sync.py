@@ -16,8 +16,8 @@ from textual.widgets import (
     Checkbox,
     Input,
     Label,
-    Log,
     RadioSet,
+    RichLog,
     SelectionList,
     Static,
 )
@@ -136,12 +136,15 @@ class SyncScreen(BaseScreen):
                         ],
                         id="sync-entities",
                     )
-                    yield Log(id="sync-log", max_lines=200)
+                    # wrapped to the pane's width, so the whole line is read without
+                    # scrolling sideways (and no scrollbar takes a line of a short log)
+                    yield RichLog(id="sync-log", max_lines=200, wrap=True, min_width=1)
                 yield Static(id="sync-summary")
 
     def on_mount(self) -> None:
         self._log_count = 0
         self._log_run: int | None = None
+        self._log_width = 0
 
     def on_shown(self) -> None:
         marked = self.papp.marked
@@ -194,7 +197,7 @@ class SyncScreen(BaseScreen):
                 self.notify(str(exc), severity="error")
                 return
         if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
-            self.query_one("#sync-log", Log).clear()
+            self.query_one("#sync-log", RichLog).clear()
             self._log_count = 0
             # stacked under the form on a small terminal: bring the run into view
             self.query_one("#sync-progress").scroll_visible(animate=False)
@@ -260,18 +263,33 @@ class SyncScreen(BaseScreen):
         )
         if snap.running and snap.entities:
             self.call_after_refresh(self.follow_entity, snap.entities[-1].entity)
-        log = self.query_one("#sync-log", Log)
-        if self._log_run != snap.run_id or len(snap.log) < self._log_count:
-            log.clear()
-            self._log_count = 0
-            self._log_run = snap.run_id
-        new = snap.log[self._log_count :]
-        if new:
-            log.write_lines([self.log_text(line) for line in new])
-            self._log_count = len(snap.log)
+        self.show_log(snap)
         self.query_one("#sync-summary", Static).update(
             self.summary(snap) if not snap.running else ""
         )
+
+    def show_log(self, snap: SyncSnapshot) -> None:
+        """Write the run's new log lines; all of them again for another run, or once the
+        pane's width changed (lines are wrapped to it)."""
+        log = self.query_one("#sync-log", RichLog)
+        width = log.scrollable_content_region.width
+        if (
+            self._log_run != snap.run_id
+            or len(snap.log) < self._log_count
+            or (width != self._log_width and self._log_count)
+        ):
+            log.clear()
+            self._log_count = 0
+            self._log_run = snap.run_id
+        self._log_width = width
+        for line in snap.log[self._log_count :]:
+            log.write(Text(self.log_text(line)))
+        self._log_count = len(snap.log)
+
+    def on_resize(self) -> None:
+        snap = self.papp.sync.snapshot()
+        if snap is not None:  # lines wrapped to the old width are wrapped again
+            self.call_after_refresh(self.show_log, snap)
 
     def log_text(self, line: LogLine) -> str:
         """A log line as shown: the time of day, what happened, how long a step took."""

@@ -160,7 +160,7 @@ class SyncMonitor:
             return
         records = sum(self._step_done.values())
         text = t(
-            "sync.step_done",
+            "sync.step_done_one" if records == 1 else "sync.step_done",
             step=t("phase." + step, default=step),
             records=group_digits(f"{records:,}"),
         )
