@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
@@ -94,6 +95,22 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     return int(ExitCode.OK if report.complete else ExitCode.PARTIAL)
 
 
+def money(text: str) -> str:
+    """An amount as a total reads, with its cents ("1022.3" -> "1022.30")."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    exponent = value.as_tuple().exponent
+    if value.is_finite() and isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return f"{value:f}"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _cell(value: Any, width: int) -> str:
     text = "-" if value in (None, "") else str(value)
     return text if len(text) <= width else text[: width - 1] + "~"
@@ -111,20 +128,29 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
     if not orders:
         print("no web orders" + (f" in state {args.state}" if args.state else ""))
         return int(ExitCode.OK)
-    print(
-        f"{'ID':<14} {'STATE':<20} {'CREATED':<16} {'CUSTOMER':<24} {'TOTAL':>12} {'ERP':<12} ERROR"
-    )
+    from passweb_tui.commands.table import print_table
+
+    rows = []
     for o in orders:
         customer = o["customer_code"]
         if o["customer_name"]:  # a new customer's name, or the stored ERP customer's
             customer = (
                 o["customer_name"] if o["new_customer"] else f"{customer} {o['customer_name']}"
             )
-        print(
-            f"{_cell(o['id'], 14):<14} {o['state']:<20} {(o['created'] or '')[:16]:<16} "
-            f"{_cell(customer, 24):<24} {o['total'] + ' ' + o['currency']:>12} "
-            f"{_cell(o['erp_key'], 12):<12} {_cell(o['last_error'], 60)}"
+        rows.append(
+            [
+                o["id"],
+                o["state"],
+                (o["created"] or "")[:16].replace("T", " "),
+                customer or "-",
+                f"{money(o['total'])} {o['currency'] or ''}".rstrip(),
+                o["erp_key"] or "-",
+                one_line(o["last_error"] or "-"),
+            ]
         )
+    heads = ("ID", "STATE", "CREATED", "CUSTOMER", "TOTAL", "ERP", "ERROR")
+    # on a terminal the last error and the customer's name give way first
+    print_table(heads, rows, sys.stdout, right=(4,), give_way=(6, 3), floor=12)
     return int(ExitCode.OK)
 
 
@@ -199,15 +225,26 @@ def run_updates(args: argparse.Namespace, ctx: Context) -> int:
     if not updates:
         print("no unreviewed order updates" if args.unreviewed else "no order updates")
         return int(ExitCode.OK)
-    print(f"{'UPDATE':>6} {'ORDER':<14} {'DETECTED':<20} {'STATE':<42} REVIEWED")
-    for u in updates:
-        change = f"{u['state_before']} -> {u['state_after']}"
-        print(
-            f"{u['update_id']:>6} {_cell(u['order_id'], 14):<14} {(u['detected'] or '')[:19]:<20} "
-            f"{change:<42} {'yes' if u['reviewed'] else 'no'}"
-        )
-        for line in _changed_lines(u):
-            print(f"{'':>7}{line}")
+    from passweb_tui.commands.table import format_table, terminal_width
+
+    rows = [
+        [
+            str(u["update_id"]),
+            u["order_id"],
+            (u["detected"] or "")[:19].replace("T", " "),
+            f"{u['state_before']} -> {u['state_after']}",
+            "yes" if u["reviewed"] else "no",
+        ]
+        for u in updates
+    ]
+    heads = ("UPDATE", "ORDER", "DETECTED", "STATE", "REVIEWED")
+    lines = format_table(heads, rows, right=(0,), width=terminal_width(sys.stdout))
+    print(lines[0])
+    indent = " " * (len(heads[0]) + 1)
+    for u, line in zip(updates, lines[1:], strict=True):
+        print(line)
+        for part in _changed_lines(u):  # what changed, under its update
+            print(f"{indent}{part}")
     return int(ExitCode.OK)
 
 

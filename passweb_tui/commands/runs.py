@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from datetime import datetime
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
@@ -17,6 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
     p.set_defaults(handler=run)
+
+
+def local_time(moment: datetime) -> str:
+    """A stored moment as the operator's clock reads it (the JSON keeps it in UTC)."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -33,14 +40,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not runs:
         print("no runs shown (--limit 0)" if args.limit == 0 else "no runs yet")
         return int(ExitCode.OK)
-    print(f"{'run':>5}  {'kind':<8} {'status':<16} {'started':<25} {'secs':>8}  changes")
+    from passweb_tui.commands.table import print_table
+
+    rows = []
     for r in runs:
-        kind = r.kind + ("*" if r.requested_kind != r.kind else "")
         t = r.totals()
-        took = f"{r.duration_s:.2f}" if r.duration_s is not None else "-"
-        dry = " (dry run)" if r.dry_run else ""
-        print(
-            f"{r.run_id:>5}  {kind:<8} {r.status:<16} {r.started.isoformat(timespec='seconds'):<25}"
-            f" {took:>8}  +{t['inserted']} ~{t['updated']} -{t['deleted']} !{t['rejected']}{dry}"
+        rows.append(
+            [
+                str(r.run_id),
+                r.kind + ("*" if r.requested_kind != r.kind else ""),
+                r.status,
+                local_time(r.started),
+                f"{r.duration_s:.2f}" if r.duration_s is not None else "-",
+                f"+{t['inserted']} ~{t['updated']} -{t['deleted']} !{t['rejected']}"
+                + (" (dry run)" if r.dry_run else ""),
+            ]
         )
+    print_table(("run", "kind", "status", "started", "secs", "changes"), rows, sys.stdout,
+                right=(0, 4))  # fmt: skip
     return int(ExitCode.OK)

@@ -125,10 +125,13 @@ def print_summary(result: RunResult, out: TextIO) -> None:
     if result.message:
         print(result.message, file=out)
     if result.entities:
+        from passweb_tui.commands.table import print_table
+
         head = ("entity", "fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
-        print(f"{head[0]:<30}" + "".join(f"{h:>10}" for h in head[1:]), file=out)
-        for name, c in result.entities.items():
-            print(f"{name:<30}" + "".join(f"{c.get(h, 0):>10}" for h in head[1:]), file=out)
+        rows = [
+            [name, *(str(c.get(h, 0)) for h in head[1:])] for name, c in result.entities.items()
+        ]
+        print_table(head, rows, out, right=range(1, len(head)))
     if result.error:
         print(f"error: {result.error}", file=out)
 

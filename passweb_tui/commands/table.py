@@ -1,0 +1,98 @@
+"""Plain-text tables for the commands' human output: columns as wide as what they hold,
+and on a terminal no wider than it is.
+
+Piped or redirected output keeps every value whole (scripts that need the data take
+`--json`). On a terminal, a table too wide for it first closes its gaps to one space,
+then cuts the values of the columns marked as the ones that may give way, with an
+ellipsis, down to a floor; past that the terminal wraps the lines as it would anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import TextIO
+
+ELLIPSIS = "…"
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width of the terminal `out` writes to (COLUMNS, when set, says it); None when
+    `out` is not a terminal."""
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):  # closed, or not a real stream
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdecimal() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, its end replaced by an ellipsis if cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + ELLIPSIS if width > 0 else ""
+
+
+def format_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    right: Iterable[int] = (),
+    give_way: Iterable[int] = (),
+    floor: int = 8,
+    width: int | None = None,
+) -> list[str]:
+    """The table's lines, header first. `right`: columns aligned right (numbers);
+    `give_way`: columns whose values are cut when the table is wider than `width`
+    (each kept at least `floor` characters, or its header's width if larger)."""
+    body = [[str(cell) for cell in row] for row in rows]
+    count = len(headers)
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row[:count]):
+            widths[i] = max(widths[i], len(cell))
+    gap = 2
+    if width is not None:
+        if sum(widths) + gap * (count - 1) > width:
+            gap = 1
+        excess = sum(widths) + gap * (count - 1) - width
+        for i in give_way:
+            if excess <= 0:
+                break
+            least = max(floor, len(headers[i]))
+            shed = min(excess, max(widths[i] - least, 0))
+            widths[i] -= shed
+            excess -= shed
+    aligned_right = set(right)
+
+    def line(cells: Sequence[str]) -> str:
+        parts = []
+        for i, w in enumerate(widths):
+            cell = cut(cells[i] if i < len(cells) else "", w)
+            parts.append(cell.rjust(w) if i in aligned_right else cell.ljust(w))
+        return (" " * gap).join(parts).rstrip()
+
+    return [line(headers)] + [line(row) for row in body]
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    out: TextIO,
+    *,
+    right: Iterable[int] = (),
+    give_way: Iterable[int] = (),
+    floor: int = 8,
+) -> None:
+    """Print the table to `out`, fitted to its terminal if it is one."""
+    lines = format_table(
+        headers, rows, right=right, give_way=give_way, floor=floor, width=terminal_width(out)
+    )
+    print("\n".join(lines), file=out)

@@ -1,0 +1,139 @@
+"""The commands' tables: as wide as what they hold when piped, and fitted to the
+terminal when they write to one (an 80-column SSH session, here a real pseudo-terminal)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+from passweb_tui.commands.table import format_table
+
+LONG_NAME = "Ferramenta e Colorificio dei Fratelli Bianchi di Bianchi Giovanni & C. S.a.s."
+
+
+def test_columns_are_as_wide_as_their_values_and_numbers_align_right() -> None:
+    lines = format_table(
+        ("entity", "fetched"), [["articles", "5000"], ["currencies", "4"]], right=(1,)
+    )
+    assert lines == [
+        "entity      fetched",
+        "articles       5000",
+        "currencies        4",
+    ]
+
+
+def test_without_a_width_nothing_is_cut() -> None:
+    lines = format_table(
+        ("ID", "CUSTOMER", "ERROR"), [["W1", LONG_NAME, "x" * 200]], give_way=(2, 1)
+    )
+    assert LONG_NAME in lines[1] and "x" * 200 in lines[1]
+
+
+def test_a_table_too_wide_closes_its_gaps_then_cuts_the_columns_that_give_way() -> None:
+    rows = [["W1", LONG_NAME, "734.38 EUR", "the ERP refused the order: unknown article XYZ"]]
+    heads = ("ID", "CUSTOMER", "TOTAL", "ERROR")
+    lines = format_table(heads, rows, right=(2,), give_way=(3, 1), floor=12, width=80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[1].startswith("W1 Ferramenta")  # one space between columns now
+    assert "734.38 EUR" in lines[1]  # columns that do not give way stay whole
+    assert "…" in lines[1]
+    # narrower still: each column that gives way keeps its floor; the line then wraps
+    tight = format_table(heads, rows, give_way=(3, 1), floor=12, width=30)
+    cells = tight[1].split(" ", 1)[1]
+    assert cells.startswith("Ferramenta …")  # 12 characters of the name, the last an ellipsis
+    assert len(tight[1]) > 30
+
+
+def test_one_space_is_enough_when_it_fits() -> None:
+    lines = format_table(("a", "b"), [["x" * 10, "y" * 10]], width=21)
+    assert lines[1] == "x" * 10 + " " + "y" * 10
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], columns: int = 80) -> str:
+    """What the command writes to a pseudo-terminal of `columns` columns."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "passweb_tui", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        os.close(slave)
+        out = bytearray()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed: the command is done
+                break
+            if not chunk:
+                break
+            out += chunk
+        proc.wait(timeout=120)
+        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    finally:
+        os.close(master)
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_orders_and_runs_fit_an_80_column_terminal_and_keep_it_all_when_piped(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    order = {
+        "id": "W-LONG-1",
+        "created": "2026-11-27T10:15:00",
+        "payment": "confirmed",
+        "customer": {
+            "email": "bianchi@example.it",
+            "name": LONG_NAME,
+            "vat_number": "01234567897",
+            "address": "Via Roma 1",
+            "zip": "20100",
+            "city": "Milano",
+            "province": "MI",
+            "country": "IT",
+        },
+        "currency": "EUR",
+        "rows": [{"article": "ART0000001", "qty": 3, "price": 10.1, "vat_code": "22"}],
+    }
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(json.dumps(order) + "\n")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "passweb_tui", "--demo", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("orders", "import", str(orders))
+    cli("sync", "changed")
+    piped = cli("orders", "list")
+    assert LONG_NAME in piped
+    assert "30.30 EUR" in piped  # a total with its cents
+    shown = run_in_terminal(["--demo", "orders", "list"], env)
+    lines = shown.strip("\n").split("\n")
+    assert len(lines) == 2 and lines[1].startswith("W-LONG-1"), shown
+    assert all(len(line) <= 80 for line in lines), shown
+    assert LONG_NAME not in shown and "…" in lines[1] and "30.30 EUR" in lines[1]
+
+    for args in (["runs"], ["sync", "changed"]):
+        shown = run_in_terminal(["--demo", *args], env)
+        assert all(len(line) <= 80 for line in shown.split("\n")), shown
+    assert "article_statistic_categories" in shown  # names are never cut
