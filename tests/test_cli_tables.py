@@ -137,3 +137,17 @@ def test_orders_and_runs_fit_an_80_column_terminal_and_keep_it_all_when_piped(
         shown = run_in_terminal(["--demo", *args], env)
         assert all(len(line) <= 80 for line in shown.split("\n")), shown
     assert "article_statistic_categories" in shown  # names are never cut
+
+
+def test_amounts_read_with_their_cents_and_keep_the_decimals_the_erp_gives() -> None:
+    from passweb_tui.engine.records import money_text
+
+    assert [money_text(v) for v in ("1022.3", "8", "171.610000", "0.1234", 12.5, None, "x")] == [
+        "1022.30",
+        "8.00",
+        "171.61",
+        "0.1234",
+        "12.50",
+        "None",
+        "x",
+    ]

@@ -7,7 +7,6 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
@@ -95,18 +94,6 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     return int(ExitCode.OK if report.complete else ExitCode.PARTIAL)
 
 
-def money(text: str) -> str:
-    """An amount as a total reads, with its cents ("1022.3" -> "1022.30")."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return text
-    exponent = value.as_tuple().exponent
-    if value.is_finite() and isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(Decimal("0.01"))
-    return f"{value:f}"
-
-
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -129,6 +116,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
         print("no web orders" + (f" in state {args.state}" if args.state else ""))
         return int(ExitCode.OK)
     from passweb_tui.commands.table import print_table
+    from passweb_tui.engine.records import money_text
 
     rows = []
     for o in orders:
@@ -143,7 +131,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
                 o["state"],
                 (o["created"] or "")[:16].replace("T", " "),
                 customer or "-",
-                f"{money(o['total'])} {o['currency'] or ''}".rstrip(),
+                f"{money_text(o['total'])} {o['currency'] or ''}".rstrip(),
                 o["erp_key"] or "-",
                 one_line(o["last_error"] or "-"),
             ]
@@ -157,6 +145,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.orders.api import OrderNotFound
     from passweb_tui.engine.orders.states import LABELS
+    from passweb_tui.engine.records import money_text
 
     try:
         with _orders(ctx) as api:
@@ -181,7 +170,7 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
         + (f" ({order['payment_code']})" if order["payment_code"] else ""),
         f"customer   {customer}",
         f"ERP key    {order['erp_key'] or '-'}",
-        f"total      {order['total']} {order['currency']}",
+        f"total      {money_text(order['total'])} {order['currency']}",
     ]
     if order["note"]:
         lines.append(f"note       {order['note']}")
@@ -190,9 +179,9 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
     lines.append("rows:")
     for r in order["lines"]:
         lines.append(
-            f"  {r['line']:>3} {r['article']:<20} qty {r['qty']:>8} x {r['price']:>10}"
+            f"  {r['line']:>3} {r['article']:<20} qty {r['qty']:>8} x {money_text(r['price']):>10}"
             f"{'  -' + r['discount'] + '%' if r['discount'] else ''}  VAT {r['vat_code']}"
-            f"  = {r['total']}"
+            f"  = {money_text(r['total'])}"
         )
     doc = order["erp_document"]
     if doc:

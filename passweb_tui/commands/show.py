@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.engine.records import value_text
+    from passweb_tui.engine.records import money_text, value_text
 
     engine = open_engine(ctx)
     try:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.entity == "articles":
         print("prices")
         for code, name, price in detail.prices:
-            print(f"  {code:>3}  {price:>12}  {name or '-'}")
+            print(f"  {code:>3}  {money_text(price):>12}  {name or '-'}")
     if detail.order_count:
         more = (
             f" (the newest {len(detail.orders)})" if detail.order_count > len(detail.orders) else ""
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for c in detail.conditions:
             target = c["article"] or f"group {c['article_group'] or '-'}"
             print(
-                f"  {c['customer'] or '-':<12} {target:<16} price {value_text(c['price']):>10}"
+                f"  {c['customer'] or '-':<12} {target:<16} price {money_text(c['price']) if c['price'] is not None else '-':>10}"
                 f"  discount {value_text(c['discount'])}"
             )
     return int(ExitCode.OK)

@@ -156,6 +156,22 @@ def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
     return str(value)
 
 
+def money_text(value: Any) -> str:
+    """An amount as a price list shows it: at least two decimals ("87.3" reads "87.30"),
+    more only where the ERP keeps more ("0.1234" stays); anything else as it is."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    amount = amount.normalize()  # "171.610000" as a numeric column gives it: 171.61
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        amount = amount.quantize(Decimal("0.01"))
+    return f"{amount:f}"
+
+
 def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None

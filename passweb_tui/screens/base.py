@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.segment import Segment
@@ -131,19 +130,10 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
 
 
 def fmt_money(value: Any) -> str:
-    """An amount as a price list shows it: at least two decimals ("87.3" reads "87.30"),
-    more only where the ERP keeps more ("0.1234" stays)."""
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return str(value)
-    if not amount.is_finite():
-        return str(value)
-    amount = amount.normalize()  # "171.610000" as the store's column gives it: 171.61
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        amount = amount.quantize(Decimal("0.01"))
-    return f"{amount:f}"
+    """An amount as a price list shows it (see records.money_text)."""
+    from passweb_tui.engine.records import money_text
+
+    return money_text(value)
 
 
 def fmt_int(value: int | None) -> str:
