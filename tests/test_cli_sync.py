@@ -492,3 +492,25 @@ def test_a_dry_run_lists_what_it_would_change_and_changes_nothing(sim: Any) -> N
     assert shown <= {f"{c['entity']} {c['key']} {c['field']}" for c in made}
     # nothing would change now: no list
     assert "would change" not in cli(sim, "sync", "changed", "--dry-run").stdout
+
+
+def test_a_changed_price_list_reads_as_that_list_alone(sim: Any) -> None:
+    assert cli(sim, "sync", "total").returncode == 0
+    changed = sim.admin(
+        "POST", "mutate", json={"resource": "articoli", "count": 1, "seed": 5,
+                                "fields": ["prz_listino"]},
+    )  # fmt: skip
+    code = changed.json()["changed"][0]
+    assert cli(sim, "sync", "changed").returncode == 0
+    entry = next(
+        c for c in json.loads(cli(sim, "changes", "--json", "--entity", "articles").stdout)
+        if c["key"] == code and c["field"] == "prz_listino"
+    )  # fmt: skip
+    before, after = json.loads(entry["old"]), json.loads(entry["new"])  # the JSON keeps it whole
+    lists = [k for k in after if before.get(k) != after.get(k)]
+    assert lists and len(lists) < len(after)
+    text = cli(sim, "changes", "--entity", "articles").stdout
+    line = next(x for x in text.splitlines() if code in x and "prz_listino" in x)
+    old = " · ".join(f"{k}: {before[k]}" for k in lists)
+    new = " · ".join(f"{k}: {after[k]}" for k in lists)
+    assert line.endswith(f"prz_listino: {old} -> {new}"), line

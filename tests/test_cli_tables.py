@@ -151,3 +151,14 @@ def test_amounts_read_with_their_cents_and_keep_the_decimals_the_erp_gives() -> 
         "None",
         "x",
     ]
+
+
+def test_of_a_per_list_field_only_the_lists_that_changed_are_compared() -> None:
+    from passweb_tui.engine.records import changed_parts
+
+    old = '{"1": "241.47", "2": "229.16", "3": "220"}'
+    new = '{"1": "290.02", "2": "229.16", "4": "10"}'
+    assert changed_parts(old, new) == ("1: 241.47 · 3: 220 · 4: -", "1: 290.02 · 3: - · 4: 10")
+    # anything else as it is: plain values, a field set or cleared, text that is not JSON
+    for pair in (("55", "67"), (None, '{"1": "3"}'), ('{"1": "3"}', None), ("{x", "{y")):
+        assert changed_parts(*pair) == pair

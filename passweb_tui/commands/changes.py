@@ -57,7 +57,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not entries:
         print("no changes recorded" + (f" for run {args.run}" if args.run is not None else ""))
         return int(ExitCode.OK)
+    from passweb_tui.commands.table import format_table
+    from passweb_tui.engine.records import changed_parts
+
+    rows = []
     for e in entries:
-        what = e.change if e.field is None else f"{e.field}: {_short(e.old)} -> {_short(e.new)}"
-        print(f"run {e.run_id:>4}  {e.entity:<12} {e.key:<24} {what}")
+        what = e.change
+        if e.field is not None:  # of a per-list field, the lists that changed
+            old, new = changed_parts(e.old, e.new)
+            what = f"{e.field}: {_short(old)} -> {_short(new)}"
+        rows.append([str(e.run_id), e.entity, e.key, what])
+    # the columns as wide as this listing needs; the last, the change, is never cut
+    print("\n".join(format_table(("run", "entity", "key", "change"), rows, right=(0,))))
     return int(ExitCode.OK)

@@ -165,6 +165,8 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
     """A dry run's first changes, as the change log would have had them."""
     if not result.dry_run or not result.would_change:
         return
+    from passweb_tui.engine.records import changed_parts
+
     total = sum(c.get("inserted", 0) + c.get("updated", 0) + c.get("deleted", 0)
                 for c in result.entities.values())  # fmt: skip
     print(f"would change ({total} record{'s' if total != 1 else ''}):", file=out)
@@ -172,6 +174,7 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
         if field_name is None:
             print(f"  {entity} {key}: {change}", file=out)
         else:
+            old, new = changed_parts(old, new)
             print(f"  {entity} {key} {field_name}: {_short(old)} -> {_short(new)}", file=out)
     if len(result.would_change) > WOULD_SHOWN:
         print(f"  ... (the first {WOULD_SHOWN} changes shown)", file=out)

@@ -156,6 +156,34 @@ def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
     return str(value)
 
 
+def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | None]:
+    """A change-log entry's old and new values as an operator compares them: for a
+    per-list or per-site field (its values JSON objects such as `prz_listino`'s
+    {"1": "12.5", "2": "11"}), only the entries that differ, "1: 12.5" against
+    "1: 13.9" ("-" for an entry on one side only); any other value as it is."""
+    if not (old and new and old.startswith("{") and new.startswith("{")):
+        return old, new
+    try:
+        before, after = json.loads(old), json.loads(new)
+    except ValueError:
+        return old, new
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return old, new
+    keys = [
+        k for k in dict.fromkeys([*before, *after]) if before.get(k, _GONE) != after.get(k, _GONE)
+    ]
+    if not keys:
+        return old, new
+
+    def side(values: dict[str, Any]) -> str:
+        return " · ".join(f"{k}: {value_text(values[k]) if k in values else '-'}" for k in keys)
+
+    return side(before), side(after)
+
+
+_GONE = object()
+
+
 def money_text(value: Any) -> str:
     """An amount as a price list shows it: at least two decimals ("87.3" reads "87.30"),
     more only where the ERP keeps more ("0.1234" stays); anything else as it is."""

@@ -83,15 +83,19 @@ def change_columns(*, with_run: bool) -> list[Col]:
 
 
 def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
-    """A change-log entry as (row key, cells)."""
+    """A change-log entry as (row key, cells); of a per-list field, only the lists that
+    changed."""
+    from passweb_tui.engine.records import changed_parts
+
+    old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"))
     cells = (
         str(value_of(entry, "run_id", "")),
         t("entity." + str(value_of(entry, "entity")), default=str(value_of(entry, "entity"))),
         str(value_of(entry, "key", "")),
         t("change." + str(value_of(entry, "change")), default=str(value_of(entry, "change"))),
         str(value_of(entry, "field") or "-"),
-        short(value_of(entry, "old")),
-        short(value_of(entry, "new")),
+        short(old),
+        short(new),
     )
     ident = value_of(entry, "id")
     key = str(ident) if ident is not None else "|".join(cells[:5])
