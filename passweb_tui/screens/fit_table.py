@@ -72,15 +72,18 @@ def fit_columns(
         if total() <= width:
             break
         shown.remove(col)
+    # the widest text gives way first, a cell at a time, so that two long columns (a
+    # change's old and new value) end up alike instead of one cut to nothing
     caps: dict[str, int] = {}
-    shrinkable = [c for c in shown if c.shrink]
-    while total() > width and shrinkable:
-        widest = max(shrinkable, key=lambda c: widths[c.key])
-        if widths[widest.key] <= MIN_SHRUNK:
-            shrinkable.remove(widest)
-            continue
-        widths[widest.key] = max(MIN_SHRUNK, widths[widest.key] - (total() - width))
+    excess = total() - width
+    while excess > 0:
+        candidates = [c for c in shown if c.shrink and widths[c.key] > MIN_SHRUNK]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda c: widths[c.key])
+        widths[widest.key] -= 1
         caps[widest.key] = widths[widest.key]
+        excess -= 1
     return [c.key for c in shown], caps
 
 

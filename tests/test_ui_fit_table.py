@@ -1,0 +1,40 @@
+"""How a FitTable shares out a width too small for all its columns."""
+
+from __future__ import annotations
+
+from passweb_tui.screens.fit_table import MIN_SHRUNK, Col, fit_columns
+
+COLUMNS = [
+    Col("run", "#"),
+    Col("key", "Key", shrink=True),
+    Col("count", "Count"),
+    Col("old", "Old", shrink=True),
+    Col("new", "New", shrink=True),
+    Col("note", "Note", drop=1),
+]
+
+
+def row(key: str = "ART0000001", old: str = "o" * 40, new: str = "n" * 40) -> list[str]:
+    return ["12", key, "1234567", old, new, "a note"]
+
+
+def test_everything_fits_untouched() -> None:
+    keys, caps = fit_columns(COLUMNS, [row()], 200)
+    assert keys == [c.key for c in COLUMNS] and caps == {}
+
+
+def test_the_widest_texts_give_way_alike_and_numbers_never() -> None:
+    # 2 + 10 + 7 + 40 + 40 + 6 cells and 2 of padding each: 117, 109 without the note
+    keys, caps = fit_columns(COLUMNS, [row()], 87)
+    assert keys == ["run", "key", "count", "old", "new"]  # the droppable column went first
+    assert caps == {"old": 29, "new": 29}  # 22 too many: 11 each, not one cut to nothing
+    assert "count" not in caps and "run" not in caps
+    # the key gives way only once the values are no wider than it
+    keys, caps = fit_columns(COLUMNS, [row()], 50)
+    assert abs(caps["old"] - caps["new"]) <= 1 and caps["key"] < 10
+    assert min(caps.values()) >= MIN_SHRUNK
+
+
+def test_too_narrow_for_anything_keeps_the_floor() -> None:
+    _keys, caps = fit_columns(COLUMNS, [row()], 10)
+    assert set(caps.values()) == {MIN_SHRUNK}
