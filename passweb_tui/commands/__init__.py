@@ -27,6 +27,7 @@ COMMANDS = [
     "orders",
     "sync",
     "runs",
+    "status",
     "changes",
     "show",
     "fields",

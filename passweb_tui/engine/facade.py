@@ -264,6 +264,8 @@ class Dashboard:
     last_runs: list[RunResult]
     field_changes: list[tuple[str, str, int]]  # of the last run that changed something
     lease: LeaseInfo | None
+    #: the run that last_success is the end of
+    last_success_run: int | None = None
 
 
 class RunHandle:
@@ -776,6 +778,7 @@ class Engine:
             runs,
             self.change_counts(run_id=last_changed) if last_changed is not None else [],
             self.lease(),
+            last_success_run=int(last_ok) if last_ok else None,
         )
 
     # --- fields -----------------------------------------------------------------------

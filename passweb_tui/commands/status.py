@@ -1,0 +1,216 @@
+"""`passweb-tui status`: the site's sync at a glance, from the store alone, for an
+operator's first look and for monitoring (its exit status says whether anything
+needs someone).
+
+It asks nothing of the ERP (`doctor` does): the last successful sync and how long
+ago, the last run, a TOTAL or CHANGED under way, what the store holds, and the web
+orders that wait, failed to go, need checking or have ERP updates to review.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands.sync import open_engine
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="the last sync, a run under way, the store and the web orders, at a glance",
+        description="Read the site store (the ERP is not asked: see doctor) and print the "
+        "last successful sync and its age, the last run, a TOTAL or CHANGED under way, the "
+        "store's records and the web orders by what they wait on. Exit status 0, or 4 when "
+        "something needs the operator: no successful sync yet, or none for longer than "
+        "--max-age; a last run that failed; web orders whose sending failed or that are "
+        "to check; a TOTAL or CHANGED whose process ended before the run did.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--max-age",
+        type=float,
+        metavar="MINUTES",
+        help="a last successful sync older than this needs attention",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.max_age is not None and not args.max_age > 0:
+        raise CliError(f"--max-age must be more than 0 minutes, got {args.max_age}", ExitCode.USAGE)
+    from passweb_tui.engine.orders.api import WebOrders
+    from passweb_tui.engine.orders.states import OPEN, PAYMENT_UNCONFIRMED, TO_CHECK
+
+    engine = open_engine(ctx)
+    try:
+        board = engine.dashboard()
+        orders = WebOrders(engine.store)
+        counts = orders.counts()
+        web = {
+            "waiting": orders.waiting_count(),
+            "payment_unconfirmed": counts.get(PAYMENT_UNCONFIRMED, 0),
+            "failed": orders.failed_count(),
+            "open": sum(counts.get(state, 0) for state in OPEN),
+            "to_check": counts.get(TO_CHECK, 0),
+            "unreviewed_updates": orders.unreviewed_count(),
+        }
+    finally:
+        engine.close()
+    now = datetime.now(UTC)
+    finished = [r for r in board.last_runs if r.status != "running"]
+    last_ok = [r for r in board.last_runs if r.run_id == board.last_success_run]
+    last = finished[0] if finished else None
+    age = (now - board.last_success).total_seconds() if board.last_success else None
+    lease = board.lease  # a live lease: a TOTAL or CHANGED is under way
+    # a TOTAL/CHANGED still marked running while nobody holds the lease lost its process
+    # (the next TOTAL/CHANGED records it as failed)
+    interrupted = [
+        r
+        for r in board.last_runs
+        if r.status == "running" and r.kind in ("total", "changed") and not r.dry_run
+    ]
+    if lease is not None:
+        interrupted = [r for r in interrupted if r.run_id != lease.run_id]
+
+    attention: list[str] = []
+    if board.last_success is None:
+        attention.append("no sync has completed correctly yet")
+    elif args.max_age is not None and age is not None and age > args.max_age * 60:
+        attention.append(
+            f"the last successful sync is {_ago(age)} old (more than {args.max_age:g} minutes)"
+        )
+    if last is not None and last.status == "failed":
+        attention.append(f"the last run ({last.run_id}) failed: {_one_line(last.error or '')}")
+    if web["failed"]:
+        attention.append(
+            f"{web['failed']} web order(s) could not be sent (orders list --state new)"
+        )
+    if web["to_check"]:
+        attention.append(f"{web['to_check']} web order(s) to check (orders list --state to_check)")
+    for r in interrupted:
+        attention.append(
+            f"run {r.run_id} ({r.kind}, started {_local(r.started)}) was interrupted: its "
+            "process ended before the run finished (the next TOTAL or CHANGED completes the work)"
+        )
+
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "last_success": board.last_success.isoformat() if board.last_success else None,
+                    "last_success_age_s": None if age is None else round(age, 1),
+                    "last_success_run_id": board.last_success_run,
+                    "last_run": last.to_json() if last is not None else None,
+                    "running": None
+                    if lease is None
+                    else {
+                        "run_id": lease.run_id,
+                        "holder": lease.holder,
+                        "started": _aware(lease.started_at).isoformat(),
+                        "heartbeat": _aware(lease.heartbeat_at).isoformat(),
+                        "expires": _aware(lease.expires_at).isoformat(),
+                    },
+                    "interrupted_runs": [r.run_id for r in interrupted],
+                    "store": {
+                        "articles": board.articles,
+                        "published_articles": board.published_articles,
+                        "customers": board.customers,
+                        "categories": board.categories,
+                    },
+                    "orders": web,
+                    "attention": attention,
+                }
+            )
+        )
+        return int(ExitCode.PARTIAL if attention else ExitCode.OK)
+
+    lines: list[tuple[str, str]] = []
+    if board.last_success is None:
+        lines.append(("last successful sync", "never"))
+    else:
+        what = f"run {board.last_success_run}" + (f", {last_ok[0].kind}" if last_ok else "")
+        when = f"{_local(board.last_success)} ({what}), {_ago(age or 0)} ago"
+        lines.append(("last successful sync", when))
+    if last is not None:
+        took = f" in {last.duration_s:.2f}s" if last.duration_s is not None else ""
+        lines.append(
+            (
+                "last run",
+                f"{last.run_id} {last.kind} {last.status}{took}, started {_local(last.started)}",
+            )
+        )
+    if lease is None:
+        lines.append(("sync under way", "none"))
+    else:
+        lines.append(
+            (
+                "sync under way",
+                f"{_run(lease.run_id)} ({lease.holder}) since {_local(lease.started_at)},"
+                f" lease until {_local(lease.expires_at)}",
+            )
+        )
+    unpublished = board.articles - board.published_articles
+    lines.append(
+        (
+            "site store",
+            f"articles {board.articles:,}"
+            + (f" ({unpublished:,} unpublished)" if unpublished else "")
+            + f", customers {board.customers:,}, categories {board.categories:,}",
+        )
+    )
+    lines.append(
+        (
+            "web orders waiting",
+            f"{web['waiting']} to send ({web['failed']} after a failed attempt),"
+            f" {web['payment_unconfirmed']} with payment unconfirmed",
+        )
+    )
+    lines.append(
+        (
+            "web orders open",
+            f"{web['open']} in the ERP ({web['to_check']} to check),"
+            f" {web['unreviewed_updates']} ERP updates to review",
+        )
+    )
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+    if attention:
+        print("needs attention:")
+        for line in attention:
+            print(f"  {line}")
+    return int(ExitCode.PARTIAL if attention else ExitCode.OK)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _local(moment: datetime) -> str:
+    return _aware(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _run(run_id: Any) -> str:
+    return f"run {run_id}" if run_id is not None else "a run being set up"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _ago(seconds: float) -> str:
+    """A duration as an operator says it: 40 s, 12 min, 3 h 5 min, 2 days 4 h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(s // 3600, 24)
+    return f"{d} day{'s' if d != 1 else ''} {h} h" if h else f"{d} day{'s' if d != 1 else ''}"

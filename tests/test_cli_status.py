@@ -1,0 +1,113 @@
+"""`passweb-tui status`: the sync at a glance from the store alone, and an exit status that
+says whether anything needs the operator (the simulator over a socket, a real store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hard_support import cli_env
+from test_cli_sync import cli
+
+LEASE_SECONDS = 2
+
+
+def status(sim: Any, db: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = cli(sim, "status", "--json", *args, db=db)
+    assert done.returncode in (0, 4), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_a_new_store_needs_its_first_sync_then_all_is_well(sim: Any, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    code, first = status(sim, db)
+    assert code == 4 and first["last_success"] is None and first["last_run"] is None
+    assert first["attention"] == ["no sync has completed correctly yet"]
+    text = cli(sim, "status", db=db)
+    assert text.returncode == 4
+    assert text.stdout.startswith("last successful sync  never\n"), text.stdout
+    assert "needs attention:\n  no sync has completed correctly yet" in text.stdout
+
+    run = json.loads(cli(sim, "sync", "total", "--json", db=db).stdout)
+    code, after = status(sim, db)
+    assert code == 0 and after["attention"] == []
+    assert after["last_success_run_id"] == run["run_id"] == after["last_run"]["run_id"]
+    assert after["last_success"] == run["finished"] and after["last_success_age_s"] >= 0
+    assert after["running"] is None
+    stored = run["entities"]
+    assert after["store"]["articles"] == stored["articles"]["inserted"]
+    assert after["store"]["customers"] == stored["customers"]["inserted"]
+    assert after["store"]["categories"] == stored["categories"]["inserted"]
+    assert 0 < after["store"]["published_articles"] <= after["store"]["articles"]
+    assert set(after["orders"]) == {
+        "waiting", "payment_unconfirmed", "failed", "open", "to_check", "unreviewed_updates",
+    }  # fmt: skip
+
+    # a sync older than the age allowed needs attention; a young one does not
+    assert status(sim, db, "--max-age", "60")[0] == 0
+    time.sleep(0.1)
+    code, old = status(sim, db, "--max-age", "0.001")
+    assert code == 4 and "old (more than 0.001 minutes)" in old["attention"][0]
+    refused = cli(sim, "status", "--max-age", "0", db=db)
+    assert refused.returncode == 2 and "--max-age must be more than 0" in refused.stderr
+
+
+def test_a_failed_run_and_a_lease_left_behind_need_attention(sim: Any, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    sim.admin("PUT", "users/" + sim.user, json={"password": "changed-meanwhile"})
+    failed = cli(sim, "sync", "changed", db=db)
+    assert failed.returncode != 0
+    code, now = status(sim, db)
+    assert code == 4 and now["last_run"]["status"] == "failed"
+    assert now["last_success_run_id"] != now["last_run"]["run_id"]
+    assert any(line.startswith(f"the last run ({now['last_run']['run_id']}) failed: ")
+               for line in now["attention"])  # fmt: skip
+
+
+def test_a_killed_sync_is_under_way_until_its_lease_expires_then_interrupted(
+    sim: Any, tmp_path: Path, isolated_home: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    config = isolated_home / "xdg_config_home" / "passweb-tui" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[sync]\nlease_seconds = {LEASE_SECONDS}\n")
+    sim.admin("PUT", "faults", json={"latency_ms": 150})  # a TOTAL still paging when killed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "passweb_tui", "sync", "total"],
+        env=cli_env(sim, db),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            code, seen = status(sim, db)
+            if seen["running"] is not None and seen["running"]["run_id"] is not None:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            time.sleep(0.1)
+        run_id = seen["running"]["run_id"]
+        assert seen["interrupted_runs"] == [] and code == 4  # no sync completed yet
+        text = cli(sim, "status", db=db).stdout
+        assert f"sync under way        run {run_id} (" in text
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        sim.admin("DELETE", "faults")
+    time.sleep(LEASE_SECONDS + 0.5)
+    code, after = status(sim, db)
+    assert code == 4 and after["running"] is None and after["interrupted_runs"] == [run_id]
+    assert any(f"run {run_id} (total, started" in line and "was interrupted" in line
+               for line in after["attention"])  # fmt: skip
+    # the next run closes it as failed and completes the work
+    assert cli(sim, "sync", "changed", db=db).returncode == 0
+    code, done = status(sim, db)
+    assert code == 0 and done["interrupted_runs"] == [] and done["attention"] == []
