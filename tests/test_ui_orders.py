@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_orders_helpers import article_rows, jsonl, order_line
 from textual.app import App, ComposeResult
+from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.widgets import Input, Label, Static
 from ui_screen import on_screen, screen_lines
@@ -236,6 +237,26 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         assert "Waiting to send: 1 (1 failed to send)" in body
         assert "Waiting for payment: 1" in body
         assert "Open in the ERP: 1" in body and "to review: 0" in body
+        assert "to check" not in body
+
+    # the ERP loses W1's document: the next re-reading makes it one to check, in red
+    sim.admin("DELETE", f"records/ordini-clienti/{orders.show('W1')['erp_key']}")
+    again = engine.run("changed")
+    assert again.status == "ok_with_rejects" and again.orders["failed"] == 1  # W4, as before
+    assert orders.show("W1")["state"] == states.TO_CHECK
+    panel_app = PanelApp(engine)
+    async with panel_app.run_test(size=(80, 10)) as pilot:
+        await settle(panel_app, pilot)
+        panel = panel_app.query_one("#orders-panel-body", Static)
+        body = str(panel.render())
+        assert "Open in the ERP: 1 (1 to check)" in body, body
+        rendered = panel.render()
+        assert isinstance(rendered, Content)
+        assert any(
+            "red" in str(span.style)
+            and rendered.plain[span.start : span.end].strip() == "(1 to check)"
+            for span in rendered.spans
+        ), rendered.spans
 
 
 class PanelApp(App[None]):

@@ -822,6 +822,7 @@ class OrdersSummary:
     open: int
     unreviewed: int
     unconfirmed: int = 0  # waiting for their payment to be confirmed: not sent before
+    to_check: int = 0  # open, but the ERP lost or contradicts the document: an operator decides
 
 
 def orders_summary(orders: WebOrders) -> OrdersSummary:
@@ -833,6 +834,7 @@ def orders_summary(orders: WebOrders) -> OrdersSummary:
         open=sum(counts[s] for s in states.OPEN),
         unreviewed=orders.unreviewed_count(),
         unconfirmed=counts[states.PAYMENT_UNCONFIRMED],
+        to_check=counts[states.TO_CHECK],
     )
 
 
@@ -882,6 +884,11 @@ class OrdersPanel(Vertical):
                     "\n" + t("orders.panel.unconfirmed", count=fmt_int(summary.unconfirmed))
                 )
             text.append("\n" + t("orders.panel.open", count=fmt_int(summary.open)))
+            if summary.to_check:
+                text.append(
+                    " " + t("orders.panel.to_check", count=fmt_int(summary.to_check)),
+                    style="bold red",
+                )
             text.append("\n" + t("orders.panel.unreviewed", count=fmt_int(summary.unreviewed)))
             if summary.unreviewed:
                 text.stylize("bold", len(text) - len(str(summary.unreviewed)))
