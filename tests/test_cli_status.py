@@ -15,6 +15,8 @@ from typing import Any
 from hard_support import cli_env
 from test_cli_sync import cli
 
+from passweb_tui.engine.sync import INTERRUPTED
+
 LEASE_SECONDS = 2
 
 
@@ -95,19 +97,30 @@ def test_a_killed_sync_is_under_way_until_its_lease_expires_then_interrupted(
             assert time.monotonic() < deadline and proc.poll() is None, seen
             time.sleep(0.1)
         run_id = seen["running"]["run_id"]
-        assert seen["interrupted_runs"] == [] and code == 4  # no sync completed yet
+        assert code == 4  # no sync completed yet
+        assert seen["last_run"] is None  # the run under way is not the last one finished
         text = cli(sim, "status", db=db).stdout
         assert f"sync under way        run {run_id} (" in text
+        runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
+        assert runs[0]["run_id"] == run_id and runs[0]["status"] == "running"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         sim.admin("DELETE", "faults")
+    # once its lease has expired, the run reads as failed, interrupted, everywhere
     time.sleep(LEASE_SECONDS + 0.5)
     code, after = status(sim, db)
-    assert code == 4 and after["running"] is None and after["interrupted_runs"] == [run_id]
-    assert any(f"run {run_id} (total, started" in line and "was interrupted" in line
-               for line in after["attention"])  # fmt: skip
-    # the next run closes it as failed and completes the work
+    assert code == 4 and after["running"] is None
+    assert after["last_run"]["run_id"] == run_id and after["last_run"]["status"] == "failed"
+    assert after["last_run"]["error"] == INTERRUPTED
+    assert f"the last run ({run_id}) failed: {INTERRUPTED}; the next TOTAL or CHANGED" in (
+        " ".join(after["attention"])
+    )
+    runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
+    assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "failed")
+    # the next run records it so and completes the work
     assert cli(sim, "sync", "changed", db=db).returncode == 0
     code, done = status(sim, db)
-    assert code == 0 and done["interrupted_runs"] == [] and done["attention"] == []
+    assert code == 0 and done["attention"] == []
+    runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
+    assert [(r["status"], r["error"]) for r in runs[1:]] == [("failed", INTERRUPTED)]

@@ -133,3 +133,52 @@ def test_the_engine_never_imports_the_ui() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_run_marked_running_without_its_lease_reads_as_interrupted(
+    shared_sim: Any, db_url: str
+) -> None:
+    """The run record of a TOTAL/CHANGED whose process died says `running` until the next
+    TOTAL/CHANGED closes it; the reads tell it from a live run by the lease."""
+    import sqlalchemy as sa
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.lease import Lease
+    from passweb_tui.engine.sync import INTERRUPTED
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    try:
+        run_id = engine.run("total").run_id
+        assert run_id is not None
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_runs SET status = 'running', finished = NULL WHERE id = :i"),
+                {"i": run_id},
+            )
+
+        def seen() -> tuple[str, str | None]:
+            (listed,) = [r for r in engine.runs() if r.run_id == run_id]
+            detail = engine.run_detail(run_id).run
+            assert (listed.status, listed.error) == (detail.status, detail.error)
+            return listed.status, listed.error
+
+        assert seen() == ("failed", INTERRUPTED)  # nobody holds the lease
+        lease = Lease(engine.store, 60)
+        lease.acquire()  # a run being set up, its id not yet given: may be this one
+        assert seen() == ("running", None)
+        lease.set_run(run_id)  # its own live lease: under way
+        assert seen() == ("running", None)
+        lease.set_run(run_id + 1)  # another run holds it: this one's process is gone
+        assert seen() == ("failed", INTERRUPTED)
+        assert engine.dashboard().erp_detail == INTERRUPTED
+        lease.release()
+        # the next TOTAL/CHANGED records what the reads said
+        assert engine.run("changed").status == "ok"
+        assert seen() == ("failed", INTERRUPTED)
+        with engine.store.read() as conn:
+            stored = conn.execute(
+                sa.text("SELECT status, error FROM sync_runs WHERE id = :i"), {"i": run_id}
+            ).one()
+        assert tuple(stored) == ("failed", INTERRUPTED)
+    finally:
+        engine.close()

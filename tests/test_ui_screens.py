@@ -417,6 +417,12 @@ async def test_the_runs_screen_follows_a_run_going_on_elsewhere(synced: Engine) 
     ends, without a key pressed."""
     import sqlalchemy as sa
 
+    from passweb_tui.engine.lease import Lease
+
+    # the other process's run: marked running, its lease held (without one, it would be a
+    # run whose process died, shown as failed)
+    lease = Lease(synced.store, 60)
+    lease.acquire(run_id=1)
     with synced.store.write() as conn:
         conn.execute(sa.text("UPDATE sync_runs SET status = 'running' WHERE id = 1"))
     app = create_app(synced, poll_s=0.3)
@@ -427,6 +433,7 @@ async def test_the_runs_screen_follows_a_run_going_on_elsewhere(synced: Engine) 
         assert "running" in str(table.get_row("1")[3])
         with synced.store.write() as conn:
             conn.execute(sa.text("UPDATE sync_runs SET status = 'ok' WHERE id = 1"))
+        lease.release()
         for _ in range(40):
             await pilot.pause(0.1)
             if "running" not in str(table.get_row("1")[3]):

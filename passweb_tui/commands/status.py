@@ -44,6 +44,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"--max-age must be more than 0 minutes, got {args.max_age}", ExitCode.USAGE)
     from passweb_tui.engine.orders.api import WebOrders
     from passweb_tui.engine.orders.states import OPEN, PAYMENT_UNCONFIRMED, TO_CHECK
+    from passweb_tui.engine.sync import INTERRUPTED
 
     engine = open_engine(ctx)
     try:
@@ -66,16 +67,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     last = finished[0] if finished else None
     age = (now - board.last_success).total_seconds() if board.last_success else None
     lease = board.lease  # a live lease: a TOTAL or CHANGED is under way
-    # a TOTAL/CHANGED still marked running while nobody holds the lease lost its process
-    # (the next TOTAL/CHANGED records it as failed)
-    interrupted = [
-        r
-        for r in board.last_runs
-        if r.status == "running" and r.kind in ("total", "changed") and not r.dry_run
-    ]
-    if lease is not None:
-        interrupted = [r for r in interrupted if r.run_id != lease.run_id]
-
     attention: list[str] = []
     if board.last_success is None:
         attention.append("no sync has completed correctly yet")
@@ -84,18 +75,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"the last successful sync is {_ago(age)} old (more than {args.max_age:g} minutes)"
         )
     if last is not None and last.status == "failed":
-        attention.append(f"the last run ({last.run_id}) failed: {_one_line(last.error or '')}")
+        line = f"the last run ({last.run_id}) failed: {_one_line(last.error or '')}"
+        if last.error == INTERRUPTED:  # killed or crashed mid-run
+            line += "; the next TOTAL or CHANGED completes its work"
+        attention.append(line)
     if web["failed"]:
         attention.append(
             f"{web['failed']} web order(s) could not be sent (orders list --state new)"
         )
     if web["to_check"]:
         attention.append(f"{web['to_check']} web order(s) to check (orders list --state to_check)")
-    for r in interrupted:
-        attention.append(
-            f"run {r.run_id} ({r.kind}, started {_local(r.started)}) was interrupted: its "
-            "process ended before the run finished (the next TOTAL or CHANGED completes the work)"
-        )
 
     if args.json:
         print(
@@ -114,7 +103,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                         "heartbeat": _aware(lease.heartbeat_at).isoformat(),
                         "expires": _aware(lease.expires_at).isoformat(),
                     },
-                    "interrupted_runs": [r.run_id for r in interrupted],
                     "store": {
                         "articles": board.articles,
                         "published_articles": board.published_articles,

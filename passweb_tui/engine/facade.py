@@ -37,6 +37,7 @@ from passweb_tui.engine.state import LAST_OK_RUN, WATERMARK, get_state
 from passweb_tui.engine.store import Store, StoreError, open_store
 from passweb_tui.engine.sync import (
     DRY_CHANGES_KEPT,
+    INTERRUPTED,
     CancelEvent,
     ProgressEvent,
     RunResult,
@@ -422,7 +423,26 @@ class Engine:
             rows = conn.execute(
                 select(_RUNS).order_by(_RUNS.c.id.desc()).limit(max(limit, 0))
             ).mappings()
-            return [row_to_result(dict(r)) for r in rows]
+            results = [row_to_result(dict(r)) for r in rows]
+        return self._interrupted(results)
+
+    def _interrupted(self, results: list[RunResult]) -> list[RunResult]:
+        """Runs as they are: a TOTAL/CHANGED still marked running whose lease nobody holds
+        any more lost its process (killed, crashed), and reads as the failed run that the
+        next TOTAL/CHANGED will record it as, instead of running for ever."""
+        marked = [
+            r
+            for r in results
+            if r.status == "running" and r.kind in ("total", "changed") and not r.dry_run
+        ]
+        if not marked:
+            return results
+        lease = self.lease()
+        for r in marked:
+            # a live lease not yet given its run (a run being set up) may be this one's
+            if lease is None or (lease.run_id is not None and lease.run_id != r.run_id):
+                r.status, r.error = "failed", INTERRUPTED
+        return results
 
     def run_detail(self, run_id: int) -> RunDetail:
         with self.store.read() as conn:
@@ -435,9 +455,8 @@ class Engine:
                     select(_REJECTS).where(_REJECTS.c.run_id == run_id).order_by(_REJECTS.c.id)
                 )
             ]
-        return RunDetail(
-            row_to_result(dict(row)), rejects, self.change_counts(run_id=run_id), row["erp_clock"]
-        )
+        (result,) = self._interrupted([row_to_result(dict(row))])
+        return RunDetail(result, rejects, self.change_counts(run_id=run_id), row["erp_clock"])
 
     def run_rejects(self, run_id: int, limit: int) -> tuple[list[RejectView], int]:
         """The first `limit` records a run rejected, in the order recorded, and how many

@@ -179,6 +179,10 @@ COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected"
 DRY_CHANGES_KEPT = 1000
 
 
+#: the error of a TOTAL/CHANGED whose process ended before the run did (a kill, a crash)
+INTERRUPTED = "interrupted: its process ended before the run finished"
+
+
 def empty_counts() -> dict[str, int]:
     return dict.fromkeys(COUNTERS, 0)
 
@@ -528,11 +532,7 @@ class SyncRunner:
                     _RUNS.c.kind.in_(("total", "changed")),
                     _RUNS.c.dry_run.is_(False),
                 )
-                .values(
-                    status="failed",
-                    finished=utcnow(),
-                    error="interrupted: its process ended before the run finished",
-                )
+                .values(status="failed", finished=utcnow(), error=INTERRUPTED)
             )
 
     def execute(self) -> RunResult:
