@@ -514,3 +514,24 @@ def test_a_changed_price_list_reads_as_that_list_alone(sim: Any) -> None:
     old = " · ".join(f"{k}: {before[k]}" for k in lists)
     new = " · ".join(f"{k}: {after[k]}" for k in lists)
     assert line.endswith(f"prz_listino: {old} -> {new}"), line
+
+
+def test_changes_narrow_to_one_record_and_one_field(sim: Any) -> None:
+    assert cli(sim, "sync", "total").returncode == 0
+    changed = sim.admin(
+        "POST", "mutate", json={"resource": "articoli", "count": 1, "seed": 9,
+                                "fields": ["descrizione", "qta_carico"]},
+    )  # fmt: skip
+    code = changed.json()["changed"][0]
+    assert cli(sim, "sync", "changed").returncode == 0
+    mine = json.loads(cli(sim, "changes", "--json", "--key", code).stdout)
+    assert {(c["change"], c["field"]) for c in mine} == {
+        ("inserted", None), ("updated", "descrizione"), ("updated", "qta_carico"),
+    }  # fmt: skip
+    one = json.loads(cli(sim, "changes", "--json", "--key", code, "--field", "qta_carico").stdout)
+    assert [(c["key"], c["field"]) for c in one] == [(code, "qta_carico")]
+    born = json.loads(cli(sim, "changes", "--json", "--key", code, "--field", "(inserted)").stdout)
+    assert [c["change"] for c in born] == ["inserted"]
+    none = cli(sim, "changes", "--key", code, "--field", "peso")
+    assert none.returncode == 0
+    assert none.stdout.strip() == f"no changes recorded for key {code}, field peso"

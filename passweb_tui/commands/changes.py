@@ -14,6 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("changes", help="show the change log, newest first")
     p.add_argument("--run", type=int, metavar="ID", help="only changes of this run")
     p.add_argument("--entity", metavar="E", help="only this entity (articles, customers, ...)")
+    p.add_argument("--key", metavar="K", help="only this record (its ERP code: ART0000001)")
+    p.add_argument(
+        "--field",
+        metavar="F",
+        help="only changes of this field (prz_listino); (inserted) or (deleted) for whole records",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N entries (100)")
     p.set_defaults(handler=run)
@@ -45,7 +51,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 engine.run_detail(args.run)  # a run that does not exist is said so
             except SyncError as exc:
                 raise CliError(str(exc), ExitCode.USAGE) from None
-        entries = engine.changes(run_id=args.run, entity=args.entity, limit=min(args.limit, MOST))
+        entries = engine.changes(
+            run_id=args.run,
+            entity=args.entity,
+            key=args.key,
+            field=args.field,
+            limit=min(args.limit, MOST),
+        )
     finally:
         engine.close()
     if args.json:
@@ -55,7 +67,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print("no changes shown (--limit 0)")
         return int(ExitCode.OK)
     if not entries:
-        print("no changes recorded" + (f" for run {args.run}" if args.run is not None else ""))
+        narrowed = [
+            f"{name} {value}"
+            for name, value in (
+                ("run", args.run),
+                ("entity", args.entity),
+                ("key", args.key),
+                ("field", args.field),
+            )
+            if value is not None
+        ]
+        print("no changes recorded" + (f" for {', '.join(narrowed)}" if narrowed else ""))
         return int(ExitCode.OK)
     from passweb_tui.commands.table import format_table
     from passweb_tui.engine.records import changed_parts
