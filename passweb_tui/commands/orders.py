@@ -94,10 +94,6 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     return int(ExitCode.OK if report.complete else ExitCode.PARTIAL)
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _cell(value: Any, width: int) -> str:
     text = "-" if value in (None, "") else str(value)
     return text if len(text) <= width else text[: width - 1] + "~"
@@ -115,6 +111,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
     if not orders:
         print("no web orders" + (f" in state {args.state}" if args.state else ""))
         return int(ExitCode.OK)
+    from passweb_tui.commands.sync import one_line
     from passweb_tui.commands.table import print_table
     from passweb_tui.engine.records import money_text
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
-from passweb_tui.commands.sync import open_engine
+from passweb_tui.commands.runs import local_time
+from passweb_tui.commands.sync import one_line, open_engine
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"the last successful sync is {_ago(age)} old (more than {args.max_age:g} minutes)"
         )
     if last is not None and last.status == "failed":
-        line = f"the last run ({last.run_id}) failed: {_one_line(last.error or '')}"
+        line = f"the last run ({last.run_id}) failed: {one_line(last.error or '')}"
         if last.error == INTERRUPTED:  # killed or crashed mid-run
             line += "; the next TOTAL or CHANGED completes its work"
         attention.append(line)
@@ -99,9 +100,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     else {
                         "run_id": lease.run_id,
                         "holder": lease.holder,
-                        "started": _aware(lease.started_at).isoformat(),
-                        "heartbeat": _aware(lease.heartbeat_at).isoformat(),
-                        "expires": _aware(lease.expires_at).isoformat(),
+                        "started": lease.started_at.isoformat(),
+                        "heartbeat": lease.heartbeat_at.isoformat(),
+                        "expires": lease.expires_at.isoformat(),
                     },
                     "store": {
                         "articles": board.articles,
@@ -121,14 +122,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         lines.append(("last successful sync", "never"))
     else:
         what = f"run {board.last_success_run}" + (f", {last_ok[0].kind}" if last_ok else "")
-        when = f"{_local(board.last_success)} ({what}), {_ago(age or 0)} ago"
+        when = f"{local_time(board.last_success)} ({what}), {_ago(age or 0)} ago"
         lines.append(("last successful sync", when))
     if last is not None:
         took = f" in {last.duration_s:.2f}s" if last.duration_s is not None else ""
         lines.append(
             (
                 "last run",
-                f"{last.run_id} {last.kind} {last.status}{took}, started {_local(last.started)}",
+                f"{last.run_id} {last.kind} {last.status}{took}, started {local_time(last.started)}",
             )
         )
     if lease is None:
@@ -137,8 +138,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         lines.append(
             (
                 "sync under way",
-                f"{_run(lease.run_id)} ({lease.holder}) since {_local(lease.started_at)},"
-                f" lease until {_local(lease.expires_at)}",
+                f"{_run(lease.run_id)} ({lease.holder}) since {local_time(lease.started_at)},"
+                f" lease until {local_time(lease.expires_at)}",
             )
         )
     unpublished = board.articles - board.published_articles
@@ -174,20 +175,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return int(ExitCode.PARTIAL if attention else ExitCode.OK)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _local(moment: datetime) -> str:
-    return _aware(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _run(run_id: Any) -> str:
     return f"run {run_id}" if run_id is not None else "a run being set up"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _ago(seconds: float) -> str:
