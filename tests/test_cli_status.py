@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hard_support import cli_env
 from test_cli_sync import cli
 
@@ -73,16 +74,23 @@ def test_a_failed_run_and_a_lease_left_behind_need_attention(sim: Any, tmp_path:
                for line in now["attention"])  # fmt: skip
 
 
-def test_a_killed_sync_is_under_way_until_its_lease_expires_then_interrupted(
-    sim: Any, tmp_path: Path, isolated_home: Path
+@pytest.mark.parametrize(
+    ("command", "kind", "hint"),
+    [
+        (["total"], "total", "the next TOTAL or CHANGED completes its work"),
+        (["partial", "--entity", "articles"], "partial", "run it again to complete its work"),
+    ],
+)
+def test_a_killed_sync_is_under_way_until_its_lease_or_mark_lapses_then_interrupted(
+    sim: Any, tmp_path: Path, isolated_home: Path, command: list[str], kind: str, hint: str
 ) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     config = isolated_home / "xdg_config_home" / "passweb-tui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f"[sync]\nlease_seconds = {LEASE_SECONDS}\n")
-    sim.admin("PUT", "faults", json={"latency_ms": 150})  # a TOTAL still paging when killed
+    sim.admin("PUT", "faults", json={"latency_ms": 150})  # still paging when killed
     proc = subprocess.Popen(
-        [sys.executable, "-m", "passweb_tui", "sync", "total"],
+        [sys.executable, "-m", "passweb_tui", "sync", *command],
         env=cli_env(sim, db),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -90,15 +98,14 @@ def test_a_killed_sync_is_under_way_until_its_lease_expires_then_interrupted(
     )
     try:
         deadline = time.monotonic() + 60
-        while True:
-            code, seen = status(sim, db)
-            if seen["running"] is not None and seen["running"]["run_id"] is not None:
-                break
+        while not (seen := status(sim, db)[1])["under_way"]:
             assert time.monotonic() < deadline and proc.poll() is None, seen
             time.sleep(0.1)
-        run_id = seen["running"]["run_id"]
-        assert code == 4  # no sync completed yet
-        assert seen["last_run"] is None  # the run under way is not the last one finished
+        (going,) = seen["under_way"]
+        run_id = going["run_id"]
+        assert going["kind"] == kind and seen["last_run"] is None
+        # a TOTAL holds the lease; a PARTIAL takes none
+        assert (seen["running"] is not None) == (kind == "total")
         text = cli(sim, "status", db=db).stdout
         assert f"sync under way        run {run_id} (" in text
         runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
@@ -107,23 +114,21 @@ def test_a_killed_sync_is_under_way_until_its_lease_expires_then_interrupted(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         sim.admin("DELETE", "faults")
-    # once its lease has expired, the run reads as failed, interrupted, everywhere
+    # once its lease (or mark) has lapsed, the run reads as failed, interrupted, everywhere
     killed = time.monotonic()
-    while (after := status(sim, db)[1])["running"] is not None:
-        assert time.monotonic() - killed < LEASE_SECONDS + 30, after["running"]
+    while (after := status(sim, db)[1])["under_way"]:
+        assert time.monotonic() - killed < LEASE_SECONDS + 30, after["under_way"]
         time.sleep(0.1)
     code, after = status(sim, db)
-    assert code == 4
+    assert code == 4 and after["running"] is None
     assert after["last_run"]["run_id"] == run_id and after["last_run"]["status"] == "failed"
     assert after["last_run"]["error"] == INTERRUPTED
-    assert f"the last run ({run_id}) failed: {INTERRUPTED}; the next TOTAL or CHANGED" in (
-        " ".join(after["attention"])
-    )
+    assert f"the last run ({run_id}) failed: {INTERRUPTED}; {hint}" in after["attention"]
     runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
     assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "failed")
-    # the next run records it so and completes the work
+    # the next TOTAL/CHANGED records it so (and completes the work)
     assert cli(sim, "sync", "changed", db=db).returncode == 0
     code, done = status(sim, db)
-    assert code == 0 and done["attention"] == []
+    assert code == 0 and done["attention"] == [] and done["under_way"] == []
     runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
     assert [(r["status"], r["error"]) for r in runs[1:]] == [("failed", INTERRUPTED)]

@@ -182,3 +182,64 @@ def test_a_run_marked_running_without_its_lease_reads_as_interrupted(
         assert tuple(stored) == ("failed", INTERRUPTED)
     finally:
         engine.close()
+
+
+def test_a_run_without_the_lease_is_under_way_while_its_mark_lives(
+    shared_sim: Any, db_url: str
+) -> None:
+    """A PARTIAL or a dry run takes no lease: its mark, written with its run record and
+    kept fresh by its heartbeat, tells a reader it is alive; gone or expired, the run is
+    one whose process died, and the next TOTAL/CHANGED records it so."""
+    import sqlalchemy as sa
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.lease import RUN_MARK, RunMark
+    from passweb_tui.engine.sync import INTERRUPTED
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    marks = sa.text(f"SELECT count(*) FROM sync_lease WHERE name LIKE '{RUN_MARK}%'")
+    try:
+        engine.run("total")
+        # a finished run leaves no mark behind
+        partial = engine.run("partial").run_id
+        dry = engine.run("changed", dry_run=True).run_id
+        assert partial is not None and dry is not None
+        with engine.store.read() as conn:
+            assert conn.execute(marks).scalar_one() == 0
+
+        def status_of(run_id: int) -> tuple[str, str | None]:
+            (r,) = [r for r in engine.runs() if r.run_id == run_id]
+            return r.status, r.error
+
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_runs SET status = 'running', finished = NULL "
+                        "WHERE id IN (:a, :b)"),
+                {"a": partial, "b": dry},
+            )  # fmt: skip
+        assert status_of(partial) == status_of(dry) == ("failed", INTERRUPTED)
+        alive = RunMark(engine.store, 60, partial)
+        with engine.store.write() as conn:
+            alive.insert(conn)
+        assert status_of(partial) == ("running", None)
+        assert status_of(dry) == ("failed", INTERRUPTED)
+        expired = RunMark(engine.store, -1, dry)  # written already expired
+        with engine.store.write() as conn:
+            expired.insert(conn)
+        assert status_of(dry) == ("failed", INTERRUPTED)
+
+        # the next TOTAL/CHANGED records the dead one, leaves the live one, drops the mark
+        assert engine.run("changed").status == "ok"
+        with engine.store.read() as conn:
+            rows = dict(
+                conn.execute(
+                    sa.text("SELECT id, status FROM sync_runs WHERE id IN (:a, :b)"),
+                    {"a": partial, "b": dry},
+                ).all()
+            )
+            assert conn.execute(marks).scalar_one() == 1  # the live one's
+        assert rows == {partial: "running", dry: "failed"}
+        alive.release()
+        assert status_of(partial) == ("failed", INTERRUPTED)
+    finally:
+        engine.close()

@@ -3,7 +3,7 @@ operator's first look and for monitoring (its exit status says whether anything
 needs someone).
 
 It asks nothing of the ERP (`doctor` does): the last successful sync and how long
-ago, the last run, a TOTAL or CHANGED under way, what the store holds, and the web
+ago, the last run, the runs under way, what the store holds, and the web
 orders that wait, failed to go, need checking or have ERP updates to review.
 """
 
@@ -24,11 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "status",
         help="the last sync, a run under way, the store and the web orders, at a glance",
         description="Read the site store (the ERP is not asked: see doctor) and print the "
-        "last successful sync and its age, the last run, a TOTAL or CHANGED under way, the "
+        "last successful sync and its age, the last run, the runs under way, the "
         "store's records and the web orders by what they wait on. Exit status 0, or 4 when "
         "something needs the operator: no successful sync yet, or none for longer than "
         "--max-age; a last run that failed; web orders whose sending failed or that are "
-        "to check; a TOTAL or CHANGED whose process ended before the run did.",
+        "to check; a last run whose process ended before the run did.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     last = finished[0] if finished else None
     age = (now - board.last_success).total_seconds() if board.last_success else None
     lease = board.lease  # a live lease: a TOTAL or CHANGED is under way
+    # runs alive now (a run whose process died reads as failed): a lease's, PARTIALs, dry runs
+    under_way = [r for r in board.last_runs if r.status == "running"]
     attention: list[str] = []
     if board.last_success is None:
         attention.append("no sync has completed correctly yet")
@@ -77,7 +79,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     if last is not None and last.status == "failed":
         line = f"the last run ({last.run_id}) failed: {one_line(last.error or '')}"
-        if last.error == INTERRUPTED:  # killed or crashed mid-run
+        if last.error == INTERRUPTED and last.kind == "partial":  # killed or crashed mid-run
+            line += "; run it again to complete its work"
+        elif last.error == INTERRUPTED and not last.dry_run:
             line += "; the next TOTAL or CHANGED completes its work"
         attention.append(line)
     if web["failed"]:
@@ -104,6 +108,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                         "heartbeat": lease.heartbeat_at.isoformat(),
                         "expires": lease.expires_at.isoformat(),
                     },
+                    "under_way": [
+                        {
+                            "run_id": r.run_id,
+                            "kind": r.kind,
+                            "dry_run": r.dry_run,
+                            "started": r.started.isoformat(),
+                        }
+                        for r in under_way
+                    ],
                     "store": {
                         "articles": board.articles,
                         "published_articles": board.published_articles,
@@ -132,16 +145,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f"{last.run_id} {last.kind} {last.status}{took}, started {local_time(last.started)}",
             )
         )
-    if lease is None:
-        lines.append(("sync under way", "none"))
-    else:
-        lines.append(
-            (
-                "sync under way",
-                f"{_run(lease.run_id)} ({lease.holder}) since {local_time(lease.started_at)},"
-                f" lease until {local_time(lease.expires_at)}",
-            )
+    going = []
+    if lease is not None:
+        going.append(
+            f"{_run(lease.run_id)} ({lease.holder}) since {local_time(lease.started_at)},"
+            f" lease until {local_time(lease.expires_at)}"
         )
+    for r in under_way:
+        if lease is None or r.run_id != lease.run_id:
+            dry = " dry run" if r.dry_run else ""
+            going.append(f"run {r.run_id} ({r.kind}{dry}) since {local_time(r.started)}")
+    for i, text in enumerate(going or ["none"]):
+        lines.append(("sync under way" if i == 0 else "", text))
     unpublished = board.articles - board.published_articles
     lines.append(
         (

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.fields import FieldRow, FieldsError
-from passweb_tui.engine.lease import LeaseInfo, LeaseRefused, read_lease
+from passweb_tui.engine.lease import LeaseInfo, LeaseRefused, live_marks, read_lease
 from passweb_tui.engine.models import (
     Article,
     ArticlePrice,
@@ -427,20 +427,23 @@ class Engine:
         return self._interrupted(results)
 
     def _interrupted(self, results: list[RunResult]) -> list[RunResult]:
-        """Runs as they are: a TOTAL/CHANGED still marked running whose lease nobody holds
-        any more lost its process (killed, crashed), and reads as the failed run that the
-        next TOTAL/CHANGED will record it as, instead of running for ever."""
-        marked = [
-            r
-            for r in results
-            if r.status == "running" and r.kind in ("total", "changed") and not r.dry_run
-        ]
-        if not marked:
+        """Runs as they are: a run still marked running that lost its process (killed,
+        crashed) reads as the failed run that the next TOTAL/CHANGED will record it as,
+        instead of running for ever. A TOTAL/CHANGED has lost it when nobody holds the
+        lease any more; another run (a PARTIAL, a dry run) when its mark is no longer live."""
+        running = [r for r in results if r.status == "running"]
+        if not running:
             return results
         lease = self.lease()
-        for r in marked:
-            # a live lease not yet given its run (a run being set up) may be this one's
-            if lease is None or (lease.run_id is not None and lease.run_id != r.run_id):
+        with self.store.read() as conn:
+            alive = live_marks(conn)
+        for r in running:
+            if r.kind in ("total", "changed") and not r.dry_run:
+                # a live lease not yet given its run (a run being set up) may be this one's
+                lost = lease is None or (lease.run_id is not None and lease.run_id != r.run_id)
+            else:
+                lost = r.run_id not in alive
+            if lost:
                 r.status, r.error = "failed", INTERRUPTED
         return results
 

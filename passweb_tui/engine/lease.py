@@ -1,7 +1,9 @@
 """The lease that lets only one TOTAL or CHANGED run at a time, across processes and machines.
 
 A row in the store names the holder and expires unless its heartbeat renews it, so a
-killed run blocks the next one for at most the lease time.
+killed run blocks the next one for at most the lease time. Runs that take no lease (a
+PARTIAL, a dry run) keep a row of their own in the same table the same way (RunMark),
+which blocks nobody and only tells readers that they are alive.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from passweb_tui.engine.models import SyncLease
 from passweb_tui.engine.store import Store
 
 PULL_LEASE = "pull"
+#: the name of a run mark is this and the run's id (see RunMark)
+RUN_MARK = "run:"
 _T = SyncLease.__table__  # type: ignore[attr-defined]
 
 
@@ -199,3 +203,48 @@ class Lease:
                 .where(_T.c.name == self.name, _T.c.holder == self.holder)
                 .values(holder=None, run_id=None, expires_at=None)
             )
+
+
+class RunMark(Lease):
+    """The mark of a run that takes no lease (a PARTIAL, a dry run): a row of its own in
+    the lease table, written with the run's record and renewed by the same heartbeat, so
+    that a reader tells a run under way from one whose process died (its mark expired or
+    gone). Nobody waits on it: it is never refused and never taken over."""
+
+    def __init__(self, store: Store, seconds: float, run_id: int) -> None:
+        super().__init__(store, seconds, name=f"{RUN_MARK}{run_id}")
+        self.run_id = run_id
+
+    def insert(self, conn: Connection) -> None:
+        """Write the mark in the caller's transaction (the one that records the run)."""
+        now = utcnow()
+        conn.execute(
+            insert(_T).values(
+                name=self.name,
+                holder=self.holder,
+                run_id=self.run_id,
+                started_at=now,
+                heartbeat_at=now,
+                expires_at=now + timedelta(seconds=self.seconds),
+            )
+        )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self.store.write() as conn:
+            conn.execute(delete(_T).where(_T.c.name == self.name, _T.c.holder == self.holder))
+
+
+def live_marks(conn: Connection) -> set[int]:
+    """The runs whose mark is live: runs without a lease that are under way."""
+    rows = conn.execute(
+        select(_T.c.run_id).where(_T.c.name.startswith(RUN_MARK), _T.c.expires_at > utcnow())
+    )
+    return {int(r) for (r,) in rows if r is not None}
+
+
+def drop_dead_marks(conn: Connection) -> None:
+    """Forget the marks that expired (their runs' processes are gone)."""
+    conn.execute(delete(_T).where(_T.c.name.startswith(RUN_MARK), _T.c.expires_at <= utcnow()))

@@ -39,6 +39,8 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    not_,
+    or_,
     select,
     tuple_,
     update,
@@ -54,7 +56,7 @@ from passweb_tui.engine.batch import (
     text_digests,
 )
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
-from passweb_tui.engine.lease import Lease, LeaseLost, utcnow
+from passweb_tui.engine.lease import Lease, LeaseLost, RunMark, drop_dead_marks, live_marks, utcnow
 from passweb_tui.engine.models import (
     ArticlePrice,
     ChangeEntry,
@@ -425,6 +427,8 @@ class SyncRunner:
         self._would_change: list[tuple[str, str, str, str | None, str | None, str | None]] = []
         self._waiting_orders = 0  # web orders waiting to be sent when the push began
         self._lease: Lease | None = None
+        #: a run without the lease marks itself alive instead (see lease.RunMark)
+        self._mark: RunMark | None = None
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
         self._order_rejects = 0  # open orders whose ERP document could not be read
@@ -514,26 +518,35 @@ class SyncRunner:
             if self._lease is not None:
                 self._lease.set_run(self.run_id)
                 self._lease.start_heartbeat()
+            else:
+                assert self._mark is not None
+                self._mark.start_heartbeat()
         except BaseException:
-            if self._lease is not None:
-                self._lease.release()
+            self._let_go()
             raise
         self._request = (kind, requested, origin, scope, dry_run, started)
         self._plan_inputs = (watermark, attrs_done, refill)
         return self.run_id
 
+    def _let_go(self) -> None:
+        """Give back the lease, or take away the run's mark."""
+        for held in (self._lease, self._mark):
+            if held is not None:
+                held.release()
+
     def _close_abandoned_runs(self) -> None:
-        """With the lease in hand, any TOTAL/CHANGED still marked running lost its process."""
+        """With the lease in hand, any TOTAL/CHANGED still marked running lost its process,
+        and so did any other run whose mark expired or is gone."""
         with self.store.write() as conn:
+            pulls = and_(_RUNS.c.kind.in_(("total", "changed")), _RUNS.c.dry_run.is_(False))
+            alive = live_marks(conn)
+            others = and_(not_(pulls), _RUNS.c.id.not_in(alive)) if alive else not_(pulls)
             conn.execute(
                 update(_RUNS)
-                .where(
-                    _RUNS.c.status == "running",
-                    _RUNS.c.kind.in_(("total", "changed")),
-                    _RUNS.c.dry_run.is_(False),
-                )
+                .where(_RUNS.c.status == "running", or_(pulls, others))
                 .values(status="failed", finished=utcnow(), error=INTERRUPTED)
             )
+            drop_dead_marks(conn)
 
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
@@ -557,8 +570,7 @@ class SyncRunner:
                 self._finish("failed", f"{exc.__class__.__name__}: {exc}", utcnow(), kind,
                              scope, refill, dry_run)  # fmt: skip
             finally:
-                if self._lease is not None:
-                    self._lease.release()
+                self._let_go()
             raise
         try:
             if conn.dialect.name == "postgresql":
@@ -635,8 +647,7 @@ class SyncRunner:
             finished = utcnow()
             status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
         finally:
-            if self._lease is not None:
-                self._lease.release()
+            self._let_go()
         result = RunResult(
             self.run_id,
             kind,
@@ -1735,7 +1746,11 @@ class SyncRunner:
                 )
                 .returning(_RUNS.c.id)
             )
-            return int(result.scalar_one())
+            run_id = int(result.scalar_one())
+            if self._lease is None:  # marked alive in the same transaction: never without
+                self._mark = RunMark(self.store, self.options.lease_seconds, run_id)
+                self._mark.insert(conn)
+            return run_id
 
     def _finish(
         self,
