@@ -7,7 +7,7 @@ import json
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.runs import MOST
-from passweb_tui.commands.sync import open_engine
+from passweb_tui.commands.sync import open_engine, short_value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N entries (100)")
     p.set_defaults(handler=run)
-
-
-def _short(value: str | None, width: int = 30) -> str:
-    if value is None:
-        return "-"
-    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -87,7 +81,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         what = e.change
         if e.field is not None:  # of a per-list field, the lists that changed
             old, new = changed_parts(e.old, e.new)
-            what = f"{e.field}: {_short(old)} -> {_short(new)}"
+            what = f"{e.field}: {short_value(old, 30)} -> {short_value(new, 30)}"
         rows.append([str(e.run_id), e.entity, e.key, what])
     # the columns as wide as this listing needs; the last, the change, is never cut
     print("\n".join(format_table(("run", "entity", "key", "change"), rows, right=(0,))))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.runs import local_time
@@ -44,21 +43,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.max_age is not None and not args.max_age > 0:
         raise CliError(f"--max-age must be more than 0 minutes, got {args.max_age}", ExitCode.USAGE)
     from passweb_tui.engine.orders.api import WebOrders
-    from passweb_tui.engine.orders.states import OPEN, PAYMENT_UNCONFIRMED, TO_CHECK
     from passweb_tui.engine.sync import INTERRUPTED
 
     engine = open_engine(ctx)
     try:
         board = engine.dashboard()
-        orders = WebOrders(engine.store)
-        counts = orders.counts()
+        summary = WebOrders(engine.store).summary()
         web = {
-            "waiting": orders.waiting_count(),
-            "payment_unconfirmed": counts.get(PAYMENT_UNCONFIRMED, 0),
-            "failed": orders.failed_count(),
-            "open": sum(counts.get(state, 0) for state in OPEN),
-            "to_check": counts.get(TO_CHECK, 0),
-            "unreviewed_updates": orders.unreviewed_count(),
+            "waiting": summary.waiting,
+            "payment_unconfirmed": summary.unconfirmed,
+            "failed": summary.failed,
+            "open": summary.open,
+            "to_check": summary.to_check,
+            "unreviewed_updates": summary.unreviewed,
         }
     finally:
         engine.close()
@@ -147,10 +144,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     going = []
     if lease is not None:
-        going.append(
-            f"{_run(lease.run_id)} ({lease.holder}) since {local_time(lease.started_at)},"
-            f" lease until {local_time(lease.expires_at)}"
-        )
+        going.append(lease.brief())
     for r in under_way:
         if lease is None or r.run_id != lease.run_id:
             dry = " dry run" if r.dry_run else ""
@@ -188,10 +182,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for line in attention:
             print(f"  {line}")
     return int(ExitCode.PARTIAL if attention else ExitCode.OK)
-
-
-def _run(run_id: Any) -> str:
-    return f"run {run_id}" if run_id is not None else "a run being set up"
 
 
 def _ago(seconds: float) -> str:

@@ -175,16 +175,18 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
             print(f"  {entity} {key}: {change}", file=out)
         else:
             old, new = changed_parts(old, new)
-            print(f"  {entity} {key} {field_name}: {_short(old)} -> {_short(new)}", file=out)
+            print(
+                f"  {entity} {key} {field_name}: {short_value(old)} -> {short_value(new)}", file=out
+            )
     if len(result.would_change) > WOULD_SHOWN:
         print(f"  ... (the first {WOULD_SHOWN} changes shown)", file=out)
 
 
-def _short(value: str | None, width: int = 40) -> str:
-    if value is None:
-        return "-"
-    value = one_line(value)
-    return value if len(value) <= width else value[: width - 1] + "…"
+def short_value(value: str | None, width: int = 40) -> str:
+    """A stored value on one line, cut to `width` with an ellipsis; "-" for none."""
+    from passweb_tui.commands.table import cut
+
+    return "-" if value is None else cut(one_line(value), width)
 
 
 def mute(fd: int) -> None:

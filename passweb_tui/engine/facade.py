@@ -46,6 +46,7 @@ from passweb_tui.engine.sync import (
     SyncOptions,
     SyncRunner,
     row_to_result,
+    takes_lease,
 )
 
 if TYPE_CHECKING:
@@ -438,7 +439,7 @@ class Engine:
         with self.store.read() as conn:
             alive = live_marks(conn)
         for r in running:
-            if r.kind in ("total", "changed") and not r.dry_run:
+            if takes_lease(r.kind, r.dry_run):
                 # a live lease not yet given its run (a run being set up) may be this one's
                 lost = lease is None or (lease.run_id is not None and lease.run_id != r.run_id)
             else:

@@ -156,6 +156,10 @@ def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
     return str(value)
 
 
+#: an entry on one side only (see changed_parts)
+_GONE = object()
+
+
 def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | None]:
     """A change-log entry's old and new values as an operator compares them: for a
     per-list or per-site field (its values JSON objects such as `prz_listino`'s
@@ -179,9 +183,6 @@ def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | N
         return " · ".join(f"{k}: {value_text(values[k]) if k in values else '-'}" for k in keys)
 
     return side(before), side(after)
-
-
-_GONE = object()
 
 
 def money_text(value: Any) -> str:

@@ -181,8 +181,14 @@ COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected"
 DRY_CHANGES_KEPT = 1000
 
 
-#: the error of a TOTAL/CHANGED whose process ended before the run did (a kill, a crash)
+#: the error of a run whose process ended before the run did (a kill, a crash)
 INTERRUPTED = "interrupted: its process ended before the run finished"
+
+
+def takes_lease(kind: str, dry_run: bool) -> bool:
+    """Whether a run of this kind holds the TOTAL/CHANGED lease (the others mark
+    themselves alive instead: see lease.RunMark)."""
+    return kind in ("total", "changed") and not dry_run
 
 
 def empty_counts() -> dict[str, int]:
@@ -506,8 +512,7 @@ class SyncRunner:
             kind = "total"
             self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
         self.kind = kind
-        pulls = kind in ("total", "changed")
-        if pulls and not dry_run:
+        if takes_lease(kind, dry_run):
             self._lease = Lease(self.store, self.options.lease_seconds)
             self._lease.acquire()
         try:
@@ -538,6 +543,7 @@ class SyncRunner:
         """With the lease in hand, any TOTAL/CHANGED still marked running lost its process,
         and so did any other run whose mark expired or is gone."""
         with self.store.write() as conn:
+            # takes_lease, in SQL
             pulls = and_(_RUNS.c.kind.in_(("total", "changed")), _RUNS.c.dry_run.is_(False))
             alive = live_marks(conn)
             others = and_(not_(pulls), _RUNS.c.id.not_in(alive)) if alive else not_(pulls)

@@ -17,7 +17,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.api import WebOrders, row_order, update_changes
+from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
@@ -813,31 +813,6 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
         self.app.push_screen(OrderDetailScreen(str(self.update_data["order_id"])))
 
 
-@dataclass(frozen=True)
-class OrdersSummary:
-    """What the dashboard says of web orders."""
-
-    waiting: int  # to be sent by the next push
-    failed: int
-    open: int
-    unreviewed: int
-    unconfirmed: int = 0  # waiting for their payment to be confirmed: not sent before
-    to_check: int = 0  # open, but the ERP lost or contradicts the document: an operator decides
-
-
-def orders_summary(orders: WebOrders) -> OrdersSummary:
-    """A few count statements, whatever the number of orders."""
-    counts = orders.counts()
-    return OrdersSummary(
-        waiting=counts[states.NEW],
-        failed=orders.failed_count(),
-        open=sum(counts[s] for s in states.OPEN),
-        unreviewed=orders.unreviewed_count(),
-        unconfirmed=counts[states.PAYMENT_UNCONFIRMED],
-        to_check=counts[states.TO_CHECK],
-    )
-
-
 class OrdersPanel(Vertical):
     """A dashboard panel: orders waiting (and failed), open in the ERP, updates to review.
 
@@ -857,7 +832,7 @@ class OrdersPanel(Vertical):
             return
         orders = orders_of(app)
         self.run_worker(
-            lambda: orders_summary(orders),
+            orders.summary,
             name="orders-panel",
             group="orders-panel",
             thread=True,

@@ -139,6 +139,18 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@dataclass(frozen=True)
+class OrdersSummary:
+    """Web orders by what they wait on (the dashboard's panel, `passweb-tui status`)."""
+
+    waiting: int  # to be sent by the next push
+    failed: int  # of those, the ones whose last attempt failed
+    open: int
+    unreviewed: int  # ERP-side updates not yet acknowledged
+    unconfirmed: int = 0  # waiting for their payment to be confirmed: not sent before
+    to_check: int = 0  # open, but the ERP lost or contradicts the document: an operator decides
+
+
 @dataclass
 class WebOrders:
     """Web orders in one site store. Short transactions; safe to use from several threads."""
@@ -458,6 +470,18 @@ class WebOrders:
         return row.erp_key  # type: ignore[no-any-return]
 
     # --- the phases of a sync run ----------------------------------------------------------
+
+    def summary(self) -> OrdersSummary:
+        """A few count statements, whatever the number of orders."""
+        counts = self.counts()
+        return OrdersSummary(
+            waiting=counts[states.NEW],
+            failed=self.failed_count(),
+            open=sum(counts[s] for s in states.OPEN),
+            unreviewed=self.unreviewed_count(),
+            unconfirmed=counts[states.PAYMENT_UNCONFIRMED],
+            to_check=counts[states.TO_CHECK],
+        )
 
     def failed_count(self) -> int:
         """Orders still waiting to be sent after an attempt that failed."""
