@@ -136,3 +136,27 @@ def test_two_partial_syncs_at_once_send_each_order_once(
     assert sum(r["orders"]["sent"] for r in runs) == 40
     assert sum(r["customers"]["sent"] for r in runs) == 5
     assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+
+
+def test_show_reads_the_erp_side_as_the_site_side(
+    cli: Callable[..., tuple[int, Any]], tmp_path: Path
+) -> None:
+    """`orders show` after a push: the ERP document's prices with their cents, like the
+    site's rows, and each push attempt at the operator's local time, to the second."""
+    import re
+
+    rows = [{"article": "ART0000001", "qty": 2, "price": "12.5", "vat_code": "22"}]
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1", rows=rows)), encoding="utf-8")
+    assert cli("orders", "import", str(orders))[0] == 0
+    assert cli("sync", "partial", "--json")[0] == 0
+    code, text = cli("orders", "show", "W1")
+    assert code == 0
+    site, erp = text.split("in the ERP:\n")
+    assert "x      12.50  VAT 22  = 25.00" in site
+    erp_row = next(line for line in erp.splitlines() if "ART0000001" in line)
+    assert "x      12.50  fulfilled" in erp_row, erp_row
+    attempts = text.split("push attempts:\n")[1].splitlines()
+    assert re.fullmatch(r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d created    OC\+\S+", attempts[0]), (
+        attempts
+    )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
@@ -140,6 +141,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.commands.runs import local_time
     from passweb_tui.engine.orders.api import OrderNotFound
     from passweb_tui.engine.orders.states import LABELS
     from passweb_tui.engine.records import money_text
@@ -188,13 +190,15 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
         for r in doc["rows"]:
             lines.append(
                 f"  {r['id_riga']:>3} {r['codice_articolo']:<20} qty {r['quantita']:>8} "
-                f"x {r['prezzo']:>10}  fulfilled {r['qta_evasa']:>8}  state {r['stato_riga'] or '-'}"
+                f"x {money_text(r['prezzo']):>10}  fulfilled {r['qta_evasa']:>8}"
+                f"  state {r['stato_riga'] or '-'}"
             )
     if order["push_attempts"]:
         lines.append("push attempts:")
         for a in order["push_attempts"]:
+            started = local_time(datetime.fromisoformat(a["started"])) if a["started"] else "-"
             lines.append(
-                f"  {a['started']} {a['outcome']:<10} {a['erp_key'] or ''} {a['error'] or ''}".rstrip()
+                f"  {started} {a['outcome']:<10} {a['erp_key'] or ''} {a['error'] or ''}".rstrip()
             )
     if order["updates"]:
         lines.append("ERP updates: " + ", ".join(str(u) for u in order["updates"]))
