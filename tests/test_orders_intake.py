@@ -125,6 +125,47 @@ def test_bad_lines_are_reported_by_number_and_store_nothing(store: Store) -> Non
     assert str(report.skipped[2]).startswith("line 4 (order W2002): rows: required")
 
 
+def test_a_line_with_several_problems_names_each_of_them(store: Store) -> None:
+    """Every field of a bad line is checked: the operator mends it once, not once a field;
+    a field that fails one way is not said to be missing as well; a line with a great
+    many problems names the first five and counts the rest."""
+    orders = WebOrders(store)
+    customer = {"name": "", "email": "not-mail", "vat_number": "IT 01 / 2"}
+    rows = [
+        {"article": "A", "qty": -1, "price": "abc", "vat_code": "22"},
+        "not a row",
+        {"article": "B", "qty": 1, "price": 1, "vat_code": "22", "colour": "red"},
+    ]
+    line = order_line("W1", payment="maybe", customer=customer, rows=rows)
+    report = orders.import_lines(jsonl(line).splitlines())
+    assert report.stored == []
+    (problem,) = report.skipped
+    assert problem.order_id == "W1"
+    assert problem.reason.split("; ") == [
+        'payment: must be "confirmed" or "unconfirmed", got "maybe"',
+        "customer.name: required for a new customer",
+        "customer.email: not an e-mail address: 'not-mail'",
+        "customer.vat_number: letters and digits only: 'IT01/2'",
+        "rows[1].qty: must be greater than 0, got -1",
+        "and 3 more",
+    ]
+    # the rest, one at a time: none of them hides behind another
+    for only, reason in (
+        (rows[0] | {"qty": 1}, "rows[1].price: must be a number, got 'abc'"),
+        ("not a row", "rows[1]: must be an object"),
+        (rows[2], "rows[1]: unknown field 'colour'"),
+    ):
+        single = order_line("W2", rows=[only])
+        (bad,) = orders.import_lines(jsonl(single).splitlines()).skipped
+        assert bad.reason == reason
+    # a text too long is said once, not "required" as well
+    long_name = order_line("W3", customer={"name": "N" * 500, "email": "a@b.it"})
+    (bad,) = orders.import_lines(jsonl(long_name).splitlines()).skipped
+    assert bad.reason.startswith("customer.name: longer than") and "required" not in bad.reason
+    with pytest.raises(OrderInvalid, match=r"^rows\[1\]\.price: must be a number"):
+        orders.place(order_line("W4", rows=[rows[0] | {"qty": 1}]))
+
+
 def test_a_discount_written_as_a_number_is_taken(store: Store) -> None:
     orders = WebOrders(store)
     row = {"article": "A", "qty": 1, "price": "10.00", "vat_code": "22", "discount": 12.5}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -67,7 +67,12 @@ ERP_CUSTOMER_FIELDS = {
     "email": "email",
 }
 MAX_ROWS = 500
+#: the problems of one order an error names at the most (then "and N more")
+MOST_PROBLEMS = 5
 BATCH = 500
+
+
+_T = TypeVar("_T")
 
 
 class OrderInvalid(ValueError):
@@ -88,6 +93,10 @@ class NewCustomer:
 
     def as_row(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in NEW_CUSTOMER_KEYS}
+
+
+#: a new customer's details in the order their problems are named
+_CUSTOMER_FIELDS = tuple(f.name for f in fields(NewCustomer))
 
 
 @dataclass
@@ -180,17 +189,72 @@ def _unknown(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise OrderInvalid(f"{where}unknown field {extra[0]!r}")
 
 
+class _Problems:
+    """What is wrong with one order, every field checked: `check` runs one check and
+    keeps its OrderInvalid, so the operator mends a line once instead of once a field."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, step: Callable[[], _T]) -> _T | None:
+        try:
+            return step()
+        except OrderInvalid as exc:
+            self.found.append(str(exc))
+            return None
+
+    def raise_any(self) -> None:
+        if not self.found:
+            return
+        shown = self.found[:MOST_PROBLEMS]
+        more = len(self.found) - len(shown)
+        raise OrderInvalid("; ".join(shown) + (f"; and {more} more" if more else ""))
+
+
 def validate(obj: Any) -> OrderIn:
-    """Check one order (a decoded JSON object); OrderInvalid names the first problem."""
+    """Check one order (a decoded JSON object); OrderInvalid names each problem found
+    (the first MOST_PROBLEMS of them), field by field."""
     if not isinstance(obj, dict):
         raise OrderInvalid("an order must be a JSON object")
-    _unknown(obj, ORDER_KEYS, "")
-    order_id = obj.get("id")
+    problems = _Problems()
+    check = problems.check
+    check(lambda: _unknown(obj, ORDER_KEYS, ""))
+    order_id = check(lambda: _order_id(obj.get("id")))
+    created = check(lambda: _created(obj.get("created")))
+    payment = check(lambda: _payment(obj.get("payment")))
+    buyer = check(lambda: _customer(obj.get("customer"), problems))
+    currency = check(lambda: _currency(obj.get("currency", "EUR")))
+    payment_code = check(
+        lambda: _text(obj.get("payment_code"), "payment_code", limit=LIMITS["payment_code"])
+    )
+    note = check(lambda: _note(obj.get("note")))
+    rows = check(lambda: _rows(obj.get("rows"), problems))
+    problems.raise_any()
+    assert order_id and created and payment and buyer and currency and rows is not None
+    customer_code, new_customer = buyer
+    return OrderIn(
+        id=order_id,
+        created=created,
+        payment=payment,
+        customer_code=customer_code,
+        new_customer=new_customer,
+        currency=currency,
+        payment_code=payment_code,
+        note=note,
+        rows=rows,
+    )
+
+
+def _order_id(order_id: Any) -> str:
     if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
         raise OrderInvalid(
             f"id: must be 1-40 letters, digits, '_', '.' or '-', got {_shown(order_id, 50)}"
         )
-    created_text = _text(obj.get("created"), "created", required=True)
+    return order_id
+
+
+def _created(value: Any) -> datetime:
+    created_text = _text(value, "created", required=True)
     assert created_text is not None
     try:
         created = datetime.fromisoformat(created_text)
@@ -202,17 +266,22 @@ def validate(obj: Any) -> OrderIn:
         if created.tzinfo is None:
             # the site's clock is the operator's local time
             created = created.astimezone()
-        created = created.astimezone(UTC)
+        return created.astimezone(UTC)
     except (ValueError, OverflowError):  # a date at the very ends of the calendar
         raise OrderInvalid(f"created: out of range: {created_text!r}") from None
-    payment = obj.get("payment")
+
+
+def _payment(payment: Any) -> str:
     if payment not in ("confirmed", "unconfirmed"):
         raise OrderInvalid(f'payment: must be "confirmed" or "unconfirmed", got {_shown(payment)}')
-    customer = obj.get("customer")
+    return str(payment)
+
+
+def _customer(customer: Any, problems: _Problems) -> tuple[str | None, NewCustomer | None] | None:
+    """(an ERP customer's code, None) or (None, a new customer); None when a problem of a
+    new customer's details was noted in `problems`."""
     if not isinstance(customer, dict) or not customer:
         raise OrderInvalid("customer: required, an object with code, or a new customer's details")
-    customer_code: str | None = None
-    new_customer: NewCustomer | None = None
     if "code" in customer:
         if len(customer) > 1:
             raise OrderInvalid(
@@ -225,90 +294,115 @@ def validate(obj: Any) -> OrderIn:
             raise OrderInvalid(
                 f"customer.code: not an ERP customer code like 501.00042: {_shown(code)}"
             )
-        customer_code = code
+        return code, None
+    before = len(problems.found)
+    problems.check(lambda: _unknown(customer, NEW_CUSTOMER_KEYS, "customer: "))
+    values: dict[str, Any] = {}
+    for k in _CUSTOMER_FIELDS:
+        try:
+            values[k] = _text(customer.get(k), f"customer.{k}", limit=LIMITS[k])
+        except OrderInvalid as exc:  # said once: not "required" as well
+            problems.found.append(str(exc))
+            values[k] = ""
+    if values["name"] is None:
+        problems.found.append("customer.name: required for a new customer")
+    email = values["email"]
+    if email is None:
+        problems.found.append("customer.email: required for a new customer")
+    elif email and not EMAIL.match(email):
+        problems.found.append(f"customer.email: not an e-mail address: {email!r}")
     else:
-        _unknown(customer, NEW_CUSTOMER_KEYS, "customer: ")
-        values = {
-            k: _text(customer.get(k), f"customer.{k}", limit=LIMITS[k]) for k in NEW_CUSTOMER_KEYS
-        }
-        if not values["name"]:
-            raise OrderInvalid("customer.name: required for a new customer")
-        if not values["email"]:
-            raise OrderInvalid("customer.email: required for a new customer")
-        if not EMAIL.match(values["email"]):
-            raise OrderInvalid(f"customer.email: not an e-mail address: {values['email']!r}")
-        values["email"] = values["email"].lower()
-        if values["vat_number"]:
-            values["vat_number"] = values["vat_number"].replace(" ", "").upper()
-            if not values["vat_number"].isalnum():
-                raise OrderInvalid(
-                    f"customer.vat_number: letters and digits only: {values['vat_number']!r}"
-                )
-        if values["tax_code"]:
-            values["tax_code"] = values["tax_code"].replace(" ", "").upper()
-        if values["country"]:
-            values["country"] = values["country"].upper()
-        if values["province"]:
-            values["province"] = values["province"].upper()
-        new_customer = NewCustomer(**values)  # type: ignore[arg-type]
-    currency = obj.get("currency", "EUR")
+        values["email"] = email.lower()
+    if values["vat_number"]:
+        values["vat_number"] = values["vat_number"].replace(" ", "").upper()
+        if not values["vat_number"].isalnum():
+            problems.found.append(
+                f"customer.vat_number: letters and digits only: {values['vat_number']!r}"
+            )
+    if values["tax_code"]:
+        values["tax_code"] = values["tax_code"].replace(" ", "").upper()
+    if values["country"]:
+        values["country"] = values["country"].upper()
+    if values["province"]:
+        values["province"] = values["province"].upper()
+    if len(problems.found) > before:
+        return None
+    return None, NewCustomer(**values)
+
+
+def _currency(currency: Any) -> str:
     if not isinstance(currency, str) or not CURRENCY.match(currency):
         raise OrderInvalid(f"currency: an ISO code like EUR, got {_shown(currency, 20)}")
-    payment_code = _text(obj.get("payment_code"), "payment_code", limit=LIMITS["payment_code"])
-    note = _text(obj.get("note"), "note", limit=LIMITS["note"])
+    return currency
+
+
+def _note(value: Any) -> str | None:
+    note = _text(value, "note", limit=LIMITS["note"])
     if note is not None and "$" in note:
         # `$...$` in the ERP note is the order's idempotency marker; keep it unambiguous
         raise OrderInvalid("note: must not contain '$'")
-    raw_rows = obj.get("rows")
+    return note
+
+
+def _rows(raw_rows: Any, problems: _Problems) -> list[dict[str, Any]] | None:
+    """The order's rows; None when a problem of a row was noted in `problems`."""
     if not isinstance(raw_rows, list) or not raw_rows:
         raise OrderInvalid("rows: required, a non-empty list")
     if len(raw_rows) > MAX_ROWS:
         raise OrderInvalid(f"rows: more than {MAX_ROWS} rows ({len(raw_rows)})")
+    before = len(problems.found)
     rows = []
     for i, raw in enumerate(raw_rows, start=1):
         where = f"rows[{i}]"
         if not isinstance(raw, dict):
-            raise OrderInvalid(f"{where}: must be an object")
-        _unknown(raw, ROW_KEYS, f"{where}: ")
-        article = _text(raw.get("article"), f"{where}.article", required=True, limit=40)
-        vat = raw.get("vat_code")
-        if isinstance(vat, int) and not isinstance(vat, bool):
-            vat = str(vat)
-        vat = _text(vat, f"{where}.vat_code", required=True, limit=4)
-        discount = raw.get("discount")
-        if isinstance(discount, int | float | Decimal) and not isinstance(discount, bool):
-            discount = str(discount)
-        discount = _text(discount, f"{where}.discount", limit=20)
-        if discount is not None and not DISCOUNT.match(discount):
-            raise OrderInvalid(
-                f'{where}.discount: a percentage or a chain like "10+5", got {discount!r}'
-            )
-        if "qty" not in raw:
-            raise OrderInvalid(f"{where}.qty: required")
-        if "price" not in raw:
-            raise OrderInvalid(f"{where}.price: required")
-        rows.append(
-            {
-                "line_no": i,
-                "article": article,
-                "qty": _decimal(raw["qty"], f"{where}.qty", positive=True),
-                "price": _decimal(raw["price"], f"{where}.price", positive=False),
-                "discount": discount,
-                "vat_code": vat,
-                "description": _text(raw.get("description"), f"{where}.description", limit=240),
-            }
+            problems.found.append(f"{where}: must be an object")
+            continue
+        rows.append(_row(i, raw, where, problems.check))
+    return rows if len(problems.found) == before else None
+
+
+def _row(
+    line_no: int, raw: Mapping[str, Any], where: str, check: Callable[[Callable[[], Any]], Any]
+) -> dict[str, Any]:
+    check(lambda: _unknown(raw, ROW_KEYS, f"{where}: "))
+    return {
+        "line_no": line_no,
+        "article": check(
+            lambda: _text(raw.get("article"), f"{where}.article", required=True, limit=40)
+        ),
+        "qty": check(lambda: _amount(raw, "qty", where, positive=True)),
+        "price": check(lambda: _amount(raw, "price", where, positive=False)),
+        "discount": check(lambda: _discount(raw, where)),
+        "vat_code": check(lambda: _vat(raw, where)),
+        "description": check(
+            lambda: _text(raw.get("description"), f"{where}.description", limit=240)
+        ),
+    }
+
+
+def _amount(raw: Mapping[str, Any], name: str, where: str, *, positive: bool) -> Decimal:
+    if name not in raw:
+        raise OrderInvalid(f"{where}.{name}: required")
+    return _decimal(raw[name], f"{where}.{name}", positive=positive)
+
+
+def _discount(raw: Mapping[str, Any], where: str) -> str | None:
+    discount = raw.get("discount")
+    if isinstance(discount, int | float | Decimal) and not isinstance(discount, bool):
+        discount = str(discount)
+    discount = _text(discount, f"{where}.discount", limit=20)
+    if discount is not None and not DISCOUNT.match(discount):
+        raise OrderInvalid(
+            f'{where}.discount: a percentage or a chain like "10+5", got {discount!r}'
         )
-    return OrderIn(
-        id=order_id,
-        created=created,
-        payment=payment,
-        customer_code=customer_code,
-        new_customer=new_customer,
-        currency=currency,
-        payment_code=payment_code,
-        note=note,
-        rows=rows,
-    )
+    return discount
+
+
+def _vat(raw: Mapping[str, Any], where: str) -> str | None:
+    vat = raw.get("vat_code")
+    if isinstance(vat, int) and not isinstance(vat, bool):
+        vat = str(vat)
+    return _text(vat, f"{where}.vat_code", required=True, limit=4)
 
 
 def parse_line(text: str) -> OrderIn:
