@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -457,6 +458,11 @@ def test_show_prints_one_record_as_stored_and_says_when_it_is_not(sim: Any) -> N
     text = cli(sim, "show", "articles", code)
     assert text.returncode == 0 and text.stdout.startswith(f"article {code}\n")
     assert "fields (as stored)" in text.stdout and "prices" in text.stdout
+    # when it was stored and last changed, at the operator's local time to the second
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.search(rf"^  stored +{stamp}$", text.stdout, re.M), text.stdout
+    run_id = changes[0]["run_id"]
+    assert re.search(rf"^  last change +run {run_id} at {stamp}$", text.stdout, re.M)
 
     customer = json.loads(cli(sim, "changes", "--json", "--entity", "customers").stdout)[0]
     shown = cli(sim, "show", "customers", customer["key"], "--json")
