@@ -149,6 +149,38 @@ def test_updates_say_what_the_erp_changed(tmp_path: Path, cli: Callable[..., Any
     assert len(lines) == 4
 
 
+def test_times_read_at_the_operators_clock(
+    tmp_path: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order's time without a zone is the site's local time: list and show give it back
+    as written, on a machine whose clock is not UTC; one with a zone is shown at the
+    operator's clock; the JSON keeps UTC."""
+    import time
+
+    monkeypatch.setenv("TZ", "CET-1")  # an hour east of UTC, all year (no zone files needed)
+    time.tzset()
+    try:
+        db = f"sqlite:///{tmp_path / 'store.db'}"
+        orders = tmp_path / "orders.jsonl"
+        orders.write_text(
+            jsonl(
+                order_line("W1", created="2026-11-27T10:15:00"),
+                order_line("W2", created="2026-11-27T10:15:00+00:00"),
+            ),
+            encoding="utf-8",
+        )
+        assert cli(db, "import", str(orders)).returncode == 0
+        listed = {o["id"]: o for o in json.loads(cli(db, "list", "--json").stdout)}
+        assert listed["W1"]["created"] == "2026-11-27T09:15:00+00:00"
+        table = cli(db, "list").stdout.splitlines()
+        assert "2026-11-27 10:15" in next(line for line in table if line.startswith("W1"))
+        assert "2026-11-27 11:15" in next(line for line in table if line.startswith("W2"))
+        assert "created    2026-11-27 10:15:00\n" in cli(db, "show", "W1").stdout
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_usage_errors_exit_2(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.raises(SystemExit) as exited:

@@ -7,10 +7,10 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands.runs import local_iso
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +127,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
             [
                 o["id"],
                 o["state"],
-                (o["created"] or "")[:16].replace("T", " "),
+                local_iso(o["created"], seconds=False),
                 customer or "-",
                 f"{money_text(o['total'])} {o['currency'] or ''}".rstrip(),
                 o["erp_key"] or "-",
@@ -141,7 +141,6 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.commands.runs import local_time
     from passweb_tui.engine.orders.api import OrderNotFound
     from passweb_tui.engine.orders.states import LABELS
     from passweb_tui.engine.records import money_text
@@ -164,7 +163,7 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
     lines = [
         f"order      {order['id']}",
         f"state      {order['state']} ({LABELS[order['state']]})",
-        f"created    {order['created']}",
+        f"created    {local_iso(order['created'])}",
         f"payment    {order['payment']}"
         + (f" ({order['payment_code']})" if order["payment_code"] else ""),
         f"customer   {customer}",
@@ -196,9 +195,8 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
     if order["push_attempts"]:
         lines.append("push attempts:")
         for a in order["push_attempts"]:
-            started = local_time(datetime.fromisoformat(a["started"])) if a["started"] else "-"
             lines.append(
-                f"  {started} {a['outcome']:<10} {a['erp_key'] or ''} {a['error'] or ''}".rstrip()
+                f"  {local_iso(a['started'])} {a['outcome']:<10} {a['erp_key'] or ''} {a['error'] or ''}".rstrip()
             )
     if order["updates"]:
         lines.append("ERP updates: " + ", ".join(str(u) for u in order["updates"]))
@@ -221,7 +219,7 @@ def run_updates(args: argparse.Namespace, ctx: Context) -> int:
         [
             str(u["update_id"]),
             u["order_id"],
-            (u["detected"] or "")[:19].replace("T", " "),
+            local_iso(u["detected"]),
             f"{u['state_before']} -> {u['state_after']}",
             "yes" if u["reviewed"] else "no",
         ]

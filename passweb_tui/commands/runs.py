@@ -21,9 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def local_time(moment: datetime) -> str:
+def local_time(moment: datetime, *, seconds: bool = True) -> str:
     """A stored moment as the operator's clock reads it (the JSON keeps it in UTC)."""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def local_iso(moment: str | None, *, seconds: bool = True) -> str:
+    """A moment as the JSON gives it (ISO-8601) at the operator's local time; "-" for none."""
+    return local_time(datetime.fromisoformat(moment), seconds=seconds) if moment else "-"
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from datetime import datetime
 
 from passweb_tui.commands import CliError, Context, ExitCode
-from passweb_tui.commands.runs import local_time
+from passweb_tui.commands.runs import local_iso
 from passweb_tui.commands.sync import open_engine
 
 ENTITIES = ("articles", "customers")
@@ -27,11 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("code", help="the ERP code (ART0000001, 501.00002)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def _local(moment: str | None) -> str:
-    """A stored moment (ISO-8601, as the JSON gives it) at the operator's local time."""
-    return local_time(datetime.fromisoformat(moment)) if moment else "-"
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -61,9 +55,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         shown = value_text(value) + (f"  {linked}" if linked and value is not None else "")
         print(f"  {name:<14} {shown}")
     last = out["last_change"]
-    print(f"  {'stored':<14} {_local(out['synced_at'])}")
+    print(f"  {'stored':<14} {local_iso(out['synced_at'])}")
     if last is not None:
-        print(f"  {'last change':<14} run {last['run_id']} at {_local(last['at'])}")
+        print(f"  {'last change':<14} run {last['run_id']} at {local_iso(last['at'])}")
     print("fields (as stored)")
     for name in sorted(detail.data):
         print(f"  {name:<16} {value_text(detail.data[name])}")
@@ -77,7 +71,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         print(f"web orders: {detail.order_count}{more}")
         for o in detail.orders:
-            created = (o["created"] or "")[:16].replace("T", " ")
+            created = local_iso(o["created"], seconds=False)
             print(f"  {o['id']:<14} {o['state']:<20} {created}  {o['erp_key'] or '-'}")
     if detail.conditions:
         print("particolarita")
