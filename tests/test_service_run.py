@@ -218,8 +218,9 @@ def test_quota_counts_total_and_changed_and_refuses_when_used_up(
         assert refused.run_id is None and "monthly sync quota used up: 2 of 2" in (
             refused.outcome or ""
         )
-        # next month the count starts again
-        clock.now = datetime(clock.now.year + 1, 1, 1, tzinfo=UTC)
+        # next month the count starts again (mid-month: the month is the machine's local
+        # one, and 1 January 00:00 UTC is still December west of Greenwich)
+        clock.now = datetime(clock.now.year + 1, 1, 15, tzinfo=UTC)
         assert quota_status(engine.store, 2, clock.now).used == 0
     finally:
         svc.stop(60)
