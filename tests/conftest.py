@@ -26,6 +26,14 @@ import pytest
 
 READY = re.compile(r"serving (http\S+/webapi) user=(\S+) azienda=(\S+) anno=(\d+)")
 
+# The suite runs at the clock of the shops the product is made for (Italy's: one or two
+# hours east of UTC, with summer time), whatever the machine's, often UTC: a moment shown
+# or compared in the wrong zone then fails a test instead of misleading an operator.
+# PASSWEB_TUI_TEST_TZ picks another zone (POSIX rules need no zone files). Processes the
+# tests start inherit it.
+os.environ["TZ"] = os.environ.get("PASSWEB_TUI_TEST_TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+time.tzset()
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(
@@ -36,7 +44,10 @@ def isolated_home(
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
         monkeypatch.setenv(var, str(home / var.lower()))
     for var in list(os.environ):
-        if var.startswith("PASSWEB_TUI_") and var != "PASSWEB_TUI_TEST_PG":
+        if var.startswith("PASSWEB_TUI_") and var not in (
+            "PASSWEB_TUI_TEST_PG",
+            "PASSWEB_TUI_TEST_TZ",
+        ):
             monkeypatch.delenv(var)
     monkeypatch.setenv("NO_COLOR", "1")
     return home
