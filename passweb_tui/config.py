@@ -84,6 +84,9 @@ class Settings:
     # how long a record whose sending process died waits before it is looked up in the
     # ERP and sent again: longer than the ERP's 5-minute limit on one request
     crash_wait_seconds: int = 360
+    # a new web customer the ERP already has (the same VAT number, else tax code) is
+    # bound to that ERP customer instead of created again
+    match_erp_customers: bool = True
     # the sync service (`serve`): schedule, ERP trigger, e-mail, quota
     schedule_every: str = ""  # "15m", "2h", "1d"; empty = no scheduled sync
     schedule_weekdays: str = ""  # "mon,tue,...", "mon-fri"; empty = every day
@@ -288,6 +291,7 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "document": ("order_document", str),
         "series": ("order_series", int),
         "crash_wait_seconds": ("crash_wait_seconds", int),
+        "match_erp_customers": ("match_erp_customers", bool),
     },
     "ui": {"language": ("language", str), "keymap": ("keymap", dict)},
     "service": {

@@ -429,9 +429,12 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
     )
     cfg = write(
         tmp_path / "c.toml",
-        '[orders]\nledger = "502"\ndocument = "OX"\nseries = 3\ncrash_wait_seconds = 600\n',
+        '[orders]\nledger = "502"\ndocument = "OX"\nseries = 3\ncrash_wait_seconds = 600\n'
+        "match_erp_customers = false\n",
     )
+    assert EngineSettings.from_settings(defaults).options.match_erp_customers is True
     options = EngineSettings.from_settings(load_settings({}, env={}, path=cfg)).options
+    assert options.match_erp_customers is False
     assert (options.customer_ledger, options.order_document, options.order_series) == (
         "502",
         "OX",
@@ -444,6 +447,10 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
         ("series = 0", "c.toml: [orders] series: must be 1-999, got 0"),
         ('series = "two"', "[orders] series: expected a whole number"),
         ("crash_wait_seconds = -1", "c.toml: [orders] crash_wait_seconds: must be 0-86400"),
+        (
+            'match_erp_customers = "maybe"',
+            "c.toml: [orders] match_erp_customers: expected true or false",
+        ),
     ):
         write(cfg, f"[orders]\n{text}\n")
         with pytest.raises(ConfigError) as err:

@@ -230,3 +230,44 @@ def test_orders_tables_match_their_migration(db_url: str) -> None:
             for change in d:
                 if change[2] in ours:
                     assert change[0] == "modify_type", change
+
+
+def test_show_says_when_a_new_customer_was_the_erps_already(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    from conftest import start_sim
+    from test_orders_helpers import erp_config
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.orders.api import WebOrders
+    from passweb_tui.engine.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    sim = start_sim("--articles", "20", "--customers", "5", "--orders", "0")
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            office = client.create(
+                "clienti",
+                {
+                    "codice": "501.AUTO",
+                    "ragione_sociale": "Ufficio Spa",
+                    "partita_iva": "07654321098",
+                },
+            )
+            lines = [
+                order_line("W1", customer=new_customer(1, vat_number="07654321098")),
+                order_line("W2", customer=new_customer(2)),
+            ]
+            assert cli(db, "import", "-", stdin=jsonl(*lines)).returncode == 0
+            store = open_store(db)
+            try:
+                assert WebOrders(store).push(client).customers_sent == 2
+            finally:
+                store.close()
+    finally:
+        sim.stop()
+    matched = cli(db, "show", "W1").stdout
+    assert f"(new on the site; ERP {office}, already the ERP's customer)" in matched
+    assert "already the ERP's customer" not in cli(db, "show", "W2").stdout
+    shown = json.loads(cli(db, "show", "W1", "--json").stdout)["customer"]
+    assert (shown["erp_code"], shown["erp_bound_by"]) == (office, "matched")

@@ -992,3 +992,122 @@ def test_a_pusher_in_another_pid_namespace_of_this_host_is_not_taken_for_dead() 
     finally:
         pusher.kill()
         pusher.wait(10)
+
+
+def erp_customer(client: MexalClient, n: int, *, site: str = "N", **over: Any) -> str:
+    """A customer made in the ERP directly (as an office would), off the site by default."""
+    record = {
+        "codice": "501.AUTO",
+        "ragione_sociale": f"Cliente Gestionale {n} Spa",
+        "partita_iva": vat(n),
+        "trasf_sito": [[1, site]],
+        **over,
+    }
+    return client.create("clienti", {k: v for k, v in record.items() if v is not None})
+
+
+def test_a_new_customer_the_erp_has_by_vat_number_is_bound_to_it_not_created_again(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A company that buys from the office (an ERP customer not published on the site)
+    orders on the site as a new customer: its orders go under its ERP customer."""
+    office = erp_customer(client, base + 1)
+    orders = WebOrders(store)
+    oid = f"W{base + 1}"
+    who = new_customer(base + 1, email=f"web{base}@example.it")
+    assert orders.import_lines(jsonl(order_line(oid, customer=who)).splitlines()).complete
+    result = orders.push(client)
+    assert (result.customers_sent, result.customers_failed, result.orders_sent) == (1, 0, 1)
+    assert erp_customers_with_vat(client, vat(base + 1)) == [office]
+    assert [m for _, m in result.matched] == [
+        f"customer 'Cliente Web {base + 1} Srl' (site id"
+        f" {orders.show(oid)['customer']['id']}) is the ERP's customer {office} already"
+        f" (same VAT number {vat(base + 1)}): bound to it, not created again"
+    ]
+    shown = orders.show(oid)
+    assert shown["customer"]["erp_code"] == office
+    assert shown["customer"]["erp_bound_by"] == "matched"
+    doc = client.get("documenti/ordini-clienti", shown["erp_key"])
+    assert doc is not None and doc["cod_conto"] == office
+    # a later order of the same customer goes to the same ERP customer, with no search
+    later = f"W{base + 2}"
+    assert orders.import_lines(jsonl(order_line(later, customer=who)).splitlines()).complete
+    again = orders.push(client)
+    assert (again.customers_sent, again.orders_sent) == (0, 1)
+    assert orders.show(later)["customer"]["erp_code"] == office
+    assert erp_customers_with_vat(client, vat(base + 1)) == [office]
+
+
+def test_a_private_customer_is_matched_by_tax_code_and_never_by_e_mail(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    tax_code = f"VRDLGU75B02H{base // 1000 % 1000:03d}Z"  # this test's own
+    person = erp_customer(client, base + 1, partita_iva=None, codice_fiscale=tax_code)
+    shared = erp_customer(client, base + 2, email=f"family{base}@example.it")
+    orders = WebOrders(store)
+    by_tax = new_customer(base + 3, tax_code=tax_code, email=f"luigi{base}@example.it")
+    by_tax.pop("vat_number")
+    by_mail = new_customer(base + 4, email=f"family{base}@example.it")
+    by_mail.pop("vat_number")
+    lines = [
+        order_line(f"W{base + 3}", customer=by_tax),
+        order_line(f"W{base + 4}", customer=by_mail),
+    ]
+    assert orders.import_lines(jsonl(*lines).splitlines()).complete
+    result = orders.push(client)
+    assert (result.customers_sent, result.customers_failed, result.orders_sent) == (2, 0, 2)
+    assert len(result.matched) == 1 and f"same tax code {tax_code}" in result.matched[0][1]
+    assert orders.show(f"W{base + 3}")["customer"]["erp_code"] == person
+    mailed = orders.show(f"W{base + 4}")["customer"]
+    assert mailed["erp_code"] not in (shared, person)
+    assert mailed["erp_bound_by"] == "created"
+
+
+def test_of_several_erp_customers_with_the_vat_number_the_one_on_the_site_is_taken(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    off_site = erp_customer(client, base + 1)
+    on_site = erp_customer(client, base + 1, site="S")
+    assert off_site < on_site  # the lower code loses to the one flagged for the site
+    orders = WebOrders(store)
+    oid = f"W{base + 1}"
+    line = order_line(oid, customer=new_customer(base + 1))
+    assert orders.import_lines(jsonl(line).splitlines()).complete
+    assert orders.push(client).customers_sent == 1
+    assert orders.show(oid)["customer"]["erp_code"] == on_site
+    assert sorted(erp_customers_with_vat(client, vat(base + 1))) == [off_site, on_site]
+
+
+def test_matching_turned_off_creates_the_customer_again(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    office = erp_customer(client, base + 1)
+    orders = WebOrders(store)
+    oid = f"W{base + 1}"
+    line = order_line(oid, customer=new_customer(base + 1))
+    assert orders.import_lines(jsonl(line).splitlines()).complete
+    result = orders.push(client, match_existing=False)
+    assert (result.customers_sent, result.matched) == (1, [])
+    code = orders.show(oid)["customer"]["erp_code"]
+    assert code != office
+    assert sorted(erp_customers_with_vat(client, vat(base + 1))) == sorted([office, code])
+
+
+def test_a_failed_search_for_an_existing_customer_sends_nothing_and_the_next_push_binds_it(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    office = erp_customer(client, base + 1)
+    orders = WebOrders(store)
+    oid = f"W{base + 1}"
+    line = order_line(oid, customer=new_customer(base + 1))
+    assert orders.import_lines(jsonl(line).splitlines()).complete
+    sim.admin("PUT", "faults", json={"status": {"500": 1.0}, "seed": 3})
+    failed = orders.push(client)
+    sim.admin("DELETE", "faults")
+    assert (failed.customers_sent, failed.customers_failed, failed.orders_sent) == (0, 1, 0)
+    why = orders.show(oid)["customer"]["last_error"]
+    assert "looking for it among the ERP's customers failed" in why
+    assert erp_customers_with_vat(client, vat(base + 1)) == [office]
+    result = orders.push(client)
+    assert (result.customers_sent, result.orders_sent) == (1, 1)
+    assert orders.show(oid)["customer"]["erp_code"] == office

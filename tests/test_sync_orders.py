@@ -113,6 +113,60 @@ def test_pushed_customers_and_orders_go_where_the_settings_say(sim: Any, db_url:
         engine.close()
 
 
+def test_a_new_web_customer_the_erp_has_goes_under_its_erp_code_and_the_run_says_so(
+    sim: Any, db_url: str
+) -> None:
+    """A company already in the ERP (and on the site) orders as a new web customer: the
+    push binds it to its ERP customer, the run's message names both; with
+    `[orders] match_erp_customers = false` a second ERP customer is created."""
+    from test_sync_rules import erp_config, open_engine
+
+    from passweb_tui.engine.erp.client import Filter, MexalClient
+
+    for match in (True, False):
+        engine = open_engine(db_url, sim, match_erp_customers=match)
+        try:
+            engine.run("total")
+            # a customer of its own each time (the store keeps the first one's binding)
+            known = [c for c in engine.customers(limit=50) if c.get("vat_number")][int(match)]
+            article = engine.articles(limit=1)[0]["code"]
+            oid = f"W92{int(match)}"
+            line = {
+                "id": oid,
+                "created": "2026-11-27T10:15:00",
+                "payment": "confirmed",
+                "customer": {
+                    "name": "Ordini Web",
+                    "email": f"web{int(match)}@shop.example",
+                    "vat_number": known["vat_number"],
+                },
+                "rows": [{"article": article, "qty": 1, "price": 9.5, "vat_code": "22"}],
+            }
+            orders = WebOrders(engine.store)
+            assert orders.import_lines([json.dumps(line)]).complete
+            pushed = engine.run("partial")
+            assert pushed.status == "ok", (pushed.error, pushed.message)
+            assert pushed.customers["sent"] == 1 and pushed.orders["sent"] == 1
+            code = orders.show(oid)["customer"]["erp_code"]
+            said = (
+                f"is the ERP's customer {known['code']} already (same VAT number"
+                f" {known['vat_number']}): bound to it, not created again"
+            )
+            with MexalClient(erp_config(sim)) as client:
+                page = client.search_page(
+                    "clienti", [Filter("partita_iva", "=", known["vat_number"])], fields=["codice"]
+                )
+            holders = sorted(r["codice"] for r in page.records)
+            if match:
+                assert code == known["code"] and said in (pushed.message or "")
+                assert holders == [known["code"]]
+            else:
+                assert code != known["code"] and "bound to it" not in (pushed.message or "")
+                assert holders == sorted([known["code"], code])
+        finally:
+            engine.close()
+
+
 def test_an_open_order_whose_erp_document_cannot_be_read_is_a_reject_of_the_run(
     sim: Any, db_url: str, monkeypatch: Any
 ) -> None:

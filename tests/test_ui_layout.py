@@ -171,7 +171,9 @@ def whole_cells(app: PasswebApp, table: Any, columns: list[str]) -> None:
 async def test_the_running_entity_stays_in_view_at_80x24(engine: Engine, erp_sim: Any) -> None:
     """During a first Totale (10 entities and more) the table of the launcher shows the
     entity being worked on; after it, every entity at once; numbers never cut."""
-    erp_sim.admin("PUT", "/faults", json={"latency_ms": 100})
+    # each request slow enough that a loaded machine, sampling every 50 ms and retrying
+    # a frame for up to a second, still sees the last entities while they run
+    erp_sim.admin("PUT", "/faults", json={"latency_ms": 250})
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s", "t")

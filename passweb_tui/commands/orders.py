@@ -154,9 +154,10 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
         _dump(order)
         return int(ExitCode.OK)
     c = order["customer"]
+    matched = ", already the ERP's customer" if c and c.get("erp_bound_by") == "matched" else ""
     customer = (
         f"{c['name']} <{c['email']}> VAT {c['vat_number'] or '-'} "
-        f"(new on the site; ERP {c['erp_code'] or 'not yet'})"
+        f"(new on the site; ERP {c['erp_code'] or 'not yet'}{matched})"
         if c
         else f"{order['customer_code']} {order['customer_name'] or ''}".strip()
     )

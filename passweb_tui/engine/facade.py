@@ -135,6 +135,7 @@ class EngineSettings:
             order_document=settings.order_document,
             order_series=settings.order_series,
             crash_wait_seconds=float(settings.crash_wait_seconds),
+            match_erp_customers=settings.match_erp_customers,
             horeca=settings.horeca,
         )
         return cls(

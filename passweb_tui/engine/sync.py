@@ -273,6 +273,9 @@ class SyncOptions:
     #: how long a record whose sending process died waits before it is looked up in the
     #: ERP and sent again (see orders/push.py: SETTLE)
     crash_wait_seconds: float = 360.0
+    #: a new web customer the ERP already has (the same VAT number, else tax code) is
+    #: bound to that ERP customer instead of created again
+    match_erp_customers: bool = True
     #: a site of the Ho.Re.Ca. family: only a TOTAL deletes there
     horeca: bool = False
     #: a full pass into an empty table builds its rows in a second process once it has
@@ -799,6 +802,7 @@ class SyncRunner:
                 series=DocumentSeries(self.options.order_document, self.options.order_series),
                 site_no=self.options.rules.site_no,
                 settle=timedelta(seconds=self.options.crash_wait_seconds),
+                match_existing=self.options.match_erp_customers,
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),
             )
@@ -822,6 +826,8 @@ class SyncRunner:
         self.customers["failed"] += pushed.customers_failed
         self.orders["sent"] += pushed.orders_sent + pushed.orders_recovered
         self.orders["failed"] += pushed.orders_failed
+        for _ident, said in pushed.matched[:20]:
+            self._messages.append(said)
         for entity, ident, why in pushed.errors[:20]:
             self._messages.append(f"{entity} {ident} not sent: {why}")
         if pushed.settling:

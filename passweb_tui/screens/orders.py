@@ -599,7 +599,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         customer = detail.get("customer") or {}
         who = detail.get("customer_name") or customer.get("name") or ""
         head.append(f"\n{t('orders.col.customer')}: {cell(detail['customer_code'])} {who}")
-        if detail.get("new_customer"):
+        if customer.get("erp_bound_by") == "matched":
+            head.append(" " + t("orders.matched_customer"))
+        elif detail.get("new_customer"):
             head.append(" " + t("orders.new_customer"))
         head.append(
             f"\n{t('orders.col.created')}: {fmt_when(app, detail['created'])}"

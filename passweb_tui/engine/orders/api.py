@@ -301,6 +301,22 @@ class WebOrders:
                         "last_error",
                     )
                 }
+                # how the web customer got its ERP code: created by a push, found after
+                # an attempt with a lost answer, or matched (the ERP had it already)
+                customer["erp_bound_by"] = (
+                    conn.execute(
+                        sa.select(attempt_t.c.outcome)
+                        .where(
+                            attempt_t.c.entity == "customer",
+                            attempt_t.c.site_id == str(c.id),
+                            attempt_t.c.erp_key == c.erp_code,
+                        )
+                        .order_by(attempt_t.c.id.desc())
+                        .limit(1)
+                    ).scalar_one_or_none()
+                    if c.erp_code
+                    else None
+                )
             attempts = conn.execute(
                 sa.select(attempt_t)
                 .where(attempt_t.c.entity == "order", attempt_t.c.site_id == order_id)
@@ -528,10 +544,13 @@ class WebOrders:
         cancel: threading.Event | None = None,
         on_progress: Callable[[int, int, str | None], None] | None = None,
         log_failures: bool = True,
+        match_existing: bool = True,
     ) -> PushResult:
         """Send waiting customers and orders to the ERP, exactly once each. `settle`: how
         long the records of a pusher that died wait before they are sent again;
-        `log_failures` False: the caller tells of the records that failed, not the push."""
+        `log_failures` False: the caller tells of the records that failed, not the push;
+        `match_existing` False: a new customer is created in the ERP even when the ERP has
+        one with its VAT number or tax code already."""
         pusher = Pusher(
             self.store,
             client,
@@ -540,6 +559,7 @@ class WebOrders:
             site_no=site_no,
             settle=settle,
             log_failures=log_failures,
+            match_existing=match_existing,
         )
         return pusher.push(order_ids=order_ids, cancel=cancel, on_progress=on_progress)
 

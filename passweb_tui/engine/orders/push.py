@@ -7,7 +7,9 @@ The protocol, per record (customer or order):
    says "an attempt may have reached the ERP".
 2. If the record was already uncertain (an earlier attempt's outcome is unknown),
    look it up in the ERP first (orders by the `$id$` marker in the note, customers
-   by VAT number, tax code or e-mail); if found, bind it and send nothing.
+   by VAT number, tax code or e-mail); if found, bind it and send nothing. A customer
+   the ERP has already, made there by the office (the same VAT number, else tax code),
+   is bound to that ERP customer too, rather than created a second time.
 3. Create it; on success bind the ERP key and clear the claim in one commit. A clear
    refusal clears `uncertain`; a lost or unclear answer keeps it, so the next push
    (this one's immediate look-up included) finds the record rather than resending.
@@ -118,6 +120,9 @@ class PushResult:
     #: up and sent again); see SETTLE
     settling: list[tuple[str, str, datetime]] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # entity, id, message
+    #: new site customers the ERP had already (same VAT number, else tax code), bound to
+    #: that ERP customer instead of created again, as (site id, message); counted as sent
+    matched: list[tuple[str, str]] = field(default_factory=list)
     #: those of `errors` that failed because the ERP did not answer (no connection, a
     #: timeout, its link down, too busy), not because it refused them, as (entity, id)
     unreachable: list[tuple[str, str]] = field(default_factory=list)
@@ -352,6 +357,13 @@ class _Outcome:
 _REFUSALS = (AuthError, ContextMissingError)
 
 
+def _flagged(flags: Any, site_no: int) -> bool:
+    """Whether a per-site array ([[site, "S" or "N"], ...]) flags the record for this site."""
+    return isinstance(flags, list) and any(
+        isinstance(p, list) and len(p) == 2 and p[0] == site_no and p[1] == "S" for p in flags
+    )
+
+
 def may_still_run(exc: ErpError) -> bool:
     """Whether a write that failed this way may still be in the ERP's hands: no answer
     came (the connection was lost, or this side stopped waiting), or the ERP said it
@@ -389,6 +401,7 @@ class Pusher:
         settle: timedelta = SETTLE,
         workers: int | None = None,
         log_failures: bool = True,
+        match_existing: bool = True,
     ) -> None:
         self.store = store
         self.client = client
@@ -400,6 +413,9 @@ class Pusher:
         self.failure_level = logging.WARNING if log_failures else logging.DEBUG
         self.lease = lease
         self.settle = settle
+        # a new site customer the ERP already has (by VAT number, else tax code) is bound
+        # to that customer instead of created again (see existing_customer)
+        self.match_existing = match_existing
         # a claim younger than this is surely still ours (no other push may take the
         # claim of a live pusher before its lease expires): no renewal, no write
         self.renew_after_s = min(RENEW_AFTER_S, lease.total_seconds() / 3)
@@ -759,18 +775,52 @@ class Pusher:
             for r in page.records
             if r.get("codice") and all(_ident(r.get(c)) == v for c, _, v in given)
         )
-        if not codes:
+        free = self._unbound(codes, row.id)
+        return free[0] if free else None
+
+    def _existing_customer(self, row: Any) -> tuple[str, str] | None:
+        """The ERP customer a new site customer already is, as (code, what matched): one
+        with the same VAT number or, for a site customer without one, the same tax code,
+        that no other site customer is bound to; of several, one flagged for this site
+        first, then the lowest code. An e-mail alone never matches (a family or an office
+        shares one), and a VAT number given on the site is never matched by tax code."""
+        if _ident(row.vat_number):
+            campo, value, what = "partita_iva", row.vat_number, "VAT number"
+        elif _ident(row.tax_code):
+            campo, value, what = "codice_fiscale", row.tax_code, "tax code"
+        else:
             return None
+        wanted = _ident(value)
+        found = {
+            str(r["codice"]): _flagged(r.get("trasf_sito"), self.site_no)
+            for page in self.client.iter_pages(  # every page: see find_order
+                CUSTOMERS_RESOURCE,
+                filters=[Filter(campo, "=", value)],
+                fields=["codice", campo, "trasf_sito"],
+                page_size=10,
+            )
+            for r in page.records
+            if r.get("codice") and _ident(r.get(campo)) == wanted
+        }
+        free = self._unbound(list(found), row.id)
+        if not free:
+            return None
+        code = min(free, key=lambda c: (not found[c], c))
+        return code, f"same {what} {value}"
+
+    def _unbound(self, codes: list[str], cid: Any) -> list[str]:
+        """Those of these ERP codes that no site customer but `cid` is bound to."""
+        if not codes:
+            return []
         with self.store.read() as conn:
             bound = set(
                 conn.execute(
                     sa.select(cust_t.c.erp_code).where(
-                        cust_t.c.erp_code.in_(codes), cust_t.c.id != row.id
+                        cust_t.c.erp_code.in_(codes), cust_t.c.id != cid
                     )
                 ).scalars()
             )
-        free = [c for c in codes if c not in bound]
-        return free[0] if free else None
+        return [c for c in codes if c not in bound]
 
     def _customer_record(self, row: Any) -> dict[str, Any]:
         # nothing is cut to fit: a value the ERP cannot take is refused with its reason
@@ -818,6 +868,34 @@ class Pusher:
                 return
             if code is not None:
                 self._bind_customer(cid, claim, code, "found", result, failed)
+                return
+        if self.match_existing:
+            try:
+                existing = self._existing_customer(row)
+            except ErpError as exc:
+                self._fail_customer(
+                    cid,
+                    claim,
+                    f"{name}: looking for it among the ERP's customers failed: {exc}",
+                    uncertain=claim.was_uncertain,
+                    result=result,
+                    failed=failed,
+                    unreachable=exc.retryable,
+                )
+                if stops_push(exc):
+                    raise
+                return
+            if existing is not None:
+                code, why = existing
+                if self._bind_customer(cid, claim, code, "matched", result, failed):
+                    with self._lock:
+                        result.matched.append(
+                            (
+                                str(cid),
+                                f"{name} is the ERP's customer {code} already ({why}):"
+                                " bound to it, not created again",
+                            )
+                        )
                 return
         if self._needs_renewal(claim) and not self._renew(cust_t, cid):
             with self.store.write() as conn:  # the attempt ends; the record is another's
@@ -876,7 +954,9 @@ class Pusher:
         outcome: str,
         result: PushResult,
         failed: dict[int, str],
-    ) -> None:
+    ) -> bool:
+        """Bind the site customer to the ERP's `code`; whether this push did (not when
+        another site customer holds the code, or the claim was taken over meanwhile)."""
         try:
             with self.store.write() as conn:
                 ours = self._release(
@@ -906,12 +986,13 @@ class Pusher:
                 result=result,
                 failed=failed,
             )
-            return
+            return False
         with self._lock:
             if ours:
                 result.customers_sent += 1
             else:  # taken over meanwhile: the push that holds it now records it
                 result.skipped_busy += 1
+        return bool(ours)
 
     def _fail_customer(
         self,

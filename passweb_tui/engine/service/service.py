@@ -464,6 +464,7 @@ class Service:
                 series=DocumentSeries(options.order_document, options.order_series),
                 site_no=self.config.push_site_no,
                 settle=timedelta(seconds=options.crash_wait_seconds),
+                match_existing=options.match_erp_customers,
                 cancel=self._stop,
                 log_failures=False,  # told below, once each
             )
@@ -494,8 +495,10 @@ class Service:
                 "web orders pushed: %d sent, %d failed, %d customers created",
                 sent,
                 result.orders_failed,
-                result.customers_sent,
+                result.customers_sent - len(result.matched),
             )
+        for _ident, said in result.matched:
+            log.info("%s", said)
         new_failures = 0
         for entity, ident, why in result.errors:
             retry = ""
