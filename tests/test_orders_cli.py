@@ -271,3 +271,45 @@ def test_show_says_when_a_new_customer_was_the_erps_already(
     assert "already the ERP's customer" not in cli(db, "show", "W2").stdout
     shown = json.loads(cli(db, "show", "W1", "--json").stdout)["customer"]
     assert (shown["erp_code"], shown["erp_bound_by"]) == (office, "matched")
+
+
+def test_customer_shows_and_mends_an_orders_new_customer(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    lines = [
+        order_line("W1", customer=new_customer(1, tax_code="RSSMRA80A01F205XYZ")),
+        order_line("W2", customer=new_customer(2)),
+        order_line("W3"),  # an existing ERP customer's
+    ]
+    assert cli(db, "import", "-", stdin=jsonl(*lines)).returncode == 0
+    shown = cli(db, "customer", "W1")
+    assert shown.returncode == 0
+    assert "tax_code      RSSMRA80A01F205XYZ\n" in shown.stdout
+    assert "erp_code      -\n" in shown.stdout
+
+    mended = cli(db, "customer", "W1", "--set", "tax_code=RSSMRA80A01F205X", "--set", "zip=")
+    assert mended.returncode == 0, mended.stderr
+    assert "tax_code      RSSMRA80A01F205X\n" in mended.stdout
+    assert "zip           -\n" in mended.stdout
+    assert "customer of order W1 changed; the next sync sends it to the ERP" in mended.stdout
+    data = json.loads(cli(db, "customer", "W1", "--json").stdout)
+    assert (data["tax_code"], data["zip"], data["erp_code"]) == ("RSSMRA80A01F205X", None, None)
+
+    for args, code, said in (
+        (["--set", "colour=red"], 2, "customer: no detail named colour"),
+        (["--set", "tax_code"], 2, "--set: expected DETAIL=VALUE, got 'tax_code'"),
+        (["--set", "email=x", "--erp-code", "501.00001"], 2, "give --set or --erp-code"),
+        (["--set", "vat_number=00000000002"], 3, "is the site customer 'Cliente Web 2 Srl'"),
+    ):
+        refused = cli(db, "customer", "W1", *args)
+        assert (refused.returncode, refused.stdout) == (code, ""), refused.stderr
+        assert said in refused.stderr
+    erp_customer = cli(db, "customer", "W3", "--set", "city=Roma")
+    assert erp_customer.returncode == 3
+    assert "is for the ERP customer 501.00001, not for a customer born on the site" in (
+        erp_customer.stderr
+    )
+    assert cli(db, "customer", "W3").returncode == 2
+    assert cli(db, "customer", "W404").returncode == 2
+    assert json.loads(cli(db, "customer", "W1", "--json").stdout)["tax_code"] == "RSSMRA80A01F205X"

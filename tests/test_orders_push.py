@@ -1111,3 +1111,83 @@ def test_a_failed_search_for_an_existing_customer_sends_nothing_and_the_next_pus
     result = orders.push(client)
     assert (result.customers_sent, result.orders_sent) == (1, 1)
     assert orders.show(oid)["customer"]["erp_code"] == office
+
+
+def test_a_customer_the_erp_refused_is_mended_and_goes_with_its_orders_at_the_next_push(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    from passweb_tui.engine.orders.api import CustomerNotChanged
+    from passweb_tui.engine.orders.intake import OrderInvalid
+
+    orders = WebOrders(store)
+    # the ERP takes 16 characters for a tax code; the site took 18
+    who = new_customer(base, tax_code="RSSMRA80A01F205XYZ")
+    w1, w2, other = f"W{base + 1}", f"W{base + 2}", f"W{base + 3}"
+    orders.place(order_line(w1, customer=who, rows=article_rows(1)))
+    orders.place(order_line(w2, customer=who, rows=article_rows(2)))
+    orders.place(order_line(other, customer=new_customer(base + 50)))
+    first = orders.push(client)
+    assert (first.customers_failed, first.orders_failed, first.customers_sent) == (1, 2, 1)
+    assert "codice_fiscale" in orders.show(w1)["customer"]["last_error"]
+
+    with pytest.raises(OrderInvalid, match="customer: no detail named colour"):
+        orders.mend_customer(w1, {"colour": "red"})
+    with pytest.raises(OrderInvalid, match=r"customer.email: not an e-mail address"):
+        orders.mend_customer(w1, {"email": "nobody"})
+    with pytest.raises(OrderInvalid, match=r"customer.name: required"):
+        orders.mend_customer(w1, {"name": ""})
+    with pytest.raises(CustomerNotChanged, match=r"customer.vat_number .* is the site customer"):
+        orders.mend_customer(w1, {"vat_number": vat(base + 50)})
+    with pytest.raises(CustomerNotChanged, match=r"is in the ERP already as 501."):
+        orders.mend_customer(other, {"city": "Roma"})
+    assert orders.show(w1)["customer"]["tax_code"] == "RSSMRA80A01F205XYZ"  # all refused
+
+    mended = orders.mend_customer(w1, {"tax_code": "rssmra80a01f205x", "zip": ""})
+    assert (mended["tax_code"], mended["zip"], mended["last_error"]) == (
+        "RSSMRA80A01F205X",
+        None,
+        None,
+    )
+    result = orders.push(client)
+    assert (result.customers_sent, result.orders_sent, result.failed) == (1, 2, 0)
+    code = orders.show(w1)["customer"]["erp_code"]
+    assert erp_customers_with_vat(client, vat(base)) == [code]
+    erp = client.get("clienti", code, fields=["codice_fiscale"])
+    assert erp is not None and erp["codice_fiscale"] == "RSSMRA80A01F205X"
+    assert {orders.show(w)["state"] for w in (w1, w2)} == {states.STORED}
+
+
+def test_a_refused_customer_bound_by_the_operator_sends_its_orders_under_that_code(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    from passweb_tui.engine.orders.api import CustomerNotChanged
+    from passweb_tui.engine.orders.intake import OrderInvalid
+
+    orders = WebOrders(store)
+    who = new_customer(base, tax_code="RSSMRA80A01F205XYZ")
+    w1, w2 = f"W{base + 1}", f"W{base + 2}"
+    orders.place(order_line(w1, customer=who))
+    orders.place(order_line(w2, customer=new_customer(base + 50)))
+    assert orders.push(client).customers_failed == 1
+    held = orders.show(w2)["customer"]["erp_code"]
+
+    with pytest.raises(OrderInvalid, match="not an ERP customer code"):
+        orders.bind_customer(client, w1, "Rossi")
+    with pytest.raises(CustomerNotChanged, match=r"the ERP has no customer 501.99999"):
+        orders.bind_customer(client, w1, "501.99999")
+    with pytest.raises(CustomerNotChanged, match=f"the ERP customer {held} is the site customer"):
+        orders.bind_customer(client, w1, held)
+    bound = orders.bind_customer(client, w1, "501.00007")
+    assert (bound["erp_code"], bound["erp_bound_by"], bound["last_error"]) == (
+        "501.00007",
+        "operator",
+        None,
+    )
+    with pytest.raises(CustomerNotChanged, match=r"is in the ERP already as 501.00007"):
+        orders.bind_customer(client, w1, "501.00008")
+    result = orders.push(client)
+    assert (result.customers_sent, result.orders_sent, result.failed) == (0, 1, 0)
+    shown = orders.show(w1)
+    doc = client.get("documenti/ordini-clienti", shown["erp_key"])
+    assert doc is not None and doc["cod_conto"] == "501.00007"
+    assert erp_customers_with_vat(client, vat(base)) == []  # nothing created for it

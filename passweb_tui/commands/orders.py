@@ -50,6 +50,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resend.add_argument("order_id", metavar="ID")
     resend.set_defaults(handler=run_resend)
 
+    cust = osub.add_parser(
+        "customer",
+        help="the new customer of an order: show it, correct a detail the ERP refused, or"
+        " bind it to a customer the ERP has",
+        description="Without options, show the web customer of order ID. --set corrects its"
+        " details before it is created in the ERP (an empty value clears one); --erp-code"
+        " binds it to a customer the ERP has (checked there first). The next push sends"
+        " it and its orders.",
+    )
+    cust.add_argument("order_id", metavar="ID")
+    cust.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="DETAIL=VALUE",
+        dest="changes",
+        help="name, email, vat_number, tax_code, address, zip, city, province or country",
+    )
+    cust.add_argument("--erp-code", metavar="CODE", help="an ERP customer code, like 501.00042")
+    cust.add_argument("--json", action="store_true", help="a JSON object on stdout")
+    cust.set_defaults(handler=run_customer)
+
 
 @contextlib.contextmanager
 def _orders(ctx: Context) -> Iterator[Any]:
@@ -277,6 +299,65 @@ def run_ack(args: argparse.Namespace, ctx: Context) -> int:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
     print(f"acknowledged {len(acked)} updates")
     return int(ExitCode.PARTIAL if unknown else ExitCode.OK)
+
+
+def run_customer(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+    from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
+    from passweb_tui.engine.orders.intake import OrderInvalid
+
+    if args.changes and args.erp_code:
+        raise CliError("give --set or --erp-code, not both", ExitCode.USAGE)
+    changes: dict[str, str] = {}
+    for given in args.changes:
+        detail, eq, value = given.partition("=")
+        if not eq or not detail.strip():
+            raise CliError(f"--set: expected DETAIL=VALUE, got {given!r}", ExitCode.USAGE)
+        changes[detail.strip()] = value.strip()
+    said = ""
+    try:
+        with _orders(ctx) as api:
+            if args.erp_code:
+                config = ctx.erp_config()
+                try:
+                    with MexalClient(config) as client:
+                        customer = api.bind_customer(client, args.order_id, args.erp_code)
+                except (AuthError, ContextMissingError) as exc:
+                    raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
+                except ErpError as exc:
+                    raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+                said = f"bound to the ERP customer {customer['erp_code']}"
+            elif changes:
+                customer = api.mend_customer(args.order_id, changes)
+                said = "changed"
+            else:
+                customer = api.show(args.order_id)["customer"]
+                if customer is None:
+                    order = api.show(args.order_id)
+                    raise CliError(
+                        f"order {args.order_id} is for the ERP customer"
+                        f" {order['customer_code']}, not for a customer born on the site",
+                        ExitCode.USAGE,
+                    )
+    except (OrderNotFound, OrderInvalid) as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    except CustomerNotChanged as exc:
+        raise CliError(str(exc), ExitCode.REFUSED) from None
+    if args.json:
+        _dump(customer)
+        return int(ExitCode.OK)
+    width = max(map(len, customer))
+    for key, value in customer.items():
+        print(f"{key:<{width}}  {'-' if value in (None, '') else value}")
+    if said:
+        after = (
+            "its orders go under that code at the next sync"
+            if customer["erp_code"]
+            else "the next sync sends it to the ERP, then its orders"
+        )
+        print(f"customer of order {args.order_id} {said}; {after}")
+    return int(ExitCode.OK)
 
 
 def run_resend(args: argparse.Namespace, ctx: Context) -> int:

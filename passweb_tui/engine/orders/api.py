@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -16,10 +16,14 @@ import sqlalchemy as sa
 from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.models import Article, Customer
 from passweb_tui.engine.orders import states
-from passweb_tui.engine.orders.documents import DocumentSeries, marker
+from passweb_tui.engine.orders.documents import CUSTOMERS_RESOURCE, DocumentSeries, marker
 from passweb_tui.engine.orders.intake import (
+    ERP_CUSTOMER_CODE,
+    NEW_CUSTOMER_KEYS,
     ImportReport,
     OrderIn,
+    OrderInvalid,
+    customer_details,
     import_orders,
     place_order,
     validate,
@@ -76,6 +80,87 @@ class OrderNotFound(LookupError):
 
 class OrderNotResent(Exception):
     """An order that `resend` leaves as it is; the message says why."""
+
+
+class CustomerNotChanged(Exception):
+    """A web customer that `mend_customer` or `bind_customer` leaves as it is (in the ERP
+    already, being sent, a detail another site customer has); the message says why."""
+
+
+#: a web customer's details as `show` and the customer commands give them
+CUSTOMER_DETAILS = (
+    "id",
+    "name",
+    "email",
+    "vat_number",
+    "tax_code",
+    "address",
+    "zip",
+    "city",
+    "province",
+    "country",
+    "erp_code",
+    "last_error",
+)
+
+
+def _customer_detail(conn: sa.Connection, cid: Any) -> dict[str, Any]:
+    """A web customer's details, and how it got its ERP code: created by a push, found
+    after an attempt with a lost answer, matched (the ERP had it already) or bound by the
+    operator."""
+    c = conn.execute(sa.select(cust_t).where(cust_t.c.id == cid)).one()
+    detail = {k: getattr(c, k) for k in CUSTOMER_DETAILS}
+    detail["erp_bound_by"] = (
+        conn.execute(
+            sa.select(attempt_t.c.outcome)
+            .where(
+                attempt_t.c.entity == "customer",
+                attempt_t.c.site_id == str(c.id),
+                attempt_t.c.erp_key == c.erp_code,
+            )
+            .order_by(attempt_t.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if c.erp_code
+        else None
+    )
+    return detail
+
+
+def _waiting_customer(conn: sa.Connection, order_id: str, *, unsettled: bool = False) -> Any:
+    """The web customer of an order, still to be created in the ERP and in no push's
+    hands; `unsettled`: also one whose last attempt's outcome is unknown."""
+    o = conn.execute(
+        sa.select(orders_t.c.web_customer_id, orders_t.c.customer_code).where(
+            orders_t.c.id == order_id
+        )
+    ).first()
+    if o is None:
+        raise OrderNotFound(f"no web order {order_id!r}")
+    if o.web_customer_id is None:
+        raise CustomerNotChanged(
+            f"order {order_id} is for the ERP customer {o.customer_code}, not for a customer"
+            " born on the site: that one is changed in the ERP"
+        )
+    c = conn.execute(sa.select(cust_t).where(cust_t.c.id == o.web_customer_id)).one()
+    name = f"the customer of order {order_id}, {c.name!r} (site id {c.id}),"
+    if c.erp_code:
+        raise CustomerNotChanged(
+            f"{name} is in the ERP already as {c.erp_code}: change it there, and a sync"
+            " brings the change to the site"
+        )
+    if c.claim_owner is not None:
+        raise CustomerNotChanged(
+            f"{name} is in a push's hands right now (claimed {_iso(c.claimed_at)}):"
+            " try again once that push is over"
+        )
+    if c.uncertain and not unsettled:
+        raise CustomerNotChanged(
+            f"{name} may be in the ERP already (the answer to its last attempt was lost):"
+            " the next push looks it up there first; change it once that is settled, or"
+            " bind it to the ERP customer it is with --erp-code"
+        )
+    return c
 
 
 def row_total(qty: Decimal, price: Decimal, discount: str | None) -> Decimal:
@@ -283,40 +368,7 @@ class WebOrders:
             ).all()
             customer = None
             if o.web_customer_id is not None:
-                c = conn.execute(sa.select(cust_t).where(cust_t.c.id == o.web_customer_id)).one()
-                customer = {
-                    k: getattr(c, k)
-                    for k in (
-                        "id",
-                        "name",
-                        "email",
-                        "vat_number",
-                        "tax_code",
-                        "address",
-                        "zip",
-                        "city",
-                        "province",
-                        "country",
-                        "erp_code",
-                        "last_error",
-                    )
-                }
-                # how the web customer got its ERP code: created by a push, found after
-                # an attempt with a lost answer, or matched (the ERP had it already)
-                customer["erp_bound_by"] = (
-                    conn.execute(
-                        sa.select(attempt_t.c.outcome)
-                        .where(
-                            attempt_t.c.entity == "customer",
-                            attempt_t.c.site_id == str(c.id),
-                            attempt_t.c.erp_key == c.erp_code,
-                        )
-                        .order_by(attempt_t.c.id.desc())
-                        .limit(1)
-                    ).scalar_one_or_none()
-                    if c.erp_code
-                    else None
-                )
+                customer = _customer_detail(conn, o.web_customer_id)
             attempts = conn.execute(
                 sa.select(attempt_t)
                 .where(attempt_t.c.entity == "order", attempt_t.c.site_id == order_id)
@@ -484,6 +536,101 @@ class WebOrders:
         if done != 1:
             raise OrderNotResent(f"order {order_id} changed meanwhile; nothing done")
         return row.erp_key  # type: ignore[no-any-return]
+
+    def mend_customer(self, order_id: str, changes: Mapping[str, str | None]) -> dict[str, Any]:
+        """Correct the details of an order's web customer that the ERP has not taken yet
+        (it refused them, say a tax code it finds wrong): checked as an import checks
+        them; an empty value clears a detail. Its last error is cleared, and the next push
+        sends it (and its orders) again. Returns the customer as it is now."""
+        unknown = sorted(set(changes) - NEW_CUSTOMER_KEYS)
+        if unknown:
+            raise OrderInvalid(
+                f"customer: no detail named {', '.join(unknown)}; the details are"
+                f" {', '.join(sorted(NEW_CUSTOMER_KEYS))}"
+            )
+        with self.store.write() as conn:
+            c = _waiting_customer(conn, order_id)
+            merged = {k: getattr(c, k) for k in NEW_CUSTOMER_KEYS} | dict(changes)
+            new = customer_details({k: v for k, v in merged.items() if v}, conn).as_row()
+            for detail in ("vat_number", "email"):  # what makes two site customers one
+                value = new[detail]
+                if not value or value == getattr(c, detail):
+                    continue
+                other = conn.execute(
+                    sa.select(cust_t.c.id, cust_t.c.name).where(
+                        cust_t.c[detail] == value, cust_t.c.id != c.id
+                    )
+                ).first()
+                if other is not None:
+                    raise CustomerNotChanged(
+                        f"customer.{detail} {value} is the site customer {other.name!r}'s"
+                        f" (site id {other.id}): two site customers cannot share it"
+                    )
+            done = conn.execute(
+                sa.update(cust_t)
+                .where(
+                    cust_t.c.id == c.id,
+                    cust_t.c.erp_code.is_(None),
+                    cust_t.c.claim_owner.is_(None),
+                    sa.not_(cust_t.c.uncertain),
+                    cust_t.c.attempts == c.attempts,
+                )
+                .values(**new, last_error=None)
+            ).rowcount
+            if done != 1:
+                raise CustomerNotChanged(
+                    f"the customer of order {order_id} changed meanwhile; nothing done"
+                )
+            return _customer_detail(conn, c.id)
+
+    def bind_customer(self, client: MexalClient, order_id: str, erp_code: str) -> dict[str, Any]:
+        """Bind an order's web customer, not yet created in the ERP, to a customer the ERP
+        has (the operator knows them to be one): checked in the ERP first, and refused when
+        another site customer is bound to that code. Its orders go under that code at the
+        next push. Returns the customer as it is now."""
+        if not ERP_CUSTOMER_CODE.match(erp_code):
+            raise OrderInvalid(f"not an ERP customer code like 501.00042: {erp_code!r}")
+        with self.store.read() as conn:
+            c = _waiting_customer(conn, order_id, unsettled=True)
+        record = client.get(CUSTOMERS_RESOURCE, erp_code, fields=["codice", "ragione_sociale"])
+        if record is None:
+            raise CustomerNotChanged(f"the ERP has no customer {erp_code}")
+        with self.store.write() as conn:
+            other = conn.execute(
+                sa.select(cust_t.c.id, cust_t.c.name).where(cust_t.c.erp_code == erp_code)
+            ).first()
+            if other is not None:
+                raise CustomerNotChanged(
+                    f"the ERP customer {erp_code} is the site customer {other.name!r}'s"
+                    f" already (site id {other.id})"
+                )
+            now = utcnow()
+            done = conn.execute(
+                sa.update(cust_t)
+                .where(
+                    cust_t.c.id == c.id,
+                    cust_t.c.erp_code.is_(None),
+                    cust_t.c.claim_owner.is_(None),
+                    cust_t.c.attempts == c.attempts,
+                )
+                .values(erp_code=erp_code, sent_at=now, last_error=None, uncertain=False)
+            ).rowcount
+            if done != 1:
+                raise CustomerNotChanged(
+                    f"the customer of order {order_id} changed meanwhile; nothing done"
+                )
+            conn.execute(
+                sa.insert(attempt_t).values(
+                    entity="customer",
+                    site_id=str(c.id),
+                    owner="operator",
+                    started_at=now,
+                    finished_at=now,
+                    outcome="operator",
+                    erp_key=erp_code,
+                )
+            )
+            return _customer_detail(conn, c.id)
 
     # --- the phases of a sync run ----------------------------------------------------------
 

@@ -330,6 +330,21 @@ def _customer(customer: Any, problems: _Problems) -> tuple[str | None, NewCustom
     return None, NewCustomer(**values)
 
 
+def customer_details(values: Mapping[str, Any], conn: sa.Connection | None = None) -> NewCustomer:
+    """A site customer's details checked as an import checks a new customer's (and, given
+    the store, against the ERP's lengths); OrderInvalid names every problem found."""
+    problems = _Problems()
+    parsed = problems.check(lambda: _customer(dict(values), problems))
+    problems.raise_any()
+    if parsed is None or parsed[1] is None:  # a code: not a new customer's details
+        raise OrderInvalid("customer: a new customer's details are needed, not an ERP code")
+    customer = parsed[1]
+    too_long = _too_long(customer, _erp_limits(conn)) if conn is not None else None
+    if too_long:
+        raise OrderInvalid(too_long)
+    return customer
+
+
 def _currency(currency: Any) -> str:
     if not isinstance(currency, str) or not CURRENCY.match(currency):
         raise OrderInvalid(f"currency: an ISO code like EUR, got {_shown(currency, 20)}")

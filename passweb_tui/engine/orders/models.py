@@ -173,7 +173,8 @@ class WebPushAttempt(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(TS, nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=sa.Column(TS))
     # sending (outcome unknown yet) | created | found | matched (the ERP's customer
-    # already, by VAT number or tax code) | failed | uncertain
+    # already, by VAT number or tax code) | operator (bound by `orders customer
+    # --erp-code`) | failed | uncertain
     outcome: str = Field(sa_column=sa.Column(sa.String(12), nullable=False))
     erp_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
