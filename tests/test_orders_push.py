@@ -330,6 +330,15 @@ def test_no_customer_code_left_is_said_plainly() -> None:
         "ERP refused the request", code=6001, detail="6001 - errore gestionale [Cap errato]"
     )
     assert "the ERP did not create it" in customer_error("customer 'X'", "501", other)
+    # a detail the ERP finds too long names a maximum, not a full ledger
+    too_long = BusinessRuleError(
+        "ERP refused the request",
+        code=6001,
+        detail="6001 - errore gestionale [Campo 'codice_fiscale': valore troppo lungo"
+        " (18 caratteri, massimo 16)]",
+    )
+    message = customer_error("customer 'X'", "501", too_long)
+    assert "the ERP did not create it" in message and "no customer code left" not in message
 
 
 @pytest.mark.parametrize("new_customers", [3, 0])

@@ -624,3 +624,132 @@ async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
         assert "1234.50" in cells and cells[-1] == "1234.50"  # qty 1: the row total, whole
         assert any(first.columns["description"][:5] in c for c in cells)
         assert on_screen(app, "2469.00"), screen_lines(app)  # qty 2, whole at 80 columns
+
+
+async def open_order(app: PasswebApp, pilot: Any, order_id: str) -> OrderDetailScreen:
+    app.push_screen(OrderDetailScreen(order_id))
+    await settle(app, pilot)
+    assert isinstance(app.screen, OrderDetailScreen)
+    return app.screen
+
+
+async def type_into(app: PasswebApp, pilot: Any, selector: str, text: str) -> None:
+    box = app.screen.query_one(selector, Input)
+    box.focus()
+    box.value = ""
+    await pilot.press(*text)
+
+
+def notices(app: PasswebApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
+    engine: Engine, sim: Any
+) -> None:
+    """`c` on an order opens its web customer while the ERP has not taken it: a correction
+    is checked as an import checks it (a bad one is said in the form, which stays open),
+    a saved one goes with its orders at the next push; a code is looked up in the ERP
+    before the customer is bound to it. A customer the ERP has is not offered."""
+    from test_orders_helpers import new_customer
+
+    from passweb_tui.screens.customer import CustomerScreen
+
+    # the ERP takes 16 characters for a tax code; the site took 18
+    long_cf = "RSSMRA80A01F205XYZ"
+    import_orders(
+        engine,
+        order_line("W1", customer=new_customer(88_800_001, tax_code=long_cf), rows=article_rows(1)),
+        order_line("W2", customer=new_customer(88_800_002, tax_code=long_cf), rows=article_rows(1)),
+        order_line("W3", customer={"code": "501.00001"}, rows=article_rows(1)),
+        # one the ERP has already, by VAT number: bound to it, not created again
+        order_line("W4", customer=new_customer(88_800_004), rows=article_rows(1)),
+    )
+    office = engine.client().create(
+        "clienti",
+        {"codice": "501.AUTO", "ragione_sociale": "Ufficio Spa", "partita_iva": "00088800004"},
+    )
+    assert engine.run("partial").status in ("ok", "ok_with_rejects")
+    orders = WebOrders(engine.store)
+    assert "codice_fiscale" in orders.show("W1")["customer"]["last_error"]
+    assert orders.show("W4")["customer"]["erp_code"] == office
+
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await open_order(app, pilot, "W4")
+        assert "(new on the site, already the ERP's customer)" in text_of(app, "#order-header")
+        await pilot.press("c")
+        await pilot.pause()
+        assert not isinstance(app.screen, CustomerScreen)
+        assert any(f"in the ERP already, as {office}" in n for n in notices(app))
+        app.pop_screen()
+
+        await open_order(app, pilot, "W3")
+        await pilot.press("c")
+        await pilot.pause()
+        assert not isinstance(app.screen, CustomerScreen)
+        assert any("ERP customer 501.00001" in n for n in notices(app))
+        app.pop_screen()
+
+        detail = await open_order(app, pilot, "W1")
+        assert "c corrects its details" in text_of(app, "#order-header")
+        await pilot.press("c")
+        await settle(app, pilot)
+        form = app.screen
+        assert isinstance(form, CustomerScreen)
+        # the form opens on the detail the ERP refused, and fits 80x24
+        focused = app.focused
+        assert isinstance(focused, Input) and focused.id == "customer-tax_code"
+        assert focused.value == long_cf
+        assert on_screen(app, "Bind to the ERP code"), screen_lines(app)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Nothing changed" in text_of(app, "#customer-result")
+
+        await type_into(app, pilot, "#customer-email", "nobody")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert app.screen is form
+        assert "customer.email: not an e-mail address" in text_of(app, "#customer-result")
+        assert orders.show("W1")["customer"]["email"] == "shop88800001@example.it"
+
+        await type_into(app, pilot, "#customer-email", "shop88800001@example.it")
+        await type_into(app, pilot, "#customer-tax_code", "rssmra80a01f205x")
+        await pilot.press("enter")  # enter in a detail saves
+        await settle(app, pilot)
+        assert app.screen is detail
+        assert any("corrected" in n for n in notices(app))
+        mended = orders.show("W1")["customer"]
+        assert (mended["tax_code"], mended["last_error"]) == ("RSSMRA80A01F205X", None)
+        assert "corrects its details" not in text_of(app, "#order-header")
+        app.pop_screen()
+
+        await open_order(app, pilot, "W2")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CustomerScreen)
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert "Type the code" in text_of(app, "#customer-result")
+        await type_into(app, pilot, "#customer-erp_code", "501.99999")
+        await pilot.press("ctrl+b")
+        await settle(app, pilot)
+        assert "the ERP has no customer 501.99999" in text_of(app, "#customer-result")
+        await type_into(app, pilot, "#customer-city", "Roma")
+        await type_into(app, pilot, "#customer-erp_code", "501.00002")
+        await pilot.press("enter")  # enter in the code binds, but not over a correction
+        await pilot.pause()
+        assert "binding takes the ERP's customer as it is" in text_of(app, "#customer-result")
+        await type_into(app, pilot, "#customer-city", "Milano")
+        await pilot.press("ctrl+b")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+        assert any("bound to the ERP customer 501.00002" in n for n in notices(app))
+        bound = orders.show("W2")["customer"]
+        assert (bound["erp_code"], bound["erp_bound_by"]) == ("501.00002", "operator")
+
+    # the next push sends both with their orders, W2 under the code it was bound to
+    assert engine.run("partial").status == "ok"
+    assert orders.show("W1")["state"] == orders.show("W2")["state"] == states.STORED
+    assert orders.show("W2")["customer"]["erp_code"] == "501.00002"

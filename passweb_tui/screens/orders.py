@@ -30,6 +30,7 @@ from passweb_tui.screens.base import (
     kind_label,
     status_text,
 )
+from passweb_tui.screens.customer import CustomerScreen
 from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
@@ -501,6 +502,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("S", "send", "key.send_now", id="order.send"),
+        Binding("c", "customer", "key.customer", id="order.customer"),
         Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
     ]
 
@@ -616,6 +618,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(str(detail["last_error"]))
         if detail["state"] in states.WAITING:
             head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
+        if customer.get("last_error") and not customer.get("erp_code"):
+            head.append("\n" + t("orders.customer_hint", key=self.bound_key("order.customer")))
         if self.outcome is not None:
             head.append("\n")
             head.append_text(self.outcome)
@@ -692,6 +696,28 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     def action_send(self) -> None:
         if self.detail is not None:
             send_now(self, self.detail["id"], self.detail["state"])
+
+    def action_customer(self) -> None:
+        """The order's web customer, to correct or bind while the ERP has not taken it."""
+        detail = self.detail
+        if detail is None:
+            return
+        customer = detail.get("customer")
+        if not customer:
+            self.notify(
+                t("orders.customer_of_erp", order=detail["id"], code=cell(detail["customer_code"]))
+            )
+            return
+        if customer.get("erp_code"):
+            self.notify(t("orders.customer_in_erp", order=detail["id"], code=customer["erp_code"]))
+            return
+
+        def done(notice: str | None) -> None:
+            if notice:
+                self.notify(notice)
+                self.load()
+
+        self.app.push_screen(CustomerScreen(detail["id"], customer), done)
 
 
 class UpdateDetailScreen(AckMixin, BaseScreen):
@@ -873,4 +899,4 @@ class OrdersPanel(Vertical):
 
 
 #: Screens of this module whose bindings the keymap may override.
-KEYMAP_CLASSES = [OrderDetailScreen, UpdateDetailScreen]
+KEYMAP_CLASSES = [OrderDetailScreen, UpdateDetailScreen, CustomerScreen]

@@ -19,6 +19,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import CUSTOMERS_RESOURCE, DocumentSeries, marker
 from passweb_tui.engine.orders.intake import (
     ERP_CUSTOMER_CODE,
+    ERP_CUSTOMER_FIELDS,
     NEW_CUSTOMER_KEYS,
     ImportReport,
     OrderIn,
@@ -88,20 +89,7 @@ class CustomerNotChanged(Exception):
 
 
 #: a web customer's details as `show` and the customer commands give them
-CUSTOMER_DETAILS = (
-    "id",
-    "name",
-    "email",
-    "vat_number",
-    "tax_code",
-    "address",
-    "zip",
-    "city",
-    "province",
-    "country",
-    "erp_code",
-    "last_error",
-)
+CUSTOMER_DETAILS = ("id", *ERP_CUSTOMER_FIELDS, "erp_code", "last_error")
 
 
 def _customer_detail(conn: sa.Connection, cid: Any) -> dict[str, Any]:

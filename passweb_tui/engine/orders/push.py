@@ -1452,14 +1452,22 @@ class Pusher:
 
 
 #: words with which an ERP says that a ledger has no free account code left (ASSUMED:
-#: nothing public shows Mexal's exact text)
-NO_CODE_LEFT = ("esaurit", "disponibil", "liber", "massimo", "no code")
+#: nothing public shows Mexal's exact text): a word for the codes and one for their
+#: running out, in a message that names no field ("[Campo 'codice_fiscale': valore
+#: troppo lungo (18 caratteri, massimo 16)]" is a refused detail, not a full ledger)
+NO_CODE_WORDS = ("codic", "conto", "conti", "code")
+NO_CODE_LEFT = ("esaurit", "disponibil", "liber", "left", "exhausted")
 
 
 def customer_error(name: str, ledger: str, exc: ErpError) -> str:
     """The message for a customer the ERP did not create; "no code left" said plainly."""
     detail = (exc.detail or "").lower()
-    if exc.code == 6001 and any(w in detail for w in NO_CODE_LEFT):
+    if (
+        exc.code == 6001
+        and "campo" not in detail
+        and any(w in detail for w in NO_CODE_WORDS)
+        and any(w in detail for w in NO_CODE_LEFT)
+    ):
         return (
             f"{name}: no customer code left under ledger {ledger} in the ERP "
             f"({exc.detail}); free some codes or configure another ledger"

@@ -1,0 +1,194 @@
+"""The web customer of an order that the ERP has not taken yet: correct the details it
+refused, or bind the customer to one the ERP already has. The engine checks both as
+`passweb-tui orders customer` does; this form only gathers what the operator typed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS
+from passweb_tui.i18n import t
+from passweb_tui.screens.base import localize_bindings
+
+#: the details the form shows, in the order the ERP's customer record has them
+DETAILS = tuple(ERP_CUSTOMER_FIELDS)
+#: how the engine's messages about a customer start ("customer 'Rossi Srl' (site id 3): ")
+WHO = re.compile(r"^customer '.*?' \(site id \d+\): ")
+#: what the engine raises for a refused change: said in the form, which stays open
+REFUSALS = ("OrderInvalid", "CustomerNotChanged", "OrderNotFound", "StoreError")
+
+
+def changed_details(before: dict[str, Any], typed: dict[str, str]) -> dict[str, str]:
+    """The details the operator changed (spaces around a value do not count); an
+    emptied field is a change to nothing, which the engine takes as clearing it."""
+    return {k: v.strip() for k, v in typed.items() if v.strip() != str(before.get(k) or "").strip()}
+
+
+class CustomerScreen(ModalScreen[str | None]):
+    """Correct or bind the web customer of one order; dismissed with what was done (for
+    a notice), or None when closed with nothing done."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "key.save", id="customer.save", priority=True),
+        Binding("ctrl+b", "bind", "key.bind", id="customer.bind", priority=True),
+        Binding("escape", "close", "key.close", id="customer.close"),
+    ]
+
+    def __init__(self, order_id: str, customer: dict[str, Any]) -> None:
+        super().__init__()
+        self.order_id = order_id
+        self.customer = customer
+        self.busy = False
+        localize_bindings(self)
+
+    def _key(self, binding_id: str) -> str:
+        return cast(Any, self.app).key_label(binding_id)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="customer"):
+            yield Label(t("customer.title", order=self.order_id), id="customer-title")
+            intro = Text(t("customer.intro"))
+            if self.customer.get("last_error"):
+                intro.append(f"\n{t('orders.last_error')}: ", style="bold red")
+                # the form is about this customer: the error need not name it again
+                intro.append(WHO.sub("", str(self.customer["last_error"]), count=1))
+            yield Static(intro, id="customer-intro")
+            with Grid(id="customer-form"):
+                for name in DETAILS:
+                    yield Label(t(f"customer.{name}"))
+                    yield Input(
+                        str(self.customer.get(name) or ""), id=f"customer-{name}", compact=True
+                    )
+                yield Label(t("customer.erp_code"))
+                yield Input(
+                    "", placeholder="501.00042", id="customer-erp_code", compact=True, max_length=20
+                )
+            yield Static("", id="customer-result")
+            with Horizontal(id="customer-buttons"):
+                yield Button(
+                    t("customer.save", key=self._key("customer.save")),
+                    id="customer-save",
+                    variant="primary",
+                    compact=True,
+                )
+                yield Button(
+                    t("customer.bind", key=self._key("customer.bind")),
+                    id="customer-bind",
+                    compact=True,
+                )
+                yield Button(
+                    t("customer.close", key=self._key("customer.close")),
+                    id="customer-close",
+                    compact=True,
+                )
+
+    def on_mount(self) -> None:
+        # the detail the ERP refused, where the error names it; else the first one
+        error = str(self.customer.get("last_error") or "")
+        named = [d for d in DETAILS if f"customer.{d}" in error or ERP_CUSTOMER_FIELDS[d] in error]
+        self.query_one(f"#customer-{named[0] if named else 'name'}", Input).focus()
+
+    def typed(self) -> dict[str, str]:
+        return {name: self.query_one(f"#customer-{name}", Input).value for name in DETAILS}
+
+    def say(self, text: str, style: str = "") -> None:
+        self.query_one("#customer-result", Static).update(Text(text, style=style))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {
+            "customer-save": self.action_save,
+            "customer-bind": self.action_bind,
+        }.get(event.button.id or "", self.action_close)()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # enter in the ERP code binds; in a detail, it saves
+        event.stop()
+        if event.input.id == "customer-erp_code":
+            self.action_bind()
+        else:
+            self.action_save()
+
+    def action_close(self) -> None:
+        if not self.busy:
+            self.dismiss(None)
+
+    def action_save(self) -> None:
+        if self.busy:
+            return
+        changes = changed_details(self.customer, self.typed())
+        if not changes:
+            self.say(t("customer.unchanged"), "yellow")
+            return
+        orders = self._orders()
+        order_id = self.order_id
+        self._start(
+            t("customer.saving"), "customer-save", lambda: orders.mend_customer(order_id, changes)
+        )
+
+    def action_bind(self) -> None:
+        if self.busy:
+            return
+        code = self.query_one("#customer-erp_code", Input).value.strip()
+        if not code:
+            self.say(t("customer.no_code"), "yellow")
+            self.query_one("#customer-erp_code", Input).focus()
+            return
+        if changed_details(self.customer, self.typed()):
+            # binding takes the ERP customer as it is: typed corrections would be lost
+            self.say(t("customer.bind_or_save", save=self._key("customer.save")), "yellow")
+            return
+        orders = self._orders()
+        engine = cast(Any, self.app).engine
+        order_id = self.order_id
+        self._start(
+            t("customer.binding", code=code),
+            "customer-bind",
+            lambda: orders.bind_customer(engine.client(), order_id, code),
+        )
+
+    def _orders(self) -> Any:
+        from passweb_tui.screens.orders import orders_of
+
+        return orders_of(self.app)
+
+    def _start(self, notice: str, group: str, work: Any) -> None:
+        self.busy = True
+        self.say(notice)
+        self.run_worker(work, group=group, thread=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        group = event.worker.group
+        if group not in ("customer-save", "customer-bind"):
+            return
+        if event.state == WorkerState.ERROR:
+            self.busy = False
+            error = event.worker.error
+            self.say(self._refusal(error), "bold red")
+        elif event.state == WorkerState.SUCCESS:
+            self.busy = False
+            now = cast(dict[str, Any], event.worker.result)
+            if group == "customer-save":
+                self.dismiss(t("customer.saved", order=self.order_id))
+            else:
+                self.dismiss(
+                    t("customer.bound", order=self.order_id, code=now.get("erp_code") or "")
+                )
+
+    def _refusal(self, error: BaseException | None) -> str:
+        """Why nothing was done: the engine's reason, or the ERP's failure by name."""
+        if error is None:
+            return t("customer.failed", error="?")
+        text = str(error) or error.__class__.__name__
+        if error.__class__.__name__ in REFUSALS:
+            return text
+        return t("customer.failed", error=text)
