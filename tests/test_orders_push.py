@@ -20,6 +20,7 @@ from test_orders_helpers import (
     order_line,
 )
 
+from passweb_tui.codice_fiscale import check_char
 from passweb_tui.engine.erp.client import Filter, MexalClient
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
@@ -404,7 +405,8 @@ def test_a_customer_sharing_a_tax_code_with_a_bound_one_gets_its_own_erp_custome
     e-mail): two site customers. The second, left uncertain, must not be matched to the
     first's ERP customer (a unique binding every later push would trip over)."""
     orders = WebOrders(store)
-    tax_code = f"RSSMRA80A01F{base % 1000:03d}X"
+    tax_code = f"RSSMRA80A01F{base % 1000:03d}"
+    tax_code += check_char(tax_code)
     trader = new_customer(base + 1, vat_number=vat(base + 1), tax_code=tax_code)
     lines = [order_line(f"W{base + 1}", customer=trader)]
     assert orders.import_lines(jsonl(*lines).splitlines()).complete
@@ -1050,7 +1052,8 @@ def test_a_new_customer_the_erp_has_by_vat_number_is_bound_to_it_not_created_aga
 def test_a_private_customer_is_matched_by_tax_code_and_never_by_e_mail(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:
-    tax_code = f"VRDLGU75B02H{base // 1000 % 1000:03d}Z"  # this test's own
+    tax_code = f"VRDLGU75B02H{base // 1000 % 1000:03d}"  # this test's own
+    tax_code += check_char(tax_code)
     person = erp_customer(client, base + 1, partita_iva=None, codice_fiscale=tax_code)
     shared = erp_customer(client, base + 2, email=f"family{base}@example.it")
     orders = WebOrders(store)

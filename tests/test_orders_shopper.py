@@ -49,3 +49,42 @@ def test_shopper_orders_come_from_the_catalogue_and_go_to_the_erp(sim: Any, tmp_
 def test_an_empty_catalogue_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no published articles"):
         plausible_order("D1", Catalogue([], []), random.Random(1))
+
+
+def test_a_tax_code_typo_is_refused_by_the_erp_until_mended(sim: Any, tmp_path: Any) -> None:
+    """The demo's shoppers mistype a tax code now and then (its check character): the ERP
+    refuses the customer, its orders wait, and once mended they all go."""
+    from passweb_tui.engine.orders.shopper import tax_code
+
+    rng = random.Random(8)
+    from passweb_tui.codice_fiscale import problem
+
+    assert problem(tax_code(rng)) is None
+    assert "carattere di controllo" in str(problem(tax_code(rng, typo=True)))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with MexalClient(erp_config(sim)) as client:
+            assert SyncRunner(store, client, SyncOptions()).run("total").status == "ok"
+            placed = place_orders(store, 40, rng=random.Random(9), mistakes=1.0)
+            orders = WebOrders(store)
+            details = [orders.show(i) for i in placed]
+            typos = [
+                d
+                for d in details
+                if (d.get("customer") or {}).get("tax_code") and d["state"] == states.NEW
+            ]
+            assert typos and all(problem(d["customer"]["tax_code"]) for d in typos)
+            first = orders.push(client)
+            assert first.customers_failed == len({d["customer"]["id"] for d in typos})
+            for d in typos:
+                why = orders.show(d["id"])["customer"]["last_error"]
+                assert "codice_fiscale" in why and "no customer code left" not in why
+                assert orders.show(d["id"])["state"] == states.NEW
+            for d in typos:
+                if orders.show(d["id"])["customer"]["last_error"]:
+                    orders.mend_customer(d["id"], {"tax_code": tax_code(rng)})
+            again = orders.push(client)
+            assert (again.customers_failed, again.orders_failed) == (0, 0), again.errors
+            assert {orders.show(d["id"])["state"] for d in typos} == {states.STORED}
+    finally:
+        store.close()

@@ -426,3 +426,39 @@ def test_changed_since_search_agrees_with_a_full_read(c: httpx.Client, wsim: Sim
         expected = [a for a in everything if a["dt_mod_sistema"] >= since]
         assert [a["codice"] for a in got] == [a["codice"] for a in expected], since
         assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("tax_code", "refused"),
+    [
+        ("RSSMRA80A01F205X", None),  # a person's code, its check character right
+        ("rssmra80a01f205x", None),  # read in capitals
+        ("RSSMRA8LA01F205I", None),  # a digit replaced by its letter (omocodia)
+        ("01234567890", None),  # a company's: its VAT number
+        ("RSSMRA80A01F205Y", "il carattere di controllo e' Y, dovrebbe essere X"),
+        ("RSSMRA80F01F205X", "non valido"),  # F is no month
+        ("RSSMRA80A01F205", "non valido"),  # 15 characters
+        ("0123456789", "non valido"),  # 10 digits
+    ],
+)
+def test_a_customer_s_tax_code_is_checked(
+    c: httpx.Client, tax_code: str, refused: str | None
+) -> None:
+    """Creating or changing a customer checks its codice fiscale's shape and check
+    character, as the gestionale does; the dataset's own customers pass the check."""
+    from passweb_tui.codice_fiscale import problem
+
+    body = {"codice": "501.AUTO", "ragione_sociale": "Prova Cf", "codice_fiscale": tax_code}
+    created = c.post("/risorse/clienti", json=body)
+    if refused is None:
+        assert created.status_code == 201, created.text
+        key = created.headers["location"].rsplit("/", 1)[-1]
+        changed = c.put(f"/risorse/clienti/{key}", json={"codice_fiscale": "RSSMRA80A01F205Y"})
+        assert changed.status_code == 400 and "Campo 'codice_fiscale'" in detail(changed)
+        assert c.delete(f"/risorse/clienti/{key}").status_code == 204
+    else:
+        assert created.status_code == 400
+        assert detail(created).startswith("6001 - errore gestionale [Campo 'codice_fiscale': ")
+        assert refused in detail(created)
+    listed = search(c, "clienti", {"campo": "codice_fiscale", "condizione": "<>", "valore": ""})
+    assert listed and all(problem(r["codice_fiscale"]) is None for r in listed)

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from passweb_tui.codice_fiscale import check_char
+
 M64 = (1 << 64) - 1
 
 
@@ -615,7 +617,9 @@ class CustomerSource(Source):
             name = f"{surname} {first}"
             slug = f"{first.lower()}.{surname.lower().replace(' ', '')}{i + 1}@mail.it"
             vat = ""
-            cf = f"{surname[:3].upper():X<3}{first[:3].upper()}{(g >> 3) % 100:02d}A01H501{chr(65 + i % 26)}"
+            letters = "".join(c for c in surname.upper() if c.isalpha())
+            cf = f"{letters[:3]:X<3}{first[:3].upper()}{(g >> 3) % 100:02d}A01H501"
+            cf += check_char(cf)
         city, cap, prov = CITIES[(h >> 17) % len(CITIES)]
         r = (h >> 22) % 100
         listino = 1 if r < 70 else (2 if r < 85 else (3 if r < 95 else 4))

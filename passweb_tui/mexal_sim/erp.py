@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passweb_tui.codice_fiscale import problem as tax_code_problem
 from passweb_tui.mexal_sim import dataset
 from passweb_tui.mexal_sim.dataset import EagerSource, fmt_date, fmt_time
 from passweb_tui.mexal_sim.query import Filter, key_bounds, matches
@@ -799,6 +800,10 @@ def check_values(schema: Schema, body: dict[str, Any]) -> None:
                 raise BusinessError(f"Campo '{name}': attesa una lista di testi")
         else:
             _check_scalar(f, value, name)
+            if name == "codice_fiscale" and isinstance(value, str) and value.strip():
+                wrong = tax_code_problem(value)
+                if wrong:
+                    raise BusinessError(f"Campo '{name}': {wrong}")
 
 
 def _check_scalar(f: Field, value: Any, where: str) -> None:

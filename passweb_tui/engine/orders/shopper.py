@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from passweb_tui.codice_fiscale import check_char
 from passweb_tui.engine import models
 from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.engine.orders.intake import OrderInvalid
@@ -74,11 +75,31 @@ def _next_id(store: Store, prefix: str) -> int:
     return max(numbers, default=0) + 1
 
 
+def tax_code(rng: random.Random, *, typo: bool = False) -> str:
+    """A person's tax code of the right shape and check character; with `typo`, the last
+    character mistyped, as a shopper may: the site takes it, the ERP refuses it."""
+    letters = "ABCDEFGHILMNOPRSTUVZ"
+    name = "".join(rng.choice(letters) for _ in range(6))
+    born = f"{rng.randint(40, 99):02d}{rng.choice('ABCDEHLMPRST')}{rng.randint(1, 28) + rng.choice((0, 40)):02d}"
+    first15 = f"{name}{born}{rng.choice('ABCDEFGHILM')}{rng.randint(1, 999):03d}"
+    check = check_char(first15)
+    if typo:
+        check = rng.choice([c for c in letters if c != check])
+    return first15 + check
+
+
 def plausible_order(
-    order_id: str, catalogue: Catalogue, rng: random.Random, now: datetime | None = None
+    order_id: str,
+    catalogue: Catalogue,
+    rng: random.Random,
+    now: datetime | None = None,
+    *,
+    mistakes: float = 0.0,
 ) -> dict[str, Any]:
-    """One order in the import format: 1-4 rows; a new customer one time in four; now and
-    then an unconfirmed payment (bank transfer not arrived yet)."""
+    """One order in the import format: 1-4 rows; a new customer one time in four (a
+    private one with a tax code, a company with a VAT number); now and then an
+    unconfirmed payment (bank transfer not arrived yet). `mistakes`: how often a new
+    private customer's tax code has a typo the ERP refuses, for the operator to mend."""
     if not catalogue.articles:
         raise ValueError("the site has no published articles with prices yet: run a sync first")
     picks = rng.sample(catalogue.articles, k=min(len(catalogue.articles), rng.randint(1, 4)))
@@ -111,6 +132,8 @@ def plausible_order(
         if rng.random() < 0.4:
             customer["name"] = f"{last} {rng.choice(('Srl', 'Snc', 'SpA'))}"
             customer["vat_number"] = f"{rng.randint(0, 10**11 - 1):011d}"
+        else:
+            customer["tax_code"] = tax_code(rng, typo=rng.random() < mistakes)
     when = (now or datetime.now()).replace(microsecond=0)
     return {
         "id": order_id,
@@ -124,7 +147,12 @@ def plausible_order(
 
 
 def place_orders(
-    store: Store, count: int, *, rng: random.Random | None = None, prefix: str = "D"
+    store: Store,
+    count: int,
+    *,
+    rng: random.Random | None = None,
+    prefix: str = "D",
+    mistakes: float = 0.0,
 ) -> list[str]:
     """Place `count` plausible orders now; returns their ids."""
     rng = rng or random.Random()
@@ -136,7 +164,7 @@ def place_orders(
         order_id = f"{prefix}{number:06d}"
         number += 1
         try:
-            orders.place(plausible_order(order_id, catalogue, rng))
+            orders.place(plausible_order(order_id, catalogue, rng, mistakes=mistakes))
         except OrderInvalid as exc:
             if "already exists" not in str(exc):
                 raise
@@ -155,8 +183,10 @@ class Shopper:
         every_s: Sequence[float] = (20.0, 90.0),
         seed: int | None = None,
         prefix: str = "D",
+        mistakes: float = 0.0,
     ) -> None:
         self.store = store
+        self.mistakes = mistakes
         self.every_s = every_s
         self.rng = random.Random(seed)
         self.prefix = prefix
@@ -176,7 +206,11 @@ class Shopper:
     def _loop(self) -> None:
         while not self._stop.wait(self.rng.uniform(*self.every_s)):
             try:
-                self.placed.extend(place_orders(self.store, 1, rng=self.rng, prefix=self.prefix))
+                self.placed.extend(
+                    place_orders(
+                        self.store, 1, rng=self.rng, prefix=self.prefix, mistakes=self.mistakes
+                    )
+                )
             except ValueError as exc:  # nothing to buy yet: wait for a sync
                 log.info("demo shopper waits: %s", exc)
             except Exception:
