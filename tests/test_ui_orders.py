@@ -355,8 +355,31 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
             assert "I1  Nuovo" in text_of(app, "#order-header")
             assert "Pagamento: confermato" in text_of(app, "#order-header")
             assert "S lo invia ora" in text_of(app, "#order-header")
+            # its web customer's form too
+            from test_orders_helpers import new_customer
+
+            from passweb_tui.screens.customer import CustomerScreen
+
+            import_orders(engine, order_line("I2", customer=new_customer(77_000_001)))
+            await open_order(app, pilot, "I2")
+            await pilot.press("c")
+            await settle(app, pilot)
+            assert isinstance(app.screen, CustomerScreen)
+            assert on_screen(app, "Cliente web dell'ordine I2"), screen_lines(app)
+            assert on_screen(app, "Partita IVA"), screen_lines(app)
+            assert on_screen(app, "Collega al codice ^b"), screen_lines(app)
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert isinstance(app.screen, OrderDetailScreen)
+            assert orders_unchanged(engine, "I2")
     finally:
         set_language("en")
+
+
+def orders_unchanged(engine: Engine, order_id: str) -> bool:
+    """The order's new customer as imported: nothing sent, nothing corrected."""
+    customer = WebOrders(engine.store).show(order_id)["customer"]
+    return customer["erp_code"] is None and customer["last_error"] is None
 
 
 @pytest.mark.slow
