@@ -4,6 +4,7 @@ orders from the site's own catalogue, and the push takes them into the ERP."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -65,9 +66,22 @@ def test_a_tax_code_typo_is_refused_by_the_erp_until_mended(sim: Any, tmp_path: 
     try:
         with MexalClient(erp_config(sim)) as client:
             assert SyncRunner(store, client, SyncOptions()).run("total").status == "ok"
+            # the demo's shopper shows a mistake with its first order
+            from passweb_tui.engine.orders.shopper import Shopper
+
+            shopper = Shopper(store, every_s=(0.01, 0.02), seed=2, prefix="S", mistakes=0.25)
+            shopper.start()
+            deadline = time.monotonic() + 20
+            while len(shopper.placed) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            shopper.stop()
+            assert len(shopper.placed) >= 3
+            first = WebOrders(store).show(shopper.placed[0])["customer"]
+            assert first is not None and first["vat_number"] is None
+            assert problem(first["tax_code"])
             placed = place_orders(store, 40, rng=random.Random(9), mistakes=1.0)
             orders = WebOrders(store)
-            details = [orders.show(i) for i in placed]
+            details = [orders.show(i) for i in [*placed, *shopper.placed]]
             typos = [
                 d
                 for d in details

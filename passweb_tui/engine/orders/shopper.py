@@ -95,11 +95,13 @@ def plausible_order(
     now: datetime | None = None,
     *,
     mistakes: float = 0.0,
+    newcomer: bool = False,
 ) -> dict[str, Any]:
     """One order in the import format: 1-4 rows; a new customer one time in four (a
     private one with a tax code, a company with a VAT number); now and then an
     unconfirmed payment (bank transfer not arrived yet). `mistakes`: how often a new
-    private customer's tax code has a typo the ERP refuses, for the operator to mend."""
+    private customer's tax code has a typo the ERP refuses, for the operator to mend;
+    `newcomer`: a new private customer for certain."""
     if not catalogue.articles:
         raise ValueError("the site has no published articles with prices yet: run a sync first")
     picks = rng.sample(catalogue.articles, k=min(len(catalogue.articles), rng.randint(1, 4)))
@@ -114,7 +116,7 @@ def plausible_order(
         if rng.random() < 0.2:
             row["discount"] = rng.choice(("5", "10", "10+5", "15"))
         rows.append(row)
-    if catalogue.customers and rng.random() < 0.75:
+    if catalogue.customers and rng.random() < 0.75 and not newcomer:
         customer: dict[str, Any] = {"code": rng.choice(catalogue.customers)}
     else:
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -129,7 +131,7 @@ def plausible_order(
             "province": province,
             "country": "IT",
         }
-        if rng.random() < 0.4:
+        if rng.random() < 0.4 and not newcomer:
             customer["name"] = f"{last} {rng.choice(('Srl', 'Snc', 'SpA'))}"
             customer["vat_number"] = f"{rng.randint(0, 10**11 - 1):011d}"
         else:
@@ -153,6 +155,7 @@ def place_orders(
     rng: random.Random | None = None,
     prefix: str = "D",
     mistakes: float = 0.0,
+    newcomer: bool = False,
 ) -> list[str]:
     """Place `count` plausible orders now; returns their ids."""
     rng = rng or random.Random()
@@ -164,7 +167,9 @@ def place_orders(
         order_id = f"{prefix}{number:06d}"
         number += 1
         try:
-            orders.place(plausible_order(order_id, catalogue, rng, mistakes=mistakes))
+            orders.place(
+                plausible_order(order_id, catalogue, rng, mistakes=mistakes, newcomer=newcomer)
+            )
         except OrderInvalid as exc:
             if "already exists" not in str(exc):
                 raise
@@ -205,10 +210,18 @@ class Shopper:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.rng.uniform(*self.every_s)):
+            # with mistakes, the first order shows one at once: a new private customer
+            # whose tax code the ERP will refuse; then mistakes come at their rate
+            show = bool(self.mistakes) and not self.placed
             try:
                 self.placed.extend(
                     place_orders(
-                        self.store, 1, rng=self.rng, prefix=self.prefix, mistakes=self.mistakes
+                        self.store,
+                        1,
+                        rng=self.rng,
+                        prefix=self.prefix,
+                        mistakes=1.0 if show else self.mistakes,
+                        newcomer=show,
                     )
                 )
             except ValueError as exc:  # nothing to buy yet: wait for a sync
