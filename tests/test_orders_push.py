@@ -1154,7 +1154,13 @@ def test_a_customer_the_erp_refused_is_mended_and_goes_with_its_orders_at_the_ne
         orders.mend_customer(other, {"city": "Roma"})
     assert orders.show(w1)["customer"]["tax_code"] == "RSSMRA80A01F205XYZ"  # all refused
 
+    assert "its customer" in orders.show(w2)["last_error"]
     mended = orders.mend_customer(w1, {"tax_code": "rssmra80a01f205x", "zip": ""})
+    # its orders no longer say it was refused; their history still does
+    for w in (w1, w2):
+        shown = orders.show(w)
+        assert shown["last_error"] is None
+        assert "codice_fiscale" in shown["push_attempts"][-1]["error"]
     assert (mended["tax_code"], mended["zip"], mended["last_error"]) == (
         "RSSMRA80A01F205X",
         None,

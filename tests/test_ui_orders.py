@@ -746,6 +746,7 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         mended = orders.show("W1")["customer"]
         assert (mended["tax_code"], mended["last_error"]) == ("RSSMRA80A01F205X", None)
         assert "corrects its details" not in text_of(app, "#order-header")
+        assert "Last error" not in text_of(app, "#order-header")
         app.pop_screen()
 
         await open_order(app, pilot, "W2")

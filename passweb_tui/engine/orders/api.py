@@ -92,6 +92,22 @@ class CustomerNotChanged(Exception):
 CUSTOMER_DETAILS = ("id", *ERP_CUSTOMER_FIELDS, "erp_code", "last_error")
 
 
+def _forget_customer_errors(conn: sa.Connection, customer_id: Any) -> None:
+    """The operator mended or bound a web customer: its waiting orders no longer carry
+    the error its refusal gave them (their sending attempts keep it, in the history).
+    An order of a customer not yet in the ERP failed for that reason only: it is not
+    sent before its customer."""
+    conn.execute(
+        sa.update(orders_t)
+        .where(
+            orders_t.c.web_customer_id == customer_id,
+            orders_t.c.state.in_(states.WAITING),
+            orders_t.c.claim_owner.is_(None),
+        )
+        .values(last_error=None)
+    )
+
+
 def _customer_detail(conn: sa.Connection, cid: Any) -> dict[str, Any]:
     """A web customer's details, and how it got its ERP code: created by a push, found
     after an attempt with a lost answer, matched (the ERP had it already) or bound by the
@@ -569,6 +585,7 @@ class WebOrders:
                 raise CustomerNotChanged(
                     f"the customer of order {order_id} changed meanwhile; nothing done"
                 )
+            _forget_customer_errors(conn, c.id)
             return _customer_detail(conn, c.id)
 
     def bind_customer(self, client: MexalClient, order_id: str, erp_code: str) -> dict[str, Any]:
@@ -618,6 +635,7 @@ class WebOrders:
                     erp_key=erp_code,
                 )
             )
+            _forget_customer_errors(conn, c.id)
             return _customer_detail(conn, c.id)
 
     # --- the phases of a sync run ----------------------------------------------------------
