@@ -749,10 +749,12 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         assert "Last error" not in text_of(app, "#order-header")
         app.pop_screen()
 
-        await open_order(app, pilot, "W2")
+        # from the list of waiting orders too
+        await open_orders(app, pilot)
+        await cursor_to(app, pilot, "#orders-table", "W2")
         await pilot.press("c")
         await settle(app, pilot)
-        assert isinstance(app.screen, CustomerScreen)
+        assert isinstance(app.screen, CustomerScreen) and app.screen.order_id == "W2"
         await pilot.press("ctrl+b")
         await pilot.pause()
         assert "Type the code" in text_of(app, "#customer-result")
@@ -768,7 +770,7 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         await type_into(app, pilot, "#customer-city", "Milano")
         await pilot.press("ctrl+b")
         await settle(app, pilot)
-        assert isinstance(app.screen, OrderDetailScreen)
+        assert isinstance(app.screen, OrdersScreen)
         assert any("bound to the ERP customer 501.00002" in n for n in notices(app))
         bound = orders.show("W2")["customer"]
         assert (bound["erp_code"], bound["erp_bound_by"]) == ("501.00002", "operator")

@@ -206,6 +206,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         Binding("4", "view('all')", "orders.view.all", id="orders.all", show=False),
         Binding("slash", "search", "key.search", id="orders.search"),
         Binding("S", "send", "key.send_now", id="orders.send"),
+        Binding("c", "customer", "key.customer", id="orders.customer", show=False),
         Binding("a", "ack", "key.ack", id="orders.ack"),
         Binding("A", "ack_all", "key.ack_all", id="orders.ack_all", tooltip="key.ack_all.tip"),
         Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
@@ -305,6 +306,9 @@ class OrdersScreen(AckMixin, BaseScreen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if self.after_ack(event):
+            return
+        if event.worker.group == "orders-customer" and event.state == WorkerState.SUCCESS:
+            open_customer(self, cast(dict[str, Any], event.worker.result), self.load)
             return
         if event.worker.group != "orders":
             super().on_worker_state_changed(event)
@@ -458,6 +462,20 @@ class OrdersScreen(AckMixin, BaseScreen):
         if item is not None and self.view_name != "updates":
             send_now(self, item["id"], item["state"])
 
+    def action_customer(self) -> None:
+        """The web customer of the order under the cursor (read whole first)."""
+        item = self.selected()
+        if item is None or self.view_name == "updates":
+            return
+        orders, order_id = orders_of(self.papp), str(item["id"])
+        self.run_worker(
+            lambda: orders.show(order_id),
+            group="orders-customer",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
     def action_ack(self) -> None:
         item = self.selected()
         if self.view_name != "updates" or item is None:
@@ -490,6 +508,27 @@ def send_now(screen: BaseScreen, order_id: str, state: str) -> None:
 
     if screen.papp.start_sync("partial", scope=Scope(entities=("orders",), codes=(order_id,))):
         screen.notify(t("orders.sending", order=order_id))
+
+
+def open_customer(screen: BaseScreen, detail: dict[str, Any], reload: Any) -> None:
+    """The form of an order's web customer (`detail` as `WebOrders.show` gives it), or
+    why there is none to correct; `reload` runs once the form changed something."""
+    customer = detail.get("customer")
+    if not customer:
+        screen.notify(
+            t("orders.customer_of_erp", order=detail["id"], code=cell(detail["customer_code"]))
+        )
+        return
+    if customer.get("erp_code"):
+        screen.notify(t("orders.customer_in_erp", order=detail["id"], code=customer["erp_code"]))
+        return
+
+    def done(notice: str | None) -> None:
+        if notice:
+            screen.notify(notice)
+            reload()
+
+    screen.app.push_screen(CustomerScreen(detail["id"], customer), done)
 
 
 class OrderDetailScreen(AckMixin, BaseScreen):
@@ -699,25 +738,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
 
     def action_customer(self) -> None:
         """The order's web customer, to correct or bind while the ERP has not taken it."""
-        detail = self.detail
-        if detail is None:
-            return
-        customer = detail.get("customer")
-        if not customer:
-            self.notify(
-                t("orders.customer_of_erp", order=detail["id"], code=cell(detail["customer_code"]))
-            )
-            return
-        if customer.get("erp_code"):
-            self.notify(t("orders.customer_in_erp", order=detail["id"], code=customer["erp_code"]))
-            return
-
-        def done(notice: str | None) -> None:
-            if notice:
-                self.notify(notice)
-                self.load()
-
-        self.app.push_screen(CustomerScreen(detail["id"], customer), done)
+        if self.detail is not None:
+            open_customer(self, self.detail, self.load)
 
 
 class UpdateDetailScreen(AckMixin, BaseScreen):
