@@ -70,7 +70,11 @@ class CustomerScreen(ModalScreen[str | None]):
                     )
                 yield Label(t("customer.erp_code"))
                 yield Input(
-                    "", placeholder="501.00042", id="customer-erp_code", compact=True, max_length=20
+                    "",
+                    placeholder=t("customer.erp_code_hint"),
+                    id="customer-erp_code",
+                    compact=True,
+                    max_length=20,
                 )
             yield Static("", id="customer-result")
             with Horizontal(id="customer-buttons"):
