@@ -50,6 +50,7 @@ def test_a_new_store_needs_its_first_sync_then_all_is_well(sim: Any, tmp_path: P
     assert 0 < after["store"]["published_articles"] <= after["store"]["articles"]
     assert set(after["orders"]) == {
         "waiting", "payment_unconfirmed", "failed", "open", "to_check", "unreviewed_updates",
+        "customers_failed",
     }  # fmt: skip
 
     # a sync older than the age allowed needs attention; a young one does not
@@ -132,3 +133,34 @@ def test_a_killed_sync_is_under_way_until_its_lease_or_mark_lapses_then_interrup
     assert code == 0 and done["attention"] == [] and done["under_way"] == []
     runs = json.loads(cli(sim, "runs", "--json", db=db).stdout)
     assert [(r["status"], r["error"]) for r in runs[1:]] == [("failed", INTERRUPTED)]
+
+
+def test_a_new_customer_the_erp_refused_needs_attention_until_mended(
+    sim: Any, tmp_path: Path
+) -> None:
+    from test_orders_helpers import jsonl, new_customer, order_line
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    wrong = new_customer(61, tax_code="RSSMRA80A01F205Y")  # its check character is X
+    lines = tmp_path / "orders.jsonl"
+    lines.write_text(jsonl(order_line("W61", customer=wrong)), encoding="utf-8")
+    assert cli(sim, "orders", "import", str(lines), db=db).returncode == 0
+    # a partial of the orders entity as a whole re-reads them, and says it sent nothing
+    reread = cli(sim, "sync", "partial", "--entity", "orders", db=db)
+    assert reread.returncode == 0
+    assert "1 web order waiting, not sent: a partial sync of whole entities" in reread.stdout
+    pushed = cli(sim, "sync", "partial", db=db)
+    assert pushed.returncode == 4, (pushed.stdout, pushed.stderr)
+    code, seen = status(sim, db)
+    assert code == 4 and seen["orders"]["customers_failed"] == 1
+    assert any(
+        "1 new web customer(s) could not be created in the ERP" in line
+        and "orders customer ID" in line
+        for line in seen["attention"]
+    ), seen["attention"]
+    mended = cli(sim, "orders", "customer", "W61", "--set", "tax_code=RSSMRA80A01F205X", db=db)
+    assert mended.returncode == 0, mended.stderr
+    code, after = status(sim, db)
+    assert after["orders"]["customers_failed"] == after["orders"]["failed"] == 0
+    assert not any("customer" in line for line in after["attention"]), after["attention"]

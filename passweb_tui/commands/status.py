@@ -56,6 +56,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "open": summary.open,
             "to_check": summary.to_check,
             "unreviewed_updates": summary.unreviewed,
+            "customers_failed": summary.customers_failed,
         }
     finally:
         engine.close()
@@ -84,6 +85,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if web["failed"]:
         attention.append(
             f"{web['failed']} web order(s) could not be sent (orders list --state new)"
+        )
+    if web["customers_failed"]:
+        attention.append(
+            f"{web['customers_failed']} new web customer(s) could not be created in the ERP,"
+            " and their orders wait on them (orders customer ID shows why and mends one)"
         )
     if web["to_check"]:
         attention.append(f"{web['to_check']} web order(s) to check (orders list --state to_check)")

@@ -611,6 +611,8 @@ class SyncRunner:
                 self._named_orders(orders_scope, dry_run)
             if orders_scope is not None and pushes and not dry_run:
                 self._push_orders(orders_scope)
+            elif orders_scope == () and scope is not None:
+                self._unsent_note()
             if kind == "partial" and scope is None:
                 pushed = sum(self.orders.values()) + sum(self.customers.values())
                 if not dry_run and not pushed and self._waiting_orders:
@@ -743,6 +745,19 @@ class SyncRunner:
         if "orders" in scope.entities:
             return scope.codes
         return None
+
+    def _unsent_note(self) -> None:
+        """A PARTIAL of the orders entity as a whole re-reads the orders open in the ERP
+        and sends none: the waiting ones are named in a message, with how to send them."""
+        from passweb_tui.engine.orders.api import WebOrders
+
+        waiting = WebOrders(self.store).waiting_count()
+        if waiting:
+            self._messages.append(
+                f"{waiting} web order{'s' if waiting != 1 else ''} waiting, not sent: a partial"
+                " sync of whole entities only re-reads; a partial sync with no entity, or"
+                " naming the orders, sends them"
+            )
 
     def _named_orders(self, order_ids: tuple[str, ...], dry_run: bool) -> None:
         """What a partial sync naming web orders says of those it can do nothing with: an

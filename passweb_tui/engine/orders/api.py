@@ -238,6 +238,8 @@ class OrdersSummary:
     unreviewed: int  # ERP-side updates not yet acknowledged
     unconfirmed: int = 0  # waiting for their payment to be confirmed: not sent before
     to_check: int = 0  # open, but the ERP lost or contradicts the document: an operator decides
+    #: new web customers whose creation in the ERP failed: their orders wait on them
+    customers_failed: int = 0
 
 
 @dataclass
@@ -650,7 +652,24 @@ class WebOrders:
             unreviewed=self.unreviewed_count(),
             unconfirmed=counts[states.PAYMENT_UNCONFIRMED],
             to_check=counts[states.TO_CHECK],
+            customers_failed=self.failed_customers_count(),
         )
+
+    def failed_customers_count(self) -> int:
+        """New web customers not in the ERP after an attempt that failed (refused, or the
+        ERP not reached); a lost answer is not counted: the next push settles it."""
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(cust_t)
+                    .where(
+                        cust_t.c.erp_code.is_(None),
+                        cust_t.c.last_error.is_not(None),
+                        sa.not_(cust_t.c.uncertain),
+                    )
+                ).scalar_one()
+            )
 
     def failed_count(self) -> int:
         """Orders still waiting to be sent after an attempt that failed."""
