@@ -700,6 +700,9 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
+        # the dashboard says how many wait on the operator
+        panel = str(app.screen.query_one("#orders-panel-body", Static).render())
+        assert "New customers the ERP did not take: 2" in panel, panel
         await open_order(app, pilot, "W4")
         assert "(new on the site, already the ERP's customer)" in text_of(app, "#order-header")
         await pilot.press("c")

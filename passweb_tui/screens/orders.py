@@ -904,6 +904,11 @@ class OrdersPanel(Vertical):
                 text.append(
                     " " + t("orders.panel.failed", count=fmt_int(summary.failed)), style="bold red"
                 )
+            if summary.customers_failed:
+                text.append(
+                    "\n" + t("orders.panel.customers", count=fmt_int(summary.customers_failed)),
+                    style="bold red",
+                )
             if summary.unconfirmed:
                 text.append(
                     "\n" + t("orders.panel.unconfirmed", count=fmt_int(summary.unconfirmed))
