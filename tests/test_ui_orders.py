@@ -362,7 +362,7 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
 
             import_orders(engine, order_line("I2", customer=new_customer(77_000_001)))
             await open_order(app, pilot, "I2")
-            await pilot.press("c")
+            await pilot.press("C")
             await settle(app, pilot)
             assert isinstance(app.screen, CustomerScreen)
             assert on_screen(app, "Cliente web dell'ordine I2"), screen_lines(app)
@@ -670,7 +670,7 @@ def notices(app: PasswebApp) -> list[str]:
 async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
     engine: Engine, sim: Any
 ) -> None:
-    """`c` on an order opens its web customer while the ERP has not taken it: a correction
+    """`C` on an order opens its web customer while the ERP has not taken it: a correction
     is checked as an import checks it (a bad one is said in the form, which stays open),
     a saved one goes with its orders at the next push; a code is looked up in the ERP
     before the customer is bound to it. A customer the ERP has is not offered."""
@@ -705,22 +705,22 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         assert "New customers the ERP did not take: 2" in panel, panel
         await open_order(app, pilot, "W4")
         assert "(new on the site, already the ERP's customer)" in text_of(app, "#order-header")
-        await pilot.press("c")
+        await pilot.press("C")
         await pilot.pause()
         assert not isinstance(app.screen, CustomerScreen)
         assert any(f"in the ERP already, as {office}" in n for n in notices(app))
         app.pop_screen()
 
         await open_order(app, pilot, "W3")
-        await pilot.press("c")
+        await pilot.press("C")
         await pilot.pause()
         assert not isinstance(app.screen, CustomerScreen)
         assert any("ERP customer 501.00001" in n for n in notices(app))
         app.pop_screen()
 
         detail = await open_order(app, pilot, "W1")
-        assert "c corrects its details" in text_of(app, "#order-header")
-        await pilot.press("c")
+        assert "C corrects its details" in text_of(app, "#order-header")
+        await pilot.press("C")
         await settle(app, pilot)
         form = app.screen
         assert isinstance(form, CustomerScreen)
@@ -755,7 +755,7 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         # from the list of waiting orders too
         await open_orders(app, pilot)
         await cursor_to(app, pilot, "#orders-table", "W2")
-        await pilot.press("c")
+        await pilot.press("C")
         await settle(app, pilot)
         assert isinstance(app.screen, CustomerScreen) and app.screen.order_id == "W2"
         await pilot.press("ctrl+b")
@@ -777,6 +777,12 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         assert any("bound to the ERP customer 501.00002" in n for n in notices(app))
         bound = orders.show("W2")["customer"]
         assert (bound["erp_code"], bound["erp_bound_by"]) == ("501.00002", "operator")
+        # c stays the change log's key on the order screens
+        from passweb_tui.screens.changes import ChangesScreen
+
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChangesScreen)
 
     # the next push sends both with their orders, W2 under the code it was bound to
     assert engine.run("partial").status == "ok"

@@ -206,7 +206,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         Binding("4", "view('all')", "orders.view.all", id="orders.all", show=False),
         Binding("slash", "search", "key.search", id="orders.search"),
         Binding("S", "send", "key.send_now", id="orders.send"),
-        Binding("c", "customer", "key.customer", id="orders.customer", show=False),
+        Binding("C", "customer", "key.customer", id="orders.customer", show=False),
         Binding("a", "ack", "key.ack", id="orders.ack"),
         Binding("A", "ack_all", "key.ack_all", id="orders.ack_all", tooltip="key.ack_all.tip"),
         Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
@@ -541,7 +541,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("S", "send", "key.send_now", id="order.send"),
-        Binding("c", "customer", "key.customer", id="order.customer"),
+        Binding("C", "customer", "key.customer", id="order.customer"),
         Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
     ]
 
