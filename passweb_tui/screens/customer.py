@@ -15,7 +15,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS
+from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
+from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
+from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import localize_bindings
 
@@ -24,7 +26,7 @@ DETAILS = tuple(ERP_CUSTOMER_FIELDS)
 #: how the engine's messages about a customer start ("customer 'Rossi Srl' (site id 3): ")
 WHO = re.compile(r"^customer '.*?' \(site id \d+\): ")
 #: what the engine raises for a refused change: said in the form, which stays open
-REFUSALS = ("OrderInvalid", "CustomerNotChanged", "OrderNotFound", "StoreError")
+REFUSALS = (OrderInvalid, CustomerNotChanged, OrderNotFound, StoreError)
 
 
 def changed_details(before: dict[str, Any], typed: dict[str, str]) -> dict[str, str]:
@@ -193,6 +195,6 @@ class CustomerScreen(ModalScreen[str | None]):
         if error is None:
             return t("customer.failed", error="?")
         text = str(error) or error.__class__.__name__
-        if error.__class__.__name__ in REFUSALS:
+        if isinstance(error, REFUSALS):
             return text
         return t("customer.failed", error=text)
