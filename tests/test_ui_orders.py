@@ -223,10 +223,12 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await settle(app, pilot)
         assert sorted(keys_of(app, "#orders-table")) == ["W1", "W2", "W3", "W4"]
         assert "1 failed to send" in text_of(app, "#orders-views")
-        # the error's start in the list, ending in an ellipsis where it does not fit
+        # the error's start in the list (after the order's id, which the row shows),
+        # ending in an ellipsis where it does not fit
         error = str(app.screen.query_one("#orders-table", KeyTable).get_row("W4")[-1])
         full = orders.show("W4")["last_error"]
-        assert "NOPE" in full and full.startswith(error.removesuffix("…")), (error, full)
+        assert "NOPE" in full and full.startswith("order W4: "), full
+        assert full.removeprefix("order W4: ").startswith(error.removesuffix("…")), (error, full)
 
     # the dashboard's panel counts the same, in a few statements
     panel_app = PanelApp(engine)
@@ -755,6 +757,9 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         # from the list of waiting orders too
         await open_orders(app, pilot)
         await cursor_to(app, pilot, "#orders-table", "W2")
+        # the row's error starts with what went wrong, not with the id the row shows
+        row = [str(c) for c in app.screen.query_one("#orders-table", KeyTable).get_row("W2")]
+        assert row[-1].startswith("its customer '"), row
         await pilot.press("C")
         await settle(app, pilot)
         assert isinstance(app.screen, CustomerScreen) and app.screen.order_id == "W2"

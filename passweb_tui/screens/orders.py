@@ -69,6 +69,13 @@ def outcome_label(outcome: str | None) -> str:
     return t(f"orders.outcome.{outcome}", default=cell(outcome))
 
 
+def error_gist(order_id: str, error: str | None) -> str | None:
+    """An order's error as its row in a list shows it: without the order's id, which the
+    row shows already, so that a narrow column starts with what went wrong."""
+    prefix = f"order {order_id}: "
+    return error[len(prefix) :] if error and error.startswith(prefix) else error
+
+
 def cell(value: Any, width: int | None = None) -> str:
     """A value for a table cell; at most `width` characters (the detail shows it all)."""
     if value is None or value == "":
@@ -361,7 +368,10 @@ class OrdersScreen(AckMixin, BaseScreen):
                     f"{fmt_money(item['total'])} {item['currency'] or ''}".strip(),
                     str(item["rows"]),
                     cell(item["erp_key"]),
-                    Text(cell(item["last_error"]), style="red" if item["last_error"] else ""),
+                    Text(
+                        cell(error_gist(key, item["last_error"])),
+                        style="red" if item["last_error"] else "",
+                    ),
                 ]
             rows.append((key, cells))
             self.items[key] = item
