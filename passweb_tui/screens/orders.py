@@ -3,7 +3,7 @@ detail, an update's before and after, acknowledging, and sending one order now."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -520,7 +520,7 @@ def send_now(screen: BaseScreen, order_id: str, state: str) -> None:
         screen.notify(t("orders.sending", order=order_id))
 
 
-def open_customer(screen: BaseScreen, detail: dict[str, Any], reload: Any) -> None:
+def open_customer(screen: BaseScreen, detail: dict[str, Any], reload: Callable[[], None]) -> None:
     """The form of an order's web customer (`detail` as `WebOrders.show` gives it), or
     why there is none to correct; `reload` runs once the form changed something."""
     customer = detail.get("customer")
