@@ -218,6 +218,34 @@ async def test_f1_lists_the_screen_keys_first_and_scrolls_at_80x24(
         assert app.screen.query_one("#changes-table").has_focus  # back where it was
 
 
+async def test_f1_works_over_a_question_and_follows_the_keymap(synced_readonly: Engine) -> None:
+    """A modal box keeps the keys below it from working: F1 (or where the keymap moved
+    it) still lists the box's own keys, and closing the list leaves the box as it was."""
+    from passweb_tui.screens.keys import KeysScreen
+
+    app = create_app(synced_readonly, poll_s=0, keymap={"app.help": "f2"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(ConfirmScreen("Delete everything?"))
+        await pilot.pause()
+        question = app.screen
+        await pilot.press("f1")  # moved away: not help any more, and not an answer
+        await pilot.pause()
+        assert app.screen is question
+        await pilot.press("f2")
+        await pilot.pause()
+        keys = app.screen
+        assert isinstance(keys, KeysScreen)
+        listed = {" ".join(row.keys): row.description for s in keys.sections for row in s.rows}
+        assert {"y", "n esc"} <= set(listed), listed  # the question's own answers
+        await pilot.press("f2")
+        await pilot.pause()
+        assert app.screen is question
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
 async def test_an_unknown_keymap_id_is_named_in_a_message_that_fits_80x24(
     synced_readonly: Engine,
 ) -> None:

@@ -679,6 +679,7 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
     from test_orders_helpers import new_customer
 
     from passweb_tui.screens.customer import CustomerScreen
+    from passweb_tui.screens.keys import KeysScreen
 
     # the ERP takes 16 characters for a tax code; the site took 18
     long_cf = "RSSMRA80A01F205XYZ"
@@ -731,6 +732,14 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         assert isinstance(focused, Input) and focused.id == "customer-tax_code"
         assert focused.value == long_cf
         assert on_screen(app, "Bind to the ERP code"), screen_lines(app)
+        # F1 lists the form's own keys over it (a modal box holds back the app's)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+        assert {"^s", "^b", "esc"} <= {" ".join(r.keys) for r in app.screen.sections[0].rows}
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is form and app.focused is focused
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "Nothing changed" in text_of(app, "#customer-result")

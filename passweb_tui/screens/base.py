@@ -389,10 +389,17 @@ class BaseScreen(Screen[None]):
             self.set_focus(None)
 
 
+#: F1 over a modal box. A modal screen keeps the keys of the screens and the app below it
+#: from working, so each modal box names F1 again (with the app's binding id, so that
+#: a keymap moving F1 moves it here too): it lists the box's own keys.
+MODAL_HELP = Binding("f1,question_mark", "app.toggle_help", "key.help", id="app.help", show=False)
+
+
 class ConfirmScreen(ModalScreen[bool]):
     """Ask a yes/no question; y/enter say yes, n/escape say no."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        MODAL_HELP,
         Binding("y", "answer(True)", "key.yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "key.no", id="confirm.no"),
     ]

@@ -19,7 +19,7 @@ from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
 from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
 from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import localize_bindings
+from passweb_tui.screens.base import MODAL_HELP, localize_bindings
 
 #: the details the form shows, in the order the ERP's customer record has them
 DETAILS = tuple(ERP_CUSTOMER_FIELDS)
@@ -43,6 +43,7 @@ class CustomerScreen(ModalScreen[str | None]):
         Binding("ctrl+s", "save", "key.save", id="customer.save", priority=True),
         Binding("ctrl+b", "bind", "key.bind", id="customer.bind", priority=True),
         Binding("escape", "close", "key.close", id="customer.close"),
+        MODAL_HELP,
     ]
 
     def __init__(self, order_id: str, customer: dict[str, Any]) -> None:
