@@ -78,10 +78,20 @@ def test_a_tax_code_typo_is_refused_by_the_erp_until_mended(sim: Any, tmp_path: 
             assert len(shopper.placed) >= 3
             first = WebOrders(store).show(shopper.placed[0])["customer"]
             assert first is not None and first["vat_number"] is None
-            assert problem(first["tax_code"])
+            assert problem(first["tax_code"]) and shopper.showed_mistake
+            # a shopper started again (the demo opened once more) does not add a second
+            # forced mistake while the first still waits to be mended
+            restarted = Shopper(store, every_s=(0.01, 0.02), seed=2, prefix="T", mistakes=0.25)
+            assert restarted.mistake_waits()
+            restarted.start()
+            deadline = time.monotonic() + 20
+            while not restarted.placed and time.monotonic() < deadline:
+                time.sleep(0.02)
+            restarted.stop()
+            assert restarted.placed and not restarted.showed_mistake
             placed = place_orders(store, 40, rng=random.Random(9), mistakes=1.0)
             orders = WebOrders(store)
-            details = [orders.show(i) for i in [*placed, *shopper.placed]]
+            details = [orders.show(i) for i in [*placed, *shopper.placed, *restarted.placed]]
             typos = [
                 d
                 for d in details

@@ -14,11 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from passweb_tui.codice_fiscale import check_char
+from passweb_tui.codice_fiscale import check_char, problem
 from passweb_tui.engine import models
 from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.engine.orders.intake import OrderInvalid
-from passweb_tui.engine.orders.models import WebOrder
+from passweb_tui.engine.orders.models import WebCustomer, WebOrder
 from passweb_tui.engine.records import plain_money
 from passweb_tui.engine.store import Store
 
@@ -196,6 +196,7 @@ class Shopper:
         self.rng = random.Random(seed)
         self.prefix = prefix
         self.placed: list[str] = []
+        self.showed_mistake = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -208,11 +209,25 @@ class Shopper:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def mistake_waits(self) -> bool:
+        """Whether a new web customer the ERP has not taken has a tax code it refuses."""
+        cust = WebCustomer.__table__  # type: ignore[attr-defined]
+        with self.store.read() as conn:
+            codes = conn.execute(
+                sa.select(cust.c.tax_code).where(
+                    cust.c.erp_code.is_(None), cust.c.tax_code.is_not(None)
+                )
+            ).scalars()
+            return any(problem(code) for code in codes)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.rng.uniform(*self.every_s)):
             # with mistakes, the first order shows one at once: a new private customer
-            # whose tax code the ERP will refuse; then mistakes come at their rate
-            show = bool(self.mistakes) and not self.placed
+            # whose tax code the ERP will refuse (unless one placed earlier still waits
+            # to be mended: a demo started again and again would pile them up); then
+            # mistakes come at their rate
+            show = bool(self.mistakes) and not self.placed and not self.mistake_waits()
+            self.showed_mistake = self.showed_mistake or show
             try:
                 self.placed.extend(
                     place_orders(
