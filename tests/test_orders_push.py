@@ -1209,3 +1209,16 @@ def test_a_refused_customer_bound_by_the_operator_sends_its_orders_under_that_co
     doc = client.get("documenti/ordini-clienti", shown["erp_key"])
     assert doc is not None and doc["cod_conto"] == "501.00007"
     assert erp_customers_with_vat(client, vat(base)) == []  # nothing created for it
+
+
+def test_an_error_loses_its_subject_only_where_it_starts_with_it() -> None:
+    """Views that name the order or the customer already show a push error without it;
+    the wording of the subject lives with the code that writes the errors."""
+    from passweb_tui.engine.orders.push import customer_subject, error_reason, order_subject
+
+    subject = customer_subject("Rossi's Srl", 7)
+    assert error_reason(f"{subject}: the ERP refused it", subject) == "the ERP refused it"
+    assert error_reason(f"{order_subject('W1')}: no rows", order_subject("W1")) == "no rows"
+    # another order's error, or one worded otherwise, is left whole
+    assert error_reason("order W10: no rows", order_subject("W1")) == "order W10: no rows"
+    assert error_reason("the ERP was not reached", subject) == "the ERP was not reached"

@@ -731,6 +731,9 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         focused = app.focused
         assert isinstance(focused, Input) and focused.id == "customer-tax_code"
         assert focused.value == long_cf
+        # the error says what went wrong, not again which customer the form is about
+        intro = text_of(app, "#customer-intro")
+        assert "codice_fiscale" in intro and "(site id" not in intro, intro
         assert on_screen(app, "Bind to the ERP code"), screen_lines(app)
         # F1 lists the form's own keys over it (a modal box holds back the app's)
         await pilot.press("f1")

@@ -4,7 +4,6 @@ refused, or bind the customer to one the ERP already has. The engine checks both
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
@@ -17,14 +16,13 @@ from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
 from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
+from passweb_tui.engine.orders.push import customer_subject, error_reason
 from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import MODAL_HELP, localize_bindings
 
 #: the details the form shows, in the order the ERP's customer record has them
 DETAILS = tuple(ERP_CUSTOMER_FIELDS)
-#: how the engine's messages about a customer start ("customer 'Rossi Srl' (site id 3): ")
-WHO = re.compile(r"^customer '.*?' \(site id \d+\): ")
 #: what the engine raises for a refused change: said in the form, which stays open
 REFUSALS = (OrderInvalid, CustomerNotChanged, OrderNotFound, StoreError)
 
@@ -63,7 +61,8 @@ class CustomerScreen(ModalScreen[str | None]):
             if self.customer.get("last_error"):
                 intro.append(f"\n{t('orders.last_error')}: ", style="bold red")
                 # the form is about this customer: the error need not name it again
-                intro.append(WHO.sub("", str(self.customer["last_error"]), count=1))
+                subject = customer_subject(self.customer.get("name"), self.customer["id"])
+                intro.append(error_reason(str(self.customer["last_error"]), subject))
             yield Static(intro, id="customer-intro")
             with Grid(id="customer-form"):
                 for name in DETAILS:

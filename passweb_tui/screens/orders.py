@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
+from passweb_tui.engine.orders.push import error_reason, order_subject
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import (
     BaseScreen,
@@ -72,8 +73,7 @@ def outcome_label(outcome: str | None) -> str:
 def error_gist(order_id: str, error: str | None) -> str | None:
     """An order's error as its row in a list shows it: without the order's id, which the
     row shows already, so that a narrow column starts with what went wrong."""
-    prefix = f"order {order_id}: "
-    return error[len(prefix) :] if error and error.startswith(prefix) else error
+    return error_reason(error, order_subject(order_id)) if error else error
 
 
 def cell(value: Any, width: int | None = None) -> str:

@@ -246,6 +246,23 @@ def settling_message(settling: Sequence[tuple[str, str, datetime]]) -> str:
     )
 
 
+def order_subject(order_id: str) -> str:
+    """How an order's push errors start (before ": " and the reason)."""
+    return f"order {order_id}"
+
+
+def customer_subject(name: str | None, site_id: int) -> str:
+    """How a new web customer's push errors start (before ": " and the reason)."""
+    return f"customer {name!r} (site id {site_id})"
+
+
+def error_reason(error: str, subject: str) -> str:
+    """A push error without the subject it starts with (for a view that names the
+    order or the customer already); an error that starts otherwise is left whole."""
+    prefix = f"{subject}: "
+    return error[len(prefix) :] if error.startswith(prefix) else error
+
+
 def _whole(value: Any) -> int:
     """A whole number given as an int or as its text; ValueError for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -849,7 +866,7 @@ class Pusher:
         with self.store.read() as conn:
             row = conn.execute(sa.select(cust_t).where(cust_t.c.id == cid)).one()
         self._crash("claimed", claim.site_id)
-        name = f"customer {row.name!r} (site id {cid})"
+        name = customer_subject(row.name, cid)
         if claim.was_uncertain:
             try:
                 code = self._customer_lookup(row)
@@ -1162,7 +1179,7 @@ class Pusher:
         """Look up (if uncertain) and send one claimed order; writes nothing to the store."""
         oid = claim.site_id
         self._crash("claimed", oid)
-        name = f"order {oid}"
+        name = order_subject(oid)
         if claim.was_uncertain:
             try:
                 keys = self.find_order(oid)
