@@ -22,10 +22,11 @@ from hard_support import cli_env, in_step, open_engine, store_vs_erp, unfinished
 from passweb_tui.engine import lease as lease_mod
 from passweb_tui.engine.facade import LaunchRefused, ProgressEvent
 from passweb_tui.engine.lease import Lease, LeaseRefused
+from passweb_tui.engine.owners import token_label
 from passweb_tui.engine.store import open_store
 
-# "run 12 (held by host:pid:id) since ..." or "a run being set up (held by ...) since ..."
-EXPLAINED = re.compile(r"\(held by \S+\) since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+# "run 12 (held by host, pid N) since ..." or "a run being set up (held by ...) since ..."
+EXPLAINED = re.compile(r"\(held by [^()]+\) since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
 @pytest.fixture
@@ -147,6 +148,6 @@ def test_a_refusal_in_the_instant_the_lease_expires_still_names_the_holder(
         )
         with pytest.raises(LeaseRefused) as refused:
             Lease(store, 5).acquire()
-        assert holder.holder in str(refused.value)
+        assert f"(held by {token_label(holder.holder)})" in str(refused.value)
     finally:
         store.close()

@@ -37,7 +37,7 @@ CRASH_WAIT_S = 2
 KILL_CONFIG = (
     f"[sync]\nlease_seconds = {LEASE_SECONDS}\n[orders]\ncrash_wait_seconds = {CRASH_WAIT_S}\n"
 )
-EXPLAINED = re.compile(r"held by \S+\) since \d{4}-\d\d-\d\dT")
+EXPLAINED = re.compile(r"held by [^()]+\) since \d{4}-\d\d-\d\dT")
 RACE = "another TOTAL/CHANGED sync is running: another run"
 KINDS = ("total", "changed", "partial")
 
@@ -210,7 +210,7 @@ def test_a_refusal_names_the_holder_and_since_when(kill_sim: SimProcess, tmp_pat
         refused = cli("--db", db, "sync", "changed", env=env)
         assert refused.returncode == 3, refused.stderr
         line = refused.stderr.strip()
-        assert "refused" in line and f"run {handle.run_id} (held by {info.holder})" in line
+        assert "refused" in line and f"run {handle.run_id} (held by {info.who})" in line
         assert f"since {info.started_at.isoformat(timespec='seconds')}" in line
         assert "Traceback" not in refused.stderr and len(line.splitlines()) == 1
         partial = cli("--db", db, "sync", "partial", "--entity", "currencies", env=env)

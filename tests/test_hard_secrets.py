@@ -252,7 +252,7 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         info = engine.lease()
         assert info is not None
         held = cli_here("--db", db, "doctor", env=env)
-        assert f"OK   sync lock: held: run {handle.run_id} (held by {info.holder})" in held.stdout
+        assert f"OK   sync lock: held: run {handle.run_id} (held by {info.who})" in held.stdout
         assert f"since {info.started_at.isoformat(timespec='seconds')}" in held.stdout
         handle.cancel()
         handle.wait(60)

@@ -945,14 +945,15 @@ def test_a_claim_with_this_process_id_but_no_start_time_is_not_taken_over_at_onc
     import os
     import socket
 
+    from passweb_tui.engine import owners
     from passweb_tui.engine.orders import push
 
     legacy = f"{socket.gethostname()[:40]}:{os.getpid()}:abcdef0123"
     assert push.owner_alive(legacy) is False  # no live pusher of this process holds it
-    if push._incarnation(os.getpid()) is None:
+    if owners.incarnation(os.getpid()) is None:
         pytest.skip("this system tells no process start time (no /proc)")
     assert not push._died_here(legacy)
-    current = push._owner_token()  # this very process's, not running: freed at once
+    current = owners.new_token()  # this very process's, not running: freed at once
     assert push._died_here(current)
 
 
@@ -966,13 +967,14 @@ def test_a_pusher_in_another_pid_namespace_of_this_host_is_not_taken_for_dead() 
     import subprocess
     import sys
 
+    from passweb_tui.engine import owners
     from passweb_tui.engine.orders import push
 
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1) to start a process in a PID namespace of its own")
     code = (
-        "import time; from passweb_tui.engine.orders import push;"
-        "print(push._owner_token(), flush=True); time.sleep(60)"
+        "import time; from passweb_tui.engine import owners;"
+        "print(owners.new_token(), flush=True); time.sleep(60)"
     )
     pusher = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
@@ -987,18 +989,18 @@ def test_a_pusher_in_another_pid_namespace_of_this_host_is_not_taken_for_dead() 
             pusher.wait(10)
             assert pusher.stderr is not None
             pytest.skip(f"no PID namespace could be made here: {pusher.stderr.read().strip()}")
-        parts = push._owner_parts(token)
+        parts = owners.token_parts(token)
         assert parts is not None
         host, pid, born = parts
         assert pid == 1 and born is not None  # the first process of its namespace
-        assert host.startswith(socket.gethostname()[:32] + "~") and host != push._host_id()
+        assert host.startswith(socket.gethostname()[:32] + "~") and host != owners.host_id()
         assert push.owner_alive(token) is None  # cannot be told from here: not "dead"
         now = push.utcnow()
         stale, settled = now - timedelta(minutes=10), now - timedelta(minutes=2)
         assert not push._claim_free(token, now - timedelta(minutes=1), stale, settled)
         assert push._claim_free(token, now - timedelta(minutes=11), stale, settled)
         # the same id and start time in this namespace would be judged here
-        here = token.replace(host, push._host_id(), 1)
+        here = token.replace(host, owners.host_id(), 1)
         assert push.owner_alive(here) is False  # pid 1 here is another process
     finally:
         pusher.kill()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import SimProcess, wait_for
 
+from passweb_tui.engine import owners
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.lease import read_lease
 from passweb_tui.engine.service import slots
@@ -242,7 +243,7 @@ def test_services_share_postgres_and_survive_kills(
                 lambda: (info := store.lease()) is not None and info.run_id is not None and info,
                 timeout=60,
             )
-            pid = int(lease.holder.split(":")[1])
+            pid = owners.token_parts(lease.holder)[1]  # type: ignore[index]
             victim = next(s for s in services if s.process.pid == pid)
             victim.kill()
             # the run may have ended between reading the lease and the kill; only a run

@@ -223,7 +223,10 @@ def test_a_run_without_the_lease_is_under_way_while_its_mark_lives(
             alive.insert(conn)
         assert status_of(partial) == ("running", None)
         assert status_of(dry) == ("failed", INTERRUPTED)
-        expired = RunMark(engine.store, -1, dry)  # written already expired
+        # written already expired, by a process of another machine (where this one
+        # cannot see whether it runs, so its expiry decides)
+        expired = RunMark(engine.store, -1, dry)
+        expired.holder = "elsewhere:4242.1234.abcdef:0123456789"
         with engine.store.write() as conn:
             expired.insert(conn)
         assert status_of(dry) == ("failed", INTERRUPTED)
@@ -241,5 +244,51 @@ def test_a_run_without_the_lease_is_under_way_while_its_mark_lives(
         assert rows == {partial: "running", dry: "failed"}
         alive.release()
         assert status_of(partial) == ("failed", INTERRUPTED)
+
+        # a mark of this machine's process that its heartbeat did not renew in time (the
+        # process held up): seen running, since its process is; gone once released
+        late = RunMark(engine.store, -1, partial)
+        with engine.store.write() as conn:
+            late.insert(conn)
+        assert status_of(partial) == ("running", None)
+        late.release()
+        assert status_of(partial) == ("failed", INTERRUPTED)
+    finally:
+        engine.close()
+
+
+def test_a_held_up_pull_of_this_machine_is_under_way_until_its_lease_is_taken(
+    shared_sim: Any, db_url: str
+) -> None:
+    """A TOTAL/CHANGED whose heartbeat came late (its process held up past the lease's
+    expiry) still reads as running, not interrupted, while its process lives here and
+    nobody took the lease; once another run takes it over, it reads as interrupted (and
+    the fencing keeps it from writing)."""
+    import sqlalchemy as sa
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.lease import Lease
+    from passweb_tui.engine.sync import INTERRUPTED
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    try:
+        run_id = engine.run("total").run_id
+        assert run_id is not None
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_runs SET status = 'running', finished = NULL WHERE id = :a"),
+                {"a": run_id},
+            )
+        held_up = Lease(engine.store, -1)  # its expiry passed at once
+        held_up.acquire(run_id=run_id)
+        assert engine.lease() is None  # not held: a run may take it over
+        (r,) = [r for r in engine.runs() if r.run_id == run_id]
+        assert (r.status, r.error) == ("running", None)
+        taker = Lease(engine.store, 60)
+        taker.acquire(run_id=run_id + 1)  # the next run's
+        (r,) = [r for r in engine.runs() if r.run_id == run_id]
+        assert (r.status, r.error) == ("failed", INTERRUPTED)
+        taker.release()
+        held_up.release()
     finally:
         engine.close()

@@ -18,7 +18,14 @@ from sqlalchemy import func, or_, select
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.fields import FieldRow, FieldsError
-from passweb_tui.engine.lease import LeaseInfo, LeaseRefused, live_marks, read_lease
+from passweb_tui.engine.lease import (
+    LeaseInfo,
+    LeaseRefused,
+    holder_alive,
+    last_lease,
+    live_marks,
+    read_lease,
+)
 from passweb_tui.engine.models import (
     Article,
     ArticlePrice,
@@ -432,17 +439,28 @@ class Engine:
         """Runs as they are: a run still marked running that lost its process (killed,
         crashed) reads as the failed run that the next TOTAL/CHANGED will record it as,
         instead of running for ever. A TOTAL/CHANGED has lost it when nobody holds the
-        lease any more; another run (a PARTIAL, a dry run) when its mark is no longer live."""
+        lease any more; another run (a PARTIAL, a dry run) when its mark is no longer live.
+        A holder that ran on this machine is seen gone at once, and seen running however
+        late its heartbeat (see lease.holder_alive)."""
         running = [r for r in results if r.status == "running"]
         if not running:
             return results
         lease = self.lease()
+        # an expired lease still naming its run, whose holder is seen running on this
+        # machine: a run whose heartbeat was held up, not a lost one (until another run
+        # takes the lease over, which fences it)
+        late = last_lease(self.store) if lease is None else None
+        if late is not None and holder_alive(late.holder) is not True:
+            late = None
         with self.store.read() as conn:
             alive = live_marks(conn)
         for r in running:
             if takes_lease(r.kind, r.dry_run):
-                # a live lease not yet given its run (a run being set up) may be this one's
-                lost = lease is None or (lease.run_id is not None and lease.run_id != r.run_id)
+                if lease is not None:
+                    # a live lease not yet given its run (a run being set up) may be this one's
+                    lost = lease.run_id is not None and lease.run_id != r.run_id
+                else:
+                    lost = late is None or late.run_id != r.run_id
             else:
                 lost = r.run_id not in alive
             if lost:

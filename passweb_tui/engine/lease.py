@@ -1,17 +1,15 @@
 """The lease that lets only one TOTAL or CHANGED run at a time, across processes and machines.
 
 A row in the store names the holder and expires unless its heartbeat renews it, so a
-killed run blocks the next one for at most the lease time. Runs that take no lease (a
+killed run blocks the next one for at most the lease time; not even that long where the
+holder was a process of this machine, which is seen gone at once (see owners). Runs that take no lease (a
 PARTIAL, a dry run) keep a row of their own in the same table the same way (RunMark),
 which blocks nobody and only tells readers that they are alive.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from passweb_tui.engine.models import SyncLease
+from passweb_tui.engine.owners import LiveHere, new_token, token_alive, token_label, token_parts
 from passweb_tui.engine.store import Store
 
 PULL_LEASE = "pull"
@@ -39,10 +38,15 @@ class LeaseInfo:
     heartbeat_at: datetime
     expires_at: datetime
 
+    @property
+    def who(self) -> str:
+        """The holder as an operator reads it ("shop, pid 4242")."""
+        return token_label(self.holder)
+
     def describe(self) -> str:
         run = f"run {self.run_id}" if self.run_id is not None else "a run being set up"
         return (
-            f"{run} (held by {self.holder}) since {self.started_at.isoformat(timespec='seconds')}, "
+            f"{run} (held by {self.who}) since {self.started_at.isoformat(timespec='seconds')}, "
             f"last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}, "
             f"lease expires {self.expires_at.isoformat(timespec='seconds')}"
         )
@@ -52,7 +56,7 @@ class LeaseInfo:
         in local wall time (the date only when it is not today's)."""
         run = f"run {self.run_id}" if self.run_id is not None else "a run being set up"
         return (
-            f"{run} ({self.holder}) since {_local(self.started_at)},"
+            f"{run} ({self.who}) since {_local(self.started_at)},"
             f" lease until {_local(self.expires_at)}"
         )
 
@@ -77,8 +81,22 @@ class LeaseLost(Exception):
     """The lease expired and someone else took it while this run still went on."""
 
 
+#: the leases and marks this process holds (see owners.LiveHere)
+_HELD = LiveHere()
+
+
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return new_token()
+
+
+def holder_alive(holder: str) -> bool | None:
+    """Whether the process that holds a lease or a mark still holds it; None when this
+    machine cannot tell (the holder runs elsewhere, or its name carries no start time,
+    so a later process given the same id would pass for it): then its expiry decides."""
+    parts = token_parts(holder)
+    if parts is None or parts[2] is None:
+        return None
+    return token_alive(holder, _HELD)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -88,14 +106,18 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def read_lease(store: Store, name: str = PULL_LEASE) -> LeaseInfo | None:
-    """The live lease, or None when nobody holds it (or it expired)."""
+    """The live lease, or None when nobody holds it: it expired, or its holder is a
+    process of this machine that is gone."""
+    info = last_lease(store, name)
+    if info is None or info.expires_at <= utcnow() or holder_alive(info.holder) is False:
+        return None
+    return info
+
+
+def last_lease(store: Store, name: str = PULL_LEASE) -> LeaseInfo | None:
+    """The lease as its row has it, expired or not; None when it was given back."""
     with store.read() as conn:
         row = conn.execute(select(_T).where(_T.c.name == name)).mappings().first()
-    if row is None or row["holder"] is None:
-        return None
-    expires = _aware(row["expires_at"])
-    if expires is None or expires <= utcnow():
-        return None
     return _info(row)
 
 
@@ -126,19 +148,20 @@ class Lease:
 
     def acquire(self, run_id: int | None = None) -> None:
         now = utcnow()
+        fresh = {
+            "holder": self.holder,
+            "run_id": run_id,
+            "started_at": now,
+            "heartbeat_at": now,
+            "expires_at": now + timedelta(seconds=self.seconds),
+        }
         with self.store.write() as conn:
             # one conditional UPDATE: only one of two racing processes can match it
             result = conn.execute(
                 update(_T)
                 .where(_T.c.name == self.name)
                 .where(or_(_T.c.holder.is_(None), _T.c.expires_at <= now))
-                .values(
-                    holder=self.holder,
-                    run_id=run_id,
-                    started_at=now,
-                    heartbeat_at=now,
-                    expires_at=now + timedelta(seconds=self.seconds),
-                )
+                .values(**fresh)
             )
             got = result.rowcount == 1
             if not got:
@@ -147,8 +170,21 @@ class Lease:
                 holder_row = (
                     conn.execute(select(_T).where(_T.c.name == self.name)).mappings().first()
                 )
+                gone = holder_row["holder"] if holder_row is not None else None
+                if gone is not None and holder_alive(gone) is False:
+                    # its process is gone from this machine: taken over now, not once the
+                    # lease runs out (only one of two racing takers still finds that holder)
+                    got = (
+                        conn.execute(
+                            update(_T)
+                            .where(_T.c.name == self.name, _T.c.holder == gone)
+                            .values(**fresh)
+                        ).rowcount
+                        == 1
+                    )
         if not got:
             raise LeaseRefused(_info(holder_row))
+        _HELD.add(self.holder)
 
     def set_run(self, run_id: int) -> None:
         with self.store.write() as conn:
@@ -197,6 +233,7 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        _HELD.discard(self.holder)
         with self.store.write() as conn:
             conn.execute(
                 update(_T)
@@ -218,6 +255,7 @@ class RunMark(Lease):
     def insert(self, conn: Connection) -> None:
         """Write the mark in the caller's transaction (the one that records the run)."""
         now = utcnow()
+        _HELD.add(self.holder)
         conn.execute(
             insert(_T).values(
                 name=self.name,
@@ -233,18 +271,39 @@ class RunMark(Lease):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        _HELD.discard(self.holder)
         with self.store.write() as conn:
             conn.execute(delete(_T).where(_T.c.name == self.name, _T.c.holder == self.holder))
 
 
 def live_marks(conn: Connection) -> set[int]:
-    """The runs whose mark is live: runs without a lease that are under way."""
-    rows = conn.execute(
-        select(_T.c.run_id).where(_T.c.name.startswith(RUN_MARK), _T.c.expires_at > utcnow())
-    )
-    return {int(r) for (r,) in rows if r is not None}
+    """The runs whose mark is live: runs without a lease that are under way (the mark
+    not expired and its holder not seen gone, or its holder seen running however late
+    its heartbeat)."""
+    return {run_id for run_id, _, live in _marks(conn) if live}
 
 
 def drop_dead_marks(conn: Connection) -> None:
-    """Forget the marks that expired (their runs' processes are gone)."""
-    conn.execute(delete(_T).where(_T.c.name.startswith(RUN_MARK), _T.c.expires_at <= utcnow()))
+    """Forget the marks of runs that are not under way (their processes are gone)."""
+    dead = [name for _, name, live in _marks(conn) if not live]
+    if dead:
+        conn.execute(delete(_T).where(_T.c.name.in_(dead)))
+
+
+def _marks(conn: Connection) -> list[tuple[int, str, bool]]:
+    """(run id, name, under way) of each run's mark."""
+    now = utcnow()
+    found = []
+    rows = conn.execute(
+        select(_T.c.name, _T.c.holder, _T.c.run_id, _T.c.expires_at).where(
+            _T.c.name.startswith(RUN_MARK)
+        )
+    )
+    for name, holder, run_id, expires_at in rows:
+        if run_id is None:
+            continue
+        alive = holder_alive(holder) if holder else False
+        expires = _aware(expires_at)
+        live = alive is True or (alive is None and expires is not None and expires > now)
+        found.append((int(run_id), name, live))
+    return found

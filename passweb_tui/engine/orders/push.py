@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +62,7 @@ from passweb_tui.engine.orders.models import (
     utcnow,
 )
 from passweb_tui.engine.orders.refresh import documents_with_marker
+from passweb_tui.engine.owners import LiveHere, incarnation, new_token, token_alive, token_parts
 from passweb_tui.engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -94,8 +92,7 @@ CLAIM_BATCH = 16
 
 # pushers running in this process, by owner token, so a claim left by one that died
 # (an exception mid-push) is recognised as dead although the process lives on
-_LIVE_OWNERS: set[str] = set()
-_LIVE_LOCK = threading.Lock()
+_LIVE_OWNERS = LiveHere()
 
 
 class PushAborted(Exception):
@@ -146,92 +143,11 @@ class PushResult:
 CRASH_STEPS = ("claimed", "accepted", "recorded")
 
 
-def _incarnation(pid: int) -> str | None:
-    """Which process holds `pid` now: its start time (clock ticks since boot) and the
-    boot's id, short; None where the system does not tell. A process that reuses the id
-    of a dead one (PID 1 in each new container, any id after a reboot) differs here."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        start = stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), after the name
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
-    except (OSError, IndexError):
-        return None
-    return f"{start}.{boot[:6]}" if start.isdecimal() and boot else None
-
-
-def _pid_namespace() -> str | None:
-    """The PID namespace this process sees, short (its inode in hex); None where the
-    system does not tell."""
-    try:
-        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
-    except OSError:
-        return None
-    digits = link.rpartition("[")[2].rstrip("]")
-    return format(int(digits), "x") if digits.isdecimal() else None
-
-
-def _host_id() -> str:
-    """Where a pusher runs, as owner tokens name it: the host name and, where the system
-    tells it, the PID namespace ("shop~effffffc"). Two containers may share a host name
-    (host networking) and yet not see each other's processes: a process id is only
-    looked up where it means the same process."""
-    host, namespace = socket.gethostname(), _pid_namespace()
-    return f"{host[:32]}~{namespace}" if namespace else host[:40]
-
-
-def _owner_token() -> str:
-    """host[~pid namespace]:pid[.incarnation]:random, within the claim column's 80
-    characters (a host of 41 at most, a pid of 7 digits, 10 of start ticks: 78)."""
-    pid = os.getpid()
-    born = _incarnation(pid)
-    who = f"{pid}.{born}" if born else str(pid)
-    return f"{_host_id()}:{who}:{uuid.uuid4().hex[:10]}"
-
-
-def _same_host(host: str) -> bool:
-    """Whether a token's host is this one: the same host and PID namespace, or, for a
-    token written before namespaces were recorded, the same host name."""
-    if host == _host_id():
-        return True
-    return "~" not in host and host == socket.gethostname()[:40]
-
-
-def _owner_parts(owner: str) -> tuple[str, int, str | None] | None:
-    """(host, pid, incarnation or None) of an owner token; None when it is not one.
-    Tokens written before incarnations were recorded have none."""
-    try:
-        host, who, _ = owner.rsplit(":", 2)
-        pid_text, _, born = who.partition(".")
-        return host, int(pid_text), born or None
-    except ValueError:
-        return None
-
-
 def owner_alive(owner: str) -> bool | None:
     """Whether the pusher that holds a claim still runs; None when it cannot be told
     (another host or PID namespace, or a settling claim, whose owner is known to be
-    dead). A process that only reuses the pusher's id is told apart by its start time
-    (see _incarnation): the pusher is dead then."""
-    parts = _owner_parts(owner)
-    if parts is None:
-        return None
-    host, pid, born = parts
-    if not _same_host(host):
-        return None
-    if born is not None:
-        now = _incarnation(pid)
-        if now is not None and now != born:
-            return False  # gone, its id taken by a later process (or by nobody)
-    if pid == os.getpid():
-        with _LIVE_LOCK:
-            return owner in _LIVE_OWNERS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    dead). See owners.token_alive."""
+    return token_alive(owner, _LIVE_OWNERS)
 
 
 def settling_message(settling: Sequence[tuple[str, str, datetime]]) -> str:
@@ -275,10 +191,10 @@ def _died_here(owner: str) -> bool:
     mid-push, and its claims could not be marked settling either): its requests were
     synchronous, and one whose outcome it did not learn settles as an outcome of its
     own, so what it still holds was never sent, and need not settle."""
-    parts = _owner_parts(owner)
+    parts = token_parts(owner)
     if parts is None or parts[1] != os.getpid():
         return False
-    born, mine = parts[2], _incarnation(os.getpid())
+    born, mine = parts[2], incarnation(os.getpid())
     if born != mine:
         # an earlier process with this id (a container's PID 1), or one from before
         # incarnations were recorded, where this system tells them: it settles
@@ -436,7 +352,7 @@ class Pusher:
         # a claim younger than this is surely still ours (no other push may take the
         # claim of a live pusher before its lease expires): no renewal, no write
         self.renew_after_s = min(RENEW_AFTER_S, lease.total_seconds() / 3)
-        self.owner = _owner_token()
+        self.owner = new_token()
         # as many records at once as the client puts requests on the wire
         self.workers = workers or client.config.max_in_flight
         self._currencies: dict[str, int] | None = None
@@ -459,8 +375,7 @@ class Pusher:
         Between records it stops with PushAborted when `cancel` is set, and calls
         `check`, which may raise to stop the push (a run's own cancellation)."""
         result = PushResult()
-        with _LIVE_LOCK:
-            _LIVE_OWNERS.add(self.owner)
+        _LIVE_OWNERS.add(self.owner)
         try:
             total = self.count_waiting(order_ids)
             failed_customers: dict[int, str] = {}
@@ -495,8 +410,7 @@ class Pusher:
             self._settle_leftovers()
             raise
         finally:
-            with _LIVE_LOCK:
-                _LIVE_OWNERS.discard(self.owner)
+            _LIVE_OWNERS.discard(self.owner)
 
     def _parallel(
         self,
