@@ -13,7 +13,7 @@ from test_orders_helpers import erp_config, erp_marker_counts
 from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
-from passweb_tui.engine.orders.shopper import Catalogue, place_orders, plausible_order
+from passweb_tui.engine.orders.shopper import Catalogue, Shopper, place_orders, plausible_order
 from passweb_tui.engine.store import open_store
 from passweb_tui.engine.sync import SyncOptions, SyncRunner
 
@@ -67,8 +67,6 @@ def test_a_tax_code_typo_is_refused_by_the_erp_until_mended(sim: Any, tmp_path: 
         with MexalClient(erp_config(sim)) as client:
             assert SyncRunner(store, client, SyncOptions()).run("total").status == "ok"
             # the demo's shopper shows a mistake with its first order
-            from passweb_tui.engine.orders.shopper import Shopper
-
             shopper = Shopper(store, every_s=(0.01, 0.02), seed=2, prefix="S", mistakes=0.25)
             shopper.start()
             deadline = time.monotonic() + 20
@@ -112,3 +110,41 @@ def test_a_tax_code_typo_is_refused_by_the_erp_until_mended(sim: Any, tmp_path: 
             assert {orders.show(d["id"])["state"] for d in typos} == {states.STORED}
     finally:
         store.close()
+
+
+def test_the_demo_checkout_sends_each_order_as_it_is_placed(sim: Any, tmp_path: Any) -> None:
+    """With a checkout, the shopper's orders go to the ERP as they are placed (the site's
+    checkout path: no run recorded), once each; an order whose payment is not confirmed
+    waits on the site, and one that the ERP refuses waits with its error."""
+    from test_sync_rules import open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}", sim)
+    try:
+        assert engine.run("total").status in ("ok", "ok_with_rejects")
+        runs_before = len(engine.runs())
+        shopper = Shopper(
+            engine.store, every_s=(0.01, 0.02), seed=5, mistakes=0.25, checkout=engine.push_orders
+        )
+        shopper.start()
+        deadline = time.monotonic() + 30
+        while len(shopper.placed) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shopper.stop()
+        placed = list(shopper.placed)
+        assert len(placed) >= 6
+        orders = WebOrders(engine.store)
+        details = {oid: orders.show(oid) for oid in placed}
+        # the first one's customer was mistyped: refused, its order waits with the error
+        first = details[placed[0]]
+        assert first["state"] == states.NEW and "codice_fiscale" in first["customer"]["last_error"]
+        checked_out = [oid for oid, d in details.items() if d["state"] == states.STORED]
+        assert checked_out, {oid: d["state"] for oid, d in details.items()}
+        counts = erp_marker_counts(sim, placed)
+        assert all(counts[oid] == 1 for oid in checked_out)
+        unconfirmed = [
+            oid for oid, d in details.items() if d["state"] == states.PAYMENT_UNCONFIRMED
+        ]
+        assert all(counts[oid] == 0 for oid in unconfirmed)
+        assert len(engine.runs()) == runs_before  # no run: the checkout path
+    finally:
+        engine.close()

@@ -67,10 +67,16 @@ class UiResources:
             anno=erp.anno,
         ).start()
         # and web orders placed now and then on the site, from its own catalogue; one
-        # new private customer in four with a tax code the ERP refuses, to mend with `C`
+        # new private customer in four with a tax code the ERP refuses, to mend with `C`;
         from passweb_tui.engine.orders.shopper import Shopper
 
-        self.shopper = Shopper(self.engine.store, every_s=(15.0, 45.0), mistakes=0.25)
+        # sent to the demo ERP as they are placed, as a site sends them at checkout
+        self.shopper = Shopper(
+            self.engine.store,
+            every_s=(15.0, 45.0),
+            mistakes=0.25,
+            checkout=self.engine.push_orders,
+        )
         self.shopper.start()
 
     def open_configured(self, settings: Settings) -> tuple[Any, str]:

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from passweb_tui.config import Settings
     from passweb_tui.engine.erp.client import MexalClient
     from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.orders.push import PushResult
 
 __all__ = [
     "DRY_CHANGES_KEPT",
@@ -342,6 +343,16 @@ class Engine:
                 config = erp() if callable(erp) else erp
                 self._client = MexalClient(config)
             return self._client
+
+    def push_orders(self, order_ids: Sequence[str]) -> PushResult:
+        """Send these web orders (and their new customers) to the ERP now, exactly once,
+        as a site does at checkout: no run is recorded; an order that cannot go waits,
+        with its error, for the next sync."""
+        from passweb_tui.engine.orders.api import WebOrders
+
+        return WebOrders(self.store).push(
+            self.client(), order_ids=list(order_ids), **self.settings.options.push_settings()
+        )
 
     # --- runs -----------------------------------------------------------------------
 

@@ -282,6 +282,19 @@ class SyncOptions:
     #: read this many records (None: never)
     worker_after_records: int | None = 2000
 
+    def push_settings(self) -> dict[str, Any]:
+        """Where and how WebOrders.push sends this site's customers and orders: the same
+        for a run, the service's checkout path and the demo's."""
+        from passweb_tui.engine.orders.documents import DocumentSeries
+
+        return {
+            "ledger": self.customer_ledger,
+            "series": DocumentSeries(self.order_document, self.order_series),
+            "site_no": self.rules.site_no,
+            "settle": timedelta(seconds=self.crash_wait_seconds),
+            "match_existing": self.match_erp_customers,
+        }
+
 
 class Cancelled(Exception):
     pass
@@ -802,7 +815,6 @@ class SyncRunner:
 
     def _push_orders(self, order_ids: tuple[str, ...]) -> None:
         from passweb_tui.engine.orders.api import WebOrders
-        from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted
 
         self._waiting_orders = len(order_ids) or WebOrders(self.store).waiting_count()
@@ -813,11 +825,7 @@ class SyncRunner:
             pushed = WebOrders(self.store).push(
                 self.client,  # type: ignore[arg-type]
                 order_ids=order_ids or None,
-                ledger=self.options.customer_ledger,
-                series=DocumentSeries(self.options.order_document, self.options.order_series),
-                site_no=self.options.rules.site_no,
-                settle=timedelta(seconds=self.options.crash_wait_seconds),
-                match_existing=self.options.match_erp_customers,
+                **self.options.push_settings(),
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),
             )

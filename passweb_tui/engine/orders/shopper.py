@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -189,8 +189,12 @@ class Shopper:
         seed: int | None = None,
         prefix: str = "D",
         mistakes: float = 0.0,
+        checkout: Callable[[list[str]], Any] | None = None,
     ) -> None:
+        """`checkout`, given the ids of the orders just placed, sends them to the ERP as
+        a site does at checkout (None: they wait for the next sync)."""
         self.store = store
+        self.checkout = checkout
         self.mistakes = mistakes
         self.every_s = every_s
         self.rng = random.Random(seed)
@@ -229,17 +233,23 @@ class Shopper:
             show = bool(self.mistakes) and not self.placed and not self.mistake_waits()
             self.showed_mistake = self.showed_mistake or show
             try:
-                self.placed.extend(
-                    place_orders(
-                        self.store,
-                        1,
-                        rng=self.rng,
-                        prefix=self.prefix,
-                        mistakes=1.0 if show else self.mistakes,
-                        newcomer=show,
-                    )
+                placed = place_orders(
+                    self.store,
+                    1,
+                    rng=self.rng,
+                    prefix=self.prefix,
+                    mistakes=1.0 if show else self.mistakes,
+                    newcomer=show,
                 )
+                self.placed.extend(placed)
             except ValueError as exc:  # nothing to buy yet: wait for a sync
                 log.info("demo shopper waits: %s", exc)
+                continue
             except Exception:
                 log.warning("demo shopper failed to place an order", exc_info=True)
+                continue
+            if self.checkout is not None and placed:
+                try:
+                    self.checkout(placed)
+                except Exception as exc:  # the order waits, as on a site, for the next sync
+                    log.info("demo checkout did not send %s: %s", ", ".join(placed), exc)

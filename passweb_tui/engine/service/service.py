@@ -442,7 +442,6 @@ class Service:
         reached or refuses the credentials, an order at a time after the ERP refused it."""
         from passweb_tui.engine.erp.errors import ErpError
         from passweb_tui.engine.orders.api import WebOrders
-        from passweb_tui.engine.orders.documents import DocumentSeries
         from passweb_tui.engine.orders.push import PushAborted, settling_message
 
         now = self.monotonic()
@@ -456,15 +455,13 @@ class Service:
             return 0
         try:
             # the engine's client: its in-flight limit covers the push and a run together
-            options = self.engine.settings.options
             result = orders.push(
                 self.engine.client(),
                 order_ids=due if len(due) < len(waiting) else None,
-                ledger=options.customer_ledger,
-                series=DocumentSeries(options.order_document, options.order_series),
-                site_no=self.config.push_site_no,
-                settle=timedelta(seconds=options.crash_wait_seconds),
-                match_existing=options.match_erp_customers,
+                **{
+                    **self.engine.settings.options.push_settings(),
+                    "site_no": self.config.push_site_no,
+                },
                 cancel=self._stop,
                 log_failures=False,  # told below, once each
             )
