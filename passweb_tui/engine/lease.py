@@ -2,9 +2,9 @@
 
 A row in the store names the holder and expires unless its heartbeat renews it, so a
 killed run blocks the next one for at most the lease time; not even that long where the
-holder was a process of this machine, which is seen gone at once (see owners). Runs that take no lease (a
-PARTIAL, a dry run) keep a row of their own in the same table the same way (RunMark),
-which blocks nobody and only tells readers that they are alive.
+holder was a process of this machine, which is seen gone at once (see owners). Runs
+that take no lease (a PARTIAL, a dry run) keep a row of their own in the same table the
+same way (RunMark), which blocks nobody and only tells readers that they are alive.
 """
 
 from __future__ import annotations
@@ -155,6 +155,22 @@ class Lease:
             "heartbeat_at": now,
             "expires_at": now + timedelta(seconds=self.seconds),
         }
+        # known here as alive before the row names it: another thread of this process
+        # reading the row at once must not take its holder for a dead one
+        _HELD.add(self.holder)
+        try:
+            got, holder_row = self._take(fresh, now)
+        except BaseException:
+            _HELD.discard(self.holder)
+            raise
+        if not got:
+            _HELD.discard(self.holder)
+            raise LeaseRefused(_info(holder_row))
+
+    def _take(self, fresh: dict[str, Any], now: datetime) -> tuple[bool, Any]:
+        """Take the lease if it is free, expired, or held by a process seen gone; whether
+        it was taken, and the row of its holder when it was not."""
+        holder_row = None
         with self.store.write() as conn:
             # one conditional UPDATE: only one of two racing processes can match it
             result = conn.execute(
@@ -182,9 +198,7 @@ class Lease:
                         ).rowcount
                         == 1
                     )
-        if not got:
-            raise LeaseRefused(_info(holder_row))
-        _HELD.add(self.holder)
+        return got, holder_row
 
     def set_run(self, run_id: int) -> None:
         with self.store.write() as conn:
