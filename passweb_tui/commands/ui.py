@@ -67,7 +67,7 @@ class UiResources:
             anno=erp.anno,
         ).start()
         # and web orders placed now and then on the site, from its own catalogue; one
-        # new private customer in four with a tax code the ERP refuses, to mend with `C`;
+        # new private customer in four with a tax code the ERP refuses, to mend with `C`
         from passweb_tui.engine.orders.shopper import Shopper
 
         # sent to the demo ERP as they are placed, as a site sends them at checkout
