@@ -451,6 +451,8 @@ EN: dict[str, str] = {
     "orders.payment": "Payment",
     "orders.note": "Note",
     "orders.last_error": "Last error",
+    # at 80 columns the list's error column shows 14 characters: the key, as footers say it
+    "orders.customer_refused": "{key} Fix customer",
     "orders.send_hint": "Waiting to be sent: {send} sends it now (a Parziale of this order).",
     "orders.customer_hint": "Its customer is not in the ERP yet: {key} corrects its details or binds it to a customer the ERP has.",
     "orders.customer_of_erp": "Order {order} is for the ERP customer {code}: there is no web customer to correct.",
@@ -966,6 +968,7 @@ IT: dict[str, str] = {
     "orders.payment": "Pagamento",
     "orders.note": "Nota",
     "orders.last_error": "Ultimo errore",
+    "orders.customer_refused": "{key} Correggi cliente",
     "orders.send_hint": "In attesa di invio: {send} lo invia ora (Parziale di questo ordine).",
     "orders.customer_hint": "Il cliente non è ancora nel gestionale: {key} ne corregge i dati o lo collega a un cliente del gestionale.",
     "orders.customer_of_erp": "L'ordine {order} è del cliente del gestionale {code}: non c'è un cliente web da correggere.",

@@ -211,6 +211,12 @@ def test_refused_customer_holds_its_orders_with_a_clear_error(
     assert "is not in the ERP yet" in shown["last_error"]
     assert "codice_fiscale" in shown["last_error"]
     assert "codice_fiscale" in shown["customer"]["last_error"]
+    # the list says what holds each order: the customer's refusal, without its name
+    listed = {o["id"]: o for o in orders.list()}
+    for held in (w1, w2):
+        why = listed[held]["customer_error"]
+        assert why.startswith("the ERP did not create it: ") and "codice_fiscale" in why
+    assert listed[w3]["customer_error"] is None
     assert erp_customers_with_vat(client, vat(base)) == []
     assert erp_marker_counts(sim, [w1, w2, w3]) == {w1: 0, w2: 0, w3: 1}
 

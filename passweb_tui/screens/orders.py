@@ -369,8 +369,8 @@ class OrdersScreen(AckMixin, BaseScreen):
                     str(item["rows"]),
                     cell(item["erp_key"]),
                     Text(
-                        cell(error_gist(key, item["last_error"])),
-                        style="red" if item["last_error"] else "",
+                        cell(self.error_cell(item)),
+                        style="red" if item["last_error"] or item["customer_error"] else "",
                     ),
                 ]
             rows.append((key, cells))
@@ -466,6 +466,15 @@ class OrdersScreen(AckMixin, BaseScreen):
             self.app.push_screen(UpdateDetailScreen(item))
         else:
             self.app.push_screen(OrderDetailScreen(item["id"]))
+
+    def error_cell(self, item: dict[str, Any]) -> str | None:
+        """What holds an order, as its row says it: a new customer the ERP refused, with
+        the key that mends it first (a narrow column shows little more), before the
+        order's own error, which then only repeats it."""
+        if item["customer_error"]:
+            said = t("orders.customer_refused", key=self.bound_key("orders.customer"))
+            return f"{said} - {item['customer_error']}"
+        return error_gist(str(item["id"]), item["last_error"])
 
     def action_send(self) -> None:
         item = self.selected()

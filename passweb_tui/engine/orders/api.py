@@ -39,7 +39,13 @@ from passweb_tui.engine.orders.models import (
     decimal_text,
     utcnow,
 )
-from passweb_tui.engine.orders.push import SETTLE, Pusher, PushResult
+from passweb_tui.engine.orders.push import (
+    SETTLE,
+    Pusher,
+    PushResult,
+    customer_subject,
+    error_reason,
+)
 from passweb_tui.engine.orders.refresh import (
     RefreshResult,
     documents_with_marker,
@@ -68,6 +74,7 @@ def _order_columns() -> list[Any]:
         orders_t,
         sa.func.coalesce(cust_t.c.name, erp_cust_t.c.name).label("customer_name"),
         cust_t.c.erp_code,
+        cust_t.c.last_error.label("customer_error"),
     ]
 
 
@@ -350,6 +357,12 @@ class WebOrders:
             "customer_code": o.customer_code or o.erp_code,
             "customer_name": o.customer_name,
             "new_customer": o.web_customer_id is not None,
+            # why the ERP did not take the order's new customer (what holds the order)
+            "customer_error": (
+                error_reason(o.customer_error, customer_subject(o.customer_name, o.web_customer_id))
+                if o.web_customer_id is not None and o.erp_code is None and o.customer_error
+                else None
+            ),
             "currency": o.currency,
             "total": decimal_text(total),
             "rows": lines,
