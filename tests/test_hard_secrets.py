@@ -239,9 +239,11 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         "TLS": "OK", "ERP reachable": "OK", "ERP login": "OK", "disk space": "OK",
         "log file": "OK",
     }  # fmt: skip
+    assert fresh.stdout.rstrip().endswith("doctor: all checks passed (1 warning)")
     assert cli_here("--db", db, "sync", "total", env=env).returncode == 0
     synced = cli_here("--db", db, "doctor", env=env)
     assert synced.returncode == 0 and "OK   store:" in synced.stdout
+    assert synced.stdout.rstrip().endswith("doctor: all checks passed")
     assert "schema current" in synced.stdout and "OK   sync lock: free" in synced.stdout
 
     # a lease held by a live run: doctor names the holder and since when
@@ -263,6 +265,7 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     # wrong password, unreachable ERP, unreadable store, unreadable config: each a FAIL
     wrong = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_PASSWORD="nope"))
     assert wrong.returncode == 1 and lines_of(wrong.stdout)["ERP login"] == "FAIL"
+    assert wrong.stdout.rstrip().endswith("doctor: 1 check failed, 0 warnings")
     assert "nope" not in wrong.stdout
     gone = cli_here(
         "--db", db, "doctor", env=dict(env, PASSWEB_TUI_ERP_URL="http://127.0.0.1:9/webapi")

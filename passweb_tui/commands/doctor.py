@@ -63,11 +63,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     emit(check_log_file())
     failed = sum(1 for r in results if r[0] == FAIL)
     warned = sum(1 for r in results if r[0] == WARN)
+    warnings = _count(warned, "warning")
     if failed:
-        print(f"doctor: {failed} check(s) failed, {warned} warning(s)")
+        print(f"doctor: {_count(failed, 'check')} failed, {warnings}")
         return int(ExitCode.FAILED)
-    print(f"doctor: all checks passed ({warned} warning(s))")
+    print(f"doctor: all checks passed ({warnings})" if warned else "doctor: all checks passed")
     return int(ExitCode.OK)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def check_config_file(path: Path) -> list[Check]:
