@@ -153,13 +153,25 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
                 customer or "-",
                 f"{money_text(o['total'])} {o['currency'] or ''}".rstrip(),
                 o["erp_key"] or "-",
-                one_line(o["last_error"] or "-"),
+                one_line(_error_of(o) or "-"),
             ]
         )
     heads = ("ID", "STATE", "CREATED", "CUSTOMER", "TOTAL", "ERP", "ERROR")
     # on a terminal the last error and the customer's name give way first
     print_table(heads, rows, sys.stdout, right=(4,), give_way=(6, 3), floor=12)
     return int(ExitCode.OK)
+
+
+def _error_of(order: dict[str, Any]) -> str | None:
+    """An order's error as its line in the list says it: what holds it first (a new
+    customer the ERP refused, mended by `orders customer`), without the order's id,
+    which the line shows already."""
+    from passweb_tui.engine.orders.push import error_reason, order_subject
+
+    if order["customer_error"]:
+        return f"customer refused: {order['customer_error']}"
+    error = order["last_error"]
+    return error_reason(error, order_subject(str(order["id"]))) if error else None
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
