@@ -8,6 +8,8 @@ import itertools
 import json
 import logging
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -834,6 +836,10 @@ def test_an_unreachable_mail_server_is_logged_not_fatal(
         engine.close()
 
 
+#: a process that says its holder name (and, given more to do, keeps it alive)
+TOKEN = "from passweb_tui.engine import owners; print(owners.new_token(), flush=True)"
+
+
 def test_no_outcome_e_mail_is_lost_to_a_restart_or_to_a_dead_sender(
     db_url: str, small_sim: SimProcess, smtp: SmtpSink, service_log: list[logging.LogRecord]
 ) -> None:
@@ -875,10 +881,36 @@ def test_no_outcome_e_mail_is_lost_to_a_restart_or_to_a_dead_sender(
         assert second.mail_outcomes() == 0  # the stale claim is freed ...
         assert second.mail_outcomes() == 1  # ... and the e-mail sent
         assert any("gone-host:4242 claimed it" in r.getMessage() for r in service_log)
-        subjects = sorted(m["Subject"] for _, _, m in smtp.wait_for(4))
+        # a sender of this machine that died while sending: seen gone at once, by its
+        # process id and start time, its claim freed however young
+        gone = subprocess.run(
+            [sys.executable, "-c", TOKEN],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        died = engine.run("partial")
+        assert slots.claim_key(engine.store, "shop", f"mail:{died.run_id}", gone)
+        assert second.mail_outcomes() == 0  # freed at the first look ...
+        assert second.mail_outcomes() == 1  # ... and sent
+        # while the young claim of one that runs is left to it
+        sender = subprocess.Popen(
+            [sys.executable, "-c", f"{TOKEN}; import time; time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert sender.stdout is not None
+            busy = engine.run("partial")
+            holder = sender.stdout.readline().strip()
+            assert slots.claim_key(engine.store, "shop", f"mail:{busy.run_id}", holder)
+            ticks.advance(MAIL_RETRY_S)
+            assert second.mail_outcomes() == 0
+            assert slots.claim_of(engine.store, "shop", f"mail:{busy.run_id}").holder == holder
+        finally:
+            sender.kill()
+            sender.wait(10)
+        subjects = sorted(m["Subject"] for _, _, m in smtp.wait_for(5))
         assert subjects == sorted(
             f"[passweb-tui shop] run {r.run_id} PARTIAL: ok"
-            for r in (turned_away, sent, while_down, dead)
+            for r in (turned_away, sent, while_down, dead, died)
         )
         assert before.run_id is not None
     finally:

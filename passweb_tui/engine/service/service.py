@@ -149,6 +149,7 @@ class Service:
         self.clock = clock
         self.monotonic = monotonic  # what the pauses between retries are measured with
         self.holder = slots.holder_name()
+        slots.LIVE.add(self.holder)  # until stopped: its claims are a live process's
         self.notifier = Notifier(config.mail, config.site) if config.mail else None
         self.trigger: TriggerServer | None = None
         self._stop = threading.Event()
@@ -367,10 +368,13 @@ class Service:
                     held = slots.claim_of(store, site, key)
                     if held is not None and held.outcome == MAIL_SENT:
                         self._mail_done(run_id)
-                    elif held is not None and _stale(held.claimed_at):
+                    elif held is not None and (
+                        _stale(held.claimed_at) or slots.holder_gone(held.holder)
+                    ):
                         # its holder died while sending (a process that is alive gives
-                        # the claim back or records the e-mail sent well within this):
-                        # the claim is freed, and taken at the next look
+                        # the claim back or records the e-mail sent well within this;
+                        # one of this machine is seen gone at once): the claim is
+                        # freed, and taken at the next look
                         slots.release_key(store, site, key, held.holder)
                         log.warning(
                             "outcome e-mail of run %s: %s claimed it at %s and never"
@@ -683,6 +687,8 @@ class Service:
             handle.wait(timeout)
         for w in watchers:
             w.join(timeout)
+        if not any(t.is_alive() for t in [*self._threads, *watchers]):
+            slots.LIVE.discard(self.holder)  # nothing of it can still hold a claim
 
     @property
     def stopping(self) -> bool:

@@ -5,14 +5,13 @@ The table is made by the store's migrations (revision w003_service_slot_claims).
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from passweb_tui.engine.owners import LiveHere, new_token, token_alive, token_parts
 from passweb_tui.engine.store import Store
 
 _META = sa.MetaData()
@@ -28,8 +27,20 @@ claims_t = sa.Table(
 )
 
 
+#: the holders of the services running in this process (see owners.LiveHere)
+LIVE = LiveHere()
+
+
 def holder_name() -> str:
-    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+    return new_token()
+
+
+def holder_gone(holder: str) -> bool:
+    """Whether a claim's holder is a process of this machine that is seen gone (by its
+    id and start time); False when that cannot be told (another machine, a name without
+    a start time): then only the claim's age tells."""
+    parts = token_parts(holder)
+    return parts is not None and parts[2] is not None and token_alive(holder, LIVE) is False
 
 
 def slot_key(slot: datetime) -> str:
