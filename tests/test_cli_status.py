@@ -169,3 +169,8 @@ def test_a_new_customer_the_erp_refused_needs_attention_until_mended(
     code, after = status(sim, db)
     assert after["orders"]["customers_failed"] == after["orders"]["failed"] == 0
     assert not any("customer" in line for line in after["attention"]), after["attention"]
+    # `runs` says what each run did with web orders
+    assert cli(sim, "sync", "partial", db=db).returncode == 0
+    lines = cli(sim, "runs", db=db).stdout.splitlines()
+    assert lines[0].split()[-2:] == ["web", "orders"], lines
+    assert [line.split("  ")[-1].strip() for line in lines[1:4]] == ["1 sent", "1 failed", "-"]

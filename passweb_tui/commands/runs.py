@@ -59,8 +59,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f"{r.duration_s:.2f}" if r.duration_s is not None else "-",
                 f"+{t['inserted']} ~{t['updated']} -{t['deleted']} !{t['rejected']}"
                 + (" (dry run)" if r.dry_run else ""),
+                orders_done(r.orders),
             ]
         )
-    print_table(("run", "kind", "status", "started", "secs", "changes"), rows, sys.stdout,
-                right=(0, 4))  # fmt: skip
+    print_table(("run", "kind", "status", "started", "secs", "changes", "web orders"), rows,
+                sys.stdout, right=(0, 4), give_way=(6,), floor=6)  # fmt: skip
     return int(ExitCode.OK)
+
+
+def orders_done(counts: dict[str, int]) -> str:
+    """What a run did with web orders: sent to the ERP, failed to send, updated from the
+    ERP; "-" for nothing."""
+    done = [f"{counts[k]} {k}" for k in ("sent", "failed", "updated") if counts.get(k)]
+    return ", ".join(done) or "-"
