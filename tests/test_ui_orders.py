@@ -230,6 +230,14 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         assert "NOPE" in full and full.startswith("order W4: "), full
         assert full.removeprefix("order W4: ").startswith(error.removesuffix("…")), (error, full)
 
+        # the runs say what each one did with web orders (a column wide terminals show)
+        app.action_goto("runs")
+        await settle(app, pilot)
+        runs = app.screen.query_one("#runs-table", KeyTable)
+        label = next(k for k in runs.columns if str(runs.columns[k].label) == "Web orders")
+        done = [str(runs.get_row_at(i)[list(runs.columns).index(label)]) for i in range(3)]
+        assert done == ["1 failed, 2 updated", "1 sent", "1 sent"], done
+
     # the dashboard's panel counts the same, in a few statements
     panel_app = PanelApp(engine)
     async with panel_app.run_test(size=(80, 10)) as pilot:

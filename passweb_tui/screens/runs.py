@@ -51,6 +51,16 @@ def scope_label(scope: Any) -> str:
     return text
 
 
+def orders_cell(counts: dict[str, int]) -> str:
+    """What a run did with web orders: sent, failed to send, updated from the ERP."""
+    done = [
+        f"{fmt_int(counts[k])} {t('col.' + k).lower()}"
+        for k in ("sent", "failed", "updated")
+        if counts.get(k)
+    ]
+    return ", ".join(done) or "-"
+
+
 class RunsScreen(BaseScreen):
     """Every run, newest first; enter opens one."""
 
@@ -83,6 +93,7 @@ class RunsScreen(BaseScreen):
                     Col("duration", t("col.duration")),
                     Col("changes", t("col.changes")),
                     Col("rejected", t("col.rejected")),
+                    Col("orders", t("runs.pushed_orders"), drop=2),
                     Col("scope", t("col.scope"), shrink=True),
                 ],
                 id="runs-table",
@@ -137,6 +148,7 @@ class RunsScreen(BaseScreen):
                         fmt_duration(app, value_of(run, "duration_s")),
                         run_changes_cell(run, run_changes(run)),
                         fmt_int(run_rejects(run)),
+                        orders_cell(value_of(run, "orders") or {}),
                         scope_label(value_of(run, "scope")),
                     ],
                 )
