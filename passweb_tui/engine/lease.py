@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from passweb_tui.engine.models import SyncLease
-from passweb_tui.engine.owners import LiveHere, new_token, token_alive, token_label, token_parts
+from passweb_tui.engine.owners import LiveHere, holder_seen, new_token, token_label
 from passweb_tui.engine.store import Store
 
 PULL_LEASE = "pull"
@@ -93,10 +93,7 @@ def holder_alive(holder: str) -> bool | None:
     """Whether the process that holds a lease or a mark still holds it; None when this
     machine cannot tell (the holder runs elsewhere, or its name carries no start time,
     so a later process given the same id would pass for it): then its expiry decides."""
-    parts = token_parts(holder)
-    if parts is None or parts[2] is None:
-        return None
-    return token_alive(holder, _HELD)
+    return holder_seen(holder, _HELD)
 
 
 def _aware(value: datetime | None) -> datetime | None:

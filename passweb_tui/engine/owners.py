@@ -125,6 +125,16 @@ def token_alive(token: str, live_here: LiveHere) -> bool | None:
     return True
 
 
+def holder_seen(token: str, live_here: LiveHere) -> bool | None:
+    """token_alive for what waits on an expiry or an age otherwise (a lease, a claim):
+    None also for a token without a start time (written by an older version, or on a
+    system without /proc), whose process id a later process may have been given."""
+    parts = token_parts(token)
+    if parts is None or parts[2] is None:
+        return None
+    return token_alive(token, live_here)
+
+
 def token_label(token: str) -> str:
     """A token as an operator reads it: "shop, pid 4242" (the token as it is when it is
     not one)."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from passweb_tui.engine.erp.errors import refused_credentials
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
+from passweb_tui.engine.owners import token_label
 from passweb_tui.engine.service import policy, slots
 from passweb_tui.engine.service.notify import (
     MailNotSent,
@@ -380,7 +381,7 @@ class Service:
                             "outcome e-mail of run %s: %s claimed it at %s and never"
                             " finished; it is sent from here",
                             run_id,
-                            held.holder,
+                            token_label(held.holder),
                             held.claimed_at,
                         )
                     elif held is not None:

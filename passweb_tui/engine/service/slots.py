@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from passweb_tui.engine.owners import LiveHere, new_token, token_alive, token_parts
+from passweb_tui.engine.owners import LiveHere, holder_seen, new_token
 from passweb_tui.engine.store import Store
 
 _META = sa.MetaData()
@@ -39,8 +39,7 @@ def holder_gone(holder: str) -> bool:
     """Whether a claim's holder is a process of this machine that is seen gone (by its
     id and start time); False when that cannot be told (another machine, a name without
     a start time): then only the claim's age tells."""
-    parts = token_parts(holder)
-    return parts is not None and parts[2] is not None and token_alive(holder, LIVE) is False
+    return holder_seen(holder, LIVE) is False
 
 
 def slot_key(slot: datetime) -> str:
