@@ -276,3 +276,21 @@ def test_a_postgresql_refusal_is_told_without_its_detail_lines(
         "the database refused the work: could not extend file: No space left on device"
     )
     assert customer["email"] not in line and "DETAIL" not in line
+
+
+def test_the_progress_line_groups_its_digits_and_shows_a_bar_once_the_total_is_known() -> None:
+    import io
+
+    from passweb_tui.commands.sync import ProgressBar
+    from passweb_tui.engine.sync import ProgressEvent
+
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    # a first TOTAL does not know how many records there are: the count and the rate
+    bar(ProgressEvent(1, "total", "articles", "articles", 164_000, None, 32_318.4, None, None))
+    assert out.getvalue().endswith("TOTAL articles: 164,000 32,318/s")
+    bar.last = 0.0  # the line is redrawn at most ten times a second
+    bar(ProgressEvent(2, "total", "articles", "articles", 50_000, 200_000, 25_000.0, 6.0, None))
+    assert out.getvalue().endswith(
+        "TOTAL articles: [######..................] 50,000/200,000 25,000/s ETA 6s"
+    )

@@ -94,9 +94,9 @@ class ProgressBar:
             if ev.total:
                 width = 24
                 filled = min(width, int(width * ev.done / max(ev.total, 1)))
-                bar = "[" + "#" * filled + "." * (width - filled) + f"] {ev.done}/{ev.total}"
+                bar = "[" + "#" * filled + "." * (width - filled) + f"] {ev.done:,}/{ev.total:,}"
             else:
-                bar = f"{ev.done}"
+                bar = f"{ev.done:,}"
             rate = f" {ev.rate:,.0f}/s" if ev.rate else ""
             eta = f" ETA {ev.eta_s:.0f}s" if ev.eta_s is not None else ""
             self.stream.write(f"\r\033[K{ev.kind.upper()} {what}: {bar}{rate}{eta}")
