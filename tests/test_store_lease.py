@@ -6,7 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -165,3 +167,25 @@ def test_a_holder_name_without_a_start_time_waits_for_its_expiry(store) -> None:
     taker = Lease(store, 60)
     taker.acquire()
     taker.release()
+
+
+def test_a_holder_that_has_ended_but_is_not_yet_reaped_is_gone(store) -> None:
+    """A killed holder whose parent has not reaped it yet (a zombie) holds nothing: its
+    lease is free at once all the same."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("this system shows no process states (no /proc)")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, store.url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip()
+        holder.kill()
+        # not waited for: the process stays a zombie until it is reaped below
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert read_lease(store) is None
+    finally:
+        holder.kill()
+        holder.wait(10)

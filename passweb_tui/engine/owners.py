@@ -52,6 +52,17 @@ def incarnation(pid: int) -> str | None:
     return f"{start}.{boot[:6]}" if start.isdecimal() and boot else None
 
 
+def _ended(pid: int) -> bool:
+    """Whether the process is a zombie: it has ended and waits only to be reaped by its
+    parent (a killed sync under a supervisor that has not looked yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # gone (os.kill says so) or no /proc: nothing told here
+    fields = stat.rsplit(")", 1)[1].split()
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
 def pid_namespace() -> str | None:
     """The PID namespace this process sees, short (its inode in hex); None where the
     system does not tell."""
@@ -116,6 +127,8 @@ def token_alive(token: str, live_here: LiveHere) -> bool | None:
             return False  # gone, its id taken by a later process (or by nobody)
     if pid == os.getpid():
         return token in live_here
+    if _ended(pid):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
