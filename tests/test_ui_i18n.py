@@ -141,3 +141,18 @@ def test_the_toolkit_keys_that_f1_lists_are_named_in_both_languages() -> None:
     assert not missing
     set_language("it")
     assert t("tx.scroll up") == "Scorri su"
+
+
+def test_order_states_read_in_the_ui_language() -> None:
+    """An English screen says what the CLI's codes say; an Italian one uses Passweb's own
+    names for the states."""
+    from passweb_tui.engine.orders import states
+    from passweb_tui.screens.orders import state_label
+
+    for state in states.ALL:
+        assert f"orders.state.{state}" in EN
+        assert IT[f"orders.state.{state}"] == states.LABELS[state]
+    assert state_label(states.PARTIALLY_FULFILLED) == "Partly fulfilled"
+    set_language("it")
+    assert state_label(states.PARTIALLY_FULFILLED) == "Parzialmente evaso"
+    assert state_label(None) == "-"

@@ -208,6 +208,16 @@ def run_changes_cell(run: Any, changes: int) -> str:
     return f"({fmt_int(changes)})" if value_of(run, "dry_run") else fmt_int(changes)
 
 
+def orders_cell(counts: dict[str, int]) -> str:
+    """What a run did with web orders: sent, failed to send, updated from the ERP."""
+    done = [
+        f"{fmt_int(counts[k])} {t('col.' + k).lower()}"
+        for k in ("sent", "failed", "updated")
+        if counts.get(k)
+    ]
+    return ", ".join(done) or "-"
+
+
 def status_text(status: str | None) -> Text:
     """A run outcome, coloured where colour is available, readable without it."""
     label = t(f"status.{status}") if status else "-"

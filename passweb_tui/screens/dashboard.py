@@ -48,9 +48,13 @@ def run_changes(run: Any) -> int:
 
 
 def run_rejects(run: Any) -> int:
-    return sum(
+    """What a run rejected: records it could not take, and web orders and customers
+    it could not send (each of which made it end "ok with rejects" as well)."""
+    records = sum(
         int(value_of(c, "rejected", 0) or 0) for c in (value_of(run, "entities") or {}).values()
     )
+    sent = [value_of(run, "orders") or {}, value_of(run, "customers") or {}]
+    return records + sum(int(g.get("failed", 0) or 0) for g in sent if isinstance(g, dict))
 
 
 @dataclass

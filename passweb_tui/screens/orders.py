@@ -56,8 +56,10 @@ def orders_of(app: Any) -> WebOrders:
 
 
 def state_label(state: str | None) -> str:
-    """A site state as Passweb names it (the operators' own words, in both languages)."""
-    return states.LABELS.get(state or "", state or "-")
+    """A site state in the UI's language (in Italian, as Passweb names it)."""
+    if not state:
+        return "-"
+    return t(f"orders.state.{state}", default=states.LABELS.get(state, state))
 
 
 def payment_label(payment: str | None) -> str:

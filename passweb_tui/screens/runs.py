@@ -20,6 +20,7 @@ from passweb_tui.screens.base import (
     fmt_int,
     fmt_when,
     kind_label,
+    orders_cell,
     run_changes_cell,
     run_kind,
     status_text,
@@ -49,16 +50,6 @@ def scope_label(scope: Any) -> str:
         shown = ", ".join(list(codes)[:5]) + (" …" if len(codes) > 5 else "")
         text += f": {shown}"
     return text
-
-
-def orders_cell(counts: dict[str, int]) -> str:
-    """What a run did with web orders: sent, failed to send, updated from the ERP."""
-    done = [
-        f"{fmt_int(counts[k])} {t('col.' + k).lower()}"
-        for k in ("sent", "failed", "updated")
-        if counts.get(k)
-    ]
-    return ", ".join(done) or "-"
 
 
 class RunsScreen(BaseScreen):
@@ -256,7 +247,10 @@ class RunDetailScreen(BaseScreen):
                     "\n"
                     + t(f"runs.pushed_{group}")
                     + ": "
-                    + ", ".join(f"{t('col.' + k, default=k)} {v}" for k, v in counts.items())
+                    + ", ".join(
+                        f"{t('col.' + k, default=k).lower()} {fmt_int(v)}"
+                        for k, v in counts.items()
+                    )
                 )
         error = value_of(run, "error")
         if error:

@@ -32,6 +32,7 @@ from passweb_tui.screens.base import (
     fmt_duration,
     fmt_int,
     kind_label,
+    orders_cell,
     status_text,
     value_of,
 )
@@ -335,6 +336,14 @@ class SyncScreen(BaseScreen):
                     totals[name] += int(value_of(counts, name, 0) or 0)
             line = t("sync.counts", **{k: fmt_int(v) for k, v in totals.items()})
             out.append(line + "\n", style="bold red" if totals["rejected"] else "")
+            for group in ("orders", "customers"):  # what it sent to the ERP, if anything
+                counts = value_of(result, group) or {}
+                if isinstance(counts, dict) and any(counts.values()):
+                    done = orders_cell(counts)
+                    out.append(
+                        t(f"runs.pushed_{group}") + ": " + done + "\n",
+                        style="bold red" if counts.get("failed") else "",
+                    )
         if snap.error:
             out.append(t("sync.error") + ": ", style="bold red")
             out.append(engine_text(str(snap.error)) + "\n")
