@@ -38,3 +38,20 @@ def test_the_widest_texts_give_way_alike_and_numbers_never() -> None:
 def test_too_narrow_for_anything_keeps_the_floor() -> None:
     _keys, caps = fit_columns(COLUMNS, [row()], 10)
     assert set(caps.values()) == {MIN_SHRUNK}
+
+
+def test_long_texts_alike_at_their_start_are_shown_from_where_they_differ() -> None:
+    from passweb_tui.screens.changes import from_difference
+
+    old, new = "Guanti premium acciaio 10 mm", "Guanti premium acciaio 10 mm #705"
+    assert from_difference(old, new) == ("…0 mm", "…0 mm #705")
+    assert from_difference("Colla 10 mm", "Colla 12 mm") == ("Colla 10 mm", "Colla 12 mm")
+    assert from_difference("Viti in acciaio", "Bulloni in acciaio") == (
+        "Viti in acciaio",
+        "Bulloni in acciaio",
+    )  # they differ at once: nothing to skip
+    assert from_difference("Via Roma 12, 20100 Milano", "Via Roma 14, 20100 Milano") == (
+        "…ma 12, 20100 Milano",
+        "…ma 14, 20100 Milano",
+    )
+    assert from_difference(12, 13) == (12, 13)

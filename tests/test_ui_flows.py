@@ -450,6 +450,43 @@ async def test_rejected_records_show_in_the_summary_and_the_run_detail(
             assert (entity, key) == ("articles", bad) and "unknown category" in reason
             title = str(app.screen.query_one("#run-rejects-title", Label).render())
             assert title == "Rejected records: 1"
+            # the reject under the cursor is said whole under the table
+            note = str(app.screen.query_one("#run-reject-note", Static).render())
+            assert note == f"articles {bad}: {reason}", note
+    finally:
+        engine.close()
+
+
+async def test_a_change_is_shown_whole_under_the_change_log(sim: Any, tmp_path: Path) -> None:
+    """Old and new values are cut in the table's cells (two long descriptions that differ
+    at their end read alike there); the change under the cursor is shown whole under
+    it, at 80 columns too."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        engine.run("total")
+        code = engine.articles(limit=1)[0]["code"]
+        client = engine.client()
+        before = (client.get("articoli", code) or {})["descrizione"]
+        after = (before + ", rotolo da 25 metri, diametro 32 mm")[-80:]
+        client.update("articoli", code, {"descrizione": after})
+        assert engine.run("changed").status == "ok"
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("c")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert isinstance(app.screen, ChangesScreen)
+            await pilot.press("slash", *code, "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            cells = [str(c) for c in app.screen.query_one("#changes-table", KeyTable).get_row_at(0)]
+            assert after not in cells  # cut in the table
+            note = str(app.screen.query_one("#changes-note", Static).render())
+            assert f"{code} descrizione: {before} → {after}" in " ".join(note.split()), note
     finally:
         engine.close()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.facade import DRY_CHANGES_KEPT
@@ -73,7 +74,7 @@ def change_columns(*, with_run: bool) -> list[Col]:
     on the screen (a record's history shows them whole)."""
     return [
         *([Col("run", "#")] if with_run else []),
-        Col("entity", t("col.entity")),
+        Col("entity", t("col.entity"), shrink=True),
         Col("key", t("col.key"), shrink=True),
         Col("change", t("col.change")),
         Col("field", t("col.field"), shrink=True),
@@ -82,12 +83,34 @@ def change_columns(*, with_run: bool) -> list[Col]:
     ]
 
 
+#: of two long texts alike at their start, the cells show them from a few characters
+#: before where they differ
+LEAD = 4
+
+
+def from_difference(old: Any, new: Any) -> tuple[Any, Any]:
+    """Two texts that begin alike (a description with a word changed near its end) as
+    cells show them: from just before where they differ, after an ellipsis, so that a
+    narrow column does not cut both to the same words. Short texts stay whole."""
+    if not (isinstance(old, str) and isinstance(new, str)) or max(len(old), len(new)) <= 12:
+        return old, new
+    same = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        same += 1
+    if same <= LEAD + 2:
+        return old, new
+    start = same - LEAD
+    return "…" + old[start:], "…" + new[start:]
+
+
 def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
     """A change-log entry as (row key, cells); of a per-list field, only the lists that
     changed."""
     from passweb_tui.engine.records import changed_parts
 
-    old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"))
+    old, new = from_difference(*changed_parts(value_of(entry, "old"), value_of(entry, "new")))
     cells = (
         str(value_of(entry, "run_id", "")),
         t("entity." + str(value_of(entry, "entity")), default=str(value_of(entry, "entity"))),
@@ -100,6 +123,28 @@ def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
     ident = value_of(entry, "id")
     key = str(ident) if ident is not None else "|".join(cells[:5])
     return key, cells
+
+
+def change_note(entry: Any) -> Text:
+    """The whole of one change, for the line under its table (the cells are cut):
+    which record, which field, and its old and new values in full."""
+    from passweb_tui.engine.records import changed_parts
+
+    entity = str(value_of(entry, "entity"))
+    note = Text()
+    note.append(t(f"entity.{entity}", default=entity) + " ")
+    note.append(str(value_of(entry, "key", "")), style="bold")
+    name = value_of(entry, "field")
+    if not name:
+        change = str(value_of(entry, "change"))
+        note.append(" " + t("change." + change, default=change))
+        return note
+    old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"))
+    note.append(f" {name}: ")
+    note.append("-" if old is None else str(old), style="red")
+    note.append(" → ")
+    note.append("-" if new is None else str(new), style="green")
+    return note
 
 
 class ChangesScreen(BaseScreen):
@@ -144,19 +189,24 @@ class ChangesScreen(BaseScreen):
         with Horizontal(id="changes-body"):
             with Vertical(id="changes-counts", classes="panel"):
                 yield Label(t("changes.per_field"), classes="panel-title")
-                yield KeyTable(id="changes-counts-table")
+                # a long field name ends in an ellipsis; the count is always shown
+                yield FitTable(
+                    [
+                        Col("entity", t("col.entity"), shrink=True),
+                        Col("field", t("col.field"), shrink=True),
+                        Col("count", t("col.count")),
+                    ],
+                    id="changes-counts-table",
+                )
             with Vertical(id="changes-log", classes="panel"):
                 yield Label(t("changes.log"), id="changes-log-title", classes="panel-title")
                 yield FitTable(
                     change_columns(with_run=True),
                     id="changes-table",
                 )
+                yield Static("", id="changes-note", classes="row-note")
 
     def on_mount(self) -> None:
-        counts = self.query_one("#changes-counts-table", KeyTable)
-        counts.add_column(t("col.entity"), key="entity")
-        counts.add_column(t("col.field"), key="field")
-        counts.add_column(t("col.count"), key="count")
         table = self.query_one("#changes-table", FitTable)
         self.load()
         table.focus()
@@ -220,15 +270,16 @@ class ChangesScreen(BaseScreen):
             # a sync keeps the cursor on its change
             self._shown_filter = flt
             table.move_cursor(row=0, scroll=True)
-        counts_table = self.query_one("#changes-counts-table", KeyTable)
-        counts_table.clear()
-        for entity, name, count in counts:
-            counts_table.add_row(
-                t(f"entity.{entity}", default=entity),
-                field_label(name),
-                fmt_int(count),
-                key=f"{entity}/{name}",
-            )
+        self.query_one("#changes-counts-table", FitTable).show_rows(
+            [
+                (
+                    f"{entity}/{name}",
+                    [t(f"entity.{entity}", default=entity), field_label(name), fmt_int(count)],
+                )
+                for entity, name, count in counts
+            ]
+        )
+        self.show_note()
         title = t("changes.log_count", count=fmt_int(len(entries)))
         if len(entries) >= PAGE:
             title += " " + t("changes.first_only", count=PAGE)
@@ -241,6 +292,18 @@ class ChangesScreen(BaseScreen):
             self.query_one("#f-field", Input).value = name
         elif event.data_table.id == "changes-table":
             self.action_history()
+
+    def on_data_table_row_highlighted(self, event: KeyTable.RowHighlighted) -> None:
+        if event.data_table.id == "changes-table":
+            self.show_note()
+
+    def show_note(self) -> None:
+        """The change under the cursor in full, under the table."""
+        key = self.query_one("#changes-table", FitTable).selected_key()
+        entry = self._rows.get(key or "")
+        self.query_one("#changes-note", Static).update(
+            change_note(entry) if entry is not None else ""
+        )
 
     def action_history(self) -> None:
         key = self.query_one("#changes-table", FitTable).selected_key()
@@ -324,6 +387,7 @@ class WouldChangeScreen(BaseScreen):
                 change_columns(with_run=False),
                 id="would-table",
             )
+            yield Static("", id="would-note", classes="row-note")
 
     def on_mount(self) -> None:
         rows = []
@@ -343,6 +407,18 @@ class WouldChangeScreen(BaseScreen):
 
     def on_data_table_row_selected(self, _event: FitTable.RowSelected) -> None:
         self.action_history()
+
+    def on_data_table_row_highlighted(self, _event: FitTable.RowHighlighted) -> None:
+        """The change under the cursor in full, under the table."""
+        key = self.query_one("#would-table", FitTable).selected_key()
+        note: Any = ""
+        if key is not None:
+            entity, code, change, field_name, old, new = self.entries[int(str(key))]
+            note = change_note(
+                {"entity": entity, "key": code, "change": change, "field": field_name,
+                 "old": old, "new": new}
+            )  # fmt: skip
+        self.query_one("#would-note", Static).update(note)
 
     def action_history(self) -> None:
         """The record's recorded history (what the store holds, not the dry run's)."""

@@ -170,6 +170,7 @@ class RunDetailScreen(BaseScreen):
         super().__init__()
         self.run_id = run_id
         self.dry_run = False  # known once the run is read
+        self.rejects: list[Any] = []
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="run-detail"):
@@ -188,14 +189,20 @@ class RunDetailScreen(BaseScreen):
                 )
             with Vertical(classes="panel", id="run-rejects-panel"):
                 yield Label(t("runs.rejects"), id="run-rejects-title", classes="panel-title")
-                yield KeyTable(id="run-rejects")
+                # a long key or reason ends in an ellipsis; the one under the cursor is
+                # shown whole under the table
+                yield FitTable(
+                    [
+                        Col("entity", t("col.entity")),
+                        Col("key", t("col.key"), shrink=True),
+                        Col("reason", t("col.reason"), shrink=True),
+                    ],
+                    id="run-rejects",
+                )
+                yield Static("", id="run-reject-note", classes="row-note")
 
     def on_mount(self) -> None:
         counts = self.query_one("#run-counts", FitTable)
-        rejects = self.query_one("#run-rejects", KeyTable)
-        rejects.add_column(t("col.entity"), key="entity")
-        rejects.add_column(t("col.key"), key="key")
-        rejects.add_column(t("col.reason"), key="reason")
         engine = self.papp.engine
         run_id = self.run_id
         self.run_worker(
@@ -269,20 +276,42 @@ class RunDetailScreen(BaseScreen):
                 for entity, counts in (value_of(run, "entities") or {}).items()
             ]
         )
-        rejects = list(value_of(detail, "rejects") or [])
-        table = self.query_one("#run-rejects", KeyTable)
-        table.clear()
-        for i, reject in enumerate(rejects):
-            entity = str(value_of(reject, "entity", ""))
-            table.add_row(
-                t(f"entity.{entity}", default=entity),
-                str(value_of(reject, "key", "")),
-                str(value_of(reject, "reason", "")),
-                key=str(i),
-            )
+        self.rejects = list(value_of(detail, "rejects") or [])
+        self.query_one("#run-rejects", FitTable).show_rows(
+            [
+                (
+                    str(i),
+                    [
+                        t(f"entity.{value_of(reject, 'entity', '')}",
+                          default=str(value_of(reject, "entity", ""))),
+                        str(value_of(reject, "key", "") or "-"),
+                        str(value_of(reject, "reason", "")).replace("\n", " "),
+                    ],
+                )
+                for i, reject in enumerate(self.rejects)
+            ]
+        )  # fmt: skip
+        self.show_reject_note()
+        rejects = self.rejects
         self.query_one("#run-rejects-title", Label).update(
             t("runs.rejects_count", count=fmt_int(len(rejects)))
         )
+
+    def on_data_table_row_highlighted(self, event: FitTable.RowHighlighted) -> None:
+        if event.data_table.id == "run-rejects":
+            self.show_reject_note()
+
+    def show_reject_note(self) -> None:
+        """The reject under the cursor, its reason whole."""
+        key = self.query_one("#run-rejects", FitTable).selected_key()
+        note = Text()
+        if key is not None and int(key) < len(self.rejects):
+            reject = self.rejects[int(key)]
+            entity = str(value_of(reject, "entity", ""))
+            note.append(t(f"entity.{entity}", default=entity) + " ")
+            note.append(str(value_of(reject, "key", "") or "-"), style="bold")
+            note.append(": " + engine_text(str(value_of(reject, "reason", ""))))
+        self.query_one("#run-reject-note", Static).update(note)
 
     def action_changes(self) -> None:
         open_run_changes(self, self.run_id, dry_run=self.dry_run)
