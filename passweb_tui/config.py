@@ -505,7 +505,8 @@ def load_settings(
     whose setup screen writes it)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = dict(os.environ) if env is None else env
-    site = flags.get("site") or DEFAULT_SITE
+    site = flags.get("site")
+    site = DEFAULT_SITE if site is None else site  # an empty name is refused below
     if not re.fullmatch(r"[^\W_][\w.-]{0,63}", site):
         # the name becomes a folder of the data folder: nothing that could leave it
         raise ConfigError(

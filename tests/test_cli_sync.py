@@ -379,8 +379,13 @@ def test_changes_names_a_run_or_entity_that_does_not_exist(sim: Any, tmp_path: A
 def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    (tmp_path / "folder.db").mkdir()
     for db, code, said in (
         (f"sqlite:///{blocker / 'store.db'}", 2, "is not a folder"),
+        (f"sqlite:///{blocker}", 2, "is not a SQLite database"),
+        (f"sqlite:///{tmp_path / 'folder.db'}", 2, "is a folder, not a database file"),
+        ("sqlite://", 2, "in-memory SQLite database, which keeps nothing"),
+        ("sqlite:///:memory:", 2, "in-memory SQLite database, which keeps nothing"),
         ("foo://bar/baz", 2, "cannot use database"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", 1, "site store"),
     ):

@@ -304,6 +304,9 @@ def test_saving_keeps_a_file_with_any_site_name_and_value_valid(tmp_path: Path) 
     assert load_settings({"site": "negozio-città"}, env={}, path=cfg).erp_user == "luca"
     with pytest.raises(ConfigError, match="a site name is letters"):  # not a folder name
         load_settings({"site": 'a"b'}, env={}, path=cfg)
+    # an empty name (a script's unset variable) is not taken for the default site
+    with pytest.raises(ConfigError, match="--site '': a site name is letters"):
+        load_settings({"site": ""}, env={}, path=cfg)
 
 
 OPERATORS_FILE = (

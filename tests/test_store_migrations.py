@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -224,3 +225,22 @@ def test_a_postgresql_url_without_its_driver_names_the_extra(
     said = str(refused.value)
     assert "No module named 'psycopg'" in said
     assert "pip install 'passweb-tui[postgres]'" in said
+
+
+def test_sqlite_refusing_a_file_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's "unable to open database file" has several causes; the one at hand is
+    named: here a folder this process cannot write in (a read-only mount), where SQLite
+    cannot keep the journal it needs even to read a store in WAL mode."""
+    from passweb_tui.engine import store as store_module
+
+    db = tmp_path / "store.db"
+    db.write_bytes(b"")
+    monkeypatch.setattr(store_module.os, "access", lambda p, _mode: Path(p) != tmp_path)
+    err = store_module.sqlite_open_error("sqlite:///x", str(db), "unable to open database file")
+    assert "cannot be written" in str(err) and str(tmp_path) in str(err)
+    assert not isinstance(err, store_module.StoreUrlError)  # a store to mend, not a setting
+    monkeypatch.undo()
+    err = store_module.sqlite_open_error(
+        "sqlite:///x", str(tmp_path), "unable to open database file"
+    )
+    assert isinstance(err, store_module.StoreUrlError) and "is a folder" in str(err)

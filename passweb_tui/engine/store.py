@@ -7,6 +7,7 @@ schema to the latest Alembic revision (a no-op costing one small query when curr
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import zlib
@@ -195,7 +196,13 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         raise StoreUrlError(f"not a database URL: {shown_url(url)!r} ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
+        if database in ("", ":memory:") or "mode=memory" in str(parsed):
+            # each connection would get an empty database of its own, gone at exit
+            raise StoreUrlError(
+                f"{shown_url(url)!r} is an in-memory SQLite database, which keeps nothing:"
+                " name a file, e.g. sqlite:///store.db"
+            )
+        if not database.startswith("file:"):
             folder = Path(database).expanduser().parent
             if not make_folder and not folder.is_dir():
                 what = "is not a folder" if folder.exists() else "does not exist"
@@ -277,5 +284,30 @@ def open_store(url: str, make_folder: bool = False) -> Store:
         engine.dispose()
         safe = engine.url.render_as_string(hide_password=True)
         why = " ".join(str(exc.orig or exc).split())  # one line (drivers add hints below)
+        if engine.dialect.name == "sqlite":
+            raise sqlite_open_error(safe, engine.url.database or "", why) from None
         raise StoreError(f"{safe}: {why}") from None
     return Store(engine)
+
+
+def sqlite_open_error(shown: str, database: str, why: str) -> StoreError:
+    """What SQLite's terse refusals mean for the file a store's URL names: another
+    kind of file or a folder (the URL to correct), or a folder SQLite cannot write its
+    journal in (read-only: a store is written even to be read, in WAL mode)."""
+    path = Path(database).expanduser()
+    if "file is not a database" in why:
+        return StoreUrlError(f"{shown}: {str(path)!r} is not a SQLite database: correct the URL")
+    if "unable to open database file" in why:
+        if path.is_dir():
+            return StoreUrlError(f"{shown}: {str(path)!r} is a folder, not a database file")
+        folder = path.parent
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            return StoreError(
+                f"{shown}: the store's folder {str(folder)!r} cannot be written (read-only"
+                " or not yours): SQLite keeps its journal beside the file, even to read it"
+            )
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return StoreError(f"{shown}: {str(path)!r} cannot be read and written by this user")
+    if "readonly database" in why or "read-only" in why:
+        return StoreError(f"{shown}: the store cannot be written: {why}")
+    return StoreError(f"{shown}: {why}")
