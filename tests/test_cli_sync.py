@@ -546,3 +546,24 @@ def test_changes_narrow_to_one_record_and_one_field(sim: Any) -> None:
     none = cli(sim, "changes", "--key", code, "--field", "peso")
     assert none.returncode == 0
     assert none.stdout.strip() == f"no changes recorded for key {code}, field peso"
+
+
+def test_sync_json_prints_one_object_even_when_the_run_cannot_start(
+    sim: Any, tmp_path: Any
+) -> None:
+    """A script reading `sync --json` always has one JSON object: a setting or a store
+    that keeps the run from starting gives a "failed" one with no run id and the reason;
+    stderr says it too, and the exit status is the usual one."""
+    for args, db, said in (
+        (("--site-no", "0"), f"sqlite:///{tmp_path / 'a.db'}", "site number must be 1-9"),
+        ((), f"sqlite:///{tmp_path / 'missing' / 'a.db'}", "does not exist"),
+    ):
+        result = cli(sim, *args, "sync", "partial", "--entity", "articles", "--json", db=db)
+        assert result.returncode == 2, result.stderr
+        shown = json.loads(result.stdout)
+        assert set(shown) == RUN_KEYS and shown["run_id"] is None
+        assert shown["status"] == "failed" and said in shown["error"], shown
+        assert shown["scope"] == {"entities": ["articles"], "codes": []}
+        assert said in result.stderr
+    ok = cli(sim, "sync", "total", "--json", db=f"sqlite:///{tmp_path / 'b.db'}")
+    assert len(ok.stdout.strip().splitlines()) == 1  # a run that ran: its own object only

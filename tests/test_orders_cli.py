@@ -102,7 +102,8 @@ def test_import_list_show_updates_ack(tmp_path: Path, cli: Callable[..., Any]) -
     assert json.loads(cli(db, "updates", "--json").stdout) == []
     assert "no unreviewed order updates" in cli(db, "updates", "--unreviewed").stdout
     ack = cli(db, "ack", "7")
-    assert ack.returncode == 4 and "no order update 7" in ack.stderr
+    assert ack.returncode == 2 and "no order update 7" in ack.stderr  # a mistyped id
+    assert ack.stdout.strip() == "acknowledged 0 updates"
 
 
 def test_updates_say_what_the_erp_changed(tmp_path: Path, cli: Callable[..., Any]) -> None:

@@ -309,8 +309,10 @@ def run_ack(args: argparse.Namespace, ctx: Context) -> int:
     unknown = [*unknown, *(i for i in args.update_ids if not 1 <= i < 2**63)]
     for i in unknown:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
-    print(f"acknowledged {len(acked)} updates")
-    return int(ExitCode.PARTIAL if unknown else ExitCode.OK)
+    print(f"acknowledged {len(acked)} update{'' if len(acked) == 1 else 's'}")
+    # an id the store does not know is a mistyped argument (as for `orders show`): the
+    # others given are acknowledged all the same
+    return int(ExitCode.USAGE if unknown else ExitCode.OK)
 
 
 def run_customer(args: argparse.Namespace, ctx: Context) -> int:

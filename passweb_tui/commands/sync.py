@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -208,6 +209,21 @@ def say(text: str) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.config import ConfigError
+
+    try:
+        return _launch(args, ctx)
+    except Exception as exc:
+        # `--json` prints one object whatever happens: a run that could not even start
+        # (a setting, the store) as "failed" with no run id, its reason as the error
+        if args.json and not isinstance(exc, OSError) and not getattr(exc, "json_printed", False):
+            why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
+            with contextlib.suppress(OSError):
+                print(json.dumps(_refusal(args, " ".join(why.split()), "failed")), flush=True)
+        raise
+
+
+def _launch(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
     # a repeated --entity or --code is pulled once
@@ -220,24 +236,27 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             return _run(args, engine, scope, signals)
         except LaunchRefused as exc:
+            refused = CliError(f"refused: {exc}", ExitCode.REFUSED)
             if args.json:  # a script reading stdout gets its one object, saying why
-                print(json.dumps(_refusal(args, scope, f"refused: {exc}")), flush=True)
-            raise CliError(f"refused: {exc}", ExitCode.REFUSED) from None
+                print(json.dumps(_refusal(args, f"refused: {exc}")), flush=True)
+                refused.json_printed = True  # type: ignore[attr-defined]
+            raise refused from None
         except SyncError as exc:
             raise CliError(str(exc), ExitCode.USAGE) from None
         finally:
             engine.close()
 
 
-def _refusal(args: argparse.Namespace, scope: Any, why: str) -> dict[str, Any]:
-    """A refused launch as `--json` prints it: the run object's keys, with no run id,
-    status "refused", nothing counted and the reason as its error."""
-    from passweb_tui.engine.sync import RunResult, utcnow
+def _refusal(args: argparse.Namespace, why: str, status: str = "refused") -> dict[str, Any]:
+    """A launch that did not become a run, as `--json` prints it: the run object's keys,
+    with no run id, status "refused" (another run, the quota) or "failed" (it could not
+    start), nothing counted and the reason as its error."""
+    from passweb_tui.engine.sync import RunResult, Scope, utcnow
 
+    scope = Scope(tuple(dict.fromkeys(args.entity)), tuple(dict.fromkeys(args.code))).to_json()
     now = utcnow()
     refused = RunResult(
-        None, args.kind, args.kind, "site", scope.to_json(), "refused", args.dry_run, now, now,
-        error=why,
+        None, args.kind, args.kind, "site", scope, status, args.dry_run, now, now, error=why,
     )  # fmt: skip
     return refused.to_json()
 
