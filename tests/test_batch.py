@@ -383,6 +383,11 @@ def test_a_condition_price_and_a_rate_beyond_their_columns_are_rejected() -> Non
     assert rejects == [
         ("2", "cambio: 10000000000000000 is beyond what the store keeps (less than 10^16)")
     ]
+    # a huge one is said in short, not with the hundreds of digits of its exact value
+    items, _ = scan_page(currencies, [{**rates[1], "cambio": 1e300}], salt, RULES)
+    assert build_rows(currencies, items, None, {}, RULES)[1] == [
+        ("2", "cambio: 1e+300 is beyond what the store keeps (less than 10^16)")
+    ]
 
 
 def test_the_worker_rejects_what_the_sync_rejects() -> None:

@@ -32,8 +32,9 @@ def cli(
     def run(*args: str) -> tuple[int, Any]:
         capsys.readouterr()
         code = main(list(args))
-        out = capsys.readouterr().out
-        return code, json.loads(out) if "--json" in args else out
+        said = capsys.readouterr()
+        run.err = said.err  # type: ignore[attr-defined]
+        return code, json.loads(said.out) if "--json" in args else said.out
 
     return run
 
@@ -57,6 +58,8 @@ def test_partial_pushes_what_waits_and_scoped_partial_rereads(
     assert code == 4  # W4 could not be sent
     assert run["kind"] == "partial" and run["status"] == "ok_with_rejects"
     assert run["orders"]["sent"] == 2 and run["orders"]["failed"] == 1
+    # told once, in the run's object and its rejects: not again as log lines on stderr
+    assert "WARNING" not in cli.err, cli.err  # type: ignore[attr-defined]
     assert run["customers"] == {"sent": 1, "failed": 0}
     assert erp_marker_counts(sim, ["W1", "W2", "W3", "W4"]) == {"W1": 1, "W2": 1, "W3": 0, "W4": 0}
     listed = {o["id"]: o for o in cli("orders", "list", "--json")[1]}
@@ -94,6 +97,13 @@ def test_partial_pushes_what_waits_and_scoped_partial_rereads(
     code, run = cli("sync", "partial", "--entity", "orders", "--code", "W5", "--json")
     assert code == 0 and run["orders"]["sent"] == 1, run
     assert erp_marker_counts(sim, ["W5"]) == {"W5": 1}
+
+    # an order id the store does not have (a typing slip) is counted as a reject
+    code, run = cli("sync", "partial", "--entity", "orders", "--code", "W404", "--json")
+    assert code == 4 and run["status"] == "ok_with_rejects", run
+    assert run["entities"]["orders"]["rejected"] == 1, run
+    code, text = cli("sync", "partial", "--entity", "orders", "--code", "W404")
+    assert "W404" in text and "not in the store" in text, text
 
 
 def test_two_partial_syncs_at_once_send_each_order_once(

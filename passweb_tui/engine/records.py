@@ -534,7 +534,8 @@ class NumberLimit:
             step = Decimal(1).scaleb(-self.scale)
             if abs(value.quantize(step, ROUND_HALF_UP, context)) < bound:
                 return None
-        shown = format(value, "f") if value.adjusted() < 40 else str(value)
+        # a huge one in short (1e+300): a float's exact value has hundreds of digits
+        shown = format(value, "f") if value.adjusted() < 40 else f"{float(value):g}"
         return f"{shown} is beyond what the store keeps (less than 10^{digits})"
 
 

@@ -453,7 +453,6 @@ class SyncRunner:
         self._mark: RunMark | None = None
         self._request: Any = None
         self.orders = {"sent": 0, "failed": 0, "updated": 0}
-        self._order_rejects = 0  # open orders whose ERP document could not be read
         self._resources_since: datetime | None = None  # saved by _finish, if the run ends well
         self.customers = {"sent": 0, "failed": 0}
         self._plan_inputs: Any = None
@@ -699,7 +698,7 @@ class SyncRunner:
             raise LeaseLost("the lease was lost (the store was unreachable for too long)")
 
     def _rejected_any(self) -> bool:
-        return bool(self._order_rejects) or any(c["rejected"] for c in self.counts.values())
+        return any(c["rejected"] for c in self.counts.values())
 
     def _plan(
         self,
@@ -791,7 +790,9 @@ class SyncRunner:
                 f"orders waiting for their payment to be confirmed, not sent: {_few(unpaid)}"
             )
         if missing:
-            self._order_rejects += len(missing)
+            # counted as the orders' rejects (the counts' "orders" entity), as a code
+            # of a record the ERP does not have is counted as its entity's
+            self.counts.setdefault("orders", empty_counts())["rejected"] += len(missing)
             why = "not in the store: no web order has this id"
             self._add_rejects([("orders", oid, why) for oid in missing])
 
@@ -828,6 +829,7 @@ class SyncRunner:
                 **self.options.push_settings(),
                 cancel=self.cancel,
                 on_progress=self._order_progress("push"),
+                log_failures=False,  # the run tells of each, as one of its rejects
             )
         except Exception as exc:
             # a push stopped midway (refused credentials, an unreachable ERP, a cancel):
@@ -890,7 +892,7 @@ class SyncRunner:
         if refreshed.rejected:
             # an ERP document that cannot be read: its order is left as it was, and the
             # run lists it with its reason, like a rejected record
-            self._order_rejects += len(refreshed.rejected)
+            self.counts.setdefault("orders", empty_counts())["rejected"] += len(refreshed.rejected)
             self._messages.append(
                 f"{len(refreshed.rejected)} open order(s) not updated: their ERP document"
                 " could not be read (see the run's rejects)"
