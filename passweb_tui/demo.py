@@ -39,12 +39,7 @@ class DemoErp:
         if self.handle is None:  # another process's demo ERP: it stops with that process
             return
         self.handle.stop()
-        if self.info is not None:
-            try:
-                if json.loads(self.info.read_text()).get("pid") == os.getpid():
-                    self.info.unlink()
-            except (OSError, ValueError):
-                pass
+        withdraw(self.info)
 
 
 #: the demo ERP a running process serves, for the other demo processes on the same
@@ -81,28 +76,64 @@ def _running_erp(folder: Path) -> DemoErp | None:
 
 def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000) -> DemoErp:
     """Start the simulator on a free loopback port, keeping its state in `folder`."""
-    from passweb_tui.mexal_sim.server import SimOptions, start_background
+    from passweb_tui.mexal_sim.server import start_background
 
     folder.mkdir(parents=True, exist_ok=True)
     running = _running_erp(folder)
     if running is not None:
         return running
-    options = SimOptions(
-        host="127.0.0.1",
-        port=0,
-        articles=articles,
-        customers=customers,
+    options = demo_erp_options(
+        folder, host="127.0.0.1", port=0, articles=articles, customers=customers
+    )
+    handle = start_background(options)
+    info = announce(folder, handle.url, options.anno)
+    return DemoErp(url=handle.url, anno=options.anno, handle=handle, info=info)
+
+
+def demo_erp_options(folder: Path, **given: Any) -> Any:
+    """The simulator options of the demo ERP kept in `folder` (`given`: host, port...)."""
+    from passweb_tui.mexal_sim.server import SimOptions
+
+    return SimOptions(
         state=folder / "erp-state.json",
         user=DEMO_USER,
         password=DEMO_PASSWORD,
         azienda=DEMO_AZIENDA,
+        **given,
     )
-    handle = start_background(options)
+
+
+def running_demo_erp(folder: Path) -> tuple[str, int] | None:
+    """(URL, pid) of the demo ERP another process serves from `folder`, if one answers."""
+    running = _running_erp(folder)
+    if running is None:
+        return None
+    try:
+        return running.url, int(json.loads((folder / RUNNING).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def announce(folder: Path, url: str, anno: int) -> Path | None:
+    """Tell the other demo processes on `folder` that this one serves its demo ERP at
+    `url`; the file to take back at the end (None when it could not be written: then
+    the others start their own, as before)."""
     info = folder / RUNNING
     tmp = info.with_name(f".{RUNNING}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps({"pid": os.getpid(), "url": handle.url, "anno": options.anno}))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": url, "anno": anno}))
         os.replace(tmp, info)
-    except OSError:  # the others start their own, as before
-        return DemoErp(url=handle.url, anno=options.anno, handle=handle)
-    return DemoErp(url=handle.url, anno=options.anno, handle=handle, info=info)
+    except OSError:
+        return None
+    return info
+
+
+def withdraw(info: Path | None) -> None:
+    """Take back what `announce` wrote, if it is still this process's."""
+    if info is None:
+        return
+    try:
+        if json.loads(info.read_text()).get("pid") == os.getpid():
+            info.unlink()
+    except (OSError, ValueError):
+        pass

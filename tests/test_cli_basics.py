@@ -147,6 +147,51 @@ def test_demo_processes_on_one_folder_share_one_demo_erp(tmp_path: Path) -> None
     assert out.stdout.split()[1:] == ["False"], out.stderr  # its own demo ERP now
 
 
+def test_demo_erp_sim_serves_the_demo_erp_the_other_demo_commands_use(
+    isolated_home: Path,
+) -> None:
+    """`--demo erp-sim` serves the demo ERP itself (its state file, its user and company),
+    which the other --demo commands then use; a second one is refused, naming the first;
+    the ERP flags of the other commands are refused with erp-sim, not ignored."""
+    import json as json_module
+    import signal
+    import time
+
+    import httpx
+
+    from passweb_tui.demo import RUNNING
+
+    wrong = run_cli("--azienda", "X", "erp-sim", "--port", "0")
+    assert wrong.returncode == 2 and "erp-sim --user U --azienda A" in wrong.stderr
+    assert run_cli("--demo", "erp-sim", "--state", "x.json").returncode == 2
+    server = subprocess.Popen(
+        [sys.executable, "-m", "passweb_tui", "--demo", "erp-sim", "--port", "0",
+         "--articles", "40", "--customers", "10", "--orders", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert ready.startswith("serving http://127.0.0.1:") and "azienda=DEM" in ready, ready
+        url = ready.split()[1]
+        folder = next((isolated_home / "xdg_data_home").rglob(RUNNING)).parent
+        assert json_module.loads((folder / RUNNING).read_text())["url"] == url
+        again = run_cli("--demo", "erp-sim", "--port", "0")
+        assert again.returncode == 3 and f"served already, at {url}" in again.stderr
+        synced = run_cli("--demo", "sync", "partial", "--entity", "articles", "--json")
+        assert json_module.loads(synced.stdout)["entities"]["articles"]["fetched"] == 40
+        stats = httpx.get(url.replace("/webapi", "/sim/stats")).json()
+        assert stats["articoli"] == 40  # the one this process serves
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while (folder / RUNNING).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (folder / RUNNING).exists()  # taken back at its end
+    assert (folder / "erp-state.json").exists()
+
+
 def test_a_store_of_a_newer_version_is_named_and_left_alone(tmp_path: Path) -> None:
     """A store whose schema a newer passweb-tui set up: every command says so in one line
     naming the store (exit 1) and changes nothing; doctor says the same, not that the

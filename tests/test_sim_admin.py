@@ -396,6 +396,16 @@ def test_fulfil_and_row_states(sim: SimProcess, c: httpx.Client) -> None:
     )
 
 
+def test_the_admin_api_answers_json_to_a_path_or_method_it_does_not_have(sim: SimProcess) -> None:
+    unknown = httpx.get(f"{sim.root}/sim/nothing-here")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "no admin request /sim/nothing-here"}
+    wrong = httpx.post(f"{sim.root}/sim/stats")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    assert wrong.json() == {"error": "POST /sim/stats: use GET"}
+    assert httpx.get(f"{sim.root}/sim/stats").json()["articoli"] > 0  # the rest as before
+
+
 def test_trigger_posts_to_the_site(sim: SimProcess) -> None:
     received: list[dict[str, Any]] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from passweb_tui.commands import Context, ExitCode
 
@@ -39,7 +40,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.mexal_sim.server import SimOptions, serve
+    from passweb_tui.commands import CliError
+
+    given = [f for f, name in (("--erp-url", "erp_url"), ("--erp-user", "erp_user"),
+                               ("--azienda", "azienda"), ("--anno", "anno"))
+             if getattr(args, name, None) is not None]  # fmt: skip
+    if given:
+        # the global ERP flags name an ERP to talk to; the simulator's own come after it
+        raise CliError(
+            f"erp-sim: {', '.join(given)} {'names' if len(given) == 1 else 'name'} the ERP"
+            " the other commands use; the"
+            " simulator takes its own after the command: erp-sim --user U --azienda A --anno Y",
+            ExitCode.USAGE,
+        )
+    if getattr(args, "demo", False):
+        return _serve_demo(args, ctx)
+    from passweb_tui.mexal_sim.server import SimOptions
 
     options = SimOptions(
         host=args.host,
@@ -56,12 +72,64 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
+    return _serve(options)
+
+
+def _serve(options: Any, on_ready: Any = None) -> int:
     from passweb_tui.commands import CliError
     from passweb_tui.mexal_sim.erp import StateFileError
-    from passweb_tui.mexal_sim.server import SimOptionsError
+    from passweb_tui.mexal_sim.server import SimOptionsError, serve
 
     try:
-        serve(options)
+        serve(options, on_ready)
     except (StateFileError, SimOptionsError) as exc:
         raise CliError(f"erp-sim: {exc}", ExitCode.USAGE) from None
     return int(ExitCode.OK)
+
+
+def _serve_demo(args: argparse.Namespace, ctx: Context) -> int:
+    """`--demo erp-sim`: the demo ERP itself (its state file in the demo folder, its
+    user and company), in the foreground, used by every other `--demo` command on the
+    folder while it runs; refused while another process serves it."""
+    from passweb_tui import demo
+    from passweb_tui.commands import CliError
+
+    own = [f for f, given in (("--state", args.state is not None),
+                              ("--user", args.user != demo.DEMO_USER),
+                              ("--password", args.password is not None),
+                              ("--azienda", args.sim_azienda != demo.DEMO_AZIENDA),
+                              ("--anno", args.sim_anno != dt.date.today().year)) if given]  # fmt: skip
+    if own:
+        raise CliError(
+            f"erp-sim: --demo serves the demo ERP as the demo keeps it; {', '.join(own)}"
+            " cannot go with it",
+            ExitCode.USAGE,
+        )
+    folder = ctx.settings.site_data_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    running = demo.running_demo_erp(folder)
+    if running is not None:
+        url, pid = running
+        raise CliError(
+            f"erp-sim: the demo ERP is served already, at {url} (pid {pid}); use that one",
+            ExitCode.REFUSED,
+        )
+    options = demo.demo_erp_options(
+        folder,
+        host=args.host,
+        port=args.port,
+        articles=args.articles,
+        customers=args.customers,
+        orders=args.orders,
+        seed=args.seed,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+    announced: list[Any] = []
+    try:
+        return _serve(
+            options, lambda url: announced.append(demo.announce(folder, url, options.anno))
+        )
+    finally:
+        for info in announced:
+            demo.withdraw(info)

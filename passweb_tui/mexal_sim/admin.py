@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, Router
+from starlette.routing import Route
 
 from passweb_tui.mexal_sim.erp import (
     CLOCK_YEARS,
@@ -120,7 +122,7 @@ _CLOCK = '{"now": "AAAAMMGG HHMMSS"} or {"offset_s": N}'
 _TRIGGER = '{"url": "http(s)://...", "token": "...", "kind": "total" | "changed"}'
 
 
-def build_admin(erp: Erp) -> Router:
+def build_admin(erp: Erp) -> Starlette:
     """The /sim/ routes bound to one ERP."""
 
     def table_of(resource: str) -> Any:
@@ -348,4 +350,17 @@ def build_admin(erp: Erp) -> Router:
         Route("/sim/trigger", wrap(trigger), methods=["POST"]),
     ]
     assert DOCS
-    return Router(routes=routes)
+
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        # JSON in and out, a path or a method the admin API does not have included
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            allowed = sorted({m for r in routes if r.path_regex.match(request.url.path)
+                              for m in (r.methods or ()) if m != "HEAD"})  # fmt: skip
+            why = f"{request.method} {request.url.path}: use {', '.join(allowed)}"
+            return JSONResponse({"error": why}, 405, headers={"allow": ", ".join(allowed)})
+        if status == 404:
+            return JSONResponse({"error": f"no admin request {request.url.path}"}, 404)
+        return JSONResponse({"error": str(getattr(exc, "detail", exc))}, status)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_routed})

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,9 @@ def _url(options: SimOptions, sock: socket.socket) -> str:
     return f"{scheme}://{host}:{port}/webapi"
 
 
-def serve(options: SimOptions) -> None:
-    """Serve until SIGTERM/SIGINT; prints one ready line once the socket listens."""
+def serve(options: SimOptions, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; prints one ready line once the socket listens (and
+    gives `on_ready` the WebAPI's URL first)."""
     if not 0 <= options.port <= 65535:
         raise SimOptionsError(f"--port must be 0-65535, got {options.port}")
     app = create_app(options)  # StateFileError, SimOptionsError: the caller says them
@@ -220,6 +222,8 @@ def serve(options: SimOptions) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop_early)
+    if on_ready is not None:
+        on_ready(_url(options, sock))
     print(
         f"serving {_url(options, sock)} user={options.user} "
         f"azienda={options.azienda} anno={options.anno}",
