@@ -10,6 +10,7 @@ its exact reason: the fast way never decides what the careful way would not.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import operator
@@ -24,6 +25,7 @@ from passweb_tui.engine.records import (
     _DERIVED_NUMBERS,
     _DERIVED_TEXTS,
     _PLAIN,
+    CHECKED_TOGETHER,
     KEY_FIELD,
     PRICE_LIMIT,
     PRICE_LIST_LIMIT,
@@ -39,7 +41,9 @@ from passweb_tui.engine.records import (
     hash_key,
     key_limit,
     quick,
+    real_date,
     record_prices,
+    record_problem,
 )
 
 _NONE = type(None)
@@ -237,6 +241,10 @@ def _build_columns(
         # (zeros and Nones left out: both are kept)
         if not _within(filter(None, map(operator.itemgetter(col), derived)), limit.fast):
             return None
+    if spec.name in CHECKED_TOGETHER and any(
+        map(functools.partial(record_problem, spec.name), fulls, derived)
+    ):
+        return None
     if spec.name == "articles" and categories is not None:
         wanted = {d.get("category") for d in derived}
         wanted.discard(None)
@@ -310,7 +318,11 @@ def _column_ok(kind: str | None, fs: FieldSpec, column: Sequence[Any], types: se
             return False
         width = 8 if kind == "D" else 6
         texts = [v for v in column if v]
-        return not texts or (set(map(len, texts)) == {width} and "".join(texts).isdecimal())
+        if not texts:
+            return True
+        if set(map(len, texts)) != {width} or not "".join(texts).isdecimal():
+            return False
+        return kind == "T" or all(map(real_date, set(texts)))  # a page's few distinct days
     if kind == "A":
         return types <= _ARRAY  # the pairs themselves are checked while converting
     return True  # other types: nothing to check (as _check_type)

@@ -3,6 +3,7 @@ ERP record becomes a validated, canonical store row (with a digest for cheap com
 
 from __future__ import annotations
 
+import calendar
 import functools
 import hashlib
 import json
@@ -423,6 +424,38 @@ _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{6}$")
 
 
+#: the entities whose records record_problem looks at
+CHECKED_TOGETHER = frozenset({"customers", "conditions"})
+
+
+@functools.lru_cache(maxsize=4096)
+def real_date(text: str) -> bool:
+    """Whether eight digits AAAAMMGG are a day of the calendar ("00000000": no date)."""
+    if text == "00000000":
+        return True
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:])
+    return year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+
+
+def record_problem(entity: str, full: Mapping[str, Any], derived: Mapping[str, Any]) -> str | None:
+    """What makes a well-typed record unusable all the same, for the entities whose
+    values must make sense together: a customer's price list that is no price list
+    number, a commercial condition with a negative price or one that ends before it
+    begins. None when there is nothing."""
+    if entity == "customers":
+        given = full.get("cod_listino")
+        if given not in (None, "") and (derived.get("price_list") or 0) < 1:
+            return f"cod_listino: {given} is not a price list number (a whole number from 1)"
+    elif entity == "conditions":
+        price = derived.get("price")
+        if price is not None and price < 0:
+            return f"prezzo: {price} is negative"
+        start, end = full.get("dt_inizio"), full.get("dt_fine")
+        if start and end and start != "00000000" and end != "00000000" and end < start:
+            return f"dt_fine {end} is before dt_inizio {start}: the condition would never apply"
+    return None
+
+
 @dataclass
 class Row:
     key: str
@@ -462,6 +495,8 @@ def _check_type(name: str, value: Any, spec: FieldSpec) -> str | None:
     elif t == "D":
         if not (isinstance(value, str) and (value == "" or _DATE.match(value))):
             return f"field {name}: expected a date AAAAMMGG, got {value!r:.60}"
+        if value and not real_date(value):
+            return f"field {name}: {value!r} is not a date of the calendar (AAAAMMGG)"
     elif t == "T" and not (isinstance(value, str) and (value == "" or _TIME.match(value))):
         return f"field {name}: expected a time HHMMSS, got {value!r:.60}"
     return None
@@ -715,7 +750,7 @@ def build_row(
             if kind == "C":
                 ok = not fs.length or len(value) <= fs.length
             elif kind == "D":
-                ok = (len(value) == 8 and value.isdecimal()) or value == ""
+                ok = (len(value) == 8 and value.isdecimal() and real_date(value)) or value == ""
             elif kind == "T":
                 ok = (len(value) == 6 and value.isdecimal()) or value == ""
             else:
@@ -747,6 +782,8 @@ def build_row(
             raise Rejected(key, f"{source}: {problem}")
     if spec.name == "currencies" and not derived.get("iso_code"):
         raise Rejected(key, "currency without ISO code (sigla_iso)")
+    if spec.name in CHECKED_TOGETHER and (problem := record_problem(spec.name, full, derived)):
+        raise Rejected(key, problem)
     if spec.name == "articles" and categories is not None:
         cat = derived.get("category")
         if cat and cat not in categories:
