@@ -8,6 +8,7 @@ in both languages. `missing_keys()` lists keys present in one language only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 LANGUAGES = ("en", "it")
@@ -223,6 +224,7 @@ EN: dict[str, str] = {
     "origin.scheduler": "scheduler",
     "erp.ok": "connected",
     "erp.unreachable": "unreachable",
+    "erp.busy": "busy",
     "erp.auth": "credentials refused",
     "erp.unknown": "not checked yet",
     "erp.failing": "failing",
@@ -409,6 +411,7 @@ EN: dict[str, str] = {
     "orders.view.all": "All",
     "orders.search_hint": "search order id or customer ({search})",
     "orders.status": "Rows {first}-{last} · {next}/{prev} page",
+    "orders.status_empty": "No rows · {next}/{prev} page",
     "orders.failing": "{count} failed to send",
     "orders.col.order": "Order",
     "orders.col.created": "Placed",
@@ -520,6 +523,7 @@ EN: dict[str, str] = {
     "orders.ack_where": "Acknowledging works on updates: press {updates} for the updates to review.",
     "orders.ack_all_question": "Acknowledge the {count} updates shown?",
     "orders.acked": "{count} updates acknowledged.",
+    "orders.acked_one": "1 update acknowledged.",
     "orders.ack_unknown": "Unknown updates, not acknowledged: {ids}",
     "orders.ack_failed": "Acknowledging updates",
     "palette.sync.total": "Sync: total",
@@ -753,6 +757,7 @@ IT: dict[str, str] = {
     "origin.scheduler": "pianificatore",
     "erp.ok": "connesso",
     "erp.unreachable": "non raggiungibile",
+    "erp.busy": "occupato",
     "erp.auth": "credenziali rifiutate",
     "erp.unknown": "non ancora verificato",
     "erp.failing": "in errore",
@@ -939,6 +944,7 @@ IT: dict[str, str] = {
     "orders.view.all": "Tutti",
     "orders.search_hint": "cerca numero ordine o cliente ({search})",
     "orders.status": "Righe {first}-{last} · {next}/{prev} pagina",
+    "orders.status_empty": "Nessuna riga · {next}/{prev} pagina",
     "orders.failing": "{count} non inviati per errore",
     "orders.col.order": "Ordine",
     "orders.col.created": "Inserito",
@@ -1049,6 +1055,7 @@ IT: dict[str, str] = {
     "orders.ack_where": "Si segnano visti gli aggiornamenti: premi {updates} per quelli da rivedere.",
     "orders.ack_all_question": "Segnare visti i {count} aggiornamenti mostrati?",
     "orders.acked": "{count} aggiornamenti segnati visti.",
+    "orders.acked_one": "1 aggiornamento segnato visto.",
     "orders.ack_unknown": "Aggiornamenti sconosciuti, non segnati: {ids}",
     "orders.ack_failed": "Segnare visti gli aggiornamenti",
     "palette.sync.total": "Sincronizzazione Totale",
@@ -1132,7 +1139,16 @@ def t(key: str, /, default: str | None = None, **values: object) -> str:
     return text
 
 
+#: the ERP's errors, named in a run's stored error before their message, which says
+#: itself what went wrong ("ERP is busy: ..."): a screen shows the message alone
+_ERP_ERROR_NAME = re.compile(
+    r"^(?:Auth|ContextMissing|NotFound|BusinessRule|PoolExhausted|ErpTimeout|LinkDown"
+    r"|ErpConnection|MalformedResponse|TokenRejected|Erp)Error: "
+)
+
+
 def engine_text(text: str) -> str:
     """A fixed message of the engine (stored with a run, in English) in the current
-    language, where the catalogue has it; any other text as it is."""
-    return t("engine." + text, default=text)
+    language, where the catalogue has it; any other text as it is, without the name of
+    the ERP error it was raised as."""
+    return t("engine." + text, default=_ERP_ERROR_NAME.sub("", text, count=1))

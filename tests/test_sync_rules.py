@@ -961,7 +961,7 @@ def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
 ) -> None:
     """Well-typed values that cannot be right are rejected with the field and the value,
     as an article with an unknown category is: a customer's price list that is no price
-    list number (1.5, 0), a day that is not in the calendar, a condition with a negative
+    list number (1.5, -1; 0 is the ERP's "none"), a day that is not in the calendar, a condition with a negative
     price or one that ends before it begins. The run stores the rest."""
     customer = sorted(erp_customers(sim))[0]
 
@@ -971,11 +971,13 @@ def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     on_site = {"trasf_sito": [[1, "S"]]}
     half = post("clienti", {"codice": "501.99001", "ragione_sociale": "Listino a metà",
                             "cod_listino": 1.5, **on_site})  # fmt: skip
-    zero = post("clienti", {"codice": "501.99002", "ragione_sociale": "Listino zero",
+    below = post("clienti", {"codice": "501.99002", "ragione_sociale": "Listino negativo",
+                             "cod_listino": -1, **on_site})  # fmt: skip
+    none = post("clienti", {"codice": "501.99004", "ragione_sociale": "Nessun listino",
                             "cod_listino": 0, **on_site})  # fmt: skip
     fine = post("clienti", {"codice": "501.99003", "ragione_sociale": "Listino giusto",
                             "cod_listino": 2, **on_site})  # fmt: skip
-    below = post("particolarita", {"cod_conto": customer, "tipo": "A",
+    cheap = post("particolarita", {"cod_conto": customer, "tipo": "A",
                                    "cod_articolo": "ART0000001", "prezzo": -5})  # fmt: skip
     backwards = post("particolarita", {"cod_conto": customer, "tipo": "A",
                                        "cod_articolo": "ART0000002", "prezzo": 5,
@@ -987,16 +989,18 @@ def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     assert run.status == "ok_with_rejects", run.error
     reasons = {(r.entity, r.key): r.reason for r in engine.run_detail(run.run_id).rejects}
     assert reasons == {
-        ("customers", half): "cod_listino: 1.5 is not a price list number (a whole number"
-        " from 1)",
-        ("customers", zero): "cod_listino: 0 is not a price list number (a whole number from 1)",
-        ("conditions", below): "prezzo: -5 is negative",
+        ("customers", half): "cod_listino: 1.5 is not a price list number (a whole number, 0"
+        " for none)",
+        ("customers", below): "cod_listino: -1 is not a price list number (a whole number, 0"
+        " for none)",
+        ("conditions", cheap): "prezzo: -5 is negative",
         ("conditions", backwards): "dt_fine 20250101 is before dt_inizio 20260101: the"
         " condition would never apply",
         ("conditions", month13): "field dt_inizio: '20261340' is not a date of the calendar"
         " (AAAAMMGG)",
     }
     assert engine.record("customers", fine) is not None
+    assert engine.record("customers", none) is not None  # 0: the ERP's "none given"
     assert run.entities["customers"]["rejected"] == 2
     assert run.entities["conditions"]["rejected"] == 3
     assert run.entities["conditions"]["inserted"] > 0

@@ -123,6 +123,9 @@ async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -
         await pilot.press("space")  # the first entity: articles
         screen.query_one("#sync-codes", Input).focus()
         await pilot.press(*", ".join(codes))
+        await pilot.press("enter")  # to Launch (a second enter would launch)
+        assert app.focused is not None and app.focused.id == "sync-launch"
+        assert not app.sync.running
         screen.query_one("#sync-entities", KeyTable).focus()
         await pilot.press("p")
         await wait_sync(pilot, app)

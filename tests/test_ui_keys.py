@@ -246,6 +246,29 @@ async def test_f1_works_over_a_question_and_follows_the_keymap(synced_readonly: 
         assert not isinstance(app.screen, ConfirmScreen)
 
 
+async def test_f1_on_the_first_screen_does_not_offer_escape(synced_readonly: Engine) -> None:
+    """Escape goes back; on the dashboard, with nowhere to go back to, F1 does not list
+    it. On another screen it does."""
+    from passweb_tui.screens.keys import KeysScreen
+
+    def listed(app: Any) -> set[str]:
+        assert isinstance(app.screen, KeysScreen)
+        return {" ".join(row.keys) for s in app.screen.sections for row in s.rows}
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert "esc" not in listed(app) and "s" in listed(app)
+        await pilot.press("f1")
+        await pilot.press("r")  # the runs
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert "esc" in listed(app)
+
+
 async def test_an_unknown_keymap_id_is_named_in_a_message_that_fits_80x24(
     synced_readonly: Engine,
 ) -> None:

@@ -332,7 +332,7 @@ async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:
         await pilot.press("n")  # past the last page: stays
         await settle(app, pilot)
         assert table.row_count == 37
-        await pilot.press("p", "p")
+        await pilot.press("b", "b")
         await settle(app, pilot)
         assert keys_of(app, "#orders-table") == first_page
 

@@ -360,6 +360,31 @@ async def test_dashboard_asks_the_erp_and_says_when_it_does_not_answer(tmp_path:
         engine.close()
 
 
+async def test_dashboard_says_a_busy_erp_and_its_error_once(sim: Any, tmp_path: Any) -> None:
+    """An ERP that answers 503 is busy, not unreachable; the error that stopped the last
+    run is said once (the check finds the same), in the ERP's words, without the name
+    of the exception it was raised as."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno, max_retries=1,
+                    backoff_base_s=0.01)  # fmt: skip
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        sim.admin("PUT", "/faults", json={"status": {"503": 1}})
+        assert engine.run("total").status == "failed"
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#dash-erp", Static).render())
+            assert shown.startswith("ERP: busy\nERP is busy: too many requests"), shown
+            assert shown.count("ERP is busy") == 1, shown
+            assert "PoolExhaustedError" not in shown
+    finally:
+        sim.admin("DELETE", "/faults")
+        engine.close()
+
+
 async def test_a_warning_stays_in_the_top_bar_of_every_screen(synced: Engine) -> None:
     from textual.widgets import Label
 

@@ -444,8 +444,10 @@ def record_problem(entity: str, full: Mapping[str, Any], derived: Mapping[str, A
     begins. None when there is nothing."""
     if entity == "customers":
         given = full.get("cod_listino")
-        if given not in (None, "") and (derived.get("price_list") or 0) < 1:
-            return f"cod_listino: {given} is not a price list number (a whole number from 1)"
+        number = derived.get("price_list")
+        if given not in (None, "") and (number is None or number < 0):
+            # (0, what the ERP fills in when none was given, is no price list of its own)
+            return f"cod_listino: {given} is not a price list number (a whole number, 0 for none)"
     elif entity == "conditions":
         price = derived.get("price")
         if price is not None and price < 0:

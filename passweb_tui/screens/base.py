@@ -380,6 +380,17 @@ class BaseScreen(Screen[None]):
         if event.state == WorkerState.ERROR and worker.group not in self.OWN_ERRORS:
             self.papp.report_error(worker.name or worker.group, worker.error)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            # on the first screen, with no field to leave, escape has nowhere to go: it
+            # is not offered (F1 leaves it out)
+            return (
+                isinstance(self.focused, Input)
+                or len(self.app.screen_stack) > 1
+                or self.app.current_mode != "dashboard"
+            )
+        return True
+
     def action_back(self) -> None:
         if isinstance(self.focused, Input):
             self.leave_field()

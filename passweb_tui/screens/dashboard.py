@@ -16,7 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Label, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
@@ -97,12 +97,14 @@ def read_dashboard(engine: Any) -> DashboardView:
 
 def check_erp(engine: Any) -> tuple[str, str]:
     """Ask the ERP whether it answers and accepts us: (state, detail); in a worker thread."""
-    from passweb_tui.engine.erp.errors import AuthError, ErpError
+    from passweb_tui.engine.erp.errors import AuthError, ErpError, PoolExhaustedError
 
     try:
         info = engine.client().check()
     except AuthError as exc:
         return "auth", str(exc)
+    except PoolExhaustedError as exc:
+        return "busy", str(exc)
     except ErpError as exc:
         return "unreachable", str(exc)
     except Exception as exc:  # no ERP configured, bad settings: say it, do not crash
@@ -266,7 +268,13 @@ class DashboardScreen(BaseScreen):
         erp = Text()
         erp.append(t("dash.erp") + ": ", style="bold")
         bad = "bold red"
-        state_style = {"ok": "green", "failing": bad, "unreachable": bad, "auth": bad}
+        state_style = {
+            "ok": "green",
+            "failing": bad,
+            "unreachable": bad,
+            "auth": bad,
+            "busy": "bold yellow",
+        }
         # the ERP's own answer when asked; until then what the last run found
         state, live_detail = self._erp_live or (view.erp_state, "")
         erp.append(t(f"erp.{state}", default=state), state_style.get(state, ""))
@@ -275,8 +283,10 @@ class DashboardScreen(BaseScreen):
         if app.erp_label and not app.stable:
             erp.append(f"  {app.erp_label}", style="dim")
         finished = [r for r in view.runs if value_of(r, "status") != "running"]
-        if view.erp_state == "failing" and view.erp_detail:
-            erp.append(f"\n{view.erp_detail}", style="dim")  # the error that stopped it
+        # the error that stopped the last run, unless the ERP's answer now says its own
+        stopped = engine_text(view.erp_detail) if view.erp_state == "failing" else ""
+        if stopped and (state in ("ok", "unknown", "failing") or not live_detail):
+            erp.append(f"\n{stopped}", style="dim")
         elif finished:
             last = finished[0]
             status = t("status." + str(value_of(last, "status")))

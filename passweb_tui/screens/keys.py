@@ -69,8 +69,8 @@ def key_sections(screen: Screen[Any]) -> list[KeySection]:
     grouped: dict[str, dict[tuple[Any, ...], KeyRow]] = {name: {} for name in SECTIONS}
     for key, active in screen.active_bindings.items():
         binding, node = active.binding, active.node
-        if binding.system or key.startswith("super+"):
-            continue
+        if binding.system or key.startswith("super+") or not active.enabled:
+            continue  # (not enabled: the screen says it has nothing to do now)
         description, tooltip = binding.description, binding.tooltip
         own = binding.id in ours
         if binding.action in ("command_palette", "app.command_palette"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -183,7 +184,9 @@ class AckMixin:
             return False
         if event.state == WorkerState.SUCCESS:
             acked, unknown = cast(tuple[list[int], list[int]], event.worker.result)
-            screen.notify(t("orders.acked", count=len(acked)))
+            screen.notify(
+                t("orders.acked_one") if len(acked) == 1 else t("orders.acked", count=len(acked))
+            )
             if unknown:
                 screen.notify(
                     t("orders.ack_unknown", ids=", ".join(map(str, unknown))), severity="warning"
@@ -205,7 +208,7 @@ class OrdersScreen(AckMixin, BaseScreen):
 
     TITLE_KEY = "nav.orders"
     DEFAULT_CSS = """
-    OrdersScreen #orders-views { height: 1; padding: 0 1; }
+    OrdersScreen #orders-views { height: auto; max-height: 2; padding: 0 1; }
     OrdersScreen #orders-filter { width: 40; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -219,7 +222,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         Binding("a", "ack", "key.ack", id="orders.ack"),
         Binding("A", "ack_all", "key.ack_all", id="orders.ack_all", tooltip="key.ack_all.tip"),
         Binding("n", "page(1)", "key.next_page", id="orders.next_page", show=False),
-        Binding("p", "page(-1)", "key.prev_page", id="orders.prev_page", show=False),
+        Binding("b", "page(-1)", "key.prev_page", id="orders.prev_page", show=False),
         Binding("ctrl+r", "reload", "key.reload", id="orders.reload", show=False),
     ]
 
@@ -384,11 +387,10 @@ class OrdersScreen(AckMixin, BaseScreen):
                 row = min(keep, table.row_count - 1)
             table.move_cursor(row=row, animate=False)
         self.show_views()
-        first = result.query.offset + 1 if result.items else 0
         self.query_one("#orders-status", Label).update(
             t(
-                "orders.status",
-                first=fmt_int(first),
+                "orders.status" if result.items else "orders.status_empty",
+                first=fmt_int(result.query.offset + 1),
                 last=fmt_int(result.query.offset + len(result.items)),
                 next=self.bound_key("orders.next_page"),
                 prev=self.bound_key("orders.prev_page"),
@@ -403,6 +405,9 @@ class OrdersScreen(AckMixin, BaseScreen):
             return table.get_row_index(key)
         except RowDoesNotExist:
             return None
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.show_views()  # the note of failed orders beside the tabs or under them
 
     def show_views(self) -> None:
         counts = self.counts
@@ -422,9 +427,14 @@ class OrdersScreen(AckMixin, BaseScreen):
                 line.append(" ")
             else:
                 line.append(label)
+        views = self.query_one("#orders-views", Static)
         if self.failed:
-            line.append("  " + t("orders.failing", count=fmt_int(self.failed)), style="red")
-        self.query_one("#orders-views", Static).update(line)
+            note = t("orders.failing", count=fmt_int(self.failed))
+            width = views.content_size.width
+            # on its own line when the tabs leave it too little room (never cut)
+            fits = not width or line.cell_len + 2 + len(note) <= width
+            line.append(("  " if fits else "\n") + note, style="red")
+        views.update(line)
 
     # -- actions ---------------------------------------------------------------------
 
@@ -660,7 +670,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         head.append(f"   {t('orders.col.erp_key')}: {cell(detail['erp_key'])}")
         customer = detail.get("customer") or {}
         who = detail.get("customer_name") or customer.get("name") or ""
-        head.append(f"\n{t('orders.col.customer')}: {cell(detail['customer_code'])} {who}")
+        # a new customer has no ERP code yet: its name alone, not "-" before it
+        named = " ".join(filter(None, (detail["customer_code"], who))) or "-"
+        head.append(f"\n{t('orders.col.customer')}: {named}")
         if customer.get("erp_bound_by") == "matched":
             head.append(" " + t("orders.matched_customer"))
         elif detail.get("new_customer"):

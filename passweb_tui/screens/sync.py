@@ -207,6 +207,15 @@ class SyncScreen(BaseScreen):
         if event.button.id == "sync-launch":
             self.action_launch(self.selected_kind())
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter after the codes goes to Launch (in view, on a small terminal too): a
+        second enter launches, so that one keystroke too many starts nothing."""
+        if event.input.id == "sync-codes":
+            event.stop()
+            launch = self.query_one("#sync-launch", Button)
+            launch.focus()
+            launch.scroll_visible(animate=False)
+
     def action_toggle_dry_run(self) -> None:
         box = self.query_one("#sync-dry", Checkbox)
         box.value = not box.value
@@ -231,6 +240,9 @@ class SyncScreen(BaseScreen):
             phase.append(" " + t("sync.dry"))
         if snap.run_id:
             phase.append(f"  #{snap.run_id}")
+        # the time so far next to the run, not after the ETA where the two would read as
+        # one when the line wraps at 80 columns
+        phase.append("  " + fmt_duration(app, snap.elapsed_s), style="dim")
         phase.append("  ")
         if snap.running:
             phase.append(t("sync.phase") + ": ")
@@ -245,7 +257,6 @@ class SyncScreen(BaseScreen):
                 phase.append("  " + t("sync.cancelling"), style="magenta")
         else:
             phase.append_text(status_text(snap.status))
-        phase.append("  " + fmt_duration(app, snap.elapsed_s), style="dim")
         self.query_one("#sync-phase", Static).update(phase)
         table.show_rows(
             [
@@ -256,7 +267,9 @@ class SyncScreen(BaseScreen):
                         fmt_int(p.done) + (f"/{fmt_int(p.total)}" if p.total else ""),
                         "-" if p.fraction is None else f"{p.fraction * 100:.0f}",
                         "-" if app.stable else fmt_rate(p.rate),
-                        "-" if app.stable else fmt_eta(app, p.eta_s),
+                        "-"
+                        if app.stable or (p.total and p.done >= p.total)
+                        else fmt_eta(app, p.eta_s),
                     ),
                 )
                 for p in snap.entities
