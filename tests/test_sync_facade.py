@@ -3,6 +3,7 @@ behind the dashboard, change log, categories, catalogue and fields screens."""
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from typing import Any
@@ -267,4 +268,34 @@ def test_a_run_without_the_lease_is_under_way_while_its_mark_lives(
         late.release()
         assert status_of(partial) == ("failed", INTERRUPTED)
     finally:
+        engine.close()
+
+
+def test_a_request_tried_again_is_said_while_the_run_goes_on(sim: Any, tmp_path: Any) -> None:
+    """An ERP that answers busy now and then: each retry is a line of the run's log as it
+    happens (what went wrong, when the next try is), so a busy ERP does not look like a
+    run standing still; the run still ends ok."""
+    from dataclasses import replace
+
+    from test_sync_rules import erp_config
+
+    from passweb_tui.engine.facade import EngineSettings
+    from passweb_tui.engine.sync import SyncOptions
+
+    erp = replace(erp_config(sim), max_retries=8)
+    settings = EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp, SyncOptions(page_size=100))
+    engine = Engine.open(settings)
+    try:
+        sim.admin("PUT", "/faults", json={"status": {"503": 0.2}, "seed": 5})
+        said: list[str] = []
+        result = engine.run(
+            "total", on_event=lambda ev: said.append(ev.message) if ev.message else None
+        )
+        assert result.status == "ok", result.error
+        retries = [m for m in said if m.startswith("the ERP is busy: trying again in ")]
+        assert retries, said
+        assert all(re.search(r"\(\d of 8\)$", m) for m in retries), retries
+        assert not engine.client().retry_listeners  # taken off at the run's end
+    finally:
+        sim.admin("DELETE", "/faults")
         engine.close()

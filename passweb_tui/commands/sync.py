@@ -91,6 +91,11 @@ class ProgressBar:
                 self.stream.write("\r\033[K")
                 self.stream.flush()
                 return
+            if not ev.entity and not ev.phase:
+                if ev.message:  # a word from the run (the ERP tried again): said in place
+                    self.stream.write(f"\r\033[K{ev.kind.upper()} {ev.message}")
+                    self.stream.flush()
+                return
             what = ev.entity or ev.phase
             if ev.total:
                 width = 24

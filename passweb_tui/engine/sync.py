@@ -571,13 +571,24 @@ class SyncRunner:
 
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
+        listeners = getattr(self.client, "retry_listeners", None)
+        if listeners is not None:
+            listeners.append(self._retrying)
         try:
             with quiet_gc():
                 return self._execute()
         finally:
+            if listeners is not None:
+                with contextlib.suppress(ValueError):
+                    listeners.remove(self._retrying)
             if self._builder is not None:
                 self._builder.close()
                 self._builder = None
+
+    def _retrying(self, exc: Exception, attempt: int, retries: int, delay: float) -> None:
+        """A request the client tries again: said in the run's log as it happens, so that
+        a busy or silent ERP does not look like a run standing still."""
+        self._emit("", None, 0, None, message=retry_message(exc, attempt, retries, delay))
 
     def _execute(self) -> RunResult:
         kind, requested, origin, scope, dry_run, started = self._request
@@ -1893,6 +1904,20 @@ def _rules_entities(before: str, now: str) -> list[str]:
     if site and site[0] not in now.split():
         return list(MAIN_ENTITIES)
     return ["articles"]
+
+
+def retry_message(exc: Exception, attempt: int, retries: int, delay: float) -> str:
+    """One line for a request tried again: what went wrong, in short, and when next."""
+    from passweb_tui.engine.erp import errors
+
+    said: dict[type[Exception], str] = {
+        errors.PoolExhaustedError: "the ERP is busy",
+        errors.ErpTimeoutError: "the ERP did not answer in time",
+        errors.ErpConnectionError: "the connection to the ERP failed",
+        errors.LinkDownError: "the ERP failed to serve a request",
+    }
+    why = said.get(type(exc), "a request to the ERP failed")
+    return f"{why}: trying again in {delay:.1f} s ({attempt} of {retries})"
 
 
 def failure_text(exc: BaseException) -> str:

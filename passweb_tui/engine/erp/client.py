@@ -446,6 +446,9 @@ class MexalClient:
         self._busy: tuple[float, float] | None = None
         self._busy_lock = threading.Lock()
         self._on_response = on_response
+        #: told before each retry's wait: (the error, the retry's number, how many at
+        #: most, the wait in seconds); a sync shows them while it goes on
+        self.retry_listeners: list[Callable[[ErpError, int, int, float], None]] = []
         self._base = config.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path
         self._slots = threading.BoundedSemaphore(config.max_in_flight)
@@ -1061,6 +1064,11 @@ class MexalClient:
                     self.config.max_retries,
                     delay,
                 )
+                for listener in list(self.retry_listeners):
+                    try:
+                        listener(exc, attempt, retries, delay)
+                    except Exception:  # a listener never stops a request
+                        log.debug("retry listener failed", exc_info=True)
                 self._sleep(delay)
             else:
                 self._served()
