@@ -35,6 +35,20 @@ def test_the_widest_texts_give_way_alike_and_numbers_never() -> None:
     assert min(caps.values()) >= MIN_SHRUNK
 
 
+def test_a_text_that_gives_way_is_shortened_before_a_column_is_left_out() -> None:
+    """An error or a scope, long, does not push out a short column that says more: it
+    is shortened to its `give_way` first; only when that is not enough does the column
+    go, and then the text gets back the room it held."""
+    columns = [Col(c.key, c.label, c.drop, c.shrink, give_way=20 if c.shrink else 0)
+               for c in COLUMNS]  # fmt: skip
+    keys, caps = fit_columns(columns, [row()], 87)
+    assert keys == [c.key for c in COLUMNS]
+    assert caps == {"old": 25, "new": 25}  # 30 too many: 15 each
+    keys, caps = fit_columns(columns, [row()], 60)
+    assert keys == ["run", "key", "count", "old", "new"]
+    assert 15 <= caps["old"] < 20 and abs(caps["old"] - caps["new"]) <= 1
+
+
 def test_too_narrow_for_anything_keeps_the_floor() -> None:
     _keys, caps = fit_columns(COLUMNS, [row()], 10)
     assert set(caps.values()) == {MIN_SHRUNK}

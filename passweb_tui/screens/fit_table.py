@@ -2,8 +2,9 @@
 
 A DataTable wider than its place scrolls sideways and shows a column cut at the edge,
 so "93" reads "9". Here the columns that do not fit are left out instead (the least
-needed first), and text columns that may be shortened end in an ellipsis; numbers are
-never shortened.
+needed first), and text columns that may be shortened end in an ellipsis (a text that
+gives way is shortened first, before a column is left out for it); numbers are never
+shortened.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Col:
     shrink: bool = False
     #: room kept for values still to come, so the column does not come and go
     min_width: int = 0
+    #: a text column shortened to this width (when longer) before any column is left
+    #: out for it; 0: the others are left out first
+    give_way: int = 0
 
 
 def cell_width(cell: Any) -> int:
@@ -68,8 +72,21 @@ def fit_columns(
     def total() -> int:
         return sum(widths[c.key] + 2 * padding for c in shown)
 
+    def total_shortened() -> int:
+        # a long text that gives way (an error, a scope) is shortened to its `give_way`
+        # before a column is left out for it: the short columns say more a cell
+        return sum(
+            (
+                min(widths[c.key], max(c.give_way, cell_width(c.label)))
+                if c.shrink and c.give_way
+                else widths[c.key]
+            )
+            + 2 * padding
+            for c in shown
+        )
+
     for col in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
-        if total() <= width:
+        if total_shortened() <= width:
             break
         shown.remove(col)
     # the widest text gives way first, a cell at a time, so that two long columns (a

@@ -282,7 +282,9 @@ class OrdersScreen(AckMixin, BaseScreen):
                 Col("total", t("orders.col.total")),
                 Col("rows", t("orders.col.rows"), drop=2),
                 Col("erp_key", t("orders.col.erp_key"), drop=1),
-                Col("error", t("orders.col.error"), shrink=True),
+                # a long error gives way before the ERP key or the rows are left out
+                # for it (14: "C Fix customer" stays whole)
+                Col("error", t("orders.col.error"), shrink=True, give_way=14),
             ]
         self.query_one("#orders-table", FitTable).set_columns(columns)
 
