@@ -505,6 +505,10 @@ async def test_an_update_shows_what_changed_first_at_80x24() -> None:
         assert next(w for w in lines if w[:1] == ["row"])[:2] == ["row", "stato_riga"]
         assert ["4", "before", "-"] in [w[:3] for w in lines]
         assert ["4", "after", "S"] in [w[:3] for w in lines]
+        # no column cut at the right edge: unchanged fields are left out from the last
+        assert rows.virtual_size.width <= rows.size.width, (rows.virtual_size, rows.size)
+        fields = {n for r in an_update()["after"]["rows"] for n in r} - {"id_riga"}
+        assert 3 < len(labels) < 2 + len(fields), (labels, fields)
 
     app = create_app(None, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -29,7 +29,7 @@ class Col:
     """A column of a FitTable."""
 
     key: str
-    label: str
+    label: str | Text
     #: 0: always shown; otherwise left out when the table is too narrow, highest first
     drop: int = 0
     #: text that may be shortened with an ellipsis to make room (never a number)

@@ -802,7 +802,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
                 yield KeyTable(id="update-header")
             with Vertical(classes="panel"):
                 yield Label(t("orders.rows"), classes="panel-title")
-                yield KeyTable(id="update-rows")
+                yield FitTable([], id="update-rows")
 
     def on_mount(self) -> None:
         u = self.update_data
@@ -844,7 +844,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
                 key=name,
             )
 
-        rows = self.query_one("#update-rows", KeyTable)
+        rows = self.query_one("#update-rows", FitTable)
         brows = {r.get("id_riga"): r for r in before.get("rows") or []}
         arows = {r.get("id_riga"): r for r in after.get("rows") or []}
         names = {n for r in [*brows.values(), *arows.values()] for n in r} - {"id_riga"}
@@ -859,10 +859,22 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
             *ordered(changed_cols, ROW_FIELDS),
             *ordered(names - changed_cols, ROW_FIELDS),
         ]
-        rows.add_column(t("orders.row"), key="row")
-        rows.add_column("", key="when")
-        for name in fields:
-            rows.add_column(Text(name, CHANGED_STYLE if name in changed_cols else ""), key=name)
+        # at 80 columns the unchanged fields are left out from the last (never a column
+        # cut at the edge); the changed ones always show
+        unchanged = [n for n in fields if n not in changed_cols]
+        rows.set_columns(
+            [
+                Col("row", t("orders.row")),
+                Col("when", ""),
+                *(
+                    Col(name, Text(name, CHANGED_STYLE))
+                    if name in changed_cols
+                    else Col(name, name, drop=1 + unchanged.index(name))
+                    for name in fields
+                ),
+            ]
+        )
+        shown: list[tuple[str, list[Any]]] = []
         ids = sorted(set(brows) | set(arows), key=row_order)
         # the changed rows first (in their order), so that at 80x24 a change in row 11
         # of 12 is in view too; then the others
@@ -871,11 +883,15 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
             b, a = brows.get(rid), arows.get(rid)
             if b == a:
                 # an unchanged row reads once, so the changed ones stand out
-                rows.add_row(
-                    str(rid),
-                    t("orders.same"),
-                    *(cell((a or {}).get(name)) for name in fields),
-                    key=f"{rid}/same",
+                shown.append(
+                    (
+                        f"{rid}/same",
+                        [
+                            str(rid),
+                            t("orders.same"),
+                            *(cell((a or {}).get(name)) for name in fields),
+                        ],
+                    )
                 )
                 continue
             for label, this, other in (("before", b, a), ("after", a, b)):
@@ -884,7 +900,8 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
                     value = (this or {}).get(name)
                     changed = this is None or other is None or value != other.get(name)
                     cells.append(Text(cell(value), style=CHANGED_STYLE if changed else ""))
-                rows.add_row(*cells, key=f"{rid}/{label}")
+                shown.append((f"{rid}/{label}", cells))
+        rows.show_rows(shown)
         header.focus()
 
     def action_ack(self) -> None:
