@@ -47,10 +47,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
              if getattr(args, name, None) is not None]  # fmt: skip
     if given:
         # the global ERP flags name an ERP to talk to; the simulator's own come after it
+        names = f"{', '.join(given)} {'names' if len(given) == 1 else 'name'}"
         raise CliError(
-            f"erp-sim: {', '.join(given)} {'names' if len(given) == 1 else 'name'} the ERP"
-            " the other commands use; the"
-            " simulator takes its own after the command: erp-sim --user U --azienda A --anno Y",
+            f"erp-sim: {names} the ERP the other commands use; the simulator takes its own"
+            " after the command: erp-sim --user U --azienda A --anno Y",
             ExitCode.USAGE,
         )
     if getattr(args, "demo", False):
@@ -58,21 +58,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.mexal_sim.server import SimOptions
 
     options = SimOptions(
-        host=args.host,
-        port=args.port,
-        articles=args.articles,
-        customers=args.customers,
-        orders=args.orders,
-        seed=args.seed,
+        **_served(args),
         state=args.state,
         user=args.user,
         password=args.password,
         azienda=args.sim_azienda,
         anno=args.sim_anno,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
     )
     return _serve(options)
+
+
+def _served(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of how and what the simulator serves, as the demo ERP takes them too."""
+    names = ("host", "port", "articles", "customers", "orders", "seed", "tls_cert", "tls_key")
+    return {name: getattr(args, name) for name in names}
 
 
 def _serve(options: Any, on_ready: Any = None) -> int:
@@ -114,17 +113,7 @@ def _serve_demo(args: argparse.Namespace, ctx: Context) -> int:
             f"erp-sim: the demo ERP is served already, at {url} (pid {pid}); use that one",
             ExitCode.REFUSED,
         )
-    options = demo.demo_erp_options(
-        folder,
-        host=args.host,
-        port=args.port,
-        articles=args.articles,
-        customers=args.customers,
-        orders=args.orders,
-        seed=args.seed,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
+    options = demo.demo_erp_options(folder, **_served(args))
     announced: list[Any] = []
     try:
         return _serve(
