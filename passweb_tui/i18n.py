@@ -7,6 +7,7 @@ in both languages. `missing_keys()` lists keys present in one language only.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -1139,16 +1140,23 @@ def t(key: str, /, default: str | None = None, **values: object) -> str:
     return text
 
 
-#: the ERP's errors, named in a run's stored error before their message, which says
-#: itself what went wrong ("ERP is busy: ..."): a screen shows the message alone
-_ERP_ERROR_NAME = re.compile(
-    r"^(?:Auth|ContextMissing|NotFound|BusinessRule|PoolExhausted|ErpTimeout|LinkDown"
-    r"|ErpConnection|MalformedResponse|TokenRejected|Erp)Error: "
-)
+@functools.cache
+def _erp_error_name() -> re.Pattern[str]:
+    """The names of the ERP's errors, which a run's stored error starts with (see
+    sync.failure_text) before a message that says itself what went wrong ("ERP is
+    busy: ..."): a screen shows the message alone."""
+    from passweb_tui.engine.erp.errors import ErpError
+
+    names, todo = set(), [ErpError]
+    while todo:
+        kind = todo.pop()
+        names.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return re.compile(rf"^(?:{'|'.join(sorted(names))}): ")
 
 
 def engine_text(text: str) -> str:
     """A fixed message of the engine (stored with a run, in English) in the current
     language, where the catalogue has it; any other text as it is, without the name of
     the ERP error it was raised as."""
-    return t("engine." + text, default=_ERP_ERROR_NAME.sub("", text, count=1))
+    return t("engine." + text, default=_erp_error_name().sub("", text, count=1))
