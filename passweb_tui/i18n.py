@@ -1127,6 +1127,12 @@ def group_digits(text: str) -> str:
     return text.replace(",", ".") if _current == "it" else text
 
 
+def decimal_point(text: str) -> str:
+    """A number written with a decimal point (no thousands separator), in the language's
+    style: 1198,87 in Italian."""
+    return text.replace(".", ",") if _current == "it" else text
+
+
 def t(key: str, /, default: str | None = None, **values: object) -> str:
     """The text of `key` in the current language, with `{name}` fields filled in."""
     text = CATALOGUE[_current].get(key)

@@ -156,3 +156,19 @@ def test_order_states_read_in_the_ui_language() -> None:
     set_language("it")
     assert state_label(states.PARTIALLY_FULFILLED) == "Parzialmente evaso"
     assert state_label(None) == "-"
+
+
+def test_numbers_read_in_the_ui_language() -> None:
+    """Italian writes thousands with a dot and decimals with a comma, in counts, amounts
+    and durations alike; English the other way round."""
+    from decimal import Decimal
+
+    from passweb_tui.screens.base import fmt_duration, fmt_int, fmt_money
+
+    assert (fmt_int(4636), fmt_money(Decimal("1198.87")), fmt_duration(None, 0.24)) == (
+        "4,636", "1198.87", "0.2s",
+    )  # fmt: skip
+    set_language("it")
+    assert (fmt_int(4636), fmt_money(Decimal("1198.87")), fmt_duration(None, 0.24)) == (
+        "4.636", "1198,87", "0,2s",
+    )  # fmt: skip

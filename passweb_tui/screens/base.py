@@ -32,7 +32,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import group_digits, t
+from passweb_tui.i18n import decimal_point, group_digits, t
 
 if TYPE_CHECKING:
     from passweb_tui.app import PasswebApp
@@ -133,7 +133,7 @@ def fmt_money(value: Any) -> str:
     """An amount as a price list shows it (see records.money_text)."""
     from passweb_tui.engine.records import money_text
 
-    return money_text(value)
+    return decimal_point(money_text(value))
 
 
 def fmt_int(value: int | None) -> str:
@@ -147,7 +147,7 @@ def fmt_duration(app: Any, seconds: float | None) -> str:
     if getattr(app, "stable", False):
         return "··s"
     if seconds < 60:
-        return f"{seconds:.1f}s"
+        return decimal_point(f"{seconds:.1f}s")
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
