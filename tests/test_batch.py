@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from passweb_tui.engine import batch
 from passweb_tui.engine.batch import build_rows, nul_free, scan_page
 from passweb_tui.engine.builder import build_page
 from passweb_tui.engine.erp.client import _short_numbers, decode_json
@@ -40,7 +41,7 @@ CATALOGUE = {
     "ora_mod_sistema": FieldSpec("T", 6),
 }
 USED = ("alq_iva", "cod_grp_merc", "descrizione", "peso", "prz_listino")
-CATEGORIES = {"G1", "G2"}
+KNOWN = {"categories": {"G1", "G2"}}
 RULES = SiteRules()
 
 # each field: mostly good values, sometimes one of the ways an ERP record goes wrong
@@ -131,7 +132,7 @@ def one_by_one(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     for r in records:
         try:
             q = quick(ARTICLES, r, salt, RULES)
-            rows.append(build_row(ARTICLES, r, USED, CATALOGUE, RULES, CATEGORIES, q.digest))
+            rows.append(build_row(ARTICLES, r, USED, CATALOGUE, RULES, KNOWN, q.digest))
         except Rejected as exc:
             rejects.append((exc.key, exc.reason))
     return rows, rejects
@@ -140,7 +141,7 @@ def one_by_one(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
 def page_at_once(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     salt = digest_salt(ARTICLES, RULES, USED)
     items, rejects = scan_page(ARTICLES, records, salt, RULES)
-    rows, bad = build_rows(ARTICLES, items, USED, CATALOGUE, RULES, CATEGORIES)
+    rows, bad = build_rows(ARTICLES, items, USED, CATALOGUE, RULES, KNOWN)
     return rows, rejects + bad
 
 
@@ -399,7 +400,7 @@ def test_the_worker_rejects_what_the_sync_rejects() -> None:
     content = json.dumps({"dati": records}).encode()
     assert b"\\u0000" in content and not nul_free(content)
     salt = digest_salt(ARTICLES, RULES, USED)
-    built = build_page("articles", content, USED, CATALOGUE, RULES, CATEGORIES, salt)
+    built = build_page("articles", content, USED, CATALOGUE, RULES, KNOWN, salt)
     assert built is not None
     _, _, scan_rejects, n, compact, bad = built
     assert n == 5 and not scan_rejects
@@ -413,3 +414,39 @@ def test_a_reply_without_the_json_spelling_of_nul_holds_none() -> None:
     assert nul_free(b'{"dati":[{"codice":"A1","descrizione":"plain"}]}')
     assert not nul_free(b'{"dati":[{"codice":"A1","descrizione":"a\\u0000b"}]}')
     assert not nul_free(None)
+
+
+def test_a_customers_links_are_checked_alike_by_page_and_by_record() -> None:
+    """A page whose customers all name known lookup records takes the column way; one
+    naming an unknown payment rejects only that customer, with the reason the
+    per-record way gives."""
+    customers = ENTITIES["customers"]
+    used = ("ragione_sociale", "cod_pagamento", "cod_listino", "valuta")
+    catalogue = {"cod_listino": FieldSpec("N", 2), "valuta": FieldSpec("N", 4)}
+    known = {"payments": {"RD", "BB30"}, "price_lists": {"1", "2"}, "currencies": {"1"}}
+    page = [
+        {"codice": f"501.0000{i}", "ragione_sociale": f"C{i}", "cod_pagamento": pay,
+         "cod_listino": lst, "valuta": cur, "trasf_sito": [[1, "S"]]}
+        for i, (pay, lst, cur) in enumerate(
+            [("RD", 1, 1), ("BB30", 2.0, 0), ("", 0, 1), ("XX", 1, 1), ("RD", 3, 1)]
+        )
+    ]  # fmt: skip
+    salt = digest_salt(customers, RULES, used)
+    items, _ = scan_page(customers, page, salt, RULES)
+    assert batch._build_columns(customers, items[:3], used, catalogue, RULES, known)
+    assert batch._build_columns(customers, items, used, catalogue, RULES, known) is None
+    rows, rejects = build_rows(customers, items, used, catalogue, RULES, known)
+    assert [r.key for r in rows] == ["501.00000", "501.00001", "501.00002"]
+    assert rejects == [
+        ("501.00003", "unknown payment 'XX' in cod_pagamento"),
+        ("501.00004", "unknown price list '3' in cod_listino"),
+    ]
+    one = [
+        build_row(customers, q.record, used, catalogue, RULES, known, q.digest) for q in items[:3]
+    ]
+    assert [(r.key, r.data_json, r.derived) for r in one] == [
+        (r.key, r.data_json, r.derived) for r in rows
+    ]
+    # a lookup table the store holds nothing of is not checked
+    rows, rejects = build_rows(customers, items, used, catalogue, RULES, {"payments": set()})
+    assert len(rows) == 5 and not rejects

@@ -1006,6 +1006,42 @@ def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     assert run.entities["conditions"]["inserted"] > 0
 
 
+def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rejects(
+    engine: Engine, sim: Any
+) -> None:
+    """A customer whose usual payment, price list or currency is no record of the ERP's
+    lookup tables is rejected, naming the field and the code, as an article with an
+    unknown category is; 0 and empty are "none given". Once the ERP has the payment, the
+    next CHANGED stores the customer it rejected."""
+
+    def post(resource: str, record: dict[str, Any]) -> str:
+        return str(sim.admin("POST", f"records/{resource}", json=record).json()["key"])
+
+    on_site = {"trasf_sito": [[1, "S"]], "cod_pagamento": "RD", "cod_listino": 1, "valuta": 1}
+    payment = post("clienti", {**on_site, "codice": "501.99011", "ragione_sociale": "Pag",
+                               "cod_pagamento": "ZZ9"})  # fmt: skip
+    price_list = post("clienti", {**on_site, "codice": "501.99012", "ragione_sociale": "Lst",
+                                  "cod_listino": 42})  # fmt: skip
+    currency = post("clienti", {**on_site, "codice": "501.99013", "ragione_sociale": "Val",
+                                "valuta": 9})  # fmt: skip
+    none = post("clienti", {**on_site, "codice": "501.99014", "ragione_sociale": "Nulla",
+                            "cod_pagamento": "", "cod_listino": 0, "valuta": 0})  # fmt: skip
+    run = engine.run("total")
+    assert run.status == "ok_with_rejects", run.error
+    reasons = {r.key: r.reason for r in engine.run_detail(run.run_id).rejects}
+    assert reasons == {
+        payment: "unknown payment 'ZZ9' in cod_pagamento",
+        price_list: "unknown price list '42' in cod_listino",
+        currency: "unknown currency '9' in valuta",
+    }
+    assert engine.record("customers", none) is not None
+    assert engine.record("customers", payment) is None
+    post("pagamenti", {"codice": "ZZ9", "descrizione": "Nuovo pagamento", "tipo": "BB"})
+    run = engine.run("changed")
+    assert engine.record("customers", payment) is not None
+    assert {r.key for r in engine.run_detail(run.run_id).rejects} == {price_list, currency}
+
+
 def erp_customers(sim: Any) -> set[str]:
     with MexalClient(erp_config(sim)) as client:
         return {

@@ -27,10 +27,12 @@ from passweb_tui.engine.records import (
     _PLAIN,
     CHECKED_TOGETHER,
     KEY_FIELD,
+    LINKS,
     PRICE_LIMIT,
     PRICE_LIST_LIMIT,
     EntitySpec,
     FieldSpec,
+    Known,
     Quick,
     Rejected,
     Row,
@@ -40,6 +42,7 @@ from passweb_tui.engine.records import (
     dumps,
     hash_key,
     key_limit,
+    link_code,
     quick,
     real_date,
     record_prices,
@@ -168,21 +171,21 @@ def build_rows(
     used: tuple[str, ...] | None,
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
-    categories: set[str] | None = None,
+    known: Known | None = None,
     nul_free: bool = False,
 ) -> tuple[list[Row], Rejects]:
     """Validated, canonical rows for these records (see records.build_row), and the
     records rejected with their reasons. `nul_free`: the caller knows that no text of
     these records holds a NUL character (see `nul_free`), which spares looking."""
     if used is not None and len(items) > 1:
-        rows = _build_columns(spec, items, used, catalogue, rules, categories, nul_free)
+        rows = _build_columns(spec, items, used, catalogue, rules, known, nul_free)
         if rows is not None:
             return rows, []
     out: list[Row] = []
     rejects: Rejects = []
     for q in items:
         try:
-            out.append(build_row(spec, q.record, used, catalogue, rules, categories, q.digest))
+            out.append(build_row(spec, q.record, used, catalogue, rules, known, q.digest))
         except Rejected as exc:
             rejects.append((exc.key or q.key, exc.reason))
     return out, rejects
@@ -194,7 +197,7 @@ def _build_columns(
     used: tuple[str, ...],
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
-    categories: set[str] | None,
+    known: Known | None,
     nul_free: bool = False,
 ) -> list[Row] | None:
     """The rows, or None when the page needs the per-record way."""
@@ -245,12 +248,8 @@ def _build_columns(
         map(functools.partial(record_problem, spec.name), fulls, derived)
     ):
         return None
-    if spec.name == "articles" and categories is not None:
-        wanted = {d.get("category") for d in derived}
-        wanted.discard(None)
-        wanted.discard("")
-        if not wanted <= categories:
-            return None
+    if known is not None and not _links_hold(spec.name, fulls, derived, known):
+        return None
     where = {name: i for i, name in enumerate(names)}
     nothing = (None,) * n
     data_columns = [canonical[where[k]] if k in where else nothing for k in used]
@@ -285,6 +284,33 @@ def nul_free(content: bytes | None) -> bool:
     """Whether a reply certainly holds no NUL character in any text: JSON spells one
     `\\u0000` (a raw one is not JSON), so a reply without that spelling has none."""
     return content is not None and b"\\u0000" not in content
+
+
+def _links_hold(
+    entity: str,
+    fulls: Sequence[Mapping[str, Any]],
+    derived: Sequence[Mapping[str, Any]],
+    known: Known,
+) -> bool:
+    """Whether every link of the page's records names a lookup record the store has (as
+    records.link_problem sees it); a False sends the page the per-record way, for the
+    exact rejects."""
+    if entity == "articles":
+        categories = known.get("categories")
+        if categories is None:
+            return True
+        wanted = set(map(operator.itemgetter("category"), derived))
+        wanted.discard(None)
+        wanted.discard("")
+        return wanted <= categories
+    for link in LINKS.get(entity, ()):
+        keys = known.get(link.target)
+        if keys:
+            codes = set(map(link_code, [f.get(link.source) for f in fulls]))
+            codes.discard(None)
+            if not codes <= keys:
+                return False
+    return True
 
 
 def _within(numbers: Iterable[Any], bounds: tuple[int, int]) -> bool:

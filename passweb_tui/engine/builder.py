@@ -29,7 +29,7 @@ from passweb_tui.engine import helper_start
 from passweb_tui.engine.batch import build_rows, nul_free, scan_page
 from passweb_tui.engine.erp.client import decode_json
 from passweb_tui.engine.helper_start import SERVER_ENV, quiet_stderr
-from passweb_tui.engine.records import ENTITIES, FieldSpec, Quick, SiteRules
+from passweb_tui.engine.records import ENTITIES, FieldSpec, Known, Quick, SiteRules
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def build_page(
     used: tuple[str, ...] | None,
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
-    categories: set[str] | None,
+    known: Known | None,
     salt: bytes,
 ) -> Built | None:
     """What a full pass into an empty table does with one page before writing it, for
@@ -83,7 +83,7 @@ def build_page(
                 continue
             by_key[q.key] = q
         items = list(by_key.values())
-        rows, bad = build_rows(spec, items, used, catalogue, rules, categories, nul_free(content))
+        rows, bad = build_rows(spec, items, used, catalogue, rules, known, nul_free(content))
         columns = derived_columns(entity)
         compact: list[Compact] = [
             (

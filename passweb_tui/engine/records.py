@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
@@ -458,6 +459,77 @@ def record_problem(entity: str, full: Mapping[str, Any], derived: Mapping[str, A
     return None
 
 
+#: Known = the keys of the lookup tables a record may link to, by lookup entity
+Known = Mapping[str, AbstractSet[str]]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A customer's field that names a record of a lookup table."""
+
+    source: str  # the ERP field
+    target: str  # the lookup entity it names a record of
+    label: str  # what the reason calls it
+
+
+#: the links checked for each entity, besides an article's category (see link_problem)
+LINKS: dict[str, tuple[Link, ...]] = {
+    "customers": (
+        Link("cod_pagamento", "payments", "payment"),
+        Link("cod_listino", "price_lists", "price list"),
+        Link("valuta", "currencies", "currency"),
+    ),
+}
+#: the lookup entities whose keys the sync gathers for the links, by entity
+LINK_TARGETS: dict[str, tuple[str, ...]] = {
+    "articles": ("categories",),
+    **{e: tuple(link.target for link in links) for e, links in LINKS.items()},
+}
+
+
+def link_code(value: Any) -> str | None:
+    """The key a link's value names, None for no link (empty, or the ERP's 0)."""
+    if value is None or value == "" or value == 0:
+        return None
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def link_problem(
+    entity: str,
+    full: Mapping[str, Any],
+    derived: Mapping[str, Any],
+    known: Known | None,
+    rules: SiteRules,
+) -> str | None:
+    """The first link of the record to a lookup record the store does not have, as a
+    reject's reason; None when every link holds. A lookup table the store holds none of
+    is not checked (a Parziale of customers into a store no TOTAL has filled yet), except
+    the categories, without which no article can be placed."""
+    if known is None:
+        return None
+    if entity == "articles":
+        categories = known.get("categories")
+        cat = derived.get("category")
+        if categories is None or not cat or cat in categories:
+            return None
+        source = "cat_web" if rules.category_mode == "secondaria" else "cod_grp_merc"
+        hint = (
+            ""
+            if categories
+            else " (the store has no categories yet: a TOTAL or a Parziale of categories"
+            " brings them)"
+        )
+        return f"unknown category {cat!r} in {source}{hint}"
+    for link in LINKS.get(entity, ()):
+        keys = known.get(link.target)
+        code = link_code(full.get(link.source))
+        if keys and code is not None and code not in keys:
+            return f"unknown {link.label} {code!r} in {link.source}"
+    return None
+
+
 @dataclass
 class Row:
     key: str
@@ -732,7 +804,7 @@ def build_row(
     used: tuple[str, ...] | None,
     catalogue: Mapping[str, FieldSpec],
     rules: SiteRules,
-    categories: set[str] | None = None,
+    known: Known | None = None,
     digest: str | None = None,
 ) -> Row:
     """Validate an ERP record and turn it into a row; raises Rejected with the reason."""
@@ -786,17 +858,10 @@ def build_row(
         raise Rejected(key, "currency without ISO code (sigla_iso)")
     if spec.name in CHECKED_TOGETHER and (problem := record_problem(spec.name, full, derived)):
         raise Rejected(key, problem)
-    if spec.name == "articles" and categories is not None:
-        cat = derived.get("category")
-        if cat and cat not in categories:
-            link = "cat_web" if rules.category_mode == "secondaria" else "cod_grp_merc"
-            hint = (
-                ""
-                if categories
-                else " (the store has no categories yet: a TOTAL or a Parziale of categories"
-                " brings them)"
-            )
-            raise Rejected(key, f"unknown category {cat!r} in {link}{hint}")
+    if spec.name in LINK_TARGETS and (
+        problem := link_problem(spec.name, full, derived, known, rules)
+    ):
+        raise Rejected(key, problem)
     if used is None:
         data = {k: v for k, v in full.items() if k != KEY_FIELD}
     else:

@@ -67,10 +67,12 @@ from passweb_tui.engine.models import (
 from passweb_tui.engine.records import (
     ENTITIES,
     KEY_FIELD,
+    LINK_TARGETS,
     LOOKUP_ENTITIES,
     MAIN_ENTITIES,
     EntitySpec,
     FieldSpec,
+    Known,
     Quick,
     Row,
     SiteRules,
@@ -97,6 +99,8 @@ STATUSES = ("ok", "ok_with_rejects", "failed", "cancelled")
 SCOPE_ENTITIES = (*MAIN_ENTITIES, *LOOKUP_ENTITIES, "resources", "orders")
 PAGE_SIZE = 1000
 MAX_CATEGORIES = 1000  # DOMAIN.md: keep the category tree under this
+#: the lookup entities some record links to: a pass of one gathers its keys
+_LINKED = frozenset(t for targets in LINK_TARGETS.values() for t in targets)
 STAMP = "%Y%m%d %H%M%S"
 
 _RUNS = SyncRun.__table__  # type: ignore[attr-defined]
@@ -443,7 +447,9 @@ class SyncRunner:
         self.erp_clock: datetime | None = None
         self._stmts: dict[str, Any] = {}
         self._catalogues: dict[str, tuple[tuple[str, ...] | None, dict[str, FieldSpec]]] = {}
-        self._categories: set[str] | None = None
+        #: the keys of the lookup tables records link to (see records.LINK_TARGETS): read
+        #: by this run's pass of the table, or from the store when it had none
+        self._known: dict[str, set[str]] = {}
         self._retry: dict[str, set[str]] = {}
         self._messages: list[str] = []
         self._would_change: list[tuple[str, str, str, str | None, str | None, str | None]] = []
@@ -1038,13 +1044,16 @@ class SyncRunner:
         spec = p.spec
         counts = self.counts.setdefault(spec.name, empty_counts())
         used, cat = self._catalogue(spec.name) if spec.main else (None, {})
-        if spec.name == "articles" and self._categories is None:
-            with self.store.read() as rconn:
-                t = ENTITIES["categories"].table
-                self._categories = {c for (c,) in rconn.execute(select(t.c.code))}
-        collect_categories = spec.name == "categories"
-        if collect_categories:
-            self._categories = set()
+        for target in LINK_TARGETS.get(spec.name, ()):
+            if target not in self._known:
+                self._known[target] = self._stored_keys(target)
+        known = self._known_for(spec.name)
+        collected: set[str] | None = None
+        if spec.name in _LINKED:
+            # a pass that deletes what it does not meet leaves the table as it read it; any
+            # other (a Parziale) only adds to what the store has
+            collected = set() if p.deletions else self._stored_keys(spec.name)
+            self._known[spec.name] = collected
         if p.deletions:
             with conn.begin():
                 conn.execute(delete(_SEEN).where(_SEEN.c.entity == spec.name))
@@ -1089,8 +1098,8 @@ class SyncRunner:
                 pending_retry.difference_update(q.key for q in items)
                 pending_retry.difference_update(removed)
                 pending_retry.difference_update(k for k, _ in rejects if k)
-            if collect_categories and self._categories is not None:
-                self._categories.update(q.key for q in items)
+            if collected is not None:
+                collected.update(q.key for q in items)
             self._apply_page(
                 conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
                 nul_free=nul_free(content),
@@ -1139,7 +1148,7 @@ class SyncRunner:
                     if builder is not None and getattr(page, "cut", None) is not None:
                         future = builder.submit(
                             spec.name, page.content, used, cat, self.options.rules,
-                            self._categories if spec.name == "articles" else None, salt,
+                            known, salt,
                         )  # fmt: skip
                     if future is not None:
                         waiting.append((page, future))
@@ -1160,9 +1169,9 @@ class SyncRunner:
         # did not know it in advance, a TOTAL only guessed it from the store)
         total = counts["fetched"]
         self._emit(phase, spec.name, total, total, started=started)
-        if collect_categories and self._categories and len(self._categories) > MAX_CATEGORIES:
+        if spec.name == "categories" and collected and len(collected) > MAX_CATEGORIES:
             self._messages.append(
-                f"{len(self._categories)} categories: the site works best under {MAX_CATEGORIES}"
+                f"{len(collected)} categories: the site works best under {MAX_CATEGORIES}"
                 " (the secondary mode keeps only the web-flagged groups)"
             )
         if p.codes:
@@ -1209,6 +1218,19 @@ class SyncRunner:
         with self.store.write() if dry_run else self.store.write(conn) as wconn:
             wconn.execute(insert(_REJECTS), rows)
         counts["rejected"] += len(rows)
+
+    def _stored_keys(self, entity: str) -> set[str]:
+        t = ENTITIES[entity].table
+        with self.store.read() as rconn:
+            return {c for (c,) in rconn.execute(select(t.c.code))}
+
+    def _known_for(self, entity: str) -> Known | None:
+        """The lookup keys the entity's records are checked against (None: it has no
+        links)."""
+        targets = LINK_TARGETS.get(entity)
+        if targets is None:
+            return None
+        return {t: self._known[t] for t in targets if t in self._known}
 
     def _stale_category_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
@@ -1423,7 +1445,7 @@ class SyncRunner:
         keys = [q.key for q in items]
         site_cols = [c for c in spec.site_fields if c in t.c]
         rules = self.options.rules
-        categories = self._categories if spec.name == "articles" else None
+        known = self._known_for(spec.name)
         begin = conn.begin() if dry_run else self.store.write(conn)
         with begin:
             if conn.dialect.name == "postgresql" and not dry_run:
@@ -1445,7 +1467,7 @@ class SyncRunner:
                     # some of these records are stored after all: build them here
                     by_key = {str(r.get(KEY_FIELD)): r for r in records()}
                     changed = [Quick(q.key, q.digest, by_key[q.key]) for q in changed]
-                rows, bad = build_rows(spec, changed, used, cat, rules, categories, nul_free)
+                rows, bad = build_rows(spec, changed, used, cat, rules, known, nul_free)
             rejects.extend(bad)
             rejected_keys = {k for k, _ in rejects if k}
             protect_descriptions = self._keeps_descriptions(spec)
