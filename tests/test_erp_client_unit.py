@@ -949,3 +949,37 @@ def test_a_read_reply_is_freed_without_the_cycle_collector() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_retry_is_told_only_to_the_listener_of_the_context_that_asked() -> None:
+    """A sync hears of its own requests' retries, also of those made by the threads it
+    starts (in_context), never of another thread's sharing the client (the dashboard's
+    check of the ERP while a run goes on)."""
+    import threading
+
+    from passweb_tui.engine.erp.client import RETRY_LISTENER, in_context
+
+    heard: list[tuple[str, int]] = []
+    rec = Recorder(lambda r: erp_error(503, "3002 - troppe richieste"))
+    with rec.client(max_retries=1) as client:
+
+        def ask(who: str) -> None:
+            with pytest.raises(PoolExhaustedError):
+                client.list_page(f"articoli-{who}")
+
+        def run() -> None:
+            RETRY_LISTENER.set(lambda exc, attempt, retries, delay: heard.append(("run", attempt)))
+            ask("run")
+            helper = threading.Thread(target=in_context(ask), args=("helper",))
+            helper.start()
+            helper.join()
+
+        outsider = threading.Thread(target=ask, args=("outsider",))
+        runner = threading.Thread(target=run)
+        runner.start()
+        outsider.start()
+        runner.join()
+        outsider.join()
+    assert heard == [("run", 1), ("run", 1)]
+    assert len(rec.requests) == 6  # each of the three asked twice
+    assert RETRY_LISTENER.get() is None

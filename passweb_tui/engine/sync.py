@@ -56,6 +56,7 @@ from passweb_tui.engine.batch import (
     text_digests,
 )
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
+from passweb_tui.engine.erp.client import RETRY_LISTENER, in_context
 from passweb_tui.engine.lease import Lease, LeaseLost, RunMark, drop_dead_marks, live_marks, utcnow
 from passweb_tui.engine.models import (
     ArticlePrice,
@@ -351,7 +352,7 @@ class _Prefetch:
         self._stop = threading.Event()
         self._cancel = cancel
         self._thread = threading.Thread(
-            target=self._work, args=(pages,), name="sync-prefetch", daemon=True
+            target=in_context(self._work), args=(pages,), name="sync-prefetch", daemon=True
         )
         self._thread.start()
 
@@ -577,16 +578,12 @@ class SyncRunner:
 
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
-        listeners = getattr(self.client, "retry_listeners", None)
-        if listeners is not None:
-            listeners.append(self._retrying)
+        hearing = RETRY_LISTENER.set(self._retrying)
         try:
             with quiet_gc():
                 return self._execute()
         finally:
-            if listeners is not None:
-                with contextlib.suppress(ValueError):
-                    listeners.remove(self._retrying)
+            RETRY_LISTENER.reset(hearing)
             if self._builder is not None:
                 self._builder.close()
                 self._builder = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -43,6 +44,24 @@ from passweb_tui.engine.erp.errors import (
 from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
 
 log = logging.getLogger("passweb_tui.erp")
+
+RetryListener = Callable[[ErpError, int, int, float], None]
+#: told before each retry's wait of a request made in this context (a sync's thread and
+#: the threads it starts, see in_context): the error, the retry's number, how many at
+#: most, the wait in seconds. A sync shows them while it goes on; a request of another
+#: thread sharing the client (the dashboard's check) is not its to show.
+RETRY_LISTENER: contextvars.ContextVar[RetryListener | None] = contextvars.ContextVar(
+    "retry_listener", default=None
+)
+_R = TypeVar("_R")
+
+
+def in_context(fn: Callable[..., _R]) -> Callable[..., _R]:
+    """`fn` to run in a new thread within a copy of this thread's context (its retry
+    listener): one copy per thread, as a context runs in one thread at a time."""
+    ctx = contextvars.copy_context()
+    return lambda *args, **kwargs: ctx.run(fn, *args, **kwargs)
+
 
 T = TypeVar("T")
 
@@ -446,9 +465,6 @@ class MexalClient:
         self._busy: tuple[float, float] | None = None
         self._busy_lock = threading.Lock()
         self._on_response = on_response
-        #: told before each retry's wait: (the error, the retry's number, how many at
-        #: most, the wait in seconds); a sync shows them while it goes on
-        self.retry_listeners: list[Callable[[ErpError, int, int, float], None]] = []
         self._base = config.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path
         self._slots = threading.BoundedSemaphore(config.max_in_flight)
@@ -1064,7 +1080,8 @@ class MexalClient:
                     self.config.max_retries,
                     delay,
                 )
-                for listener in list(self.retry_listeners):
+                listener = RETRY_LISTENER.get()
+                if listener is not None:
                     try:
                         listener(exc, attempt, retries, delay)
                     except Exception:  # a listener never stops a request

@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from passweb_tui.engine.erp.client import Filter, MexalClient
+from passweb_tui.engine.erp.client import Filter, MexalClient, in_context
 from passweb_tui.engine.erp.errors import (
     AuthError,
     ContextMissingError,
@@ -455,7 +455,8 @@ class Pusher:
             worker()
         else:
             threads = [
-                threading.Thread(target=worker, name=f"push-{i}", daemon=True) for i in range(n)
+                threading.Thread(target=in_context(worker), name=f"push-{i}", daemon=True)
+                for i in range(n)
             ]
             for t in threads:
                 t.start()

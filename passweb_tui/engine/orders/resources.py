@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine import models
-from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.client import MexalClient, in_context
 from passweb_tui.engine.erp.errors import ErpError, NotFoundError
 from passweb_tui.engine.erp.values import format_datetime, parse_datetime
 from passweb_tui.engine.orders.models import WebResource, WebResourceArticle, utcnow
@@ -304,7 +304,7 @@ def _in_threads(items: Sequence[Any], work: Callable[[Any], None], n: int) -> No
                 return
             work(item)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, n))]
+    threads = [threading.Thread(target=in_context(worker), daemon=True) for _ in range(max(1, n))]
     for t in threads:
         t.start()
     for t in threads:
