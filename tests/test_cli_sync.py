@@ -567,3 +567,26 @@ def test_sync_json_prints_one_object_even_when_the_run_cannot_start(
         assert said in result.stderr
     ok = cli(sim, "sync", "total", "--json", db=f"sqlite:///{tmp_path / 'b.db'}")
     assert len(ok.stdout.strip().splitlines()) == 1  # a run that ran: its own object only
+
+
+def test_the_summary_says_what_became_of_web_orders_and_customers() -> None:
+    """The text report has a line for the web orders (sent, failed, updated from the ERP)
+    and one for new web customers, when the run did anything with them; the JSON has
+    them as `orders` and `customers`."""
+    import io
+    from datetime import UTC, datetime
+
+    from passweb_tui.commands.sync import print_summary
+    from passweb_tui.engine.sync import RunResult
+
+    def said(**kw: Any) -> str:
+        now = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+        result = RunResult(1, "changed", "changed", "cli", None, "ok", False, now, now, **kw)
+        out = io.StringIO()
+        print_summary(result, out)
+        return out.getvalue()
+
+    assert "web" not in said()
+    busy = said(orders={"sent": 2, "failed": 1, "updated": 3}, customers={"sent": 1, "failed": 0})
+    assert "web orders: sent 2, failed 1, updated from the ERP 3" in busy
+    assert "new web customers: sent 1, failed 0" in busy

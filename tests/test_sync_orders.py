@@ -35,6 +35,13 @@ def test_partial_pushes_waiting_orders_and_changed_reads_their_erp_updates(
         orders = WebOrders(engine.store)
         report = orders.import_lines([_order("W9001", engine), _order("W9002", engine)])
         assert not getattr(report, "errors", None)
+        # a dry run sends nothing, and says what waits instead of "nothing to do"
+        for dry in (engine.run("partial", dry_run=True), engine.run("changed", dry_run=True)):
+            assert dry.orders["sent"] == 0 and "nothing to do" not in (dry.message or "")
+            assert "2 web orders waiting to be sent" in (dry.message or ""), dry.message
+        named = engine.run("partial", scope=Scope(("orders",), ("W9002",)), dry_run=True)
+        assert "1 web order waiting to be sent" in (named.message or ""), named.message
+        assert orders.waiting_count() == 2
         pushed = engine.run("partial", scope=Scope(("orders",), ("W9001",)))
         assert pushed.orders["sent"] == 1 and pushed.status == "ok"
         rest = engine.run("partial")

@@ -310,6 +310,13 @@ def test_a_dry_run_keeps_what_the_change_log_would_have_had(engine: Engine, sim:
         json={"resource": "articoli", "count": 4, "seed": 21, "fields": ["descrizione"]},
     )
     sim.admin("DELETE", f"records/articoli/{on_site[0]}")
+    # records whose flag turns N: removed by the pages, not by the pass's deletions
+    for resource in ("articoli", "clienti"):
+        sim.admin(
+            "POST",
+            "mutate",
+            json={"resource": resource, "count": 2, "seed": 22, "fields": ["trasf_sito"]},
+        )
     dry = engine.run("total", dry_run=True)
     assert dry.status == "ok" and dry.would_change
     real = engine.run("total")
@@ -318,6 +325,9 @@ def test_a_dry_run_keeps_what_the_change_log_would_have_had(engine: Engine, sim:
         for c in engine.changes(run_id=real.run_id)
     }
     assert set(dry.would_change) == logged
+    assert len(dry.would_change) == len(logged)  # each once
+    assert dry.entities == real.entities
+    assert real.entities["articles"]["deleted"] == 3 and real.entities["customers"]["deleted"] == 2
     assert ("articles", on_site[0], "deleted", None, None, None) in logged
     assert any(c[3] == "descrizione" for c in logged)
     assert "would_change" not in dry.to_json()  # the contract's shape is unchanged

@@ -138,6 +138,18 @@ def print_summary(result: RunResult, out: TextIO) -> None:
             [name, *(str(c.get(h, 0)) for h in head[1:])] for name, c in result.entities.items()
         ]
         print_table(head, rows, out, right=range(1, len(head)))
+    customers, orders = result.customers, result.orders
+    if any(customers.values()):
+        print(
+            f"new web customers: sent {customers['sent']}, failed {customers['failed']}", file=out
+        )
+    if any(orders.values()):
+        updated = "would be updated" if result.dry_run else "updated"
+        print(
+            f"web orders: sent {orders['sent']}, failed {orders['failed']},"
+            f" {updated} from the ERP {orders['updated']}",
+            file=out,
+        )
     if result.error:
         print(f"error: {result.error}", file=out)
 

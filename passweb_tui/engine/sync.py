@@ -637,11 +637,13 @@ class SyncRunner:
                 self._named_orders(orders_scope, dry_run)
             if orders_scope is not None and pushes and not dry_run:
                 self._push_orders(orders_scope)
+            elif orders_scope is not None and pushes:
+                self._waiting_note(orders_scope)
             elif orders_scope == () and scope is not None:
                 self._unsent_note()
             if kind == "partial" and scope is None:
                 pushed = sum(self.orders.values()) + sum(self.customers.values())
-                if not dry_run and not pushed and self._waiting_orders:
+                if not pushed and self._waiting_orders and not dry_run:
                     # held: settling after an unknown outcome (said above), or another
                     # process's push has them
                     n = self._waiting_orders
@@ -649,11 +651,10 @@ class SyncRunner:
                         f"partial sync: {n} web order{'s' if n != 1 else ''} waiting, none"
                         " could be sent now"
                     )
-                elif dry_run or not pushed:
-                    what = "a dry run sends nothing" if dry_run else "nothing was waiting"
+                elif not pushed and not self._waiting_orders:
                     self._messages.append(
-                        f"partial sync: pushes waiting web customers and orders; {what}; "
-                        "nothing to do"
+                        "partial sync: pushes waiting web customers and orders; nothing was"
+                        " waiting; nothing to do"
                     )
             for p in passes:
                 self._check_cancel()
@@ -827,6 +828,20 @@ class SyncRunner:
             self._emit(phase, "orders", done, total, started=started, message=message)
 
         return progress
+
+    def _waiting_note(self, order_ids: tuple[str, ...]) -> None:
+        """What a dry run would have sent: the web orders waiting, said in its message."""
+        from passweb_tui.engine.orders.api import WebOrders
+
+        waiting = WebOrders(self.store).waiting_ids()
+        if order_ids:
+            waiting = [i for i in waiting if i in order_ids]
+        self._waiting_orders = n = len(waiting)
+        if n:
+            self._messages.append(
+                f"{n} web order{'s' if n != 1 else ''} waiting to be sent (with any new"
+                " customer of theirs): a dry run sends nothing"
+            )
 
     def _push_orders(self, order_ids: tuple[str, ...]) -> None:
         from passweb_tui.engine.orders.api import WebOrders
@@ -1516,7 +1531,9 @@ class SyncRunner:
             for k in gone:
                 changes.append(self._change(at, spec, k, "deleted"))
             if p.deletions:
-                seen = [*keys, *(k for k, _ in rejects if k)]
+                # (a dry run's removed records stay in the table: seen, so that the
+                # pass's deletions do not count them a second time)
+                seen = [*keys, *(k for k, _ in rejects if k), *(gone if dry_run else ())]
                 if seen:
                     self._note_seen(conn, spec, list(dict.fromkeys(seen)))
             unusable = len(rejected_keys & set(keys)) if rejected_keys else 0
