@@ -164,18 +164,21 @@ def test_a_second_signal_while_cancelling(
     reader: Engine,
     slow_sim: Callable[[int], SimProcess],
 ) -> None:
-    """Each request answers after 2 s, so the cancel takes a while: a second SIGTERM
-    ends the process at once (the run is left to its lease, as after a kill); a SIGHUP
-    after the SIGTERM (systemd's SendSIGHUP=, a terminal hanging up again) lets the
-    cancel finish."""
-    sim = slow_sim(2000)
+    """Each request answers after 3 s, so the cancel takes a while: a second SIGTERM
+    (over a second after the first) ends the process at once (the run is left to its
+    lease, as after a kill); a SIGHUP after the SIGTERM (systemd's SendSIGHUP=, a
+    terminal hanging up again) lets the cancel finish."""
+    sim = slow_sim(3000)
     env = cli_env(sim, db_url)
     proc = start_sync(env, "total")
     try:
         run = running_run(reader, proc)
         time.sleep(0.5)  # requests of the run are on the wire
         proc.send_signal(signal.SIGTERM)
+        first = time.monotonic()
         time.sleep(0.5)  # the cancel has begun and waits for the ERP's answers
+        assert proc.poll() is None
+        time.sleep(max(0.0, first + 1.2 - time.monotonic()))  # not the same request
         assert proc.poll() is None
         sent = time.monotonic()
         proc.send_signal(second)
@@ -195,6 +198,31 @@ def test_a_second_signal_while_cancelling(
         assert f"run {run.run_id} cancelled by SIGTERM" in err, err
         assert reader.run_detail(run.run_id or 0).run.status == "cancelled"
         assert reader.lease() is None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_timeout_signalling_the_command_and_its_group_cancels_cleanly(
+    db_url: str, reader: Engine, slow_sim: Callable[[int], SimProcess]
+) -> None:
+    """GNU `timeout` sends its SIGTERM to the command and at once to the command's
+    process group, the command included: one request to stop, so the run is cancelled
+    cleanly (exit 1, recorded cancelled, the lease freed), not ended at once."""
+    sim = slow_sim(300)
+    env = cli_env(sim, db_url)
+    proc = start_sync(env, "total", start_new_session=True)
+    try:
+        run = running_run(reader, proc)
+        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert "again" not in err and "Traceback" not in err, err
+    assert f"passweb-tui: run {run.run_id} cancelled by SIGTERM\n" in err, err
+    assert_cancelled_and_free(reader, run.run_id, sim, env)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -14,6 +14,7 @@ import enum
 import os
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -111,13 +112,19 @@ class StopSignals:
     for the command to stop its work cleanly; a later SIGINT or SIGTERM (someone
     insisting) ends the process at once, by that signal. A later SIGHUP is not someone
     insisting: a terminal that goes away may hang up more than once, and systemd's
-    SendSIGHUP= follows its SIGTERM with one. A signal ignored when the command started
-    (`nohup`, a background job) stays ignored. Only the main thread can take signals;
-    elsewhere this does nothing."""
+    SendSIGHUP= follows its SIGTERM with one. Nor is a SIGTERM that follows the first
+    within SAME_REQUEST_S: GNU `timeout` sends its signal to the command and then to the
+    command's whole process group, the command included. A signal ignored when the
+    command started (`nohup`, a background job) stays ignored. Only the main thread can
+    take signals; elsewhere this does nothing."""
+
+    #: a second SIGTERM this soon after the first is the same request, not insistence
+    SAME_REQUEST_S = 1.0
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._first_at = 0.0
 
     @property
     def name(self) -> str:
@@ -143,10 +150,14 @@ class StopSignals:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # a handler only takes note: the command acts on it from its own loop (it may be
         # holding a lock or writing to a stream that this handler would need)
+        now = time.monotonic()
         if self.received is None:
             self.received = signum
+            self._first_at = now
             return
         if signum == getattr(signal, "SIGHUP", None):
+            return
+        if signum == signal.SIGTERM and now - self._first_at < self.SAME_REQUEST_S:
             return
         name = signal.Signals(signum).name
         try:
