@@ -590,3 +590,25 @@ def test_the_summary_says_what_became_of_web_orders_and_customers() -> None:
     busy = said(orders={"sent": 2, "failed": 1, "updated": 3}, customers={"sent": 1, "failed": 0})
     assert "web orders: sent 2, failed 1, updated from the ERP 3" in busy
     assert "new web customers: sent 1, failed 0" in busy
+
+
+def test_a_change_is_whole_when_piped_and_cut_where_it_differs_on_a_terminal() -> None:
+    """`changes` and a dry run's `would change` lines: piped or redirected, both values
+    whole; on a terminal each cut to a width, two long values that begin alike shown
+    from just before where they differ, so the cut does not leave them looking alike."""
+    import io
+
+    from passweb_tui.commands.sync import change_text
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    old = 'Cerniera cromato acciaio 3/4" per mobili da cucina'
+    new = 'Cerniera cromato acciaio 3/4" per mobili da cucina #875'
+    assert change_text(old, new, io.StringIO()) == f"{old} -> {new}"
+    shown = change_text(old, new, Terminal())
+    assert shown.endswith("#875") and len(shown) < len(old) + len(new)
+    assert change_text(None, "x", io.StringIO()) == "- -> x"
+    # of a per-list field, the lists that changed, either way
+    assert change_text('{"1":10,"2":5}', '{"1":10,"2":6}', io.StringIO()) == "2: 5 -> 2: 6"

@@ -55,7 +55,7 @@ def test_too_narrow_for_anything_keeps_the_floor() -> None:
 
 
 def test_long_texts_alike_at_their_start_are_shown_from_where_they_differ() -> None:
-    from passweb_tui.screens.changes import from_difference
+    from passweb_tui.engine.records import from_difference
 
     old, new = "Guanti premium acciaio 10 mm", "Guanti premium acciaio 10 mm #705"
     assert from_difference(old, new) == ("…0 mm", "…0 mm #705")

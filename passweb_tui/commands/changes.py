@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.runs import MOST
-from passweb_tui.commands.sync import open_engine, short_value
+from passweb_tui.commands.sync import change_text, open_engine
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,14 +75,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print("no changes recorded" + (f" for {', '.join(narrowed)}" if narrowed else ""))
         return int(ExitCode.OK)
     from passweb_tui.commands.table import format_table
-    from passweb_tui.engine.records import changed_parts
 
     rows = []
     for e in entries:
         what = e.change
-        if e.field is not None:  # of a per-list field, the lists that changed
-            old, new = changed_parts(e.old, e.new)
-            what = f"{e.field}: {short_value(old, 30)} -> {short_value(new, 30)}"
+        if e.field is not None:
+            what = f"{e.field}: {change_text(e.old, e.new, sys.stdout)}"
         rows.append([str(e.run_id), e.entity, e.key, what])
     # the columns as wide as this listing needs; the last, the change, is never cut
     print("\n".join(format_table(("run", "entity", "key", "change"), rows, right=(0,))))

@@ -183,8 +183,6 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
     """A dry run's first changes, as the change log would have had them."""
     if not result.dry_run or not result.would_change:
         return
-    from passweb_tui.engine.records import changed_parts
-
     total = sum(c.get("inserted", 0) + c.get("updated", 0) + c.get("deleted", 0)
                 for c in result.entities.values())  # fmt: skip
     print(f"would change ({total} record{'s' if total != 1 else ''}):", file=out)
@@ -192,12 +190,29 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
         if field_name is None:
             print(f"  {entity} {key}: {change}", file=out)
         else:
-            old, new = changed_parts(old, new)
-            print(
-                f"  {entity} {key} {field_name}: {short_value(old)} -> {short_value(new)}", file=out
-            )
+            print(f"  {entity} {key} {field_name}: {change_text(old, new, out)}", file=out)
     if len(result.would_change) > WOULD_SHOWN:
         print(f"  ... (the first {WOULD_SHOWN} changes shown)", file=out)
+
+
+def change_text(old: str | None, new: str | None, out: TextIO, width: int = 30) -> str:
+    """A field's change as `old -> new`: of a per-list field, the lists that changed. On a
+    terminal each value is cut to `width`, two long values that begin alike shown from
+    where they differ; piped or redirected, both are whole."""
+    from passweb_tui.engine.records import changed_parts, from_difference
+
+    old, new = changed_parts(old, new)
+    if not _is_terminal(out):
+        return f"{'-' if old is None else one_line(old)} -> {'-' if new is None else one_line(new)}"
+    old, new = from_difference(old, new)
+    return f"{short_value(old, width)} -> {short_value(new, width)}"
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def short_value(value: str | None, width: int = 40) -> str:

@@ -162,6 +162,29 @@ def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
 _GONE = object()
 
 
+#: of two long texts alike at their start, the a narrow cell shows them from a few characters
+#: before where they differ
+LEAD = 4
+
+
+def from_difference(old: Any, new: Any) -> tuple[Any, Any]:
+    """Two texts that begin alike (a description with a word changed near its end) as a
+    narrow cell shows them: from just before where they differ, after an ellipsis, so
+    that cutting both to the cell does not leave the same words. Short texts stay
+    whole."""
+    if not (isinstance(old, str) and isinstance(new, str)) or max(len(old), len(new)) <= 12:
+        return old, new
+    same = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        same += 1
+    if same <= LEAD + 2:
+        return old, new
+    start = same - LEAD
+    return "…" + old[start:], "…" + new[start:]
+
+
 def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | None]:
     """A change-log entry's old and new values as an operator compares them: for a
     per-list or per-site field (its values JSON objects such as `prz_listino`'s

@@ -83,32 +83,10 @@ def change_columns(*, with_run: bool) -> list[Col]:
     ]
 
 
-#: of two long texts alike at their start, the cells show them from a few characters
-#: before where they differ
-LEAD = 4
-
-
-def from_difference(old: Any, new: Any) -> tuple[Any, Any]:
-    """Two texts that begin alike (a description with a word changed near its end) as
-    cells show them: from just before where they differ, after an ellipsis, so that a
-    narrow column does not cut both to the same words. Short texts stay whole."""
-    if not (isinstance(old, str) and isinstance(new, str)) or max(len(old), len(new)) <= 12:
-        return old, new
-    same = 0
-    for a, b in zip(old, new, strict=False):
-        if a != b:
-            break
-        same += 1
-    if same <= LEAD + 2:
-        return old, new
-    start = same - LEAD
-    return "…" + old[start:], "…" + new[start:]
-
-
 def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
     """A change-log entry as (row key, cells); of a per-list field, only the lists that
     changed."""
-    from passweb_tui.engine.records import changed_parts
+    from passweb_tui.engine.records import changed_parts, from_difference
 
     old, new = from_difference(*changed_parts(value_of(entry, "old"), value_of(entry, "new")))
     cells = (
