@@ -395,6 +395,28 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
         assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines
 
 
+def test_a_postgresql_database_or_role_that_is_not_there_is_a_setting_to_correct(
+    sim: Any, tmp_path: Any
+) -> None:
+    """Exit 2, as a store URL naming a missing SQLite folder: the server answered, and
+    what it refused is the URL's database or role; a server that does not answer is a
+    failure of the moment (exit 1)."""
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("PASSWEB_TUI_TEST_PG")
+    if not base:
+        pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
+    url = make_url(base)
+    for db, said in (
+        (url.set(database="pwt_no_such_database"), 'database "pwt_no_such_database"'),
+        (url.set(username="pwt_no_such_role"), 'role "pwt_no_such_role"'),
+    ):
+        result = cli(sim, "runs", db=db.render_as_string(hide_password=False))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, result.stderr
+        assert len(lines) == 1 and said in lines[0] and "a setting to correct" in lines[0]
+
+
 def test_a_store_url_naming_a_folder_that_is_not_there_is_refused_and_nothing_made(
     sim: Any, tmp_path: Any
 ) -> None:

@@ -182,6 +182,24 @@ def test_times_read_at_the_operators_clock(
         time.tzset()
 
 
+def test_json_times_are_utc_whatever_the_servers_time_zone(
+    tmp_path: Path, cli: Callable[..., Any], db_url: str
+) -> None:
+    """A PostgreSQL server (or database) set to another time zone gives its times in
+    that zone: the JSON outputs still say them in UTC, as on SQLite, so that scripts
+    comparing or cutting them get the same text from either store."""
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1", created="2026-11-27T10:15:00+00:00")), "utf-8")
+    assert cli(db_url, "import", str(orders)).returncode == 0
+    url = db_url
+    if db_url.startswith("postgresql"):
+        url += ("&" if "?" in db_url else "?") + "options=-ctimezone%3DPacific/Kiritimati"
+    listed = json.loads(cli(url, "list", "--json").stdout)
+    assert listed[0]["created"] == "2026-11-27T10:15:00+00:00"
+    shown = json.loads(cli(url, "show", "W1", "--json").stdout)
+    assert shown["created"] == "2026-11-27T10:15:00+00:00"
+
+
 def test_usage_errors_exit_2(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.raises(SystemExit) as exited:

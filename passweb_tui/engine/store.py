@@ -286,8 +286,21 @@ def open_store(url: str, make_folder: bool = False) -> Store:
         why = " ".join(str(exc.orig or exc).split())  # one line (drivers add hints below)
         if engine.dialect.name == "sqlite":
             raise sqlite_open_error(safe, engine.url.database or "", why) from None
+        if _PG_SETTING.search(why):
+            raise StoreUrlError(
+                f"{safe}: {why} (a setting to correct: the URL, or the database or role on"
+                " the server)"
+            ) from None
         raise StoreError(f"{safe}: {why}") from None
     return Store(engine)
+
+
+#: a PostgreSQL server's refusals that a store URL's setting causes, not the moment: a
+#: database or role that is not there, a wrong password, a database the role may not use
+_PG_SETTING = re.compile(
+    r'(database|role) "[^"]*" does not exist|password authentication failed'
+    r"|permission denied for database|no pg_hba\.conf entry"
+)
 
 
 def sqlite_open_error(shown: str, database: str, why: str) -> StoreError:

@@ -710,7 +710,10 @@ class SyncRunner:
         if self.cancel.is_set():
             raise Cancelled()
         if self._lease is not None and self._lease.lost.is_set():
-            raise LeaseLost("the lease was lost (the store was unreachable for too long)")
+            raise LeaseLost(
+                "the lease was lost: another run took it over, as this run's heartbeat had"
+                " not renewed it in time (the process stalled, or the store was unreachable)"
+            )
 
     def _rejected_any(self) -> bool:
         return any(c["rejected"] for c in self.counts.values())
@@ -2218,9 +2221,9 @@ def row_to_result(row: Mapping[str, Any]) -> RunResult:
     """A stored run as a RunResult."""
 
     def aware(v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=UTC)
-        return v
+        if v is None:
+            return None
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     orders = json.loads(row["orders"]) if row.get("orders") else None
     result = RunResult(

@@ -40,10 +40,14 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """Datetimes come back naive from SQLite; they were written as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    """A stored time in UTC: naive from SQLite (written as UTC), and from PostgreSQL in
+    the session's time zone (the server's or the database's setting), which must not
+    change what the JSON outputs say."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 TS = sa.DateTime(timezone=True)
