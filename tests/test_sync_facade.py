@@ -198,6 +198,53 @@ def test_a_run_marked_running_without_its_lease_reads_as_interrupted(
         engine.close()
 
 
+def test_a_killed_run_is_recorded_as_ended_at_its_last_heartbeat(
+    shared_sim: Any, db_url: str
+) -> None:
+    """A run whose process died is closed by the next TOTAL/CHANGED: it ended about its
+    last heartbeat (of the lease taken from it, or of its mark), so its time is how long
+    it ran, not how long until somebody noticed."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+    from test_sync_rules import open_engine
+
+    from passweb_tui.engine.lease import Lease, RunMark
+    from passweb_tui.engine.sync import INTERRUPTED
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    try:
+        total = engine.run("total").run_id
+        dry = engine.run("changed", dry_run=True).run_id
+        began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_runs SET status = 'running', finished = NULL, "
+                        "started = :s WHERE id IN (:a, :b)"),
+                {"a": total, "b": dry, "s": began.replace(tzinfo=None)},
+            )  # fmt: skip
+        elsewhere = "elsewhere:4242.1234.abcdef:0123456789"  # a holder nobody can see
+        gone = Lease(engine.store, -1)
+        gone.holder = elsewhere
+        gone.acquire(run_id=total)
+        mark = RunMark(engine.store, -1, dry)
+        mark.holder = elsewhere
+        with engine.store.write() as conn:
+            mark.insert(conn)
+            for name, seconds in ((gone.name, 3), (mark.name, 2)):
+                conn.execute(
+                    sa.text("UPDATE sync_lease SET heartbeat_at = :h WHERE name = :n"),
+                    {"h": began + timedelta(seconds=seconds), "n": name},
+                )
+        assert engine.run("changed").status == "ok"
+        for run_id, seconds in ((total, 3), (dry, 2)):
+            run = engine.run_detail(run_id or 0).run
+            assert (run.status, run.error) == ("failed", INTERRUPTED)
+            assert run.duration_s == seconds, (run_id, run.duration_s)
+    finally:
+        engine.close()
+
+
 def test_a_run_without_the_lease_is_under_way_while_its_mark_lives(
     shared_sim: Any, db_url: str
 ) -> None:

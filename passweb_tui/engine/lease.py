@@ -142,6 +142,9 @@ class Lease:
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: the run of the holder this lease was taken from (expired, or its process seen
+        #: gone) and its last heartbeat: about when that run stopped
+        self.taken_from: tuple[int, datetime] | None = None
 
     def acquire(self, run_id: int | None = None) -> None:
         now = utcnow()
@@ -169,6 +172,9 @@ class Lease:
         it was taken, and the row of its holder when it was not."""
         holder_row = None
         with self.store.write() as conn:
+            prior = conn.execute(
+                select(_T.c.holder, _T.c.run_id, _T.c.heartbeat_at).where(_T.c.name == self.name)
+            ).first()
             # one conditional UPDATE: only one of two racing processes can match it
             result = conn.execute(
                 update(_T)
@@ -195,6 +201,9 @@ class Lease:
                         ).rowcount
                         == 1
                     )
+        beat = _aware(prior.heartbeat_at) if prior is not None else None
+        if got and prior is not None and prior.holder and prior.run_id is not None and beat:
+            self.taken_from = (int(prior.run_id), beat)
         return got, holder_row
 
     def set_run(self, run_id: int) -> None:
@@ -292,6 +301,20 @@ def live_marks(conn: Connection) -> set[int]:
     not expired and its holder not seen gone, or its holder seen running however late
     its heartbeat)."""
     return {run_id for run_id, _, live in _marks(conn) if live}
+
+
+def dead_mark_beats(conn: Connection) -> dict[int, datetime]:
+    """The last heartbeat of each run whose mark is there but not live: about when its
+    process stopped."""
+    rows = conn.execute(
+        select(_T.c.run_id, _T.c.heartbeat_at).where(_T.c.name.startswith(RUN_MARK))
+    ).all()
+    beats = {int(r): b for r, b in rows if r is not None and b is not None}
+    return {
+        run_id: beat
+        for run_id, _, live in _marks(conn)
+        if not live and (beat := _aware(beats.get(run_id))) is not None
+    }
 
 
 def drop_dead_marks(conn: Connection) -> None:

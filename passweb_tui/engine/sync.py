@@ -57,7 +57,15 @@ from passweb_tui.engine.batch import (
 )
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
 from passweb_tui.engine.erp.client import RETRY_LISTENER, in_context
-from passweb_tui.engine.lease import Lease, LeaseLost, RunMark, drop_dead_marks, live_marks, utcnow
+from passweb_tui.engine.lease import (
+    Lease,
+    LeaseLost,
+    RunMark,
+    dead_mark_beats,
+    drop_dead_marks,
+    live_marks,
+    utcnow,
+)
 from passweb_tui.engine.models import (
     ArticlePrice,
     ChangeEntry,
@@ -569,11 +577,27 @@ class SyncRunner:
             pulls = and_(_RUNS.c.kind.in_(("total", "changed")), _RUNS.c.dry_run.is_(False))
             alive = live_marks(conn)
             others = and_(not_(pulls), _RUNS.c.id.not_in(alive)) if alive else not_(pulls)
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.status == "running", or_(pulls, others))
-                .values(status="failed", finished=utcnow(), error=INTERRUPTED)
-            )
+            abandoned = conn.execute(
+                select(_RUNS.c.id, _RUNS.c.started).where(
+                    _RUNS.c.status == "running", or_(pulls, others)
+                )
+            ).all()
+            # each ended about its last heartbeat (that of the lease taken from it, or of
+            # its mark), not when it is seen gone: a killed run's time is how long it ran
+            beats = dead_mark_beats(conn)
+            taken = self._lease.taken_from if self._lease is not None else None
+            if taken is not None:
+                beats.setdefault(*taken)
+            now = utcnow()
+            for run_id, started in abandoned:
+                beat = beats.get(run_id)
+                began = started if started.tzinfo else started.replace(tzinfo=UTC)
+                end = beat if beat is not None and began <= beat <= now else now
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == run_id, _RUNS.c.status == "running")
+                    .values(status="failed", finished=end, error=INTERRUPTED)
+                )
             drop_dead_marks(conn)
 
     def execute(self) -> RunResult:
