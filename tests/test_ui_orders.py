@@ -268,6 +268,36 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
             for span in rendered.spans
         ), rendered.spans
 
+    # the operator decides: R on its screen, asked first, puts it back in the queue (the
+    # ERP searched for its marker before), and S then sends it, once
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(OrderDetailScreen("W1"))
+        await settle(app, pilot)
+        assert "R puts it back in the queue" in text_of(app, "#order-header")
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # no: nothing changes
+        await settle(app, pilot)
+        assert orders.show("W1")["state"] == states.TO_CHECK
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert orders.show("W1")["state"] == states.NEW
+        assert any("waits to be sent again" in str(n.message) for n in app._notifications)
+        await pilot.press("S")
+        await wait_sync(app, pilot)
+        assert orders.show("W1")["state"] == states.STORED
+        assert len(sim.admin("GET", "orders?marker=W1").json()["keys"]) == 1
+        # an order that is not to check is not sent again
+        await pilot.press("R")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("only an order whose ERP document is gone" in str(n.message)
+                   for n in app._notifications)  # fmt: skip
+
 
 class PanelApp(App[None]):
     """The orders panel alone, as the dashboard hosts it."""

@@ -21,7 +21,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.engine.orders.push import error_reason, order_subject
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -575,6 +575,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("S", "send", "key.send_now", id="order.send"),
         Binding("C", "customer", "key.customer", id="order.customer"),
+        Binding("R", "resend", "key.resend", id="order.resend"),
         Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
     ]
 
@@ -651,6 +652,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "order-resend":
+            self.after_resend(event)
+            return
         if self.after_ack(event) or event.worker.group != "order-detail":
             return
         if event.state == WorkerState.ERROR:
@@ -692,6 +696,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(str(detail["last_error"]))
         if detail["state"] in states.WAITING:
             head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
+        if detail["state"] == states.TO_CHECK:
+            head.append("\n" + t("orders.resend_hint", key=self.bound_key("order.resend")))
         if customer.get("last_error") and not customer.get("erp_code"):
             head.append("\n" + t("orders.customer_hint", key=self.bound_key("order.customer")))
         if self.outcome is not None:
@@ -775,6 +781,41 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         """The order's web customer, to correct or bind while the ERP has not taken it."""
         if self.detail is not None:
             open_customer(self, self.detail, self.load)
+
+    def action_resend(self) -> None:
+        """Put back in the queue an order whose ERP document is gone (the operator's
+        decision, asked first); the engine refuses while any ERP document carries the
+        order's marker."""
+        if self.detail is None:
+            return
+        order_id, state = str(self.detail["id"]), self.detail["state"]
+        if state != states.TO_CHECK:
+            self.notify(t("orders.not_to_check", order=order_id, state=state_label(state)))
+            return
+        engine = self.papp.engine
+        orders = orders_of(self.papp)
+
+        def answer(yes: bool | None) -> None:
+            if not yes or engine is None:
+                return
+            self.notify(t("orders.resending", order=order_id))
+            self.run_worker(
+                lambda: orders.resend(engine.client(), order_id),
+                group="order-resend",
+                thread=True,
+                exclusive=True,
+                exit_on_error=False,
+            )
+
+        self.app.push_screen(ConfirmScreen(t("orders.resend_question", order=order_id)), answer)
+
+    def after_resend(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(engine_text(str(event.worker.error)), severity="error", timeout=12)
+        elif event.state == WorkerState.SUCCESS:
+            order_id = self.detail["id"] if self.detail else self.order_id
+            self.notify(t("orders.resent", order=order_id, send=self.bound_key("order.send")))
+            self.load()
 
 
 class UpdateDetailScreen(AckMixin, BaseScreen):
