@@ -1156,8 +1156,14 @@ def test_a_customer_the_erp_refused_is_mended_and_goes_with_its_orders_at_the_ne
         orders.mend_customer(w1, {"email": "nobody"})
     with pytest.raises(OrderInvalid, match=r"customer.name: required"):
         orders.mend_customer(w1, {"name": ""})
+    # a tax code is checked as the ERP checks it: its shape, then its check character
+    with pytest.raises(OrderInvalid, match=r"customer.tax_code: .* attese 16 lettere"):
+        orders.mend_customer(w1, {"city": "Roma"})
+    with pytest.raises(OrderInvalid, match=r"il carattere di controllo e' Y, dovrebbe essere X"):
+        orders.mend_customer(w1, {"tax_code": "RSSMRA80A01F205Y"})
+    right = "RSSMRA80A01F205X"
     with pytest.raises(CustomerNotChanged, match=r"customer.vat_number .* is the site customer"):
-        orders.mend_customer(w1, {"vat_number": vat(base + 50)})
+        orders.mend_customer(w1, {"vat_number": vat(base + 50), "tax_code": right})
     with pytest.raises(CustomerNotChanged, match=r"is in the ERP already as 501."):
         orders.mend_customer(other, {"city": "Roma"})
     assert orders.show(w1)["customer"]["tax_code"] == "RSSMRA80A01F205XYZ"  # all refused

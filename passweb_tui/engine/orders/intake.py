@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from passweb_tui.codice_fiscale import problem as tax_code_problem
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.models import WebCustomer, WebOrder, WebOrderRow, utcnow
 from passweb_tui.engine.store import Store
@@ -342,6 +343,13 @@ def customer_details(values: Mapping[str, Any], conn: sa.Connection | None = Non
     too_long = _too_long(customer, _erp_limits(conn)) if conn is not None else None
     if too_long:
         raise OrderInvalid(too_long)
+    # a correction is checked as the ERP checks an Italian customer's tax code (its shape
+    # and check character), so that a wrong one costs no push; an import is not, so that
+    # the shop's order is kept and mended later
+    if customer.tax_code and (customer.country or "IT") == "IT":
+        wrong = tax_code_problem(customer.tax_code)
+        if wrong:
+            raise OrderInvalid(f"customer.tax_code: {wrong}")
     return customer
 
 
