@@ -836,15 +836,27 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         await type_into(app, pilot, "#customer-erp_code", "501.99999")
         await pilot.press("ctrl+b")
         await settle(app, pilot)
-        assert "the ERP has no customer 501.99999" in text_of(app, "#customer-result")
+        assert "The ERP has no customer 501.99999" in text_of(app, "#customer-result")
         await type_into(app, pilot, "#customer-city", "Roma")
         await type_into(app, pilot, "#customer-erp_code", "501.00002")
         await pilot.press("enter")  # enter in the code binds, but not over a correction
         await pilot.pause()
         assert "binding takes the ERP's customer as it is" in text_of(app, "#customer-result")
         await type_into(app, pilot, "#customer-city", "Milano")
-        await pilot.press("ctrl+b")
-        await settle(app, pilot)
+        # the ERP's customer is read and shown before anything is bound: no, then yes
+        erp = orders.erp_customer(engine.client(), "501.00002")
+        assert erp is not None and erp["ragione_sociale"]
+        for answer in ("n", "y"):
+            await pilot.press("ctrl+b")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ConfirmScreen)
+            question = str(app.screen.query_one("#confirm-question", Label).render())
+            assert "501.00002" in question and erp["ragione_sociale"] in question, question
+            await pilot.press(answer)
+            await settle(app, pilot)
+            if answer == "n":
+                assert isinstance(app.screen, CustomerScreen)
+                assert orders.show("W2")["customer"]["erp_code"] is None
         assert isinstance(app.screen, OrdersScreen)
         assert any("bound to the ERP customer 501.00002" in n for n in notices(app))
         bound = orders.show("W2")["customer"]

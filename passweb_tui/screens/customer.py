@@ -19,7 +19,7 @@ from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
 from passweb_tui.engine.orders.push import customer_subject, error_reason
 from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import MODAL_HELP, localize_bindings
+from passweb_tui.screens.base import MODAL_HELP, ConfirmScreen, localize_bindings
 
 #: the details the form shows, in the order the ERP's customer record has them
 DETAILS = tuple(ERP_CUSTOMER_FIELDS)
@@ -155,12 +155,47 @@ class CustomerScreen(ModalScreen[str | None]):
             return
         orders = self._orders()
         engine = cast(Any, self.app).engine
-        order_id = self.order_id
+        # the ERP's customer is read and shown first: a mistyped code would put the
+        # order on another account
         self._start(
             t("customer.binding", code=code),
-            "customer-bind",
-            lambda: orders.bind_customer(engine.client(), order_id, code),
+            "customer-lookup",
+            lambda: (code, orders.erp_customer(engine.client(), code)),
         )
+
+    def confirm_bind(self, code: str, record: dict[str, Any] | None) -> None:
+        if record is None:
+            self.say(t("customer.no_such_erp", code=code), "bold red")
+            self.query_one("#customer-erp_code", Input).focus()
+            return
+        who = " · ".join(
+            filter(
+                None,
+                (
+                    str(record.get("ragione_sociale") or "").strip(),
+                    record.get("partita_iva") and t("customer.vat", vat=record["partita_iva"]),
+                    record.get("codice_fiscale")
+                    and t("customer.tax_code_short", code=record["codice_fiscale"]),
+                    str(record.get("localita") or "").strip(),
+                ),
+            )
+        )
+        orders = self._orders()
+        engine = cast(Any, self.app).engine
+        order_id = self.order_id
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._start(
+                    t("customer.binding", code=code),
+                    "customer-bind",
+                    lambda: orders.bind_customer(engine.client(), order_id, code),
+                )
+            else:
+                self.say("")
+
+        question = t("customer.bind_question", order=order_id, code=code, who=who or "-")
+        self.app.push_screen(ConfirmScreen(question), answer)
 
     def _orders(self) -> Any:
         from passweb_tui.screens.orders import orders_of
@@ -174,7 +209,7 @@ class CustomerScreen(ModalScreen[str | None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group = event.worker.group
-        if group not in ("customer-save", "customer-bind"):
+        if group not in ("customer-save", "customer-bind", "customer-lookup"):
             return
         if event.state == WorkerState.ERROR:
             self.busy = False
@@ -182,6 +217,10 @@ class CustomerScreen(ModalScreen[str | None]):
             self.say(self._refusal(error), "bold red")
         elif event.state == WorkerState.SUCCESS:
             self.busy = False
+            if group == "customer-lookup":
+                code, record = cast(tuple[str, Any], event.worker.result)
+                self.confirm_bind(code, record)
+                return
             now = cast(dict[str, Any], event.worker.result)
             if group == "customer-save":
                 self.dismiss(t("customer.saved", order=self.order_id))

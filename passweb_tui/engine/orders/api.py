@@ -603,6 +603,15 @@ class WebOrders:
             _forget_customer_errors(conn, c.id)
             return _customer_detail(conn, c.id)
 
+    def erp_customer(self, client: MexalClient, erp_code: str) -> dict[str, Any] | None:
+        """The ERP's customer `erp_code` as the operator tells it (name, VAT number, tax
+        code, town), read there now; None when the ERP has none. What the UI shows
+        before binding a web customer to it."""
+        if not ERP_CUSTOMER_CODE.match(erp_code):
+            raise OrderInvalid(f"not an ERP customer code like 501.00042: {erp_code!r}")
+        fields = ["codice", "ragione_sociale", "partita_iva", "codice_fiscale", "localita"]
+        return client.get(CUSTOMERS_RESOURCE, erp_code, fields=fields)
+
     def bind_customer(self, client: MexalClient, order_id: str, erp_code: str) -> dict[str, Any]:
         """Bind an order's web customer, not yet created in the ERP, to a customer the ERP
         has (the operator knows them to be one): checked in the ERP first, and refused when
