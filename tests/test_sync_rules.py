@@ -348,6 +348,22 @@ def test_a_newly_used_field_is_filled_for_every_record(engine: Engine) -> None:
     assert engine.run("changed").entities["articles"]["updated"] == 0
 
 
+def test_a_field_no_longer_used_is_dropped_without_a_change_per_record(engine: Engine) -> None:
+    """Turning a field off is the site's doing, not the ERP's: the next sync drops it from
+    every stored record without logging each as cleared, and counts them unchanged."""
+    engine.run("total")
+    count = len(store_articles(engine))
+    assert any(r.used for r in engine.fields("articles") if r.name == "peso")
+    assert engine.set_used("articles", ["peso"], False) == ["peso"]
+    result = engine.run("changed")
+    assert result.status == "ok", result.error
+    assert result.entities["articles"]["updated"] == 0
+    assert result.entities["articles"]["unchanged"] >= count
+    assert engine.changes(run_id=result.run_id) == []
+    assert not any("peso" in a["data"] for a in engine.articles(limit=50))
+    assert engine.run("changed").entities["articles"]["updated"] == 0
+
+
 def test_a_field_used_while_a_refill_runs_is_filled_by_the_next_run(engine: Engine) -> None:
     """The run read the used fields before the second field was used: it must leave that
     request for the next run instead of clearing it with its own."""

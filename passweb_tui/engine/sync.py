@@ -1541,7 +1541,10 @@ class SyncRunner:
                         r.data_json = dumps(r.data)
                         if "description" in r.derived:
                             r.derived["description"] = old_data["descrizione"]
-                    for f in sorted(set(old_data) | set(r.data)):
+                    # a field no longer used leaves the record unlogged: the ERP did not
+                    # clear it, the site stopped keeping it
+                    compared = set(r.data) if used is not None else set(old_data) | set(r.data)
+                    for f in sorted(compared):
                         a, b = old_data.get(f), r.data.get(f)
                         if a != b:
                             changes.append(

@@ -193,8 +193,9 @@ class FieldsScreen(BaseScreen):
             thread=True,
             exit_on_error=False,
         )
-        if used:
-            self.notify(t("fields.filled_next_sync", field=name))
+        self.notify(
+            t("fields.filled_next_sync" if used else "fields.dropped_next_sync", field=name)
+        )
 
     def action_attribute_update(self) -> None:
         engine = self.papp.engine
