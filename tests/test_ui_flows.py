@@ -105,6 +105,23 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         rows = app.screen.query_one("#changes-table", KeyTable)
         assert rows.row_count > 0
         assert app.screen.query_one("#f-run", Input).value == str(snap.run_id)
+        # the title counts every change the filter picks, and says when it shows a page
+        logged = sum(n for _, _, n in engine.change_counts(run_id=snap.run_id))
+        title = str(app.screen.query_one("#changes-log-title", Label).render())
+        shown = f" (newest {rows.row_count} shown)" if logged > rows.row_count else ""
+        assert title == f"Change log: {logged:,}{shown}", title
+        # narrowed to one record, the counts per field are that record's
+        one = str(rows.coordinate_to_cell_key(Coordinate(0, 0)).row_key.value)
+        key = app.screen._rows[one].key
+        app.screen.query_one("#f-key", Input).value = key
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        mine = sum(n for _, _, n in engine.change_counts(run_id=snap.run_id, key=key))
+        title = str(app.screen.query_one("#changes-log-title", Label).render())
+        assert title == f"Change log: {mine}", title
+        per_field = app.screen.query_one("#changes-counts-table", KeyTable)
+        assert sum(int(str(per_field.get_row_at(i)[-1]).replace(",", ""))
+                   for i in range(per_field.row_count)) == mine  # fmt: skip
 
 
 async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -> None:

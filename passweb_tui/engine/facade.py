@@ -552,9 +552,10 @@ class Engine:
             ]
 
     def change_counts(
-        self, *, run_id: int | None = None, entity: str | None = None
+        self, *, run_id: int | None = None, entity: str | None = None, key: str | None = None
     ) -> list[tuple[str, str, int]]:
-        """(entity, field, count); inserted/deleted records count under "(inserted)"/"(deleted)"."""
+        """(entity, field, count); inserted/deleted records count under "(inserted)"/"(deleted)".
+        `key`: of the records with that key only."""
         c = _CHANGES.c
         label = func.coalesce(c.field, "(" + c.change + ")")
         q = select(c.entity, label, func.count()).group_by(c.entity, label)
@@ -562,6 +563,8 @@ class Engine:
             q = q.where(c.run_id == run_id)
         if entity is not None:
             q = q.where(c.entity == entity)
+        if key is not None:
+            q = q.where(c.key == key)
         with self.store.read() as conn:
             rows = [(e, f, int(n)) for e, f, n in conn.execute(q)]
         return sorted(rows, key=lambda r: (-r[2], r[0], r[1]))

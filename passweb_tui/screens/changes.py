@@ -64,8 +64,14 @@ def read_changes(engine: Any, flt: ChangeFilter) -> tuple[list[Any], list[tuple[
     entries = engine.changes(
         run_id=flt.run_id, entity=flt.entity, field=flt.field, key=flt.key, limit=PAGE
     )
-    counts = engine.change_counts(run_id=flt.run_id, entity=flt.entity)
+    counts = engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key)
     return list(entries), list(counts)
+
+
+def matching(counts: list[tuple[str, str, int]], field: str | None) -> int:
+    """How many changes the filter picks, from the per-field counts of its run, entity and
+    key (the table shows at most a page of them)."""
+    return sum(n for _, name, n in counts if field is None or name == field)
 
 
 def change_columns(*, with_run: bool) -> list[Col]:
@@ -258,9 +264,10 @@ class ChangesScreen(BaseScreen):
             ]
         )
         self.show_note()
-        title = t("changes.log_count", count=fmt_int(len(entries)))
-        if len(entries) >= PAGE:
-            title += " " + t("changes.first_only", count=PAGE)
+        total = max(matching(counts, flt.field), len(entries))
+        title = t("changes.log_count", count=fmt_int(total))
+        if total > len(entries):
+            title += " " + t("changes.first_only", count=fmt_int(len(entries)))
         self.query_one("#changes-log-title", Label).update(title)
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
