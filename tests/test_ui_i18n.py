@@ -172,3 +172,22 @@ def test_numbers_read_in_the_ui_language() -> None:
     assert (fmt_int(4636), fmt_money(Decimal("1198.87")), fmt_duration(None, 0.24)) == (
         "4.636", "1198,87", "0,2s",
     )  # fmt: skip
+
+
+def test_italian_screens_write_an_erp_value_with_a_fraction_with_a_comma() -> None:
+    """The record's field table and an order's rows and updates write the ERP's numbers
+    as the rest of the Italian screens do (74,93), and codes and texts as they are."""
+    from decimal import Decimal
+
+    from passweb_tui.screens.orders import cell
+    from passweb_tui.screens.record import show_value
+
+    set_language("it")
+    try:
+        assert show_value({"1": 63.14, "2": 12}) == "1: 63,14 · 2: 12"
+        assert show_value("ART.001") == "ART.001"
+        assert cell(74.93) == "74,93" and cell(Decimal("2.500")) == "2,500"
+        assert cell("501.00002") == "501.00002" and cell(3) == "3"
+    finally:
+        set_language("en")
+    assert show_value({"1": 63.14}) == "1: 63.14" and cell(74.93) == "74.93"

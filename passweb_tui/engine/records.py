@@ -142,19 +142,22 @@ def as_text(value: Any) -> str | None:
     return dumps(value)
 
 
-def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
+def value_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -> str:
     """A stored ERP value as an operator reads it: per-list or per-site pairs such as
-    `prz_listino` as "1: 12.50 · 2: 11.00", other lists joined, nothing as "-"."""
+    `prz_listino` as "1: 12.50 · 2: 11.00", other lists joined, nothing as "-"; a
+    number with a fraction written with `point` (a comma in Italian)."""
     if value is None or value == "":
         return "-"
     if isinstance(value, dict):  # an array keyed by its index
-        return " · ".join(f"{k}: {value_text(v, yes, no)}" for k, v in value.items())
+        return " · ".join(f"{k}: {value_text(v, yes, no, point)}" for k, v in value.items())
     if isinstance(value, list):
         if value and all(isinstance(v, list) and len(v) == 2 for v in value):
-            return " · ".join(f"{k}: {value_text(v, yes, no)}" for k, v in value)
-        return ", ".join(value_text(v, yes, no) for v in value)
+            return " · ".join(f"{k}: {value_text(v, yes, no, point)}" for k, v in value)
+        return ", ".join(value_text(v, yes, no, point) for v in value)
     if isinstance(value, bool):
         return yes if value else no
+    if isinstance(value, float | Decimal):
+        return str(value).replace(".", point)
     return str(value)
 
 
@@ -162,7 +165,7 @@ def value_text(value: Any, yes: str = "yes", no: str = "no") -> str:
 _GONE = object()
 
 
-#: of two long texts alike at their start, the a narrow cell shows them from a few characters
+#: of two long texts alike at their start, a narrow cell shows them from a few characters
 #: before where they differ
 LEAD = 4
 

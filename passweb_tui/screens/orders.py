@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
@@ -21,7 +22,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.engine.orders.push import error_reason, order_subject
-from passweb_tui.i18n import engine_text, t
+from passweb_tui.i18n import decimal_point, engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -85,6 +86,8 @@ def cell(value: Any, width: int | None = None) -> str:
         return "-"
     if isinstance(value, list):
         text = ", ".join(str(v) for v in value) or "-"
+    elif isinstance(value, float | Decimal):
+        text = decimal_point(str(value))  # an ERP quantity or price, as the UI writes numbers
     else:
         text = str(value).replace("\n", " ")
     if width is not None and len(text) > width:

@@ -14,7 +14,7 @@ from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.records import value_text
-from passweb_tui.i18n import t
+from passweb_tui.i18n import decimal_point, t
 from passweb_tui.screens.base import BaseScreen, fmt_money, fmt_when
 from passweb_tui.screens.fit_table import Col, FitTable
 
@@ -33,7 +33,7 @@ SUMMARY: dict[str, tuple[tuple[str, ...], ...]] = {
 
 def show_value(value: Any) -> str:
     """A stored ERP value as read on screen (see records.value_text), yes/no translated."""
-    return value_text(value, t("record.yes"), t("record.no"))
+    return value_text(value, t("record.yes"), t("record.no"), decimal_point("."))
 
 
 def _parsed(text: str | None) -> Any:
