@@ -178,7 +178,46 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         assert len(in_branch) == total and set(listed) <= in_branch
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
         assert f"{parent.code} and below: {total:,}" in title
-        assert ("(first 200)" in title) == (total > 200)
+        assert ("(1-200 shown; n next, b back)" in title) == (total > 200)
+
+
+async def test_a_category_with_many_articles_lists_them_a_page_at_a_time(synced: Engine) -> None:
+    """Over 200 articles: the first 200 and how to see the rest; n shows the next page,
+    b the one before, and neither goes past the ends."""
+    import sqlalchemy as sa
+
+    from passweb_tui.engine.models import Article
+    from passweb_tui.screens.categories import UNCATEGORISED
+
+    table = Article.__table__  # type: ignore[attr-defined]
+    codes = [a["code"] for a in synced.articles(limit=450)]
+    assert len(codes) == 450
+    with synced.store.write() as conn:
+        conn.execute(sa.update(table).where(table.c.code.in_(codes)).values(category=None))
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_categories(app, pilot)
+        tree = app.screen.query_one("#cat-tree", Tree)
+        tree.focus()
+        tree.cursor_line = next(
+            i for i in range(tree.last_line + 1) if tree.get_node_at_line(i).data == UNCATEGORISED
+        )
+        await settle(app, pilot)
+
+        def title() -> str:
+            return str(app.screen.query_one("#cat-articles-title", Label).render())
+
+        assert keys(app, "#cat-articles") == codes[:200]
+        assert "Articles in no category: 450 (1-200 shown; n next, b back)" in title()
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert keys(app, "#cat-articles") == codes[200:400] and "(201-400 shown" in title()
+        await pilot.press("n", "n")
+        await settle(app, pilot)
+        assert keys(app, "#cat-articles") == codes[400:] and "(401-450 shown" in title()
+        await pilot.press("b", "b", "b")
+        await settle(app, pilot)
+        assert keys(app, "#cat-articles") == codes[:200]
 
 
 async def test_articles_in_no_category_have_a_node_of_their_own(synced: Engine) -> None:

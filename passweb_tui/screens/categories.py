@@ -15,6 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
 from passweb_tui.screens.base import BaseScreen, KeyTable, fmt_int, localize_bindings, value_of
+from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 ARTICLES_SHOWN = 200
@@ -63,6 +64,8 @@ class CategoriesScreen(BaseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="categories.reload", show=False),
         Binding("tab", "switch_pane", "key.switch_pane", id="categories.switch"),
+        Binding("n", "page(1)", "key.next_page", id="categories.next", show=False),
+        Binding("b", "page(-1)", "key.prev_page", id="categories.prev", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -74,16 +77,24 @@ class CategoriesScreen(BaseScreen):
                 yield Label(
                     t("categories.articles"), id="cat-articles-title", classes="panel-title"
                 )
-                yield KeyTable(id="cat-articles")
+                # a long description ends in an ellipsis; the code is always whole
+                yield FitTable(
+                    [
+                        Col("code", t("col.code")),
+                        Col("description", t("col.description"), shrink=True),
+                    ],
+                    id="cat-articles",
+                )
 
     #: per category shown: the codes of its branch (itself first) and their articles
     _branches: dict[str, tuple[list[str], int]]
 
+    #: the category whose articles are shown, and the first of them shown (a page)
+    _shown: str | None = None
+    _offset: int = 0
+
     def on_mount(self) -> None:
         self._branches = {}
-        table = self.query_one("#cat-articles", KeyTable)
-        table.add_column(t("col.code"), key="code")
-        table.add_column(t("col.description"), key="description")
         self.query_one("#cat-tree", CategoryTree).focus()
         self.load()
 
@@ -117,8 +128,8 @@ class CategoriesScreen(BaseScreen):
             nodes, uncategorised = cast(Any, event.worker.result)
             self.show_tree(nodes, uncategorised)
         elif event.worker.group == "category-articles":
-            code, rows = cast(Any, event.worker.result)
-            self.show_articles(code, rows)
+            code, offset, rows = cast(Any, event.worker.result)
+            self.show_articles(code, rows, offset)
 
     def show_tree(self, nodes: list[Any], uncategorised: int = 0) -> None:
         """The tree as the ERP links it. A category with others below it counts the
@@ -202,19 +213,34 @@ class CategoriesScreen(BaseScreen):
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
         code = event.node.data
+        if code is not None:
+            self.fetch_articles(code, 0)
+
+    def action_page(self, step: int) -> None:
+        """The next or the previous page of the category's articles."""
+        if self._shown is None:
+            return
+        _, total = self._branches.get(self._shown, ([self._shown], 0))
+        offset = self._offset + step * ARTICLES_SHOWN
+        if offset < 0 or (step > 0 and offset >= max(total, 1)):
+            return
+        self.fetch_articles(self._shown, offset)
+
+    def fetch_articles(self, code: str, offset: int) -> None:
         engine = self.papp.engine
-        if code is None or engine is None:
+        if engine is None:
             return
         codes, _ = self._branches.get(code, ([code], 0))
 
-        def fetch() -> tuple[str, list[dict[str, Any]]]:
+        def fetch() -> tuple[str, int, list[dict[str, Any]]]:
+            page = {"limit": ARTICLES_SHOWN, "offset": offset}
             if code == UNCATEGORISED:
-                rows = engine.articles(uncategorised=True, limit=ARTICLES_SHOWN)
+                rows = engine.articles(uncategorised=True, **page)
             elif len(codes) > 1:  # a branch: the articles of every category in it
-                rows = engine.articles(categories=codes, limit=ARTICLES_SHOWN)
+                rows = engine.articles(categories=codes, **page)
             else:
-                rows = engine.articles(category=code, limit=ARTICLES_SHOWN)
-            return code, list(rows)
+                rows = engine.articles(category=code, **page)
+            return code, offset, list(rows)
 
         self.run_worker(
             fetch, group="category-articles", thread=True, exclusive=True, exit_on_error=False
@@ -227,14 +253,17 @@ class CategoriesScreen(BaseScreen):
 
             self.app.push_screen(RecordScreen("articles", str(event.row_key.value)))
 
-    def show_articles(self, code: str, rows: list[Any]) -> None:
-        table = self.query_one("#cat-articles", KeyTable)
-        table.clear()
+    def show_articles(self, code: str, rows: list[Any], offset: int = 0) -> None:
+        self._shown, self._offset = code, offset
+        table = self.query_one("#cat-articles", FitTable)
+        shown = []
         for row in rows:
             key = str(value_of(row, "codice") or value_of(row, "code"))
-            table.add_row(key, str(value_of(row, "description") or ""), key=key)
+            shown.append((key, [key, str(value_of(row, "description") or "")]))
+        table.show_rows(shown)
+        table.move_cursor(row=0)
         codes, total = self._branches.get(code, ([code], len(rows)))
-        total = max(total, len(rows))
+        total = max(total, offset + len(rows))
         if code == UNCATEGORISED:
             title = t("categories.articles_uncategorised", count=fmt_int(total))
         elif len(codes) > 1:
@@ -242,5 +271,11 @@ class CategoriesScreen(BaseScreen):
         else:
             title = t("categories.articles_of", code=code, count=fmt_int(total))
         if total > len(rows):
-            title += " " + t("categories.first_shown", shown=fmt_int(len(rows)))
+            title += " " + t(
+                "categories.page_shown",
+                first=fmt_int(offset + 1 if rows else offset),
+                last=fmt_int(offset + len(rows)),
+                next=self.bound_key("categories.next"),
+                prev=self.bound_key("categories.prev"),
+            )
         self.query_one("#cat-articles-title", Label).update(title)
