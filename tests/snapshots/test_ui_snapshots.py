@@ -52,6 +52,13 @@ async def finished_variati(pilot: Any) -> None:
     pilot.app.start_sync("changed")
     await pilot.app.sync_ended.wait()
     await pilot.pause()
+    # the log keeps its last line in view: the picture is taken once it has scrolled there
+    log = pilot.app.screen.query_one("#sync-log")
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.02)
+        if log.scroll_y >= log.max_scroll_y and "finished" in str(log.lines[-1].text):
+            break
 
 
 SCREENS = {
