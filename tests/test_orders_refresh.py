@@ -419,3 +419,45 @@ def test_an_order_whose_erp_document_is_gone_can_be_sent_again_once(
     assert orders.show(lost)["state"] == states.STORED
     assert key_of(store, lost) != k[lost]
     assert erp_marker_counts(erp, [lost, contradicted]) == {lost: 1, contradicted: 1}
+
+
+def test_an_order_follows_its_document_copied_in_the_erp_once_the_first_is_deleted(
+    store: Store, client: MexalClient, erp: Any
+) -> None:
+    """The ERP's users copy an order's document (its note, the order's marker, goes with
+    it) and delete the first: the next refresh finds the copy by the marker and follows
+    it. Two copies left: to_check with both keys, until one is deleted in the ERP."""
+    from passweb_tui.engine.orders.push import Pusher
+
+    one, two = pushed(store, client, 2)
+    orders = WebOrders(store)
+    first = {o: key_of(store, o) for o in (one, two)}
+
+    def copy(order_id: str) -> str:
+        return str(client.create(DOCS, Pusher(store, client)._document(order_id)))
+
+    copied = copy(one)
+    orders.refresh(client)
+    assert (orders.show(one)["state"], key_of(store, one)) == (states.STORED, first[one])
+    erp.admin("DELETE", f"records/ordini-clienti/{first[one]}")
+    orders.refresh(client)
+    shown = orders.show(one)
+    assert (shown["state"], shown["erp_key"], shown["erp_duplicates"]) == (
+        states.STORED,
+        copied,
+        None,
+    )
+
+    twins = sorted([copy(two), copy(two)], key=lambda k: int(k.rsplit("+", 1)[1]))
+    erp.admin("DELETE", f"records/ordini-clienti/{first[two]}")
+    orders.refresh(client)
+    shown = orders.show(two)
+    assert (shown["state"], shown["erp_duplicates"]) == (states.TO_CHECK, twins)
+    erp.admin("DELETE", f"records/ordini-clienti/{twins[0]}")
+    orders.refresh(client)
+    shown = orders.show(two)
+    assert (shown["state"], shown["erp_key"], shown["erp_duplicates"]) == (
+        states.STORED,
+        twins[1],
+        None,
+    )

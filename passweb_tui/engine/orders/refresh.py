@@ -233,6 +233,30 @@ def _refresh_page(
     found: dict[str, dict[str, Any]] = {}
     for (sigla, serie), numbers in groups.items():
         found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
+    # the document an order is bound to is gone: the ERP may hold it under another key
+    # (copied there, then the first deleted), found by the order's marker. One document
+    # left: the order follows it; more: to_check with their keys, as above; none: lost
+    # (to_check, for the operator to send again)
+    followed: dict[str, str] = {}
+    for row in page:
+        key, duplicates = bound[row.id]
+        if duplicates or key in found:
+            continue
+        keys = documents_with_marker(client, row.id)
+        result.requests += 1
+        keys = [k for k in keys if not _held_by_another(store, k, row.id)]
+        if len(keys) == 1:
+            bound[row.id] = (keys[0], None)
+            followed[row.id] = keys[0]
+        elif keys:
+            bound[row.id] = (keys[0], keys)
+            followed[row.id] = keys[0]
+    again: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for key in followed.values():
+        sigla, serie, numero = split_key(key)
+        again[(sigla, serie)].append(numero)
+    for (sigla, serie), numbers in again.items():
+        found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
     now = utcnow()
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     adopted: list[dict[str, Any]] = []
