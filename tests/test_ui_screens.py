@@ -3,6 +3,7 @@ change log filters and a record's history, the category tree, fields, runs, Ital
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -419,6 +420,44 @@ async def test_dashboard_says_a_busy_erp_and_its_error_once(sim: Any, tmp_path: 
             assert shown.startswith("ERP: busy\nERP is busy: too many requests"), shown
             assert shown.count("ERP is busy") == 1, shown
             assert "PoolExhaustedError" not in shown
+    finally:
+        sim.admin("DELETE", "/faults")
+        engine.close()
+
+
+async def test_a_run_that_fails_makes_the_dashboard_ask_the_erp_again(
+    sim: Any, tmp_path: Any
+) -> None:
+    """The dashboard said "connected" before the run; the run then failed on a busy ERP:
+    back on the dashboard, the ERP is asked again at once (and says it is being asked),
+    so "connected" does not stand until the next periodic check."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import EngineSettings
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno, max_retries=1,
+                    backoff_base_s=0.01)  # fmt: skip
+    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#dash-erp", Static).render())
+            assert shown.startswith("ERP: connected"), shown
+            sim.admin("PUT", "/faults", json={"status": {"503": 1}})
+            await pilot.press("s", "v")
+            await asyncio.wait_for(app.sync_ended.wait(), 60)
+            await pilot.press("d")
+            await pilot.pause()
+            dashboard = app.screen
+            assert dashboard._erp_checking or "ERP: busy" in str(
+                dashboard.query_one("#dash-erp", Static).render()
+            )
+            if dashboard._erp_checking:
+                shown = str(dashboard.query_one("#dash-erp", Static).render())
+                assert "(asking the ERP…)" in shown, shown
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#dash-erp", Static).render())
+            assert shown.startswith("ERP: busy"), shown
     finally:
         sim.admin("DELETE", "/faults")
         engine.close()

@@ -177,7 +177,17 @@ class DashboardScreen(BaseScreen):
 
     def on_shown(self) -> None:
         self.poll()
-        self.check_erp(only_if_due=True)
+        snap = self.papp.sync.snapshot()
+        checked = self._erp_checked_at
+        # a run that failed since the last check (perhaps on the ERP) is a reason to ask
+        # the ERP again now: its "connected" would be stale
+        failed_since = (
+            snap is not None
+            and snap.status == "failed"
+            and checked is not None
+            and snap.started + snap.elapsed_s > checked
+        )
+        self.check_erp(only_if_due=not failed_since)
 
     def check_erp(self, only_if_due: bool = False) -> None:
         """Ask the ERP in the background. One check at a time, and one periodic timer
@@ -195,6 +205,8 @@ class DashboardScreen(BaseScreen):
         self.run_worker(
             lambda: check_erp(engine), group="erp-check", thread=True, exit_on_error=False
         )
+        if self._view is not None:
+            self.show(self._view)  # says the ERP is being asked
 
     @property
     def _erp_refused(self) -> bool:
@@ -208,6 +220,8 @@ class DashboardScreen(BaseScreen):
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
         self.poll()
+        if snap.status == "failed":
+            self.check_erp()  # what the ERP says now, not what it said before the run
 
     def action_reload(self) -> None:
         self.poll()
@@ -278,6 +292,8 @@ class DashboardScreen(BaseScreen):
         # the ERP's own answer when asked; until then what the last run found
         state, live_detail = self._erp_live or (view.erp_state, "")
         erp.append(t(f"erp.{state}", default=state), state_style.get(state, ""))
+        if self._erp_checking:
+            erp.append(" " + t("dash.erp_checking"), "dim italic")
         if live_detail:
             erp.append(f" ({live_detail})" if state == "ok" else f"\n{live_detail}", "dim")
         if app.erp_label and not app.stable:
