@@ -69,3 +69,24 @@ def test_long_texts_alike_at_their_start_are_shown_from_where_they_differ() -> N
         "…ma 14, 20100 Milano",
     )
     assert from_difference(12, 13) == (12, 13)
+
+
+def test_a_column_with_nothing_in_it_is_left_out_first() -> None:
+    """An orders page with no error: its error column goes before the columns that have
+    something to say, and its state is not cut for it; with an error on the page the
+    column is treated as any other."""
+    columns = [
+        Col("id", "Order"),
+        Col("state", "State", shrink=True),
+        Col("erp_key", "ERP key", drop=1),
+        Col("error", "Last error", shrink=True, give_way=14, empty_first=True),
+    ]
+    rows = [["W1", "Partially fulfilled", "OC+1+201", "-"], ["W2", "Stored", "OC+1+202", ""]]
+    # 2 + 19 + 8 + 10 cells, 2 of padding each: 47; 35 without the error column
+    keys, caps = fit_columns(columns, rows, 40)
+    assert keys == ["id", "state", "erp_key"] and caps == {}
+    keys, caps = fit_columns(columns, rows, 60)
+    assert keys == ["id", "state", "erp_key", "error"]  # room for it: it stays
+    failed = [*rows, ["W3", "New", "-", "C Fix customer - the ERP did not create it"]]
+    keys, _ = fit_columns(columns, failed, 40)
+    assert "error" in keys and "erp_key" not in keys

@@ -39,6 +39,9 @@ class Col:
     #: a text column shortened to this width (when longer) before any column is left
     #: out for it; 0: the others are left out first
     give_way: int = 0
+    #: left out before any other column when no row has a value in it ("-" or nothing)
+    #: and the table is too narrow
+    empty_first: bool = False
 
 
 def cell_width(cell: Any) -> int:
@@ -52,6 +55,11 @@ def clip(cell: Any, width: int) -> Any:
     text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
     text.truncate(width, overflow="ellipsis")
     return text
+
+
+def _blank(cell: Any) -> bool:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return text.strip() in ("", "-")
 
 
 def fit_columns(
@@ -85,10 +93,16 @@ def fit_columns(
             for c in shown
         )
 
-    for col in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
+    empty = [
+        c
+        for i, c in enumerate(columns)
+        if c.empty_first and all(_blank(row[i]) for row in rows if i < len(row))
+    ]
+    for col in [*empty, *sorted((c for c in columns if c.drop), key=lambda c: -c.drop)]:
         if total_shortened() <= width:
             break
-        shown.remove(col)
+        if col in shown:
+            shown.remove(col)
     # the widest text gives way first, a cell at a time, so that two long columns (a
     # change's old and new value) end up alike instead of one cut to nothing
     caps: dict[str, int] = {}

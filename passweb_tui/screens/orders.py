@@ -286,8 +286,9 @@ class OrdersScreen(AckMixin, BaseScreen):
                 Col("rows", t("orders.col.rows"), drop=2),
                 Col("erp_key", t("orders.col.erp_key"), drop=1),
                 # a long error gives way before the ERP key or the rows are left out
-                # for it (14: "C Fix customer" stays whole)
-                Col("error", t("orders.col.error"), shrink=True, give_way=14),
+                # for it (14: "C Fix customer" stays whole); no error on the page, the
+                # column is the first left out
+                Col("error", t("orders.col.error"), shrink=True, give_way=14, empty_first=True),
             ]
         self.query_one("#orders-table", FitTable).set_columns(columns)
 
