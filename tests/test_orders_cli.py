@@ -200,6 +200,39 @@ def test_json_times_are_utc_whatever_the_servers_time_zone(
     assert shown["created"] == "2026-11-27T10:15:00+00:00"
 
 
+def test_a_payment_that_arrived_is_confirmed_and_the_order_then_waits_to_be_sent(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    """`orders confirm-payment`: an order waiting on its payment then waits to be sent
+    (the next sync sends it); one not waiting on it is left as it is (exit 3), an unknown
+    id is a mistyped argument (exit 2); the others named are confirmed all the same."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(
+        jsonl(
+            order_line("W1", payment="unconfirmed"),
+            order_line("W2", payment="unconfirmed"),
+            order_line("W3"),
+        ),
+        "utf-8",
+    )
+    assert cli(db, "import", str(orders)).returncode == 0
+
+    def state(order_id: str) -> str:
+        return str(json.loads(cli(db, "show", order_id, "--json").stdout)["state"])
+
+    assert state("W1") == state("W2") == "payment_unconfirmed"
+    done = cli(db, "confirm-payment", "W1")
+    assert done.returncode == 0 and "order W1: payment confirmed" in done.stdout
+    assert state("W1") == "new" and state("W2") == "payment_unconfirmed"
+    left = cli(db, "confirm-payment", "W3", "W2")
+    assert left.returncode == 3, left.stderr
+    assert "order W3 is new, not waiting for its payment" in left.stderr
+    assert state("W2") == "new" and state("W3") == "new"
+    unknown = cli(db, "confirm-payment", "NOPE")
+    assert unknown.returncode == 2 and "no web order 'NOPE'" in unknown.stderr
+
+
 def test_usage_errors_exit_2(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.raises(SystemExit) as exited:

@@ -115,6 +115,34 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await pilot.pause()
         assert not app.sync.running and app.sync.snapshot() is None
         assert any("payment" in str(n.message) for n in app._notifications)
+        # on its own screen, P says the payment arrived (asked first); then it waits
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "P confirms it arrived" in text_of(app, "#order-header")
+        await pilot.press("P")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert orders.show("W3")["state"] == states.NEW
+        assert "P confirms" not in text_of(app, "#order-header")
+        await pilot.press("P")  # not waiting on it any more: said, nothing asked
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("not waiting for its payment" in str(n.message) for n in app._notifications)
+        # (back to waiting on it, as the rest of this test expects)
+        import sqlalchemy as sa
+
+        from passweb_tui.engine.orders.push import orders_t
+
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == "W3")
+                .values(state=states.PAYMENT_UNCONFIRMED, payment="unconfirmed")
+            )
+        await pilot.press("escape")
+        await settle(app, pilot)
 
         # send W2 from the list, W1 from its detail: each a Parziale of that order only
         await cursor_to(app, pilot, "#orders-table", "W2")

@@ -50,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resend.add_argument("order_id", metavar="ID")
     resend.set_defaults(handler=run_resend)
 
+    paid = osub.add_parser(
+        "confirm-payment",
+        help="the payment of an order waiting on it arrived: the next sync sends the order",
+    )
+    paid.add_argument("order_ids", metavar="ID", nargs="+")
+    paid.set_defaults(handler=run_confirm_payment)
+
     cust = osub.add_parser(
         "customer",
         help="the new customer of an order: show it, correct a detail the ERP refused, or"
@@ -313,6 +320,38 @@ def run_ack(args: argparse.Namespace, ctx: Context) -> int:
     # an id the store does not know is a mistyped argument (as for `orders show`): the
     # others given are acknowledged all the same
     return int(ExitCode.USAGE if unknown else ExitCode.OK)
+
+
+def run_confirm_payment(args: argparse.Namespace, ctx: Context) -> int:
+    """Each order named whose payment was awaited now waits to be sent. An unknown id is
+    a mistyped argument (exit 2); an order not waiting on its payment is left as it is
+    (exit 3); the others named are confirmed all the same."""
+    from passweb_tui.engine.orders.api import OrderNotFound
+
+    unknown: list[str] = []
+    refused: list[str] = []
+    with _orders(ctx) as api:
+        for order_id in dict.fromkeys(args.order_ids):
+            try:
+                done = api.confirm_payment(order_id)
+            except OrderNotFound:
+                unknown.append(order_id)
+                continue
+            if done:
+                print(f"order {order_id}: payment confirmed; the next sync sends it")
+            else:
+                state = api.show(order_id)["state"]
+                refused.append(order_id)
+                print(
+                    f"passweb-tui: order {order_id} is {state}, not waiting for its payment:"
+                    " left as it is",
+                    file=sys.stderr,
+                )
+    for order_id in unknown:
+        print(f"passweb-tui: no web order {order_id!r}", file=sys.stderr)
+    if unknown:
+        return int(ExitCode.USAGE)
+    return int(ExitCode.REFUSED if refused else ExitCode.OK)
 
 
 def run_customer(args: argparse.Namespace, ctx: Context) -> int:

@@ -580,6 +580,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         Binding("S", "send", "key.send_now", id="order.send"),
         Binding("C", "customer", "key.customer", id="order.customer"),
         Binding("R", "resend", "key.resend", id="order.resend"),
+        Binding("P", "confirm_payment", "key.confirm_payment", id="order.payment"),
         Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
     ]
 
@@ -659,6 +660,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         if event.worker.group == "order-resend":
             self.after_resend(event)
             return
+        if event.worker.group == "order-payment":
+            self.after_payment(event)
+            return
         if self.after_ack(event) or event.worker.group != "order-detail":
             return
         if event.state == WorkerState.ERROR:
@@ -702,6 +706,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
         if detail["state"] == states.TO_CHECK:
             head.append("\n" + t("orders.resend_hint", key=self.bound_key("order.resend")))
+        if detail["state"] == states.PAYMENT_UNCONFIRMED:
+            head.append("\n" + t("orders.payment_hint", key=self.bound_key("order.payment")))
         if customer.get("last_error") and not customer.get("erp_code"):
             head.append("\n" + t("orders.customer_hint", key=self.bound_key("order.customer")))
         if self.outcome is not None:
@@ -812,6 +818,39 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             )
 
         self.app.push_screen(ConfirmScreen(t("orders.resend_question", order=order_id)), answer)
+
+    def action_confirm_payment(self) -> None:
+        """The payment of an order waiting on it arrived (asked first): it then waits to
+        be sent."""
+        if self.detail is None:
+            return
+        order_id, state = str(self.detail["id"]), self.detail["state"]
+        if state != states.PAYMENT_UNCONFIRMED:
+            self.notify(t("orders.payment_not_awaited", order=order_id, state=state_label(state)))
+            return
+        orders = orders_of(self.papp)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(
+                    lambda: orders.confirm_payment(order_id),
+                    group="order-payment",
+                    thread=True,
+                    exclusive=True,
+                    exit_on_error=False,
+                )
+
+        self.app.push_screen(ConfirmScreen(t("orders.payment_question", order=order_id)), answer)
+
+    def after_payment(self, event: Worker.StateChanged) -> None:
+        order_id = str(self.detail["id"]) if self.detail else self.order_id
+        if event.state == WorkerState.ERROR:
+            self.notify(engine_text(str(event.worker.error)), severity="error", timeout=12)
+        elif event.state == WorkerState.SUCCESS:
+            if event.worker.result:
+                send = self.bound_key("order.send")
+                self.notify(t("orders.payment_confirmed", order=order_id, send=send))
+            self.load()
 
     def after_resend(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
