@@ -237,7 +237,7 @@ class Settings:
                 secret = keyring.get_password(APP_NAME, entry)
             except Exception as exc:  # no backend, a locked or unreachable store
                 secret = None
-                why = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+                why = " ".join(str(exc).split())[:400] or exc.__class__.__name__
                 keyring_note = f" (the keyring could not be read: {why})"
         if secret:
             return str(secret)

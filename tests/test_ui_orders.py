@@ -780,6 +780,20 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
 
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
+        # the run's detail: the Rejected column adds up to the rejects listed, the web
+        # customers and orders it could not send in rows of their own
+        from passweb_tui.screens.runs import COUNT_NAMES, RunDetailScreen
+
+        app.push_screen(RunDetailScreen(last.run_id or 0))
+        await settle(app, pilot)
+        counts = app.screen.query_one("#run-counts", KeyTable)
+        column = list(counts.columns).index(
+            next(k for k in counts.columns if k.value == "rejected")
+        )
+        rejected = [str(counts.get_row_at(i)[column]) for i in range(counts.row_count)]
+        assert sum(int(n) for n in rejected if n != "-") == len(listed), rejected
+        assert "rejected" in COUNT_NAMES
+        app.pop_screen()
         await settle(app, pilot)
         # the dashboard says how many wait on the operator
         panel = str(app.screen.query_one("#orders-panel-body", Static).render())

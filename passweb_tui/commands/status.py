@@ -73,7 +73,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         attention.append("no sync has completed correctly yet")
     elif args.max_age is not None and age is not None and age > args.max_age * 60:
         attention.append(
-            f"the last successful sync is {_ago(age)} old (more than {args.max_age:g} minutes)"
+            f"the last successful sync is {_ago(age)} old (more than {args.max_age:g}"
+            f" minute{'' if args.max_age == 1 else 's'})"
         )
     if last is not None and last.status == "failed":
         line = f"the last run ({last.run_id}) failed: {one_line(last.error or '')}"

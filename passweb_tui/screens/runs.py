@@ -264,18 +264,26 @@ class RunDetailScreen(BaseScreen):
             head.append("\n" + t("sync.error") + ": ", style="bold red")
             head.append(engine_text(str(error)))
         self.query_one("#run-header", Static).update(head)
-        self.query_one("#run-counts", FitTable).show_rows(
-            [
-                (
-                    entity,
-                    [
-                        t(f"entity.{entity}", default=entity),
-                        *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
-                    ],
-                )
-                for entity, counts in (value_of(run, "entities") or {}).items()
-            ]
-        )
+        rows = [
+            (
+                entity,
+                [
+                    t(f"entity.{entity}", default=entity),
+                    *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
+                ],
+            )
+            for entity, counts in (value_of(run, "entities") or {}).items()
+        ]
+        # the web customers and orders the run could not send are among its rejects too:
+        # a row each, so that the Rejected column adds up to the list below
+        for group in ("customers", "orders"):
+            pushed = value_of(run, group) or {}
+            failed = pushed.get("failed", 0) if isinstance(pushed, dict) else 0
+            if failed:
+                cells = [t(f"runs.pushed_{group}")]
+                cells += [fmt_int(failed) if name == "rejected" else "-" for name in COUNT_NAMES]
+                rows.append((f"web-{group}", cells))
+        self.query_one("#run-counts", FitTable).show_rows(rows)
         self.rejects = list(value_of(detail, "rejects") or [])
         self.query_one("#run-rejects", FitTable).show_rows(
             [
