@@ -282,6 +282,20 @@ def test_rejected_records_are_reported_and_retried_by_the_next_changed(
     again = engine.run("changed")
     assert again.entities["articles"]["rejected"] == 1
     assert again.entities["articles"]["fetched"] == 1
+    # gone from the ERP: a TOTAL forgets it, and a CHANGED no longer asks for it
+    from sqlalchemy import text
+
+    def remembered() -> list[str]:
+        with engine.store.read() as conn:
+            query = text("SELECT key FROM sync_retry_keys WHERE entity = 'articles'")
+            return list(conn.execute(query).scalars())
+
+    assert remembered() == [bad]
+    sim.admin("DELETE", f"records/articoli/{bad}")
+    assert engine.run("total").status == "ok"
+    assert remembered() == []
+    later = engine.run("changed")
+    assert later.status == "ok" and later.entities["articles"]["fetched"] == 0
 
 
 def test_dry_run_reads_and_reports_but_writes_nothing(engine: Engine) -> None:

@@ -1792,6 +1792,15 @@ class SyncRunner:
             n = conn.execute(select(func.count()).select_from(t).where(unseen)).scalar_one()
             if not dry_run and n:
                 self._delete_rows(conn, spec, unseen, n)
+            if not dry_run:
+                # a rejected record the ERP no longer has (or no longer flags for the
+                # site) is not fetched again by every later CHANGED
+                conn.execute(
+                    delete(_RETRY).where(
+                        _RETRY.c.entity == spec.name,
+                        ~exists().where(_SEEN.c.entity == spec.name, _SEEN.c.key == _RETRY.c.key),
+                    )
+                )
             room = DRY_CHANGES_KEPT - len(self._would_change)
             if dry_run and n and room > 0:
                 gone = conn.execute(
