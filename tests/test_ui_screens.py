@@ -650,3 +650,26 @@ async def test_run_lists_mark_dry_runs_and_a_changed_that_ran_as_a_total(engine:
         assert str(rows[str(dry.run_id)][1]) == "Variati (dry run)"
         assert str(rows[str(dry.run_id)][6]).startswith("(")
         assert not str(rows[str(first.run_id)][6]).startswith("(")
+
+
+async def test_enter_on_a_whole_code_in_the_catalogue_search_opens_its_record(
+    synced: Engine,
+) -> None:
+    """`/`, a whole code, Enter: its record opens (once the search is read), whatever
+    else the search finds; a search finding several records goes to the table."""
+    code = synced.articles(limit=20)[11]["code"]
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        await pilot.press("slash", *code.lower(), "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RecordScreen) and app.screen.code == code
+        await pilot.press("escape")
+        await settle(app, pilot)
+        search = app.screen.query_one("#catalogue-search", Input)
+        search.value = ""
+        await pilot.press("slash", *code[:-2], "enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, RecordScreen)
+        assert app.focused is not None and app.focused.id == "catalogue-table"

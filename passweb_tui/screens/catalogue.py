@@ -161,6 +161,8 @@ class CatalogueScreen(BaseScreen):
             self.query_one("#catalogue-table", FitTable).move_cursor(row=0, scroll=True)
         self.rows_shown = len(rows)
         self.show_status()
+        if search is not None and self._open_found == search:
+            self._open_if_found(search)
 
     def show_rows(self) -> None:
         """The page read, each row with its mark (the code is the first column)."""
@@ -188,7 +190,27 @@ class CatalogueScreen(BaseScreen):
             self.load()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
+        """Enter in the search goes to the table; on the record the search names (its
+        whole code, or the only one found), it opens it, once the search has been read."""
         self.query_one("#catalogue-table", FitTable).focus()
+        search = self.query_one("#catalogue-search", Input).value.strip() or None
+        if search is None:
+            return
+        self._open_found = search
+        if self.shown_query == (self.entity, search, self.page_offset):
+            self._open_if_found(search)
+
+    _open_found: str | None = None  # a search whose record Enter asked to open once read
+
+    def _open_if_found(self, search: str) -> None:
+        self._open_found = None
+        codes = [str(cells[0]) for cells in self.rows]
+        exact = [i for i, code in enumerate(codes) if code.casefold() == search.casefold()]
+        found = exact[0] if exact else (0 if len(codes) == 1 else None)
+        if found is not None:
+            table = self.query_one("#catalogue-table", FitTable)
+            table.move_cursor(row=found, scroll=True)
+            self.action_open()
 
     def action_search(self) -> None:
         self.query_one("#catalogue-search", Input).focus()
