@@ -225,6 +225,9 @@ def test_a_payment_that_arrived_is_confirmed_and_the_order_then_waits_to_be_sent
     done = cli(db, "confirm-payment", "W1")
     assert done.returncode == 0 and "order W1: payment confirmed" in done.stdout
     assert state("W1") == "new" and state("W2") == "payment_unconfirmed"
+    # the operator's decision is in the order's history
+    (decision,) = json.loads(cli(db, "show", "W1", "--json").stdout)["push_attempts"]
+    assert (decision["outcome"], decision["by_operator"]) == ("paid", True)
     left = cli(db, "confirm-payment", "W3", "W2")
     assert left.returncode == 3, left.stderr
     assert "order W3 is new, not waiting for its payment" in left.stderr

@@ -315,6 +315,7 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await settle(app, pilot)
         assert orders.show("W1")["state"] == states.NEW
         assert any("waits to be sent again" in str(n.message) for n in app._notifications)
+        assert "operator: put back in the queue" in text_of(app, "#order-history")
         await pilot.press("S")
         await wait_sync(app, pilot)
         assert orders.show("W1")["state"] == states.STORED

@@ -748,8 +748,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
 
         history = Text()
         for attempt in detail.get("push_attempts") or []:
+            who = t("orders.decision" if attempt.get("by_operator") else "orders.attempt")
             history.append(
-                f"{fmt_when(app, attempt['started'])} {t('orders.attempt')}: "
+                f"{fmt_when(app, attempt['started'])} {who}: "
                 f"{outcome_label(attempt['outcome'])} {cell(attempt['erp_key'])}"
             )
             if attempt.get("error"):

@@ -235,6 +235,26 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _operator_decision(
+    conn: sa.Connection, order_id: str, outcome: str, erp_key: str | None = None
+) -> bool:
+    """An operator's decision on an order (`resent`, `paid`), in its history beside its
+    sending attempts."""
+    now = utcnow()
+    conn.execute(
+        sa.insert(attempt_t).values(
+            entity="order",
+            site_id=order_id,
+            owner="operator",
+            started_at=now,
+            finished_at=now,
+            outcome=outcome,
+            erp_key=erp_key,
+        )
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class OrdersSummary:
     """Web orders by what they wait on (the dashboard's panel, `passweb-tui status`)."""
@@ -271,16 +291,11 @@ class WebOrders:
         """The payment arrived: the order may now be sent. False if it was not waiting on it."""
         with self.store.write() as conn:
             self._require(conn, order_id)
-            return (
-                conn.execute(
-                    sa.update(orders_t)
-                    .where(
-                        orders_t.c.id == order_id, orders_t.c.state == states.PAYMENT_UNCONFIRMED
-                    )
-                    .values(state=states.NEW, payment="confirmed")
-                ).rowcount
-                == 1
-            )
+            return conn.execute(
+                sa.update(orders_t)
+                .where(orders_t.c.id == order_id, orders_t.c.state == states.PAYMENT_UNCONFIRMED)
+                .values(state=states.NEW, payment="confirmed")
+            ).rowcount == 1 and _operator_decision(conn, order_id, "paid")
 
     def edit(self, order_id: str, changes: dict[str, Any]) -> None:
         """Record a site-side edit of an order; if the ERP changes the order meanwhile the
@@ -432,6 +447,7 @@ class WebOrders:
                         "outcome": a.outcome,
                         "erp_key": a.erp_key,
                         "error": a.error,
+                        "by_operator": a.owner == "operator",
                     }
                     for a in attempts
                 ],
@@ -552,6 +568,8 @@ class WebOrders:
                     uncertain=True,
                 )
             ).rowcount
+            if done == 1:
+                _operator_decision(conn, order_id, "resent", row.erp_key)
         if done != 1:
             raise OrderNotResent(f"order {order_id} changed meanwhile; nothing done")
         return row.erp_key  # type: ignore[no-any-return]

@@ -178,7 +178,8 @@ class WebPushAttempt(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=sa.Column(TS))
     # sending (outcome unknown yet) | created | found | matched (the ERP's customer
     # already, by VAT number or tax code) | operator (bound by `orders customer
-    # --erp-code`) | failed | uncertain
+    # --erp-code`) | failed | uncertain; and an operator's decisions on an order (owner
+    # "operator"): resent (`orders resend`) | paid (`orders confirm-payment`)
     outcome: str = Field(sa_column=sa.Column(sa.String(12), nullable=False))
     erp_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
