@@ -400,16 +400,21 @@ async def test_dashboard_asks_the_erp_and_says_when_it_does_not_answer(tmp_path:
         engine.close()
 
 
-async def test_dashboard_says_a_busy_erp_and_its_error_once(sim: Any, tmp_path: Any) -> None:
-    """An ERP that answers 503 is busy, not unreachable; the error that stopped the last
-    run is said once (the check finds the same), in the ERP's words, without the name
-    of the exception it was raised as."""
+def impatient_engine(sim: Any, tmp_path: Any) -> Engine:
+    """An engine on a new store whose client gives up on the ERP after one retry."""
     from passweb_tui.engine.erp.settings import ErpConfig
     from passweb_tui.engine.facade import EngineSettings
 
     erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno, max_retries=1,
                     backoff_base_s=0.01)  # fmt: skip
-    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    return Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+
+
+async def test_dashboard_says_a_busy_erp_and_its_error_once(sim: Any, tmp_path: Any) -> None:
+    """An ERP that answers 503 is busy, not unreachable; the error that stopped the last
+    run is said once (the check finds the same), in the ERP's words, without the name
+    of the exception it was raised as."""
+    engine = impatient_engine(sim, tmp_path)
     try:
         sim.admin("PUT", "/faults", json={"status": {"503": 1}})
         assert engine.run("total").status == "failed"
@@ -431,12 +436,7 @@ async def test_a_run_that_fails_makes_the_dashboard_ask_the_erp_again(
     """The dashboard said "connected" before the run; the run then failed on a busy ERP:
     back on the dashboard, the ERP is asked again at once (and says it is being asked),
     so "connected" does not stand until the next periodic check."""
-    from passweb_tui.engine.erp.settings import ErpConfig
-    from passweb_tui.engine.facade import EngineSettings
-
-    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno, max_retries=1,
-                    backoff_base_s=0.01)  # fmt: skip
-    engine = Engine.open(EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp))
+    engine = impatient_engine(sim, tmp_path)
     try:
         app = create_app(engine, poll_s=0)
         async with app.run_test(size=(80, 24)) as pilot:

@@ -657,11 +657,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "order-resend":
-            self.after_resend(event)
-            return
-        if event.worker.group == "order-payment":
-            self.after_payment(event)
+        if event.worker.group == "order-decision":
+            self.after_decision(event)
             return
         if self.after_ack(event) or event.worker.group != "order-detail":
             return
@@ -794,71 +791,75 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             open_customer(self, self.detail, self.load)
 
     def action_resend(self) -> None:
-        """Put back in the queue an order whose ERP document is gone (the operator's
-        decision, asked first); the engine refuses while any ERP document carries the
-        order's marker."""
-        if self.detail is None:
-            return
-        order_id, state = str(self.detail["id"]), self.detail["state"]
-        if state != states.TO_CHECK:
-            self.notify(t("orders.not_to_check", order=order_id, state=state_label(state)))
-            return
+        """Put back in the queue an order whose ERP document is gone (the engine refuses
+        while any ERP document carries the order's marker)."""
         engine = self.papp.engine
         orders = orders_of(self.papp)
+        self._decide(
+            states.TO_CHECK,
+            "orders.not_to_check",
+            "orders.resend_question",
+            lambda order_id: orders.resend(engine.client(), order_id),
+            asking=t("orders.resending", order=self.order_id),
+            done="orders.resent",
+        )
+
+    def action_confirm_payment(self) -> None:
+        """The payment of an order waiting on it arrived: it then waits to be sent."""
+        orders = orders_of(self.papp)
+        self._decide(
+            states.PAYMENT_UNCONFIRMED,
+            "orders.payment_not_awaited",
+            "orders.payment_question",
+            orders.confirm_payment,
+            done="orders.payment_confirmed",
+        )
+
+    def _decide(
+        self,
+        state: str,
+        refused: str,
+        question: str,
+        work: Callable[[str], Any],
+        *,
+        done: str,
+        asking: str | None = None,
+    ) -> None:
+        """An operator's decision on the order, asked first: said to be refused unless
+        the order is in `state`; on a yes, `work(order id)` runs in a worker, and `done`
+        is said once it has (with the key that sends the order now)."""
+        if self.detail is None:
+            return
+        order_id, now = str(self.detail["id"]), self.detail["state"]
+        if now != state:
+            self.notify(t(refused, order=order_id, state=state_label(now)))
+            return
 
         def answer(yes: bool | None) -> None:
-            if not yes or engine is None:
+            if not yes:
                 return
-            self.notify(t("orders.resending", order=order_id))
+            if asking:
+                self.notify(asking)
+            self._done = done
             self.run_worker(
-                lambda: orders.resend(engine.client(), order_id),
-                group="order-resend",
+                lambda: work(order_id),
+                group="order-decision",
                 thread=True,
                 exclusive=True,
                 exit_on_error=False,
             )
 
-        self.app.push_screen(ConfirmScreen(t("orders.resend_question", order=order_id)), answer)
+        self.app.push_screen(ConfirmScreen(t(question, order=order_id)), answer)
 
-    def action_confirm_payment(self) -> None:
-        """The payment of an order waiting on it arrived (asked first): it then waits to
-        be sent."""
-        if self.detail is None:
-            return
-        order_id, state = str(self.detail["id"]), self.detail["state"]
-        if state != states.PAYMENT_UNCONFIRMED:
-            self.notify(t("orders.payment_not_awaited", order=order_id, state=state_label(state)))
-            return
-        orders = orders_of(self.papp)
+    _done = ""  # what to say once the decision's worker is done
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(
-                    lambda: orders.confirm_payment(order_id),
-                    group="order-payment",
-                    thread=True,
-                    exclusive=True,
-                    exit_on_error=False,
-                )
-
-        self.app.push_screen(ConfirmScreen(t("orders.payment_question", order=order_id)), answer)
-
-    def after_payment(self, event: Worker.StateChanged) -> None:
-        order_id = str(self.detail["id"]) if self.detail else self.order_id
+    def after_decision(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.notify(engine_text(str(event.worker.error)), severity="error", timeout=12)
         elif event.state == WorkerState.SUCCESS:
-            if event.worker.result:
+            if event.worker.result is not False:  # False: it changed meanwhile, as shown
                 send = self.bound_key("order.send")
-                self.notify(t("orders.payment_confirmed", order=order_id, send=send))
-            self.load()
-
-    def after_resend(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(engine_text(str(event.worker.error)), severity="error", timeout=12)
-        elif event.state == WorkerState.SUCCESS:
-            order_id = self.detail["id"] if self.detail else self.order_id
-            self.notify(t("orders.resent", order=order_id, send=self.bound_key("order.send")))
+                self.notify(t(self._done, order=self.order_id, send=send))
             self.load()
 
 
