@@ -1081,6 +1081,18 @@ def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rej
     assert engine.record("customers", payment) is not None
     assert {r.key for r in engine.run_detail(run.run_id).rejects} == {price_list, currency}
 
+    # the ERP deletes a payment stored customers name: each is a reject of the next runs
+    # (kept as it is) until the ERP changes it, as an article with a dead category is
+    sim.admin("DELETE", "records/pagamenti/ZZ9")
+    run = engine.run("changed")
+    reasons = {r.key: r.reason for r in engine.run_detail(run.run_id).rejects}
+    assert reasons[payment] == (
+        "payment 'ZZ9' (cod_pagamento) is no longer among the ERP's; the customer keeps"
+        " the link until the ERP changes it"
+    )
+    assert engine.record("customers", payment) is not None
+    assert run.entities["customers"]["rejected"] == len(reasons) == 3
+
 
 def erp_customers(sim: Any) -> set[str]:
     with MexalClient(erp_config(sim)) as client:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    cast,
     delete,
     exists,
     func,
@@ -1221,6 +1222,8 @@ class SyncRunner:
             self._delete_unseen(conn, spec, counts, dry_run)
         if spec.name == "articles" and not p.codes:  # after the deletions: what stays
             self._stale_category_links(conn, counts, dry_run)
+        if spec.name == "customers" and not p.codes:
+            self._stale_customer_links(conn, counts, dry_run)
 
     def _named_records(
         self,
@@ -1310,22 +1313,80 @@ class SyncRunner:
         if not stale:
             return
         link = "cat_web" if self.options.rules.category_mode == "secondaria" else "cod_grp_merc"
-        rows = [
-            {
-                "run_id": self.run_id,
-                "entity": "articles",
-                "key": code,
-                "reason": f"category {category!r} ({link}) is no longer among the site's"
-                " categories; the article keeps the link until the ERP changes it",
-            }
+        reasons = [
+            (
+                code,
+                f"category {category!r} ({link}) is no longer among the site's categories;"
+                " the article keeps the link until the ERP changes it",
+            )
             for code, category in stale
+        ]
+        self._stale_rejects(conn, "articles", reasons, counts, dry_run)
+
+    def _stale_customer_links(
+        self, conn: Connection, counts: dict[str, int], dry_run: bool
+    ) -> None:
+        """Stored customers whose usual payment or price list the ERP's tables no longer
+        have (deleted there after the customer was stored): rejects of this run, looked
+        at again by the next, as dead category links are. A table the store holds
+        nothing of is not checked (see records.link_problem)."""
+        cu = ENTITIES["customers"].table
+        links = (
+            (cu.c.payment, cu.c.payment, "payments", "payment", "cod_pagamento"),
+            (cu.c.price_list, cast(cu.c.price_list, String), "price_lists", "price list",
+             "cod_listino"),
+        )  # fmt: skip
+        stale: dict[str, str] = {}
+        for column, text, target, label, source in links:
+            lookup = ENTITIES[target].table
+            with self.store.read() as rconn:
+                if rconn.execute(select(lookup.c.code).limit(1)).first() is None:
+                    continue
+                rows = rconn.execute(
+                    select(cu.c.code, column)
+                    .where(
+                        column.is_not(None),
+                        text.not_in(("", "0")),
+                        text.not_in(select(lookup.c.code)),
+                        cu.c.code.not_in(
+                            select(_REJECTS.c.key).where(
+                                _REJECTS.c.run_id == self.run_id,
+                                _REJECTS.c.entity == "customers",
+                                _REJECTS.c.key.is_not(None),
+                            )
+                        ),
+                    )
+                    .order_by(cu.c.code)
+                ).all()
+            for code, value in rows:
+                stale.setdefault(
+                    code,
+                    f"{label} {str(value)!r} ({source}) is no longer among the ERP's; the"
+                    " customer keeps the link until the ERP changes it",
+                )
+        self._stale_rejects(conn, "customers", sorted(stale.items()), counts, dry_run)
+
+    def _stale_rejects(
+        self,
+        conn: Connection,
+        entity: str,
+        reasons: Sequence[tuple[str, str]],
+        counts: dict[str, int],
+        dry_run: bool,
+    ) -> None:
+        """Stored records with a dead link, as rejects of the run and kept for a retry."""
+        if not reasons:
+            return
+        rows = [
+            {"run_id": self.run_id, "entity": entity, "key": key, "reason": reason}
+            for key, reason in reasons
         ]
         with self.store.write() if dry_run else self.store.write(conn) as wconn:
             wconn.execute(insert(_REJECTS), rows)
             if not dry_run:
                 wconn.execute(
                     self._retry_upsert(wconn),
-                    [{"entity": "articles", "key": r["key"], "run_id": self.run_id} for r in rows],
+                    [{"entity": entity, "key": key, "run_id": self.run_id} for key, _ in reasons],
                 )
         counts["rejected"] += len(rows)
 
