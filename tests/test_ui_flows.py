@@ -20,6 +20,7 @@ from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
 from passweb_tui.screens.base import ConfirmScreen, KeyTable, SyncBadge
 from passweb_tui.screens.changes import ChangesScreen, RecordHistoryScreen
+from passweb_tui.screens.record import RecordScreen
 from passweb_tui.screens.runs import RunDetailScreen, RunsScreen
 from passweb_tui.screens.sync import SyncScreen
 
@@ -191,13 +192,17 @@ async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> Non
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert table_keys(app, "#catalogue-table") == [shown[5]]
-        await pilot.press("enter", "h")  # the record's history: inserted by the Totale
+        await pilot.press("enter")  # a whole code: its record opens
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RecordScreen) and app.screen.code == shown[5]
+        await pilot.press("h")  # the record's history: inserted by the Totale
         assert isinstance(app.screen, RecordHistoryScreen)
         await app.workers.wait_for_complete()
         await pilot.pause()
         history = app.screen.query_one("#history-table", KeyTable)
         assert history.row_count == len(engine.record_history("articles", shown[5])) >= 1
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")  # the history, then the record
         await pilot.press("t")  # to the customers
         await app.workers.wait_for_complete()
         await pilot.pause()
