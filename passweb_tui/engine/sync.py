@@ -1298,13 +1298,7 @@ class SyncRunner:
             select(a.c.code, a.c.category)
             .where(
                 a.c.category.in_(dead),
-                a.c.code.not_in(
-                    select(_REJECTS.c.key).where(
-                        _REJECTS.c.run_id == self.run_id,
-                        _REJECTS.c.entity == "articles",
-                        _REJECTS.c.key.is_not(None),
-                    )
-                ),
+                a.c.code.not_in(self._rejected_keys("articles")),
             )
             .order_by(a.c.code)
         )
@@ -1348,13 +1342,7 @@ class SyncRunner:
                         column.is_not(None),
                         text.not_in(("", "0")),
                         text.not_in(select(lookup.c.code)),
-                        cu.c.code.not_in(
-                            select(_REJECTS.c.key).where(
-                                _REJECTS.c.run_id == self.run_id,
-                                _REJECTS.c.entity == "customers",
-                                _REJECTS.c.key.is_not(None),
-                            )
-                        ),
+                        cu.c.code.not_in(self._rejected_keys("customers")),
                     )
                     .order_by(cu.c.code)
                 ).all()
@@ -1365,6 +1353,14 @@ class SyncRunner:
                     " customer keeps the link until the ERP changes it",
                 )
         self._stale_rejects(conn, "customers", sorted(stale.items()), counts, dry_run)
+
+    def _rejected_keys(self, entity: str) -> Any:
+        """The keys of the entity this run has rejected so far, as a subquery."""
+        return select(_REJECTS.c.key).where(
+            _REJECTS.c.run_id == self.run_id,
+            _REJECTS.c.entity == entity,
+            _REJECTS.c.key.is_not(None),
+        )
 
     def _stale_rejects(
         self,
