@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig, ErpConfigError
+from passweb_tui.i18n import pick_language
 
 APP_NAME = "passweb-tui"
 DEFAULT_SITE = "default"
@@ -642,6 +643,11 @@ def _check_values(settings: Settings) -> None:
             f"{where('category_mode')}: must be primaria or secondaria,"
             f" got {settings.category_mode!r}"
         )
+    if settings.language:
+        try:
+            pick_language(settings.language)
+        except ValueError as exc:  # every command checks it, not the UI alone
+            raise ConfigError(f"{where('language')}: {exc}") from None
 
 
 def _check_tables(settings: Settings) -> None:

@@ -85,6 +85,8 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         ("[store]\nchange_log_days = 1000000000000\n", r"change_log_days: must be 1-36600"),
         ("[erp]\nmagazzino = 100000000000000000000\n", r"magazzino: must be a warehouse"),
         ("[service]\norder_poll_seconds = 10000000000\n", r"order_poll_seconds: must be 1-86400"),
+        # checked by every command, not by the terminal UI alone
+        ('[ui]\nlanguage = "fr"\n', r"c\.toml: \[ui\] language: language 'fr' is not available"),
     ],
 )
 def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
