@@ -183,14 +183,13 @@ def test_times_read_at_the_operators_clock(
 
 
 def test_json_times_are_utc_whatever_the_servers_time_zone(
-    tmp_path: Path, cli: Callable[..., Any], db_url: str
+    cli: Callable[..., Any], db_url: str
 ) -> None:
     """A PostgreSQL server (or database) set to another time zone gives its times in
     that zone: the JSON outputs still say them in UTC, as on SQLite, so that scripts
     comparing or cutting them get the same text from either store."""
-    orders = tmp_path / "orders.jsonl"
-    orders.write_text(jsonl(order_line("W1", created="2026-11-27T10:15:00+00:00")), "utf-8")
-    assert cli(db_url, "import", str(orders)).returncode == 0
+    placed = jsonl(order_line("W1", created="2026-11-27T10:15:00+00:00"))
+    assert cli(db_url, "import", "-", stdin=placed).returncode == 0
     url = db_url
     if db_url.startswith("postgresql"):
         url += ("&" if "?" in db_url else "?") + "options=-ctimezone%3DPacific/Kiritimati"
@@ -207,16 +206,12 @@ def test_a_payment_that_arrived_is_confirmed_and_the_order_then_waits_to_be_sent
     (the next sync sends it); one not waiting on it is left as it is (exit 3), an unknown
     id is a mistyped argument (exit 2); the others named are confirmed all the same."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    orders = tmp_path / "orders.jsonl"
-    orders.write_text(
-        jsonl(
-            order_line("W1", payment="unconfirmed"),
-            order_line("W2", payment="unconfirmed"),
-            order_line("W3"),
-        ),
-        "utf-8",
+    placed = jsonl(
+        order_line("W1", payment="unconfirmed"),
+        order_line("W2", payment="unconfirmed"),
+        order_line("W3"),
     )
-    assert cli(db, "import", str(orders)).returncode == 0
+    assert cli(db, "import", "-", stdin=placed).returncode == 0
 
     def state(order_id: str) -> str:
         return str(json.loads(cli(db, "show", order_id, "--json").stdout)["state"])

@@ -960,7 +960,7 @@ def test_values_the_store_cannot_keep_are_rejects_on_every_store(engine: Engine,
     ).json()["key"]
     first = engine.run("total")
     assert first.status == "ok_with_rejects", first.error
-    reasons = {(r.entity, r.key): r.reason for r in engine.run_detail(first.run_id).rejects}
+    reasons = reject_reasons(engine, first.run_id)
     assert reasons == {
         ("articles", huge): "prz_listino: price list 1: 8010000000001 is beyond what the store"
         " keeps (less than 10^12)",
@@ -1005,29 +1005,26 @@ def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     price or one that ends before it begins. The run stores the rest."""
     customer = sorted(erp_customers(sim))[0]
 
-    def post(resource: str, record: dict[str, Any]) -> str:
-        return str(sim.admin("POST", f"records/{resource}", json=record).json()["key"])
-
     on_site = {"trasf_sito": [[1, "S"]]}
-    half = post("clienti", {"codice": "501.99001", "ragione_sociale": "Listino a metà",
+    half = post(sim, "clienti", {"codice": "501.99001", "ragione_sociale": "Listino a metà",
                             "cod_listino": 1.5, **on_site})  # fmt: skip
-    below = post("clienti", {"codice": "501.99002", "ragione_sociale": "Listino negativo",
+    below = post(sim, "clienti", {"codice": "501.99002", "ragione_sociale": "Listino negativo",
                              "cod_listino": -1, **on_site})  # fmt: skip
-    none = post("clienti", {"codice": "501.99004", "ragione_sociale": "Nessun listino",
+    none = post(sim, "clienti", {"codice": "501.99004", "ragione_sociale": "Nessun listino",
                             "cod_listino": 0, **on_site})  # fmt: skip
-    fine = post("clienti", {"codice": "501.99003", "ragione_sociale": "Listino giusto",
+    fine = post(sim, "clienti", {"codice": "501.99003", "ragione_sociale": "Listino giusto",
                             "cod_listino": 2, **on_site})  # fmt: skip
-    cheap = post("particolarita", {"cod_conto": customer, "tipo": "A",
+    cheap = post(sim, "particolarita", {"cod_conto": customer, "tipo": "A",
                                    "cod_articolo": "ART0000001", "prezzo": -5})  # fmt: skip
-    backwards = post("particolarita", {"cod_conto": customer, "tipo": "A",
+    backwards = post(sim, "particolarita", {"cod_conto": customer, "tipo": "A",
                                        "cod_articolo": "ART0000002", "prezzo": 5,
                                        "dt_inizio": "20260101", "dt_fine": "20250101"})  # fmt: skip
-    month13 = post("particolarita", {"cod_conto": customer, "tipo": "A",
+    month13 = post(sim, "particolarita", {"cod_conto": customer, "tipo": "A",
                                      "cod_articolo": "ART0000003", "prezzo": 5,
                                      "dt_inizio": "20261340"})  # fmt: skip
     run = engine.run("total")
     assert run.status == "ok_with_rejects", run.error
-    reasons = {(r.entity, r.key): r.reason for r in engine.run_detail(run.run_id).rejects}
+    reasons = reject_reasons(engine, run.run_id)
     assert reasons == {
         ("customers", half): "cod_listino: 1.5 is not a price list number (a whole number, 0"
         " for none)",
@@ -1054,29 +1051,25 @@ def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rej
     unknown category is; 0 and empty are "none given". Once the ERP has the payment, the
     next CHANGED stores the customer it rejected."""
 
-    def post(resource: str, record: dict[str, Any]) -> str:
-        return str(sim.admin("POST", f"records/{resource}", json=record).json()["key"])
-
     on_site = {"trasf_sito": [[1, "S"]], "cod_pagamento": "RD", "cod_listino": 1, "valuta": 1}
-    payment = post("clienti", {**on_site, "codice": "501.99011", "ragione_sociale": "Pag",
+    payment = post(sim, "clienti", {**on_site, "codice": "501.99011", "ragione_sociale": "Pag",
                                "cod_pagamento": "ZZ9"})  # fmt: skip
-    price_list = post("clienti", {**on_site, "codice": "501.99012", "ragione_sociale": "Lst",
+    price_list = post(sim, "clienti", {**on_site, "codice": "501.99012", "ragione_sociale": "Lst",
                                   "cod_listino": 42})  # fmt: skip
-    currency = post("clienti", {**on_site, "codice": "501.99013", "ragione_sociale": "Val",
+    currency = post(sim, "clienti", {**on_site, "codice": "501.99013", "ragione_sociale": "Val",
                                 "valuta": 9})  # fmt: skip
-    none = post("clienti", {**on_site, "codice": "501.99014", "ragione_sociale": "Nulla",
+    none = post(sim, "clienti", {**on_site, "codice": "501.99014", "ragione_sociale": "Nulla",
                             "cod_pagamento": "", "cod_listino": 0, "valuta": 0})  # fmt: skip
     run = engine.run("total")
     assert run.status == "ok_with_rejects", run.error
-    reasons = {r.key: r.reason for r in engine.run_detail(run.run_id).rejects}
-    assert reasons == {
-        payment: "unknown payment 'ZZ9' in cod_pagamento",
-        price_list: "unknown price list '42' in cod_listino",
-        currency: "unknown currency '9' in valuta",
+    assert reject_reasons(engine, run.run_id) == {
+        ("customers", payment): "unknown payment 'ZZ9' in cod_pagamento",
+        ("customers", price_list): "unknown price list '42' in cod_listino",
+        ("customers", currency): "unknown currency '9' in valuta",
     }
     assert engine.record("customers", none) is not None
     assert engine.record("customers", payment) is None
-    post("pagamenti", {"codice": "ZZ9", "descrizione": "Nuovo pagamento", "tipo": "BB"})
+    post(sim, "pagamenti", {"codice": "ZZ9", "descrizione": "Nuovo pagamento", "tipo": "BB"})
     run = engine.run("changed")
     assert engine.record("customers", payment) is not None
     assert {r.key for r in engine.run_detail(run.run_id).rejects} == {price_list, currency}
@@ -1085,13 +1078,23 @@ def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rej
     # (kept as it is) until the ERP changes it, as an article with a dead category is
     sim.admin("DELETE", "records/pagamenti/ZZ9")
     run = engine.run("changed")
-    reasons = {r.key: r.reason for r in engine.run_detail(run.run_id).rejects}
-    assert reasons[payment] == (
+    reasons = reject_reasons(engine, run.run_id)
+    assert reasons["customers", payment] == (
         "payment 'ZZ9' (cod_pagamento) is no longer among the ERP's; the customer keeps"
         " the link until the ERP changes it"
     )
     assert engine.record("customers", payment) is not None
     assert run.entities["customers"]["rejected"] == len(reasons) == 3
+
+
+def post(sim: Any, resource: str, record: dict[str, Any]) -> str:
+    """Add a record to the simulated ERP; its key."""
+    return str(sim.admin("POST", f"records/{resource}", json=record).json()["key"])
+
+
+def reject_reasons(engine: Engine, run_id: int | None) -> dict[tuple[str, str | None], str]:
+    """The run's rejects: (entity, key) -> reason."""
+    return {(r.entity, r.key): r.reason for r in engine.run_detail(run_id or 0).rejects}
 
 
 def erp_customers(sim: Any) -> set[str]:

@@ -840,9 +840,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                 return
             if asking:
                 self.notify(asking)
-            self._done = done
             self.run_worker(
                 lambda: work(order_id),
+                name=done,  # what to say once it is done
                 group="order-decision",
                 thread=True,
                 exclusive=True,
@@ -851,15 +851,13 @@ class OrderDetailScreen(AckMixin, BaseScreen):
 
         self.app.push_screen(ConfirmScreen(t(question, order=order_id)), answer)
 
-    _done = ""  # what to say once the decision's worker is done
-
     def after_decision(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.notify(engine_text(str(event.worker.error)), severity="error", timeout=12)
         elif event.state == WorkerState.SUCCESS:
             if event.worker.result is not False:  # False: it changed meanwhile, as shown
                 send = self.bound_key("order.send")
-                self.notify(t(self._done, order=self.order_id, send=send))
+                self.notify(t(event.worker.name, order=self.order_id, send=send))
             self.load()
 
 

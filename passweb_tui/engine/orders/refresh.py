@@ -100,6 +100,20 @@ def _fetch(
             return found
 
 
+def _fetch_keys(
+    client: MexalClient, keys: Sequence[str], result: RefreshResult
+) -> dict[str, dict[str, Any]]:
+    """The ERP documents of these keys, one search per document type and series."""
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for key in keys:
+        sigla, serie, numero = split_key(key)
+        groups[(sigla, serie)].append(numero)
+    found: dict[str, dict[str, Any]] = {}
+    for (sigla, serie), numbers in groups.items():
+        found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
+    return found
+
+
 def documents_with_marker(client: MexalClient, order_id: str) -> list[str]:
     """Keys of ERP documents whose note carries the order's marker. Every page of the
     search is read: the ERP may cut a page early (even to no records, with a `next`)
@@ -226,13 +240,7 @@ def _refresh_page(
                 bound[row.id] = (keys[0], None)
             elif keys:
                 bound[row.id] = (row.erp_key if row.erp_key in keys else keys[0], keys)
-    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for key, _ in bound.values():
-        sigla, serie, numero = split_key(key)
-        groups[(sigla, serie)].append(numero)
-    found: dict[str, dict[str, Any]] = {}
-    for (sigla, serie), numbers in groups.items():
-        found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
+    found = _fetch_keys(client, [key for key, _ in bound.values()], result)
     # the document an order is bound to is gone: the ERP may hold it under another key
     # (copied there, then the first deleted), found by the order's marker. One document
     # left: the order follows it; more: to_check with their keys, as above; none: lost
@@ -251,12 +259,7 @@ def _refresh_page(
         elif keys:
             bound[row.id] = (keys[0], keys)
             followed[row.id] = keys[0]
-    again: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for key in followed.values():
-        sigla, serie, numero = split_key(key)
-        again[(sigla, serie)].append(numero)
-    for (sigla, serie), numbers in again.items():
-        found.update(_fetch(client, sigla, serie, sorted(set(numbers)), result))
+    found.update(_fetch_keys(client, list(followed.values()), result))
     now = utcnow()
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     adopted: list[dict[str, Any]] = []
