@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from functools import lru_cache
@@ -168,6 +170,22 @@ class Store:
             self.engine.dispose()
 
 
+def _wal(cur: Any) -> None:
+    """Put the file in WAL mode. Switching a new file needs it alone for a moment, and
+    SQLite answers "locked" at once, without waiting out the busy timeout, when another
+    process opens it in the same instant (two processes starting on a new store): so
+    the switch is tried again, within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -175,7 +193,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
