@@ -308,14 +308,18 @@ def test_replies_that_do_not_cut_cleanly_are_decoded() -> None:
 
 
 def test_values_the_store_cannot_keep_reject_only_their_record() -> None:
-    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(7)]
+    records = [{"codice": f"A{i}", **{n: _clean(n, i) for n in FIELDS}} for i in range(9)]
     records[1]["prz_listino"] = [[1, 8010000000001], [2, 9.99]]
     records[2]["descrizione"] = "nul\x00byte"
-    records[3]["prz_listino"] = [[1, 999999999999.9999]]  # under 10^12, rounded to 6 places
+    records[3]["prz_listino"] = [[1, 999999999999.999]]  # under 10^12, 15 digits
     records[4]["descrizione"] = "a\\u0000b"  # a backslash and "u0000": no NUL
     records[5]["prz_listino"] = [[1, 1.5], [2, -1_000_000_000_000.0]]
+    # a reply with a longer number is decoded to Decimals: 17 digits are more than a
+    # SQLite store keeps exactly, trailing zeros are not digits kept
+    records[7]["prz_listino"] = [[1, Decimal("1234567890.1234567")]]
+    records[8]["prz_listino"] = [[1, Decimal("12.5000000000000000000")]]
     rows, rejects = page_at_once(records)
-    assert [r.key for r in rows] == ["A0", "A3", "A4", "A6"]
+    assert [r.key for r in rows] == ["A0", "A3", "A4", "A6", "A8"]
     assert rejects == [
         (
             "A1",
@@ -327,6 +331,11 @@ def test_values_the_store_cannot_keep_reject_only_their_record() -> None:
             "A5",
             "prz_listino: price list 2: -1000000000000 is beyond what the store keeps"
             " (less than 10^12)",
+        ),
+        (
+            "A7",
+            "prz_listino: price list 1: 1234567890.1234567 has more significant digits"
+            " than the store keeps exactly (15)",
         ),
     ]
     slow_rows, slow_rejects = one_by_one(records)
@@ -375,15 +384,22 @@ def test_a_condition_price_and_a_rate_beyond_their_columns_are_rejected() -> Non
     rates = [
         {"codice": 1, "sigla_iso": "EUR", "descrizione": "Euro", "cambio": 1},
         {"codice": 2, "sigla_iso": "XXX", "descrizione": "Far", "cambio": 10**16},
-        {"codice": 3, "sigla_iso": "XXY", "descrizione": "Near", "cambio": 9999999999999999},
+        {"codice": 3, "sigla_iso": "XXY", "descrizione": "Near", "cambio": 999999999999999},
+        # under 10^16, but 16 digits: SQLite would keep 10^16
+        {"codice": 4, "sigla_iso": "XXZ", "descrizione": "Long", "cambio": 9999999999999999},
+        {"codice": 5, "sigla_iso": "XYZ", "descrizione": "Mid", "cambio": 1234567890123456},
     ]
     salt = digest_salt(currencies, RULES)
     items, _ = scan_page(currencies, rates, salt, RULES)
     rows, rejects = build_rows(currencies, items, None, {}, RULES)
     assert [r.key for r in rows] == ["1", "3"]
     assert rejects == [
-        ("2", "cambio: 10000000000000000 is beyond what the store keeps (less than 10^16)")
-    ]
+        ("2", "cambio: 10000000000000000 is beyond what the store keeps (less than 10^16)"),
+        ("4", "cambio: 9999999999999999 has more significant digits than the store keeps"
+              " exactly (15)"),
+        ("5", "cambio: 1234567890123456 has more significant digits than the store keeps"
+              " exactly (15)"),
+    ]  # fmt: skip
     # a huge one is said in short, not with the hundreds of digits of its exact value
     items, _ = scan_page(currencies, [{**rates[1], "cambio": 1e300}], salt, RULES)
     assert build_rows(currencies, items, None, {}, RULES)[1] == [

@@ -996,6 +996,36 @@ def test_values_the_store_cannot_keep_are_rejects_on_every_store(engine: Engine,
     assert in_step(engine) == {}
 
 
+def test_prices_read_back_as_the_erp_wrote_them_on_every_store(engine: Engine, sim: Any) -> None:
+    """Money is exact: a large price with cents (a float's error shows at the sixth
+    place once a number is near 10^12) reads back from the store as the ERP wrote it, on
+    SQLite as on PostgreSQL; a price with more significant digits than a store keeps
+    exactly (15: SQLite's floats) rejects its record, on both alike, naming the value."""
+    large = post(sim, "articoli", _article("BIG00001", prz_listino=[[1, 999999999999.99],
+                                                                    [2, 4503599627.37]]))  # fmt: skip
+    long = post(sim, "articoli", _article("LONG0001", prz_listino=[[1, 1234567890.1234567]]))
+    customer = sorted(erp_customers(sim))[0]
+    deal = post(sim, "particolarita",
+                {"cod_conto": customer, "tipo": "A", "cod_articolo": large,
+                 "prezzo": 99999999999.97})  # fmt: skip
+    run = engine.run("total")
+    assert run.status == "ok_with_rejects", run.error
+    assert reject_reasons(engine, run.run_id) == {
+        ("articles", long): "prz_listino: price list 1: 1234567890.1234567 has more significant"
+        " digits than the store keeps exactly (15)",
+    }
+    detail = engine.record("articles", large)
+    assert detail is not None
+    assert [(n, p) for n, _, p in detail.prices] == [(1, "999999999999.99"), (2, "4503599627.37")]
+    with engine.store.read() as conn:
+        conditions = metadata.tables["conditions"]
+        price = conn.execute(
+            select(conditions.c.price).where(conditions.c.code == deal)
+        ).scalar_one()
+    assert price == Decimal("99999999999.97")
+    assert in_step(engine) == {}
+
+
 def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     engine: Engine, sim: Any
 ) -> None:
@@ -1085,6 +1115,20 @@ def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rej
     )
     assert engine.record("customers", payment) is not None
     assert run.entities["customers"]["rejected"] == len(reasons) == 3
+
+    # so with a currency, read from the customer's stored data
+    post(sim, "valute", {"codice": 7, "descrizione": "Corona", "sigla_iso": "SEK"})
+    kept = post(sim, "clienti", {**on_site, "codice": "501.99015", "ragione_sociale": "Cor",
+                            "valuta": 7})  # fmt: skip
+    engine.run("changed")
+    assert engine.record("customers", kept) is not None
+    sim.admin("DELETE", "records/valute/7")
+    run = engine.run("changed")
+    assert reject_reasons(engine, run.run_id)["customers", kept] == (
+        "currency '7' (valuta) is no longer among the ERP's; the customer keeps the link"
+        " until the ERP changes it"
+    )
+    assert engine.record("customers", kept) is not None
 
 
 def post(sim: Any, resource: str, record: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from passweb_tui.engine.records import (
     EntitySpec,
     FieldSpec,
     Known,
+    NumberLimit,
     Quick,
     Rejected,
     Row,
@@ -242,7 +243,7 @@ def _build_columns(
             return None
     for col, _, limit in _DERIVED_NUMBERS[spec.name]:
         # (zeros and Nones left out: both are kept)
-        if not _within(filter(None, map(operator.itemgetter(col), derived)), limit.fast):
+        if not _within(filter(None, map(operator.itemgetter(col), derived)), limit):
             return None
     if spec.name in CHECKED_TOGETHER and any(
         map(functools.partial(record_problem, spec.name), fulls, derived)
@@ -272,10 +273,10 @@ def _build_columns(
                 row.prices = prices
         # what the price table keeps, for the whole page at once
         price_maps = list(map(operator.attrgetter("prices"), rows))
-        if not _within(set().union(*price_maps), PRICE_LIST_LIMIT.fast):  # a few numbers
+        if not _within(set().union(*price_maps), PRICE_LIST_LIMIT):  # a few numbers
             return None
         amounts = list(itertools.chain.from_iterable(map(dict.values, price_maps)))
-        if not _within(amounts, PRICE_LIMIT.fast):
+        if not _within(amounts, PRICE_LIMIT):
             return None
     return rows
 
@@ -313,15 +314,22 @@ def _links_hold(
     return True
 
 
-def _within(numbers: Iterable[Any], bounds: tuple[int, int]) -> bool:
-    """Whether every value (numbers of one page's column) lies strictly between the
-    bounds; a False may be wrong (a value that does not compare, a NaN), never a True."""
-    low, high = bounds
+def _within(numbers: Iterable[Any], limit: NumberLimit) -> bool:
+    """Whether every value (numbers of one page's column) is certainly kept: strictly
+    between the limit's bounds, and a Decimal no longer than the digits kept exactly (a
+    float here came from a reply whose numbers all have at most 15); a False may be
+    wrong (a value that does not compare, a NaN, a long Decimal that rounds short),
+    never a True."""
+    low, high = limit.fast
     try:
         values = list(numbers)
         if not values:
             return True
         total = sum(values)  # a NaN anywhere makes the sum one, which max() might miss
+        if type(total) is Decimal and limit.precision is not None:  # a page of decimals
+            significant = limit.significant
+            if any(len(v.as_tuple().digits) > significant for v in values):
+                return False
         return bool(total == total and low < min(values) and max(values) < high)
     except (TypeError, ValueError, ArithmeticError):  # ValueError: bool() of a signalling NaN
         return False

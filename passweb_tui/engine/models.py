@@ -7,14 +7,52 @@ module on the same `SQLModel.metadata` and a new Alembic revision after the last
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Numeric, Text
+from sqlalchemy import Column, DateTime, Dialect, Index, Numeric, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
 
-MONEY = Numeric(18, 6)  # the ERP may quote unit prices to more than 4 places
+
+class ExactNumeric(TypeDecorator[Decimal]):
+    """NUMERIC(precision, scale) that reads back the number written.
+
+    SQLite keeps such a value as an 8-byte float, and SQLAlchemy's Numeric reads it
+    back by printing it to `scale` places, which shows the float's binary error once
+    the number is large (999999999999.99 read as 999999999999.989990). Here the float
+    is read by its shortest spelling, which is the number as written whenever it had
+    at most 15 significant digits (what the sync lets in: records.EXACT_DIGITS), then
+    rounded to `scale` places as PostgreSQL rounds it when it stores it."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision, scale)
+        self.precision = precision
+        self.scale = scale
+        self._step = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=False))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if isinstance(value, float):
+            d = Decimal(repr(value))
+            exponent = d.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -self.scale:
+                d = d.quantize(self._step, ROUND_HALF_UP)
+            return d
+        if isinstance(value, int):
+            return Decimal(value)
+        return value  # type: ignore[no-any-return]
+
+
+MONEY = ExactNumeric(18, 6)  # the ERP may quote unit prices to more than 4 places
 
 
 def _text(nullable: bool = True) -> Column:  # type: ignore[type-arg]
@@ -107,7 +145,7 @@ class Currency(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=16)
     iso_code: str | None = Field(default=None, max_length=3)
     description: str | None = Field(default=None)
-    rate: Decimal | None = Field(default=None, sa_column=Column(Numeric(24, 8), nullable=True))
+    rate: Decimal | None = Field(default=None, sa_column=Column(ExactNumeric(24, 8), nullable=True))
     data: str = Field(sa_column=_text(False))
     digest: str = Field(max_length=32)
     synced_at: datetime

@@ -628,14 +628,22 @@ _DERIVED_LIMITS = {
 NUL_TEXT = "text with a NUL character (0x00), which the store cannot keep"
 
 
+#: the significant digits a number column keeps exactly in every store: SQLite turns a
+#: NUMERIC value into an 8-byte float, which holds 15 (PostgreSQL would keep more, but
+#: a record is refused alike whatever the store)
+EXACT_DIGITS = 15
+
+
 @dataclass(frozen=True)
 class NumberLimit:
     """What a number column keeps: NUMERIC(precision, scale) (rounded to `scale`
-    places, then less than 10^(precision - scale) either way), or, with `precision`
-    None, a 4-byte INTEGER (what PostgreSQL's INTEGER holds; SQLite would take more)."""
+    places, then less than 10^(precision - scale) either way, and exactly only to
+    `significant` digits), or, with `precision` None, a 4-byte INTEGER (what
+    PostgreSQL's INTEGER holds; SQLite would take more)."""
 
     precision: int | None
     scale: int = 0
+    significant: int = EXACT_DIGITS
 
     @property
     def fast(self) -> tuple[int, int]:
@@ -643,7 +651,8 @@ class NumberLimit:
         them is certainly kept (one near them is decided by `problem`)."""
         if self.precision is None:
             return -(2**31) - 1, 2**31
-        top = 10 ** (self.precision - self.scale) - 1
+        # (a float here has at most 15 digits; a whole number's are all before the point)
+        top = 10 ** min(self.precision - self.scale, self.significant) - 1
         return -top, top
 
     def problem(self, value: Any) -> str | None:
@@ -667,8 +676,15 @@ class NumberLimit:
             # rounded to the column's places, as the database rounds it (half away from 0)
             context = Context(prec=self.precision + 2)
             step = Decimal(1).scaleb(-self.scale)
-            if abs(value.quantize(step, ROUND_HALF_UP, context)) < bound:
-                return None
+            kept = value.quantize(step, ROUND_HALF_UP, context)
+            if abs(kept) < bound:
+                digits_kept = len(kept.normalize().as_tuple().digits) if kept else 0
+                if digits_kept <= self.significant:
+                    return None
+                return (
+                    f"{format(value.normalize(), 'f')} has more significant digits than the"
+                    f" store keeps exactly ({self.significant})"
+                )
         # a huge one in short (1e+300): a float's exact value has hundreds of digits
         shown = format(value, "f") if value.adjusted() < 40 else f"{float(value):g}"
         return f"{shown} is beyond what the store keeps (less than 10^{digits})"
@@ -676,6 +692,8 @@ class NumberLimit:
 
 def _number_limit(column: Any) -> NumberLimit | None:
     kind = column.type
+    if isinstance(kind, models.ExactNumeric):
+        return NumberLimit(kind.precision, kind.scale)
     if isinstance(kind, Numeric) and kind.precision is not None:
         return NumberLimit(kind.precision, kind.scale or 0)
     if isinstance(kind, Integer):

@@ -70,6 +70,7 @@ from passweb_tui.engine.lease import (
 from passweb_tui.engine.models import (
     ArticlePrice,
     ChangeEntry,
+    ExactNumeric,
     RetryKey,
     SyncReject,
     SyncRun,
@@ -1320,16 +1321,20 @@ class SyncRunner:
     def _stale_customer_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
     ) -> None:
-        """Stored customers whose usual payment or price list the ERP's tables no longer
-        have (deleted there after the customer was stored): rejects of this run, looked
-        at again by the next, as dead category links are. A table the store holds
-        nothing of is not checked (see records.link_problem)."""
+        """Stored customers whose usual payment, price list or currency the ERP's tables
+        no longer have (deleted there after the customer was stored): rejects of this
+        run, looked at again by the next, as dead category links are. A table the store
+        holds nothing of is not checked (see records.link_problem), nor the currency
+        while the site does not use the field (it is kept only in the record's data)."""
         cu = ENTITIES["customers"].table
-        links = (
+        links = [
             (cu.c.payment, cu.c.payment, "payments", "payment", "cod_pagamento"),
             (cu.c.price_list, cast(cu.c.price_list, String), "price_lists", "price list",
              "cod_listino"),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if "valuta" in (self._catalogue("customers")[0] or ()):
+            currency = stored_field(cu.c.data, "valuta", conn.dialect.name)
+            links.append((currency, currency, "currencies", "currency", "valuta"))
         stale: dict[str, str] = {}
         for column, text, target, label, source in links:
             lookup = ENTITIES[target].table
@@ -2142,6 +2147,14 @@ def _copy_rows(
             cur.execute(f"DELETE FROM {target}")
 
 
+def stored_field(data: Any, name: str, dialect: str) -> Any:
+    """SQL for one field of a record's stored data (its JSON text), as text: a number
+    as its digits (the data holds it canonical: 1, never 1.0), None when absent."""
+    if dialect == "postgresql":
+        return func.jsonb_extract_path_text(cast(data, postgresql.JSONB), name)
+    return cast(func.json_extract(data, f'$."{name}"'), String)
+
+
 def _bind(conn: Connection, column: Column[Any], value: Any) -> Any:
     """One value as the driver takes it for this column (for values shared by a page)."""
     proc = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
@@ -2156,7 +2169,7 @@ def _convert(
     procs = []
     for i, name in enumerate(columns):
         col = table.c[name]
-        if isinstance(col.type, Numeric):
+        if isinstance(col.type, Numeric | ExactNumeric):
             proc = col.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
             if proc is not None:
                 procs.append((i, proc))
