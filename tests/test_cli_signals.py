@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import SimProcess, start_sim, wait_for
-from hard_support import cli, cli_env
+from hard_support import cli, cli_env, cli_here
 
 from passweb_tui.engine.facade import Engine, EngineSettings, RunResult
 
@@ -347,3 +347,35 @@ def test_ctrl_c_while_the_row_builder_starts_prints_no_traceback(tmp_path: Path)
         assert "cancelled by SIGINT" in err, err
     finally:
         sim.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=signal_id)
+def test_a_signal_while_the_store_opens_still_prints_one_object(
+    small_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    """A signal in the first moments, while the store opens and before the run is
+    recorded, gives the launch up: `--json` prints its one object (status `cancelled`,
+    no run id, the signal as the reason), stderr says so, the exit status is 1 and no
+    run is left behind."""
+    opened = Engine.open
+
+    def open_then_signal(settings: EngineSettings) -> Engine:
+        engine = opened(settings)
+        os.kill(os.getpid(), sig)  # as if it came while the store was opening
+        return engine
+
+    monkeypatch.setattr(Engine, "open", open_then_signal)
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    done = cli_here("sync", "total", "--json", env=cli_env(small_sim, db))
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stdout.splitlines()
+    shown = json.loads(line)
+    assert (shown["run_id"], shown["status"], shown["kind"]) == (None, "cancelled", "total")
+    assert shown["error"] == f"cancelled by {sig.name} before the run started"
+    assert f"cancelled by {sig.name} before the run started" in done.stderr
+    store = opened(EngineSettings(db))
+    try:
+        assert store.runs(5) == []
+        assert store.lease() is None
+    finally:
+        store.close()

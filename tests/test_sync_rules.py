@@ -1026,6 +1026,23 @@ def test_prices_read_back_as_the_erp_wrote_them_on_every_store(engine: Engine, s
     assert in_step(engine) == {}
 
 
+def test_an_array_naming_an_index_twice_is_a_reject(engine: Engine, sim: Any) -> None:
+    """[[index, value]] arrays are a map: a price list or site flag the ERP sends twice
+    (two prices for list 1, "publish" and "do not publish" for site 1) leaves no value to
+    believe, so the record is a reject naming the field and the index, wherever in a page
+    it comes; the page's other records are stored as usual."""
+    prices = post(sim, "articoli", _article("TWICE001", prz_listino=[[1, 5], [1, 6]]))
+    flags = post(sim, "articoli", _article("TWICE002", trasf_sito=[[1, "N"], [1, "S"]]))
+    run = engine.run("total")
+    assert run.status == "ok_with_rejects", run.error
+    assert reject_reasons(engine, run.run_id) == {
+        ("articles", prices): "field prz_listino: index 1 appears twice, in [[1, 5], [1, 6]]",
+        ("articles", flags): "field trasf_sito: index 1 appears twice, in [[1, 'N'], [1, 'S']]",
+    }
+    assert store_articles(engine) == erp_articles_for_site(sim) - {prices, flags}
+    assert run.entities["articles"]["rejected"] == 2
+
+
 def test_customers_and_conditions_whose_values_make_no_sense_are_rejects(
     engine: Engine, sim: Any
 ) -> None:

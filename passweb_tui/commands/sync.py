@@ -243,19 +243,28 @@ def say(text: str) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.config import ConfigError
 
-    try:
-        return _launch(args, ctx)
-    except Exception as exc:
-        # `--json` prints one object whatever happens: a run that could not even start
-        # (a setting, the store) as "failed" with no run id, its reason as the error
-        if args.json and not isinstance(exc, OSError) and not getattr(exc, "json_printed", False):
-            why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
-            with contextlib.suppress(OSError):
-                print(json.dumps(_refusal(args, " ".join(why.split()), "failed")), flush=True)
-        raise
+    # from the first moment: a signal while the store opens or the run starts cancels it
+    # (before the run is recorded, the launch is given up, and `--json` still prints its
+    # one object)
+    with StopSignals() as signals:
+        try:
+            return _launch(args, ctx, signals)
+        except Exception as exc:
+            # `--json` prints one object whatever happens: a run that could not even
+            # start (a setting, the store) as "failed" with no run id, its reason as the
+            # error
+            if (
+                args.json
+                and not isinstance(exc, OSError)
+                and not getattr(exc, "json_printed", False)
+            ):
+                why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
+                with contextlib.suppress(OSError):
+                    print(json.dumps(_refusal(args, " ".join(why.split()), "failed")), flush=True)
+            raise
 
 
-def _launch(args: argparse.Namespace, ctx: Context) -> int:
+def _launch(args: argparse.Namespace, ctx: Context, signals: StopSignals) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
     # a repeated --entity or --code is pulled once
@@ -263,20 +272,24 @@ def _launch(args: argparse.Namespace, ctx: Context) -> int:
     if (scope.entities or scope.codes) and args.kind != "partial":
         raise CliError("--entity and --code go with `sync partial` only", ExitCode.USAGE)
     engine = open_engine(ctx)
-    # from before the run is recorded: a signal while it starts cancels it once started
-    with StopSignals() as signals:
-        try:
-            return _run(args, engine, scope, signals)
-        except LaunchRefused as exc:
-            refused = CliError(f"refused: {exc}", ExitCode.REFUSED)
-            if args.json:  # a script reading stdout gets its one object, saying why
-                print(json.dumps(_refusal(args, f"refused: {exc}")), flush=True)
-                refused.json_printed = True  # type: ignore[attr-defined]
-            raise refused from None
-        except SyncError as exc:
-            raise CliError(str(exc), ExitCode.USAGE) from None
-        finally:
-            engine.close()
+    try:
+        if signals.received is not None:  # asked to stop before the run was recorded
+            why = f"cancelled by {signals.name} before the run started"
+            if args.json:
+                print(json.dumps(_refusal(args, why, "cancelled")), flush=True)
+            say(f"passweb-tui: {why}")
+            return int(ExitCode.FAILED)
+        return _run(args, engine, scope, signals)
+    except LaunchRefused as exc:
+        refused = CliError(f"refused: {exc}", ExitCode.REFUSED)
+        if args.json:  # a script reading stdout gets its one object, saying why
+            print(json.dumps(_refusal(args, f"refused: {exc}")), flush=True)
+            refused.json_printed = True  # type: ignore[attr-defined]
+        raise refused from None
+    except SyncError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    finally:
+        engine.close()
 
 
 def _refusal(args: argparse.Namespace, why: str, status: str = "refused") -> dict[str, Any]:

@@ -86,11 +86,11 @@ def scan_page(
     digests = text_digests(texts, salt)
     if spec.site_flag:
         site_no = rules.site_no
-        # the usual array starts with this site's pair: decided inline, else by _on_site
+        # the usual array is this site's pair alone: decided inline, else by _on_site
         on_site = [
             f[0][1] == "S"
             if type(f) is list
-            and f
+            and len(f) == 1
             and type(f[0]) is list
             and len(f[0]) == 2
             and f[0][0] == site_no
@@ -140,11 +140,14 @@ def site_flag_of(flags: Any, site_no: int) -> bool:
 
 
 def _on_site(flags: Any, site_no: int) -> bool:
+    """See site_flag_of; an array naming this site twice says nothing for sure, so the
+    record is taken as on the site, where decoding it makes it a reject naming the field."""
+    found: list[bool] = []
     if type(flags) is list:
         for pair in flags:
             if type(pair) is list and len(pair) == 2 and pair[0] == site_no:
-                return bool(pair[1] == "S")
-    return False
+                found.append(pair[1] == "S")
+    return found[0] if len(found) == 1 else len(found) > 1
 
 
 def _stamp(date: Any, tm: Any) -> str | None:
@@ -268,7 +271,7 @@ def _build_columns(
                 prices: dict[int, Any] = {
                     i: v for i, v in pairs if type(v) is float or type(v) is int
                 }
-                if len(prices) != len(pairs):  # text, decimals, repeated lists: the slow way
+                if len(prices) != len(pairs):  # text or decimals: the slow way
                     prices = record_prices(full["prz_listino"])
                 row.prices = prices
         # what the price table keeps, for the whole page at once
@@ -364,7 +367,7 @@ def _column_ok(kind: str | None, fs: FieldSpec, column: Sequence[Any], types: se
 
 def _pairs_column(column: Sequence[Any]) -> list[Any] | None:
     """[[index, value], ...] arrays in canonical form ({"index": value}), or None when
-    one is not a list of [int, value] pairs."""
+    one is not a list of [int, value] pairs or repeats an index."""
     out: list[Any] = []
     for value in column:
         if not value:
@@ -384,5 +387,7 @@ def _pairs_column(column: Sequence[Any]) -> list[Any] | None:
             elif type(v) not in _PLAIN:
                 v = canon(v)
             pairs[str(p[0])] = v
+        if len(pairs) != len(value):  # a repeated index: the per-record way rejects it
+            return None
         out.append(pairs)
     return out

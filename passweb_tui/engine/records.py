@@ -579,9 +579,13 @@ def _check_type(name: str, value: Any, spec: FieldSpec) -> str | None:
     if spec.is_array:
         if type(value) is not list:
             return f"field {name}: expected an array of [index, value] pairs, got {value!r:.60}"
+        seen: set[int] = set()
         for p in value:
             if type(p) is not list or len(p) != 2 or type(p[0]) is not int:
                 return f"field {name}: expected an array of [index, value] pairs, got {value!r:.60}"
+            if p[0] in seen:  # which value would be the ERP's? neither is kept
+                return f"field {name}: index {p[0]} appears twice, in {value!r:.60}"
+            seen.add(p[0])
         return None
     t = spec.type
     if t == "C":
@@ -830,10 +834,12 @@ def quick(spec: EntitySpec, record: Mapping[str, Any], salt: bytes, rules: SiteR
         flags = record.get(spec.site_flag)
         q.on_site = False
         if type(flags) is list:
+            seen = 0
             for pair in flags:
                 if type(pair) is list and len(pair) == 2 and pair[0] == rules.site_no:
-                    q.on_site = pair[1] == "S"
-                    break
+                    # named twice: taken as on the site, where decoding makes it a reject
+                    q.on_site = pair[1] == "S" or seen > 0
+                    seen += 1
     if spec.mod_date:
         date = record.get(spec.mod_date)
         if isinstance(date, str) and date:
@@ -883,6 +889,8 @@ def build_row(
                     raise Rejected(key, _check_type(name, value, fs) or "bad array")
                 v = p[1]
                 pairs[str(p[0])] = v if type(v) in _PLAIN else canon(v)
+            if len(pairs) != len(value):
+                raise Rejected(key, _check_type(name, value, fs) or "repeated index")
             full[name] = pairs if value else []
         else:
             ok = kind == "N" and (t is int or t is float or t is Decimal)
