@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
@@ -53,6 +53,32 @@ def open_engine(
 def watermark(engine: Engine) -> str | None:
     with engine.store.read() as conn:
         return get_state(conn, WATERMARK)
+
+
+def counts_and_change_log(
+    engine: Engine, run_id: int | None
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """A run's counts as its run record has them now (what `runs` shows, of a killed run
+    too) and as its committed change log has them: records inserted, updated and deleted
+    per entity (the article resources keep no change log)."""
+    with engine.store.read() as conn:
+        counts = conn.execute(
+            text("SELECT counts FROM sync_runs WHERE id = :run"), {"run": run_id}
+        ).scalar_one()
+        logged = conn.execute(
+            text(
+                "SELECT entity, change, COUNT(DISTINCT key) FROM change_log"
+                " WHERE run_id = :run GROUP BY entity, change"
+            ),
+            {"run": run_id},
+        ).all()
+    recorded = {
+        (entity, change): n
+        for entity, by_change in json.loads(counts or "{}").items()
+        for change in ("inserted", "updated", "deleted")
+        if entity != "resources" and (n := by_change.get(change, 0))
+    }
+    return recorded, {(entity, change): n for entity, change, n in logged}
 
 
 def in_step(engine: Engine) -> dict[str, dict[str, int]]:

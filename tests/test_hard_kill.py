@@ -24,7 +24,15 @@ from typing import Any
 
 import pytest
 from conftest import SimProcess, start_sim
-from hard_support import cli, cli_env, erp_records, in_step, open_engine, store_vs_erp
+from hard_support import (
+    cli,
+    cli_env,
+    counts_and_change_log,
+    erp_records,
+    in_step,
+    open_engine,
+    store_vs_erp,
+)
 
 from passweb_tui.engine.orders.intake import import_orders
 from passweb_tui.engine.store import open_store
@@ -144,6 +152,7 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
+        assert killed_run_counts_what_it_committed(db_url, sim)
         if kind == "partial":
             continue
         # restart at once: refused (exit 3, saying who and since when) for at most the lease
@@ -175,6 +184,19 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
         assert len(keys) == 1, f"order {oid} in the ERP {len(keys)} times"
     runs = json.loads(cli("--db", db_url, "runs", "--json", "--limit", "500", env=env).stdout)
     assert all(r["status"] != "running" for r in runs[:1]), runs[:1]
+
+
+def killed_run_counts_what_it_committed(db_url: str, sim: SimProcess) -> bool:
+    """The last run's recorded counts (what `runs` shows of a killed run) match the
+    changes it committed."""
+    engine = open_engine(db_url, sim)
+    try:
+        (run,) = engine.runs(1)
+        recorded, committed = counts_and_change_log(engine, run.run_id)
+    finally:
+        engine.close()
+    assert recorded == committed, (run.run_id, run.status)
+    return True
 
 
 @pytest.mark.parametrize(

@@ -345,3 +345,34 @@ def test_a_request_tried_again_is_said_while_the_run_goes_on(sim: Any, tmp_path:
     finally:
         sim.admin("DELETE", "/faults")
         engine.close()
+
+
+def test_a_run_records_its_counts_with_each_page_it_commits(shared_sim: Any, db_url: str) -> None:
+    """After every page a run commits (where a kill could stop it), its run record
+    counts exactly the records its committed change log holds: `runs` never shows a
+    killed run as having done less than `changes --run` lists."""
+    from hard_support import counts_and_change_log
+    from test_sync_rules import open_engine
+
+    engine: Engine = open_engine(db_url, shared_sim)
+    seen: list[tuple[str, int]] = []
+    differ: list[Any] = []
+
+    def check(event: ProgressEvent) -> None:
+        if event.finished or event.entity is None or event.run_id is None:
+            return
+        recorded, committed = counts_and_change_log(engine, event.run_id)
+        seen.append((event.entity, event.done))
+        if recorded != committed:
+            differ.append((event.entity, event.done, recorded, committed))
+
+    try:
+        assert engine.run("total", on_event=check).status in ("ok", "ok_with_rejects")
+        pages = len(seen)
+        shared_sim.admin("POST", "mutate", json={"resource": "articoli", "count": 300, "seed": 5})
+        shared_sim.admin("POST", "mutate", json={"resource": "clienti", "count": 40, "seed": 6})
+        assert engine.run("changed", on_event=check).status in ("ok", "ok_with_rejects")
+    finally:
+        engine.close()
+    assert pages > 10 and len(seen) > pages, seen  # pages of both runs were looked at
+    assert differ == []

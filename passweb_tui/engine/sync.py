@@ -1756,7 +1756,12 @@ class SyncRunner:
                     conn.execute(
                         delete(_RETRY).where(_RETRY.c.entity == spec.name, _RETRY.c.key.in_(done))
                     )
-            if time.monotonic() >= self._counts_due:
+            # a page that changed the store writes the counts with its changes, so that
+            # a run killed at any moment is recorded with what it committed; pages of
+            # unchanged records, at most once a second
+            if (
+                added["inserted"] or added["updated"] or added["deleted"] or added["rejected"]
+            ) or time.monotonic() >= self._counts_due:
                 self._write_counts(conn, spec.name, added)
         _add_counts(counts, added)  # only now that the page is in
 
@@ -1783,9 +1788,10 @@ class SyncRunner:
     def _write_counts(
         self, conn: Connection, entity: str | None = None, added: Mapping[str, int] | None = None
     ) -> None:
-        """The run record's counts, for whoever watches from elsewhere: at most once a
-        second (the run's end writes them all). `added`: the counts of the entity's page
-        being written in the same transaction, not yet in the run's counts."""
+        """The run record's counts, for whoever watches from elsewhere and for a run
+        killed before its end (which writes them all): with every page that changed the
+        store, else at most once a second. `added`: the counts of the entity's page being
+        written in the same transaction, not yet in the run's counts."""
         self._counts_due = time.monotonic() + 1.0
         conn.execute(
             update(_RUNS)
