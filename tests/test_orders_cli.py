@@ -321,6 +321,11 @@ def test_show_says_when_a_new_customer_was_the_erps_already(
     assert "already the ERP's customer" not in cli(db, "show", "W2").stdout
     shown = json.loads(cli(db, "show", "W1", "--json").stdout)["customer"]
     assert (shown["erp_code"], shown["erp_bound_by"]) == (office, "matched")
+    # the list names a new customer by the ERP's code too, once the ERP has one
+    made = json.loads(cli(db, "show", "W2", "--json").stdout)["customer"]["erp_code"]
+    rows = {line.split()[0]: line for line in cli(db, "list").stdout.splitlines()[1:]}
+    assert f" {office} Cliente Web 1 Srl " in rows["W1"], rows["W1"]
+    assert made and f" {made} " in rows["W2"], rows["W2"]
 
 
 def test_customer_shows_and_mends_an_orders_new_customer(

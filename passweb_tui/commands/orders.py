@@ -147,11 +147,8 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
     rows = []
     for o in orders:
-        customer = o["customer_code"]
-        if o["customer_name"]:  # a new customer's name, or the stored ERP customer's
-            customer = (
-                o["customer_name"] if o["new_customer"] else f"{customer} {o['customer_name']}"
-            )
+        # the ERP's code (of a new customer, once the ERP has made it) and the name
+        customer = " ".join(filter(None, (o["customer_code"], o["customer_name"])))
         rows.append(
             [
                 o["id"],
