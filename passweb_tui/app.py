@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
+from passweb_tui.config import screenshot_dir
 from passweb_tui.i18n import language, t
 from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
 from passweb_tui.screens.sync_state import SyncMonitor
@@ -308,7 +309,58 @@ class PasswebApp(App[int]):
             t("palette.sync.cancel.help"),
             self.action_cancel_sync,
         )
-        yield from super().get_system_commands(screen)
+        # Textual's own entries, in the UI's language; Keys opens this app's F1 box
+        yield SystemCommand(title("Keys", "palette.keys"), t("palette.keys.help"), self.action_keys)
+        if screen.maximized is not None:
+            yield SystemCommand(
+                title("Minimize", "palette.minimize"),
+                t("palette.minimize.help"),
+                screen.action_minimize,
+            )
+        elif screen.focused is not None and screen.focused.allow_maximize:
+            yield SystemCommand(
+                title("Maximize", "palette.maximize"),
+                t("palette.maximize.help"),
+                screen.action_maximize,
+            )
+        yield SystemCommand(
+            title("Theme", "palette.theme"), t("palette.theme.help"), self.action_change_theme
+        )
+        yield SystemCommand(
+            title("Screenshot", "palette.screenshot"),
+            t("palette.screenshot.help", folder=str(screenshot_dir())),
+            # once the palette has closed: the picture is of the screen beneath it
+            lambda: self.set_timer(0.1, self.save_picture),
+        )
+        yield SystemCommand(title("Quit", "palette.quit"), t("palette.quit.help"), self.action_quit)
+
+    def action_command_palette(self) -> None:
+        """ctrl+p: the palette, its prompt in the UI's language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(
+                CommandPalette(placeholder=t("palette.placeholder"), id="--command-palette")
+            )
+
+    def action_keys(self) -> None:
+        """The F1 box of the screen beneath the palette (as F1 shows it)."""
+        from passweb_tui.screens.keys import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen))
+
+    def save_picture(self) -> None:
+        """An SVG picture of the screen in the screenshot folder; says where, or why not."""
+        folder = screenshot_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(path=str(folder))
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            self.notify(t("screenshot.failed", folder=str(folder), why=why), severity="error")
+            return
+        self.notify(t("screenshot.saved", path=saved))
 
     def launch_from_palette(self, kind: str) -> None:
         """TOTAL and CHANGED start at once; PARTIAL opens the launcher to choose a scope."""

@@ -40,6 +40,11 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def screenshot_dir() -> Path:
+    """Where the terminal UI saves its screen pictures (palette: Screenshot)."""
+    return data_dir() / "screenshots"
+
+
 def log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME))
 

@@ -176,3 +176,56 @@ def test_engine_and_simulator_never_load_the_ui() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def test_the_palettes_own_entries_speak_the_ui_language_and_say_what_they_did(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys opens the app's F1 box (escape closes it), the prompt and Textual's entries
+    are in Italian after their English text, and Screenshot says where it saved the
+    picture, or why it could not."""
+    from textual.command import CommandInput, CommandPalette
+
+    import passweb_tui.app as app_module
+
+    set_language("it")
+    folder = tmp_path / "pictures"
+    monkeypatch.setattr(app_module, "screenshot_dir", lambda: folder)
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        titles = palette_titles(app)
+        for english, italian in [("Keys", "Tasti"), ("Theme", "Tema"),
+                                 ("Screenshot", "Schermata"), ("Quit", "Esci")]:  # fmt: skip
+            assert f"{english} - {italian}" in titles, titles
+        app.action_command_palette()
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        assert app.screen.query_one(CommandInput).placeholder == "Cerca un comando…"
+        await pilot.press("escape")
+        await pilot.pause()
+
+        keys = next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Keys"))
+        below = app.screen
+        keys.callback()
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is below
+
+        app.save_picture()
+        await pilot.pause()
+        (saved,) = folder.glob("*.svg")
+        assert saved.read_text().startswith("<svg")
+        assert any(f"Schermata salvata: {saved}" in str(n.message) for n in app._notifications)
+
+        blocked = tmp_path / "a-file"
+        blocked.write_text("")
+        monkeypatch.setattr(app_module, "screenshot_dir", lambda: blocked / "pictures")
+        app.save_picture()
+        await pilot.pause()
+        assert any(
+            str(n.message).startswith(f"Schermata non salvata in {blocked / 'pictures'}: ")
+            for n in app._notifications
+        ), [str(n.message) for n in app._notifications]

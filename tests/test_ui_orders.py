@@ -20,7 +20,7 @@ from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import WebOrders
-from passweb_tui.i18n import set_language
+from passweb_tui.i18n import set_language, t
 from passweb_tui.screens.base import ConfirmScreen, KeyTable
 from passweb_tui.screens.orders import (
     CHANGED_STYLE,
@@ -192,8 +192,13 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.screen is screen
+        offered = {b.binding.action for b in app.active_bindings.values()}
+        assert {"send", "customer"} <= offered
         await pilot.press("3")
         await settle(app, pilot)
+        # an update is no order to send or customer to mend: the footer does not offer them
+        offered = {b.binding.action for b in app.active_bindings.values()}
+        assert "send" not in offered and "customer" not in offered and "ack" in offered
         pending = {str(u["update_id"]): u["order_id"] for u in orders.updates(unreviewed=True)}
         assert sorted(pending.values()) == ["W1", "W2"]
         assert sorted(keys_of(app, "#orders-table")) == sorted(pending)
@@ -272,8 +277,8 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await settle(panel_app, pilot)
         body = str(panel_app.query_one("#orders-panel-body", Static).render())
         # W4 (failed) is to be sent again; W3 waits for its payment, and is not
-        assert "Waiting to send: 1 (1 failed to send)" in body
-        assert "Waiting for payment: 1" in body
+        assert "Waiting to send: 2 (1 failed to send)\n" in body  # as the orders tab counts
+        assert "  of which waiting for payment: 1" in body
         assert "Open in the ERP: 1" in body and "to review: 0" in body
         assert "to check" not in body
 
@@ -342,8 +347,9 @@ class PanelApp(App[None]):
 async def test_the_panel_tells_orders_waiting_for_payment_from_those_to_send(
     engine: Engine,
 ) -> None:
-    """An order whose payment is not confirmed is not sent: the dashboard does not count
-    it as waiting to be sent, but says it waits for its payment."""
+    """An order whose payment is not confirmed is not sent yet: the dashboard counts it
+    among those to send, as the orders screen's tab does, and says apart how many of them
+    wait for their payment."""
     import_orders(
         engine,
         order_line("P1", rows=article_rows(1)),
@@ -354,14 +360,14 @@ async def test_the_panel_tells_orders_waiting_for_payment_from_those_to_send(
     async with panel_app.run_test(size=(80, 10)) as pilot:
         await settle(panel_app, pilot)
         body = str(panel_app.query_one("#orders-panel-body", Static).render())
-        assert "Waiting to send: 1\n" in body, body
-        assert "Waiting for payment: 2" in body, body
+        assert "Waiting to send: 3\n" in body, body
+        assert "of which waiting for payment: 2" in body, body
     WebOrders(engine.store).confirm_payment("P2")
     panel_app = PanelApp(engine)
     async with panel_app.run_test(size=(80, 10)) as pilot:
         await settle(panel_app, pilot)
         body = str(panel_app.query_one("#orders-panel-body", Static).render())
-        assert "Waiting to send: 2\n" in body and "Waiting for payment: 1" in body, body
+        assert "Waiting to send: 3\n" in body and "of which waiting for payment: 1" in body, body
 
 
 async def test_many_orders_are_paged_and_searched(engine: Engine) -> None:
@@ -437,6 +443,9 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
             assert on_screen(app, "Cliente web dell'ordine I2"), screen_lines(app)
             assert on_screen(app, "Partita IVA"), screen_lines(app)
             assert on_screen(app, "Collega al codice ^b"), screen_lines(app)
+            # the footer offers the form's keys, not those of the order beneath
+            footer = screen_lines(app)[-1]
+            assert t("key.save") in footer and t("key.resend") not in footer, footer
             await pilot.press("escape")
             await settle(app, pilot)
             assert isinstance(app.screen, OrderDetailScreen)

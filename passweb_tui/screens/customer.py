@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
@@ -96,6 +96,7 @@ class CustomerScreen(ModalScreen[str | None]):
                     id="customer-close",
                     compact=True,
                 )
+        yield Footer()  # this form's keys, not those of the screen beneath
 
     def on_mount(self) -> None:
         # the detail the ERP refused, where the error names it; else the first one

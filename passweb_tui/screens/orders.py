@@ -450,6 +450,12 @@ class OrdersScreen(AckMixin, BaseScreen):
         self.view_name, self.page_offset = view, 0
         self.set_columns()
         self.load()
+        self.refresh_bindings()  # the footer offers what works on this view
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("send", "customer") and self.view_name == "updates":
+            return False  # an update is no order to send or customer to mend
+        return super().check_action(action, parameters)
 
     def action_page(self, step: int) -> None:
         if step > 0 and len(self.items) < PAGE:
@@ -1035,19 +1041,22 @@ class OrdersPanel(Vertical):
             body.update(Text(str(event.worker.error), style="red"))
         elif event.state == WorkerState.SUCCESS:
             summary = cast(OrdersSummary, event.worker.result)
-            text = Text(t("orders.panel.waiting", count=fmt_int(summary.waiting)))
+            # counted as the orders screen's tab counts them: those waiting for their
+            # payment too, said apart
+            waiting = summary.waiting + summary.unconfirmed
+            text = Text(t("orders.panel.waiting", count=fmt_int(waiting)))
             if summary.failed:
                 text.append(
                     " " + t("orders.panel.failed", count=fmt_int(summary.failed)), style="bold red"
+                )
+            if summary.unconfirmed:
+                text.append(
+                    "\n  " + t("orders.panel.unconfirmed", count=fmt_int(summary.unconfirmed))
                 )
             if summary.customers_failed:
                 text.append(
                     "\n" + t("orders.panel.customers", count=fmt_int(summary.customers_failed)),
                     style="bold red",
-                )
-            if summary.unconfirmed:
-                text.append(
-                    "\n" + t("orders.panel.unconfirmed", count=fmt_int(summary.unconfirmed))
                 )
             text.append("\n" + t("orders.panel.open", count=fmt_int(summary.open)))
             if summary.to_check:
