@@ -487,7 +487,7 @@ class PasswebApp(App[int]):
         )
         text = t(
             "sync.ended",
-            kind=kind_label(snap.kind),
+            kind=kind_label(snap.kind) + (" " + t("sync.dry") if snap.dry_run else ""),
             status=t(f"status.{snap.status or 'failed'}"),
             run=snap.run_id or "-",
         )

@@ -174,7 +174,7 @@ class CatalogueScreen(BaseScreen):
     def show_status(self) -> None:
         shown = getattr(self, "rows_shown", 0)
         text = t(
-            "catalogue.status",
+            "catalogue.status" if shown else "catalogue.status_empty",
             first=fmt_int(self.page_offset + 1 if shown else 0),
             last=fmt_int(self.page_offset + shown),
             marked=fmt_int(len(self.marked)),
