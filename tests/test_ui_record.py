@@ -15,6 +15,7 @@ from ui_screen import on_screen, screen_lines
 
 from passweb_tui.app import create_app
 from passweb_tui.engine.facade import Engine
+from passweb_tui.i18n import set_language
 from passweb_tui.screens.base import fmt_money
 from passweb_tui.screens.catalogue import CatalogueScreen
 from passweb_tui.screens.changes import RecordHistoryScreen
@@ -57,6 +58,14 @@ def test_values_read_as_an_operator_reads_them() -> None:
     assert show_value(["a", "b"]) == "a, b"
     assert show_value(None) == "-" and show_value("") == "-"
     assert show_value(0) == "0" and show_value("S") == "S"
+    # in Italian a per-list price reads with a comma, as the price table writes it; a
+    # code that only looks like a number stays as the ERP wrote it
+    set_language("it")
+    try:
+        assert show_value({"1": "116.95", "2": "11", "3": "S"}) == "1: 116,95 · 2: 11 · 3: S"
+        assert show_value("501.00042") == "501.00042"
+    finally:
+        set_language("en")
 
 
 async def test_an_article_opens_in_full_from_the_catalogue(synced: Engine) -> None:

@@ -149,7 +149,11 @@ def value_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -
     if value is None or value == "":
         return "-"
     if isinstance(value, dict):  # an array keyed by its index
-        return " · ".join(f"{k}: {value_text(v, yes, no, point)}" for k, v in value.items())
+        # (its numbers with a fraction are kept as text, "12.5": a price, a quantity)
+        return " · ".join(
+            f"{k}: {_point(v, point) if type(v) is str else value_text(v, yes, no, point)}"
+            for k, v in value.items()
+        )
     if isinstance(value, list):
         if value and all(isinstance(v, list) and len(v) == 2 for v in value):
             return " · ".join(f"{k}: {value_text(v, yes, no, point)}" for k, v in value)
@@ -159,6 +163,14 @@ def value_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -
     if isinstance(value, float | Decimal):
         return str(value).replace(".", point)
     return str(value)
+
+
+_FRACTION = re.compile(r"-?\d+\.\d+")
+
+
+def _point(text: str, point: str) -> str:
+    """A number with a fraction kept as text, written with `point`; other text as it is."""
+    return text.replace(".", point) if point != "." and _FRACTION.fullmatch(text) else text
 
 
 #: an entry on one side only (see changed_parts)
