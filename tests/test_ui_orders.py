@@ -853,7 +853,8 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert app.screen is form
-        assert "customer.email: not an e-mail address" in text_of(app, "#customer-result")
+        # the detail named by its label in the form
+        assert "E-mail: not an e-mail address" in text_of(app, "#customer-result")
         assert orders.show("W1")["customer"]["email"] == "shop88800001@example.it"
 
         await type_into(app, pilot, "#customer-email", "shop88800001@example.it")

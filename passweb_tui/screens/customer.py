@@ -236,5 +236,10 @@ class CustomerScreen(ModalScreen[str | None]):
             return t("customer.failed", error="?")
         text = str(error) or error.__class__.__name__
         if isinstance(error, REFUSALS):
+            # "customer.tax_code: ..." names the detail as the form's label does
+            field, colon, rest = text.partition(": ")
+            name = field.removeprefix("customer.")
+            if colon and field.startswith("customer.") and name in DETAILS:
+                return f"{t('customer.' + name, default=name)}: {rest}"
             return text
         return t("customer.failed", error=text)
