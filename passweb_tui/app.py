@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -338,7 +338,7 @@ class PasswebApp(App[int]):
         """ctrl+p: the palette, its prompt in the UI's language."""
         from textual.command import CommandPalette
 
-        if self.use_command_palette and not CommandPalette.is_open(self):
+        if self.use_command_palette and not CommandPalette.is_open(cast(Any, self)):
             self.push_screen(
                 CommandPalette(placeholder=t("palette.placeholder"), id="--command-palette")
             )

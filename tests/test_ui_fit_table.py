@@ -90,3 +90,24 @@ def test_a_column_with_nothing_in_it_is_left_out_first() -> None:
     failed = [*rows, ["W3", "New", "-", "C Fix customer - the ERP did not create it"]]
     keys, _ = fit_columns(columns, failed, 40)
     assert "error" in keys and "erp_key" not in keys
+
+
+def test_a_column_left_out_comes_back_when_a_wider_one_went_after_it() -> None:
+    """The least needed column goes first; should a wider one have to go too, the first
+    comes back if it fits then (a run's duration, once its long scope has gone)."""
+    columns = [
+        Col("id", "#"),
+        Col("duration", "Time", drop=2),
+        Col("scope", "Scope", drop=1, shrink=True, give_way=12),
+        Col("note", "Note", drop=3),
+    ]
+    rows = [["1", "12m04s", "articles: ART0000001, ART0000002", "-"]]
+    # 1 + 6 + 12 (scope given way) + 4 cells, 2 of padding each: 31
+    keys, _ = fit_columns(columns, rows, 31)
+    assert keys == ["id", "duration", "scope", "note"]
+    # the note goes, then the duration: the note, narrower than the duration, fits again
+    keys, _ = fit_columns(columns, rows, 24)
+    assert keys == ["id", "scope", "note"]
+    # the scope must go as well: the duration is back, the note stays out
+    keys, _ = fit_columns(columns, rows, 12)
+    assert keys == ["id", "duration"]

@@ -303,3 +303,149 @@ async def test_the_list_screens_fit_their_tables_in_80_columns(
                 assert not label or label in header, (selector, label, header)
             await pilot.press("escape")
             await settle(app, pilot)
+
+
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
+@pytest.mark.parametrize("days_later", [0, 2], ids=["today", "another_day"])
+async def test_the_runs_list_fits_80_columns_with_long_kinds_dates_and_scopes(
+    synced: Engine, language: str, days_later: int
+) -> None:
+    """Dry runs' kinds, a day's date before the time and Parziali's scopes make the runs'
+    table wider than 80 columns: the least needed columns are left out and the scope
+    gives way with an ellipsis, instead of the last column running off the edge."""
+    import datetime as dt
+
+    from passweb_tui.engine.facade import Scope
+
+    codes = tuple(a["code"] for a in synced.articles(limit=6))
+    synced.run("changed")
+    synced.run("partial", scope=Scope(entities=("articles",), codes=codes[:2]))
+    synced.run("partial", dry_run=True, scope=Scope(entities=("articles",), codes=codes))
+
+    def later() -> dt.datetime:
+        return dt.datetime.now() + dt.timedelta(days=days_later)
+
+    app = create_app(synced, poll_s=0, clock=later)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        table = app.screen.query_one("#runs-table")
+        assert table.row_count == 4
+        # whole_cells: nothing wider than the panel, and these read whole
+        whole_cells(app, table, ["id", "kind", "status", "started", "changes", "rejected"])
+        header = table_lines(app, table)[0]
+        for column in table.columns.values():
+            assert str(column.label) in header, (str(column.label), header)
+        shown = [str(c.value) for c in table.columns]
+        if days_later == 0:
+            # room for the scope, shortened: the duration went for it
+            assert "scope" in shown and "duration" not in shown, shown
+            line = table_lines(app, table)[table.header_height]  # the dry Parziale
+            assert t("entity.articles") in line and line.rstrip().endswith("…"), line
+        else:
+            # not even for a shortened scope: the duration, narrower, is shown instead
+            assert "scope" not in shown and "duration" in shown, shown
+
+
+@pytest.mark.parametrize("language", ["it"], indirect=True)
+async def test_a_long_reject_reason_is_read_whole_at_80x24(synced: Engine, language: str) -> None:
+    """The reason of the reject under the cursor is shown whole under the rejects, and
+    the keyboard scrolls the run's detail to its end, however long it is."""
+    from sqlalchemy import insert
+
+    from passweb_tui.engine.facade import _REJECTS
+
+    reasons = [
+        f"reason {n}: " + " ".join(f"word{n}.{i}" for i in range(120)) + f" end of reason {n}"
+        for n in (1, 2)
+    ]
+    with synced.store.write() as conn:
+        for n, reason in enumerate(reasons, 1):
+            conn.execute(
+                insert(_REJECTS).values(run_id=1, entity="articles", key=f"BAD{n}", reason=reason)
+            )
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r", "enter")
+        await settle(app, pilot)
+        await pilot.press("tab", "j")  # to the rejects, the second one
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#run-rejects")
+        assert not on_screen(app, "end of reason 2"), screen_lines(app)
+        note = app.screen.query_one("#run-reject-note")
+        assert note.size.height >= len(reasons[1]) // note.size.width  # wrapped, not cut
+        await pilot.press("tab", "end")  # to the detail's scroll, and its end
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#run-detail")
+        lines = screen_lines(app)
+        assert on_screen(app, f"{t('entity.articles')} BAD2: {reasons[1]}"), lines
+
+
+@pytest.mark.parametrize("language", ["it"], indirect=True)
+async def test_a_record_history_shows_a_long_change_whole_at_80x24(
+    synced: Engine, language: str
+) -> None:
+    """The history's cells cut long values; the change under the cursor is shown whole
+    under them, as in the change log."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from passweb_tui.engine.facade import _CHANGES
+
+    code = synced.articles(limit=1)[0]["code"]
+    old = "Guanti da lavoro in nitrile, " + "taglia unica " * 8 + "confezione da 100 pezzi"
+    new = "Guanti da lavoro in lattice, " + "taglia unica " * 8 + "confezione da 200 pezzi"
+    with synced.store.write() as conn:
+        conn.execute(
+            insert(_CHANGES).values(
+                run_id=1, at=dt.datetime.now(dt.UTC), entity="articles", key=code,
+                change="updated", field="descrizione", old=old, new=new,
+            )
+        )  # fmt: skip
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        await pilot.press("slash", *code, "enter", "h")
+        await settle(app, pilot)
+        table = app.screen.query_one("#history-table")
+        assert table.row_count == len(synced.record_history("articles", code)) >= 2
+        whole_cells(app, table, ["run", "change"])
+        header = table_lines(app, table)[0]
+        assert t("col.old") in header and t("col.new") in header, header
+        row = table_lines(app, table)[table.header_height]
+        assert old not in row and new not in row and "…" in row, row
+        assert on_screen(app, f"descrizione: {old} → {new}"), screen_lines(app)
+        await pilot.press("j")  # the record's insertion: the line follows the cursor
+        await pilot.pause()
+        assert not on_screen(app, f"descrizione: {old}"), screen_lines(app)
+        assert on_screen(app, f"{code} {t('change.inserted')}"), screen_lines(app)
+
+
+@pytest.mark.parametrize("language", ["it"], indirect=True)
+async def test_a_category_name_cut_in_the_tree_ends_in_an_ellipsis(
+    synced_readonly: Engine, language: str
+) -> None:
+    from passweb_tui.screens.categories import CategoryTree
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        await settle(app, pilot)
+        tree = app.screen.query_one("#cat-tree", CategoryTree)
+        assert tree.virtual_size.width <= tree.scrollable_content_region.width  # no sideways
+        region = tree.scrollable_content_region
+        lines = screen_lines(app)[region.y : region.y + region.height]
+        cut = 0
+        for y, line in enumerate(lines):
+            node = tree.get_node_at_line(int(tree.scroll_y) + y)
+            if node is None or node.data is None:
+                continue
+            shown = line[region.x : region.x + region.width].rstrip()
+            label = node.label.plain
+            start = shown.index(label[:4])  # its code, after the guides and the toggle
+            if shown[start:] != label:
+                cut += 1
+                assert shown.endswith("…") and label.startswith(shown[start:-1]), (shown, label)
+        assert cut, lines  # at 80 columns the longer names do not fit

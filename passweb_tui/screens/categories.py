@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, ClassVar, cast
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -41,7 +42,8 @@ def node_label(node: Any, total: int | None = None) -> Text:
 
 
 class CategoryTree(Tree[str]):
-    """Product groups; j/k move like in tables."""
+    """Product groups; j/k move like in tables. A label wider than the pane ends in an
+    ellipsis, so that a cut name reads as cut (the pane does not scroll sideways)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "key.down", show=False, id="tree.down"),
@@ -51,6 +53,24 @@ class CategoryTree(Tree[str]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         localize_bindings(self)
+
+    def render_label(self, node: TreeNode[str], base_style: Style, style: Style) -> Text:
+        label = super().render_label(node, base_style, style)
+        width = self.size.width
+        if width <= 0:  # not laid out yet: cut once it is
+            return label
+        if self.last_line + 1 > self.size.height:
+            # the vertical scrollbar's room, known before the scrollbar shows
+            width -= self.styles.scrollbar_size_vertical
+        depth = 0
+        parent = node.parent
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent
+        indent = self.guide_depth * (depth if self.show_root else depth - 1)
+        room = max(width - indent, 1)
+        if label.cell_len > room:
+            label.truncate(room, overflow="ellipsis")
+        return label
 
 
 KEYMAP_CLASSES = [CategoryTree]

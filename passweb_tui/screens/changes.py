@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
@@ -74,14 +75,18 @@ def matching(counts: list[tuple[str, str, int]], field: str | None) -> int:
     return sum(n for _, name, n in counts if field is None or name == field)
 
 
-def change_columns(*, with_run: bool) -> list[Col]:
-    """The change log's columns (a dry run's would-be changes have no run of their own).
-    At 80 columns long keys and values end in an ellipsis, so that the new value stays
-    on the screen (a record's history shows them whole)."""
+def change_columns(*, with_run: bool, with_record: bool = True) -> list[Col]:
+    """The change log's columns (a dry run's would-be changes have no run of their own,
+    a record's history names its record once, above). At 80 columns long keys and
+    values end in an ellipsis, so that the new value stays on the screen; the line
+    under the table shows the change under the cursor whole (see change_note)."""
     return [
         *([Col("run", "#")] if with_run else []),
-        Col("entity", t("col.entity"), shrink=True),
-        Col("key", t("col.key"), shrink=True),
+        *(
+            [Col("entity", t("col.entity"), shrink=True), Col("key", t("col.key"), shrink=True)]
+            if with_record
+            else []
+        ),
         Col("change", t("col.change")),
         Col("field", t("col.field"), shrink=True),
         Col("old", t("col.old"), shrink=True),
@@ -129,6 +134,13 @@ def change_note(entry: Any) -> Text:
     note.append(" → ")
     note.append("-" if new is None else str(new), style="green")
     return note
+
+
+def selected_change_note(table: KeyTable, entries: Mapping[str, Any]) -> Text | str:
+    """The whole of the change under the cursor of `table`, whose rows are `entries`
+    by row key (nothing when the table is empty)."""
+    entry = entries.get(table.selected_key() or "")
+    return change_note(entry) if entry is not None else ""
 
 
 class ChangesScreen(BaseScreen):
@@ -284,11 +296,8 @@ class ChangesScreen(BaseScreen):
 
     def show_note(self) -> None:
         """The change under the cursor in full, under the table."""
-        key = self.query_one("#changes-table", FitTable).selected_key()
-        entry = self._rows.get(key or "")
-        self.query_one("#changes-note", Static).update(
-            change_note(entry) if entry is not None else ""
-        )
+        table = self.query_one("#changes-table", FitTable)
+        self.query_one("#changes-note", Static).update(selected_change_note(table, self._rows))
 
     def action_history(self) -> None:
         key = self.query_one("#changes-table", FitTable).selected_key()
@@ -301,7 +310,8 @@ class ChangesScreen(BaseScreen):
 
 
 class RecordHistoryScreen(BaseScreen):
-    """Every recorded change of one record, newest first."""
+    """Every recorded change of one record, newest first; the change under the cursor
+    whole under the table (the screen scrolls when it is longer than the room left)."""
 
     TITLE_KEY = "changes.history"
 
@@ -309,25 +319,19 @@ class RecordHistoryScreen(BaseScreen):
         super().__init__()
         self.entity = entity
         self.key = key
+        self._rows: dict[str, Any] = {}
 
     def compose_body(self) -> ComposeResult:
-        with Vertical(classes="panel"):
+        with VerticalScroll(id="history-body"), Vertical(classes="panel"):
             yield Label(
                 t("changes.history_of", entity=t(f"entity.{self.entity}"), key=self.key),
                 classes="panel-title",
             )
-            yield KeyTable(id="history-table")
+            yield FitTable(change_columns(with_run=True, with_record=False), id="history-table")
+            yield Static("", id="history-note", classes="row-note")
 
     def on_mount(self) -> None:
-        table = self.query_one("#history-table", KeyTable)
-        for key, label in (
-            ("run", "#"),
-            ("change", t("col.change")),
-            ("field", t("col.field")),
-            ("old", t("col.old")),
-            ("new", t("col.new")),
-        ):
-            table.add_column(label, key=key)
+        table = self.query_one("#history-table", FitTable)
         engine = self.papp.engine
         self.run_worker(
             lambda: list(engine.record_history(self.entity, self.key)),
@@ -340,11 +344,21 @@ class RecordHistoryScreen(BaseScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "history" or event.state != WorkerState.SUCCESS:
             return
-        table = self.query_one("#history-table", KeyTable)
-        table.clear()
-        for i, entry in enumerate(cast(Any, event.worker.result)):
-            _, cells = change_row(entry)
-            table.add_row(cells[0], cells[3], cells[4], cells[5], cells[6], key=str(i))
+        self._rows = {str(i): entry for i, entry in enumerate(cast(Any, event.worker.result))}
+        rows = []
+        for key, entry in self._rows.items():
+            # the record is named in the title, not again on each row
+            run, _entity, _key, *cells = change_row(entry)[1]
+            rows.append((key, [run, *cells]))
+        self.query_one("#history-table", FitTable).show_rows(rows)
+        self.show_note()
+
+    def on_data_table_row_highlighted(self, _event: FitTable.RowHighlighted) -> None:
+        self.show_note()
+
+    def show_note(self) -> None:
+        table = self.query_one("#history-table", FitTable)
+        self.query_one("#history-note", Static).update(selected_change_note(table, self._rows))
 
 
 class WouldChangeScreen(BaseScreen):
@@ -361,6 +375,11 @@ class WouldChangeScreen(BaseScreen):
         self.run_id = run_id
         self.entries = entries
         self.total = total
+        #: the entries as the change log has them, by row key
+        self._rows = {
+            str(i): dict(zip(("entity", "key", "change", "field", "old", "new"), e, strict=True))
+            for i, e in enumerate(entries)
+        }
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="panel"):
@@ -375,19 +394,8 @@ class WouldChangeScreen(BaseScreen):
             yield Static("", id="would-note", classes="row-note")
 
     def on_mount(self) -> None:
-        rows = []
-        for i, (entity, key, change, field_name, old, new) in enumerate(self.entries):
-            entry = {
-                "entity": entity,
-                "key": key,
-                "change": change,
-                "field": field_name,
-                "old": old,
-                "new": new,
-            }
-            rows.append((str(i), list(change_row(entry)[1][1:])))
         table = self.query_one("#would-table", FitTable)
-        table.show_rows(rows)
+        table.show_rows([(key, list(change_row(e)[1][1:])) for key, e in self._rows.items()])
         table.focus()
 
     def on_data_table_row_selected(self, _event: FitTable.RowSelected) -> None:
@@ -395,15 +403,8 @@ class WouldChangeScreen(BaseScreen):
 
     def on_data_table_row_highlighted(self, _event: FitTable.RowHighlighted) -> None:
         """The change under the cursor in full, under the table."""
-        key = self.query_one("#would-table", FitTable).selected_key()
-        note: Any = ""
-        if key is not None:
-            entity, code, change, field_name, old, new = self.entries[int(str(key))]
-            note = change_note(
-                {"entity": entity, "key": code, "change": change, "field": field_name,
-                 "old": old, "new": new}
-            )  # fmt: skip
-        self.query_one("#would-note", Static).update(note)
+        table = self.query_one("#would-table", FitTable)
+        self.query_one("#would-note", Static).update(selected_change_note(table, self._rows))
 
     def action_history(self) -> None:
         """The record's recorded history (what the store holds, not the dry run's)."""

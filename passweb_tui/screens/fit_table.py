@@ -98,11 +98,23 @@ def fit_columns(
         for i, c in enumerate(columns)
         if c.empty_first and all(_blank(row[i]) for row in rows if i < len(row))
     ]
+    left_out: list[Col] = []
     for col in [*empty, *sorted((c for c in columns if c.drop), key=lambda c: -c.drop)]:
         if total_shortened() <= width:
             break
         if col in shown:
             shown.remove(col)
+            left_out.append(col)
+    # a narrow column left out before a wide one that had to go as well may fit again:
+    # it comes back, the most needed first (an empty one stays out)
+    for col in reversed(left_out[:-1]):
+        if col in empty:
+            continue
+        kept = {c.key for c in shown} | {col.key}
+        before = shown
+        shown = [c for c in columns if c.key in kept]
+        if total_shortened() > width:
+            shown = before
     # the widest text gives way first, a cell at a time, so that two long columns (a
     # change's old and new value) end up alike instead of one cut to nothing
     caps: dict[str, int] = {}

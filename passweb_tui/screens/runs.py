@@ -72,20 +72,29 @@ class RunsScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="panel"):
-            # at 80 columns the origin is left out and a long scope ends in an ellipsis
-            # (the run's detail has both)
+            # too narrow for all: a column with nothing in it ("-" on every run) goes
+            # first, then the web orders, the origin, the duration and the scope; a long
+            # scope is shortened before a column goes for it, a long outcome as a last
+            # resort (the run's detail has them all)
             yield FitTable(
                 [
                     Col("id", "#"),
                     Col("kind", t("col.kind")),
-                    Col("origin", t("col.origin"), drop=1),
-                    Col("status", t("col.outcome")),
+                    Col("origin", t("col.origin"), drop=3),
+                    Col("status", t("col.outcome"), shrink=True),
                     Col("started", t("col.started")),
-                    Col("duration", t("col.duration")),
+                    Col("duration", t("col.duration"), drop=2),
                     Col("changes", t("col.changes")),
                     Col("rejected", t("col.rejected")),
-                    Col("orders", t("runs.pushed_orders"), drop=2),
-                    Col("scope", t("col.scope"), shrink=True),
+                    Col("orders", t("runs.pushed_orders"), drop=4, empty_first=True),
+                    Col(
+                        "scope",
+                        t("col.scope"),
+                        drop=1,
+                        shrink=True,
+                        give_way=12,
+                        empty_first=True,
+                    ),
                 ],
                 id="runs-table",
             )
