@@ -44,6 +44,7 @@ from passweb_tui.engine.records import (
     hash_key,
     key_limit,
     link_code,
+    on_site,
     quick,
     real_date,
     record_prices,
@@ -86,25 +87,25 @@ def scan_page(
     digests = text_digests(texts, salt)
     if spec.site_flag:
         site_no = rules.site_no
-        # the usual array is this site's pair alone: decided inline, else by _on_site
-        on_site = [
+        # the usual array is this site's pair alone: decided inline, else by on_site
+        flagged = [
             f[0][1] == "S"
             if type(f) is list
             and len(f) == 1
             and type(f[0]) is list
             and len(f[0]) == 2
             and f[0][0] == site_no
-            else _on_site(f, site_no)
+            else on_site(f, site_no)
             for f in map(_getter(spec.site_flag), records)
         ]
     else:
-        on_site = [True] * len(records)
+        flagged = [True] * len(records)
     when: Any = itertools.repeat(None)
     if stamps and spec.mod_date:
         dates = map(_getter(spec.mod_date), records)
         times = map(_getter(spec.mod_time), records) if spec.mod_time else itertools.repeat(None)
         when = [_stamp(d, t) for d, t in zip(dates, times, strict=False)]
-    return list(map(Quick, keys, digests, records, on_site, when)), []
+    return list(map(Quick, keys, digests, records, flagged, when)), []
 
 
 def record_texts(content: bytes, keys: Sequence[str]) -> list[bytes] | None:
@@ -135,19 +136,8 @@ def _getter(name: str) -> Any:
 
 def site_flag_of(flags: Any, site_no: int) -> bool:
     """Whether a per-site array ([[site, "S" or "N"], ...]) flags the record for this
-    site (as records.quick reads it)."""
-    return _on_site(flags, site_no)
-
-
-def _on_site(flags: Any, site_no: int) -> bool:
-    """See site_flag_of; an array naming this site twice says nothing for sure, so the
-    record is taken as on the site, where decoding it makes it a reject naming the field."""
-    found: list[bool] = []
-    if type(flags) is list:
-        for pair in flags:
-            if type(pair) is list and len(pair) == 2 and pair[0] == site_no:
-                found.append(pair[1] == "S")
-    return found[0] if len(found) == 1 else len(found) > 1
+    site (records.on_site)."""
+    return on_site(flags, site_no)
 
 
 def _stamp(date: Any, tm: Any) -> str | None:

@@ -839,19 +839,23 @@ class Quick:
     mod_stamp: str | None = None
 
 
+def on_site(flags: Any, site_no: int) -> bool:
+    """Whether a per-site array ([[site, "S" or "N"], ...], as received) flags the record
+    for this site. An array naming the site twice says nothing for sure: the record is
+    taken as on the site, where decoding it makes it a reject naming the field."""
+    found: list[bool] = []
+    if type(flags) is list:
+        for pair in flags:
+            if type(pair) is list and len(pair) == 2 and pair[0] == site_no:
+                found.append(pair[1] == "S")
+    return found[0] if len(found) == 1 else len(found) > 1
+
+
 def quick(spec: EntitySpec, record: Mapping[str, Any], salt: bytes, rules: SiteRules) -> Quick:
     key = record_key(spec, record)
     q = Quick(key, record_digest(record, salt), record)
     if spec.site_flag:
-        flags = record.get(spec.site_flag)
-        q.on_site = False
-        if type(flags) is list:
-            seen = 0
-            for pair in flags:
-                if type(pair) is list and len(pair) == 2 and pair[0] == rules.site_no:
-                    # named twice: taken as on the site, where decoding makes it a reject
-                    q.on_site = pair[1] == "S" or seen > 0
-                    seen += 1
+        q.on_site = on_site(record.get(spec.site_flag), rules.site_no)
     if spec.mod_date:
         date = record.get(spec.mod_date)
         if isinstance(date, str) and date:
