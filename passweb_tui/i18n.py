@@ -1233,8 +1233,112 @@ def _erp_error_name() -> re.Pattern[str]:
     return re.compile(rf"^(?:{'|'.join(sorted(names))}): ")
 
 
+#: the engine's messages made of parts (a record's reject reason, as records.py and the
+#: order push word them), in Italian: each English form with its parts named, and the
+#: Italian with the same parts. A part named `rest` is itself a message, read again (the
+#: form fits only when it is known); one named `more` is read again where it is known
+#: (else kept as written: the ERP's own words, say).
+_PARTS_IT: tuple[tuple[str, str], ...] = (
+    (r"field (?P<name>\S+): (?P<rest>.+)", "campo {name}: {rest}"),
+    (
+        r"expected an array of \[index, value\] pairs, got (?P<v>.+)",
+        "attesa una lista di coppie [indice, valore], trovato {v}",
+    ),
+    (r"index (?P<i>-?\d+) appears twice, in (?P<v>.+)", "l'indice {i} compare due volte, in {v}"),
+    (r"expected text, got (?P<v>.+)", "atteso un testo, trovato {v}"),
+    (
+        r"text of (?P<n>\d+) characters, longer than (?P<m>\d+)",
+        "testo di {n} caratteri, più lungo di {m}",
+    ),
+    (r"expected a number, got (?P<v>.+)", "atteso un numero, trovato {v}"),
+    (r"expected a date AAAAMMGG, got (?P<v>.+)", "attesa una data AAAAMMGG, trovato {v}"),
+    (
+        r"(?P<v>.+) is not a date of the calendar \(AAAAMMGG\)",
+        "{v} non è una data del calendario (AAAAMMGG)",
+    ),
+    (r"expected a time HHMMSS, got (?P<v>.+)", "attesa un'ora HHMMSS, trovato {v}"),
+    (
+        r"text with a NUL character \(0x00\), which the store cannot keep",
+        "testo con un carattere NUL (0x00), che l'archivio non può tenere",
+    ),
+    (r"(?P<v>\S+) is not a number the store keeps", "{v} non è un numero che l'archivio tiene"),
+    (
+        r"(?P<v>\S+) is beyond what the store keeps \(less than 10\^(?P<d>\d+)\)",
+        "{v} supera quanto l'archivio tiene (meno di 10^{d})",
+    ),
+    (
+        r"(?P<v>\S+) has more significant digits than the store keeps exactly \((?P<d>\d+)\)",
+        "{v} ha più cifre significative di quante l'archivio ne tenga esatte ({d})",
+    ),
+    (
+        r"(?P<col>\S+) (?P<v>.+)\.\.\. longer than the site allows \((?P<n>\d+)\)",
+        "{col} {v}... più lungo di quanto il sito consenta ({n})",
+    ),
+    (r"currency without ISO code \(sigla_iso\)", "valuta senza codice ISO (sigla_iso)"),
+    (
+        r"cod_listino: (?P<v>.+) is not a price list number \(a whole number, 0 for none\)",
+        "cod_listino: {v} non è un numero di listino (un numero intero, 0 per nessuno)",
+    ),
+    (r"prezzo: (?P<v>\S+) is negative", "prezzo: {v} è negativo"),
+    (
+        r"dt_fine (?P<end>\S+) is before dt_inizio (?P<start>\S+): the condition would never apply",
+        "dt_fine {end} è prima di dt_inizio {start}: la condizione non si applicherebbe mai",
+    ),
+    (
+        r"unknown category (?P<c>.+) in (?P<f>\w+) \(the store has no categories yet: a TOTAL"
+        r" or a Parziale of categories brings them\)",
+        "categoria {c} sconosciuta in {f} (l'archivio non ha ancora categorie: le porta un"
+        " Totale o un Parziale delle categorie)",
+    ),
+    (r"unknown category (?P<c>.+) in (?P<f>\w+)", "categoria {c} sconosciuta in {f}"),
+    (r"unknown payment (?P<c>.+) in (?P<f>\w+)", "pagamento {c} sconosciuto in {f}"),
+    (r"unknown price list (?P<c>.+) in (?P<f>\w+)", "listino {c} sconosciuto in {f}"),
+    (r"unknown currency (?P<c>.+) in (?P<f>\w+)", "valuta {c} sconosciuta in {f}"),
+    (r"prz_listino: price list number (?P<rest>.+)", "prz_listino: numero di listino {rest}"),
+    (r"prz_listino: price list (?P<n>\d+): (?P<rest>.+)", "prz_listino: listino {n}: {rest}"),
+    (r"missing key (?P<k>\S+)", "manca la chiave {k}"),
+    (r"key (?P<k>\S+) has the wrong type: (?P<v>.+)", "la chiave {k} ha il tipo sbagliato: {v}"),
+    (r"key (?P<k>\S+) longer than (?P<n>\d+) characters", "chiave {k} più lunga di {n} caratteri"),
+    (
+        r"not in the store: no web order has this id",
+        "non è nell'archivio: nessun ordine web ha questo id",
+    ),
+    (r"not sent: (?P<more>.+)", "non inviato: {more}"),
+    # a value named before what is wrong with it ("prezzo: ..."): the rest, read again
+    (r"(?P<head>[\w.]+): (?P<rest>.+)", "{head}: {rest}"),
+)
+
+
+@functools.cache
+def _parts(code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    table = {"it": _PARTS_IT}.get(code, ())
+    return tuple((re.compile(pattern, re.DOTALL), said) for pattern, said in table)
+
+
+def _in_parts(text: str, depth: int = 0) -> str | None:
+    """A message made of parts in the current language, or None when none fits."""
+    for pattern, said in _parts(_current):
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        parts = m.groupdict()
+        if "rest" in parts:
+            rest = _in_parts(parts["rest"], depth + 1) if depth < 4 else None
+            if rest is None:
+                continue  # the rest is no message known here: the next pattern, or none
+            parts["rest"] = rest
+        if "more" in parts:
+            parts["more"] = engine_text(parts["more"]) if depth < 4 else parts["more"]
+        return said.format(**parts)
+    return None
+
+
 def engine_text(text: str) -> str:
-    """A fixed message of the engine (stored with a run, in English) in the current
-    language, where the catalogue has it; any other text as it is, without the name of
-    the ERP error it was raised as."""
-    return t("engine." + text, default=_erp_error_name().sub("", text, count=1))
+    """A message of the engine (stored with a run, in English) in the current language:
+    a fixed one where the catalogue has it, one made of parts (a reject's reason) where
+    its form is known; any other text as it is, without the name of the ERP error it was
+    raised as."""
+    fixed = t("engine." + text, default="")
+    if fixed:
+        return fixed
+    return _in_parts(text) or _erp_error_name().sub("", text, count=1)

@@ -191,3 +191,81 @@ def test_italian_screens_write_an_erp_value_with_a_fraction_with_a_comma() -> No
     finally:
         set_language("en")
     assert show_value({"1": 63.14}) == "1: 63.14" and cell(74.93) == "74.93"
+
+
+def _reasons_the_engine_gives() -> list[str]:
+    """Reject reasons as the engine words them, made by its own checks on bad records."""
+    from passweb_tui.engine.records import (
+        ENTITIES,
+        NUL_TEXT,
+        FieldSpec,
+        Rejected,
+        SiteRules,
+        build_row,
+    )
+
+    catalogue = {
+        "descrizione": FieldSpec("C", 10),
+        "peso": FieldSpec("N", 12),
+        "data_ins": FieldSpec("D", 8),
+        "ora_ins": FieldSpec("T", 6),
+        "prz_listino": FieldSpec("N", 16, array_size=10),
+    }
+    base = {"codice": "A1", "descrizione": "ok", "alq_iva": "22"}
+    bad = [
+        {"descrizione": 7},
+        {"descrizione": "much too long a text"},
+        {"peso": "heavy"},
+        {"data_ins": "2026-01-01"},
+        {"data_ins": "20260231"},
+        {"ora_ins": "noon"},
+        {"prz_listino": "12"},
+        {"prz_listino": [[1, 5], [1, 6]]},
+        {"prz_listino": [[1, 8010000000001]]},
+        {"prz_listino": [[1, 1234567890.1234567]]},
+        {"prz_listino": [[1, -1]], "descrizione": "x\x00y"},
+        {"cod_grp_merc": "NOPE"},
+    ]
+    reasons = []
+    for change in bad:
+        try:
+            build_row(ENTITIES["articles"], {**base, **change}, None, catalogue, SiteRules(),
+                      known={"categories": {"C1"}})  # fmt: skip
+        except Rejected as exc:
+            reasons.append(exc.reason)
+    customer = {"codice": "501.1", "ragione_sociale": "X", "cod_pagamento": "Z9"}
+    for odd in ({"cod_listino": 2.5}, {"cod_listino": 1}, {"cod_listino": 3}):
+        known = {"payments": {"BB"} if odd["cod_listino"] == 1 else {"Z9"}, "price_lists": {"1"}}
+        try:
+            build_row(ENTITIES["customers"], {**customer, **odd}, None, {}, SiteRules(),
+                      known=known)  # fmt: skip
+        except Rejected as exc:
+            reasons.append(exc.reason)
+    for deal in ({"prezzo": -1}, {"dt_inizio": "20260301", "dt_fine": "20260101"}):
+        try:
+            record = {"codice": "1", "cod_conto": "501.1", "tipo": "A", "cod_articolo": "A1",
+                      **deal}  # fmt: skip
+            build_row(ENTITIES["conditions"], record, None, {}, SiteRules())
+        except Rejected as exc:
+            reasons.append(exc.reason)
+    assert NUL_TEXT in " ".join(reasons), reasons
+    return reasons
+
+
+def test_a_reject_reason_reads_in_italian_in_the_italian_ui() -> None:
+    """The reasons the engine stores in English read in Italian on the screens (the run
+    detail, the sync log), part by part; a reason of a form not known here reads as
+    written, whole."""
+    reasons = _reasons_the_engine_gives()
+    assert len(reasons) >= 14, reasons
+    set_language("it")
+    english = re.compile(r"\b(expected|field|got|is|than|the|store|keeps|unknown|appears)\b")
+    for reason in reasons:
+        shown = i18n.engine_text(reason)
+        assert shown != reason and not english.search(shown), (reason, shown)
+    assert i18n.engine_text("field x: something new") == "field x: something new"
+    assert i18n.engine_text("not sent: rifiutato dal gestionale") == (
+        "non inviato: rifiutato dal gestionale"
+    )
+    set_language("en")
+    assert [i18n.engine_text(r) for r in reasons] == reasons
