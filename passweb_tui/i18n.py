@@ -331,6 +331,7 @@ EN: dict[str, str] = {
     "runs.rejects": "Rejected records",
     "runs.rejects_count": "Rejected records: {count}",
     "runs.requested": "(asked as {kind})",
+    "runs.notes": "Notes",
     "runs.not_found": "Run #{run} cannot be read: {error}",
     "runs.pushed_customers": "Web customers",
     "runs.pushed_orders": "Web orders",
@@ -338,6 +339,7 @@ EN: dict[str, str] = {
     "categories.tree_count": "Categories: {count}",
     "categories.loop": "(its parents loop back to it in the ERP)",
     "engine.cancelled by the operator": "cancelled by the operator",
+    "engine.no correctly completed sync yet: this CHANGED runs as a TOTAL": "no correctly completed sync yet: this CHANGED runs as a TOTAL",
     "engine.reading the ERP's field catalogue": "reading the ERP's field catalogue",
     "engine.sending waiting customers and orders": "sending waiting customers and orders",
     "engine.re-reading orders open in the ERP": "re-reading orders open in the ERP",
@@ -900,6 +902,7 @@ IT: dict[str, str] = {
     "runs.rejects": "Record scartati",
     "runs.rejects_count": "Record scartati: {count}",
     "runs.requested": "(richiesto come {kind})",
+    "runs.notes": "Note",
     "runs.not_found": "Impossibile leggere l'esecuzione #{run}: {error}",
     "runs.pushed_customers": "Clienti web",
     "runs.pushed_orders": "Ordini web",
@@ -907,6 +910,7 @@ IT: dict[str, str] = {
     "categories.tree_count": "Categorie: {count}",
     "categories.loop": "(i suoi padri nell'ERP tornano a lei)",
     "engine.cancelled by the operator": "annullata dall'operatore",
+    "engine.no correctly completed sync yet: this CHANGED runs as a TOTAL": "nessuna sincronizzazione ancora completata: questo Variati si esegue come Totale",
     "engine.reading the ERP's field catalogue": "lettura del catalogo dei campi dell'ERP",
     "engine.sending waiting customers and orders": "invio dei clienti e degli ordini in attesa",
     "engine.re-reading orders open in the ERP": "rilettura degli ordini aperti nell'ERP",
@@ -1304,6 +1308,25 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "non è nell'archivio: nessun ordine web ha questo id",
     ),
     (r"not sent: (?P<more>.+)", "non inviato: {more}"),
+    (
+        r"orders waiting for their payment to be confirmed, not sent: (?P<ids>.+)",
+        "ordini in attesa della conferma del pagamento, non inviati: {ids}",
+    ),
+    (
+        r"(?P<n>\d+) web orders? waiting to be sent \(with any new customer of theirs\): a dry"
+        r" run sends nothing",
+        "ordini web da inviare (con i loro nuovi clienti): {n}; una prova non invia nulla",
+    ),
+    (
+        r"(?P<n>\d+) open order\(s\) not updated: their ERP document could not be read \(see the"
+        r" run's rejects\)",
+        "ordini aperti non aggiornati: {n}; il loro documento nel gestionale non si è potuto"
+        " leggere (vedi gli scarti dell'esecuzione)",
+    ),
+    (
+        r"(?P<what>orders|customers) (?P<id>\S+) not sent: (?P<more>.+)",
+        "{what} {id} non inviato: {more}",
+    ),
     # a value named before what is wrong with it ("prezzo: ..."): the rest, read again
     (r"(?P<head>[\w.]+): (?P<rest>.+)", "{head}: {rest}"),
 )

@@ -99,6 +99,9 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         await pilot.pause()
         counts = table_keys(app, "#run-counts")
         assert {"articles", "customers", "categories"} <= set(counts)
+        # what the run said of itself, as `sync` prints it
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "Notes: no correctly completed sync yet: this CHANGED runs as a TOTAL" in header
         await pilot.press("escape", "l")
         assert isinstance(app.screen, ChangesScreen)
         await app.workers.wait_for_complete()

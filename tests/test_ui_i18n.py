@@ -269,3 +269,21 @@ def test_a_reject_reason_reads_in_italian_in_the_italian_ui() -> None:
     )
     set_language("en")
     assert [i18n.engine_text(r) for r in reasons] == reasons
+
+
+def test_what_a_run_says_of_itself_reads_in_italian() -> None:
+    """The notes of a run, as the sync words them, part by part in the run's detail."""
+    set_language("it")
+    said = {
+        "no correctly completed sync yet: this CHANGED runs as a TOTAL":
+            "nessuna sincronizzazione ancora completata: questo Variati si esegue come Totale",
+        "orders waiting for their payment to be confirmed, not sent: W1, W2":
+            "ordini in attesa della conferma del pagamento, non inviati: W1, W2",
+        "2 open order(s) not updated: their ERP document could not be read (see the run's"
+        " rejects)": "ordini aperti non aggiornati: 2; il loro documento nel gestionale non si"
+        " è potuto leggere (vedi gli scarti dell'esecuzione)",
+        "orders W7 not sent: prezzo: -1 is negative": "orders W7 non inviato: prezzo: -1 è"
+        " negativo",
+    }  # fmt: skip
+    for english, italian in said.items():
+        assert i18n.engine_text(english) == italian

@@ -272,6 +272,10 @@ class RunDetailScreen(BaseScreen):
         if error:
             head.append("\n" + t("sync.error") + ": ", style="bold red")
             head.append(engine_text(str(error)))
+        message = value_of(run, "message")
+        if message:  # what the run said of itself (as `sync` prints it), each part translated
+            head.append("\n" + t("runs.notes") + ": ", style="bold")
+            head.append("; ".join(engine_text(part) for part in str(message).split("; ")))
         self.query_one("#run-header", Static).update(head)
         rows = [
             (
