@@ -1327,6 +1327,23 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         r"(?P<what>orders|customers) (?P<id>\S+) not sent: (?P<more>.+)",
         "{what} {id} non inviato: {more}",
     ),
+    # a web order's or customer's push error (its subject first, where a view shows it)
+    (r"order (?P<id>\S+): (?P<rest>.+)", "ordine {id}: {rest}"),
+    (
+        r"customer (?P<name>.+) \(site id (?P<id>\d+)\): (?P<rest>.+)",
+        "cliente {name} (id sul sito {id}): {rest}",
+    ),
+    (r"the ERP did not take it: (?P<more>.+)", "il gestionale non l'ha accettato: {more}"),
+    (r"the ERP did not create it: (?P<more>.+)", "il gestionale non l'ha creato: {more}"),
+    (
+        r"looking it up in the ERP failed: (?P<more>.+)",
+        "la ricerca nel gestionale non è riuscita: {more}",
+    ),
+    (
+        r"looking for it among the ERP's customers failed: (?P<more>.+)",
+        "la ricerca tra i clienti del gestionale non è riuscita: {more}",
+    ),
+    (r"the ERP failed: (?P<more>.+)", "errore del gestionale: {more}"),
     # a value named before what is wrong with it ("prezzo: ..."): the rest, read again
     (r"(?P<head>[\w.]+): (?P<rest>.+)", "{head}: {rest}"),
 )

@@ -287,3 +287,19 @@ def test_what_a_run_says_of_itself_reads_in_italian() -> None:
     }  # fmt: skip
     for english, italian in said.items():
         assert i18n.engine_text(english) == italian
+
+
+def test_a_push_error_reads_in_italian_with_the_erps_own_words_kept() -> None:
+    """An order's or a new customer's push error, as the push words it (its subject
+    first), reads in Italian; the ERP's own words after it are kept as written."""
+    from passweb_tui.engine.orders.push import customer_subject, order_subject
+
+    set_language("it")
+    order = f"{order_subject('W1')}: the ERP did not take it: alq_iva 99 non esiste"
+    assert i18n.engine_text(order) == (
+        "ordine W1: il gestionale non l'ha accettato: alq_iva 99 non esiste"
+    )
+    customer = f"{customer_subject('Rossi Srl', 5)}: the ERP did not create it: cf errato"
+    assert i18n.engine_text(customer) == (
+        "cliente 'Rossi Srl' (id sul sito 5): il gestionale non l'ha creato: cf errato"
+    )

@@ -18,7 +18,7 @@ from passweb_tui.engine.orders.api import CustomerNotChanged, OrderNotFound
 from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
 from passweb_tui.engine.orders.push import customer_subject, error_reason
 from passweb_tui.engine.store import StoreError
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import MODAL_HELP, ConfirmScreen, localize_bindings
 
 #: the details the form shows, in the order the ERP's customer record has them
@@ -62,7 +62,7 @@ class CustomerScreen(ModalScreen[str | None]):
                 intro.append(f"\n{t('orders.last_error')}: ", style="bold red")
                 # the form is about this customer: the error need not name it again
                 subject = customer_subject(self.customer.get("name"), self.customer["id"])
-                intro.append(error_reason(str(self.customer["last_error"]), subject))
+                intro.append(engine_text(error_reason(str(self.customer["last_error"]), subject)))
             yield Static(intro, id="customer-intro")
             with Grid(id="customer-form"):
                 for name in DETAILS:

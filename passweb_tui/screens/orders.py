@@ -77,7 +77,7 @@ def outcome_label(outcome: str | None) -> str:
 def error_gist(order_id: str, error: str | None) -> str | None:
     """An order's error as its row in a list shows it: without the order's id, which the
     row shows already, so that a narrow column starts with what went wrong."""
-    return error_reason(error, order_subject(order_id)) if error else error
+    return engine_text(error_reason(error, order_subject(order_id))) if error else error
 
 
 def cell(value: Any, width: int | None = None) -> str:
@@ -497,7 +497,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         order's own error, which then only repeats it."""
         if item["customer_error"]:
             said = t("orders.customer_refused", key=self.bound_key("orders.customer"))
-            return f"{said} - {item['customer_error']}"
+            return f"{said} - {engine_text(item['customer_error'])}"
         return error_gist(str(item["id"]), item["last_error"])
 
     def action_send(self) -> None:
@@ -704,7 +704,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(f"\n{t('orders.note')}: {cell(detail['note'])}")
         if detail.get("last_error"):
             head.append(f"\n{t('orders.last_error')}: ", style="bold red")
-            head.append(str(detail["last_error"]))
+            head.append(engine_text(str(detail["last_error"])))
         if detail["state"] in states.WAITING:
             head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
         if detail["state"] == states.TO_CHECK:
