@@ -803,6 +803,10 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         rejected = [str(counts.get_row_at(i)[column]) for i in range(counts.row_count)]
         assert sum(int(n) for n in rejected if n != "-") == len(listed), rejected
         assert "rejected" in COUNT_NAMES
+        # each reject named as its count row is: a web customer or order, not an ERP one
+        listed_rows = app.screen.query_one("#run-rejects", KeyTable)
+        kinds = {str(listed_rows.get_row_at(i)[0]) for i in range(listed_rows.row_count)}
+        assert kinds <= {"Web customers", "Web orders"} and "Web customers" in kinds, kinds
         app.pop_screen()
         await settle(app, pilot)
         # the dashboard says how many wait on the operator

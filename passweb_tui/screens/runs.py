@@ -303,10 +303,9 @@ class RunDetailScreen(BaseScreen):
                 (
                     str(i),
                     [
-                        t(f"entity.{value_of(reject, 'entity', '')}",
-                          default=str(value_of(reject, "entity", ""))),
+                        reject_entity(reject),
                         str(value_of(reject, "key", "") or "-"),
-                        str(value_of(reject, "reason", "")).replace("\n", " "),
+                        engine_text(str(value_of(reject, "reason", ""))).replace("\n", " "),
                     ],
                 )
                 for i, reject in enumerate(self.rejects)
@@ -328,14 +327,24 @@ class RunDetailScreen(BaseScreen):
         note = Text()
         if key is not None and int(key) < len(self.rejects):
             reject = self.rejects[int(key)]
-            entity = str(value_of(reject, "entity", ""))
-            note.append(t(f"entity.{entity}", default=entity) + " ")
+            note.append(reject_entity(reject) + " ")
             note.append(str(value_of(reject, "key", "") or "-"), style="bold")
             note.append(": " + engine_text(str(value_of(reject, "reason", ""))))
         self.query_one("#run-reject-note", Static).update(note)
 
     def action_changes(self) -> None:
         open_run_changes(self, self.run_id, dry_run=self.dry_run)
+
+
+def reject_entity(reject: Any) -> str:
+    """What a reject is of, as the counts above name it: a web customer or order the run
+    could not send (its site id or order id as the key) apart from an ERP record."""
+    entity = str(value_of(reject, "entity", ""))
+    if entity in ("customers", "orders") and str(value_of(reject, "reason", "")).startswith(
+        "not sent: "
+    ):
+        return t(f"runs.pushed_{entity}")
+    return t(f"entity.{entity}", default=entity)
 
 
 def open_run_changes(screen: BaseScreen, run_id: int, *, dry_run: bool, result: Any = None) -> None:
