@@ -1344,6 +1344,67 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "la ricerca tra i clienti del gestionale non è riuscita: {more}",
     ),
     (r"the ERP failed: (?P<more>.+)", "errore del gestionale: {more}"),
+    # the ERP's failures, as the client words them (the ERP's own detail after them kept)
+    (
+        r"ERP rejected the credentials \(HTTP (?P<s>\d+)\)(?P<said>.*)",
+        "il gestionale ha rifiutato le credenziali (HTTP {s}){said}",
+    ),
+    (
+        r"ERP did not answer in time \((?P<why>[^)]*)\); whether the change was applied is"
+        r" unknown(?P<said>.*)",
+        "il gestionale non ha risposto in tempo ({why}); non si sa se la modifica sia stata"
+        " applicata{said}",
+    ),
+    (
+        r"ERP did not answer in time \((?P<why>[^)]*)\)(?P<said>.*)",
+        "il gestionale non ha risposto in tempo ({why}){said}",
+    ),
+    (
+        r"ERP refused the company context \(Coordinate-Gestionale (?P<c>[^)]*)\)(?P<said>.*)",
+        "il gestionale ha rifiutato il contesto aziendale (Coordinate-Gestionale {c}){said}",
+    ),
+    (
+        r"ERP rejected the paging token \(HTTP 400\)(?P<said>.*)",
+        "il gestionale ha rifiutato il token di paginazione (HTTP 400){said}",
+    ),
+    (
+        r"ERP has no such record or resource \(HTTP 404\)(?P<said>.*)",
+        "il gestionale non ha questo record o risorsa (HTTP 404){said}",
+    ),
+    (
+        r"ERP timed out working on the request \(HTTP 408\)(?P<said>.*)",
+        "il gestionale è andato in timeout sulla richiesta (HTTP 408){said}",
+    ),
+    (
+        r"ERP is busy: too many requests in flight \(HTTP (?P<s>\d+)\)(?P<said>.*)",
+        "il gestionale è occupato: troppe richieste in corso (HTTP {s}){said}",
+    ),
+    (
+        r"ERP failed to serve the request \(HTTP (?P<s>\d+)\)(?P<said>.*)",
+        "il gestionale non è riuscito a servire la richiesta (HTTP {s}){said}",
+    ),
+    (
+        r"ERP refused the request \(HTTP (?P<s>\d+)\)(?P<said>.*)",
+        "il gestionale ha rifiutato la richiesta (HTTP {s}){said}",
+    ),
+    (
+        r"ERP refused the request(?P<said>(?:: .*)?)",
+        "il gestionale ha rifiutato la richiesta{said}",
+    ),
+    (
+        r"cannot reach the ERP at (?P<url>\S+): (?P<why>.+)",
+        "il gestionale a {url} non è raggiungibile: {why}",
+    ),
+    (
+        r"connection to the ERP was lost: (?P<why>.+); whether the change was applied is"
+        r" unknown(?P<said>.*)",
+        "la connessione al gestionale si è interrotta: {why}; non si sa se la modifica sia"
+        " stata applicata{said}",
+    ),
+    (
+        r"connection to the ERP was lost: (?P<why>.+)",
+        "la connessione al gestionale si è interrotta: {why}",
+    ),
     # a value named before what is wrong with it ("prezzo: ..."): the rest, read again
     (r"(?P<head>[\w.]+): (?P<rest>.+)", "{head}: {rest}"),
 )
@@ -1381,4 +1442,5 @@ def engine_text(text: str) -> str:
     fixed = t("engine." + text, default="")
     if fixed:
         return fixed
-    return _in_parts(text) or _erp_error_name().sub("", text, count=1)
+    text = _erp_error_name().sub("", text, count=1)
+    return _in_parts(text) or text

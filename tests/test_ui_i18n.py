@@ -303,3 +303,41 @@ def test_a_push_error_reads_in_italian_with_the_erps_own_words_kept() -> None:
     assert i18n.engine_text(customer) == (
         "cliente 'Rossi Srl' (id sul sito 5): il gestionale non l'ha creato: cf errato"
     )
+
+
+def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
+    """The errors the client makes of the ERP's replies, as a failed run stores them
+    (the error's name first), read in Italian without that name; the ERP's own detail
+    after them is kept as it wrote it."""
+    import httpx
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.sync import failure_text
+
+    def reply(status: int, detail: str | None = None) -> httpx.Response:
+        body = {"error": {"response-detail": detail}} if detail else None
+        return httpx.Response(status, json=body) if body else httpx.Response(status)
+
+    client = MexalClient(ErpConfig("http://127.0.0.1:9/webapi", "u", "p", azienda="DEM"))
+    try:
+        made = [
+            client._error(reply(401), "GET", "/x", False, False),
+            client._error(reply(404, "articolo inesistente"), "GET", "/x", False, False),
+            client._error(reply(503), "GET", "/x", False, False),
+            client._error(reply(500, "errore interno"), "POST", "/x", False, True),
+            client._error(reply(422, "dato non valido"), "POST", "/x", False, True),
+        ]
+    finally:
+        client.close()
+    set_language("it")
+    english = re.compile(r"\b(ERP|rejected|refused|failed|busy|such|request)\b")
+    for error in made:
+        stored = failure_text(error)
+        shown = i18n.engine_text(stored)
+        assert not english.search(shown) and error.__class__.__name__ not in shown, (stored, shown)
+    shown = [i18n.engine_text(failure_text(e)) for e in made]
+    assert shown[1] == (
+        "il gestionale non ha questo record o risorsa (HTTP 404): articolo inesistente (GET /x)"
+    )
+    assert shown[3].endswith(": errore interno (POST /x)"), shown[3]
