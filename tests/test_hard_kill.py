@@ -152,7 +152,7 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
-        assert killed_run_counts_what_it_committed(db_url, sim)
+        assert_killed_run_counts_what_it_committed(db_url, sim)
         if kind == "partial":
             continue
         # restart at once: refused (exit 3, saying who and since when) for at most the lease
@@ -186,7 +186,7 @@ def kill_rounds(kind: str, rounds: int, sim: SimProcess, db_url: str, tmp: Path)
     assert all(r["status"] != "running" for r in runs[:1]), runs[:1]
 
 
-def killed_run_counts_what_it_committed(db_url: str, sim: SimProcess) -> bool:
+def assert_killed_run_counts_what_it_committed(db_url: str, sim: SimProcess) -> None:
     """The last run's recorded counts (what `runs` shows of a killed run) match the
     changes it committed."""
     engine = open_engine(db_url, sim)
@@ -196,7 +196,6 @@ def killed_run_counts_what_it_committed(db_url: str, sim: SimProcess) -> bool:
     finally:
         engine.close()
     assert recorded == committed, (run.run_id, run.status)
-    return True
 
 
 @pytest.mark.parametrize(
