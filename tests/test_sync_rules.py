@@ -22,7 +22,7 @@ from passweb_tui.engine.lease import Lease
 from passweb_tui.engine.models import metadata
 from passweb_tui.engine.records import SiteRules
 from passweb_tui.engine.state import WATERMARK, get_state
-from passweb_tui.engine.sync import STAMP, SyncOptions
+from passweb_tui.engine.sync import COUNTERS, STAMP, SyncOptions
 
 ARTICLES = metadata.tables["articles"]
 
@@ -146,6 +146,52 @@ def test_flags_unpublish_and_remove_and_total_removes_what_the_erp_lost(
     assert total.entities["articles"]["deleted"] == 1
     assert store_articles(engine) == expected
     assert in_step(engine) == {}
+
+
+def test_a_run_counts_the_records_it_read_that_are_not_for_the_site(
+    engine: Engine, sim: Any
+) -> None:
+    """Records whose transfer flag is off for the site are read and not kept: the run
+    counts them per entity (`off_site`), so that what it read adds up, and keeps the
+    `--json` counts to the contract's six."""
+    with MexalClient(erp_config(sim)) as client:
+        erp_all = {
+            r["codice"] for page in client.iter_pages("articoli", fields=["codice"])
+            for r in page.records
+        }  # fmt: skip
+    for_site = erp_articles_for_site(sim)
+    assert 0 < len(for_site) < len(erp_all)  # the simulator flags some off the site
+    first = engine.run("total")
+    assert first.status == "ok"
+    arts = first.entities["articles"]
+    assert first.off_site["articles"] == len(erp_all - for_site)
+    assert arts["fetched"] == arts["inserted"] + first.off_site["articles"]
+    assert set(first.to_json()["entities"]["articles"]) == set(COUNTERS)
+    (again,) = [r for r in engine.runs() if r.run_id == first.run_id]  # read back
+    assert again.off_site == first.off_site and again.entities == first.entities
+    # flags that flip: a CHANGED reads those articles again; the ones now off the site
+    # are counted so, and those the store had are deleted as well
+    flipped = set(
+        sim.admin(
+            "POST",
+            "mutate",
+            json={"resource": "articoli", "count": 20, "seed": 21, "fields": ["trasf_sito"]},
+        ).json()["changed"]
+    )
+    now_off = flipped - erp_articles_for_site(sim)
+    assert now_off & for_site  # some stored articles went off the site
+    second = engine.run("changed")
+    assert second.status == "ok"
+    assert second.off_site.get("articles", 0) == len(now_off)
+    assert second.entities["articles"]["deleted"] == len(now_off & for_site)
+    assert not now_off & store_articles(engine)
+    # a TOTAL over the filled store passes its unchanged pages without decoding them:
+    # their records off the site are counted all the same
+    third = engine.run("total")
+    assert third.status == "ok"
+    assert third.off_site["articles"] == len(erp_all - erp_articles_for_site(sim))
+    arts = third.entities["articles"]
+    assert arts["fetched"] == arts["unchanged"] + third.off_site["articles"]
 
 
 def _unpublished(engine: Engine) -> set[str]:

@@ -92,6 +92,11 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         assert any(text.startswith(articles + " (") for text in texts), lines
         assert texts[-1].startswith("finished: ok (")
         assert all(re.match(r"\d\d:\d\d:\d\d  ", line) for line in lines), lines
+        # the summary adds up: what was read is new, changed, unchanged, rejected, or not
+        # for the site
+        summary = " ".join(str(app.screen.query_one("#sync-summary").render()).split())
+        off_site = sum(run.off_site.values())
+        assert off_site > 0 and f"not for the site {off_site:,}" in summary, summary
 
         await pilot.press("e")
         assert isinstance(app.screen, RunDetailScreen)

@@ -340,6 +340,10 @@ async def test_runs_history_and_detail(synced: Engine) -> None:
         counts = app.screen.query_one("#run-counts", KeyTable)
         detail = synced.run_detail(1)
         assert counts.get_row("articles")[1] == str(detail.run.entities["articles"]["fetched"])
+        # the records read that are not for the site have their column, so a row adds up
+        assert str(counts.ordered_columns[-1].label) == "Off site"
+        off_site = counts.get_row("articles")[-1]
+        assert int(str(off_site).replace(",", "")) == detail.run.off_site["articles"] > 0
         assert "Rejected records: 0" in str(app.screen.query_one("#run-rejects-title").render())
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)

@@ -192,6 +192,10 @@ class ProgressEvent:
 
 
 COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
+#: the run record's own count, beside COUNTERS and not in the `--json` shape: records
+#: read that are not for this site (transfer flag off, or not published to the site;
+#: those the store had are also among the deleted)
+OFF_SITE = "off_site"
 #: the most would-be changes a dry run keeps in its result (its counts count them all)
 DRY_CHANGES_KEPT = 1000
 
@@ -210,6 +214,23 @@ def empty_counts() -> dict[str, int]:
     return dict.fromkeys(COUNTERS, 0)
 
 
+def split_counts(
+    stored: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """A run's counts as it records them: the per-entity counts of the `--json` shape,
+    and the records read that were not for the site, per entity (those with any)."""
+    entities: dict[str, dict[str, int]] = {}
+    off_site: dict[str, int] = {}
+    for entity, counts in stored.items():
+        if not isinstance(counts, dict):
+            continue
+        entities[entity] = {k: v for k, v in counts.items() if k != OFF_SITE}
+        n = counts.get(OFF_SITE)
+        if isinstance(n, int) and n > 0:
+            off_site[entity] = n
+    return entities, off_site
+
+
 @dataclass
 class RunResult:
     run_id: int | None
@@ -226,6 +247,8 @@ class RunResult:
     customers: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     error: str | None = None
     message: str | None = None
+    #: records read that were not for the site, per entity (see OFF_SITE); not in to_json
+    off_site: dict[str, int] = field(default_factory=dict)
     #: a dry run's changes, as the change log would have had them: (entity, key,
     #: change, field, old, new), the first DRY_CHANGES_KEPT of them; not in to_json
     #: (the `sync --json` shape of CONTRACTS.md), and not kept once the run is over
@@ -712,6 +735,7 @@ class SyncRunner:
             status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
         finally:
             self._let_go()
+        entities, off_site = split_counts(self.counts)
         result = RunResult(
             self.run_id,
             kind,
@@ -722,7 +746,8 @@ class SyncRunner:
             dry_run,
             started,
             finished,
-            entities=self.counts,
+            entities=entities,
+            off_site=off_site,
             orders=self.orders,
             customers=self.customers,
             error=error,
@@ -1432,6 +1457,8 @@ class SyncRunner:
             if p.deletions and keys:
                 self._note_seen(conn, spec, keys)
         added = {"unchanged": len(keys)}
+        if len(keys) < len(texts):
+            added[OFF_SITE] = len(texts) - len(keys)
         done = [k for k in keys if k in retry_all] if retry_all else []
         if (done and not dry_run) or time.monotonic() >= self._counts_due:
             with conn.begin() if dry_run else self.store.write(conn):
@@ -1538,6 +1565,7 @@ class SyncRunner:
         no NUL character, see batch.nul_free). The page's counts are added to `counts`
         once its transaction has committed (a dry run's, once it has read the page)."""
         spec = p.spec
+        off_site = len(set(removed))
         if not p.removals:
             removed = []  # records whose flag went off stay as they are
         t = spec.table
@@ -1636,6 +1664,8 @@ class SyncRunner:
                 "deleted": len(gone),
                 "rejected": len(rejects),
             }
+            if off_site:
+                added[OFF_SITE] = off_site
             if rejects:
                 reject_rows = [
                     {"run_id": self.run_id, "entity": spec.name, "key": k, "reason": why}
@@ -2338,6 +2368,7 @@ def row_to_result(row: Mapping[str, Any]) -> RunResult:
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     orders = json.loads(row["orders"]) if row.get("orders") else None
+    entities, off_site = split_counts(json.loads(row["counts"] or "{}"))
     result = RunResult(
         row["id"],
         row["kind"],
@@ -2348,7 +2379,8 @@ def row_to_result(row: Mapping[str, Any]) -> RunResult:
         bool(row["dry_run"]),
         aware(row["started"]) or utcnow(),
         aware(row["finished"]),
-        entities=json.loads(row["counts"] or "{}"),
+        entities=entities,
+        off_site=off_site,
         error=row["error"],
         message=row["message"],
     )

@@ -33,7 +33,9 @@ from passweb_tui.screens.sync_state import SyncSnapshot
 HISTORY = 200
 #: a run's counts per entity, in the order shown; "unchanged" is left out first when the
 #: table is too narrow for all of them (at 80 columns, in Italian)
-COUNT_NAMES = ("fetched", "inserted", "updated", "deleted", "rejected", "unchanged")
+COUNT_NAMES = ("fetched", "inserted", "updated", "deleted", "rejected", "unchanged", "off_site")
+#: left out first when the screen is narrow: the off-site records, then the unchanged
+_DROP = {"off_site": 2, "unchanged": 1}
 
 
 def origin_label(origin: str | None) -> str:
@@ -190,7 +192,7 @@ class RunDetailScreen(BaseScreen):
                     [
                         Col("entity", t("col.entity"), shrink=True),
                         *(
-                            Col(name, t(f"col.{name}"), drop=int(name == "unchanged"))
+                            Col(name, t(f"col.{name}"), drop=_DROP.get(name, 0))
                             for name in COUNT_NAMES
                         ),
                     ],
@@ -277,12 +279,20 @@ class RunDetailScreen(BaseScreen):
             head.append("\n" + t("runs.notes") + ": ", style="bold")
             head.append("; ".join(engine_text(part) for part in str(message).split("; ")))
         self.query_one("#run-header", Static).update(head)
+        off_site = value_of(run, "off_site") or {}
         rows = [
             (
                 entity,
                 [
                     t(f"entity.{entity}", default=entity),
-                    *(fmt_int(value_of(counts, name, 0)) for name in COUNT_NAMES),
+                    *(
+                        fmt_int(
+                            off_site.get(entity, 0)
+                            if name == "off_site"
+                            else value_of(counts, name, 0)
+                        )
+                        for name in COUNT_NAMES
+                    ),
                 ],
             )
             for entity, counts in (value_of(run, "entities") or {}).items()

@@ -343,11 +343,17 @@ class SyncScreen(BaseScreen):
                 out.append(
                     t("sync.ran_as", requested=kind_label(requested), kind=kind_label(ran)) + "\n"
                 )
-            totals = dict.fromkeys(("fetched", "inserted", "updated", "deleted", "rejected"), 0)
+            totals = dict.fromkeys(
+                ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected"), 0
+            )
             for counts in (value_of(result, "entities") or {}).values():
                 for name in totals:
                     totals[name] += int(value_of(counts, name, 0) or 0)
             line = t("sync.counts", **{k: fmt_int(v) for k, v in totals.items()})
+            # the records read that the site does not keep, so that the line adds up
+            off_site = sum((value_of(result, "off_site") or {}).values())
+            if off_site:
+                line += t("sync.counts_off_site", count=fmt_int(off_site))
             out.append(line + "\n", style="bold red" if totals["rejected"] else "")
             for group in ("orders", "customers"):  # what it sent to the ERP, if anything
                 counts = value_of(result, group) or {}

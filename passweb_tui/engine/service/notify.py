@@ -77,13 +77,13 @@ def format_message(
         lines.append(f"Notes: {result.message}")
     if result.entities:
         lines.append("")
-        lines.append("entity: fetched inserted updated unchanged deleted rejected")
+        lines.append("entity: fetched inserted updated unchanged deleted rejected off-site")
         for name, c in result.entities.items():
             counts = " ".join(
                 str(c.get(k, 0))
                 for k in ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
             )
-            lines.append(f"{name}: {counts}")
+            lines.append(f"{name}: {counts} {result.off_site.get(name, 0)}")
     lines.append("")
     lines.append(
         f"Orders sent {result.orders.get('sent', 0)}, failed {result.orders.get('failed', 0)}; "
