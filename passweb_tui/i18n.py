@@ -1337,6 +1337,49 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         r"customer (?P<name>.+) \(site id (?P<id>\d+)\): (?P<rest>.+)",
         "cliente {name} (id sul sito {id}): {rest}",
     ),
+    (
+        r"its customer (?P<name>.+?) is not in the ERP yet: (?P<more>.+)",
+        "il suo cliente {name} non è ancora nel gestionale: {more}",
+    ),
+    (
+        r"its customer (?P<name>.+) is not in the ERP yet",
+        "il suo cliente {name} non è ancora nel gestionale",
+    ),
+    (r"its customer (?P<name>.+) is being created", "il suo cliente {name} è in creazione"),
+    (
+        r"no customer code left under ledger (?P<l>\S+) in the ERP \((?P<d>.*)\); free some"
+        r" codes or configure another ledger",
+        "nessun codice cliente libero nel mastro {l} del gestionale ({d}); liberare dei codici"
+        " o configurare un altro mastro",
+    ),
+    (
+        r"customer \(site id (?P<id>\d+)\): the ERP customer (?P<c>\S+) is already the site"
+        r" customer (?P<h>\S+); the two need an operator to tell them apart or merge them",
+        "cliente (id sul sito {id}): il cliente del gestionale {c} è già il cliente del sito"
+        " {h}; un operatore deve distinguerli o unirli",
+    ),
+    (
+        r"an earlier attempt's outcome is unknown and looking it up in the ERP failed:"
+        r" (?P<more>.+)",
+        "l'esito di un tentativo precedente non è noto e la ricerca nel gestionale non è"
+        " riuscita: {more}",
+    ),
+    (
+        r"the ERP holds (?P<n>\d+) documents for this order: (?P<k>.+)",
+        "il gestionale ha {n} documenti per questo ordine: {k}",
+    ),
+    (
+        r"the ERP made it document (?P<k>\S+), which the site order (?P<h>\S+) holds too \(an"
+        r" ERP restored from a backup gives its numbers out again\): an operator decides which"
+        r" is which; not sent again",
+        "il gestionale gli ha dato il documento {k}, che ha anche l'ordine del sito {h} (un"
+        " gestionale ripristinato da un backup riassegna i suoi numeri): un operatore decide"
+        " quale sia quale; non viene inviato di nuovo",
+    ),
+    (
+        r"currency (?P<c>\S+) is not among the ERP's currencies",
+        "la valuta {c} non è tra le valute del gestionale",
+    ),
     (r"the ERP did not take it: (?P<more>.+)", "il gestionale non l'ha accettato: {more}"),
     (r"the ERP did not create it: (?P<more>.+)", "il gestionale non l'ha creato: {more}"),
     (

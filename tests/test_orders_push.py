@@ -4,6 +4,7 @@ crashes injected at every step, ERP faults, concurrent pushes, refusals and retr
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -219,6 +220,18 @@ def test_refused_customer_holds_its_orders_with_a_clear_error(
     assert listed[w3]["customer_error"] is None
     assert erp_customers_with_vat(client, vat(base)) == []
     assert erp_marker_counts(sim, [w1, w2, w3]) == {w1: 0, w2: 0, w3: 1}
+    # the Italian UI reads the order's error in Italian, the ERP's own words kept
+    from passweb_tui import i18n
+
+    i18n.set_language("it")
+    try:
+        said = i18n.engine_text(shown["last_error"])
+    finally:
+        i18n.set_language("en")
+    english = re.compile(r"\b(its|customer|not|yet|ERP|the|did|create|site|refused)\b")
+    assert not english.search(said), said
+    assert said.startswith(f"ordine {w1}: il suo cliente 'Cliente Web {base} Srl' non è")
+    assert "codice_fiscale" in said
 
 
 @pytest.mark.parametrize("step", CRASH_STEPS)

@@ -305,6 +305,33 @@ def test_a_push_error_reads_in_italian_with_the_erps_own_words_kept() -> None:
     )
 
 
+def test_the_rarer_push_errors_read_in_italian() -> None:
+    """The push's other errors of an order or a new customer, in the words push.py gives
+    them (the ones the operator must act on), read in Italian."""
+    from passweb_tui.engine.orders.push import customer_subject, order_subject
+
+    set_language("it")
+    english = re.compile(r"\b(its|customer|ERP|the|is|an|operator|order|currency|left)\b")
+    said = [
+        f"{order_subject('W1')}: its customer 'Rossi' is being created",
+        f"{order_subject('W1')}: its customer 'Rossi' is not in the ERP yet",
+        f"{customer_subject('Rossi', 3)}: no customer code left under ledger 501 in the ERP"
+        " (codici esauriti); free some codes or configure another ledger",
+        "customer (site id 4): the ERP customer 501.00003 is already the site customer 7;"
+        " the two need an operator to tell them apart or merge them",
+        f"{order_subject('W1')}: an earlier attempt's outcome is unknown and looking it up in"
+        " the ERP failed: connection to the ERP was lost: reset",
+        "the ERP holds 2 documents for this order: OC+1+3, OC+1+4",
+        f"{order_subject('W2')}: the ERP made it document OC+1+9, which the site order W1"
+        " holds too (an ERP restored from a backup gives its numbers out again): an operator"
+        " decides which is which; not sent again",
+        f"{order_subject('W3')}: currency USD is not among the ERP's currencies",
+    ]
+    for english_text in said:
+        shown = i18n.engine_text(english_text)
+        assert not english.search(shown), (english_text, shown)
+
+
 def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
     """The errors the client makes of the ERP's replies, as a failed run stores them
     (the error's name first), read in Italian without that name; the ERP's own detail
