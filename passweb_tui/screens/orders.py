@@ -678,9 +678,30 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             detail, updates = cast(tuple[dict[str, Any], list[dict[str, Any]]], event.worker.result)
             self.show(detail, updates)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what the order allows as last read: S while it waits to be
+        sent, C while its new customer is not in the ERP, R once its ERP document is
+        gone, P while its payment is awaited; F1 lists the same."""
+        if action in ("send", "customer", "resend", "confirm_payment"):
+            detail = self.detail
+            if detail is None:
+                return False
+            state = detail.get("state")
+            customer = detail.get("customer") or {}
+            allowed = {
+                "send": state == states.NEW,
+                "customer": bool(customer) and not customer.get("erp_code"),
+                "resend": state == states.TO_CHECK,
+                "confirm_payment": state == states.PAYMENT_UNCONFIRMED,
+            }[action]
+            if not allowed:
+                return False
+        return super().check_action(action, parameters)
+
     def show(self, detail: dict[str, Any], updates: list[dict[str, Any]]) -> None:
         app = self.papp
         self.detail = detail
+        self.refresh_bindings()
         head = Text()
         head.append(f"{detail['id']}  ", style="bold")
         head.append(state_label(detail["state"]), style="bold")
