@@ -119,6 +119,7 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         await pilot.press("enter")
         await settle(app, pilot)
         assert "P confirms it arrived" in text_of(app, "#order-header")
+        assert "sends it now" not in text_of(app, "#order-header")  # S waits for P
         await pilot.press("P")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -264,6 +265,11 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         full = orders.show("W4")["last_error"]
         assert "NOPE" in full and full.startswith("order W4: "), full
         assert full.removeprefix("order W4: ").startswith(error.removesuffix("…")), (error, full)
+        # on the order's own screen the error is whole, also without the order's id
+        await open_order(app, pilot, "W4")
+        assert f"Last error: {full.removeprefix('order W4: ')}" in text_of(app, "#order-header")
+        app.pop_screen()
+        await settle(app, pilot)
 
         # the runs say what each one did with web orders (a column wide terminals show)
         app.action_goto("runs")

@@ -725,8 +725,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append(f"\n{t('orders.note')}: {cell(detail['note'])}")
         if detail.get("last_error"):
             head.append(f"\n{t('orders.last_error')}: ", style="bold red")
-            head.append(engine_text(str(detail["last_error"])))
-        if detail["state"] in states.WAITING:
+            # (without the order's id, which heads the screen)
+            head.append(error_gist(str(detail["id"]), str(detail["last_error"])) or "")
+        if detail["state"] == states.NEW:  # one waiting on its payment has P's hint below
             head.append("\n" + t("orders.send_hint", send=self.bound_key("order.send")))
         if detail["state"] == states.TO_CHECK:
             head.append("\n" + t("orders.resend_hint", key=self.bound_key("order.resend")))
