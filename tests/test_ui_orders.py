@@ -268,6 +268,9 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         # on the order's own screen the error is whole, also without the order's id
         await open_order(app, pilot, "W4")
         assert f"Last error: {full.removeprefix('order W4: ')}" in text_of(app, "#order-header")
+        # and its history tells the attempt the same way, with no ERP key where none came
+        history = text_of(app, "#order-history")
+        assert f"sending attempt: failed: {full.removeprefix('order W4: ')}" in history, history
         app.pop_screen()
         await settle(app, pilot)
 

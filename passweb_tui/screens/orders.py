@@ -775,11 +775,13 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         for attempt in detail.get("push_attempts") or []:
             who = t("orders.decision" if attempt.get("by_operator") else "orders.attempt")
             history.append(
-                f"{fmt_when(app, attempt['started'])} {who}: "
-                f"{outcome_label(attempt['outcome'])} {cell(attempt['erp_key'])}"
+                f"{fmt_when(app, attempt['started'])} {who}: {outcome_label(attempt['outcome'])}"
             )
-            if attempt.get("error"):
-                history.append(f" {attempt['error']}", style="red")
+            if attempt.get("erp_key"):
+                history.append(f" {attempt['erp_key']}")
+            if attempt.get("error"):  # in the UI's language, without the order's id
+                history.append(": ")
+                history.append(error_gist(str(detail["id"]), str(attempt["error"])) or "", "red")
             history.append("\n")
         if detail.get("sent_at"):
             history.append(f"{t('orders.sent_at')}: {fmt_when(app, detail['sent_at'])}   ")
