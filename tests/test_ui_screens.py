@@ -147,7 +147,8 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         (article,) = [a for a in synced.articles(category=target.code) if a["code"] == first]
         assert article["description"] and table.get_row(first)[1] == article["description"]
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
-        assert target.code in title
+        # the category's name whole (the tree may cut it)
+        assert target.description and f"{target.code} {target.description}" in title, title
         await pilot.press("tab", "enter")  # to the articles; enter opens the first in full
         await settle(app, pilot)
         assert isinstance(app.screen, RecordScreen) and app.screen.code == first
@@ -178,7 +179,7 @@ async def test_category_tree_and_the_articles_of_a_category(synced: Engine) -> N
         in_branch = {a["code"] for a in synced.articles(categories=sorted(branch), limit=10_000)}
         assert len(in_branch) == total and set(listed) <= in_branch
         title = str(app.screen.query_one("#cat-articles-title", Label).render())
-        assert f"{parent.code} and below: {total:,}" in title
+        assert f"{parent.code} {parent.description} and below: {total:,}" in title
         assert ("(1-200 shown; n next, b back)" in title) == (total > 200)
 
 

@@ -108,6 +108,8 @@ class CategoriesScreen(BaseScreen):
 
     #: per category shown: the codes of its branch (itself first) and their articles
     _branches: dict[str, tuple[list[str], int]]
+    #: each category's name, by code
+    _names: dict[str, str]
 
     #: the category whose articles are shown, and the first of them shown (a page)
     _shown: str | None = None
@@ -115,6 +117,7 @@ class CategoriesScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self._branches = {}
+        self._names = {}
         self.query_one("#cat-tree", CategoryTree).focus()
         self.load()
 
@@ -196,6 +199,8 @@ class CategoriesScreen(BaseScreen):
         # with what hangs below it
         parent_of = {str(value_of(n, "code")): value_of(n, "parent") for n in nodes}
         by_code = {str(value_of(n, "code")): n for n in nodes}
+        # each category's name whole, for the articles' title (the tree may cut it)
+        self._names = {c: str(value_of(n, "description") or "") for c, n in by_code.items()}
         for code in sorted(by_code):
             if code in shown:
                 continue
@@ -286,10 +291,10 @@ class CategoriesScreen(BaseScreen):
         total = max(total, offset + len(rows))
         if code == UNCATEGORISED:
             title = t("categories.articles_uncategorised", count=fmt_int(total))
-        elif len(codes) > 1:
-            title = t("categories.articles_branch", code=code, count=fmt_int(total))
         else:
-            title = t("categories.articles_of", code=code, count=fmt_int(total))
+            named = " ".join(filter(None, (code, self._names.get(code))))
+            key = "categories.articles_branch" if len(codes) > 1 else "categories.articles_of"
+            title = t(key, code=named, count=fmt_int(total))
         if total > len(rows):
             title += " " + t(
                 "categories.page_shown",
