@@ -177,6 +177,51 @@ def test_a_store_whose_service_made_the_claims_table_migrates(empty_db_url: str)
         engine.dispose()
 
 
+def test_the_rejects_of_unsent_web_customers_and_orders_move_to_entities_of_their_own(
+    empty_db_url: str,
+) -> None:
+    """Before revision w006 a run's reject of a web customer or order it could not send
+    was stored under `customers` or `orders`, told from the ERP's by its reason alone."""
+    from alembic import command
+
+    from passweb_tui.engine.store import _alembic_config, create_store_engine
+
+    rejects = sa.table(
+        "sync_rejects",
+        sa.column("run_id", sa.Integer),
+        sa.column("entity", sa.String),
+        sa.column("key", sa.String),
+        sa.column("reason", sa.Text),
+    )
+    before = [
+        (1, "customers", "7", "not sent: the ERP did not create it: cf errato"),
+        (1, "customers", "501.00042", "unknown payment 'ZZ' in cod_pag"),
+        (1, "orders", "W1", "not sent: the ERP did not take it: alq_iva 99"),
+        (1, "orders", "W2", "its ERP document OC+1+5 could not be read"),
+    ]
+    engine = create_store_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "w005_order_duplicates")
+            conn.execute(
+                rejects.insert(),
+                [dict(zip(("run_id", "entity", "key", "reason"), r, strict=True)) for r in before],
+            )
+        assert migrate(engine) is True
+        with engine.connect() as conn:
+            after = conn.execute(
+                sa.select(rejects.c.key, rejects.c.entity).order_by(rejects.c.key)
+            ).all()
+        assert dict(after) == {
+            "7": "web_customers",
+            "501.00042": "customers",
+            "W1": "web_orders",
+            "W2": "orders",
+        }
+    finally:
+        engine.dispose()
+
+
 def test_the_head_is_read_without_alembic_and_agrees_with_it(tmp_path, monkeypatch) -> None:
     """A store already current opens without loading Alembic: the head comes from the
     revision files' own lines, which must name the head Alembic finds. A file that does

@@ -800,6 +800,8 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
     last = engine.runs(limit=1)[0]
     listed = value_of(engine.run_detail(last.run_id), "rejects")
     assert run_rejects(last) == len(listed) >= 4, listed
+    # recorded apart from the ERP's customers and orders: a site id is no ERP code
+    assert {r.entity for r in listed} == {"web_customers", "web_orders"}, listed
     assert orders.show("W4")["customer"]["erp_code"] == office
 
     app = create_app(engine, poll_s=0)

@@ -196,6 +196,9 @@ COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected"
 #: read that are not for this site (transfer flag off, or not published to the site;
 #: those the store had are also among the deleted)
 OFF_SITE = "off_site"
+#: the entity a run's reject of a web customer or order it could not send is recorded
+#: under, by the push's word for it
+PUSH_REJECTS = {"customer": "web_customers", "order": "web_orders"}
 #: the most would-be changes a dry run keeps in its result (its counts count them all)
 DRY_CHANGES_KEPT = 1000
 
@@ -941,9 +944,10 @@ class SyncRunner:
         if pushed.settling:
             self._messages.append(settling_message(pushed.settling))
         if pushed.errors:
+            # entities of their own: a web customer's site id is no ERP customer code
             self._add_rejects(
                 [
-                    ("customers" if entity == "customer" else "orders", ident, f"not sent: {why}")
+                    (PUSH_REJECTS[entity], ident, f"not sent: {why}")
                     for entity, ident, why in pushed.errors
                 ]
             )

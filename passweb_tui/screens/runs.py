@@ -350,10 +350,8 @@ def reject_entity(reject: Any) -> str:
     """What a reject is of, as the counts above name it: a web customer or order the run
     could not send (its site id or order id as the key) apart from an ERP record."""
     entity = str(value_of(reject, "entity", ""))
-    if entity in ("customers", "orders") and str(value_of(reject, "reason", "")).startswith(
-        "not sent: "
-    ):
-        return t(f"runs.pushed_{entity}")
+    if entity in ("web_customers", "web_orders"):
+        return t(f"runs.pushed_{entity.removeprefix('web_')}")
     return t(f"entity.{entity}", default=entity)
 
 
