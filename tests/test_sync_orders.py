@@ -222,7 +222,7 @@ def test_an_order_that_could_not_be_sent_is_named_with_its_reason_in_the_run(
         WebOrders(engine.store).import_lines([json.dumps(bad)])
         run = engine.run("partial")
         assert run.status == "ok_with_rejects" and run.orders["failed"] == 1
-        (reject,) = [r for r in engine.run_detail(run.run_id).rejects if r.entity == "orders"]
+        (reject,) = [r for r in engine.run_detail(run.run_id).rejects if r.entity == "web_orders"]
         assert reject.key == "W9101" and "NOPEART" in reject.reason
     finally:
         engine.close()

@@ -133,18 +133,16 @@ def print_summary(result: RunResult, out: TextIO) -> None:
     if result.entities:
         from passweb_tui.commands.table import print_table
 
-        # off-site: records read that are not for this site (their transfer flag off in
-        # the ERP); the store's copies of them are among the deleted
-        head = (
-            "entity", "fetched", "inserted", "updated", "unchanged", "deleted", "rejected",
-            "off-site",
-        )  # fmt: skip
-        off_site = result.off_site
+        head = ("entity", "fetched", "inserted", "updated", "unchanged", "deleted", "rejected")
         rows = [
-            [name, *(str(c.get(h, 0)) for h in head[1:-1]), str(off_site.get(name, 0))]
-            for name, c in result.entities.items()
+            [name, *(str(c.get(h, 0)) for h in head[1:])] for name, c in result.entities.items()
         ]
         print_table(head, rows, out, right=range(1, len(head)))
+    if result.off_site:
+        # the records read that the site does not keep, so that each line adds up (a
+        # line of its own: one more column would not fit 80 columns)
+        said = ", ".join(f"{name} {n}" for name, n in result.off_site.items())
+        print(f"not for the site (transfer flag off): {said}", file=out)
     customers, orders = result.customers, result.orders
     if any(customers.values()):
         print(

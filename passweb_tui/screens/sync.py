@@ -349,11 +349,15 @@ class SyncScreen(BaseScreen):
             for counts in (value_of(result, "entities") or {}).values():
                 for name in totals:
                     totals[name] += int(value_of(counts, name, 0) or 0)
-            line = t("sync.counts", **{k: fmt_int(v) for k, v in totals.items()})
-            # the records read that the site does not keep, so that the line adds up
-            off_site = sum((value_of(result, "off_site") or {}).values())
-            if off_site:
-                line += t("sync.counts_off_site", count=fmt_int(off_site))
+            # what became of the records read, so that the line adds up (the records not
+            # for the site included); a count of none is left out, but for the rejects
+            totals["off_site"] = sum((value_of(result, "off_site") or {}).values())
+            parts = [
+                t(f"sync.count.{name}", n=fmt_int(totals[name]))
+                for name in ("inserted", "updated", "unchanged", "deleted", "off_site", "rejected")
+                if totals[name] or name == "rejected"
+            ]
+            line = t("sync.counts", fetched=fmt_int(totals["fetched"]), parts=", ".join(parts))
             out.append(line + "\n", style="bold red" if totals["rejected"] else "")
             for group in ("orders", "customers"):  # what it sent to the ERP, if anything
                 counts = value_of(result, group) or {}
