@@ -1337,10 +1337,61 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "ordini aperti non aggiornati: {n}; il loro documento nel gestionale non si è potuto"
         " leggere (vedi gli scarti dell'esecuzione)",
     ),
+    (r"order (?P<id>\S+) not sent: (?P<more>.+)", "ordine {id} non inviato: {more}"),
+    (r"customer (?P<id>\S+) not sent: (?P<more>.+)", "cliente {id} non inviato: {more}"),
     (
-        r"(?P<what>orders|customers) (?P<id>\S+) not sent: (?P<more>.+)",
-        "{what} {id} non inviato: {more}",
+        r"customer (?P<name>.+) \(site id (?P<id>\d+)\) is the ERP's customer (?P<code>\S+)"
+        r" already \(same VAT number (?P<v>.+)\): bound to it, not created again",
+        "cliente {name} (id sul sito {id}): è già il cliente {code} del gestionale (stessa"
+        " partita IVA {v}): collegato a quello, non creato di nuovo",
     ),
+    (
+        r"customer (?P<name>.+) \(site id (?P<id>\d+)\) is the ERP's customer (?P<code>\S+)"
+        r" already \(same tax code (?P<v>.+)\): bound to it, not created again",
+        "cliente {name} (id sul sito {id}): è già il cliente {code} del gestionale (stesso"
+        " codice fiscale {v}): collegato a quello, non creato di nuovo",
+    ),
+    (
+        r"(?P<names>.+) wait until (?P<t>\S+) UTC before being sent again: an earlier"
+        r" attempt's request may still be in the ERP's hands \(its sender stopped, or its"
+        r" answer was lost\), and a look-up then finds what it made",
+        "{names}: attendono fino alle {t} UTC prima di un nuovo invio: la richiesta di un"
+        " tentativo precedente può essere ancora in mano al gestionale (chi la inviava si è"
+        " fermato, o la risposta è andata persa), e una ricerca troverà quanto ha creato",
+    ),
+    (
+        r"partial sync: (?P<n>\d+) web orders? waiting, none could be sent now",
+        "Parziale: ordini web in attesa: {n}, nessuno si è potuto inviare ora",
+    ),
+    (
+        r"partial sync: pushes waiting web customers and orders; nothing was waiting; nothing"
+        r" to do",
+        "Parziale: invia i clienti e gli ordini web in attesa; nessuno era in attesa; nulla da"
+        " fare",
+    ),
+    (
+        r"(?P<n>\d+) web orders? waiting, not sent: a partial sync of whole entities only"
+        r" re-reads; a partial sync with no entity, or naming the orders, sends them",
+        "ordini web in attesa, non inviati: {n}; un Parziale di entità intere rilegge soltanto;"
+        " un Parziale senza entità, o che nomina gli ordini, li invia",
+    ),
+    (
+        r"(?P<n>\d+) categories: the site works best under (?P<m>\d+) \(the secondary mode"
+        r" keeps only the web-flagged groups\)",
+        "{n} categorie: il sito lavora meglio sotto le {m} (il modo secondario tiene solo i"
+        " gruppi segnati per il web)",
+    ),
+    (
+        r"(?P<entity>\w+) not flagged for the site in the ERP, left as stored \(a partial sync"
+        r" removes nothing\): (?P<keys>.+)",
+        "{entity}: non segnati per il sito nel gestionale, lasciati come in archivio (un"
+        " Parziale non toglie nulla): {keys}",
+    ),
+    (
+        r"site settings changed \((?P<a>.+) -> (?P<b>.+)\): (?P<what>.+) pulled in full",
+        "impostazioni del sito cambiate ({a} -> {b}): letti per intero {what}",
+    ),
+    (r"resources of (?P<a>\S+): (?P<more>.+)", "risorse di {a}: {more}"),
     # a web order's or customer's push error (its subject first, where a view shows it)
     (r"order (?P<id>\S+): (?P<rest>.+)", "ordine {id}: {rest}"),
     (
@@ -1487,6 +1538,8 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["rest"] = rest
         if "more" in parts:
             parts["more"] = engine_text(parts["more"]) if depth < 4 else parts["more"]
+        if "entity" in parts:  # an entity's name, as the screens call it
+            parts["entity"] = t(f"entity.{parts['entity']}", default=parts["entity"])
         return said.format(**parts)
     return None
 

@@ -4,6 +4,7 @@ the orders still open in the ERP (the work itself is engine/orders'; here, when 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from passweb_tui.engine.facade import Engine, Scope
@@ -224,6 +225,19 @@ def test_an_order_that_could_not_be_sent_is_named_with_its_reason_in_the_run(
         assert run.status == "ok_with_rejects" and run.orders["failed"] == 1
         (reject,) = [r for r in engine.run_detail(run.run_id).rejects if r.entity == "web_orders"]
         assert reject.key == "W9101" and "NOPEART" in reject.reason
+        # the run's notes and the reject read in Italian in the Italian UI, the ERP's own
+        # words kept
+        from passweb_tui import i18n
+
+        i18n.set_language("it")
+        try:
+            notes = [i18n.engine_text(part) for part in (run.message or "").split("; ")]
+            reason = i18n.engine_text(reject.reason)
+        finally:
+            i18n.set_language("en")
+        assert any(n.startswith("ordine W9101 non inviato: ") for n in notes), notes
+        english = re.compile(r"\b(order|not|sent|the|ERP|did|take)\b")
+        assert not english.search(reason) and "NOPEART" in reason, reason
     finally:
         engine.close()
 

@@ -282,8 +282,21 @@ def test_what_a_run_says_of_itself_reads_in_italian() -> None:
         "2 open order(s) not updated: their ERP document could not be read (see the run's"
         " rejects)": "ordini aperti non aggiornati: 2; il loro documento nel gestionale non si"
         " è potuto leggere (vedi gli scarti dell'esecuzione)",
-        "orders W7 not sent: prezzo: -1 is negative": "orders W7 non inviato: prezzo: -1 è"
+        "order W7 not sent: prezzo: -1 is negative": "ordine W7 non inviato: prezzo: -1 è"
         " negativo",
+        "customer 3 not sent: the ERP did not create it: cf errato": "cliente 3 non inviato:"
+        " il gestionale non l'ha creato: cf errato",
+        "2 web orders waiting, not sent: a partial sync of whole entities only re-reads; a"
+        " partial sync with no entity, or naming the orders, sends them": "ordini web in"
+        " attesa, non inviati: 2; un Parziale di entità intere rilegge soltanto; un Parziale"
+        " senza entità, o che nomina gli ordini, li invia",
+        "articles not flagged for the site in the ERP, left as stored (a partial sync removes"
+        " nothing): A1, A2": "articoli: non segnati per il sito nel gestionale, lasciati come"
+        " in archivio (un Parziale non toglie nulla): A1, A2",
+        "customer 'Rossi' (site id 4) is the ERP's customer 501.00042 already (same VAT number"
+        " 01234567890): bound to it, not created again": "cliente 'Rossi' (id sul sito 4): è"
+        " già il cliente 501.00042 del gestionale (stessa partita IVA 01234567890): collegato"
+        " a quello, non creato di nuovo",
     }  # fmt: skip
     for english, italian in said.items():
         assert i18n.engine_text(english) == italian
