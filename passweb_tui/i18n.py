@@ -1452,6 +1452,19 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "la ricerca tra i clienti del gestionale non è riuscita: {more}",
     ),
     (r"the ERP failed: (?P<more>.+)", "errore del gestionale: {more}"),
+    # a request tried again (sync.retry_message), in the sync's log
+    (
+        r"(?P<more>.+): trying again in (?P<secs>[\d.]+) s \((?P<a>\d+) of (?P<n>\d+)\)",
+        "{more}: nuovo tentativo tra {secs} s ({a} di {n})",
+    ),
+    (r"the ERP is busy", "il gestionale è occupato"),
+    (r"the ERP did not answer in time", "il gestionale non ha risposto in tempo"),
+    (r"the connection to the ERP failed", "la connessione al gestionale non è riuscita"),
+    (
+        r"the ERP failed to serve a request",
+        "il gestionale non è riuscito a servire una richiesta",
+    ),
+    (r"a request to the ERP failed", "una richiesta al gestionale non è riuscita"),
     # the ERP's failures, as the client words them (the ERP's own detail after them kept)
     (
         r"ERP rejected the credentials \(HTTP (?P<s>\d+)\)(?P<said>.*)",
@@ -1518,6 +1531,30 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
 )
 
 
+#: what the client adds after the ERP's own detail of a failure (a part named `said`),
+#: in Italian: substitutions made wherever they fit, the ERP's words left as written
+_TAILS_IT: tuple[tuple[str, str], ...] = (
+    (
+        r"; the ERP stayed unavailable for (.+?), asking to retry in (\S+) s",
+        r"; il gestionale è rimasto non disponibile per \1, chiedendo di riprovare tra \2 s",
+    ),
+    (
+        r"; the ERP stayed unavailable for (\d[\d.]* s|\d+ min \d+ s|\d+ h \d+ min)",
+        r"; il gestionale è rimasto non disponibile per \1",
+    ),
+    (
+        r" \(retries stop after (.+?) of busy answers\)",
+        r" (i tentativi si fermano dopo \1 di risposte di occupato)",
+    ),
+)
+
+
+@functools.cache
+def _tails(code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    table = {"it": _TAILS_IT}.get(code, ())
+    return tuple((re.compile(pattern), said) for pattern, said in table)
+
+
 @functools.cache
 def _parts(code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     table = {"it": _PARTS_IT}.get(code, ())
@@ -1540,6 +1577,11 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["more"] = engine_text(parts["more"]) if depth < 4 else parts["more"]
         if "entity" in parts:  # an entity's name, as the screens call it
             parts["entity"] = t(f"entity.{parts['entity']}", default=parts["entity"])
+        if "secs" in parts:  # a number of seconds with a fraction
+            parts["secs"] = decimal_point(parts["secs"])
+        if parts.get("said"):  # the ERP's own words, and what the client added to them
+            for tail, italian in _tails(_current):
+                parts["said"] = tail.sub(italian, parts["said"])
         return said.format(**parts)
     return None
 

@@ -381,3 +381,47 @@ def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
         "il gestionale non ha questo record o risorsa (HTTP 404): articolo inesistente (GET /x)"
     )
     assert shown[3].endswith(": errore interno (POST /x)"), shown[3]
+
+
+def test_a_busy_erp_and_its_retries_read_in_italian() -> None:
+    """A request tried again (the sync's log line), and an ERP that stayed busy past the
+    retries (what the client adds after the ERP's own detail), read in Italian."""
+    import httpx
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import ErpTimeoutError, PoolExhaustedError
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.sync import failure_text, retry_message
+
+    now = [1000.0]
+    config = ErpConfig("http://127.0.0.1:9/webapi", "u", "p", azienda="DEM", max_unavailable_s=10)
+    client = MexalClient(config, clock=lambda: now[0])
+    try:
+        reply = httpx.Response(
+            503, json={"error": {"response-detail": "3002 - troppe richieste"}},
+            headers={"Retry-After": "2"},
+        )  # fmt: skip
+        busy = client._error(reply, "GET", "/x", False, False)
+        assert isinstance(busy, PoolExhaustedError)
+        client._check_unavailable(busy, 1.0, 1, 5)  # the first busy answer: retried
+        now[0] += 6
+        client._check_unavailable(busy, 1.0, 2, 5)  # busy for 6 s: retried
+        now[0] += 5  # busy for 11 s: past max_unavailable_s
+        with pytest.raises(PoolExhaustedError):
+            client._check_unavailable(busy, 1.0, 3, 5)
+    finally:
+        client.close()
+    stored = failure_text(busy)
+    assert "stayed unavailable" in stored and "retries stop" in stored, stored
+    set_language("it")
+    shown = i18n.engine_text(stored)
+    english = re.compile(r"\b(ERP|busy|stayed|unavailable|asking|retry|retries|after|answers)\b")
+    assert not english.search(shown) and "3002 - troppe richieste" in shown, (stored, shown)
+    lines = [
+        retry_message(busy, 1, 5, 1.0),
+        retry_message(ErpTimeoutError("x"), 2, 5, 3.9),
+        retry_message(ValueError("x"), 3, 5, 7.25),
+    ]
+    said = [i18n.engine_text(line) for line in lines]
+    assert said[0] == "il gestionale è occupato: nuovo tentativo tra 1,0 s (1 di 5)", said
+    assert not any(english.search(s) or "trying" in s for s in said), said
