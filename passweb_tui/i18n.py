@@ -1513,6 +1513,67 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "il gestionale ha rifiutato la richiesta{said}",
     ),
     (
+        r"ERP sent a reply that is not valid JSON \((?P<why>.*)\); it starts (?P<start>.*)",
+        "il gestionale ha mandato una risposta che non è JSON valido ({why}); comincia con {start}",
+    ),
+    (
+        r"ERP sent a JSON (?P<kind>\w+) where an object was expected(?P<said>.*)",
+        "il gestionale ha mandato {kind} dove era atteso un oggetto JSON{said}",
+    ),
+    (
+        r"ERP list reply has 'dati' as a (?P<kind>\w+), not a list(?P<said>.*)",
+        "nella risposta a elenco del gestionale 'dati' è {kind}, non una lista{said}",
+    ),
+    (
+        r"ERP list reply has a record that is a (?P<kind>\w+), not an object(?P<said>.*)",
+        "la risposta a elenco del gestionale ha un record che è {kind}, non un oggetto{said}",
+    ),
+    (
+        r"ERP list reply (?P<what>.+)",
+        "risposta a elenco del gestionale non valida: {what}",
+    ),
+    (
+        r"ERP field description is not usable: (?P<item>.+)",
+        "una descrizione di campo del gestionale non è utilizzabile: {item}",
+    ),
+    (
+        r"ERP reply could not be decoded \((?P<why>.*)\); whether the change was applied is"
+        r" unknown(?P<said>.*)",
+        "la risposta del gestionale non si è potuta decodificare ({why}); non si sa se la"
+        " modifica sia stata applicata{said}",
+    ),
+    (
+        r"ERP reply could not be decoded \((?P<why>.*)\)(?P<said>.*)",
+        "la risposta del gestionale non si è potuta decodificare ({why}){said}",
+    ),
+    (
+        r"ERP answered (?P<s>\d+) to a create without a usable Location header \((?P<l>.*)\);"
+        r" whether the record was created is unknown(?P<said>.*)",
+        "il gestionale ha risposto {s} a una creazione senza un'intestazione Location"
+        " utilizzabile ({l}); non si sa se il record sia stato creato{said}",
+    ),
+    (
+        r"no Mexal WebAPI answers at (?P<url>\S+) \(HTTP 404 on its installation data\)"
+        r"(?P<said>.*)",
+        "a {url} non risponde nessuna WebAPI Mexal (HTTP 404 sui dati di installazione){said}",
+    ),
+    (
+        r"the ERP at (?P<url>\S+) does not speak TLS on that port \((?P<why>.*)\); if it"
+        r" serves plain HTTP there, the URL should start with http://(?P<said>.*)",
+        "il gestionale a {url} non parla TLS su quella porta ({why}); se lì serve HTTP"
+        " semplice, l'URL deve cominciare con http://{said}",
+    ),
+    (
+        r"the ERP's TLS certificate at (?P<url>\S+) was not accepted \((?P<why>.*)\); give its"
+        r" CA with --ca-file \(or ca_file in the config file\)(?P<said>.*)",
+        "il certificato TLS del gestionale a {url} non è stato accettato ({why}); indicarne la"
+        " CA con --ca-file (o ca_file nel file di configurazione){said}",
+    ),
+    (
+        r"CA file (?P<f>.+) cannot be used: (?P<why>.+)",
+        "il file CA {f} non si può usare: {why}",
+    ),
+    (
         r"cannot reach the ERP at (?P<url>\S+): (?P<why>.+)",
         "il gestionale a {url} non è raggiungibile: {why}",
     ),
@@ -1549,6 +1610,20 @@ _TAILS_IT: tuple[tuple[str, str], ...] = (
 )
 
 
+#: a JSON value's kind by its Python type's name, said with its article
+_KINDS: dict[str, dict[str, str]] = {
+    "it": {
+        "list": "una lista",
+        "dict": "un oggetto",
+        "str": "un testo",
+        "int": "un numero",
+        "float": "un numero",
+        "bool": "un valore vero/falso",
+        "NoneType": "null",
+    }
+}
+
+
 @functools.cache
 def _tails(code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     table = {"it": _TAILS_IT}.get(code, ())
@@ -1577,6 +1652,8 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["more"] = engine_text(parts["more"]) if depth < 4 else parts["more"]
         if "entity" in parts:  # an entity's name, as the screens call it
             parts["entity"] = t(f"entity.{parts['entity']}", default=parts["entity"])
+        if "kind" in parts:  # a JSON value's kind, as Python names it
+            parts["kind"] = _KINDS.get(_current, {}).get(parts["kind"], parts["kind"])
         if "secs" in parts:  # a number of seconds with a fraction
             parts["secs"] = decimal_point(parts["secs"])
         if parts.get("said"):  # the ERP's own words, and what the client added to them

@@ -425,3 +425,47 @@ def test_a_busy_erp_and_its_retries_read_in_italian() -> None:
     said = [i18n.engine_text(line) for line in lines]
     assert said[0] == "il gestionale è occupato: nuovo tentativo tra 1,0 s (1 di 5)", said
     assert not any(english.search(s) or "trying" in s for s in said), said
+
+
+def test_a_malformed_reply_of_the_erp_reads_in_italian() -> None:
+    """The client's errors for replies it cannot use (not JSON, not the shape of a list,
+    a create without its Location), as a failed run stores them, read in Italian; the
+    parser's own words and the reply's start stay as they were."""
+    import httpx
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import ErpError
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.sync import failure_text
+
+    replies = {
+        "/webapi/risorse/articoli": httpx.Response(200, content=b'{"dati":[{"codice":"A'),
+        "/webapi/risorse/clienti": httpx.Response(200, json={"dati": {"codice": "C1"}}),
+        "/webapi/risorse/valute": httpx.Response(200, json=[1, 2]),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201)  # created, but no Location to find it by
+        return replies[request.url.path]
+
+    config = ErpConfig("http://erp.test/webapi", "u", "p", azienda="DEM", max_retries=0)
+    client = MexalClient(config, transport=httpx.MockTransport(answer))
+    made: list[ErpError] = []
+    try:
+        for resource in ("articoli", "clienti", "valute"):
+            with pytest.raises(ErpError) as caught:
+                list(client.iter_pages(resource))
+            made.append(caught.value)
+        with pytest.raises(ErpError) as caught:
+            client.create("clienti", {"ragione_sociale": "Rossi"})
+        made.append(caught.value)
+    finally:
+        client.close()
+    set_language("it")
+    english = re.compile(r"\b(ERP|sent|reply|valid|starts|list|where|answered|whether)\b")
+    for error in made:
+        stored = failure_text(error)
+        shown = i18n.engine_text(stored)
+        assert not english.search(shown), (stored, shown)
+    assert '{"dati":[{"codice":"A' in i18n.engine_text(failure_text(made[0]))
