@@ -104,6 +104,7 @@ async def test_an_article_opens_in_full_from_the_catalogue(synced: Engine) -> No
         await pilot.press("h")  # its history, and back
         await settle(app, pilot)
         assert isinstance(app.screen, RecordHistoryScreen) and app.screen.key == code
+        assert on_screen(app, f"History of {code} (articles)"), screen_lines(app)
         await pilot.press("escape")
         assert isinstance(app.screen, RecordScreen)
         await pilot.press("escape")
