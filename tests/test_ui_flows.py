@@ -149,11 +149,13 @@ async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -
         await pilot.press("space")  # the first entity: articles
         screen.query_one("#sync-codes", Input).focus()
         await pilot.press(*", ".join(codes))
-        await pilot.press("enter")  # to Launch (a second enter would launch)
+        await pilot.press("enter")  # to Launch (a second enter launches)
         assert app.focused is not None and app.focused.id == "sync-launch"
         assert not app.sync.running
-        screen.query_one("#sync-entities", KeyTable).focus()
-        await pilot.press("p")
+        # the scope filled in chose the Parziale: Launch runs it, not the Variati the form
+        # had selected
+        assert screen.query_one("#kind-partial", RadioButton).value
+        await pilot.press("enter")
         await wait_sync(pilot, app)
         partial = engine.runs(limit=1)[0]
         assert partial.kind == "partial" and partial.status == "ok"

@@ -207,6 +207,25 @@ class SyncScreen(BaseScreen):
         if event.button.id == "sync-launch":
             self.action_launch(self.selected_kind())
 
+    # a scope filled in is a Parziale's: the form selects it, so that Launch (or enter
+    # after the codes, then enter) does not run the Variati still selected
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        if event.selection_list.id == "sync-entity" and event.selection_list.selected:
+            self.choose_partial()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "sync-codes" and event.value.strip():
+            self.choose_partial()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "sync-marked" and event.value:
+            self.choose_partial()
+
+    def choose_partial(self) -> None:
+        button = self.query_one("#kind-partial", StateRadioButton)
+        if not button.value:
+            button.value = True
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter after the codes goes to Launch (in view, on a small terminal too): a
         second enter launches, so that one keystroke too many starts nothing."""
