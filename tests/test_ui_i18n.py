@@ -345,6 +345,22 @@ def test_the_rarer_push_errors_read_in_italian() -> None:
         assert not english.search(shown), (english_text, shown)
 
 
+def _failures_in_italian(errors: list[Exception], english_words: str) -> list[str]:
+    """How the Italian UI shows these client errors as a failed run stores them: each
+    checked for none of the English words and without its error class's name."""
+    from passweb_tui.engine.sync import failure_text
+
+    set_language("it")
+    english = re.compile(rf"\b({english_words})\b")
+    shown = []
+    for error in errors:
+        stored = failure_text(error)
+        said = i18n.engine_text(stored)
+        assert not english.search(said) and error.__class__.__name__ not in said, (stored, said)
+        shown.append(said)
+    return shown
+
+
 def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
     """The errors the client makes of the ERP's replies, as a failed run stores them
     (the error's name first), read in Italian without that name; the ERP's own detail
@@ -353,7 +369,6 @@ def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
 
     from passweb_tui.engine.erp.client import MexalClient
     from passweb_tui.engine.erp.settings import ErpConfig
-    from passweb_tui.engine.sync import failure_text
 
     def reply(status: int, detail: str | None = None) -> httpx.Response:
         body = {"error": {"response-detail": detail}} if detail else None
@@ -370,13 +385,7 @@ def test_the_erps_failures_read_in_italian_with_its_own_detail_kept() -> None:
         ]
     finally:
         client.close()
-    set_language("it")
-    english = re.compile(r"\b(ERP|rejected|refused|failed|busy|such|request)\b")
-    for error in made:
-        stored = failure_text(error)
-        shown = i18n.engine_text(stored)
-        assert not english.search(shown) and error.__class__.__name__ not in shown, (stored, shown)
-    shown = [i18n.engine_text(failure_text(e)) for e in made]
+    shown = _failures_in_italian(made, r"ERP|rejected|refused|failed|busy|such|request")
     assert shown[1] == (
         "il gestionale non ha questo record o risorsa (HTTP 404): articolo inesistente (GET /x)"
     )
@@ -436,7 +445,6 @@ def test_a_malformed_reply_of_the_erp_reads_in_italian() -> None:
     from passweb_tui.engine.erp.client import MexalClient
     from passweb_tui.engine.erp.errors import ErpError
     from passweb_tui.engine.erp.settings import ErpConfig
-    from passweb_tui.engine.sync import failure_text
 
     replies = {
         "/webapi/risorse/articoli": httpx.Response(200, content=b'{"dati":[{"codice":"A'),
@@ -462,10 +470,5 @@ def test_a_malformed_reply_of_the_erp_reads_in_italian() -> None:
         made.append(caught.value)
     finally:
         client.close()
-    set_language("it")
-    english = re.compile(r"\b(ERP|sent|reply|valid|starts|list|where|answered|whether)\b")
-    for error in made:
-        stored = failure_text(error)
-        shown = i18n.engine_text(stored)
-        assert not english.search(shown), (stored, shown)
-    assert '{"dati":[{"codice":"A' in i18n.engine_text(failure_text(made[0]))
+    shown = _failures_in_italian(made, r"ERP|sent|reply|valid|starts|list|where|answered|whether")
+    assert '{"dati":[{"codice":"A' in shown[0]
