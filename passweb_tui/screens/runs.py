@@ -31,10 +31,10 @@ from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 HISTORY = 200
-#: a run's counts per entity, in the order shown; "unchanged" is left out first when the
-#: table is too narrow for all of them (at 80 columns, in Italian)
+#: a run's counts per entity, in the order shown
 COUNT_NAMES = ("fetched", "inserted", "updated", "deleted", "rejected", "unchanged", "off_site")
-#: left out first when the screen is narrow: the off-site records, then the unchanged
+#: the counts left out first when the table is too narrow for all of them (at 80
+#: columns): the records not for the site, then the unchanged ones
 _DROP = {"off_site": 2, "unchanged": 1}
 
 
