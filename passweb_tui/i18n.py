@@ -1610,6 +1610,15 @@ _TAILS_IT: tuple[tuple[str, str], ...] = (
 )
 
 
+#: a list of records in a message (parts named `names`, `keys` or `ids`): the words
+#: around the keys, in Italian ("order W1, customer 3 and 2 more")
+_LIST_WORDS_IT: tuple[tuple[str, str], ...] = (
+    (r"\border (?=\S)", "ordine "),
+    (r"\bcustomer (?=\S)", "cliente "),
+    (r" and (\d+) more$", r" e altri \1"),
+)
+_LIST_WORDS = {"it": _LIST_WORDS_IT}
+
 #: a JSON value's kind by its Python type's name, said with its article
 _KINDS: dict[str, dict[str, str]] = {
     "it": {
@@ -1654,6 +1663,10 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["entity"] = t(f"entity.{parts['entity']}", default=parts["entity"])
         if "kind" in parts:  # a JSON value's kind, as Python names it
             parts["kind"] = _KINDS.get(_current, {}).get(parts["kind"], parts["kind"])
+        for name in ("names", "keys", "ids"):
+            if parts.get(name):
+                for words, italian in _LIST_WORDS.get(_current, ()):
+                    parts[name] = re.sub(words, italian, parts[name])
         if "secs" in parts:  # a number of seconds with a fraction
             parts["secs"] = decimal_point(parts["secs"])
         if parts.get("said"):  # the ERP's own words, and what the client added to them

@@ -472,3 +472,19 @@ def test_a_malformed_reply_of_the_erp_reads_in_italian() -> None:
         client.close()
     shown = _failures_in_italian(made, r"ERP|sent|reply|valid|starts|list|where|answered|whether")
     assert '{"dati":[{"codice":"A' in shown[0]
+
+
+def test_records_left_to_settle_read_in_italian_with_their_list() -> None:
+    """The push's note on records it waits for before sending them again, as it words it
+    (push.settling_message), reads in Italian, its list of records included."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.orders.push import settling_message
+
+    at = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
+    waiting = [("order", f"W{i}", at) for i in range(7)] + [("customer", "3", at)]
+    set_language("it")
+    shown = i18n.engine_text(settling_message(waiting))
+    english = re.compile(r"\b(order|customer|and|more|wait|until|before|sent|the|ERP)\b")
+    assert not english.search(shown), shown
+    assert shown.startswith("ordine W0, ordine W1, ordine W2, ordine W3, ordine W4 e altri 3:")
