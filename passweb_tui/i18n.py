@@ -1617,7 +1617,8 @@ _LIST_WORDS_IT: tuple[tuple[str, str], ...] = (
     (r"\bcustomer (?=\S)", "cliente "),
     (r" and (\d+) more$", r" e altri \1"),
 )
-_LIST_WORDS = {"it": _LIST_WORDS_IT}
+#: the substitutions of a language, by what they apply to
+_SUBSTITUTIONS = {"said": {"it": _TAILS_IT}, "list": {"it": _LIST_WORDS_IT}}
 
 #: a JSON value's kind by its Python type's name, said with its article
 _KINDS: dict[str, dict[str, str]] = {
@@ -1634,9 +1635,15 @@ _KINDS: dict[str, dict[str, str]] = {
 
 
 @functools.cache
-def _tails(code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
-    table = {"it": _TAILS_IT}.get(code, ())
+def _substitutions(what: str, code: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    table = _SUBSTITUTIONS[what].get(code, ())
     return tuple((re.compile(pattern), said) for pattern, said in table)
+
+
+def _substituted(text: str, what: str) -> str:
+    for pattern, said in _substitutions(what, _current):
+        text = pattern.sub(said, text)
+    return text
 
 
 @functools.cache
@@ -1665,13 +1672,11 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["kind"] = _KINDS.get(_current, {}).get(parts["kind"], parts["kind"])
         for name in ("names", "keys", "ids"):
             if parts.get(name):
-                for words, italian in _LIST_WORDS.get(_current, ()):
-                    parts[name] = re.sub(words, italian, parts[name])
+                parts[name] = _substituted(parts[name], "list")
         if "secs" in parts:  # a number of seconds with a fraction
             parts["secs"] = decimal_point(parts["secs"])
         if parts.get("said"):  # the ERP's own words, and what the client added to them
-            for tail, italian in _tails(_current):
-                parts["said"] = tail.sub(italian, parts["said"])
+            parts["said"] = _substituted(parts["said"], "said")
         return said.format(**parts)
     return None
 
