@@ -1337,6 +1337,30 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "ordini aperti non aggiornati: {n}; il loro documento nel gestionale non si è potuto"
         " leggere (vedi gli scarti dell'esecuzione)",
     ),
+    (
+        r"order (?P<ids>\S+) not sent: held by customer (?P<name>.+) \(site id (?P<id>\d+)\), not"
+        r" sent either",
+        "ordine {ids} non inviato: fermo per il cliente {name} (id sul sito {id}), non inviato"
+        " neanch'esso",
+    ),
+    (
+        r"orders (?P<ids>.+) not sent: held by customer (?P<name>.+) \(site id (?P<id>\d+)\), not"
+        r" sent either",
+        "ordini {ids} non inviati: fermi per il cliente {name} (id sul sito {id}), non inviato"
+        " neanch'esso",
+    ),
+    (
+        r"customer (?P<name>.+) \(site id (?P<id>\d+)\) not sent: (?P<more>.+)",
+        "cliente {name} (id sul sito {id}) non inviato: {more}",
+    ),
+    (
+        r"customer \(site id (?P<id>\d+)\) not sent: (?P<more>.+)",
+        "cliente (id sul sito {id}) non inviato: {more}",
+    ),
+    (
+        r"(?P<n>\d+) more not sent \(see the run's rejects\)",
+        "altri {n} non inviati (vedi gli scarti dell'esecuzione)",
+    ),
     (r"order (?P<id>\S+) not sent: (?P<more>.+)", "ordine {id} non inviato: {more}"),
     (r"customer (?P<id>\S+) not sent: (?P<more>.+)", "cliente {id} non inviato: {more}"),
     (

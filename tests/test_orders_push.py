@@ -206,6 +206,7 @@ def test_refused_customer_holds_its_orders_with_a_clear_error(
     orders.place(order_line(w3, rows=article_rows(1)))
     result = orders.push(client)
     assert (result.customers_failed, result.orders_failed, result.orders_sent) == (1, 2, 1)
+    assert set(result.held) == {w1, w2}  # what holds them, for the notes to say once
     shown = orders.show(w1)
     assert shown["state"] == states.NEW
     assert f"customer 'Cliente Web {base} Srl'" in shown["last_error"]
@@ -1249,3 +1250,35 @@ def test_an_error_loses_its_subject_only_where_it_starts_with_it() -> None:
     # another order's error, or one worded otherwise, is left whole
     assert error_reason("order W10: no rows", order_subject("W1")) == "order W10: no rows"
     assert error_reason("the ERP was not reached", subject) == "the ERP was not reached"
+
+
+def test_a_push_s_failures_name_each_record_once_and_group_orders_held_by_their_customer() -> None:
+    from passweb_tui.engine.orders.push import customer_subject, failure_notes, order_subject
+
+    rossi, bianchi = customer_subject("Rossi Srl", 7), customer_subject("Bianchi", 8)
+    result = PushResult(
+        errors=[
+            ("customer", "7", f"{rossi}: the ERP did not create it: cf errato"),
+            ("customer", "8", f"{bianchi}: the ERP failed: timeout"),
+            # a customer error worded without its subject is named by its site id
+            ("customer", "9", "looking for it among the ERP's customers failed: 503"),
+            *[
+                ("order", f"W{i}", f"{order_subject(f'W{i}')}: its customer is not in the ERP")
+                for i in range(1, 13)
+            ],
+            ("order", "W20", f"{order_subject('W20')}: the ERP did not take it: alq_iva 99"),
+            # held by a customer that failed in an earlier push: its whole reason stays
+            ("order", "W21", f"{order_subject('W21')}: its customer 'Verdi' is not in the ERP"),
+        ],
+        held={**{f"W{i}": "7" for i in range(1, 12)}, "W12": "8", "W21": "5"},
+    )
+    assert failure_notes(result) == [
+        "customer 'Rossi Srl' (site id 7) not sent: the ERP did not create it: cf errato",
+        "orders W1, W2, W3, W4, W5, W6, W7, W8, W9, W10 and 1 more not sent: held by"
+        " customer 'Rossi Srl' (site id 7), not sent either",
+        "customer 'Bianchi' (site id 8) not sent: the ERP failed: timeout",
+        "order W12 not sent: held by customer 'Bianchi' (site id 8), not sent either",
+        "customer 9 not sent: looking for it among the ERP's customers failed: 503",
+        "order W20 not sent: the ERP did not take it: alq_iva 99",
+        "order W21 not sent: its customer 'Verdi' is not in the ERP",
+    ]

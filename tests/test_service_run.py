@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from conftest import SimProcess, start_sim, wait_for
-from test_orders_helpers import erp_config, erp_marker_counts, order_line
+from test_orders_helpers import erp_config, erp_marker_counts, new_customer, order_line
 
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.orders.api import WebOrders
@@ -452,6 +452,32 @@ def test_a_push_stopped_by_an_unreachable_erp_pauses_the_order_path(
         engine.close()
 
 
+def test_orders_held_by_a_refused_customer_point_to_its_refusal_in_the_log(
+    db_url: str, small_sim: SimProcess, package_log: list[logging.LogRecord]
+) -> None:
+    """The service's log tells a new customer's refusal once; its orders say they are
+    held by it instead of repeating it."""
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text("")), monotonic=Ticker())
+    orders = WebOrders(engine.store)
+    n = next(_order_ids)
+    who = new_customer(n, tax_code="RSSMRA80A01F205A")  # a wrong check character
+    ids = [f"SVC{next(_order_ids):04d}{db_url[:4]}" for _ in range(2)]
+    try:
+        for oid in ids:
+            orders.place(order_line(oid, customer=who))
+        assert svc.push_orders() == 0
+        warnings = _warnings(package_log)
+        assert sum("codice_fiscale" in w for w in warnings) == 1, warnings
+        refusal = next(w for w in warnings if "codice_fiscale" in w)
+        assert refusal.startswith(f"customer 'Cliente Web {n} Srl' (site id ")
+        for oid in ids:
+            (line,) = [w for w in warnings if oid in w]
+            assert line.startswith(f"order {oid} not sent: held by customer 'Cliente Web {n}")
+    finally:
+        engine.close()
+
+
 def test_an_order_the_erp_refuses_is_not_posted_at_every_poll(
     db_url: str, small_sim: SimProcess, package_log: list[logging.LogRecord]
 ) -> None:
@@ -472,6 +498,7 @@ def test_an_order_the_erp_refuses_is_not_posted_at_every_poll(
         assert _attempts(orders, [bad]) == [1]
         [warning] = _warnings(package_log)
         assert f"order {bad} not sent" in warning and "NOSUCHART" in warning
+        assert warning.count(bad) == 1  # named once, not again before its reason
         assert f"sent again in {HELD_ORDER_PAUSE_S:.0f} s, or by the next sync" in warning
         good = f"SVC{next(_order_ids):04d}{db_url[:4]}"
         orders.place(order_line(good))

@@ -242,6 +242,70 @@ def test_an_order_that_could_not_be_sent_is_named_with_its_reason_in_the_run(
         engine.close()
 
 
+def test_a_customer_refusal_is_told_once_in_the_run_and_its_orders_point_to_it(
+    sim: Any, db_url: str
+) -> None:
+    """Two orders of a new customer the ERP refuses (a wrong check character in its tax
+    code), and one order the ERP refuses on its own: the run's notes tell the refusal
+    once, the held orders in one line after it, each record named once."""
+    from test_orders_helpers import new_customer
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        lines = []
+        for oid in ("W9300", "W9301"):
+            held = json.loads(_order(oid, engine))
+            held["customer"] = new_customer(9300, tax_code="RSSMRA80A01F205A")
+            lines.append(json.dumps(held))
+        bad = json.loads(_order("W9302", engine))
+        bad["rows"][0]["article"] = "NOPEART"
+        lines.append(json.dumps(bad))
+        assert WebOrders(engine.store).import_lines(lines).stored == ["W9300", "W9301", "W9302"]
+        run = engine.run("partial")
+        assert run.status == "ok_with_rejects"
+        assert (run.customers["failed"], run.orders["failed"]) == (1, 3)
+        notes = (run.message or "").split("; ")
+        assert (run.message or "").count("codice_fiscale") == 1, notes
+        who = r"customer 'Cliente Web 9300 Srl' \(site id (\d+)\)"
+        refused = [n for n in notes if re.match(who + " not sent: the ERP did not create it: ", n)]
+        assert len(refused) == 1 and "codice_fiscale" in refused[0], notes
+        site_id = re.match(who, refused[0]).group(1)  # type: ignore[union-attr]
+        # the held orders come right after their customer
+        assert notes[notes.index(refused[0]) + 1] == (
+            f"orders W9300, W9301 not sent: held by customer 'Cliente Web 9300 Srl'"
+            f" (site id {site_id}), not sent either"
+        )
+        (alone,) = [n for n in notes if "W9302" in n]
+        assert alone.startswith("order W9302 not sent: ") and alone.count("W9302") == 1
+        assert "NOPEART" in alone
+        # each reject is whole on its own, without its key said again
+        rejects = {r.key: r.reason for r in engine.run_detail(run.run_id).rejects}
+        for oid in ("W9300", "W9301"):
+            assert rejects[oid].startswith("not sent: its customer 'Cliente Web 9300 Srl' is")
+            assert "codice_fiscale" in rejects[oid]
+        assert rejects["W9302"].startswith("not sent: ") and "W9302" not in rejects["W9302"]
+        # in the Italian UI too
+        from passweb_tui import i18n
+
+        i18n.set_language("it")
+        try:
+            said = [i18n.engine_text(n) for n in notes]
+        finally:
+            i18n.set_language("en")
+        assert (
+            f"ordini W9300, W9301 non inviati: fermi per il cliente 'Cliente Web 9300 Srl'"
+            f" (id sul sito {site_id}), non inviato neanch'esso"
+        ) in said, said
+        assert any(
+            n.startswith(f"cliente 'Cliente Web 9300 Srl' (id sul sito {site_id}) non inviato: il")
+            for n in said
+        ), said
+    finally:
+        engine.close()
+
+
 def test_a_push_against_an_unreachable_erp_fails_the_run_and_stops_at_the_first_order(
     sim: Any, db_url: str
 ) -> None:

@@ -931,7 +931,12 @@ class SyncRunner:
     def _record_push(self, pushed: Any) -> None:
         """A push's outcome in the run: counts, one line a failure, the whole reasons as
         rejects."""
-        from passweb_tui.engine.orders.push import settling_message
+        from passweb_tui.engine.orders.push import (
+            error_reason,
+            failure_notes,
+            order_subject,
+            settling_message,
+        )
 
         self.customers["sent"] += pushed.customers_sent
         self.customers["failed"] += pushed.customers_failed
@@ -939,15 +944,22 @@ class SyncRunner:
         self.orders["failed"] += pushed.orders_failed
         for _ident, said in pushed.matched[:20]:
             self._messages.append(said)
-        for entity, ident, why in pushed.errors[:20]:
-            self._messages.append(f"{entity} {ident} not sent: {why}")
+        notes = failure_notes(pushed)
+        self._messages.extend(notes[:20])
+        if len(notes) > 20:
+            self._messages.append(f"{len(notes) - 20} more not sent (see the run's rejects)")
         if pushed.settling:
             self._messages.append(settling_message(pushed.settling))
         if pushed.errors:
             # entities of their own: a web customer's site id is no ERP customer code
             self._add_rejects(
                 [
-                    (PUSH_REJECTS[entity], ident, f"not sent: {why}")
+                    (
+                        PUSH_REJECTS[entity],
+                        ident,
+                        # the reject's key names the order already
+                        f"not sent: {error_reason(why, order_subject(ident))}",
+                    )
                     for entity, ident, why in pushed.errors
                 ]
             )

@@ -123,6 +123,9 @@ class PushResult:
     #: those of `errors` that failed because the ERP did not answer (no connection, a
     #: timeout, its link down, too busy), not because it refused them, as (entity, id)
     unreachable: list[tuple[str, str]] = field(default_factory=list)
+    #: orders of `errors` held by their new customer, not in the ERP: order id to the
+    #: web customer's site id
+    held: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -177,6 +180,47 @@ def error_reason(error: str, subject: str) -> str:
     order or the customer already); an error that starts otherwise is left whole."""
     prefix = f"{subject}: "
     return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+def failure_note(entity: str, ident: str, error: str) -> tuple[str, str]:
+    """A record the push could not send, for a run's notes or a log line: its subject
+    once, then "not sent: " and the reason, as (subject, the line)."""
+    if entity == "customer":
+        marker = f"(site id {ident}): "
+        head, found, reason = error.partition(marker)
+        if found and head.startswith("customer"):
+            subject = f"{head}{marker[:-2]}"
+            return subject, f"{subject} not sent: {reason}"
+        return f"customer {ident}", f"customer {ident} not sent: {error}"
+    subject = order_subject(ident) if entity == "order" else f"{entity} {ident}"
+    return subject, f"{subject} not sent: {error_reason(error, subject)}"
+
+
+def failure_notes(result: PushResult) -> list[str]:
+    """One line a web customer or order the push could not send, each naming its
+    subject once. Orders held by a new customer that this same push could not create
+    are told in one line after that customer's, instead of repeating its refusal."""
+    customers = {ident: error for entity, ident, error in result.errors if entity == "customer"}
+    held: dict[str, list[str]] = {}
+    others: list[str] = []
+    for entity, ident, error in result.errors:
+        cid = result.held.get(ident) if entity == "order" else None
+        if cid is not None and cid in customers:
+            held.setdefault(cid, []).append(ident)
+        elif entity != "customer":
+            others.append(failure_note(entity, ident, error)[1])
+    lines: list[str] = []
+    for cid, error in customers.items():
+        subject, line = failure_note("customer", cid, error)
+        lines.append(line)
+        ids = held.get(cid)
+        if ids:
+            more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+            lines.append(
+                f"order{'s' if len(ids) > 1 else ''} {', '.join(ids[:10])}{more} not sent:"
+                f" held by {subject}, not sent either"
+            )
+    return lines + others
 
 
 def _whole(value: Any) -> int:
@@ -242,6 +286,14 @@ class _CustomerPending(LookupError):
     """The order's new customer is being created by another push; try the order later."""
 
 
+class _CustomerMissing(LookupError):
+    """The order's new customer is not in the ERP: its creation failed."""
+
+    def __init__(self, message: str, customer_id: Any) -> None:
+        super().__init__(message)
+        self.customer_id = customer_id
+
+
 @dataclass
 class _Outcome:
     """What became of one claimed order, to be written with the others of its batch."""
@@ -262,6 +314,8 @@ class _Outcome:
     #: its create request went out and its outcome is unknown: the ERP may still be
     #: working on it, so its claim settles (see SETTLE) instead of ending
     settle: bool = False
+    #: failed because its new customer is not in the ERP: that customer's site id
+    held_by: str | None = None
 
     @classmethod
     def failure(
@@ -1116,7 +1170,10 @@ class Pusher:
         except (LookupError, ErpError) as exc:
             # nothing was sent: whatever was uncertain before was just cleared by the look-up
             cause = exc if isinstance(exc, ErpError) else None
-            return _Outcome.failure(claim, f"{name}: {exc}", uncertain=False, cause=cause)
+            failed = _Outcome.failure(claim, f"{name}: {exc}", uncertain=False, cause=cause)
+            if isinstance(exc, _CustomerMissing):
+                failed.held_by = str(exc.customer_id)
+            return failed
         if self._needs_renewal(claim) and not self._renew(orders_t, oid):
             return _Outcome(claim, "deferred", uncertain=claim.was_uncertain)  # not ours now
         try:
@@ -1289,6 +1346,8 @@ class Pusher:
                 else:
                     result.orders_failed += 1
                     result.errors.append(("order", o.claim.site_id, o.error or ""))
+                    if o.held_by is not None:
+                        result.held[o.claim.site_id] = o.held_by
                     if o.unreachable:
                         result.unreachable.append(("order", o.claim.site_id))
         for o in outcomes:
@@ -1367,8 +1426,9 @@ class Pusher:
                     raise _CustomerPending(f"its customer {order.cust_name!r} is being created")
                 if code is None:
                     why = f": {error}" if error else ""
-                    raise LookupError(
-                        f"its customer {order.cust_name!r} is not in the ERP yet{why}"
+                    raise _CustomerMissing(
+                        f"its customer {order.cust_name!r} is not in the ERP yet{why}",
+                        order.web_customer_id,
                     )
         currency = self._currency_id(order.currency) if order.currency != "EUR" else None
         return build_document(

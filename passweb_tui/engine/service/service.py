@@ -447,7 +447,7 @@ class Service:
         reached or refuses the credentials, an order at a time after the ERP refused it."""
         from passweb_tui.engine.erp.errors import ErpError
         from passweb_tui.engine.orders.api import WebOrders
-        from passweb_tui.engine.orders.push import PushAborted, settling_message
+        from passweb_tui.engine.orders.push import PushAborted, failure_note, settling_message
 
         now = self.monotonic()
         if now < self._refused_until or now < self._unreachable_until:
@@ -502,6 +502,11 @@ class Service:
         for _ident, said in result.matched:
             log.info("%s", said)
         new_failures = 0
+        customers_refused = {
+            ident: failure_note(entity, ident, why)[0]
+            for entity, ident, why in result.errors
+            if entity == "customer"
+        }
         for entity, ident, why in result.errors:
             retry = ""
             if entity == "order" and (entity, ident) not in unreachable:
@@ -510,7 +515,14 @@ class Service:
                 continue  # said when it first failed so
             self._failures_told[(entity, ident)] = why
             if new_failures < 20:
-                log.warning("%s %s not sent: %s%s", entity, ident, why, retry)
+                holder = None
+                if entity == "order":
+                    holder = customers_refused.get(result.held.get(ident, ""))
+                if holder is not None:  # its customer's refusal is told just before
+                    line = f"order {ident} not sent: held by {holder}, not sent either"
+                else:
+                    line = failure_note(entity, ident, why)[1]
+                log.warning("%s%s", line, retry)
             new_failures += 1
         if new_failures > 20:
             log.warning(
