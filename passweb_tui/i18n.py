@@ -1537,8 +1537,9 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "il gestionale ha rifiutato la richiesta{said}",
     ),
     (
-        r"ERP sent a reply that is not valid JSON \((?P<why>.*)\); it starts (?P<start>.*)",
-        "il gestionale ha mandato una risposta che non è JSON valido ({why}); comincia con {start}",
+        r"ERP sent a reply that is not valid JSON \((?P<parser>.*)\); it starts (?P<start>.*)",
+        "il gestionale ha mandato una risposta che non è JSON valido ({parser}); comincia con"
+        " {start}",
     ),
     (
         r"ERP sent a JSON (?P<kind>\w+) where an object was expected(?P<said>.*)",
@@ -1611,6 +1612,11 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         r"connection to the ERP was lost: (?P<why>.+)",
         "la connessione al gestionale si è interrotta: {why}",
     ),
+    # a database's error that stopped a run (sync.failure_text): its kind kept
+    (
+        r"database error \((?P<kind_db>\w+)\): (?P<db>.+)",
+        "errore del database ({kind_db}): {db}",
+    ),
     # a value named before what is wrong with it ("prezzo: ..."): the rest, read again
     (r"(?P<head>[\w.]+): (?P<rest>.+)", "{head}: {rest}"),
 )
@@ -1634,6 +1640,65 @@ _TAILS_IT: tuple[tuple[str, str], ...] = (
 )
 
 
+#: what Python's JSON parser says of a text it cannot read (a part named `parser`), in
+#: Italian
+_PARSER_IT: tuple[tuple[str, str], ...] = (
+    (r"^Expecting value", "atteso un valore"),
+    (r"^Extra data", "dati in più dopo il documento"),
+    (r"^Expecting '(.)' delimiter", r"atteso il separatore '\1'"),
+    (r"^Expecting property name enclosed in double quotes", "atteso un nome tra virgolette"),
+    (r"^Unterminated string starting at", "testo non chiuso che comincia a"),
+    (r"^Invalid control character at", "carattere di controllo non valido a"),
+    (r"^Invalid \\uXXXX escape", r"sequenza \\uXXXX non valida"),
+    (r"^Invalid \\escape", "sequenza di escape non valida"),
+    (r"line (\d+) column (\d+) \(char (\d+)\)", r"riga \1 colonna \2 (carattere \3)"),
+    (r"^non-finite number (\S+) in JSON", r"numero non finito \1 nel JSON"),
+    (
+        r"'([\w-]+)' codec can't decode bytes? (.+?) in position ([^:]+): [^)]*",
+        r"il codec '\1' non sa leggere i byte \2 in posizione \3",
+    ),
+    (
+        r"^the reply declares an unknown charset (.+)",
+        r"la risposta dichiara una codifica sconosciuta \1",
+    ),
+    (
+        r"^the reply is not valid (\S+) as it declares \((.*)\)",
+        r"la risposta non è \1 valido come dichiara (\2)",
+    ),
+)
+
+
+#: what a database says of an error that stopped a run (a part named `db`), in Italian:
+#: SQLite's messages and PostgreSQL's commonest, where they fit; any other left as it is
+_DB_IT: tuple[tuple[str, str], ...] = (
+    (r"^database or disk is full$", "database o disco pieno"),
+    (r"^database is locked$", "database bloccato da un altro processo che lo scrive"),
+    (r"^disk I/O error$", "errore di lettura o scrittura sul disco"),
+    (r"^attempt to write a readonly database$", "il database è in sola lettura"),
+    (r"^database disk image is malformed$", "il file del database è danneggiato"),
+    (r"^unable to open database file$", "il file del database non si può aprire"),
+    (r"^file is not a database$", "il file non è un database"),
+    (r"^UNIQUE constraint failed: ", "vincolo di unicità violato: "),
+    (r"^no such table: ", "tabella inesistente: "),
+    (r"^no such column: ", "colonna inesistente: "),
+    (r"^deadlock detected", "stallo tra transazioni (deadlock)"),
+    (r"^canceling statement due to statement timeout", "istruzione annullata per timeout"),
+    (
+        r"^terminating connection due to administrator command",
+        "connessione chiusa dall'amministratore del server",
+    ),
+    (
+        r"server closed the connection unexpectedly",
+        "il server ha chiuso la connessione inaspettatamente",
+    ),
+    (r"Connection refused", "connessione rifiutata"),
+    (r"No space left on device", "spazio esaurito sul dispositivo"),
+    (r"^could not extend file ", "il file non si può estendere "),
+    (r"^connection to server at ", "connessione al server "),
+    (r"\bfailed: ", "non riuscita: "),
+)
+
+
 #: a list of records in a message (parts named `names`, `keys` or `ids`): the words
 #: around the keys, in Italian ("order W1, customer 3 and 2 more")
 _LIST_WORDS_IT: tuple[tuple[str, str], ...] = (
@@ -1642,7 +1707,12 @@ _LIST_WORDS_IT: tuple[tuple[str, str], ...] = (
     (r" and (\d+) more$", r" e altri \1"),
 )
 #: the substitutions of a language, by what they apply to
-_SUBSTITUTIONS = {"said": {"it": _TAILS_IT}, "list": {"it": _LIST_WORDS_IT}}
+_SUBSTITUTIONS = {
+    "said": {"it": _TAILS_IT},
+    "list": {"it": _LIST_WORDS_IT},
+    "parser": {"it": _PARSER_IT},
+    "db": {"it": _DB_IT},
+}
 
 #: a JSON value's kind by its Python type's name, said with its article
 _KINDS: dict[str, dict[str, str]] = {
@@ -1701,6 +1771,9 @@ def _in_parts(text: str, depth: int = 0) -> str | None:
             parts["secs"] = decimal_point(parts["secs"])
         if parts.get("said"):  # the ERP's own words, and what the client added to them
             parts["said"] = _substituted(parts["said"], "said")
+        for name in ("parser", "db"):  # a JSON parser's or a database's own words
+            if parts.get(name):
+                parts[name] = _substituted(parts[name], name)
         return said.format(**parts)
     return None
 

@@ -336,7 +336,9 @@ def test_a_database_error_is_recorded_without_its_statement() -> None:
 
     orig = sqlite3.IntegrityError("UNIQUE constraint failed: web_order.erp_key")
     exc = IntegrityError("UPDATE web_order SET state=? ...", [("stored", "x" * 5000)], orig)
-    assert failure_text(exc) == "IntegrityError: UNIQUE constraint failed: web_order.erp_key"
+    assert failure_text(exc) == (
+        "database error (IntegrityError): UNIQUE constraint failed: web_order.erp_key"
+    )
     assert failure_text(ValueError("two\nlines")) == "ValueError: two lines"
     assert len(failure_text(RuntimeError("y" * 2000))) < 600
 

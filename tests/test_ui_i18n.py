@@ -470,8 +470,108 @@ def test_a_malformed_reply_of_the_erp_reads_in_italian() -> None:
         made.append(caught.value)
     finally:
         client.close()
-    shown = _failures_in_italian(made, r"ERP|sent|reply|valid|starts|list|where|answered|whether")
+    shown = _failures_in_italian(
+        made,
+        r"ERP|sent|reply|valid|starts|list|where|answered|whether|Unterminated|string|line"
+        r"|column|char",
+    )
     assert '{"dati":[{"codice":"A' in shown[0]
+    assert "(testo non chiuso che comincia a: riga 1 colonna 20 (carattere 19))" in shown[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "said"),
+    [
+        (b"", None, "atteso un valore: riga 1 colonna 1 (carattere 0)"),
+        (b"<html>", None, "atteso un valore: riga 1 colonna 1 (carattere 0)"),
+        (b'{"dati":[]}x', None, "dati in più dopo il documento: riga 1 colonna 12"),
+        (b'{"dati" []}', None, "atteso il separatore ':': riga 1 colonna 9"),
+        (b'{"dati":[NaN]}', None, "numero non finito NaN nel JSON"),
+        (b'{"dati":["\xff"]}', None, "il codec 'utf-8' non sa leggere i byte 0xff in posizione 10"),
+        (b"{}", "application/json; charset=x-nope", "codifica sconosciuta 'x-nope'"),
+        (b"{}\x81", "application/json; charset=cp1252", "la risposta non è cp1252 valido come"),
+    ],
+)
+def test_the_json_parsers_own_words_read_in_italian(
+    body: bytes, content_type: str | None, said: str
+) -> None:
+    """What Python's JSON parser (or the charset) says of a reply it cannot read is part
+    of the error a failed run stores: in the Italian UI it reads in Italian too."""
+    import httpx
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import ErpError
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers=headers)
+
+    config = ErpConfig("http://erp.test/webapi", "u", "p", azienda="DEM", max_retries=0)
+    client = MexalClient(config, transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(ErpError) as caught:
+            list(client.iter_pages("articoli"))
+    finally:
+        client.close()
+    (shown,) = _failures_in_italian(
+        [caught.value],
+        r"Expecting|Extra|data|delimiter|line|column|char|number|decode|position|maps"
+        r"|reply|declares|unknown|charset",
+    )
+    assert said in shown, shown
+
+
+def test_a_database_error_that_stopped_a_run_reads_in_italian(tmp_path: Path) -> None:
+    """A run stopped by its database stores the database's words, after "database
+    error" and the error's kind (see sync.failure_text); the Italian UI reads SQLite's
+    commonest in Italian, and any other as the database said it."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from passweb_tui.engine.sync import failure_text
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = sa.create_engine(url, connect_args={"timeout": 0.05})
+    caught: list[BaseException] = []
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (k TEXT PRIMARY KEY)"))
+            conn.execute(sa.text("INSERT INTO t VALUES ('a')"))
+        for statement in ("INSERT INTO t VALUES ('a')", "SELECT * FROM nowhere"):
+            with pytest.raises(sa.exc.DBAPIError) as error, engine.begin() as conn:
+                conn.execute(sa.text(statement))
+            caught.append(error.value)
+        holder = sqlite3.connect(tmp_path / "x.db")
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(sa.exc.DBAPIError) as error, engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO t VALUES ('b')"))
+            caught.append(error.value)
+        finally:
+            holder.close()
+    finally:
+        engine.dispose()
+    stored = [failure_text(e) for e in caught]
+    assert stored == [
+        "database error (IntegrityError): UNIQUE constraint failed: t.k",
+        "database error (OperationalError): no such table: nowhere",
+        "database error (OperationalError): database is locked",
+    ]
+    set_language("it")
+    shown = [i18n.engine_text(s) for s in stored]
+    assert shown == [
+        "errore del database (IntegrityError): vincolo di unicità violato: t.k",
+        "errore del database (OperationalError): tabella inesistente: nowhere",
+        "errore del database (OperationalError): database bloccato da un altro processo che"
+        " lo scrive",
+    ]
+    # a message of the database's that is not in the table is shown as it came
+    assert i18n.engine_text("database error (DataError): value too long") == (
+        "errore del database (DataError): value too long"
+    )
 
 
 def test_records_left_to_settle_read_in_italian_with_their_list() -> None:

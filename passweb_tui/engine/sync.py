@@ -2122,7 +2122,14 @@ def failure_text(exc: BaseException) -> str:
     text = " ".join(str(cause).split())
     if len(text) > 500:
         text = text[:499] + "…"
-    return f"{cause.__class__.__name__}: {text}"
+    kind = cause.__class__.__name__
+    if isinstance(exc, DBAPIError) or type(cause).__module__.split(".")[0] in _DB_DRIVERS:
+        return f"database error ({kind}): {text}"
+    return f"{kind}: {text}"
+
+
+#: the modules whose errors are a database's (as a run's stopping error says)
+_DB_DRIVERS = ("sqlite3", "psycopg", "psycopg2")
 
 
 def _bound_now(conn: Connection, now: datetime) -> Any:
