@@ -1178,6 +1178,20 @@ def test_customers_naming_a_payment_price_list_or_currency_the_erp_lacks_are_rej
     )
     assert engine.record("customers", payment) is not None
     assert run.entities["customers"]["rejected"] == len(reasons) == 3
+    # a record this run read (unchanged otherwise) is counted once, as rejected: a run
+    # that reads every record, or one that reads the customer again, adds up
+    with MexalClient(erp_config(sim)) as client:
+        client.update("clienti", payment, {"ragione_sociale": "Pag"})  # the same name
+    for kind in ("changed", "total"):
+        run = engine.run(kind)  # type: ignore[arg-type]
+        # (read as it changed, it is checked as it is read; read as it was, by its link)
+        assert "'ZZ9'" in reject_reasons(engine, run.run_id)["customers", payment]
+        c = run.entities["customers"]
+        assert c["rejected"] == 3 and c["fetched"] >= 3, (kind, c)
+        assert c["fetched"] == (
+            c["inserted"] + c["updated"] + c["unchanged"] + c["rejected"]
+            + run.off_site.get("customers", 0)
+        ), (kind, c, run.off_site)  # fmt: skip
 
     # so with a currency, read from the customer's stored data
     post(sim, "valute", {"codice": 7, "descrizione": "Corona", "sigla_iso": "SEK"})

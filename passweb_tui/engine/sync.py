@@ -36,6 +36,7 @@ from sqlalchemy import (
     and_,
     cast,
     delete,
+    distinct,
     exists,
     func,
     insert,
@@ -437,6 +438,11 @@ class _Prefetch:
             self._thread.join(timeout=30)
 
 
+#: the tables whose stored records are checked for links to what the ERP no longer has
+#: at the end of a pass (see _stale_category_links, _stale_customer_links)
+_STALE_CHECKED = ("articles", "customers")
+
+
 class _Pass:
     """One entity pulled by one run: what to ask and how to store it."""
 
@@ -457,6 +463,9 @@ class _Pass:
         self.removals = removals
         self.codes = codes
         self.since = since
+        #: the keys it reads are noted (pwt_seen): for the deletions, and for the stale
+        #: links' rejects to tell which records it read (see _stale_rejects)
+        self.seen = deletions
 
 
 class SyncRunner:
@@ -1136,9 +1145,6 @@ class SyncRunner:
             # other (a Parziale) only adds to what the store has
             collected = set() if p.deletions else self._stored_keys(spec.name)
             self._known[spec.name] = collected
-        if p.deletions:
-            with conn.begin():
-                conn.execute(delete(_SEEN).where(_SEEN.c.entity == spec.name))
         phase = "lookups" if spec.lookup else spec.name
         total = None  # the records the pass expects to read, for its progress
         stored = None
@@ -1150,6 +1156,11 @@ class SyncRunner:
                 total = max(stored, _last_full_read(rconn, spec.name))
             if stored == 0:
                 p.deletions = False  # an empty table has nothing to delete: no keys to note
+        # a pass whose table is checked for stale links at its end notes what it read
+        p.seen = p.deletions or (spec.name in _STALE_CHECKED and not p.codes and stored != 0)
+        if p.seen:
+            with conn.begin():
+                conn.execute(delete(_SEEN).where(_SEEN.c.entity == spec.name))
         # a full pass over a filled table first looks at each page's records as text: a
         # page whose records all keep their digests is done without decoding it
         by_text = p.full and spec.main and bool(stored)
@@ -1416,21 +1427,36 @@ class SyncRunner:
         counts: dict[str, int],
         dry_run: bool,
     ) -> None:
-        """Stored records with a dead link, as rejects of the run and kept for a retry."""
+        """Stored records with a dead link, as rejects of the run and kept for a retry.
+        One this run read (unchanged: a changed one is checked as it is read) is counted
+        once, as rejected, so that what a run read adds up; one it did not read (a
+        CHANGED reads only what changed) is a reject on top of what it read."""
         if not reasons:
             return
         rows = [
             {"run_id": self.run_id, "entity": entity, "key": key, "reason": reason}
             for key, reason in reasons
         ]
-        with self.store.write() if dry_run else self.store.write(conn) as wconn:
-            wconn.execute(insert(_REJECTS), rows)
+        keys = [key for key, _ in reasons]
+        read = 0
+        with conn.begin() if dry_run else self.store.write(conn):
+            for at in range(0, len(keys), 500):
+                read += conn.execute(
+                    select(func.count(distinct(_SEEN.c.key))).where(
+                        _SEEN.c.entity == entity, _SEEN.c.key.in_(keys[at : at + 500])
+                    )
+                ).scalar_one()
             if not dry_run:
-                wconn.execute(
-                    self._retry_upsert(wconn),
-                    [{"entity": entity, "key": key, "run_id": self.run_id} for key, _ in reasons],
+                conn.execute(insert(_REJECTS), rows)
+                conn.execute(
+                    self._retry_upsert(conn),
+                    [{"entity": entity, "key": key, "run_id": self.run_id} for key in keys],
                 )
+        if dry_run:
+            with self.store.write() as wconn:  # a dry run's rejects are kept all the same
+                wconn.execute(insert(_REJECTS), rows)
         counts["rejected"] += len(rows)
+        counts["unchanged"] -= min(read, counts["unchanged"])
 
     def _unchanged_page(
         self,
@@ -1470,7 +1496,7 @@ class SyncRunner:
                     ):
                         return 0
                 keys = [k for k in keys if k in existing]
-            if p.deletions and keys:
+            if p.seen and keys:
                 self._note_seen(conn, spec, keys)
         added = {"unchanged": len(keys)}
         if len(keys) < len(texts):
@@ -1666,7 +1692,7 @@ class SyncRunner:
                         same += 1
             for k in gone:
                 changes.append(self._change(at, spec, k, "deleted"))
-            if p.deletions:
+            if p.seen:
                 # (a dry run's removed records stay in the table: seen, so that the
                 # pass's deletions do not count them a second time)
                 seen = [*keys, *(k for k, _ in rejects if k), *(gone if dry_run else ())]
