@@ -1358,6 +1358,10 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "cliente (id sul sito {id}) non inviato: {more}",
     ),
     (
+        r"nothing was sent, the ERP did not answer: (?P<more>.+)",
+        "nulla è stato inviato, il gestionale non ha risposto: {more}",
+    ),
+    (
         r"(?P<n>\d+) more not sent \(see the run's rejects\)",
         "altri {n} non inviati (vedi gli scarti dell'esecuzione)",
     ),

@@ -347,6 +347,43 @@ def test_a_request_tried_again_is_said_while_the_run_goes_on(sim: Any, tmp_path:
         engine.close()
 
 
+def test_a_cancel_does_not_wait_out_the_backoff_of_a_busy_erp(sim: Any, tmp_path: Any) -> None:
+    """An ERP that answers only busy, with long waits between tries: the operator's
+    cancel ends the run at once (not after the retries), and the run is recorded as
+    cancelled, not failed."""
+    import time
+    from dataclasses import replace
+
+    from test_sync_rules import erp_config
+
+    from passweb_tui.engine.facade import EngineSettings
+    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR, SyncOptions
+
+    erp = replace(erp_config(sim), max_retries=5, backoff_base_s=20.0, backoff_max_s=20.0)
+    settings = EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp, SyncOptions(page_size=100))
+    engine = Engine.open(settings)
+    waiting = threading.Event()
+    try:
+        sim.admin("PUT", "/faults", json={"status": {"503": 1.0}})
+
+        def on_event(ev: ProgressEvent) -> None:
+            if (ev.message or "").startswith("the ERP is busy: trying again in "):
+                waiting.set()
+
+        handle = engine.start_run("total", on_event=on_event)
+        assert waiting.wait(30), "no retry was said"
+        asked = time.monotonic()
+        handle.cancel()
+        result = handle.wait(30)
+        took = time.monotonic() - asked
+        assert result is not None and result.status == "cancelled", result
+        assert result.error == CANCELLED_BY_OPERATOR
+        assert took < 5, took  # the first wait alone is 10-20 s
+    finally:
+        sim.admin("DELETE", "/faults")
+        engine.close()
+
+
 def test_a_run_records_its_counts_with_each_page_it_commits(shared_sim: Any, db_url: str) -> None:
     """After every page a run commits (where a kill could stop it), its run record
     counts exactly the records its committed change log holds: `runs` never shows a

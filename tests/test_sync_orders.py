@@ -306,6 +306,69 @@ def test_a_customer_refusal_is_told_once_in_the_run_and_its_orders_point_to_it(
         engine.close()
 
 
+def test_a_push_none_of_whose_records_got_an_answer_fails_the_run(sim: Any, db_url: str) -> None:
+    """A busy ERP past its retries for the only new customer, whose order then waits for
+    it: nothing got an answer, so the run failed (as with an ERP that cannot be reached),
+    not "ok with rejects"; the records' failures are kept with the run all the same."""
+    from test_orders_helpers import new_customer
+    from test_sync_rules import open_engine
+
+    engine = open_engine(db_url, sim)
+    try:
+        engine.run("total")
+        order = json.loads(_order("W9400", engine))
+        order["customer"] = new_customer(9400)
+        assert WebOrders(engine.store).import_lines([json.dumps(order)]).stored == ["W9400"]
+        sim.admin("PUT", "/faults", json={"status": {"503": 1.0}})
+        try:
+            run = engine.run("partial")
+        finally:
+            sim.admin("DELETE", "/faults")
+        assert run.status == "failed", run
+        assert "nothing was sent, the ERP did not answer: customer 'Cliente Web 9400 Srl'" in (
+            run.error or ""
+        )
+        assert (run.customers["failed"], run.orders["failed"]) == (1, 1)
+        assert {r.key for r in engine.run_detail(run.run_id).rejects} >= {"W9400"}
+        from passweb_tui import i18n
+
+        i18n.set_language("it")
+        try:
+            said = i18n.engine_text(run.error or "")
+        finally:
+            i18n.set_language("en")
+        assert said.startswith("nulla è stato inviato, il gestionale non ha risposto: cliente"), (
+            said
+        )
+        # the ERP answers again: the next run sends both
+        again = engine.run("partial")
+        assert again.status == "ok" and (again.customers["sent"], again.orders["sent"]) == (1, 1)
+    finally:
+        engine.close()
+
+
+def test_a_push_fails_the_run_only_when_no_record_got_an_answer() -> None:
+    from passweb_tui.engine.orders.push import PushResult
+    from passweb_tui.engine.sync import _unanswered
+
+    busy = "customer 'A' (site id 1): the ERP failed: ERP is busy"
+    held = "order W1: its customer 'A' is not in the ERP yet: ..."
+    refused = "order W2: the ERP did not take it: alq_iva 99"
+    base = {
+        "errors": [("customer", "1", busy), ("order", "W1", held)],
+        "unreachable": [("customer", "1")],
+        "held": {"W1": "1"},
+    }
+    assert _unanswered(PushResult(**base)) == busy  # type: ignore[arg-type]
+    # one answer of the ERP's, a refusal or a record sent, and the run is not failed
+    with_refusal = {**base, "errors": [*base["errors"], ("order", "W2", refused)]}
+    assert _unanswered(PushResult(**with_refusal)) is None  # type: ignore[arg-type]
+    assert _unanswered(PushResult(orders_sent=1, **base)) is None  # type: ignore[arg-type]
+    assert _unanswered(PushResult(errors=[("order", "W2", refused)])) is None
+    # an order held by a customer that was refused (an answer) is no unanswered one
+    assert _unanswered(PushResult(errors=base["errors"], held={"W1": "1"})) is None  # type: ignore[arg-type]
+
+
 def test_a_push_against_an_unreachable_erp_fails_the_run_and_stops_at_the_first_order(
     sim: Any, db_url: str
 ) -> None:

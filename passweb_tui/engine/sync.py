@@ -58,7 +58,8 @@ from passweb_tui.engine.batch import (
     text_digests,
 )
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
-from passweb_tui.engine.erp.client import RETRY_LISTENER, in_context
+from passweb_tui.engine.erp.client import RETRY_CANCEL, RETRY_LISTENER, in_context
+from passweb_tui.engine.erp.errors import ErpError
 from passweb_tui.engine.lease import (
     Lease,
     LeaseLost,
@@ -640,10 +641,12 @@ class SyncRunner:
     def execute(self) -> RunResult:
         """Pull what `prepare` planned, then close the run record and release the lease."""
         hearing = RETRY_LISTENER.set(self._retrying)
+        stopping = RETRY_CANCEL.set(self.cancel)
         try:
             with quiet_gc():
                 return self._execute()
         finally:
+            RETRY_CANCEL.reset(stopping)
             RETRY_LISTENER.reset(hearing)
             if self._builder is not None:
                 self._builder.close()
@@ -734,6 +737,10 @@ class SyncRunner:
         except Exception as exc:
             log.debug("run %s failed", self.run_id, exc_info=True)  # the log file has it all
             status, error = "failed", failure_text(exc)
+            if self.cancel.is_set() and isinstance(exc, ErpError):
+                # a request that gave up its retries for the cancel: the run was cancelled
+                reason = self.cancel.reason if isinstance(self.cancel, CancelEvent) else None
+                status, error = "cancelled", reason or CANCELLED_BY_OPERATOR
         finally:
             try:
                 conn.rollback()
@@ -936,6 +943,11 @@ class SyncRunner:
                 raise Cancelled() from None
             raise
         self._record_push(pushed)
+        unanswered = _unanswered(pushed)
+        if unanswered is not None:
+            # not one record got an answer (a busy or failing ERP, past its retries): the
+            # run failed, as it does when the ERP cannot be reached at all
+            raise ErpError(f"nothing was sent, the ERP did not answer: {unanswered}")
 
     def _record_push(self, pushed: Any) -> None:
         """A push's outcome in the run: counts, one line a failure, the whole reasons as
@@ -2133,6 +2145,24 @@ def retry_message(exc: Exception, attempt: int, retries: int, delay: float) -> s
     }
     why = said.get(type(exc), "a request to the ERP failed")
     return f"{why}: trying again in {delay:.1f} s ({attempt} of {retries})"
+
+
+def _unanswered(pushed: Any) -> str | None:
+    """The first failure of a push none of whose records got an answer from the ERP
+    (each failed for want of one, or waits for a new customer that did), or None."""
+    if not pushed.unreachable or pushed.customers_sent or pushed.orders_sent:
+        return None
+    if pushed.orders_recovered:
+        return None
+    unreachable = set(pushed.unreachable)
+    first = None
+    for entity, ident, why in pushed.errors:
+        held_by = pushed.held.get(ident) if entity == "order" else None
+        if (entity, ident) in unreachable:
+            first = first or why
+        elif held_by is None or ("customer", held_by) not in unreachable:
+            return None  # this one got an answer (a refusal)
+    return first
 
 
 def failure_text(exc: BaseException) -> str:

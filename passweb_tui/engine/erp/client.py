@@ -53,6 +53,12 @@ RetryListener = Callable[[ErpError, int, int, float], None]
 RETRY_LISTENER: contextvars.ContextVar[RetryListener | None] = contextvars.ContextVar(
     "retry_listener", default=None
 )
+#: set in this context (a sync's, see in_context): a retry's wait ends as soon as it is
+#: set, and the request gives up with the error it last had, instead of trying again (a
+#: cancelled run does not wait out the backoff of an ERP that is busy or unreachable)
+RETRY_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "retry_cancel", default=None
+)
 _R = TypeVar("_R")
 
 
@@ -1086,7 +1092,11 @@ class MexalClient:
                         listener(exc, attempt, retries, delay)
                     except Exception:  # a listener never stops a request
                         log.debug("retry listener failed", exc_info=True)
-                self._sleep(delay)
+                cancel = RETRY_CANCEL.get()
+                if cancel is None:
+                    self._sleep(delay)
+                elif cancel.is_set() or cancel.wait(delay):
+                    raise exc from None  # given up: the caller sees why it stopped
             else:
                 self._served()
                 return result
