@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from passweb_tui.config import screenshot_dir
-from passweb_tui.i18n import language, t
+from passweb_tui.i18n import engine_text, language, t
 from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
 from passweb_tui.screens.sync_state import SyncMonitor
 
@@ -413,9 +413,14 @@ class PasswebApp(App[int]):
                 quota=True,  # the monthly quota binds the operator here as on the CLI
             )
         except (LaunchRefused, SyncError) as exc:
-            # refused by the lease, or a scope the engine will not run: say why
-            self.sync.refuse(str(exc))
-            self.post_message(SyncRefused(str(exc)))
+            # refused by the lease, or a scope the engine will not run: say why (the lease's
+            # holder with its times on this machine's clock, as the screens show times)
+            info = getattr(exc, "info", None)
+            said = str(exc)
+            if info is not None:
+                said = f"another TOTAL/CHANGED sync is running: {info.brief()}"
+            self.sync.refuse(engine_text(said))
+            self.post_message(SyncRefused(engine_text(said)))
             self.post_message(SyncUpdated())
             return
         except Exception as exc:

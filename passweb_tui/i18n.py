@@ -1358,6 +1358,33 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "cliente (id sul sito {id}) non inviato: {more}",
     ),
     (
+        r"another TOTAL/CHANGED sync is running: (?P<rest>.+)",
+        "è in corso un altro Totale/Variati: {rest}",
+    ),
+    (
+        r"run (?P<id>\d+) \((?P<who>.+)\) since (?P<a>[\d:\- ]+), lease until (?P<b>[\d:\- ]+)",
+        "esecuzione {id} ({who}) dalle {a}, riservato fino alle {b}",
+    ),
+    (
+        r"a run being set up \((?P<who>.+)\) since (?P<a>[\d:\- ]+), lease until"
+        r" (?P<b>[\d:\- ]+)",
+        "un'esecuzione in preparazione ({who}) dalle {a}, riservato fino alle {b}",
+    ),
+    (
+        r"run (?P<id>\d+) \(held by (?P<who>.+)\) since (?P<a>\S+), last heartbeat (?P<h>\S+),"
+        r" lease expires (?P<b>\S+)",
+        "esecuzione {id} (di {who}) dal {a}, ultimo segnale {h}, riservato fino al {b}",
+    ),
+    (
+        r"monthly sync quota used up: (?P<u>\d+) of (?P<q>\d+) TOTAL/CHANGED syncs in"
+        r" (?P<m>\S+)",
+        "quota mensile esaurita: {u} di {q} sincronizzazioni Totale/Variati nel mese {m}",
+    ),
+    (
+        r"not in the ERP: no (?P<res>\S+) record has codice (?P<c>.+)",
+        "non è nel gestionale: nessun record di {res} ha codice {c}",
+    ),
+    (
         r"nothing was sent, the ERP did not answer: (?P<more>.+)",
         "nulla è stato inviato, il gestionale non ha risposto: {more}",
     ),
@@ -1792,3 +1819,19 @@ def engine_text(text: str) -> str:
         return fixed
     text = _erp_error_name().sub("", text, count=1)
     return _in_parts(text) or text
+
+
+def engine_notes(message: str) -> str:
+    """A run's notes (joined with "; " by the engine) in the current language, each note
+    read on its own. A note may hold "; " itself (the ERP's busy answer, then how long it
+    stayed so): a part that reads in this language only together with the one before
+    it is kept with it."""
+    notes: list[str] = []
+    for part in message.split("; "):
+        if notes and _current != "en" and engine_text(part) == part:
+            joined = f"{notes[-1]}; {part}"
+            if engine_text(joined) != joined:
+                notes[-1] = joined
+                continue
+        notes.append(part)
+    return "; ".join(engine_text(note) for note in notes)

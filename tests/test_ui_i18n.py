@@ -588,3 +588,47 @@ def test_records_left_to_settle_read_in_italian_with_their_list() -> None:
     english = re.compile(r"\b(order|customer|and|more|wait|until|before|sent|the|ERP)\b")
     assert not english.search(shown), shown
     assert shown.startswith("ordine W0, ordine W1, ordine W2, ordine W3, ordine W4 e altri 3:")
+
+
+def test_a_refused_launch_and_a_missing_record_read_in_italian() -> None:
+    """What the UI says when a launch is refused (the lease's holder, as the lease
+    describes it; the monthly quota) and a Parziale's code the ERP lacks, in Italian."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.lease import LeaseInfo
+
+    at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    info = LeaseInfo("shop:4242", 15, at, at, at)
+    set_language("it")
+    for english in (
+        f"another TOTAL/CHANGED sync is running: {info.brief()}",
+        f"another TOTAL/CHANGED sync is running: {info.describe()}",
+        "monthly sync quota used up: 30 of 30 TOTAL/CHANGED syncs in 2026-12",
+        "not in the ERP: no articoli record has codice 'XYZ'",
+    ):
+        said = i18n.engine_text(english)
+        assert said != english
+        assert not re.search(r"\b(another|sync|running|since|lease|until|used|not|ERP)\b", said)
+    assert i18n.engine_text(info.brief()).startswith("esecuzione 15 (")
+
+
+def test_a_runs_notes_read_in_italian_each_whole_even_where_a_note_holds_a_semicolon() -> None:
+    """A run's notes are joined with "; ", and a busy ERP's error inside a note has one
+    of its own: each note still reads in Italian as a whole."""
+    busy = (
+        "customer 'X' (site id 1) not sent: the ERP failed: ERP is busy: too many requests"
+        " in flight (HTTP 503): massimo raggiunto per l'utente; the ERP stayed unavailable"
+        " for 1 min 6 s, asking to retry in 1 s (POST /webapi/risorse/clienti)"
+    )
+    held = "order W1 not sent: held by customer 'X' (site id 1), not sent either"
+    set_language("it")
+    said = i18n.engine_notes(f"{busy}; {held}")
+    assert said == (
+        "cliente 'X' (id sul sito 1) non inviato: errore del gestionale: il gestionale è"
+        " occupato: troppe richieste in corso (HTTP 503): massimo raggiunto per l'utente; il"
+        " gestionale è rimasto non disponibile per 1 min 6 s, chiedendo di riprovare tra 1 s"
+        " (POST /webapi/risorse/clienti); ordine W1 non inviato: fermo per il cliente 'X'"
+        " (id sul sito 1), non inviato neanch'esso"
+    )
+    set_language("en")
+    assert i18n.engine_notes(f"{busy}; {held}") == f"{busy}; {held}"

@@ -468,6 +468,36 @@ async def test_a_run_that_fails_makes_the_dashboard_ask_the_erp_again(
         engine.close()
 
 
+async def test_the_dashboard_says_the_erps_state_in_italian_and_asks_again_after_a_run(
+    sim: Any, tmp_path: Any
+) -> None:
+    """The ERP's answer to the dashboard's own check reads in the UI's language; once a
+    run ends (here, one started elsewhere), the dashboard asks the ERP again, so a busy
+    state does not stand until the next periodic check."""
+    engine = impatient_engine(sim, tmp_path)
+    set_language("it")
+    try:
+        sim.admin("PUT", "/faults", json={"status": {"503": 1}})
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#dash-erp", Static).render())
+            assert shown.startswith("Gestionale: occupato\nil gestionale è occupato"), shown
+            assert "ERP" not in shown and "busy" not in shown, shown
+            sim.admin("DELETE", "/faults")
+            assert engine.run("total").status == "ok"  # as another process would
+            app.screen.poll()
+            await settle(app, pilot)
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#dash-erp", Static).render())
+            assert shown.startswith("Gestionale: connesso"), shown
+            assert "ultima esecuzione #1: ok" in shown, shown
+    finally:
+        set_language("en")
+        sim.admin("DELETE", "/faults")
+        engine.close()
+
+
 async def test_a_warning_stays_in_the_top_bar_of_every_screen(synced: Engine) -> None:
     from textual.widgets import Label
 

@@ -36,6 +36,8 @@ from passweb_tui.screens.sync_state import SyncSnapshot
 RECENT_RUNS = 30
 #: How often the dashboard asks the ERP itself whether it answers (after the last check).
 ERP_CHECK_S = 60.0
+#: the dashboard has not read the store yet
+_UNREAD = object()
 
 
 def run_changes(run: Any) -> int:
@@ -131,6 +133,8 @@ class DashboardScreen(BaseScreen):
         self._erp_live: tuple[str, str] | None = None
         self._erp_checking = False
         self._erp_checked_at: float | None = None  # monotonic time of the last answer
+        #: the newest finished run the last read found: a newer one asks the ERP again
+        self._newest_run: Any = _UNREAD
         self._erp_timer: Timer | None = None  # the one pending periodic check
         self._view: DashboardView | None = None
 
@@ -220,8 +224,7 @@ class DashboardScreen(BaseScreen):
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
         self.poll()
-        if snap.status == "failed":
-            self.check_erp()  # what the ERP says now, not what it said before the run
+        self.check_erp()  # what the ERP says now, not what it said before the run
 
     def action_reload(self) -> None:
         self.poll()
@@ -267,7 +270,18 @@ class DashboardScreen(BaseScreen):
             return
         self._loading = False
         if event.state == WorkerState.SUCCESS and event.worker.result is not None:
-            self.show(event.worker.result)
+            view = event.worker.result
+            ended = [r for r in view.runs if value_of(r, "status") != "running"]
+            newest = value_of(ended[0], "run_id") if ended else None
+            if self._newest_run is not _UNREAD and newest != self._newest_run:
+                # a run ended since (here or in another process): the ERP's state it found
+                # is newer than the last check's, so ask the ERP again; refused credentials
+                # only once a run got through (the ERP locks a user after a few failures)
+                ok = value_of(ended[0], "status") in ("ok", "ok_with_rejects")
+                if ok or not self._erp_refused:
+                    self.check_erp()
+            self._newest_run = newest
+            self.show(view)
         elif event.state == WorkerState.ERROR:
             self.query_one("#dash-erp", Static).update(
                 Text(t("dash.read_failed", error=str(event.worker.error)), style="red")
@@ -291,6 +305,8 @@ class DashboardScreen(BaseScreen):
         }
         # the ERP's own answer when asked; until then what the last run found
         state, live_detail = self._erp_live or (view.erp_state, "")
+        if state != "ok":
+            live_detail = engine_text(live_detail)  # the client's words, in the UI's language
         erp.append(t(f"erp.{state}", default=state), state_style.get(state, ""))
         if self._erp_checking:
             erp.append(" " + t("dash.erp_checking"), "dim italic")
@@ -301,14 +317,14 @@ class DashboardScreen(BaseScreen):
         finished = [r for r in view.runs if value_of(r, "status") != "running"]
         # the error that stopped the last run, unless the ERP's answer now says its own
         stopped = engine_text(view.erp_detail) if view.erp_state == "failing" else ""
-        if stopped and (state in ("ok", "unknown", "failing") or not live_detail):
-            erp.append(f"\n{stopped}", style="dim")
-        elif finished:
+        if finished:
             last = finished[0]
             status = t("status." + str(value_of(last, "status")))
             erp.append(
                 "\n" + t("dash.last_run", run=value_of(last, "run_id"), status=status), "dim"
             )
+        if stopped and (state in ("ok", "unknown", "failing") or not live_detail):
+            erp.append(f"{':' if finished else ''}\n{stopped}", style="dim")
         erp.append("\n" + t("dash.last_success") + ": ", style="bold")
         erp.append(fmt_when(app, view.last_success) if view.last_success else t("dash.never"))
         if not view.last_success and not view.runs and view.lease is None:
@@ -316,7 +332,11 @@ class DashboardScreen(BaseScreen):
             erp.append("\n" + t("dash.first_sync"), style="italic")
         if view.lease is not None:
             describe = getattr(view.lease, "brief", None)
-            holder = describe() if callable(describe) else str(value_of(view.lease, "holder", ""))
+            holder = (
+                engine_text(describe())
+                if callable(describe)
+                else str(value_of(view.lease, "holder", ""))
+            )
             erp.append("\n" + t("dash.lease", holder=holder), style="yellow")
         self.query_one("#dash-erp", Static).update(erp)
         store = Text()

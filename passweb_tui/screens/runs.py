@@ -12,7 +12,7 @@ from textual.timer import Timer
 from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import engine_text, t
+from passweb_tui.i18n import engine_notes, engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
@@ -277,7 +277,7 @@ class RunDetailScreen(BaseScreen):
         message = value_of(run, "message")
         if message:  # what the run said of itself (as `sync` prints it), each part translated
             head.append("\n" + t("runs.notes") + ": ", style="bold")
-            head.append("; ".join(engine_text(part) for part in str(message).split("; ")))
+            head.append(engine_notes(str(message)))
         self.query_one("#run-header", Static).update(head)
         off_site = value_of(run, "off_site") or {}
         rows = [
