@@ -259,6 +259,9 @@ async def test_a_refused_launch_says_why(synced: Engine, erp_sim: Any) -> None:
             summary = str(app.screen.query_one("#sync-summary", Static).render())
             assert "Sync refused" in summary and f"run {other.run_id}" in summary
             assert any(n.title == "Sync refused" for n in app._notifications)
+            # the holder's times on this machine's clock, as the screens give times
+            assert re.search(r"since \d\d:\d\d:\d\d, lease until \d\d:\d\d:\d\d", summary)
+            assert "+00:00" not in summary and "heartbeat" not in summary
     finally:
         other.cancel()
         other.wait(SYNC_TIMEOUT_S)
