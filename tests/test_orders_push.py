@@ -1282,3 +1282,38 @@ def test_a_push_s_failures_name_each_record_once_and_group_orders_held_by_their_
         "order W20 not sent: the ERP did not take it: alq_iva 99",
         "order W21 not sent: its customer 'Verdi' is not in the ERP",
     ]
+
+
+def test_a_failure_for_want_of_an_answer_is_told_from_a_refusal() -> None:
+    """The orders list offers to mend a new customer the ERP refused, not one it could
+    not create for want of an answer (busy, a timeout, no connection): the client's own
+    errors, as a push stores them, tell which."""
+    import httpx
+
+    from passweb_tui.engine.erp.errors import ErpConnectionError
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.orders.push import customer_error, no_answer
+
+    def reply(status: int, detail: str | None = None) -> httpx.Response:
+        body = {"error": {"response-detail": detail, "response-code": 6001}} if detail else None
+        return httpx.Response(status, json=body) if body else httpx.Response(status)
+
+    client = MexalClient(ErpConfig("http://127.0.0.1:9/webapi", "u", "p", azienda="DEM"))
+    try:
+        made = {
+            "busy": client._error(reply(503), "POST", "/x", True, True),
+            "timeout": client._error(reply(408), "POST", "/x", True, True),
+            "down": client._error(reply(502), "POST", "/x", True, True),
+            "refused": client._error(reply(400, "[Campo 'cap': errato]"), "POST", "/x", True, True),
+        }
+    finally:
+        client.close()
+    made["unreachable"] = ErpConnectionError("cannot reach the ERP at http://x: refused")
+    stored = {k: f"{customer_error('customer (site id 1)', '501', e)}" for k, e in made.items()}
+    assert {k: no_answer(v) for k, v in stored.items()} == {
+        "busy": True,
+        "timeout": True,
+        "down": True,
+        "refused": False,
+        "unreachable": True,
+    }, stored

@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
-from passweb_tui.engine.orders.push import error_reason, order_subject
+from passweb_tui.engine.orders.push import error_reason, no_answer, order_subject
 from passweb_tui.i18n import decimal_point, engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
@@ -495,9 +495,12 @@ class OrdersScreen(AckMixin, BaseScreen):
         """What holds an order, as its row says it: a new customer the ERP refused, with
         the key that mends it first (a narrow column shows little more), before the
         order's own error, which then only repeats it."""
-        if item["customer_error"]:
+        customer = item["customer_error"]
+        if customer and no_answer(customer):
+            return engine_text(customer)  # the ERP did not answer: nothing to mend
+        if customer:
             said = t("orders.customer_refused", key=self.bound_key("orders.customer"))
-            return f"{said} - {engine_text(item['customer_error'])}"
+            return f"{said} - {engine_text(customer)}"
         return error_gist(str(item["id"]), item["last_error"])
 
     def action_send(self) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -180,6 +181,20 @@ def error_reason(error: str, subject: str) -> str:
     order or the customer already); an error that starts otherwise is left whole."""
     prefix = f"{subject}: "
     return error[len(prefix) :] if error.startswith(prefix) else error
+
+
+#: how the client words a failure for want of an answer (a busy ERP, a timeout, no
+#: connection): the ERP refused nothing (see erp.client's errors)
+_NO_ANSWER = re.compile(
+    r"(?:^|: )(?:ERP is busy|ERP did not answer in time|ERP timed out working on the request"
+    r"|cannot reach the ERP at |connection to the ERP was lost|ERP failed to serve the request)"
+)
+
+
+def no_answer(error: str) -> bool:
+    """Whether a push error says the ERP did not answer (nothing to mend in the record)
+    rather than that it refused the record."""
+    return _NO_ANSWER.search(error) is not None
 
 
 def failure_note(entity: str, ident: str, error: str) -> tuple[str, str]:
