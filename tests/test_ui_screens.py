@@ -109,6 +109,35 @@ async def test_change_log_filters_and_record_history(synced: Engine) -> None:
             } == {shown}
 
 
+def test_the_field_filter_finds_fields_by_part_of_their_name(synced: Engine) -> None:
+    """The change log's field filter: the field spelled exactly, or every field holding
+    what is typed, in any case ("PRZ" finds prz_listino); nothing matching, nothing."""
+    from passweb_tui.screens.changes import ChangeFilter, fields_meant, matching, read_changes
+
+    counts = [
+        ("articles", "prz_listino", 30),
+        ("articles", "descrizione", 5),
+        ("articles", "(inserted)", 7),
+        ("customers", "descrizione", 2),
+    ]
+    assert fields_meant(counts, None) is None
+    assert fields_meant(counts, "descrizione") == ["descrizione"]
+    assert fields_meant(counts, "PRZ") == ["prz_listino"]
+    assert fields_meant(counts, "i") == ["prz_listino", "descrizione", "(inserted)"]
+    assert fields_meant(counts, "nope") == []
+    assert (matching(counts, "prz"), matching(counts, "descr"), matching(counts, "nope")) == (
+        30,
+        7,
+        0,
+    )
+    # on a real store: "(ins" picks the inserted records, as "(inserted)" does
+    inserted = synced.changes(field="(inserted)", limit=50)
+    assert inserted and synced.changes(fields=["(inserted)"], limit=50) == inserted
+    entries, _ = read_changes(synced, ChangeFilter(entity="articles", field="(ins"))
+    assert entries and {e.change for e in entries} == {"inserted"}
+    assert read_changes(synced, ChangeFilter(field="no such field"))[0] == []
+
+
 async def open_categories(app: Any, pilot: Any) -> None:
     await settle(app, pilot)
     app.screen.query_one("#dash-runs-table", KeyTable).focus()  # single keys work from tables

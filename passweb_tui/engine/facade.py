@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.fields import FieldRow, FieldsError
@@ -518,9 +518,11 @@ class Engine:
         key: str | None = None,
         limit: int = 500,
         offset: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[ChangeView]:
         """Change-log entries, newest first. `field` "(inserted)" or "(deleted)" (the
-        labels change_counts gives whole records) picks the records inserted or deleted."""
+        labels change_counts gives whole records) picks the records inserted or deleted;
+        `fields`, any of several such names (none: no entry)."""
         c = _CHANGES.c
         q = select(_CHANGES)
         if run_id is not None:
@@ -528,10 +530,17 @@ class Engine:
         if entity is not None:
             q = q.where(c.entity == entity)
         whole = {f"({kind})": kind for kind in ("inserted", "deleted")}
-        if field in whole:
-            q = q.where(c.change == whole[field], c.field.is_(None))
-        elif field is not None:
-            q = q.where(c.field == field)
+        if field is not None:
+            fields = [field, *(fields or ())]
+        if fields is not None:
+            named = [f for f in fields if f not in whole]
+            kinds = [whole[f] for f in fields if f in whole]
+            q = q.where(
+                or_(
+                    c.field.in_(named) if named else false(),
+                    and_(c.change.in_(kinds), c.field.is_(None)) if kinds else false(),
+                )
+            )
         if key is not None:
             q = q.where(c.key == key)
         q = q.order_by(c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))

@@ -62,17 +62,32 @@ class ChangeFilter:
 
 
 def read_changes(engine: Any, flt: ChangeFilter) -> tuple[list[Any], list[tuple[str, str, int]]]:
+    counts = list(engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key))
+    fields = fields_meant(counts, flt.field)
     entries = engine.changes(
-        run_id=flt.run_id, entity=flt.entity, field=flt.field, key=flt.key, limit=PAGE
+        run_id=flt.run_id, entity=flt.entity, fields=fields, key=flt.key, limit=PAGE
     )
-    counts = engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key)
-    return list(entries), list(counts)
+    return list(entries), counts
+
+
+def fields_meant(counts: list[tuple[str, str, int]], typed: str | None) -> list[str] | None:
+    """The fields a typed filter names (None: no filter): the one it spells exactly, or
+    else every field whose name or label holds it, in any case ("prz" finds
+    prz_listino), among those the per-field counts list."""
+    if typed is None:
+        return None
+    names = list(dict.fromkeys(name for _, name, _ in counts))
+    if typed in names:
+        return [typed]
+    low = typed.lower()
+    return [n for n in names if low in n.lower() or low in field_label(n).lower()]
 
 
 def matching(counts: list[tuple[str, str, int]], field: str | None) -> int:
     """How many changes the filter picks, from the per-field counts of its run, entity and
     key (the table shows at most a page of them)."""
-    return sum(n for _, name, n in counts if field is None or name == field)
+    fields = fields_meant(counts, field)
+    return sum(n for _, name, n in counts if fields is None or name in fields)
 
 
 def change_columns(*, with_run: bool, with_record: bool = True) -> list[Col]:
