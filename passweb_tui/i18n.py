@@ -1217,6 +1217,17 @@ def group_digits(text: str) -> str:
     return text.replace(",", ".") if _current == "it" else text
 
 
+def grouped_number(text: str) -> str:
+    """A number written plainly ("-1234.5") with its thousands grouped and its decimal
+    point in the language's style: 1.234,5 in Italian, 1,234.5 in English. Any other
+    text is left as it is."""
+    m = re.fullmatch(r"(-?)(\d+)((?:\.\d+)?)", text)
+    if m is None:
+        return text
+    sign, whole, fraction = m.groups()
+    return sign + group_digits(f"{int(whole):,}") + decimal_point(fraction)
+
+
 def decimal_point(text: str) -> str:
     """A number written with a decimal point (no thousands separator), in the language's
     style: 1198,87 in Italian."""

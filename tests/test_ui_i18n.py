@@ -632,3 +632,27 @@ def test_a_runs_notes_read_in_italian_each_whole_even_where_a_note_holds_a_semic
     )
     set_language("en")
     assert i18n.engine_notes(f"{busy}; {held}") == f"{busy}; {held}"
+
+
+def test_amounts_and_erp_document_fields_read_in_the_languages_style() -> None:
+    """Money groups its thousands as counts do; an ERP document's numbers and date, as
+    the review of its update shows them, in the UI's style too."""
+    from passweb_tui.screens.base import fmt_money
+    from passweb_tui.screens.orders import doc_cell
+
+    assert (fmt_money("1374.32"), fmt_money("-1234567.5"), fmt_money("0.1234")) == (
+        "1,374.32",
+        "-1,234,567.50",
+        "0.1234",
+    )
+    assert doc_cell("prezzo", "166.16") == "166.16"
+    set_language("it")
+    assert (fmt_money("1374.32"), fmt_money("87.3")) == ("1.374,32", "87,30")
+    assert [doc_cell(n, v) for n, v in (("prezzo", "1166.16"), ("quantita", "2.5"))] == [
+        "1.166,16",
+        "2,5",
+    ]
+    assert doc_cell("data_documento", "20261207") == "2026-12-07"
+    # a code is no number, whatever it looks like
+    assert doc_cell("codice_articolo", "12.50") == "12.50"
+    assert doc_cell("cod_conto", "501.00001") == "501.00001"

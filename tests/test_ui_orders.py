@@ -280,7 +280,7 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         runs = app.screen.query_one("#runs-table", KeyTable)
         label = next(k for k in runs.columns if str(runs.columns[k].label) == "Web orders")
         done = [str(runs.get_row_at(i)[list(runs.columns).index(label)]) for i in range(3)]
-        assert done == ["1 failed, 2 updated", "1 sent", "1 sent"], done
+        assert done == ["failed 1, updated 2", "sent 1", "sent 1"], done
 
     # the dashboard's panel counts the same, in a few statements
     panel_app = PanelApp(engine)
@@ -730,19 +730,19 @@ async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
         await settle(app, pilot)
         await pilot.press("4")  # all orders
         await settle(app, pilot)
-        assert on_screen(app, "3703.50 EUR"), screen_lines(app)  # the total, two decimals
+        assert on_screen(app, "3,703.50 EUR"), screen_lines(app)  # the total, two decimals
         table = app.screen.query_one("#orders-table", KeyTable)
         table.move_cursor(row=keys_of(app, "#orders-table").index("W9"))
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, OrderDetailScreen)
         header = text_of(app, "#order-header")
-        assert f"501.00001 {name}" in header and "3703.50 EUR" in header
+        assert f"501.00001 {name}" in header and "3,703.50 EUR" in header
         table = app.screen.query_one("#order-rows", KeyTable)
         cells = [str(c) for c in table.get_row("1")]
-        assert "1234.50" in cells and cells[-1] == "1234.50"  # qty 1: the row total, whole
+        assert "1,234.50" in cells and cells[-1] == "1,234.50"  # qty 1: the row total, whole
         assert any(first.columns["description"][:5] in c for c in cells)
-        assert on_screen(app, "2469.00"), screen_lines(app)  # qty 2, whole at 80 columns
+        assert on_screen(app, "2,469.00"), screen_lines(app)  # qty 2, whole at 80 columns
 
 
 async def open_order(app: PasswebApp, pilot: Any, order_id: str) -> OrderDetailScreen:

@@ -32,7 +32,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import decimal_point, group_digits, t
+from passweb_tui.i18n import decimal_point, group_digits, grouped_number, t
 
 if TYPE_CHECKING:
     from passweb_tui.app import PasswebApp
@@ -133,7 +133,7 @@ def fmt_money(value: Any) -> str:
     """An amount as a price list shows it (see records.money_text)."""
     from passweb_tui.engine.records import money_text
 
-    return decimal_point(money_text(value))
+    return grouped_number(money_text(value))
 
 
 def fmt_int(value: int | None) -> str:
@@ -210,8 +210,9 @@ def run_changes_cell(run: Any, changes: int) -> str:
 
 def orders_cell(counts: dict[str, int]) -> str:
     """What a run did with web orders: sent, failed to send, updated from the ERP."""
+    # the word first ("inviati 1"): in Italian a number before it would have to agree
     done = [
-        f"{fmt_int(counts[k])} {t('col.' + k).lower()}"
+        f"{t('col.' + k).lower()} {fmt_int(counts[k])}"
         for k in ("sent", "failed", "updated")
         if counts.get(k)
     ]

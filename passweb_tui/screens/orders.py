@@ -3,6 +3,7 @@ detail, an update's before and after, acknowledging, and sending one order now."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.engine.orders.push import error_reason, no_answer, order_subject
-from passweb_tui.i18n import decimal_point, engine_text, t
+from passweb_tui.i18n import decimal_point, engine_text, grouped_number, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -93,6 +94,21 @@ def cell(value: Any, width: int | None = None) -> str:
     if width is not None and len(text) > width:
         return text[: width - 1] + "…"
     return text
+
+
+#: an ERP document's fields that hold a number, and its date (AAAAMMGG)
+_DOC_NUMBERS = frozenset({"quantita", "prezzo", "qta_evasa"})
+_DOC_DATES = frozenset({"data_documento"})
+
+
+def doc_cell(name: str, value: Any) -> str:
+    """A field of an ERP document as the UI writes it: numbers in the language's style,
+    a date as the screens give dates; anything else as cell() shows it."""
+    if isinstance(value, str) and name in _DOC_NUMBERS and re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return grouped_number(value)
+    if isinstance(value, str) and name in _DOC_DATES and re.fullmatch(r"\d{8}", value):
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return cell(value)
 
 
 #: the widest a customer's name is in the order list (at 80 columns the state, total
@@ -956,8 +972,8 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
             style = CHANGED_STYLE if changed else ""
             header.add_row(
                 Text(("* " if changed else "  ") + name, style=style),
-                Text(cell(bh.get(name)), style=style),
-                Text(cell(ah.get(name)), style=style),
+                Text(doc_cell(name, bh.get(name)), style=style),
+                Text(doc_cell(name, ah.get(name)), style=style),
                 key=name,
             )
 
@@ -1006,7 +1022,7 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
                         [
                             str(rid),
                             t("orders.same"),
-                            *(cell((a or {}).get(name)) for name in fields),
+                            *(doc_cell(name, (a or {}).get(name)) for name in fields),
                         ],
                     )
                 )
@@ -1016,7 +1032,9 @@ class UpdateDetailScreen(AckMixin, BaseScreen):
                 for name in fields:
                     value = (this or {}).get(name)
                     changed = this is None or other is None or value != other.get(name)
-                    cells.append(Text(cell(value), style=CHANGED_STYLE if changed else ""))
+                    cells.append(
+                        Text(doc_cell(name, value), style=CHANGED_STYLE if changed else "")
+                    )
                 shown.append((f"{rid}/{label}", cells))
         rows.show_rows(shown)
         header.focus()
