@@ -731,6 +731,12 @@ async def test_an_order_names_its_erp_customer_and_articles_and_fits_80_columns(
         await pilot.press("4")  # all orders
         await settle(app, pilot)
         assert on_screen(app, "3,703.50 EUR"), screen_lines(app)  # the total, two decimals
+        await pilot.press("2")  # the open orders: their ERP key stays at 80 columns
+        await settle(app, pilot)
+        assert on_screen(app, str(orders.show("W9")["erp_key"])), screen_lines(app)
+        assert on_screen(app, "3,703.50 EUR"), screen_lines(app)
+        await pilot.press("4")
+        await settle(app, pilot)
         table = app.screen.query_one("#orders-table", KeyTable)
         table.move_cursor(row=keys_of(app, "#orders-table").index("W9"))
         await pilot.press("enter")

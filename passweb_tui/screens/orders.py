@@ -296,11 +296,13 @@ class OrdersScreen(AckMixin, BaseScreen):
             columns = [
                 Col("id", t("orders.col.order")),
                 Col("created", t("orders.col.created")),
-                Col("customer", t("orders.col.customer"), shrink=True),
+                # a long name gives way (to 14) before the ERP key is left out for it:
+                # on the open orders' page, the key is what an operator looks them up by
+                Col("customer", t("orders.col.customer"), shrink=True, give_way=14),
                 Col("state", t("orders.col.state"), shrink=True),
                 Col("total", t("orders.col.total")),
                 Col("rows", t("orders.col.rows"), drop=2),
-                Col("erp_key", t("orders.col.erp_key"), drop=1),
+                Col("erp_key", t("orders.col.erp_key_short"), drop=1, empty_first=True),
                 # a long error gives way before the ERP key or the rows are left out
                 # for it (14: "C Fix customer" stays whole); no error on the page, the
                 # column is the first left out
