@@ -166,11 +166,11 @@ def test_numbers_read_in_the_ui_language() -> None:
     from passweb_tui.screens.base import fmt_duration, fmt_int, fmt_money
 
     assert (fmt_int(4636), fmt_money(Decimal("1198.87")), fmt_duration(None, 0.24)) == (
-        "4,636", "1198.87", "0.2s",
+        "4,636", "1,198.87", "0.2s",
     )  # fmt: skip
     set_language("it")
     assert (fmt_int(4636), fmt_money(Decimal("1198.87")), fmt_duration(None, 0.24)) == (
-        "4.636", "1198,87", "0,2s",
+        "4.636", "1.198,87", "0,2s",
     )  # fmt: skip
 
 
