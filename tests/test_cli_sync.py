@@ -411,6 +411,28 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
         assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines
 
 
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_is(
+    sim: Any, tmp_path: Any
+) -> None:
+    """A wrong --db naming another program's SQLite file: even a reading command must
+    not make a store of it beside that program's tables."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (n INTEGER)")
+    before = other.read_bytes()
+    for args in (("runs",), ("sync", "total", "--json")):
+        result = cli(sim, *args, db=f"sqlite:///{other}")
+        assert result.returncode == 2, (args, result.stderr)
+        assert "another program's tables (invoices)" in result.stderr, result.stderr
+    assert other.read_bytes() == before
+    # an empty file is a new store, as a file that does not exist yet
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert cli(sim, "runs", db=f"sqlite:///{empty}").returncode == 0
+
+
 def test_a_postgresql_database_or_role_that_is_not_there_is_a_setting_to_correct(
     sim: Any, tmp_path: Any
 ) -> None:

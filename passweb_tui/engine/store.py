@@ -234,6 +234,7 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
                 raise StoreError(
                     f"the store's folder {str(folder)!r} cannot be created: {exc.strerror or exc}"
                 ) from None
+            _refuse_foreign(Path(database).expanduser(), shown_url(url))
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
@@ -284,6 +285,46 @@ def migrate(engine: Engine) -> bool:
                 raise unknown_schema(revision)
             command.upgrade(_alembic_config(conn), "head")
     return True
+
+
+def _refuse_foreign(path: Path, shown: str) -> None:
+    """A SQLite file that is no store but holds another program's tables (a wrong
+    --db, say) is left as it is, not made a store beside them: it is looked at read-only
+    before the store's engine touches it (which would set WAL mode, a change of its
+    own). A PostgreSQL database may well be shared with other programs' tables: it is
+    not looked at."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error):
+        return  # what is wrong with it is said when the store opens it
+    try:
+        tables = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    except sqlite3.Error:
+        return  # not a database, or not readable: said when the store opens it
+    finally:
+        conn.close()
+    if tables and not tables & {"alembic_version", *_store_tables()}:
+        names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreUrlError(
+            f"{shown}: the database holds another program's tables ({names}) and no"
+            " passweb-tui store; it was left as it is: correct the URL, or give a new file"
+            " for a new store"
+        )
+
+
+def _store_tables() -> set[str]:
+    """The names of the store's tables (every area's)."""
+    from passweb_tui.engine import models
+    from passweb_tui.engine.orders import models as order_models  # noqa: F401 (registers)
+
+    return set(models.metadata.tables)
 
 
 def open_store(url: str, make_folder: bool = False) -> Store:
