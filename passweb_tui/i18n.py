@@ -1371,6 +1371,12 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "cliente (id sul sito {id}) non inviato: {more}",
     ),
     (
+        r"(?P<entity>\w+) would have no used field left: the site keeps at least one besides"
+        r" the key; use another one first",
+        "{entity}: non resterebbe alcun campo usato; il sito ne tiene almeno uno oltre alla"
+        " chiave: usarne prima un altro",
+    ),
+    (
         r"another TOTAL/CHANGED sync is running: (?P<rest>.+)",
         "è in corso un altro Totale/Variati: {rest}",
     ),

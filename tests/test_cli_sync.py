@@ -228,6 +228,20 @@ def test_fields_list_use_unuse(sim: Any) -> None:
     assert "used pubblica" in cli(sim, "fields", "list", "articles").stdout
     assert cli(sim, "fields", "unuse", "articles", "pubblica").returncode == 0
     assert cli(sim, "fields", "use", "articles", "codice").returncode == 2
+    # every used field at once: refused (a sync asks the ERP for the used fields), and
+    # nothing is changed
+    names = [
+        line.split()[1]
+        for line in cli(sim, "fields", "list", "articles").stdout.splitlines()
+        if line.strip().startswith("used ")
+    ]
+    refused = cli(sim, "fields", "unuse", "articles", *names)
+    assert refused.returncode == 2 and "no used field left" in refused.stderr, refused.stderr
+    assert [
+        line.split()[1]
+        for line in cli(sim, "fields", "list", "articles").stdout.splitlines()
+        if line.strip().startswith("used ")
+    ] == names
 
 
 LATE_HOLDER = """

@@ -354,6 +354,34 @@ async def test_fields_toggle_and_attribute_update(synced: Engine) -> None:
         assert any("Attribute update done" in str(n.message) for n in app._notifications)
 
 
+async def test_the_last_used_field_cannot_be_dropped_and_the_screen_says_why(
+    sim: Any, tmp_path: Any
+) -> None:
+    engine = impatient_engine(sim, tmp_path)
+    try:
+        engine.attribute_update()
+        used = [r.name for r in engine.fields("articles") if r.used]
+        engine.set_used("articles", used[1:], False)
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("f")
+            await settle(app, pilot)
+            assert isinstance(app.screen, FieldsScreen) and app.screen.entity == "articles"
+            table = app.screen.query_one("#fields-table", KeyTable)
+            table.move_cursor(row=table.get_row_index(used[0]))
+            await pilot.press("space")
+            await settle(app, pilot)
+            await settle(app, pilot)
+            said = [str(n.message) for n in app._notifications if n.severity == "error"]
+            assert any("no used field left" in m for m in said), said
+            assert not any("FieldsError" in m for m in said), said
+            assert [r.name for r in engine.fields("articles") if r.used] == used[:1]
+            row = table.get_row(used[0])
+            assert str(row[0]).strip(), row  # shown as used again
+    finally:
+        engine.close()
+
+
 async def test_runs_history_and_detail(synced: Engine) -> None:
     synced.run("partial", dry_run=True)
     app = create_app(synced, poll_s=0)

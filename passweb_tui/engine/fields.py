@@ -133,6 +133,13 @@ def set_used(store: Store, entity: str, names: Iterable[str], used: bool) -> lis
         if keys:
             raise FieldsError(f"{', '.join(keys)} is the key of {entity}; it is always synced")
         changed = [n for n in wanted if bool(known[n].used) != used]
+        left = {n for n, r in known.items() if r.used} - set(changed)
+        if not used and changed and not left:
+            # (a sync asks the ERP for the used fields: none is no request it can make)
+            raise FieldsError(
+                f"{entity} would have no used field left: the site keeps at least one"
+                " besides the key; use another one first"
+            )
         if changed:
             conn.execute(
                 update(_T).where(_T.c.entity == entity, _T.c.name.in_(changed)).values(used=used)

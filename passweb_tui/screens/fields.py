@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import BaseScreen, KeyTable, value_of
 
 
@@ -32,6 +32,7 @@ class FieldsScreen(BaseScreen):
 
     TITLE_KEY = "nav.fields"
     RELOAD_WHEN_STALE = True
+    OWN_ERRORS = frozenset({"fields-toggle"})  # a refused toggle is said here, as such
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_used", "key.toggle_used", id="fields.toggle"),
         Binding("t", "next_entity", "key.next_entity", id="fields.entity"),
@@ -128,7 +129,9 @@ class FieldsScreen(BaseScreen):
             if entity == self.entity:
                 self.show(rows)
         elif group == "fields-toggle" and event.state == WorkerState.ERROR:
-            self.load()  # show what the store really holds
+            # refused (the last used field, say): why, and what the store really holds
+            self.notify(engine_text(str(event.worker.error)), severity="error", timeout=10)
+            self.load()
         elif group == "attribute-update" and event.state == WorkerState.SUCCESS:
             self.notify(t("fields.updated"))
             self.load()
