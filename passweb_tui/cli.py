@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 from passweb_tui import __version__
 from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
@@ -87,17 +88,58 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
 
 
+class _ClosedPipeSafe:
+    """Standard output that a reader may close early (`passweb-tui runs | head -1`):
+    what is written after that goes nowhere, and the command ends with its own exit
+    status (a sync that succeeded is no failure for its output being cut)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def _drop(self) -> None:
+        self.closed_by_reader = True
+        try:  # the descriptor too: Python's own last flush at exit goes nowhere as well
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text: str) -> int:
+        if self.closed_by_reader:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        if self.closed_by_reader:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # the UI owns the terminal: its log goes to the file only
     setup_logging(args.verbose, to_stderr=args.command is not None)
     ctx = Context(args)
+    real_stdout = sys.stdout
     try:
         if args.command is None:
             from passweb_tui.commands import ui
 
             return int(ui.run(args, ctx))
+        sys.stdout = cast(TextIO, _ClosedPipeSafe(real_stdout))
         return int(args.handler(args, ctx))
     except CliError as exc:
         print(f"passweb-tui: {exc}", file=sys.stderr)
@@ -120,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.FAILED)
     finally:
         ctx.close()
+        if isinstance(sys.stdout, _ClosedPipeSafe):
+            sys.stdout.flush()
+            sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -62,6 +62,33 @@ def test_the_installed_command_runs_a_sync(sim: Any) -> None:
     assert json.loads(done.stdout)["status"] == "ok"
 
 
+def test_a_reader_that_stops_early_does_not_change_the_exit_status(sim: Any, tmp_path: Any) -> None:
+    """`passweb-tui changes | head -1`: the reader closes the pipe after its line; the
+    command still ends with its own status (0), and says nothing on stderr."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    env = dict(os.environ, PASSWEB_TUI_DB=db)
+    import fcntl
+
+    for args in (["changes", "--limit", "5000"], ["changes", "--limit", "5000", "--json"]):
+        reader, writer = os.pipe()
+        fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)  # the output is bigger than the pipe
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "passweb_tui", *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        os.close(writer)
+        proc.stdout = os.fdopen(reader, "rb")
+        assert proc.stderr is not None
+        assert proc.stdout.read(100)
+        proc.stdout.close()  # as `head -1` does, long before the output's end
+        err = proc.stderr.read().decode()
+        assert proc.wait(120) == 0, err
+        assert err == "", err
+
+
 def test_sync_json_runs_and_changes_have_the_contract_shapes(sim: Any) -> None:
     first = cli(sim, "sync", "changed", "--json")
     assert first.returncode == 0, first.stderr
