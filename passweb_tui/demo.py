@@ -74,9 +74,13 @@ def _running_erp(folder: Path) -> DemoErp | None:
     return DemoErp(url=url, anno=anno, handle=None)
 
 
+class DemoStateError(Exception):
+    """The demo ERP's state file cannot be used; the message says how to start afresh."""
+
+
 def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000) -> DemoErp:
     """Start the simulator on a free loopback port, keeping its state in `folder`."""
-    from passweb_tui.mexal_sim.server import start_background
+    from passweb_tui.mexal_sim.server import StateFileError, start_background
 
     folder.mkdir(parents=True, exist_ok=True)
     running = _running_erp(folder)
@@ -85,7 +89,13 @@ def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000)
     options = demo_erp_options(
         folder, host="127.0.0.1", port=0, articles=articles, customers=customers
     )
-    handle = start_background(options)
+    try:
+        handle = start_background(options)
+    except StateFileError as exc:
+        raise DemoStateError(
+            f"the demo ERP cannot start: {exc}; remove {str(options.state)!r} to start it"
+            " afresh (the demo store then catches up with its next Totale)"
+        ) from None
     info = announce(folder, handle.url, options.anno)
     return DemoErp(url=handle.url, anno=options.anno, handle=handle, info=info)
 

@@ -117,6 +117,20 @@ def test_the_demos_first_sync_prints_only_its_report(isolated_home: Path) -> Non
     assert result.stderr == ""
 
 
+def test_a_demo_erp_state_file_that_cannot_be_read_says_how_to_start_afresh(
+    isolated_home: Path,
+) -> None:
+    state = isolated_home / "xdg_data_home" / "passweb-tui" / "demo" / "erp-state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("garbage")
+    result = run_cli("--demo", "check")
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "unexpected" not in line and "is not valid JSON" in line, line
+    assert f"remove {str(state)!r} to start it afresh" in line, line
+    assert state.read_text() == "garbage"  # left for the operator to look at
+
+
 def test_demo_processes_on_one_folder_share_one_demo_erp(tmp_path: Path) -> None:
     """A second --demo process (the CLI beside the UI, a second terminal) uses the demo
     ERP the first one serves: they agree on what was pushed to it. Once it is gone, the

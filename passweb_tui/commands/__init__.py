@@ -87,10 +87,13 @@ class Context:
         """The ERP to talk to; under --demo the embedded simulator, started on first use."""
         settings = self.settings
         if settings.demo:
-            from passweb_tui.demo import start_demo_erp
+            from passweb_tui.demo import DemoStateError, start_demo_erp
 
             if self._demo_erp is None:
-                self._demo_erp = start_demo_erp(settings.site_data_dir)
+                try:
+                    self._demo_erp = start_demo_erp(settings.site_data_dir)
+                except DemoStateError as exc:
+                    raise CliError(str(exc)) from None
             return self._demo_erp.erp_config(settings)
         return settings.erp_config()
 
