@@ -388,7 +388,7 @@ def read_config_file(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
+        doc = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -576,7 +576,7 @@ def _check_own_store(settings: Settings, cfg_path: Path) -> None:
         return  # the site's own SQLite file in its own data folder
     mine = settings.resolved_db_url
     try:
-        doc = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(cfg_path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return  # read_config_file has said what is wrong with it
     sites = doc.get("sites")
@@ -763,7 +763,7 @@ def save_erp_settings(
         raise ValueError(f"not ERP settings: {', '.join(unknown)}")
     by_hand = f"nothing was saved: set url, user, password and azienda in [{name}] by hand"
     try:
-        text = cfg_path.read_bytes().decode("utf-8")
+        text = cfg_path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         text = ""
     except OSError as exc:

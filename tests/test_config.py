@@ -52,6 +52,14 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         load_settings({}, env={}, path=cfg)
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Some Windows editors start a UTF-8 file with a byte-order mark, which no editor
+    shows: the file reads as its text says."""
+    cfg = tmp_path / "bom.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf[sync]\noverlap_minutes = 60\n")
+    assert load_settings({}, env={}, path=cfg).overlap_minutes == 60
+
+
 def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", '[erp]\nurrl = "x"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'urrl' in \[erp\]"):
