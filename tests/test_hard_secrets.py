@@ -278,8 +278,14 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     config = tmp_path / "config.toml"
     config.write_text("[erp\n")
     bad_cfg = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
-    assert bad_cfg.returncode == 1 and lines_of(bad_cfg.stdout)["settings"] == "FAIL"
-    assert "not valid TOML" in bad_cfg.stdout
+    # a configuration error, as for every command; the file's own line says it too
+    assert bad_cfg.returncode == 2 and lines_of(bad_cfg.stdout)["settings"] == "FAIL"
+    assert lines_of(bad_cfg.stdout)["config file"] == "FAIL"
+    assert "not valid TOML" in bad_cfg.stdout and "doctor: 2 checks failed" in bad_cfg.stdout
+    config.chmod(0o644)  # readable by others: not "OK, it holds no secret" when unreadable
+    bad_cfg = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
+    assert lines_of(bad_cfg.stdout)["config file"] == "FAIL", bad_cfg.stdout
+    assert "holds no secret" not in bad_cfg.stdout
     config.write_text("[sync]\nlease_seconds = 5\n")
     config.chmod(0o644)
     loose = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
@@ -289,7 +295,7 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     config.write_text('[erp]\npassword = "pw"\n')
     config.chmod(0o640)
     leaky = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
-    assert leaky.returncode == 1 and lines_of(leaky.stdout)["config file"] == "FAIL"
+    assert leaky.returncode == 2 and lines_of(leaky.stdout)["config file"] == "FAIL"
     assert "holds a password but is readable by others (mode 640)" in leaky.stdout
     config.write_text("[sync]\nlease_seconds = 5\n")
     config.chmod(0o620)  # not readable by others, but they can change it

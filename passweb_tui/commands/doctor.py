@@ -1,7 +1,8 @@
 """`passweb-tui doctor`: check config, store, ERP, TLS, lease, disk and log, one line each.
 
 Each check prints `OK`, `WARN` or `FAIL` with what it found. Nothing is changed: the
-store is neither created nor migrated. Exit status 0 unless a check FAILs (then 1).
+store is neither created nor migrated. Exit status 0 unless a check FAILs: 2 when the
+settings cannot be read (a configuration error, as for every command), else 1.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "doctor",
         help="check config, store, ERP, TLS, sync lock, disk space and log file",
         description="Run each check and print one line per check (OK, WARN or FAIL). "
-        "Exit status 0 when nothing FAILs, 1 otherwise. Changes nothing.",
+        "Exit status 0 when nothing FAILs; 2 when the settings cannot be read (a"
+        " configuration error), 1 when another check FAILs. Changes nothing.",
     )
     p.set_defaults(handler=run)
 
@@ -52,8 +54,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         settings = ctx.settings
     except ConfigError as exc:
         emit((FAIL, "settings", str(exc)))
-        print("doctor: 1 check failed")
-        return int(ExitCode.FAILED)
+        failed = sum(1 for r in results if r[0] == FAIL)
+        print(f"doctor: {_count(failed, 'check')} failed; the others need the settings")
+        return int(ExitCode.USAGE)
     emit((OK, "settings", f"site {settings.site!r}, site number {settings.site_no}"))
     for line in check_store(settings):
         emit(line)
@@ -81,9 +84,15 @@ def check_config_file(path: Path) -> list[Check]:
             return [(FAIL, "config file", f"none at {path}, which PASSWEB_TUI_CONFIG names")]
         return [(OK, "config file", f"none at {path} (defaults, environment and flags)")]
     try:
-        path.read_bytes()
+        raw = path.read_bytes()
     except OSError as exc:
         return [(FAIL, "config file", f"{path} cannot be read ({exc.strerror})")]
+    try:
+        doc = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        return [(FAIL, "config file", f"{path} is not UTF-8 text")]
+    except tomllib.TOMLDecodeError as exc:
+        return [(FAIL, "config file", f"{path} is not valid TOML ({exc})")]
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         # whoever can write it chooses the ERP, the store, a password_command to run
@@ -95,10 +104,7 @@ def check_config_file(path: Path) -> list[Check]:
             )
         ]
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        try:
-            secrets = file_secrets(tomllib.loads(path.read_text("utf-8")))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            secrets = []  # said by the settings' own check, with where
+        secrets = file_secrets(doc)
         if secrets:
             return [
                 (
