@@ -77,8 +77,13 @@ def test_partial_pushes_what_waits_and_scoped_partial_rereads(
     assert cli("orders", "show", "W1", "--json")[1]["state"] == "partially_fulfilled"
     (update,) = cli("orders", "updates", "--unreviewed", "--json")[1]
     assert update["order_id"] == "W1" and update["after"]["rows"][0]["qta_evasa"] == "1"
-    assert cli("orders", "ack", str(update["update_id"]))[0] == 0
+    assert cli("orders", "ack", str(update["update_id"])) == (0, "acknowledged 1 update\n")
     assert cli("orders", "updates", "--unreviewed", "--json")[1] == []
+    # a second time: nothing new is acknowledged, and it says so
+    assert cli("orders", "ack", str(update["update_id"])) == (
+        0,
+        f"acknowledged 0 updates; already acknowledged before: {update['update_id']}\n",
+    )
 
     # a row of W2 suspended in the ERP: the next CHANGED (a first one runs as TOTAL) sees it
     sim.admin("POST", f"orders/{listed['W2']['erp_key']}/rows/1/state", json={"state": "S"})

@@ -309,11 +309,14 @@ def run_ack(args: argparse.Namespace, ctx: Context) -> int:
     # an id no store can hold (beyond 64 bits, or not positive) is no update either
     possible = [i for i in args.update_ids if 1 <= i < 2**63]
     with _orders(ctx) as api:
-        acked, unknown = api.ack(possible) if possible else ([], [])
+        acked, before, unknown = api.acknowledge(possible) if possible else ([], [], [])
     unknown = [*unknown, *(i for i in args.update_ids if not 1 <= i < 2**63)]
     for i in unknown:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
-    print(f"acknowledged {len(acked)} update{'' if len(acked) == 1 else 's'}")
+    said = f"acknowledged {len(acked)} update{'' if len(acked) == 1 else 's'}"
+    if before:
+        said += f"; already acknowledged before: {', '.join(map(str, before))}"
+    print(said)
     # an id the store does not know is a mistyped argument (as for `orders show`): the
     # others given are acknowledged all the same
     return int(ExitCode.USAGE if unknown else ExitCode.OK)

@@ -508,18 +508,31 @@ class WebOrders:
 
     def ack(self, update_ids: Sequence[int]) -> tuple[builtins.list[int], builtins.list[int]]:
         """Mark updates reviewed; returns (acknowledged now or before, unknown ids)."""
+        now, before, unknown = self.acknowledge(update_ids)
+        return sorted([*now, *before]), unknown
+
+    def acknowledge(
+        self, update_ids: Sequence[int]
+    ) -> tuple[builtins.list[int], builtins.list[int], builtins.list[int]]:
+        """Mark updates reviewed; returns (acknowledged now, acknowledged before, unknown
+        ids)."""
         ids = sorted(set(update_ids))
         with self.store.write() as conn:
-            known = set(
-                conn.execute(sa.select(updates_t.c.id).where(updates_t.c.id.in_(ids))).scalars()
-            )
-            if known:
+            reviewed: dict[int, bool] = {
+                row.id: bool(row.reviewed)
+                for row in conn.execute(
+                    sa.select(updates_t.c.id, updates_t.c.reviewed).where(updates_t.c.id.in_(ids))
+                )
+            }
+            fresh = [i for i in ids if i in reviewed and not reviewed[i]]
+            if fresh:
                 conn.execute(
                     sa.update(updates_t)
-                    .where(updates_t.c.id.in_(known), updates_t.c.reviewed.is_(False))
+                    .where(updates_t.c.id.in_(fresh), updates_t.c.reviewed.is_(False))
                     .values(reviewed=True, reviewed_at=utcnow())
                 )
-        return [i for i in ids if i in known], [i for i in ids if i not in known]
+        before = [i for i in ids if reviewed.get(i)]
+        return fresh, before, [i for i in ids if i not in reviewed]
 
     def resend(self, client: MexalClient, order_id: str) -> str | None:
         """Put back in the queue a `to_check` order that the ERP holds no document of
