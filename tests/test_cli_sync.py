@@ -186,6 +186,9 @@ def test_exit_statuses(sim: Any) -> None:
     needs_one = cli(sim, "sync", "partial", "--code", "X")
     assert needs_one.returncode == 2 and "exactly one --entity" in needs_one.stderr
     assert cli(sim, "sync", "partial", "--entity", "nonsense").returncode == 2
+    empty = cli(sim, "sync", "partial", "--entity", "articles", "--code", " ", "--json")
+    assert empty.returncode == 2 and "an empty one was given" in empty.stderr
+    assert json.loads(empty.stdout)["run_id"] is None  # no run was recorded for it
     nothing = cli(sim, "sync", "partial")
     assert nothing.returncode == 0 and "nothing to do" in nothing.stdout
     unknown_field = cli(sim, "fields", "use", "articles", "no_such_field")

@@ -272,6 +272,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _launch(args: argparse.Namespace, ctx: Context, signals: StopSignals) -> int:
     from passweb_tui.engine.facade import LaunchRefused, Scope, SyncError
 
+    if any(not code.strip() for code in args.code):
+        raise CliError("--code needs a record's code; an empty one was given", ExitCode.USAGE)
     # a repeated --entity or --code is pulled once
     scope = Scope(tuple(dict.fromkeys(args.entity)), tuple(dict.fromkeys(args.code)))
     if (scope.entities or scope.codes) and args.kind != "partial":
