@@ -400,6 +400,13 @@ def read_config_file(
         for section, keys in sections.items():
             if section == "sites":
                 continue
+            if not isinstance(keys, dict) and section not in _FILE_KEYS:
+                # a key, not a section: written above any [section] header
+                where = f"in [{prefix[:-1]}]" if prefix else "outside any section"
+                raise ConfigError(
+                    f"{path}: unknown key {section!r} {where}: settings go in their section,"
+                    f" such as [{next(iter(_FILE_KEYS))}]"
+                )
             if section not in _FILE_KEYS:
                 raise ConfigError(f"{path}: unknown section [{prefix}{section}]")
             if not isinstance(keys, dict):

@@ -644,3 +644,12 @@ def test_two_sites_on_one_database_are_refused(tmp_path: Path) -> None:
     assert load_settings({"site": "outlet"}, env={}, path=cfg).db_url == f"{shared}_outlet"
     cfg.write_text("[sites.shop.erp]\nsite_no = 1\n[sites.outlet.erp]\nsite_no = 2\n")
     assert load_settings({"site": "outlet"}, env={}, path=cfg).default_store
+
+
+def test_a_key_written_outside_its_section_is_called_a_key(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.toml", "overlap_minutes = 60\n[erp]\nurl = 'http://x'\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'overlap_minutes' outside any section"):
+        load_settings({}, env={}, path=cfg)
+    cfg = write(tmp_path / "c.toml", "[sites.shop]\nfoo = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'foo' in \[sites\.shop\]"):
+        load_settings({"site": "shop"}, env={}, path=cfg)
