@@ -237,6 +237,8 @@ def test_tls(tmp_path: Path) -> None:
         (["--port", "99999"], "--port must be 0-65535"),
         (["--password", ""], "--password must not be empty"),
         (["--user", ""], "--user must not be empty"),
+        (["--azienda", " "], "--azienda must not be empty"),
+        (["--anno", "99999"], "--anno must be a year like 2026, got 99999"),
         # a folder where the state file cannot be made
         (
             ["--state", "/proc/no-such-folder/state.json"],

@@ -113,6 +113,10 @@ def create_app(options: SimOptions) -> SimApp:
         raise SimOptionsError("--password must not be empty (leave it out to keep the default)")
     if not options.user:
         raise SimOptionsError("--user must not be empty")
+    if not options.azienda.strip():
+        raise SimOptionsError("--azienda must not be empty")
+    if not 1900 <= options.anno <= 2999:  # what a client accepts (a year like 2026)
+        raise SimOptionsError(f"--anno must be a year like 2026, got {options.anno}")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise SimOptionsError("--tls-cert and --tls-key go together")
     try:
