@@ -127,6 +127,27 @@ class _ClosedPipeSafe:
         return getattr(self._stream, name)
 
 
+def _finishing() -> None:
+    """The command's work is done and recorded: a stop signal now (a `kill` a moment too
+    late) leaves the exit status as the work ended, instead of killing the process on
+    its way out; a second SIGINT or SIGTERM still ends it at once, by that signal."""
+    import signal
+
+    from passweb_tui.commands import STOP_SIGNALS
+
+    noted: list[int] = []
+
+    def late(signum: int, _frame: Any) -> None:
+        if signum in noted and signum != getattr(signal, "SIGHUP", None):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        noted.append(signum)
+
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, late)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -140,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return int(ui.run(args, ctx))
         sys.stdout = cast(TextIO, _ClosedPipeSafe(real_stdout))
-        return int(args.handler(args, ctx))
+        code = int(args.handler(args, ctx))
+        if argv is None:  # this process is the command: it ends now, as its work did
+            _finishing()
+        return code
     except CliError as exc:
         print(f"passweb-tui: {exc}", file=sys.stderr)
         return int(exc.code)

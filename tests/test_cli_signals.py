@@ -379,3 +379,30 @@ def test_a_signal_while_the_store_opens_still_prints_one_object(
         assert store.lease() is None
     finally:
         store.close()
+
+
+LATE_SIGNAL = """
+import os, signal, sys
+from passweb_tui.commands import Context
+from passweb_tui import cli
+real = Context.close
+def close(self):
+    os.kill(os.getpid(), signal.SIGTERM)  # a `kill` a moment after the work was done
+    real(self)
+Context.close = close
+sys.argv = ["passweb-tui", "--db", sys.argv[1], "runs", "--json"]
+raise SystemExit(cli.main())
+"""
+
+
+def test_a_stop_signal_after_the_work_is_done_leaves_its_exit_status(tmp_path: Path) -> None:
+    """A SIGTERM that arrives as the command ends, its work done and printed: the exit
+    status is the work's (0), not a kill by the signal (-15)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_SIGNAL, f"sqlite:///{tmp_path / 'store.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert json.loads(done.stdout) == []
