@@ -289,11 +289,11 @@ def test_a_missing_config_file_the_environment_names_stops_every_command(
     missing = tmp_path / "confg.toml"
     env = {"PASSWEB_TUI_CONFIG": str(missing)}
     result = run_cli("--db", f"sqlite:///{tmp_path / 'store.db'}", "runs", env=env)
-    assert result.returncode == 2
+    assert result.returncode == 2  # a configuration error: for doctor too, below
     assert f"PASSWEB_TUI_CONFIG names {missing}, which does not exist" in result.stderr
     assert not (tmp_path / "store.db").exists()  # no store made on defaults
     doctor = run_cli("--db", f"sqlite:///{tmp_path / 'store.db'}", "doctor", env=env)
-    assert doctor.returncode == 1 and f"FAIL config file: none at {missing}" in doctor.stdout
+    assert doctor.returncode == 2 and f"FAIL config file: none at {missing}" in doctor.stdout
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
