@@ -132,6 +132,9 @@ class PasswebApp(App[int]):
         #: what the settings already say of the ERP, to start the setup screen's form with
         self.setup_values = dict(setup_values or {})
         self.sync = SyncMonitor()
+        #: the newest finished run the dashboard has read (here or from elsewhere): the
+        #: top bar's badge gives way to it when it is later than this app's own run
+        self.newest_run_seen: int | None = None
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
         self._declared_keys: dict[str, str] | None = None

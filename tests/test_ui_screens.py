@@ -555,6 +555,32 @@ async def test_the_dashboard_says_the_erps_state_in_italian_and_asks_again_after
         engine.close()
 
 
+async def test_the_top_bars_outcome_gives_way_to_a_later_run_from_elsewhere(
+    sim: Any, tmp_path: Any
+) -> None:
+    """The badge says how this app's own sync ended; once a later run (another terminal,
+    the service) has ended, the old outcome is no longer shown as the latest."""
+    from passweb_tui.screens.base import SyncBadge
+
+    engine = impatient_engine(sim, tmp_path)
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("s", "t")
+            await asyncio.wait_for(app.sync_ended.wait(), 60)
+            await pilot.press("d")
+            await settle(app, pilot)
+            badge = app.screen.query_one(SyncBadge)
+            assert str(badge.render()) == "Totale: ok"
+            assert engine.run("changed").status == "ok"  # as another process would
+            app.screen.poll()
+            await settle(app, pilot)
+            assert str(app.screen.query_one(SyncBadge).render()) == ""
+    finally:
+        engine.close()
+
+
 async def test_a_warning_stays_in_the_top_bar_of_every_screen(synced: Engine) -> None:
     from textual.widgets import Label
 

@@ -279,6 +279,15 @@ class SyncBadge(Static):
     """The running (or last finished) sync, one line, shown on every screen."""
 
     def show(self, snap: SyncSnapshot | None) -> None:
+        newest = getattr(self.app, "newest_run_seen", None)
+        if (
+            snap is not None
+            and not snap.running
+            and snap.run_id is not None
+            and newest is not None
+            and newest > snap.run_id
+        ):
+            snap = None  # a later run ended since (launched elsewhere): its outcome is not this
         if snap is None:
             self.update("")
             self.set_class(False, "-running")

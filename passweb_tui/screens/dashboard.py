@@ -281,6 +281,10 @@ class DashboardScreen(BaseScreen):
                 if ok or not self._erp_refused:
                     self.check_erp()
             self._newest_run = newest
+            if newest is not None and newest != getattr(self.papp, "newest_run_seen", None):
+                # the top bar's badge gives way to a later run's outcome (the dashboard's)
+                self.papp.newest_run_seen = newest
+                self.show_sync(self.papp.sync.snapshot())
             self.show(view)
         elif event.state == WorkerState.ERROR:
             self.query_one("#dash-erp", Static).update(
