@@ -88,3 +88,21 @@ def test_the_log_speaks_the_operators_language() -> None:
         ]
     finally:
         set_language("en")
+
+
+def test_the_launcher_gives_a_finished_run_the_duration_its_record_has() -> None:
+    """The launcher's clock starts at the key press and stops when it hears the end; a
+    finished run's duration is the one its record gives (as the runs screen shows it)."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    monitor = SyncMonitor()
+    monitor.begin("total", dry_run=False)
+    began = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    run = SimpleNamespace(
+        status="ok", run_id=3, error=None, started=began, finished=began + timedelta(seconds=1.8)
+    )
+    monitor.finish(run)
+    snap = monitor.snapshot()
+    assert snap is not None
+    assert abs(snap.elapsed_s - 1.8) < 1e-9 and snap.log[-1].seconds == snap.elapsed_s

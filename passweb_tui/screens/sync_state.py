@@ -179,6 +179,10 @@ class SyncMonitor:
             elif self.status is None:
                 self.status = "failed"
             self.ended = time.monotonic()
+            began, ended = getattr(result, "started", None), getattr(result, "finished", None)
+            if began is not None and ended is not None:
+                # the run's own duration, as its record gives it (the runs screen, `runs`)
+                self.ended = self.started + max(0.0, (ended - began).total_seconds())
             status = self.status or "failed"
             self.log.append(
                 LogLine(
