@@ -287,6 +287,43 @@ async def test_the_monthly_quota_refuses_a_launch_from_the_ui(synced: Engine) ->
         engine.settings = before
 
 
+async def test_with_a_monthly_quota_the_launcher_asks_before_spending_one(
+    synced: Engine,
+) -> None:
+    """A TOTAL or CHANGED from the launcher spends one of the month's: with a quota set,
+    a stray key does not start one; a dry run, which spends nothing, does not ask."""
+    from dataclasses import replace
+
+    engine = synced
+    before = engine.settings
+    engine.settings = replace(before, monthly_quota=50)
+    try:
+        used = engine.quota_left()
+        assert used is not None and used[1] == 50
+        runs = len(engine.runs(limit=100))
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("s", "t")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            question = str(app.screen.query_one("#confirm-question", Label).render())
+            assert f"Start a Totale? It counts against the monthly quota: {used[0]} of 50" in (
+                question
+            )
+            await pilot.press("n")
+            await pilot.pause()
+            assert not app.sync.running and len(engine.runs(limit=100)) == runs
+            await pilot.press("v")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await wait_sync(pilot, app)
+            assert app.sync.snapshot().status == "ok"
+            assert len(engine.runs(limit=100)) == runs + 1
+    finally:
+        engine.settings = before
+
+
 async def test_quitting_while_a_sync_runs_asks_and_cancels_it(synced: Engine, erp_sim: Any) -> None:
     engine = synced
     slow_erp(erp_sim)

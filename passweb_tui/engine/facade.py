@@ -388,6 +388,18 @@ class Engine:
         self._prepare(runner, kind, scope, dry_run, origin)
         return runner.execute()
 
+    def quota_left(self) -> tuple[int, int] | None:
+        """(TOTAL/CHANGED runs started this month, the monthly quota), or None when no
+        quota is set."""
+        if self.settings.monthly_quota <= 0:
+            return None
+        from passweb_tui.engine.service.quota import quota_status, site_zone
+
+        status = quota_status(
+            self.store, self.settings.monthly_quota, tz=site_zone(self.settings.quota_zone)
+        )
+        return status.used, status.quota
+
     def start_run(
         self,
         kind: str,

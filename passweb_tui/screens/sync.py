@@ -26,6 +26,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from passweb_tui.i18n import engine_text, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
+    ConfirmScreen,
     StateCheckbox,
     StateRadioButton,
     StateSelectionList,
@@ -197,6 +198,28 @@ class SyncScreen(BaseScreen):
             except ValueError as exc:
                 self.notify(str(exc), severity="error")
                 return
+        quota = None
+        engine = self.papp.engine
+        if kind in ("total", "changed") and not dry_run and engine is not None:
+            try:
+                quota = engine.quota_left()
+            except Exception:  # the store cannot say now: the launch itself will tell
+                quota = None
+        if quota is not None and quota[0] < quota[1]:
+            # each TOTAL/CHANGED spends one of the month's: a stray key must not (one
+            # used up is refused at once, saying so)
+            used, most = quota
+            question = t("sync.quota_question", kind=kind_label(kind), used=used, quota=most)
+
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self._launch(kind, scope, dry_run)
+
+            self.app.push_screen(ConfirmScreen(question), answer)
+            return
+        self._launch(kind, scope, dry_run)
+
+    def _launch(self, kind: str, scope: Any, dry_run: bool) -> None:
         if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
             self.query_one("#sync-log", RichLog).clear()
             self._log_count = 0
