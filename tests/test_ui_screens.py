@@ -138,6 +138,39 @@ def test_the_field_filter_finds_fields_by_part_of_their_name(synced: Engine) -> 
     assert read_changes(synced, ChangeFilter(field="no such field"))[0] == []
 
 
+async def test_a_change_too_long_for_its_note_says_where_it_is_shown_whole(
+    sim: Any, tmp_path: Any
+) -> None:
+    from passweb_tui.engine.erp.client import MexalClient
+
+    engine = impatient_engine(sim, tmp_path)
+    try:
+        assert engine.run("total").status == "ok"
+        code = engine.articles(limit=1)[0]["code"]
+        long_text = " ".join(f"parola{i}" for i in range(30))[:240]
+        with MexalClient(engine.settings.erp) as client:  # type: ignore[arg-type]
+            client.update("articoli", code, {"descr_agg": long_text})
+        assert engine.run("changed").status == "ok"
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("c")
+            await settle(app, pilot)
+            app.screen.query_one("#f-key", Input).value = code
+            await settle(app, pilot)
+            app.screen.query_one("#changes-table", KeyTable).focus()
+            await pilot.pause()
+            app.screen.show_note()
+            note = str(app.screen.query_one("#changes-note", Static).render())
+            assert len(note.splitlines()) == 4, note
+            assert note.endswith("… in full in the record's history (h)"), note
+            await pilot.press("h")
+            await settle(app, pilot)
+            shown = str(app.screen.query_one("#history-note", Static).render())
+            assert long_text[-30:] in " ".join(shown.split()), shown  # all of it there
+    finally:
+        engine.close()
+
+
 async def open_categories(app: Any, pilot: Any) -> None:
     await settle(app, pilot)
     app.screen.query_one("#dash-runs-table", KeyTable).focus()  # single keys work from tables

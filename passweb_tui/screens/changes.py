@@ -20,6 +20,8 @@ from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 PAGE = 500
+#: the lines the change log's note has under its table (app.tcss: .row-note)
+NOTE_LINES = 4
 VALUE_WIDTH = 40
 
 
@@ -310,9 +312,22 @@ class ChangesScreen(BaseScreen):
             self.show_note()
 
     def show_note(self) -> None:
-        """The change under the cursor in full, under the table."""
+        """The change under the cursor in full, under the table; one too long for the
+        lines the note has here ends saying where it is shown whole."""
         table = self.query_one("#changes-table", FitTable)
-        self.query_one("#changes-note", Static).update(selected_change_note(table, self._rows))
+        box = self.query_one("#changes-note", Static)
+        note = selected_change_note(table, self._rows)
+        width = box.size.width - 2  # its padding
+        if isinstance(note, Text) and width > 20:
+            lines = note.wrap(self.app.console, width)
+            if len(lines) > NOTE_LINES:
+                more = "… " + t("changes.note_more", key=self.bound_key("changes.history"))
+                last = lines[NOTE_LINES - 1].copy()
+                last.rstrip()
+                last.truncate(max(0, width - len(more)))
+                last.append(more, style="italic")
+                note = Text("\n").join([*lines[: NOTE_LINES - 1], last])
+        box.update(note)
 
     def action_history(self) -> None:
         key = self.query_one("#changes-table", FitTable).selected_key()
