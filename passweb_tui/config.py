@@ -562,7 +562,7 @@ def load_settings(
     settings = Settings(**values, origins=origins)
     if cfg_path.exists():
         settings.source = cfg_path
-        if site != DEFAULT_SITE and not flags.get("demo"):
+        if not flags.get("demo"):
             _check_own_store(settings, cfg_path)
     _check_values(settings)
     _check_tables(settings)
@@ -575,33 +575,79 @@ def load_settings(
 
 
 def _check_own_store(settings: Settings, cfg_path: Path) -> None:
-    """Each [sites.NAME] profile needs a store of its own: runs, records, the lease and
-    the quota are kept per store, so two sites on one database would delete each
-    other's records, hold each other's lease and spend each other's quota. A store URL
-    set once at the top of the file is inherited by every profile: that is refused."""
-    if settings.default_store:
-        return  # the site's own SQLite file in its own data folder
-    mine = settings.resolved_db_url
+    """Each site needs a store of its own: runs, records, the lease and the quota are
+    kept per store, so two sites on one database would delete each other's records,
+    hold each other's lease and spend each other's quota. The stores are compared as
+    databases, not as URL texts (localhost is 127.0.0.1, a port left out is the default
+    one, a SQLite path is the file it names), with the default site's and every
+    profile's, each one's default store where it names none."""
+    if settings.demo:
+        return
+    mine = store_identity(settings.resolved_db_url)
+    if mine is None:
+        return
     try:
         doc = tomllib.loads(cfg_path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return  # read_config_file has said what is wrong with it
     sites = doc.get("sites")
-    for other in sites if isinstance(sites, dict) else ():
+    profiles = list(sites) if isinstance(sites, dict) else []
+    if not profiles:
+        return  # one site: nothing to share its store with
+    # the default site shares the top [store] with the profiles that inherit it (as
+    # configured from the start, and alike but for what a profile sets): it is compared
+    # only with a store named for one of the two on its own
+    mine_inherited = settings.site != DEFAULT_SITE and _top_store(settings.where("db_url"))
+    for other in [*profiles, DEFAULT_SITE]:
         if other == settings.site:
             continue
+        origins: dict[str, str] = {}
         try:
-            url = read_config_file(cfg_path, other).get("db_url")
+            url = read_config_file(cfg_path, other, origins).get("db_url")
         except ConfigError:
             continue  # that profile's own problem, said when it is used
-        if url == mine:
-            shown = re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", mine)
+        if DEFAULT_SITE in (other, settings.site) and url is not None:
+            theirs_inherited = other != DEFAULT_SITE and _top_store(origins.get("db_url", ""))
+            if mine_inherited or theirs_inherited:
+                continue
+        if url is None:
+            folder = data_dir() if other == DEFAULT_SITE else data_dir() / "sites" / other
+            url = f"sqlite:///{folder / 'store.db'}"
+        if store_identity(url) == mine:
+            shown = re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", settings.resolved_db_url)
+            where = settings.where("db_url") if settings.db_url else "its default store"
             raise ConfigError(
-                f"{settings.where('db_url')}: sites {settings.site} and {other} would share the"
-                f" store {shown}; each site needs its own database (set [sites.NAME.store] db"
-                " for each), or they would delete each other's records and share one lease"
-                " and one quota"
+                f"{where}: sites {settings.site} and {other} would share the store {shown};"
+                " each site needs its own database (set [sites.NAME.store] db for each), or"
+                " they would delete each other's records and share one lease and one quota"
             )
+
+
+def _top_store(origin: str) -> bool:
+    """Whether a store URL came from the config file's top [store] section."""
+    return origin.endswith(": [store] db")
+
+
+def store_identity(url: str) -> tuple[Any, ...] | None:
+    """The database a store URL names, for telling whether two URLs name the same one
+    (None when the URL does not parse: said where it is used)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database.startswith("file:") or database in ("", ":memory:"):
+            return (backend, database)
+        return (backend, str(Path(database).expanduser().resolve()))
+    host = (parsed.host or "localhost").lower()
+    if host in ("127.0.0.1", "::1", "localhost"):
+        host = "localhost"
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306}.get(backend)
+    return (backend, host, port, parsed.database)
 
 
 def _check_values(settings: Settings) -> None:

@@ -646,6 +646,50 @@ def test_two_sites_on_one_database_are_refused(tmp_path: Path) -> None:
     assert load_settings({"site": "outlet"}, env={}, path=cfg).default_store
 
 
+def test_two_sites_on_one_database_are_refused_however_their_urls_spell_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same database under another spelling (localhost for 127.0.0.1, the default
+    port left out, another driver name, a query option; a SQLite path through "."; a
+    profile naming another site's default file) is still one store."""
+    from passweb_tui.config import data_dir
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    pg = "postgresql+psycopg://postgres@127.0.0.1:5432/shopdb"
+    for other in (
+        "postgresql://postgres@localhost/shopdb?application_name=x",
+        "postgresql+psycopg://someone@127.0.0.1/shopdb",
+    ):
+        cfg = write(
+            tmp_path / "c.toml",
+            f'[sites.alpha.store]\ndb = "{pg}"\n[sites.gamma.store]\ndb = "{other}"\n',
+        )
+        for site in ("alpha", "gamma"):
+            with pytest.raises(ConfigError, match="would share the store"):
+                load_settings({"site": site}, env={}, path=cfg)
+    file = tmp_path / "s.db"
+    cfg = write(
+        tmp_path / "c.toml",
+        f'[sites.a.store]\ndb = "sqlite:///{file}"\n'
+        f'[sites.b.store]\ndb = "sqlite:///{tmp_path}/./s.db"\n'
+        f'[sites.c.store]\ndb = "sqlite:///{data_dir() / "sites" / "d" / "store.db"}"\n'
+        "[sites.d.erp]\nsite_no = 4\n",
+    )
+    with pytest.raises(ConfigError, match="sites a and b would share"):
+        load_settings({"site": "a"}, env={}, path=cfg)
+    with pytest.raises(ConfigError, match="sites d and c would share"):
+        load_settings({"site": "d"}, env={}, path=cfg)  # d's default store is c's
+    # the default site on a profile's own database (a flag, the environment): refused
+    cfg = write(tmp_path / "c.toml", f'[sites.alpha.store]\ndb = "{pg}"\n')
+    with pytest.raises(ConfigError, match="sites default and alpha would share"):
+        load_settings({"db_url": pg.replace("127.0.0.1:5432", "localhost")}, env={}, path=cfg)
+    # a top [store] that the default site and one profile inherit, as configured from the
+    # start: the same site's store, accepted either way
+    cfg = write(tmp_path / "c.toml", f'[store]\ndb = "{pg}"\n[sites.shop.erp]\nsite_no = 1\n')
+    assert load_settings({"site": "shop"}, env={}, path=cfg).db_url == pg
+    assert load_settings({}, env={}, path=cfg).db_url == pg
+
+
 def test_a_key_written_outside_its_section_is_called_a_key(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", "overlap_minutes = 60\n[erp]\nurl = 'http://x'\n")
     with pytest.raises(ConfigError, match=r"unknown key 'overlap_minutes' outside any section"):
