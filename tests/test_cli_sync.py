@@ -716,3 +716,44 @@ def test_a_change_is_whole_when_piped_and_cut_where_it_differs_on_a_terminal() -
     assert change_text(None, "x", io.StringIO()) == "- -> x"
     # of a per-list field, the lists that changed, either way
     assert change_text('{"1":10,"2":5}', '{"1":10,"2":6}', io.StringIO()) == "2: 5 -> 2: 6"
+
+
+def test_a_postgresql_server_that_does_not_answer_is_given_up(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes the connection and then says nothing (stopped, a link gone
+    quiet): the store is given up after the connect timeout, with a clear line, instead
+    of hanging the command (a monitoring `status`, say) for good."""
+    import socket
+    import time
+
+    pytest.importorskip("psycopg")
+    from passweb_tui.engine import store
+
+    monkeypatch.setitem(store.PG_CONNECT, "connect_timeout", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        began = time.monotonic()
+        result = cli_status_of(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert result.returncode == 1, result.stderr
+    assert took < 20, took
+    (line,) = result.stderr.strip().splitlines()
+    assert "site store" in line and "timeout" in line, line
+
+
+def cli_status_of(db: str) -> subprocess.CompletedProcess[str]:
+    """`status` on the store `db`, in this process (no ERP needed)."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, {"PASSWEB_TUI_DB": db}),
+        redirect_stdout(out),
+        redirect_stderr(err),
+    ):
+        code = main(["status"])
+    return subprocess.CompletedProcess(["status"], code, out.getvalue(), err.getvalue())

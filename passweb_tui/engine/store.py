@@ -203,6 +203,18 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+#: libpq settings of a PostgreSQL store's connections, unless its URL sets them: how long
+#: to wait for a connection, and TCP keepalives that notice a server gone quiet in about
+#: a minute (a request then fails instead of waiting for ever)
+PG_CONNECT = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 def create_store_engine(url: str, make_folder: bool = False) -> Engine:
     """The engine for the store at `url`. A SQLite file's folder is made only with
     `make_folder` (the default store, in the data folder): a folder that a URL someone
@@ -238,8 +250,14 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # a server that does not answer (stopped, a link gone quiet) is given up after a
+        # while instead of hanging a command (and its monitoring) for good; the URL's own
+        # settings win
+        connect_args = {k: v for k, v in PG_CONNECT.items() if k not in parsed.query}
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except Exception as exc:
         # an unknown kind of database, or one whose driver is not installed: the setting
         # names something this installation cannot use
