@@ -413,3 +413,54 @@ def test_a_run_records_its_counts_with_each_page_it_commits(shared_sim: Any, db_
         engine.close()
     assert pages > 10 and len(seen) > pages, seen  # pages of both runs were looked at
     assert differ == []
+
+
+def test_a_run_whose_end_cannot_be_recorded_is_still_told_as_it_ended(
+    sim: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The store's server stops as the run ends: the run's outcome is still returned
+    (failed, saying its end could not be recorded, in one line), not an exception with
+    the driver's lines; the next run finds it unfinished and marks it interrupted."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+    from test_sync_rules import erp_config
+
+    from passweb_tui.engine.facade import EngineSettings
+    from passweb_tui.engine.sync import INTERRUPTED, SyncOptions, SyncRunner
+
+    settings = EngineSettings(
+        f"sqlite:///{tmp_path / 'store.db'}", erp_config(sim), SyncOptions(page_size=100)
+    )
+    engine = Engine.open(settings)
+    try:
+        assert engine.run("total").status == "ok"
+        gone = OperationalError("UPDATE sync_runs", {}, sqlite3.OperationalError("disk I/O error"))
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise gone
+
+        from passweb_tui.engine.lease import Lease
+
+        real_release = Lease.release
+
+        def release_on_a_dead_store(self: Lease) -> None:
+            self.store.write = fail  # type: ignore[method-assign]
+            try:
+                real_release(self)
+            finally:
+                del self.store.write
+
+        with monkeypatch.context() as patch:
+            patch.setattr(SyncRunner, "_finish", fail)
+            patch.setattr(Lease, "release", release_on_a_dead_store)
+            result = engine.run("changed")
+        assert result.status == "failed" and result.run_id is not None
+        assert result.error == (
+            "its end could not be recorded: database error (OperationalError): disk I/O error"
+        )
+        # the lease it could not give back expires, or is seen gone with this process
+        assert engine.run("changed").status == "ok"
+        assert engine.run_detail(result.run_id).run.error == INTERRUPTED
+    finally:
+        engine.close()

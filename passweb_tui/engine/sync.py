@@ -602,10 +602,14 @@ class SyncRunner:
         return self.run_id
 
     def _let_go(self) -> None:
-        """Give back the lease, or take away the run's mark."""
+        """Give back the lease, or take away the run's mark. A store that cannot be
+        written now keeps them until they expire (or are seen gone with this process)."""
         for held in (self._lease, self._mark):
             if held is not None:
-                held.release()
+                try:
+                    held.release()
+                except Exception:
+                    log.debug("giving back the run's lease or mark failed", exc_info=True)
 
     def _close_abandoned_runs(self) -> None:
         """With the lease in hand, any TOTAL/CHANGED still marked running lost its process,
@@ -751,7 +755,14 @@ class SyncRunner:
             conn.close()
         try:
             finished = utcnow()
-            status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
+            try:
+                status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
+            except Exception as exc:
+                # the store itself is gone (its server stopped): the run is still told as
+                # it ended, and the next run finds it unfinished and marks it interrupted
+                log.debug("recording the end of run %s failed", self.run_id, exc_info=True)
+                why = f"its end could not be recorded: {failure_text(exc)}"
+                status, error = "failed", f"{error}; {why}" if error else why
         finally:
             self._let_go()
         entities, off_site = split_counts(self.counts)
