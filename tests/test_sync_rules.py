@@ -13,14 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from passweb_tui.engine.erp.client import MexalClient
 from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings, LaunchRefused, ProgressEvent
 from passweb_tui.engine.lease import Lease
 from passweb_tui.engine.models import metadata
-from passweb_tui.engine.records import SiteRules
+from passweb_tui.engine.records import ENTITIES, SiteRules
 from passweb_tui.engine.state import WATERMARK, get_state
 from passweb_tui.engine.sync import COUNTERS, STAMP, SyncOptions
 
@@ -1288,3 +1288,21 @@ def test_a_changed_writes_only_the_price_rows_that_changed(engine: Engine, sim: 
     (stored,) = engine.articles(search=same)
     assert stored["description"] == "A new description"
     assert store_vs_erp(engine, sim) == []
+
+
+def test_a_records_conditions_come_in_one_order_on_every_database(engine: Engine) -> None:
+    """A customer's particolarita: its article conditions, then its group ones, on
+    SQLite as on PostgreSQL (which sort NULL differently)."""
+    assert engine.run("total").status == "ok"
+    c = ENTITIES["conditions"].table
+    with engine.store.read() as conn:
+        both = conn.execute(
+            select(c.c.customer)
+            .group_by(c.c.customer)
+            .having(func.count(c.c.article) > 0, func.count(c.c.article_group) > 0)
+            .limit(1)
+        ).scalar_one()
+    shown = engine.record("customers", both)
+    assert shown is not None
+    kinds = [row["article"] is None for row in shown.conditions]
+    assert kinds == sorted(kinds) and kinds[0] is False and kinds[-1] is True, shown.conditions

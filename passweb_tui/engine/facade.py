@@ -668,7 +668,11 @@ class Engine:
                 for r in conn.execute(
                     select(_CONDITIONS)
                     .where(which)
-                    .order_by(k.customer, k.article, k.article_group)
+                    # the same order on every database (SQLite sorts NULL first,
+                    # PostgreSQL last): an article's own conditions, then its group's
+                    .order_by(
+                        k.customer, k.article.asc().nulls_last(), k.article_group.asc().nulls_last()
+                    )
                     .limit(RECORD_CONDITIONS)
                 )
             ]
