@@ -444,7 +444,8 @@ def read_config_file(
     if secrets and not _owner_only(path):
         raise ConfigError(
             f"{path}: holds {secrets[0]} but is readable by others; run chmod 600 on it "
-            "or set it in the environment (PASSWEB_TUI_TRIGGER_TOKEN, PASSWEB_TUI_SMTP_PASSWORD)"
+            "or set it in the environment (PASSWEB_TUI_TRIGGER_TOKEN, PASSWEB_TUI_SMTP_PASSWORD,"
+            " PASSWEB_TUI_DB; or PostgreSQL's own password file, ~/.pgpass)"
         )
     return values
 
@@ -469,7 +470,19 @@ def _secrets_in(part: dict[str, Any]) -> list[str]:
         for key, (attr, _typ) in keys.items():
             if attr in _SECRETS and table.get(key) not in (None, ""):
                 found.append(_SECRETS[attr])
+            elif attr == "db_url" and isinstance(table.get(key), str) and _url_password(table[key]):
+                found.append("a database password")
     return found
+
+
+def _url_password(url: str) -> bool:
+    """Whether a store URL carries a password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return bool(make_url(url).password)
+    except Exception:
+        return False
 
 
 #: settings the demo always takes as its own (see load_settings)

@@ -242,6 +242,23 @@ def test_password_in_a_readable_file_is_refused(tmp_path: Path) -> None:
     assert load_settings({}, env={}, path=cfg).resolve_password() == "hunter2"
 
 
+def test_a_store_url_with_a_password_in_a_readable_file_is_refused(tmp_path: Path) -> None:
+    """A PostgreSQL password inside [store] db is a secret like the ERP's: not read from
+    a file others can read (in any site's profile)."""
+    from passweb_tui.config import file_secrets
+
+    url = "postgresql+psycopg://sync:TopSecret99@db.example.it/passweb"
+    for text in (f'[store]\ndb = "{url}"\n', f'[sites.a.store]\ndb = "{url}"\n'):
+        cfg = write(tmp_path / "c.toml", text, mode=0o644)
+        with pytest.raises(ConfigError, match="holds a database password") as info:
+            load_settings({}, env={}, path=cfg)
+        assert "TopSecret99" not in str(info.value) and "PASSWEB_TUI_DB" in str(info.value)
+    os.chmod(cfg, 0o600)
+    assert load_settings({"site": "a"}, env={}, path=cfg).db_url == url
+    # without a password (trust, ~/.pgpass): nothing secret
+    assert file_secrets({"store": {"db": "postgresql+psycopg://sync@db/passweb"}}) == []
+
+
 def test_password_sources(tmp_path: Path) -> None:
     base = '[erp]\nurl = "http://h/webapi"\nuser = "u"\nazienda = "A"\n'
     cfg = write(
