@@ -241,6 +241,26 @@ def test_a_killed_run_is_recorded_as_ended_at_its_last_heartbeat(
             run = engine.run_detail(run_id or 0).run
             assert (run.status, run.error) == ("failed", INTERRUPTED)
             assert run.duration_s == seconds, (run_id, run.duration_s)
+        # one that died before its first heartbeat: the lease's last beat is its taking,
+        # a moment before the run's start; it ended about then, not when it was noticed
+        died = engine.run("total").run_id
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_runs SET status = 'running', finished = NULL, "
+                        "started = :s WHERE id = :a"),
+                {"a": died, "s": began.replace(tzinfo=None)},
+            )  # fmt: skip
+        early = Lease(engine.store, -1)
+        early.holder = elsewhere
+        early.acquire(run_id=died)
+        with engine.store.write() as conn:
+            conn.execute(
+                sa.text("UPDATE sync_lease SET heartbeat_at = :h WHERE name = :n"),
+                {"h": began - timedelta(seconds=1), "n": early.name},
+            )
+        assert engine.run("changed").status == "ok"
+        run = engine.run_detail(died or 0).run
+        assert (run.status, run.error, run.duration_s) == ("failed", INTERRUPTED, 0)
     finally:
         engine.close()
 

@@ -634,7 +634,9 @@ class SyncRunner:
             for run_id, started in abandoned:
                 beat = beats.get(run_id)
                 began = started if started.tzinfo else started.replace(tzinfo=UTC)
-                end = beat if beat is not None and began <= beat <= now else now
+                # (a run that died before its first heartbeat has only the lease's taking,
+                # a moment before its start: it ended soon after that start, not now)
+                end = max(began, beat) if beat is not None and beat <= now else now
                 conn.execute(
                     update(_RUNS)
                     .where(_RUNS.c.id == run_id, _RUNS.c.status == "running")
