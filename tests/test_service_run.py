@@ -863,6 +863,58 @@ def test_an_unreachable_mail_server_is_logged_not_fatal(
         engine.close()
 
 
+def test_a_stopping_service_does_not_wait_on_a_mail_server_that_does_not_answer(
+    db_url: str,
+    small_sim: SimProcess,
+    service_log: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mail server that takes the connection and never answers: once the service is
+    stopping, each outcome still to send is tried once, briefly, then left for the next
+    start (a restart loses none), instead of holding the stop for the full timeouts and
+    scheduling new tries."""
+    import socket
+
+    from passweb_tui.engine.service import service as service_mod
+
+    monkeypatch.setattr(service_mod, "MAIL_STOP_TIMEOUT_S", 1.0)
+    engine = open_engine(db_url, small_sim)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    mail = MailSettings("127.0.0.1", silent.getsockname()[1], "sync@shop.it", ["ops@shop.it"])
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), mail=mail))
+    try:
+        for _ in range(3):
+            engine.run("partial")
+        svc.stop(60)
+        began = time.monotonic()
+        assert svc.mail_outcomes() == 0
+        took = time.monotonic() - began
+        assert took < 10, took  # three tries of 1 s, not three of 30 s
+        said = [r.getMessage() for r in service_log]
+        assert sum("left for the service's next start" in m for m in said) == 3, said
+        assert not any("trying again in" in m for m in said), said
+        began = time.monotonic()
+        assert svc.mail_outcomes() == 0 and time.monotonic() - began < 1  # tried once only
+    finally:
+        silent.close()
+        engine.close()
+
+
+def test_a_dry_runs_outcome_e_mail_says_it_was_a_dry_run() -> None:
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.service.notify import format_message
+    from passweb_tui.engine.sync import RunResult
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    dry = RunResult(21, "changed", "changed", "site", None, "ok", True, now, now)
+    msg = format_message(dry, site="shop", sender="a@shop.it", recipients=["b@shop.it"])
+    assert msg["Subject"] == "[passweb-tui shop] run 21 CHANGED DRY RUN: ok"
+    assert "Kind: CHANGED DRY RUN" in msg.get_content()
+
+
 #: a process that says its holder name (and, given more to do, keeps it alive)
 TOKEN = "from passweb_tui.engine import owners; print(owners.new_token(), flush=True)"
 

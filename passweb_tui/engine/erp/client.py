@@ -1077,7 +1077,8 @@ class MexalClient:
                 if attempt >= retries:
                     raise
                 attempt += 1
-                log.info(
+                # (debug: a sync says each retry itself, and a service its outage once)
+                log.debug(
                     "%s %s failed (%s); retry %d of %d in %.2f s",
                     method,
                     path,

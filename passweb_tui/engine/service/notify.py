@@ -54,6 +54,8 @@ def format_message(
     kind = result.kind.upper()
     if result.requested_kind != result.kind:
         kind += f" (requested {result.requested_kind.upper()})"
+    if result.dry_run:
+        kind += " DRY RUN"  # nothing was written: said where a reader looks first
     msg = EmailMessage()
     msg["Subject"] = f"[passweb-tui {site}] run {result.run_id} {kind}: {result.status}"
     msg["From"] = sender
@@ -102,15 +104,19 @@ class Notifier:
         self.mail = mail
         self.site = site
 
-    def send(self, result: RunResult) -> bool:
-        """True once the server took the message; False when there is nobody to send to."""
+    def send(self, result: RunResult, timeout_s: float | None = None) -> bool:
+        """True once the server took the message; False when there is nobody to send to.
+        `timeout_s`: a shorter wait for the server than the settings' (a service that is
+        stopping)."""
         if not self.mail.recipients:
             return False
         msg = format_message(
             result, site=self.site, sender=self.mail.sender, recipients=self.mail.recipients
         )
         try:
-            smtp = smtplib.SMTP(self.mail.host, self.mail.port, timeout=self.mail.timeout_s)
+            smtp = smtplib.SMTP(
+                self.mail.host, self.mail.port, timeout=timeout_s or self.mail.timeout_s
+            )
         except (OSError, smtplib.SMTPException) as exc:
             raise self._not_sent(result, exc) from None
         try:

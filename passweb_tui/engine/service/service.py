@@ -58,6 +58,8 @@ MAIL_POLL_S = 2.0
 MAIL_RETRY_S = 60.0
 MAIL_RETRY_MAX_S = 1800.0
 MAIL_ATTEMPTS = 10
+#: how long a stopping service waits for the mail server, for each e-mail it still tries
+MAIL_STOP_TIMEOUT_S = 5.0
 #: the outcome of a run that ended longer ago than this is not e-mailed any more
 MAIL_MAX_AGE = timedelta(hours=6)
 #: the claim row of an e-mail the server took
@@ -355,6 +357,9 @@ class Service:
                     continue
                 if self.monotonic() < self._mail_next.get(run_id, float("-inf")):
                     continue
+                stopping = self._stop.is_set()
+                if stopping and run_id in self._mail_failures:
+                    continue  # tried already: the next start sends it (a restart loses none)
                 if result.finished is not None and result.finished < utc_now() - MAIL_MAX_AGE:
                     if self._mail_failures.get(run_id):
                         log.error(
@@ -390,10 +395,16 @@ class Service:
                         self._mail_next[run_id] = self.monotonic() + MAIL_RETRY_S
                     continue
                 try:
-                    self.notifier.send(result)
+                    # a stopping service tries each once, briefly: its stop must not wait
+                    # on a mail server that does not answer
+                    self.notifier.send(result, MAIL_STOP_TIMEOUT_S if stopping else None)
                 except MailNotSent as exc:
                     slots.release_key(store, site, key, self.holder)
-                    self._mail_failed(run_id, str(exc))
+                    if stopping:
+                        self._mail_failures[run_id] = self._mail_failures.get(run_id, 0) + 1
+                        log.warning("%s; left for the service's next start", exc)
+                    else:
+                        self._mail_failed(run_id, str(exc))
                     continue
                 self._mail_done(run_id)
                 slots.record_key(store, site, key, run_id=run_id, outcome=MAIL_SENT)
