@@ -230,12 +230,18 @@ def failure_notes(result: PushResult) -> list[str]:
         lines.append(line)
         ids = held.get(cid)
         if ids:
-            more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
-            lines.append(
-                f"order{'s' if len(ids) > 1 else ''} {', '.join(ids[:10])}{more} not sent:"
-                f" held by {subject}, not sent either"
-            )
+            lines.append(held_note(ids, subject))
     return lines + others
+
+
+def held_note(order_ids: Sequence[str], customer: str) -> str:
+    """The line for orders held by their new customer (`customer`: its subject), which
+    was not sent either: its own line says why."""
+    more = f" and {len(order_ids) - 10} more" if len(order_ids) > 10 else ""
+    return (
+        f"order{'s' if len(order_ids) > 1 else ''} {', '.join(order_ids[:10])}{more} not sent:"
+        f" held by {customer}, not sent either"
+    )
 
 
 def _whole(value: Any) -> int:

@@ -458,7 +458,12 @@ class Service:
         reached or refuses the credentials, an order at a time after the ERP refused it."""
         from passweb_tui.engine.erp.errors import ErpError
         from passweb_tui.engine.orders.api import WebOrders
-        from passweb_tui.engine.orders.push import PushAborted, failure_note, settling_message
+        from passweb_tui.engine.orders.push import (
+            PushAborted,
+            failure_note,
+            held_note,
+            settling_message,
+        )
 
         now = self.monotonic()
         if now < self._refused_until or now < self._unreachable_until:
@@ -530,7 +535,7 @@ class Service:
                 if entity == "order":
                     holder = customers_refused.get(result.held.get(ident, ""))
                 if holder is not None:  # its customer's refusal is told just before
-                    line = f"order {ident} not sent: held by {holder}, not sent either"
+                    line = held_note([ident], holder)
                 else:
                     line = failure_note(entity, ident, why)[1]
                 log.warning("%s%s", line, retry)
