@@ -2,23 +2,110 @@
 
 The file gets one line per ERP request (method, path, status, duration) and the
 engine's notices; never headers or bodies. stderr shows warnings, or more with -v.
+
+Every process of the tool (the service, the UI, each command) writes to the same file.
+Rotation is done by one process at a time, under a lock file beside the log, and a
+process that finds the file rotated by another reopens it, so that no process goes on
+writing into a generation already renamed. The files are readable by their owner only:
+they name customers and orders.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import logging.handlers
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from passweb_tui.config import log_dir
 
+try:  # POSIX; elsewhere each process rotates on its own, as the standard handler does
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 LOG_FILE_NAME = "passweb-tui.log"
+LOG_MAX_BYTES = 5_000_000
+LOG_BACKUPS = 5
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_PRIVATE = 0o600
 
 
 def log_file() -> Path:
     return log_dir() / LOG_FILE_NAME
+
+
+def open_private(path: str) -> int:
+    """A descriptor appending to `path`, made (or made again) readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _PRIVATE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, _PRIVATE)  # a log written before by a looser version
+    except OSError:
+        pass  # not ours to change: written as it is
+    return fd
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler for a file that several processes write at once."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = open_private(self.baseFilename)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def _rotated_elsewhere(self) -> bool:
+        """True when the open stream is no longer the file at the log's path."""
+        if self.stream is None:
+            return False
+        try:
+            at_path = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        mine = os.fstat(self.stream.fileno())
+        return (at_path.st_dev, at_path.st_ino) != (mine.st_dev, mine.st_ino)
+
+    def _reopen(self) -> io.TextIOWrapper:
+        if self.stream is not None:
+            with contextlib.suppress(OSError):
+                self.stream.close()
+        self.stream = stream = self._open()
+        return stream
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        stream = self.stream
+        if stream is None or self._rotated_elsewhere():
+            stream = self._reopen()
+        if self.maxBytes <= 0:
+            return False
+        size = os.fstat(stream.fileno()).st_size  # every process's lines, not ours only
+        return size + len(self.format(record)) + 1 >= self.maxBytes
+
+    def doRollover(self) -> None:
+        with self._rotation_lock():
+            # another process may have rotated while this one waited for the lock
+            if self._rotated_elsewhere():
+                self._reopen()
+            if self.stream is None or os.fstat(self.stream.fileno()).st_size < self.maxBytes // 2:
+                return
+            super().doRollover()
+            if self.stream is None:
+                self.stream = self._open()
+
+    @contextlib.contextmanager
+    def _rotation_lock(self) -> Iterator[None]:
+        if fcntl is None:  # pragma: no cover - not POSIX
+            yield
+            return
+        fd = open_private(self.baseFilename + ".lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor lets the lock go
 
 
 def setup_logging(verbose: int = 0, *, to_stderr: bool = True) -> Path | None:
@@ -36,9 +123,9 @@ def setup_logging(verbose: int = 0, *, to_stderr: bool = True) -> Path | None:
         root.addHandler(console)
     path = log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=5_000_000, backupCount=5, encoding="utf-8", delay=True
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        file_handler = SharedRotatingFileHandler(
+            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
         )
     except OSError:
         return None

@@ -32,12 +32,16 @@ Check = tuple[str, str, str]  # (status, what, detail)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "doctor",
-        help="check config, store, ERP, TLS, sync lock, disk space and log file",
+        help="check config, store, ERP, TLS, sync lock, mail server, disk space and log file",
         description="Run each check and print one line per check (OK, WARN or FAIL). "
         "Exit status 0 when nothing FAILs; 2 when the settings cannot be read (a"
         " configuration error), 1 when another check FAILs. Changes nothing.",
     )
     p.set_defaults(handler=run)
+
+
+#: how long doctor waits for the mail server at each step
+MAIL_CHECK_TIMEOUT_S = 10.0
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -61,6 +65,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for line in check_store(settings):
         emit(line)
     for line in check_erp(ctx, settings):
+        emit(line)
+    for line in check_mail(settings):
         emit(line)
     emit(check_disk(settings.site_data_dir))
     emit(check_log_file())
@@ -257,6 +263,28 @@ def tls_line(url: str, verify: bool, ca_file: str | None) -> Check:
     return (WARN, "TLS", f"plain HTTP to {parts.hostname}: the password crosses the network")
 
 
+def check_mail(settings: Settings) -> list[Check]:
+    """The outcome e-mails' server, reached and logged in to as a send would, with no
+    message sent; nothing to check when nobody is to be e-mailed."""
+    from passweb_tui.engine.service.notify import MailNotSent, Notifier
+    from passweb_tui.engine.service.service import cleartext_warning, mail_settings
+
+    mail = mail_settings(settings)
+    if mail is None:
+        return [(OK, "mail", "no outcome e-mails (set notify and smtp_host in [service])")]
+    lines: list[Check] = []
+    warning = cleartext_warning(mail)
+    if warning:
+        lines.append((WARN, "mail TLS", warning))
+    try:
+        said = Notifier(mail, settings.site).check(timeout_s=MAIL_CHECK_TIMEOUT_S)
+    except MailNotSent as exc:
+        lines.append((FAIL, "mail server", str(exc)))
+    else:
+        lines.append((OK, "mail server", said))
+    return lines
+
+
 def check_disk(folder: Path, usage: Callable[[Path], object] = shutil.disk_usage) -> Check:
     probe = folder
     while not probe.exists() and probe != probe.parent:
@@ -271,13 +299,12 @@ def check_disk(folder: Path, usage: Callable[[Path], object] = shutil.disk_usage
 
 
 def check_log_file() -> Check:
-    from passweb_tui.logs import log_file
+    from passweb_tui.logs import log_file, open_private
 
     path = log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8"):
-            pass
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(open_private(str(path)))  # made as the program makes it: owner only
     except OSError as exc:
         return (FAIL, "log file", f"{path} is not writable ({exc.strerror})")
     return (OK, "log file", f"{path} writable")
