@@ -795,7 +795,7 @@ def _check_service(settings: Settings) -> None:
             f"{where('order_poll_seconds')}: must be 1-86400 (a day), got"
             f" {settings.order_poll_seconds}"
         )
-    from passweb_tui.engine.service.notify import NotifyError, parse_recipients
+    from passweb_tui.engine.service.notify import NotifyError, is_address, parse_recipients
 
     try:
         recipients = parse_recipients(settings.notify)
@@ -804,6 +804,11 @@ def _check_service(settings: Settings) -> None:
     if recipients and not settings.smtp_host:
         raise ConfigError(
             f"{where('notify')}: outcome e-mails need a mail server too: set smtp_host in [service]"
+        )
+    if not is_address(settings.smtp_from):
+        raise ConfigError(
+            f"{where('smtp_from')}: {settings.smtp_from!r} is not an e-mail address"
+            " (one plain address, like sync@example.it)"
         )
 
 

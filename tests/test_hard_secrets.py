@@ -236,8 +236,8 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
     assert fresh.returncode == 0, fresh.stdout
     assert lines_of(fresh.stdout) == {
         "config file": "OK", "settings": "OK", "store": "WARN", "sync lock": "OK",
-        "TLS": "OK", "ERP reachable": "OK", "ERP login": "OK", "disk space": "OK",
-        "log file": "OK",
+        "TLS": "OK", "ERP reachable": "OK", "ERP login": "OK", "mail": "OK",
+        "disk space": "OK", "log file": "OK",
     }  # fmt: skip
     assert fresh.stdout.rstrip().endswith("doctor: all checks passed (1 warning)")
     assert cli_here("--db", db, "sync", "total", env=env).returncode == 0

@@ -17,6 +17,7 @@ from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncErro
 from passweb_tui.engine.owners import token_label
 from passweb_tui.engine.service import policy, slots
 from passweb_tui.engine.service.notify import (
+    SMTPS_PORT,
     MailNotSent,
     MailSettings,
     Notifier,
@@ -108,18 +109,7 @@ class ServiceConfig:
             kind=settings.scheduled_kind,
             horeca=settings.horeca,
         )
-        mail = None
-        recipients = parse_recipients(settings.notify)
-        if recipients and settings.smtp_host:
-            mail = MailSettings(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.smtp_from,
-                recipients=recipients,
-                user=settings.smtp_user,
-                password=settings.smtp_password,
-                starttls=settings.smtp_starttls,
-            )
+        mail = mail_settings(settings)
         return cls(
             site=settings.site,
             schedule=schedule,
@@ -134,6 +124,32 @@ class ServiceConfig:
             trigger_token=settings.trigger_token,
             mail=mail,
         )
+
+
+def mail_settings(settings: Settings) -> MailSettings | None:
+    """The outcome e-mails' settings; None when there is nobody to e-mail."""
+    recipients = parse_recipients(settings.notify)
+    if not recipients or not settings.smtp_host:
+        return None
+    return MailSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        recipients=recipients,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
+
+
+def cleartext_warning(mail: MailSettings) -> str | None:
+    """What to say when the mail password would cross the network unencrypted."""
+    if not mail.cleartext_login:
+        return None
+    return (
+        f"the SMTP password for {mail.user} goes to {mail.host}:{mail.port} unencrypted:"
+        f" set smtp_starttls = true, or smtp_port = {SMTPS_PORT}"
+    )
 
 
 class Service:
@@ -154,6 +170,8 @@ class Service:
         self.holder = slots.holder_name()
         slots.LIVE.add(self.holder)  # until stopped: its claims are a live process's
         self.notifier = Notifier(config.mail, config.site) if config.mail else None
+        if config.mail and (warning := cleartext_warning(config.mail)):
+            log.warning("%s", warning)
         self.trigger: TriggerServer | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
