@@ -1191,3 +1191,37 @@ def test_the_quota_month_is_the_sites_not_utcs() -> None:
         "2026-03",
     )
     assert month_bounds(just_after_midnight, UTC)[2] == "2026-11"
+
+
+def test_a_flood_of_bad_tokens_is_logged_once_a_minute_per_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refused tokens: the first from a client is logged, the next ones within a minute
+    only counted (with their request lines), and said in the next line after it; a
+    good request is still logged. A flood cannot rotate the useful lines out of the log."""
+    from passweb_tui.engine.service.trigger import TriggerServer
+
+    now = [1000.0]
+    server = TriggerServer("127.0.0.1", 0, "secret", lambda kind: 1)
+    server.refusals.clock = lambda: now[0]
+    server.start()
+    url = server.url
+    caplog.set_level(logging.INFO, logger="passweb_tui.service.trigger")
+    try:
+        for _ in range(50):
+            assert post(url, {"kind": "total", "token": "guess"}).status_code == 401
+        said = [r.getMessage() for r in caplog.records]
+        assert said.count("trigger from 127.0.0.1 refused: bad or missing token") == 1
+        assert len(said) == 2, said  # that line and its request's; 49 counted, not said
+        caplog.clear()
+        now[0] += 61
+        assert post(url, {"kind": "total", "token": "guess"}).status_code == 401
+        assert post(url, {"kind": "total", "token": "secret"}).status_code == 202
+        said = [r.getMessage() for r in caplog.records]
+        assert said[0] == (
+            "trigger from 127.0.0.1 refused: bad or missing token"
+            " (and 49 more time(s) since the last line)"
+        )
+        assert len(said) == 3 and '"POST /trigger HTTP/1.1" 202' in said[2], said
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,40 @@ def token_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
+#: a refused token is logged at most once in this many seconds per client address; the
+#: refusals in between are counted in the next line (a flood cannot push the log's
+#: useful lines out through its rotation)
+REFUSAL_LOG_EVERY_S = 60.0
+
+
+class RefusalLog:
+    """Says refused tokens in the log, at most one line per client per period."""
+
+    def __init__(
+        self, every_s: float = REFUSAL_LOG_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._by_client: dict[str, tuple[float, int]] = {}  # last line's time, unsaid since
+
+    def refused(self, client: str) -> bool:
+        """Note a refusal from `client`; True when it was logged, False when counted."""
+        now = self.clock()
+        with self._lock:
+            said_at, unsaid = self._by_client.get(client, (float("-inf"), 0))
+            if now - said_at < self.every_s:
+                self._by_client[client] = (said_at, unsaid + 1)
+                return False
+            self._by_client[client] = (now, 0)
+            if len(self._by_client) > 1024:  # many clients: forget the quiet ones
+                cutoff = now - self.every_s
+                self._by_client = {c: v for c, v in self._by_client.items() if v[0] >= cutoff}
+        more = f" (and {unsaid} more time(s) since the last line)" if unsaid else ""
+        log.warning("trigger from %s refused: bad or missing token%s", client, more)
+        return True
+
+
 def _family(host: str, port: int) -> socket.AddressFamily:
     """The address family of the host to listen on: an IPv6 address or name ("::1",
     "::") listens on IPv6, anything else as it resolves (IPv4 first when both)."""
@@ -61,6 +96,7 @@ class TriggerServer:
             raise ValueError("the trigger endpoint needs a token (trigger_token)")
         self.token = token
         self.launch = launch
+        self.refusals = RefusalLog()
         handler = self._handler_class()
         server = type("_Server", (ThreadingHTTPServer,), {"address_family": _family(host, port)})
         self.httpd = server((host, port), handler)
@@ -113,8 +149,11 @@ class TriggerServer:
             # a client that stops sending (or never sends) frees its thread after this
             timeout = 30
 
+            quiet = False  # a refusal counted, not logged: its request line is not either
+
             def log_message(self, format: str, *args: Any) -> None:
-                log.info("%s %s", self.address_string(), format % args)
+                if not self.quiet:
+                    log.info("%s %s", self.address_string(), format % args)
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode("utf-8")
@@ -160,9 +199,7 @@ class TriggerServer:
                 if "token" in body and in_body is None:
                     given.append("")  # a token that is no text is a wrong one
                 if not given or not all(token_matches(t, server.token) for t in given):
-                    log.warning(
-                        "trigger from %s refused: bad or missing token", self.client_address[0]
-                    )
+                    self.quiet = not server.refusals.refused(str(self.client_address[0]))
                     self._answer(401, {"error": "missing or wrong token"})
                     return
                 kind = body.get("kind")
