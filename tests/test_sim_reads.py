@@ -258,8 +258,19 @@ def test_attachments(shared_sim: SimProcess) -> None:
                     b"\x89PNG" if item["tipo"] == "immagine" else b"%PDF"
                 )
                 seen.add(item["tipo"])
-            assert c.get(f"/risorse/articoli/{code}/allegati/icona").status_code == 404
-    assert seen == {"immagine", "scheda"}
+            # the image's renditions at the WebAPI's fixed names, smaller than the image;
+            # none for an article without an image, and no other names
+            image = [item for item in items if item["tipo"] == "immagine"]
+            for rendition in ("icona", "immagine-catalogo"):
+                blob = c.get(f"/risorse/articoli/{code}/allegati/{rendition}")
+                if not image:
+                    assert blob.status_code == 404, (code, rendition)
+                    continue
+                assert blob.status_code == 200 and blob.content.startswith(b"\x89PNG")
+                assert len(blob.content) < image[0]["dimensione"], (code, rendition)
+                seen.add(rendition)
+            assert c.get(f"/risorse/articoli/{code}/allegati/foto").status_code == 404
+    assert seen == {"immagine", "scheda", "icona", "immagine-catalogo"}
 
 
 def test_dataset_shape(shared_sim: SimProcess) -> None:

@@ -573,8 +573,9 @@ class ArticleSource(Source):
         return out
 
     def attachment_bytes(self, i: int, nome: str, size: int) -> bytes:
-        rnd = random.Random(self.salt ^ i ^ (1 if nome == "immagine" else 2)).randbytes(size)
-        if nome == "immagine":
+        salt = {"immagine": 1, "scheda": 2, "icona": 3}.get(nome, 4)
+        rnd = random.Random(self.salt ^ i ^ salt).randbytes(size)
+        if nome != "scheda":  # the image and its renditions
             head = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
             return head + rnd[len(head) :]
         head = b"%PDF-1.4\n% scheda tecnica " + self.key(i).encode() + b"\n"

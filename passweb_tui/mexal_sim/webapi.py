@@ -44,6 +44,10 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+#: an article image's other renditions: name -> (divisor of the image's size, least size)
+IMAGE_RENDITIONS = {"icona": (8, 120), "immagine-catalogo": (2, 400)}
+
+
 class Reply(Exception):
     """Raised to answer at once with an error."""
 
@@ -375,6 +379,14 @@ class WebApi:
                 assert i is not None
                 return Response(
                     src.attachment_bytes(i, n, s), media_type="application/octet-stream"
+                )
+            if n == "immagine" and nome in IMAGE_RENDITIONS:
+                # the image's smaller renditions, at the fixed names of the WebAPI; not
+                # listed, since the listing gives an article's resources, not their forms
+                assert i is not None
+                size = max(IMAGE_RENDITIONS[nome][1], s // IMAGE_RENDITIONS[nome][0])
+                return Response(
+                    src.attachment_bytes(i, nome, size), media_type="application/octet-stream"
                 )
         raise Reply(404)
 
