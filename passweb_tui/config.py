@@ -171,6 +171,7 @@ class Settings:
             # no file read: say where it was looked for (a mistyped PASSWEB_TUI_CONFIG)
             where = "" if self.source else f" (no config file at {config_path()})"
             raise ConfigError("missing setting: " + "; ".join(missing) + where)
+        _check_erp_values(self)
         if self.ca_file:
             import ssl
 
@@ -663,11 +664,10 @@ def store_identity(url: str) -> tuple[Any, ...] | None:
     return (backend, host, port, parsed.database)
 
 
-def _check_values(settings: Settings) -> None:
-    """The plain values that must be in a range or one of a few words."""
+def _check_erp_values(settings: Settings) -> None:
+    """The ERP's plain values: checked by the commands that reach the ERP (erp_config),
+    not by those that only read the store."""
     where = settings.where
-    if not 1 <= settings.site_no <= 9:
-        raise ConfigError(f"{where('site_no')}: site number must be 1-9, got {settings.site_no}")
     if not 1 <= settings.max_in_flight <= ERP_MAX_IN_FLIGHT:
         # the ERP refuses the request past its limit per user, counted over every process
         raise ConfigError(
@@ -681,6 +681,13 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(
             f"{where('magazzino')}: must be a warehouse number (1-999999), got {settings.magazzino}"
         )
+
+
+def _check_values(settings: Settings) -> None:
+    """The plain values that must be in a range or one of a few words."""
+    where = settings.where
+    if not 1 <= settings.site_no <= 9:
+        raise ConfigError(f"{where('site_no')}: site number must be 1-9, got {settings.site_no}")
     if not re.fullmatch(r"[0-9]{1,6}", settings.customer_ledger):
         raise ConfigError(
             f"{where('customer_ledger')}: must be the ERP's customer ledger (mastro), digits"

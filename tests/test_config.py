@@ -100,7 +100,34 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
 def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
     cfg = write(tmp_path / "c.toml", text)
     with pytest.raises(ConfigError, match=message):
-        load_settings({}, env={}, path=cfg)
+        load_settings({}, env=dict(REACH_ERP), path=cfg).erp_config()
+
+
+#: what a command that reaches the ERP has, so that erp_config() checks the ERP's values
+REACH_ERP = {
+    "PASSWEB_TUI_ERP_URL": "http://127.0.0.1:9/webapi",
+    "PASSWEB_TUI_ERP_USER": "u",
+    "PASSWEB_TUI_ERP_PASSWORD": "pw",
+    "PASSWEB_TUI_AZIENDA": "A",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"PASSWEB_TUI_ANNO": "5"}, "^environment PASSWEB_TUI_ANNO: must be a year like 2026"),
+        ({}, r"c\.toml: \[erp\] max_in_flight: requests in flight"),
+    ],
+)
+def test_the_erps_values_are_checked_when_the_erp_is_reached_not_to_read_the_store(
+    tmp_path: Path, env: dict[str, str], said: str
+) -> None:
+    """A command that only reads the store (runs, changes, orders list) works with an ERP
+    setting that is wrong; one that reaches the ERP is refused, naming it."""
+    cfg = write(tmp_path / "c.toml", "[erp]\nmax_in_flight = 9\n" if not env else "")
+    settings = load_settings({}, env={**REACH_ERP, **env}, path=cfg)
+    with pytest.raises(ConfigError, match=said):
+        settings.erp_config()
 
 
 @pytest.mark.parametrize(
@@ -190,7 +217,7 @@ def test_a_bad_value_names_the_file_section_key_variable_or_flag_that_gave_it(
 ) -> None:
     cfg = write(tmp_path / "c.toml", text)
     with pytest.raises(ConfigError, match=said):
-        load_settings({"site": site, **flags}, env=env, path=cfg)
+        load_settings({"site": site, **flags}, env={**REACH_ERP, **env}, path=cfg).erp_config()
 
 
 def test_a_bad_erp_url_names_where_it_was_given(tmp_path: Path) -> None:
