@@ -329,3 +329,55 @@ def test_search_by_key_list(shared_sim: SimProcess) -> None:
         ).json()
         assert [d["codice"] for d in rest["dati"]] == ["KIT/0002"]
         assert "next" not in rest
+
+
+def test_failed_logins_in_a_row_lock_the_user_until_its_password_is_set_again(
+    shared_sim: SimProcess,
+) -> None:
+    """The ERP locks a user after repeated failed logins (MEXAL_WEBAPI.md): the right
+    password is refused too, saying why, until an administrator sets the password
+    again. A good login in between starts the count afresh; other users go on."""
+    from passweb_tui.mexal_sim.erp import DEFAULT_LOCK_AFTER
+
+    user = "locktest"
+    assert shared_sim.admin("PUT", f"users/{user}", json={"password": "right"}).json() == {
+        "user": user,
+        "unlocked": False,
+    }
+
+    def get(password: str) -> httpx.Response:
+        secret = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers = {
+            "Authorization": f"Passepartout {secret}",
+            "Coordinate-Gestionale": f"Azienda={shared_sim.azienda} Anno={shared_sim.anno}",
+        }
+        return httpx.get(f"{shared_sim.url}/risorse/dati-generali/installazione", headers=headers, timeout=30)
+
+    for _ in range(DEFAULT_LOCK_AFTER - 1):
+        assert get("wrong").status_code == 401
+    assert get("right").status_code == 200  # the count starts again
+    for _ in range(DEFAULT_LOCK_AFTER - 1):
+        assert get("wrong").status_code == 401
+    assert get("right").status_code == 200
+    for _ in range(DEFAULT_LOCK_AFTER):
+        assert get("wrong").status_code == 401
+    locked = get("right")
+    assert locked.status_code == 401
+    assert f"utente {user} bloccato dopo {DEFAULT_LOCK_AFTER} accessi falliti" in detail(locked)
+    with client(shared_sim) as c:  # another user is not locked with it
+        assert c.get("/risorse/dati-generali/installazione").status_code == 200
+    unlocked = shared_sim.admin("PUT", f"users/{user}", json={"password": "right"})
+    assert unlocked.json() == {"user": user, "unlocked": True}
+    assert get("right").status_code == 200
+
+
+def test_the_help_gives_the_simulators_lock_count() -> None:
+    import argparse
+
+    from passweb_tui.commands import erp_sim
+    from passweb_tui.mexal_sim.erp import DEFAULT_LOCK_AFTER
+
+    parser = argparse.ArgumentParser()
+    erp_sim.add_parser(parser.add_subparsers())
+    help_text = parser._subparsers._group_actions[0].choices["erp-sim"].format_help()  # type: ignore[union-attr]
+    assert f"(default {DEFAULT_LOCK_AFTER})" in " ".join(help_text.split())

@@ -34,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=dt.date.today().year,
         help="accounting year (default the current year)",
     )
+    p.add_argument(
+        "--lock-after",
+        type=int,
+        help="failed logins in a row that lock a user until its password is set again"
+        " through /sim/users; 0 never locks (default 10)",
+    )
     p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
     p.set_defaults(handler=run)
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         password=args.password,
         azienda=args.sim_azienda,
         anno=args.sim_anno,
+        **({} if args.lock_after is None else {"lock_after": args.lock_after}),
     )
     return _serve(options)
 

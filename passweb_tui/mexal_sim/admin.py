@@ -281,9 +281,9 @@ def build_admin(erp: Erp) -> Starlette:
         if not isinstance(password, str) or not password:
             raise AdminError(400, f"password: must be a non-empty text, got {_shown(password)}")
         user = request.path_params["user"]
-        erp.users[user] = password
+        unlocked = erp.set_password(user, password)
         erp.save()
-        return {"user": user}
+        return {"user": user, "unlocked": unlocked}
 
     async def clock(request: Request) -> Any:
         if request.method == "DELETE":

@@ -116,6 +116,11 @@ def parse_stamp(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y%m%d %H%M%S")
 
 
+#: failed logins in a row after which the ERP locks a user (0: never); the count is an
+#: assumption, public sources say only that repeated failures lock the user
+DEFAULT_LOCK_AFTER = 10
+
+
 class Erp:
     """All ERP data and rules of one simulator instance."""
 
@@ -130,6 +135,11 @@ class Erp:
     ) -> None:
         self.params = params
         self.users = dict(users)
+        # failed logins in a row per user; a user at lock_after is locked until its
+        # password is set again through /sim/users (or the simulator restarts)
+        self.lock_after = DEFAULT_LOCK_AFTER
+        self.failed_logins: dict[str, int] = {}
+        self.locked: set[str] = set()
         self.azienda = azienda
         self.anno = anno
         self.state_path = state
@@ -610,6 +620,31 @@ class Erp:
         self.stamp_record(table, rec)
         table.put(key, rec)
         return rec
+
+    def login(self, user: str, password: str) -> str | None:
+        """None when `user` may go on; else why not, for the 401's detail. Each wrong
+        password of a known user counts; lock_after of them in a row lock it."""
+        if user in self.locked:
+            return f"utente {user} bloccato dopo {self.lock_after} accessi falliti"
+        expected = self.users.get(user)
+        if expected is not None and expected == password:
+            self.failed_logins.pop(user, None)
+            return None
+        if expected is not None:
+            failed = self.failed_logins.get(user, 0) + 1
+            self.failed_logins[user] = failed
+            if self.lock_after and failed >= self.lock_after:
+                self.locked.add(user)
+        return ""
+
+    def set_password(self, user: str, password: str) -> bool:
+        """A new password for `user`, which also unlocks it; True if it was locked."""
+        self.users[user] = password
+        self.failed_logins.pop(user, None)
+        if user in self.locked:
+            self.locked.discard(user)
+            return True
+        return False
 
     # ------------------------------------------------------------ state file
     def save(self) -> None:

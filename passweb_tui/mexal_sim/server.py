@@ -21,7 +21,7 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from passweb_tui.mexal_sim.admin import build_admin
-from passweb_tui.mexal_sim.erp import Erp, StateFileError, open_erp
+from passweb_tui.mexal_sim.erp import DEFAULT_LOCK_AFTER, Erp, StateFileError, open_erp
 from passweb_tui.mexal_sim.webapi import WebApi
 
 __all__ = [
@@ -52,6 +52,7 @@ class SimOptions:
     anno: int = field(default_factory=lambda: dt.date.today().year)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    lock_after: int = DEFAULT_LOCK_AFTER  # failed logins in a row that lock a user; 0 never
 
 
 class SimOptionsError(ValueError):
@@ -117,6 +118,8 @@ def create_app(options: SimOptions) -> SimApp:
         raise SimOptionsError("--azienda must not be empty")
     if not 1900 <= options.anno <= 2999:  # what a client accepts (a year like 2026)
         raise SimOptionsError(f"--anno must be a year like 2026, got {options.anno}")
+    if options.lock_after < 0:
+        raise SimOptionsError(f"--lock-after must be 0 (never) or more, not {options.lock_after}")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise SimOptionsError("--tls-cert and --tls-key go together")
     try:
@@ -136,6 +139,7 @@ def create_app(options: SimOptions) -> SimApp:
         raise SimOptionsError(
             f"--state {options.state}: cannot write {where}: {exc.strerror or exc}"
         ) from None
+    erp.lock_after = options.lock_after
     return SimApp(erp)
 
 

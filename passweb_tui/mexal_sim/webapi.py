@@ -121,8 +121,9 @@ class WebApi:
             user, sep, password = base64.b64decode(parts[1], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise Reply(401, E_AUTH + " (Authorization non in base64)") from None
-        if not sep or self.erp.users.get(user) != password:
-            raise Reply(401, E_AUTH)
+        refused = self.erp.login(user, password) if sep else ""
+        if refused is not None:
+            raise Reply(401, f"{E_AUTH} ({refused})" if refused else E_AUTH)
         return user
 
     def check_context(self, request: Request) -> None:
