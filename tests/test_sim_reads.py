@@ -351,7 +351,9 @@ def test_failed_logins_in_a_row_lock_the_user_until_its_password_is_set_again(
             "Authorization": f"Passepartout {secret}",
             "Coordinate-Gestionale": f"Azienda={shared_sim.azienda} Anno={shared_sim.anno}",
         }
-        return httpx.get(f"{shared_sim.url}/risorse/dati-generali/installazione", headers=headers, timeout=30)
+        return httpx.get(
+            f"{shared_sim.url}/risorse/dati-generali/installazione", headers=headers, timeout=30
+        )
 
     for _ in range(DEFAULT_LOCK_AFTER - 1):
         assert get("wrong").status_code == 401

@@ -886,6 +886,11 @@ def test_a_partial_never_removes_and_on_a_horeca_site_only_a_total_does(
         engine.close()
 
 
+def _codes(engine: Engine, table: str) -> set[str]:
+    with engine.store.read() as conn:
+        return {str(c) for c in conn.execute(select(metadata.tables[table].c.code)).scalars()}
+
+
 def _categories_of(engine: Engine) -> dict[str, str | None]:
     with engine.store.read() as conn:
         return dict(conn.execute(select(ARTICLES.c.code, ARTICLES.c.category)).all())
@@ -942,6 +947,64 @@ def test_articles_linked_to_a_category_the_erp_deleted_are_reported(
         reasons = {r.key: r.reason for r in detail.rejects if r.entity == "articles"}
         assert set(reasons) == orphans
         assert all(f"category '{gone}'" in why for why in reasons.values())
+
+
+def test_a_dry_run_finds_the_links_the_real_run_finds_dead(engine: Engine, sim: Any) -> None:
+    """The ERP deletes a category and a payment the store's records link to: a dry
+    CHANGED reports the rejects the real CHANGED then makes (the lookup records it
+    would delete are left out of the links it checks), and writes nothing."""
+    engine.run("total")
+    linked = _categories_of(engine)
+    gone = sorted({c for c in linked.values() if c})[0]
+    customers = metadata.tables["customers"]
+    with engine.store.read() as conn:
+        payments = {
+            code: payment
+            for code, payment in conn.execute(select(customers.c.code, customers.c.payment))
+            if payment not in (None, "", "0")
+        }
+    dead_payment = sorted(set(payments.values()))[0]
+    sim.admin("DELETE", f"records/gruppi-merceologici/{gone}")
+    sim.admin("DELETE", f"records/pagamenti/{dead_payment}")
+    dry = engine.run("changed", dry_run=True)
+    real = engine.run("changed")
+    assert real.status == "ok_with_rejects", real.error
+    assert dry.status == real.status
+    for entity in ("articles", "customers", "categories", "payments"):
+        assert dry.entities[entity] == real.entities[entity], entity
+    assert real.entities["articles"]["rejected"] == sum(c == gone for c in linked.values())
+    assert real.entities["customers"]["rejected"] == sum(
+        p == dead_payment for p in payments.values()
+    )
+    assert real.entities["categories"]["deleted"] == 1
+    assert real.entities["payments"]["deleted"] == 1
+
+
+def test_on_a_horeca_site_a_changed_keeps_the_lookup_records_the_erp_deleted(
+    db_url: str, sim: Any
+) -> None:
+    """DOMAIN.md: on a Ho.Re.Ca. site only a TOTAL deletes, lookup records included; so
+    the links to them stay good until it does."""
+    engine = open_engine(db_url, sim, horeca=True)
+    try:
+        engine.run("total")
+        sim.admin("DELETE", "records/valute/4")
+        with engine.store.read() as conn:
+            category = max(conn.execute(select(metadata.tables["categories"].c.code)).scalars())
+        sim.admin("DELETE", f"records/gruppi-merceologici/{category}")
+        changed = engine.run("changed")
+        assert changed.status == "ok", changed.error
+        assert changed.entities["currencies"]["deleted"] == 0
+        assert changed.entities["categories"]["deleted"] == 0
+        assert _codes(engine, "currencies") >= {"4"}
+        assert category in _codes(engine, "categories")
+        total = engine.run("total")
+        assert total.entities["currencies"]["deleted"] == 1
+        assert total.entities["categories"]["deleted"] == 1
+        assert "4" not in _codes(engine, "currencies")
+        assert category not in _codes(engine, "categories")
+    finally:
+        engine.close()
 
 
 def test_prices_keep_six_decimals_exactly(engine: Engine, sim: Any) -> None:

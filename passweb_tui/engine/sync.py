@@ -500,6 +500,9 @@ class SyncRunner:
         self._retry: dict[str, set[str]] = {}
         self._messages: list[str] = []
         self._would_change: list[tuple[str, str, str, str | None, str | None, str | None]] = []
+        #: a dry run's lookup records that the real run would delete or take off: the
+        #: links to them are checked as the real run would find them
+        self._dry_gone: dict[str, set[str]] = {}
         self._waiting_orders = 0  # web orders waiting to be sent when the push began
         self._lease: Lease | None = None
         #: a run without the lease marks itself alive instead (see lease.RunMark)
@@ -826,11 +829,12 @@ class SyncRunner:
                     )
                 )
             return passes
-        for name in LOOKUP_ENTITIES:
-            passes.append(_Pass(ENTITIES[name], full=True, deletions=True))
         # on a Ho.Re.Ca. site only a TOTAL deletes (DOMAIN.md): a CHANGED, even one that
-        # refills a table in full, leaves the records whose flag went off for the next TOTAL
+        # refills a table in full, leaves the records whose flag went off, and the lookup
+        # records the ERP deleted, for the next TOTAL
         removes = kind == "total" or not self.options.horeca
+        for name in LOOKUP_ENTITIES:
+            passes.append(_Pass(ENTITIES[name], full=True, deletions=removes, removals=removes))
         for name in MAIN_ENTITIES:
             full = kind == "total" or name in refill
             passes.append(
@@ -1366,7 +1370,9 @@ class SyncRunner:
         dead_query = (
             select(a.c.category)
             .distinct()
-            .where(a.c.category.is_not(None), a.c.category.not_in(select(c.c.code)))
+            .where(
+                a.c.category.is_not(None), a.c.category.not_in(self._live_codes(c, "categories"))
+            )
         )
         with self.store.read() as rconn:
             dead = list(rconn.execute(dead_query).scalars())
@@ -1394,6 +1400,14 @@ class SyncRunner:
             for code, category in stale
         ]
         self._stale_rejects(conn, "articles", reasons, counts, dry_run)
+
+    def _live_codes(self, lookup: Table, entity: str) -> Any:
+        """The codes of a lookup table as this run leaves it: a dry run's would-be
+        deletions are left out, as the real run would have made them."""
+        gone = self._dry_gone.get(entity)
+        if not gone:
+            return select(lookup.c.code)
+        return select(lookup.c.code).where(lookup.c.code.not_in(sorted(gone)))
 
     def _stale_customer_links(
         self, conn: Connection, counts: dict[str, int], dry_run: bool
@@ -1423,7 +1437,7 @@ class SyncRunner:
                     .where(
                         column.is_not(None),
                         text.not_in(("", "0")),
-                        text.not_in(select(lookup.c.code)),
+                        text.not_in(self._live_codes(lookup, target)),
                         cu.c.code.not_in(self._rejected_keys("customers")),
                     )
                     .order_by(cu.c.code)
@@ -1672,6 +1686,8 @@ class SyncRunner:
             inserted = [c[0] for c in new] or [r.key for r in inserts]
             same = 0  # digest differed (e.g. a setting changed) but no value did
             gone = [k for k in removed if k in existing]
+            if dry_run and gone and spec.lookup:
+                self._dry_gone.setdefault(spec.name, set()).update(gone)
             changes: list[tuple[Any, ...]] = []
             at = _bound_now(conn, now)
             #: updated articles whose price lists were stored before, with what changed in
@@ -1965,6 +1981,10 @@ class SyncRunner:
                         _RETRY.c.entity == spec.name,
                         ~exists().where(_SEEN.c.entity == spec.name, _SEEN.c.key == _RETRY.c.key),
                     )
+                )
+            if dry_run and n and spec.lookup:  # a lookup table is small
+                self._dry_gone.setdefault(spec.name, set()).update(
+                    conn.execute(select(t.c.code).where(unseen)).scalars()
                 )
             room = DRY_CHANGES_KEPT - len(self._would_change)
             if dry_run and n and room > 0:
