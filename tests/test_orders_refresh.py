@@ -421,6 +421,40 @@ def test_an_order_whose_erp_document_is_gone_can_be_sent_again_once(
     assert erp_marker_counts(erp, [lost, contradicted]) == {lost: 1, contradicted: 1}
 
 
+def test_an_order_whose_document_lost_its_marker_is_not_sent_again(
+    store: Store, client: MexalClient, erp: Any, db_url: str
+) -> None:
+    """Someone rewrites the note of an order's ERP document, marker and all: the order
+    goes to_check, and `orders resend` is refused while that document is there (it
+    would make a second delivery), saying how to mend it. Once the marker is back, the
+    next refresh follows the document again."""
+    from hard_support import cli_env, cli_here
+    from test_orders_helpers import erp_marker_counts
+
+    (oid,) = pushed(store, client, 1)
+    orders = WebOrders(store)
+    key = key_of(store, oid)
+    note = client.get(DOCS, key)["nota"]
+    client.update(DOCS, key, {"nota": "checked by Mario"}, solo_testata=True)
+    orders.refresh(client)
+    assert orders.show(oid)["state"] == states.TO_CHECK
+
+    refused = cli_here("orders", "resend", oid, env=cli_env(erp, db=db_url))
+    assert refused.returncode == 3, refused.stdout
+    assert (
+        f"order {oid}: its document {key} is still in the ERP, without the order's marker"
+        in refused.stderr
+    )
+    assert orders.show(oid)["state"] == states.TO_CHECK
+    assert orders.push(client).orders_sent == 0
+    assert erp_marker_counts(erp, [oid]) == {oid: 0}  # no second document
+
+    client.update(DOCS, key, {"nota": note}, solo_testata=True)
+    orders.refresh(client)
+    shown = orders.show(oid)
+    assert (shown["state"], shown["erp_key"]) == (states.STORED, key)
+
+
 def test_an_order_follows_its_document_copied_in_the_erp_once_the_first_is_deleted(
     store: Store, client: MexalClient, erp: Any
 ) -> None:

@@ -49,6 +49,7 @@ from passweb_tui.engine.orders.push import (
 from passweb_tui.engine.orders.refresh import (
     RefreshResult,
     documents_with_marker,
+    fetch_keys,
     refresh_open_orders,
 )
 from passweb_tui.engine.store import Store
@@ -561,6 +562,14 @@ class WebOrders:
                 else ": the order is in the ERP; it is not sent again"
             )
             raise OrderNotResent(f"order {order_id}: {held}{advice}")
+        if row.erp_key and row.erp_key in fetch_keys(client, [row.erp_key], RefreshResult()):
+            # its document is there, without the marker (someone rewrote its note): a
+            # second one would be a second delivery
+            raise OrderNotResent(
+                f"order {order_id}: its document {row.erp_key} is still in the ERP, without"
+                f" the order's marker {marker(order_id)} in its note: put the marker back"
+                " there and the next refresh follows it; the order is not sent again"
+            )
         with self.store.write() as conn:
             done = conn.execute(
                 sa.update(orders_t)

@@ -100,7 +100,7 @@ def _fetch(
             return found
 
 
-def _fetch_keys(
+def fetch_keys(
     client: MexalClient, keys: Sequence[str], result: RefreshResult
 ) -> dict[str, dict[str, Any]]:
     """The ERP documents of these keys, one search per document type and series."""
@@ -240,7 +240,7 @@ def _refresh_page(
                 bound[row.id] = (keys[0], None)
             elif keys:
                 bound[row.id] = (row.erp_key if row.erp_key in keys else keys[0], keys)
-    found = _fetch_keys(client, [key for key, _ in bound.values()], result)
+    found = fetch_keys(client, [key for key, _ in bound.values()], result)
     # the document an order is bound to is gone: the ERP may hold it under another key
     # (copied there, then the first deleted), found by the order's marker. One document
     # left: the order follows it; more: to_check with their keys, as above; none: lost
@@ -259,7 +259,7 @@ def _refresh_page(
         elif keys:
             bound[row.id] = (keys[0], keys)
             followed[row.id] = keys[0]
-    found.update(_fetch_keys(client, list(followed.values()), result))
+    found.update(fetch_keys(client, list(followed.values()), result))
     now = utcnow()
     changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     adopted: list[dict[str, Any]] = []
