@@ -1317,3 +1317,41 @@ def test_a_failure_for_want_of_an_answer_is_told_from_a_refusal() -> None:
         "refused": False,
         "unreachable": True,
     }, stored
+
+
+def test_a_cancel_stops_the_push_between_the_orders_of_a_claimed_batch(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A SIGTERM (the run's cancel) while a batch of orders is being sent: the push stops
+    after the order on the wire, the rest of the batch is freed untried (not failed),
+    and the next push sends them, each once. Before, the whole batch of up to 16 went
+    out first: with a slow ERP, minutes after the signal."""
+    from passweb_tui.engine.orders.push import CLAIM_BATCH, PushAborted
+
+    n = CLAIM_BATCH - 1  # one claimed batch
+    ids = import_orders(store, base, n)
+    sim.admin("PUT", "faults", json={"latency_ms": 300})
+    cancel = threading.Event()
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    try:
+        with pytest.raises(PushAborted) as stopped:
+            Pusher(store, client, workers=1).push(cancel=cancel)
+    finally:
+        timer.cancel()
+    sim.admin("DELETE", "faults")
+    done: PushResult = stopped.value.push_result  # type: ignore[attr-defined]
+    assert 1 <= done.orders_sent < n - 3, done
+    assert done.orders_failed == 0
+    left = [i for i, state in states_of(store).items() if i in ids and state == states.NEW]
+    assert len(left) == n - done.orders_sent
+    with store.read() as conn:
+        claimed = conn.execute(
+            sa.select(orders_t.c.id).where(
+                orders_t.c.id.in_(left), orders_t.c.claim_owner.is_not(None)
+            )
+        ).all()
+    assert claimed == []  # free at once, for the next push
+    again = WebOrders(store).push(client)
+    assert again.orders_sent == len(left)
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}

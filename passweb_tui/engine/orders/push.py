@@ -434,6 +434,8 @@ class Pusher:
         self._bad_currencies: dict[str, str] = {}
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[Any, list[Any], Any]] = {}
+        # the push's cancel, also looked at between the orders of a claimed batch
+        self._cancel: threading.Event | None = None
 
     # --- the whole push ---------------------------------------------------------------
 
@@ -451,6 +453,7 @@ class Pusher:
         `check`, which may raise to stop the push (a run's own cancellation)."""
         result = PushResult()
         _LIVE_OWNERS.add(self.owner)
+        self._cancel = cancel
         try:
             total = self.count_waiting(order_ids)
             failed_customers: dict[int, str] = {}
@@ -1082,9 +1085,16 @@ class Pusher:
             with self._lock:
                 result.skipped_busy += len(cands) - len(claims)
         outcomes: list[_Outcome] = []
-        stop: ErpError | None = None
+        stop: ErpError | PushAborted | None = None
         try:
             for i, claim in enumerate(claims):
+                if i and self._cancel is not None and self._cancel.is_set():
+                    # cancelled: the rest of the batch is freed untried, at once
+                    stop = PushAborted("push cancelled")
+                    outcomes.extend(
+                        _Outcome(c, "deferred", uncertain=c.was_uncertain) for c in claims[i:]
+                    )
+                    break
                 outcome = self._send_order(claim)
                 outcomes.append(outcome)
                 if outcome.stop is not None:
