@@ -89,6 +89,20 @@ BAD = [
     ),
     (order_line("W2013", customer=new_customer(8, name="")), "customer.name: required"),
     (
+        order_line(
+            "W2016",
+            rows=[{"article": "A", "qty": 1, "price": 1, "vat_code": "22", "discount": "150"}],
+        ),
+        "rows[1].discount: each percentage at most 100, got '150'",
+    ),
+    (
+        order_line(
+            "W2017",
+            rows=[{"article": "A", "qty": 1, "price": 1, "vat_code": "22", "discount": "10+101"}],
+        ),
+        "rows[1].discount: each percentage at most 100",
+    ),
+    (
         order_line("W2014", rows=[{"article": "A", "qty": 1, "price": 1.00001, "vat_code": "22"}]),
         "more than 4 decimals",
     ),
@@ -405,3 +419,27 @@ def test_article_and_payment_codes_are_held_to_the_erps_lengths(store: Store) ->
         "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7",
     ]
     assert count(store, "web_customer") == 0  # a refused order makes no customer
+
+
+def test_a_note_the_erp_would_cut_is_refused_at_import(store: Store) -> None:
+    """The note goes into the ERP document's note after the order's marker: one that
+    would not fit is refused with its room, rather than cut at its end without a word."""
+    from passweb_tui.engine.orders.documents import NOTE_LENGTH, marker, note_text
+
+    orders = WebOrders(store)
+    room = NOTE_LENGTH - len(marker("W1")) - 1
+    fits = "x" * (room - 20) + " CODICE CANCELLO 4711"[-20:]
+    assert len(fits) == room
+    too_long = "x" * room + " CODICE CANCELLO 4711"
+    report = orders.import_lines(
+        jsonl(order_line("W1", note=fits), order_line("W2", note=too_long)).splitlines()
+    )
+    assert report.stored == ["W1"]
+    ((_, order_id, reason),) = [(p.line, p.order_id, p.reason) for p in report.skipped]
+    assert order_id == "W2"
+    assert reason == (
+        f"note: at most {NOTE_LENGTH - len(marker('W2')) - 1} characters for this order (the"
+        f" ERP's document note holds {NOTE_LENGTH}, the order's marker $W2$ first), got"
+        f" {len(too_long)}"
+    )
+    assert note_text("W1", fits).endswith("CANCELLO 4711")  # whole, as imported

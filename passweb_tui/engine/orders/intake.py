@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from passweb_tui.codice_fiscale import problem as tax_code_problem
 from passweb_tui.engine.orders import states
+from passweb_tui.engine.orders.documents import NOTE_LENGTH, marker
 from passweb_tui.engine.orders.models import WebCustomer, WebOrder, WebOrderRow, utcnow
 from passweb_tui.engine.store import Store
 
@@ -418,6 +419,9 @@ def _discount(raw: Mapping[str, Any], where: str) -> str | None:
         raise OrderInvalid(
             f'{where}.discount: a percentage or a chain like "10+5", got {discount!r}'
         )
+    if discount is not None and any(Decimal(part) > 100 for part in discount.split("+")):
+        # past 100% a row would cost the customer less than nothing
+        raise OrderInvalid(f"{where}.discount: each percentage at most 100, got {discount!r}")
     return discount
 
 
@@ -548,8 +552,20 @@ def _order_limits(conn: sa.Connection) -> dict[str, tuple[str, int]]:
 
 
 def _order_too_long(order: OrderIn, limits: Mapping[str, tuple[str, int]]) -> str | None:
-    """Why the ERP could not take the order's article or payment codes, if it could not:
-    such an order would be refused at every push, so the site hears it now."""
+    """Why the ERP could not take the order's note, article or payment codes, if it could
+    not: such an order would be refused at every push (or its note cut), so the site
+    hears it now."""
+    if order.note:
+        # the note goes into the ERP document's note after the order's marker: cut there,
+        # its end (a gate code, a delivery time) would be lost without a word
+        room = NOTE_LENGTH - len(marker(order.id)) - 1
+        said = " ".join(order.note.split())
+        if len(said) > room:
+            return (
+                f"note: at most {room} characters for this order (the ERP's document note"
+                f" holds {NOTE_LENGTH}, the order's marker {marker(order.id)} first), got"
+                f" {len(said)}"
+            )
     checks: list[tuple[str, str | None]] = [("payment_code", order.payment_code)]
     checks += [(f"rows[{r['line_no']}].article", r["article"]) for r in order.rows]
     for where, value in checks:
