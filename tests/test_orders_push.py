@@ -1355,3 +1355,19 @@ def test_a_cancel_stops_the_push_between_the_orders_of_a_claimed_batch(
     again = WebOrders(store).push(client)
     assert again.orders_sent == len(left)
     assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+
+
+@pytest.mark.parametrize(("zone", "day"), [("Europe/Rome", "20270101"), ("UTC", "20261231")])
+def test_the_documents_date_is_the_day_the_order_was_placed_in_the_sites_zone(
+    store: Store, client: MexalClient, sim: Any, base: int, zone: str, day: str
+) -> None:
+    """An order placed in Rome at half past midnight on New Year's day is stored in UTC
+    (still 31 December there): its ERP document is dated in the site's time zone
+    ([service] timezone), whatever the zone of the machine that pushes it."""
+    oid = f"W{base + 1}"
+    line = order_line(oid, created="2027-01-01T00:30:00+01:00")
+    assert WebOrders(store).import_lines(jsonl(line).splitlines()).stored == [oid]
+    result = WebOrders(store).push(client, zone=zone)
+    assert result.orders_sent == 1, result.errors
+    key = WebOrders(store).show(oid)["erp_key"]
+    assert client.get("documenti/ordini-clienti", key)["data_documento"] == day

@@ -145,6 +145,7 @@ class EngineSettings:
             crash_wait_seconds=float(settings.crash_wait_seconds),
             match_erp_customers=settings.match_erp_customers,
             horeca=settings.horeca,
+            site_timezone=settings.schedule_timezone,
         )
         return cls(
             settings.resolved_db_url,

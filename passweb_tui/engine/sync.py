@@ -321,6 +321,9 @@ class SyncOptions:
     match_erp_customers: bool = True
     #: a site of the Ho.Re.Ca. family: only a TOTAL deletes there
     horeca: bool = False
+    #: the site's time zone ([service] timezone; empty: this machine's): the day an
+    #: order was placed, its ERP document's date, is counted there
+    site_timezone: str = ""
     #: a full pass into an empty table builds its rows in a second process once it has
     #: read this many records (None: never)
     worker_after_records: int | None = 2000
@@ -336,6 +339,7 @@ class SyncOptions:
             "site_no": self.rules.site_no,
             "settle": timedelta(seconds=self.crash_wait_seconds),
             "match_existing": self.match_erp_customers,
+            "zone": self.site_timezone,
         }
 
 

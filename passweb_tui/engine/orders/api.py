@@ -779,12 +779,14 @@ class WebOrders:
         on_progress: Callable[[int, int, str | None], None] | None = None,
         log_failures: bool = True,
         match_existing: bool = True,
+        zone: str = "",
     ) -> PushResult:
         """Send waiting customers and orders to the ERP, exactly once each. `settle`: how
         long the records of a pusher that died wait before they are sent again;
         `log_failures` False: the caller tells of the records that failed, not the push;
         `match_existing` False: a new customer is created in the ERP even when the ERP has
-        one with its VAT number or tax code already."""
+        one with its VAT number or tax code already. `zone`: the site's time zone, where the
+        day of an order (its document's date) is counted; empty for this machine's."""
         pusher = Pusher(
             self.store,
             client,
@@ -794,6 +796,7 @@ class WebOrders:
             settle=settle,
             log_failures=log_failures,
             match_existing=match_existing,
+            zone=zone,
         )
         return pusher.push(order_ids=order_ids, cancel=cancel, on_progress=on_progress)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -61,12 +61,13 @@ def split_key(key: str) -> tuple[str, int, int]:
     return parts[0], int(parts[1]), int(parts[2])
 
 
-def local_date(created: datetime) -> date:
-    """The day an order was placed, as the shop and the ERP count days: in the local time
-    zone (orders are stored in UTC, whose day starts an hour or two later in Italy)."""
+def local_date(created: datetime, zone: tzinfo | None = None) -> date:
+    """The day an order was placed, as the shop and the ERP count days: in the site's
+    time zone, else this machine's (orders are stored in UTC, whose day starts an hour
+    or two later in Italy)."""
     moment = as_utc(created)
     assert moment is not None
-    return moment.astimezone().date()
+    return moment.astimezone(zone).date()
 
 
 def build_document(
@@ -79,6 +80,7 @@ def build_document(
     note: str | None,
     rows: Sequence[Mapping[str, Any]],
     series: DocumentSeries,
+    zone: tzinfo | None = None,
 ) -> dict[str, Any]:
     """The record POSTed to create the order (numero 0: the ERP assigns the number)."""
     record: dict[str, Any] = {
@@ -86,7 +88,7 @@ def build_document(
         "serie": series.serie,
         "numero": 0,
         "cod_conto": customer_code,
-        "data_documento": format_date(local_date(created)),
+        "data_documento": format_date(local_date(created, zone)),
         "nota": note_text(order_id, note),
     }
     if payment_code:

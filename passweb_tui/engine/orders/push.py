@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -410,8 +411,11 @@ class Pusher:
         workers: int | None = None,
         log_failures: bool = True,
         match_existing: bool = True,
+        zone: str = "",
     ) -> None:
         self.store = store
+        # the day of an order, its document's date, is counted in the site's zone
+        self.zone = ZoneInfo(zone) if zone else None
         self.client = client
         self.ledger = ledger
         self.series = series or DocumentSeries()
@@ -1471,6 +1475,7 @@ class Pusher:
             note=order.note,
             rows=rows,
             series=self.series,
+            zone=self.zone,
         )
 
 
