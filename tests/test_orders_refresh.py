@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from test_orders_helpers import article_rows, erp_config, jsonl, order_line
 
 from passweb_tui.engine.erp.client import MexalClient
@@ -495,3 +496,51 @@ def test_an_order_follows_its_document_copied_in_the_erp_once_the_first_is_delet
         twins[1],
         None,
     )
+
+
+def test_an_order_the_erp_refuses_for_what_it_holds_can_be_cancelled_on_the_site(
+    store: Store, client: MexalClient, erp: Any, db_url: str
+) -> None:
+    """`orders cancel`: an order the ERP refuses at every push (an article it does not
+    have) is set aside for good: cancelled, not sent again, no longer needing the
+    operator. An order in the ERP, or one a push may have sent, is refused (checked in
+    the ERP first), and an unknown id is a usage error."""
+    from hard_support import cli_env, cli_here
+    from test_orders_helpers import erp_marker_counts, jsonl, order_line
+
+    orders = WebOrders(store)
+    bad = "CX1"
+    row = {"article": "NOSUCHART", "qty": 1, "price": 1, "vat_code": "22"}
+    assert orders.import_lines(jsonl(order_line(bad, rows=[row])).splitlines()).stored == [bad]
+    assert orders.push(client).orders_failed == 1
+    assert orders.show(bad)["state"] == states.NEW
+    (stored,) = pushed(store, client, 1)
+
+    env = cli_env(erp, db=db_url)
+    done = cli_here("orders", "cancel", bad, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"order {bad}: cancelled; it will not be sent\n"
+    assert orders.show(bad)["state"] == states.CANCELLED
+    assert orders.push(client).orders_failed == 0  # not tried again
+    assert orders.summary().failed == 0
+    assert erp_marker_counts(erp, [bad]) == {bad: 0}
+
+    refused = cli_here("orders", "cancel", stored, env=env)
+    assert refused.returncode == 3
+    assert f"order {stored} is stored, in the ERP: cancel it there" in refused.stderr
+    again = cli_here("orders", "cancel", bad, env=env)
+    assert again.returncode == 3 and f"order {bad} is cancelled, final" in again.stderr
+    assert cli_here("orders", "cancel", "NO-SUCH", env=env).returncode == 2
+
+    # a push that lost its answer: the order is uncertain, and its document is there
+    from passweb_tui.engine.orders.api import orders_t
+
+    with store.write() as conn:
+        conn.execute(
+            sa.update(orders_t)
+            .where(orders_t.c.id == stored)
+            .values(state=states.NEW, uncertain=True)
+        )
+    held = cli_here("orders", "cancel", stored, env=env)
+    assert held.returncode == 3, held.stdout
+    assert f"the ERP holds {key_of(store, stored)} for it: cancel it there" in held.stderr

@@ -50,6 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resend.add_argument("order_id", metavar="ID")
     resend.set_defaults(handler=run_resend)
 
+    drop = osub.add_parser(
+        "cancel",
+        help="set aside for good an order the site will not send (not in the ERP; checked"
+        " there first when a push may have sent it)",
+    )
+    drop.add_argument("order_id", metavar="ID")
+    drop.set_defaults(handler=run_cancel)
+
     paid = osub.add_parser(
         "confirm-payment",
         help="the payment of an order waiting on it arrived: the next sync sends the order",
@@ -410,6 +418,27 @@ def run_customer(args: argparse.Namespace, ctx: Context) -> int:
             else "the next sync sends it to the ERP, then its orders"
         )
         print(f"customer of order {args.order_id} {said}; {after}")
+    return int(ExitCode.OK)
+
+
+def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
+    from passweb_tui.engine.orders.api import OrderNotCancelled, OrderNotFound
+
+    config = ctx.erp_config()
+    try:
+        with _orders(ctx) as api, MexalClient(config) as client:
+            api.cancel(client, args.order_id)
+    except OrderNotFound as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    except OrderNotCancelled as exc:
+        raise CliError(str(exc), ExitCode.REFUSED) from None
+    except (AuthError, ContextMissingError) as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
+    except ErpError as exc:
+        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+    print(f"order {args.order_id}: cancelled; it will not be sent")
     return int(ExitCode.OK)
 
 

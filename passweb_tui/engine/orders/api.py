@@ -91,6 +91,10 @@ class OrderNotResent(Exception):
     """An order that `resend` leaves as it is; the message says why."""
 
 
+class OrderNotCancelled(Exception):
+    """An order that `cancel` leaves as it is; the message says why."""
+
+
 class CustomerNotChanged(Exception):
     """A web customer that `mend_customer` or `bind_customer` leaves as it is (in the ERP
     already, being sent, a detail another site customer has); the message says why."""
@@ -595,6 +599,53 @@ class WebOrders:
         if done != 1:
             raise OrderNotResent(f"order {order_id} changed meanwhile; nothing done")
         return row.erp_key  # type: ignore[no-any-return]
+
+    def cancel(self, client: MexalClient, order_id: str) -> None:
+        """Set aside, for good, an order the site will not send: one the ERP refuses for
+        what it holds (an article or a currency it does not have), or one a customer
+        called off before it went. Only an order that is not in the ERP: waiting to be
+        sent (or on its payment), or to_check with its document gone. One a push may have
+        sent (its answer lost) is looked up in the ERP first, and refused while any
+        document there carries its marker: that one is cancelled in the ERP, and the
+        next refresh follows it."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(orders_t.c.state, orders_t.c.erp_key, orders_t.c.uncertain).where(
+                    orders_t.c.id == order_id
+                )
+            ).first()
+        if row is None:
+            raise OrderNotFound(f"no web order {order_id!r}")
+        allowed = (*states.WAITING, states.TO_CHECK)
+        if row.state not in allowed:
+            where = "in the ERP: cancel it there" if row.state in states.OPEN else "final"
+            raise OrderNotCancelled(f"order {order_id} is {row.state}, {where}")
+        if row.uncertain or row.state == states.TO_CHECK:
+            keys = documents_with_marker(client, order_id)
+            if row.erp_key and row.erp_key not in keys:
+                keys += list(fetch_keys(client, [row.erp_key], RefreshResult()))
+            if keys:
+                raise OrderNotCancelled(
+                    f"order {order_id}: the ERP holds {', '.join(keys)} for it: cancel it"
+                    " there, and the next refresh follows it"
+                )
+        with self.store.write() as conn:
+            done = conn.execute(
+                sa.update(orders_t)
+                .where(
+                    orders_t.c.id == order_id,
+                    orders_t.c.state.in_(allowed),
+                    orders_t.c.claim_owner.is_(None),
+                )
+                .values(state=states.CANCELLED, uncertain=False, last_error=None)
+            ).rowcount
+            if done == 1:
+                _operator_decision(conn, order_id, "cancelled", row.erp_key)
+        if done != 1:
+            raise OrderNotCancelled(
+                f"order {order_id} is being sent or changed right now; nothing done: try"
+                " again once that push is over"
+            )
 
     def mend_customer(self, order_id: str, changes: Mapping[str, str | None]) -> dict[str, Any]:
         """Correct the details of an order's web customer that the ERP has not taken yet
