@@ -1522,6 +1522,12 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
     (r"the ERP did not take it: (?P<more>.+)", "il gestionale non l'ha accettato: {more}"),
     (r"the ERP did not create it: (?P<more>.+)", "il gestionale non l'ha creato: {more}"),
     (
+        r"the ERP may have created it, its answer was lost: (?P<more>.+); it is looked up"
+        r" there before it is sent again",
+        "il gestionale potrebbe averlo creato, la sua risposta è andata persa: {more};"
+        " viene cercato lì prima di inviarlo di nuovo",
+    ),
+    (
         r"looking it up in the ERP failed: (?P<more>.+)",
         "la ricerca nel gestionale non è riuscita: {more}",
     ),

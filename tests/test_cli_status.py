@@ -162,7 +162,7 @@ def test_a_new_customer_the_erp_refused_needs_attention_until_mended(
     # the order's line says what holds it, without its own id again
     listed = cli(sim, "orders", "list", db=db).stdout
     (line,) = [x for x in listed.splitlines() if x.startswith("W61 ")]
-    assert "customer refused: the ERP did not create it" in line, listed
+    assert "new customer: the ERP did not create it" in line, listed
     assert line.count("W61") == 1
     mended = cli(sim, "orders", "customer", "W61", "--set", "tax_code=RSSMRA80A01F205X", db=db)
     assert mended.returncode == 0, mended.stderr

@@ -360,6 +360,18 @@ def test_no_customer_code_left_is_said_plainly() -> None:
     )
     message = customer_error("customer 'X'", "501", too_long)
     assert "the ERP did not create it" in message and "no customer code left" not in message
+    # a request whose answer was lost: not called a refusal, since it may be there
+    from passweb_tui.engine.erp.errors import ErpConnectionError
+
+    lost = ErpConnectionError(
+        "connection to the ERP was lost: reset; whether the change was applied is unknown",
+        outcome_unknown=True,
+    )
+    assert customer_error("customer 'X'", "501", lost) == (
+        "customer 'X': the ERP may have created it, its answer was lost: connection to the"
+        " ERP was lost: reset; whether the change was applied is unknown; it is looked up"
+        " there before it is sent again"
+    )
 
 
 @pytest.mark.parametrize("new_customers", [3, 0])

@@ -316,6 +316,17 @@ def test_a_push_error_reads_in_italian_with_the_erps_own_words_kept() -> None:
     assert i18n.engine_text(customer) == (
         "cliente 'Rossi Srl' (id sul sito 5): il gestionale non l'ha creato: cf errato"
     )
+    lost = (
+        f"{customer_subject('Rossi Srl', 5)}: the ERP may have created it, its answer was"
+        " lost: connection to the ERP was lost: reset; whether the change was applied is"
+        " unknown; it is looked up there before it is sent again"
+    )
+    assert i18n.engine_text(lost) == (
+        "cliente 'Rossi Srl' (id sul sito 5): il gestionale potrebbe averlo creato, la sua"
+        " risposta è andata persa: la connessione al gestionale si è interrotta: reset; non"
+        " si sa se la modifica sia stata applicata; viene cercato lì prima di inviarlo di"
+        " nuovo"
+    )
 
 
 def test_the_rarer_push_errors_read_in_italian() -> None:

@@ -181,7 +181,7 @@ def _error_of(order: dict[str, Any]) -> str | None:
     from passweb_tui.engine.orders.push import error_reason, order_subject
 
     if order["customer_error"]:
-        return f"customer refused: {order['customer_error']}"
+        return f"new customer: {order['customer_error']}"
     error = order["last_error"]
     return error_reason(error, order_subject(str(order["id"]))) if error else None
 

@@ -1500,4 +1500,10 @@ def customer_error(name: str, ledger: str, exc: ErpError) -> str:
             f"{name}: no customer code left under ledger {ledger} in the ERP "
             f"({exc.detail}); free some codes or configure another ledger"
         )
+    if exc.outcome_unknown:
+        # the request went and its answer was lost: it may well be there
+        return (
+            f"{name}: the ERP may have created it, its answer was lost: {exc}; it is looked"
+            " up there before it is sent again"
+        )
     return f"{name}: the ERP did not create it: {exc}"
