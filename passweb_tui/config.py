@@ -81,6 +81,9 @@ class Settings:
     update_descriptions: dict[str, bool] = field(default_factory=dict)
     category_mode: str = "primaria"
     resources: str = "none"  # article images/sheets in TOTAL and CHANGED: none, changed, all
+    # the images/sheets the ERP no longer lists, and those of articles the site no
+    # longer has, are removed (their files too, once nothing refers to them)
+    remove_missing_resources: bool = False
     change_log_days: int = 180
     lease_seconds: int = 120
     # where web customers and orders go in the ERP (DOMAIN.md)
@@ -290,6 +293,7 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "publish_predeleted": ("publish_predeleted", bool),
         "category_mode": ("category_mode", str),
         "resources": ("resources", str),
+        "remove_missing_resources": ("remove_missing_resources", bool),
         "lease_seconds": ("lease_seconds", int),
         "update_descriptions": ("update_descriptions", dict),
     },

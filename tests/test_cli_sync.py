@@ -376,6 +376,50 @@ def test_resources_are_fetched_by_content_and_a_partial_re_reads_them(
     assert counts["fetched"] > 0 and counts["inserted"] == 0  # same bytes: no file written twice
 
 
+def test_resource_counts_are_of_attachments_a_dry_run_predicts_them_and_removal_is_a_setting(
+    sim: Any, isolated_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run counts the attachments, not the files it wrote: a store made afresh over a
+    data folder that already holds the files counts them inserted again, and a dry run
+    counts what the real run then does. With remove_missing_resources, the attachments
+    of an article the ERP deleted go with it."""
+    import sqlite3
+
+    from passweb_tui.config import data_dir
+
+    config = isolated_home / "resources.toml"
+    config.write_text('[sync]\nresources = "changed"\n', encoding="utf-8")
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(config))
+    first = json.loads(cli(sim, "sync", "total", "--json").stdout)["entities"]["resources"]
+    assert first["fetched"] > 0 and first["inserted"] == first["fetched"]
+    other = f"sqlite:///{isolated_home / 'other.db'}"
+    config.write_text('[sync]\nresources = "none"\n', encoding="utf-8")
+    assert cli(sim, "sync", "total", db=other).returncode == 0  # its articles, no images
+    config.write_text('[sync]\nresources = "changed"\n', encoding="utf-8")
+    dry = json.loads(cli(sim, "sync", "total", "--json", "--dry-run", db=other).stdout)
+    again = json.loads(cli(sim, "sync", "total", "--json", db=other).stdout)
+    # the same files were in the data folder already: none written, each counted
+    assert again["entities"]["resources"] == first
+    assert dry["entities"]["resources"] == first
+
+    store = data_dir() / "store.db"
+    with sqlite3.connect(store) as conn:
+        code, n = conn.execute(
+            "SELECT article_code, count(*) FROM web_resource GROUP BY article_code LIMIT 1"
+        ).fetchone()
+    sim.admin("DELETE", f"records/articoli/{code}")
+    kept = json.loads(cli(sim, "sync", "total", "--json").stdout)["entities"]["resources"]
+    assert kept["deleted"] == 0  # not asked for: left
+    config.write_text(
+        '[sync]\nresources = "changed"\nremove_missing_resources = true\n', encoding="utf-8"
+    )
+    removed = json.loads(cli(sim, "sync", "total", "--json").stdout)["entities"]["resources"]
+    assert removed["deleted"] == n
+    with sqlite3.connect(store) as conn:
+        left = conn.execute("SELECT count(*) FROM web_resource WHERE article_code = ?", (code,))
+        assert left.fetchone() == (0,)
+
+
 def test_resources_are_left_alone_unless_the_settings_ask(sim: Any) -> None:
     from passweb_tui.config import data_dir
 

@@ -139,6 +139,7 @@ class EngineSettings:
             update_descriptions=dict(settings.update_descriptions),
             resources_dir=settings.site_data_dir / "resources",
             resources_mode=settings.resources,
+            remove_missing_resources=settings.remove_missing_resources,
             customer_ledger=settings.customer_ledger,
             order_document=settings.order_document,
             order_series=settings.order_series,

@@ -1072,7 +1072,8 @@ class SyncRunner:
         self._resources_since = result.next_since
         counts = self.counts.setdefault("resources", empty_counts())
         counts["fetched"] += result.listed
-        counts["inserted"] += result.written
+        counts["inserted"] += result.inserted
+        counts["updated"] += result.updated
         counts["unchanged"] += result.unchanged
         counts["deleted"] += result.removed
         counts["rejected"] += len(result.errors)

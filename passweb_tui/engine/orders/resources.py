@@ -48,6 +48,8 @@ class ResourceResult:
     listed: int = 0
     downloaded: int = 0
     written: int = 0  # files written (a download whose content was already there is not)
+    inserted: int = 0  # attachments new to the site, downloaded (or, dry, that would be)
+    updated: int = 0  # attachments the site had, downloaded again (new stamp or size)
     unchanged: int = 0
     removed: int = 0
     bytes: int = 0
@@ -201,7 +203,10 @@ def sync_resources(
         failed: set[str] = set()  # articles with an attachment that did not come
 
         def fetch_one(
-            job: tuple[str, dict[str, Any]], rows: list[Any] = rows, failed: set[str] = failed
+            job: tuple[str, dict[str, Any]],
+            rows: list[Any] = rows,
+            failed: set[str] = failed,
+            known: dict[tuple[str, str], Any] = known,
         ) -> None:
             code, item = job
             try:
@@ -219,6 +224,10 @@ def sync_resources(
                 result.requests += 1
                 result.downloaded += 1
                 result.written += int(wrote)
+                if (code, str(item["nome"])) in known:
+                    result.updated += 1
+                else:
+                    result.inserted += 1
                 result.bytes += len(data)
                 rows.append(
                     {
