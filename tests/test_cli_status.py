@@ -174,3 +174,23 @@ def test_a_new_customer_the_erp_refused_needs_attention_until_mended(
     lines = cli(sim, "runs", db=db).stdout.splitlines()
     assert lines[0].split()[-2:] == ["web", "orders"], lines
     assert [line.split("  ")[-1].strip() for line in lines[1:4]] == ["1 sent", "1 failed", "-"]
+
+
+def test_a_dry_run_is_named_so_and_a_killed_one_needs_nothing(sim: Any, tmp_path: Path) -> None:
+    """The last run a dry one: said so, as the run list says it. One whose process was
+    killed wrote nothing and left nothing to complete: it is not a matter for the
+    operator (a failed real run is)."""
+    import sqlite3
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    assert cli(sim, "sync", "changed", "--dry-run", db=db).returncode == 0
+    text = cli(sim, "status", db=db).stdout
+    (line,) = [x for x in text.splitlines() if x.startswith("last run")]
+    assert " changed dry run ok in " in line, line
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        conn.execute(
+            "UPDATE sync_runs SET status = 'failed', error = ? WHERE dry_run", (INTERRUPTED,)
+        )
+    code, seen = status(sim, db)
+    assert (code, seen["attention"]) == (0, [])

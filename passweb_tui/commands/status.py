@@ -76,8 +76,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"the last successful sync is {_ago(age)} old (more than {args.max_age:g}"
             f" minute{'' if args.max_age == 1 else 's'})"
         )
-    if last is not None and last.status == "failed":
-        line = f"the last run ({last.run_id}) failed: {one_line(last.error or '')}"
+    # a dry run stopped by its process's end wrote nothing and left nothing to complete
+    idle_dry = last is not None and last.dry_run and last.error == INTERRUPTED
+    if last is not None and last.status == "failed" and not idle_dry:
+        what = "dry run" if last.dry_run else "run"
+        line = f"the last {what} ({last.run_id}) failed: {one_line(last.error or '')}"
         if last.error == INTERRUPTED and last.kind == "partial":  # killed or crashed mid-run
             line += "; run it again to complete its work"
         elif last.error == INTERRUPTED and not last.dry_run:
@@ -146,7 +149,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         lines.append(
             (
                 "last run",
-                f"{last.run_id} {last.kind} {last.status}{took}, started {local_time(last.started)}",
+                f"{last.run_id} {last.kind}{' dry run' if last.dry_run else ''} {last.status}"
+                f"{took}, started {local_time(last.started)}",
             )
         )
     going = []
