@@ -1229,9 +1229,8 @@ class SyncRunner:
                 collected.update(q.key for q in items)
             self._apply_page(
                 conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
-                nul_free=nul_free(content),
+                nul_free=nul_free(content), fetched=len(page.records) - skipped,
             )  # fmt: skip
-            counts["fetched"] += len(page.records) - skipped
             self._emit(phase, spec.name, counts["fetched"], total, started=started)
 
         def apply_built(page: Any, future: Any) -> None:
@@ -1249,9 +1248,8 @@ class SyncRunner:
             self._apply_page(
                 conn, p, items, removed, rejects, counts, retry_all, dry_run, used, cat,
                 prebuilt=prebuilt, records=lambda: page.records,
-                nul_free=nul_free(getattr(page, "content", None)),
+                nul_free=nul_free(getattr(page, "content", None)), fetched=n,
             )  # fmt: skip
-            counts["fetched"] += n
             self._emit(phase, spec.name, counts["fetched"], total, started=started)
 
         try:
@@ -1265,7 +1263,6 @@ class SyncRunner:
                     if cut is not None:
                         n = self._unchanged_page(conn, p, cut, salt, counts, retry_all, dry_run)
                         if n:
-                            counts["fetched"] += n
                             self._emit(phase, spec.name, counts["fetched"], total, started=started)
                             continue
                     if worker and self._builder is None and counts["fetched"] >= (after or 0):
@@ -1542,7 +1539,8 @@ class SyncRunner:
                 keys = [k for k in keys if k in existing]
             if p.seen and keys:
                 self._note_seen(conn, spec, keys)
-        added = {"unchanged": len(keys)}
+        # read, with what was done of it: a killed run's counts add up
+        added = {"fetched": len(texts), "unchanged": len(keys)}
         if len(keys) < len(texts):
             added[OFF_SITE] = len(texts) - len(keys)
         done = [k for k in keys if k in retry_all] if retry_all else []
@@ -1644,8 +1642,10 @@ class SyncRunner:
         prebuilt: tuple[list[Compact], list[tuple[str | None, str]]] | None = None,
         records: Callable[[], list[dict[str, Any]]] | None = None,
         nul_free: bool = False,
+        fetched: int = 0,
     ) -> None:
-        """Write one page. `prebuilt` rows (the worker's, of records none of which was
+        """Write one page (`fetched` of its records read: counted with what was done of
+        them, in the same transaction, so that a killed run's counts add up). `prebuilt` rows (the worker's, of records none of which was
         stored) are written as they are when the store agrees that none is; otherwise
         the page's `records` are decoded and built here (`nul_free`: their reply holds
         no NUL character, see batch.nul_free). The page's counts are added to `counts`
@@ -1746,6 +1746,7 @@ class SyncRunner:
                     self._note_seen(conn, spec, list(dict.fromkeys(seen)))
             unusable = len(rejected_keys & set(keys)) if rejected_keys else 0
             added = {
+                "fetched": fetched,
                 "inserted": len(inserted),
                 "updated": len(updates) - same,
                 "unchanged": len(items) - len(rows) - len(new) - unusable + same,
