@@ -1383,3 +1383,47 @@ def test_the_documents_date_is_the_day_the_order_was_placed_in_the_sites_zone(
     assert result.orders_sent == 1, result.errors
     key = WebOrders(store).show(oid)["erp_key"]
     assert client.get("documenti/ordini-clienti", key)["data_documento"] == day
+
+
+def test_a_customer_whose_sender_died_is_not_said_to_be_in_a_push(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A new customer claimed by a push whose process died mid-attempt: mending it is
+    refused, saying that its sender stopped, that the ERP may hold it, and from when a
+    push looks it up; not that a push has it right now (none has). One claimed by a live
+    push is refused as in a push's hands."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.orders.api import CustomerNotChanged
+    from passweb_tui.engine.orders.push import SETTLE, SETTLING
+
+    orders = WebOrders(store)
+    oid = f"W{base + 1}"
+    orders.place(order_line(oid, customer=new_customer(base)))
+    claimed = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    cid = orders.show(oid)["customer"]["id"]
+    live = Pusher(store, client).owner
+    for owner, said in (
+        (
+            f"{SETTLING}dead-owner",
+            "was being sent by a process that stopped before its end (at"
+            f" 2026-12-07T10:00:00+00:00): whether the ERP created it is unknown. The first"
+            f" push after {(claimed + SETTLE).isoformat()} looks it up there",
+        ),
+        (live, "is in a push's hands right now"),
+    ):
+        from passweb_tui.engine.orders import push as push_mod
+
+        push_mod._LIVE_OWNERS.add(live)
+        try:
+            with store.write() as conn:
+                conn.execute(
+                    sa.update(cust_t)
+                    .where(cust_t.c.id == cid)
+                    .values(claim_owner=owner, claimed_at=claimed)
+                )
+            with pytest.raises(CustomerNotChanged) as refused:
+                orders.mend_customer(oid, {"city": "Roma"})
+            assert said in str(refused.value), str(refused.value)
+        finally:
+            push_mod._LIVE_OWNERS.discard(live)

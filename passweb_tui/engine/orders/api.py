@@ -41,10 +41,12 @@ from passweb_tui.engine.orders.models import (
 )
 from passweb_tui.engine.orders.push import (
     SETTLE,
+    SETTLING,
     Pusher,
     PushResult,
     customer_subject,
     error_reason,
+    owner_alive,
 )
 from passweb_tui.engine.orders.refresh import (
     RefreshResult,
@@ -166,6 +168,16 @@ def _waiting_customer(conn: sa.Connection, order_id: str, *, unsettled: bool = F
             " brings the change to the site"
         )
     if c.claim_owner is not None:
+        if c.claim_owner.startswith(SETTLING) or owner_alive(c.claim_owner) is False:
+            # its sender died mid-attempt: nobody is sending it, but it may be in the ERP
+            when = as_utc(c.claimed_at)
+            after = f" after {_iso(when + SETTLE)}" if when is not None else ""
+            raise CustomerNotChanged(
+                f"{name} was being sent by a process that stopped before its end (at"
+                f" {_iso(c.claimed_at)}): whether the ERP created it is unknown. The first"
+                f" push{after} looks it up there; change it, or bind it with --erp-code,"
+                " once that is settled"
+            )
         raise CustomerNotChanged(
             f"{name} is in a push's hands right now (claimed {_iso(c.claimed_at)}):"
             " try again once that push is over"
