@@ -544,3 +544,26 @@ def test_an_order_the_erp_refuses_for_what_it_holds_can_be_cancelled_on_the_site
     held = cli_here("orders", "cancel", stored, env=env)
     assert held.returncode == 3, held.stdout
     assert f"the ERP holds {key_of(store, stored)} for it: cancel it there" in held.stderr
+
+
+def test_an_update_for_a_document_the_erp_deleted_says_so_in_one_line(
+    store: Store, client: MexalClient, erp: Any, db_url: str
+) -> None:
+    """The ERP deletes an order's document: the update the refresh records has no
+    `after`, and the list says the document is gone, in one line, rather than listing
+    each header field as changed from nothing to nothing."""
+    from hard_support import cli_env, cli_here
+
+    from passweb_tui.engine.orders.api import update_changes
+
+    (oid,) = pushed(store, client, 1)
+    orders = WebOrders(store)
+    erp.admin("DELETE", f"records/ordini-clienti/{key_of(store, oid)}")
+    orders.refresh(client)
+    (update,) = orders.updates(order_id=oid)
+    assert update["after"] is None and update["before"] is not None
+    assert update_changes(update).gone
+    listed = cli_here("orders", "updates", env=cli_env(erp, db=db_url))
+    assert listed.returncode == 0, listed.stderr
+    under = [line.strip() for line in listed.stdout.splitlines()[2:]]
+    assert under == ["the whole document: the ERP no longer has it"], listed.stdout

@@ -290,6 +290,8 @@ def _changed_lines(update: dict[str, Any]) -> list[str]:
     changes = update_changes(update)
     if changes.whole:
         return ["the whole document (the site had none before)"]
+    if changes.gone:
+        return ["the whole document: the ERP no longer has it"]
     before, after = update.get("before") or {}, update.get("after") or {}
     bh, ah = before.get("header") or {}, after.get("header") or {}
     lines = [f"{n}: {_shown(bh.get(n))} -> {_shown(ah.get(n))}" for n in changes.header]

@@ -171,6 +171,8 @@ def update_summary(update: dict[str, Any]) -> str:
     changes = update_changes(update)
     if changes.whole:
         return t("orders.whole_document")
+    if changes.gone:
+        return t("orders.document_gone")
     parts = [
         *changes.header,
         *(f"{t('orders.row')} {rid}: {', '.join(fields)}" for rid, fields in changes.rows),

@@ -211,11 +211,13 @@ def row_order(rid: Any) -> tuple[int, Any]:
 @dataclass(frozen=True)
 class UpdateChanges:
     """What an ERP-side update changed in an order: header fields, and the fields of
-    each row (by row id, in row order); `whole` when the site had no document before."""
+    each row (by row id, in row order); `whole` when the site had no document before,
+    `gone` when the ERP no longer has it (the update's `after` is null)."""
 
     header: list[str]
     rows: list[tuple[Any, list[str]]]
     whole: bool
+    gone: bool = False
 
 
 def update_changes(update: dict[str, Any]) -> UpdateChanges:
@@ -231,6 +233,8 @@ def update_changes(update: dict[str, Any]) -> UpdateChanges:
         fields = [n for n in sorted(set(b) | set(a)) if b.get(n) != a.get(n)]
         if fields:
             rows.append((rid, fields))
+    if before and not after:
+        return UpdateChanges([], [], whole=False, gone=True)
     return UpdateChanges(header, rows, whole=not before and bool(after))
 
 
