@@ -421,6 +421,7 @@ EN: dict[str, str] = {
     "key.send_now": "Send now",
     "key.resend": "Send again",
     "key.confirm_payment": "Payment arrived",
+    "key.cancel_order": "Cancel order",
     "key.open_order": "Open order",
     "orders.view.waiting": "Waiting",
     "orders.view.open": "Open",
@@ -533,6 +534,7 @@ EN: dict[str, str] = {
     "orders.outcome.operator": "bound by the operator",
     "orders.outcome.resent": "put back in the queue",
     "orders.outcome.paid": "payment confirmed",
+    "orders.outcome.cancelled": "cancelled, not to be sent",
     "orders.outcome.failed": "failed",
     "orders.outcome.uncertain": "outcome unknown",
     "orders.outcome.deferred": "put off",
@@ -554,6 +556,10 @@ EN: dict[str, str] = {
     "orders.payment_question": "The payment of order {order} arrived? The order then waits to be sent to the ERP.",
     "orders.payment_confirmed": "Order {order}: payment confirmed; {send} sends it now.",
     "orders.payment_not_awaited": "Order {order} is {state}: it is not waiting for its payment.",
+    "orders.not_cancellable": "Order {order} is {state}: only an order not in the ERP is cancelled here; one in the ERP is cancelled there.",
+    "orders.cancel_question": "Cancel order {order} for good? It will never be sent to the ERP. If a push may have sent it, the ERP is searched first for a document with its marker.",
+    "orders.cancelling": "Looking in the ERP for order {order}...",
+    "orders.cancelled_done": "Order {order} is cancelled: it will not be sent.",
     "orders.sending": "Parziale of order {order} started.",
     "orders.ack_where": "Acknowledging works on updates: press {updates} for the updates to review.",
     "orders.ack_all_question": "Acknowledge the {count} updates shown?",
@@ -1003,6 +1009,7 @@ IT: dict[str, str] = {
     "key.send_now": "Invia ora",
     "key.resend": "Rinvia",
     "key.confirm_payment": "Pagamento arrivato",
+    "key.cancel_order": "Annulla ordine",
     "key.open_order": "Apri ordine",
     "orders.view.waiting": "Da inviare",
     "orders.view.open": "Aperti",
@@ -1114,6 +1121,7 @@ IT: dict[str, str] = {
     "orders.outcome.operator": "abbinato dall'operatore",
     "orders.outcome.resent": "rimesso in coda",
     "orders.outcome.paid": "pagamento confermato",
+    "orders.outcome.cancelled": "annullato, da non inviare",
     "orders.outcome.failed": "non riuscito",
     "orders.outcome.uncertain": "esito incerto",
     "orders.outcome.deferred": "rinviato",
@@ -1135,6 +1143,10 @@ IT: dict[str, str] = {
     "orders.payment_question": "Il pagamento dell'ordine {order} è arrivato? L'ordine attende poi l'invio al gestionale.",
     "orders.payment_confirmed": "Ordine {order}: pagamento confermato; {send} lo invia ora.",
     "orders.payment_not_awaited": "L'ordine {order} è {state}: non attende il pagamento.",
+    "orders.not_cancellable": "L'ordine {order} è {state}: qui si annulla solo un ordine che non è nel gestionale; uno che c'è si annulla lì.",
+    "orders.cancel_question": "Annullare per sempre l'ordine {order}? Non sarà mai inviato al gestionale. Se un invio potrebbe averlo spedito, prima si cerca nel gestionale un documento con il suo marcatore.",
+    "orders.cancelling": "Ricerca dell'ordine {order} nel gestionale...",
+    "orders.cancelled_done": "L'ordine {order} è annullato: non sarà inviato.",
     "orders.sending": "Parziale dell'ordine {order} avviato.",
     "orders.ack_where": "Si segnano visti gli aggiornamenti: premi {updates} per quelli da rivedere.",
     "orders.ack_all_question": "Segnare visti i {count} aggiornamenti mostrati?",
@@ -1523,6 +1535,18 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
     ),
     (r"the ERP did not take it: (?P<more>.+)", "il gestionale non l'ha accettato: {more}"),
     (r"the ERP did not create it: (?P<more>.+)", "il gestionale non l'ha creato: {more}"),
+    (
+        r"order (?P<o>\S+): the ERP holds (?P<keys>.+) for it: cancel it there, and the next"
+        r" refresh follows it",
+        "ordine {o}: il gestionale ha {keys} per questo ordine: annullalo lì, e il prossimo"
+        " aggiornamento lo segue",
+    ),
+    (
+        r"order (?P<o>\S+) is being sent or changed right now; nothing done: try again once"
+        r" that push is over",
+        "ordine {o}: è in corso di invio o di modifica; nulla è stato fatto: riprova a invio"
+        " finito",
+    ),
     (
         r"the ERP may have created it, its answer was lost: (?P<more>.+); it is looked up"
         r" there before it is sent again",

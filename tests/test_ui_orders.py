@@ -956,3 +956,48 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
     assert engine.run("partial").status == "ok"
     assert orders.show("W1")["state"] == orders.show("W2")["state"] == states.STORED
     assert orders.show("W2")["customer"]["erp_code"] == "501.00002"
+
+
+async def test_an_order_the_erp_refuses_is_cancelled_with_x_after_asking(
+    engine: Engine, sim: Any
+) -> None:
+    """X on the screen of an order the ERP refuses at every push sets it aside for good,
+    asked first; an order in the ERP offers no X, and the key does nothing there."""
+    orders = WebOrders(engine.store)
+    engine.run("total")
+    bad = {"article": "NOSUCHART", "qty": 1, "price": 1, "vat_code": "22"}
+    orders.place(order_line("WX1", rows=[bad]))
+    orders.place(order_line("WX2"))
+    engine.run("partial")
+    assert orders.show("WX1")["state"] == states.NEW
+    assert orders.show("WX2")["state"] == states.STORED
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(OrderDetailScreen("WX1"))
+        await settle(app, pilot)
+        shown = {k for k, b in app.screen.active_bindings.items() if b.binding.show}
+        assert "X" in shown, shown
+        await pilot.press("X")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert orders.show("WX1")["state"] == states.NEW
+        await pilot.press("X")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert orders.show("WX1")["state"] == states.CANCELLED
+        assert any(
+            "is cancelled: it will not be sent" in str(n.message) for n in app._notifications
+        )
+        assert "operator: cancelled, not to be sent" in text_of(app, "#order-history")
+        app.pop_screen()
+        app.push_screen(OrderDetailScreen("WX2"))
+        await settle(app, pilot)
+        shown = {k for k, b in app.screen.active_bindings.items() if b.binding.show}
+        assert "X" not in shown, shown
+        await pilot.press("X")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+    assert orders.show("WX2")["state"] == states.STORED

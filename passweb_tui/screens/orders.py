@@ -597,6 +597,10 @@ def open_customer(screen: BaseScreen, detail: dict[str, Any], reload: Callable[[
     screen.app.push_screen(CustomerScreen(detail["id"], customer), done)
 
 
+#: the states of an order that `orders cancel` takes: not in the ERP
+CANCELLABLE = (*states.WAITING, states.TO_CHECK)
+
+
 class OrderDetailScreen(AckMixin, BaseScreen):
     """One order: header, rows with what the ERP fulfilled, ERP key, history."""
 
@@ -610,6 +614,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         Binding("C", "customer", "key.customer", id="order.customer"),
         Binding("R", "resend", "key.resend", id="order.resend"),
         Binding("P", "confirm_payment", "key.confirm_payment", id="order.payment"),
+        Binding("X", "cancel_order", "key.cancel_order", id="order.cancel"),
         Binding("ctrl+r", "reload", "key.reload", id="order.reload", show=False),
     ]
 
@@ -704,8 +709,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers what the order allows as last read: S while it waits to be
         sent, C while its new customer is not in the ERP, R once its ERP document is
-        gone, P while its payment is awaited; F1 lists the same."""
-        if action in ("send", "customer", "resend", "confirm_payment"):
+        gone, P while its payment is awaited, X while it is not in the ERP; F1 lists the
+        same."""
+        if action in ("send", "customer", "resend", "confirm_payment", "cancel_order"):
             detail = self.detail
             if detail is None:
                 return False
@@ -716,6 +722,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                 "customer": bool(customer) and not customer.get("erp_code"),
                 "resend": state == states.TO_CHECK,
                 "confirm_payment": state == states.PAYMENT_UNCONFIRMED,
+                "cancel_order": state in CANCELLABLE,
             }[action]
             if not allowed:
                 return False
@@ -857,6 +864,20 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             done="orders.resent",
         )
 
+    def action_cancel_order(self) -> None:
+        """Set aside for good an order the site will not send (the engine refuses one a
+        document in the ERP carries)."""
+        engine = self.papp.engine
+        orders = orders_of(self.papp)
+        self._decide(
+            CANCELLABLE,
+            "orders.not_cancellable",
+            "orders.cancel_question",
+            lambda order_id: orders.cancel(engine.client(), order_id),
+            asking=t("orders.cancelling", order=self.order_id),
+            done="orders.cancelled_done",
+        )
+
     def action_confirm_payment(self) -> None:
         """The payment of an order waiting on it arrived: it then waits to be sent."""
         orders = orders_of(self.papp)
@@ -870,7 +891,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
 
     def _decide(
         self,
-        state: str,
+        state: str | tuple[str, ...],
         refused: str,
         question: str,
         work: Callable[[str], Any],
@@ -884,7 +905,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         if self.detail is None:
             return
         order_id, now = str(self.detail["id"]), self.detail["state"]
-        if now != state:
+        if now not in ((state,) if isinstance(state, str) else state):
             self.notify(t(refused, order=order_id, state=state_label(now)))
             return
 
