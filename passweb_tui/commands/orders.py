@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from passweb_tui.commands import CliError, Context, ExitCode
@@ -424,43 +424,35 @@ def run_customer(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.engine.erp.client import MexalClient
-    from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
-    from passweb_tui.engine.orders.api import OrderNotCancelled, OrderNotFound
-
-    config = ctx.erp_config()
-    try:
-        with _orders(ctx) as api, MexalClient(config) as client:
-            api.cancel(client, args.order_id)
-    except OrderNotFound as exc:
-        raise CliError(str(exc), ExitCode.USAGE) from None
-    except OrderNotCancelled as exc:
-        raise CliError(str(exc), ExitCode.REFUSED) from None
-    except (AuthError, ContextMissingError) as exc:
-        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
-    except ErpError as exc:
-        raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+    _decide_with_erp(ctx, lambda api, client: api.cancel(client, args.order_id))
     print(f"order {args.order_id}: cancelled; it will not be sent")
     return int(ExitCode.OK)
 
 
-def run_resend(args: argparse.Namespace, ctx: Context) -> int:
+def _decide_with_erp(ctx: Context, work: Callable[[Any, Any], Any]) -> Any:
+    """An operator's decision on an order that looks in the ERP first (`resend`,
+    `cancel`): work(orders, client)'s result; its refusal is exit 3, an order the store
+    does not know or credentials the ERP refuses exit 2, an ERP that fails exit 1."""
     from passweb_tui.engine.erp.client import MexalClient
     from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
-    from passweb_tui.engine.orders.api import OrderNotFound, OrderNotResent
+    from passweb_tui.engine.orders.api import OrderNotCancelled, OrderNotFound, OrderNotResent
 
     config = ctx.erp_config()
     try:
         with _orders(ctx) as api, MexalClient(config) as client:
-            was = api.resend(client, args.order_id)
+            return work(api, client)
     except OrderNotFound as exc:
         raise CliError(str(exc), ExitCode.USAGE) from None
-    except OrderNotResent as exc:
+    except (OrderNotResent, OrderNotCancelled) as exc:
         raise CliError(str(exc), ExitCode.REFUSED) from None
     except (AuthError, ContextMissingError) as exc:
         raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.USAGE) from None
     except ErpError as exc:
         raise CliError(f"ERP at {config.base_url}: {exc}", ExitCode.FAILED) from None
+
+
+def run_resend(args: argparse.Namespace, ctx: Context) -> int:
+    was = _decide_with_erp(ctx, lambda api, client: api.resend(client, args.order_id))
     gone = f" (document {was} is gone from the ERP)" if was else ""
     print(f"order {args.order_id}: waiting to be sent again{gone}; the next sync sends it")
     return int(ExitCode.OK)
