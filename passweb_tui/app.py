@@ -27,6 +27,7 @@ from passweb_tui.config import screenshot_dir
 from passweb_tui.i18n import engine_text, language, t
 from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
 from passweb_tui.screens.sync_state import SyncMonitor
+from passweb_tui.textsafe import guard_rendered_text
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class PasswebApp(App[int]):
         setup_values: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        # values from the ERP and the site never drive the terminal (see textsafe)
+        guard_rendered_text()
         localize_bindings(self)
         self.engine = engine
         self.connect = connect

@@ -19,6 +19,7 @@ from passweb_tui import __version__
 from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
 from passweb_tui.config import ConfigError
 from passweb_tui.logs import setup_logging
+from passweb_tui.textsafe import visible
 
 log = logging.getLogger("passweb_tui")
 
@@ -88,6 +89,21 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
 
 
+class _VisibleStderr:
+    """Standard error, its text's control characters made visible (see textsafe): its
+    lines carry the ERP's words. `raw` is the stream itself, for the progress bar's own
+    escapes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.raw = stream
+
+    def write(self, text: str) -> int:
+        return self.raw.write(visible(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 class _ClosedPipeSafe:
     """Standard output that a reader may close early (`passweb-tui runs | head -1`):
     what is written after that goes nowhere, and the command ends with its own exit
@@ -110,7 +126,8 @@ class _ClosedPipeSafe:
         if self.closed_by_reader:
             return len(text)
         try:
-            return self._stream.write(text)
+            # a value from the ERP or the site never drives the terminal (see textsafe)
+            return self._stream.write(visible(text))
         except BrokenPipeError:
             self._drop()
             return len(text)
@@ -151,10 +168,12 @@ def _finishing() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    if args.command is not None:  # (the UI owns the terminal, and guards what it draws)
+        sys.stderr = cast(TextIO, _VisibleStderr(real_stderr))
     # the UI owns the terminal: its log goes to the file only
     setup_logging(args.verbose, to_stderr=args.command is not None)
     ctx = Context(args)
-    real_stdout = sys.stdout
     try:
         if args.command is None:
             from passweb_tui.commands import ui
@@ -189,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(sys.stdout, _ClosedPipeSafe):
             sys.stdout.flush()
             sys.stdout = real_stdout
+        sys.stderr = real_stderr
 
 
 if __name__ == "__main__":

@@ -801,3 +801,37 @@ def cli_status_of(db: str) -> subprocess.CompletedProcess[str]:
     ):
         code = main(["status"])
     return subprocess.CompletedProcess(["status"], code, out.getvalue(), err.getvalue())
+
+
+def test_a_value_with_terminal_escapes_is_printed_visible_and_kept_whole_in_json(
+    sim: Any,
+) -> None:
+    """An ERP description with escape sequences and a line break: `show` and `changes`
+    print the escapes as control pictures and the break as ↵ on one line, so nothing
+    from the ERP drives the operator's terminal; --json keeps the value as it is."""
+    value = "Trapano \x1b]2;PWNED\x07 \x1b[2JX"
+    extra = "riga 1\nriga 2"
+    sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": "ZZESC1",
+            "descrizione": value,
+            "descr_agg": extra,
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "trasf_sito": [[1, "S"]],
+        },
+    )
+    assert cli(sim, "fields", "use", "articles", "descr_agg").returncode == 0
+    assert cli(sim, "sync", "total").returncode == 0
+    shown = cli(sim, "show", "articles", "ZZESC1")
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert "Trapano ␛]2;PWNED␇ ␛[2JX" in shown.stdout
+    assert "riga 1 ↵ riga 2" in shown.stdout
+    changes = cli(sim, "changes", "--entity", "articles")
+    assert "\x1b" not in changes.stdout
+    data = json.loads(cli(sim, "show", "articles", "ZZESC1", "--json").stdout)
+    assert data["columns"]["description"] == value
+    assert data["data"]["descr_agg"] == extra

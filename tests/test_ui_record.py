@@ -344,3 +344,39 @@ async def test_unpublished_articles_are_counted_and_marked(synced: Engine) -> No
         await pilot.press("slash", "ctrl+u", *on["code"])
         await settle(app, pilot)
         assert not rows(app, "#catalogue-table")[on["code"]][2].startswith("(not published)")
+
+
+POISON = "Trapano \x1b]2;PWNED\x07 \x1b[2J\x1b[5mX"
+
+
+async def test_a_value_with_terminal_escapes_is_shown_not_obeyed(
+    synced: Engine, erp_sim: Any
+) -> None:
+    """An ERP description holding escape sequences (set the window title, clear the
+    screen): the record screen shows them as control pictures, and nothing of them
+    reaches the terminal as a command."""
+    from passweb_tui.engine.facade import Scope
+
+    code = "ZZESC1"
+    erp_sim.admin(
+        "POST",
+        "records/articoli",
+        json={
+            "codice": code,
+            "descrizione": POISON,
+            "alq_iva": "22",
+            "um_principale": "PZ",
+            "trasf_sito": [[1, "S"]],
+        },
+    )
+    try:
+        assert synced.run("partial", scope=Scope(("articles",), (code,))).status == "ok"
+        app = create_app(synced, poll_s=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.push_screen(RecordScreen("articles", code))
+            await settle(app, pilot)
+            lines = screen_lines(app)
+            assert not any("\x1b" in line or "\x07" in line for line in lines)
+            assert on_screen(app, "Trapano ␛]2;PWNED ␛[2J␛[5mX"), lines
+    finally:
+        erp_sim.admin("DELETE", f"records/articoli/{code}")

@@ -9,6 +9,7 @@ import shlex
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.runs import local_iso
 from passweb_tui.commands.sync import open_engine
+from passweb_tui.textsafe import one_line
 
 ENTITIES = ("articles", "customers")
 
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if name == "code":
             continue
         linked = detail.names.get(name)
-        shown = value_text(value) + (f"  {linked}" if linked and value is not None else "")
+        shown = one_line(value_text(value)) + (
+            f"  {one_line(linked)}" if linked and value is not None else ""
+        )
         print(f"  {name:<14} {shown}")
     last = out["last_change"]
     print(f"  {'stored':<14} {local_iso(out['synced_at'])}")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"  {'last change':<14} run {last['run_id']} at {local_iso(last['at'])}")
     print("fields (as stored)")
     for name in sorted(detail.data):
-        print(f"  {name:<16} {value_text(detail.data[name])}")
+        print(f"  {name:<16} {one_line(value_text(detail.data[name]))}")
     if args.entity == "articles":
         print("prices")
         for code, name, price in detail.prices:

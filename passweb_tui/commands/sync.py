@@ -314,7 +314,8 @@ def _refusal(args: argparse.Namespace, why: str, status: str = "refused") -> dic
 
 
 def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSignals) -> int:
-    on_event = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    # the bar draws with escapes of its own: on the stream itself, not its visible form
+    on_event = ProgressBar(getattr(sys.stderr, "raw", sys.stderr)) if sys.stderr.isatty() else None
     handle = engine.start_run(
         args.kind,
         scope=scope,

@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
+from passweb_tui.textsafe import one_line
+
 ELLIPSIS = "…"
 
 
@@ -52,7 +54,7 @@ def format_table(
     """The table's lines, header first. `right`: columns aligned right (numbers);
     `give_way`: columns whose values are cut when the table is wider than `width`
     (each kept at least `floor` characters, or its header's width if larger)."""
-    body = [[str(cell) for cell in row] for row in rows]
+    body = [[one_line(str(cell)) for cell in row] for row in rows]
     count = len(headers)
     widths = [len(h) for h in headers]
     for row in body:

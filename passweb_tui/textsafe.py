@@ -1,0 +1,48 @@
+"""Text shown on the operator's terminal, whatever it holds.
+
+Values come from the ERP and from the site (a description, a customer's name, a note,
+an ERP error's detail) and end up on a terminal, often over SSH. A control character in
+one of them, the escape character above all, would be read by the terminal as a
+command: set the window's title, clear the screen, move the cursor, hide what follows.
+So every control character but the tab and the line feed is shown instead as its
+Unicode control picture (ESC as "␛"), one character for one, and C1 controls as "�".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: code point -> what shows in its place
+_PICTURES: dict[int, str] = {c: chr(0x2400 + c) for c in range(32) if c not in (9, 10)}
+_PICTURES[0x7F] = "\u2421"  # DEL
+_PICTURES.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters (but tab and line feed) made visible."""
+    return text.translate(_PICTURES)
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, for a table's cell or a `name  value` line: each line break
+    shown as " ↵ " (the value is whole in `--json`)."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " \u21b5 ".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+
+
+def guard_rendered_text() -> None:
+    """Make what Rich and Textual render show control characters too. Both drop a few
+    (bell, backspace, carriage return...) from the text they are given and pass the
+    escape character through; they read the table of what to drop at each call, so
+    adding to it covers every widget. The ones they drop they still drop."""
+    import rich.control
+    import textual.content
+
+    tables: list[dict[int, Any]] = [
+        rich.control._CONTROL_STRIP_TRANSLATE,  # type: ignore[attr-defined]
+        textual.content._CONTROL_STRIP_TRANSLATE,  # type: ignore[attr-defined]
+    ]
+    for table in tables:
+        for code, picture in _PICTURES.items():
+            table.setdefault(code, picture)
