@@ -1404,3 +1404,28 @@ def test_the_counts_a_run_records_as_it_goes_add_up(engine: Engine, sim: Any) ->
                 c["inserted"] + c["updated"] + c["unchanged"] + c["rejected"] + c.get(OFF_SITE, 0)
             )
             assert c["fetched"] == done, (entity, c)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"), [("primaria", "secondaria"), ("secondaria", "primaria")]
+)
+def test_a_dry_run_after_a_category_mode_switch_predicts_the_real_run(
+    db_url: str, sim: Any, first: str, then: str
+) -> None:
+    """Switching the category mode rewrites every article's link: a dry CHANGED reports
+    what the real CHANGED then does (counts and status), with no rejects for the links
+    the real run rewrites or the categories it adds."""
+    before = open_engine(db_url, sim, rules=SiteRules(category_mode=first))
+    try:
+        assert before.run("total").status == "ok"
+    finally:
+        before.close()
+    engine = open_engine(db_url, sim, rules=SiteRules(category_mode=then))
+    try:
+        dry = engine.run("changed", dry_run=True)
+        real = engine.run("changed")
+        assert dry.status == real.status, (dry.status, real.status, dry.error)
+        for entity in ("articles", "customers", "categories"):
+            assert dry.entities[entity] == real.entities[entity], entity
+    finally:
+        engine.close()

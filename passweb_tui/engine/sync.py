@@ -507,6 +507,9 @@ class SyncRunner:
         #: a dry run's lookup records that the real run would delete or take off: the
         #: links to them are checked as the real run would find them
         self._dry_gone: dict[str, set[str]] = {}
+        #: and the records it would insert or update: a lookup code it would insert is
+        #: one the real run has; a record it would write was checked as it was built
+        self._dry_put: dict[str, set[str]] = {}
         self._waiting_orders = 0  # web orders waiting to be sent when the push began
         self._lease: Lease | None = None
         #: a run without the lease marks itself alive instead (see lease.RunMark)
@@ -1378,6 +1381,7 @@ class SyncRunner:
         )
         with self.store.read() as rconn:
             dead = list(rconn.execute(dead_query).scalars())
+        dead = [d for d in dead if d not in self._dry_put.get("categories", ())]
         if not dead:
             return
         query = (
@@ -1390,6 +1394,8 @@ class SyncRunner:
         )
         with self.store.read() as rconn:
             stale = rconn.execute(query).all()
+        rewritten = self._dry_put.get("articles", set())
+        stale = [row for row in stale if row[0] not in rewritten]
         if not stale:
             return
         link = "cat_web" if self.options.rules.category_mode == "secondaria" else "cod_grp_merc"
@@ -1444,7 +1450,11 @@ class SyncRunner:
                     )
                     .order_by(cu.c.code)
                 ).all()
+            added = self._dry_put.get(target, set())
+            rewritten = self._dry_put.get("customers", set())
             for code, value in rows:
+                if str(value) in added or code in rewritten:
+                    continue  # (a dry run's: the real run would have it, or check it anew)
                 stale.setdefault(
                     code,
                     f"{label} {str(value)!r} ({source}) is no longer among the ERP's; the"
@@ -1693,6 +1703,10 @@ class SyncRunner:
             gone = [k for k in removed if k in existing]
             if dry_run and gone and spec.lookup:
                 self._dry_gone.setdefault(spec.name, set()).update(gone)
+            if dry_run and spec.name in _DRY_PUT_NOTED:
+                self._dry_put.setdefault(spec.name, set()).update(
+                    [*inserted, *(r.key for r in updates)]
+                )
             changes: list[tuple[Any, ...]] = []
             at = _bound_now(conn, now)
             #: updated articles whose price lists were stored before, with what changed in
@@ -2143,6 +2157,12 @@ def _last_full_read(conn: Connection, entity: str) -> int:
         return fetched if isinstance(fetched, int) else 0
     except (ValueError, AttributeError):
         return 0
+
+
+#: the tables whose records a dry run would write are noted (see _dry_put): the lookup
+#: tables that records link to, and the records whose links are checked
+_DRY_PUT_NOTED = frozenset({"categories", "payments", "price_lists", "currencies", "articles",
+                            "customers"})  # fmt: skip
 
 
 def _add_counts(counts: dict[str, int], added: Mapping[str, int]) -> None:
