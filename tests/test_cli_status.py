@@ -194,3 +194,30 @@ def test_a_dry_run_is_named_so_and_a_killed_one_needs_nothing(sim: Any, tmp_path
         )
     code, seen = status(sim, db)
     assert (code, seen["attention"]) == (0, [])
+
+
+def test_a_failed_changed_stays_a_matter_after_a_dry_run_or_a_partial(
+    sim: Any, tmp_path: Path
+) -> None:
+    """A CHANGED that failed left the watermark where it was: status keeps saying so
+    while a dry run or a PARTIAL are the runs after it, until a TOTAL or CHANGED runs."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+    try:
+        failed = json.loads(cli(sim, "sync", "changed", "--json", db=db).stdout)
+    finally:
+        sim.admin("DELETE", "faults")
+    assert failed["status"] == "failed"
+    for later in (["sync", "changed", "--dry-run"], ["sync", "partial", "--entity", "payments"]):
+        assert cli(sim, *later, db=db).returncode == 0
+        code, seen = status(sim, db)
+        said = [
+            a
+            for a in seen["attention"]
+            if a.startswith(f"the last CHANGED ({failed['run_id']}) failed: ")
+        ]
+        assert code == 4 and said, seen["attention"]
+    assert cli(sim, "sync", "changed", db=db).returncode == 0
+    code, seen = status(sim, db)
+    assert (code, seen["attention"]) == (0, [])

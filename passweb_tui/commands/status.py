@@ -48,6 +48,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_engine(ctx)
     try:
         board = engine.dashboard()
+        # the newest TOTAL or CHANGED that was no dry run, however many runs came after
+        main = next(
+            (
+                r
+                for r in engine.runs(limit=500)
+                if r.kind in ("total", "changed") and not r.dry_run and r.status != "running"
+            ),
+            None,
+        )
         summary = WebOrders(engine.store).summary()
         web = {
             "waiting": summary.waiting,
@@ -86,6 +95,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         elif last.error == INTERRUPTED and not last.dry_run:
             line += "; the next TOTAL or CHANGED completes its work"
         attention.append(line)
+    # the last TOTAL or CHANGED that failed stays a matter while no later one has run, a
+    # PARTIAL or a dry run since notwithstanding: the watermark has not moved
+    if (
+        main is not None
+        and main.status == "failed"
+        and (last is None or main.run_id != last.run_id)
+    ):
+        attention.append(
+            f"the last {main.kind.upper()} ({main.run_id}) failed:"
+            f" {one_line(main.error or '')}; the next TOTAL or CHANGED completes its work"
+        )
     if web["failed"]:
         attention.append(
             f"{web['failed']} web order(s) could not be sent (orders list --state new)"
