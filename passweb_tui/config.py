@@ -745,13 +745,13 @@ def _check_tables(settings: Settings) -> None:
     from passweb_tui.engine.records import LOOKUP_ENTITIES  # only then: it loads the models
 
     where = settings.where("update_descriptions")
-    for table, flag in settings.update_descriptions.items():
+    for table, flag in list(settings.update_descriptions.items()):
         if table not in LOOKUP_ENTITIES:
             raise ConfigError(
                 f"{where}.{table}: not a lookup table (one of {', '.join(LOOKUP_ENTITIES)})"
             )
-        if not isinstance(flag, bool):
-            raise ConfigError(f"{where}.{table}: expected true or false, got {flag!r}")
+        # as every true/false setting: "yes"/"no", "on"/"off", "1"/"0" written as text too
+        settings.update_descriptions[table] = _coerce(flag, bool, f"{where}.{table}")
 
 
 #: the [service] settings a schedule message starts with ("window: ...")

@@ -552,8 +552,8 @@ def test_the_demo_never_uses_the_configured_store_erp_or_mail(isolated_home: Pat
             r"\[sync\] update_descriptions.categoris: not a lookup table",
         ),
         (
-            '[sync]\nupdate_descriptions = {price_lists = "false"}\n',
-            r"\[sync\] update_descriptions.price_lists: expected true or false, got 'false'",
+            '[sync]\nupdate_descriptions = {price_lists = "maybe"}\n',
+            r"\[sync\] update_descriptions.price_lists: expected true or false, got 'maybe'",
         ),
     ],
 )
@@ -741,3 +741,17 @@ def test_a_key_written_outside_its_section_is_called_a_key(tmp_path: Path) -> No
     cfg = write(tmp_path / "c.toml", "[sites.shop]\nfoo = 1\n")
     with pytest.raises(ConfigError, match=r"unknown key 'foo' in \[sites\.shop\]"):
         load_settings({"site": "shop"}, env={}, path=cfg)
+
+
+def test_a_tables_true_or_false_may_be_written_as_text_as_every_other() -> None:
+    """reference.md: a true/false may also be written as text ("yes"/"no", "on"/"off",
+    "1"/"0"): inside [sync] update_descriptions too."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = write(
+            Path(folder) / "c.toml",
+            '[sync]\nupdate_descriptions = {categories = "no", payments = "on", currencies = "0"}\n',
+        )
+        flags = load_settings({}, env={}, path=cfg).update_descriptions
+    assert flags == {"categories": False, "payments": True, "currencies": False}
