@@ -587,6 +587,12 @@ def test_a_limit_takes_zero_and_not_below_alike_for_runs_and_changes(
         assert none.returncode == 0 and json.loads(none.stdout) == [], none.stderr
         said = cli(sim, command, "--limit", "0", db=db)
         assert said.returncode == 0 and said.stdout.strip() == f"no {command} shown (--limit 0)"
+    # a listing cut at its limit says so under the table; --json holds just the entries
+    cut = cli(sim, "changes", "--limit", "5", db=db).stdout.splitlines()
+    assert len(cut) == 1 + 5 + 1 and cut[-1] == "(the newest 5 shown; --limit N for more)"
+    assert len(json.loads(cli(sim, "changes", "--limit", "5", "--json", db=db).stdout)) == 5
+    whole = cli(sim, "changes", "--limit", "100000", "--entity", "payments", db=db).stdout
+    assert "shown; --limit N" not in whole
 
 
 def test_show_prints_one_record_as_stored_and_says_when_it_is_not(sim: Any) -> None:

@@ -46,15 +46,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 engine.run_detail(args.run)  # a run that does not exist is said so
             except SyncError as exc:
                 raise CliError(str(exc), ExitCode.USAGE) from None
+        limit = min(args.limit, MOST)
+        # one more than shown: whether the listing was cut, said under the table
         entries = engine.changes(
             run_id=args.run,
             entity=args.entity,
             key=args.key,
             field=args.field,
-            limit=min(args.limit, MOST),
+            limit=limit + 1,
         )
     finally:
         engine.close()
+    cut = len(entries) > limit
+    entries = entries[:limit]
     if args.json:
         print(json.dumps([e.to_json() for e in entries]))
         return int(ExitCode.OK)
@@ -84,4 +88,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         rows.append([str(e.run_id), e.entity, e.key, what])
     # the columns as wide as this listing needs; the last, the change, is never cut
     print("\n".join(format_table(("run", "entity", "key", "change"), rows, right=(0,))))
+    if cut:
+        print(f"(the newest {len(entries)} shown; --limit N for more)")
     return int(ExitCode.OK)
