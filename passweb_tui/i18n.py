@@ -1500,6 +1500,30 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
     ),
     (r"its customer (?P<name>.+) is being created", "il suo cliente {name} è in creazione"),
     (
+        r"category (?P<c>'.*') \((?P<f>\w+)\) is no longer among the site's categories; the"
+        r" article keeps the link until the ERP changes it",
+        "la categoria {c} ({f}) non è più tra le categorie del sito; l'articolo mantiene il"
+        " collegamento finché il gestionale non lo cambia",
+    ),
+    (
+        r"payment (?P<c>'.*') \((?P<f>\w+)\) is no longer among the ERP's; the customer keeps"
+        r" the link until the ERP changes it",
+        "il pagamento {c} ({f}) non è più tra quelli del gestionale; il cliente mantiene il"
+        " collegamento finché il gestionale non lo cambia",
+    ),
+    (
+        r"price list (?P<c>'.*') \((?P<f>\w+)\) is no longer among the ERP's; the customer"
+        r" keeps the link until the ERP changes it",
+        "il listino {c} ({f}) non è più tra quelli del gestionale; il cliente mantiene il"
+        " collegamento finché il gestionale non lo cambia",
+    ),
+    (
+        r"currency (?P<c>'.*') \((?P<f>\w+)\) is no longer among the ERP's; the customer keeps"
+        r" the link until the ERP changes it",
+        "la valuta {c} ({f}) non è più tra quelle del gestionale; il cliente mantiene il"
+        " collegamento finché il gestionale non lo cambia",
+    ),
+    (
         r"no customer code left under ledger (?P<l>\S+) in the ERP \((?P<d>.*)\); free some"
         r" codes or configure another ledger",
         "nessun codice cliente libero nel mastro {l} del gestionale ({d}); liberare dei codici"

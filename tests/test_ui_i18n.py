@@ -302,6 +302,27 @@ def test_what_a_run_says_of_itself_reads_in_italian() -> None:
         assert i18n.engine_text(english) == italian
 
 
+def test_the_reasons_for_dead_links_read_in_italian() -> None:
+    """The rejects a run makes of stored records linked to a category, payment, price
+    list or currency the ERP no longer has: in Italian, the code and field kept."""
+    set_language("it")
+    said = {
+        "category 'G025' (cat_web) is no longer among the site's categories; the article"
+        " keeps the link until the ERP changes it": "la categoria 'G025' (cat_web) non è più"
+        " tra le categorie del sito; l'articolo mantiene il collegamento finché il gestionale"
+        " non lo cambia",
+        "payment 'ZZ9' (cod_pagamento) is no longer among the ERP's; the customer keeps the"
+        " link until the ERP changes it": "il pagamento 'ZZ9' (cod_pagamento) non è più tra"
+        " quelli del gestionale; il cliente mantiene il collegamento finché il gestionale non"
+        " lo cambia",
+        "currency '7' (valuta) is no longer among the ERP's; the customer keeps the link"
+        " until the ERP changes it": "la valuta '7' (valuta) non è più tra quelle del"
+        " gestionale; il cliente mantiene il collegamento finché il gestionale non lo cambia",
+    }
+    for english, italian in said.items():
+        assert i18n.engine_text(english) == italian
+
+
 def test_a_push_error_reads_in_italian_with_the_erps_own_words_kept() -> None:
     """An order's or a new customer's push error, as the push words it (its subject
     first), reads in Italian; the ERP's own words after it are kept as written."""
