@@ -50,6 +50,13 @@ def test_the_fields_help_names_every_entity_with_fields() -> None:
     assert ", ".join(MAIN_ENTITIES) in " ".join(run_cli("fields", "--help").stdout.split())
 
 
+def test_fields_without_arguments_names_only_what_is_missing() -> None:
+    done = run_cli("fields")
+    assert done.returncode == 2
+    assert "the following arguments are required: action (" in done.stderr, done.stderr
+    assert "FIELD" not in done.stderr.splitlines()[-1]
+
+
 def test_missing_settings_exit_2_with_one_line() -> None:
     result = run_cli("check")
     assert result.returncode == 2

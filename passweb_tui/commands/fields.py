@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("action", choices=["list", "use", "unuse"])
     p.add_argument("entity", nargs="?", metavar="ENTITY", help=", ".join(ENTITY_NAMES))
-    p.add_argument("field", nargs="*", metavar="FIELD", help="ERP field names")
+    p.add_argument("field", nargs="*", default=[], metavar="FIELD", help="ERP field names")
     p.set_defaults(handler=run)
 
 
