@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SimProcess, start_sim
@@ -151,3 +152,51 @@ def test_a_refusal_in_the_instant_the_lease_expires_still_names_the_holder(
         assert f"(held by {token_label(holder.holder)})" in str(refused.value)
     finally:
         store.close()
+
+
+def test_a_partial_and_a_total_at_once_log_each_record_once(db_url: str) -> None:
+    """A PARTIAL of the articles takes no lease, so it may run while a TOTAL writes the
+    same records: each record's insertion is logged once, by whichever run stored it,
+    and the two runs' counts add up to the records stored. (On PostgreSQL both used to
+    compare a page with the store as it was before the other's commit, and both logged
+    it: the pages of one entity are now written one at a time.)"""
+    import threading
+
+    from sqlalchemy import text
+
+    from passweb_tui.engine.facade import Scope
+
+    sim = start_sim("--articles", "3000", "--customers", "40", "--orders", "0", "--seed", "9")
+    partial_engine = open_engine(db_url, sim, page_size=100)
+    total_engine = open_engine(db_url, sim, page_size=100)
+    try:
+        partial_engine.run("partial", scope=Scope(("categories",)))
+        results: dict[str, Any] = {}
+        runs = [
+            threading.Thread(
+                target=lambda: results.setdefault(
+                    "partial", partial_engine.run("partial", scope=Scope(("articles",)))
+                )
+            ),
+            threading.Thread(target=lambda: results.setdefault("total", total_engine.run("total"))),
+        ]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join(timeout=300)
+        assert {r.status for r in results.values()} == {"ok"}, results
+        with total_engine.store.read() as conn:
+            logged, distinct = conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT key) FROM change_log"
+                    " WHERE entity = 'articles' AND change = 'inserted'"
+                )
+            ).one()
+            stored = conn.execute(text("SELECT count(*) FROM articles")).scalar_one()
+        assert logged == distinct == stored
+        inserted = sum(r.entities["articles"]["inserted"] for r in results.values())
+        assert inserted == stored
+    finally:
+        partial_engine.close()
+        total_engine.close()
+        sim.stop()

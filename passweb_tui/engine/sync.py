@@ -18,6 +18,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1678,6 +1679,14 @@ class SyncRunner:
                 # last commit (which moves the watermark) does, and the WAL is written in
                 # order, so a page lost to a server crash is always one the next run redoes
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                # one page of an entity written at a time, whichever run writes it: a
+                # PARTIAL takes no lease and may write the same records as the TOTAL or
+                # CHANGED going on. Taken before the page's records are read, so that of
+                # two runs the second compares with what the first committed and logs
+                # nothing twice (SQLite's write lock does the same there)
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(%s)", (_page_lock_key(spec.name),)
+                )
             existing: dict[str, str] = {}
             lookup_keys = keys + removed
             if lookup_keys:
@@ -2163,6 +2172,12 @@ def _last_full_read(conn: Connection, entity: str) -> int:
 #: tables that records link to, and the records whose links are checked
 _DRY_PUT_NOTED = frozenset({"categories", "payments", "price_lists", "currencies", "articles",
                             "customers"})  # fmt: skip
+
+
+@functools.cache
+def _page_lock_key(entity: str) -> int:
+    """The PostgreSQL advisory lock that a page of `entity` is written under."""
+    return zlib.crc32(f"passweb-tui page of {entity}".encode())
 
 
 def _add_counts(counts: dict[str, int], added: Mapping[str, int]) -> None:
