@@ -48,15 +48,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_engine(ctx)
     try:
         board = engine.dashboard()
-        # the newest TOTAL or CHANGED that was no dry run, however many runs came after
-        main = next(
-            (
-                r
-                for r in engine.runs(limit=500)
-                if r.kind in ("total", "changed") and not r.dry_run and r.status != "running"
-            ),
-            None,
-        )
+        main = engine.last_main_run()
         summary = WebOrders(engine.store).summary()
         web = {
             "waiting": summary.waiting,

@@ -460,6 +460,19 @@ class Engine:
             results = [row_to_result(dict(r)) for r in rows]
         return self._interrupted(results)
 
+    def last_main_run(self) -> RunResult | None:
+        """The newest TOTAL or CHANGED that was no dry run and is no longer going on
+        (one whose process died reads as failed), however many runs came after it."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(_RUNS)
+                .where(_RUNS.c.kind.in_(("total", "changed")), _RUNS.c.dry_run.is_(False))
+                .order_by(_RUNS.c.id.desc())
+                .limit(2)  # the newest may be the one going on
+            ).mappings()
+            results = self._interrupted([row_to_result(dict(r)) for r in rows])
+        return next((r for r in results if r.status != "running"), None)
+
     def _interrupted(self, results: list[RunResult]) -> list[RunResult]:
         """Runs as they are: a run still marked running that lost its process (killed,
         crashed) reads as the failed run that the next TOTAL/CHANGED will record it as,

@@ -251,6 +251,11 @@ def _matches(search: str) -> sa.ColumnElement[bool]:
     )
 
 
+def _erp_has(client: MexalClient, erp_key: str) -> bool:
+    """Whether the ERP still holds the order document `erp_key` (marker or not)."""
+    return erp_key in fetch_keys(client, [erp_key], RefreshResult())
+
+
 def _iso(value: Any) -> str | None:
     value = as_utc(value)
     return value.isoformat() if value is not None else None
@@ -582,7 +587,7 @@ class WebOrders:
                 else ": the order is in the ERP; it is not sent again"
             )
             raise OrderNotResent(f"order {order_id}: {held}{advice}")
-        if row.erp_key and row.erp_key in fetch_keys(client, [row.erp_key], RefreshResult()):
+        if row.erp_key and _erp_has(client, row.erp_key):
             # its document is there, without the marker (someone rewrote its note): a
             # second one would be a second delivery
             raise OrderNotResent(
@@ -638,8 +643,8 @@ class WebOrders:
             raise OrderNotCancelled(f"order {order_id} is {row.state}, {where}")
         if row.uncertain or row.state == states.TO_CHECK:
             keys = documents_with_marker(client, order_id)
-            if row.erp_key and row.erp_key not in keys:
-                keys += list(fetch_keys(client, [row.erp_key], RefreshResult()))
+            if row.erp_key and row.erp_key not in keys and _erp_has(client, row.erp_key):
+                keys.append(row.erp_key)
             if keys:
                 raise OrderNotCancelled(
                     f"order {order_id}: the ERP holds {', '.join(keys)} for it: cancel it"
