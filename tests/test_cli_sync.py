@@ -420,6 +420,65 @@ def test_resource_counts_are_of_attachments_a_dry_run_predicts_them_and_removal_
         assert left.fetchone() == (0,)
 
 
+def test_what_a_run_does_to_resources_is_in_the_change_log(
+    sim: Any, isolated_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`changes` lists each attachment a run counts: one entry for each new or removed,
+    one for each field of a fetched-again one that differs (or its lost file)."""
+    import sqlite3
+
+    from passweb_tui.config import data_dir
+
+    config = isolated_home / "resources.toml"
+    config.write_text(
+        '[sync]\nresources = "changed"\nremove_missing_resources = true\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(config))
+    first = json.loads(cli(sim, "sync", "total", "--json").stdout)
+    entries = json.loads(
+        cli(
+            sim,
+            "changes",
+            "--run",
+            str(first["run_id"]),
+            "--entity",
+            "resources",
+            "--json",
+            "--limit",
+            "100000",
+        ).stdout
+    )
+    with sqlite3.connect(data_dir() / "store.db") as conn:
+        stored = conn.execute("SELECT article_code, nome, path FROM web_resource").fetchall()
+    assert len(entries) == first["entities"]["resources"]["inserted"] == len(stored)
+    assert {e["key"] for e in entries} == {f"{code}/{nome}" for code, nome, _ in stored}
+    assert {(e["change"], e["field"]) for e in entries} == {("inserted", None)}
+
+    code, nome, path = stored[0]
+    (data_dir() / "resources" / path).unlink()  # the site's copy lost: fetched again
+    again = json.loads(cli(sim, "sync", "partial", "--entity", "resources", "--json").stdout)
+    assert again["entities"]["resources"]["updated"] == 1
+    entry = json.loads(
+        cli(sim, "changes", "--run", str(again["run_id"]), "--entity", "resources", "--json").stdout
+    )
+    assert [(e["key"], e["change"], e["field"], e["old"]) for e in entry] == [
+        (f"{code}/{nome}", "updated", "file", "missing")
+    ]
+
+    sim.admin("DELETE", f"records/articoli/{code}")
+    n = sum(1 for c, _, _ in stored if c == code)
+    removed = json.loads(cli(sim, "sync", "total", "--json").stdout)
+    assert removed["entities"]["resources"]["deleted"] == n
+    gone = json.loads(
+        cli(
+            sim, "changes", "--run", str(removed["run_id"]), "--entity", "resources", "--json"
+        ).stdout
+    )
+    assert sorted((e["key"], e["change"]) for e in gone) == sorted(
+        (f"{code}/{nm}", "deleted") for c, nm, _ in stored if c == code
+    )
+
+
 def test_resources_are_left_alone_unless_the_settings_ask(sim: Any) -> None:
     from passweb_tui.config import data_dir
 

@@ -32,9 +32,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.limit < 0:
         raise CliError(f"--limit must be 0 or more, got {args.limit}", ExitCode.USAGE)
-    if args.entity is not None and args.entity not in ENTITIES:
+    logged = (*ENTITIES, "resources")  # the article attachments, which a run logs too
+    if args.entity is not None and args.entity not in logged:
         raise CliError(
-            f"unknown entity {args.entity!r}; choose one of: {', '.join(ENTITIES)}",
+            f"unknown entity {args.entity!r}; choose one of: {', '.join(logged)}",
             ExitCode.USAGE,
         )
     if args.run is not None and not 1 <= args.run < 2**63:

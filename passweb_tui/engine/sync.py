@@ -1070,7 +1070,11 @@ class SyncRunner:
             dry_run=dry_run,
             check=self._check_cancel,
             save_mark=False,
+            run_id=None if dry_run else self.run_id,
         )
+        if dry_run:
+            room = max(0, DRY_CHANGES_KEPT - len(self._would_change))
+            self._would_change.extend(("resources", *c) for c in result.changes[:room])
         # moved with the run's watermark, by _finish: a failed or cancelled run leaves it,
         # and a PARTIAL, even of every article, never moves a watermark (DOMAIN.md)
         self._resources_since = result.next_since

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,22 @@ log = logging.getLogger(__name__)
 res_t = WebResource.__table__  # type: ignore[attr-defined]
 seen_t = WebResourceArticle.__table__  # type: ignore[attr-defined]
 articles_t = models.Article.__table__  # type: ignore[attr-defined]
+changes_t = models.ChangeEntry.__table__  # type: ignore[attr-defined]
 
 MODES = ("none", "changed", "all")
 #: the resource step's own "since" (ERP local time, "AAAAMMGG HHMMSS")
 WATERMARK = "resources_since"
 PAGE = 200
 OVERLAP = timedelta(minutes=65)
+
+
+#: one change-log entry: key, change ("inserted", "updated", "deleted"), field, old, new
+Change = tuple[str, str, str | None, str | None, str | None]
+
+
+def resource_key(article: str, nome: str) -> str:
+    """An attachment's key in the change log: its article's code and its name."""
+    return f"{article}/{nome}"
 
 
 @dataclass
@@ -55,6 +65,9 @@ class ResourceResult:
     bytes: int = 0
     requests: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # article, reason
+    #: what the step did (or, dry, would do) to the site's attachments, as the change
+    #: log has it: (key "ARTICLE/name", change, field, old, new)
+    changes: list[Change] = field(default_factory=list)
     #: where the next "changed" may start: set only by a pass over every article that
     #: ended without errors (and wrote, so not a dry run); None otherwise
     next_since: datetime | None = None
@@ -103,8 +116,12 @@ def sync_resources(
     dry_run: bool = False,
     check: Callable[[], None] | None = None,
     save_mark: bool = True,
+    run_id: int | None = None,
 ) -> ResourceResult:
     """Bring the site's article resources up to date; see the module's docstring.
+
+    What it does to the site's attachments is in `result.changes`, and, given the
+    `run_id` of a run that writes, in the change log, each page's with its rows.
 
     A pass over every article that ends without errors moves the resource watermark to
     `result.next_since`; with `save_mark` false the caller saves it or not (with
@@ -201,12 +218,14 @@ def sync_resources(
                 gone.extend(k for k in known if k[0] == code and k[1] not in names)
         rows: list[dict[str, Any]] = []
         failed: set[str] = set()  # articles with an attachment that did not come
+        page_changes: list[Change] = []
 
         def fetch_one(
             job: tuple[str, dict[str, Any]],
             rows: list[Any] = rows,
             failed: set[str] = failed,
             known: dict[tuple[str, str], Any] = known,
+            page_changes: list[Change] = page_changes,
         ) -> None:
             code, item = job
             try:
@@ -220,14 +239,30 @@ def sync_resources(
                 digest, rel, wrote = hashlib.sha256(data).hexdigest(), "", False
             else:
                 digest, rel, wrote = store_file(folder, data)
+            nome = str(item["nome"])
+            stamp, old = str(item.get("dt_mod") or ""), known.get((code, nome))
             with lock:
                 result.requests += 1
                 result.downloaded += 1
                 result.written += int(wrote)
-                if (code, str(item["nome"])) in known:
+                key = resource_key(code, nome)
+                if old is not None:
                     result.updated += 1
+                    fields = [
+                        (name, before, after)
+                        for name, before, after in (
+                            ("dt_mod", old.dt_mod, stamp),
+                            ("size", str(old.size), str(len(data))),
+                            ("sha256", old.sha256, digest),
+                        )
+                        if before != after
+                    ]
+                    # the same file again, because the site's copy was missing
+                    fields = fields or [("file", "missing", rel or old.path)]
+                    page_changes.extend((key, "updated", *f) for f in fields)
                 else:
                     result.inserted += 1
+                    page_changes.append((key, "inserted", None, None, None))
                 result.bytes += len(data)
                 rows.append(
                     {
@@ -244,9 +279,14 @@ def sync_resources(
 
         _in_threads(wanted, fetch_one, client.config.max_in_flight)
         result.removed += len(gone)
+        page_changes.sort()  # the threads' order is chance
+        page_changes.extend((resource_key(*k), "deleted", None, None, None) for k in gone)
+        result.changes.extend(page_changes)
         if dry_run:
             continue
         with store.write() as conn:
+            if run_id is not None:
+                _log_changes(conn, run_id, page_changes)
             done = [(r["article_code"], r["nome"]) for r in rows]
             for code, nome in done + gone:
                 conn.execute(
@@ -263,7 +303,9 @@ def sync_resources(
                     [{"article_code": c, "listed_at": utcnow()} for c in new_seen],
                 )
     if remove_missing and not dry_run:
-        result.removed += _remove_orphans(store, folder)
+        orphans = _remove_orphans(store, folder, run_id)
+        result.removed += len(orphans)
+        result.changes.extend(orphans)
     if articles is None and not dry_run and started is not None and not result.errors:
         # the next "changed" starts where this one did, once all of this one is done. A
         # step with errors keeps the old mark so that what failed is tried again; a step
@@ -282,12 +324,42 @@ def set_resources_since(conn: sa.Connection, since: datetime) -> None:
     set_state(conn, WATERMARK, format_datetime(since))
 
 
-def _remove_orphans(store: Store, folder: Path) -> int:
+def _log_changes(conn: sa.Connection, run_id: int, changes: Sequence[Change]) -> None:
+    if changes:
+        at = datetime.now(UTC)
+        conn.execute(
+            sa.insert(changes_t),
+            [
+                {
+                    "run_id": run_id,
+                    "at": at,
+                    "entity": "resources",
+                    "key": key,
+                    "change": change,
+                    "field": name,
+                    "old": old,
+                    "new": new,
+                }
+                for key, change, name, old, new in changes
+            ],
+        )
+
+
+def _remove_orphans(store: Store, folder: Path, run_id: int | None) -> list[Change]:
     """Resources of articles the site no longer has, and files nothing refers to."""
     with store.write() as conn:
-        removed = conn.execute(
-            sa.delete(res_t).where(res_t.c.article_code.not_in(sa.select(articles_t.c.code)))
-        ).rowcount
+        orphan = res_t.c.article_code.not_in(sa.select(articles_t.c.code))
+        removed: list[Change] = [
+            (resource_key(r.article_code, r.nome), "deleted", None, None, None)
+            for r in conn.execute(
+                sa.select(res_t.c.article_code, res_t.c.nome)
+                .where(orphan)
+                .order_by(res_t.c.article_code, res_t.c.nome)
+            )
+        ]
+        conn.execute(sa.delete(res_t).where(orphan))
+        if run_id is not None:
+            _log_changes(conn, run_id, removed)
         # and that they were listed: an article the site gets back is new again, and new
         # articles get all their attachments, however old
         conn.execute(
@@ -298,7 +370,7 @@ def _remove_orphans(store: Store, folder: Path) -> int:
         for path in folder.glob("??/*"):
             if path.is_file() and f"{path.parent.name}/{path.name}" not in keep:
                 path.unlink(missing_ok=True)
-    return int(removed or 0)
+    return removed
 
 
 def _in_threads(items: Sequence[Any], work: Callable[[Any], None], n: int) -> None:
