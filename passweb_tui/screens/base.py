@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.segment import Segment
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal
@@ -237,6 +238,33 @@ def value_of(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
+
+
+class OrderedInput(Input):
+    """A text field whose keys take effect in the order they were typed.
+
+    Textual inserts a typed character as soon as the field reads its key, but lets a
+    key the field binds (backspace, end, the arrows...) bubble up to the app, which
+    runs the field's binding only once the field has read the keys queued behind it.
+    When keys come in one burst, as a quick typist's often do over SSH, End, Backspace,
+    Q then came out as Q, End, Backspace: over a field whose text was selected, an
+    empty field, saved as such. Here the field runs its own bindings as it reads them.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not event.is_printable:
+            for node, bindings in self.screen._modal_binding_chain:
+                if node is not self:
+                    continue
+                for binding in bindings.key_to_bindings.get(event.key, ()):
+                    # a priority binding of the app or screen was looked at before
+                    # the key reached the field: only the field's own are run here
+                    if not binding.priority and await self.app.run_action(binding.action, self):
+                        self._restart_blink()
+                        event.stop()
+                        event.prevent_default()
+                        return
+        await super()._on_key(event)
 
 
 class StateCheckbox(Checkbox):

@@ -14,7 +14,7 @@ from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import BaseScreen, fmt_int, fmt_money, value_of
+from passweb_tui.screens.base import BaseScreen, OrderedInput, fmt_int, fmt_money, value_of
 from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
@@ -84,7 +84,7 @@ class CatalogueScreen(BaseScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="cat-search-bar"):
             yield Label(id="catalogue-entity")
-            yield Input(
+            yield OrderedInput(
                 placeholder=t("catalogue.search_hint", search=self.bound_key("catalogue.search")),
                 id="catalogue-search",
                 compact=True,

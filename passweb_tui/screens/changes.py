@@ -15,7 +15,14 @@ from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.facade import DRY_CHANGES_KEPT
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import BaseScreen, KeyTable, field_label, fmt_int, value_of
+from passweb_tui.screens.base import (
+    BaseScreen,
+    KeyTable,
+    OrderedInput,
+    field_label,
+    fmt_int,
+    value_of,
+)
 from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
@@ -180,21 +187,21 @@ class ChangesScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
-            yield Input(
+            yield OrderedInput(
                 str(self.initial.run_id or ""),
                 placeholder=t("filter.run"),
                 id="f-run",
                 type="integer",
                 compact=True,
             )
-            yield Input(
+            yield OrderedInput(
                 self.initial.entity or "",
                 placeholder=t("filter.entity"),
                 id="f-entity",
                 compact=True,
             )
-            yield Input(placeholder=t("filter.field"), id="f-field", compact=True)
-            yield Input(
+            yield OrderedInput(placeholder=t("filter.field"), id="f-field", compact=True)
+            yield OrderedInput(
                 placeholder=t("filter.key", search=self.bound_key("changes.search")),
                 id="f-key",
                 compact=True,

@@ -19,7 +19,7 @@ from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
 from passweb_tui.engine.orders.push import customer_subject, error_reason
 from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import engine_text, t
-from passweb_tui.screens.base import MODAL_HELP, ConfirmScreen, localize_bindings
+from passweb_tui.screens.base import MODAL_HELP, ConfirmScreen, OrderedInput, localize_bindings
 
 #: the details the form shows, in the order the ERP's customer record has them
 DETAILS = tuple(ERP_CUSTOMER_FIELDS)
@@ -67,11 +67,11 @@ class CustomerScreen(ModalScreen[str | None]):
             with Grid(id="customer-form"):
                 for name in DETAILS:
                     yield Label(t(f"customer.{name}"))
-                    yield Input(
+                    yield OrderedInput(
                         str(self.customer.get(name) or ""), id=f"customer-{name}", compact=True
                     )
                 yield Label(t("customer.erp_code"))
-                yield Input(
+                yield OrderedInput(
                     "",
                     placeholder=t("customer.erp_code_hint"),
                     id="customer-erp_code",

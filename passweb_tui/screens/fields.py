@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import engine_text, t
-from passweb_tui.screens.base import BaseScreen, KeyTable, value_of
+from passweb_tui.screens.base import BaseScreen, KeyTable, OrderedInput, value_of
 
 
 def field_entities() -> list[str]:
@@ -63,7 +63,7 @@ class FieldsScreen(BaseScreen):
                 id="fields-entity",
                 compact=True,
             )
-            yield Input(
+            yield OrderedInput(
                 placeholder=t("filter.fields", search=self.bound_key("fields.search")),
                 id="fields-filter",
                 compact=True,

@@ -28,6 +28,7 @@ from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
     KeyTable,
+    OrderedInput,
     fmt_int,
     fmt_money,
     fmt_when,
@@ -261,7 +262,7 @@ class OrdersScreen(AckMixin, BaseScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="orders-views")
         with Horizontal(id="orders-search-bar"):
-            yield Input(
+            yield OrderedInput(
                 placeholder=t("orders.search_hint", search=self.bound_key("orders.search")),
                 id="orders-filter",
                 compact=True,

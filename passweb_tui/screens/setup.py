@@ -16,7 +16,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import localize_bindings, show_app_keys
+from passweb_tui.screens.base import OrderedInput, localize_bindings, show_app_keys
 
 FIELDS = [
     ("url", "setup.url", "https://erp.example.com/webapi"),
@@ -108,7 +108,7 @@ class SetupScreen(Screen[None]):
             with Grid(id="setup-form"):
                 for name, label, placeholder in FIELDS:
                     yield Label(t(label))
-                    yield Input(
+                    yield OrderedInput(
                         self.initial.get(name, ""),
                         placeholder=placeholder,
                         password=name == "password",

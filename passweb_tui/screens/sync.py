@@ -27,6 +27,7 @@ from passweb_tui.i18n import engine_text, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
+    OrderedInput,
     StateCheckbox,
     StateRadioButton,
     StateSelectionList,
@@ -114,7 +115,7 @@ class SyncScreen(BaseScreen):
                     id="sync-entity",
                     compact=True,
                 )
-                yield Input(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
+                yield OrderedInput(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
                 yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
                 yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
             with Vertical(id="sync-progress", classes="panel"):
