@@ -407,7 +407,7 @@ class PasswebApp(App[int]):
         self.post_message(SyncUpdated())
 
     def _sync_thread(self, kind: str, scope: Any, dry_run: bool) -> None:
-        from passweb_tui.engine.facade import LaunchRefused, SyncError
+        from passweb_tui.engine.facade import LaunchRefused, SyncError, failure_text
 
         try:
             handle = self.engine.start_run(
@@ -431,7 +431,7 @@ class PasswebApp(App[int]):
             return
         except Exception as exc:
             log.exception("sync could not start")
-            self.sync.finish(error=f"{exc.__class__.__name__}: {exc}")
+            self.sync.finish(error=failure_text(exc))
             self.post_message(SyncFinished())
             return
         self.sync.attach(handle)
@@ -451,13 +451,13 @@ class PasswebApp(App[int]):
                     quiet_since = time.monotonic()
                     self.post_message(SyncUpdated())
         except Exception as exc:
-            self.sync.finish(error=f"{exc.__class__.__name__}: {exc}")
+            self.sync.finish(error=failure_text(exc))
             self.post_message(SyncFinished())
             return
         if worker.is_cancelled and result is None:
             return
         error = getattr(handle, "error", None)
-        self.sync.finish(result, f"{error.__class__.__name__}: {error}" if error else None)
+        self.sync.finish(result, failure_text(error) if error else None)
         self.post_message(SyncFinished())
 
     def shown_screen(self) -> BaseScreen | None:
@@ -609,9 +609,11 @@ class PasswebApp(App[int]):
 
     def report_error(self, what: str, error: BaseException | None) -> None:
         """One place where failures of background work are shown (and logged)."""
+        from passweb_tui.engine.facade import failure_text
+
         log.error("background task %s failed", what, exc_info=error)
         self.notify(
-            t("error.background", what=what, error=f"{error.__class__.__name__}: {error}"),
+            t("error.background", what=what, error=failure_text(error) if error else "?"),
             severity="error",
             timeout=10,
         )

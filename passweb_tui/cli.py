@@ -69,7 +69,7 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     details, say) that the database library's message carries below it."""
     if not type(exc).__module__.startswith(("sqlalchemy", "passweb_tui.engine.store")):
         return None
-    from passweb_tui.engine.store import StoreError, StoreUrlError, shown_url
+    from passweb_tui.engine.store import StoreError, StoreUrlError, database_words, shown_url
 
     if isinstance(exc, StoreError):
         code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
@@ -83,9 +83,7 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
         where = "(unknown)"
     # the database's own words, without the lines some drivers add below them (PostgreSQL's
     # DETAIL names the key and its value, or the whole row that was refused)
-    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
-    first = (str(primary or orig).strip().splitlines() or [""])[0]
-    reason = " ".join(first.split()) or orig.__class__.__name__
+    reason = database_words(exc) or orig.__class__.__name__
     return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
 
 

@@ -51,7 +51,40 @@ def open_private(path: str) -> int:
 
 
 class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A RotatingFileHandler for a file that several processes write at once."""
+    """A RotatingFileHandler for a file that several processes write at once.
+
+    A line that cannot be written (a full disk, a log left by another user, a folder
+    where the file should be) is said once on stderr, in one line, not with a traceback
+    for every line lost; once lines go in again, a later failure is said again.
+    """
+
+    _failing: str | None = None  # why the last line could not be written
+    _lost: bool = False  # whether the line being written was lost
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lost = False
+        super().emit(record)
+        if not self._lost:
+            self._failing = None  # it went in: the next failure is news again
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._lost = True
+        exc = sys.exc_info()[1]
+        why = (
+            (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        ) or type(exc).__name__
+        if self._failing is None:
+            with contextlib.suppress(Exception):
+                sys.stderr.write(
+                    f"passweb-tui: the log file {self.baseFilename} cannot be written ({why});"
+                    " its lines are lost until it can\n"
+                )
+                sys.stderr.flush()
+        self._failing = why
+        if self.stream is not None:  # a stream whose writes fail is opened again next time
+            with contextlib.suppress(Exception):
+                self.stream.close()
+            self.stream = None  # type: ignore[assignment]
 
     def _open(self) -> io.TextIOWrapper:
         fd = open_private(self.baseFilename)

@@ -360,3 +360,180 @@ def test_the_progress_line_groups_its_digits_and_shows_a_bar_once_the_total_is_k
     assert out.getvalue().endswith(
         "TOTAL articles: [######..................] 50,000/200,000 25,000/s ETA 6s"
     )
+
+
+def _store_with_rows(db: Path) -> None:
+    """A store with some thousand rows, so that its data lies on pages of its own."""
+    import sqlite3
+
+    assert run_cli("--db", f"sqlite:///{db}", "runs").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO change_log (run_id, at, entity, key, change, field, old, new)"
+            " VALUES (1, '2026-01-01 00:00:00', 'articles', ?, 'updated', 'descrizione',"
+            " ?, ?)",
+            [(f"ART{i:07d}", "x" * 80, "y" * 80) for i in range(5000)],
+        )
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _store_line(out: str) -> str:
+    return next(x for x in out.splitlines() if " store: " in x)
+
+
+def test_doctor_fails_a_store_the_commands_could_not_use(tmp_path: Path) -> None:
+    """A table gone, the schema version gone, pages damaged inside, a data folder where
+    the store cannot be made: doctor says FAIL (exit 1) with what to do, as the commands
+    would fail on it; before, it said the store opened and its schema was current."""
+    import os
+    import sqlite3
+
+    fine = tmp_path / "fine.db"
+    _store_with_rows(fine)
+    doctor = run_cli("--db", f"sqlite:///{fine}", "doctor")
+    assert _store_line(doctor.stdout).startswith("OK"), doctor.stdout
+
+    dropped = tmp_path / "dropped.db"
+    _store_with_rows(dropped)
+    with sqlite3.connect(dropped) as conn:
+        conn.execute("DROP TABLE articles")
+    doctor = run_cli("--db", f"sqlite:///{dropped}", "doctor")
+    line = _store_line(doctor.stdout)
+    assert doctor.returncode == 1 and line.startswith("FAIL"), doctor.stdout
+    assert "table articles is missing" in line and "backup" in line
+
+    unversioned = tmp_path / "unversioned.db"
+    _store_with_rows(unversioned)
+    with sqlite3.connect(unversioned) as conn:
+        conn.execute("DROP TABLE alembic_version")
+    doctor = run_cli("--db", f"sqlite:///{unversioned}", "doctor")
+    line = _store_line(doctor.stdout)
+    assert doctor.returncode == 1 and "not their schema version" in line, doctor.stdout
+
+    def contents() -> tuple[list[str], int]:
+        with sqlite3.connect(unversioned) as conn:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master ORDER BY 1")]
+            return tables, conn.execute("SELECT count(*) FROM change_log").fetchone()[0]
+
+    before = contents()
+    runs = run_cli("--db", f"sqlite:///{unversioned}", "runs")
+    assert runs.returncode == 1 and len(runs.stderr.splitlines()) == 1, runs.stderr
+    # named, and not run over with the migrations ("table ... already exists")
+    assert str(unversioned) in runs.stderr and "not their schema version" in runs.stderr
+    assert "already exists" not in runs.stderr
+    assert contents() == before
+
+    damaged = tmp_path / "damaged.db"
+    _store_with_rows(damaged)
+    size = damaged.stat().st_size
+    with damaged.open("r+b") as f:  # pages of the change log's rows, not of the schema
+        f.seek(size * 3 // 4)
+        f.write(os.urandom(16 * 1024))
+    doctor = run_cli("--db", f"sqlite:///{damaged}", "doctor")
+    line = _store_line(doctor.stdout)
+    assert doctor.returncode == 1 and "is damaged" in line and "backup" in line, doctor.stdout
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    doctor = run_cli("doctor", env={"XDG_DATA_HOME": str(blocker)})
+    line = _store_line(doctor.stdout)
+    assert doctor.returncode == 1 and line.startswith("FAIL"), doctor.stdout
+    assert f"cannot be created: {str(blocker)!r} is not a folder" in line
+
+
+def test_doctor_and_the_commands_on_a_postgresql_store_they_may_not_write(
+    tmp_path: Path,
+) -> None:
+    """A read-only database (a standby, or default_transaction_read_only), and a role
+    that may not create the schema's tables: doctor fails them, and the commands say so
+    in one line with the database's words only, not the statement and its values."""
+    import json
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("PASSWEB_TUI_TEST_PG")
+    if not base:
+        pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
+    tag = os.urandom(4).hex()
+    ro, np_, role = f"pwt_ro_{tag}", f"pwt_np_{tag}", f"pwt_role_{tag}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{ro}"'))
+            conn.execute(text(f'CREATE DATABASE "{np_}"'))
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        ro_url = make_url(base).set(database=ro).render_as_string(hide_password=False)
+        assert run_cli("--db", ro_url, "runs").returncode == 0  # its schema set up
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{ro}" SET default_transaction_read_only = on'))
+        doctor = run_cli("--db", ro_url, "doctor")
+        line = _store_line(doctor.stdout)
+        assert doctor.returncode == 1 and line.startswith("FAIL"), doctor.stdout
+        assert "cannot be written: cannot execute INSERT in a read-only transaction" in line
+        erp = {  # never reached: the run's record is written first
+            "PASSWEB_TUI_ERP_URL": "http://127.0.0.1:9/webapi",
+            "PASSWEB_TUI_ERP_USER": "demo",
+            "PASSWEB_TUI_ERP_PASSWORD": "demo",
+            "PASSWEB_TUI_AZIENDA": "DEM",
+        }
+        synced = run_cli(
+            "--db", ro_url, "sync", "partial", "--entity", "customers", "--json", env=erp
+        )
+        error = json.loads(synced.stdout)["error"]
+        assert "read-only transaction" in error, error
+        assert "[SQL" not in error and "INSERT INTO" not in error, error
+
+        np_admin = create_engine(
+            make_url(base).set(database=np_).render_as_string(False), isolation_level="AUTOCOMMIT"
+        )
+        with np_admin.connect() as conn:
+            conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+        np_admin.dispose()
+        np_url = (
+            make_url(base).set(database=np_, username=role, password=None).render_as_string(False)
+        )
+        doctor = run_cli("--db", np_url, "doctor")
+        line = _store_line(doctor.stdout)
+        assert doctor.returncode == 1 and f"the role {role} may not create tables" in line, line
+        runs = run_cli("--db", np_url, "runs")
+        assert runs.returncode == 2, runs.stderr  # a setting to correct
+        assert "permission denied for schema public" in runs.stderr
+        assert "LINE" not in runs.stderr and "CREATE TABLE" not in runs.stderr, runs.stderr
+    finally:
+        with admin.connect() as conn:
+            for name in (ro, np_):
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+def test_a_database_error_that_stops_a_run_is_said_without_the_lines_below_it() -> None:
+    """PostgreSQL adds CONTEXT (a row COPY was writing, say), DETAIL and LINE lines under
+    its message; a run's recorded error keeps the message only."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    from passweb_tui.engine.sync import failure_text
+
+    base = os.environ.get("PASSWEB_TUI_TEST_PG")
+    if not base:
+        pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
+    engine = create_engine(base)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'row ART0000359 refused'; END $$"))
+    except DBAPIError as exc:
+        assert "CONTEXT" in str(exc.orig)  # what the server sent below its message
+        said = failure_text(exc)
+    finally:
+        engine.dispose()
+    assert said == "database error (RaiseException): row ART0000359 refused", said

@@ -95,3 +95,56 @@ def test_setup_logging_makes_a_private_log_folder(
         for handler in list(root.handlers):
             root.removeHandler(handler)
             handler.close()
+
+
+def test_a_log_that_cannot_be_written_is_said_once_not_with_a_traceback_a_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder where the log file should be (or a full disk, or a file of another
+    user's): one line on stderr, whatever the number of lines lost; said again only
+    after lines went in meanwhile."""
+    path = tmp_path / "tool.log"
+    path.mkdir()
+    handler = SharedRotatingFileHandler(path, maxBytes=10_000, backupCount=2, delay=True)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("passweb_tui.test_unwritable")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        for i in range(20):
+            log.info("line %d", i)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "Logging error" not in err, err
+        lines = err.splitlines()
+        assert len(lines) == 1, lines
+        assert f"the log file {path} cannot be written (Is a directory)" in lines[0]
+
+        path.rmdir()  # mended: lines go in again
+        log.info("back")
+        assert path.read_text().splitlines() == ["back"]
+        assert capsys.readouterr().err == ""
+        handler.close()
+        path.unlink()
+        path.mkdir()  # and broken again: said again
+        log.info("lost again")
+        assert "cannot be written" in capsys.readouterr().err
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def test_doctor_fails_the_log_file_on_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log file that opens on a full disk takes no line: doctor says so, not that the
+    file is writable."""
+    from types import SimpleNamespace
+
+    from passweb_tui.commands.doctor import check_log_file
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    status, what, detail = check_log_file(lambda _p: SimpleNamespace(free=4096))
+    assert (status, what) == ("FAIL", "log file") and "disk is full (4 KiB free)" in detail
+    status, _what, detail = check_log_file(lambda _p: SimpleNamespace(free=10 * 1024**3))
+    assert status == "OK" and detail.endswith("writable")

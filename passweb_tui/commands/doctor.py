@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from passweb_tui.commands import Context, ExitCode
@@ -142,8 +143,10 @@ def check_store(settings: Settings) -> list[Check]:
         current_revision,
         head_revision,
         known_revisions,
+        present_tables,
         shown_url,
         unknown_schema,
+        unversioned_schema,
     )
 
     url = settings.resolved_db_url
@@ -159,6 +162,9 @@ def check_store(settings: Settings) -> list[Check]:
             except StoreError as exc:
                 return [(FAIL, "store", str(exc))]
         if not file.exists():
+            blocked = _uncreatable(file.expanduser().parent)
+            if blocked is not None:
+                return [(FAIL, "store", f"{shown} cannot be created: {blocked}")]
             return [
                 (WARN, "store", f"{shown} does not exist yet (created by the first sync)"),
                 (OK, "sync lock", "free (no store yet)"),
@@ -177,12 +183,22 @@ def check_store(settings: Settings) -> list[Check]:
             return [(FAIL, "store", f"{shown} cannot be opened: {reason}")]
         head = head_revision()
         if revision is None:
+            with store.read() as conn:
+                found = present_tables(conn)
+                refused = None if found else _create_refused(conn)
+            if found:
+                return [(FAIL, "store", f"{shown}: {unversioned_schema(found)}")]
+            if refused is not None:
+                return [(FAIL, "store", f"{shown}: {refused}")]
             return [
                 (WARN, "store", f"{shown} opens but has no schema yet (set up by the first sync)"),
                 (OK, "sync lock", "free (no schema yet)"),
             ]
         if revision is not None and revision not in known_revisions():
             return [(FAIL, "store", f"{shown}: {unknown_schema(revision)}")]
+        trouble = _store_trouble(store, revision == head)
+        if trouble is not None:
+            return [trouble]
         if revision != head:
             lines = [
                 (
@@ -201,6 +217,103 @@ def check_store(settings: Settings) -> list[Check]:
         return lines
     finally:
         store.close()
+
+
+def _uncreatable(folder: Path) -> str | None:
+    """Why a store could not be made in `folder` (made with its parents), or None."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"the folder {str(probe)!r} cannot be written by this user"
+    return None
+
+
+def _create_refused(conn: Any) -> str | None:
+    """Why the first sync could not set up the schema of a database with none: on
+    PostgreSQL, a role that may not create tables in its schema."""
+    from sqlalchemy import text
+
+    if conn.dialect.name != "postgresql":
+        return None
+    schema, user, allowed = conn.execute(
+        text(
+            "SELECT current_schema(), current_user,"
+            " coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)"
+        )
+    ).one()
+    if allowed:
+        return None
+    where = f"schema {schema}" if schema else "any schema of its search_path"
+    return (
+        f"the role {user} may not create tables in {where}, as the first sync must (a"
+        " setting to correct on the server: GRANT CREATE ON SCHEMA, or another role)"
+    )
+
+
+def _store_trouble(store: Any, current: bool) -> Check | None:
+    """A store that opens but that the commands could not use: a table gone, a store
+    that cannot be written (a read-only file or folder, a read-only database or a
+    standby server), a SQLite file damaged inside. None when it is fine."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from passweb_tui.engine.store import database_words, present_tables, store_tables
+
+    shown = store.url
+    try:
+        with store.read() as conn:
+            missing = store_tables() - present_tables(conn) if current else set()
+            if missing:
+                names = ", ".join(sorted(missing))
+                return (
+                    FAIL,
+                    "store",
+                    f"{shown}: table {names} is missing; restore the store from a backup",
+                )
+            if conn.dialect.name == "sqlite":
+                found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+                if found != ["ok"]:
+                    said = "; ".join(" ".join(str(f).split()) for f in found)
+                    return (
+                        FAIL,
+                        "store",
+                        f"{shown} is damaged ({said}): restore it from a backup",
+                    )
+    except SQLAlchemyError as exc:
+        said = database_words(exc) or exc.__class__.__name__
+        return (FAIL, "store", f"{shown} cannot be read whole: {said}")
+    # a write that is taken back: what every sync and import begins with
+    engine = store.engine
+    try:
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:  # another process writing: waited for briefly, not half a minute
+                conn.exec_driver_sql("PRAGMA busy_timeout = 3000")
+                conn.commit()
+            trans = conn.begin()
+            try:
+                if not sqlite:
+                    conn.execute(text("SET LOCAL lock_timeout = '3s'"))
+                conn.execute(
+                    text("INSERT INTO sync_state (name, value, updated_at) VALUES (:n, NULL, :at)"),
+                    {"n": f"doctor write check {os.getpid()}", "at": datetime.now(UTC)},
+                )
+            finally:
+                trans.rollback()
+                if sqlite:
+                    from passweb_tui.engine.store import SQLITE_BUSY_TIMEOUT_MS
+
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                    conn.commit()
+    except SQLAlchemyError as exc:
+        said = database_words(exc) or exc.__class__.__name__
+        if "locked" in said or "lock timeout" in said:
+            return (WARN, "store", f"{shown}: busy, another process is writing it ({said})")
+        return (FAIL, "store", f"{shown} cannot be written: {said}")
+    return None
 
 
 def check_lease(info: object) -> Check:
@@ -298,7 +411,11 @@ def check_disk(folder: Path, usage: Callable[[Path], object] = shutil.disk_usage
     return (OK, "disk space", text)
 
 
-def check_log_file() -> Check:
+#: less room than this on the log's disk, and its lines are as good as lost
+LOG_FAIL_BYTES = 1024 * 1024
+
+
+def check_log_file(usage: Callable[[Path], object] = shutil.disk_usage) -> Check:
     from passweb_tui.logs import log_file, open_private
 
     path = log_file()
@@ -307,4 +424,7 @@ def check_log_file() -> Check:
         os.close(open_private(str(path)))  # made as the program makes it: owner only
     except OSError as exc:
         return (FAIL, "log file", f"{path} is not writable ({exc.strerror})")
+    free = usage(path.parent).free  # type: ignore[attr-defined]
+    if free < LOG_FAIL_BYTES:  # opened, but its lines would not go in
+        return (FAIL, "log file", f"{path}: its disk is full ({free // 1024} KiB free)")
     return (OK, "log file", f"{path} writable")

@@ -247,6 +247,7 @@ def say(text: str) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.config import ConfigError
+    from passweb_tui.engine.store import database_words
 
     # from the first moment: a signal while the store opens or the run starts cancels it
     # (before the run is recorded, the launch is given up, and `--json` still prints its
@@ -263,7 +264,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 and not isinstance(exc, OSError)
                 and not getattr(exc, "json_printed", False)
             ):
-                why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
+                words = database_words(exc)  # not the statement and its values
+                if isinstance(exc, ConfigError):
+                    why = f"configuration error: {exc}"
+                elif words is not None:
+                    why = f"the site store refused the work: {words}"
+                else:
+                    why = str(exc)
                 with contextlib.suppress(OSError):
                     print(json.dumps(_refusal(args, " ".join(why.split()), "failed")), flush=True)
             raise

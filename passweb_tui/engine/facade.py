@@ -52,6 +52,7 @@ from passweb_tui.engine.sync import (
     SyncError,
     SyncOptions,
     SyncRunner,
+    failure_text,
     row_to_result,
     takes_lease,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "Scope",
     "StoreError",
     "SyncError",
+    "failure_text",
 ]
 
 _RUNS = SyncRun.__table__  # type: ignore[attr-defined]

@@ -40,6 +40,25 @@ class UnknownSchemaError(StoreError):
     """The store's schema is at a revision this version does not ship (a newer one's)."""
 
 
+#: the modules of the database drivers, whose errors are the database's own refusals
+DB_DRIVER_MODULES = ("sqlite3", "psycopg", "psycopg2")
+
+
+def database_words(exc: BaseException) -> str | None:
+    """What the database said, on one line, of an error of its own (bare, or wrapped by
+    SQLAlchemy); None for any other error. Its first words only: SQLAlchemy's text adds
+    the statement and its values, and PostgreSQL's the LINE, DETAIL and CONTEXT lines,
+    which can name a customer's details or quote a whole row."""
+    from sqlalchemy.exc import DBAPIError
+
+    cause: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
+    if cause is None or type(cause).__module__.split(".")[0] not in DB_DRIVER_MODULES:
+        return None
+    primary = getattr(getattr(cause, "diag", None), "message_primary", None)
+    first = (str(primary or cause).strip().splitlines() or [""])[0]
+    return " ".join(first.split()) or type(cause).__name__
+
+
 def shown_url(url: str) -> str:
     """A database URL as messages show it: never with its password, even when it does not
     parse (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
@@ -301,8 +320,31 @@ def migrate(engine: Engine) -> bool:
                 return False
             if revision is not None and revision not in known_revisions():
                 raise unknown_schema(revision)
+            if revision is None:
+                found = present_tables(conn)
+                if found:
+                    shown = engine.url.render_as_string(hide_password=True)
+                    raise StoreError(f"{shown}: {unversioned_schema(found)}")
             command.upgrade(_alembic_config(conn), "head")
     return True
+
+
+def present_tables(conn: Connection) -> set[str]:
+    """The store's tables that the database holds (in the connection's schema)."""
+    from sqlalchemy import inspect
+
+    return store_tables() & set(inspect(conn).get_table_names())
+
+
+def unversioned_schema(found: set[str]) -> str:
+    """What to say of a database holding store tables but no schema version: it cannot
+    be told which migrations it had, so none is run over it."""
+    names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+    return (
+        f"it holds the store's tables ({names}) but not their schema version (the"
+        " alembic_version table is gone), so it cannot be migrated safely: restore it from"
+        " a backup, or move it aside for a new store that the next sync fills again"
+    )
 
 
 def _refuse_foreign(path: Path, shown: str) -> None:
@@ -328,7 +370,7 @@ def _refuse_foreign(path: Path, shown: str) -> None:
         return  # not a database, or not readable: said when the store opens it
     finally:
         conn.close()
-    if tables and not tables & {"alembic_version", *_store_tables()}:
+    if tables and not tables & {"alembic_version", *store_tables()}:
         names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise StoreUrlError(
             f"{shown}: the database holds another program's tables ({names}) and no"
@@ -337,7 +379,7 @@ def _refuse_foreign(path: Path, shown: str) -> None:
         )
 
 
-def _store_tables() -> set[str]:
+def store_tables() -> set[str]:
     """The names of the store's tables (every area's)."""
     from passweb_tui.engine import models
     from passweb_tui.engine.orders import models as order_models  # noqa: F401 (registers)
@@ -360,7 +402,7 @@ def open_store(url: str, make_folder: bool = False) -> Store:
     except DBAPIError as exc:
         engine.dispose()
         safe = engine.url.render_as_string(hide_password=True)
-        why = " ".join(str(exc.orig or exc).split())  # one line (drivers add hints below)
+        why = database_words(exc) or " ".join(str(exc).split())
         if engine.dialect.name == "sqlite":
             raise sqlite_open_error(safe, engine.url.database or "", why) from None
         if _PG_SETTING.search(why):
@@ -374,9 +416,10 @@ def open_store(url: str, make_folder: bool = False) -> Store:
 
 #: a PostgreSQL server's refusals that a store URL's setting causes, not the moment: a
 #: database or role that is not there, a wrong password, a database the role may not use
+#: or a schema it may not create its tables in
 _PG_SETTING = re.compile(
     r'(database|role) "[^"]*" does not exist|password authentication failed'
-    r"|permission denied for database|no pg_hba\.conf entry"
+    r"|permission denied for (database|schema)|no pg_hba\.conf entry"
 )
 
 
@@ -386,7 +429,11 @@ def sqlite_open_error(shown: str, database: str, why: str) -> StoreError:
     journal in (read-only: a store is written even to be read, in WAL mode)."""
     path = Path(database).expanduser()
     if "file is not a database" in why:
-        return StoreUrlError(f"{shown}: {str(path)!r} is not a SQLite database: correct the URL")
+        return StoreUrlError(
+            f"{shown}: {str(path)!r} is not a SQLite database (another kind of file, or a"
+            " store damaged from its first page): correct the URL, or restore the store"
+            " from a backup"
+        )
     if "unable to open database file" in why:
         if path.is_dir():
             return StoreUrlError(f"{shown}: {str(path)!r} is a folder, not a database file")
@@ -399,5 +446,11 @@ def sqlite_open_error(shown: str, database: str, why: str) -> StoreError:
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             return StoreError(f"{shown}: {str(path)!r} cannot be read and written by this user")
     if "readonly database" in why or "read-only" in why:
+        folder = path.parent
+        if path.is_file() and os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
+            return StoreError(
+                f"{shown}: the store's folder {str(folder)!r} cannot be written (read-only"
+                " or not yours): SQLite keeps its journal beside the file"
+            )
         return StoreError(f"{shown}: the store cannot be written: {why}")
     return StoreError(f"{shown}: {why}")

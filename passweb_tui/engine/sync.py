@@ -2246,18 +2246,19 @@ def _unanswered(pushed: Any) -> str | None:
 def failure_text(exc: BaseException) -> str:
     """What a run's record (and the screens) say about the error that stopped it: the
     error and its message on one line. A database error says what the database said,
-    without the statement and its parameters (SQLAlchemy's text carries both, which can
-    run to pages of data); the log keeps the whole error."""
+    without the statement, its parameters or the lines below (store.database_words);
+    the log keeps the whole error."""
     from sqlalchemy.exc import DBAPIError
 
-    cause: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        cause = exc.orig
-    text = " ".join(str(cause).split())
+    from passweb_tui.engine.store import database_words
+
+    words = database_words(exc)
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = words if words is not None else " ".join(str(cause).split())
     if len(text) > 500:
         text = text[:499] + "…"
     kind = cause.__class__.__name__
-    if isinstance(exc, DBAPIError) or type(cause).__module__.split(".")[0] in _DB_DRIVERS:
+    if words is not None or isinstance(exc, DBAPIError):
         return f"database error ({kind}): {text}"
     return f"{kind}: {text}"
 
