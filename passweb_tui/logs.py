@@ -70,9 +70,8 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         self._lost = True
         exc = sys.exc_info()[1]
-        why = (
-            (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-        ) or type(exc).__name__
+        said = exc.strerror if isinstance(exc, OSError) else None
+        why = said or str(exc) or type(exc).__name__
         if self._failing is None:
             with contextlib.suppress(Exception):
                 sys.stderr.write(
