@@ -236,6 +236,33 @@ BAD_INPUTS = [
     ("PUT", "clock", '{"now": 20300101}', ["now", "got 20300101"]),
     ("PUT", "users/demo", '{"password": "x", "passwrd": "y"}', ["'passwrd'"]),
     ("POST", "trigger", '{"url": "ftp://site/sync", "kind": "total"}', ["url", "ftp://"]),
+    # URLs httpx cannot take: a port past 65535, a broken IPv6 address, a NUL in the host
+    (
+        "POST",
+        "trigger",
+        '{"url": "http://127.0.0.1:99999/x", "kind": "total"}',
+        ["url", "http://127.0.0.1:99999/x"],
+    ),
+    ("POST", "trigger", '{"url": "http://[::1/x", "kind": "total"}', ["url", "http://[::1/x"]),
+    ("POST", "trigger", '{"url": "http://a\\u0000b/x", "kind": "total"}', ["url", "a\\u0000b"]),
+    ("POST", "trigger", '{"url": "http://\u20ac.it/x", "kind": "total"}', ["url", "\u20ac.it"]),
+    # a quantity longer than the field that keeps it (qta_evasa, 16 digits)
+    ("POST", "orders/{order}/fulfil", '{"rows": {"1": 1e300}}', ["rows['1']", "qta_evasa"]),
+    (
+        "POST",
+        "orders/{order}/fulfil",
+        '{"rows": {"1": 100000000000000000000}}',
+        ["rows['1']", "qta_evasa", "100000000000000000000"],
+    ),
+    ("POST", "mutate", "[" * 100_000, ["not valid JSON"]),
+    ("POST", "records/clienti", "[" * 100_000, ["not valid JSON"]),
+    ("PUT", "users/a:b", '{"password": "x"}', ["user", "':'", "a:b"]),
+    (
+        "POST",
+        "records/clienti",
+        '{"codice": "501.AUTO", "ragione_sociale": "x", "cod_listino": 123}',
+        ["cod_listino"],
+    ),
     (
         "POST",
         "trigger",

@@ -148,6 +148,66 @@ def test_bad_max_is_6001(shared_sim: SimProcess) -> None:
     assert detail(r).startswith("6001")
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "1\u00b2"])
+def test_a_max_of_other_digits_is_6001_as_any_bad_max(shared_sim: SimProcess, value: str) -> None:
+    """`²` or Arabic-Indic digits pass str.isdigit but are no number of the WebAPI."""
+    with client(shared_sim) as c:
+        r = c.get("/risorse/articoli", params={"max": value})
+        abc = c.get("/risorse/articoli", params={"max": "abc"})
+    assert r.status_code == abc.status_code == 400
+    assert detail(r).startswith("6001") and "max" in detail(r)
+
+
+@pytest.mark.parametrize("magazzino", ["\u00b2", "\u0661", "77"])
+def test_a_warehouse_of_other_digits_is_1001_as_an_unknown_one(
+    shared_sim: SimProcess, magazzino: str
+) -> None:
+    header = f"Azienda=DEM Anno={shared_sim.anno} Magazzino={magazzino}".encode()
+    with client(shared_sim, context=False) as c:
+        r = c.get("/risorse/articoli", headers={"Coordinate-Gestionale": header})
+    assert r.status_code == 400
+    assert detail(r).startswith("1001") and "magazzino" in detail(r)
+
+
+def test_head_answers_where_get_does(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        for path, params in (
+            ("/risorse/articoli", {"max": "3"}),
+            ("/risorse/articoli", {"info": "true"}),
+            ("/risorse/articoli/ART0000001", {}),
+            ("/risorse/articoli/ART0000004/allegati", {}),
+            ("/risorse/documenti/ordini-clienti/OC+1+3", {}),
+            ("/risorse/dati-generali/installazione", {}),
+        ):
+            got, head = c.get(path, params=params), c.head(path, params=params)
+            assert got.status_code == 200, path
+            assert head.status_code == 200, (path, head.status_code)
+            assert head.content == b""
+            assert head.headers["content-type"] == got.headers["content-type"]
+        assert c.head("/risorse/articoli/NOPE0001").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/risorse/articoli", "GET, HEAD, POST"),
+        ("PUT", "/risorse/articoli", "GET, HEAD, POST"),
+        ("PATCH", "/risorse/articoli/ART0000001", "GET, HEAD, PUT, DELETE"),
+        ("POST", "/risorse/articoli/ART0000001", "GET, HEAD, PUT, DELETE"),
+        ("POST", "/risorse/dati-generali/installazione", "GET, HEAD"),
+        ("GET", "/servizi", "POST"),
+    ],
+)
+def test_every_405_says_the_methods_allowed(
+    shared_sim: SimProcess, method: str, path: str, allowed: str
+) -> None:
+    with client(shared_sim) as c:
+        r = c.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allowed
+    assert detail(r).startswith("6001")
+
+
 def test_unknown_field_in_fields_is_6001(shared_sim: SimProcess) -> None:
     with client(shared_sim) as c:
         r = c.get("/risorse/articoli", params={"fields": "descrizione,colore"})

@@ -172,6 +172,11 @@ def test_array_field_search(c: httpx.Client) -> None:
         ({"filtri": [f("qta_carico", ">", "molti")]}, "qta_carico"),
         ({"filtri": [{"campo": "codice", "condizione": "="}]}, "valore mancante"),
         ({"filters": []}, "filtri"),
+        (
+            {"filtri": [{**f("codice", "=", "X"), "case_insensitive": "no"}]},
+            "case_insensitive 'no'",
+        ),
+        ({"filtri": [{**f("codice", "=", "X"), "case_insensitive": 1}]}, "case_insensitive 1"),
     ],
 )
 def test_bad_searches_are_6001(c: httpx.Client, body: dict, needle: str) -> None:
@@ -462,3 +467,97 @@ def test_a_customer_s_tax_code_is_checked(
         assert refused in detail(created)
     listed = search(c, "clienti", {"campo": "codice_fiscale", "condizione": "<>", "valore": ""})
     assert listed and all(problem(r["codice_fiscale"]) is None for r in listed)
+
+
+# A value the ERP cannot hold is refused naming its field, before anything is stored: a
+# number longer than the field's length (?info=true), a day no calendar has, a key with
+# characters outside 0x20-0x7E or longer than its field once made.
+BAD_RECORDS = [
+    ("articoli", new_article("BIG1", qta_carico=10**20), "Campo 'qta_carico'"),
+    ("articoli", new_article("BIG2", qta_carico=1e20), "Campo 'qta_carico'"),
+    ("articoli", new_article("BIG3", prz_listino=[[1, 10**17]]), "Campo 'prz_listino[1]'"),
+    ("articoli", new_article("\u20ac/1"), "Campo 'codice'"),
+    ("articoli", new_article("CTRL\u00071"), "Campo 'codice'"),
+    ("clienti", {"codice": "501.AUTO", "ragione_sociale": "x", "cod_listino": 123}, "cod_listino"),
+    ("clienti", {"codice": "5011111.AUTO", "ragione_sociale": "x"}, "Campo 'codice'"),
+    ("documenti/ordini-clienti", order(numero=123456789), "Campo 'numero'"),
+    ("documenti/ordini-clienti", order(numero=10**20), "Campo 'numero'"),
+    ("documenti/ordini-clienti", order(numero=1e20), "Campo 'numero'"),
+    ("documenti/ordini-clienti", order(serie=100), "Campo 'serie'"),
+    ("documenti/ordini-clienti", order(serie=-1), "Campo 'serie'"),
+    ("documenti/ordini-clienti", order(data_documento="20261340"), "Campo 'data_documento'"),
+    ("documenti/ordini-clienti", order(data_documento="20270229"), "Campo 'data_documento'"),
+    ("documenti/ordini-clienti", order(quantita=[[1, 2], [2, 10**16]]), "Campo 'quantita[2]'"),
+]
+
+
+@pytest.mark.parametrize(("res", "record", "needle"), BAD_RECORDS)
+def test_a_value_the_erp_cannot_hold_is_6001_and_stores_nothing(
+    c: httpx.Client, wsim: SimProcess, res: str, record: dict, needle: str
+) -> None:
+    before = wsim.admin("GET", "stats").json()
+    r = c.post(f"/risorse/{res}", json=record)
+    assert r.status_code == 400, r.text
+    assert detail(r).startswith("6001 - errore gestionale [") and needle in detail(r)
+    assert wsim.admin("GET", "stats").json() == before
+    # every record still reads, one by one and a page at a time
+    listed = c.get(f"/risorse/{res}", params={"max": 10000})
+    assert listed.status_code == 200
+    # and the numbering goes on from where it was
+    if res == "documenti/ordini-clienti":
+        made = c.post(f"/risorse/{res}", json=order())
+        assert made.status_code == 201
+        numero = int(made.headers["location"].rsplit("+", 1)[1])
+        assert numero <= max(d["numero"] for d in listed.json()["dati"]) + 1
+        assert c.get(f"/risorse/{res}/OC+1+{numero}").status_code == 200
+
+
+def test_an_update_the_erp_cannot_hold_is_6001_and_changes_nothing(c: httpx.Client) -> None:
+    before = c.get("/risorse/clienti/501.00004").json()
+    for body, needle in (
+        ({"cod_listino": 123}, "cod_listino"),
+        ({"valuta": 10**30}, "valuta"),
+        ({"data_ult_mod": "20260231"}, "data_ult_mod"),
+    ):
+        r = c.put("/risorse/clienti/501.00004", json=body)
+        assert r.status_code == 400 and f"Campo '{needle}'" in detail(r), r.text
+    assert c.get("/risorse/clienti/501.00004").json() == before
+
+
+@pytest.mark.parametrize("code", ["Z?Z", "Z#Z", "Z%Z", "Z Z"])
+def test_a_key_with_url_signs_works_at_its_location(c: httpx.Client, code: str) -> None:
+    """`?`, `#`, `%` and a space are legal in a key: the percent-encoded path the
+    Location header gives reads, updates and deletes the record."""
+    r = c.post("/risorse/articoli", json=new_article(code))
+    assert r.status_code == 201, r.text
+    where = r.headers["location"]
+    assert where.isascii() and where.startswith("/webapi/risorse/articoli/")
+    path = where[len("/webapi") :]
+    assert c.get(path).json()["codice"] == code
+    assert c.put(path, json={"descrizione": "Cambiata"}).status_code == 204
+    assert c.get(path).json()["descrizione"] == "Cambiata"
+    assert c.delete(path).status_code == 204
+    assert c.get(path).status_code == 404
+
+
+def test_the_location_of_any_key_is_plain_ascii() -> None:
+    from passweb_tui.mexal_sim.webapi import location
+
+    for key in ("\u20ac/1", "a\\\u0101", "\u20ac", "SET/77", "OC+1+5"):
+        where = location("articoli", key)
+        where.encode("ascii")
+        assert where.startswith("/webapi/risorse/articoli/")
+    assert (
+        location("articoli", "SET/77") == f"/webapi/risorse/articoli/{b'SET/77'.hex()}?encoding=hex"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/risorse/clienti/ricerca", "/risorse/articoli", "/risorse/documenti/ordini-clienti"]
+)
+def test_a_body_nested_too_deeply_is_6001_not_valid_json(c: httpx.Client, path: str) -> None:
+    deep = c.post(path, content=b"[" * 100_000, headers={"content-type": "application/json"})
+    bad = c.post(path, content=b"{bad", headers={"content-type": "application/json"})
+    for r in (deep, bad):
+        assert r.status_code == 400
+        assert detail(r).startswith("6001 - errore gestionale [corpo della richiesta non e' JSON")

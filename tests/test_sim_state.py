@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import shutil
 import signal
 import subprocess
@@ -141,6 +142,189 @@ def test_damaged_state_file_is_a_clear_error(tmp_path: Path, content: str) -> No
     assert state.read_text() == content  # nothing overwritten
 
 
+def _article(**changes: Any) -> dict[str, Any]:
+    """An article as the simulator stores it: every field."""
+    return {
+        "codice": "K1",
+        "descrizione": "Resta",
+        "descr_agg": "",
+        "prz_listino": [[1, 12.5]],
+        "cod_grp_merc": "",
+        "cat_web": "",
+        "alq_iva": "22",
+        "um_principale": "PZ",
+        "qta_inventario": 0,
+        "qta_carico": 5,
+        "qta_scarico": 0,
+        "ord_cli_e": 0,
+        "gest_precanc": "",
+        "gest_annullato": "",
+        "trasf_sito": [],
+        "pubblica": [],
+        "offerta": [],
+        "novita": [],
+        "peso": 0,
+        "cod_barre": "",
+        "dt_mod_sistema": "20260105",
+        "ora_mod_sistema": "101500",
+        **changes,
+    }
+
+
+def _state(**changes: Any) -> dict[str, Any]:
+    """A state file as the simulator writes it, with the parts named `a__b` replaced."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "params": {
+            "articles": 20,
+            "customers": 3,
+            "orders": 1,
+            "seed": 1,
+            "gen_now": "20260105 101500",
+        },
+        "tables": {"articoli": {"changed": [["K1", _article()]], "deleted": []}},
+        "counters": {"doc:OC:1": 2},
+        "users": {"demo": "demo"},
+        "clock_offset_s": 0.0,
+    }
+    for path, value in changes.items():
+        where = data
+        *parents, last = path.split("__")
+        for name in parents:
+            where = where[name]
+        where[last] = value
+    return data
+
+
+def _start_with(state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_whole_state_file_as_written_loads(tmp_path: Path) -> None:
+    """The state file the damages below start from is good."""
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(_state()))
+    sim = start_sim("--state", str(state), password=None)
+    try:
+        with client(sim, password="demo") as c:
+            assert c.get("/risorse/articoli/K1").json() == _article()
+    finally:
+        sim.stop()
+
+
+def _changed(**changes: Any) -> dict[str, Any]:
+    return {"tables__articoli__changed": [["K1", _article(**changes)]]}
+
+
+DAMAGED = [
+    ('"articles": "x"', {"params__articles": "x"}),
+    ("a negative count", {"params__customers": -3}),
+    ("a count that is true", {"params__orders": True}),
+    ("a garbage gen_now", {"params__gen_now": "yesterday"}),
+    ("a gen_now of no calendar", {"params__gen_now": "20261340 101500"}),
+    ("a record that is no object", {"tables__articoli__changed": [["K1", "notadict"]]}),
+    ("a record under another key", {"tables__articoli__changed": [["K2", _article()]]}),
+    ("a record of an unknown field", _changed(colore="blu")),
+    ("a record lacking a field", {"tables__articoli__changed": [["K1", {"codice": "K1"}]]}),
+    ("a number past its field", _changed(qta_carico=10**20)),
+    ("a text past its field", _changed(um_principale="PEZZI")),
+    ("a date of no calendar", _changed(dt_mod_sistema="20261340")),
+    (
+        "a key of other characters",
+        {"tables__articoli__changed": [["\u20ac1", _article(codice="\u20ac1")]]},
+    ),
+    ("an unknown table", {"tables__colori": {"changed": [], "deleted": []}}),
+    ("a deleted key that is no key", {"tables__articoli__deleted": [[1]]}),
+    ("a null password", {"users": {"demo": None}}),
+    ("an empty password", {"users": {"demo": ""}}),
+    ("a counter that is text", {"counters": {"doc:OC:1": "2"}}),
+    ("a clock that is text", {"clock_offset_s": "soon"}),
+]
+
+
+@pytest.mark.parametrize(("what", "changes"), DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_a_state_file_damaged_anywhere_is_refused_at_start(
+    tmp_path: Path, what: str, changes: dict[str, Any]
+) -> None:
+    state = tmp_path / "state.json"
+    text = json.dumps(_state(**changes))
+    state.write_text(text)
+    result = _start_with(state)
+    assert result.returncode == 2, result.stderr
+    assert f"state file {state} is damaged" in result.stderr
+    assert "unexpected error" not in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "serving" not in result.stdout
+    assert state.read_text() == text  # nothing overwritten
+
+
+def test_a_state_file_not_in_utf8_is_refused_at_start(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    raw = json.dumps(_state()).encode().replace(b"Resta", b"R\xe8sta")
+    state.write_bytes(raw)
+    result = _start_with(state)
+    assert result.returncode == 2
+    assert f"state file {state} is damaged" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert state.read_bytes() == raw
+
+
+def test_a_change_the_state_file_cannot_keep_is_not_made(tmp_path: Path) -> None:
+    """When the state file cannot be written, a write is refused whole with a 5xx error
+    body (so a retry cannot make it twice), reads go on, and nothing changes."""
+    folder = tmp_path / "erp"
+    state = folder / "state.json"
+    small = ("--articles", "30", "--customers", "5", "--orders", "2", "--seed", "4")
+    sim = start_sim(*small, "--state", str(state))
+    moved = tmp_path / "erp.moved"
+    try:
+        with client(sim) as c:
+            before = sim.admin("GET", "stats").json()
+            folder.rename(moved)
+            folder.write_text("x")  # a file where the state file's folder was
+            customer = {"codice": "501.AUTO", "ragione_sociale": "Nuovo Srl"}
+            for _attempt in range(2):  # a client's retry
+                r = c.post("/risorse/clienti", json=customer)
+                assert r.status_code == 500, r.text
+                assert r.headers["content-type"] == "application/json"
+                assert r.json()["error"]["response-detail"]
+            article = c.put("/risorse/articoli/ART0000001", json={"descrizione": "Nuova"})
+            assert article.status_code == 500 and article.json()["error"]["response-detail"]
+            assert c.delete("/risorse/articoli/ART0000002").status_code == 500
+            # reads go on, and need not write the state file
+            assert c.get("/risorse/clienti", params={"max": 100}).status_code == 200
+            assert httpx.get(f"{sim.root}/sim/clock").status_code == 200
+            assert sim.admin("GET", "stats").json() == before
+            assert c.get("/risorse/articoli/ART0000001").json()["descrizione"] != "Nuova"
+            for method, path, body in (
+                ("POST", "records/clienti", customer),
+                ("POST", "mutate", {"resource": "articoli", "count": 2}),
+                ("PUT", "clock", {"offset_s": 3600}),
+                ("PUT", f"users/{sim.user}", {"password": "other-pw"}),
+            ):
+                r = httpx.request(method, f"{sim.root}/sim/{path}", json=body)
+                assert r.status_code == 500, r.text
+                assert "state file" in r.json()["error"]
+            assert sim.admin("GET", "stats").json() == before
+            assert sim.admin("GET", "clock").json()["offset_s"] == 0
+            assert c.get("/risorse/articoli", params={"max": 1}).status_code == 200  # password
+            # once the file can be written again, the same request is made once
+            folder.unlink()
+            moved.rename(folder)
+            assert c.post("/risorse/clienti", json=customer).status_code == 201
+            assert sim.admin("GET", "stats").json()["clienti"] == before["clienti"] + 1
+    finally:
+        sim.stop()
+    saved = json.loads(state.read_text())
+    assert [k for k, _ in saved["tables"]["clienti"]["changed"]] == ["501.00006"]
+    assert "articoli" not in saved["tables"]
+
+
 def _dump(url: str, anno: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with httpx.Client(base_url=url, headers=headers("demo", "demo", anno), timeout=30) as c:
@@ -238,6 +422,9 @@ def test_tls(tmp_path: Path) -> None:
         (["--password", ""], "--password must not be empty"),
         (["--user", ""], "--user must not be empty"),
         (["--azienda", " "], "--azienda must not be empty"),
+        # the context header is split at spaces, and the user ends at the first ':'
+        (["--azienda", "A B"], "--azienda must be one word"),
+        (["--user", "a:b"], "--user must not contain ':'"),
         (["--anno", "99999"], "--anno must be a year like 2026, got 99999"),
         # a folder where the state file cannot be made
         (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import random
 import re
@@ -28,11 +29,15 @@ from passweb_tui.mexal_sim.erp import (
     BusinessError,
     Erp,
     Faults,
+    StateSaveError,
     parse_stamp,
 )
 from passweb_tui.mexal_sim.erp import (
     clock_ok as _clock_ok,
 )
+from passweb_tui.mexal_sim.schema import ORDINI_CLIENTI
+
+log = logging.getLogger(__name__)
 
 
 class AdminError(Exception):
@@ -50,6 +55,8 @@ async def _body(request: Request) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise AdminError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise AdminError(400, "body is not valid JSON: nested too deeply") from None
 
 
 def _obj(body: Any, known: Iterable[str], shape: str) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def _shown(value: Any) -> str:
     """A value as the JSON that carried it (true, NaN, "text")."""
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return repr(value)
 
 
@@ -109,6 +116,9 @@ def _probability(value: Any, where: str) -> float:
     return _number(value, where, least=0, most=1)
 
 
+#: the largest fulfilled quantity: past it the field (qta_evasa) cannot hold it
+_QTA_MOST = 10 ** ORDINI_CLIENTI.by_name["qta_evasa"].lunghezza - 1
+
 #: the longest latency /sim/faults injects: past the 5 minutes the ERP allows one request
 MAX_LATENCY_MS = 600_000
 
@@ -141,6 +151,11 @@ def build_admin(erp: Erp) -> Starlette:
                 return JSONResponse({"error": exc.message}, status_code=exc.status)
             except BusinessError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except StateSaveError as exc:
+                # nothing changed (Erp.change put it back): a retry cannot apply it twice
+                why = f"the change was not made: the state file cannot be saved ({exc})"
+                log.warning("%s %s: %s", request.method, request.url.path, why)
+                return JSONResponse({"error": why}, status_code=500)
             if isinstance(result, Response):
                 return result
             return JSONResponse(result)
@@ -172,14 +187,15 @@ def build_admin(erp: Erp) -> Starlette:
                 "fields: must be a list of one or more field names (leave it out for the"
                 f" defaults), got {_shown(names)}",
             )
-        changed = erp.mutate(resource, count, seed, names)
-        erp.save()
+        with erp.change():
+            changed = erp.mutate(resource, count, seed, names)
         return {"changed": changed}
 
     async def add_record(request: Request) -> Any:
         table = table_of(request.path_params["resource"])
-        key = erp.create(table, await _body(request))
-        erp.save()
+        body = await _body(request)
+        with erp.change():
+            key = erp.create(table, body)
         return {"key": key}
 
     async def delete_record(request: Request) -> Any:
@@ -191,9 +207,9 @@ def build_admin(erp: Erp) -> Starlette:
             except ValueError:
                 raise AdminError(400, f"key: not hexadecimal (encoding=hex), got {raw!r}") from None
         key = table.parse_key(raw)
-        if not erp.delete(table, key):
-            raise AdminError(404, f"no record {key!r} in {table.name}")
-        erp.save()
+        with erp.change():
+            if not erp.delete(table, key):
+                raise AdminError(404, f"no record {key!r} in {table.name}")
         return {"deleted": key}
 
     async def orders(request: Request) -> Any:
@@ -214,6 +230,12 @@ def build_admin(erp: Erp) -> Starlette:
             if not re.fullmatch(r"[0-9]{1,6}", rid):
                 raise AdminError(400, f"rows: {rid!r} is not a row number (id_riga)")
             rows[int(rid)] = _number(quantity, f"rows[{rid!r}]")
+            if quantity > _QTA_MOST:  # longer than the field that keeps it
+                raise AdminError(
+                    400,
+                    f"rows[{rid!r}]: must be at most {_QTA_MOST} (the length of qta_evasa),"
+                    f" got {_shown(quantity)}",
+                )
         delivery_note = body.get("delivery_note", False)
         if not isinstance(delivery_note, bool):
             raise AdminError(
@@ -221,10 +243,10 @@ def build_admin(erp: Erp) -> Starlette:
             )
         key = request.path_params["key"]
         try:
-            rec = erp.fulfil(key, rows, delivery_note)
+            with erp.change():
+                rec = erp.fulfil(key, rows, delivery_note)
         except LookupError:
             raise AdminError(404, f"no order {key!r}") from None
-        erp.save()
         return {"key": key, "record": rec}
 
     async def row_state(request: Request) -> Any:
@@ -234,10 +256,10 @@ def build_admin(erp: Erp) -> Starlette:
             raise AdminError(400, f'state: must be E, S, B, N or "", got {_shown(state)}')
         key = request.path_params["key"]
         try:
-            rec = erp.set_row_state(key, request.path_params["row"], state)
+            with erp.change():
+                rec = erp.set_row_state(key, request.path_params["row"], state)
         except LookupError:
             raise AdminError(404, f"no order {key!r}") from None
-        erp.save()
         return {"key": key, "record": rec}
 
     async def faults(request: Request) -> Any:
@@ -281,13 +303,17 @@ def build_admin(erp: Erp) -> Starlette:
         if not isinstance(password, str) or not password:
             raise AdminError(400, f"password: must be a non-empty text, got {_shown(password)}")
         user = request.path_params["user"]
-        unlocked = erp.set_password(user, password)
-        erp.save()
+        if ":" in user:
+            # the WebAPI reads a user up to the first ':' of user:password
+            raise AdminError(400, f"user: must not contain ':', got {_shown(user)}")
+        with erp.change():
+            unlocked = erp.set_password(user, password)
         return {"user": user, "unlocked": unlocked}
 
     async def clock(request: Request) -> Any:
         if request.method == "DELETE":
-            erp.clock.offset_s = 0.0
+            with erp.change():
+                erp.clock.offset_s = 0.0
         elif request.method == "PUT":
             body = _obj(await _body(request), ("now", "offset_s"), _CLOCK)
             if len(body) != 1:
@@ -310,15 +336,16 @@ def build_admin(erp: Erp) -> Starlette:
                     400, f"the ERP's clock must stay within the years {CLOCK_YEARS[0]}-"
                     f"{CLOCK_YEARS[1]}; an offset of {offset!r} s leaves them"
                 )  # fmt: skip
-            erp.clock.offset_s = offset
-        erp.save()
+            with erp.change():
+                erp.clock.offset_s = offset
         return {"now": erp.clock.stamp(), "offset_s": erp.clock.offset_s}
 
     async def trigger(request: Request) -> Any:
         body = _obj(await _body(request), ("url", "token", "kind"), _TRIGGER)
         url, token, kind = body.get("url"), body.get("token"), body.get("kind")
+        bad_url = AdminError(400, f"url: must be an http:// or https:// URL, got {_shown(url)}")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise AdminError(400, f"url: must be an http:// or https:// URL, got {_shown(url)}")
+            raise bad_url
         if token is not None and not isinstance(token, str):
             raise AdminError(400, f"token: must be a text, got {_shown(token)}")
         if kind not in ("total", "changed"):
@@ -326,8 +353,18 @@ def build_admin(erp: Erp) -> Starlette:
         import httpx  # only this call needs a client (not every start of the simulator)
 
         try:
+            parsed = httpx.URL(url)
+            port = parsed.port
+            if not parsed.host or (port is not None and not 0 < port <= 65535):
+                raise httpx.InvalidURL(url)
+        except (httpx.InvalidURL, ValueError, UnicodeError):
+            raise bad_url from None
+        try:
             async with httpx.AsyncClient(timeout=30) as client:
-                reply = await client.post(url, json={"kind": kind, "token": token})
+                reply = await client.post(parsed, json={"kind": kind, "token": token})
+        except (httpx.InvalidURL, ValueError, UnicodeError):
+            # a URL httpx parses but cannot send to (a host it cannot encode, say)
+            raise bad_url from None
         except httpx.HTTPError as exc:
             raise AdminError(502, f"cannot reach {url}: {exc}") from None
         try:

@@ -14,7 +14,10 @@ import secrets
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,13 @@ class BusinessError(Exception):
 
 class StateFileError(Exception):
     """The --state file cannot be read or is not a state file."""
+
+
+class StateSaveError(OSError):
+    """The --state file cannot be written: the change that needed it is not made."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
 
 
 @dataclass
@@ -384,6 +394,9 @@ class Erp:
                 raise BusinessError(f"Campo '{f.name}' obbligatorio")
             else:
                 rec[f.name] = body.get(f.name, f.default())
+        for name in (*schema.key, *KEY_PARTS.get(table.name, ())):
+            if isinstance(rec.get(name), str):
+                check_key_text(name, rec[name])
         if table.name == DOCS:
             key = self._new_document(table, rec)
         elif table.name == "particolarita":
@@ -406,8 +419,15 @@ class Erp:
         n = self.counters.get(f"cli:{prefix}", src.n + 1 if prefix == "501" else 1)
         while table.exists(f"{prefix}.{n:0{width}d}"):
             n += 1
+        key = f"{prefix}.{n:0{width}d}"
+        most = table.schema.by_name["codice"].lunghezza
+        if len(key) > most:
+            raise BusinessError(
+                f"Campo 'codice': il codice assegnato '{key}' e' troppo lungo"
+                f" ({len(key)} caratteri, massimo {most})"
+            )
         self.counters[f"cli:{prefix}"] = n + 1
-        return f"{prefix}.{n:0{width}d}"
+        return key
 
     def _condition_key(self, rec: dict[str, Any]) -> str:
         tipo = rec["tipo"]
@@ -444,8 +464,12 @@ class Erp:
 
     def _new_document(self, table: Table, rec: dict[str, Any]) -> str:
         sigla, serie, numero = rec["sigla"], rec["serie"], rec["numero"]
-        if not isinstance(serie, int) or not isinstance(numero, int) or numero < 0:
-            raise BusinessError("Serie e numero devono essere interi")
+        if not isinstance(serie, int) or serie < 1:
+            raise BusinessError(f"Campo 'serie': atteso un intero da 1 in su, ricevuto {serie!r}")
+        if not isinstance(numero, int) or numero < 0:
+            raise BusinessError(
+                f"Campo 'numero': atteso un intero (0 = assegna il prossimo), ricevuto {numero!r}"
+            )
         if not self.tables["clienti"].exists(rec["cod_conto"]):
             raise BusinessError(f"Conto '{rec['cod_conto']}' inesistente")
         self._check_rows(rec)
@@ -454,6 +478,9 @@ class Erp:
             numero = self.counters.get(counter, 1)
             while table.exists(f"{sigla}+{serie}+{numero}"):
                 numero += 1
+            most = ORDINI_CLIENTI.by_name["numero"].lunghezza
+            if numero >= 10**most:
+                raise BusinessError(f"Campo 'numero': numerazione esaurita per {sigla}+{serie}")
             rec["numero"] = numero
         self.counters[counter] = max(self.counters.get(counter, 1), numero + 1)
         for name, default in (("attivo", "S"), ("variato", "N")):
@@ -547,8 +574,15 @@ class Erp:
         if f.tipo == NUM:
             base = old if isinstance(old, int | float) else 0
             if isinstance(base, int) and not isinstance(base, bool) and f.name != "prezzo":
-                return base + rng.randint(1, 25)
-            return round(max(base, 1.0) * rng.uniform(1.02, 1.3), 2)
+                new_num: float = base + rng.randint(1, 25)
+            else:
+                new_num = round(max(base, 1.0) * rng.uniform(1.02, 1.3), 2)
+            if abs(new_num) >= 10**f.lunghezza:
+                # past the field's length the ERP would refuse it: start low again
+                new_num = rng.randint(1, min(25, 10**f.lunghezza - 1))
+                if new_num == old:
+                    new_num = 1 if old != 1 else 2
+            return new_num
         if f.tipo == DATE:
             d = self.clock.now().date() + dt.timedelta(days=rng.randint(1, 90))
             return fmt_date(d)
@@ -647,9 +681,56 @@ class Erp:
         return False
 
     # ------------------------------------------------------------ state file
+    @contextmanager
+    def change(self) -> Iterator[None]:
+        """One change to the ERP's data, made whole or not at all: it counts once the
+        state file (if any) holds it. If the change is refused midway, or the file cannot
+        be written (StateSaveError), everything is put back as it was before."""
+        before = self._snapshot()
+        try:
+            yield
+            self.save()
+        except BaseException:
+            self._restore(before)
+            raise
+
+    def _snapshot(self) -> dict[str, Any]:
+        # records are never changed in place (a change puts a new dict), so shallow
+        # copies of the overlays are enough. Without a state file the tables need none:
+        # every refusal comes before a record is put, and there is no file to fail.
+        tables = {}
+        if self.state_path is not None:
+            tables = {name: t.snapshot() for name, t in self.tables.items()}
+        return {
+            "tables": tables,
+            "counters": dict(self.counters),
+            "users": dict(self.users),
+            "failed_logins": dict(self.failed_logins),
+            "locked": set(self.locked),
+            "clock_offset_s": self.clock.offset_s,
+        }
+
+    def _restore(self, before: dict[str, Any]) -> None:
+        for name, snapshot in before["tables"].items():
+            self.tables[name].restore(snapshot)
+        self.counters = before["counters"]
+        self.users = before["users"]
+        self.failed_logins = before["failed_logins"]
+        self.locked = before["locked"]
+        self.clock.offset_s = before["clock_offset_s"]
+
     def save(self) -> None:
+        """Write the state file (if any); StateSaveError when it cannot be written."""
         if self.state_path is None:
             return
+        try:
+            self._write_state(self.state_path)
+        except (OSError, TypeError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+            where = getattr(exc, "filename", None) or self.state_path
+            raise StateSaveError(getattr(exc, "errno", None) or 0, why, str(where)) from exc
+
+    def _write_state(self, path: Path) -> None:
         data = {
             "version": STATE_VERSION,
             "params": asdict(self.params),
@@ -658,7 +739,6 @@ class Erp:
             "users": self.users,
             "clock_offset_s": self.clock.offset_s,
         }
-        path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
@@ -688,14 +768,16 @@ class Erp:
 def read_state(path: Path) -> dict[str, Any] | None:
     """The parsed state file, None if it does not exist; StateFileError if unusable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StateFileError(f"state file {path} is damaged: not UTF-8 text ({exc})") from None
+    except (ValueError, RecursionError) as exc:
         raise StateFileError(f"state file {path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
         raise StateFileError(f"state file {path} is not a simulator state file (version missing)")
@@ -706,7 +788,115 @@ def read_state(path: Path) -> dict[str, Any] | None:
         GenParams(**params)
     except TypeError:
         raise StateFileError(f"state file {path} has no valid generation parameters") from None
+    try:
+        check_state(data)
+    except StateFileError as exc:
+        raise StateFileError(f"state file {path} is damaged: {exc}") from None
     return data
+
+
+def _whole(value: Any, where: str, least: int | None = 0) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (least is not None and value < least)
+    ):
+        floor = "" if least is None else f" >= {least}"
+        raise StateFileError(f"{where} must be a whole number{floor}, not {value!r}"[:300])
+    return value
+
+
+def check_state(data: dict[str, Any]) -> None:
+    """Everything a state file holds, of the shape the ERP itself writes: the generation
+    parameters, every stored record (as a write would have to be), the deleted keys, the
+    counters, the users and the clock. StateFileError naming the first thing wrong."""
+    params = data["params"]
+    for f in dataclass_fields(GenParams):
+        if f.name != "gen_now":
+            _whole(params[f.name], f"params.{f.name}", least=None if f.name == "seed" else 0)
+    if params["orders"] and not params["customers"]:
+        raise StateFileError("params.orders needs params.customers")
+    gen_now = params["gen_now"]
+    try:
+        if not isinstance(gen_now, str):
+            raise ValueError(gen_now)
+        year = parse_stamp(gen_now).year
+    except ValueError:
+        raise StateFileError(f"params.gen_now must be 'AAAAMMGG HHMMSS', not {gen_now!r}") from None
+    if not CLOCK_YEARS[0] <= year <= CLOCK_YEARS[1]:
+        raise StateFileError(f"params.gen_now {gen_now!r} is out of the years the ERP shows")
+    tables = data.get("tables", {})
+    if not isinstance(tables, dict):
+        raise StateFileError("tables must be an object")
+    schemas = {s.resource: s for s in (ARTICOLI, CLIENTI, PARTICOLARITA, ORDINI_CLIENTI)}
+    schemas.update({s.resource: s for s in LOOKUPS.values()})
+    for name, tdata in tables.items():
+        schema = schemas.get(name)
+        if schema is None:
+            raise StateFileError(f"unknown table {name!r}")
+        if not isinstance(tdata, dict) or set(tdata) - {"changed", "deleted"}:
+            raise StateFileError(f"tables.{name} must be {{'changed': [...], 'deleted': [...]}}")
+        changed, deleted = tdata.get("changed", []), tdata.get("deleted", [])
+        if not isinstance(changed, list) or not isinstance(deleted, list):
+            raise StateFileError(f"tables.{name}: changed and deleted must be lists")
+        for entry in changed:
+            if not isinstance(entry, list) or len(entry) != 2:
+                raise StateFileError(f"tables.{name}.changed: {entry!r} is not [key, record]"[:300])
+            _check_stored(name, schema, entry[0], entry[1])
+        for key in deleted:
+            if not _key_type_ok(schema, key):
+                raise StateFileError(f"tables.{name}.deleted: {key!r} is not a key"[:300])
+    counters = data.get("counters", {})
+    if not isinstance(counters, dict):
+        raise StateFileError("counters must be an object")
+    for name, value in counters.items():
+        _whole(value, f"counters.{name}")
+    users = data.get("users", {})
+    if not isinstance(users, dict):
+        raise StateFileError("users must be an object")
+    for user, password in users.items():
+        if not user or ":" in user:
+            raise StateFileError(f"users: {user!r} is not a user name")
+        if not isinstance(password, str) or not password:
+            raise StateFileError(f"users.{user}: the password must be a non-empty text")
+    offset = data.get("clock_offset_s", 0.0)
+    if isinstance(offset, bool) or not isinstance(offset, int | float):
+        raise StateFileError(f"clock_offset_s must be a number, not {offset!r}"[:300])
+
+
+def _key_type_ok(schema: Schema, key: Any) -> bool:
+    if schema.int_key:
+        return isinstance(key, int) and not isinstance(key, bool)
+    return isinstance(key, str) and bool(key.strip())
+
+
+def _check_stored(name: str, schema: Schema, key: Any, rec: Any) -> None:
+    where = f"tables.{name} record {key!r}"[:200]
+    if not _key_type_ok(schema, key):
+        raise StateFileError(f"tables.{name}.changed: {key!r} is not a key"[:300])
+    if not isinstance(rec, dict):
+        raise StateFileError(f"{where} is not an object")
+    missing = [f.name for f in schema.fields if f.name not in rec]
+    if missing:
+        raise StateFileError(f"{where} lacks {', '.join(missing)}")
+    try:
+        check_values(schema, rec, business_rules=False)
+        if isinstance(key, str):
+            check_key_text("chiave", key)
+    except BusinessError as exc:
+        raise StateFileError(f"{where}: {exc}") from None
+    if name == DOCS:
+        if not all(isinstance(rec[k], int) for k in ("serie", "numero")):
+            raise StateFileError(f"{where}: serie and numero must be whole numbers")
+        own = f"{rec['sigla']}+{rec['serie']}+{rec['numero']}"
+        ids = [p[0] for p in rec["id_riga"]]
+        for f in schema.row_fields():
+            if [p[0] for p in rec[f.name]] != ids:
+                raise StateFileError(f"{where}: {f.name} has other rows than id_riga")
+    else:
+        own = rec[schema.key[0]]
+    if own != key:
+        raise StateFileError(f"{where} holds the key {own!r}"[:300])
 
 
 def open_erp(
@@ -809,8 +999,25 @@ def _day_offset(gen_date: dt.date, since: str) -> int | None:
     return max((gen_date - d).days, 0)
 
 
-def check_values(schema: Schema, body: dict[str, Any]) -> None:
-    """Every field known and of the right shape; raises BusinessError naming the field."""
+#: the fields, besides the key's own, a created record's key is made of
+KEY_PARTS = {"particolarita": ("cod_conto", "cod_articolo", "cod_grp_merc")}
+
+
+def check_key_text(name: str, value: str) -> None:
+    """A key travels in a URL path, and the WebAPI's keys use the characters 0x20-0x7E
+    alone: BusinessError naming the field for any other."""
+    for ch in value:
+        if not " " <= ch <= "~":
+            raise BusinessError(
+                f"Campo '{name}': carattere {ch!r} non ammesso in una chiave"
+                " (solo caratteri da 0x20 a 0x7E)"
+            )
+
+
+def check_values(schema: Schema, body: dict[str, Any], *, business_rules: bool = True) -> None:
+    """Every field known and of the right shape; raises BusinessError naming the field.
+    `business_rules` False checks the shapes alone (not a tax code's check character,
+    which a record changed through /sim/ need not have)."""
     for name, value in body.items():
         f = schema.by_name.get(name)
         if f is None:
@@ -835,7 +1042,12 @@ def check_values(schema: Schema, body: dict[str, Any]) -> None:
                 raise BusinessError(f"Campo '{name}': attesa una lista di testi")
         else:
             _check_scalar(f, value, name)
-            if name == "codice_fiscale" and isinstance(value, str) and value.strip():
+            if (
+                business_rules
+                and name == "codice_fiscale"
+                and isinstance(value, str)
+                and value.strip()
+            ):
                 wrong = tax_code_problem(value)
                 if wrong:
                     raise BusinessError(f"Campo '{name}': {wrong}")
@@ -850,11 +1062,24 @@ def _check_scalar(f: Field, value: Any, where: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             # Python's JSON reads NaN and Infinity; no ERP stores them
             raise BusinessError(f"Campo '{where}': numero {value!r} non valido")
+        if abs(value) >= 10**f.lunghezza:
+            digits = len(str(abs(value)) if isinstance(value, int) else f"{abs(value):.0f}")
+            raise BusinessError(
+                f"Campo '{where}': numero troppo lungo ({digits} cifre, massimo {f.lunghezza})"
+            )
     elif f.tipo == DATE:
-        if not (isinstance(value, str) and (value == "" or (len(value) == 8 and value.isdigit()))):
+        if not (isinstance(value, str) and (value == "" or _calendar_date(value))):
             raise BusinessError(f"Campo '{where}': data {value!r} non valida (AAAAMMGG)")
     elif f.tipo == TIME:
-        if not (isinstance(value, str) and len(value) == 6 and value.isdigit()):
+        if not (
+            isinstance(value, str)
+            and len(value) == 6
+            and value.isascii()
+            and value.isdigit()
+            and int(value[:2]) < 24
+            and int(value[2:4]) < 60
+            and int(value[4:]) < 60
+        ):
             raise BusinessError(f"Campo '{where}': ora {value!r} non valida (HHMMSS)")
     elif f.tipo == TEXT:
         if not isinstance(value, str):
@@ -863,3 +1088,14 @@ def _check_scalar(f: Field, value: Any, where: str) -> None:
             raise BusinessError(
                 f"Campo '{where}': valore troppo lungo ({len(value)} caratteri, massimo {f.lunghezza})"
             )
+
+
+def _calendar_date(text: str) -> bool:
+    """AAAAMMGG naming a day of the calendar (not 20261340)."""
+    if len(text) != 8 or not text.isascii() or not text.isdigit():
+        return False
+    try:
+        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True

@@ -115,7 +115,9 @@ def compile_filters(schema: Schema, body: Any) -> list[Filter]:
         items = value if is_list else [value]
         if is_list and not items:
             raise QueryError(f"Filtro {n}: lista di valori vuota")
-        ci = bool(raw.get("case_insensitive", False))
+        ci = raw.get("case_insensitive", False)
+        if not isinstance(ci, bool):
+            raise QueryError(f"Filtro {n}: case_insensitive {ci!r} non valido (true o false)")
         valori = tuple(_coerce(schema, campo, v) for v in items)
         out.append(
             Filter(campo, cond, valori, ci, is_list, _matcher(schema, campo, cond, valori, ci))

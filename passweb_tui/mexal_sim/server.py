@@ -114,8 +114,17 @@ def create_app(options: SimOptions) -> SimApp:
         raise SimOptionsError("--password must not be empty (leave it out to keep the default)")
     if not options.user:
         raise SimOptionsError("--user must not be empty")
+    if ":" in options.user:
+        # Authorization carries user:password, and the user ends at its first ':'
+        raise SimOptionsError(f"--user must not contain ':', got {options.user!r}")
     if not options.azienda.strip():
         raise SimOptionsError("--azienda must not be empty")
+    if not all("!" <= ch <= "~" for ch in options.azienda):
+        # Coordinate-Gestionale is split at spaces: a code with one cannot be given
+        raise SimOptionsError(
+            "--azienda must be one word of ASCII letters, digits or signs (no spaces),"
+            f" got {options.azienda!r}"
+        )
     if not 1900 <= options.anno <= 2999:  # what a client accepts (a year like 2026)
         raise SimOptionsError(f"--anno must be a year like 2026, got {options.anno}")
     if options.lock_after < 0:
@@ -134,7 +143,7 @@ def create_app(options: SimOptions) -> SimApp:
             anno=options.anno,
             state=options.state,
         )
-    except OSError as exc:  # the state file's folder cannot be made or written
+    except OSError as exc:  # StateSaveError: the state file cannot be made or written
         where = exc.filename or options.state
         raise SimOptionsError(
             f"--state {options.state}: cannot write {where}: {exc.strerror or exc}"

@@ -7,6 +7,7 @@ records added, changed or deleted since; only the overlay is ever persisted.
 from __future__ import annotations
 
 import copy
+import re
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,11 +37,9 @@ class Table:
         return self.source.n - len(self.deleted) + len(self.added_keys)
 
     def parse_key(self, raw: str) -> Any:
-        if self.schema.int_key:
-            try:
-                return int(raw)
-            except ValueError:
-                return raw
+        # only 0-9: int() would also take other scripts' digits and surrounding blanks
+        if self.schema.int_key and re.fullmatch(r"-?[0-9]+", raw):
+            return int(raw)
         return raw
 
     def get(self, key: Any) -> dict[str, Any] | None:
@@ -150,6 +149,14 @@ class Table:
             return src.key(k)
         extra = [key for key in self.added_keys.values()]
         return extra[(k - src.n) % len(extra)] if extra else src.key(k % max(src.n, 1))
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The overlay as it is now, for restore(); records are never changed in place
+        (put stores a copy), so shallow copies keep it."""
+        return dict(self.changed), set(self.deleted), list(self.added_sks), dict(self.added_keys)
+
+    def restore(self, snapshot: tuple[Any, ...]) -> None:
+        self.changed, self.deleted, self.added_sks, self.added_keys = snapshot
 
     # ------------------------------------------------------------ persistence
     def dump(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -20,10 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from passweb_tui.mexal_sim.erp import DOCS, BusinessError, Erp
+from passweb_tui.mexal_sim.erp import DOCS, BusinessError, Erp, StateSaveError
 from passweb_tui.mexal_sim.query import QueryError, compile_filters, matches, parse_fields
 from passweb_tui.mexal_sim.schema import LOOKUPS, RIGHE_ORDINI
 from passweb_tui.mexal_sim.store import Cursor, Table
+
+log = logging.getLogger(__name__)
 
 VERSION = "2.9.17"
 DEFAULT_MAX = 100
@@ -38,6 +41,14 @@ E_POOL = "3002 - numero massimo di richieste contemporanee raggiunto per l'utent
 E_NEXT = "1003 - token next non valido"
 E_LINK = "5001 - collegamento tra WebAPI e gestionale interrotto"
 E_TIMEOUT = "5002 - tempo massimo di elaborazione superato"
+E_SAVE = "5003 - archivi del gestionale non scrivibili, modifica non eseguita"
+E_METHOD = "6001 - errore gestionale [metodo non ammesso]"
+
+# The methods each kind of path takes (the Allow header of a 405). HEAD goes wherever
+# GET does.
+ALLOW_READ = ("GET", "HEAD")
+ALLOW_LIST = ("GET", "HEAD", "POST")
+ALLOW_RECORD = ("GET", "HEAD", "PUT", "DELETE")
 
 
 def dumps(obj: Any) -> bytes:
@@ -51,10 +62,17 @@ IMAGE_RENDITIONS = {"icona": (8, 120), "immagine-catalogo": (2, 400)}
 class Reply(Exception):
     """Raised to answer at once with an error."""
 
-    def __init__(self, status: int, detail: str | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail or str(status))
         self.status = status
         self.detail = detail
+        self.headers = headers
+
+
+def not_allowed(methods: tuple[str, ...], detail: str = E_METHOD) -> Reply:
+    return Reply(405, detail, {"Allow": ", ".join(methods)})
 
 
 def business(text: str) -> Reply:
@@ -93,9 +111,15 @@ class WebApi:
         await response(scope, receive, send)
 
     # ------------------------------------------------------------- helpers
-    def error(self, request: Request, status: int, detail: str | None) -> Response:
+    def error(
+        self,
+        request: Request,
+        status: int,
+        detail: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         if status == 404 or detail is None:
-            return Response(status_code=status)
+            return Response(status_code=status, headers=headers)
         now = self.erp.clock.now()
         body = {
             "error": {
@@ -107,7 +131,8 @@ class WebApi:
                 "timestamp": now.strftime("%d/%m/%Y %H:%M:%S"),
             }
         }
-        headers = {"Retry-After": "1"} if status == 503 else None
+        if status == 503:
+            headers = {**(headers or {}), "Retry-After": "1"}
         return Response(
             dumps(body), status_code=status, media_type="application/json", headers=headers
         )
@@ -146,7 +171,7 @@ class WebApi:
         mag = values.get("magazzino")
         if mag is not None:
             mags = self.erp.tables[LOOKUPS["magazzini"].resource]
-            if not mag.isdigit() or not mags.exists(int(mag)):
+            if not _digits(mag) or not mags.exists(int(mag)):
                 raise Reply(400, E_CONTEXT + f" (magazzino {mag} inesistente)")
 
     # --------------------------------------------------------------- entry
@@ -178,13 +203,19 @@ class WebApi:
                         return self.error(request, status, detail)
             if faults.drop_before_commit and rng.random() < faults.drop_before_commit:
                 return DroppedResponse()
-            writes = request.method in ("POST", "PUT", "DELETE") and not request.url.path.endswith(
+            writes = request.method in ("POST", "PUT", "DELETE") and not _path(request).endswith(
                 "/ricerca"
             )
             try:
                 response = await self.route(request)
             except Reply as r:
-                return self.error(request, r.status, r.detail)
+                return self.error(request, r.status, r.detail, r.headers)
+            except StateSaveError as exc:
+                # the change was put back (Erp.change): the client may safely send it again
+                log.warning(
+                    "%s %s not made: the state file %s", request.method, _path(request), exc
+                )
+                return self.error(request, 500, E_SAVE)
             if writes and faults.drop_after_commit and rng.random() < faults.drop_after_commit:
                 return DroppedResponse()
             if (
@@ -201,11 +232,11 @@ class WebApi:
             self.inflight[user] -= 1
 
     async def route(self, request: Request) -> Response:
-        path = request.url.path
+        path = _path(request)
         method = request.method
         if path.rstrip("/") == "/webapi/servizi":
             if method != "POST":
-                raise Reply(405, "6001 - errore gestionale [usare POST per i servizi]")
+                raise not_allowed(("POST",), "6001 - errore gestionale [usare POST per i servizi]")
             body = await self.json_body(request)
             cmd = body.get("cmd") if isinstance(body, dict) else None
             raise business(f"Comando '{cmd}' non supportato")
@@ -213,8 +244,8 @@ class WebApi:
             raise Reply(404)
         rest = path[len("/webapi/risorse/") :].strip("/")
         if rest in NO_CONTEXT:
-            if method != "GET":
-                raise Reply(405, "6001 - errore gestionale [metodo non ammesso]")
+            if method not in ALLOW_READ:
+                raise not_allowed(ALLOW_READ)
             return self.json(self.no_context_resource(rest))
         if rest == "help":  # the endpoint listing, like installazione, needs no context
             return self.json(self.help(request.query_params.get("extended") == "true"))
@@ -232,6 +263,8 @@ class WebApi:
             return json.loads(raw) if raw.strip() else None
         except ValueError as exc:
             raise business(f"corpo della richiesta non e' JSON valido: {exc}") from None
+        except RecursionError:
+            raise business("corpo della richiesta non e' JSON valido: troppo annidato") from None
 
     def json(self, obj: Any, status: int = 200) -> Response:
         return Response(dumps(obj), status_code=status, media_type="application/json")
@@ -298,25 +331,25 @@ class WebApi:
         if name == ROWS:
             if rest == ["ricerca"] and method == "POST":
                 return await self.search_rows(request)
-            if not rest and method == "GET" and params.get("info") == "true":
+            if not rest and method in ALLOW_READ and params.get("info") == "true":
                 return self.json({"dati": RIGHE_ORDINI.info()})
             raise Reply(404)
         table = self.erp.table(name)
         assert table is not None
         if not rest:
-            if method == "GET":
+            if method in ALLOW_READ:
                 if params.get("info") == "true":
                     return self.json({"dati": table.schema.info()})
                 return self.page(request, table, None)
             if method == "POST":
                 body = await self.json_body(request)
                 try:
-                    key = self.erp.create(table, body)
+                    with self.erp.change():
+                        key = self.erp.create(table, body)
                 except BusinessError as exc:
                     raise business(str(exc)) from None
-                self.erp.save()
                 return Response(status_code=201, headers={"Location": location(name, key)})
-            raise Reply(405, "6001 - errore gestionale [metodo non ammesso]")
+            raise not_allowed(ALLOW_LIST)
         if rest == ["ricerca"] and method == "POST":
             body = await self.json_body(request)
             return self.page(request, table, body)
@@ -329,10 +362,15 @@ class WebApi:
                 raise business(f"chiave esadecimale '{rest[0]}' non valida") from None
         key = table.parse_key(raw_key)
         if len(rest) > 1:
-            if name == "articoli" and rest[1] == "allegati" and len(rest) <= 3 and method == "GET":
+            if (
+                name == "articoli"
+                and rest[1] == "allegati"
+                and len(rest) <= 3
+                and method in ALLOW_READ
+            ):
                 return self.attachments(key, rest[2] if len(rest) == 3 else None)
             raise Reply(404)
-        if method == "GET":
+        if method in ALLOW_READ:
             rec = table.get(key)
             if rec is None:
                 raise Reply(404)
@@ -344,21 +382,22 @@ class WebApi:
         if method == "PUT":
             body = await self.json_body(request)
             try:
-                found = self.erp.update(
-                    table, key, body, solo_testata=params.get("solo_testata") == "true"
-                )
+                with self.erp.change():
+                    found = self.erp.update(
+                        table, key, body, solo_testata=params.get("solo_testata") == "true"
+                    )
             except BusinessError as exc:
                 raise business(str(exc)) from None
             if not found:
                 raise Reply(404)
-            self.erp.save()
             return Response(status_code=204)
         if method == "DELETE":
-            if not self.erp.delete(table, key):
+            with self.erp.change():
+                found = self.erp.delete(table, key)
+            if not found:
                 raise Reply(404)
-            self.erp.save()
             return Response(status_code=204)
-        raise Reply(405, "6001 - errore gestionale [metodo non ammesso]")
+        raise not_allowed(ALLOW_RECORD)
 
     def attachments(self, key: Any, nome: str | None) -> Response:
         src = self.erp.articles_src
@@ -395,7 +434,7 @@ class WebApi:
         raw = request.query_params.get("max")
         if raw is None:
             return None
-        if not raw.isdigit() or int(raw) < 1:
+        if not _digits(raw) or int(raw) < 1:
             raise business(f"parametro max '{raw}' non valido")
         return min(int(raw), MAX_MAX)
 
@@ -473,7 +512,24 @@ class WebApi:
 
 
 def location(resource: str, key: Any) -> str:
+    """The path naming a record, always plain ASCII: a key with `/` or `\\` in its
+    hexadecimal form (as the WebAPI takes it), any other percent-encoded."""
     text = str(key)
     if "/" in text or "\\" in text:
-        return f"/webapi/risorse/{resource}/{text.encode('latin-1').hex()}?encoding=hex"
+        try:
+            return f"/webapi/risorse/{resource}/{text.encode('latin-1').hex()}?encoding=hex"
+        except UnicodeEncodeError:
+            pass  # (the ERP refuses such keys; the percent-encoded form still names it)
     return f"/webapi/risorse/{resource}/{quote(text, safe='+.-_~')}"
+
+
+def _path(request: Request) -> str:
+    """The request's path, percent-decoded: a key's `?` or `#` (%3F, %23) stays in it
+    (starlette's request.url.path would give them back encoded)."""
+    path: str = request.scope["path"]
+    return path
+
+
+def _digits(text: str) -> bool:
+    """Only the digits 0-9 (str.isdigit also takes other scripts' digits and `²`)."""
+    return text.isascii() and text.isdigit()
