@@ -1605,6 +1605,17 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
         "il gestionale ha rifiutato le credenziali (HTTP {s}){said}",
     ),
     (
+        r"the ERP at (?P<url>\S+) did not answer in (?P<wait>[^(]+?) \((?P<why>[^)]*)\);"
+        r" whether the change was applied is unknown(?P<said>.*)",
+        "il gestionale a {url} non ha risposto in {wait} ({why}); non si sa se la modifica"
+        " sia stata applicata{said}",
+    ),
+    (
+        r"the ERP at (?P<url>\S+) did not answer in (?P<wait>[^(]+?) \((?P<why>[^)]*)\)"
+        r"(?P<said>.*)",
+        "il gestionale a {url} non ha risposto in {wait} ({why}){said}",
+    ),
+    (
         r"ERP did not answer in time \((?P<why>[^)]*)\); whether the change was applied is"
         r" unknown(?P<said>.*)",
         "il gestionale non ha risposto in tempo ({why}); non si sa se la modifica sia stata"
@@ -1711,6 +1722,16 @@ _PARTS_IT: tuple[tuple[str, str], ...] = (
     (
         r"cannot reach the ERP at (?P<url>\S+): (?P<why>.+)",
         "il gestionale a {url} non è raggiungibile: {why}",
+    ),
+    (
+        r"connection to the ERP at (?P<url>\S+) was lost: (?P<why>.+); whether the change"
+        r" was applied is unknown(?P<said>.*)",
+        "la connessione al gestionale a {url} si è interrotta: {why}; non si sa se la"
+        " modifica sia stata applicata{said}",
+    ),
+    (
+        r"connection to the ERP at (?P<url>\S+) was lost: (?P<why>.+)",
+        "la connessione al gestionale a {url} si è interrotta: {why}",
     ),
     (
         r"connection to the ERP was lost: (?P<why>.+); whether the change was applied is"

@@ -151,6 +151,32 @@ def test_a_signal_cancels_the_run_and_frees_the_lease(
     assert_cancelled_and_free(reader, run.run_id, sim, env)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_cancel_that_waits_on_the_erp_says_why(
+    db_url: str, reader: Engine, slow_sim: Callable[[int], SimProcess]
+) -> None:
+    """Each request answers after 8 s: the cancel waits for the answer of the request on
+    the wire, and after a few seconds the command says so, and how to stop at once;
+    then the run ends cancelled, exit 1."""
+    sim = slow_sim(8000)
+    env = cli_env(sim, db_url)
+    proc = start_sync(env, "total")
+    try:
+        run = running_run(reader, proc)
+        time.sleep(0.5)  # requests of the run are on the wire
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert f"passweb-tui: run {run.run_id} waits for the ERP to answer a request" in err, err
+    assert "SIGTERM or ctrl+c again stops at once" in err, err
+    assert f"passweb-tui: run {run.run_id} cancelled by SIGTERM\n" in err, err
+    assert reader.run_detail(run.run_id or 0).run.status == "cancelled"
+
+
 @pytest.mark.parametrize(
     ("second", "status"),
     [(signal.SIGTERM, -signal.SIGTERM), pytest.param(signal.SIGHUP, 1, marks=pytest.mark.slow)],

@@ -983,3 +983,44 @@ def test_a_retry_is_told_only_to_the_listener_of_the_context_that_asked() -> Non
     assert heard == [("run", 1), ("run", 1)]
     assert len(rec.requests) == 6  # each of the three asked twice
     assert RETRY_LISTENER.get() is None
+
+
+def test_a_request_with_no_answer_in_the_read_timeout_is_sent_again_once() -> None:
+    """Each wait took read_timeout_s (5 minutes by default, the ERP's own limit for a
+    request): one more try, not max_retries more (half an hour before a sync failed,
+    with nothing said). The error names the ERP, the wait and the tries."""
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=r)
+
+    rec = Recorder(handler)
+    with (
+        rec.client(max_retries=5, read_timeout_s=300.0) as client,
+        pytest.raises(ErpTimeoutError) as err,
+    ):
+        client.list_page("articoli")
+    assert len(rec.requests) == 2
+    said = str(err.value)
+    assert f"the ERP at {BASE} did not answer in 5 min 0 s (ReadTimeout)" in said, said
+    assert "(2 tries)" in said, said
+
+
+def test_a_connection_an_http_url_loses_hints_at_https() -> None:
+    """A plain-HTTP request to a TLS port is dropped without an answer: the error says
+    which ERP, and that the URL may want https://."""
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=r
+        )
+
+    rec = Recorder(handler)
+    plain = BASE.replace("https://", "http://")
+    with (
+        rec.client(base_url=plain, max_retries=0) as client,
+        pytest.raises(ErpConnectionError) as err,
+    ):
+        client.list_page("articoli")
+    said = str(err.value)
+    assert f"connection to the ERP at {plain} was lost" in said, said
+    assert "the URL should start with https://" in said, said

@@ -1369,6 +1369,32 @@ def test_a_cancel_stops_the_push_between_the_orders_of_a_claimed_batch(
     assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
 
 
+def test_a_cancel_that_comes_while_a_write_awaits_its_answer_still_cancels_the_run(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A SIGTERM while the ERP takes its time over the last order's write: the write's
+    answer is awaited (so that whether the order is in the ERP is known), and the run
+    is then recorded cancelled, not ok (before, a PARTIAL ended "ok", exit 0)."""
+    from passweb_tui.engine.sync import SyncOptions, SyncRunner
+
+    ids = import_orders(store, base, 1)
+    cancel = threading.Event()
+    create = client.create
+
+    def slow_create(resource: str, record: Any) -> str:
+        key = create(resource, record)
+        if resource == "documenti/ordini-clienti":
+            cancel.set()  # the signal came while the answer was on its way
+        return key
+
+    client.create = slow_create  # type: ignore[method-assign]
+    result = SyncRunner(store, client, SyncOptions(), cancel=cancel).run("partial")
+    assert result.status == "cancelled", (result.status, result.error)
+    assert result.orders["sent"] == 1  # what it did is kept
+    assert states_of(store)[ids[0]] == states.STORED
+    assert erp_marker_counts(sim, ids) == {ids[0]: 1}
+
+
 @pytest.mark.parametrize(("zone", "day"), [("Europe/Rome", "20270101"), ("UTC", "20261231")])
 def test_the_documents_date_is_the_day_the_order_was_placed_in_the_sites_zone(
     store: Store, client: MexalClient, sim: Any, base: int, zone: str, day: str

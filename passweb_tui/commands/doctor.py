@@ -8,7 +8,6 @@ settings cannot be read (a configuration error, as for every command), else 1.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import stat
@@ -332,6 +331,7 @@ def check_lease(info: object) -> Check:
 
 
 def check_erp(ctx: Context, settings: Settings) -> list[Check]:
+    from passweb_tui.commands.check import check_config
     from passweb_tui.engine.erp.client import MexalClient
     from passweb_tui.engine.erp.errors import AuthError, ContextMissingError, ErpError
 
@@ -339,7 +339,7 @@ def check_erp(ctx: Context, settings: Settings) -> list[Check]:
         config = ctx.erp_config()
     except ConfigError as exc:
         return [(FAIL, "ERP", f"not configured: {exc}")]
-    config = dataclasses.replace(config, max_retries=min(config.max_retries, 1))
+    config = check_config(config)
     lines = [tls_line(config.base_url, config.verify_tls, config.ca_file)]
     try:
         with MexalClient(config) as client:
@@ -351,9 +351,12 @@ def check_erp(ctx: Context, settings: Settings) -> list[Check]:
     except ErpError as exc:
         text = str(exc)
         if any(w in text.lower() for w in ("certificate", "ssl", "tls")):
-            lines.append((FAIL, "ERP TLS", f"{config.base_url}: {text}"))
-        else:
-            lines.append((FAIL, "ERP reachable", f"{config.base_url}: {text}"))
+            # the TLS line says what was found, not what the settings ask for
+            lines[0] = (FAIL, "TLS", f"{config.base_url}: {text}")
+            return lines
+        if lines[0][0] == OK and urlsplit(config.base_url).scheme == "https":
+            lines[0] = (WARN, "TLS", "not checked: the ERP was not reached")
+        lines.append((FAIL, "ERP reachable", f"{config.base_url}: {text}"))
         return lines
     lines.append((OK, "ERP reachable", f"{config.base_url}, version {found['version']}"))
     lines.append(

@@ -237,6 +237,10 @@ def mute(fd: int) -> None:
         os.close(devnull)
 
 
+#: how long a cancelled run may take to stop before the command says why it waits
+WAIT_SAID_S = 5.0
+
+
 def say(text: str) -> None:
     """One line on stderr, unless the terminal has gone away."""
     try:
@@ -331,16 +335,26 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
         on_event=on_event,
         quota=True,  # refused (exit 3) once the month's TOTAL/CHANGED are used up
     )
-    cancelling = False
+    cancelling: float | None = None  # when the cancel was asked for
+    told = False
     while not handle.done:
-        if signals.received is not None and not cancelling:
+        if signals.received is not None and cancelling is None:
             # ctrl+c, SIGTERM or SIGHUP: the run stops at its next step, is recorded as
             # cancelled and gives the lease back, as a cancel from the UI does
-            cancelling = True
+            cancelling = time.monotonic()
             if on_event is not None:
                 on_event.stop()
             say(f"passweb-tui: {signals.name}: cancelling run {handle.run_id}...")
             handle.cancel(f"cancelled by {signals.name}")
+        elif cancelling is not None and not told and time.monotonic() - cancelling > WAIT_SAID_S:
+            # a request on the wire: a write's answer is awaited, to know its outcome
+            told = True
+            say(
+                f"passweb-tui: run {handle.run_id} waits for the ERP to answer a request"
+                " already sent (it may take up to 5 minutes over one); SIGTERM or ctrl+c"
+                " again stops at once, and an order sent meanwhile is then looked up in the"
+                " ERP by the next push"
+            )
         handle.wait(0.2)
     result = handle.wait()
     if result is None:

@@ -744,6 +744,9 @@ class SyncRunner:
                 self._refresh_orders(orders_scope, dry_run)
             if kind != "partial" or (scope is not None and "resources" in scope.entities):
                 self._sync_resources(kind, scope, dry_run)
+            # a cancel that came while the last step waited on the ERP (a write, whose
+            # answer is awaited so that its outcome is known): the run was still cancelled
+            self._check_cancel()
             if self._rejected_any() or self.orders["failed"] or self.customers["failed"]:
                 status = "ok_with_rejects"
         except Cancelled:

@@ -71,6 +71,9 @@ def in_context(fn: Callable[..., _R]) -> Callable[..., _R]:
 
 T = TypeVar("T")
 
+#: how many times a request that got no answer in read_timeout_s is sent again
+TIMEOUT_RETRIES = 1
+
 #: words of a 3002 reply that mean "busy", not "credentials rejected"
 _BUSY_WORDS = ("esclusiv", "pool", "esaurit", "massimo", "troppe")
 
@@ -1061,7 +1064,7 @@ class MexalClient:
         """`send()`, and again after a backoff while it fails with an error `again`
         accepts: at most max_retries times, and while the ERP answers busy, only within
         max_unavailable_s of its first busy answer (see ErpConfig)."""
-        attempt = 0
+        attempt = timeouts = 0
         while True:
             try:
                 result = send()
@@ -1071,10 +1074,22 @@ class MexalClient:
                 if not again(exc):
                     raise
                 retries = self.config.max_retries
+                if isinstance(exc, ErpTimeoutError) and exc.status is None:
+                    # each wait for an answer that never came took its whole timeout
+                    # (read_timeout_s: the ERP's own limit for a request): tried again
+                    # TIMEOUT_RETRIES times, not max_retries (half an hour of silence)
+                    timeouts += 1
+                    if timeouts > TIMEOUT_RETRIES and attempt < retries:
+                        exc.message += f" ({attempt + 1} tries)"
+                        exc.args = (exc.message,)
+                        raise
                 delay = self._backoff(attempt, exc) if attempt < retries else 0.0
                 if isinstance(exc, PoolExhaustedError):
                     self._check_unavailable(exc, delay, attempt, retries)
                 if attempt >= retries:
+                    if attempt and isinstance(exc, ErpTimeoutError):
+                        exc.message += f" ({attempt + 1} tries)"
+                        exc.args = (exc.message,)
                     raise
                 attempt += 1
                 # (debug: a sync says each retry itself, and a service its outage once)
@@ -1174,8 +1189,10 @@ class MexalClient:
             except httpx.TimeoutException as exc:
                 self._log(method, path, None, started, token)
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                waited = self.config.read_timeout_s if sent else self.config.connect_timeout_s
                 raise ErpTimeoutError(
-                    f"ERP did not answer in time ({exc.__class__.__name__})"
+                    f"the ERP at {self._base} did not answer in {_duration(waited)}"
+                    f" ({exc.__class__.__name__})"
                     + ("; whether the change was applied is unknown" if write and sent else ""),
                     method=method,
                     path=path,
@@ -1231,8 +1248,11 @@ class MexalClient:
                 f"cannot reach the ERP at {self._base}: {reason}", method=method, path=path
             )
         unknown = "; whether the change was applied is unknown" if write else ""
+        if self._base.startswith("http://") and "without sending a response" in reason:
+            # what a TLS server does with plain HTTP, as well as a dropped connection
+            unknown += "; if the ERP serves HTTPS on that port, the URL should start with https://"
         return ErpConnectionError(
-            f"connection to the ERP was lost: {reason}{unknown}",
+            f"connection to the ERP at {self._base} was lost: {reason}{unknown}",
             method=method,
             path=path,
             outcome_unknown=write,

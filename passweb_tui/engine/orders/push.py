@@ -188,7 +188,8 @@ def error_reason(error: str, subject: str) -> str:
 #: connection): the ERP refused nothing (see erp.client's errors)
 _NO_ANSWER = re.compile(
     r"(?:^|: )(?:ERP is busy|ERP did not answer in time|ERP timed out working on the request"
-    r"|cannot reach the ERP at |connection to the ERP was lost|ERP failed to serve the request)"
+    r"|the ERP at \S+ did not answer in |cannot reach the ERP at "
+    r"|connection to the ERP (?:at \S+ )?was lost|ERP failed to serve the request)"
 )
 
 
