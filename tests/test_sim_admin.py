@@ -460,3 +460,23 @@ def test_trigger_posts_to_the_site(sim: SimProcess) -> None:
         server.shutdown()
     assert answer.json() == {"status": 202, "body": {"accepted": True}}
     assert received == [{"kind": "changed", "token": "t0k"}]
+
+
+def test_a_record_put_in_through_sim_may_be_odd_as_an_erp_record_can_be(
+    sim: Any, c: httpx.Client
+) -> None:
+    """/sim/records takes a record as the ERP may hold one (a day the calendar lacks, a
+    tax code with a wrong check character), for tests of how the sync rejects them,
+    where the WebAPI's own writes refuse it."""
+    odd = {"codice": "501.AUTO", "ragione_sociale": "Strano", "codice_fiscale": "RSSMRA80A01F205Y"}
+    refused = c.post("/risorse/clienti", json=odd)
+    assert refused.status_code == 400 and "codice_fiscale" in detail(refused)
+    key = sim.admin("POST", "records/clienti", json=odd).json()["key"]
+    assert key.startswith("501.")
+    added = sim.admin(
+        "POST",
+        "records/particolarita",
+        json={"cod_conto": key, "tipo": "A", "cod_articolo": "ART0000001", "prezzo": 5,
+              "dt_inizio": "20261340"},
+    )  # fmt: skip
+    assert added.json()["key"]
