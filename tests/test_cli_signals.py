@@ -151,6 +151,7 @@ def test_a_signal_cancels_the_run_and_frees_the_lease(
     assert_cancelled_and_free(reader, run.run_id, sim, env)
 
 
+@pytest.mark.slow  # waits out an 8-second answer
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_cancel_that_waits_on_the_erp_says_why(
     db_url: str, reader: Engine, slow_sim: Callable[[int], SimProcess]

@@ -88,6 +88,7 @@ async def post_burst(app: PasswebApp, pilot: Any, box: Input) -> None:
     await settle(app, pilot)
 
 
+@pytest.mark.slow  # every screen's text fields (the customer form's: test_ui_orders)
 async def test_keys_typed_in_one_burst_take_effect_in_their_order(
     synced_readonly: Engine,
 ) -> None:
