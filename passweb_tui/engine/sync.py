@@ -2266,10 +2266,6 @@ def failure_text(exc: BaseException) -> str:
     return f"{kind}: {text}"
 
 
-#: the modules whose errors are a database's (as a run's stopping error says)
-_DB_DRIVERS = ("sqlite3", "psycopg", "psycopg2")
-
-
 def _bound_now(conn: Connection, now: datetime) -> Any:
     """`now` as the change log's `at` column binds it, computed once per page."""
     return _bind(conn, _CHANGES.c.at, now)

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +326,7 @@ def set_resources_since(conn: sa.Connection, since: datetime) -> None:
 
 def _log_changes(conn: sa.Connection, run_id: int, changes: Sequence[Change]) -> None:
     if changes:
-        at = datetime.now(UTC)
+        at = utcnow()
         conn.execute(
             sa.insert(changes_t),
             [
