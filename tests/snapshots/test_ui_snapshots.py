@@ -8,6 +8,7 @@ change of the UI, review and update them with:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -53,12 +54,20 @@ async def finished_variati(pilot: Any) -> None:
     await pilot.app.sync_ended.wait()
     await pilot.pause()
     # the log keeps its last line in view: the picture is taken once it has scrolled there
+    # (a loaded machine may take seconds; a picture taken before would differ by chance)
     log = pilot.app.screen.query_one("#sync-log")
-    for _ in range(50):
+    deadline = time.monotonic() + 30
+    while True:
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.02)
-        if log.scroll_y >= log.max_scroll_y and "finished" in str(log.lines[-1].text):
+        await pilot.pause(0.05)
+        last = str(log.lines[-1].text) if log.lines else ""
+        if log.scroll_y >= log.max_scroll_y and "finished" in last:
             break
+        assert time.monotonic() < deadline, (
+            f"the sync log did not settle: scroll {log.scroll_y}/{log.max_scroll_y}, "
+            f"last line {last!r}"
+        )
+    await pilot.pause()
 
 
 SCREENS = {
