@@ -103,3 +103,46 @@ def test_https_to_a_plain_http_erp_says_so_not_to_give_a_ca_file() -> None:
     assert "does not speak TLS" in said and "should start with http://" in said, said
     assert "--ca-file" not in said
     assert not err.value.retryable and slept == []
+
+
+def test_a_cancel_cuts_short_a_read_over_tls(tls_sim: tuple[SimProcess, Path]) -> None:
+    """The socket a TLS connection is made of is the one shut down: a read waiting for
+    a slow ERP over HTTPS ends at once too."""
+    import contextvars
+    import ssl
+    import threading
+    import time
+
+    from passweb_tui.engine.erp.client import READS_CUT_BY, cut_reads
+    from passweb_tui.engine.erp.errors import ReadsCutShortError
+
+    s, cert = tls_sim
+    cancel = threading.Event()
+    out: dict[str, object] = {}
+    with MexalClient(config_for(s, ca_file=str(cert))) as client:
+        client.check()  # the connection is open and its TLS made
+        s.admin(
+            "PUT",
+            "faults",
+            json={"latency_ms": 60_000},
+            verify=ssl.create_default_context(cafile=str(cert)),
+        )
+        try:
+
+            def read() -> None:
+                READS_CUT_BY.set(cancel)
+                try:
+                    out["value"] = client.check()
+                except Exception as exc:
+                    out["error"] = exc
+
+            thread = threading.Thread(target=contextvars.copy_context().run, args=(read,))
+            thread.start()
+            time.sleep(1.0)
+            cancel.set()
+            assert cut_reads(cancel) == 1
+            thread.join(5)
+            assert not thread.is_alive(), "the read over TLS was not cut short"
+        finally:
+            s.admin("DELETE", "faults", verify=ssl.create_default_context(cafile=str(cert)))
+    assert isinstance(out.get("error"), ReadsCutShortError), out

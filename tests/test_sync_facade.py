@@ -404,6 +404,40 @@ def test_a_cancel_does_not_wait_out_the_backoff_of_a_busy_erp(sim: Any, tmp_path
         engine.close()
 
 
+def test_a_cancel_cuts_short_a_request_the_erp_takes_minutes_over(sim: Any, tmp_path: Any) -> None:
+    """The ERP takes a minute over every request (it may take five): the operator's
+    cancel does not wait for the answer on the wire, the run is recorded cancelled,
+    and the engine's client serves the next run as before."""
+    import time
+
+    from test_sync_rules import erp_config
+
+    from passweb_tui.engine.facade import EngineSettings
+    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR, SyncOptions
+
+    settings = EngineSettings(
+        f"sqlite:///{tmp_path / 'store.db'}", erp_config(sim), SyncOptions(page_size=500)
+    )
+    engine = Engine.open(settings)
+    try:
+        sim.admin("PUT", "/faults", json={"latency_ms": 60_000})
+        handle = engine.start_run("total")
+        time.sleep(1.0)  # its first request is on the wire
+        asked = time.monotonic()
+        handle.cancel()
+        result = handle.wait(30)
+        took = time.monotonic() - asked
+        assert result is not None and result.status == "cancelled", result
+        assert result.error == CANCELLED_BY_OPERATOR
+        assert took < 5, took
+        sim.admin("DELETE", "/faults")
+        again = engine.run("total")
+        assert again.status == "ok", again.error
+    finally:
+        sim.admin("DELETE", "/faults")
+        engine.close()
+
+
 def test_a_run_records_its_counts_with_each_page_it_commits(shared_sim: Any, db_url: str) -> None:
     """After every page a run commits (where a kill could stop it), its run record
     counts exactly the records its committed change log holds: `runs` never shows a

@@ -59,7 +59,13 @@ from passweb_tui.engine.batch import (
     text_digests,
 )
 from passweb_tui.engine.builder import Compact, RowBuilder, derived_columns
-from passweb_tui.engine.erp.client import RETRY_CANCEL, RETRY_LISTENER, in_context
+from passweb_tui.engine.erp.client import (
+    READS_CUT_BY,
+    RETRY_CANCEL,
+    RETRY_LISTENER,
+    cut_reads,
+    in_context,
+)
 from passweb_tui.engine.erp.errors import ErpError
 from passweb_tui.engine.lease import (
     Lease,
@@ -659,15 +665,32 @@ class SyncRunner:
         """Pull what `prepare` planned, then close the run record and release the lease."""
         hearing = RETRY_LISTENER.set(self._retrying)
         stopping = RETRY_CANCEL.set(self.cancel)
+        # a cancel cuts short the reads the run waits for (an ERP that takes minutes to
+        # answer, or none at all, does not hold a cancelled run that long); never a write
+        cutting = READS_CUT_BY.set(self.cancel)
+        over = threading.Event()
+        threading.Thread(
+            target=self._cut_reads_on_cancel, args=(over,), name="sync-cancel", daemon=True
+        ).start()
         try:
             with quiet_gc():
                 return self._execute()
         finally:
+            over.set()
+            READS_CUT_BY.reset(cutting)
             RETRY_CANCEL.reset(stopping)
             RETRY_LISTENER.reset(hearing)
             if self._builder is not None:
                 self._builder.close()
                 self._builder = None
+
+    def _cut_reads_on_cancel(self, over: threading.Event) -> None:
+        """Until the run is over: once cancelled, cut short the reads it is waiting for
+        (see client.cut_reads); those a write is waiting for are left to finish."""
+        while not over.is_set():
+            if self.cancel.wait(0.2):
+                cut_reads(self.cancel)
+                return
 
     def _retrying(self, exc: Exception, attempt: int, retries: int, delay: float) -> None:
         """A request the client tries again: said in the run's log as it happens, so that
@@ -952,6 +975,9 @@ class SyncRunner:
         if not self._waiting_orders:
             return
         self._emit("push", "orders", 0, None, message="sending waiting customers and orders")
+        # the push's reads (is this order in the ERP already?) are never cut short: what
+        # it sends next hangs on their answers, and a cancel stops it between records
+        whole = READS_CUT_BY.set(None)
         try:
             pushed = WebOrders(self.store).push(
                 self.client,  # type: ignore[arg-type]
@@ -970,6 +996,8 @@ class SyncRunner:
             if isinstance(exc, PushAborted):
                 raise Cancelled() from None
             raise
+        finally:
+            READS_CUT_BY.reset(whole)
         self._record_push(pushed)
         unanswered = _unanswered(pushed)
         if unanswered is not None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import contextvars
 import datetime as dt
 import json
 import logging
 import random
 import re
+import socket
 import ssl
 import threading
 import time
@@ -24,6 +26,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+import httpcore
 import httpx
 import orjson
 
@@ -39,6 +42,7 @@ from passweb_tui.engine.erp.errors import (
     MalformedResponseError,
     NotFoundError,
     PoolExhaustedError,
+    ReadsCutShortError,
     TokenRejectedError,
 )
 from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
@@ -58,6 +62,12 @@ RETRY_LISTENER: contextvars.ContextVar[RetryListener | None] = contextvars.Conte
 #: cancelled run does not wait out the backoff of an ERP that is busy or unreachable)
 RETRY_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "retry_cancel", default=None
+)
+#: set in this context (a sync's, outside its pushes): once it is set, reads of this
+#: context blocked waiting for the ERP are cut short (see cut_reads) and new ones are
+#: refused, both with ReadsCutShortError; writes never are
+READS_CUT_BY: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "reads_cut_by", default=None
 )
 _R = TypeVar("_R")
 
@@ -410,6 +420,113 @@ def _unlink_stream(response: httpx.Response) -> None:
     response.stream = httpx.ByteStream(b"")
 
 
+class _Sockets(httpcore.NetworkBackend):
+    """The standard network backend, with streams whose reads can be cut short (see
+    READS_CUT_BY): closing a client does not end a read another thread is blocked in,
+    which waits until its read timeout (five minutes by default), and so would a
+    cancelled run waiting for that thread."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _CuttableStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _CuttableStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+#: the sockets blocked in a read now, each with the event that cuts it short
+_READING: dict[socket.socket, threading.Event] = {}
+_READING_LOCK = threading.Lock()
+#: True while this thread sends a write: its reply is never cut short (its outcome
+#: must be known)
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
+
+
+class _CuttableStream(httpcore.NetworkStream):
+    """A stream of `_Sockets` (a TLS one made of it is one too)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        sock = inner.get_extra_info("socket")
+        self._sock = sock if isinstance(sock, socket.socket) else None
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        cut_by = READS_CUT_BY.get()
+        sock = self._sock
+        if cut_by is None or sock is None or _WRITING.get():
+            return self._inner.read(max_bytes, timeout)
+        with _READING_LOCK:
+            if cut_by.is_set():
+                raise httpcore.ReadError("the read was cut short")
+            _READING[sock] = cut_by
+        try:
+            return self._inner.read(max_bytes, timeout)
+        finally:
+            with _READING_LOCK:
+                _READING.pop(sock, None)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _CuttableStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+def cut_reads(cut_by: threading.Event) -> int:
+    """Cut short every read blocked now in a context whose READS_CUT_BY is `cut_by`
+    (set already: reads that would start after this are refused at once): their
+    sockets are shut down, so the reads end at once with an error. How many were cut."""
+    with _READING_LOCK:
+        socks = [sock for sock, event in _READING.items() if event is cut_by]
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    return len(socks)
+
+
+def _cuttable(client: httpx.Client) -> bool:
+    """Give the client's connection pools (its own and any proxy's) the `_Sockets`
+    backend; False when the client is not made of httpcore pools as httpx 0.27-0.29
+    builds it (a transport given by the caller, as in tests): its reads cannot be cut
+    short then, and a cancel waits for them."""
+    transports = [getattr(client, "_transport", None)]
+    transports += [t for t in getattr(client, "_mounts", {}).values() if t is not None]
+    pools = [getattr(t, "_pool", None) for t in transports]
+    if not all(
+        isinstance(getattr(p, "_network_backend", None), httpcore.SyncBackend) for p in pools
+    ):
+        return False
+    for pool in pools:
+        pool._network_backend = _Sockets(pool._network_backend)  # type: ignore[union-attr]
+    return True
+
+
 def _tls_failure(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     for _ in range(5):  # httpx wraps the ssl error; follow the chain a few links
@@ -501,6 +618,8 @@ class MexalClient:
             headers={"Accept": "application/json"},
             follow_redirects=False,
         )
+        #: whether reads of this client can be cut short (see READS_CUT_BY)
+        self.cuttable = _cuttable(self._http)
 
     # --- setup ------------------------------------------------------------------
 
@@ -1180,26 +1299,31 @@ class MexalClient:
             headers["Content-Type"] = "application/json"
         write = method in ("POST", "PUT", "DELETE") and not path.endswith("/ricerca")
         url = self._base[: len(self._base) - len(self._base_path)] + path
+        cut_by = None if write else READS_CUT_BY.get()
+        if cut_by is not None and cut_by.is_set():
+            raise self._cut_short(method, path)
         started = time.perf_counter()
         with self._slots:
+            writing = _WRITING.set(write)
             try:
                 response = self._http.request(
                     method, url, params=params, content=content, headers=headers, auth=self._auth
                 )
-            except httpx.TimeoutException as exc:
-                self._log(method, path, None, started, token)
-                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                waited = self.config.read_timeout_s if sent else self.config.connect_timeout_s
-                raise ErpTimeoutError(
-                    f"the ERP at {self._base} did not answer in {_duration(waited)}"
-                    f" ({exc.__class__.__name__})"
-                    + ("; whether the change was applied is unknown" if write and sent else ""),
-                    method=method,
-                    path=path,
-                    outcome_unknown=write and sent,
-                ) from None
             except httpx.TransportError as exc:
                 self._log(method, path, None, started, token)
+                if cut_by is not None and cut_by.is_set():
+                    raise self._cut_short(method, path) from None
+                if isinstance(exc, httpx.TimeoutException):
+                    sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                    waited = self.config.read_timeout_s if sent else self.config.connect_timeout_s
+                    raise ErpTimeoutError(
+                        f"the ERP at {self._base} did not answer in {_duration(waited)}"
+                        f" ({exc.__class__.__name__})"
+                        + ("; whether the change was applied is unknown" if write and sent else ""),
+                        method=method,
+                        path=path,
+                        outcome_unknown=write and sent,
+                    ) from None
                 raise self._transport_error(exc, method, path, write) from None
             except httpx.DecodingError as exc:
                 # a body that does not match its Content-Encoding (a proxy's error page)
@@ -1211,6 +1335,8 @@ class MexalClient:
                     path=path,
                     outcome_unknown=write,
                 ) from None
+            finally:
+                _WRITING.reset(writing)
         _unlink_stream(response)
         self._log(method, path, response.status_code, started, token)
         if self._on_response is not None:
@@ -1218,6 +1344,13 @@ class MexalClient:
         if response.status_code >= 300:
             raise self._error(response, method, path, token, write)
         return response
+
+    def _cut_short(self, method: str, path: str) -> ReadsCutShortError:
+        return ReadsCutShortError(
+            f"the read from the ERP at {self._base} was cut short: the run was cancelled",
+            method=method,
+            path=path,
+        )
 
     def _transport_error(
         self, exc: httpx.TransportError, method: str, path: str, write: bool

@@ -105,3 +105,8 @@ class MalformedResponseError(ErpError):
 
 class TokenRejectedError(ErpError):
     """A `next` paging token was consumed or rejected."""
+
+
+class ReadsCutShortError(ErpError):
+    """The client's reads were cut short (MexalClient.cut_reads_short): its run was
+    cancelled. Never retried."""
