@@ -421,6 +421,51 @@ def test_article_and_payment_codes_are_held_to_the_erps_lengths(store: Store) ->
     assert count(store, "web_customer") == 0  # a refused order makes no customer
 
 
+def test_a_line_is_refused_with_every_problem_at_once_the_erps_lengths_with_the_rest(
+    store: Store,
+) -> None:
+    """The operator mends a bad line at one go: the ERP's lengths (from the catalogue)
+    are said with the intake's own checks, every field of them; a new customer's
+    details too, in a line refused anyway."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.models import ErpField
+
+    with store.write() as conn:
+        conn.execute(
+            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
+            [{"entity": entity, "name": name, "type": "C", "length": length, "is_key": False,
+              "array_size": 0, "description": "", "used": True, "seen_at": datetime.now(UTC)}
+             for entity, name, length in (("articles", "codice", 20),
+                                          ("customers", "cod_pagamento", 6),
+                                          ("customers", "partita_iva", 16))],
+        )  # fmt: skip
+    long_rows = [
+        {"article": "A" * 21, "qty": 1, "price": 1, "vat_code": "22"},
+        {"article": "B" * 22, "qty": -1, "price": 1, "vat_code": "22"},
+    ]
+    report = WebOrders(store).import_lines(
+        jsonl(
+            order_line("M1", payment_code="BB30GG7", rows=long_rows),
+            order_line(
+                "M2",
+                customer=new_customer(40, vat_number="IT123456789012345"),
+                payment_code="BB30GG7",
+            ),
+        ).splitlines()
+    )
+    assert report.stored == []
+    assert [p.reason for p in report.skipped] == [
+        "rows[2].qty: must be greater than 0, got -1; "
+        "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7; "
+        "rows[1].article: at most 20 characters (the ERP's articoli.codice), got 21; "
+        "rows[2].article: at most 20 characters (the ERP's articoli.codice), got 22",
+        "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7; "
+        "customer.vat_number: at most 16 characters (the ERP's partita_iva), got 17",
+    ]
+    assert count(store, "web_customer") == 0
+
+
 def test_a_note_the_erp_would_cut_is_refused_at_import(store: Store) -> None:
     """The note goes into the ERP document's note after the order's marker: one that
     would not fit is refused with its room, rather than cut at its end without a word."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -206,16 +206,28 @@ class _Problems:
             return None
 
     def raise_any(self) -> None:
-        if not self.found:
-            return
-        shown = self.found[:MOST_PROBLEMS]
-        more = len(self.found) - len(shown)
-        raise OrderInvalid("; ".join(shown) + (f"; and {more} more" if more else ""))
+        if self.found:
+            raise OrderInvalid(_said(self.found))
 
 
-def validate(obj: Any) -> OrderIn:
+def _said(found: Sequence[str]) -> str:
+    """Problems as one error names them: the first MOST_PROBLEMS, then how many more."""
+    shown = found[:MOST_PROBLEMS]
+    more = len(found) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more else "")
+
+
+#: the ERP's lengths an order is checked against, read from the store (see _order_limits
+#: and _erp_limits): the order's own details, its new customer's
+Limits = tuple[Mapping[str, tuple[str, int]], Mapping[str, tuple[str, int]]]
+
+
+def validate(obj: Any, limits: Limits | None = None) -> OrderIn:
     """Check one order (a decoded JSON object); OrderInvalid names each problem found
-    (the first MOST_PROBLEMS of them), field by field."""
+    (the first MOST_PROBLEMS of them), field by field. With the ERP's `limits`, a note,
+    article or payment code the ERP could not take is one of them, and so, in an order
+    refused anyway, is a new customer's detail the ERP could not take (the store checks
+    those when it creates the customer: one already known is not sent again)."""
     if not isinstance(obj, dict):
         raise OrderInvalid("an order must be a JSON object")
     problems = _Problems()
@@ -231,6 +243,28 @@ def validate(obj: Any) -> OrderIn:
     )
     note = check(lambda: _note(obj.get("note")))
     rows = check(lambda: _rows(obj.get("rows"), problems))
+    if limits is not None:
+        order_limits, customer_limits = limits
+        given = obj.get("rows")
+        raw_rows: list[Any] = given if isinstance(given, list) else []
+        articles = [
+            (f"rows[{i}].article", raw.get("article"))
+            for i, raw in enumerate(raw_rows, start=1)
+            if isinstance(raw, dict)
+        ]
+        note, payment_code = obj.get("note"), obj.get("payment_code")
+        too_long = _order_too_long(
+            order_id,
+            note if isinstance(note, str) else None,
+            payment_code if isinstance(payment_code, str) else None,
+            [(where, v) for where, v in articles if isinstance(v, str)],
+            order_limits,
+        )
+        # (a field already said to be too long for the intake is not named twice)
+        named = {found.split(":", 1)[0] for found in problems.found}
+        problems.found += [p for p in too_long if p.split(":", 1)[0] not in named]
+        if problems.found and buyer is not None and buyer[1] is not None:
+            problems.found += _too_long(buyer[1], customer_limits)
     problems.raise_any()
     assert order_id and created and payment and buyer and currency and rows is not None
     customer_code, new_customer = buyer
@@ -341,16 +375,16 @@ def customer_details(values: Mapping[str, Any], conn: sa.Connection | None = Non
     if parsed is None or parsed[1] is None:  # a code: not a new customer's details
         raise OrderInvalid("customer: a new customer's details are needed, not an ERP code")
     customer = parsed[1]
-    too_long = _too_long(customer, _erp_limits(conn)) if conn is not None else None
-    if too_long:
-        raise OrderInvalid(too_long)
+    found = _too_long(customer, _erp_limits(conn)) if conn is not None else []
     # a correction is checked as the ERP checks an Italian customer's tax code (its shape
     # and check character), so that a wrong one costs no push; an import is not, so that
     # the shop's order is kept and mended later
     if customer.tax_code and (customer.country or "IT") == "IT":
         wrong = tax_code_problem(customer.tax_code)
-        if wrong:
-            raise OrderInvalid(f"customer.tax_code: {wrong}")
+        if wrong and not any(f.startswith("customer.tax_code:") for f in found):
+            found.append(f"customer.tax_code: {wrong}")
+    if found:
+        raise OrderInvalid(_said(found))
     return customer
 
 
@@ -432,17 +466,20 @@ def _vat(raw: Mapping[str, Any], where: str) -> str | None:
     return _text(vat, f"{where}.vat_code", required=True, limit=4)
 
 
-def parse_line(text: str) -> OrderIn:
+def parse_line(text: str, limits: Limits | None = None) -> OrderIn:
     """One JSON Lines line -> a validated order. Numbers are read as exact decimals."""
     try:
         obj = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise OrderInvalid(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    return validate(obj)
+    return validate(obj, limits)
 
 
-def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, OrderIn | Problem]]:
-    """Number and validate lines; blank lines are skipped, bad ones become Problems."""
+def read_lines(
+    lines: Iterable[bytes | str], limits: Limits | None = None
+) -> Iterator[tuple[int, OrderIn | Problem]]:
+    """Number and validate lines (against the ERP's `limits` too, when given); blank
+    lines are skipped, bad ones become Problems."""
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
             try:
@@ -456,7 +493,7 @@ def read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, OrderIn | Pr
         if not text:
             continue
         try:
-            yield number, parse_line(text)
+            yield number, parse_line(text, limits)
         except OrderInvalid as exc:
             order_id = None
             try:
@@ -484,7 +521,11 @@ def _batches(
 def import_orders(store: Store, lines: Iterable[bytes | str]) -> ImportReport:
     """Validate and store orders; each batch is one transaction of a few bulk statements."""
     report = ImportReport()
-    for batch in _batches(read_lines(lines), BATCH):
+    with store.engine.connect() as conn:
+        # the ERP's lengths from the store's field catalogue: every problem of a line is
+        # said at once, those of the ERP's lengths with the others
+        limits = (_order_limits(conn), _erp_limits(conn))
+    for batch in _batches(read_lines(lines, limits), BATCH):
         good: list[tuple[int, OrderIn]] = []
         for number, item in batch:
             if isinstance(item, Problem):
@@ -551,40 +592,50 @@ def _order_limits(conn: sa.Connection) -> dict[str, tuple[str, int]]:
     return out
 
 
-def _order_too_long(order: OrderIn, limits: Mapping[str, tuple[str, int]]) -> str | None:
-    """Why the ERP could not take the order's note, article or payment codes, if it could
-    not: such an order would be refused at every push (or its note cut), so the site
-    hears it now."""
-    if order.note:
+def _order_too_long(
+    order_id: str | None,
+    note: str | None,
+    payment_code: str | None,
+    articles: Sequence[tuple[str, str | None]],
+    limits: Mapping[str, tuple[str, int]],
+) -> list[str]:
+    """Why the ERP could not take an order's note, payment code or article codes (each
+    article as (where, code)): such an order would be refused at every push (or its note
+    cut), so the site hears it now, every one of them at once."""
+    found = []
+    if note and order_id:
         # the note goes into the ERP document's note after the order's marker: cut there,
         # its end (a gate code, a delivery time) would be lost without a word
-        room = NOTE_LENGTH - len(marker(order.id)) - 1
-        said = " ".join(order.note.split())
+        room = NOTE_LENGTH - len(marker(order_id)) - 1
+        said = " ".join(note.split())
         if len(said) > room:
-            return (
+            found.append(
                 f"note: at most {room} characters for this order (the ERP's document note"
-                f" holds {NOTE_LENGTH}, the order's marker {marker(order.id)} first), got"
+                f" holds {NOTE_LENGTH}, the order's marker {marker(order_id)} first), got"
                 f" {len(said)}"
             )
-    checks: list[tuple[str, str | None]] = [("payment_code", order.payment_code)]
-    checks += [(f"rows[{r['line_no']}].article", r["article"]) for r in order.rows]
-    for where, value in checks:
+    for where, value in [("payment_code", payment_code), *articles]:
         limit = limits.get(where.rsplit(".", 1)[-1])
         if limit is not None and value and len(value) > limit[1]:
             name, length = limit
-            return f"{where}: at most {length} characters (the ERP's {name}), got {len(value)}"
-    return None
-
-
-def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> str | None:
-    for detail, (name, length) in limits.items():
-        value = getattr(customer, detail)
-        if value and len(value) > length:
-            return (
-                f"customer.{detail}: at most {length} characters (the ERP's {name}),"
-                f" got {len(value)}"
+            found.append(
+                f"{where}: at most {length} characters (the ERP's {name}), got {len(value)}"
             )
-    return None
+    return found
+
+
+def _too_long_order(order: OrderIn, limits: Mapping[str, tuple[str, int]]) -> list[str]:
+    articles = [(f"rows[{r['line_no']}].article", r["article"]) for r in order.rows]
+    return _order_too_long(order.id, order.note, order.payment_code, articles, limits)
+
+
+def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> list[str]:
+    """Each detail of a new customer the ERP could not take."""
+    return [
+        f"customer.{detail}: at most {length} characters (the ERP's {name}), got {len(value)}"
+        for detail, (name, length) in limits.items()
+        if (value := getattr(customer, detail)) and len(value) > length
+    ]
 
 
 #: the PostgreSQL advisory lock one intake holds for its transaction (any fixed number
@@ -632,9 +683,9 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
             if order.id in known:
                 skipped.append(Problem(number, order.id, f"order {order.id} already exists"))
                 continue
-            too_long = _order_too_long(order, order_limits)
+            too_long = _too_long_order(order, order_limits)
             if too_long:
-                skipped.append(Problem(number, order.id, too_long))
+                skipped.append(Problem(number, order.id, _said(too_long)))
                 continue
             customer_id = None
             if order.new_customer is not None:
@@ -661,7 +712,7 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                         vat_limit = {k: v for k, v in limits.items() if k == "vat_number"}
                         too_long = _too_long(c, vat_limit)
                         if too_long:
-                            skipped.append(Problem(number, order.id, too_long))
+                            skipped.append(Problem(number, order.id, _said(too_long)))
                             continue
                         kept = conn.execute(
                             sa.update(cust_t)
@@ -682,7 +733,7 @@ def store_orders(store: Store, good: list[tuple[int, OrderIn]], report: ImportRe
                     if too_long:
                         # the ERP would refuse the customer, and its orders would wait for
                         # good: the site hears it now, while the shopper can correct it
-                        skipped.append(Problem(number, order.id, too_long))
+                        skipped.append(Problem(number, order.id, _said(too_long)))
                         continue
                     cid = conn.execute(
                         sa.insert(cust_t)
