@@ -7,11 +7,13 @@ import fcntl
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
 import termios
 from pathlib import Path
+from typing import Any
 
 from passweb_tui.commands.table import format_table
 
@@ -162,3 +164,72 @@ def test_of_a_per_list_field_only_the_lists_that_changed_are_compared() -> None:
     # anything else as it is: plain values, a field set or cleared, text that is not JSON
     for pair in (("55", "67"), (None, '{"1": "3"}'), ('{"1": "3"}', None), ("{x", "{y")):
         assert changed_parts(*pair) == pair
+
+
+def test_runs_counts_as_rejected_what_the_run_rejected_as_the_ui_does(
+    sim: Any, tmp_path: Path
+) -> None:
+    """`runs` counts a run's rejects (`!N`) as the run lists them and as the UI's runs
+    count them: the records it could not take, and the web orders it could not send.
+    The `--json` keeps its shape: those are in `entities` and `orders` apart."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+    from unittest import mock
+
+    from test_orders_helpers import order_line
+
+    from passweb_tui.cli import main
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import Engine, EngineSettings
+    from passweb_tui.screens.dashboard import run_rejects
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {
+        "PASSWEB_TUI_DB": db,
+        "PASSWEB_TUI_ERP_URL": sim.url,
+        "PASSWEB_TUI_ERP_USER": sim.user,
+        "PASSWEB_TUI_ERP_PASSWORD": sim.password,
+        "PASSWEB_TUI_AZIENDA": sim.azienda,
+        "PASSWEB_TUI_ANNO": str(sim.anno),
+    }
+
+    def cli(*args: str) -> tuple[int, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, env), redirect_stdout(out), redirect_stderr(err):
+            code = main(list(args))
+        return code, out.getvalue()
+
+    orders = tmp_path / "orders.jsonl"
+    bad_row = {"article": "NOPE", "qty": 1, "price": 1, "vat_code": "22"}
+    lines = [order_line("W1"), order_line("W2", rows=[bad_row])]
+    orders.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli("orders", "import", str(orders))[0] == 0
+    code, pushed = cli("sync", "partial")  # W1 goes in, the ERP refuses W2
+    assert code == 4 and "rejected: 1" in pushed, pushed
+    code, pulled = cli("sync", "partial", "--entity", "articles", "--code", "ART9999999")
+    assert code == 4 and "rejected: 1" in pulled, pulled
+
+    code, table = cli("runs")
+    assert code == 0
+    shown = {
+        int(line.split()[0]): int(re.findall(r"!(\d+)", line)[0]) for line in table.splitlines()[1:]
+    }
+    assert shown == {1: 1, 2: 1}, table
+    _code, listed = cli("runs", "--json")
+    by_id = {run["run_id"]: run for run in json.loads(listed)}
+    assert by_id[1]["orders"] == {"sent": 1, "failed": 1, "updated": 0}
+    assert all(c["rejected"] == 0 for c in by_id[1]["entities"].values())
+    assert by_id[2]["entities"]["articles"]["rejected"] == 1
+    assert set(by_id[1]) == set(by_id[2]) == {
+        "run_id", "kind", "requested_kind", "origin", "scope", "status", "dry_run", "started",
+        "finished", "duration_s", "entities", "orders", "customers", "error",
+    }  # fmt: skip
+
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    engine = Engine.open(EngineSettings(db, erp))
+    try:
+        for run in engine.runs():
+            listed_rejects = engine.run_detail(run.run_id or 0).rejects
+            assert shown[run.run_id or 0] == run_rejects(run) == len(listed_rejects), run
+    finally:
+        engine.close()

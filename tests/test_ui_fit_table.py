@@ -111,3 +111,45 @@ def test_a_column_left_out_comes_back_when_a_wider_one_went_after_it() -> None:
     # the scope must go as well: the duration is back, the note stays out
     keys, _ = fit_columns(columns, rows, 12)
     assert keys == ["id", "duration"]
+
+
+def test_a_text_is_not_shortened_to_keep_a_column_of_counts_of_none() -> None:
+    """A run's counts per entity: a column of zeros (nothing deleted) goes before an
+    entity name is shortened for it, and before a count of something is left out."""
+    columns = [
+        Col("entity", "Entity", shrink=True, give_way=8),
+        Col("fetched", "Fetched", empty_first=True),
+        Col("deleted", "Deleted", empty_first=True),
+        Col("off_site", "Off site", drop=1, empty_first=True),
+    ]
+    rows = [["statistic categories", "7", "0", "-"], ["articles", "500", "0", "36"]]
+    # 20 + 7 + 7 + 8 cells, 2 of padding each: 50; 41 without the deleted
+    keys, caps = fit_columns(columns, rows, 45)
+    assert keys == ["entity", "fetched", "off_site"] and caps == {}
+    keys, caps = fit_columns(columns, rows, 50)
+    assert keys == ["entity", "fetched", "deleted", "off_site"] and caps == {}
+
+
+def test_short_labels_are_taken_when_their_own_would_leave_out_a_count() -> None:
+    """Every column with a short label takes it, when the labels are too wide for the
+    columns that have something in them; where their own fit, or where none with
+    something would be left out for them, the columns keep their own labels."""
+    from passweb_tui.screens.fit_table import labelled
+
+    columns = [
+        Col("entity", "Entity", shrink=True, give_way=8),
+        Col("inserted", "Inserted", empty_first=True, short="Ins."),
+        Col("updated", "Updated", empty_first=True, short="Upd."),
+        Col("unchanged", "Unchanged", drop=1, empty_first=True, short="Unch."),
+    ]
+    rows = [["articles", "12", "3", "480"], ["customers", "0", "1", "99"]]
+    # own labels: 9 + 8 + 7 + 9 cells, 2 of padding each: 41; short ones: 30
+    assert [c.label for c in labelled(columns, rows, 41)] == [c.label for c in columns]
+    short = labelled(columns, rows, 32)
+    assert [c.label for c in short] == ["Entity", "Ins.", "Upd.", "Unch."]
+    keys, caps = fit_columns(short, rows, 32)
+    assert keys == ["entity", "inserted", "updated", "unchanged"] and caps == {}
+    # nothing unchanged: the column of zeros goes, the others keep their own labels
+    quiet = [[*row[:3], "0"] for row in rows]
+    assert [c.label for c in labelled(columns, quiet, 32)] == [c.label for c in columns]
+    assert fit_columns(columns, quiet, 32)[0] == ["entity", "inserted", "updated"]

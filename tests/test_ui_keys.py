@@ -185,8 +185,60 @@ async def test_hints_name_the_keys_the_keymap_binds(synced: Engine, erp_sim: Any
         assert on_screen(app, "u To review (")
         assert on_screen(app, "search order id or customer (^f)")
         assert on_screen(app, "N/B page")
-        await pilot.press("a")
-        assert notified(app, "press u for the updates to review")
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert on_screen(app, "[u To review (")
+
+
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
+async def test_acknowledging_is_offered_only_on_the_updates_to_review(
+    synced_readonly: Engine, language: str
+) -> None:
+    """a and A acknowledge the ERP's updates of orders: the orders screen offers them,
+    in its footer and in F1, on its updates to review and on no other view. There a is
+    not the orders screen's key, so it is the catalogue's, as on every other screen (and
+    F1 says so); S and C, which mean nothing for an update, are offered on the others."""
+    from passweb_tui.i18n import t
+    from passweb_tui.screens.catalogue import CatalogueScreen
+    from passweb_tui.screens.keys import KeysScreen
+    from passweb_tui.screens.orders import OrdersScreen
+
+    def listed(app: Any) -> dict[str, str]:
+        assert isinstance(app.screen, KeysScreen)
+        return {" ".join(row.keys): row.description for s in app.screen.sections for row in s.rows}
+
+    ack, ack_all = f"a {t('key.ack')}", f"A {t('key.ack_all')}"
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("o")
+        await settle(app, pilot)
+        for view in ("2", "4", "1", "3"):
+            await pilot.press(view)
+            await settle(app, pilot)
+            assert isinstance(app.screen, OrdersScreen)
+            updates = app.screen.view_name == "updates"
+            footer = screen_lines(app)[-1]
+            assert (ack in footer, ack_all in footer) == (updates, updates), (view, footer)
+            assert (f"S {t('key.send_now')}" in footer) != updates, (view, footer)
+            await pilot.press("f1")
+            await pilot.pause()
+            keys = listed(app)
+            if updates:
+                assert keys["a"] == t("key.ack") and keys["A"] == t("key.ack_all"), keys
+                assert "S" not in keys and "C" not in keys, keys
+            else:
+                assert keys["a"] == t("nav.catalogue") and "A" not in keys, (view, keys)
+                assert keys["S"] == t("key.send_now"), (view, keys)
+            await pilot.press("escape")
+            await pilot.pause()
+        # on the updates (none here) a and A stay on the screen; on an order view A does
+        # nothing and a goes to the catalogue
+        await pilot.press("a", "A")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrdersScreen)
+        await pilot.press("1", "A", "a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen)
 
 
 async def test_home_and_end_go_to_the_first_and_last_row(synced_readonly: Engine) -> None:

@@ -83,7 +83,8 @@ FOOTERS = [
     ("record history", "c h", ["f1 Keys"]),
     ("categories", "g", ["tab Other pane", "f1 Keys"]),
     ("catalogue", "a", ["/ Search", "t Articles/customers", "space Mark", "p Parziale"]),
-    ("orders", "o", ["/ Search", "S Send now", "a Acknowledge", "A Acknowledge all"]),
+    ("orders", "o", ["/ Search", "S Send now", "f1 Keys"]),
+    ("updates to review", "o 3", ["/ Search", "a Acknowledge", "A Acknowledge all", "f1 Keys"]),
     ("runs", "r", ["l Run's changes", "f1 Keys"]),
     ("run detail", "r enter", ["l Run's changes", "f1 Keys"]),
     ("fields", "f", ["space Use/unuse", "t Next table", "u Attribute update", "f1 Keys"]),
@@ -345,6 +346,70 @@ async def test_the_runs_list_fits_80_columns_with_long_kinds_dates_and_scopes(
         else:
             # not even for a shortened scope: the duration, narrower, is shown instead
             assert "scope" not in shown and "duration" in shown, shown
+
+
+def counts_with_something(run: dict[str, Any]) -> list[str]:
+    """The run detail's count columns that have a count in some row of `run` (the web
+    customers and orders it could not send are rejects)."""
+    from passweb_tui.screens.runs import COUNT_NAMES
+
+    def some(name: str) -> bool:
+        if name == "off_site":
+            return any(run["off_site"].values())
+        failed = name == "rejected" and (run["orders"]["failed"] or run["customers"]["failed"])
+        return bool(failed) or any(c.get(name) for c in run["entities"].values())
+
+    return [name for name in COUNT_NAMES if some(name)]
+
+
+@pytest.mark.parametrize("language", ["en", "it"], indirect=True)
+async def test_the_run_detail_shows_every_count_of_something_at_80x24(
+    synced_readonly: Engine, language: str
+) -> None:
+    """A Totale reads records not for the site (transfer flag off): at 80x24 its detail
+    shows them beside what it inserted, so that each row adds up, and the entity names
+    whole; the counts of none make the room. A run with something in every count, large
+    numbers and web orders and customers it could not send shows every count too, under
+    short labels; no number is cut."""
+    from passweb_tui.screens.runs import COUNT_NAMES, RunDetailScreen
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r", "enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RunDetailScreen)
+        table = screen.query_one("#run-counts")
+        run = synced_readonly.runs(limit=1)[0]
+        wanted = counts_with_something({**run.to_json(), "off_site": run.off_site})
+        assert "off_site" in wanted and "inserted" in wanted, wanted
+        shown = [str(c.value) for c in table.columns]
+        assert [n for n in wanted if n not in shown] == [], shown
+        whole_cells(app, table, ["entity", *wanted])
+        header = table_lines(app, table)[0]
+        assert t("col.off_site") in header and t("col.inserted") in header, header  # not short
+
+        counts = {"fetched": 123_456, "inserted": 12_345, "updated": 1_234,
+                  "unchanged": 99_999, "deleted": 7, "rejected": 3}  # fmt: skip
+        entities = ("article_statistic_categories", "discount_categories", "articles")
+        every = {
+            "run": {
+                **run.to_json(),
+                "entities": {name: counts for name in entities},
+                "off_site": {"articles": 36},
+                "orders": {"sent": 3, "failed": 2, "updated": 0},
+                "customers": {"sent": 1, "failed": 1},
+            },
+            "rejects": [],
+        }
+        assert counts_with_something(every["run"]) == list(COUNT_NAMES)
+        screen.show(every)
+        await settle(app, pilot)
+        assert [str(c.value) for c in table.columns] == ["entity", *COUNT_NAMES]
+        whole_cells(app, table, list(COUNT_NAMES))
+        header = table_lines(app, table)[0]
+        for name in COUNT_NAMES:
+            assert t(f"col.{name}.short") in header, (name, header)
 
 
 @pytest.mark.parametrize("language", ["it"], indirect=True)

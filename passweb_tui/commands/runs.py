@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.sync import open_engine
+
+if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
+    from passweb_tui.engine.facade import RunResult
 
 #: more than any store holds: a larger --limit means "all" (the database takes no more)
 MOST = 2**62
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 r.status,
                 local_time(r.started),
                 f"{r.duration_s:.2f}" if r.duration_s is not None else "-",
-                f"+{t['inserted']} ~{t['updated']} -{t['deleted']} !{t['rejected']}"
+                f"+{t['inserted']} ~{t['updated']} -{t['deleted']} !{rejected(r)}"
                 + (" (dry run)" if r.dry_run else ""),
                 orders_done(r.orders),
             ]
@@ -65,6 +69,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     print_table(("run", "kind", "status", "started", "secs", "changes", "web orders"), rows,
                 sys.stdout, right=(0, 4), give_way=(6,), floor=6)  # fmt: skip
     return int(ExitCode.OK)
+
+
+def rejected(run: RunResult) -> int:
+    """What a run rejected, as its rejects list it (and the UI's runs count them): the
+    records it could not take, and the web customers and orders it could not send."""
+    records = run.totals()["rejected"]
+    return records + run.customers.get("failed", 0) + run.orders.get("failed", 0)
 
 
 def orders_done(counts: dict[str, int]) -> str:

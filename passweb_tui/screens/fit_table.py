@@ -4,13 +4,14 @@ A DataTable wider than its place scrolls sideways and shows a column cut at the 
 so "93" reads "9". Here the columns that do not fit are left out instead (the least
 needed first), and text columns that may be shortened end in an ellipsis (a text that
 gives way is shortened first, before a column is left out for it); numbers are never
-shortened.
+shortened. Columns that have a short label take it, all at once, when that keeps a
+column that has something in it from being left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.cells import cell_len
@@ -39,9 +40,12 @@ class Col:
     #: a text column shortened to this width (when longer) before any column is left
     #: out for it; 0: the others are left out first
     give_way: int = 0
-    #: left out before any other column when no row has a value in it ("-" or nothing)
-    #: and the table is too narrow
+    #: left out before any other column when no row has a value in it ("-", nothing, or
+    #: a count of none) and the table is too narrow; the least needed (`drop`) first
     empty_first: bool = False
+    #: a shorter label ("Ins." for "Inserted"), shown when the labels are too wide to
+    #: show every column that has something in it
+    short: str | Text = ""
 
 
 def cell_width(cell: Any) -> int:
@@ -59,7 +63,12 @@ def clip(cell: Any, width: int) -> Any:
 
 def _blank(cell: Any) -> bool:
     text = cell.plain if isinstance(cell, Text) else str(cell)
-    return text.strip() in ("", "-")
+    return text.strip() in ("", "-", "0")
+
+
+def _empty(rows: Sequence[Sequence[Any]], index: int) -> bool:
+    """Whether no row has a value in the column at `index`."""
+    return all(_blank(row[index]) for row in rows if index < len(row))
 
 
 def fit_columns(
@@ -93,13 +102,18 @@ def fit_columns(
             for c in shown
         )
 
-    empty = [
-        c
-        for i, c in enumerate(columns)
-        if c.empty_first and all(_blank(row[i]) for row in rows if i < len(row))
-    ]
+    empty = sorted(
+        (c for i, c in enumerate(columns) if c.empty_first and _empty(rows, i)),
+        key=lambda c: -c.drop,
+    )
     left_out: list[Col] = []
-    for col in [*empty, *sorted((c for c in columns if c.drop), key=lambda c: -c.drop)]:
+    # no text is shortened to keep a column with nothing in it
+    for col in empty:
+        if total() <= width:
+            break
+        shown.remove(col)
+        left_out.append(col)
+    for col in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
         if total_shortened() <= width:
             break
         if col in shown:
@@ -130,6 +144,29 @@ def fit_columns(
     return [c.key for c in shown], caps
 
 
+def labelled(
+    columns: Sequence[Col], rows: Sequence[Sequence[Any]], width: int, padding: int = 1
+) -> list[Col]:
+    """`columns` with the labels to show in `width` cells: their own, or the short ones
+    (every column that has one) when their own would leave out a column that has
+    something in it and the short ones leave out fewer."""
+    if not any(c.short for c in columns):
+        return list(columns)
+
+    def lost(cols: Sequence[Col]) -> int:
+        keys, _caps = fit_columns(cols, rows, width, padding)
+        return sum(1 for i, c in enumerate(cols) if c.key not in keys and not _empty(rows, i))
+
+    short = [replace(c, label=c.short) if c.short else c for c in columns]
+    own = lost(columns)
+    return short if own and lost(short) < own else list(columns)
+
+
+#: what a FitTable shows: the keys of its columns, the widths text columns are
+#: shortened to, and the columns' labels
+Fit = tuple[list[str], dict[str, int], list[str | Text]]
+
+
 class FitTable(KeyTable):
     """A KeyTable given all its columns and rows, showing the columns that fit."""
 
@@ -137,7 +174,7 @@ class FitTable(KeyTable):
         super().__init__(**kwargs)
         self.all_columns = list(columns)
         self._rows: list[tuple[Hashable, Sequence[Any]]] = []
-        self._fit: tuple[list[str], dict[str, int]] | None = None
+        self._fit: Fit | None = None
         self._fitted_width = 0
 
     def on_mount(self) -> None:
@@ -172,17 +209,22 @@ class FitTable(KeyTable):
 
     def _apply(self) -> None:
         cells = [cells for _key, cells in self._rows]
+        caps: dict[str, int] = {}
         if self.size.width <= 0:  # not laid out yet: all of them, fitted when it is
-            fit: tuple[list[str], dict[str, int]] = ([c.key for c in self.all_columns], {})
+            columns = self.all_columns
+            keys = [c.key for c in columns]
         else:
-            fit = fit_columns(self.all_columns, cells, self.available_width(), self.cell_padding)
+            width = self.available_width()
+            columns = labelled(self.all_columns, cells, width, self.cell_padding)
+            keys, caps = fit_columns(columns, cells, width, self.cell_padding)
             # fitted to the width of this moment: should the layout still be settling
             # (a screen pushed and filled at once), fitted again once it has
             self._fitted_width = self.size.width
             self.call_after_refresh(self._refit_if_resized)
+        labels = {c.key: c.label for c in columns}
+        fit: Fit = (keys, caps, [labels[k] for k in keys])
         if fit != self._fit:
             self._rebuild(fit)
-        keys, caps = fit
         index = {c.key: i for i, c in enumerate(self.all_columns)}
         diff_rows(
             self,
@@ -203,15 +245,15 @@ class FitTable(KeyTable):
         if self.size.width > 0 and self.size.width != self._fitted_width:
             self._apply()
 
-    def _rebuild(self, fit: tuple[list[str], dict[str, int]]) -> None:
-        """New columns: cleared and filled again (a column never narrows by itself),
-        keeping the cursor on its record."""
+    def _rebuild(self, fit: Fit) -> None:
+        """New columns (or labels): cleared and filled again (a column never narrows by
+        itself), keeping the cursor on its record."""
         self._fit = fit
         selected = self.selected_key()
         self.clear(columns=True)
-        labels = {c.key: c.label for c in self.all_columns}
-        for key in fit[0]:
-            self.add_column(labels[key], key=key)
+        keys, _caps, labels = fit
+        for key, label in zip(keys, labels, strict=True):
+            self.add_column(label, key=key)
         if selected is None:
             return
         self.call_after_refresh(self._restore_cursor, selected)

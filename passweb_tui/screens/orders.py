@@ -469,13 +469,19 @@ class OrdersScreen(AckMixin, BaseScreen):
         if view == self.view_name:
             return
         self.view_name, self.page_offset = view, 0
+        self.items = {}  # the other view's rows are no rows of this one
         self.set_columns()
         self.load()
         self.refresh_bindings()  # the footer offers what works on this view
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer (and F1) offer what works on this view: S and C on the orders' views,
+        a and A on the updates to review. Elsewhere they are not bound here: a key the
+        app has as well (a, the catalogue) does what it does on every other screen."""
         if action in ("send", "customer") and self.view_name == "updates":
             return False  # an update is no order to send or customer to mend
+        if action in ("ack", "ack_all") and self.view_name != "updates":
+            return False  # an order is no update to acknowledge
         return super().check_action(action, parameters)
 
     def action_page(self, step: int) -> None:
@@ -545,14 +551,11 @@ class OrdersScreen(AckMixin, BaseScreen):
 
     def action_ack(self) -> None:
         item = self.selected()
-        if self.view_name != "updates" or item is None:
-            self.notify(t("orders.ack_where", updates=self.bound_key("orders.updates")))
-            return
-        self.acknowledge([int(item["update_id"])])
+        if item is not None:
+            self.acknowledge([int(item["update_id"])])
 
     def action_ack_all(self) -> None:
-        if self.view_name != "updates" or not self.items:
-            self.notify(t("orders.ack_where", updates=self.bound_key("orders.updates")))
+        if not self.items:
             return
         ids = [int(i["update_id"]) for i in self.items.values()]
 

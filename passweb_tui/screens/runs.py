@@ -33,8 +33,8 @@ from passweb_tui.screens.sync_state import SyncSnapshot
 HISTORY = 200
 #: a run's counts per entity, in the order shown
 COUNT_NAMES = ("fetched", "inserted", "updated", "deleted", "rejected", "unchanged", "off_site")
-#: the counts left out first when the table is too narrow for all of them (at 80
-#: columns): the records not for the site, then the unchanged ones
+#: the counts left out first when the table is too narrow for all of them: the records
+#: not for the site, then the unchanged ones (at 80 columns, only a count of none goes)
 _DROP = {"off_site": 2, "unchanged": 1}
 
 
@@ -188,11 +188,20 @@ class RunDetailScreen(BaseScreen):
             yield Static(t("dash.loading"), id="run-header", classes="panel")
             with Vertical(classes="panel"):
                 yield Label(t("runs.counts"), classes="panel-title")
+                # too narrow for all (80 columns): a count that is none on every row goes
+                # first, the least needed first; then the counts take their short labels
+                # and a long entity name gives way, so that every count of something shows
                 yield FitTable(
                     [
-                        Col("entity", t("col.entity"), shrink=True),
+                        Col("entity", t("col.entity"), shrink=True, give_way=14),
                         *(
-                            Col(name, t(f"col.{name}"), drop=_DROP.get(name, 0))
+                            Col(
+                                name,
+                                t(f"col.{name}"),
+                                drop=_DROP.get(name, 0),
+                                empty_first=True,
+                                short=t(f"col.{name}.short"),
+                            )
                             for name in COUNT_NAMES
                         ),
                     ],
