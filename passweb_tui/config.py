@@ -85,6 +85,9 @@ class Settings:
     # longer has, are removed (their files too, once nothing refers to them)
     remove_missing_resources: bool = False
     change_log_days: int = 180
+    # how long finished runs are kept, with their rejects and change-log entries (0: for
+    # ever); `prune` and `serve` delete older ones (see engine/history.py)
+    keep_history_days: int = 400
     lease_seconds: int = 120
     # where web customers and orders go in the ERP (DOMAIN.md)
     customer_ledger: str = "501"  # new customers are created as "<ledger>.AUTO"
@@ -287,7 +290,11 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "verify_tls": ("verify_tls", bool),
         "max_in_flight": ("max_in_flight", int),
     },
-    "store": {"db": ("db_url", str), "change_log_days": ("change_log_days", int)},
+    "store": {
+        "db": ("db_url", str),
+        "change_log_days": ("change_log_days", int),
+        "keep_history_days": ("keep_history_days", int),
+    },
     "sync": {
         "overlap_minutes": ("overlap_minutes", int),
         "publish_predeleted": ("publish_predeleted", bool),
@@ -720,6 +727,13 @@ def _check_values(settings: Settings) -> None:
         value = getattr(settings, attr)
         if not least <= value <= most:
             raise ConfigError(f"{where(attr)}: must be {least}-{most}, got {value}")
+    if "keep_history_days" in settings.origins:  # a value given (the default is good)
+        # only then: the engine's module loads the store's tables
+        from passweb_tui.engine.history import keep_days_problem
+
+        problem = keep_days_problem(settings.keep_history_days)
+        if problem is not None:
+            raise ConfigError(f"{where('keep_history_days')}: {problem}")
     if settings.category_mode not in {"primaria", "secondaria"}:
         raise ConfigError(
             f"{where('category_mode')}: must be primaria or secondaria,"

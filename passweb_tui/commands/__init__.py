@@ -30,6 +30,7 @@ COMMANDS = [
     "runs",
     "status",
     "changes",
+    "prune",
     "show",
     "fields",
     "serve",

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from passweb_tui.engine.erp.errors import refused_credentials
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
+from passweb_tui.engine.history import prune_history
 from passweb_tui.engine.owners import token_label
 from passweb_tui.engine.service import policy, slots
 from passweb_tui.engine.service.notify import (
@@ -99,6 +100,8 @@ class ServiceConfig:
     trigger_port: int = 8765
     trigger_token: str | None = field(default=None, repr=False)
     mail: MailSettings | None = None
+    #: days of sync history kept ([store] keep_history_days; 0: all), pruned hourly
+    keep_history_days: int = 400
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
@@ -123,6 +126,7 @@ class ServiceConfig:
             trigger_port=settings.trigger_port,
             trigger_token=settings.trigger_token,
             mail=mail,
+            keep_history_days=settings.keep_history_days,
         )
 
 
@@ -182,6 +186,8 @@ class Service:
         self._refused_slot: datetime | None = None
         self._paused_slot: datetime | None = None  # a slot told to wait for a login pause
         self._pruned_at = float("-inf")
+        self._prune_failed = False  # the last history prune failed, and was said
+        self._history_pruned_at = float("-inf")
         # the ERP refused our credentials on the order path: no login until this moment
         # (the ERP locks a user after a few failed logins), then again with longer pauses
         self._refused_until = float("-inf")
@@ -304,9 +310,15 @@ class Service:
     # --- the schedule -------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> RunHandle | None:
-        """One scheduler step: start the due slot's run if this process wins its claim."""
+        """One scheduler step: start the due slot's run if this process wins its claim
+        (and, once an hour, prune the sync history: with a schedule or without one)."""
+        if self._stop.is_set():
+            return None
+        if self.monotonic() - self._history_pruned_at > PRUNE_EVERY_S:
+            self._history_pruned_at = self.monotonic()
+            self._prune_history()
         schedule = self.config.schedule
-        if not schedule.enabled or self._stop.is_set():
+        if not schedule.enabled:
             return None
         local = self.local_now(now)
         slot = schedule.due(local)
@@ -351,6 +363,22 @@ class Service:
             self._pruned_at = self.monotonic()
             slots.prune(store, self.config.site)
         return handle
+
+    def _prune_history(self) -> None:
+        """Delete the sync history older than the setting keeps. A failure never stops
+        the service: it is said once (again only once it has worked in between), and
+        the next hour tries again."""
+        try:
+            prune_history(self.engine.store, self.config.keep_history_days)
+        except Exception as exc:
+            if not self._prune_failed:
+                from passweb_tui.engine.sync import failure_text
+
+                log.warning("pruning the sync history failed: %s", failure_text(exc))
+                log.debug("pruning the sync history failed", exc_info=True)
+            self._prune_failed = True
+        else:
+            self._prune_failed = False
 
     # --- outcome e-mails ------------------------------------------------------------------
 
