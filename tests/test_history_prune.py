@@ -474,3 +474,36 @@ def test_a_service_without_a_schedule_prunes_too(db_url: str, hsim: SimProcess) 
     finally:
         svc.stop(60)
         engine.close()
+
+
+def test_a_run_that_found_an_update_still_to_review_stays(db_url: str, hsim: SimProcess) -> None:
+    """An ERP-side update to a web order names the run that found it, and its review
+    shows that run: kept until the update is reviewed, however old."""
+    from test_orders_helpers import jsonl, order_line
+
+    from passweb_tui.engine.orders.api import WebOrders
+    from passweb_tui.engine.orders.models import WebOrderUpdate
+
+    engine = open_engine(db_url, hsim)
+    store = engine.store
+    try:
+        ids = [engine.run("partial").run_id for _ in range(3)]
+        first, second, newest = (int(i or 0) for i in ids)
+        assert WebOrders(store).import_lines(jsonl(order_line("U1")).splitlines()).stored
+        with store.write() as conn:
+            for run_id, reviewed in ((first, False), (second, True)):
+                conn.execute(
+                    insert(WebOrderUpdate.__table__).values(  # type: ignore[attr-defined]
+                        order_id="U1",
+                        run_id=run_id,
+                        detected_at=datetime.now(UTC),
+                        state_before="open",
+                        state_after="fulfilled",
+                        reviewed=reviewed,
+                    )
+                )
+        age(store, [first, second])
+        assert prune_history(store, 400).deleted["sync_runs"] == 1
+        assert run_ids(store) == [first, newest]
+    finally:
+        engine.close()

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, and_, delete, exists, func, or_, selec
 from sqlalchemy.sql.elements import ColumnElement
 
 from passweb_tui.engine.models import ChangeEntry, RetryKey, SyncReject, SyncRun
+from passweb_tui.engine.orders.models import WebOrderUpdate
 from passweb_tui.engine.state import LAST_OK_RUN, get_state
 from passweb_tui.engine.store import Store
 
@@ -23,6 +24,7 @@ _RUNS: Table = SyncRun.__table__  # type: ignore[attr-defined]
 _REJECTS: Table = SyncReject.__table__  # type: ignore[attr-defined]
 _CHANGES: Table = ChangeEntry.__table__  # type: ignore[attr-defined]
 _RETRY: Table = RetryKey.__table__  # type: ignore[attr-defined]
+_UPDATES: Table = WebOrderUpdate.__table__  # type: ignore[attr-defined]
 
 #: 0 keeps the whole history; otherwise at least this many days, so that the runs of a
 #: month (what its quota counts, in any time zone) are never cut
@@ -107,8 +109,9 @@ def _kept_runs(conn: Connection) -> set[int]:
     (the next TOTAL's progress expects as many records as it read), the last TOTAL or
     CHANGED (`status` tells its failure), the last correctly completed sync (`status`
     and the dashboard tell its age), the newest run of each status (the history keeps
-    its newest run, so a run id is never given again), and every run a record waiting
-    to be fetched again names."""
+    its newest run, so a run id is never given again), every run a record waiting to be
+    fetched again names, and every run that found an ERP-side update to a web order
+    still waiting for the operator's review (the review shows the run)."""
     r = _RUNS.c
     real = r.dry_run.is_(False)
     kept: set[int | None] = {
@@ -123,6 +126,11 @@ def _kept_runs(conn: Connection) -> set[int]:
     }
     kept.update(conn.execute(select(func.max(r.id)).group_by(r.status)).scalars())
     kept.update(conn.execute(select(_RETRY.c.run_id).distinct()).scalars())
+    kept.update(
+        conn.execute(
+            select(_UPDATES.c.run_id).where(_UPDATES.c.reviewed.is_(False)).distinct()
+        ).scalars()
+    )
     last_ok = get_state(conn, LAST_OK_RUN)
     if last_ok and last_ok.strip().isdigit():
         kept.add(int(last_ok))
