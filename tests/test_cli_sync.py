@@ -390,8 +390,12 @@ def test_resource_counts_are_of_attachments_a_dry_run_predicts_them_and_removal_
     config = isolated_home / "resources.toml"
     config.write_text('[sync]\nresources = "changed"\n', encoding="utf-8")
     monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(config))
+    # a dry run into an empty store: the articles it would store count with their images
+    fresh = f"sqlite:///{isolated_home / 'fresh.db'}"
+    foreseen = json.loads(cli(sim, "sync", "total", "--json", "--dry-run", db=fresh).stdout)
     first = json.loads(cli(sim, "sync", "total", "--json").stdout)["entities"]["resources"]
     assert first["fetched"] > 0 and first["inserted"] == first["fetched"]
+    assert foreseen["entities"]["resources"] == first
     other = f"sqlite:///{isolated_home / 'other.db'}"
     config.write_text('[sync]\nresources = "none"\n', encoding="utf-8")
     assert cli(sim, "sync", "total", db=other).returncode == 0  # its articles, no images

@@ -1102,6 +1102,8 @@ class SyncRunner:
             check=self._check_cancel,
             save_mark=False,
             run_id=None if dry_run else self.run_id,
+            # a dry run stored nothing: the articles it would have stored count too
+            would_store=self._dry_put.get("articles", ()) if dry_run else (),
         )
         if dry_run:
             room = max(0, DRY_CHANGES_KEPT - len(self._would_change))

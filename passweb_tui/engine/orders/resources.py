@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -117,6 +117,7 @@ def sync_resources(
     check: Callable[[], None] | None = None,
     save_mark: bool = True,
     run_id: int | None = None,
+    would_store: Collection[str] = (),
 ) -> ResourceResult:
     """Bring the site's article resources up to date; see the module's docstring.
 
@@ -126,6 +127,10 @@ def sync_resources(
     A pass over every article that ends without errors moves the resource watermark to
     `result.next_since`; with `save_mark` false the caller saves it or not (with
     `set_resources_since`). A pass over some `articles` never moves it.
+
+    `would_store`: the articles a dry run before this step would have stored (a first
+    TOTAL's, all of them): their resources are looked at as if they were stored, so
+    that the dry run predicts what the real run will fetch.
     """
     if mode not in MODES:
         raise ValueError(f"resource mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -140,6 +145,9 @@ def sync_resources(
         if articles is not None:
             query = query.where(articles_t.c.code.in_(list(articles)))
         codes = list(conn.execute(query).scalars())
+    if would_store:
+        named = set(articles) if articles is not None else None
+        codes = sorted({*codes, *(c for c in would_store if named is None or c in named)})
     started: datetime | None = None
     clocks: list[datetime] = []  # the ERP's clock at its listings
     lock = threading.Lock()
