@@ -452,6 +452,10 @@ def test_a_line_is_refused_with_every_problem_at_once_the_erps_lengths_with_the_
                 customer=new_customer(40, vat_number="IT123456789012345"),
                 payment_code="BB30GG7",
             ),
+            # a detail of the customer wrong for the intake: its others are checked too
+            order_line(
+                "M3", customer=new_customer(41, vat_number=" IT1234567890123456", province="MIL")
+            ),
         ).splitlines()
     )
     assert report.stored == []
@@ -462,6 +466,8 @@ def test_a_line_is_refused_with_every_problem_at_once_the_erps_lengths_with_the_
         "rows[2].article: at most 20 characters (the ERP's articoli.codice), got 22",
         "payment_code: at most 6 characters (the ERP's clienti.cod_pagamento), got 7; "
         "customer.vat_number: at most 16 characters (the ERP's partita_iva), got 17",
+        "customer.province: longer than 2 characters (3); "
+        "customer.vat_number: at most 16 characters (the ERP's partita_iva), got 18",
     ]
     assert count(store, "web_customer") == 0
 

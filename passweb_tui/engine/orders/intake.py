@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -260,11 +261,17 @@ def validate(obj: Any, limits: Limits | None = None) -> OrderIn:
             [(where, v) for where, v in articles if isinstance(v, str)],
             order_limits,
         )
-        # (a field already said to be too long for the intake is not named twice)
-        named = {found.split(":", 1)[0] for found in problems.found}
-        problems.found += [p for p in too_long if p.split(":", 1)[0] not in named]
-        if problems.found and buyer is not None and buyer[1] is not None:
-            problems.found += _too_long(buyer[1], customer_limits)
+        problems.found += _not_named(too_long, problems.found)
+        if problems.found:
+            given = obj.get("customer")
+            if buyer is not None and buyer[1] is not None:
+                details: Any = buyer[1]
+            elif isinstance(given, dict) and "code" not in given:
+                details = _raw_details(given)  # a detail of it is wrong: the rest as given
+            else:
+                details = None
+            if details is not None:
+                problems.found += _not_named(_too_long(details, customer_limits), problems.found)
     problems.raise_any()
     assert order_id and created and payment and buyer and currency and rows is not None
     customer_code, new_customer = buyer
@@ -279,6 +286,27 @@ def validate(obj: Any, limits: Limits | None = None) -> OrderIn:
         note=note,
         rows=rows,
     )
+
+
+def _not_named(more: Sequence[str], found: Sequence[str]) -> list[str]:
+    """The problems of `more` whose field `found` does not name already (a field said to
+    be too long for the intake is not said to be too long for the ERP as well)."""
+    named = {problem.split(":", 1)[0] for problem in found}
+    return [problem for problem in more if problem.split(":", 1)[0] not in named]
+
+
+def _raw_details(customer: Mapping[str, Any]) -> SimpleNamespace:
+    """A new customer's details as given, spelled as the intake keeps them (trimmed, a
+    VAT number and tax code without spaces), texts only: to check the ERP's lengths of
+    a customer that has a problem of its own as well."""
+    values: dict[str, str | None] = {}
+    for detail in ERP_CUSTOMER_FIELDS:
+        value = customer.get(detail)
+        text = value.strip() if isinstance(value, str) else None
+        if text and detail in ("vat_number", "tax_code"):
+            text = text.replace(" ", "")
+        values[detail] = text
+    return SimpleNamespace(**values)
 
 
 def _order_id(order_id: Any) -> str:
@@ -629,8 +657,9 @@ def _too_long_order(order: OrderIn, limits: Mapping[str, tuple[str, int]]) -> li
     return _order_too_long(order.id, order.note, order.payment_code, articles, limits)
 
 
-def _too_long(customer: NewCustomer, limits: Mapping[str, tuple[str, int]]) -> list[str]:
-    """Each detail of a new customer the ERP could not take."""
+def _too_long(customer: Any, limits: Mapping[str, tuple[str, int]]) -> list[str]:
+    """Each detail of a new customer (a NewCustomer, or _raw_details) the ERP could not
+    take."""
     return [
         f"customer.{detail}: at most {length} characters (the ERP's {name}), got {len(value)}"
         for detail, (name, length) in limits.items()
