@@ -25,6 +25,25 @@ def store(db_url: str) -> Iterator[Store]:
         s.close()
 
 
+def erp_lengths(store: Store, *fields: tuple[str, str, int]) -> None:
+    """The ERP's field catalogue as the first sync stores it: (entity, field, length) of
+    text fields."""
+    from datetime import UTC, datetime
+
+    from passweb_tui.engine.models import ErpField
+
+    with store.write() as conn:
+        conn.execute(
+            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
+            [
+                {"entity": entity, "name": name, "type": "C", "length": length,
+                 "is_key": False, "array_size": 0, "description": "", "used": True,
+                 "seen_at": datetime.now(UTC)}
+                for entity, name, length in fields
+            ],
+        )  # fmt: skip
+
+
 def count(store: Store, table: str) -> int:
     with store.read() as conn:
         return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
@@ -256,17 +275,7 @@ def test_a_vat_number_kept_later_is_held_to_the_erps_length_and_not_while_pushed
     refused with the reason a new customer would get (the ERP would refuse the customer
     and hold its earlier orders); and while a push of the customer is under way nothing
     is kept, so a later line with another VAT number is not refused in its name."""
-    from datetime import UTC, datetime
-
-    from passweb_tui.engine.models import ErpField
-
-    with store.write() as conn:  # the ERP's catalogue: partita_iva of 16 characters
-        conn.execute(
-            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
-            [{"entity": "customers", "name": "partita_iva", "type": "C", "length": 16,
-              "is_key": False, "array_size": 0, "description": "", "used": True,
-              "seen_at": datetime.now(UTC)}],
-        )  # fmt: skip
+    erp_lengths(store, ("customers", "partita_iva", 16))  # as the first sync reads them
     orders = WebOrders(store)
     first = orders.import_lines(
         jsonl(
@@ -387,22 +396,11 @@ def test_article_and_payment_codes_are_held_to_the_erps_lengths(store: Store) ->
     """An order naming an article or payment code longer than the ERP's code fields
     (from the field catalogue the first sync read) is refused at import with the reason;
     before, it was stored and then refused by the ERP at every push."""
-    from datetime import UTC, datetime
-
-    from passweb_tui.engine.models import ErpField
-
     orders = WebOrders(store)
     long_article = [{"article": "A" * 21, "qty": 1, "price": 1, "vat_code": "22"}]
     # before the first sync there is no catalogue: the intake's own limits hold
     assert orders.import_lines(jsonl(order_line("C1", rows=long_article)).splitlines()).complete
-    with store.write() as conn:
-        conn.execute(
-            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
-            [{"entity": entity, "name": name, "type": "C", "length": length, "is_key": False,
-              "array_size": 0, "description": "", "used": True, "seen_at": datetime.now(UTC)}
-             for entity, name, length in (("articles", "codice", 20),
-                                          ("customers", "cod_pagamento", 6))],
-        )  # fmt: skip
+    erp_lengths(store, ("articles", "codice", 20), ("customers", "cod_pagamento", 6))
     rows = [*article_rows(1), *long_article]
     report = orders.import_lines(
         jsonl(
@@ -427,19 +425,12 @@ def test_a_line_is_refused_with_every_problem_at_once_the_erps_lengths_with_the_
     """The operator mends a bad line at one go: the ERP's lengths (from the catalogue)
     are said with the intake's own checks, every field of them; a new customer's
     details too, in a line refused anyway."""
-    from datetime import UTC, datetime
-
-    from passweb_tui.engine.models import ErpField
-
-    with store.write() as conn:
-        conn.execute(
-            sa.insert(ErpField.__table__),  # type: ignore[attr-defined]
-            [{"entity": entity, "name": name, "type": "C", "length": length, "is_key": False,
-              "array_size": 0, "description": "", "used": True, "seen_at": datetime.now(UTC)}
-             for entity, name, length in (("articles", "codice", 20),
-                                          ("customers", "cod_pagamento", 6),
-                                          ("customers", "partita_iva", 16))],
-        )  # fmt: skip
+    erp_lengths(
+        store,
+        ("articles", "codice", 20),
+        ("customers", "cod_pagamento", 6),
+        ("customers", "partita_iva", 16),
+    )
     long_rows = [
         {"article": "A" * 21, "qty": 1, "price": 1, "vat_code": "22"},
         {"article": "B" * 22, "qty": -1, "price": 1, "vat_code": "22"},
