@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig, ErpConfigError
+from passweb_tui.engine.keep import keep_days_problem
 from passweb_tui.i18n import pick_language
 
 APP_NAME = "passweb-tui"
@@ -727,13 +728,9 @@ def _check_values(settings: Settings) -> None:
         value = getattr(settings, attr)
         if not least <= value <= most:
             raise ConfigError(f"{where(attr)}: must be {least}-{most}, got {value}")
-    if "keep_history_days" in settings.origins:  # a value given (the default is good)
-        # only then: the engine's module loads the store's tables
-        from passweb_tui.engine.history import keep_days_problem
-
-        problem = keep_days_problem(settings.keep_history_days)
-        if problem is not None:
-            raise ConfigError(f"{where('keep_history_days')}: {problem}")
+    problem = keep_days_problem(settings.keep_history_days)
+    if problem is not None:
+        raise ConfigError(f"{where('keep_history_days')}: {problem}")
     if settings.category_mode not in {"primaria", "secondaria"}:
         raise ConfigError(
             f"{where('category_mode')}: must be primaria or secondaria,"

@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "keep_history_days (400 days unless set; 0 keeps everything), with their rejects "
         "and change-log entries. Always kept: runs not finished, the last TOTAL that ended "
         "well, the last TOTAL or CHANGED, the last correctly completed sync, the newest run "
-        "of each status, and runs whose rejected records wait to be fetched again. Web "
-        "orders are left alone. Safe while a sync runs.",
+        "of each status, runs whose rejected records wait to be fetched again, and runs that "
+        "found an ERP-side order update not yet reviewed. Web orders are left alone. Safe "
+        "while a sync runs.",
     )
     p.add_argument(
         "--keep-days",
@@ -34,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.commands.sync import open_engine
-    from passweb_tui.engine.history import keep_days_problem, prune_history
+    from passweb_tui.engine.history import prune_history
+    from passweb_tui.engine.keep import keep_days_problem
 
     if args.keep_days is not None:
         problem = keep_days_problem(args.keep_days)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, delete, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from passweb_tui.engine.keep import keep_days_problem
 from passweb_tui.engine.models import ChangeEntry, RetryKey, SyncReject, SyncRun
 from passweb_tui.engine.orders.models import WebOrderUpdate
 from passweb_tui.engine.state import LAST_OK_RUN, get_state
@@ -26,11 +27,6 @@ _CHANGES: Table = ChangeEntry.__table__  # type: ignore[attr-defined]
 _RETRY: Table = RetryKey.__table__  # type: ignore[attr-defined]
 _UPDATES: Table = WebOrderUpdate.__table__  # type: ignore[attr-defined]
 
-#: 0 keeps the whole history; otherwise at least this many days, so that the runs of a
-#: month (what its quota counts, in any time zone) are never cut
-MIN_KEEP_DAYS = 35
-#: at most a century: beyond it the cut is no date at all
-MAX_KEEP_DAYS = 100 * 366
 #: rows deleted in one transaction: a SQLite store is never write-locked for long, and
 #: a kill loses no more than this batch's work (what it deleted stays deleted)
 BATCH_ROWS = 2000
@@ -39,16 +35,6 @@ BATCH_RUNS = 500
 #: the tables pruned, in the order `deleted` lists them
 TABLES = ("sync_runs", "sync_rejects", "change_log")
 _GOOD = ("ok", "ok_with_rejects")
-
-
-def keep_days_problem(days: int) -> str | None:
-    """What is wrong with a number of days to keep the history for; None if nothing."""
-    if days == 0 or MIN_KEEP_DAYS <= days <= MAX_KEEP_DAYS:
-        return None
-    return (
-        f"must be 0 (keep everything) or {MIN_KEEP_DAYS}-{MAX_KEEP_DAYS} days"
-        f" (at least {MIN_KEEP_DAYS}, so that a month's runs are never cut), got {days}"
-    )
 
 
 @dataclass(frozen=True)
