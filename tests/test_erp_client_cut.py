@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from passweb_tui.engine.erp import client as client_module
 from passweb_tui.engine.erp.client import READS_CUT_BY, MexalClient, cut_reads
 from passweb_tui.engine.erp.errors import ReadsCutShortError
 from passweb_tui.engine.erp.settings import ErpConfig
@@ -130,6 +131,15 @@ def in_thread(
     return thread, out
 
 
+def wait_reading(n: int, timeout: float = 10) -> None:
+    """Until `n` reads are blocked on their sockets (the request written, its answer
+    awaited)."""
+    deadline = time.monotonic() + timeout
+    while len(client_module._READING) < n:
+        assert time.monotonic() < deadline, f"{len(client_module._READING)} reads blocked"
+        time.sleep(0.01)
+
+
 def test_the_clients_reads_can_be_cut(client: MexalClient) -> None:
     # built on httpx's own pools, as the client always is outside tests: were a new httpx
     # to build them otherwise, this says so (and a cancel would wait for the ERP again)
@@ -142,7 +152,7 @@ def test_a_cancel_cuts_short_a_read_the_erp_does_not_answer(
     cancel = threading.Event()
     thread, out = in_thread(client.installation, cancel)
     erp.wait_requests(1)
-    time.sleep(0.2)  # blocked in the read of the answer
+    wait_reading(1)  # blocked in the read of the answer
     cancel.set()
     started = time.monotonic()
     assert cut_reads(cancel) == 1
@@ -174,7 +184,7 @@ def test_only_the_reads_of_the_cancelled_context_are_cut(
     mine, out_mine = in_thread(client.installation, cancel)
     theirs, out_theirs = in_thread(client.installation, other)
     erp.wait_requests(2)
-    time.sleep(0.2)
+    wait_reading(2)
     cancel.set()
     assert cut_reads(cancel) == 1
     mine.join(5)

@@ -113,6 +113,7 @@ def test_a_cancel_cuts_short_a_read_over_tls(tls_sim: tuple[SimProcess, Path]) -
     import threading
     import time
 
+    from passweb_tui.engine.erp import client as client_module
     from passweb_tui.engine.erp.client import READS_CUT_BY, cut_reads
     from passweb_tui.engine.erp.errors import ReadsCutShortError
 
@@ -138,7 +139,10 @@ def test_a_cancel_cuts_short_a_read_over_tls(tls_sim: tuple[SimProcess, Path]) -
 
             thread = threading.Thread(target=contextvars.copy_context().run, args=(read,))
             thread.start()
-            time.sleep(1.0)
+            deadline = time.monotonic() + 10
+            while not client_module._READING:  # until the read of its answer blocks
+                assert time.monotonic() < deadline, "no read blocked"
+                time.sleep(0.01)
             cancel.set()
             assert cut_reads(cancel) == 1
             thread.join(5)
