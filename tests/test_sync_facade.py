@@ -367,17 +367,31 @@ def test_a_request_tried_again_is_said_while_the_run_goes_on(sim: Any, tmp_path:
         engine.close()
 
 
+def cancelled_at_once(handle: Any) -> None:
+    """Cancel the run: it is recorded cancelled by the operator within 5 s."""
+    import time
+
+    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR
+
+    asked = time.monotonic()
+    handle.cancel()
+    result = handle.wait(30)
+    took = time.monotonic() - asked
+    assert result is not None and result.status == "cancelled", result
+    assert result.error == CANCELLED_BY_OPERATOR
+    assert took < 5, took
+
+
 def test_a_cancel_does_not_wait_out_the_backoff_of_a_busy_erp(sim: Any, tmp_path: Any) -> None:
     """An ERP that answers only busy, with long waits between tries: the operator's
     cancel ends the run at once (not after the retries), and the run is recorded as
     cancelled, not failed."""
-    import time
     from dataclasses import replace
 
     from test_sync_rules import erp_config
 
     from passweb_tui.engine.facade import EngineSettings
-    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR, SyncOptions
+    from passweb_tui.engine.sync import SyncOptions
 
     erp = replace(erp_config(sim), max_retries=5, backoff_base_s=20.0, backoff_max_s=20.0)
     settings = EngineSettings(f"sqlite:///{tmp_path / 'store.db'}", erp, SyncOptions(page_size=100))
@@ -392,13 +406,7 @@ def test_a_cancel_does_not_wait_out_the_backoff_of_a_busy_erp(sim: Any, tmp_path
 
         handle = engine.start_run("total", on_event=on_event)
         assert waiting.wait(30), "no retry was said"
-        asked = time.monotonic()
-        handle.cancel()
-        result = handle.wait(30)
-        took = time.monotonic() - asked
-        assert result is not None and result.status == "cancelled", result
-        assert result.error == CANCELLED_BY_OPERATOR
-        assert took < 5, took  # the first wait alone is 10-20 s
+        cancelled_at_once(handle)  # the first wait alone is 10-20 s
     finally:
         sim.admin("DELETE", "/faults")
         engine.close()
@@ -412,8 +420,9 @@ def test_a_cancel_cuts_short_a_request_the_erp_takes_minutes_over(sim: Any, tmp_
 
     from test_sync_rules import erp_config
 
+    from passweb_tui.engine.erp import client as client_module
     from passweb_tui.engine.facade import EngineSettings
-    from passweb_tui.engine.sync import CANCELLED_BY_OPERATOR, SyncOptions
+    from passweb_tui.engine.sync import SyncOptions
 
     settings = EngineSettings(
         f"sqlite:///{tmp_path / 'store.db'}", erp_config(sim), SyncOptions(page_size=500)
@@ -422,14 +431,11 @@ def test_a_cancel_cuts_short_a_request_the_erp_takes_minutes_over(sim: Any, tmp_
     try:
         sim.admin("PUT", "/faults", json={"latency_ms": 60_000})
         handle = engine.start_run("total")
-        time.sleep(1.0)  # its first request is on the wire
-        asked = time.monotonic()
-        handle.cancel()
-        result = handle.wait(30)
-        took = time.monotonic() - asked
-        assert result is not None and result.status == "cancelled", result
-        assert result.error == CANCELLED_BY_OPERATOR
-        assert took < 5, took
+        deadline = time.monotonic() + 30
+        while not client_module._READING:  # until its first request awaits the answer
+            assert time.monotonic() < deadline, "no request was sent"
+            time.sleep(0.01)
+        cancelled_at_once(handle)
         sim.admin("DELETE", "/faults")
         again = engine.run("total")
         assert again.status == "ok", again.error

@@ -452,9 +452,6 @@ class _Sockets(httpcore.NetworkBackend):
 #: the sockets blocked in a read now, each with the event that cuts it short
 _READING: dict[socket.socket, threading.Event] = {}
 _READING_LOCK = threading.Lock()
-#: True while this thread sends a write: its reply is never cut short (its outcome
-#: must be known)
-_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
 
 
 class _CuttableStream(httpcore.NetworkStream):
@@ -468,7 +465,7 @@ class _CuttableStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         cut_by = READS_CUT_BY.get()
         sock = self._sock
-        if cut_by is None or sock is None or _WRITING.get():
+        if cut_by is None or sock is None:
             return self._inner.read(max_bytes, timeout)
         with _READING_LOCK:
             if cut_by.is_set():
@@ -1304,7 +1301,8 @@ class MexalClient:
             raise self._cut_short(method, path)
         started = time.perf_counter()
         with self._slots:
-            writing = _WRITING.set(write)
+            # (a write's own reply is never cut short: its outcome must be known)
+            cutting = READS_CUT_BY.set(cut_by)
             try:
                 response = self._http.request(
                     method, url, params=params, content=content, headers=headers, auth=self._auth
@@ -1336,7 +1334,7 @@ class MexalClient:
                     outcome_unknown=write,
                 ) from None
             finally:
-                _WRITING.reset(writing)
+                READS_CUT_BY.reset(cutting)
         _unlink_stream(response)
         self._log(method, path, response.status_code, started, token)
         if self._on_response is not None:
