@@ -272,6 +272,15 @@ def test_help_lists_endpoints(shared_sim: SimProcess) -> None:
     assert ("PUT", "/webapi/risorse/clienti/{chiave}") in uris
 
 
+def test_help_answers_reads_only(shared_sim: SimProcess) -> None:
+    with client(shared_sim) as c:
+        for method in ("POST", "PUT", "DELETE"):
+            r = c.request(method, "/risorse/help")
+            assert r.status_code == 405, (method, r.status_code)
+            assert r.headers["allow"] == "GET, HEAD"
+        assert c.head("/risorse/help").status_code == 200
+
+
 def test_server_timing_on_every_reply(shared_sim: SimProcess) -> None:
     with client(shared_sim) as c:
         for r in (c.get("/risorse/articoli"), c.get("/risorse/articoli/NOPE")):

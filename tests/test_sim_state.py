@@ -225,6 +225,7 @@ DAMAGED = [
     ('"articles": "x"', {"params__articles": "x"}),
     ("a negative count", {"params__customers": -3}),
     ("a count that is true", {"params__orders": True}),
+    ("a count past what a simulator is made with", {"params__articles": 10**9}),
     ("a garbage gen_now", {"params__gen_now": "yesterday"}),
     ("a gen_now of no calendar", {"params__gen_now": "20261340 101500"}),
     ("a record that is no object", {"tables__articoli__changed": [["K1", "notadict"]]}),
@@ -416,6 +417,9 @@ def test_tls(tmp_path: Path) -> None:
     ("args", "needle"),
     [
         (["--articles", "-5"], "--articles"),
+        # past what the simulator can make in a sensible time (10**9 overflowed before)
+        (["--articles", "1000000000"], "--articles must be at most 10,000,000"),
+        (["--orders", "100001"], "--orders must be at most 100,000"),
         (["--customers", "0", "--orders", "3"], "--orders"),
         (["--tls-cert", "cert.pem"], "--tls-key"),
         (["--tls-cert", "pyproject.toml", "--tls-key", "pyproject.toml"], "--tls-cert"),

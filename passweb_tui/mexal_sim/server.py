@@ -21,7 +21,13 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from passweb_tui.mexal_sim.admin import build_admin
-from passweb_tui.mexal_sim.erp import DEFAULT_LOCK_AFTER, Erp, StateFileError, open_erp
+from passweb_tui.mexal_sim.erp import (
+    DEFAULT_LOCK_AFTER,
+    MOST_GENERATED,
+    Erp,
+    StateFileError,
+    open_erp,
+)
 from passweb_tui.mexal_sim.webapi import WebApi
 
 __all__ = [
@@ -108,6 +114,10 @@ def create_app(options: SimOptions) -> SimApp:
     for name in ("articles", "customers", "orders"):
         if getattr(options, name) < 0:
             raise SimOptionsError(f"--{name} must be 0 or more, not {getattr(options, name)}")
+        if getattr(options, name) > MOST_GENERATED[name]:
+            raise SimOptionsError(
+                f"--{name} must be at most {MOST_GENERATED[name]:,}, not {getattr(options, name):,}"
+            )
     if options.orders and not options.customers:
         raise SimOptionsError("--orders needs at least one customer (--customers)")
     if options.password is not None and not options.password:

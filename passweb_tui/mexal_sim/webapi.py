@@ -248,6 +248,8 @@ class WebApi:
                 raise not_allowed(ALLOW_READ)
             return self.json(self.no_context_resource(rest))
         if rest == "help":  # the endpoint listing, like installazione, needs no context
+            if method not in ALLOW_READ:
+                raise not_allowed(ALLOW_READ)
             return self.json(self.help(request.query_params.get("extended") == "true"))
         self.check_context(request)
         segs = rest.split("/")
