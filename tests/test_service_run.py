@@ -27,6 +27,7 @@ from test_orders_helpers import erp_config, erp_marker_counts, new_customer, ord
 
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.orders.api import WebOrders
+from passweb_tui.engine.service import service as service_module
 from passweb_tui.engine.service import slots
 from passweb_tui.engine.service.notify import MailSettings
 from passweb_tui.engine.service.quota import quota_status
@@ -1225,3 +1226,26 @@ def test_a_flood_of_bad_tokens_is_logged_once_a_minute_per_client(
         assert len(said) == 3 and '"POST /trigger HTTP/1.1" 202' in said[2], said
     finally:
         server.stop()
+
+
+def test_a_service_keeps_nothing_per_run_it_launched(
+    db_url: str, small_sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service launches runs for months: the threads that watched them and all but its
+    last results are let go, so its memory does not grow with every run."""
+    kept = 3
+    monkeypatch.setattr(service_module, "FINISHED_KEPT", kept)
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text("")))
+    try:
+        engine.run("total")
+        runs = kept + 4
+        for _ in range(runs):
+            svc.launch("changed", "scheduler").wait(60)
+        wait_for("the watchers to end", lambda: not svc._watchers, timeout=60)
+        assert len(svc.finished) == kept
+        assert svc.finished[-1].run_id == engine.runs(limit=1)[0].run_id
+        assert len(engine.runs(limit=runs + 10)) == runs + 1  # the store keeps every run
+    finally:
+        svc.stop(60)
+        engine.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -50,6 +51,8 @@ HELD_ORDER_PAUSE_MAX_S = 3600.0
 
 Clock = Callable[[], datetime]
 PRUNE_EVERY_S = 3600.0
+#: results of the runs a service launched that it keeps in memory (the store has them all)
+FINISHED_KEPT = 100
 #: a loop whose step keeps failing waits longer each time, up to this
 LOOP_PAUSE_MAX_S = 30.0
 #: the same failure of a loop is said again after this long
@@ -215,8 +218,9 @@ class Service:
         self._mail_next: dict[int, float] = {}
         self._mail_failures: dict[int, int] = {}
         self._mail_lock = threading.Lock()
-        #: results of the runs this service launched, in the order they ended
-        self.finished: list[RunResult] = []
+        #: results of the last runs this service launched, in the order they ended (a
+        #: service runs for months: older ones are in the store)
+        self.finished: deque[RunResult] = deque(maxlen=FINISHED_KEPT)
         self.order_pushes = 0
 
     # --- time ---------------------------------------------------------------------------
@@ -259,6 +263,13 @@ class Service:
         return handle
 
     def _watch(self, handle: RunHandle) -> None:
+        try:
+            self._watch_run(handle)
+        finally:
+            with self._lock:  # a service launches runs for months: none is kept
+                self._watchers.remove(threading.current_thread())
+
+    def _watch_run(self, handle: RunHandle) -> None:
         result = handle.wait()
         with self._lock:
             if handle in self._active:
@@ -393,7 +404,11 @@ class Service:
         sent = 0
         store, site = self.engine.store, self.config.site
         with self._mail_lock:
-            for result in reversed(self.engine.runs(limit=50)):
+            recent = self.engine.runs(limit=50)
+            listed = [r.run_id for r in recent if r.run_id is not None]
+            if listed:  # runs older than those listed are never looked at again
+                self._mailed = {i for i in self._mailed if i >= min(listed)}
+            for result in reversed(recent):
                 run_id = result.run_id
                 if run_id is None or run_id in self._mailed:
                     continue
