@@ -124,7 +124,8 @@ class _ClosedPipeSafe:
         if self.closed_by_reader:
             return len(text)
         try:
-            # a value from the ERP or the site never drives the terminal (see textsafe)
+            # a value from the ERP or the site never drives the terminal (see textsafe);
+            # `--json` output holds no control character (print_json), so goes out as it is
             return self._stream.write(visible(text))
         except BrokenPipeError:
             self._drop()

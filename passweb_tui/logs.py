@@ -8,6 +8,13 @@ Rotation is done by one process at a time, under a lock file beside the log, and
 process that finds the file rotated by another reopens it, so that no process goes on
 writing into a generation already renamed. The files are readable by their owner only:
 they name customers and orders.
+
+What goes into the file is made safe for a terminal, as stderr is (see textsafe): the
+operator reads the log with `tail -f` or `less`, and its lines carry words of the ERP, of
+the mail server and of whoever reached the trigger endpoint, which could hold escape
+sequences. The file handler does it to each formatted record, whatever its formatter:
+a control character shows as its picture (ESC as "␛"), and a line break inside a
+message as " ↵ ", so one record is one line (a traceback below it keeps its lines).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from passweb_tui.config import log_dir
+from passweb_tui.textsafe import one_line, visible
 
 try:  # POSIX; elsewhere each process rotates on its own, as the standard handler does
     import fcntl
@@ -50,8 +58,20 @@ def open_private(path: str) -> int:
     return fd
 
 
+class LineFormatter(logging.Formatter):
+    """The file's format: a line break inside a message (an ERP's error, a mail
+    server's reply) shows as " ↵ ", so that nothing logged can pass for a line of its
+    own; the traceback and stack below a message keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
 class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A RotatingFileHandler for a file that several processes write at once.
+
+    Each formatted record is written with its control characters made visible (but tab
+    and line feed), whatever formatter is set: no record reaches the file raw.
 
     A line that cannot be written (a full disk, a log left by another user, a folder
     where the file should be) is said once on stderr, in one line, not with a traceback
@@ -60,6 +80,9 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
     _failing: str | None = None  # why the last line could not be written
     _lost: bool = False  # whether the line being written was lost
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         self._lost = False
@@ -162,6 +185,6 @@ def setup_logging(verbose: int = 0, *, to_stderr: bool = True) -> Path | None:
     except OSError:
         return None
     file_handler.setLevel(logging.DEBUG)
-    file_handler.setFormatter(logging.Formatter(_FORMAT))
+    file_handler.setFormatter(LineFormatter(_FORMAT))
     root.addHandler(file_handler)
     return path

@@ -6,10 +6,16 @@ one of them, the escape character above all, would be read by the terminal as a
 command: set the window's title, clear the screen, move the cursor, hide what follows.
 So every control character but the tab and the line feed is shown instead as its
 Unicode control picture (ESC as "␛"), one character for one, and C1 controls as "�".
+
+JSON output must give a script the value exactly: there the same characters are written
+as `\\uXXXX` escapes instead (`json_text`), which a JSON parser turns back into them and
+a terminal shows as plain text.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 #: code point -> what shows in its place
@@ -17,10 +23,26 @@ _PICTURES: dict[int, str] = {c: chr(0x2400 + c) for c in range(32) if c not in (
 _PICTURES[0x7F] = "\u2421"  # DEL
 _PICTURES.update({c: "\ufffd" for c in range(0x80, 0xA0)})
 
+#: the same characters as a JSON string spells them escaped (tab and line feed too)
+_JSON_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in (*_PICTURES, 9, 10)}
+
 
 def visible(text: str) -> str:
     """`text` with its control characters (but tab and line feed) made visible."""
     return text.translate(_PICTURES)
+
+
+def json_text(
+    value: Any, *, ensure_ascii: bool = True, default: Callable[[Any], Any] | None = None
+) -> str:
+    """`value` as JSON text holding no control character (C0, DEL, C1): each one in a
+    string is written as a `\\uXXXX` escape, so that a parser reads the value back exactly
+    and `visible` leaves the text as it is. (`json.dumps` escapes the C0 ones itself,
+    but not DEL, nor C1 unless `ensure_ascii`.)"""
+    text = json.dumps(value, ensure_ascii=ensure_ascii, default=default)
+    # outside its strings, JSON without indent has no control character at all; inside
+    # them, a raw one can only be DEL or C1, where an escape means the same
+    return text.translate(_JSON_ESCAPES)
 
 
 def one_line(text: str) -> str:

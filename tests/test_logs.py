@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -148,3 +149,63 @@ def test_doctor_fails_the_log_file_on_a_full_disk(
     assert (status, what) == ("FAIL", "log file") and "disk is full (4 KiB free)" in detail
     status, _what, detail = check_log_file(lambda _p: SimpleNamespace(free=10 * 1024**3))
     assert status == "OK" and detail.endswith("writable")
+
+
+#: what a terminal would obey: C0 controls but tab and line feed, DEL, C1 (in UTF-8)
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def test_the_log_file_shows_control_characters_and_keeps_one_record_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Words from outside (an ERP's error, a mail server's reply) with escape sequences,
+    a C1 CSI and line breaks (a carriage return among them): the file holds none of them raw, as
+    stderr does not; the message stays on its line, and a traceback below it keeps its
+    lines, its exception's escapes made visible too."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = setup_logging(to_stderr=False)
+    log = logging.getLogger("passweb_tui.test")
+    try:
+        assert path is not None
+        log.warning("refused: %s", "535 \x1b]0;PWN\x07\x1b[2J \x9b31m\rfake\nINFO forged line")
+        try:
+            raise ValueError("bad \x1b[31mvalue\x1b[0m")
+        except ValueError:
+            log.exception("it failed")
+        log.info("after")
+    finally:
+        root = logging.getLogger("passweb_tui")
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+    data = path.read_bytes()
+    assert _RAW_CONTROL.search(data) is None, data
+    lines = data.decode("utf-8").splitlines()
+    assert lines[0].endswith("refused: 535 ␛]0;PWN␇␛[2J \ufffd31m ↵ fake ↵ INFO forged line")
+    assert lines[1].endswith("ERROR passweb_tui.test: it failed")
+    assert lines[2] == "Traceback (most recent call last):"
+    assert "ValueError: bad ␛[31mvalue␛[0m" in lines
+    assert lines[-1].endswith("INFO passweb_tui.test: after")
+
+
+def test_a_file_handler_with_any_formatter_writes_no_control_character_raw(
+    tmp_path: Path,
+) -> None:
+    """The file handler itself makes each record safe: a formatter set on it later (or
+    in another process of the tool) cannot let a control character through."""
+    path = tmp_path / "any.log"
+    handler = SharedRotatingFileHandler(str(path), maxBytes=10_000, backupCount=1, delay=True)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    log = logging.getLogger("passweb_tui.test_any_formatter\x1b[2J")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("\x1b]0;title\x07\x9b2J\x7f")
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    data = path.read_bytes()
+    assert _RAW_CONTROL.search(data) is None, data
+    assert data.decode("utf-8") == "passweb_tui.test_any_formatter␛[2J ␛]0;title␇\ufffd2J␡\n"

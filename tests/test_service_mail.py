@@ -27,6 +27,7 @@ class AuthSink(socketserver.ThreadingTCPServer):
     def __init__(self, user: str = "sync@shop.it", password: str = "s3cret") -> None:
         super().__init__(("127.0.0.1", 0), _AuthHandler)
         self.user, self.password = user, password
+        self.refusal = b"535 5.7.8 bad   credentials"  # the reply to a wrong login
         self.logins: list[str] = []
         self.mails = 0
 
@@ -55,7 +56,7 @@ class _AuthHandler(socketserver.StreamRequestHandler):
                 if (user, password) == (self.server.user, self.server.password):
                     self.reply("235 2.7.0 authenticated")
                 else:
-                    self.reply("535 5.7.8 bad   credentials")
+                    self.wfile.write(self.server.refusal + b"\r\n")
             elif verb == "DATA":
                 self.reply("354 go on")
                 while self.rfile.readline() not in (b".\r\n", b""):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,11 +21,13 @@ from typing import Any
 
 import pytest
 from conftest import SimProcess, wait_for
+from test_service_mail import AuthSink
 
 from passweb_tui.engine import owners
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.lease import read_lease
 from passweb_tui.engine.service import slots
+from passweb_tui.logs import log_file
 
 
 class Serve:
@@ -202,6 +206,97 @@ def test_the_erp_triggers_a_serve_process(
     finally:
         serve.kill()
     assert "trigger endpoint listening on" in serve.log.read_text()
+
+
+#: what a terminal would obey: C0 controls but tab and line feed, DEL, C1 (in UTF-8)
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+@pytest.mark.e2e
+def test_a_request_line_with_terminal_escapes_reaches_the_log_visible(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """A client without a token sends a request line that would set the window's title,
+    ring the bell and clear the screen of whoever reads the log (`tail -f`): the log file
+    holds the request, every control character escaped as the standard library escapes
+    them, and not one control byte; stderr (the journal) neither."""
+    config = write_config(tmp_path / "config.toml", "")
+    serve = Serve(
+        sim,
+        f"sqlite:///{tmp_path / 'store.db'}",
+        config,
+        tmp_path / "serve.log",
+        "--trigger",
+        "--trigger-port",
+        "0",
+        env_extra={"PASSWEB_TUI_TRIGGER_TOKEN": "t0ken-from-the-environment"},
+    )
+    try:
+        url = serve.ready().rsplit("trigger=", 1)[1].strip()
+        host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(
+                b"POST /trigger?\x1b]0;TRIGPWN\x07\x1b[2J\x9b31m\\x1b HTTP/1.1\r\n"
+                b"Host: x\r\nContent-Length: 0\r\n\r\n"
+            )
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        assert answer.split(b"\r\n", 1)[0].endswith(b" 401 Unauthorized"), answer
+        assert serve.stop() == 0
+    finally:
+        serve.kill()
+    data = log_file().read_bytes()
+    assert _RAW_CONTROL.search(data) is None, data
+    # the client's own backslash doubled: its "\x1b" cannot pass for an escape made here
+    seen = rb'"POST /trigger?\x1b]0;TRIGPWN\x07\x1b[2J\x9b31m\\x1b HTTP/1.1" 401'
+    assert seen in data, data
+    assert b"trigger from 127.0.0.1 refused: bad or missing token" in data
+    assert _RAW_CONTROL.search(serve.log.read_bytes()) is None
+
+
+@pytest.mark.e2e
+def test_a_mail_servers_refusal_with_terminal_escapes_reaches_the_log_visible(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """A mail server refuses the login with a reply carrying escape sequences and a C1
+    CSI: the service's "could not e-mail the outcome" line says the reply, its control
+    characters shown as pictures in the log file and on stderr (the journal)."""
+    sink = AuthSink()
+    sink.refusal = "535 5.7.8 \x1b]0;MAILPWN\x07\x1b[2J\x9b31m go away".encode()
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[service]\nevery = "1d"\ntimezone = "UTC"\nnotify = "ops@shop.it"\n'
+        f'smtp_host = "127.0.0.1"\nsmtp_port = {sink.port}\nsmtp_user = "sync@shop.it"\n',
+        encoding="utf-8",
+    )
+    os.chmod(config, 0o600)
+    serve = Serve(
+        sim,
+        f"sqlite:///{tmp_path / 'store.db'}",
+        config,
+        tmp_path / "serve.log",
+        env_extra={"PASSWEB_TUI_SMTP_PASSWORD": "not-the-password"},
+    )
+    path = log_file()
+    try:
+        serve.ready()
+        wait_for(
+            "the outcome e-mail to fail",
+            lambda: path.exists() and b"could not e-mail the outcome" in path.read_bytes(),
+            timeout=120,
+        )
+        assert serve.stop() == 0
+    finally:
+        serve.kill()
+        sink.shutdown()
+        sink.server_close()
+    assert sink.logins and sink.mails == 0
+    said = "(535 5.7.8 ␛]0;MAILPWN␇␛[2J\ufffd31m go away): check smtp_user and smtp_password"
+    for data in (path.read_bytes(), serve.log.read_bytes()):
+        assert _RAW_CONTROL.search(data) is None, data
+        assert said in data.decode("utf-8"), data
 
 
 @pytest.mark.e2e

@@ -4,7 +4,7 @@ Each module offers `add_parser(subparsers)` (which sets `handler`) and returns a
 exit status from its handler. The Context resolves settings once and, under
 `--demo`, starts the embedded ERP simulator only when a command needs the ERP.
 StopSignals lets a command that does long work (`sync`, `serve`) stop it cleanly on
-ctrl+c, SIGTERM or SIGHUP.
+ctrl+c, SIGTERM or SIGHUP. Every `--json` output goes through `print_json`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
 from passweb_tui.config import Settings, load_settings
 from passweb_tui.engine.erp.settings import ErpConfig
+from passweb_tui.textsafe import json_text
 
 # Order is the order of `passweb-tui --help`.
 COMMANDS = [
@@ -52,6 +54,19 @@ class CliError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+def print_json(
+    value: Any,
+    *,
+    ensure_ascii: bool = True,
+    default: Callable[[Any], Any] | None = None,
+    flush: bool = False,
+) -> None:
+    """`value` on stdout as one line of JSON: the values exactly as they are, and yet
+    nothing in it a terminal would obey (control characters are `\\uXXXX` escapes, which
+    the stdout of the commands, guarded against them, leaves as they are)."""
+    print(json_text(value, ensure_ascii=ensure_ascii, default=default), flush=flush)
 
 
 GLOBAL_FLAGS = {

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.runs import MOST
 from passweb_tui.commands.sync import change_text, open_engine
 
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     cut = len(entries) > limit
     entries = entries[:limit]
     if args.json:
-        print(json.dumps([e.to_json() for e in entries]))
+        print_json([e.to_json() for e in entries])
         return int(ExitCode.OK)
     if not entries and args.limit == 0:
         print("no changes shown (--limit 0)")

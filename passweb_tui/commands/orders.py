@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.runs import local_iso
 
 
@@ -106,8 +106,7 @@ def _orders(ctx: Context) -> Iterator[Any]:
 
 
 def _dump(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=None, default=str)
-    sys.stdout.write("\n")
+    print_json(value, ensure_ascii=False, default=str)
 
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:

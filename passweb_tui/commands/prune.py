@@ -4,9 +4,8 @@ entries) that `[store] keep_history_days` no longer keeps; `serve` does it every
 from __future__ import annotations
 
 import argparse
-import json
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.runs import local_time
 
 
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(result.to_json()))
+        print_json(result.to_json())
         return int(ExitCode.OK)
     given = "--keep-days" if args.keep_days is not None else "keep_history_days"
     if result.cut is None:

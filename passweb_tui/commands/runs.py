@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.sync import open_engine
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps([r.to_json() for r in runs]))
+        print_json([r.to_json() for r in runs])
         return int(ExitCode.OK)
     if not runs:
         print("no runs shown (--limit 0)" if args.limit == 0 else "no runs yet")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.runs import local_iso
 from passweb_tui.commands.sync import open_engine
 from passweb_tui.textsafe import one_line
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ExitCode.USAGE,
         )
     if args.json:
-        print(json.dumps(detail.to_json(), ensure_ascii=False))
+        print_json(detail.to_json(), ensure_ascii=False)
         return int(ExitCode.OK)
     out = detail.to_json()
     print(f"{args.entity[:-1]} {detail.code}")

@@ -10,10 +10,9 @@ orders that wait, failed to go, need checking or have ERP updates to review.
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json
 from passweb_tui.commands.runs import local_time
 from passweb_tui.commands.sync import one_line, open_engine
 
@@ -111,41 +110,39 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         attention.append(f"{web['to_check']} web order(s) to check (orders list --state to_check)")
 
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "last_success": board.last_success.isoformat() if board.last_success else None,
-                    "last_success_age_s": None if age is None else round(age, 1),
-                    "last_success_run_id": board.last_success_run,
-                    "last_run": last.to_json() if last is not None else None,
-                    "running": None
-                    if lease is None
-                    else {
-                        "run_id": lease.run_id,
-                        "holder": lease.holder,
-                        "started": lease.started_at.isoformat(),
-                        "heartbeat": lease.heartbeat_at.isoformat(),
-                        "expires": lease.expires_at.isoformat(),
-                    },
-                    "under_way": [
-                        {
-                            "run_id": r.run_id,
-                            "kind": r.kind,
-                            "dry_run": r.dry_run,
-                            "started": r.started.isoformat(),
-                        }
-                        for r in under_way
-                    ],
-                    "store": {
-                        "articles": board.articles,
-                        "published_articles": board.published_articles,
-                        "customers": board.customers,
-                        "categories": board.categories,
-                    },
-                    "orders": web,
-                    "attention": attention,
-                }
-            )
+        print_json(
+            {
+                "last_success": board.last_success.isoformat() if board.last_success else None,
+                "last_success_age_s": None if age is None else round(age, 1),
+                "last_success_run_id": board.last_success_run,
+                "last_run": last.to_json() if last is not None else None,
+                "running": None
+                if lease is None
+                else {
+                    "run_id": lease.run_id,
+                    "holder": lease.holder,
+                    "started": lease.started_at.isoformat(),
+                    "heartbeat": lease.heartbeat_at.isoformat(),
+                    "expires": lease.expires_at.isoformat(),
+                },
+                "under_way": [
+                    {
+                        "run_id": r.run_id,
+                        "kind": r.kind,
+                        "dry_run": r.dry_run,
+                        "started": r.started.isoformat(),
+                    }
+                    for r in under_way
+                ],
+                "store": {
+                    "articles": board.articles,
+                    "published_articles": board.published_articles,
+                    "customers": board.customers,
+                    "categories": board.categories,
+                },
+                "orders": web,
+                "attention": attention,
+            }
         )
         return int(ExitCode.PARTIAL if attention else ExitCode.OK)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from passweb_tui.commands import CliError, Context, ExitCode, StopSignals
+from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
     from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult, Scope
@@ -276,7 +275,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 else:
                     why = str(exc)
                 with contextlib.suppress(OSError):
-                    print(json.dumps(_refusal(args, " ".join(why.split()), "failed")), flush=True)
+                    print_json(_refusal(args, " ".join(why.split()), "failed"), flush=True)
             raise
 
 
@@ -294,14 +293,14 @@ def _launch(args: argparse.Namespace, ctx: Context, signals: StopSignals) -> int
         if signals.received is not None:  # asked to stop before the run was recorded
             why = f"cancelled by {signals.name} before the run started"
             if args.json:
-                print(json.dumps(_refusal(args, why, "cancelled")), flush=True)
+                print_json(_refusal(args, why, "cancelled"), flush=True)
             say(f"passweb-tui: {why}")
             return int(ExitCode.FAILED)
         return _run(args, engine, scope, signals)
     except LaunchRefused as exc:
         refused = CliError(f"refused: {exc}", ExitCode.REFUSED)
         if args.json:  # a script reading stdout gets its one object, saying why
-            print(json.dumps(_refusal(args, f"refused: {exc}")), flush=True)
+            print_json(_refusal(args, f"refused: {exc}"), flush=True)
             refused.json_printed = True  # type: ignore[attr-defined]
         raise refused from None
     except SyncError as exc:
@@ -361,7 +360,7 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
         raise CliError(f"the run stopped unexpectedly: {handle.error}", ExitCode.FAILED)
     try:
         if args.json:
-            print(json.dumps(result.to_json()), flush=True)
+            print_json(result.to_json(), flush=True)
         else:
             print_summary(result, sys.stdout)
             print_would_change(result, sys.stdout)

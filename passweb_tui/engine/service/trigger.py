@@ -20,6 +20,12 @@ log = logging.getLogger("passweb_tui.service.trigger")
 PATH = "/trigger"
 MAX_BODY = 4096
 
+#: a request line's control characters (C0, DEL, C1) as the log shows them: escaped as
+#: the standard library's `log_message`, replaced below, escapes them, and a backslash
+#: doubled, so that an escape a client sent cannot pass for one made here
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPED[ord("\\")] = "\\\\"
+
 
 class TriggerRefused(Exception):
     """The launch was refused; `status` is the HTTP status to answer with."""
@@ -152,8 +158,10 @@ class TriggerServer:
             quiet = False  # a refusal counted, not logged: its request line is not either
 
             def log_message(self, format: str, *args: Any) -> None:
+                # the request line is whatever a client sent, before any token is checked
                 if not self.quiet:
-                    log.info("%s %s", self.address_string(), format % args)
+                    message = (format % args).translate(_ESCAPED)
+                    log.info("%s %s", self.address_string(), message)
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode("utf-8")
