@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from passweb_tui.config import screenshot_dir
+from passweb_tui.config import make_private_folder, screenshot_dir
 from passweb_tui.i18n import engine_text, language, t
 from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
 from passweb_tui.screens.sync_state import SyncMonitor
@@ -360,7 +360,7 @@ class PasswebApp(App[int]):
         """An SVG picture of the screen in the screenshot folder; says where, or why not."""
         folder = screenshot_dir()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_folder(folder)  # a picture shows customers and orders
             saved = self.save_screenshot(path=str(folder))
         except OSError as exc:
             why = exc.strerror or str(exc)

@@ -21,7 +21,13 @@ from typing import Any
 
 import platformdirs
 
-from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig, ErpConfigError
+from passweb_tui.engine.erp.settings import (
+    ATTACHMENT_MAX_BYTES,
+    ERP_MAX_IN_FLIGHT,
+    MB,
+    ErpConfig,
+    ErpConfigError,
+)
 from passweb_tui.engine.keep import keep_days_problem
 from passweb_tui.i18n import pick_language
 
@@ -39,6 +45,23 @@ def config_dir() -> Path:
 
 def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def make_private_folder(folder: Path) -> None:
+    """Make `folder`, and each missing folder above it, owner-only (700), as the XDG
+    spec asks: the data folder holds the store and the downloaded resources, which name
+    customers and orders. A folder already there is left as it is (its owner may have
+    shared it on purpose); `doctor` says when others can read it."""
+    try:
+        folder.mkdir(mode=0o700)
+    except FileNotFoundError:
+        if folder.parent == folder:
+            raise
+        make_private_folder(folder.parent)
+        make_private_folder(folder)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise
 
 
 def screenshot_dir() -> Path:
@@ -85,6 +108,8 @@ class Settings:
     # the images/sheets the ERP no longer lists, and those of articles the site no
     # longer has, are removed (their files too, once nothing refers to them)
     remove_missing_resources: bool = False
+    # the largest article attachment downloaded, in MB: a bigger one is a reject
+    resource_max_mb: int = ATTACHMENT_MAX_BYTES // MB
     change_log_days: int = 180
     # how long finished runs are kept, with their rejects and change-log entries (0: for
     # ever); `prune` and `serve` delete older ones (see engine/history.py)
@@ -204,9 +229,14 @@ class Settings:
                 ca_file=self.ca_file,
                 verify_tls=self.verify_tls,
                 max_in_flight=self.max_in_flight,
+                max_attachment_bytes=self.resource_max_mb * MB,
             )
         except ErpConfigError as exc:
-            attr = {"base_url": "erp_url", "user": "erp_user"}.get(exc.setting, exc.setting)
+            attr = {
+                "base_url": "erp_url",
+                "user": "erp_user",
+                "max_attachment_bytes": "resource_max_mb",
+            }.get(exc.setting, exc.setting)
             raise ConfigError(f"{self.where(attr)}: {exc}") from None
 
     def resolve_password(self) -> str:
@@ -302,6 +332,7 @@ _FILE_KEYS: dict[str, dict[str, tuple[str, type]]] = {
         "category_mode": ("category_mode", str),
         "resources": ("resources", str),
         "remove_missing_resources": ("remove_missing_resources", bool),
+        "resource_max_mb": ("resource_max_mb", int),
         "lease_seconds": ("lease_seconds", int),
         "update_descriptions": ("update_descriptions", dict),
     },
@@ -489,13 +520,11 @@ def _secrets_in(part: dict[str, Any]) -> list[str]:
 
 
 def _url_password(url: str) -> bool:
-    """Whether a store URL carries a password."""
-    from sqlalchemy.engine import make_url
+    """Whether a store URL carries a password: in its user part (`user:pw@`) or in its
+    query (`?password=`, `?sslpassword=`, ...), whether or not it parses."""
+    from passweb_tui.engine.store import url_has_secret
 
-    try:
-        return bool(make_url(url).password)
-    except Exception:
-        return False
+    return url_has_secret(url)
 
 
 #: settings the demo always takes as its own (see load_settings)
@@ -640,7 +669,9 @@ def _check_own_store(settings: Settings, cfg_path: Path) -> None:
             folder = data_dir() if other == DEFAULT_SITE else data_dir() / "sites" / other
             url = f"sqlite:///{folder / 'store.db'}"
         if store_identity(url) == mine:
-            shown = re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", settings.resolved_db_url)
+            from passweb_tui.engine.store import shown_url
+
+            shown = shown_url(settings.resolved_db_url)
             where = settings.where("db_url") if settings.db_url else "its default store"
             raise ConfigError(
                 f"{where}: sites {settings.site} and {other} would share the store {shown};"
@@ -695,6 +726,10 @@ def _check_erp_values(settings: Settings) -> None:
         )
 
 
+#: the largest [sync] resource_max_mb: 10 GB (a download goes to a file, not to memory)
+RESOURCE_MAX_MB_LIMIT = 10 * 1024
+
+
 def _check_values(settings: Settings) -> None:
     """The plain values that must be in a range or one of a few words."""
     where = settings.where
@@ -724,6 +759,7 @@ def _check_values(settings: Settings) -> None:
         ("overlap_minutes", 0, 7 * 24 * 60),  # a week
         ("lease_seconds", 2, 24 * 3600),  # a day
         ("change_log_days", 1, 100 * 366),
+        ("resource_max_mb", 1, RESOURCE_MAX_MB_LIMIT),
     ):
         value = getattr(settings, attr)
         if not least <= value <= most:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from passweb_tui.config import Settings, with_demo_erp
+from passweb_tui.config import Settings, make_private_folder, with_demo_erp
 from passweb_tui.engine.erp.settings import ErpConfig
 
 DEMO_USER = "demo"
@@ -82,7 +82,7 @@ def start_demo_erp(folder: Path, *, articles: int = 5000, customers: int = 1000)
     """Start the simulator on a free loopback port, keeping its state in `folder`."""
     from passweb_tui.mexal_sim.server import StateFileError, start_background
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)  # the demo's store and ERP state name its customers
     running = _running_erp(folder)
     if running is not None:
         return running

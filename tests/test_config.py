@@ -90,6 +90,14 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         # beyond what a date, a timer or the database can take: said, not a crash later
         ("[sync]\noverlap_minutes = 1000000000000\n", r"overlap_minutes: must be 0-10080"),
         ("[sync]\nlease_seconds = 1000000000000000\n", r"lease_seconds: must be 2-86400"),
+        (
+            "[sync]\nresource_max_mb = 0\n",
+            r"c\.toml: \[sync\] resource_max_mb: must be 1-10240, got 0",
+        ),
+        (
+            "[sync]\nresource_max_mb = 20000\n",
+            r"\[sync\] resource_max_mb: must be 1-10240, got 20000",
+        ),
         ("[store]\nchange_log_days = 1000000000000\n", r"change_log_days: must be 1-36600"),
         ("[erp]\nmagazzino = 100000000000000000000\n", r"magazzino: must be a warehouse"),
         ("[service]\norder_poll_seconds = 10000000000\n", r"order_poll_seconds: must be 1-86400"),
@@ -101,6 +109,16 @@ def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message:
     cfg = write(tmp_path / "c.toml", text)
     with pytest.raises(ConfigError, match=message):
         load_settings({}, env=dict(REACH_ERP), path=cfg).erp_config()
+
+
+def test_the_largest_attachment_is_a_setting_in_mb(tmp_path: Path) -> None:
+    """[sync] resource_max_mb reaches the ERP client as its limit for one attachment;
+    100 MB unless set."""
+    plain = load_settings({}, env=dict(REACH_ERP), path=write(tmp_path / "a.toml", ""))
+    assert plain.erp_config().max_attachment_bytes == 100 * 1024 * 1024
+    cfg = write(tmp_path / "c.toml", "[sync]\nresource_max_mb = 3\n")
+    settings = load_settings({}, env=dict(REACH_ERP), path=cfg)
+    assert settings.erp_config().max_attachment_bytes == 3 * 1024 * 1024
 
 
 #: what a command that reaches the ERP has, so that erp_config() checks the ERP's values

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import stat
 import tomllib
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return int(ExitCode.USAGE)
     emit((OK, "settings", f"site {settings.site!r}, site number {settings.site_no}"))
     for line in check_store(settings):
+        emit(line)
+    for line in check_private(settings):
         emit(line)
     for line in check_erp(ctx, settings):
         emit(line)
@@ -146,13 +149,17 @@ def check_store(settings: Settings) -> list[Check]:
         shown_url,
         unknown_schema,
         unversioned_schema,
+        without_url_secrets,
     )
 
     url = settings.resolved_db_url
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception as exc:  # a URL that does not parse: said without its password
-        return [(FAIL, "store", f"not a database URL: {shown_url(url)!r} ({exc})")]
+        said = without_url_secrets(str(exc), url)
+        return [(FAIL, "store", f"not a database URL: {shown_url(url)!r} ({said})")]
+    # as written (a password misread as the server's name shows in SQLAlchemy's reading)
+    shown = shown_url(url)
     if url.startswith("sqlite:///"):
         file = Path(url.removeprefix("sqlite:///"))
         if not file.exists() and settings.db_url and not file.expanduser().parent.is_dir():
@@ -178,7 +185,9 @@ def check_store(settings: Settings) -> list[Check]:
             with store.read() as conn:
                 revision = current_revision(conn)
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            reason = without_url_secrets(
+                str(getattr(exc, "orig", None) or exc).splitlines()[0], url
+            )
             return [(FAIL, "store", f"{shown} cannot be opened: {reason}")]
         head = head_revision()
         if revision is None:
@@ -216,6 +225,54 @@ def check_store(settings: Settings) -> list[Check]:
         return lines
     finally:
         store.close()
+
+
+def check_private(settings: Settings) -> list[Check]:
+    """Whether others may read the site's data: its data folder (the store, when it is
+    the default one, and the downloaded resources) and a SQLite store's files, which
+    name customers and orders. Made owner-only by the program; one that others can read
+    (made so by hand, or by an older version) is a warning with the chmod to fix it."""
+    from sqlalchemy.engine import make_url
+
+    lines: list[Check] = []
+    folder = settings.site_data_dir
+    if folder.is_dir():
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            detail = (
+                f"{folder} can be read by others (mode {mode:o}); it holds the site's data"
+                f" (customers, orders): run chmod 700 {shlex.quote(str(folder))}"
+            )
+            lines.append((WARN, "data folder", detail))
+        else:
+            lines.append((OK, "data folder", f"{folder} owner-only (mode {mode:o})"))
+    try:
+        parsed = make_url(settings.resolved_db_url)
+    except Exception:
+        return lines  # said by the store's check
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database.startswith("file:"):
+        return lines
+    file = Path(database).expanduser()
+    if not file.is_file():
+        return lines
+    loose = [
+        path
+        for path in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm"))
+        if path.is_file() and stat.S_IMODE(path.stat().st_mode) & (stat.S_IRWXG | stat.S_IRWXO)
+    ]
+    if loose:
+        mode = stat.S_IMODE(loose[0].stat().st_mode)
+        names = " ".join(shlex.quote(str(path)) for path in loose)
+        detail = (
+            f"{loose[0]} can be read by others (mode {mode:o}); it holds customers' details:"
+            f" run chmod 600 {names}"
+        )
+        lines.append((WARN, "store file", detail))
+    else:
+        mode = stat.S_IMODE(file.stat().st_mode)
+        lines.append((OK, "store file", f"{file} owner-only (mode {mode:o})"))
+    return lines
 
 
 def _uncreatable(folder: Path) -> str | None:

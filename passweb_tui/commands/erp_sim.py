@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from passweb_tui.commands import Context, ExitCode
+from passweb_tui.config import make_private_folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -112,7 +113,7 @@ def _serve_demo(args: argparse.Namespace, ctx: Context) -> int:
             ExitCode.USAGE,
         )
     folder = ctx.settings.site_data_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     running = demo.running_demo_erp(folder)
     if running is not None:
         url, pid = running

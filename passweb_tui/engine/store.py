@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -59,10 +60,97 @@ def database_words(exc: BaseException) -> str | None:
     return " ".join(first.split()) or type(cause).__name__
 
 
-def shown_url(url: str) -> str:
-    """A database URL as messages show it: never with its password, even when it does not
-    parse (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+#: libpq's connection settings that hold a secret (those its PQconndefaults() marks for
+#: hiding, "*"): a URL's query may set them like any other (`?password=...`)
+SECRET_URL_KEYS = frozenset({"password", "sslpassword", "oauth_client_secret"})
+#: a query setting: its separator, key and value (up to the next `&`, as SQLAlchemy reads it)
+_QUERY_ITEM = re.compile(r"([?&])([^=&]*)=([^&]*)")
+#: the user part's password, as SQLAlchemy reads it (the user name stops at `:` or `/`),
+#: up to the authority's last `@`: a password holding an unescaped `@` (`pa@ss@host`)
+#: is hidden whole, not up to its own `@`
+_USERINFO = re.compile(r"(://[^:/]*:)([^@]*(?:@[^@/?]*)*)@")
+
+
+def _mask_url(url: str) -> tuple[str, bool]:
+    """The URL with every secret it holds replaced by `***`, and whether it held one."""
+    found = False
+
+    def query(m: re.Match[str]) -> str:
+        nonlocal found
+        if m[3] and unquote_plus(m[2]).strip().lower() in SECRET_URL_KEYS:
+            found = True
+            return f"{m[1]}{m[2]}=***"
+        return m[0]
+
+    def userinfo(m: re.Match[str]) -> str:
+        nonlocal found
+        if not m[2]:
+            return m[0]
+        found = True
+        return f"{m[1]}***@"
+
+    # the query first: a query password's own `@` must not pass for the user part's end
+    shown = _USERINFO.sub(userinfo, _QUERY_ITEM.sub(query, url))
+    return shown, found
+
+
+def shown_url(url: str | URL) -> str:
+    """A database URL as messages show it: never with a password, even when it does not
+    parse. The user part's password is hidden up to the authority's last `@`
+    (`scheme://user:pa@ss@host` -> `scheme://user:***@host`), and so are the query's
+    secret settings (`?password=`, `?sslpassword=`, `?oauth_client_secret=`)."""
+    if not isinstance(url, str):
+        url = url.render_as_string(hide_password=False)
+    return _mask_url(url)[0]
+
+
+def url_has_secret(url: str) -> bool:
+    """Whether a database URL holds a password (in its user part or its query), whether
+    or not it parses: what `shown_url` hides."""
+    return _mask_url(url)[1]
+
+
+def without_url_secrets(text: str, url: str | URL) -> str:
+    """A message about the store at `url` (a driver's, or SQLAlchemy's quoting the URL)
+    without the URL's secrets: the URL in any spelling is shown as `shown_url` shows it,
+    and a name SQLAlchemy read out of a part that holds a secret (the host it found in a
+    password's unescaped `@`, say) is hidden too."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except Exception:
+        parsed = None
+    shown = shown_url(url)
+    spellings = {url if isinstance(url, str) else ""}
+    if parsed is not None:
+        spellings |= {
+            parsed.render_as_string(hide_password=False),
+            parsed.render_as_string(hide_password=True),
+        }
+    for spelling in sorted(spellings - {""}, key=len, reverse=True):
+        text = text.replace(spelling, shown)
+    if parsed is None:
+        # the parser's words quote the piece it could not read (a port, say), which may
+        # be a piece of a password
+        return re.sub(
+            r"""(['"])(.+?)\1""",
+            lambda m: m[0] if not _hidden(m[2], shown) else f"{m[1]}***{m[1]}",
+            text,
+        )
+    for part in (parsed.host, parsed.database, parsed.username):
+        if part and _hidden(part, shown):
+            text = _word(part).sub("***", text)
+    return text
+
+
+def _word(part: str) -> re.Pattern[str]:
+    """`part` as a whole word of a message (a name in quotes, say)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(part)}(?![\w-]|\.\w)")
+
+
+def _hidden(part: str, shown: str) -> bool:
+    """Whether a piece SQLAlchemy read out of a URL is nowhere in the URL as shown: it
+    came out of a secret (`shown` hides them all)."""
+    return not any(_word(part).search(v) for v in (shown, unquote_plus(shown)))
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:
@@ -158,7 +246,8 @@ class Store:
 
     @property
     def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        """The store's URL as messages show it (no password, see shown_url)."""
+        return shown_url(self.engine.url)
 
     @contextlib.contextmanager
     def write(self, conn: Connection | None = None) -> Iterator[Connection]:
@@ -242,7 +331,18 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise StoreUrlError(f"not a database URL: {shown_url(url)!r} ({exc})") from None
+        # the parser's words may quote a piece of the URL, a password's included
+        raise StoreUrlError(
+            f"not a database URL: {shown_url(url)!r} ({without_url_secrets(str(exc), url)})"
+        ) from None
+    if parsed.host and ("@" in parsed.host or _hidden(parsed.host, shown_url(url))):
+        # a password's own `@`, unescaped, made a piece of it pass for the server's name
+        # (which every connection error would then show): `pa@ss@host` is read as the
+        # password `pa` for the server `ss@host`
+        raise StoreUrlError(
+            f"{shown_url(url)!r}: a password in it holds an '@', which a URL must write as"
+            " %40 (as it stands, the part after it would be taken for the server's name)"
+        )
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in str(parsed):
@@ -259,14 +359,25 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
                     f"{str(folder)!r}, the folder of the SQLite file in {shown_url(url)!r},"
                     f" {what}: correct the store's URL, or make the folder first"
                 )
+            from passweb_tui.config import make_private_folder
+
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                # the data folder's (made only with make_folder): owner-only, like the store
+                make_private_folder(folder)
             except OSError as exc:
                 raise StoreError(
                     f"the store's folder {str(folder)!r} cannot be created: {exc.strerror or exc}"
                 ) from None
+        try:
+            engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        except Exception as exc:  # a SQLite URL with a host or a user: its text quotes it
+            reason = without_url_secrets(" ".join(str(exc).split()), parsed)
+            raise StoreUrlError(f"cannot use database {shown_url(parsed)!r}: {reason}") from None
+        if not database.startswith("file:"):
+            if not _truthy(parsed.query.get("uri")):
+                # the very path SQLite opens (not expanded, relative to the working folder)
+                _create_owner_only(Path(database))
             _refuse_foreign(Path(database).expanduser(), shown_url(url))
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {}
@@ -284,7 +395,27 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         if isinstance(exc, ModuleNotFoundError) and parsed.get_backend_name() == "postgresql":
             # the driver comes with the extra: pip install 'passweb-tui[postgres]'
             reason += "; PostgreSQL needs the postgres extra: pip install 'passweb-tui[postgres]'"
-        raise StoreUrlError(f"cannot use database {parsed!r}: {reason}") from None
+        raise StoreUrlError(
+            f"cannot use database {shown_url(parsed)!r}: {without_url_secrets(reason, parsed)}"
+        ) from None
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _create_owner_only(path: Path) -> None:
+    """A SQLite file the store is about to be made in is made first, empty and
+    owner-only (600): SQLite then keeps it so, and gives its -wal and -shm files the
+    same permissions, where it would otherwise make all three readable by every local
+    user (the umask's 644), customers' details included. A file already there (a store,
+    or one that its user made) is left as it is; a file that cannot be made is left to
+    SQLite to say why."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    os.close(fd)
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -323,7 +454,7 @@ def migrate(engine: Engine) -> bool:
             if revision is None:
                 found = present_tables(conn)
                 if found:
-                    shown = engine.url.render_as_string(hide_password=True)
+                    shown = shown_url(engine.url)
                     raise StoreError(f"{shown}: {unversioned_schema(found)}")
             command.upgrade(_alembic_config(conn), "head")
     return True
@@ -394,15 +525,15 @@ def open_store(url: str, make_folder: bool = False) -> Store:
         migrate(engine)
     except UnknownSchemaError as exc:
         engine.dispose()
-        safe = engine.url.render_as_string(hide_password=True)
+        safe = shown_url(engine.url)
         raise UnknownSchemaError(f"{safe}: {exc}") from None
     except StoreError:
         engine.dispose()
         raise
     except DBAPIError as exc:
         engine.dispose()
-        safe = engine.url.render_as_string(hide_password=True)
-        why = database_words(exc) or " ".join(str(exc).split())
+        safe = shown_url(engine.url)
+        why = without_url_secrets(database_words(exc) or " ".join(str(exc).split()), engine.url)
         if engine.dialect.name == "sqlite":
             raise sqlite_open_error(safe, engine.url.database or "", why) from None
         if _PG_SETTING.search(why):
