@@ -424,6 +424,72 @@ def test_resource_counts_are_of_attachments_a_dry_run_predicts_them_and_removal_
         assert left.fetchone() == (0,)
 
 
+def test_an_attachment_far_bigger_than_listed_or_allowed_is_a_reject_not_a_huge_file(
+    sim: Any, isolated_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's case, from the command line: behind a proxy, an image listed at 10
+    bytes comes as 5 MB, and one listed with no size comes bigger than
+    [sync] resource_max_mb. `sync partial --entity resources --code ...` stops each
+    download, stores neither, says why for each (exit 4, ok_with_rejects), and leaves no
+    file behind but the attachments that came whole."""
+    import dataclasses
+    import sqlite3
+
+    from lying_proxy import Lie, LyingProxy
+
+    from passweb_tui.config import data_dir
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.settings import ErpConfig
+
+    config = isolated_home / "resources.toml"
+    config.write_text('[sync]\nresources = "none"\n', encoding="utf-8")
+    monkeypatch.setenv("PASSWEB_TUI_CONFIG", str(config))
+    assert cli(sim, "sync", "total").returncode == 0
+    with sqlite3.connect(data_dir() / "store.db") as conn:
+        codes = [c for (c,) in conn.execute("SELECT code FROM articles ORDER BY code LIMIT 30")]
+    erp = ErpConfig(sim.url, sim.user, sim.password, sim.azienda, sim.anno)
+    with MexalClient(erp) as client:
+        listed = [c for c in codes if any(i["nome"] == "immagine" for i in client.attachments(c))]
+    small, unsized = listed[:2]
+
+    def listing(size: int | None) -> Any:
+        def rewrite(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for item in records:
+                if item["nome"] == "immagine":
+                    del item["dimensione"]
+                    if size is not None:
+                        item["dimensione"] = size
+            return records
+
+        return rewrite
+
+    config.write_text('[sync]\nresources = "all"\nresource_max_mb = 1\n', encoding="utf-8")
+    with LyingProxy(sim) as proxy:
+        proxy.listings[small] = listing(10)
+        proxy.lie(small, "immagine", Lie(5 * 1024 * 1024, announce=False))
+        proxy.listings[unsized] = listing(None)
+        proxy.lie(unsized, "immagine", Lie(5 * 1024 * 1024, announce=False))
+        run = cli(
+            dataclasses.replace(sim, url=proxy.url),
+            *("sync", "partial", "--entity", "resources", "--code", small, "--code", unsized),
+        )
+    assert run.returncode == 4, run.stderr
+    assert "PARTIAL ok_with_rejects" in run.stdout and "rejected: 2" in run.stdout
+    lines = {line.split(":", 1)[0].strip(): line for line in run.stdout.splitlines()}
+    said = lines[f"resources {small}"]
+    assert "attachment immagine: " in said and "the 10 bytes the ERP's listing gives" in said
+    assert f"/articoli/{small}/allegati/immagine" in said and "nothing stored" in said
+    said = lines[f"resources {unsized}"]
+    assert "larger than 1 MB ([sync] resource_max_mb)" in said and "nothing stored" in said
+    folder = data_dir() / "resources"
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    with sqlite3.connect(data_dir() / "store.db") as conn:
+        stored = conn.execute("SELECT article_code, nome, path FROM web_resource").fetchall()
+    assert files == {path for _, _, path in stored}  # no temporary file, no 5 MB one
+    assert not [row for row in stored if row[1] == "immagine"]
+    assert all(p.stat().st_size < 1024 * 1024 for p in folder.rglob("*") if p.is_file())
+
+
 def test_what_a_run_does_to_resources_is_in_the_change_log(
     sim: Any, isolated_home: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -904,3 +970,56 @@ def test_a_value_with_terminal_escapes_is_printed_visible_and_kept_whole_in_json
     data = json.loads(cli(sim, "show", "articles", "ZZESC1", "--json").stdout)
     assert data["columns"]["description"] == value
     assert data["data"]["descr_agg"] == extra
+
+
+def _raw_controls(text: str) -> list[str]:
+    """The control characters (C0 but the line feed, DEL, C1) that `text` holds raw."""
+    return [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0]
+
+
+def test_json_gives_every_control_character_back_exactly_and_holds_none_raw(
+    sim: Any,
+) -> None:
+    """A description holding C0 and C1 controls (ESC, BEL, CSI 0x9b), DEL and a
+    right-to-left override: `show --json` and `changes --json` give it back to a JSON
+    parser exactly, and yet the bytes they print hold no control character a terminal
+    would obey (each is a \\u escape); the human output shows the controls as pictures."""
+    first = "Trapano \x1b]2;PWNED\x07 \x9b2J"
+    value = "Avvitatore \x1b[2J \x9b31m rosso\x7f \u202eotua\u202c fine"
+    article = {
+        "codice": "ZZC1",
+        "alq_iva": "22",
+        "um_principale": "PZ",
+        "trasf_sito": [[1, "S"]],
+    }
+    sim.admin("POST", "records/articoli", json={**article, "descrizione": first})
+    assert cli(sim, "sync", "total").returncode == 0
+    sim.admin("DELETE", "records/articoli/ZZC1")
+    sim.admin("POST", "records/articoli", json={**article, "descrizione": value})
+    assert cli(sim, "sync", "total").returncode == 0
+
+    shown = cli(sim, "show", "articles", "ZZC1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert _raw_controls(shown.stdout) == []
+    assert json.loads(shown.stdout)["columns"]["description"] == value
+    changes = cli(sim, "changes", "--entity", "articles", "--key", "ZZC1", "--json")
+    assert changes.returncode == 0, changes.stderr
+    assert _raw_controls(changes.stdout) == []
+    changed = [e for e in json.loads(changes.stdout) if e["field"] == "descrizione"]
+    assert [(e["old"], e["new"]) for e in changed] == [(first, value)]
+    human = cli(sim, "show", "articles", "ZZC1")
+    assert _raw_controls(human.stdout) == []
+    assert "Avvitatore ␛[2J \ufffd31m rosso␡ \u202eotua\u202c fine" in human.stdout
+
+    # the installed command, its bytes as a terminal gets them
+    env = dict(os.environ, PASSWEB_TUI_ERP_URL=sim.url, PASSWEB_TUI_ERP_USER=sim.user)
+    env.update(PASSWEB_TUI_ERP_PASSWORD=sim.password, PASSWEB_TUI_AZIENDA=sim.azienda)
+    done = subprocess.run(
+        [sys.executable, "-m", "passweb_tui", "show", "articles", "ZZC1", "--json"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", done.stdout) is None
+    assert json.loads(done.stdout)["columns"]["description"] == value

@@ -340,6 +340,43 @@ def test_attachments_are_bytes(shared_sim: SimProcess, catalogue: list[dict[str,
             assert data == client.get_bytes(f"articoli/{code}/allegati/{item['nome']}")
 
 
+def test_a_reply_past_the_clients_limit_fails_naming_the_url_and_the_limit(
+    shared_sim: SimProcess,
+) -> None:
+    """A page, a search or a look-up whose reply is bigger than the client takes
+    (max_reply_bytes) fails at once, not retried, naming the address (no credentials)
+    and the limit: refused unread when it announces its length, stopped as it goes
+    past when it does not (a proxy passing it on without Content-Length). The
+    client goes on serving the next request."""
+    from lying_proxy import LyingProxy
+
+    from passweb_tui.engine.erp.client import ReplyTooLargeError
+
+    with LyingProxy(shared_sim) as proxy:
+        proxy.no_length = True
+        for target, announced in ((shared_sim, True), (proxy, False)):
+            with client_for(target, max_reply_bytes=50_000) as client:  # type: ignore[arg-type]
+                for read in (
+                    lambda: client.list_page("articoli", max=1000),
+                    lambda: client.search_page("articoli", [Filter("codice", ">=", "")], max=1000),
+                ):
+                    before = sum(proxy.hits.values())
+                    with pytest.raises(ReplyTooLargeError) as err:
+                        read()
+                    text = str(err.value)
+                    assert text.startswith(f"the ERP at {target.url} ")
+                    assert "the client's limit of 50,000 bytes for one reply" in text
+                    assert "/risorse/articoli" in text
+                    assert (target.password or "@") not in text
+                    assert ("refused unread" in text) == announced
+                    assert ("stopped as it went past" in text) == (not announced)
+                    assert err.value.limit == 50_000 and not err.value.retryable
+                    if not announced:
+                        assert sum(proxy.hits.values()) == before + 1  # not retried
+                assert [r["codice"] for r in client.list_page("articoli", max=3).records]
+                assert client.get("articoli", "ART0000001") is not None
+
+
 # --- writes ------------------------------------------------------------------------------
 
 ORDER = {

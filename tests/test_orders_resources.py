@@ -153,10 +153,16 @@ def test_the_next_since_is_the_erps_clock_not_this_machines(tmp_path: Path) -> N
     png = b"\x89PNG" + b"x" * 20
     listed: list[dict[str, Any]] = [{"nome": "foto", "tipo": "immagine", "dimensione": len(png),
                                      "dt_mod": erp_now.strftime("%Y%m%d %H%M%S")}]  # fmt: skip
+
+    def download_attachment(code: str, nome: str, into: Any, **limits: Any) -> int:
+        into.start()
+        into.write(png)
+        return len(png)
+
     client = SimpleNamespace(
-        config=SimpleNamespace(max_in_flight=1),
+        config=SimpleNamespace(max_in_flight=1, max_attachment_bytes=1 << 20),
         attachments_page=lambda code: Page(list(listed), None, erp_now),
-        get_attachment=lambda code, nome: png,
+        download_attachment=download_attachment,
     )
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
@@ -190,22 +196,24 @@ class ExtraAttachments:
     def __init__(self, client: MexalClient, monkeypatch: pytest.MonkeyPatch) -> None:
         self.added: dict[str, list[dict[str, Any]]] = {}
         self.failing: set[tuple[str, str]] = set()
-        listing, download = client.attachments_page, client.get_attachment
+        listing, download = client.attachments_page, client.download_attachment
 
         def attachments_page(code: str) -> Page:
             page = listing(code)
             return Page([*page.records, *self.added.get(code, [])], None, page.data_ric_elab)
 
-        def get_attachment(code: str, nome: str) -> bytes:
+        def download_attachment(code: str, nome: str, into: Any, **limits: Any) -> int:
             if (code, nome) in self.failing:
                 self.failing.discard((code, nome))
                 raise ErpError("503 - pool exhausted (after retries)")
             if any(item["nome"] == nome for item in self.added.get(code, [])):
-                return self.content(code, nome)
-            return download(code, nome)
+                into.start()
+                into.write(self.content(code, nome))
+                return len(self.content(code, nome))
+            return download(code, nome, into, **limits)
 
         monkeypatch.setattr(client, "attachments_page", attachments_page)
-        monkeypatch.setattr(client, "get_attachment", get_attachment)
+        monkeypatch.setattr(client, "download_attachment", download_attachment)
 
     @staticmethod
     def content(code: str, nome: str) -> bytes:
@@ -382,5 +390,177 @@ def test_a_failed_or_cancelled_run_leaves_the_resources_since_where_it_was(
             assert failed.status == "failed" and "taken over" in (failed.error or "")
             assert failed.entities["resources"]["fetched"] > 0  # the step itself went through
             assert _resources_since(store) == mark
+    finally:
+        store.close()
+
+
+# --- downloads past their limit, streamed downloads ------------------------------------
+
+MB = 1024 * 1024
+
+
+def _with_image(client: MexalClient, codes: list[str], n: int) -> list[str]:
+    """The first `n` of `codes` whose listing has an "immagine"."""
+    found = [c for c in codes if any(i["nome"] == "immagine" for i in client.attachments(c))]
+    assert len(found) >= n
+    return found[:n]
+
+
+def _listed_size(size: int | None) -> Any:
+    """A listing rewrite: the image's `dimensione` becomes `size` (None: left out)."""
+
+    def rewrite(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in records:
+            if item["nome"] == "immagine":
+                item.pop("dimensione")
+                if size is not None:
+                    item["dimensione"] = size
+        return records
+
+    return rewrite
+
+
+def _stored(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+    with store.read() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM web_resource")).mappings().all()
+    return {(r["article_code"], r["nome"]): dict(r) for r in rows}
+
+
+def _files_are_the_stored_ones(store: Store, folder: Path) -> None:
+    """No temporary file left behind, and every file in the folder is one the site has."""
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert not [p for p in on_disk if ".download." in p or p.endswith(".tmp")]
+    assert on_disk == {r["path"] for r in _stored(store).values()}
+
+
+def test_a_download_past_its_limit_is_stopped_stores_nothing_and_is_a_reject(
+    sim: Any, tmp_path: Path
+) -> None:
+    """The reviewer's case: a proxy in front of the ERP serves far more than the listing
+    says, or than [sync] resource_max_mb allows. Each such download stops as soon as it
+    goes past (or, announced, before it starts), nothing of it is stored, memory never
+    holds it, and each is a reject naming the attachment, the article and the limit;
+    the other attachments are stored as before."""
+    import tracemalloc
+
+    from lying_proxy import Lie, LyingProxy
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    folder = tmp_path / "resources"
+    body = 20 * MB
+    try:
+        with MexalClient(erp_config(sim)) as direct:
+            assert SyncRunner(store, direct, SyncOptions()).run("total").status == "ok"
+            with store.read() as conn:
+                codes = list(
+                    conn.execute(
+                        sa.text("SELECT code FROM articles ORDER BY code LIMIT 40")
+                    ).scalars()
+                )
+            a, b, c, d, fine = _with_image(direct, codes, 5)
+            expected = {i["nome"]: direct.get_attachment(fine, i["nome"])
+                        for i in direct.attachments(fine)}  # fmt: skip
+        with LyingProxy(sim) as proxy:
+            # a: no size listed, 20 MB that announce no length: stopped at 1 MB as it comes
+            proxy.listings[a] = _listed_size(None)
+            unannounced = proxy.lie(a, "immagine", Lie(body, announce=False))
+            # b: listed at 10 bytes (the reviewer's), 200 KB announced: refused unread
+            proxy.listings[b] = _listed_size(10)
+            proxy.lie(b, "immagine", Lie(200_000))
+            # c: the listing itself says 2 MB: not even asked for
+            proxy.listings[c] = _listed_size(2 * MB)
+            # d: no size listed, 20 MB announced: refused unread by the setting
+            proxy.listings[d] = _listed_size(None)
+            proxy.lie(d, "immagine", Lie(body))
+            config = erp_config(proxy, max_attachment_bytes=1 * MB)
+            with MexalClient(config) as client:
+                tracemalloc.start()
+                try:
+                    result = sync_resources(store, client, folder, articles=[a, b, c, d, fine])
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+        reasons = dict(result.errors)
+        assert sorted(reasons) == sorted([a, b, c, d]), result.errors
+        for code in (a, b, d):
+            assert reasons[code].startswith("attachment immagine: ")
+            assert f"/risorse/articoli/{code}/allegati/immagine" in reasons[code]
+            assert reasons[code].endswith("; nothing stored")
+        assert "larger than 1 MB ([sync] resource_max_mb): stopped as it went past" in reasons[a]
+        assert "announced a reply of 200,000 bytes, more than the 10 bytes the ERP's" in reasons[b]
+        assert "refused unread" in reasons[b]
+        assert f"announced a reply of {body:,} bytes, more than 1 MB ([sync]" in reasons[d]
+        assert reasons[c] == (
+            "attachment immagine: the ERP lists it at 2,097,152 bytes, more than 1 MB"
+            " ([sync] resource_max_mb); not downloaded"
+        )
+        assert proxy.hits[f"/webapi/risorse/articoli/{c}/allegati/immagine"] == 0
+        # not retried (the same request brings the same), and stopped well before its end
+        assert proxy.hits[f"/webapi/risorse/articoli/{a}/allegati/immagine"] == 1
+        assert unannounced.sent[0] < body
+        assert peak < 4 * MB, f"the download's memory peaked at {peak:,} bytes"
+        stored = _stored(store)
+        assert not [k for k in stored if k[1] == "immagine" and k[0] in (a, b, c, d)]
+        for nome, data in expected.items():  # stored as before: same content, same place
+            row = stored[(fine, nome)]
+            digest = hashlib.sha256(data).hexdigest()
+            assert (row["sha256"], row["size"]) == (digest, len(data))
+            assert row["path"] == f"{digest[:2]}/{digest}{'.png' if nome == 'immagine' else '.pdf'}"
+            assert (folder / row["path"]).read_bytes() == data
+        _files_are_the_stored_ones(store, folder)
+    finally:
+        store.close()
+
+
+def test_a_download_streams_to_its_file_a_cut_one_starts_over_and_a_failed_one_leaves_nothing(
+    sim: Any, tmp_path: Path
+) -> None:
+    """An attachment of 12 MB (listed so) is never held whole in memory; its first try
+    is cut by the connection dropping, and the retry's file holds the whole body once,
+    not the first try's bytes before it. One that is cut every time is a reject and
+    leaves no temporary file."""
+    import tracemalloc
+
+    from lying_proxy import Lie, LyingProxy, lie_digest
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    folder = tmp_path / "resources"
+    size = 12 * MB
+    try:
+        with MexalClient(erp_config(sim)) as direct:
+            assert SyncRunner(store, direct, SyncOptions()).run("total").status == "ok"
+            with store.read() as conn:
+                codes = list(
+                    conn.execute(
+                        sa.text("SELECT code FROM articles ORDER BY code LIMIT 40")
+                    ).scalars()
+                )
+            big, broken = _with_image(direct, codes, 2)
+        with LyingProxy(sim) as proxy:
+            proxy.listings[big] = _listed_size(size)
+            once = proxy.lie(big, "immagine", Lie(size, drop_after=300_000, drops=1))
+            proxy.listings[broken] = _listed_size(MB)
+            proxy.lie(broken, "immagine", Lie(MB, drop_after=100_000))
+            with MexalClient(erp_config(proxy, max_retries=2)) as client:
+                tracemalloc.start()
+                try:
+                    result = sync_resources(store, client, folder, articles=[big, broken])
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+        assert once.sent == [300_000, size]
+        assert [code for code, _ in result.errors] == [broken]
+        assert "attachment immagine: connection to the ERP" in result.errors[0][1]
+        row = _stored(store)[(big, "immagine")]
+        digest = lie_digest(size)
+        assert (row["sha256"], row["size"], row["path"]) == (
+            digest,
+            size,
+            f"{digest[:2]}/{digest}.pdf",
+        )
+        assert (folder / row["path"]).stat().st_size == size
+        assert peak < size // 3, f"the download's memory peaked at {peak:,} bytes"
+        assert (broken, "immagine") not in _stored(store)
+        _files_are_the_stored_ones(store, folder)
     finally:
         store.close()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import httpcore
@@ -45,7 +45,7 @@ from passweb_tui.engine.erp.errors import (
     ReadsCutShortError,
     TokenRejectedError,
 )
-from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, ErpConfig
+from passweb_tui.engine.erp.settings import ERP_MAX_IN_FLIGHT, MB, ErpConfig
 
 log = logging.getLogger("passweb_tui.erp")
 
@@ -101,6 +101,30 @@ _KEY_SAFE = "+-._~:@!$&'()*,;="
 
 #: Resource used by check() to prove that the company context works.
 _CONTEXT_PROBE = "articoli"
+
+#: how much of an error reply's body is read (for its JSON detail); the rest is dropped
+ERROR_BODY_MAX = 1024 * 1024
+
+
+class ReplyTooLargeError(ErpError):
+    """A reply's body was larger than the client takes (ErpConfig.max_reply_bytes for
+    what is read into memory, the caller's limit for an attachment): the read stopped as
+    soon as it went past. Never retried: the same request would bring the same."""
+
+    def __init__(self, message: str, *, limit: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        #: the limit it went past, in bytes
+        self.limit = limit
+
+
+class BodySink(Protocol):
+    """Where a streamed reply's body goes (MexalClient.download_attachment)."""
+
+    def start(self) -> None:
+        """Before each try: forget what an earlier, failed try wrote."""
+
+    def write(self, chunk: bytes, /) -> object:
+        """The next piece of the body."""
 
 
 @dataclass(frozen=True)
@@ -418,6 +442,56 @@ def _unlink_stream(response: httpx.Response) -> None:
     the cycle."""
     response.close()
     response.stream = httpx.ByteStream(b"")
+
+
+def byte_size(n: int) -> str:
+    """'100 MB' for a whole number of MB (of 1,048,576 bytes), else '1,500 bytes'."""
+    return f"{n // MB:,} MB" if n >= MB and n % MB == 0 else f"{n:,} bytes"
+
+
+def _declared_size(response: httpx.Response) -> int | None:
+    """The size of the body a reply announces (Content-Length), when it is the size of
+    what iter_bytes will give (no Content-Encoding); None otherwise."""
+    length = response.headers.get("Content-Length")
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if length is None or encoding not in ("", "identity"):
+        return None
+    length = length.strip()
+    return int(length) if length.isdigit() else None
+
+
+def _take_body(
+    response: httpx.Response,
+    max_bytes: int,
+    too_large: Callable[[int | None], ErpError],
+    write: Callable[[bytes], object],
+) -> int:
+    """Give a streamed reply's body, piece by piece as it comes off the wire, to `write`,
+    and return its size. A body that announces more than `max_bytes` is refused before
+    any of it is read, and one that goes past as it comes is refused right there (raises
+    `too_large(announced size or None)`): what is past the limit is never read."""
+    declared = _declared_size(response)
+    if declared is not None and declared > max_bytes:
+        raise too_large(declared)
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(None)
+        write(chunk)
+    return size
+
+
+def _read_error_body(response: httpx.Response) -> None:
+    """An error reply's body, read for its detail: its first ERROR_BODY_MAX bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= ERROR_BODY_MAX:
+            break  # a body that large holds no usable detail; closing drops the rest
+    response._content = b"".join(chunks)[:ERROR_BODY_MAX]
 
 
 class _Sockets(httpcore.NetworkBackend):
@@ -871,7 +945,8 @@ class MexalClient:
         )
 
     def get_bytes(self, path: str) -> bytes:
-        """A binary resource under /risorse, e.g. `articoli/ART1/allegati/immagine`."""
+        """A binary resource under /risorse, e.g. `articoli/ART1/allegati/immagine`, read
+        into memory: at most `config.max_attachment_bytes` of it."""
         return self._read(
             "GET",
             self._resource_path(path),
@@ -879,6 +954,7 @@ class MexalClient:
             context=True,
             parse=lambda r, m, p: r.content,
             accept="*/*",
+            max_bytes=self.config.max_attachment_bytes,
         )
 
     def attachments(self, codice: str) -> list[dict[str, Any]]:
@@ -894,7 +970,9 @@ class MexalClient:
         return page
 
     def get_attachment(self, codice: str, nome: str) -> bytes:
-        """The bytes of one article attachment (`articoli/{codice}/allegati/{nome}`)."""
+        """The bytes of one article attachment (`articoli/{codice}/allegati/{nome}`),
+        read into memory: at most `config.max_attachment_bytes` of them. A sync streams
+        them to a file instead, with download_attachment."""
         path, params = self._key_path("articoli", codice)
         return self._read(
             "GET",
@@ -904,6 +982,65 @@ class MexalClient:
             context=True,
             parse=lambda r, m, p: r.content,
             accept="*/*",
+            max_bytes=self.config.max_attachment_bytes,
+        )
+
+    def download_attachment(
+        self,
+        codice: str,
+        nome: str,
+        into: BodySink,
+        *,
+        max_bytes: int | None = None,
+        limit: str | None = None,
+    ) -> int:
+        """Stream one article attachment into `into` as it comes off the wire, never
+        holding it whole; return its size. Retried as any read is: each try starts
+        `into` over. A body past `max_bytes` (default `config.max_attachment_bytes`),
+        announced or as it comes, stops the download there with ReplyTooLargeError,
+        whose message names the limit as `limit` says it (default: its bytes)."""
+        cap = self.config.max_attachment_bytes if max_bytes is None else max_bytes
+        path, params = self._key_path("articoli", codice)
+        path = f"{path}/allegati/{quote(nome, safe='')}"
+        size = 0
+
+        def receive(response: httpx.Response) -> None:
+            nonlocal size
+            into.start()
+            size = _take_body(
+                response,
+                cap,
+                lambda declared: self._too_large(path, cap, limit, declared),
+                into.write,
+            )
+
+        self._read(
+            "GET",
+            path,
+            None,
+            params=params,
+            context=True,
+            parse=lambda r, m, p: None,
+            accept="*/*",
+            receive=receive,
+        )
+        return size
+
+    def _too_large(
+        self,
+        path: str,
+        max_bytes: int,
+        limit: str | None,
+        declared: int | None,
+        method: str = "GET",
+    ) -> ReplyTooLargeError:
+        said = limit or f"the client's limit of {byte_size(max_bytes)} for one reply"
+        if declared is not None:
+            what = f"announced a reply of {declared:,} bytes, more than {said}: refused unread"
+        else:
+            what = f"sent a reply larger than {said}: stopped as it went past"
+        return ReplyTooLargeError(
+            f"the ERP at {self._base} {what}", limit=max_bytes, method=method, path=path
         )
 
     # --- writing ------------------------------------------------------------------
@@ -1140,13 +1277,18 @@ class MexalClient:
         context: bool = True,
         token: bool = False,
         accept: str = "application/json",
+        max_bytes: int | None = None,
+        receive: Callable[[httpx.Response], None] | None = None,
     ) -> T:
-        """A read (GET or a search): retried with backoff, unless it carries a `next` token."""
+        """A read (GET or a search): retried with backoff, unless it carries a `next` token.
+        For `max_bytes` and `receive`, see _send."""
         return self._retrying(
             method,
             path,
             lambda: parse(
-                self._send(method, path, body, params, context, token, accept), method, path
+                self._send(method, path, body, params, context, token, accept, max_bytes, receive),
+                method,
+                path,
             ),
             lambda exc: not token and exc.retryable,
         )
@@ -1286,7 +1428,14 @@ class MexalClient:
         context: bool,
         token: bool,
         accept: str,
+        max_bytes: int | None = None,
+        receive: Callable[[httpx.Response], None] | None = None,
     ) -> httpx.Response:
+        """One request and its reply. The body is read as it comes, within the request's
+        slot and its cut (READS_CUT_BY): by `receive(response)` for a reply of 2xx when
+        given (which streams it elsewhere), else into `response.content`, at most
+        `max_bytes` (default `config.max_reply_bytes`) of it, past which it raises
+        ReplyTooLargeError; an error reply's first ERROR_BODY_MAX bytes."""
         headers = {"Accept": accept}
         if context:
             headers["Coordinate-Gestionale"] = self._context
@@ -1304,9 +1453,14 @@ class MexalClient:
             # (a write's own reply is never cut short: its outcome must be known)
             cutting = READS_CUT_BY.set(cut_by)
             try:
-                response = self._http.request(
-                    method, url, params=params, content=content, headers=headers, auth=self._auth
+                request = self._http.build_request(
+                    method, url, params=params, content=content, headers=headers
                 )
+                response = self._http.send(request, auth=self._auth, stream=True)
+                try:
+                    self._take_reply(response, method, path, max_bytes, receive)
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
                 self._log(method, path, None, started, token)
                 if cut_by is not None and cut_by.is_set():
@@ -1342,6 +1496,30 @@ class MexalClient:
         if response.status_code >= 300:
             raise self._error(response, method, path, token, write)
         return response
+
+    def _take_reply(
+        self,
+        response: httpx.Response,
+        method: str,
+        path: str,
+        max_bytes: int | None,
+        receive: Callable[[httpx.Response], None] | None,
+    ) -> None:
+        if response.status_code >= 300:
+            _read_error_body(response)
+        elif receive is not None:
+            receive(response)
+        else:
+            cap = self.config.max_reply_bytes if max_bytes is None else max_bytes
+            chunks: list[bytes] = []
+            _take_body(
+                response,
+                cap,
+                lambda declared: self._too_large(path, cap, None, declared, method),
+                chunks.append,
+            )
+            # as Response.read() keeps it (one piece is not copied)
+            response._content = b"".join(chunks)
 
     def _cut_short(self, method: str, path: str) -> ReadsCutShortError:
         return ReadsCutShortError(

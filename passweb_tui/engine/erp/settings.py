@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 #: The ERP refuses the sixth request in flight per user; never go above this.
 ERP_MAX_IN_FLIGHT = 5
 
+MB = 1024 * 1024
+#: the most a reply read into memory may hold (a page, a search, a look-up): a page of
+#: 1000 articles with every field is a few MB, so this is only ever reached by a server
+#: gone wrong (or a proxy in front of it)
+REPLY_MAX_BYTES = 256 * MB
+#: the most one article attachment may hold, unless [sync] resource_max_mb says
+ATTACHMENT_MAX_BYTES = 100 * MB
+
 
 class ErpConfigError(ValueError):
     """One connection setting cannot be used; `setting` is its field name, so that
@@ -47,6 +55,11 @@ class ErpConfig:
     # that is not a passing rush, and a server asking (Retry-After) for an hour must
     # not hold a sync for an hour, nor each of its requests for a while
     max_unavailable_s: float = 300.0
+    # the largest reply body read into memory, and the largest attachment downloaded
+    # (to a file, see MexalClient.download_attachment): a body past them is refused as
+    # soon as it goes past, before the rest of it comes
+    max_reply_bytes: int = REPLY_MAX_BYTES
+    max_attachment_bytes: int = ATTACHMENT_MAX_BYTES
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= ERP_MAX_IN_FLIGHT:
@@ -67,6 +80,9 @@ class ErpConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ErpConfigError(name, f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_reply_bytes", "max_attachment_bytes"):
+            if getattr(self, name) < 1:
+                raise ErpConfigError(name, f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def _check_url(url: str) -> None:

@@ -5,14 +5,22 @@ Modes: "none"; "changed" (the default: download what changed since the resource
 watermark, and everything of articles new to this step); "all". Listing an article's
 attachments is one small request per article; downloads are the costly part and are
 made only for new or changed attachments.
+
+A download is streamed to a temporary file in the folder, hashed as it comes, and moved
+to its place only when whole; one past its limit (ErpConfig.max_attachment_bytes, which
+is [sync] resource_max_mb, or clearly more than the ERP's listing says) is stopped as
+soon as it goes past, and is a reject of the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine import models
-from passweb_tui.engine.erp.client import MexalClient, in_context
+from passweb_tui.engine.erp.client import MexalClient, ReplyTooLargeError, byte_size, in_context
 from passweb_tui.engine.erp.errors import ErpError, NotFoundError
 from passweb_tui.engine.erp.values import format_datetime, parse_datetime
 from passweb_tui.engine.orders.models import WebResource, WebResourceArticle, utcnow
@@ -41,6 +49,14 @@ MODES = ("none", "changed", "all")
 WATERMARK = "resources_since"
 PAGE = 200
 OVERLAP = timedelta(minutes=65)
+#: how much more than the ERP's listing says (`dimensione`) an attachment may bring: a
+#: quarter more and 64 KiB, for a listing that rounds or lags a file changed since; a
+#: body past that is not the file the listing describes
+LISTING_LEEWAY_BYTES = 64 * 1024
+#: downloads on their way, in the folder itself (never under its "??/" folders of files)
+TEMP_PREFIX = ".download."
+#: a temporary file nobody has written to for this long was left by a process that died
+STALE_DOWNLOAD = timedelta(hours=1)
 
 
 #: one change-log entry: key, change ("inserted", "updated", "deleted"), field, old, new
@@ -90,10 +106,15 @@ def _extension(data: bytes) -> str:
     return ".bin"
 
 
+def _relative_path(digest: str, head: bytes) -> str:
+    """Where a file of SHA-256 `digest` that starts with `head` is kept in the folder."""
+    return f"{digest[:2]}/{digest}{_extension(head)}"
+
+
 def store_file(folder: Path, data: bytes) -> tuple[str, str, bool]:
     """Keep `data` under its SHA-256; returns (digest, relative path, whether written)."""
     digest = hashlib.sha256(data).hexdigest()
-    rel = f"{digest[:2]}/{digest}{_extension(data)}"
+    rel = _relative_path(digest, data[:4])
     path = folder / rel
     if path.exists() and path.stat().st_size == len(data):
         return digest, rel, False
@@ -102,6 +123,104 @@ def store_file(folder: Path, data: bytes) -> tuple[str, str, bool]:
     tmp.write_bytes(data)
     os.replace(tmp, path)  # whole files only, even if the process dies mid-way
     return digest, rel, True
+
+
+class _Download:
+    """An attachment on its way (a BodySink): hashed as it comes and, given a folder,
+    written to a temporary file there, which `keep` moves to its place by content hash
+    once the download is whole, and `discard` removes otherwise."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.temp: Path | None = None
+        self._file: Any = None
+        self.hash = hashlib.sha256()
+        self.head = b""  # the first bytes, which tell the file's kind
+        self.size = 0
+
+    def start(self) -> None:
+        self.hash = hashlib.sha256()
+        self.head = b""
+        self.size = 0
+        if self.folder is None:
+            return
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(8)}.tmp"
+            self.temp = self.folder / name
+            # os.open with 0o666, not mkstemp's 0o600: a kept file has the umask's mode,
+            # as files written whole always had (a web server may serve them)
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            self._file = os.fdopen(fd, "wb")
+        else:  # a retry starts over
+            self._file.seek(0)
+            self._file.truncate()
+
+    def write(self, chunk: bytes) -> None:
+        self.hash.update(chunk)
+        if len(self.head) < 4:
+            self.head = (self.head + chunk)[:4]
+        self.size += len(chunk)
+        if self._file is not None:
+            self._file.write(chunk)
+
+    def keep(self) -> tuple[str, str, bool]:
+        """Move the whole download to its place: (digest, relative path, whether written;
+        not when the folder has that content already)."""
+        assert self.folder is not None and self._file is not None and self.temp is not None
+        self._file.close()
+        self._file = None
+        digest = self.hash.hexdigest()
+        rel = _relative_path(digest, self.head)
+        path = self.folder / rel
+        if path.exists() and path.stat().st_size == self.size:
+            return digest, rel, False  # discard() removes the temporary file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.temp, path)  # whole files only, even if the process dies mid-way
+        self.temp = None
+        return digest, rel, True
+
+    def discard(self) -> None:
+        """Remove what is left of the download (nothing once it was kept)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        if self.temp is not None:
+            with contextlib.suppress(OSError):
+                self.temp.unlink(missing_ok=True)
+            self.temp = None
+
+
+def download_limit(item: dict[str, Any], max_bytes: int) -> tuple[int, str] | str:
+    """How many bytes a listed attachment may bring, and how to name that limit in a
+    reject's reason; or, when its listing already says it is bigger than `max_bytes`,
+    why it is not downloaded at all."""
+    setting = f"{byte_size(max_bytes)} ([sync] resource_max_mb)"
+    listed = item.get("dimensione")
+    if not isinstance(listed, int) or isinstance(listed, bool) or listed < 0:
+        return max_bytes, setting  # no usable size listed: only the setting holds
+    if listed > max_bytes:
+        return f"the ERP lists it at {listed:,} bytes, more than {setting}; not downloaded"
+    allowed = listed + listed // 4 + LISTING_LEEWAY_BYTES
+    if allowed >= max_bytes:
+        return max_bytes, setting
+    return allowed, (
+        f"the {listed:,} bytes the ERP's listing gives (with a quarter more and 64 KiB of"
+        f" leeway, {allowed:,} bytes)"
+    )
+
+
+def _sweep_stale_downloads(folder: Path) -> None:
+    """Temporary files of downloads whose process died mid-way (a live download writes
+    to its file all the time)."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - STALE_DOWNLOAD.total_seconds()
+    for path in folder.glob(f"{TEMP_PREFIX}*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def sync_resources(
@@ -137,6 +256,9 @@ def sync_resources(
     result = ResourceResult()
     if mode == "none":
         return result
+    if not dry_run:
+        _sweep_stale_downloads(folder)
+    max_bytes: int = client.config.max_attachment_bytes
     with store.read() as conn:
         if since is None and mode == "changed":
             mark = get_state(conn, WATERMARK)
@@ -236,18 +358,28 @@ def sync_resources(
             page_changes: list[Change] = page_changes,
         ) -> None:
             code, item = job
+            nome = str(item["nome"])
+            limit = download_limit(item, max_bytes)
+            download = _Download(None if dry_run else folder)
             try:
-                data = client.get_attachment(code, str(item["nome"]))
-            except ErpError as exc:
+                if isinstance(limit, str):
+                    raise _NotFetched(limit)
+                client.download_attachment(code, nome, download, max_bytes=limit[0], limit=limit[1])
+                if dry_run:
+                    digest, rel, wrote = download.hash.hexdigest(), "", False
+                else:
+                    digest, rel, wrote = download.keep()
+            except (ErpError, _NotFetched, OSError) as exc:
+                why = f"could not be stored: {exc}" if isinstance(exc, OSError) else str(exc)
+                if isinstance(exc, ReplyTooLargeError):
+                    why += "; nothing stored"
                 with lock:
-                    result.errors.append((code, f"attachment {item['nome']}: {exc}"))
+                    result.errors.append((code, f"attachment {nome}: {why}"))
                     failed.add(code)
                 return
-            if dry_run:
-                digest, rel, wrote = hashlib.sha256(data).hexdigest(), "", False
-            else:
-                digest, rel, wrote = store_file(folder, data)
-            nome = str(item["nome"])
+            finally:
+                download.discard()
+            size = download.size
             stamp, old = str(item.get("dt_mod") or ""), known.get((code, nome))
             with lock:
                 result.requests += 1
@@ -260,7 +392,7 @@ def sync_resources(
                         (name, before, after)
                         for name, before, after in (
                             ("dt_mod", old.dt_mod, stamp),
-                            ("size", str(old.size), str(len(data))),
+                            ("size", str(old.size), str(size)),
                             ("sha256", old.sha256, digest),
                         )
                         if before != after
@@ -271,14 +403,14 @@ def sync_resources(
                 else:
                     result.inserted += 1
                     page_changes.append((key, "inserted", None, None, None))
-                result.bytes += len(data)
+                result.bytes += size
                 rows.append(
                     {
                         "article_code": code,
                         "nome": str(item["nome"]),
                         "tipo": str(item.get("tipo") or ""),
                         "dt_mod": str(item.get("dt_mod") or ""),
-                        "size": len(data),
+                        "size": size,
                         "sha256": digest,
                         "path": rel,
                         "fetched_at": utcnow(),
@@ -325,6 +457,10 @@ def sync_resources(
             with store.write() as conn:
                 set_resources_since(conn, started)
     return result
+
+
+class _NotFetched(Exception):
+    """An attachment not downloaded, with the reason."""
 
 
 def set_resources_since(conn: sa.Connection, since: datetime) -> None:
