@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 from conftest import SimProcess, start_sim
 
@@ -68,6 +69,22 @@ def test_unknown_certificate_is_refused_with_a_clear_reason(
         client.check()
     assert "TLS certificate" in str(err.value) and "--ca-file" in str(err.value)
     assert not err.value.retryable and slept == []  # retrying cannot fix a certificate
+
+
+def test_a_ca_file_that_does_not_vouch_is_named_not_asked_for(
+    tls_sim: tuple[SimProcess, Path],
+) -> None:
+    """With a CA file given (the public CAs' bundle here), the refusal names it rather
+    than telling the operator to give one."""
+    s, _ = tls_sim
+    with (
+        MexalClient(config_for(s, ca_file=certifi.where())) as client,
+        pytest.raises(ErpConnectionError) as err,
+    ):
+        client.check()
+    said = str(err.value)
+    assert f"the CA file {certifi.where()!r} does not vouch for it" in said
+    assert "give its CA" not in said
 
 
 def test_verification_can_be_switched_off(tls_sim: tuple[SimProcess, Path]) -> None:

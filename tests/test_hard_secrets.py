@@ -5,16 +5,23 @@ self-signed ERP usable; turning verification off warns), and `doctor` reports it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
+import ssl as tls
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SimProcess, start_sim
 from hard_support import cli, cli_env, cli_here, open_engine
 from sqlalchemy import MetaData, create_engine, select
+
+from passweb_tui.engine.erp.client import MexalClient
+from passweb_tui.engine.erp.errors import ErpConnectionError
+from passweb_tui.engine.erp.settings import ErpConfig
 
 PASSWORD = "Zq7-distinctive-SECRET-9x"  # never appears in any data the simulator serves
 
@@ -308,3 +315,31 @@ def test_doctor_reports_each_check(secret_sim: SimProcess, tmp_path: Path) -> No
         config.chmod(0o000)
         unreadable = cli_here("--db", db, "doctor", env=dict(env, PASSWEB_TUI_CONFIG=str(config)))
         assert lines_of(unreadable.stdout)["config file"] == "FAIL"
+
+
+def test_a_private_ca_without_key_usage_is_taken_under_strict_checks(
+    tls_sim: tuple[SimProcess, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.13 turns on OpenSSL's strict X.509 checks by default, which refuse a CA
+    with no key usage extension (what a plain `openssl req -x509` makes, as above): the
+    CA file of one's own ERP is taken all the same, on every Python the tool runs on."""
+    sim, ca = tls_sim
+    default_context = tls.create_default_context
+
+    def as_on_313(*args: Any, **kw: Any) -> tls.SSLContext:
+        context = default_context(*args, **kw)
+        context.verify_flags |= tls.VERIFY_X509_STRICT
+        return context
+
+    monkeypatch.setattr(tls, "create_default_context", as_on_313)
+    base = ErpConfig(
+        base_url=sim.url, user=sim.user, password=sim.password, azienda=sim.azienda, anno=sim.anno
+    )
+    with MexalClient(dataclasses.replace(base, ca_file=str(ca), max_retries=0)) as client:
+        assert client.check()["azienda"] == sim.azienda
+    # and the chain is still verified: without the CA file, refused
+    with (
+        MexalClient(dataclasses.replace(base, max_retries=0)) as client,
+        pytest.raises(ErpConnectionError, match="certificate"),
+    ):
+        client.check()
