@@ -433,6 +433,15 @@ def _files_are_the_stored_ones(store: Store, folder: Path) -> None:
     assert on_disk == {r["path"] for r in _stored(store).values()}
 
 
+def _first_codes_after_a_total(store: Store, client: MexalClient) -> list[str]:
+    """The first 40 article codes of the store, after a TOTAL into it."""
+    assert SyncRunner(store, client, SyncOptions()).run("total").status == "ok"
+    with store.read() as conn:
+        return list(
+            conn.execute(sa.text("SELECT code FROM articles ORDER BY code LIMIT 40")).scalars()
+        )
+
+
 def test_a_download_past_its_limit_is_stopped_stores_nothing_and_is_a_reject(
     sim: Any, tmp_path: Path
 ) -> None:
@@ -450,13 +459,7 @@ def test_a_download_past_its_limit_is_stopped_stores_nothing_and_is_a_reject(
     body = 20 * MB
     try:
         with MexalClient(erp_config(sim)) as direct:
-            assert SyncRunner(store, direct, SyncOptions()).run("total").status == "ok"
-            with store.read() as conn:
-                codes = list(
-                    conn.execute(
-                        sa.text("SELECT code FROM articles ORDER BY code LIMIT 40")
-                    ).scalars()
-                )
+            codes = _first_codes_after_a_total(store, direct)
             a, b, c, d, fine = _with_image(direct, codes, 5)
             expected = {i["nome"]: direct.get_attachment(fine, i["nome"])
                         for i in direct.attachments(fine)}  # fmt: skip
@@ -528,13 +531,7 @@ def test_a_download_streams_to_its_file_a_cut_one_starts_over_and_a_failed_one_l
     size = 12 * MB
     try:
         with MexalClient(erp_config(sim)) as direct:
-            assert SyncRunner(store, direct, SyncOptions()).run("total").status == "ok"
-            with store.read() as conn:
-                codes = list(
-                    conn.execute(
-                        sa.text("SELECT code FROM articles ORDER BY code LIMIT 40")
-                    ).scalars()
-                )
+            codes = _first_codes_after_a_total(store, direct)
             big, broken = _with_image(direct, codes, 2)
         with LyingProxy(sim) as proxy:
             proxy.listings[big] = _listed_size(size)

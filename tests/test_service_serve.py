@@ -168,22 +168,27 @@ def test_sigterm_or_sighup_cancels_the_run_and_waits_for_it(
     assert "service stopped" in log and "Traceback" not in log
 
 
-@pytest.mark.e2e
-def test_the_erp_triggers_a_serve_process(
-    sim: SimProcess, tmp_path: Path, reader: Callable[[str], Engine]
-) -> None:
-    db_url = f"sqlite:///{tmp_path / 'store.db'}"
-    config = write_config(tmp_path / "config.toml", "")
-    serve = Serve(
+def serve_with_trigger(sim: SimProcess, tmp_path: Path) -> Serve:
+    """`serve` on the store and config file in tmp_path, with its trigger on a free port
+    and its token from the environment."""
+    return Serve(
         sim,
-        db_url,
-        config,
+        f"sqlite:///{tmp_path / 'store.db'}",
+        write_config(tmp_path / "config.toml", ""),
         tmp_path / "serve.log",
         "--trigger",
         "--trigger-port",
         "0",
         env_extra={"PASSWEB_TUI_TRIGGER_TOKEN": "t0ken-from-the-environment"},
     )
+
+
+@pytest.mark.e2e
+def test_the_erp_triggers_a_serve_process(
+    sim: SimProcess, tmp_path: Path, reader: Callable[[str], Engine]
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    serve = serve_with_trigger(sim, tmp_path)
     try:
         line = serve.ready()
         url = line.rsplit("trigger=", 1)[1].strip()
@@ -220,17 +225,7 @@ def test_a_request_line_with_terminal_escapes_reaches_the_log_visible(
     ring the bell and clear the screen of whoever reads the log (`tail -f`): the log file
     holds the request, every control character escaped as the standard library escapes
     them, and not one control byte; stderr (the journal) neither."""
-    config = write_config(tmp_path / "config.toml", "")
-    serve = Serve(
-        sim,
-        f"sqlite:///{tmp_path / 'store.db'}",
-        config,
-        tmp_path / "serve.log",
-        "--trigger",
-        "--trigger-port",
-        "0",
-        env_extra={"PASSWEB_TUI_TRIGGER_TOKEN": "t0ken-from-the-environment"},
-    )
+    serve = serve_with_trigger(sim, tmp_path)
     try:
         url = serve.ready().rsplit("trigger=", 1)[1].strip()
         host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
