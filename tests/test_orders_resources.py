@@ -15,7 +15,7 @@ from test_orders_helpers import erp_config
 from passweb_tui.engine.erp.client import MexalClient, Page
 from passweb_tui.engine.erp.errors import ErpError
 from passweb_tui.engine.erp.values import format_datetime, parse_datetime
-from passweb_tui.engine.orders.resources import WATERMARK, store_file, sync_resources
+from passweb_tui.engine.orders.resources import WATERMARK, _Download, sync_resources
 from passweb_tui.engine.state import get_state
 from passweb_tui.engine.store import Store, open_store
 from passweb_tui.engine.sync import Scope, SyncOptions, SyncRunner
@@ -124,12 +124,24 @@ def test_an_article_the_site_gets_back_gets_its_attachments_again(sim: Any, tmp_
         store.close()
 
 
+def _kept(folder: Path, *chunks: bytes) -> tuple[str, str, bool]:
+    """A download of `chunks` into `folder`, kept as a sync keeps one."""
+    download = _Download(folder)
+    try:
+        download.start()
+        for chunk in chunks:
+            download.write(chunk)
+        return download.keep()
+    finally:
+        download.discard()
+
+
 def test_identical_content_is_written_once(tmp_path: Path) -> None:
-    data = b"%PDF-1.4 same sheet for two articles"
-    d1, p1, wrote1 = store_file(tmp_path, data)
-    d2, p2, wrote2 = store_file(tmp_path, data)
+    d1, p1, wrote1 = _kept(tmp_path, b"%PDF-1.4 same sheet", b" for two articles")
+    d2, p2, wrote2 = _kept(tmp_path, b"%P", b"DF-1.4 same sheet for two articles")
     assert (d1, p1) == (d2, p2) and wrote1 and not wrote2
     assert p1.endswith(".pdf") and len(list(tmp_path.glob("??/*"))) == 1
+    assert list(tmp_path.glob(".download.*")) == []  # the second one's file is gone
 
 
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:

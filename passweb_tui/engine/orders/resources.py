@@ -111,20 +111,6 @@ def _relative_path(digest: str, head: bytes) -> str:
     return f"{digest[:2]}/{digest}{_extension(head)}"
 
 
-def store_file(folder: Path, data: bytes) -> tuple[str, str, bool]:
-    """Keep `data` under its SHA-256; returns (digest, relative path, whether written)."""
-    digest = hashlib.sha256(data).hexdigest()
-    rel = _relative_path(digest, data[:4])
-    path = folder / rel
-    if path.exists() and path.stat().st_size == len(data):
-        return digest, rel, False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # whole files only, even if the process dies mid-way
-    return digest, rel, True
-
-
 class _Download:
     """An attachment on its way (a BodySink): hashed as it comes and, given a folder,
     written to a temporary file there, which `keep` moves to its place by content hash
