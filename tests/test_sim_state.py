@@ -392,6 +392,47 @@ def test_sigint_stops_cleanly() -> None:
     assert p.process.wait(timeout=20) == 0
 
 
+def test_a_request_held_open_does_not_hold_up_a_stop() -> None:
+    """A request held by injected latency is answered 503 (not worked on) as soon as the
+    simulator is told to stop: before, the process waited out the latency (a minute here)
+    before it exited."""
+    import threading
+    import time
+
+    from passweb_tui.mexal_sim.server import STOP_GRACE_S
+
+    p = start_sim("--articles", "20", "--customers", "5", "--orders", "1")
+    try:
+        p.admin("PUT", "faults", json={"latency_ms": 60_000})
+        outcome: list[object] = []
+
+        def held() -> None:
+            try:
+                with client(p) as c:
+                    outcome.append(c.get("risorse/articoli", params={"max": 1}, timeout=90))
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+        asking = threading.Thread(target=held, daemon=True)
+        asking.start()
+        time.sleep(1.0)  # the request is in, sleeping its latency
+        assert not outcome
+        started = time.monotonic()
+        p.process.send_signal(signal.SIGTERM)
+        assert p.process.wait(timeout=30) == 0
+        took = time.monotonic() - started
+        assert took < STOP_GRACE_S, took
+        asking.join(timeout=10)
+        assert outcome and isinstance(outcome[0], httpx.Response), outcome
+        assert outcome[0].status_code == 503
+        assert outcome[0].json()["error"]["response-detail"].startswith("5001 ")
+        assert p.process.stdout is not None
+        said = p.process.stdout.read()
+        assert "Traceback" not in said and "Cancel" not in said, said
+    finally:
+        p.stop()
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_tls(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

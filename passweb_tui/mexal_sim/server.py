@@ -180,6 +180,11 @@ class _Server(uvicorn.Server):
             captured.clear()
 
 
+# How long a stop waits for requests still being worked on before it drops them (a request
+# held by injected latency is answered 503 at once): a client never holds up a stop longer.
+STOP_GRACE_S = 3
+
+
 def _config(app: SimApp, options: SimOptions) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     kwargs: dict[str, Any] = {}
@@ -193,6 +198,7 @@ def _config(app: SimApp, options: SimOptions) -> uvicorn.Config:
         lifespan="off",
         log_config=None,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=STOP_GRACE_S,
         **kwargs,
     )
 
@@ -242,6 +248,7 @@ def serve(options: SimOptions, on_ready: Callable[[str], None] | None = None) ->
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
     server = _Server(_config(app, options))
+    app.webapi.stopping = lambda: server.should_exit
 
     def stop_early(sig: int, frame: Any) -> None:
         # a signal between the ready line and uvicorn's own handlers still stops cleanly
@@ -288,6 +295,7 @@ def start_background(options: SimOptions, *, timeout: float = 60.0) -> SimHandle
     app = create_app(options)
     sock = _bind(options.host, options.port)
     server = _Server(_config(app, options))
+    app.webapi.stopping = lambda: server.should_exit
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="mexal-sim", daemon=True
     )

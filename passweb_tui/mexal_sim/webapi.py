@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -104,6 +105,19 @@ class WebApi:
     def __init__(self, erp: Erp) -> None:
         self.erp = erp
         self.inflight: dict[str, int] = defaultdict(int)
+        # whether the server is stopping (set by the server that serves this): a request
+        # held by injected latency is then answered at once rather than holding up the stop
+        self.stopping: Callable[[], bool] = lambda: False
+
+    async def _hold(self, seconds: float) -> bool:
+        """Wait `seconds` of injected latency; False if the server began to stop meanwhile."""
+        end = asyncio.get_running_loop().time() + seconds
+        while not self.stopping():
+            left = end - asyncio.get_running_loop().time()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, 0.1))
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -190,8 +204,9 @@ class WebApi:
             # meanwhile (killed, timed out) does not stop a write it had sent, as with the
             # real server, which finishes what it was given
             await request.body()
-            if faults.latency_ms > 0:
-                await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.latency_ms > 0 and not await self._hold(faults.latency_ms / 1000):
+                # not worked on: the client may send it again to the next server
+                return self.error(request, 503, E_LINK, {"Connection": "close"})
             rng = erp.fault_rng
             if faults.status:
                 draw, acc = rng.random(), 0.0
