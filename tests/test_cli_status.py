@@ -203,11 +203,12 @@ def test_a_failed_changed_stays_a_matter_after_a_dry_run_or_a_partial(
     while a dry run or a PARTIAL are the runs after it, until a TOTAL or CHANGED runs."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
     assert cli(sim, "sync", "total", db=db).returncode == 0
-    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+    # a refused login fails the run at once (an ERP error would first be retried)
+    sim.admin("PUT", "users/" + sim.user, json={"password": "changed-meanwhile"})
     try:
         failed = json.loads(cli(sim, "sync", "changed", "--json", db=db).stdout)
     finally:
-        sim.admin("DELETE", "faults")
+        sim.admin("PUT", "users/" + sim.user, json={"password": sim.password})
     assert failed["status"] == "failed"
     for later in (["sync", "changed", "--dry-run"], ["sync", "partial", "--entity", "payments"]):
         assert cli(sim, *later, db=db).returncode == 0

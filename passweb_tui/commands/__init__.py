@@ -33,6 +33,7 @@ COMMANDS = [
     "status",
     "changes",
     "prune",
+    "store",
     "show",
     "fields",
     "serve",

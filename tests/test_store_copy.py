@@ -1,0 +1,273 @@
+"""`passweb-tui store copy`: a whole store copied into a new SQLite file or an empty
+PostgreSQL database (a backup, a move, a restore), row for row, from one moment of the
+source, all or nothing at the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SimProcess
+from hard_support import cli, cli_env, cli_here
+from sqlalchemy import create_engine, insert, select, text
+from test_orders_helpers import jsonl, order_line
+
+from passweb_tui.engine.store import open_store, store_tables
+from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store
+
+
+def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every store table's rows, in key order, values as Python gives them back."""
+    from passweb_tui.engine.models import metadata
+
+    store_tables()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+                for t in metadata.sorted_tables
+                if t.name != "sync_lease"
+            }
+    finally:
+        engine.dispose()
+
+
+def utc(value: Any) -> Any:
+    """A stored moment as the store means it: UTC (SQLite keeps it without a zone,
+    PostgreSQL gives it back in its session's zone)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def differences(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> list[str]:
+    """Where two stores' rows differ: table, row, column, both values."""
+    from passweb_tui.engine.models import metadata
+
+    found = []
+    for name in sorted(set(a) | set(b)):
+        rows_a, rows_b = a.get(name, []), b.get(name, [])
+        if len(rows_a) != len(rows_b):
+            found.append(f"{name}: {len(rows_a)} rows against {len(rows_b)}")
+            continue
+        columns = [c.name for c in metadata.tables[name].columns]
+        for i, (ra, rb) in enumerate(zip(rows_a, rows_b, strict=True)):
+            for column, va, vb in zip(columns, ra, rb, strict=True):
+                va, vb = utc(va), utc(vb)
+                if va != vb or type(va) is not type(vb):
+                    found.append(f"{name}[{i}].{column}: {va!r} against {vb!r}")
+    return found[:10]
+
+
+def filled_store(sim: SimProcess, db: str, tmp_path: Path) -> dict[str, str]:
+    """A store with what an installation keeps: a TOTAL, web orders (one sent), runs and
+    their change log."""
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1"), order_line("W2")), encoding="utf-8")
+    assert cli_here("orders", "import", str(orders), env=env).returncode == 0
+    sim.admin("POST", "mutate", json={"resource": "articoli", "count": 3, "seed": 1})
+    assert cli_here("sync", "changed", env=env).returncode == 0
+    return env
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_a_copy_holds_every_row_and_is_a_working_store(
+    sim: SimProcess, db_url: str, tmp_path: Path
+) -> None:
+    """Copied to a new SQLite file (a backup) and back into a new store (a restore), the
+    rows are the source's, value for value; the copy is owner-only, and a sync on it
+    carries on where the source was (a CHANGED, not a first TOTAL; new ids past the
+    copied ones)."""
+    env = filled_store(sim, db_url, tmp_path)
+    backup = tmp_path / "backups" / "store-copy.db"  # the folder is made
+    done = cli_here("store", "copy", str(backup), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    source_rows = every_row(db_url)
+    assert said["tables"] == {name: len(rows) for name, rows in source_rows.items()}
+    assert said["rows"] == sum(len(rows) for rows in source_rows.values()) > 1000
+    assert said["tables"]["web_order"] == 2 and said["tables"]["sync_runs"] == 2
+    assert differences(every_row(f"sqlite:///{backup}"), source_rows) == []
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert [p.name for p in backup.parent.iterdir()] == [backup.name]  # no temporary left
+
+    restored = tmp_path / "restored.db"
+    back = cli_here("--db", f"sqlite:///{backup}", "store", "copy", str(restored), env=env)
+    assert back.returncode == 0, back.stderr
+    assert f"to sqlite:///{restored}:" in back.stdout and "web_order " in back.stdout
+    assert differences(every_row(f"sqlite:///{restored}"), source_rows) == []
+
+    env_restored = {**env, "PASSWEB_TUI_DB": f"sqlite:///{restored}"}
+    run = cli_here("sync", "changed", "--json", env=env_restored)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["kind"] == "changed"  # the watermark came along
+    assert json.loads(run.stdout)["run_id"] == 3
+
+
+@pytest.mark.parametrize("empty_db_url", ["postgres"], indirect=True)
+def test_a_move_to_postgresql_goes_on_from_the_copied_ids(
+    sim: SimProcess, tmp_path: Path, empty_db_url: str
+) -> None:
+    """SQLite to an empty PostgreSQL database: every row, and the id sequences moved past
+    the copied ids, so that the next run and its change log do not meet them."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = filled_store(sim, db, tmp_path)
+    moved = cli_here("store", "copy", empty_db_url, env=env)
+    assert moved.returncode == 0, moved.stderr
+    assert differences(every_row(empty_db_url), every_row(db)) == []
+    env_pg = {**env, "PASSWEB_TUI_DB": empty_db_url}
+    sim.admin("POST", "mutate", json={"resource": "articoli", "count": 3, "seed": 2})
+    run = cli_here("sync", "changed", "--json", env=env_pg)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["run_id"] == 3
+    changes = cli_here("changes", "--run", "3", "--json", env=env_pg)
+    assert changes.returncode == 0 and json.loads(changes.stdout), changes.stderr
+
+
+def test_a_target_is_never_written_over(sim: SimProcess, tmp_path: Path) -> None:
+    """A file that exists, the store itself, a URL of another kind: refused (exit 2)
+    naming the target, and nothing is touched."""
+    db_file = tmp_path / "store.db"
+    env = cli_env(sim, f"sqlite:///{db_file}")
+    assert cli_here("sync", "total", env=env).returncode == 0
+    other = tmp_path / "other.db"
+    other.write_bytes(b"someone's file")
+    refused = cli_here("store", "copy", str(other), env=env)
+    assert refused.returncode == 2 and "exists; a copy never writes over a file" in refused.stderr
+    assert other.read_bytes() == b"someone's file"
+    before = db_file.read_bytes()
+    for itself in (str(db_file), f"sqlite:///{db_file}"):
+        same = cli_here("store", "copy", itself, env=env)
+        assert same.returncode == 2 and "is the store being copied" in same.stderr, same.stderr
+    assert db_file.read_bytes() == before
+    mysql = cli_here("store", "copy", "mysql://u@h/db", env=env)
+    assert mysql.returncode == 2 and "SQLite or PostgreSQL, not mysql" in mysql.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_postgresql_database_holding_a_store_is_refused(
+    sim: SimProcess, tmp_path: Path, db_url: str
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    refused = cli_here("store", "copy", db_url, env=env)
+    assert refused.returncode == 2 and "holds a store already" in refused.stderr
+    assert every_row(db_url)["articles"] == []
+
+
+def test_a_cancelled_copy_leaves_nothing_at_the_target(
+    sim: SimProcess, tmp_path: Path, empty_db_url: str
+) -> None:
+    """Cancelled partway (after the first rows went in), the target is as it was: no
+    file and no temporary file beside it; a PostgreSQL database without a table."""
+    db = f"sqlite:///{tmp_path / 'source.db'}"
+    assert cli_here("sync", "total", env=cli_env(sim, db)).returncode == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    store = open_store(db)
+    cancel = threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def progress(table: str, done: int, rows: int) -> None:
+        seen.append((table, done))
+        if table == "articles" and done > 0:
+            cancel.set()
+
+    try:
+        with pytest.raises(StoreCopyCancelled):
+            copy_store(store, empty_db_url, progress=progress, cancel=cancel)
+    finally:
+        store.close()
+    assert ("articles", 0) in seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if empty_db_url.startswith("postgresql"):
+        engine = create_engine(empty_db_url)
+        try:
+            with engine.connect() as conn:
+                tables = conn.execute(
+                    text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert tables == 0
+
+
+def test_the_copy_is_one_moment_of_a_store_being_written(sim: SimProcess, tmp_path: Path) -> None:
+    """A write transaction open on the source (a sync writing a page, say) neither holds
+    the copy up nor gets into it half; a run under way is in the copy unfinished, shown
+    interrupted there, and said so."""
+    db_file = tmp_path / "store.db"
+    db = f"sqlite:///{db_file}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    from passweb_tui.engine.models import SyncRun
+
+    runs = SyncRun.__table__  # type: ignore[attr-defined]
+    writer = create_engine(db)
+    with writer.connect() as conn:
+        with conn.begin():  # a run under way, committed
+            conn.execute(
+                insert(runs).values(
+                    id=7, kind="total", requested_kind="total", origin="cli", dry_run=False,
+                    status="running", started=text("CURRENT_TIMESTAMP"), counts="{}",
+                )
+            )  # fmt: skip
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("DELETE FROM articles")  # not committed while the copy runs
+        copied = cli("store", "copy", str(tmp_path / "copy.db"), env=env, timeout=60)
+        conn.exec_driver_sql("ROLLBACK")
+    writer.dispose()
+    assert copied.returncode == 0, copied.stderr
+    assert "run 7 under way when copied: interrupted in the copy" in copied.stdout
+    copy_url = f"sqlite:///{tmp_path / 'copy.db'}"
+    assert differences(every_row(copy_url), every_row(db)) == []
+    shown = cli_here("runs", "--json", env={**env, "PASSWEB_TUI_DB": copy_url})
+    assert shown.returncode == 0, shown.stderr
+    seven = next(r for r in json.loads(shown.stdout) if r["run_id"] == 7)
+    assert seven["status"] == "failed" and "interrupted" in seven["error"], seven
+    assert os.stat(db_file).st_size > 0
+
+
+def test_an_order_sent_after_the_backup_is_not_sent_again_from_the_restored_copy(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """An order waiting when the backup was made, then sent from the store it came from:
+    the store restored from the backup looks it up in the ERP by its marker and binds
+    the document it finds; the ERP holds it once."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W9")), encoding="utf-8")
+    assert cli_here("orders", "import", str(orders), env=env).returncode == 0
+    listed = json.loads(cli_here("orders", "list", "--json", env=env).stdout)
+    assert [(o["id"], o["state"]) for o in listed] == [("W9", "new")]
+
+    backup = tmp_path / "backup.db"
+    done = cli_here("store", "copy", str(backup), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["to_look_up"] == {"orders": 1, "customers": 0}
+
+    assert cli_here("sync", "changed", env=env).returncode == 0  # the source sends W9
+    sent = sim.admin("GET", "orders", params={"marker": "W9"}).json()["keys"]
+    assert len(sent) == 1
+
+    restored = tmp_path / "restored.db"
+    back = cli_here("--db", f"sqlite:///{backup}", "store", "copy", str(restored), env=env)
+    assert back.returncode == 0, back.stderr
+    env_restored = {**env, "PASSWEB_TUI_DB": f"sqlite:///{restored}"}
+    run = cli_here("sync", "changed", "--json", env=env_restored)
+    assert run.returncode == 0, run.stderr
+    assert sim.admin("GET", "orders", params={"marker": "W9"}).json()["keys"] == sent
+    shown = json.loads(cli_here("orders", "show", "W9", "--json", env=env_restored).stdout)
+    assert shown["erp_key"] == sent[0] and shown["state"] != "new", shown
