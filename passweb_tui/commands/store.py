@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "was at one moment, so the copy is safe while a sync or the service runs. A target "
         "that exists or holds a store is refused, never written over; a copy that fails or "
         "is cancelled leaves nothing at TARGET. The lock starts free in the copy, and a run "
-        "under way at that moment is interrupted there. Files under resources/ are not in "
+        "under way at that moment is interrupted there. Web orders and new customers "
+        "waiting to go to the ERP are looked up there before a push from the copy sends "
+        "them. Files under resources/ are not in "
         "the store: a missing one is fetched again by the next sync that looks at it. Exit "
         "status: 0 copied, 1 failed or cancelled, 2 a target that cannot be used.",
     )
