@@ -25,6 +25,7 @@ from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store
 def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every store table's rows, in key order, values as Python gives them back."""
     from passweb_tui.engine.models import metadata
+    from passweb_tui.engine.service.slots import claims_t
 
     store_tables()
     engine = create_engine(url)
@@ -32,7 +33,7 @@ def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
         with engine.connect() as conn:
             return {
                 t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in metadata.sorted_tables
+                for t in [*metadata.sorted_tables, claims_t]
                 if t.name != "sync_lease"
             }
     finally:
@@ -57,7 +58,9 @@ def differences(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> list[str]:
         if len(rows_a) != len(rows_b):
             found.append(f"{name}: {len(rows_a)} rows against {len(rows_b)}")
             continue
-        columns = [c.name for c in metadata.tables[name].columns]
+        table = metadata.tables.get(name)
+        columns = [c.name for c in table.columns] if table is not None else []
+        columns += [f"column {i}" for i in range(len(columns), len(rows_a[0]) if rows_a else 0)]
         for i, (ra, rb) in enumerate(zip(rows_a, rows_b, strict=True)):
             for column, va, vb in zip(columns, ra, rb, strict=True):
                 va, vb = utc(va), utc(vb)
@@ -74,6 +77,17 @@ def filled_store(sim: SimProcess, db: str, tmp_path: Path) -> dict[str, str]:
     orders = tmp_path / "orders.jsonl"
     orders.write_text(jsonl(order_line("W1"), order_line("W2")), encoding="utf-8")
     assert cli_here("orders", "import", str(orders), env=env).returncode == 0
+    from passweb_tui.engine.service.slots import claims_t
+
+    engine = create_engine(db)
+    with engine.begin() as conn:  # a scheduled time the service ran
+        conn.execute(
+            insert(claims_t).values(
+                site="default", slot="2026-12-07T17:00:00", holder="h",
+                claimed_at=datetime(2026, 12, 7, 16, 0, tzinfo=UTC), run_id=1, outcome="ok",
+            )
+        )  # fmt: skip
+    engine.dispose()
     sim.admin("POST", "mutate", json={"resource": "articoli", "count": 3, "seed": 1})
     assert cli_here("sync", "changed", env=env).returncode == 0
     return env
@@ -96,6 +110,7 @@ def test_a_copy_holds_every_row_and_is_a_working_store(
     assert said["tables"] == {name: len(rows) for name, rows in source_rows.items()}
     assert said["rows"] == sum(len(rows) for rows in source_rows.values()) > 1000
     assert said["tables"]["web_order"] == 2 and said["tables"]["sync_runs"] == 2
+    assert said["tables"]["service_slot_claims"] == 1
     assert differences(every_row(f"sqlite:///{backup}"), source_rows) == []
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert [p.name for p in backup.parent.iterdir()] == [backup.name]  # no temporary left
@@ -174,7 +189,6 @@ def test_a_cancelled_copy_leaves_nothing_at_the_target(
     db = f"sqlite:///{tmp_path / 'source.db'}"
     assert cli_here("sync", "total", env=cli_env(sim, db)).returncode == 0
     before = sorted(p.name for p in tmp_path.iterdir())
-    store = open_store(db)
     cancel = threading.Event()
     seen: list[tuple[str, int]] = []
 
@@ -183,11 +197,8 @@ def test_a_cancelled_copy_leaves_nothing_at_the_target(
         if table == "articles" and done > 0:
             cancel.set()
 
-    try:
-        with pytest.raises(StoreCopyCancelled):
-            copy_store(store, empty_db_url, progress=progress, cancel=cancel)
-    finally:
-        store.close()
+    with pytest.raises(StoreCopyCancelled):
+        copy_store(db, empty_db_url, progress=progress, cancel=cancel)
     assert ("articles", 0) in seen
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if empty_db_url.startswith("postgresql"):
@@ -271,3 +282,179 @@ def test_an_order_sent_after_the_backup_is_not_sent_again_from_the_restored_copy
     assert sim.admin("GET", "orders", params={"marker": "W9"}).json()["keys"] == sent
     shown = json.loads(cli_here("orders", "show", "W9", "--json", env=env_restored).stdout)
     assert shown["erp_key"] == sent[0] and shown["state"] != "new", shown
+
+
+def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are_swept(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """A `-wal` or `-shm` left where the copy is to go (a store moved aside without
+    them) would be read into the new file: refused, naming it. The temporary files of a
+    copy to the same name whose process was killed are removed by the next copy; a live
+    one's are left alone. A target under a file is refused as a setting (exit 2)."""
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "b.db-wal").write_bytes(b"left by a store moved aside")
+    refused = cli_here("store", "copy", str(backups / "b.db"), env=env)
+    assert refused.returncode == 2 and "b.db-wal' exists" in refused.stderr, refused.stderr
+    assert not (backups / "b.db").exists()
+    (backups / "b.db-wal").unlink()
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a process id now free
+    gone.wait()
+    abandoned = [backups / f".b.db.copy-{gone.pid}.tmp{s}" for s in ("", "-wal", "-shm")]
+    live = backups / f".b.db.copy-{os.getppid()}.tmp"
+    for f in [*abandoned, live]:
+        f.write_bytes(b"customers' data")
+    done = cli_here("store", "copy", str(backups / "b.db"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in backups.iterdir()) == sorted(["b.db", live.name])
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    under = cli_here("store", "copy", str(a_file / "x.db"), env=env)
+    assert under.returncode == 2 and "is not a folder" in under.stderr, under.stderr
+
+
+def test_a_backup_that_fills_the_disk_is_not_kept_cut_short(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """A disk that fills while the copy is folded into one file fails the copy (exit 1),
+    leaving no file: before, the copy said it was done and left a file cut short."""
+    import subprocess
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    size = (tmp_path / "store.db").stat().st_size
+    full = tmp_path / "full"
+    full.mkdir()
+    # room for the copy's WAL, not also for the file it is then folded into
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2 // 1024}k", "tmpfs", str(full)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        failed = cli_here("store", "copy", str(full / "x.db"), env=env)
+        assert failed.returncode == 1, (failed.stdout, failed.stderr)
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+
+
+def test_a_backup_of_an_earlier_version_is_read_as_it_is_and_the_copy_brought_up(
+    tmp_path: Path,
+) -> None:
+    """A store at an earlier schema (a backup an earlier version made) is copied without
+    being changed, and the copy is at this version's schema with the rows brought up by
+    the migrations as any store of that version would be."""
+    import hashlib
+
+    from alembic import command
+
+    from passweb_tui.engine.store import _alembic_config, create_store_engine, head_revision
+
+    old = tmp_path / "old.db"
+    engine = create_store_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "w005_order_duplicates")
+        conn.exec_driver_sql(
+            "INSERT INTO sync_rejects (run_id, entity, key, reason) VALUES"
+            " (1, 'orders', 'W1', 'not sent: the ERP did not take it: alq_iva 99')"
+        )
+    engine.dispose()
+    before = hashlib.sha256(old.read_bytes()).hexdigest()
+    copy = tmp_path / "copy.db"
+    done = cli_here("--db", f"sqlite:///{old}", "store", "copy", str(copy), env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(old.read_bytes()).hexdigest() == before
+    check = create_engine(f"sqlite:///{copy}")
+    with check.connect() as conn:
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert version == head_revision()
+        assert conn.exec_driver_sql("SELECT entity FROM sync_rejects").scalar() == "web_orders"
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    check.dispose()
+
+
+def test_a_new_customer_of_a_waiting_order_is_looked_up_whatever_its_last_attempt(
+    tmp_path: Path,
+) -> None:
+    """A new customer whose last push failed (the ERP away) is pushed again by the next
+    sync: in a copy it is marked to be looked up in the ERP first, as its waiting order
+    is, so that a restore does not create it a second time. One no waiting order names
+    is left as it is."""
+    from passweb_tui.engine.orders.models import WebCustomer, WebOrder
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    open_store(db).close()
+    customers = WebCustomer.__table__  # type: ignore[attr-defined]
+    orders = WebOrder.__table__  # type: ignore[attr-defined]
+    engine = create_engine(db)
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        for cid, error in ((1, "the ERP did not answer"), (2, None), (3, None)):
+            conn.execute(
+                insert(customers).values(
+                    id=cid, name=f"Cliente {cid}", email=f"c{cid}@example.it", uncertain=False,
+                    attempts=1, last_error=error, created_at=now,
+                )
+            )  # fmt: skip
+        for oid, cid, state in (("W1", 1, "new"), ("W2", 2, "payment_unconfirmed")):
+            conn.execute(
+                insert(orders).values(
+                    id=oid, created=now, payment="confirmed", web_customer_id=cid,
+                    currency="EUR", state=state, uncertain=False, attempts=1, imported_at=now,
+                )
+            )  # fmt: skip
+    engine.dispose()
+    said = copy_store(db, str(tmp_path / "copy.db"))
+    assert said.to_look_up == {"orders": 2, "customers": 2}
+    check = create_engine(f"sqlite:///{tmp_path / 'copy.db'}")
+    with check.connect() as conn:
+        marked = conn.execute(
+            select(customers.c.id, customers.c.uncertain).order_by(customers.c.id)
+        ).all()
+    check.dispose()
+    assert [tuple(r) for r in marked] == [(1, True), (2, True), (3, False)]
+
+
+def test_a_backup_on_read_only_media_is_restored(sim: SimProcess, tmp_path: Path) -> None:
+    """A backup is one file in rollback-journal mode, so it reads where nothing can be
+    written (a read-only mount); a store in WAL mode there is read too (as immutable,
+    its WAL being empty)."""
+    import shutil
+    import subprocess
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    media = tmp_path / "media"
+    media.mkdir()
+    assert cli_here("store", "copy", str(media / "backup.db"), env=env).returncode == 0
+    engine = create_engine(db)
+    engine.dispose()  # the WAL folded in: a WAL-mode file alone
+    shutil.copyfile(tmp_path / "store.db", media / "wal-mode.db")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(media), str(ro)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("needs to bind-mount a folder read-only (root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        for name in ("backup.db", "wal-mode.db"):
+            restored = tmp_path / f"restored-{name}"
+            done = cli_here(
+                "--db", f"sqlite:///{ro / name}", "store", "copy", str(restored), env=env
+            )
+            assert done.returncode == 0, done.stderr
+            assert differences(every_row(f"sqlite:///{restored}"), every_row(db)) == []
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)

@@ -41,11 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.commands.sync import open_engine
-    from passweb_tui.engine.store import StoreError, StoreUrlError
-    from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store
+    from passweb_tui.engine.store import StoreError, StoreUrlError, shown_url
+    from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store, target_url
 
-    engine = open_engine(ctx)
     cancel = threading.Event()
     shown_at = [0.0]
     live = sys.stderr.isatty() and not args.json
@@ -62,11 +60,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 sys.stderr.flush()
 
         try:
-            result = copy_store(engine.store, args.target, progress=progress, cancel=cancel)
+            result = copy_store(
+                ctx.settings.resolved_db_url, args.target, progress=progress, cancel=cancel
+            )
         except StoreCopyCancelled:
             why = f" by {signals.name}" if signals.received is not None else ""
             raise CliError(
-                f"store copy: cancelled{why}; nothing was written at {args.target}"
+                f"store copy: cancelled{why}; nothing was written at"
+                f" {shown_url(target_url(args.target))}"
             ) from None
         except StoreUrlError as exc:
             raise CliError(f"store copy: {exc}", ExitCode.USAGE) from None
@@ -76,7 +77,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             if live:
                 sys.stderr.write("\r\x1b[K")
                 sys.stderr.flush()
-            engine.close()
     if args.json:
         print_json(result.to_json())
         return int(ExitCode.OK)

@@ -16,30 +16,48 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, Table, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from passweb_tui.engine.store import (
     _PG_MIGRATION_LOCK,
     _PG_SETTING,
-    Store,
     StoreError,
     StoreUrlError,
     _alembic_config,
     create_store_engine,
     current_revision,
     database_words,
+    head_revision,
+    known_revisions,
     present_tables,
     shown_url,
+    sqlite_open_error,
+    store_tables,
+    unknown_schema,
     without_url_secrets,
 )
 
@@ -136,55 +154,248 @@ def _same_store(source: URL, target: URL) -> bool:
 
 
 def copy_store(
-    source: Store,
+    source_url: str,
     target: str,
     *,
     progress: Callable[[str, int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> CopyResult:
-    """Copy every row of `source` into a new store at `target` (a URL or a file path).
+    """Copy every row of the store at `source_url` into a new store at `target` (a URL
+    or a file path). The source is read, never written (nor migrated): a backup made by
+    an earlier version is copied as it is, and the copy brought to this version's schema.
     `progress(table, done, rows)` is called as rows go; `cancel` stops the copy, leaving
-    the target as it was (StoreCopyCancelled). StoreUrlError: the target cannot be the
-    copy's (the source itself, a file that exists, a database holding a store);
-    StoreError: the copy failed, and the target was left as it was."""
+    the target as it was (StoreCopyCancelled). StoreUrlError: the source or the target
+    cannot be the copy's (no store there, the target is the source, a file that exists,
+    a database holding a store, a folder that cannot be written); StoreError: the copy
+    failed, and the target was left as it was."""
     url = target_url(target)
     shown = shown_url(url)
-    if _same_store(source.engine.url, url):
+    source = make_url(source_url)
+    if _same_store(source, url):
         raise StoreUrlError(f"{shown} is the store being copied: give another file or database")
-    result = CopyResult(source=source.url, target=shown)
+    result = CopyResult(source=shown_url(source), target=shown)
     started = time.monotonic()
-    path = _sqlite_path(url)
-    if path is not None:
-        if path.exists() or path.is_symlink():
+    src_engine, revision = _open_source(source)
+    try:
+        path = _sqlite_path(url)
+        if revision != head_revision() and _sqlite_path(source) is None:
             raise StoreUrlError(
-                f"{shown}: {str(path)!r} exists; a copy never writes over a file: give a new"
-                " name, or move that one aside first"
+                f"{result.source} is a store of an earlier passweb-tui (schema {revision}):"
+                " open it once with this version (any command on it brings it to this"
+                " version's schema, `status` say), then copy it"
             )
-        temp = path.with_name(f".{path.name}.copy-{os.getpid()}.tmp")
-        _remove_sqlite_files(temp)
-        engine = create_store_engine(
-            URL.create("sqlite", database=str(temp)).render_as_string(), make_folder=True
-        )
-        try:
-            _fill(source, engine, shown, result, progress, cancel)
-            engine.dispose()  # the last connection closed: SQLite folds its WAL into the file
-            for leftover in ("-wal", "-shm"):
-                Path(f"{temp}{leftover}").unlink(missing_ok=True)
-            if path.exists():  # made meanwhile by someone else: theirs is kept
-                raise StoreUrlError(f"{shown}: {str(path)!r} appeared while copying; left as it is")
-            os.replace(temp, path)
-        except BaseException:
-            engine.dispose()
-            _remove_sqlite_files(temp)
-            raise
-    else:
-        engine = create_store_engine(url.render_as_string(hide_password=False))
-        try:
-            _fill(source, engine, shown, result, progress, cancel)
-        finally:
-            engine.dispose()
+        if revision != head_revision() and path is None:
+            raise StoreUrlError(
+                f"{result.source} is a store of an earlier passweb-tui (schema {revision}):"
+                " copy it to a SQLite file first, which brings the copy to this version's"
+                " schema, then copy that file"
+            )
+        if path is not None:
+            _copy_to_file(src_engine, revision, path, shown, result, progress, cancel)
+        else:
+            engine = create_store_engine(url.render_as_string(hide_password=False))
+            try:
+                _fill(src_engine, revision, engine, shown, result, progress, cancel)
+            finally:
+                engine.dispose()
+    finally:
+        src_engine.dispose()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _open_source(url: URL) -> tuple[Engine, str]:
+    """An engine that reads the store at `url`, and its schema revision. A SQLite file
+    that this user cannot write (a backup on read-only media, say) is opened read-only."""
+    shown = shown_url(url)
+    path = _sqlite_path(url)
+    if path is not None:
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise StoreUrlError(f"{shown}: {str(path)!r} {what}: there is no store to copy")
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+        if writable and not url.query:
+            engine = create_store_engine(url.render_as_string(hide_password=False))
+        else:
+            engine = _read_only_sqlite(path, shown)
+    else:
+        engine = create_store_engine(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn, conn.begin():
+            revision = current_revision(conn)
+    except DBAPIError as exc:
+        engine.dispose()
+        why = without_url_secrets(database_words(exc) or " ".join(str(exc).split()), url)
+        if path is not None:
+            raise sqlite_open_error(shown, str(path), why) from None
+        kind = StoreUrlError if _PG_SETTING.search(why) else StoreError
+        raise kind(f"{shown}: {why}") from None
+    if revision is None:
+        engine.dispose()
+        raise StoreUrlError(f"{shown} holds no passweb-tui store: there is nothing to copy")
+    if revision not in known_revisions():
+        engine.dispose()
+        raise type(unknown_schema(revision))(f"{shown}: {unknown_schema(revision)}")
+    return engine, revision
+
+
+def _read_only_sqlite(path: Path, shown: str) -> Engine:
+    """A SQLite file read through a read-only connection. A file in WAL mode on media
+    that cannot be written cannot be opened so (SQLite needs its shared-memory file): it
+    is then read as immutable, which is right only when no WAL file beside it holds
+    changes not yet in it; one that does is refused."""
+    uri = f"{path.as_uri()}?mode=ro"
+    try:
+        sqlite3.connect(uri, uri=True).execute("SELECT count(*) FROM sqlite_master").close()
+    except sqlite3.Error:
+        if Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size > 0:
+            raise StoreUrlError(
+                f"{shown}: {str(path)!r} cannot be read from where it is (a WAL-mode file"
+                " whose -wal file holds changes, in a folder this user cannot write): copy"
+                " the three files to a folder that can be written, and copy from there"
+            ) from None
+        uri += "&immutable=1"
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(
+            uri, uri=True, check_same_thread=False, isolation_level=None
+        ),
+    )
+    _PLAIN.add(engine)  # its transactions begun by hand (see _snapshot)
+    return engine
+
+
+def _copy_to_file(
+    src_engine: Engine,
+    revision: str,
+    path: Path,
+    shown: str,
+    result: CopyResult,
+    progress: Callable[[str, int, int], None] | None,
+    cancel: threading.Event | None,
+) -> None:
+    """A new SQLite file: written under a temporary name beside `path`, checked, and
+    renamed only once whole, as one file (its WAL folded in, in rollback-journal mode,
+    so that it reads anywhere, read-only media included)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        there = Path(f"{path}{suffix}")
+        if there.exists() or there.is_symlink():
+            raise StoreUrlError(
+                f"{shown}: {str(there)!r} exists; a copy never writes over a file (nor"
+                " beside one a store left): give a new name, or move that one aside first"
+            )
+    folder = path.parent
+    made: list[Path] = []  # folders this copy made, taken back if it fails
+    here = folder
+    while not here.exists() and here != here.parent:
+        made.insert(0, here)
+        here = here.parent
+    if here.exists() and not here.is_dir():
+        raise StoreUrlError(f"{shown}: {str(here)!r} is not a folder")
+    try:
+        for f in made:
+            f.mkdir(mode=0o700)
+    except OSError as exc:
+        _take_back(made)
+        raise StoreUrlError(
+            f"{shown}: the folder {str(folder)!r} cannot be made: {exc.strerror or exc}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreUrlError(f"{shown}: the folder {str(folder)!r} cannot be written by this user")
+    _sweep_abandoned(path)
+    temp = path.with_name(f".{path.name}.copy-{os.getpid()}.tmp")
+    _remove_sqlite_files(temp)
+    try:
+        try:
+            engine = create_store_engine(
+                URL.create("sqlite", database=str(temp)).render_as_string()
+            )
+        except StoreError:
+            raise
+        except OSError as exc:  # a name too long, say
+            raise StoreUrlError(f"{shown}: {exc.strerror or exc}") from None
+        try:
+            _fill(src_engine, revision, engine, shown, result, progress, cancel)
+        finally:
+            engine.dispose()
+        _seal(temp, shown)
+        if path.exists():  # made meanwhile by someone else: theirs is kept
+            raise StoreUrlError(f"{shown}: {str(path)!r} appeared while copying; left as it is")
+        os.replace(temp, path)
+        _sync_folder(folder)
+    except BaseException:
+        _remove_sqlite_files(temp)
+        _take_back(made)
+        raise
+
+
+def _seal(temp: Path, shown: str) -> None:
+    """The copy made one self-standing file, or a StoreError: its WAL folded into it (a
+    checkpoint that must complete: a disk that fills now fails the copy rather than
+    leaving a file cut short), rollback-journal mode, the file checked, then flushed to
+    the disk."""
+    conn = sqlite3.connect(temp, isolation_level=None)
+    try:
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy or frames != done:
+            raise StoreError(
+                f"{shown}: the copy could not be completed (its WAL was not folded in)"
+            )
+        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        if str(mode).lower() != "delete":
+            raise StoreError(f"{shown}: the copy could not be completed (journal mode {mode})")
+        checked = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if checked != ["ok"]:
+            raise StoreError(f"{shown}: the copy failed its check: {'; '.join(checked[:3])}")
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{shown}: the copy could not be completed: {exc}; nothing was written there"
+        ) from None
+    finally:
+        conn.close()
+    if Path(f"{temp}-wal").exists():
+        raise StoreError(f"{shown}: the copy could not be completed (its WAL is still apart)")
+    with open(temp, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename made durable too (where the system allows a folder to be flushed)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _take_back(made: list[Path]) -> None:
+    for f in reversed(made):
+        with contextlib.suppress(OSError):
+            f.rmdir()
+
+
+def _sweep_abandoned(path: Path) -> None:
+    """Temporary files of copies to the same name whose process is gone (killed): they
+    hold a store's data, so they are not left to pile up."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.copy-(\d+)\.tmp(-wal|-shm|-journal)?$")
+    with contextlib.suppress(OSError):
+        for there in path.parent.iterdir():
+            m = pattern.match(there.name)
+            if m is None or int(m[1]) == os.getpid() or _alive(int(m[1])):
+                continue
+            with contextlib.suppress(OSError):
+                there.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's
+    return True
 
 
 def _remove_sqlite_files(path: Path) -> None:
@@ -193,26 +404,44 @@ def _remove_sqlite_files(path: Path) -> None:
             Path(f"{path}{suffix}").unlink()
 
 
+def _copied_tables(revision: str, src: Connection) -> list[Table]:
+    """The tables to copy, in an order that puts a table after those it refers to."""
+    from passweb_tui.engine.models import metadata
+    from passweb_tui.engine.service.slots import claims_t
+
+    store_tables()  # every area's tables registered in the metadata
+    tables = [t for t in metadata.sorted_tables if t.name not in NOT_COPIED]
+    tables.append(claims_t)
+    if revision == head_revision():
+        return tables
+    # a store of an earlier schema: its own tables, as it has them (read from it)
+    from sqlalchemy import MetaData
+
+    theirs = MetaData()
+    theirs.reflect(src)
+    known = [t.name for t in tables]
+    found = [
+        t for t in theirs.sorted_tables if t.name not in NOT_COPIED and t.name != "alembic_version"
+    ]
+    return sorted(found, key=lambda t: known.index(t.name) if t.name in known else len(known))
+
+
 def _fill(
-    source: Store,
+    src_engine: Engine,
+    revision: str,
     engine: Engine,
     shown: str,
     result: CopyResult,
     progress: Callable[[str, int, int], None] | None,
     cancel: threading.Event | None,
 ) -> None:
-    """The target's schema and every row, in one transaction of the target."""
+    """The target's schema and every row, in one transaction of the target: the schema
+    at the source's revision, the rows, then the migrations from there to this version's."""
     from alembic import command
 
-    from passweb_tui.engine.store import store_tables
-
-    store_tables()  # every area's tables registered in the metadata
-    from passweb_tui.engine.models import metadata
-
-    tables = [t for t in metadata.sorted_tables if t.name not in NOT_COPIED]
     pg_target = engine.dialect.name == "postgresql"
     try:
-        with engine.connect() as t0, _snapshot(source) as src:
+        with engine.connect() as t0, _snapshot(src_engine) as src:
             tconn = t0.execution_options(pwt_immediate=True)
             with tconn.begin():
                 if pg_target:
@@ -220,12 +449,15 @@ def _fill(
                     tconn.execute(
                         text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
                     )
+                else:
+                    tconn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
                 found = present_tables(tconn)
                 if found or current_revision(tconn) is not None:
                     raise StoreUrlError(
                         f"{shown} holds a store already: a copy goes into a new, empty one"
                     )
-                command.upgrade(_alembic_config(tconn), "head")
+                command.upgrade(_alembic_config(tconn), revision)
+                tables = _copied_tables(revision, src)
                 expected = {
                     t.name: src.execute(select(func.count()).select_from(t)).scalar_one()
                     for t in tables
@@ -239,6 +471,8 @@ def _fill(
                             f"{table.name}: {result.tables[table.name]} rows read of"
                             f" {expected[table.name]}; nothing was written to {shown}"
                         )
+                if revision != head_revision():
+                    command.upgrade(_alembic_config(tconn), "head")
                 if pg_target:
                     _advance_sequences(tconn, tables)
                 result.to_look_up = _look_up_first(tconn)
@@ -261,15 +495,26 @@ def _fill(
         raise StoreError(f"{shown}: {exc}; nothing was written there") from None
 
 
+#: read-only SQLite engines, whose driver connections are in autocommit mode: a snapshot
+#: on them begins its transaction itself (the store's own engines do, see store.py)
+_PLAIN: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 @contextlib.contextmanager
-def _snapshot(source: Store) -> Iterator[Connection]:
+def _snapshot(engine: Engine) -> Iterator[Connection]:
     """One read transaction on the source: every table as it was at one moment."""
-    with source.engine.connect() as c0:
+    with engine.connect() as c0:
         conn = c0
-        if source.engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql":
             conn = c0.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
-            yield conn
+            if engine in _PLAIN:
+                conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                if engine in _PLAIN:
+                    conn.exec_driver_sql("ROLLBACK")
 
 
 def _copy_table(
@@ -344,8 +589,10 @@ def _look_up_first(conn: Connection) -> dict[str, int]:
     sent from the source store after it: in the copy they are marked as after a lost
     answer (`uncertain`), so that a push from the copy (a restored backup, say) looks
     each up in the ERP first (an order by its marker, a customer by VAT number, tax code
-    or e-mail) and binds what it finds instead of sending it a second time. A customer
-    the ERP refused waits for the operator's correction as it did, and is left so."""
+    or e-mail) and binds what it finds instead of sending it a second time. A new
+    customer is marked when a waiting order is its, whatever its last attempt's outcome
+    (a push tries a customer that failed again); one no waiting order names is not
+    sent by a push, and is left as it is."""
     from passweb_tui.engine.orders import states
     from passweb_tui.engine.orders.models import WebCustomer, WebOrder
 
@@ -356,9 +603,12 @@ def _look_up_first(conn: Connection) -> dict[str, int]:
         .where(orders.c.state.in_(states.WAITING), orders.c.erp_key.is_(None))
         .values(uncertain=True)
     ).rowcount
+    waiting = select(orders.c.web_customer_id).where(
+        orders.c.state.in_(states.WAITING), orders.c.web_customer_id.is_not(None)
+    )
     marked_customers = conn.execute(
         update(customers)
-        .where(customers.c.erp_code.is_(None), customers.c.last_error.is_(None))
+        .where(customers.c.erp_code.is_(None), customers.c.id.in_(waiting))
         .values(uncertain=True)
     ).rowcount
     return {"orders": marked_orders, "customers": marked_customers}
