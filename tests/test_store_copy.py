@@ -121,6 +121,21 @@ def test_a_copy_holds_every_row_and_is_a_working_store(
     assert f"to sqlite:///{restored}:" in back.stdout and "web_order " in back.stdout
     assert differences(every_row(f"sqlite:///{restored}"), source_rows) == []
 
+    def sql_nulls(url: str) -> int:  # JSON values the store left out, not JSON 'null'
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        text("SELECT count(*) FROM web_order WHERE site_edit IS NULL")
+                    ).scalar_one()
+                )
+        finally:
+            engine.dispose()
+
+    assert sql_nulls(db_url) == sql_nulls(f"sqlite:///{backup}") == 2
+    assert sql_nulls(f"sqlite:///{restored}") == 2
+
     env_restored = {**env, "PASSWEB_TUI_DB": f"sqlite:///{restored}"}
     run = cli_here("sync", "changed", "--json", env=env_restored)
     assert run.returncode == 0, run.stderr
@@ -276,6 +291,7 @@ def test_an_order_sent_after_the_backup_is_not_sent_again_from_the_restored_copy
     restored = tmp_path / "restored.db"
     back = cli_here("--db", f"sqlite:///{backup}", "store", "copy", str(restored), env=env)
     assert back.returncode == 0, back.stderr
+
     env_restored = {**env, "PASSWEB_TUI_DB": f"sqlite:///{restored}"}
     run = cli_here("sync", "changed", "--json", env=env_restored)
     assert run.returncode == 0, run.stderr

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     DateTime,
     Engine,
     Table,
+    bindparam,
     create_engine,
     func,
     insert,
@@ -547,6 +549,15 @@ def _copy_table(
             for c in columns
             if isinstance(c.type, DateTime) or isinstance(getattr(c.type, "impl", None), DateTime)
         ]
+        # a JSON column's None is written as SQL NULL (as the store writes a value it
+        # leaves out), not as the JSON text 'null'
+        statement = insert(table).values(
+            {
+                c.name: bindparam(c.name, type_=JSON(none_as_null=True))
+                for c in columns
+                if isinstance(c.type, JSON)
+            }
+        )
         streamed = src.execution_options(stream_results=True, yield_per=COPY_CHUNK)
         found = streamed.execute(select(table).order_by(*order))
         chunks = found.partitions()
@@ -564,7 +575,7 @@ def _copy_table(
             for name, aware in moments:
                 for v in values:
                     v[name] = _moment(v[name], aware)
-            dst.execute(insert(table), values)
+            dst.execute(statement, values)
         done += len(part)
         if progress is not None:
             progress(table.name, done, rows)
