@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hard_support import cli, cli_env, cli_here
 from sqlalchemy import create_engine, insert, select, text
 from test_orders_helpers import jsonl, order_line
 
-from passweb_tui.engine.store import open_store, store_tables
+from passweb_tui.engine.store import StoreError, open_store, store_tables
 from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store
 
 
@@ -116,8 +117,10 @@ def test_a_copy_holds_every_row_and_is_a_working_store(
     assert [p.name for p in backup.parent.iterdir()] == [backup.name]  # no temporary left
 
     restored = tmp_path / "restored.db"
+    kept = backup.read_bytes()
     back = cli_here("--db", f"sqlite:///{backup}", "store", "copy", str(restored), env=env)
     assert back.returncode == 0, back.stderr
+    assert backup.read_bytes() == kept  # a backup restored is only read
     assert f"to sqlite:///{restored}:" in back.stdout and "web_order " in back.stdout
     assert differences(every_row(f"sqlite:///{restored}"), source_rows) == []
 
@@ -203,7 +206,11 @@ def test_a_cancelled_copy_leaves_nothing_at_the_target(
     file and no temporary file beside it; a PostgreSQL database without a table."""
     db = f"sqlite:///{tmp_path / 'source.db'}"
     assert cli_here("sync", "total", env=cli_env(sim, db)).returncode == 0
-    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def there() -> list[str]:  # the source's own -wal and -shm come and go with readers
+        return sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("source.db-"))
+
+    before = there()
     cancel = threading.Event()
     seen: list[tuple[str, int]] = []
 
@@ -215,7 +222,7 @@ def test_a_cancelled_copy_leaves_nothing_at_the_target(
     with pytest.raises(StoreCopyCancelled):
         copy_store(db, empty_db_url, progress=progress, cancel=cancel)
     assert ("articles", 0) in seen
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert there() == before
     if empty_db_url.startswith("postgresql"):
         engine = create_engine(empty_db_url)
         try:
@@ -306,7 +313,8 @@ def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are
     """A `-wal` or `-shm` left where the copy is to go (a store moved aside without
     them) would be read into the new file: refused, naming it. The temporary files of a
     copy to the same name whose process was killed are removed by the next copy; a live
-    one's are left alone. A target under a file is refused as a setting (exit 2)."""
+    one's, and files written to within the hour (a copy at work on another machine), are
+    left alone. A target under a file is refused as a setting (exit 2)."""
     import subprocess
     import sys
 
@@ -324,12 +332,16 @@ def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are
     gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a process id now free
     gone.wait()
     abandoned = [backups / f".b.db.copy-{gone.pid}.tmp{s}" for s in ("", "-wal", "-shm")]
-    live = backups / f".b.db.copy-{os.getppid()}.tmp"
-    for f in [*abandoned, live]:
+    live = backups / f".b.db.copy-{os.getppid()}.tmp"  # a process still running
+    recent = backups / ".b.db.copy-999999999.tmp"  # at work elsewhere (another machine)
+    for f in [*abandoned, live, recent]:
         f.write_bytes(b"customers' data")
+    two_hours_ago = time.time() - 7200
+    for f in [*abandoned, live]:
+        os.utime(f, (two_hours_ago, two_hours_ago))
     done = cli_here("store", "copy", str(backups / "b.db"), env=env)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in backups.iterdir()) == sorted(["b.db", live.name])
+    assert sorted(p.name for p in backups.iterdir()) == sorted(["b.db", live.name, recent.name])
 
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
@@ -445,9 +457,11 @@ def test_a_new_customer_of_a_waiting_order_is_looked_up_whatever_its_last_attemp
 def test_a_backup_on_read_only_media_is_restored(sim: SimProcess, tmp_path: Path) -> None:
     """A backup is one file in rollback-journal mode, so it reads where nothing can be
     written (a read-only mount); a store in WAL mode there is read too (as immutable,
-    its WAL being empty)."""
+    its WAL being empty). A file there whose journal holds a transaction cut short is
+    refused: only a connection that may write can undo it."""
     import shutil
     import subprocess
+    import sys
 
     db = f"sqlite:///{tmp_path / 'store.db'}"
     env = cli_env(sim, db)
@@ -458,6 +472,18 @@ def test_a_backup_on_read_only_media_is_restored(sim: SimProcess, tmp_path: Path
     engine = create_engine(db)
     engine.dispose()  # the WAL folded in: a WAL-mode file alone
     shutil.copyfile(tmp_path / "store.db", media / "wal-mode.db")
+    shutil.copyfile(media / "backup.db", media / "hot.db")
+    # a transaction cut short by a kill: its changes in the file, the journal to undo them
+    subprocess.run(
+        [
+            sys.executable, "-c",
+            "import os, sqlite3; c = sqlite3.connect('hot.db', isolation_level=None);"
+            " c.execute('PRAGMA cache_size = 1'); c.execute('BEGIN');"
+            " c.execute('UPDATE article_prices SET price = price + 1'); os._exit(0)",
+        ],
+        cwd=media, check=True,
+    )  # fmt: skip
+    assert (media / "hot.db-journal").stat().st_size > 0
     ro = tmp_path / "ro"
     ro.mkdir()
     mounted = subprocess.run(["mount", "--bind", str(media), str(ro)], capture_output=True)
@@ -472,5 +498,47 @@ def test_a_backup_on_read_only_media_is_restored(sim: SimProcess, tmp_path: Path
             )
             assert done.returncode == 0, done.stderr
             assert differences(every_row(f"sqlite:///{restored}"), every_row(db)) == []
+        hot = cli_here("--db", f"sqlite:///{ro / 'hot.db'}", "store", "copy", "h.db", env=env)
+        assert hot.returncode == 2 and "holds changes" in hot.stderr, hot.stderr
     finally:
         subprocess.run(["umount", str(ro)], check=False)
+
+
+def test_two_copies_to_one_name_and_a_copy_taken_away_while_made(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """Two copies racing to one name: one is kept, the other refused (exit 2), never
+    one over the other. A copy whose files someone removes while it is made fails
+    (before, it left an empty file and said it was done). Names no store can have
+    (too long, a SQLite URL naming a host) are refused as settings."""
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = cli_env(sim, db)
+    assert cli_here("sync", "total", env=env).returncode == 0
+    target = tmp_path / "same.db"
+    command = [sys.executable, "-m", "passweb_tui", "store", "copy", str(target)]
+    racers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outcomes = sorted(p.wait(timeout=120) for p in racers)
+    assert outcomes == [0, 2], [p.stderr.read() for p in racers if p.stderr]  # type: ignore[union-attr]
+    assert differences(every_row(f"sqlite:///{target}"), every_row(db)) == []
+
+    taken = tmp_path / "taken.db"
+
+    def progress(table: str, done: int, rows: int) -> None:
+        if table == "articles" and done:
+            for f in tmp_path.glob(".taken.db.copy-*"):
+                f.unlink()
+
+    with pytest.raises(StoreError):
+        copy_store(db, str(taken), progress=progress)
+    assert not taken.exists()
+
+    long_name = cli_here("store", "copy", str(tmp_path / ("b" * 250)), env=env)
+    assert long_name.returncode == 2 and "file name is too long" in long_name.stderr
+    hosted = cli_here("store", "copy", "sqlite://somehost/rel.db", env=env)
+    assert hosted.returncode == 2 and "plain SQLite file" in hosted.stderr, hosted.stderr

@@ -4,6 +4,7 @@ to a SQLite file, a move to PostgreSQL, a restore from a backup)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -44,6 +45,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from passweb_tui.engine.store import StoreError, StoreUrlError, shown_url
     from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store, target_url
 
+    # the driver's own warnings about a connection that broke (a pipeline it could not
+    # close) would come on top of the one line that says what happened
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     cancel = threading.Event()
     shown_at = [0.0]
     live = sys.stderr.isatty() and not args.json

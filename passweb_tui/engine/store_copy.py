@@ -47,6 +47,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from passweb_tui.engine.store import (
     _PG_MIGRATION_LOCK,
     _PG_SETTING,
+    SQLITE_BUSY_TIMEOUT_MS,
     StoreError,
     StoreUrlError,
     _alembic_config,
@@ -65,6 +66,10 @@ from passweb_tui.engine.store import (
 
 #: rows read and written at a time: memory stays flat whatever the store's size
 COPY_CHUNK = 5000
+
+#: a killed copy's temporary files are removed once nobody has written to them for this
+#: long (a process id alone does not tell: another machine or container may be copying)
+ABANDONED_AFTER_S = 3600
 
 #: tables whose rows stay behind: the lease (the target's lock starts free; its one
 #: 'pull' row is made by the schema's first migration)
@@ -86,6 +91,10 @@ class CopyResult:
     #: web orders and customers not yet in the ERP when copied, which the copy looks up
     #: in the ERP before it sends them: {"orders": n, "customers": m}
     to_look_up: dict[str, int] = field(default_factory=dict)
+    #: the rows each table of the target held when its transaction committed (the rows
+    #: copied, as the migrations to this version's schema left them), checked again once
+    #: the copy is one file
+    held: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def rows(self) -> int:
@@ -124,7 +133,8 @@ def target_url(target: str) -> URL:
         )
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:") or url.query:
+        plain = not (url.host or url.username or url.password or url.port or url.query)
+        if database in ("", ":memory:") or database.startswith("file:") or not plain:
             raise StoreUrlError(
                 f"{shown_url(url)}: a copy is written to a plain SQLite file"
                 " (sqlite:///FILE, or the file name alone)"
@@ -208,18 +218,16 @@ def copy_store(
 
 def _open_source(url: URL) -> tuple[Engine, str]:
     """An engine that reads the store at `url`, and its schema revision. A SQLite file
-    that this user cannot write (a backup on read-only media, say) is opened read-only."""
+    is opened read-only."""
     shown = shown_url(url)
     path = _sqlite_path(url)
     if path is not None:
         if not path.is_file():
             what = "is not a file" if path.exists() else "does not exist"
             raise StoreUrlError(f"{shown}: {str(path)!r} {what}: there is no store to copy")
-        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-        if writable and not url.query:
-            engine = create_store_engine(url.render_as_string(hide_password=False))
-        else:
-            engine = _read_only_sqlite(path, shown)
+        # read-only whoever may write it: the file is left exactly as it is (a backup
+        # restored is not changed, not even switched to WAL mode)
+        engine = _read_only_sqlite(path, shown)
     else:
         engine = create_store_engine(url.render_as_string(hide_password=False))
     try:
@@ -242,25 +250,34 @@ def _open_source(url: URL) -> tuple[Engine, str]:
 
 
 def _read_only_sqlite(path: Path, shown: str) -> Engine:
-    """A SQLite file read through a read-only connection. A file in WAL mode on media
+    """A SQLite file read through a read-only connection, which sees a store being
+    written as it was at one moment, as any reader does. A file in WAL mode on media
     that cannot be written cannot be opened so (SQLite needs its shared-memory file): it
-    is then read as immutable, which is right only when no WAL file beside it holds
-    changes not yet in it; one that does is refused."""
+    is then read as immutable, which is right only when no WAL or journal file beside it
+    holds changes not yet in it; one that does is refused."""
     uri = f"{path.as_uri()}?mode=ro"
+    timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
     try:
-        sqlite3.connect(uri, uri=True).execute("SELECT count(*) FROM sqlite_master").close()
+        probe = sqlite3.connect(uri, uri=True, timeout=timeout)
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            probe.close()
     except sqlite3.Error:
-        if Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size > 0:
-            raise StoreUrlError(
-                f"{shown}: {str(path)!r} cannot be read from where it is (a WAL-mode file"
-                " whose -wal file holds changes, in a folder this user cannot write): copy"
-                " the three files to a folder that can be written, and copy from there"
-            ) from None
+        for pending in ("-wal", "-journal"):
+            there = Path(f"{path}{pending}")
+            if there.exists() and there.stat().st_size > 0:
+                raise StoreUrlError(
+                    f"{shown}: {str(path)!r} cannot be read from where it is: its"
+                    f" {pending} file holds changes that only a connection allowed to"
+                    " write may settle: copy the files to a folder that can be written,"
+                    " and copy from there"
+                ) from None
         uri += "&immutable=1"
     engine = create_engine(
         "sqlite://",
         creator=lambda: sqlite3.connect(
-            uri, uri=True, check_same_thread=False, isolation_level=None
+            uri, uri=True, check_same_thread=False, isolation_level=None, timeout=timeout
         ),
     )
     _PLAIN.add(engine)  # its transactions begun by hand (see _snapshot)
@@ -279,6 +296,11 @@ def _copy_to_file(
     """A new SQLite file: written under a temporary name beside `path`, checked, and
     renamed only once whole, as one file (its WAL folded in, in rollback-journal mode,
     so that it reads anywhere, read-only media included)."""
+    if len(os.fsencode(path.name)) + len("-journal") > _NAME_MAX:
+        raise StoreUrlError(
+            f"{shown}: the file name is too long for a store (SQLite keeps files named"
+            f" after it beside it): at most {_NAME_MAX - len('-journal')} bytes"
+        )
     for suffix in ("", "-wal", "-shm", "-journal"):
         there = Path(f"{path}{suffix}")
         if there.exists() or there.is_symlink():
@@ -305,7 +327,7 @@ def _copy_to_file(
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StoreUrlError(f"{shown}: the folder {str(folder)!r} cannot be written by this user")
     _sweep_abandoned(path)
-    temp = path.with_name(f".{path.name}.copy-{os.getpid()}.tmp")
+    temp = _temp_name(path, os.getpid())
     _remove_sqlite_files(temp)
     try:
         try:
@@ -320,10 +342,8 @@ def _copy_to_file(
             _fill(src_engine, revision, engine, shown, result, progress, cancel)
         finally:
             engine.dispose()
-        _seal(temp, shown)
-        if path.exists():  # made meanwhile by someone else: theirs is kept
-            raise StoreUrlError(f"{shown}: {str(path)!r} appeared while copying; left as it is")
-        os.replace(temp, path)
+        _seal(temp, shown, result.held)
+        _place(temp, path, shown)
         _sync_folder(folder)
     except BaseException:
         _remove_sqlite_files(temp)
@@ -331,13 +351,36 @@ def _copy_to_file(
         raise
 
 
-def _seal(temp: Path, shown: str) -> None:
+#: the longest file name most file systems take, in bytes
+_NAME_MAX = 255
+
+
+def _temp_name(path: Path, pid: int) -> Path:
+    """Where a copy to `path` is written until whole: beside it, hidden, named after it
+    (cut short where the name is long, so that SQLite's own files fit beside it too)."""
+    return path.with_name(f".{path.name[:120]}.copy-{pid}.tmp")
+
+
+def _seal(temp: Path, shown: str, tables: dict[str, int]) -> None:
     """The copy made one self-standing file, or a StoreError: its WAL folded into it (a
     checkpoint that must complete: a disk that fills now fails the copy rather than
     leaving a file cut short), rollback-journal mode, the file checked, then flushed to
     the disk."""
-    conn = sqlite3.connect(temp, isolation_level=None)
     try:
+        # mode=rw: a file gone meanwhile (removed by someone) is an error, not a new,
+        # empty database that every check below would pass
+        conn = sqlite3.connect(f"{temp.as_uri()}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{shown}: the copy was taken away while it was made ({exc})") from None
+    try:
+        quote = '"{}"'.format
+        for table, rows in tables.items():
+            found = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+            if found != rows:
+                raise StoreError(
+                    f"{shown}: the copy holds {found} rows of {table} where {rows} were"
+                    " written (its files were changed meanwhile); nothing was kept"
+                )
         busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy or frames != done:
             raise StoreError(
@@ -361,6 +404,26 @@ def _seal(temp: Path, shown: str) -> None:
         os.fsync(fh.fileno())
 
 
+def _place(temp: Path, path: Path, shown: str) -> None:
+    """The finished copy given its name, only if nothing has that name by then: a hard
+    link does that in one step (two copies racing to one name cannot both succeed);
+    where the file system has no hard links, the name is checked and then replaced."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise StoreUrlError(
+            f"{shown}: {str(path)!r} appeared while copying; left as it is"
+        ) from None
+    except OSError:
+        if path.exists() or path.is_symlink():
+            raise StoreUrlError(
+                f"{shown}: {str(path)!r} appeared while copying; left as it is"
+            ) from None
+        os.replace(temp, path)
+        return
+    temp.unlink()
+
+
 def _sync_folder(folder: Path) -> None:
     """The rename made durable too (where the system allows a folder to be flushed)."""
     with contextlib.suppress(OSError):
@@ -380,14 +443,27 @@ def _take_back(made: list[Path]) -> None:
 def _sweep_abandoned(path: Path) -> None:
     """Temporary files of copies to the same name whose process is gone (killed): they
     hold a store's data, so they are not left to pile up."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.copy-(\d+)\.tmp(-wal|-shm|-journal)?$")
+    stem = re.escape(path.name[:120])
+    pattern = re.compile(rf"^\.{stem}\.copy-(\d+)\.tmp(-wal|-shm|-journal)?$")
+    groups: dict[int, list[Path]] = {}
     with contextlib.suppress(OSError):
         for there in path.parent.iterdir():
             m = pattern.match(there.name)
-            if m is None or int(m[1]) == os.getpid() or _alive(int(m[1])):
-                continue
+            if m is not None:
+                groups.setdefault(int(m[1]), []).append(there)
+    now = time.time()
+    for pid, files in groups.items():
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:  # a copy at work writes its files all along: one left alone an hour is not
+            last = max(f.stat().st_mtime for f in files)
+        except OSError:
+            continue
+        if now - last < ABANDONED_AFTER_S:
+            continue
+        for f in files:
             with contextlib.suppress(OSError):
-                there.unlink()
+                f.unlink()
 
 
 def _alive(pid: int) -> bool:
@@ -459,14 +535,15 @@ def _fill(
                         f"{shown} holds a store already: a copy goes into a new, empty one"
                     )
                 command.upgrade(_alembic_config(tconn), revision)
-                tables = _copied_tables(revision, src)
-                expected = {
-                    t.name: src.execute(select(func.count()).select_from(t)).scalar_one()
-                    for t in tables
-                }
+                with _reading(src_engine):
+                    tables = _copied_tables(revision, src)
+                    expected = {
+                        t.name: src.execute(select(func.count()).select_from(t)).scalar_one()
+                        for t in tables
+                    }
                 for table in tables:
                     result.tables[table.name] = _copy_table(
-                        src, tconn, table, expected[table.name], progress, cancel
+                        src_engine, src, tconn, table, expected[table.name], progress, cancel
                     )
                     if result.tables[table.name] != expected[table.name]:
                         raise StoreError(
@@ -475,6 +552,11 @@ def _fill(
                         )
                 if revision != head_revision():
                     command.upgrade(_alembic_config(tconn), "head")
+                quote = tconn.dialect.identifier_preparer.quote
+                result.held = {
+                    name: tconn.exec_driver_sql(f"SELECT count(*) FROM {quote(name)}").scalar_one()
+                    for name in result.tables
+                }
                 if pg_target:
                     _advance_sequences(tconn, tables)
                 result.to_look_up = _look_up_first(tconn)
@@ -488,6 +570,8 @@ def _fill(
                 )
     except StoreError:
         raise
+    except _SourceError as exc:
+        raise StoreError(str(exc)) from None
     except DBAPIError as exc:
         why = without_url_secrets(database_words(exc) or " ".join(str(exc).split()), engine.url)
         if _PG_SETTING.search(why):
@@ -519,7 +603,26 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
                     conn.exec_driver_sql("ROLLBACK")
 
 
+class _SourceError(Exception):
+    """A database error met reading the source, said as the source's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+@contextlib.contextmanager
+def _reading(src_engine: Engine) -> Iterator[None]:
+    """Database errors met here are the source's: said naming it, not the target."""
+    try:
+        yield
+    except DBAPIError as exc:
+        url = src_engine.url
+        why = without_url_secrets(database_words(exc) or " ".join(str(exc).split()), url)
+        raise _SourceError(f"{shown_url(url)}: {why}; nothing was written to the copy") from None
+
+
 def _copy_table(
+    src_engine: Engine,
     src: Connection,
     dst: Connection,
     table: Table,
@@ -541,7 +644,8 @@ def _copy_table(
         write = (
             f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join('?' for _ in columns)})"
         )
-        found = src.exec_driver_sql(read)
+        with _reading(src_engine):
+            found = src.exec_driver_sql(read)
         chunks = iter(lambda: found.fetchmany(COPY_CHUNK), [])
     else:
         moments = [
@@ -559,12 +663,17 @@ def _copy_table(
             }
         )
         streamed = src.execution_options(stream_results=True, yield_per=COPY_CHUNK)
-        found = streamed.execute(select(table).order_by(*order))
+        with _reading(src_engine):
+            found = streamed.execute(select(table).order_by(*order))
         chunks = found.partitions()
     done = 0
     if progress is not None:
         progress(table.name, 0, rows)
-    for part in chunks:
+    while True:
+        with _reading(src_engine):
+            part = next(chunks, None)
+        if not part:
+            break
         if cancel is not None and cancel.is_set():
             found.close()
             raise StoreCopyCancelled("cancelled; nothing was written")
