@@ -331,9 +331,9 @@ def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a process id now free
     gone.wait()
-    abandoned = [backups / f".b.db.copy-{gone.pid}.tmp{s}" for s in ("", "-wal", "-shm")]
-    live = backups / f".b.db.copy-{os.getppid()}.tmp"  # a process still running
-    recent = backups / ".b.db.copy-999999999.tmp"  # at work elsewhere (another machine)
+    abandoned = [backups / f".b.db.copy-{gone.pid}-0a1b.tmp{s}" for s in ("", "-wal", "-shm")]
+    live = backups / f".b.db.copy-{os.getppid()}-0a1b.tmp"  # a process still running
+    recent = backups / ".b.db.copy-999999999-0a1b.tmp"  # at work elsewhere (another machine)
     for f in [*abandoned, live, recent]:
         f.write_bytes(b"customers' data")
     two_hours_ago = time.time() - 7200
@@ -542,3 +542,37 @@ def test_two_copies_to_one_name_and_a_copy_taken_away_while_made(
     assert long_name.returncode == 2 and "file name is too long" in long_name.stderr
     hosted = cli_here("store", "copy", "sqlite://somehost/rel.db", env=env)
     assert hosted.returncode == 2 and "plain SQLite file" in hosted.stderr, hosted.stderr
+
+
+def test_a_source_locked_by_a_writer_fails_the_copy_and_is_not_read_past_its_lock(
+    sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer holding the source's lock with no journal file (journal_mode MEMORY)
+    keeps the copy waiting, then fails it (exit 1's StoreError, not a refusal of the
+    source): before, the copy read the file past the lock and kept the writer's
+    changes, never committed. Two copies in one process id never share a temporary
+    file."""
+    import sqlite3
+
+    from passweb_tui.engine import store_copy
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli_here("sync", "total", env=cli_env(sim, db)).returncode == 0
+    backup = tmp_path / "backup.db"
+    copy_store(db, str(backup))
+    writer = sqlite3.connect(backup, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode = MEMORY")
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("UPDATE articles SET description = 'TORN'")
+        monkeypatch.setattr(store_copy, "SQLITE_BUSY_TIMEOUT_MS", 300)
+        with pytest.raises(StoreError) as failed:
+            copy_store(f"sqlite:///{backup}", str(tmp_path / "torn.db"))
+        assert "locked by another process" in str(failed.value)
+        assert not isinstance(failed.value, store_copy.StoreUrlError)
+        assert not (tmp_path / "torn.db").exists()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    path = tmp_path / "x.db"
+    assert store_copy._temp_name(path, 1) != store_copy._temp_name(path, 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -118,7 +119,7 @@ def target_url(target: str) -> URL:
     if "://" not in target:
         if not target.strip():
             raise StoreUrlError("the target is empty: give a file name or a database URL")
-        path = Path(target).expanduser().absolute()
+        path = Path(os.path.abspath(os.path.expanduser(target)))  # "a/../b" is "b"
         return URL.create("sqlite", database=str(path))
     try:
         url = make_url(target)
@@ -145,7 +146,7 @@ def target_url(target: str) -> URL:
 def _sqlite_path(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite":
         return None
-    return Path(url.database or "").expanduser().absolute()
+    return Path(os.path.abspath(os.path.expanduser(url.database or "")))
 
 
 def _same_store(source: URL, target: URL) -> bool:
@@ -254,7 +255,8 @@ def _read_only_sqlite(path: Path, shown: str) -> Engine:
     written as it was at one moment, as any reader does. A file in WAL mode on media
     that cannot be written cannot be opened so (SQLite needs its shared-memory file): it
     is then read as immutable, which is right only when no WAL or journal file beside it
-    holds changes not yet in it; one that does is refused."""
+    holds changes not yet in it; one that does is refused. Nothing else is read so: a
+    store locked by another process fails the copy after the busy timeout."""
     uri = f"{path.as_uri()}?mode=ro"
     timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
     try:
@@ -263,7 +265,16 @@ def _read_only_sqlite(path: Path, shown: str) -> Engine:
             probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             probe.close()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        words = str(exc)
+        if "locked" in words or "busy" in words:
+            raise StoreError(
+                f"{shown}: the store stayed locked by another process for"
+                f" {timeout:.0f} s: try again once it is done"
+            ) from None
+        if os.access(path.parent, os.W_OK | os.X_OK):
+            # not read-only media: what stops a reader here is the file itself
+            raise sqlite_open_error(shown, str(path), words) from None
         for pending in ("-wal", "-journal"):
             there = Path(f"{path}{pending}")
             if there.exists() and there.stat().st_size > 0:
@@ -328,7 +339,6 @@ def _copy_to_file(
         raise StoreUrlError(f"{shown}: the folder {str(folder)!r} cannot be written by this user")
     _sweep_abandoned(path)
     temp = _temp_name(path, os.getpid())
-    _remove_sqlite_files(temp)
     try:
         try:
             engine = create_store_engine(
@@ -357,8 +367,9 @@ _NAME_MAX = 255
 
 def _temp_name(path: Path, pid: int) -> Path:
     """Where a copy to `path` is written until whole: beside it, hidden, named after it
-    (cut short where the name is long, so that SQLite's own files fit beside it too)."""
-    return path.with_name(f".{path.name[:120]}.copy-{pid}.tmp")
+    (cut short where the name is long, so that SQLite's own files fit beside it too),
+    with the process id and a random part (two containers may both run as process 1)."""
+    return path.with_name(f".{path.name[:120]}.copy-{pid}-{secrets.token_hex(4)}.tmp")
 
 
 def _seal(temp: Path, shown: str, tables: dict[str, int]) -> None:
@@ -444,15 +455,15 @@ def _sweep_abandoned(path: Path) -> None:
     """Temporary files of copies to the same name whose process is gone (killed): they
     hold a store's data, so they are not left to pile up."""
     stem = re.escape(path.name[:120])
-    pattern = re.compile(rf"^\.{stem}\.copy-(\d+)\.tmp(-wal|-shm|-journal)?$")
-    groups: dict[int, list[Path]] = {}
+    pattern = re.compile(rf"^\.{stem}\.copy-(\d+)(-[0-9a-f]+)?\.tmp(-wal|-shm|-journal)?$")
+    groups: dict[tuple[int, str], list[Path]] = {}
     with contextlib.suppress(OSError):
         for there in path.parent.iterdir():
             m = pattern.match(there.name)
             if m is not None:
-                groups.setdefault(int(m[1]), []).append(there)
+                groups.setdefault((int(m[1]), m[2] or ""), []).append(there)
     now = time.time()
-    for pid, files in groups.items():
+    for (pid, _), files in groups.items():
         if pid == os.getpid() or _alive(pid):
             continue
         try:  # a copy at work writes its files all along: one left alone an hour is not
