@@ -15,6 +15,7 @@ not finished, and shown interrupted (nothing renews its lease in the target)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -695,11 +696,45 @@ def _copy_table(
             for name, aware in moments:
                 for v in values:
                     v[name] = _moment(v[name], aware)
-            dst.execute(statement, values)
+            if dst.dialect.name == "postgresql":
+                _copy_in(dst, table, columns, values)
+            else:
+                dst.execute(statement, values)
         done += len(part)
         if progress is not None:
             progress(table.name, done, rows)
     return done
+
+
+def _copy_in(
+    dst: Connection, table: Table, columns: list[Any], values: list[dict[str, Any]]
+) -> None:
+    """PostgreSQL: a chunk of rows by COPY (several times faster than inserts, as the
+    sync's own writes, see sync._copy_rows), each value made what the column's type
+    would bind it as; None stays NULL, a JSON column's included."""
+    raw = dst.connection.dbapi_connection
+    assert raw is not None
+    quote = dst.dialect.identifier_preparer.quote
+    names = [c.name for c in columns]
+    binders = [
+        json.dumps if isinstance(c.type, JSON) else c.type.bind_processor(dst.dialect)
+        for c in columns
+    ]
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    dbapi = dst.dialect.dbapi
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[attr-defined]
+            for v in values:
+                copy.write_row(
+                    [
+                        None if v[n] is None else (b(v[n]) if b is not None else v[n])
+                        for n, b in zip(names, binders, strict=True)
+                    ]
+                )
+    except Exception as exc:  # the driver's own, unwrapped: said as any database error
+        if dbapi is not None and isinstance(exc, dbapi.Error):
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from None
+        raise
 
 
 def _moment(value: Any, aware: bool) -> Any:
