@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "waiting to go to the ERP are looked up there before a push from the copy sends "
         "them. Files under resources/ are not in "
         "the store: a missing one is fetched again by the next sync that looks at it. Exit "
-        "status: 0 copied, 1 failed or cancelled, 2 a target that cannot be used.",
+        "status: 0 copied, 1 failed or cancelled, 2 a source or target that cannot be used.",
     )
     c.add_argument("target", metavar="TARGET", help="a new SQLite file, or a database URL")
     c.add_argument("--json", action="store_true", help="print one JSON object")

@@ -203,6 +203,13 @@ def _config(app: SimApp, options: SimOptions) -> uvicorn.Config:
     )
 
 
+def _server(app: SimApp, options: SimOptions) -> _Server:
+    """The server for `app`, which tells the app when it begins to stop."""
+    server = _Server(_config(app, options))
+    app.webapi.stopping = lambda: server.should_exit
+    return server
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets created as TCP,
@@ -247,8 +254,7 @@ def serve(options: SimOptions, on_ready: Callable[[str], None] | None = None) ->
         raise SimOptionsError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
-    server = _Server(_config(app, options))
-    app.webapi.stopping = lambda: server.should_exit
+    server = _server(app, options)
 
     def stop_early(sig: int, frame: Any) -> None:
         # a signal between the ready line and uvicorn's own handlers still stops cleanly
@@ -294,8 +300,7 @@ def start_background(options: SimOptions, *, timeout: float = 60.0) -> SimHandle
     """Start the simulator in a daemon thread and return once it accepts connections."""
     app = create_app(options)
     sock = _bind(options.host, options.port)
-    server = _Server(_config(app, options))
-    app.webapi.stopping = lambda: server.should_exit
+    server = _server(app, options)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="mexal-sim", daemon=True
     )
