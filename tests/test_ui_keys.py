@@ -116,6 +116,29 @@ async def test_keys_typed_in_one_burst_take_effect_in_their_order(
             await settle(app, pilot)
 
 
+async def test_a_save_key_in_the_same_burst_as_the_typing_reads_what_was_typed() -> None:
+    """The setup form's ctrl+t and ctrl+s are priority bindings (a text field must not
+    take them): they ran as soon as the app read them, before the field had read the keys
+    typed just ahead, and so checked the field as it was before the burst."""
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SetupScreen)
+        box = screen.query_one("#setup-url", Input)
+        box.value = ""
+        box.focus()
+        await pilot.pause()
+        for save in ("ctrl+t", "ctrl+s"):
+            burst = [("end", None)] + [("backspace", None)] * len(box.value)
+            burst += [(c, c) for c in f"ftp://{save}"] + [(save, None)]
+            for key, character in burst:  # queued at once, as a terminal's read brings them
+                app.post_message(events.Key(key, character))
+            await settle(app, pilot)
+            said = str(screen.query_one("#setup-result").render())
+            assert f"got ftp://{save}" in said, (save, said)
+
+
 #: a [ui] keymap moving every key a hint on screen names
 KEYMAP = {
     "goto.sync": "f2",

@@ -887,8 +887,16 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
         await pilot.pause()
         assert "Nothing changed" in text_of(app, "#customer-result")
 
-        await type_into(app, pilot, "#customer-email", "nobody")
-        await pilot.press("ctrl+s")
+        # a save key that comes in the same burst as the typing before it saves what was
+        # typed (it is a priority binding: it ran before the field had read the keys
+        # ahead of it, and said "Nothing changed")
+        box = app.screen.query_one("#customer-email", Input)
+        box.focus()
+        await pilot.pause()
+        burst = [("end", None)] + [("backspace", None)] * len(box.value)
+        burst += [(c, c) for c in "nobody"] + [("ctrl+s", None)]
+        for key, character in burst:
+            app.post_message(events.Key(key, character))
         await settle(app, pilot)
         assert app.screen is form
         # the detail named by its label in the form

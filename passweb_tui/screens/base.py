@@ -5,7 +5,7 @@ driven by j/k, keyed-row diffing, formatting of times and counts, and a yes/no d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -265,6 +265,21 @@ class OrderedInput(Input):
                         event.prevent_default()
                         return
         await super()._on_key(event)
+
+
+def after_typing(screen: Screen[Any], action: Callable[[], object]) -> None:
+    """Run `action` once the focused text field has read every key queued ahead of the
+    one that asked for it.
+
+    A form's save key is a priority binding (a field must not take it), so it runs as
+    soon as the app reads it, while the keys typed just before it may still wait in the
+    field's queue: "Milano" then ctrl+s in one burst saved the field as it was before.
+    A callback queued on the field runs after those keys."""
+    focused = screen.focused
+    if isinstance(focused, Input):
+        focused.call_later(action)
+    else:
+        action()
 
 
 class StateCheckbox(Checkbox):

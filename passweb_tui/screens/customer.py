@@ -19,7 +19,13 @@ from passweb_tui.engine.orders.intake import ERP_CUSTOMER_FIELDS, OrderInvalid
 from passweb_tui.engine.orders.push import customer_subject, error_reason
 from passweb_tui.engine.store import StoreError
 from passweb_tui.i18n import engine_text, t
-from passweb_tui.screens.base import MODAL_HELP, ConfirmScreen, OrderedInput, localize_bindings
+from passweb_tui.screens.base import (
+    MODAL_HELP,
+    ConfirmScreen,
+    OrderedInput,
+    after_typing,
+    localize_bindings,
+)
 
 #: the details the form shows, in the order the ERP's customer record has them
 DETAILS = tuple(ERP_CUSTOMER_FIELDS)
@@ -130,6 +136,9 @@ class CustomerScreen(ModalScreen[str | None]):
             self.dismiss(None)
 
     def action_save(self) -> None:
+        after_typing(self, self._save)
+
+    def _save(self) -> None:
         if self.busy:
             return
         changes = changed_details(self.customer, self.typed())
@@ -143,6 +152,9 @@ class CustomerScreen(ModalScreen[str | None]):
         )
 
     def action_bind(self) -> None:
+        after_typing(self, self._bind)
+
+    def _bind(self) -> None:
         if self.busy:
             return
         code = self.query_one("#customer-erp_code", Input).value.strip()

@@ -16,7 +16,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import OrderedInput, localize_bindings, show_app_keys
+from passweb_tui.screens.base import OrderedInput, after_typing, localize_bindings, show_app_keys
 
 FIELDS = [
     ("url", "setup.url", "https://erp.example.com/webapi"),
@@ -150,6 +150,9 @@ class SetupScreen(Screen[None]):
         action()
 
     def action_test(self) -> None:
+        after_typing(self, self._test)
+
+    def _test(self) -> None:
         values = self.checked()
         if values is None:
             return
@@ -159,6 +162,9 @@ class SetupScreen(Screen[None]):
         )
 
     def action_save(self) -> None:
+        after_typing(self, self._save)
+
+    def _save(self) -> None:
         values = self.checked()
         if values is None:
             return
