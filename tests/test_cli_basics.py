@@ -348,10 +348,14 @@ def test_the_progress_line_groups_its_digits_and_shows_a_bar_once_the_total_is_k
     import io
 
     from passweb_tui.commands.sync import ProgressBar
+    from passweb_tui.commands.table import LiveLine
     from passweb_tui.engine.sync import ProgressEvent
 
     out = io.StringIO()
-    bar = ProgressBar(out)
+    line = LiveLine(out)
+    assert not line.live  # not a terminal: nothing is drawn
+    line.live = True
+    bar = ProgressBar(line)
     # a first TOTAL does not know how many records there are: the count and the rate
     bar(ProgressEvent(1, "total", "articles", "articles", 164_000, None, 32_318.4, None, None))
     assert out.getvalue().endswith("TOTAL articles: 164,000 32,318/s")
@@ -360,6 +364,47 @@ def test_the_progress_line_groups_its_digits_and_shows_a_bar_once_the_total_is_k
     assert out.getvalue().endswith(
         "TOTAL articles: [######..................] 50,000/200,000 25,000/s ETA 6s"
     )
+
+
+def test_the_progress_line_fits_the_terminal_and_is_not_drawn_where_it_cannot_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line wider than the terminal wraps, and each redraw then went back to its last
+    row only, leaving a trail of the rows above it on a 60-column terminal; TERM=dumb got
+    the cursor escapes all the same; an ERP's word in the line reached the terminal raw."""
+    import os
+    import pty
+    import select
+
+    from passweb_tui.commands.sync import ProgressBar
+    from passweb_tui.commands.table import LiveLine
+    from passweb_tui.engine.sync import ProgressEvent
+
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as tty:
+            monkeypatch.setenv("TERM", "dumb")
+            assert not LiveLine(tty).live
+            monkeypatch.setenv("TERM", "xterm")
+            monkeypatch.setenv("COLUMNS", "40")
+            line = LiveLine(tty)
+            assert line.live
+            bar = ProgressBar(line)
+            bar(ProgressEvent(2, "total", "articles", "articles", 50, 200, 25_000.0, 6.0, None))
+            bar.last = 0.0
+            bar(ProgressEvent(2, "total", None, None, 0, None, None, None, "ERP \x1b[2J busy"))
+            tty.flush()
+            drawn = ""
+            while drawn.count("\x1b[K") < 2 and select.select([leader], [], [], 5)[0]:
+                drawn += os.read(leader, 4096).decode()  # a pty may hand it over in parts
+        redraws = drawn.split("\r\x1b[K")[1:]
+        assert len(redraws) == 2, drawn
+        assert all(len(r) <= 39 for r in redraws), redraws
+        assert redraws[0] == "TOTAL articles: [######...............…", redraws
+        assert redraws[1] == "TOTAL ERP \u241b[2J busy", redraws
+    finally:
+        os.close(leader)
+        os.close(follower)
 
 
 def _store_with_rows(db: Path) -> None:

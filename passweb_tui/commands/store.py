@@ -10,6 +10,7 @@ import threading
 import time
 
 from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
+from passweb_tui.commands.table import LiveLine
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     logging.getLogger("psycopg").setLevel(logging.ERROR)
     cancel = threading.Event()
     shown_at = [0.0]
-    live = sys.stderr.isatty() and not args.json
+    line = LiveLine(sys.stderr)
+    live = line.live and not args.json
 
     with StopSignals() as signals:
 
@@ -60,8 +62,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             now = time.monotonic()
             if live and (now - shown_at[0] > 0.2 or done == rows):
                 shown_at[0] = now
-                sys.stderr.write(f"\r\x1b[Kcopying {table}: {done:,}/{rows:,}")
-                sys.stderr.flush()
+                line.show(f"copying {table}: {done:,}/{rows:,}")
 
         try:
             result = copy_store(
@@ -79,8 +80,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise CliError(f"store copy: {exc}") from None
         finally:
             if live:
-                sys.stderr.write("\r\x1b[K")
-                sys.stderr.flush()
+                line.clear()
     if args.json:
         print_json(result.to_json())
         return int(ExitCode.OK)

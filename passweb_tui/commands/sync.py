@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
+from passweb_tui.commands.table import LiveLine
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
     from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult, Scope
@@ -60,10 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 class ProgressBar:
-    """A one-line progress display on a terminal's stderr."""
+    """A one-line progress display on a terminal's stderr (see table.LiveLine)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, line: LiveLine) -> None:
+        self.line = line
         self.last = 0.0
         self.lock = threading.Lock()
         self.stopped = False
@@ -72,11 +73,7 @@ class ProgressBar:
         """Clear the line and draw no more (the run is being cancelled)."""
         with self.lock:
             self.stopped = True
-            try:
-                self.stream.write("\r\033[K")
-                self.stream.flush()
-            except OSError:  # the terminal is gone
-                pass
+            self.line.clear()
 
     def __call__(self, ev: ProgressEvent) -> None:
         now = time.monotonic()
@@ -87,13 +84,11 @@ class ProgressBar:
             if self.stopped:
                 return
             if ev.finished:
-                self.stream.write("\r\033[K")
-                self.stream.flush()
+                self.line.clear()
                 return
             if not ev.entity and not ev.phase:
                 if ev.message:  # a word from the run (the ERP tried again): said in place
-                    self.stream.write(f"\r\033[K{ev.kind.upper()} {ev.message}")
-                    self.stream.flush()
+                    self.line.show(f"{ev.kind.upper()} {ev.message}")
                 return
             what = ev.entity or ev.phase
             if ev.total:
@@ -104,8 +99,7 @@ class ProgressBar:
                 bar = f"{ev.done:,}"
             rate = f" {ev.rate:,.0f}/s" if ev.rate else ""
             eta = f" ETA {ev.eta_s:.0f}s" if ev.eta_s is not None else ""
-            self.stream.write(f"\r\033[K{ev.kind.upper()} {what}: {bar}{rate}{eta}")
-            self.stream.flush()
+            self.line.show(f"{ev.kind.upper()} {what}: {bar}{rate}{eta}")
 
 
 def exit_code(result: RunResult) -> int:
@@ -324,8 +318,8 @@ def _refusal(args: argparse.Namespace, why: str, status: str = "refused") -> dic
 
 
 def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSignals) -> int:
-    # the bar draws with escapes of its own: on the stream itself, not its visible form
-    on_event = ProgressBar(getattr(sys.stderr, "raw", sys.stderr)) if sys.stderr.isatty() else None
+    line = LiveLine(sys.stderr)
+    on_event = ProgressBar(line) if line.live else None
     handle = engine.start_run(
         args.kind,
         scope=scope,

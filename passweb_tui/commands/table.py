@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from passweb_tui.textsafe import one_line
+from passweb_tui.textsafe import one_line, visible
 
 ELLIPSIS = "…"
 
@@ -33,6 +33,43 @@ def terminal_width(out: TextIO) -> int | None:
         return os.get_terminal_size(out.fileno()).columns
     except (AttributeError, OSError, ValueError):
         return None
+
+
+class LiveLine:
+    """One line of progress on a terminal's standard error, drawn again in place.
+
+    It is drawn only where the cursor can be sent back to the start of the line: on a
+    terminal, not piped or redirected, and not on one whose TERM says it cannot move
+    the cursor (`dumb`). It is cut to the terminal's width: a longer line wraps, and the
+    carriage return then goes back to its last row only, leaving a trail of the rows
+    above it. Its text is shown as `textsafe.visible` shows it (an ERP's words may be
+    in it); the escapes that redraw it go to the stream itself."""
+
+    def __init__(self, stream: TextIO) -> None:
+        # the stream itself, not the visible form the commands' stderr writes through
+        self.stream: TextIO = getattr(stream, "raw", stream)
+        self.live = terminal_width(self.stream) is not None and os.environ.get("TERM") != "dumb"
+
+    def show(self, text: str) -> None:
+        """Draw `text` in place of what the line held (nothing when not live)."""
+        if not self.live:
+            return
+        width = terminal_width(self.stream) or 80
+        # the last column left free: a line that fills it puts some terminals' cursor
+        # on the next row
+        self._write("\r\x1b[K" + cut(one_line(visible(text)), width - 1))
+
+    def clear(self) -> None:
+        """Leave the line empty, the cursor at its start."""
+        if self.live:
+            self._write("\r\x1b[K")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # the terminal is gone
+            pass
 
 
 def cut(text: str, width: int) -> str:
