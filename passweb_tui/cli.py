@@ -87,6 +87,51 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     return f"site store {where}: the database refused the work: {reason}", ExitCode.FAILED
 
 
+#: the name of the error handler below, for a stream's `errors`
+PLAIN_SPELLING = "passweb-tui-plain"
+#: marks the commands print, spelled in ASCII where the stream's encoding has no
+#: character for them (an ellipsis that ends a cut value, a line break shown in a cell)
+_PLAIN_MARKS = {
+    "\u2026": "...",  # …
+    "\u00b7": "|",  # ·
+    "\u21b5": " | ",  # ↵
+    "\u2192": "->",  # →
+    "\u2014": "-",  # —
+    "\u2013": "-",  # –
+}
+
+
+def _plain_spelling(exc: UnicodeError) -> tuple[str, int]:
+    """What a character the stream's encoding lacks is written as: one of the commands'
+    own marks in ASCII, anything else (an accented letter of an ERP description, a
+    control picture) as `?`, so that the line is printed instead of the command failing
+    halfway through it."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    piece = exc.object[exc.start : exc.end]
+    return "".join(_PLAIN_MARKS.get(c, "?") for c in piece), exc.end
+
+
+def _spell_plainly_where_needed(stream: TextIO) -> None:
+    """A stream whose encoding is not Unicode's (`PYTHONIOENCODING=ascii`, a Latin-1
+    terminal) writes what it cannot encode the plain way above instead of raising."""
+    import codecs
+
+    encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+    if encoding.startswith("utf"):
+        return
+    try:
+        codecs.lookup_error(PLAIN_SPELLING)
+    except LookupError:
+        codecs.register_error(PLAIN_SPELLING, _plain_spelling)
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors=PLAIN_SPELLING)
+        except (OSError, ValueError):
+            pass
+
+
 class _VisibleStderr:
     """Standard error, its text's control characters made visible (see textsafe): its
     lines carry the ERP's words. `raw` is the stream itself, for the progress bar's own
@@ -169,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     real_stdout, real_stderr = sys.stdout, sys.stderr
     if args.command is not None:  # (the UI owns the terminal, and guards what it draws)
+        for stream in (real_stdout, real_stderr):
+            _spell_plainly_where_needed(stream)
         sys.stderr = cast(TextIO, _VisibleStderr(real_stderr))
     # the UI owns the terminal: its log goes to the file only
     setup_logging(args.verbose, to_stderr=args.command is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -405,6 +406,32 @@ def test_the_progress_line_fits_the_terminal_and_is_not_drawn_where_it_cannot_be
     finally:
         os.close(leader)
         os.close(follower)
+
+
+def test_a_stream_that_is_not_unicode_gets_every_line_plainly_spelled(tmp_path: Path) -> None:
+    """Under PYTHONIOENCODING=ascii (or a Latin-1 terminal) an ERP's accented word, or a
+    mark of the command's own, ended the command halfway through its output with
+    "unexpected error: UnicodeEncodeError"."""
+    import sqlite3
+
+    db = tmp_path / "store.db"
+    assert run_cli("--db", f"sqlite:///{db}", "runs").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO change_log (run_id, at, entity, key, change, field, old, new)"
+            " VALUES (1, '2026-01-01 00:00:00', 'articles', 'ART1', 'updated', 'descrizione',"
+            " 'Sedia qualità rossa', 'Sedia qualità blu')"
+        )
+    plain = {"PYTHONIOENCODING": "ascii", "LANG": "C", "LC_ALL": "C"}
+    listed = run_cli("--db", f"sqlite:///{db}", "changes", env=plain)
+    assert listed.returncode == 0, listed.stderr
+    assert "Sedia qualit? rossa -> Sedia qualit? blu" in listed.stdout, listed.stdout
+    missing = run_cli("--db", f"sqlite:///{db}", "show", "articles", "CAFÉ", env=plain)
+    assert missing.returncode == 2, missing.stderr
+    assert "holds no article 'CAF?'" in missing.stderr, missing.stderr
+    # --json is ASCII already: the value comes back exact
+    whole = run_cli("--db", f"sqlite:///{db}", "changes", "--json", env=plain)
+    assert json.loads(whole.stdout)[0]["new"] == "Sedia qualità blu"
 
 
 def _store_with_rows(db: Path) -> None:
