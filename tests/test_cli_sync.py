@@ -893,6 +893,10 @@ def test_a_change_is_whole_when_piped_and_cut_where_it_differs_on_a_terminal() -
     shown = change_text(old, new, Terminal())
     assert shown.endswith("#875") and len(shown) < len(old) + len(new)
     assert change_text(None, "x", io.StringIO()) == "- -> x"
+    # values that fit are shown whole, even when they begin alike (a name with one
+    # letter changed read "…n.c. -> …n.c." before)
+    name, renamed = "Elettroforniture Ricci S.n.c.", "Elettroforniture Rizzi S.n.c."
+    assert change_text(name, renamed, Terminal()) == f"{name} -> {renamed}"
     # of a per-list field, the lists that changed, either way
     assert change_text('{"1":10,"2":5}', '{"1":10,"2":6}', io.StringIO()) == "2: 5 -> 2: 6"
 

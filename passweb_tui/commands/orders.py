@@ -168,8 +168,9 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
             ]
         )
     heads = ("ID", "STATE", "CREATED", "CUSTOMER", "TOTAL", "ERP", "ERROR")
-    # on a terminal the last error and the customer's name give way first
-    print_table(heads, rows, sys.stdout, right=(4,), give_way=(6, 3), floor=12)
+    # on a terminal the last error and the customer's name give way first; where even
+    # that is too wide, the ERP's key and then the time it was placed are left out
+    print_table(heads, rows, sys.stdout, right=(4,), give_way=(6, 3), floor=12, drop=(5, 2))
     return int(ExitCode.OK)
 
 
@@ -235,8 +236,8 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
         for r in doc["rows"]:
             lines.append(
                 f"  {r['id_riga']:>3} {r['codice_articolo']:<20} qty {r['quantita']:>8} "
-                f"x {money_text(r['prezzo']):>10}  fulfilled {r['qta_evasa']:>8}"
-                f"  state {r['stato_riga'] or '-'}"
+                f"x {money_text(r['prezzo']):>10} fulfilled {r['qta_evasa']:>8}"
+                f" state {r['stato_riga'] or '-'}"
             )
     if order["push_attempts"]:
         lines.append("push attempts:")

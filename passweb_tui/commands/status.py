@@ -10,6 +10,7 @@ orders that wait, failed to go, need checking or have ERP updates to review.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 
 from passweb_tui.commands import CliError, Context, ExitCode, print_json
@@ -194,13 +195,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f" {web['unreviewed_updates']} ERP updates to review",
         )
     )
-    width = max(len(label) for label, _ in lines)
-    for label, value in lines:
-        print(f"{label:<{width}}  {value}")
+    from passweb_tui.commands.table import print_pairs, terminal_width, wrapped
+
+    print_pairs(lines, sys.stdout)
     if attention:
         print("needs attention:")
         for line in attention:
-            print(f"  {line}")
+            print("\n".join(wrapped(f"  {line}", terminal_width(sys.stdout), indent=4)))
     return int(ExitCode.PARTIAL if attention else ExitCode.OK)
 
 

@@ -195,14 +195,16 @@ def print_would_change(result: RunResult, out: TextIO) -> None:
 
 def change_text(old: str | None, new: str | None, out: TextIO, width: int = 30) -> str:
     """A field's change as `old -> new`: of a per-list field, the lists that changed. On a
-    terminal each value is cut to `width`, two long values that begin alike shown from
-    where they differ; piped or redirected, both are whole."""
+    terminal each value is cut to `width`, two values that begin alike shown from where
+    they differ when one of them is too long for it; piped or redirected, both are
+    whole."""
     from passweb_tui.engine.records import changed_parts, from_difference
 
     old, new = changed_parts(old, new)
     if not _is_terminal(out):
         return f"{'-' if old is None else one_line(old)} -> {'-' if new is None else one_line(new)}"
-    old, new = from_difference(old, new)
+    if max(len(one_line(v)) for v in (old or "", new or "")) > width:  # a value is cut
+        old, new = from_difference(old, new)
     return f"{short_value(old, width)} -> {short_value(new, width)}"
 
 

@@ -4,7 +4,8 @@ and on a terminal no wider than it is.
 Piped or redirected output keeps every value whole (scripts that need the data take
 `--json`). On a terminal, a table too wide for it first closes its gaps to one space,
 then cuts the values of the columns marked as the ones that may give way, with an
-ellipsis, down to a floor; past that the terminal wraps the lines as it would anyway.
+ellipsis, down to a floor; where even that is too wide, it leaves out the columns
+marked as the least needed; past that the terminal wraps the lines as it would anyway.
 """
 
 from __future__ import annotations
@@ -87,16 +88,40 @@ def format_table(
     give_way: Iterable[int] = (),
     floor: int = 8,
     width: int | None = None,
+    drop: Iterable[int] = (),
 ) -> list[str]:
     """The table's lines, header first. `right`: columns aligned right (numbers);
     `give_way`: columns whose values are cut when the table is wider than `width`
-    (each kept at least `floor` characters, or its header's width if larger)."""
+    (each kept at least `floor` characters, or its header's width if larger); `drop`:
+    columns left out, in this order, while the table would not fit `width` even with
+    those cut to their floor (the least needed ones: `--json` and `show` have them)."""
     body = [[one_line(str(cell)) for cell in row] for row in rows]
     count = len(headers)
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row[:count]):
             widths[i] = max(widths[i], len(cell))
+    give_way, right = list(give_way), set(right)
+    keep = list(range(count))
+    if width is not None:
+
+        def narrowest(columns: list[int]) -> int:
+            least = [
+                min(widths[i], max(floor, len(headers[i]))) if i in give_way else widths[i]
+                for i in columns
+            ]
+            return sum(least) + len(columns) - 1
+
+        for i in drop:
+            if narrowest(keep) <= width or len(keep) == 1:
+                break
+            keep.remove(i)
+    headers = [headers[i] for i in keep]
+    body = [[row[i] if i < len(row) else "" for i in keep] for row in body]
+    widths = [widths[i] for i in keep]
+    give_way = [keep.index(i) for i in give_way if i in keep]
+    aligned_right = {keep.index(i) for i in right if i in keep}
+    count = len(keep)
     gap = 2
     if width is not None:
         if sum(widths) + gap * (count - 1) > width:
@@ -109,7 +134,6 @@ def format_table(
             shed = min(excess, max(widths[i] - least, 0))
             widths[i] -= shed
             excess -= shed
-    aligned_right = set(right)
 
     def line(cells: Sequence[str]) -> str:
         parts = []
@@ -121,6 +145,41 @@ def format_table(
     return [line(headers)] + [line(row) for row in body]
 
 
+def wrapped(text: str, width: int | None, indent: int = 0) -> list[str]:
+    """`text` in lines of at most `width` characters, broken between words, the lines
+    after the first indented by `indent` spaces; the one line `text` where `width` is
+    None (not a terminal) or too narrow to wrap into."""
+    if width is None or width - indent < 20 or len(text) <= width:
+        return [text]
+    import re
+    import textwrap
+
+    # a moment (date and time of day) is one word: never its date on one line and its
+    # time on the next
+    glued = re.sub(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d)", "\\1\x00\\2", text)
+    lines = textwrap.wrap(
+        glued,
+        width=width,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line.replace("\x00", " ") for line in lines] or [text]
+
+
+def print_pairs(pairs: Sequence[tuple[str, str]], out: TextIO) -> None:
+    """`name  value` lines, the values in one column; on a terminal a value too long for
+    its line goes on under its column, broken between words (not in the middle of a
+    time of day, as the terminal would)."""
+    if not pairs:
+        return
+    width = max(len(name) for name, _ in pairs)
+    columns = terminal_width(out)
+    for name, value in pairs:
+        lines = wrapped(f"{name:<{width}}  {value}", columns, indent=width + 2)
+        print("\n".join(lines), file=out)
+
+
 def print_table(
     headers: Sequence[str],
     rows: Iterable[Sequence[str]],
@@ -129,9 +188,16 @@ def print_table(
     right: Iterable[int] = (),
     give_way: Iterable[int] = (),
     floor: int = 8,
+    drop: Iterable[int] = (),
 ) -> None:
     """Print the table to `out`, fitted to its terminal if it is one."""
     lines = format_table(
-        headers, rows, right=right, give_way=give_way, floor=floor, width=terminal_width(out)
+        headers,
+        rows,
+        right=right,
+        give_way=give_way,
+        floor=floor,
+        width=terminal_width(out),
+        drop=drop,
     )
     print("\n".join(lines), file=out)
