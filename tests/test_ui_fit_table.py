@@ -49,9 +49,22 @@ def test_a_text_that_gives_way_is_shortened_before_a_column_is_left_out() -> Non
     assert 15 <= caps["old"] < 20 and abs(caps["old"] - caps["new"]) <= 1
 
 
-def test_too_narrow_for_anything_keeps_the_floor() -> None:
-    _keys, caps = fit_columns(COLUMNS, [row()], 10)
+def test_too_narrow_for_the_columns_always_shown_leaves_more_out_and_cuts_no_number() -> None:
+    """At 60 columns an order's total ran off the right edge ("1,234,567." for
+    "1,234,567.80"): the texts at their shortest were still too wide, and nothing more
+    was left out."""
+    # each text at its floor: 2 + 6 + 7 + 6 + 6 cells and 2 of padding each, 37
+    keys, caps = fit_columns(COLUMNS, [row()], 37)
+    assert keys == ["run", "key", "count", "old", "new"]
     assert set(caps.values()) == {MIN_SHRUNK}
+    # one cell less: the rightmost text goes, and the other texts get its room back
+    keys, caps = fit_columns(COLUMNS, [row()], 36)
+    assert keys == ["run", "key", "count", "old"] and caps["old"] > MIN_SHRUNK
+    # then the texts, then the numbers, never the first column; what stays is whole
+    keys, caps = fit_columns(COLUMNS, [row()], 13)
+    assert keys == ["run", "count"] and caps == {}
+    keys, caps = fit_columns(COLUMNS, [row()], 3)
+    assert keys == ["run"]
 
 
 def test_long_texts_alike_at_their_start_are_shown_from_where_they_differ() -> None:

@@ -5,7 +5,9 @@ so "93" reads "9". Here the columns that do not fit are left out instead (the le
 needed first), and text columns that may be shortened end in an ellipsis (a text that
 gives way is shortened first, before a column is left out for it); numbers are never
 shortened. Columns that have a short label take it, all at once, when that keeps a
-column that has something in it from being left out.
+column that has something in it from being left out. On a terminal narrower than the
+columns always shown (60 columns), those are left out too, from the right, rather
+than cut at the edge.
 """
 
 from __future__ import annotations
@@ -129,18 +131,34 @@ def fit_columns(
         shown = [c for c in columns if c.key in kept]
         if total_shortened() > width:
             shown = before
-    # the widest text gives way first, a cell at a time, so that two long columns (a
-    # change's old and new value) end up alike instead of one cut to nothing
-    caps: dict[str, int] = {}
-    excess = total() - width
-    while excess > 0:
-        candidates = [c for c in shown if c.shrink and widths[c.key] > MIN_SHRUNK]
-        if not candidates:
+
+    def shortened(cols: list[Col]) -> tuple[int, dict[str, int]]:
+        # the widest text gives way first, a cell at a time, so that two long columns (a
+        # change's old and new value) end up alike instead of one cut to nothing
+        left = dict(widths)
+        caps: dict[str, int] = {}
+        excess = sum(left[c.key] + 2 * padding for c in cols) - width
+        while excess > 0:
+            candidates = [c for c in cols if c.shrink and left[c.key] > MIN_SHRUNK]
+            if not candidates:
+                break
+            widest = max(candidates, key=lambda c: left[c.key])
+            left[widest.key] -= 1
+            caps[widest.key] = left[widest.key]
+            excess -= 1
+        return excess, caps
+
+    excess, caps = shortened(shown)
+    # narrower still (60 columns, say) than the columns always shown, each text at its
+    # shortest: more are left out, texts first, then the others, from the right; never
+    # the first (what names the row), and never a number cut at the edge
+    fallback = [c for c in reversed(shown[1:]) if c.shrink]
+    fallback += [c for c in reversed(shown[1:]) if not c.shrink]
+    for col in fallback:
+        if excess <= 0:
             break
-        widest = max(candidates, key=lambda c: widths[c.key])
-        widths[widest.key] -= 1
-        caps[widest.key] = widths[widest.key]
-        excess -= 1
+        shown.remove(col)
+        excess, caps = shortened(shown)
     return [c.key for c in shown], caps
 
 
