@@ -276,3 +276,20 @@ def test_runs_counts_as_rejected_what_the_run_rejected_as_the_ui_does(
             assert shown[run.run_id or 0] == run_rejects(run) == len(listed_rejects), run
     finally:
         engine.close()
+
+
+def test_a_json_array_written_in_batches_reads_as_the_whole_list_would(
+    capsys: Any,
+) -> None:
+    """`changes --json` streams the log (an export of millions of entries held them all
+    at once: 1.5 GB for a million); what it prints is what printing the list printed."""
+    from passweb_tui.commands import print_json
+    from passweb_tui.commands.changes import _print_json_array
+
+    items = [{"id": i, "new": f"v\x1b{i}", "old": None} for i in range(7)]
+    for case in (items, items[:1], []):
+        print_json(case)
+        whole = capsys.readouterr().out
+        for batch in (1, 2, 3, 7, 100):
+            _print_json_array(iter(case), batch=batch)
+            assert capsys.readouterr().out == whole, (len(case), batch)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from collections.abc import Iterable
+from typing import Any
 
-from passweb_tui.commands import CliError, Context, ExitCode, print_json
+from passweb_tui.commands import CliError, Context, ExitCode
 from passweb_tui.commands.runs import MOST
 from passweb_tui.commands.sync import change_text, open_engine
+from passweb_tui.textsafe import json_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +47,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         if args.run is not None:
             try:
-                engine.run_detail(args.run)  # a run that does not exist is said so
+                engine.run_result(args.run)  # a run that does not exist is said so
             except SyncError as exc:
                 raise CliError(str(exc), ExitCode.USAGE) from None
         limit = min(args.limit, MOST)
+        if args.json:
+            # streamed: an export of the whole log holds one batch of it at a time
+            _print_json_array(
+                e.to_json()
+                for e in engine.iter_changes(
+                    run_id=args.run, entity=args.entity, key=args.key, field=args.field,
+                    limit=limit,
+                )
+            )  # fmt: skip
+            return int(ExitCode.OK)
         # one more than shown: whether the listing was cut, said under the table
         entries = engine.changes(
             run_id=args.run,
@@ -59,9 +73,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         engine.close()
     cut = len(entries) > limit
     entries = entries[:limit]
-    if args.json:
-        print_json([e.to_json() for e in entries])
-        return int(ExitCode.OK)
     if not entries and args.limit == 0:
         print("no changes shown (--limit 0)")
         return int(ExitCode.OK)
@@ -91,3 +102,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if cut:
         print(f"(the newest {len(entries)} shown; --limit N for more)")
     return int(ExitCode.OK)
+
+
+def _print_json_array(items: Iterable[Any], batch: int = 2000) -> None:
+    """A JSON array on stdout, as `print_json` prints a list, written a batch of items at
+    a time (each batch spelled by one call, as fast as the whole list would be)."""
+    out = sys.stdout
+    rest = iter(items)
+    out.write("[")
+    first = True
+    while chunk := list(itertools.islice(rest, batch)):
+        text = json_text(chunk)[1:-1]  # the items, without the list's brackets
+        out.write(text if first else ", " + text)
+        first = False
+    out.write("]\n")

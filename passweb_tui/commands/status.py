@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     engine = open_engine(ctx)
     try:
-        board = engine.dashboard()
+        board = engine.dashboard(field_counts=False)  # (not shown here)
         main = engine.last_main_run()
         summary = WebOrders(engine.store).summary()
         web = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -97,6 +97,8 @@ _PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
 _CONDITIONS = Condition.__table__  # type: ignore[attr-defined]
 _WEB_ORDERS = WebOrder.__table__  # type: ignore[attr-defined]
 _WEB_CUSTOMERS = WebCustomer.__table__  # type: ignore[attr-defined]
+#: change-log rows read from the store at a time when entries are streamed
+CHANGES_BATCH = 2000
 #: the most particolarita a record view reads
 RECORD_CONDITIONS = 200
 #: the most web orders of a customer a record view reads
@@ -507,6 +509,16 @@ class Engine:
                 r.status, r.error = "failed", INTERRUPTED
         return results
 
+    def run_result(self, run_id: int) -> RunResult:
+        """The run as recorded, without its rejects and change counts (which take a while
+        for a run that changed millions of fields); SyncError when there is no such run."""
+        with self.store.read() as conn:
+            row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
+        if row is None:
+            raise SyncError(f"no run {run_id} in the store")
+        (result,) = self._interrupted([row_to_result(dict(row))])
+        return result
+
     def run_detail(self, run_id: int) -> RunDetail:
         with self.store.read() as conn:
             row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
@@ -552,6 +564,32 @@ class Engine:
         """Change-log entries, newest first. `field` "(inserted)" or "(deleted)" (the
         labels change_counts gives whole records) picks the records inserted or deleted;
         `fields`, any of several such names (none: no entry)."""
+        return list(
+            self.iter_changes(
+                run_id=run_id,
+                entity=entity,
+                field=field,
+                key=key,
+                limit=limit,
+                offset=offset,
+                fields=fields,
+            )
+        )
+
+    def iter_changes(
+        self,
+        *,
+        run_id: int | None = None,
+        entity: str | None = None,
+        field: str | None = None,
+        key: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[ChangeView]:
+        """What `changes` gives, one entry at a time, read from the store a batch of rows
+        at a time in one read transaction: memory stays flat however many are asked for
+        (an export of the whole log, millions of entries)."""
         c = _CHANGES.c
         q = select(_CHANGES)
         if run_id is not None:
@@ -574,8 +612,9 @@ class Engine:
             q = q.where(c.key == key)
         q = q.order_by(c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
         with self.store.read() as conn:
-            return [
-                ChangeView(
+            rows = conn.execution_options(stream_results=True, yield_per=CHANGES_BATCH)
+            for r in rows.execute(q):
+                yield ChangeView(
                     r.id,
                     r.run_id,
                     _aware(r.at) or r.at,
@@ -586,8 +625,6 @@ class Engine:
                     r.old,
                     r.new,
                 )
-                for r in conn.execute(q)
-            ]
 
     def change_counts(
         self, *, run_id: int | None = None, entity: str | None = None, key: str | None = None
@@ -838,7 +875,10 @@ class Engine:
             for r in rows
         ]
 
-    def dashboard(self) -> Dashboard:
+    def dashboard(self, *, field_counts: bool = True) -> Dashboard:
+        """What the dashboard shows. `field_counts=False` leaves out the fields changed by
+        the last run that changed any (empty): for a run that changed millions of fields,
+        counting them takes a second or two."""
         with self.store.read() as conn:
             articles = conn.execute(select(func.count()).select_from(_ARTICLES)).scalar_one()
             published = conn.execute(
@@ -855,7 +895,11 @@ class Engine:
                         select(_RUNS.c.finished).where(_RUNS.c.id == int(last_ok))
                     ).scalar_one_or_none()
                 )
-            last_changed = conn.execute(select(func.max(_CHANGES.c.run_id))).scalar_one_or_none()
+            last_changed = (
+                conn.execute(select(func.max(_CHANGES.c.run_id))).scalar_one_or_none()
+                if field_counts
+                else None
+            )
         runs = self.runs(limit=10)
         finished = [r for r in runs if r.status != "running"]
         if not finished:
@@ -874,7 +918,11 @@ class Engine:
             int(customers),
             int(categories),
             runs,
-            self.change_counts(run_id=last_changed) if last_changed is not None else [],
+            (
+                self.change_counts(run_id=last_changed)
+                if field_counts and last_changed is not None
+                else []
+            ),
             self.lease(),
             last_success_run=int(last_ok) if last_ok else None,
         )
