@@ -446,6 +446,40 @@ async def test_runs_history_and_detail(synced: Engine) -> None:
         assert isinstance(app.screen, DashboardScreen)
 
 
+async def test_runs_beyond_a_page_are_reached_by_paging_on(synced: Engine) -> None:
+    """The runs screen showed the newest 200 runs and nothing said so: after months of
+    syncs the first TOTAL and its rejects could not be opened from the UI."""
+    from sqlalchemy import insert, select
+
+    from passweb_tui.engine.facade import _RUNS
+    from passweb_tui.screens.runs import HISTORY
+
+    columns = [c for c in _RUNS.c if c.name != "id"]
+    with synced.store.write() as conn:  # 249 more runs like the first: two pages and some
+        for _ in range(249):
+            conn.execute(
+                insert(_RUNS).from_select(columns, select(*columns).where(_RUNS.c.id == 1))
+            )
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        shown = keys(app, "#runs-table")
+        assert len(shown) == HISTORY and shown[0] == "250", shown[:3]
+        status = str(app.screen.query_one("#runs-status", Label).render())
+        assert status.startswith("Runs 1-200, newest first") and "n/b page" in status, status
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert keys(app, "#runs-table")[-1] == "1"  # the first TOTAL, within reach
+        assert "Runs 201-250" in str(app.screen.query_one("#runs-status", Label).render())
+        await pilot.press("n")  # no older page: stays
+        await settle(app, pilot)
+        assert keys(app, "#runs-table")[0] == "50"
+        await pilot.press("b")
+        await settle(app, pilot)
+        assert keys(app, "#runs-table")[0] == "250"
+
+
 async def test_a_missing_run_is_reported_not_crashed(synced: Engine) -> None:
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -456,10 +456,14 @@ class Engine:
             ).one()
         return tuple(row)
 
-    def runs(self, limit: int = 50) -> list[RunResult]:
+    def runs(self, limit: int = 50, offset: int = 0) -> list[RunResult]:
+        """The recorded runs, newest first: `limit` of them, after the newest `offset`."""
         with self.store.read() as conn:
             rows = conn.execute(
-                select(_RUNS).order_by(_RUNS.c.id.desc()).limit(max(limit, 0))
+                select(_RUNS)
+                .order_by(_RUNS.c.id.desc())
+                .limit(max(limit, 0))
+                .offset(max(offset, 0))
             ).mappings()
             results = [row_to_result(dict(r)) for r in rows]
         return self._interrupted(results)

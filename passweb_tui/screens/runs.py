@@ -61,10 +61,14 @@ class RunsScreen(BaseScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="runs.reload", show=False),
         Binding("l", "changes", "key.run_changes", id="runs.changes"),
+        Binding("n", "page(1)", "key.next_page", id="runs.next_page", show=False),
+        Binding("b", "page(-1)", "key.prev_page", id="runs.prev_page", show=False),
     ]
 
     _poll: Timer | None = None  # the pending re-read while a run is going on
     _dry_runs: frozenset[int] = frozenset()  # runs shown that were dry runs
+    _offset = 0  # how many newer runs come before the page shown
+    _more = False  # whether older runs come after it
 
     def action_changes(self) -> None:
         """The change log of the run under the cursor (a dry run has none: it says so)."""
@@ -100,9 +104,20 @@ class RunsScreen(BaseScreen):
                 ],
                 id="runs-table",
             )
+            yield Label("", id="runs-status")
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", FitTable).focus()
+
+    def action_page(self, step: int) -> None:
+        """The page of older (1) or newer (-1) runs: months of syncs are more than one
+        page, and the oldest (the first TOTAL, say) stay within reach."""
+        if step > 0 and not self._more:
+            return
+        offset = max(0, self._offset + step * HISTORY)
+        if offset != self._offset:
+            self._offset = offset
+            self.load()
 
     def on_shown(self) -> None:
         self.load()
@@ -117,8 +132,10 @@ class RunsScreen(BaseScreen):
         engine = self.papp.engine
         if engine is None:
             return
+        offset = self._offset
         self.run_worker(
-            lambda: list(engine.runs(limit=HISTORY)),
+            # one more than a page: whether older runs come after it
+            lambda: (offset, list(engine.runs(limit=HISTORY + 1, offset=offset))),
             group="runs",
             thread=True,
             exclusive=True,
@@ -129,7 +146,21 @@ class RunsScreen(BaseScreen):
         if event.worker.group != "runs" or event.state != WorkerState.SUCCESS:
             return
         app = self.papp
-        runs = cast(Any, event.worker.result)
+        offset, runs = cast(Any, event.worker.result)
+        if offset != self._offset:
+            return  # another page is being read
+        self._more = len(runs) > HISTORY
+        runs = runs[:HISTORY]
+        first = offset + 1 if runs else offset
+        self.query_one("#runs-status", Label).update(
+            t(
+                "runs.status" if self._more or offset else "runs.status_all",
+                first=fmt_int(first),
+                last=fmt_int(offset + len(runs)),
+                next=self.bound_key("runs.next_page"),
+                prev=self.bound_key("runs.prev_page"),
+            )
+        )
         self._dry_runs = frozenset(
             int(value_of(r, "run_id")) for r in runs if value_of(r, "dry_run")
         )
