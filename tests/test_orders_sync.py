@@ -170,7 +170,9 @@ def test_show_reads_the_erp_side_as_the_site_side(
     site, erp = text.split("in the ERP:\n")
     assert "x      12.50  VAT 22  = 25.00" in site
     erp_row = next(line for line in erp.splitlines() if "ART0000001" in line)
-    assert "x      12.50  fulfilled" in erp_row, erp_row
+    # (one space apart, so that the row fits 80 columns)
+    assert "x      12.50 fulfilled        0 state -" in erp_row, erp_row
+    assert len(erp_row) <= 80
     attempts = text.split("push attempts:\n")[1].splitlines()
     assert re.fullmatch(r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d created    OC\+\S+", attempts[0]), (
         attempts
