@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import Any
 
+import pytest
+
 from passweb_tui.engine.facade import Engine, ProgressEvent
 
 
@@ -51,6 +53,14 @@ def test_a_run_in_a_worker_reports_progress_and_the_reads_agree(
         assert board.erp_state == "ok" and board.lease is None
         assert board.last_runs[0].run_id == result.run_id
         assert ("articles", "(inserted)", board.articles) in board.field_changes
+        # a finished run's counts are kept: the dashboard's refreshes do not count its
+        # changes again (seconds, for a run that changed millions of fields)
+        real_counts = engine.change_counts
+        engine.change_counts = lambda **kw: pytest.fail("counted again")  # type: ignore[method-assign]
+        try:
+            assert engine.dashboard().field_changes == board.field_changes
+        finally:
+            engine.change_counts = real_counts  # type: ignore[method-assign]
 
         categories = engine.categories()
         assert sum(c.article_count for c in categories) == board.articles

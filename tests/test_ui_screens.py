@@ -26,9 +26,11 @@ pytest_plugins = ["ui_fixtures"]
 
 
 async def settle(app: Any, pilot: Any) -> None:
-    """Let the screen's reads finish and their results be shown."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    """Let the screen's reads finish and their results be shown (and the reads those
+    start: the change log's counts come after its entries)."""
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
 
 
 def keys(app: Any, selector: str) -> list[str]:
@@ -63,6 +65,42 @@ async def test_dashboard_shows_the_store_and_refreshes_by_key(synced: Engine) ->
         assert keys(app, "#dash-runs-table") == ["2", "1"]
         assert table.get_row("1") == old_row
         assert app.screen.query_one("#dash-chart").display  # two real runs: a chart
+
+
+async def test_the_change_log_shows_its_entries_before_it_has_counted_them(
+    synced: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting a log of millions per field takes seconds (6 s for 3.8 million entries):
+    the screen showed nothing until then. The newest entries come first, the counts
+    after them."""
+    import threading
+
+    counted = threading.Event()
+    real_counts = synced.change_counts
+
+    def slow_counts(**kwargs: Any) -> Any:
+        counted.wait(30)
+        return real_counts(**kwargs)
+
+    monkeypatch.setattr(synced, "change_counts", slow_counts)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        for _ in range(100):  # the entries, while the count waits
+            await pilot.pause(0.05)
+            if app.screen.query("#changes-table") and keys(app, "#changes-table"):
+                break
+        assert isinstance(app.screen, ChangesScreen)
+        assert len(keys(app, "#changes-table")) == 500
+        title = str(app.screen.query_one("#changes-log-title", Label).render())
+        assert title == "Change log (newest 500 shown)", title
+        assert keys(app, "#changes-counts-table") == []
+        counted.set()
+        await settle(app, pilot)
+        title = str(app.screen.query_one("#changes-log-title", Label).render())
+        total = sum(n for _, _, n in real_counts())
+        assert title == f"Change log: {total:,} (newest 500 shown)", title
+        assert "articles/(inserted)" in keys(app, "#changes-counts-table")
 
 
 async def test_change_log_filters_and_record_history(synced: Engine) -> None:

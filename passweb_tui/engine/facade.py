@@ -330,6 +330,10 @@ class Engine:
         self.store = store
         self._client: MexalClient | None = None
         self._client_lock = threading.Lock()
+        #: the field counts of the last finished run that changed anything, by its id:
+        #: the dashboard shows them at every refresh, and for a run that changed millions
+        #: of fields counting them again takes a second or two
+        self._run_counts: tuple[int, list[tuple[str, str, int]]] | None = None
 
     @classmethod
     def open(cls, settings: EngineSettings) -> Engine:
@@ -922,14 +926,24 @@ class Engine:
             int(customers),
             int(categories),
             runs,
-            (
-                self.change_counts(run_id=last_changed)
-                if field_counts and last_changed is not None
-                else []
-            ),
+            self._last_run_counts(last_changed) if last_changed is not None else [],
             self.lease(),
             last_success_run=int(last_ok) if last_ok else None,
         )
+
+    def _last_run_counts(self, run_id: int) -> list[tuple[str, str, int]]:
+        """The run's field counts; kept once it has finished, when they change no more."""
+        kept = self._run_counts
+        if kept is not None and kept[0] == run_id:
+            return kept[1]
+        with self.store.read() as conn:
+            status = conn.execute(
+                select(_RUNS.c.status).where(_RUNS.c.id == run_id)
+            ).scalar_one_or_none()
+        counts = self.change_counts(run_id=run_id)
+        if status is not None and status != "running":
+            self._run_counts = (run_id, counts)
+        return counts
 
     # --- fields -----------------------------------------------------------------------
 

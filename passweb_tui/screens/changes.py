@@ -70,13 +70,27 @@ class ChangeFilter:
     key: str | None = None
 
 
-def read_changes(engine: Any, flt: ChangeFilter) -> tuple[list[Any], list[tuple[str, str, int]]]:
-    counts = list(engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key))
-    fields = fields_meant(counts, flt.field)
+def read_changes(
+    engine: Any, flt: ChangeFilter
+) -> tuple[list[Any], list[tuple[str, str, int]] | None]:
+    """The newest entries the filter picks, and the per-field counts when they had to be
+    read for them (a typed field is looked for among the counted fields); None when
+    they were not, since counting a log of millions takes seconds that the entries do
+    not need (they are read by `read_counts` after the entries are shown)."""
+    counts = None
+    fields = None
+    if flt.field is not None:
+        counts = read_counts(engine, flt)
+        fields = fields_meant(counts, flt.field)
     entries = engine.changes(
         run_id=flt.run_id, entity=flt.entity, fields=fields, key=flt.key, limit=PAGE
     )
     return list(entries), counts
+
+
+def read_counts(engine: Any, flt: ChangeFilter) -> list[tuple[str, str, int]]:
+    """The per-field counts of the filter's run, entity and record."""
+    return list(engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key))
 
 
 def fields_meant(counts: list[tuple[str, str, int]], typed: str | None) -> list[str] | None:
@@ -184,6 +198,7 @@ class ChangesScreen(BaseScreen):
         self.initial = ChangeFilter(run_id=run_id, entity=entity)
         self._rows: dict[str, Any] = {}
         self._shown_filter: ChangeFilter | None = None  # what the table shows the answer to
+        self._shown_entries = 0  # how many entries the table shows
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -270,7 +285,14 @@ class ChangesScreen(BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "changes" or event.state != WorkerState.SUCCESS:
+        if event.state != WorkerState.SUCCESS:
+            return
+        if event.worker.group == "changes-counts":
+            flt, counts = cast(Any, event.worker.result)
+            if flt == self.current_filter() and flt == self._shown_filter:
+                self.show_counts(flt, counts)
+            return
+        if event.worker.group != "changes":
             return
         flt, (entries, counts) = cast(Any, event.worker.result)
         if flt != self.current_filter():
@@ -290,6 +312,29 @@ class ChangesScreen(BaseScreen):
             # a sync keeps the cursor on its change
             self._shown_filter = flt
             table.move_cursor(row=0, scroll=True)
+        self._shown_entries = len(entries)
+        self.show_note()
+        if counts is not None:
+            self.show_counts(flt, counts)
+            return
+        # the entries first; their counts (seconds, in a log of millions) when read
+        title = t("changes.log")
+        if len(entries) >= PAGE:
+            title += " " + t("changes.first_only", count=fmt_int(len(entries)))
+        self.query_one("#changes-log-title", Label).update(title)
+        engine = self.papp.engine
+        if engine is not None:
+            self.run_worker(
+                lambda: (flt, read_counts(engine, flt)),
+                name="changes-counts",
+                group="changes-counts",
+                thread=True,
+                exclusive=True,
+                exit_on_error=False,
+            )
+
+    def show_counts(self, flt: ChangeFilter, counts: list[tuple[str, str, int]]) -> None:
+        """The per-field panel, and the log's title with how many changes the filter picks."""
         self.query_one("#changes-counts-table", FitTable).show_rows(
             [
                 (
@@ -299,11 +344,11 @@ class ChangesScreen(BaseScreen):
                 for entity, name, count in counts
             ]
         )
-        self.show_note()
-        total = max(matching(counts, flt.field), len(entries))
+        shown = self._shown_entries
+        total = max(matching(counts, flt.field), shown)
         title = t("changes.log_count", count=fmt_int(total))
-        if total > len(entries):
-            title += " " + t("changes.first_only", count=fmt_int(len(entries)))
+        if total > shown:
+            title += " " + t("changes.first_only", count=fmt_int(shown))
         self.query_one("#changes-log-title", Label).update(title)
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
