@@ -558,31 +558,9 @@ class Engine:
             first = [RejectView(x.run_id, x.entity, x.key, x.reason) for x in rows]
         return first, int(total)
 
-    def changes(
-        self,
-        *,
-        run_id: int | None = None,
-        entity: str | None = None,
-        field: str | None = None,
-        key: str | None = None,
-        limit: int = 500,
-        offset: int = 0,
-        fields: Sequence[str] | None = None,
-    ) -> list[ChangeView]:
-        """Change-log entries, newest first. `field` "(inserted)" or "(deleted)" (the
-        labels change_counts gives whole records) picks the records inserted or deleted;
-        `fields`, any of several such names (none: no entry)."""
-        return list(
-            self.iter_changes(
-                run_id=run_id,
-                entity=entity,
-                field=field,
-                key=key,
-                limit=limit,
-                offset=offset,
-                fields=fields,
-            )
-        )
+    def changes(self, **query: Any) -> list[ChangeView]:
+        """Change-log entries, newest first, as a list (`iter_changes` tells the query)."""
+        return list(self.iter_changes(**query))
 
     def iter_changes(
         self,
@@ -595,9 +573,11 @@ class Engine:
         offset: int = 0,
         fields: Sequence[str] | None = None,
     ) -> Iterator[ChangeView]:
-        """What `changes` gives, one entry at a time, read from the store a batch of rows
-        at a time in one read transaction: memory stays flat however many are asked for
-        (an export of the whole log, millions of entries)."""
+        """Change-log entries, newest first, one at a time, read from the store a batch of
+        rows at a time in one read transaction: memory stays flat however many are asked
+        for (an export of the whole log, millions of entries). `field` "(inserted)" or
+        "(deleted)" (the labels change_counts gives whole records) picks the records
+        inserted or deleted; `fields`, any of several such names (none: no entry)."""
         c = _CHANGES.c
         q = select(_CHANGES)
         if run_id is not None:

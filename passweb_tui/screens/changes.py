@@ -275,13 +275,12 @@ class ChangesScreen(BaseScreen):
         if engine is None:
             return
         flt = self.current_filter()
+        self._read("changes", lambda: (flt, read_changes(engine, flt)))
+
+    def _read(self, group: str, work: Any) -> None:
+        """`work` in a thread; a newer read of the same group supersedes it."""
         self.run_worker(
-            lambda: (flt, read_changes(engine, flt)),
-            name="changes",
-            group="changes",
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
+            work, name=group, group=group, thread=True, exclusive=True, exit_on_error=False
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -324,14 +323,7 @@ class ChangesScreen(BaseScreen):
         self.query_one("#changes-log-title", Label).update(title)
         engine = self.papp.engine
         if engine is not None:
-            self.run_worker(
-                lambda: (flt, read_counts(engine, flt)),
-                name="changes-counts",
-                group="changes-counts",
-                thread=True,
-                exclusive=True,
-                exit_on_error=False,
-            )
+            self._read("changes-counts", lambda: (flt, read_counts(engine, flt)))
 
     def show_counts(self, flt: ChangeFilter, counts: list[tuple[str, str, int]]) -> None:
         """The per-field panel, and the log's title with how many changes the filter picks."""
