@@ -289,3 +289,37 @@ def test_sqlite_refusing_a_file_says_why(tmp_path: Path, monkeypatch: pytest.Mon
         "sqlite:///x", str(tmp_path), "unable to open database file"
     )
     assert isinstance(err, store_module.StoreUrlError) and "is a folder" in str(err)
+
+
+def test_an_entitys_newest_changes_are_read_without_sorting_all_of_them(tmp_path: Path) -> None:
+    """`changes --entity articles` sorted every article entry of the log to show the
+    newest hundred (two seconds and more for a few million entries): the query the
+    engine makes is answered from an index, in its order."""
+    from passweb_tui.engine.erp.settings import ErpConfig
+    from passweb_tui.engine.facade import Engine, EngineSettings
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = Engine.open(EngineSettings(db, ErpConfig("http://127.0.0.1:9/webapi", "u", "p")))
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        if "FROM change_log" in statement:
+            statements.append((statement, params))
+
+    sa.event.listen(engine.store.engine, "before_cursor_execute", seen)
+    try:
+        for run_id in (None, 3):
+            assert engine.changes(entity="articles", run_id=run_id, limit=101) == []
+        sa.event.remove(engine.store.engine, "before_cursor_execute", seen)
+        assert len(statements) == 2
+        with engine.store.engine.connect() as conn:
+            for statement, params in statements:
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+                )
+                if "run_id" not in statement:
+                    assert "ix_change_log_entity_order" in plan, plan
+                assert "TEMP B-TREE" not in plan, (statement, plan)
+    finally:
+        engine.close()

@@ -230,7 +230,11 @@ class RetryKey(SQLModel, table=True):
 
 class ChangeEntry(SQLModel, table=True):
     __tablename__ = "change_log"
-    __table_args__ = (Index("ix_change_log_record", "entity", "key"),)
+    __table_args__ = (
+        Index("ix_change_log_record", "entity", "key"),
+        # an entity's newest entries, without sorting all of them (migration w007)
+        Index("ix_change_log_entity_order", "entity", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(index=True)
     at: datetime = Field(index=True)
