@@ -90,12 +90,13 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
 #: the name of the error handler below, for a stream's `errors`
 PLAIN_SPELLING = "passweb-tui-plain"
 #: marks the commands print, spelled in ASCII where the stream's encoding has no
-#: character for them (an ellipsis that ends a cut value, a line break shown in a cell)
+#: character for them (an ellipsis that ends a cut value, a line break shown in a
+#: cell): one character for one, so that what was cut to a width still fits it
 _PLAIN_MARKS = {
-    "\u2026": "...",  # …
+    "\u2026": "~",  # …
     "\u00b7": "|",  # ·
-    "\u21b5": " | ",  # ↵
-    "\u2192": "->",  # →
+    "\u21b5": "|",  # ↵
+    "\u2192": ">",  # →
     "\u2014": "-",  # —
     "\u2013": "-",  # –
 }

@@ -293,3 +293,20 @@ def test_a_json_array_written_in_batches_reads_as_the_whole_list_would(
         for batch in (1, 2, 3, 7, 100):
             _print_json_array(iter(case), batch=batch)
             assert capsys.readouterr().out == whole, (len(case), batch)
+
+
+def test_a_json_export_that_fails_halfway_prints_nothing(capsys: Any) -> None:
+    """A read that failed halfway through a streamed `changes --json` left half an array
+    on stdout (exit 1, but a script reading the file saw a cut export)."""
+    import pytest
+
+    from passweb_tui.commands.changes import _print_json_array
+
+    def entries() -> Any:
+        for i in range(10):
+            yield {"id": i}
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        _print_json_array(entries(), batch=3)
+    assert capsys.readouterr().out == ""

@@ -60,9 +60,12 @@ def test_too_narrow_for_the_columns_always_shown_leaves_more_out_and_cuts_no_num
     # one cell less: the rightmost text goes, and the other texts get its room back
     keys, caps = fit_columns(COLUMNS, [row()], 36)
     assert keys == ["run", "key", "count", "old"] and caps["old"] > MIN_SHRUNK
-    # then the texts, then the numbers, never the first column; what stays is whole
+    # then the others, from the right (they come in the order they matter), never the
+    # first column; a number that stays is whole
+    keys, caps = fit_columns(COLUMNS, [row()], 21)
+    assert keys == ["run", "key", "count"] and "count" not in caps
     keys, caps = fit_columns(COLUMNS, [row()], 13)
-    assert keys == ["run", "count"] and caps == {}
+    assert keys == ["run", "key"] and caps == {"key": 7}
     keys, caps = fit_columns(COLUMNS, [row()], 3)
     assert keys == ["run"]
 

@@ -101,6 +101,19 @@ async def test_the_change_log_shows_its_entries_before_it_has_counted_them(
         total = sum(n for _, _, n in real_counts())
         assert title == f"Change log: {total:,} (newest 500 shown)", title
         assert "articles/(inserted)" in keys(app, "#changes-counts-table")
+        # another filter: until its own counts come, no counts of the one before
+        counted.clear()
+        app.screen.query_one("#f-entity", Input).value = "customers"
+        for _ in range(100):
+            await pilot.pause(0.05)
+            shown = keys(app, "#changes-table")
+            if shown and all(app.screen._rows[k].entity == "customers" for k in shown):
+                break
+        assert keys(app, "#changes-counts-table") == []
+        counted.set()
+        await settle(app, pilot)
+        panel = keys(app, "#changes-counts-table")
+        assert panel and all(k.startswith("customers/") for k in panel), panel
 
 
 async def test_change_log_filters_and_record_history(synced: Engine) -> None:
@@ -516,6 +529,18 @@ async def test_runs_beyond_a_page_are_reached_by_paging_on(synced: Engine) -> No
         await pilot.press("b")
         await settle(app, pilot)
         assert keys(app, "#runs-table")[0] == "250"
+        # on the older page when a prune takes those runs away: back to the first page
+        await pilot.press("n")
+        await settle(app, pilot)
+        from sqlalchemy import delete
+
+        with synced.store.write() as conn:
+            conn.execute(delete(_RUNS).where(_RUNS.c.id <= 100))
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert keys(app, "#runs-table")[0] == "250" and len(keys(app, "#runs-table")) == 150
+        status = str(app.screen.query_one("#runs-status", Label).render())
+        assert status == "Runs 1-150, newest first", status
 
 
 async def test_a_missing_run_is_reported_not_crashed(synced: Engine) -> None:

@@ -19,19 +19,24 @@ from passweb_tui.textsafe import one_line, visible
 ELLIPSIS = "…"
 
 
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):  # closed, or not a real stream
+        return False
+
+
 def terminal_width(out: TextIO) -> int | None:
     """The width of the terminal `out` writes to (COLUMNS, when set, says it); None when
-    `out` is not a terminal."""
-    try:
-        if not out.isatty():
-            return None
-    except (AttributeError, ValueError):  # closed, or not a real stream
+    `out` is not a terminal, or one that does not say how wide it is."""
+    if not _is_terminal(out):
         return None
     columns = os.environ.get("COLUMNS", "")
     if columns.isdecimal() and int(columns) > 0:
         return int(columns)
     try:
-        return os.get_terminal_size(out.fileno()).columns
+        # 0: a terminal that does not say (`ssh -tt` from a script): width unknown
+        return os.get_terminal_size(out.fileno()).columns or None
     except (AttributeError, OSError, ValueError):
         return None
 
@@ -49,7 +54,7 @@ class LiveLine:
     def __init__(self, stream: TextIO) -> None:
         # the stream itself, not the visible form the commands' stderr writes through
         self.stream: TextIO = getattr(stream, "raw", stream)
-        self.live = terminal_width(self.stream) is not None and os.environ.get("TERM") != "dumb"
+        self.live = _is_terminal(self.stream) and os.environ.get("TERM") != "dumb"
 
     def show(self, text: str) -> None:
         """Draw `text` in place of what the line held (nothing when not live)."""

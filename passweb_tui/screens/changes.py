@@ -199,6 +199,7 @@ class ChangesScreen(BaseScreen):
         self._rows: dict[str, Any] = {}
         self._shown_filter: ChangeFilter | None = None  # what the table shows the answer to
         self._shown_entries = 0  # how many entries the table shows
+        self._counted_filter: ChangeFilter | None = None  # whose counts the panel shows
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -316,7 +317,10 @@ class ChangesScreen(BaseScreen):
         if counts is not None:
             self.show_counts(flt, counts)
             return
-        # the entries first; their counts (seconds, in a log of millions) when read
+        # the entries first; their counts (seconds, in a log of millions) when read, and
+        # until then no counts of another filter's
+        if flt != self._counted_filter:
+            self.query_one("#changes-counts-table", FitTable).show_rows([])
         title = t("changes.log")
         if len(entries) >= PAGE:
             title += " " + t("changes.first_only", count=fmt_int(len(entries)))
@@ -327,6 +331,7 @@ class ChangesScreen(BaseScreen):
 
     def show_counts(self, flt: ChangeFilter, counts: list[tuple[str, str, int]]) -> None:
         """The per-field panel, and the log's title with how many changes the filter picks."""
+        self._counted_filter = flt
         self.query_one("#changes-counts-table", FitTable).show_rows(
             [
                 (

@@ -150,11 +150,10 @@ def fit_columns(
 
     excess, caps = shortened(shown)
     # narrower still (60 columns, say) than the columns always shown, each text at its
-    # shortest: more are left out, texts first, then the others, from the right; never
-    # the first (what names the row), and never a number cut at the edge
-    fallback = [c for c in reversed(shown[1:]) if c.shrink]
-    fallback += [c for c in reversed(shown[1:]) if not c.shrink]
-    for col in fallback:
+    # shortest: more are left out, from the right (the columns come in the order they
+    # matter: a run's outcome before its counts); never the first (what names the row),
+    # and never a number cut at the edge
+    for col in list(reversed(shown[1:])):
         if excess <= 0:
             break
         shown.remove(col)

@@ -149,13 +149,18 @@ class RunsScreen(BaseScreen):
         offset, runs = cast(Any, event.worker.result)
         if offset != self._offset:
             return  # another page is being read
+        if not runs and offset:
+            # the page is gone (a prune took the older runs): back to the first
+            self._offset = 0
+            self.load()
+            return
         self._more = len(runs) > HISTORY
         runs = runs[:HISTORY]
-        first = offset + 1 if runs else offset
+        key = "runs.status" if self._more or offset else "runs.status_all"
         self.query_one("#runs-status", Label).update(
             t(
-                "runs.status" if self._more or offset else "runs.status_all",
-                first=fmt_int(first),
+                key if runs else "runs.status_empty",
+                first=fmt_int(offset + 1),
                 last=fmt_int(offset + len(runs)),
                 next=self.bound_key("runs.next_page"),
                 prev=self.bound_key("runs.prev_page"),
