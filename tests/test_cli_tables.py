@@ -174,6 +174,12 @@ def test_orders_and_runs_fit_an_80_column_terminal_and_keep_it_all_when_piped(
     lines = shown.strip("\n").split("\n")
     assert all(len(line) <= 80 for line in lines), shown
     assert "payment_unconfirmed" in shown and "1234567.80 EUR" in shown, shown
+    # on a terminal that cannot show the ellipsis, its plain spelling takes its width
+    plain = run_in_terminal(["--demo", "orders", "list"], {**env, "PYTHONIOENCODING": "ascii"})
+    assert all(len(line) <= 80 for line in plain.split("\n")), plain
+    assert "~" in plain and "…" not in plain
+    # one that does not tell its width (0 columns): values whole, as piped
+    assert LONG_NAME in run_in_terminal(["--demo", "orders", "list"], env, columns=0)
     # the status, its values broken between words under their column
     shown = run_in_terminal(["--demo", "status"], env, columns=60, ok=(0, 4))
     assert all(len(line) <= 60 for line in shown.split("\n")), shown

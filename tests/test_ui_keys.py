@@ -139,6 +139,30 @@ async def test_a_save_key_in_the_same_burst_as_the_typing_reads_what_was_typed()
             assert f"got ftp://{save}" in said, (save, said)
 
 
+async def test_keys_after_a_tab_in_the_same_burst_go_to_the_next_field() -> None:
+    """ "Via Roma 1", Tab, "00100" in one burst put everything in the first field: the
+    field read the Tab and moved the focus on only after the keys behind it had gone
+    to it too (and a save key in the burst then saved that)."""
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SetupScreen)
+        url, user = screen.query_one("#setup-url", Input), screen.query_one("#setup-user", Input)
+        for box in (url, user):
+            box.value = ""
+        url.focus()
+        await pilot.pause()
+        burst = [(c, c) for c in "http://erp.example/webapi"] + [("tab", None)]
+        burst += [(c, c) for c in "bob"] + [("ctrl+s", None)]
+        for key, character in burst:  # queued at once, as a terminal's read brings them
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        assert (url.value, user.value) == ("http://erp.example/webapi", "bob")
+        said = str(screen.query_one("#setup-result").render())
+        assert said.startswith("Password"), said  # the save read both fields as typed
+
+
 #: a [ui] keymap moving every key a hint on screen names
 KEYMAP = {
     "goto.sync": "f2",

@@ -240,6 +240,10 @@ def value_of(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+#: keys that move the focus to another widget (bound by the app or a screen)
+MOVES_FOCUS = frozenset({"tab", "shift+tab"})
+
+
 class OrderedInput(Input):
     """A text field whose keys take effect in the order they were typed.
 
@@ -248,19 +252,33 @@ class OrderedInput(Input):
     runs the field's binding only once the field has read the keys queued behind it.
     When keys come in one burst, as a quick typist's often do over SSH, End, Backspace,
     Q then came out as Q, End, Backspace: over a field whose text was selected, an
-    empty field, saved as such. Here the field runs its own bindings as it reads them.
+    empty field, saved as such. Here the field runs its own bindings, and the keys that
+    move the focus on (Tab), as it reads them; a key it reads after a Tab that moved the
+    focus away goes on to the field that has it now.
     """
 
     async def _on_key(self, event: events.Key) -> None:
+        focused = self.screen.focused
+        if focused is not None and focused is not self:
+            # typed after a Tab that this field has since read and moved the focus on
+            # with: the key goes where the focus is now, after what went there before it
+            # ("Via Roma 1", Tab, "00100" in one burst put it all in the first field)
+            event.stop()
+            event.prevent_default()
+            focused.post_message(events.Key(event.key, event.character))
+            return
         if not event.is_printable:
             for node, bindings in self.screen._modal_binding_chain:
-                if node is not self:
+                # the field's own bindings, and the keys that move the focus on, whoever
+                # binds them, are run as the field reads them
+                if node is not self and event.key not in MOVES_FOCUS:
                     continue
                 for binding in bindings.key_to_bindings.get(event.key, ()):
                     # a priority binding of the app or screen was looked at before
-                    # the key reached the field: only the field's own are run here
-                    if not binding.priority and await self.app.run_action(binding.action, self):
-                        self._restart_blink()
+                    # the key reached the field
+                    if not binding.priority and await self.app.run_action(binding.action, node):
+                        if self.screen.focused is self:
+                            self._restart_blink()
                         event.stop()
                         event.prevent_default()
                         return
@@ -275,11 +293,17 @@ def after_typing(screen: Screen[Any], action: Callable[[], object]) -> None:
     soon as the app reads it, while the keys typed just before it may still wait in the
     field's queue: "Milano" then ctrl+s in one burst saved the field as it was before.
     A callback queued on the field runs after those keys."""
-    focused = screen.focused
-    if isinstance(focused, Input):
-        focused.call_later(action)
-    else:
-        action()
+
+    def when_read(waited: Input | None) -> None:
+        # the focus may have moved on (a Tab in the burst) to a field that has keys of
+        # its own still to read: those are waited for too
+        focused = screen.focused
+        if isinstance(focused, Input) and focused is not waited:
+            focused.call_later(when_read, focused)
+        else:
+            action()
+
+    when_read(None)
 
 
 class StateCheckbox(Checkbox):
