@@ -290,7 +290,7 @@ def test_a_json_array_written_in_batches_reads_as_the_whole_list_would(
     """`changes --json` streams the log (an export of millions of entries held them all
     at once: 1.5 GB for a million); what it prints is what printing the list printed."""
     from passweb_tui.commands import print_json
-    from passweb_tui.commands.changes import _print_json_array
+    from passweb_tui.commands import print_json_array as _print_json_array
 
     items = [{"id": i, "new": f"v\x1b{i}", "old": None} for i in range(7)]
     for case in (items, items[:1], []):
@@ -306,7 +306,7 @@ def test_a_json_export_that_fails_halfway_prints_nothing(capsys: Any) -> None:
     on stdout (exit 1, but a script reading the file saw a cut export)."""
     import pytest
 
-    from passweb_tui.commands.changes import _print_json_array
+    from passweb_tui.commands import print_json_array as _print_json_array
 
     def entries() -> Any:
         for i in range(10):

@@ -37,6 +37,37 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
+def test_a_long_listing_is_streamed_whole_and_in_order(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    """`orders list --json` reads the orders a batch at a time (years of orders held all
+    at once before): more orders than a batch come out once each, newest first, with the
+    totals of their own rows, as the listing in one piece gives them."""
+    from passweb_tui.engine.orders.api import LIST_BATCH, WebOrders
+    from passweb_tui.engine.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    n = LIST_BATCH * 2 + 7
+    lines = [
+        order_line(f"W{i:05d}", created=f"2026-11-{1 + i % 28:02d}T10:{i % 60:02d}:00",
+                   rows=[{"article": "ART1", "qty": 1 + i % 3, "price": "12.5", "vat_code": "22"}])
+        for i in range(n)
+    ]  # fmt: skip
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text("".join(jsonl(line) for line in lines))
+    assert cli(db, "import", str(orders)).returncode == 0
+    listed = json.loads(cli(db, "list", "--json").stdout)
+    store = open_store(db)
+    try:
+        whole = json.loads(json.dumps(WebOrders(store).list(), default=str))
+    finally:
+        store.close()
+    assert len(listed) == n and listed == whole
+    assert len({o["id"] for o in listed}) == n
+    totals = {o["id"]: o["total"] for o in listed}
+    assert (totals["W00001"], totals["W00002"]) == ("25", "37.5"), totals["W00001"]
+
+
 def test_the_real_entry_point(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     orders = tmp_path / "orders.jsonl"

@@ -13,9 +13,10 @@ import argparse
 import enum
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -68,6 +69,43 @@ def print_json(
     nothing in it a terminal would obey (control characters are `\\uXXXX` escapes, which
     the stdout of the commands, guarded against them, leaves as they are)."""
     print(json_text(value, ensure_ascii=ensure_ascii, default=default), flush=flush)
+
+
+#: how much of a streamed JSON array is held in memory before it goes to a file
+SPOOL_IN_MEMORY = 8 << 20
+
+
+def print_json_array(
+    items: Iterable[Any],
+    batch: int = 2000,
+    *,
+    ensure_ascii: bool = True,
+    default: Callable[[Any], Any] | None = None,
+) -> None:
+    """A JSON array on stdout, as `print_json` prints a list, for listings that may be
+    millions long (`changes --json`, `orders list --json`): spelled a batch of items at
+    a time (each batch by one call, as fast as the whole list would be), to a temporary
+    file first (kept in memory up to a few megabytes) and to stdout only once every item
+    has been read. Memory stays flat, and a read that fails halfway leaves stdout empty,
+    never half an array that a script might take for a whole one."""
+    import itertools
+    import tempfile
+
+    rest = iter(items)
+    with tempfile.SpooledTemporaryFile(
+        max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8"
+    ) as spool:
+        spool.write("[")
+        first = True
+        while chunk := list(itertools.islice(rest, batch)):
+            # the items, without the list's brackets
+            text = json_text(chunk, ensure_ascii=ensure_ascii, default=default)[1:-1]
+            spool.write(text if first else ", " + text)
+            first = False
+        spool.write("]\n")
+        spool.seek(0)
+        while piece := spool.read(1 << 20):
+            sys.stdout.write(piece)
 
 
 GLOBAL_FLAGS = {

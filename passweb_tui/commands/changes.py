@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-import tempfile
-from collections.abc import Iterable
-from typing import Any
 
-from passweb_tui.commands import CliError, Context, ExitCode
+from passweb_tui.commands import CliError, Context, ExitCode, print_json_array
 from passweb_tui.commands.runs import MOST
 from passweb_tui.commands.sync import change_text, open_engine
-from passweb_tui.textsafe import json_text
-
-#: how much of a `changes --json` export is held in memory before it goes to a file
-SPOOL_IN_MEMORY = 8 << 20
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +49,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         limit = min(args.limit, MOST)
         if args.json:
             # streamed: an export of the whole log holds one batch of it at a time
-            _print_json_array(
+            print_json_array(
                 e.to_json()
                 for e in engine.iter_changes(
                     run_id=args.run, entity=args.entity, key=args.key, field=args.field,
@@ -106,23 +98,3 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if cut:
         print(f"(the newest {len(entries)} shown; --limit N for more)")
     return int(ExitCode.OK)
-
-
-def _print_json_array(items: Iterable[Any], batch: int = 2000) -> None:
-    """A JSON array on stdout, as `print_json` prints a list, spelled a batch of items at
-    a time (each batch by one call, as fast as the whole list would be). It goes to a
-    temporary file first (kept in memory up to a few megabytes), and to stdout only once
-    every item has been read: a read that fails halfway leaves stdout empty, as before
-    it streamed, and never half an array that a script might take for a whole one."""
-    rest = iter(items)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+") as spool:
-        spool.write("[")
-        first = True
-        while chunk := list(itertools.islice(rest, batch)):
-            text = json_text(chunk)[1:-1]  # the items, without the list's brackets
-            spool.write(text if first else ", " + text)
-            first = False
-        spool.write("]\n")
-        spool.seek(0)
-        while piece := spool.read(1 << 20):
-            sys.stdout.write(piece)

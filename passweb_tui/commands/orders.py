@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from passweb_tui.commands import CliError, Context, ExitCode, print_json
+from passweb_tui.commands import CliError, Context, ExitCode, print_json, print_json_array
 from passweb_tui.commands.runs import local_iso
 
 
@@ -141,10 +141,13 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
         if args.limit is not None and args.limit < 0:
             raise CliError(f"--limit must be 0 or more, got {args.limit}", ExitCode.USAGE)
         limit = None if args.limit is None else min(args.limit, 2**62)
+        if args.json:
+            # streamed: years of orders, listed whole, hold one batch of them at a time
+            print_json_array(
+                api.iter_list(state=args.state, limit=limit), ensure_ascii=False, default=str
+            )
+            return int(ExitCode.OK)
         orders = api.list(state=args.state, limit=limit)
-    if args.json:
-        _dump(orders)
-        return int(ExitCode.OK)
     if not orders:
         print("no web orders" + (f" in state {args.state}" if args.state else ""))
         return int(ExitCode.OK)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -104,6 +104,8 @@ class CustomerNotChanged(Exception):
 
 #: a web customer's details as `show` and the customer commands give them
 CUSTOMER_DETAILS = ("id", *ERP_CUSTOMER_FIELDS, "erp_code", "last_error")
+#: orders read from the store at a time when they are listed (500: one IN list of ids)
+LIST_BATCH = 500
 
 
 def _forget_customer_errors(conn: sa.Connection, customer_id: Any) -> None:
@@ -351,15 +353,22 @@ class WebOrders:
             )
         return {s: int(found.get(s, 0)) for s in states.ALL}
 
-    def list(
+    def list(self, **query: Any) -> list[dict[str, Any]]:
+        """Orders newest first, with their customer and total, as plain dicts (the query
+        as `iter_list` takes it)."""
+        return list(self.iter_list(**query))
+
+    def iter_list(
         self,
         *,
         state: str | Sequence[str] | None = None,
         search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Orders newest first, with their customer and total, as plain dicts."""
+    ) -> Iterator[dict[str, Any]]:
+        """Orders newest first, with their customer and total, as plain dicts, read in one
+        read transaction a batch at a time: memory stays flat however many orders the
+        store holds (years of them, listed whole)."""
         query = sa.select(*_order_columns()).select_from(_joined())
         if state is not None:
             wanted = [state] if isinstance(state, str) else list(state)
@@ -370,21 +379,24 @@ class WebOrders:
         if limit is not None:
             query = query.limit(limit)
         with self.store.read() as conn:
-            orders = conn.execute(query).all()
-            ids = [o.id for o in orders]
-            totals: dict[str, Decimal] = {}
-            lines: dict[str, int] = {}
-            for chunk in range(0, len(ids), 500):
+            result = conn.execution_options(stream_results=True, yield_per=LIST_BATCH).execute(
+                query
+            )
+            for orders in result.partitions():
+                ids = [o.id for o in orders]
+                totals: dict[str, Decimal] = {}
+                lines: dict[str, int] = {}
                 for r in conn.execute(
                     sa.select(
                         rows_t.c.order_id, rows_t.c.qty, rows_t.c.price, rows_t.c.discount
-                    ).where(rows_t.c.order_id.in_(ids[chunk : chunk + 500]))
+                    ).where(rows_t.c.order_id.in_(ids))
                 ).all():
                     totals[r.order_id] = totals.get(r.order_id, Decimal(0)) + row_total(
                         r.qty, r.price, r.discount
                     )
                     lines[r.order_id] = lines.get(r.order_id, 0) + 1
-        return [self._summary(o, totals.get(o.id, Decimal(0)), lines.get(o.id, 0)) for o in orders]
+                for o in orders:
+                    yield self._summary(o, totals.get(o.id, Decimal(0)), lines.get(o.id, 0))
 
     @staticmethod
     def _summary(o: Any, total: Decimal, lines: int) -> dict[str, Any]:
