@@ -163,6 +163,36 @@ async def test_keys_after_a_tab_in_the_same_burst_go_to_the_next_field() -> None
         assert said.startswith("Password"), said  # the save read both fields as typed
 
 
+async def test_keys_after_a_key_that_focuses_a_field_in_the_same_burst_go_into_it(
+    synced_readonly: Engine,
+) -> None:
+    """ "/" then "art" in one burst on the catalogue: the keys went to the table before the
+    search field had the focus, and "r" opened the runs (on the orders screen, "/" then
+    "Smith" ran Send now on the order under the cursor)."""
+    from passweb_tui.screens.catalogue import CatalogueScreen
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen)
+        table = app.screen.query_one("#catalogue-table")
+        assert app.focused is table
+        for key, character in [("slash", "/"), ("a", "a"), ("r", "r"), ("t", "t")]:
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen), app.screen
+        assert app.screen.query_one("#catalogue-search", Input).value == "art"
+        # and back: escape to the table, then j moves its cursor, in one burst too
+        before = table.cursor_row
+        for key, character in [("escape", None), ("j", "j"), ("j", "j")]:
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        value = app.screen.query_one("#catalogue-search", Input).value
+        assert app.focused is table and table.cursor_row == before + 2, (value, table.row_count)
+        assert app.screen.query_one("#catalogue-search", Input).value == "art"
+
+
 #: a [ui] keymap moving every key a hint on screen names
 KEYMAP = {
     "goto.sync": "f2",

@@ -5,6 +5,7 @@ driven by j/k, keyed-row diffing, formatting of times and counts, and a yes/no d
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -12,12 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from rich.segment import Segment
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     Checkbox,
@@ -72,6 +74,82 @@ def show_app_keys(screen: Screen[Any], binding_ids: Sequence[str]) -> None:
                 own[binding.key] = [replace(binding, action=f"app.{action}", show=True)]
 
 
+#: keys that move the focus to another widget (bound by the app or a screen)
+MOVES_FOCUS = frozenset({"tab", "shift+tab"})
+
+
+async def take_key_in_order(widget: Widget, event: events.Key, *, all_bindings: bool) -> bool:
+    """Whether `widget` dealt with a key it reads (the caller's own handling comes next
+    when not), so that keys that come in one burst (over SSH, a paste) take effect in
+    the order typed.
+
+    The app hands each key to the widget that has the focus when the app reads it, and
+    a key the widget does not take goes up to the screen and the app, whose bindings run
+    only once they read it. In a burst, "/" then "Smith" on the orders table: every key
+    went to the table before the search field had the focus, and "S" ran the screen's
+    Send now. So: a key read after an earlier one moved the focus away (or put a
+    question over the screen) goes on to the widget that has the focus now; and the
+    widget runs the bindings (non-priority: those
+    ran as the app read the key) as it reads the keys, its own only or, `all_bindings`,
+    those of the screen and the app too (the ones that move the focus among them)."""
+    app = widget.app
+    if widget in _HELD:
+        # a binding of the screen or the app ran on an earlier key, and what it does to
+        # the focus (a field focused, a question pushed) takes effect once the app gets
+        # to it: this key goes to the focused widget after that, in the order read
+        event.stop()
+        event.prevent_default()
+        _HELD[widget] += 1
+        app.call_later(_pass_on, app, events.Key(event.key, event.character), widget)
+        return True
+    top = app.screen  # a question pushed over the widget's screen, say
+    target = top.focused or top
+    if target is not widget and (top is not widget.screen or top.focused is not None):
+        event.stop()
+        event.prevent_default()
+        target.post_message(events.Key(event.key, event.character))
+        return True
+    for node, bindings in widget.screen._modal_binding_chain:
+        if node is not widget and not all_bindings and event.key not in MOVES_FOCUS:
+            continue
+        for binding in bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await app.run_action(binding.action, node):
+                event.stop()
+                event.prevent_default()
+                if node is not widget and widget not in _HELD:
+                    _HELD[widget] = 0
+                    app.call_later(_release, app, widget)
+                return True
+    return False
+
+
+#: widgets whose next keys wait for a binding they ran to take effect (see above), and
+#: how many of those keys are on their way through the app's queue
+_HELD: weakref.WeakKeyDictionary[Widget, int] = weakref.WeakKeyDictionary()
+
+
+def keys_on_their_way() -> bool:
+    """Whether keys held back (see take_key_in_order) are still to reach their widget."""
+    return bool(_HELD)
+
+
+def _pass_on(app: App[Any], key: events.Key, widget: Widget) -> None:
+    """A key held back, to the widget that has the focus now (or its screen)."""
+    screen = app.screen
+    (screen.focused or screen).post_message(key)
+    if widget in _HELD:
+        _HELD[widget] -= 1
+
+
+def _release(app: App[Any], widget: Widget) -> None:
+    """The widget takes its keys itself again, once those it held have been passed on
+    (until then a key it reads could overtake them)."""
+    if _HELD.get(widget, 0) > 0:
+        app.call_later(_release, app, widget)
+    else:
+        _HELD.pop(widget, None)
+
+
 class KeyTable(DataTable[Any]):
     """A row-cursor table that also moves with j/k, as operators expect from pagers, and
     goes to its first/last row with home/end (the DataTable scrolls sideways with them;
@@ -90,6 +168,10 @@ class KeyTable(DataTable[Any]):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(*args, **kwargs)
         localize_bindings(self)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not await take_key_in_order(self, event, all_bindings=True):
+            await super()._on_key(event)
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""
@@ -240,10 +322,6 @@ def value_of(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-#: keys that move the focus to another widget (bound by the app or a screen)
-MOVES_FOCUS = frozenset({"tab", "shift+tab"})
-
-
 class OrderedInput(Input):
     """A text field whose keys take effect in the order they were typed.
 
@@ -258,31 +336,14 @@ class OrderedInput(Input):
     """
 
     async def _on_key(self, event: events.Key) -> None:
-        focused = self.screen.focused
-        if focused is not None and focused is not self:
-            # typed after a Tab that this field has since read and moved the focus on
-            # with: the key goes where the focus is now, after what went there before it
-            # ("Via Roma 1", Tab, "00100" in one burst put it all in the first field)
-            event.stop()
-            event.prevent_default()
-            focused.post_message(events.Key(event.key, event.character))
-            return
-        if not event.is_printable:
-            for node, bindings in self.screen._modal_binding_chain:
-                # the field's own bindings, and the keys that move the focus on, whoever
-                # binds them, are run as the field reads them
-                if node is not self and event.key not in MOVES_FOCUS:
-                    continue
-                for binding in bindings.key_to_bindings.get(event.key, ()):
-                    # a priority binding of the app or screen was looked at before
-                    # the key reached the field
-                    if not binding.priority and await self.app.run_action(binding.action, node):
-                        if self.screen.focused is self:
-                            self._restart_blink()
-                        event.stop()
-                        event.prevent_default()
-                        return
-        await super()._on_key(event)
+        # a printable key is typed into the field: only the others run bindings here
+        if event.is_printable and self.app.screen.focused is self and self not in _HELD:
+            await super()._on_key(event)
+        elif await take_key_in_order(self, event, all_bindings=True):
+            if self.screen.focused is self:
+                self._restart_blink()
+        else:
+            await super()._on_key(event)
 
 
 def after_typing(screen: Screen[Any], action: Callable[[], object]) -> None:
@@ -296,7 +357,11 @@ def after_typing(screen: Screen[Any], action: Callable[[], object]) -> None:
 
     def when_read(waited: Input | None) -> None:
         # the focus may have moved on (a Tab in the burst) to a field that has keys of
-        # its own still to read: those are waited for too
+        # its own still to read, or keys may be on their way to it: those are waited
+        # for too
+        if keys_on_their_way():
+            screen.app.call_later(when_read, waited)
+            return
         focused = screen.focused
         if isinstance(focused, Input) and focused is not waited:
             focused.call_later(when_read, focused)
