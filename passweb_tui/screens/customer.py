@@ -55,6 +55,7 @@ class CustomerScreen(ModalScreen[str | None]):
         self.order_id = order_id
         self.customer = customer
         self.busy = False
+        self._submitted: tuple[str, str] | None = None  # the field enter was pressed in
         localize_bindings(self)
 
     def _key(self, binding_id: str) -> str:
@@ -111,7 +112,14 @@ class CustomerScreen(ModalScreen[str | None]):
         self.query_one(f"#customer-{named[0] if named else 'name'}", Input).focus()
 
     def typed(self) -> dict[str, str]:
-        return {name: self.query_one(f"#customer-{name}", Input).value for name in DETAILS}
+        values = {name: self.query_one(f"#customer-{name}", Input).value for name in DETAILS}
+        # the field enter was pressed in, as it was then: keys typed after enter in the
+        # same burst ("00199", enter, "7") may have reached it since
+        if self._submitted is not None:
+            name, value = self._submitted
+            if name in values:
+                values[name] = value
+        return values
 
     def say(self, text: str, style: str = "") -> None:
         self.query_one("#customer-result", Static).update(Text(text, style=style))
@@ -124,12 +132,18 @@ class CustomerScreen(ModalScreen[str | None]):
         }.get(event.button.id or "", self.action_close)()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        # enter in the ERP code binds; in a detail, it saves
+        # enter in the ERP code binds; in a detail, it saves: what the fields held at
+        # the enter (the field reads the keys before it first, then says it was pressed)
         event.stop()
-        if event.input.id == "customer-erp_code":
-            self.action_bind()
-        else:
-            self.action_save()
+        name = (event.input.id or "").removeprefix("customer-")
+        self._submitted = (name, event.value)
+        try:
+            if name == "erp_code":
+                self._bind()
+            else:
+                self._save()
+        finally:
+            self._submitted = None
 
     def action_close(self) -> None:
         if not self.busy:
@@ -158,6 +172,8 @@ class CustomerScreen(ModalScreen[str | None]):
         if self.busy:
             return
         code = self.query_one("#customer-erp_code", Input).value.strip()
+        if self._submitted is not None and self._submitted[0] == "erp_code":
+            code = self._submitted[1].strip()
         if not code:
             self.say(t("customer.no_code"), "yellow")
             self.query_one("#customer-erp_code", Input).focus()
