@@ -74,24 +74,19 @@ def show_app_keys(screen: Screen[Any], binding_ids: Sequence[str]) -> None:
                 own[binding.key] = [replace(binding, action=f"app.{action}", show=True)]
 
 
-#: keys that move the focus to another widget (bound by the app or a screen)
-MOVES_FOCUS = frozenset({"tab", "shift+tab"})
-
-
-async def take_key_in_order(widget: Widget, event: events.Key, *, all_bindings: bool) -> bool:
-    """Whether `widget` dealt with a key it reads (the caller's own handling comes next
-    when not), so that keys that come in one burst (over SSH, a paste) take effect in
-    the order typed.
+async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
+    """Whether `widget` dealt with a key it reads (else the widget's own handling comes
+    next), so that keys that come in one burst (over SSH, a paste) take effect in the
+    order typed.
 
     The app hands each key to the widget that has the focus when the app reads it, and
     a key the widget does not take goes up to the screen and the app, whose bindings run
     only once they read it. In a burst, "/" then "Smith" on the orders table: every key
     went to the table before the search field had the focus, and "S" ran the screen's
-    Send now. So: a key read after an earlier one moved the focus away (or put a
-    question over the screen) goes on to the widget that has the focus now; and the
-    widget runs the bindings (non-priority: those
-    ran as the app read the key) as it reads the keys, its own only or, `all_bindings`,
-    those of the screen and the app too (the ones that move the focus among them)."""
+    Send now. So the widget runs the bindings of the keys it reads as it reads them (its
+    own, the screen's and the app's; the priority ones ran already, as the app read the
+    key), and a key read after one that moved the focus away or put a question over the
+    screen goes on to the widget that has the focus then."""
     app = widget.app
     if widget in _HELD:
         # a binding of the screen or the app ran on an earlier key, and what it does to
@@ -110,8 +105,6 @@ async def take_key_in_order(widget: Widget, event: events.Key, *, all_bindings: 
         target.post_message(events.Key(event.key, event.character))
         return True
     for node, bindings in widget.screen._modal_binding_chain:
-        if node is not widget and not all_bindings and event.key not in MOVES_FOCUS:
-            continue
         for binding in bindings.key_to_bindings.get(event.key, ()):
             if not binding.priority and await app.run_action(binding.action, node):
                 event.stop()
@@ -170,8 +163,8 @@ class KeyTable(DataTable[Any]):
         localize_bindings(self)
 
     async def _on_key(self, event: events.Key) -> None:
-        if not await take_key_in_order(self, event, all_bindings=True):
-            await super()._on_key(event)
+        # (a key not taken goes on to the DataTable's own handling)
+        await take_key_in_order(self, event)
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""
@@ -330,16 +323,16 @@ class OrderedInput(Input):
     runs the field's binding only once the field has read the keys queued behind it.
     When keys come in one burst, as a quick typist's often do over SSH, End, Backspace,
     Q then came out as Q, End, Backspace: over a field whose text was selected, an
-    empty field, saved as such. Here the field runs its own bindings, and the keys that
-    move the focus on (Tab), as it reads them; a key it reads after a Tab that moved the
-    focus away goes on to the field that has it now.
+    empty field, saved as such. Here the field runs the bindings of the keys it reads as
+    it reads them (see take_key_in_order), and a key it reads after one that moved the
+    focus away (Tab, escape) goes on to the widget that has the focus now.
     """
 
     async def _on_key(self, event: events.Key) -> None:
         # a printable key is typed into the field: only the others run bindings here
         if event.is_printable and self.app.screen.focused is self and self not in _HELD:
             await super()._on_key(event)
-        elif await take_key_in_order(self, event, all_bindings=True):
+        elif await take_key_in_order(self, event):
             if self.screen.focused is self:
                 self._restart_blink()
         else:
