@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
-from passweb_tui.commands.table import LiveLine
+from passweb_tui.commands.table import LiveLine, is_terminal
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
     from passweb_tui.engine.facade import Engine, ProgressEvent, RunResult, Scope
@@ -201,18 +201,11 @@ def change_text(old: str | None, new: str | None, out: TextIO, width: int = 30) 
     from passweb_tui.engine.records import changed_parts, from_difference
 
     old, new = changed_parts(old, new)
-    if not _is_terminal(out):
+    if not is_terminal(out):
         return f"{'-' if old is None else one_line(old)} -> {'-' if new is None else one_line(new)}"
     if max(len(one_line(v)) for v in (old or "", new or "")) > width:  # a value is cut
         old, new = from_difference(old, new)
     return f"{short_value(old, width)} -> {short_value(new, width)}"
-
-
-def _is_terminal(out: TextIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def short_value(value: str | None, width: int = 40) -> str:

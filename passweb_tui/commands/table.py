@@ -19,7 +19,8 @@ from passweb_tui.textsafe import one_line, visible
 ELLIPSIS = "…"
 
 
-def _is_terminal(out: TextIO) -> bool:
+def is_terminal(out: TextIO) -> bool:
+    """Whether `out` writes to a terminal (False for a closed or not a real stream)."""
     try:
         return bool(out.isatty())
     except (AttributeError, ValueError):  # closed, or not a real stream
@@ -29,7 +30,7 @@ def _is_terminal(out: TextIO) -> bool:
 def terminal_width(out: TextIO) -> int | None:
     """The width of the terminal `out` writes to (COLUMNS, when set, says it); None when
     `out` is not a terminal, or one that does not say how wide it is."""
-    if not _is_terminal(out):
+    if not is_terminal(out):
         return None
     columns = os.environ.get("COLUMNS", "")
     if columns.isdecimal() and int(columns) > 0:
@@ -54,7 +55,7 @@ class LiveLine:
     def __init__(self, stream: TextIO) -> None:
         # the stream itself, not the visible form the commands' stderr writes through
         self.stream: TextIO = getattr(stream, "raw", stream)
-        self.live = _is_terminal(self.stream) and os.environ.get("TERM") != "dumb"
+        self.live = is_terminal(self.stream) and os.environ.get("TERM") != "dumb"
 
     def show(self, text: str) -> None:
         """Draw `text` in place of what the line held (nothing when not live)."""

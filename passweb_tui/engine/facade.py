@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy.engine import Connection
 
 from passweb_tui.engine import fields as fields_mod
 from passweb_tui.engine.fields import FieldRow, FieldsError
@@ -322,6 +323,14 @@ def _aware(v: datetime | None) -> datetime | None:
     return v
 
 
+def _run_row(conn: Connection, run_id: int) -> Any:
+    """The run's row; SyncError when the store has no such run."""
+    row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
+    if row is None:
+        raise SyncError(f"no run {run_id} in the store")
+    return row
+
+
 class Engine:
     """An open site store plus a (lazily built) ERP client."""
 
@@ -521,17 +530,13 @@ class Engine:
         """The run as recorded, without its rejects and change counts (which take a while
         for a run that changed millions of fields); SyncError when there is no such run."""
         with self.store.read() as conn:
-            row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
-        if row is None:
-            raise SyncError(f"no run {run_id} in the store")
+            row = _run_row(conn, run_id)
         (result,) = self._interrupted([row_to_result(dict(row))])
         return result
 
     def run_detail(self, run_id: int) -> RunDetail:
         with self.store.read() as conn:
-            row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
-            if row is None:
-                raise SyncError(f"no run {run_id} in the store")
+            row = _run_row(conn, run_id)
             rejects = [
                 RejectView(r.run_id, r.entity, r.key, r.reason)
                 for r in conn.execute(
