@@ -314,7 +314,8 @@ def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are
     them) would be read into the new file: refused, naming it. The temporary files of a
     copy to the same name whose process was killed are removed by the next copy; a live
     one's, and files written to within the hour (a copy at work on another machine), are
-    left alone. A target under a file is refused as a setting (exit 2)."""
+    left alone. A target under a file, or in a folder that holds no files, is refused as
+    a setting (exit 2)."""
     import subprocess
     import sys
 
@@ -347,6 +348,12 @@ def test_files_a_store_left_beside_the_target_are_refused_and_a_killed_copys_are
     a_file.write_text("x")
     under = cli_here("store", "copy", str(a_file / "x.db"), env=env)
     assert under.returncode == 2 and "is not a folder" in under.stderr, under.stderr
+    # a folder whose permission bits allow it but that holds no files (as root, or a
+    # file system mounted read-only): the target's fault too, not a failed copy
+    if Path("/proc/self").is_dir():
+        proc = cli_here("store", "copy", "/proc/x.db", env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert "a file cannot be made in '/proc'" in proc.stderr, proc.stderr
 
 
 def test_a_backup_that_fills_the_disk_is_not_kept_cut_short(

@@ -116,6 +116,55 @@ async def test_the_change_log_shows_its_entries_before_it_has_counted_them(
         assert panel and all(k.startswith("customers/") for k in panel), panel
 
 
+async def test_a_field_typed_in_the_change_log_is_matched_without_counting_again(
+    synced: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The field filter looks a typed name up among the fields the log has, which it
+    had from counting every entry per field, again at each letter: 4 s a letter on a
+    log of millions. The counts of the run, entity and record shown are read once; a
+    run that ends reads them again."""
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChangesScreen)
+        assert "articles/(inserted)" in keys(app, "#changes-counts-table")
+        calls: list[dict[str, Any]] = []
+        real_counts = synced.change_counts
+
+        def counting(**kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return real_counts(**kwargs)
+
+        monkeypatch.setattr(synced, "change_counts", counting)
+        field = app.screen.query_one("#f-field", Input)
+        field.focus()
+        for letter in "(inse":
+            await pilot.press(letter)
+            await settle(app, pilot)
+        assert calls == []
+        shown = keys(app, "#changes-table")
+        assert shown and {app.screen._rows[k].change for k in shown} == {"inserted"}
+        title = str(app.screen.query_one("#changes-log-title", Label).render())
+        inserted = sum(n for _, f, n in real_counts() if f == "(inserted)")
+        assert title == f"Change log: {inserted:,} (newest 500 shown)", title
+        # another entity is counted once, then its field filter is free too
+        app.screen.query_one("#f-entity", Input).value = "customers"
+        await settle(app, pilot)
+        assert [c["entity"] for c in calls] == ["customers"]
+        shown = keys(app, "#changes-table")
+        assert shown and {app.screen._rows[k].entity for k in shown} == {"customers"}
+        # a run that ends changes what there is to count
+        synced.set_used("articles", ["pubblica"], True)
+        assert synced.run("changed").status == "ok"
+        app.screen.query_one("#f-entity", Input).value = "articles"
+        field.value = "pubbl"
+        await settle(app, pilot)
+        shown = keys(app, "#changes-table")
+        assert shown and {app.screen._rows[k].field for k in shown} == {"pubblica"}
+        assert "articles/pubblica" in keys(app, "#changes-counts-table")
+
+
 async def test_change_log_filters_and_record_history(synced: Engine) -> None:
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -70,17 +70,29 @@ class ChangeFilter:
     key: str | None = None
 
 
+#: the per-field counts of a run, entity and record, as of a data mark (see
+#: Engine.data_mark): what a typed field is looked for among
+Counts = list[tuple[str, str, int]]
+
+
+def counted_for(flt: ChangeFilter) -> tuple[int | None, str | None, str | None]:
+    """What a filter's per-field counts depend on: all but its field."""
+    return flt.run_id, flt.entity, flt.key
+
+
 def read_changes(
-    engine: Any, flt: ChangeFilter
-) -> tuple[list[Any], list[tuple[str, str, int]] | None]:
+    engine: Any, flt: ChangeFilter, counted: Counts | None = None
+) -> tuple[list[Any], Counts | None]:
     """The newest entries the filter picks, and the per-field counts when they had to be
-    read for them (a typed field is looked for among the counted fields); None when
-    they were not, since counting a log of millions takes seconds that the entries do
-    not need (they are read by `read_counts` after the entries are shown)."""
+    read for them (a typed field is looked for among the counted fields; `counted`, the
+    counts already read for the filter's run, entity and record, saves reading them
+    again); None when they were not, since counting a log of millions takes seconds
+    that the entries do not need (they are read by `read_counts` after the entries are
+    shown)."""
     counts = None
     fields = None
     if flt.field is not None:
-        counts = read_counts(engine, flt)
+        counts = counted if counted is not None else read_counts(engine, flt)
         fields = fields_meant(counts, flt.field)
     entries = engine.changes(
         run_id=flt.run_id, entity=flt.entity, fields=fields, key=flt.key, limit=PAGE
@@ -88,12 +100,12 @@ def read_changes(
     return list(entries), counts
 
 
-def read_counts(engine: Any, flt: ChangeFilter) -> list[tuple[str, str, int]]:
+def read_counts(engine: Any, flt: ChangeFilter) -> Counts:
     """The per-field counts of the filter's run, entity and record."""
     return list(engine.change_counts(run_id=flt.run_id, entity=flt.entity, key=flt.key))
 
 
-def fields_meant(counts: list[tuple[str, str, int]], typed: str | None) -> list[str] | None:
+def fields_meant(counts: Counts, typed: str | None) -> list[str] | None:
     """The fields a typed filter names (None: no filter): the one it spells exactly, or
     else every field whose name or label holds it, in any case ("prz" finds
     prz_listino), among those the per-field counts list."""
@@ -106,7 +118,7 @@ def fields_meant(counts: list[tuple[str, str, int]], typed: str | None) -> list[
     return [n for n in names if low in n.lower() or low in field_label(n).lower()]
 
 
-def matching(counts: list[tuple[str, str, int]], field: str | None) -> int:
+def matching(counts: Counts, field: str | None) -> int:
     """How many changes the filter picks, from the per-field counts of its run, entity and
     key (the table shows at most a page of them)."""
     fields = fields_meant(counts, field)
@@ -200,6 +212,9 @@ class ChangesScreen(BaseScreen):
         self._shown_filter: ChangeFilter | None = None  # what the table shows the answer to
         self._shown_entries = 0  # how many entries the table shows
         self._counted_filter: ChangeFilter | None = None  # whose counts the panel shows
+        #: counts read, by what they depend on and the data mark they were read at: a
+        #: field typed letter by letter, or a filter gone back to, is not counted again
+        self._counts: dict[tuple[Any, Any], Counts] = {}
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -248,6 +263,7 @@ class ChangesScreen(BaseScreen):
         table.focus()
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
+        self._counts.clear()
         self.load()
 
     def current_filter(self) -> ChangeFilter:
@@ -269,6 +285,7 @@ class ChangesScreen(BaseScreen):
         self.query_one("#f-key", Input).focus()
 
     def action_reload(self) -> None:
+        self._counts.clear()
         self.load()
 
     def load(self) -> None:
@@ -276,7 +293,16 @@ class ChangesScreen(BaseScreen):
         if engine is None:
             return
         flt = self.current_filter()
-        self._read("changes", lambda: (flt, read_changes(engine, flt)))
+        known = dict(self._counts)
+
+        def read() -> tuple[Any, ...]:
+            # the mark first: counts read before a run that ends meanwhile are older
+            mark = engine.data_mark()
+            counted = known.get((counted_for(flt), mark))
+            entries, counts = read_changes(engine, flt, counted)
+            return flt, mark, entries, counts if counts is not None else counted
+
+        self._read("changes", read)
 
     def _read(self, group: str, work: Any) -> None:
         """`work` in a thread; a newer read of the same group supersedes it."""
@@ -288,13 +314,16 @@ class ChangesScreen(BaseScreen):
         if event.state != WorkerState.SUCCESS:
             return
         if event.worker.group == "changes-counts":
-            flt, counts = cast(Any, event.worker.result)
+            flt, mark, counts = cast(Any, event.worker.result)
+            self.keep_counts(flt, mark, counts)
             if flt == self.current_filter() and flt == self._shown_filter:
                 self.show_counts(flt, counts)
             return
         if event.worker.group != "changes":
             return
-        flt, (entries, counts) = cast(Any, event.worker.result)
+        flt, mark, entries, counts = cast(Any, event.worker.result)
+        if counts is not None:
+            self.keep_counts(flt, mark, counts)
         if flt != self.current_filter():
             return  # a newer filter is being read
         self._rows = {}
@@ -327,9 +356,15 @@ class ChangesScreen(BaseScreen):
         self.query_one("#changes-log-title", Label).update(title)
         engine = self.papp.engine
         if engine is not None:
-            self._read("changes-counts", lambda: (flt, read_counts(engine, flt)))
+            self._read("changes-counts", lambda: (flt, mark, read_counts(engine, flt)))
 
-    def show_counts(self, flt: ChangeFilter, counts: list[tuple[str, str, int]]) -> None:
+    def keep_counts(self, flt: ChangeFilter, mark: Any, counts: Counts) -> None:
+        if len(self._counts) >= 16:  # a few filters' worth; the oldest go
+            for old in list(self._counts)[:8]:
+                del self._counts[old]
+        self._counts[(counted_for(flt), mark)] = counts
+
+    def show_counts(self, flt: ChangeFilter, counts: Counts) -> None:
         """The per-field panel, and the log's title with how many changes the filter picks."""
         self._counted_filter = flt
         self.query_one("#changes-counts-table", FitTable).show_rows(
