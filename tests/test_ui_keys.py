@@ -13,7 +13,7 @@ from ui_screen import FRAME, on_screen, screen_lines
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
-from passweb_tui.screens.base import ConfirmScreen
+from passweb_tui.screens.base import ConfirmScreen, KeyTable
 from passweb_tui.screens.dashboard import DashboardScreen
 from passweb_tui.screens.setup import SetupScreen
 from passweb_tui.screens.sync import SyncScreen
@@ -191,6 +191,41 @@ async def test_keys_after_a_key_that_focuses_a_field_in_the_same_burst_go_into_i
         value = app.screen.query_one("#catalogue-search", Input).value
         assert app.focused is table and table.cursor_row == before + 2, (value, table.row_count)
         assert app.screen.query_one("#catalogue-search", Input).value == "art"
+
+
+async def test_keys_after_enter_in_a_search_in_the_same_burst_go_to_the_table(
+    synced_readonly: Engine,
+) -> None:
+    """ "/", "d", enter, "j", "j" in one burst: the screen gives the table the focus when
+    the field's Submitted message comes up to it, after the field had read the "j"s,
+    which filtered by "djj" ("W90", enter, "j" on the orders filtered by "W90j")."""
+    from passweb_tui.screens.fields import FieldsScreen
+
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f")
+        await settle(app, pilot)
+        assert isinstance(app.screen, FieldsScreen)
+        table = app.screen.query_one("#fields-table", KeyTable)
+        assert app.focused is table and table.cursor_row == 0
+        burst = [("slash", "/"), ("d", "d"), ("enter", None), ("j", "j"), ("j", "j")]
+        for key, character in burst:  # queued at once, as a terminal's read brings them
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        assert app.screen.query_one("#fields-filter", Input).value == "d"
+        assert table.row_count > 2
+        assert app.focused is table and table.cursor_row == 2
+        # the same in the change log, whose table is filled by a read in the background
+        await pilot.press("c")
+        await settle(app, pilot)
+        log = app.screen.query_one("#changes-table", KeyTable)
+        code = str(log.get_row_at(0)[2])
+        burst = [("slash", "/"), *((c, c) for c in code), ("enter", None), ("j", "j")]
+        for key, character in burst:
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        assert app.screen.query_one("#f-key", Input).value == code
+        assert app.focused is log
 
 
 #: a [ui] keymap moving every key a hint on screen names

@@ -95,7 +95,11 @@ async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
         event.stop()
         event.prevent_default()
         _HELD[widget] += 1
-        app.call_later(_pass_on, app, events.Key(event.key, event.character), widget)
+        key = events.Key(event.key, event.character)
+        if widget in _SUBMITTED:
+            _after_bubbling(widget, _pass_on, app, key, widget)
+        else:
+            app.call_later(_pass_on, app, key, widget)
         return True
     top = app.screen  # a question pushed over the widget's screen, say
     target = top.focused or top
@@ -109,16 +113,41 @@ async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
             if not binding.priority and await app.run_action(binding.action, node):
                 event.stop()
                 event.prevent_default()
-                if node is not widget and widget not in _HELD:
+                if node is not widget:
                     _HELD[widget] = 0
                     app.call_later(_release, app, widget)
+                elif isinstance(widget, Input) and binding.action == "submit":
+                    # enter in a field: the screen answers its Submitted message (the
+                    # search field gives the focus to the table, say) only once the
+                    # message has come up to it, after the keys read behind the enter;
+                    # "W90", enter, "j" filtered by "W90j". Those keys wait for it.
+                    _HELD[widget] = 0
+                    _SUBMITTED.add(widget)
+                    _after_bubbling(widget, _release, app, widget)
                 return True
     return False
+
+
+def _after_bubbling(widget: Widget, then: Callable[..., None], *args: Any) -> None:
+    """`then(*args)` once a message the widget posted before this call has bubbled up to
+    its screen and been handled there: a callback that climbs the same way, one queue
+    at a time behind it."""
+
+    def hop(node: Widget) -> None:
+        parent = node.parent
+        if isinstance(node, Screen) or not isinstance(parent, Widget):
+            then(*args)
+        else:
+            parent.call_later(hop, parent)
+
+    widget.call_later(hop, widget)
 
 
 #: widgets whose next keys wait for a binding they ran to take effect (see above), and
 #: how many of those keys are on their way through the app's queue
 _HELD: weakref.WeakKeyDictionary[Widget, int] = weakref.WeakKeyDictionary()
+#: fields among them held by their own enter: their keys follow its Submitted message
+_SUBMITTED: weakref.WeakSet[Widget] = weakref.WeakSet()
 
 
 def keys_on_their_way() -> bool:
@@ -141,6 +170,7 @@ def _release(app: App[Any], widget: Widget) -> None:
         app.call_later(_release, app, widget)
     else:
         _HELD.pop(widget, None)
+        _SUBMITTED.discard(widget)
 
 
 class KeyTable(DataTable[Any]):
