@@ -163,6 +163,27 @@ async def test_keys_after_a_tab_in_the_same_burst_go_to_the_next_field() -> None
         assert said.startswith("Password"), said  # the save read both fields as typed
 
 
+async def test_keys_after_a_tab_read_by_a_button_go_to_the_field_it_moved_to() -> None:
+    """Shift+Tab from the Test button, then "ftps" in one burst: the button had read the
+    letters before the field had the focus, and they were lost."""
+    app = create_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SetupScreen)
+        button = screen.query_one("#setup-test", Button)
+        button.focus()
+        await pilot.pause()
+        before = {box.id: box.value for box in screen.query(Input)}
+        burst = [("shift+tab", None)] + [(c, c) for c in "ftps"]
+        for key, character in burst:  # queued at once, as a terminal's read brings them
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        field = app.focused
+        assert isinstance(field, Input), field
+        assert field.value == before[field.id] + "ftps", (field.id, field.value)
+
+
 async def test_keys_after_a_key_that_focuses_a_field_in_the_same_burst_go_into_it(
     synced_readonly: Engine,
 ) -> None:

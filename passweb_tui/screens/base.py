@@ -369,6 +369,17 @@ class OrderedInput(Input):
             await super()._on_key(event)
 
 
+class OrderedButton(Button):
+    """A button whose keys take effect in the order they were typed (see
+    take_key_in_order): a Tab read by the Test button in a burst moved the focus to the
+    next field, but the keys behind it went to the button, which let them up to the
+    screen's bindings, and the field never had them."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not await take_key_in_order(self, event):
+            await super()._on_key(event)
+
+
 def after_typing(screen: Screen[Any], action: Callable[[], object]) -> None:
     """Run `action` once the focused text field has read every key queued ahead of the
     one that asked for it.

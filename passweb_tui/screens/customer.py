@@ -22,6 +22,7 @@ from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     MODAL_HELP,
     ConfirmScreen,
+    OrderedButton,
     OrderedInput,
     after_typing,
     localize_bindings,
@@ -87,18 +88,18 @@ class CustomerScreen(ModalScreen[str | None]):
                 )
             yield Static("", id="customer-result")
             with Horizontal(id="customer-buttons"):
-                yield Button(
+                yield OrderedButton(
                     t("customer.save", key=self._key("customer.save")),
                     id="customer-save",
                     variant="primary",
                     compact=True,
                 )
-                yield Button(
+                yield OrderedButton(
                     t("customer.bind", key=self._key("customer.bind")),
                     id="customer-bind",
                     compact=True,
                 )
-                yield Button(
+                yield OrderedButton(
                     t("customer.close", key=self._key("customer.close")),
                     id="customer-close",
                     compact=True,

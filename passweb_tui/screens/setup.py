@@ -16,7 +16,13 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.i18n import t
-from passweb_tui.screens.base import OrderedInput, after_typing, localize_bindings, show_app_keys
+from passweb_tui.screens.base import (
+    OrderedButton,
+    OrderedInput,
+    after_typing,
+    localize_bindings,
+    show_app_keys,
+)
 
 FIELDS = [
     ("url", "setup.url", "https://erp.example.com/webapi"),
@@ -117,9 +123,13 @@ class SetupScreen(Screen[None]):
                         compact=True,
                     )
             with Horizontal(id="setup-buttons"):
-                yield Button(t("setup.test"), id="setup-test", compact=True)
-                yield Button(t("setup.save"), id="setup-save", variant="primary", compact=True)
-                yield Button(t("setup.demo"), id="setup-demo", variant="success", compact=True)
+                yield OrderedButton(t("setup.test"), id="setup-test", compact=True)
+                yield OrderedButton(
+                    t("setup.save"), id="setup-save", variant="primary", compact=True
+                )
+                yield OrderedButton(
+                    t("setup.demo"), id="setup-demo", variant="success", compact=True
+                )
         # outside the scrolling form, just above the footer: on a short terminal the
         # outcome of Test or Save is in view whatever part of the form is
         yield Static(id="setup-result")

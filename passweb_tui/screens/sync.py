@@ -27,6 +27,7 @@ from passweb_tui.i18n import engine_text, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
+    OrderedButton,
     OrderedInput,
     StateCheckbox,
     StateRadioButton,
@@ -117,7 +118,9 @@ class SyncScreen(BaseScreen):
                 )
                 yield OrderedInput(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
                 yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
-                yield Button(t("sync.launch"), id="sync-launch", variant="primary", compact=True)
+                yield OrderedButton(
+                    t("sync.launch"), id="sync-launch", variant="primary", compact=True
+                )
             with Vertical(id="sync-progress", classes="panel"):
                 idle = t(
                     "sync.idle",
