@@ -249,6 +249,57 @@ async def test_keys_after_enter_in_a_search_in_the_same_burst_go_to_the_table(
         assert app.focused is log
 
 
+async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_rows(
+    synced: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "t" (the customers) then "j", "j": the "j"s moved the cursor of the table being
+    emptied, and the customers came with the cursor on their first row. They wait for
+    the rows now; escape does not."""
+    import time
+
+    from passweb_tui.screens.catalogue import CatalogueScreen
+
+    real_customers = synced.customers
+
+    def slow_customers(**kwargs: Any) -> Any:
+        time.sleep(0.4)
+        return real_customers(**kwargs)
+
+    monkeypatch.setattr(synced, "customers", slow_customers)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen)
+        table = app.screen.query_one("#catalogue-table", KeyTable)
+        assert app.focused is table and table.cursor_row == 0
+        for key in ("t", "j", "j"):
+            app.post_message(events.Key(key, key))
+        await pilot.pause(0.1)
+        assert app.screen.entity == "customers"
+        first = real_customers(limit=3)
+        codes = {c["code"] for c in real_customers(limit=50)}
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if table.selected_key() in codes:
+                break
+        await settle(app, pilot)
+        assert table.selected_key() == first[2]["code"] and table.cursor_row == 2
+        # escape, typed while the rows are read, is not kept waiting: it leaves at once
+        real_articles = synced.articles
+
+        def slow_articles(**kwargs: Any) -> Any:
+            time.sleep(0.4)
+            return real_articles(**kwargs)
+
+        monkeypatch.setattr(synced, "articles", slow_articles)
+        for key in ("t", "escape"):
+            app.post_message(events.Key(key, None))
+        await pilot.pause(0.15)
+        assert not isinstance(app.screen, CatalogueScreen), app.screen
+        await settle(app, pilot)
+
+
 #: a [ui] keymap moving every key a hint on screen names
 KEYMAP = {
     "goto.sync": "f2",

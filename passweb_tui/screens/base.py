@@ -19,6 +19,7 @@ from textual.containers import Grid, Horizontal
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import (
     Button,
@@ -192,9 +193,39 @@ class KeyTable(DataTable[Any]):
         super().__init__(*args, **kwargs)
         localize_bindings(self)
 
+    #: keys read while the table waits for the rows of a new page (see wait_for_rows)
+    _waiting_keys: list[events.Key] | None = None
+    _waiting_timer: Timer | None = None
+
     async def _on_key(self, event: events.Key) -> None:
+        if self._waiting_keys is not None and event.key != "escape":
+            # the rows they are meant for are on their way: they wait for them
+            event.stop()
+            event.prevent_default()
+            self._waiting_keys.append(events.Key(event.key, event.character))
+            return
         # (a key not taken goes on to the DataTable's own handling)
         await take_key_in_order(self, event)
+
+    def wait_for_rows(self, at_most_s: float = 2.0) -> None:
+        """Keys read from now until `rows_came` (or `at_most_s` seconds, whichever is
+        first; escape never waits) take effect after it, in order: "t" then "j" on the
+        catalogue moved the cursor of the table being emptied for the other entity, and
+        the "j" was lost once its rows came."""
+        if self._waiting_keys is None:
+            self._waiting_keys = []
+        if self._waiting_timer is not None:
+            self._waiting_timer.stop()
+        self._waiting_timer = self.set_timer(at_most_s, self.rows_came)
+
+    def rows_came(self) -> None:
+        """The rows waited for are shown: the keys read meanwhile take effect now."""
+        keys, self._waiting_keys = self._waiting_keys, None
+        if self._waiting_timer is not None:
+            self._waiting_timer.stop()
+            self._waiting_timer = None
+        for key in keys or ():
+            self.post_message(key)
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""

@@ -126,6 +126,9 @@ class CatalogueScreen(BaseScreen):
             return
         search = self.query_one("#catalogue-search", Input).value.strip() or None
         entity, offset = self.entity, self.page_offset
+        if (entity, search, offset) != self.shown_query:
+            # another entity or page: the table's keys are for its rows, not these
+            self.query_one("#catalogue-table", FitTable).wait_for_rows()
         reader = engine.articles if entity == "articles" else engine.customers
         self.run_worker(
             lambda: (
@@ -139,7 +142,11 @@ class CatalogueScreen(BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "catalogue" or event.state != WorkerState.SUCCESS:
+        if event.worker.group != "catalogue":
+            return
+        if event.state == WorkerState.ERROR:  # said by the screen; the keys go on
+            self.query_one("#catalogue-table", FitTable).rows_came()
+        if event.state != WorkerState.SUCCESS:
             return
         (entity, search, offset), rows = cast(Any, event.worker.result)
         current = self.query_one("#catalogue-search", Input).value.strip() or None
@@ -159,6 +166,7 @@ class CatalogueScreen(BaseScreen):
             # sync keeps the cursor on its record
             self.shown_query = (entity, search, offset)
             self.query_one("#catalogue-table", FitTable).move_cursor(row=0, scroll=True)
+        self.query_one("#catalogue-table", FitTable).rows_came()
         self.rows_shown = len(rows)
         self.show_status()
         if search is not None and self._open_found == search:
