@@ -140,6 +140,9 @@ class PasswebApp(App[int]):
         self.newest_run_seen: int | None = None
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
+        if language() == "it":
+            # "Sì" answers to s, as "Yes" to y (which works too); a [ui] keymap entry wins
+            self._keymap_wanted.setdefault("confirm.yes", "s,y")
         self._declared_keys: dict[str, str] | None = None
         self._exiting = False
         self._previous_sighup: Any = None
@@ -498,12 +501,12 @@ class PasswebApp(App[int]):
         )
         text = t(
             "sync.ended",
-            kind=kind_label(snap.kind) + (" " + t("sync.dry") if snap.dry_run else ""),
+            kind=kind_label(snap.ran_kind) + (" " + t("sync.dry") if snap.dry_run else ""),
             status=t(f"status.{snap.status or 'failed'}"),
             run=snap.run_id or "-",
         )
         if snap.error:
-            text += f"\n{snap.error}"
+            text += f"\n{engine_text(snap.error)}"
         if getattr(screen, "id", None) == "sync":
             self.sync_ended.set()  # the launcher shows the outcome itself
             return
@@ -613,7 +616,11 @@ class PasswebApp(App[int]):
 
         log.error("background task %s failed", what, exc_info=error)
         self.notify(
-            t("error.background", what=what, error=failure_text(error) if error else "?"),
+            t(
+                "error.background",
+                what=what,
+                error=engine_text(failure_text(error)) if error else "?",
+            ),
             severity="error",
             timeout=10,
         )

@@ -147,7 +147,8 @@ EN: dict[str, str] = {
     "record.erp_rejected": "ERP: the record would be refused: {reason}",
     "record.erp_off_site": "ERP: not flagged for this site (a Parziale leaves the store as it is; a Totale removes it).",
     "record.erp_new": "ERP: it has this record for the site; {partial} brings it into the store.",
-    "record.erp_differs": "ERP now differs in {count} field(s): {fields} ({partial} brings them).",
+    "record.erp_differs": "ERP now differs in {count} fields: {fields} ({partial} brings them).",
+    "record.erp_differs_one": "ERP now differs in 1 field: {fields} ({partial} brings it).",
     "record.erp_same": "ERP now: as stored.",
     "record.conditions": "Particolarita",
     "record.conditions_count": "Particolarita: {count}",
@@ -208,6 +209,9 @@ EN: dict[str, str] = {
     "entity.articles": "articles",
     "entity.customers": "customers",
     "entity.conditions": "particolarita",
+    "entity_one.articles": "article",
+    "entity_one.customers": "customer",
+    "entity_one.conditions": "particolarita",
     "entity.categories": "categories",
     "entity.price_lists": "listini",
     "entity.currencies": "currencies",
@@ -290,6 +294,7 @@ EN: dict[str, str] = {
     "dash.store": "Site store",
     "dash.articles": "articles",
     "dash.unpublished": "({count} unpublished)",
+    "dash.unpublished_one": "(1 unpublished)",
     "dash.customers": "customers",
     "dash.categories": "categories",
     "dash.read_failed": "Could not read the dashboard: {error}",
@@ -377,6 +382,7 @@ EN: dict[str, str] = {
     "catalogue.status_empty": "No rows · marked {marked} · {partial} Parziale of the marked",
     "catalogue.nothing_marked": "Nothing marked: mark records with {mark} first.",
     "catalogue.partial_started": "Parziale of {count} {entity} started.",
+    "catalogue.partial_started_one": "Parziale of 1 {entity_one} started.",
     "fields.entity": "Table",
     "fields.key": "key",
     "fields.status": "{used} of {total} fields used · {toggle} toggles, {update} attribute update",
@@ -402,6 +408,7 @@ EN: dict[str, str] = {
     "setup.starting_demo": "Starting the demo ERP…",
     "setup.test_ok": "Connected: ERP version {version}, azienda {azienda}, anno {anno}.",
     "setup.failed": "Failed: {error}",
+    "setup.not_saved": "(nothing was saved)",
     "setup.cannot_connect": "This app was started without a way to open a store.",
     "setup.needed": "Set up the ERP connection first.",
     "setup.err.url_missing": "WebAPI URL: required.",
@@ -441,6 +448,7 @@ EN: dict[str, str] = {
     "orders.status": "Rows {first}-{last} · {next}/{prev} page",
     "orders.status_empty": "No rows · {next}/{prev} page",
     "orders.failing": "{count} failed to send",
+    "orders.failing_one": "1 failed to send",
     "orders.col.order": "Order",
     "orders.col.created": "Placed",
     "orders.col.customer": "Customer",
@@ -469,6 +477,7 @@ EN: dict[str, str] = {
     "orders.panel.title": "Web orders",
     "orders.panel.waiting": "Waiting to send: {count}",
     "orders.panel.failed": "({count} failed to send)",
+    "orders.panel.failed_one": "(1 failed to send)",
     "orders.panel.customers": "New customers the ERP did not take: {count}",
     "orders.panel.unconfirmed": "of which waiting for payment: {count}",
     "orders.panel.open": "Open in the ERP: {count}",
@@ -572,6 +581,7 @@ EN: dict[str, str] = {
     "orders.cancelled_done": "Order {order} is cancelled: it will not be sent.",
     "orders.sending": "Parziale of order {order} started.",
     "orders.ack_all_question": "Acknowledge the {count} updates shown?",
+    "orders.ack_all_question_one": "Acknowledge the update shown?",
     "orders.acked": "{count} updates acknowledged.",
     "orders.acked_one": "1 update acknowledged.",
     "orders.ack_unknown": "Unknown updates, not acknowledged: {ids}",
@@ -744,7 +754,8 @@ IT: dict[str, str] = {
     "record.erp_rejected": "Gestionale: il record sarebbe scartato: {reason}",
     "record.erp_off_site": "Gestionale: non segnato per questo sito (un Parziale lascia l'archivio com'è; un Totale lo toglie).",
     "record.erp_new": "Gestionale: ha questo record per il sito; {partial} lo porta in archivio.",
-    "record.erp_differs": "Il gestionale ora differisce in {count} campo/i: {fields} ({partial} li porta).",
+    "record.erp_differs": "Il gestionale ora differisce in {count} campi: {fields} ({partial} li porta).",
+    "record.erp_differs_one": "Il gestionale ora differisce in 1 campo: {fields} ({partial} lo porta).",
     "record.erp_same": "Gestionale ora: come in archivio.",
     "record.conditions": "Particolarità",
     "record.conditions_count": "Particolarità: {count}",
@@ -805,6 +816,9 @@ IT: dict[str, str] = {
     "entity.articles": "articoli",
     "entity.customers": "clienti",
     "entity.conditions": "particolarità",
+    "entity_one.articles": "articolo",
+    "entity_one.customers": "cliente",
+    "entity_one.conditions": "particolarità",
     "entity.categories": "categorie",
     "entity.price_lists": "listini",
     "entity.currencies": "valute",
@@ -887,6 +901,7 @@ IT: dict[str, str] = {
     "dash.store": "Archivio sito",
     "dash.articles": "articoli",
     "dash.unpublished": "({count} non pubblicati)",
+    "dash.unpublished_one": "(1 non pubblicato)",
     "dash.customers": "clienti",
     "dash.categories": "categorie",
     "dash.read_failed": "Impossibile leggere il cruscotto: {error}",
@@ -953,12 +968,12 @@ IT: dict[str, str] = {
     "runs.status_empty": "Ancora nessuna esecuzione",
     "categories.tree": "Categorie",
     "categories.tree_count": "Categorie: {count}",
-    "categories.loop": "(i suoi padri nell'ERP tornano a lei)",
+    "categories.loop": "(i suoi padri nel gestionale tornano a lei)",
     "engine.cancelled by the operator": "annullata dall'operatore",
     "engine.no correctly completed sync yet: this CHANGED runs as a TOTAL": "nessuna sincronizzazione ancora completata: questo Variati si esegue come Totale",
-    "engine.reading the ERP's field catalogue": "lettura del catalogo dei campi dell'ERP",
+    "engine.reading the ERP's field catalogue": "lettura del catalogo dei campi del gestionale",
     "engine.sending waiting customers and orders": "invio dei clienti e degli ordini in attesa",
-    "engine.re-reading orders open in the ERP": "rilettura degli ordini aperti nell'ERP",
+    "engine.re-reading orders open in the ERP": "rilettura degli ordini aperti nel gestionale",
     "engine.article images and sheets": "immagini e schede degli articoli",
     "categories.root": "Tutte",
     "categories.web": "[web]",
@@ -974,6 +989,7 @@ IT: dict[str, str] = {
     "catalogue.status_empty": "Nessuna riga · segnati {marked} · {partial} Parziale dei segnati",
     "catalogue.nothing_marked": "Nessun record segnato: segnali prima con {mark}.",
     "catalogue.partial_started": "Parziale di {count} {entity} avviato.",
+    "catalogue.partial_started_one": "Parziale di 1 {entity_one} avviato.",
     "fields.entity": "Tabella",
     "fields.key": "chiave",
     "fields.status": "{used} di {total} campi usati · {toggle} cambia, {update} aggiornamento attributi",
@@ -999,6 +1015,7 @@ IT: dict[str, str] = {
     "setup.starting_demo": "Avvio del gestionale demo…",
     "setup.test_ok": "Connesso: gestionale versione {version}, azienda {azienda}, anno {anno}.",
     "setup.failed": "Non riuscito: {error}",
+    "setup.not_saved": "(non è stato salvato nulla)",
     "setup.cannot_connect": "L'app è stata avviata senza modo di aprire un archivio.",
     "setup.needed": "Configura prima la connessione al gestionale.",
     "setup.err.url_missing": "URL WebAPI: obbligatorio.",
@@ -1038,6 +1055,7 @@ IT: dict[str, str] = {
     "orders.status": "Righe {first}-{last} · {next}/{prev} pagina",
     "orders.status_empty": "Nessuna riga · {next}/{prev} pagina",
     "orders.failing": "{count} non inviati per errore",
+    "orders.failing_one": "1 non inviato per errore",
     "orders.col.order": "Ordine",
     "orders.col.created": "Inserito",
     "orders.col.customer": "Cliente",
@@ -1066,6 +1084,7 @@ IT: dict[str, str] = {
     "orders.panel.title": "Ordini web",
     "orders.panel.waiting": "Da inviare: {count}",
     "orders.panel.failed": "({count} non inviati per errore)",
+    "orders.panel.failed_one": "(1 non inviato per errore)",
     "orders.panel.customers": "Nuovi clienti non presi dal gestionale: {count}",
     "orders.panel.unconfirmed": "di cui in attesa di pagamento: {count}",
     "orders.panel.open": "Aperti nel gestionale: {count}",
@@ -1167,11 +1186,12 @@ IT: dict[str, str] = {
     "orders.cancelling": "Ricerca dell'ordine {order} nel gestionale...",
     "orders.cancelled_done": "L'ordine {order} è annullato: non sarà inviato.",
     "orders.sending": "Parziale dell'ordine {order} avviato.",
-    "orders.ack_all_question": "Segnare visti i {count} aggiornamenti mostrati?",
+    "orders.ack_all_question": "Segnare come visti i {count} aggiornamenti mostrati?",
+    "orders.ack_all_question_one": "Segnare come visto l'aggiornamento mostrato?",
     "orders.acked": "{count} aggiornamenti segnati visti.",
     "orders.acked_one": "1 aggiornamento segnato visto.",
     "orders.ack_unknown": "Aggiornamenti sconosciuti, non segnati: {ids}",
-    "orders.ack_failed": "Segnare visti gli aggiornamenti",
+    "orders.ack_failed": "Segnare come visti gli aggiornamenti",
     "palette.sync.total": "Sincronizzazione Totale",
     "palette.sync.changed": "Sincronizzazione Variati",
     "palette.sync.partial": "Sincronizzazione Parziale",
@@ -1202,13 +1222,13 @@ IT: dict[str, str] = {
     "palette.maximize.help": "Il riquadro attivo a tutto schermo",
     "palette.theme": "Tema",
     "palette.theme.help": "Cambia i colori",
-    "palette.screenshot": "Schermata",
+    "palette.screenshot": "Istantanea dello schermo",
     "palette.screenshot.help": "Salva un'immagine SVG dello schermo in {folder}",
     "palette.quit": "Esci",
     "palette.quit.help": "Chiudi passweb-tui (chiede conferma se una sincronizzazione è in corso)",
     "palette.placeholder": "Cerca un comando…",
-    "screenshot.saved": "Schermata salvata: {path}",
-    "screenshot.failed": "Schermata non salvata in {folder}: {why}",
+    "screenshot.saved": "Istantanea dello schermo salvata: {path}",
+    "screenshot.failed": "Istantanea dello schermo non salvata in {folder}: {why}",
 }
 # fmt: on
 
@@ -1272,8 +1292,18 @@ def decimal_point(text: str) -> str:
     return text.replace(".", ",") if _current == "it" else text
 
 
+def date_text(year: int, month: int, day: int) -> str:
+    """A day in the language's style: 27/11/2026 in Italian, 2026-11-27 in English."""
+    if _current == "it":
+        return f"{day:02d}/{month:02d}/{year:04d}"
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
 def t(key: str, /, default: str | None = None, **values: object) -> str:
-    """The text of `key` in the current language, with `{name}` fields filled in."""
+    """The text of `key` in the current language, with `{name}` fields filled in; for
+    a `count` of one, the language's singular form (`key` + "_one") where it has one."""
+    if str(values.get("count")) == "1" and key + "_one" in CATALOGUE[_current]:
+        key += "_one"
     text = CATALOGUE[_current].get(key)
     if text is None:
         text = EN.get(key, key if default is None else default)

@@ -196,7 +196,7 @@ async def test_the_palettes_own_entries_speak_the_ui_language_and_say_what_they_
         await pilot.pause()
         titles = palette_titles(app)
         for english, italian in [("Keys", "Tasti"), ("Theme", "Tema"),
-                                 ("Screenshot", "Schermata"), ("Quit", "Esci")]:  # fmt: skip
+                                 ("Screenshot", "Istantanea dello schermo"), ("Quit", "Esci")]:  # fmt: skip
             assert f"{english} - {italian}" in titles, titles
         app.action_command_palette()
         await pilot.pause()
@@ -218,7 +218,10 @@ async def test_the_palettes_own_entries_speak_the_ui_language_and_say_what_they_
         await pilot.pause()
         (saved,) = folder.glob("*.svg")
         assert saved.read_text().startswith("<svg")
-        assert any(f"Schermata salvata: {saved}" in str(n.message) for n in app._notifications)
+        assert any(
+            f"Istantanea dello schermo salvata: {saved}" in str(n.message)
+            for n in app._notifications
+        )
 
         blocked = tmp_path / "a-file"
         blocked.write_text("")
@@ -226,6 +229,8 @@ async def test_the_palettes_own_entries_speak_the_ui_language_and_say_what_they_
         app.save_picture()
         await pilot.pause()
         assert any(
-            str(n.message).startswith(f"Schermata non salvata in {blocked / 'pictures'}: ")
+            str(n.message).startswith(
+                f"Istantanea dello schermo non salvata in {blocked / 'pictures'}: "
+            )
             for n in app._notifications
         ), [str(n.message) for n in app._notifications]

@@ -684,7 +684,44 @@ def test_amounts_and_erp_document_fields_read_in_the_languages_style() -> None:
         "1.166,16",
         "2,5",
     ]
-    assert doc_cell("data_documento", "20261207") == "2026-12-07"
+    assert doc_cell("data_documento", "20261207") == "07/12/2026"
     # a code is no number, whatever it looks like
     assert doc_cell("codice_articolo", "12.50") == "12.50"
     assert doc_cell("cod_conto", "501.00001") == "501.00001"
+
+
+def test_numbers_dates_and_counts_of_one_in_italian() -> None:
+    """In Italian a point separates thousands: a weight of "6.003" read as six thousand,
+    a quantity of "1.5" as fifteen hundred. Numbers with a fraction of a numeric field
+    (the ERP's catalogue says which) take a comma; a code that looks like a number does
+    not. Days read 27/11/2026; a count of one takes the singular."""
+    from passweb_tui.i18n import date_text
+    from passweb_tui.screens.changes import change_note, change_row
+
+    numeric = {("articles", "peso"), ("articles", "prz_listino")}
+    weight = {"entity": "articles", "key": "A1", "change": "updated", "field": "peso",
+              "old": "6.003", "new": "6.67", "run_id": 3, "id": 9}  # fmt: skip
+    prices = {**weight, "field": "prz_listino", "old": '{"1": "229.83", "2": "10"}',
+              "new": '{"1": "288.51", "2": "10"}'}  # fmt: skip
+    code = {**weight, "entity": "customers", "field": "cod_conto", "old": "501.00042",
+            "new": "501.00043"}  # fmt: skip
+    set_language("it")
+    try:
+        assert change_row(weight, numeric)[1][-2:] == ("6,003", "6,67")
+        assert str(change_note(weight, numeric)).endswith("peso: 6,003 → 6,67")
+        assert change_row(prices, numeric)[1][-2:] == ("1: 229,83", "1: 288,51")
+        assert change_row(code, numeric)[1][-2:] == ("501.00042", "501.00043")
+        assert date_text(2026, 11, 27) == "27/11/2026"
+        assert t("orders.failing", count="1") == "1 non inviato per errore"
+        assert t("orders.failing", count="2") == "2 non inviati per errore"
+        assert t("record.erp_differs", count=1, fields="peso", partial="p") == (
+            "Il gestionale ora differisce in 1 campo: peso (p lo porta)."
+        )
+        assert t("record.erp_differs", count=3, fields="a, b, c", partial="p").startswith(
+            "Il gestionale ora differisce in 3 campi:"
+        )
+    finally:
+        set_language("en")
+    assert change_row(weight, numeric)[1][-2:] == ("6.003", "6.67")
+    assert date_text(2026, 11, 27) == "2026-11-27"
+    assert t("orders.ack_all_question", count=1) == "Acknowledge the update shown?"

@@ -283,7 +283,7 @@ async def test_d_compares_a_record_with_the_erp_and_writes_nothing(
         app.push_screen(RecordScreen("articles", code))
         await settle(app, pilot)
         await compare(app, pilot)
-        assert "ERP now differs in 1 field(s): descrizione (p brings them)" in summary(app)
+        assert "ERP now differs in 1 field: descrizione (p brings it)" in summary(app)
         fields = rows(app, "#record-fields")
         erp_now = fields["descrizione"][2]
         assert erp_now not in ("=", before.data["descrizione"])

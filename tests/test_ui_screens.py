@@ -695,7 +695,7 @@ async def test_a_run_that_fails_makes_the_dashboard_ask_the_erp_again(
             )
             if dashboard._erp_checking:
                 shown = str(dashboard.query_one("#dash-erp", Static).render())
-                assert "(asking the ERP…)" in shown, shown
+                assert "· asking the ERP…" in shown, shown
             await settle(app, pilot)
             shown = str(app.screen.query_one("#dash-erp", Static).render())
             assert shown.startswith("ERP: busy"), shown

@@ -25,6 +25,7 @@ from passweb_tui.engine.erp.settings import ErpConfig
 from passweb_tui.engine.facade import Engine, EngineSettings
 from passweb_tui.engine.orders.api import WebOrders
 from passweb_tui.engine.orders.shopper import place_orders
+from passweb_tui.i18n import set_language
 from passweb_tui.screens.dashboard import DashboardScreen
 
 pytestmark = pytest.mark.anyio
@@ -316,6 +317,24 @@ async def test_save_and_open_keeps_nothing_the_erp_refuses(erp_sim: Any) -> None
         assert not config_path().exists()
     finally:
         resources.close(app)
+    # in Italian, the ERP's refusal is said in Italian too (it was left in English)
+    set_language("it")
+    try:
+        resources = UiResources(context())
+        app = create_app(None, connect=resources.connect)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            fill_wrong_password(app, erp_sim)
+            await pilot.press("ctrl+s")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            said = " ".join(str(app.screen.query_one("#setup-result", Static).render()).split())
+            assert said.startswith("Non riuscito: il gestionale ha rifiutato le credenziali")
+            assert said.endswith("(non è stato salvato nulla)"), said
+            assert "ERP" not in said and "nothing" not in said, said
+        resources.close(app)
+    finally:
+        set_language("en")
 
 
 def test_the_setup_screens_demo_never_uses_the_configured_store_or_quota(

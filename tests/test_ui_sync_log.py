@@ -82,7 +82,7 @@ def test_the_log_speaks_the_operators_language() -> None:
         monitor.feed(event("articles", "articles", 1234))
         monitor.finish()
         assert texts(monitor) == [
-            "lettura del catalogo dei campi dell'ERP",
+            "lettura del catalogo dei campi del gestionale",
             "articoli: 1.234 record",
             "fine: fallita",
         ]

@@ -104,12 +104,12 @@ class UiResources:
         # credentials the ERP refuses are not saved: the next start would open on them,
         # and log in with them again and again (the ERP locks a user after a few)
         from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
-        from passweb_tui.screens.setup import test_connection
+        from passweb_tui.screens.setup import NotSaved, test_connection
 
         try:
             test_connection(values)
         except (AuthError, ContextMissingError) as exc:
-            raise ValueError(f"{exc} (nothing was saved)") from None
+            raise NotSaved(str(exc)) from None
         except Exception:
             log.info("the ERP did not answer the setup's check; saved all the same", exc_info=True)
         # where this site reads them: [sites.NAME.erp] under --site NAME, else [erp]; a

@@ -150,10 +150,7 @@ def value_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -
         return "-"
     if isinstance(value, dict):  # an array keyed by its index
         # (its numbers with a fraction are kept as text, "12.5": a price, a quantity)
-        return " · ".join(
-            f"{k}: {_point(v, point) if type(v) is str else value_text(v, yes, no, point)}"
-            for k, v in value.items()
-        )
+        return " · ".join(f"{k}: {entry_text(v, yes, no, point)}" for k, v in value.items())
     if isinstance(value, list):
         if value and all(isinstance(v, list) and len(v) == 2 for v in value):
             return " · ".join(f"{k}: {value_text(v, yes, no, point)}" for k, v in value)
@@ -168,9 +165,15 @@ def value_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -
 _FRACTION = re.compile(r"-?\d+\.\d+")
 
 
-def _point(text: str, point: str) -> str:
+def number_text(text: str, point: str) -> str:
     """A number with a fraction kept as text, written with `point`; other text as it is."""
     return text.replace(".", point) if point != "." and _FRACTION.fullmatch(text) else text
+
+
+def entry_text(value: Any, yes: str = "yes", no: str = "no", point: str = ".") -> str:
+    """An entry of a per-list or per-site field: its numbers with a fraction are kept as
+    text ("12.5": a price, a quantity), written with `point`."""
+    return number_text(value, point) if type(value) is str else value_text(value, yes, no, point)
 
 
 #: an entry on one side only (see changed_parts)
@@ -200,11 +203,14 @@ def from_difference(old: Any, new: Any) -> tuple[Any, Any]:
     return "…" + old[start:], "…" + new[start:]
 
 
-def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | None]:
+def changed_parts(
+    old: str | None, new: str | None, point: str = "."
+) -> tuple[str | None, str | None]:
     """A change-log entry's old and new values as an operator compares them: for a
     per-list or per-site field (its values JSON objects such as `prz_listino`'s
     {"1": "12.5", "2": "11"}), only the entries that differ, "1: 12.5" against
-    "1: 13.9" ("-" for an entry on one side only); any other value as it is."""
+    "1: 13.9" ("-" for an entry on one side only; numbers with a fraction written with
+    `point`); any other value as it is."""
     if not (old and new and old.startswith("{") and new.startswith("{")):
         return old, new
     try:
@@ -220,7 +226,9 @@ def changed_parts(old: str | None, new: str | None) -> tuple[str | None, str | N
         return old, new
 
     def side(values: dict[str, Any]) -> str:
-        return " · ".join(f"{k}: {value_text(values[k]) if k in values else '-'}" for k in keys)
+        return " · ".join(
+            f"{k}: {entry_text(values[k], point=point) if k in values else '-'}" for k in keys
+        )
 
     return side(before), side(after)
 

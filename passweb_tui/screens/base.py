@@ -36,7 +36,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import decimal_point, group_digits, grouped_number, t
+from passweb_tui.i18n import date_text, decimal_point, group_digits, grouped_number, t
 
 if TYPE_CHECKING:
     from passweb_tui.app import PasswebApp
@@ -266,6 +266,44 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
         table.sort(key=lambda row: position.get(tuple(str(c) for c in row), 0))
 
 
+#: (entity, field) of the ERP's numeric fields, as numeric_fields last read them
+_NUMERIC: weakref.WeakKeyDictionary[Any, tuple[float, frozenset[tuple[str, str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def numeric_fields(engine: Any) -> frozenset[tuple[str, str]]:
+    """(entity, field) of the ERP's numeric fields (type N in its field catalogue), whose
+    values the screens write with the language's decimal point: a weight of "6.003"
+    read as six thousand in Italian. A value of another field that looks like a number
+    (a customer's code, 501.00042) is left as it is. Read at most once a minute."""
+    import time
+
+    now = time.monotonic()
+    kept = _NUMERIC.get(engine)
+    if kept is not None and now - kept[0] < 60:
+        return kept[1]
+    found = frozenset(
+        (entity, f.name)
+        for entity in engine.field_entities()
+        for f in engine.fields(entity)
+        if f.type == "N"
+    )
+    _NUMERIC[engine] = (now, found)
+    return found
+
+
+def number_value(value: Any, numeric: bool) -> Any:
+    """A value of a field as the screens write it: a number with a fraction kept as
+    text, of a numeric field, with the language's decimal point; anything else as it
+    is."""
+    from passweb_tui.engine.records import number_text
+
+    if numeric and isinstance(value, str):
+        return number_text(value, decimal_point("."))
+    return value
+
+
 def fmt_money(value: Any) -> str:
     """An amount as a price list shows it (see records.money_text)."""
     from passweb_tui.engine.records import money_text
@@ -310,7 +348,7 @@ def fmt_when(app: Any, when: dt.datetime | str | None) -> str:
     now = app.now() if hasattr(app, "now") else dt.datetime.now()
     if moment.date() == now.date():
         return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
+    return f"{date_text(moment.year, moment.month, moment.day)} {moment:%H:%M}"
 
 
 def field_label(name: str | None) -> str:

@@ -292,5 +292,10 @@ class CatalogueScreen(BaseScreen):
         scope = Scope(entities=(self.entity,), codes=codes)
         if self.papp.start_sync("partial", scope=scope):
             self.notify(
-                t("catalogue.partial_started", count=len(codes), entity=t(f"entity.{self.entity}"))
+                t(
+                    "catalogue.partial_started",
+                    count=len(codes),
+                    entity=t(f"entity.{self.entity}"),
+                    entity_one=t(f"entity_one.{self.entity}"),
+                )
             )

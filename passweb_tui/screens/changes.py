@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -14,13 +14,15 @@ from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.facade import DRY_CHANGES_KEPT
-from passweb_tui.i18n import t
+from passweb_tui.i18n import decimal_point, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
     OrderedInput,
     field_label,
     fmt_int,
+    number_value,
+    numeric_fields,
     value_of,
 )
 from passweb_tui.screens.fit_table import Col, FitTable
@@ -144,12 +146,25 @@ def change_columns(*, with_run: bool, with_record: bool = True) -> list[Col]:
     ]
 
 
-def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
+def shown_parts(entry: Any, numeric: Collection[tuple[str, str]]) -> tuple[Any, Any]:
+    """An entry's old and new values as the screens compare them (see changed_parts),
+    numbers in the language's style: those of a per-list field, and those of a field
+    that `numeric` (see numeric_fields) names."""
+    from passweb_tui.engine.records import changed_parts
+
+    old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"), decimal_point("."))
+    plain = (str(value_of(entry, "entity")), str(value_of(entry, "field"))) in numeric
+    return number_value(old, plain), number_value(new, plain)
+
+
+def change_row(
+    entry: Any, numeric: Collection[tuple[str, str]] = ()
+) -> tuple[str, tuple[str, ...]]:
     """A change-log entry as (row key, cells); of a per-list field, only the lists that
     changed."""
-    from passweb_tui.engine.records import changed_parts, from_difference
+    from passweb_tui.engine.records import from_difference
 
-    old, new = from_difference(*changed_parts(value_of(entry, "old"), value_of(entry, "new")))
+    old, new = from_difference(*shown_parts(entry, numeric))
     cells = (
         str(value_of(entry, "run_id", "")),
         t("entity." + str(value_of(entry, "entity")), default=str(value_of(entry, "entity"))),
@@ -164,11 +179,9 @@ def change_row(entry: Any) -> tuple[str, tuple[str, ...]]:
     return key, cells
 
 
-def change_note(entry: Any) -> Text:
+def change_note(entry: Any, numeric: Collection[tuple[str, str]] = ()) -> Text:
     """The whole of one change, for the line under its table (the cells are cut):
     which record, which field, and its old and new values in full."""
-    from passweb_tui.engine.records import changed_parts
-
     entity = str(value_of(entry, "entity"))
     note = Text()
     note.append(t(f"entity.{entity}", default=entity) + " ")
@@ -178,7 +191,7 @@ def change_note(entry: Any) -> Text:
         change = str(value_of(entry, "change"))
         note.append(" " + t("change." + change, default=change))
         return note
-    old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"))
+    old, new = shown_parts(entry, numeric)
     note.append(f" {name}: ")
     note.append("-" if old is None else str(old), style="red")
     note.append(" → ")
@@ -186,11 +199,13 @@ def change_note(entry: Any) -> Text:
     return note
 
 
-def selected_change_note(table: KeyTable, entries: Mapping[str, Any]) -> Text | str:
+def selected_change_note(
+    table: KeyTable, entries: Mapping[str, Any], numeric: Collection[tuple[str, str]] = ()
+) -> Text | str:
     """The whole of the change under the cursor of `table`, whose rows are `entries`
     by row key (nothing when the table is empty)."""
     entry = entries.get(table.selected_key() or "")
-    return change_note(entry) if entry is not None else ""
+    return change_note(entry, numeric) if entry is not None else ""
 
 
 class ChangesScreen(BaseScreen):
@@ -215,6 +230,7 @@ class ChangesScreen(BaseScreen):
         #: counts read, by what they depend on and the data mark they were read at: a
         #: field typed letter by letter, or a filter gone back to, is not counted again
         self._counts: dict[tuple[Any, Any], Counts] = {}
+        self._numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -300,7 +316,8 @@ class ChangesScreen(BaseScreen):
             mark = engine.data_mark()
             counted = known.get((counted_for(flt), mark))
             entries, counts = read_changes(engine, flt, counted)
-            return flt, mark, entries, counts if counts is not None else counted
+            numeric = numeric_fields(engine)
+            return flt, mark, entries, counts if counts is not None else counted, numeric
 
         self._read("changes", read)
 
@@ -321,7 +338,7 @@ class ChangesScreen(BaseScreen):
             return
         if event.worker.group != "changes":
             return
-        flt, mark, entries, counts = cast(Any, event.worker.result)
+        flt, mark, entries, counts, self._numeric = cast(Any, event.worker.result)
         if counts is not None:
             self.keep_counts(flt, mark, counts)
         if flt != self.current_filter():
@@ -329,7 +346,7 @@ class ChangesScreen(BaseScreen):
         self._rows = {}
         rows = []
         for entry in entries:
-            key, cells = change_row(entry)
+            key, cells = change_row(entry, self._numeric)
             if key in self._rows:
                 continue
             self._rows[key] = entry
@@ -400,7 +417,7 @@ class ChangesScreen(BaseScreen):
         lines the note has here ends saying where it is shown whole."""
         table = self.query_one("#changes-table", FitTable)
         box = self.query_one("#changes-note", Static)
-        note = selected_change_note(table, self._rows)
+        note = selected_change_note(table, self._rows, self._numeric)
         width = box.size.width - 2  # its padding
         if isinstance(note, Text) and width > 20:
             lines = note.wrap(self.app.console, width)
@@ -434,6 +451,7 @@ class RecordHistoryScreen(BaseScreen):
         self.entity = entity
         self.key = key
         self._rows: dict[str, Any] = {}
+        self._numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="history-body"), Vertical(classes="panel"):
@@ -448,7 +466,7 @@ class RecordHistoryScreen(BaseScreen):
         table = self.query_one("#history-table", FitTable)
         engine = self.papp.engine
         self.run_worker(
-            lambda: list(engine.record_history(self.entity, self.key)),
+            lambda: (list(engine.record_history(self.entity, self.key)), numeric_fields(engine)),
             group="history",
             thread=True,
             exit_on_error=False,
@@ -458,11 +476,12 @@ class RecordHistoryScreen(BaseScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "history" or event.state != WorkerState.SUCCESS:
             return
-        self._rows = {str(i): entry for i, entry in enumerate(cast(Any, event.worker.result))}
+        entries, self._numeric = cast(Any, event.worker.result)
+        self._rows = {str(i): entry for i, entry in enumerate(entries)}
         rows = []
         for key, entry in self._rows.items():
             # the record is named in the title, not again on each row
-            run, _entity, _key, *cells = change_row(entry)[1]
+            run, _entity, _key, *cells = change_row(entry, self._numeric)[1]
             rows.append((key, [run, *cells]))
         self.query_one("#history-table", FitTable).show_rows(rows)
         self.show_note()
@@ -472,7 +491,9 @@ class RecordHistoryScreen(BaseScreen):
 
     def show_note(self) -> None:
         table = self.query_one("#history-table", FitTable)
-        self.query_one("#history-note", Static).update(selected_change_note(table, self._rows))
+        self.query_one("#history-note", Static).update(
+            selected_change_note(table, self._rows, self._numeric)
+        )
 
 
 class WouldChangeScreen(BaseScreen):
@@ -508,17 +529,41 @@ class WouldChangeScreen(BaseScreen):
             yield Static("", id="would-note", classes="row-note")
 
     def on_mount(self) -> None:
-        table = self.query_one("#would-table", FitTable)
-        table.show_rows([(key, list(change_row(e)[1][1:])) for key, e in self._rows.items()])
-        table.focus()
+        engine = self.papp.engine
+        self.run_worker(
+            lambda: numeric_fields(engine) if engine is not None else frozenset(),
+            group="would-numeric",
+            thread=True,
+            exit_on_error=False,
+        )
+        self.show_rows()
+        self.query_one("#would-table", FitTable).focus()
+
+    _numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
+
+    def show_rows(self) -> None:
+        self.query_one("#would-table", FitTable).show_rows(
+            [(key, list(change_row(e, self._numeric)[1][1:])) for key, e in self._rows.items()]
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "would-numeric" and event.state == WorkerState.SUCCESS:
+            self._numeric = cast(Any, event.worker.result)
+            self.show_rows()
+            self.show_note()
 
     def on_data_table_row_selected(self, _event: FitTable.RowSelected) -> None:
         self.action_history()
 
     def on_data_table_row_highlighted(self, _event: FitTable.RowHighlighted) -> None:
+        self.show_note()
+
+    def show_note(self) -> None:
         """The change under the cursor in full, under the table."""
         table = self.query_one("#would-table", FitTable)
-        self.query_one("#would-note", Static).update(selected_change_note(table, self._rows))
+        self.query_one("#would-note", Static).update(
+            selected_change_note(table, self._rows, self._numeric)
+        )
 
     def action_history(self) -> None:
         """The record's recorded history (what the store holds, not the dry run's)."""

@@ -312,10 +312,12 @@ class DashboardScreen(BaseScreen):
         if state != "ok":
             live_detail = engine_text(live_detail)  # the client's words, in the UI's language
         erp.append(t(f"erp.{state}", default=state), state_style.get(state, ""))
-        if self._erp_checking:
-            erp.append(" " + t("dash.erp_checking"), "dim italic")
-        if live_detail:
-            erp.append(f" ({live_detail})" if state == "ok" else f"\n{live_detail}", "dim")
+        if live_detail and state == "ok":
+            erp.append(f" ({live_detail})", "dim")
+        if self._erp_checking:  # after the version: never two brackets in a row
+            erp.append(" · " + t("dash.erp_checking").strip("()"), "dim italic")
+        if live_detail and state != "ok":
+            erp.append(f"\n{live_detail}", "dim")
         if app.erp_label and not app.stable:
             erp.append(f"  {app.erp_label}", style="dim")
         finished = [r for r in view.runs if value_of(r, "status") != "running"]

@@ -23,7 +23,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.engine.orders.push import error_reason, no_answer, order_subject
-from passweb_tui.i18n import decimal_point, engine_text, grouped_number, t
+from passweb_tui.i18n import date_text, decimal_point, engine_text, grouped_number, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -108,7 +108,7 @@ def doc_cell(name: str, value: Any) -> str:
     if isinstance(value, str) and name in _DOC_NUMBERS and re.fullmatch(r"-?\d+(\.\d+)?", value):
         return grouped_number(value)
     if isinstance(value, str) and name in _DOC_DATES and re.fullmatch(r"\d{8}", value):
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+        return date_text(int(value[:4]), int(value[4:6]), int(value[6:]))
     return cell(value)
 
 
@@ -676,7 +676,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.outcome.append(f"{kind_label(snap.kind)} #{snap.run_id or '-'}: ")
         self.outcome.append_text(status_text(snap.status or "failed"))
         if snap.error:
-            self.outcome.append(f" {snap.error}", style="red")
+            self.outcome.append(f" {engine_text(snap.error)}", style="red")
         self.load()
 
     def action_reload(self) -> None:
@@ -794,8 +794,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                         str(line["line"]),
                         line["article"],
                         described,
-                        line["qty"],
-                        cell(erp.get("qta_evasa")),
+                        grouped_number(str(line["qty"])),
+                        doc_cell("qta_evasa", erp.get("qta_evasa")),
                         row_state(erp.get("stato_riga")),
                         fmt_money(line["price"]),
                         cell(line["discount"]),

@@ -14,8 +14,8 @@ from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from passweb_tui.engine.records import value_text
-from passweb_tui.i18n import decimal_point, t
-from passweb_tui.screens.base import BaseScreen, fmt_money, fmt_when
+from passweb_tui.i18n import decimal_point, engine_text, t
+from passweb_tui.screens.base import BaseScreen, fmt_money, fmt_when, number_value
 from passweb_tui.screens.fit_table import Col, FitTable
 
 #: the store's own columns shown above the fields, by entity: a line each, its columns
@@ -31,9 +31,12 @@ SUMMARY: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def show_value(value: Any) -> str:
-    """A stored ERP value as read on screen (see records.value_text), yes/no translated."""
-    return value_text(value, t("record.yes"), t("record.no"), decimal_point("."))
+def show_value(value: Any, numeric: bool = False) -> str:
+    """A stored ERP value as read on screen (see records.value_text), yes/no translated;
+    of a numeric field, a number with a fraction kept as text in the language's style."""
+    return value_text(
+        number_value(value, numeric), t("record.yes"), t("record.no"), decimal_point(".")
+    )
 
 
 def _parsed(text: str | None) -> Any:
@@ -76,6 +79,7 @@ class RecordScreen(BaseScreen):
         self.code = code
         self.detail: Any = None
         self.described: dict[str, str | None] = {}
+        self.numeric: frozenset[str] = frozenset()  # the numeric fields (type N)
         #: a comparison with the ERP under way: the dry-run Parziale launched from here
         self.comparing = False
         #: what the last comparison found: field -> the ERP's value as text, and a line
@@ -136,9 +140,11 @@ class RecordScreen(BaseScreen):
             return
         entity, code = self.entity, self.code
 
-        def read() -> tuple[Any, dict[str, str | None]]:
-            described = {f.name: f.description for f in engine.fields(entity)}
-            return engine.record(entity, code), described
+        def read() -> tuple[Any, dict[str, str | None], frozenset[str]]:
+            fields = engine.fields(entity)
+            described = {f.name: f.description for f in fields}
+            numeric = frozenset(f.name for f in fields if f.type == "N")
+            return engine.record(entity, code), described, numeric
 
         self.run_worker(read, group="record", thread=True, exclusive=True, exit_on_error=False)
 
@@ -151,7 +157,9 @@ class RecordScreen(BaseScreen):
             self.comparing = False
             engine = self.papp.engine
             if result is None or result.run_id is None or engine is None:
-                self.erp_line = Text(t("record.erp_failed", error=snap.error or "-"), "red")
+                self.erp_line = Text(
+                    t("record.erp_failed", error=engine_text(snap.error or "-")), "red"
+                )
                 self.show_again()
                 return
             run_id = result.run_id
@@ -174,7 +182,7 @@ class RecordScreen(BaseScreen):
             return
         if event.worker.group != "record" or event.state != WorkerState.SUCCESS:
             return
-        detail, described = cast(Any, event.worker.result)
+        detail, described, self.numeric = cast(Any, event.worker.result)
         self.show(detail, described)
 
     def action_compare(self) -> None:
@@ -198,7 +206,9 @@ class RecordScreen(BaseScreen):
         kept = sum(counts.get(k, 0) for k in ("inserted", "updated", "unchanged", "rejected"))
         self.erp_values = None
         if result.status == "failed":
-            self.erp_line = Text(t("record.erp_failed", error=result.error or "-"), "red")
+            self.erp_line = Text(
+                t("record.erp_failed", error=engine_text(result.error or "-")), "red"
+            )
         elif rejects:
             self.erp_line = Text(t("record.erp_rejected", reason=rejects[0].reason), "red")
         elif read > kept:
@@ -307,10 +317,11 @@ class RecordScreen(BaseScreen):
             )
         rows: list[tuple[str, list[Any]]] = []
         for name in sorted(set(detail.data) | set(erp or ())):
-            cells: list[Any] = [name, show_value(detail.data.get(name))]
+            numeric = name in self.numeric
+            cells: list[Any] = [name, show_value(detail.data.get(name), numeric)]
             if erp is not None:
                 cells.append(
-                    Text(show_value(_parsed(erp[name])), style="bold yellow")
+                    Text(show_value(_parsed(erp[name]), numeric), style="bold yellow")
                     if name in erp
                     else Text("=", style="dim")
                 )
@@ -348,7 +359,14 @@ class RecordScreen(BaseScreen):
 
         scope = Scope(entities=(self.entity,), codes=(self.code,))
         if self.papp.start_sync("partial", scope=scope):
-            self.notify(t("catalogue.partial_started", count=1, entity=t(f"entity.{self.entity}")))
+            self.notify(
+                t(
+                    "catalogue.partial_started",
+                    count=1,
+                    entity=t(f"entity.{self.entity}"),
+                    entity_one=t(f"entity_one.{self.entity}"),
+                )
+            )
 
 
 KEYMAP_CLASSES = [RecordScreen]

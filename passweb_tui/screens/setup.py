@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from passweb_tui.i18n import t
+from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     OrderedButton,
     OrderedInput,
@@ -32,6 +32,14 @@ FIELDS = [
     ("anno", "setup.anno", ""),
     ("ca_file", "setup.ca_file", ""),
 ]
+
+
+class NotSaved(ValueError):
+    """Settings the ERP refused, so not saved: `reason` is the ERP's refusal."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason} (nothing was saved)")
+        self.reason = reason
 
 
 class SetupError(ValueError):
@@ -201,7 +209,11 @@ class SetupScreen(Screen[None]):
         group = event.worker.group
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.say(t("setup.failed", error=f"{error}" or error.__class__.__name__), "bold red")
+            if isinstance(error, NotSaved):
+                said = f"{engine_text(error.reason)} {t('setup.not_saved')}"
+            else:
+                said = engine_text(f"{error}") or error.__class__.__name__
+            self.say(t("setup.failed", error=said), "bold red")
         elif event.state == WorkerState.SUCCESS and group == "setup-test":
             info = cast(Any, event.worker.result) or {}
             self.say(

@@ -67,7 +67,7 @@ class SyncSnapshot:
 
     def one_line(self, app: Any) -> str:
         """The badge text: kind, phase and the current entity's progress, or the outcome."""
-        from passweb_tui.screens.base import kind_label
+        from passweb_tui.screens.base import fmt_int, kind_label
 
         kind = kind_label(self.ran_kind) + (" " + t("sync.dry") if self.dry_run else "")
         if not self.running:
@@ -77,8 +77,10 @@ class SyncSnapshot:
         if cur is None or cur.entity != self.phase:
             parts.append(t("phase." + self.phase, default=self.phase))
         if cur is not None:
-            total = f"/{cur.total}" if cur.total else ""
-            parts.append(f"{t('entity.' + cur.entity, default=cur.entity)} {cur.done}{total}")
+            total = f"/{fmt_int(cur.total)}" if cur.total else ""
+            parts.append(
+                f"{t('entity.' + cur.entity, default=cur.entity)} {fmt_int(cur.done)}{total}"
+            )
         if self.cancelling:
             parts.append(t("sync.cancelling"))
         return " · ".join(parts)

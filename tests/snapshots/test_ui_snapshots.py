@@ -30,9 +30,15 @@ def english() -> None:
 
 
 async def settle(pilot: Any) -> None:
-    for _ in range(3):  # reads, and the reads they start (the change log's counts)
+    # reads, and the reads they start (the change log's counts), until none is left
+    # after a pause: on a loaded machine a read may start only after the pause
+    quiet = 0
+    for _ in range(40):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        quiet = quiet + 1 if not any(w.is_running for w in pilot.app.workers) else 0
+        if quiet >= 2:
+            break
 
 
 def go(keys: str, then: Any = None) -> Any:
