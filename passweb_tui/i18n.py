@@ -1241,10 +1241,16 @@ def missing_keys() -> dict[str, list[str]]:
     return {lang: sorted(keys - set(table)) for lang, table in CATALOGUE.items()}
 
 
+#: the languages' names a setting may give instead of their codes
+_LANGUAGE_NAMES = {"english": "en", "inglese": "en", "italian": "it", "italiano": "it"}
+
+
 def pick_language(configured: str | None, env: Mapping[str, str] | None = None) -> str:
     """The language from the config file if set, else from the locale variables."""
     if configured:
-        code = configured.strip().lower()[:2]
+        wanted = configured.strip().lower()
+        # a code (it), a locale (it_IT.UTF-8, it-IT) or the language's name in either
+        code = _LANGUAGE_NAMES.get(wanted) or re.split(r"[_.@-]", wanted, maxsplit=1)[0]
         if code not in LANGUAGES:
             raise ValueError(
                 f"language {configured!r} is not available; choose one of {', '.join(LANGUAGES)}"

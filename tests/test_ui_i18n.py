@@ -70,6 +70,16 @@ def test_language_from_config_then_locale() -> None:
     assert pick_language(None, {}) == "en"
     with pytest.raises(ValueError, match="'fr' is not available; choose one of en, it"):
         pick_language("fr", {})
+    # a locale or the language's name does too; a word that merely starts alike does not
+    assert [pick_language(v, {}) for v in ("Italiano", "english", "it_IT.UTF-8", "en-GB")] == [
+        "it",
+        "en",
+        "it",
+        "en",
+    ]
+    for wrong in ("enterprise", "itx"):
+        with pytest.raises(ValueError, match=f"{wrong!r} is not available"):
+            pick_language(wrong, {})
 
 
 def test_missing_values_fall_back_to_english_and_name_the_key() -> None:
