@@ -352,6 +352,13 @@ class PasswebApp(App[int]):
                 CommandPalette(placeholder=t("palette.placeholder"), id="--command-palette")
             )
 
+    def search_themes(self) -> None:
+        """The palette's list of themes, its prompt in the UI's language."""
+        from textual.command import CommandPalette
+        from textual.theme import ThemeProvider
+
+        self.push_screen(CommandPalette(providers=[ThemeProvider], placeholder=t("palette.themes")))
+
     def action_keys(self) -> None:
         """The F1 box of the screen beneath the palette (as F1 shows it)."""
         from passweb_tui.screens.keys import KeysScreen

@@ -621,6 +621,7 @@ EN: dict[str, str] = {
     "palette.quit": "Quit",
     "palette.quit.help": "Leave passweb-tui (asks first while a sync runs)",
     "palette.placeholder": "Search for commands…",
+    "palette.themes": "Search for themes…",
     "screenshot.saved": "Screenshot saved: {path}",
     "screenshot.failed": "Screenshot not saved in {folder}: {why}",
 }
@@ -1227,6 +1228,7 @@ IT: dict[str, str] = {
     "palette.quit": "Esci",
     "palette.quit.help": "Chiudi passweb-tui (chiede conferma se una sincronizzazione è in corso)",
     "palette.placeholder": "Cerca un comando…",
+    "palette.themes": "Cerca un tema…",
     "screenshot.saved": "Istantanea dello schermo salvata: {path}",
     "screenshot.failed": "Istantanea dello schermo non salvata in {folder}: {why}",
 }

@@ -204,6 +204,11 @@ async def test_the_palettes_own_entries_speak_the_ui_language_and_say_what_they_
         assert app.screen.query_one(CommandInput).placeholder == "Cerca un comando…"
         await pilot.press("escape")
         await pilot.pause()
+        app.search_themes()  # the palette's Theme - Tema
+        await pilot.pause()
+        assert app.screen.query_one(CommandInput).placeholder == "Cerca un tema…"
+        await pilot.press("escape")
+        await pilot.pause()
 
         keys = next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Keys"))
         below = app.screen
