@@ -45,6 +45,9 @@ SCREENS: list[tuple[str, str, str]] = [
 #: mode is not registered and the palette says so instead of showing an empty screen.
 ORDERS_SCREEN = ("orders", "orders", "OrdersScreen")
 
+#: keys whose names Italian spells its own way (see PasswebApp.get_key_display)
+_ITALIAN_KEYS = {"space": "spazio", "delete": "canc"}
+
 #: Palette entries whose English text scripts rely on (CONTRACTS.md).
 PALETTE_GOTO = ["dashboard", "orders", "changes", "categories", "catalogue", "runs", "fields"]
 SYNC_KINDS = ["total", "changed", "partial"]
@@ -259,6 +262,14 @@ class PasswebApp(App[int]):
                             keys.setdefault(binding.id, binding.key)
             self._declared_keys = keys
         return self._declared_keys
+
+    def get_key_display(self, binding: Binding) -> str:
+        """A key as the footer, F1 and the hints name it: in Italian, the space bar is
+        "spazio" ("space segna" mixed two languages in one hint)."""
+        shown = super().get_key_display(binding)
+        if language() == "it":
+            return _ITALIAN_KEYS.get(shown, shown)
+        return shown
 
     def key_label(self, binding_id: str) -> str:
         """The key of a binding as the footer shows it, after [ui] keymap: hints in

@@ -735,3 +735,18 @@ def test_numbers_dates_and_counts_of_one_in_italian() -> None:
     assert change_row(weight, numeric)[1][-2:] == ("6.003", "6.67")
     assert date_text(2026, 11, 27) == "2026-11-27"
     assert t("orders.ack_all_question", count=1) == "Acknowledge the update shown?"
+
+
+def test_keys_are_named_in_italian_in_italian_hints() -> None:
+    """ "⏎ apre, space segna": the space bar is named in the hint's language."""
+    from passweb_tui.app import create_app
+
+    set_language("it")
+    try:
+        app = create_app(None)
+        assert app.key_label("catalogue.mark") == "spazio"
+        assert "spazio" in t("catalogue.status", first=1, last=2, marked=0, open="⏎",
+                             mark=app.key_label("catalogue.mark"), partial="p")  # fmt: skip
+    finally:
+        set_language("en")
+    assert create_app(None).key_label("catalogue.mark") == "space"
