@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,64 @@ def test_the_rejects_of_unsent_web_customers_and_orders_move_to_entities_of_thei
             "W1": "web_orders",
             "W2": "orders",
         }
+    finally:
+        engine.dispose()
+
+
+def test_prices_a_postgresql_store_rounded_before_w004_are_read_again(
+    empty_db_url: str,
+) -> None:
+    """Before w004 a PostgreSQL store kept prices to four decimals, and nothing read
+    them again after: each record's digest is of the ERP's values, which `data` keeps
+    exactly, so the site kept 0.0001 for a price of 0.000051 while every sync said it
+    was in step. w008 sets them again from `data` (SQLite never rounded them)."""
+    from alembic import command
+
+    from passweb_tui.engine.store import _alembic_config, create_store_engine
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    articles = models.Article.__table__  # type: ignore[attr-defined]
+    prices = models.ArticlePrice.__table__  # type: ignore[attr-defined]
+    conditions = models.Condition.__table__  # type: ignore[attr-defined]
+    data = '{"descrizione": "x", "prz_listino": {"1": "12.345678", "2": "0.000051", "3": "10"}}'
+    engine = create_store_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "w003_service_slot_claims")
+            conn.execute(articles.insert(), [
+                {"code": "A6", "data": data, "digest": "d", "synced_at": now},
+                {"code": "B0", "data": '{"descrizione": "no prices"}', "digest": "d",
+                 "synced_at": now},
+            ])  # fmt: skip
+            conn.execute(prices.insert(), [
+                {"article_code": "A6", "price_list": 1, "price": Decimal("12.345678")},
+                {"article_code": "A6", "price_list": 2, "price": Decimal("0.000051")},
+                {"article_code": "A6", "price_list": 3, "price": Decimal("10")},
+                {"article_code": "B0", "price_list": 1, "price": Decimal("5.5")},
+            ])  # fmt: skip
+            conn.execute(conditions.insert(), [
+                {"code": "P1", "price": Decimal("7.1234567"), "data": '{"prezzo": "7.1234567"}',
+                 "digest": "d", "synced_at": now},
+                {"code": "P2", "price": None, "data": '{"sconto": "10"}', "digest": "d",
+                 "synced_at": now},
+            ])  # fmt: skip
+        assert migrate(engine) is True
+        with engine.connect() as conn:
+            kept = dict(
+                ((code, n), Decimal(p).quantize(Decimal("0.000001")))
+                for code, n, p in conn.execute(
+                    sa.select(prices.c.article_code, prices.c.price_list, prices.c.price)
+                )
+            )
+            condition = dict(conn.execute(sa.select(conditions.c.code, conditions.c.price)).all())
+        assert kept == {
+            ("A6", 1): Decimal("12.345678"),
+            ("A6", 2): Decimal("0.000051"),
+            ("A6", 3): Decimal("10.000000"),
+            ("B0", 1): Decimal("5.500000"),  # no prz_listino in its data: left as it is
+        }
+        assert Decimal(condition["P1"]).quantize(Decimal("0.000001")) == Decimal("7.123457")
+        assert condition["P2"] is None
     finally:
         engine.dispose()
 
