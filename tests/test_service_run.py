@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -651,6 +652,40 @@ def test_trigger_endpoint_auth_policy_lease_and_email(
         assert art["inserted"] > 0 and "Launched by: erp" in body
         assert f"articles: {art['fetched']} {art['inserted']} 0 0 0 0" in body
     finally:
+        svc.stop(60)
+        engine.close()
+
+
+def test_a_trigger_on_a_store_locked_past_its_busy_timeout_answers_503(
+    tmp_path: Path, small_sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the SQLite store's write lock past the busy timeout: the
+    trigger answered 500 with SQLAlchemy's text (the SQL, a link) as the error. It says
+    the store is busy now, with a status the ERP can retry on; once free, it launches."""
+    import sqlite3
+
+    from passweb_tui.engine import store as store_module
+
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    db = tmp_path / "locked.db"
+    engine = open_engine(f"sqlite:///{db}", small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), trigger=True))
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        svc.start()
+        assert svc.trigger is not None
+        blocker.execute("BEGIN IMMEDIATE")
+        refused = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert error == (
+            "the site store is busy or unavailable, try again shortly: database is locked"
+        ), error
+        blocker.execute("ROLLBACK")
+        launched = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert launched.status_code == 202, launched.text
+    finally:
+        blocker.close()
         svc.stop(60)
         engine.close()
 

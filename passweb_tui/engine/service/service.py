@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from passweb_tui.engine.erp.errors import refused_credentials
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
 from passweb_tui.engine.history import prune_history
@@ -28,6 +30,7 @@ from passweb_tui.engine.service.notify import (
 from passweb_tui.engine.service.quota import QuotaExhausted, QuotaStatus, check_quota, quota_status
 from passweb_tui.engine.service.schedule import Schedule, schedule_from_text
 from passweb_tui.engine.service.trigger import TriggerRefused, TriggerServer
+from passweb_tui.engine.store import StoreError, database_words
 
 if TYPE_CHECKING:
     from passweb_tui.config import Settings
@@ -312,6 +315,14 @@ class Service:
             raise TriggerRefused(409, str(exc)) from None
         except SyncError as exc:
             raise TriggerRefused(400, str(exc)) from None
+        except (SQLAlchemyError, StoreError) as exc:
+            # a store another process keeps locked past the busy timeout, or one that
+            # went away: the ERP is told to try again, not handed the SQL of a 500
+            why = database_words(exc) or str(exc).splitlines()[0]
+            log.warning("trigger: the site store could not start the run: %s", why)
+            raise TriggerRefused(
+                503, f"the site store is busy or unavailable, try again shortly: {why}"
+            ) from None
 
     @property
     def busy(self) -> bool:
