@@ -8,6 +8,7 @@ Errors end as one readable line on stderr and an exit status from CONTRACTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -190,24 +191,21 @@ class _ClosedPipeSafe:
 
 
 def _finishing() -> None:
-    """The command's work is done and recorded: a stop signal now (a `kill` a moment too
-    late) leaves the exit status as the work ended, instead of killing the process on
-    its way out; a second SIGINT or SIGTERM still ends it at once, by that signal."""
+    """The command's work is done and recorded, and its output written: a stop signal
+    from now on (a `kill` a moment too late, when the output has just appeared) leaves
+    the exit status as the work ended. Python puts back the default action of every
+    signal it handled as it shuts down, which killed the process (143 for a run
+    recorded ok); an ignored signal it leaves ignored. What is left is the interpreter's
+    own shutdown: SIGKILL still ends it."""
     import signal
 
     from passweb_tui.commands import STOP_SIGNALS
 
-    noted: list[int] = []
-
-    def late(signum: int, _frame: Any) -> None:
-        if signum in noted and signum != getattr(signal, "SIGHUP", None):
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        noted.append(signum)
-
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a reader gone: the status stays the work's
+            stream.flush()
     for sig in STOP_SIGNALS:
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            signal.signal(sig, late)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -480,3 +480,28 @@ def test_a_stop_signal_after_the_work_is_done_leaves_its_exit_status(tmp_path: P
     )
     assert done.returncode == 0, (done.returncode, done.stderr)
     assert json.loads(done.stdout) == []
+
+
+def test_a_signal_as_the_finished_runs_report_appears_leaves_its_exit_status(
+    small_sim: SimProcess, db_url: str, tmp_path: Path
+) -> None:
+    """`kill` sent as soon as the report shows (a timer that gives up a moment too late):
+    Python puts back every signal's default action as it shuts down, and the process was
+    killed on its way out, 143 for a run recorded ok."""
+    env = cli_env(small_sim, db_url)
+    out = tmp_path / "out.txt"
+    for _ in range(3):
+        with out.open("w") as stdout:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "passweb_tui", "sync", "changed"],
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + 60
+            while "run " not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (proc.returncode, err)
