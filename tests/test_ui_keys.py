@@ -285,7 +285,9 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
                 break
         await settle(app, pilot)
         assert table.selected_key() == first[2]["code"] and table.cursor_row == 2
-        # escape, typed while the rows are read, is not kept waiting: it leaves at once
+        # escape waits its turn too: let through, it left the catalogue and the keys
+        # typed before it ran on the next screen ("/stone" then escape launched a
+        # Totale there: s for the sync screen, t for Totale)
         real_articles = synced.articles
 
         def slow_articles(**kwargs: Any) -> Any:
@@ -293,11 +295,20 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
             return real_articles(**kwargs)
 
         monkeypatch.setattr(synced, "articles", slow_articles)
-        for key in ("t", "escape"):
-            app.post_message(events.Key(key, None))
+        burst = [("t", "t"), ("slash", "/"), *((c, c) for c in "stone"), ("escape", None)]
+        for key, character in burst:
+            app.post_message(events.Key(key, character))
         await pilot.pause(0.15)
-        assert not isinstance(app.screen, CatalogueScreen), app.screen
+        assert isinstance(app.screen, CatalogueScreen), app.screen
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.screen.query_one("#catalogue-search", Input).value == "stone":
+                break
         await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen), app.screen
+        assert app.screen.entity == "articles"
+        assert app.screen.query_one("#catalogue-search", Input).value == "stone"
+        assert app.focused is table and app.sync.handle is None
 
 
 #: a [ui] keymap moving every key a hint on screen names

@@ -198,8 +198,10 @@ class KeyTable(DataTable[Any]):
     _waiting_timer: Timer | None = None
 
     async def _on_key(self, event: events.Key) -> None:
-        if self._waiting_keys is not None and event.key != "escape":
-            # the rows they are meant for are on their way: they wait for them
+        if self._waiting_keys is not None:
+            # the rows they are meant for are on their way: they wait for them, escape
+            # too (let through, it left the screen, and the keys typed before it ran on
+            # the next one: "n / stone escape" on the catalogue launched a Totale)
             event.stop()
             event.prevent_default()
             self._waiting_keys.append(events.Key(event.key, event.character))
@@ -209,9 +211,9 @@ class KeyTable(DataTable[Any]):
 
     def wait_for_rows(self, at_most_s: float = 2.0) -> None:
         """Keys read from now until `rows_came` (or `at_most_s` seconds, whichever is
-        first; escape never waits) take effect after it, in order: "t" then "j" on the
-        catalogue moved the cursor of the table being emptied for the other entity, and
-        the "j" was lost once its rows came."""
+        first) take effect after it, in order: "t" then "j" on the catalogue moved the
+        cursor of the table being emptied for the other entity, and the "j" was lost
+        once its rows came."""
         if self._waiting_keys is None:
             self._waiting_keys = []
         if self._waiting_timer is not None:
@@ -219,12 +221,16 @@ class KeyTable(DataTable[Any]):
         self._waiting_timer = self.set_timer(at_most_s, self.rows_came)
 
     def rows_came(self) -> None:
-        """The rows waited for are shown: the keys read meanwhile take effect now."""
+        """The rows waited for are shown: the keys read meanwhile take effect now, on
+        this table's screen only (one in front of it, a question, say, or another
+        screen, was not what they were typed for: they are dropped)."""
         keys, self._waiting_keys = self._waiting_keys, None
         if self._waiting_timer is not None:
             self._waiting_timer.stop()
             self._waiting_timer = None
-        for key in keys or ():
+        if not keys or not self.is_attached or self.app.screen is not self.screen:
+            return
+        for key in keys:
             self.post_message(key)
 
     def selected_key(self) -> str | None:
