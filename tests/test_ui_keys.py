@@ -275,7 +275,10 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
         assert app.focused is table and table.cursor_row == 0
         for key in ("t", "j", "j"):
             app.post_message(events.Key(key, key))
-        await pilot.pause(0.1)
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.screen.entity == "customers":
+                break
         assert app.screen.entity == "customers"
         first = real_customers(limit=3)
         codes = {c["code"] for c in real_customers(limit=50)}
@@ -309,6 +312,39 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
         assert app.screen.entity == "articles"
         assert app.screen.query_one("#catalogue-search", Input).value == "stone"
         assert app.focused is table and app.sync.handle is None
+
+
+async def test_enter_enter_after_the_codes_in_one_burst_launches_nothing(
+    synced: Engine,
+) -> None:
+    """Enter after a Parziale's codes goes to Launch, and a second enter launches, so
+    that one keystroke too many starts nothing. In one burst (a double tap, a bouncing
+    key) the second enter, typed before Launch had the focus, launched the Parziale."""
+    from textual.widgets import SelectionList
+
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, SyncScreen)
+        screen.query_one("#sync-entity", SelectionList).focus()
+        await pilot.press("space")  # articles
+        screen.query_one("#sync-codes", Input).focus()
+        await pilot.pause()
+        code = synced.articles(limit=1)[0]["code"]
+        burst = [*((c, c) for c in code), ("enter", None), ("enter", None)]
+        for key, character in burst:  # queued at once, as a terminal's read brings them
+            app.post_message(events.Key(key, character))
+        await settle(app, pilot)
+        assert app.focused is not None and app.focused.id == "sync-launch"
+        assert app.sync.handle is None and synced.runs(limit=1)[0].kind == "total"
+        await pilot.press("enter")  # a deliberate one launches
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.sync.handle is not None and not app.sync.running:
+                break
+        assert synced.runs(limit=1)[0].kind == "partial"
 
 
 #: a [ui] keymap moving every key a hint on screen names

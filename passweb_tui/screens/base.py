@@ -96,7 +96,7 @@ async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
         event.stop()
         event.prevent_default()
         _HELD[widget] += 1
-        key = events.Key(event.key, event.character)
+        key = key_again(event)
         if widget in _SUBMITTED:
             _after_bubbling(widget, _pass_on, app, key, widget)
         else:
@@ -107,7 +107,7 @@ async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
     if target is not widget and (top is not widget.screen or top.focused is not None):
         event.stop()
         event.prevent_default()
-        target.post_message(events.Key(event.key, event.character))
+        target.post_message(key_again(event))
         return True
     for node, bindings in widget.screen._modal_binding_chain:
         for binding in bindings.key_to_bindings.get(event.key, ()):
@@ -149,6 +149,15 @@ def _after_bubbling(widget: Widget, then: Callable[..., None], *args: Any) -> No
 _HELD: weakref.WeakKeyDictionary[Widget, int] = weakref.WeakKeyDictionary()
 #: fields among them held by their own enter: their keys follow its Submitted message
 _SUBMITTED: weakref.WeakSet[Widget] = weakref.WeakSet()
+
+
+def key_again(event: events.Key) -> events.Key:
+    """A key read, to be handed on (a key event goes to one widget): it keeps the time
+    it was read at, which tells a key typed ahead from one typed after what it waited
+    for (see LaunchButton)."""
+    key = events.Key(event.key, event.character)
+    key.time = event.time
+    return key
 
 
 def keys_on_their_way() -> bool:
@@ -204,7 +213,7 @@ class KeyTable(DataTable[Any]):
             # the next one: "n / stone escape" on the catalogue launched a Totale)
             event.stop()
             event.prevent_default()
-            self._waiting_keys.append(events.Key(event.key, event.character))
+            self._waiting_keys.append(key_again(event))
             return
         # (a key not taken goes on to the DataTable's own handling)
         await take_key_in_order(self, event)

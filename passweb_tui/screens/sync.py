@@ -8,6 +8,7 @@ import time
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -72,6 +73,23 @@ def fmt_eta(app: Any, eta: float | None) -> str:
     return "-" if eta is None else fmt_duration(app, eta)
 
 
+class LaunchButton(OrderedButton):
+    """Launch, which enter in the codes field moves to: a second enter launches, but not
+    one typed before Launch had the focus (enter, enter in one burst, a key bouncing),
+    so that one keystroke too many starts nothing."""
+
+    #: when enter in the codes field gave Launch the focus (Textual's clock, as events')
+    armed_at: float | None = None
+
+    async def _on_key(self, event: events.Key) -> None:
+        armed = self.armed_at
+        if armed is not None and event.key in ("enter", "space") and event.time <= armed:
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
 class SyncScreen(BaseScreen):
     """Launch a sync and follow it; the operator may leave and come back."""
 
@@ -118,7 +136,7 @@ class SyncScreen(BaseScreen):
                 )
                 yield OrderedInput(placeholder=t("sync.codes_hint"), id="sync-codes", compact=True)
                 yield StateCheckbox(t("sync.use_marked", count=0), id="sync-marked", compact=True)
-                yield OrderedButton(
+                yield LaunchButton(
                     t("sync.launch"), id="sync-launch", variant="primary", compact=True
                 )
             with Vertical(id="sync-progress", classes="panel"):
@@ -258,7 +276,8 @@ class SyncScreen(BaseScreen):
         second enter launches, so that one keystroke too many starts nothing."""
         if event.input.id == "sync-codes":
             event.stop()
-            launch = self.query_one("#sync-launch", Button)
+            launch = self.query_one("#sync-launch", LaunchButton)
+            launch.armed_at = event.time
             launch.focus()
             launch.scroll_visible(animate=False)
 
