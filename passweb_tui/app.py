@@ -143,9 +143,6 @@ class PasswebApp(App[int]):
         self.newest_run_seen: int | None = None
         self.marked: dict[str, set[str]] = {}  # entity -> codes marked in the catalogue
         self._keymap_wanted = dict(keymap or {})
-        if language() == "it":
-            # "Sì" answers to s, as "Yes" to y (which works too); a [ui] keymap entry wins
-            self._keymap_wanted.setdefault("confirm.yes", "s,y")
         self._declared_keys: dict[str, str] | None = None
         self._exiting = False
         self._previous_sighup: Any = None

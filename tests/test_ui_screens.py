@@ -154,6 +154,23 @@ async def test_a_field_typed_in_the_change_log_is_matched_without_counting_again
         assert [c["entity"] for c in calls] == ["customers"]
         shown = keys(app, "#changes-table")
         assert shown and {app.screen._rows[k].entity for k in shown} == {"customers"}
+        # a run that writes its changes (it has neither started nor ended since the
+        # counts were read): what it wrote is found too
+        from passweb_tui.engine import models
+
+        run_id = synced.runs(limit=1)[0].run_id
+        with synced.store.write() as conn:
+            conn.execute(
+                models.ChangeEntry.__table__.insert(),  # type: ignore[attr-defined]
+                [{"run_id": run_id, "at": synced.runs(limit=1)[0].started, "entity": "articles",
+                  "key": "ART-W", "change": "updated", "field": "qa_weight", "old": "1",
+                  "new": "2"}],
+            )  # fmt: skip
+        app.screen.query_one("#f-entity", Input).value = "articles"
+        field.value = "qa_w"
+        await settle(app, pilot)
+        shown = keys(app, "#changes-table")
+        assert [app.screen._rows[k].key for k in shown] == ["ART-W"]
         # a run that ends changes what there is to count
         synced.set_used("articles", ["pubblica"], True)
         assert synced.run("changed").status == "ok"

@@ -469,6 +469,13 @@ class Engine:
             ).one()
         return tuple(row)
 
+    def last_change_id(self) -> int | None:
+        """The newest change-log entry's id (one step down its primary key): it moves as
+        a run writes its changes, where data_mark moves only as a run starts or ends."""
+        with self.store.read() as conn:
+            newest = conn.execute(select(func.max(_CHANGES.c.id))).scalar()
+        return None if newest is None else int(newest)
+
     def runs(self, limit: int = 50, offset: int = 0) -> list[RunResult]:
         """The recorded runs, newest first: `limit` of them, after the newest `offset`."""
         with self.store.read() as conn:

@@ -312,8 +312,9 @@ class ChangesScreen(BaseScreen):
         known = dict(self._counts)
 
         def read() -> tuple[Any, ...]:
-            # the mark first: counts read before a run that ends meanwhile are older
-            mark = engine.data_mark()
+            # the mark first: counts read before a run that ends meanwhile are older;
+            # the newest entry too, which moves while a run writes its changes
+            mark = (engine.data_mark(), engine.last_change_id())
             counted = known.get((counted_for(flt), mark))
             entries, counts = read_changes(engine, flt, counted)
             numeric = numeric_fields(engine)
