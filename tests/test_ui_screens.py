@@ -158,6 +158,8 @@ async def test_a_field_typed_in_the_change_log_is_matched_without_counting_again
         # counts were read): what it wrote is found too
         from passweb_tui.engine import models
 
+        app.screen.query_one("#f-entity", Input).value = "articles"
+        await settle(app, pilot)  # the articles' counts, kept
         run_id = synced.runs(limit=1)[0].run_id
         with synced.store.write() as conn:
             conn.execute(
@@ -166,7 +168,6 @@ async def test_a_field_typed_in_the_change_log_is_matched_without_counting_again
                   "key": "ART-W", "change": "updated", "field": "qa_weight", "old": "1",
                   "new": "2"}],
             )  # fmt: skip
-        app.screen.query_one("#f-entity", Input).value = "articles"
         field.value = "qa_w"
         await settle(app, pilot)
         shown = keys(app, "#changes-table")
