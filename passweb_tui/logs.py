@@ -25,6 +25,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,15 @@ class LineFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return one_line(super().formatMessage(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The moment with its offset from UTC (2026-12-07 21:17:03,512 +0100): the
+        processes writing one file may run in different time zones (a command with its
+        own TZ beside the service), and the autumn hour repeats without it."""
+        moment = self.converter(record.created)
+        return f"{time.strftime('%Y-%m-%d %H:%M:%S', moment)},{int(record.msecs):03d} " + (
+            time.strftime("%z", moment)
+        )
 
 
 class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):

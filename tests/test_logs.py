@@ -209,3 +209,22 @@ def test_a_file_handler_with_any_formatter_writes_no_control_character_raw(
     data = path.read_bytes()
     assert _RAW_CONTROL.search(data) is None, data
     assert data.decode("utf-8") == "passweb_tui.test_any_formatter␛[2J ␛]0;title␇\ufffd2J␡\n"
+
+
+def test_the_log_files_times_say_their_offset_from_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run with their own TZ beside the service wrote 22:17 among its 21:17
+    lines in one file, and the autumn hour repeats: each time carries its offset."""
+    import logging
+    import time
+
+    from passweb_tui.logs import _FORMAT, LineFormatter
+
+    record = logging.LogRecord("passweb_tui.x", logging.INFO, "f", 1, "hello", None, None)
+    record.created, record.msecs = 1_792_888_200.25, 250.0  # 2026-10-25 00:30:00.250 UTC
+    for zone, shown in (("UTC", "2026-10-25 00:30:00,250 +0000"),
+                        ("Europe/Rome", "2026-10-25 02:30:00,250 +0200")):  # fmt: skip
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        assert LineFormatter(_FORMAT).format(record) == f"{shown} INFO passweb_tui.x: hello"
+    monkeypatch.delenv("TZ")
+    time.tzset()
