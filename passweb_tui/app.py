@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from passweb_tui.config import make_private_folder, screenshot_dir
-from passweb_tui.i18n import engine_text, language, t
+from passweb_tui.i18n import engine_notes, engine_text, language, t
 from passweb_tui.screens.base import BaseScreen, ConfirmScreen, kind_label, localize_bindings
 from passweb_tui.screens.sync_state import SyncMonitor
 from passweb_tui.textsafe import guard_rendered_text
@@ -521,7 +521,7 @@ class PasswebApp(App[int]):
             run=snap.run_id or "-",
         )
         if snap.error:
-            text += f"\n{engine_text(snap.error)}"
+            text += f"\n{engine_notes(snap.error)}"
         if getattr(screen, "id", None) == "sync":
             self.sync_ended.set()  # the launcher shows the outcome itself
             return

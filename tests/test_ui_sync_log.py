@@ -79,10 +79,20 @@ def test_the_log_speaks_the_operators_language() -> None:
         monitor = SyncMonitor()
         monitor.begin("total", dry_run=False)
         monitor.feed(event("attributes", message="reading the ERP's field catalogue"))
+        # a message of several notes (the engine joins them with "; "), each its own
+        monitor.feed(
+            event(
+                "attributes",
+                message="no correctly completed sync yet: this CHANGED runs as a TOTAL; "
+                "reading the ERP's field catalogue",
+            )
+        )
         monitor.feed(event("articles", "articles", 1234))
         monitor.finish()
         assert texts(monitor) == [
             "lettura del catalogo dei campi del gestionale",
+            "nessuna sincronizzazione ancora completata: questo Variati si esegue come"
+            " Totale; lettura del catalogo dei campi del gestionale",
             "articoli: 1.234 record",
             "fine: fallita",
         ]

@@ -23,7 +23,7 @@ from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.api import OrdersSummary, WebOrders, row_order, update_changes
 from passweb_tui.engine.orders.documents import HEADER_FIELDS, ROW_FIELDS
 from passweb_tui.engine.orders.push import error_reason, no_answer, order_subject
-from passweb_tui.i18n import date_text, decimal_point, engine_text, grouped_number, t
+from passweb_tui.i18n import date_text, decimal_point, engine_notes, engine_text, grouped_number, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -676,7 +676,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.outcome.append(f"{kind_label(snap.kind)} #{snap.run_id or '-'}: ")
         self.outcome.append_text(status_text(snap.status or "failed"))
         if snap.error:
-            self.outcome.append(f" {engine_text(snap.error)}", style="red")
+            self.outcome.append(f" {engine_notes(snap.error)}", style="red")
         self.load()
 
     def action_reload(self) -> None:

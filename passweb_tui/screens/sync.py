@@ -24,7 +24,7 @@ from textual.widgets import (
 )
 from textual.widgets.data_table import RowDoesNotExist
 
-from passweb_tui.i18n import engine_text, group_digits, t
+from passweb_tui.i18n import engine_notes, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -434,7 +434,7 @@ class SyncScreen(BaseScreen):
                     )
         if snap.error:
             out.append(t("sync.error") + ": ", style="bold red")
-            out.append(engine_text(str(snap.error)) + "\n")
+            out.append(engine_notes(str(snap.error)) + "\n")
         if snap.run_id:
             detail = self.bound_key("sync.run_detail")
             would = value_of(snap.result, "would_change") if snap.result is not None else None

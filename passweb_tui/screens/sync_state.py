@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from passweb_tui.i18n import engine_text, group_digits, t
+from passweb_tui.i18n import engine_notes, group_digits, t
 
 LOG_LINES = 200
 
@@ -151,7 +151,7 @@ class SyncMonitor:
                 # the entity last touched is shown last, so the badge follows the work
                 self.entities[event.entity] = self.entities.pop(event.entity)
             if event.message:
-                self.log.append(LogLine(time.time(), engine_text(event.message)))
+                self.log.append(LogLine(time.time(), engine_notes(event.message)))
             if event.finished:
                 self.status = event.status
 
