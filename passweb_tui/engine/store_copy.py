@@ -342,13 +342,13 @@ def _copy_to_file(
     temp = _temp_name(path, os.getpid())
     try:
         try:
-            # made here first: a folder that holds no files (a /proc, a full or read-only
-            # disk the permission bits do not tell of) is the target's fault, said so
+            # made here first: a folder that takes no new files though its permission
+            # bits allow it (a /proc, a read-only mount, as root) is the target's fault
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise StoreUrlError(
-                f"{shown}: a file cannot be made in {str(folder)!r}: {exc.strerror or exc};"
-                " nothing was written there"
+                f"{shown}: the folder {str(folder)!r} takes no new file"
+                f" ({exc.strerror or exc}); nothing was written there"
             ) from None
         try:
             engine = create_store_engine(
