@@ -247,12 +247,16 @@ def test_prices_a_postgresql_store_rounded_before_w004_are_read_again(
                 {"code": "A6", "data": data, "digest": "d", "synced_at": now},
                 {"code": "B0", "data": '{"descrizione": "no prices"}', "digest": "d",
                  "synced_at": now},
+                # a form PostgreSQL cannot read as a number: left as it is, not a failure
+                {"code": "E1", "data": '{"prz_listino": {"1": "1e-20000"}}', "digest": "d",
+                 "synced_at": now},
             ])  # fmt: skip
             conn.execute(prices.insert(), [
                 {"article_code": "A6", "price_list": 1, "price": Decimal("12.345678")},
                 {"article_code": "A6", "price_list": 2, "price": Decimal("0.000051")},
                 {"article_code": "A6", "price_list": 3, "price": Decimal("10")},
                 {"article_code": "B0", "price_list": 1, "price": Decimal("5.5")},
+                {"article_code": "E1", "price_list": 1, "price": Decimal("0")},
             ])  # fmt: skip
             conn.execute(conditions.insert(), [
                 {"code": "P1", "price": Decimal("7.1234567"), "data": '{"prezzo": "7.1234567"}',
@@ -274,6 +278,7 @@ def test_prices_a_postgresql_store_rounded_before_w004_are_read_again(
             ("A6", 2): Decimal("0.000051"),
             ("A6", 3): Decimal("10.000000"),
             ("B0", 1): Decimal("5.500000"),  # no prz_listino in its data: left as it is
+            ("E1", 1): Decimal("0.000000"),
         }
         assert Decimal(condition["P1"]).quantize(Decimal("0.000001")) == Decimal("7.123457")
         assert condition["P2"] is None

@@ -314,6 +314,84 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
         assert app.focused is table and app.sync.handle is None
 
 
+async def test_keys_held_for_the_table_are_dropped_once_another_widget_has_the_focus(
+    synced: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "t", "j", "j", then a click in the search field and "x" while the customers are
+    read: the "j"s, typed for the table, were typed into the search after the "x"."""
+    import time
+
+    real_customers = synced.customers
+
+    def slow_customers(**kwargs: Any) -> Any:
+        time.sleep(0.4)
+        return real_customers(**kwargs)
+
+    monkeypatch.setattr(synced, "customers", slow_customers)
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        for key in ("t", "j", "j"):
+            app.post_message(events.Key(key, key))
+        await pilot.pause(0.05)
+        await pilot.click("#catalogue-search")
+        await pilot.press("x")
+        await pilot.pause(0.6)
+        await settle(app, pilot)
+        assert app.screen.query_one("#catalogue-search", Input).value == "x"
+
+
+async def test_enter_then_escape_in_one_burst_opens_the_record_and_closes_it(
+    synced: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Enter on the catalogue opens the row's record once the screen hears of it; the
+    escape read behind it in the same burst took the catalogue away from under the
+    record, and a key after it ran on the wrong screen (or nowhere). The keys after an
+    enter wait for the record, here while the catalogue waits for its rows too."""
+    import time
+
+    from passweb_tui.screens.catalogue import CatalogueScreen
+    from passweb_tui.screens.record import RecordScreen
+
+    app = create_app(synced, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CatalogueScreen)
+        catalogue = app.screen
+        for key in ("j", "enter", "escape"):  # nothing held
+            app.post_message(events.Key(key, None))
+        await settle(app, pilot)
+        assert app.screen is catalogue and app.screen_stack[-1] is catalogue
+        # the same while the customers are read: held, then in their order
+        real_customers = synced.customers
+
+        def slow_customers(**kwargs: Any) -> Any:
+            time.sleep(0.4)
+            return real_customers(**kwargs)
+
+        monkeypatch.setattr(synced, "customers", slow_customers)
+        opened: list[Any] = []
+        real_push = app.push_screen
+
+        def push(screen: Any, *args: Any, **kwargs: Any) -> Any:
+            opened.append(screen)
+            return real_push(screen, *args, **kwargs)
+
+        monkeypatch.setattr(app, "push_screen", push)
+        for key in ("t", "j", "enter", "escape", "u"):
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        for _ in range(80):
+            await pilot.pause(0.05)
+            if opened and app.screen is catalogue:
+                break
+        await settle(app, pilot)
+        records = [s for s in opened if isinstance(s, RecordScreen)]
+        assert [r.code for r in records] == [real_customers(limit=2)[1]["code"]]
+        assert app.screen is catalogue and catalogue.entity == "customers"
+
+
 async def test_enter_enter_after_the_codes_in_one_burst_launches_nothing(
     synced: Engine,
 ) -> None:

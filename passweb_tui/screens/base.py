@@ -117,11 +117,15 @@ async def take_key_in_order(widget: Widget, event: events.Key) -> bool:
                 if node is not widget:
                     _HELD[widget] = 0
                     app.call_later(_release, app, widget)
-                elif isinstance(widget, Input) and binding.action == "submit":
-                    # enter in a field: the screen answers its Submitted message (the
-                    # search field gives the focus to the table, say) only once the
-                    # message has come up to it, after the keys read behind the enter;
-                    # "W90", enter, "j" filtered by "W90j". Those keys wait for it.
+                elif (isinstance(widget, Input) and binding.action == "submit") or (
+                    isinstance(widget, DataTable) and binding.action == "select_cursor"
+                ):
+                    # enter in a field or a table: the screen answers its Submitted or
+                    # RowSelected message (the search field gives the focus to the
+                    # table, a row opens its record) only once the message has come up
+                    # to it, after the keys read behind the enter: "W90", enter, "j"
+                    # filtered by "W90j"; enter, escape on the catalogue took the
+                    # catalogue away from under the record. Those keys wait for it.
                     _HELD[widget] = 0
                     _SUBMITTED.add(widget)
                     _after_bubbling(widget, _release, app, widget)
@@ -231,13 +235,16 @@ class KeyTable(DataTable[Any]):
 
     def rows_came(self) -> None:
         """The rows waited for are shown: the keys read meanwhile take effect now, on
-        this table's screen only (one in front of it, a question, say, or another
-        screen, was not what they were typed for: they are dropped)."""
+        this table while it has the focus on its screen (a question or another screen
+        in front of it, or a click on another widget meanwhile: they were not typed for
+        those, and are dropped)."""
         keys, self._waiting_keys = self._waiting_keys, None
         if self._waiting_timer is not None:
             self._waiting_timer.stop()
             self._waiting_timer = None
         if not keys or not self.is_attached or self.app.screen is not self.screen:
+            return
+        if not self.has_focus:  # a click elsewhere meanwhile: they were the table's keys
             return
         for key in keys:
             self.post_message(key)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from passweb_tui.engine.erp.errors import refused_credentials
 from passweb_tui.engine.facade import Engine, LaunchRefused, RunHandle, SyncError
@@ -315,14 +315,19 @@ class Service:
             raise TriggerRefused(409, str(exc)) from None
         except SyncError as exc:
             raise TriggerRefused(400, str(exc)) from None
-        except (SQLAlchemyError, StoreError) as exc:
+        except (OperationalError, StoreError) as exc:
             # a store another process keeps locked past the busy timeout, or one that
-            # went away: the ERP is told to try again, not handed the SQL of a 500
+            # went away: the ERP is told to try again, not handed the SQL of a 500 (a
+            # fault of another kind, which a retry would meet again, stays a 500)
             why = database_words(exc) or str(exc).splitlines()[0]
             log.warning("trigger: the site store could not start the run: %s", why)
             raise TriggerRefused(
                 503, f"the site store is busy or unavailable, try again shortly: {why}"
             ) from None
+        except SQLAlchemyError as exc:  # logged whole; the ERP gets no SQL
+            log.exception("trigger: the site store refused the run")
+            words = database_words(exc) or exc.__class__.__name__
+            raise TriggerRefused(500, f"the site store refused the work: {words}") from None
 
     @property
     def busy(self) -> bool:

@@ -26,8 +26,10 @@ down_revision = "w007_change_log_by_entity"
 branch_labels = None
 depends_on = None
 
-#: a text that is a number (as the sync's own reading takes it); anything else is left
-_NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+#: a text that is a price the store can hold, in plain digits (under 10^12, as the sync
+#: takes them); anything else is left as it is (an exponent form, 1e-20000, would stop
+#: the migration where PostgreSQL cannot read it)
+_NUMBER = r"^\s*[-+]?(\d{1,12}(\.\d{0,255})?|\.\d{1,255})\s*$"
 
 
 def upgrade() -> None:
