@@ -191,12 +191,31 @@ class _ClosedPipeSafe:
 
 
 def _finishing() -> None:
-    """The command's work is done and recorded, and its output written: a stop signal
-    from now on (a `kill` a moment too late, when the output has just appeared) leaves
-    the exit status as the work ended. Python puts back the default action of every
-    signal it handled as it shuts down, which killed the process (143 for a run
-    recorded ok); an ignored signal it leaves ignored. What is left is the interpreter's
-    own shutdown: SIGKILL still ends it."""
+    """The command's work is done and recorded: a stop signal now (a `kill` a moment too
+    late) leaves the exit status as the work ended, instead of killing the process on
+    its way out; a second SIGINT or SIGTERM still ends it at once, by that signal."""
+    import signal
+
+    from passweb_tui.commands import STOP_SIGNALS
+
+    noted: list[int] = []
+
+    def late(signum: int, _frame: Any) -> None:
+        if signum in noted and signum != getattr(signal, "SIGHUP", None):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        noted.append(signum)
+
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, late)
+
+
+def _last_moment() -> None:
+    """All that is left is the interpreter's own shutdown, which puts back the default
+    action of every signal Python handled (a `kill` as the output appeared then killed
+    the process: 143 for a run recorded ok) but leaves an ignored one ignored: its
+    output is flushed, and stop signals are ignored from here (SIGKILL still ends it)."""
     import signal
 
     from passweb_tui.commands import STOP_SIGNALS
@@ -219,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the UI owns the terminal: its log goes to the file only
     setup_logging(args.verbose, to_stderr=args.command is not None)
     ctx = Context(args)
+    finishing = False
     try:
         if args.command is None:
             from passweb_tui.commands import ui
@@ -227,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = cast(TextIO, _ClosedPipeSafe(real_stdout))
         code = int(args.handler(args, ctx))
         if argv is None:  # this process is the command: it ends now, as its work did
+            finishing = True
             _finishing()
         return code
     except CliError as exc:
@@ -254,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
             sys.stdout = real_stdout
         sys.stderr = real_stderr
+        if finishing:
+            _last_moment()
 
 
 if __name__ == "__main__":
