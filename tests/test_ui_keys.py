@@ -249,23 +249,31 @@ async def test_keys_after_enter_in_a_search_in_the_same_burst_go_to_the_table(
         assert app.focused is log
 
 
+def slow_reads(monkeypatch: pytest.MonkeyPatch, engine: Engine, name: str) -> Any:
+    """The engine's `name` read (articles, customers) answers 0.4 s late, as on a large
+    store; the real read is returned."""
+    import time
+
+    real = getattr(engine, name)
+
+    def slow(**kwargs: Any) -> Any:
+        time.sleep(0.4)
+        return real(**kwargs)
+
+    monkeypatch.setattr(engine, name, slow)
+    return real
+
+
 async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_rows(
     synced: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ "t" (the customers) then "j", "j": the "j"s moved the cursor of the table being
     emptied, and the customers came with the cursor on their first row. They wait for
-    the rows now; escape does not."""
-    import time
+    the rows now, escape included, and take effect in their order."""
 
     from passweb_tui.screens.catalogue import CatalogueScreen
 
-    real_customers = synced.customers
-
-    def slow_customers(**kwargs: Any) -> Any:
-        time.sleep(0.4)
-        return real_customers(**kwargs)
-
-    monkeypatch.setattr(synced, "customers", slow_customers)
+    real_customers = slow_reads(monkeypatch, synced, "customers")
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("a")
@@ -291,13 +299,7 @@ async def test_keys_typed_while_the_catalogue_reads_another_page_move_on_its_row
         # escape waits its turn too: let through, it left the catalogue and the keys
         # typed before it ran on the next screen ("/stone" then escape launched a
         # Totale there: s for the sync screen, t for Totale)
-        real_articles = synced.articles
-
-        def slow_articles(**kwargs: Any) -> Any:
-            time.sleep(0.4)
-            return real_articles(**kwargs)
-
-        monkeypatch.setattr(synced, "articles", slow_articles)
+        slow_reads(monkeypatch, synced, "articles")
         burst = [("t", "t"), ("slash", "/"), *((c, c) for c in "stone"), ("escape", None)]
         for key, character in burst:
             app.post_message(events.Key(key, character))
@@ -319,15 +321,8 @@ async def test_keys_held_for_the_table_are_dropped_once_another_widget_has_the_f
 ) -> None:
     """ "t", "j", "j", then a click in the search field and "x" while the customers are
     read: the "j"s, typed for the table, were typed into the search after the "x"."""
-    import time
 
-    real_customers = synced.customers
-
-    def slow_customers(**kwargs: Any) -> Any:
-        time.sleep(0.4)
-        return real_customers(**kwargs)
-
-    monkeypatch.setattr(synced, "customers", slow_customers)
+    slow_reads(monkeypatch, synced, "customers")
     app = create_app(synced, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("a")
@@ -349,7 +344,6 @@ async def test_enter_then_escape_in_one_burst_opens_the_record_and_closes_it(
     escape read behind it in the same burst took the catalogue away from under the
     record, and a key after it ran on the wrong screen (or nowhere). The keys after an
     enter wait for the record, here while the catalogue waits for its rows too."""
-    import time
 
     from passweb_tui.screens.catalogue import CatalogueScreen
     from passweb_tui.screens.record import RecordScreen
@@ -365,13 +359,7 @@ async def test_enter_then_escape_in_one_burst_opens_the_record_and_closes_it(
         await settle(app, pilot)
         assert app.screen is catalogue and app.screen_stack[-1] is catalogue
         # the same while the customers are read: held, then in their order
-        real_customers = synced.customers
-
-        def slow_customers(**kwargs: Any) -> Any:
-            time.sleep(0.4)
-            return real_customers(**kwargs)
-
-        monkeypatch.setattr(synced, "customers", slow_customers)
+        real_customers = slow_reads(monkeypatch, synced, "customers")
         opened: list[Any] = []
         real_push = app.push_screen
 
