@@ -332,7 +332,6 @@ async def test_keys_held_for_the_table_are_dropped_once_another_widget_has_the_f
         await pilot.pause(0.05)
         await pilot.click("#catalogue-search")
         await pilot.press("x")
-        await pilot.pause(0.6)
         await settle(app, pilot)
         assert app.screen.query_one("#catalogue-search", Input).value == "x"
 
