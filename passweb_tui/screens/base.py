@@ -151,7 +151,8 @@ def _after_bubbling(widget: Widget, then: Callable[..., None], *args: Any) -> No
 #: widgets whose next keys wait for a binding they ran to take effect (see above), and
 #: how many of those keys are on their way through the app's queue
 _HELD: weakref.WeakKeyDictionary[Widget, int] = weakref.WeakKeyDictionary()
-#: fields among them held by their own enter: their keys follow its Submitted message
+#: widgets among them held by their own enter: their keys follow its Submitted or
+#: RowSelected message up to the screen
 _SUBMITTED: weakref.WeakSet[Widget] = weakref.WeakSet()
 
 

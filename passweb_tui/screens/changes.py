@@ -72,8 +72,8 @@ class ChangeFilter:
     key: str | None = None
 
 
-#: the per-field counts of a run, entity and record, as of a data mark (see
-#: Engine.data_mark): what a typed field is looked for among
+#: the per-field counts of a run, entity and record, as of a mark of the store (its runs,
+#: Engine.data_mark, and its newest change): what a typed field is looked for among
 Counts = list[tuple[str, str, int]]
 
 
