@@ -216,7 +216,8 @@ def test_demo_erp_sim_serves_the_demo_erp_the_other_demo_commands_use(
 
 def test_a_store_of_a_newer_version_is_named_and_left_alone(tmp_path: Path) -> None:
     """A store whose schema a newer passweb-tui set up: every command says so in one line
-    naming the store (exit 1) and changes nothing; doctor says the same, not that the
+    naming the store (exit 2: the version run or the store named is to correct, trying
+    again changes nothing) and changes nothing; doctor says the same, not that the
     next command migrates it."""
     import sqlite3
 
@@ -226,7 +227,7 @@ def test_a_store_of_a_newer_version_is_named_and_left_alone(tmp_path: Path) -> N
         conn.execute("UPDATE alembic_version SET version_num = 'w999_future'")
     before = db.read_bytes()
     result = run_cli("--db", f"sqlite:///{db}", "runs")
-    assert result.returncode == 1
+    assert result.returncode == 2
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "unexpected" not in line, line
     assert str(db) in line and "'w999_future'" in line and "newer passweb-tui" in line

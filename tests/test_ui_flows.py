@@ -14,7 +14,7 @@ import pytest
 from textual.coordinate import Coordinate
 from textual.widgets import Checkbox, Input, Label, RadioButton, RichLog, SelectionList, Static
 from textual.worker import WorkerCancelled
-from ui_screen import on_screen, screen_lines
+from ui_screen import on_screen, screen_lines, workers_done
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
@@ -100,7 +100,7 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
 
         await pilot.press("e")
         assert isinstance(app.screen, RunDetailScreen)
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         counts = table_keys(app, "#run-counts")
         assert {"articles", "customers", "categories"} <= set(counts)
@@ -110,7 +110,7 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         await pilot.press("escape", "l")
         assert isinstance(app.screen, ChangesScreen)
         for _ in range(2):  # the entries, then their counts
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
         rows = app.screen.query_one("#changes-table", KeyTable)
         assert rows.row_count > 0
@@ -125,7 +125,7 @@ async def test_changed_from_the_keyboard_then_its_detail_and_changes(engine: Eng
         key = app.screen._rows[one].key
         app.screen.query_one("#f-key", Input).value = key
         for _ in range(2):
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
         mine = sum(n for _, _, n in engine.change_counts(run_id=snap.run_id, key=key))
         title = str(app.screen.query_one("#changes-log-title", Label).render())
@@ -185,7 +185,7 @@ async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> Non
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("a")
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         shown = table_keys(app, "#catalogue-table")
         assert len(shown) == 200  # one page
@@ -201,22 +201,22 @@ async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> Non
 
         # search narrows the list; the marks stay
         await pilot.press("slash", *shown[5])
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert table_keys(app, "#catalogue-table") == [shown[5]]
         await pilot.press("enter")  # a whole code: its record opens
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert isinstance(app.screen, RecordScreen) and app.screen.code == shown[5]
         await pilot.press("h")  # the record's history: inserted by the Totale
         assert isinstance(app.screen, RecordHistoryScreen)
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         history = app.screen.query_one("#history-table", KeyTable)
         assert history.row_count == len(engine.record_history("articles", shown[5])) >= 1
         await pilot.press("escape", "escape")  # the history, then the record
         await pilot.press("t")  # to the customers
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert app.screen.entity == "customers"
 
@@ -408,13 +408,13 @@ async def test_a_dry_run_says_it_has_no_change_log_instead_of_opening_an_empty_o
 
         # the same run in the history and in its detail
         await pilot.press("r")
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert table_keys(app, "#runs-table")[0] == str(snap.run_id)
         await pilot.press("l")
         assert isinstance(app.screen, RunsScreen) and told() == 2
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert isinstance(app.screen, RunDetailScreen)
         await pilot.press("l")
@@ -447,7 +447,7 @@ async def test_a_dry_run_that_would_change_things_lists_them(engine: Engine) -> 
         assert on_screen(app, f"What dry run #{snap.run_id} would change"), screen_lines(app)
         assert engine.changes() == [] and engine.dashboard().articles == 0
         await pilot.press("enter")  # a record's history: nothing recorded yet
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         assert isinstance(app.screen, RecordHistoryScreen)
         assert app.screen.query_one("#history-table", KeyTable).row_count == 0
@@ -519,7 +519,7 @@ async def test_rejected_records_show_in_the_summary_and_the_run_detail(
             summary = str(app.screen.query_one("#sync-summary", Static).render())
             assert "rejected 1" in summary
             await pilot.press("e")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             rejects = app.screen.query_one("#run-rejects", KeyTable)
             assert rejects.row_count == 1
@@ -554,11 +554,11 @@ async def test_a_change_is_shown_whole_under_the_change_log(sim: Any, tmp_path: 
         app = create_app(engine, poll_s=0)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("c")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             assert isinstance(app.screen, ChangesScreen)
             await pilot.press("slash", *code, "enter")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             cells = [str(c) for c in app.screen.query_one("#changes-table", KeyTable).get_row_at(0)]
             assert after not in cells  # cut in the table

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Button, Input
-from ui_screen import on_screen, screen_lines
+from ui_screen import on_screen, screen_lines, workers_done
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
@@ -22,7 +22,7 @@ SYNC_TIMEOUT_S = 60
 
 
 async def settle(app: PasswebApp, pilot: Any) -> None:
-    await app.workers.wait_for_complete()
+    await workers_done(app)
     await pilot.pause()
 
 

@@ -15,7 +15,7 @@ from textual.app import App, ComposeResult
 from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.widgets import Input, Label, Static
-from ui_screen import on_screen, screen_lines
+from ui_screen import on_screen, screen_lines, workers_done
 
 from passweb_tui.app import PasswebApp, create_app
 from passweb_tui.engine.facade import Engine
@@ -53,7 +53,7 @@ def engine(own_engine: Engine) -> Engine:
 
 async def settle(app: PasswebApp, pilot: Any) -> None:
     """Until the screen's reads have finished and their results are on screen."""
-    await app.workers.wait_for_complete()
+    await workers_done(app)
     await pilot.pause()
 
 

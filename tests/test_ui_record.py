@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from textual.widgets import Static
-from ui_screen import on_screen, screen_lines
+from ui_screen import on_screen, screen_lines, workers_done
 
 from passweb_tui.app import create_app
 from passweb_tui.engine.facade import Engine
@@ -27,9 +27,9 @@ pytest_plugins = ["ui_fixtures"]
 
 
 async def settle(app: Any, pilot: Any) -> None:
-    await app.workers.wait_for_complete()
+    await workers_done(app)
     await pilot.pause()
-    await app.workers.wait_for_complete()
+    await workers_done(app)
     await pilot.pause()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from textual.coordinate import Coordinate
 from textual.widgets import Input, Label, Static, Tree
+from ui_screen import workers_done
 
 from passweb_tui.app import create_app
 from passweb_tui.engine.facade import Engine
@@ -29,7 +30,7 @@ async def settle(app: Any, pilot: Any) -> None:
     """Let the screen's reads finish and their results be shown (and the reads those
     start: the change log's counts come after its entries)."""
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
 
 
@@ -615,7 +616,7 @@ async def test_a_missing_run_is_reported_not_crashed(synced: Engine) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         app.push_screen(RunDetailScreen(999))
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         header = str(app.screen.query_one("#run-header", Static).render())
         assert "Run #999 cannot be read: no run 999 in the store" in header

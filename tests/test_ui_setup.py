@@ -15,6 +15,7 @@ import httpx
 import pytest
 from textual.widgets import Input, Static
 from textual.worker import WorkerFailed
+from ui_screen import workers_done
 
 from passweb_tui.app import create_app
 from passweb_tui.commands import Context
@@ -52,13 +53,13 @@ async def test_setup_tests_saves_owner_only_and_opens_the_store(erp_sim: Any) ->
             for name, value in form.items():
                 app.screen.query_one(f"#setup-{name}", Input).value = value
             await pilot.press("ctrl+t")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             said = str(app.screen.query_one("#setup-result", Static).render())
             assert said.startswith("Connected: ERP version") and erp_sim.azienda in said
 
             await pilot.press("ctrl+s")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             assert isinstance(app.screen, DashboardScreen)
             assert app.engine is resources.engine
@@ -118,7 +119,7 @@ async def save_from_setup(app: Any, pilot: Any, erp_sim: Any) -> str:
         app.screen.query_one(f"#setup-{name}", Input).value = value
     await pilot.press("ctrl+s")
     try:
-        await app.workers.wait_for_complete()
+        await workers_done(app)
     except WorkerFailed:  # a refusal: the screen says it (read below)
         pass
     await pilot.pause()
@@ -292,7 +293,7 @@ async def test_setup_says_when_the_erp_refuses_the_password(erp_sim: Any) -> Non
         await pilot.pause()
         fill_wrong_password(app, erp_sim)
         await pilot.press("ctrl+t")
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
         said = str(app.screen.query_one("#setup-result", Static).render())
         assert said.startswith("Failed:")
@@ -309,7 +310,7 @@ async def save_refused(erp_sim: Any) -> tuple[str, bool]:
             await pilot.pause()
             fill_wrong_password(app, erp_sim)
             await pilot.press("ctrl+s")
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
             said = " ".join(str(app.screen.query_one("#setup-result", Static).render()).split())
             return said, isinstance(app.screen, DashboardScreen)

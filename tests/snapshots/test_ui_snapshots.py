@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from ui_screen import workers_done
 
 from passweb_tui.app import create_app
 from passweb_tui.engine.facade import Engine
@@ -34,7 +35,7 @@ async def settle(pilot: Any) -> None:
     # after a pause: on a loaded machine a read may start only after the pause
     quiet = 0
     for _ in range(40):
-        await pilot.app.workers.wait_for_complete()
+        await workers_done(pilot.app)
         await pilot.pause()
         quiet = quiet + 1 if not any(w.is_running for w in pilot.app.workers) else 0
         if quiet >= 2:
@@ -65,7 +66,7 @@ async def finished_variati(pilot: Any) -> None:
     log = pilot.app.screen.query_one("#sync-log")
     deadline = time.monotonic() + 30
     while True:
-        await pilot.app.workers.wait_for_complete()
+        await workers_done(pilot.app)
         await pilot.pause(0.05)
         last = str(log.lines[-1].text) if log.lines else ""
         if log.scroll_y >= log.max_scroll_y and "finished" in last:
