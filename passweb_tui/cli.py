@@ -70,10 +70,10 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     details, say) that the database library's message carries below it."""
     if not type(exc).__module__.startswith(("sqlalchemy", "passweb_tui.engine.store")):
         return None
-    from passweb_tui.engine.store import StoreError, StoreUrlError, database_words, shown_url
+    from passweb_tui.engine.store import StoreError, database_words, shown_url
 
     if isinstance(exc, StoreError):
-        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
         return f"site store: {exc}", code
     orig = getattr(exc, "orig", None)
     if orig is None:

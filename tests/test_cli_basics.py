@@ -231,6 +231,11 @@ def test_a_store_of_a_newer_version_is_named_and_left_alone(tmp_path: Path) -> N
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "unexpected" not in line, line
     assert str(db) in line and "'w999_future'" in line and "newer passweb-tui" in line
+    # the same for the commands that open the store their own way
+    for command in (["orders", "list"], ["store", "copy", f"sqlite:///{tmp_path / 'copy.db'}"]):
+        other = run_cli("--db", f"sqlite:///{db}", *command)
+        assert other.returncode == 2 and "newer passweb-tui" in other.stderr, other.stderr
+    assert not (tmp_path / "copy.db").exists()
     doctor = run_cli("--db", f"sqlite:///{db}", "doctor")
     assert doctor.returncode == 1
     store_line = next(x for x in doctor.stdout.splitlines() if " store: " in x)

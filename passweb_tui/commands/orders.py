@@ -92,12 +92,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _orders(ctx: Context) -> Iterator[Any]:
     """The web orders of the site store named by the settings, closed afterwards."""
     from passweb_tui.engine.orders.api import WebOrders
-    from passweb_tui.engine.store import StoreError, StoreUrlError, open_store
+    from passweb_tui.engine.store import StoreError, open_store
 
     try:
         store = open_store(ctx.settings.resolved_db_url, make_folder=ctx.settings.default_store)
     except StoreError as exc:
-        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
         raise CliError(f"site store: {exc}", code) from None
     try:
         yield WebOrders(store)

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from passweb_tui.engine.store import StoreError, StoreUrlError, shown_url
+    from passweb_tui.engine.store import StoreError, shown_url
     from passweb_tui.engine.store_copy import StoreCopyCancelled, copy_store, target_url
 
     # the driver's own warnings about a connection that broke (a pipeline it could not
@@ -74,10 +74,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f"store copy: cancelled{why}; nothing was written at"
                 f" {shown_url(target_url(args.target))}"
             ) from None
-        except StoreUrlError as exc:
-            raise CliError(f"store copy: {exc}", ExitCode.USAGE) from None
         except StoreError as exc:
-            raise CliError(f"store copy: {exc}") from None
+            code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
+            raise CliError(f"store copy: {exc}", code) from None
         finally:
             if live:
                 line.clear()

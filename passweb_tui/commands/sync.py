@@ -20,13 +20,12 @@ if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --
 def open_engine(ctx: Context) -> Engine:
     """The engine on this command's store; the ERP (or the demo simulator) starts lazily."""
     from passweb_tui.engine.facade import Engine, EngineSettings, StoreError
-    from passweb_tui.engine.store import StoreUrlError
 
     settings = EngineSettings.from_settings(ctx.settings, erp=ctx.erp_config)
     try:
         return Engine.open(settings)
     except StoreError as exc:
-        code = ExitCode.USAGE if isinstance(exc, StoreUrlError) else ExitCode.FAILED
+        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
         raise CliError(f"site store: {exc}", code) from None
 
 

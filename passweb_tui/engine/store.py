@@ -32,13 +32,22 @@ _PG_MIGRATION_LOCK = zlib.crc32(b"passweb-tui migrations")
 class StoreError(Exception):
     """The site store cannot be opened or brought up to date; the message says which and why."""
 
+    #: whether the setup is what to correct (the store named, the version run), so that
+    #: trying again as it is changes nothing: a command's exit 2, not 1
+    to_correct = False
+
 
 class StoreUrlError(StoreError):
     """The database URL itself is wrong (a setting to correct, not a store to repair)."""
 
+    to_correct = True
+
 
 class UnknownSchemaError(StoreError):
-    """The store's schema is at a revision this version does not ship (a newer one's)."""
+    """The store's schema is at a revision this version does not ship (a newer one's):
+    that version is the one to use with it, or another store."""
+
+    to_correct = True
 
 
 #: the modules of the database drivers, whose errors are the database's own refusals
