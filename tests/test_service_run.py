@@ -1284,3 +1284,70 @@ def test_a_service_keeps_nothing_per_run_it_launched(
     finally:
         svc.stop(60)
         engine.close()
+
+
+def test_a_trigger_on_a_postgresql_store_locked_past_its_lock_timeout_answers_503(
+    db_url: str, small_sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session holding the lease table's lock (a transaction left open in psql, a
+    process stopped in the middle of a write): PostgreSQL had no lock timeout, so the
+    trigger's request waited for as long as the lock was held. It gives up as SQLite's
+    busy timeout does, and launches once the lock is gone."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's busy timeout is the test above")
+    from sqlalchemy import create_engine, text
+
+    from passweb_tui.engine import store as store_module
+
+    monkeypatch.setattr(store_module, "PG_LOCK_TIMEOUT_MS", 300)
+    engine = open_engine(db_url, small_sim)
+    svc = Service(engine, service_config(schedule=schedule_from_text(""), trigger=True))
+    outside = create_engine(db_url)
+    blocker = outside.connect()
+    try:
+        svc.start()
+        assert svc.trigger is not None
+        blocker.begin()
+        blocker.execute(text("LOCK TABLE sync_lease IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        refused = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert time.monotonic() - started < 20
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == (
+            "the site store is busy or unavailable, try again shortly:"
+            " canceling statement due to lock timeout"
+        )
+        blocker.rollback()
+        launched = post(svc.trigger.url, {"kind": "changed", "token": TOKEN})
+        assert launched.status_code == 202, launched.text
+    finally:
+        blocker.close()
+        outside.dispose()
+        svc.stop(60)
+        engine.close()
+
+
+def test_a_lock_timeout_the_database_sets_is_kept(db_url: str) -> None:
+    """The store's own lock timeout is a default: one the URL sets (or the database, or
+    its role) is left as it is."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from passweb_tui.engine.store import PG_LOCK_TIMEOUT_MS, open_store
+
+    store = open_store(db_url)
+    try:
+        with store.read() as conn:
+            shown = conn.execute(text("SHOW lock_timeout")).scalar_one()
+        assert shown == f"{PG_LOCK_TIMEOUT_MS // 1000}s", shown
+    finally:
+        store.close()
+    own = make_url(db_url).update_query_dict({"options": "-c lock_timeout=7s"})
+    store = open_store(own.render_as_string(hide_password=False))
+    try:
+        with store.read() as conn:
+            assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "7s"
+    finally:
+        store.close()

@@ -332,6 +332,28 @@ PG_CONNECT = {
 }
 
 
+#: how long a PostgreSQL store's statements wait for a lock another session holds (a
+#: transaction left open in psql, a process stopped in the middle of a write) before
+#: failing with the database's own words, as SQLite's busy timeout does: a command, the
+#: trigger endpoint or the service's stop would otherwise wait for as long as the lock
+#: is held. A lock_timeout set in the URL, or for the database or its role, is kept.
+PG_LOCK_TIMEOUT_MS = SQLITE_BUSY_TIMEOUT_MS
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("SHOW lock_timeout")
+            (current,) = cur.fetchone()
+            if str(current).strip() == "0":  # none set by the URL, database or role
+                cur.execute(f"SET lock_timeout = {int(PG_LOCK_TIMEOUT_MS)}")
+        finally:
+            cur.close()
+        dbapi_conn.commit()  # a session setting: it outlives this first transaction
+
+
 def create_store_engine(url: str, make_folder: bool = False) -> Engine:
     """The engine for the store at `url`. A SQLite file's folder is made only with
     `make_folder` (the default store, in the data folder): a folder that a URL someone
@@ -396,7 +418,7 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         # settings win
         connect_args = {k: v for k, v in PG_CONNECT.items() if k not in parsed.query}
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except Exception as exc:
         # an unknown kind of database, or one whose driver is not installed: the setting
         # names something this installation cannot use
@@ -407,6 +429,9 @@ def create_store_engine(url: str, make_folder: bool = False) -> Engine:
         raise StoreUrlError(
             f"cannot use database {shown_url(parsed)!r}: {without_url_secrets(reason, parsed)}"
         ) from None
+    if parsed.get_backend_name() == "postgresql":
+        _tune_postgresql(engine)
+    return engine
 
 
 def _truthy(value: object) -> bool:
@@ -454,6 +479,9 @@ def migrate(engine: Engine) -> bool:
             # advisory lock for the transaction. A second process waits here and then
             # finds the schema current.
             if conn.dialect.name == "postgresql":
+                # another process's migration is work under way, however long it takes
+                # on a large store: waited for, not given up after the lock timeout
+                conn.execute(text("SET LOCAL lock_timeout = 0"))
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             revision = current_revision(conn)
             if revision == head:
