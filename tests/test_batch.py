@@ -172,6 +172,39 @@ def test_a_page_decides_what_each_record_decides(records: list[dict[str, Any]]) 
     assert sorted(map(str, fast_rejects)) == sorted(map(str, slow_rejects))
 
 
+@settings(max_examples=200, deadline=None)
+@given(pages(clean=False))
+def test_a_page_of_exact_numbers_decides_what_each_record_decides(
+    records: list[dict[str, Any]],
+) -> None:
+    """A reply holding one number a float cannot keep is decoded the exact way: every
+    non-integer number of the page is then a Decimal, beside the whole numbers' ints."""
+    exact = decode_json(json.dumps({"dati": records}).encode())["dati"]
+    slow_rows, slow_rejects = one_by_one(exact)
+    fast_rows, fast_rejects = page_at_once(exact)
+    assert comparable(fast_rows) == comparable(slow_rows)
+    assert sorted(map(str, fast_rejects)) == sorted(map(str, slow_rejects))
+
+
+def test_a_whole_price_beside_a_long_number_is_kept() -> None:
+    """A whole-number price in a page whose other numbers came as Decimals (a weight of
+    17 significant digits sent the reply the exact way) failed the run: an int has no
+    digits to count the way a Decimal has."""
+    body = (
+        b'{"dati":[{"codice":"ZA2","descrizione":"whole","prz_listino":[[1,5]],'
+        b'"cod_grp_merc":"G1","alq_iva":"22","peso":2},'
+        b'{"codice":"ZB2","descrizione":"long","prz_listino":[[1,1.5]],'
+        b'"cod_grp_merc":"G1","alq_iva":"22","peso":0.30000000000000004}]}'
+    )
+    records = decode_json(body, decimals=False)["dati"]
+    assert records[1]["peso"] == Decimal("0.30000000000000004")
+    rows, rejects = page_at_once(records)
+    assert not rejects
+    assert [r.key for r in rows] == ["ZA2", "ZB2"]
+    assert comparable(rows) == comparable(one_by_one(records)[0])
+    assert rows[0].prices == {1: 5}
+
+
 @settings(max_examples=30, deadline=None)
 @given(pages(clean=True))
 def test_clean_pages_take_the_column_way_and_agree(records: list[dict[str, Any]]) -> None:

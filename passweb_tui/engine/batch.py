@@ -320,8 +320,13 @@ def _within(numbers: Iterable[Any], limit: NumberLimit) -> bool:
             return True
         total = sum(values)  # a NaN anywhere makes the sum one, which max() might miss
         if type(total) is Decimal and limit.precision is not None:  # a page of decimals
+            # beside its Decimals, a page decoded the exact way holds its whole numbers
+            # as ints, whose digits are counted as written
             significant = limit.significant
-            if any(len(v.as_tuple().digits) > significant for v in values):
+            if any(
+                len(v.as_tuple().digits if type(v) is Decimal else str(abs(v))) > significant
+                for v in values
+            ):
                 return False
         return bool(total == total and low < min(values) and max(values) < high)
     except (TypeError, ValueError, ArithmeticError):  # ValueError: bool() of a signalling NaN
