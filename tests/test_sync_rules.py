@@ -23,7 +23,7 @@ from passweb_tui.engine.lease import Lease
 from passweb_tui.engine.models import metadata
 from passweb_tui.engine.records import ENTITIES, SiteRules
 from passweb_tui.engine.state import WATERMARK, get_state
-from passweb_tui.engine.sync import COUNTERS, STAMP, SyncOptions
+from passweb_tui.engine.sync import COUNTERS, STAMP, Scope, SyncOptions
 
 ARTICLES = metadata.tables["articles"]
 
@@ -233,6 +233,55 @@ def test_pre_deleted_articles_are_unpublished_unless_the_setting_says_publish(
         assert result.entities["articles"]["updated"] == len(predeleted - pulled_back)
         # kept in the store, only unpublished
         assert predeleted <= store_articles(strict)
+    finally:
+        strict.close()
+
+
+@pytest.mark.parametrize("interrupted_by", ["failed changed", "partial"])
+def test_a_setting_put_back_after_rows_written_under_it_leaves_the_store_in_step(
+    db_url: str, sim: Any, interrupted_by: str
+) -> None:
+    """Rows written under a new setting by a run that did not end well (or by a
+    PARTIAL), then the setting put back: the store still recorded the old setting as its
+    rows', so the next CHANGED saw nothing to pull in full and left the rows the other
+    run wrote (pre-deleted articles published)."""
+    sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 40, "seed": 3, "fields": ["gest_precanc"]},
+    )
+    strict = open_engine(db_url, sim)
+    try:
+        strict.run("total")
+        hidden = _unpublished(strict)
+    finally:
+        strict.close()
+    lenient = open_engine(db_url, sim, rules=SiteRules(publish_predeleted=True))
+    try:
+        if interrupted_by == "partial":
+            done = lenient.run("partial", scope=Scope(entities=("articles",)))
+            assert done.status == "ok", done.error
+        else:
+            faulted = threading.Event()
+
+            def break_erp_mid_articles(ev: ProgressEvent) -> None:
+                if ev.entity == "articles" and ev.done >= 200 and not faulted.is_set():
+                    faulted.set()
+                    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+
+            failed = lenient.run("changed", on_event=break_erp_mid_articles)
+            sim.admin("DELETE", "faults")
+            assert faulted.is_set() and failed.status == "failed", failed
+        assert _unpublished(lenient) < hidden  # some written under the new setting
+    finally:
+        lenient.close()
+    strict = open_engine(db_url, sim)
+    try:
+        again = strict.run("changed")
+        assert again.status == "ok", again.error
+        assert _unpublished(strict) == hidden
+        assert in_step(strict) == {}
+        assert strict.run("changed").entities["articles"]["fetched"] < 100  # done with
     finally:
         strict.close()
 

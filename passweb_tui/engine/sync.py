@@ -108,6 +108,7 @@ from passweb_tui.engine.state import (
     clear_state_if,
     get_prefixed,
     get_state,
+    refill_token,
     set_state,
 )
 from passweb_tui.engine.store import Store
@@ -596,6 +597,21 @@ class SyncRunner:
         if kind == "changed" and watermark is None:
             kind = "total"
             self._messages.append("no correctly completed sync yet: this CHANGED runs as a TOTAL")
+        kept = {}
+        if not dry_run and rules_before is not None and rules_before != rules_now:
+            # rows about to be written under other settings than the store's were made
+            # under: until a TOTAL or CHANGED ends well under them, a refill of the tables
+            # they decide is kept in the store. A run that fails (or a PARTIAL) and the
+            # setting put back would otherwise leave the rows it wrote as they were made,
+            # the settings the store records being the same as the new run's.
+            scoped = set(scope.entities) if kind == "partial" and scope else None
+            moved = _rules_entities(rules_before, rules_now)
+            kept = {
+                name: refill_token()
+                for name in moved
+                if refill.get(name) is None and (scoped is None or name in scoped)
+            }
+            refill = {**refill, **kept}
         self.kind = kind
         if takes_lease(kind, dry_run):
             self._lease = Lease(self.store, self.options.lease_seconds)
@@ -604,7 +620,7 @@ class SyncRunner:
             if self._lease is not None:
                 self._close_abandoned_runs()
             started = utcnow()  # after them: a run closed here ended before this one began
-            self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started)
+            self.run_id = self._create_run(kind, requested, origin, scope, dry_run, started, kept)
             if self._lease is not None:
                 self._lease.set_run(self.run_id)
                 self._lease.start_heartbeat()
@@ -2103,8 +2119,11 @@ class SyncRunner:
         scope: Scope | None,
         dry_run: bool,
         started: datetime,
+        refills: Mapping[str, str],
     ) -> int:
         with self.store.write() as conn:
+            for name, token in refills.items():  # in the same transaction as the run
+                set_state(conn, REFILL_PREFIX + name, token)
             result = conn.execute(
                 insert(_RUNS)
                 .values(
