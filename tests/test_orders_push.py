@@ -430,6 +430,46 @@ def test_an_uncertain_customer_is_never_bound_to_another_company_sharing_its_ema
     assert erp_customers_with_vat(client, vat(base + 1)) == [code]
 
 
+def test_a_lost_answer_binds_an_e_mail_only_customer_to_the_one_it_made(
+    store: Store, client: MexalClient, sim: Any, base: int
+) -> None:
+    """A new customer who gave only an e-mail, one the ERP's customer 501.00003 has too:
+    the answer to its creation lost, the look-up took the lowest code with that e-mail,
+    the customer the ERP had before; the order went in under that other company and
+    the customer just made was left without it. The look-up takes only the record that
+    is what was sent (the same name; no VAT number or tax code where none was sent)."""
+    page = client.search_page(
+        "clienti",
+        [Filter("codice", "=", "501.00003")],
+        fields=["codice", "email", "ragione_sociale"],
+    )
+    other = page.records[0]
+    assert other.get("email")
+    mine = new_customer(base + 1, email=str(other["email"]), name=f"Somebody Else {base}")
+    mine.pop("vat_number")
+    oid = f"W{base + 1}"
+    orders = WebOrders(store)
+    assert orders.import_lines(jsonl(order_line(oid, customer=mine)).splitlines()).complete
+    sim.admin("PUT", "faults", json={"drop_after_commit": 1.0})
+    try:
+        result = orders.push(client)
+    finally:
+        sim.admin("DELETE", "faults")
+    # both answers lost: the order found by its marker
+    assert (result.customers_sent, result.orders_recovered) == (1, 1), result
+    code = orders.show(oid)["customer"]["erp_code"]
+    made = [
+        str(r["codice"])
+        for p in client.iter_pages(
+            "clienti",
+            filters=[Filter("ragione_sociale", "=", f"Somebody Else {base}")],
+            fields=["codice"],
+        )
+        for r in p.records
+    ]
+    assert code != other["codice"] and made == [code]
+
+
 def test_a_customer_sharing_a_tax_code_with_a_bound_one_gets_its_own_erp_customer(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:
@@ -477,7 +517,8 @@ def test_look_ups_read_past_a_page_the_erp_cut_early(tmp_path: Any) -> None:
         if request.url.path.endswith("ordini-clienti/ricerca"):
             rec: dict[str, Any] = {"sigla": "OC", "serie": 1, "numero": 541, "nota": "$W1$"}
         else:
-            rec = {"codice": "501.00042", "partita_iva": "01234567890", "email": "a@b.it"}
+            rec = {"codice": "501.00042", "ragione_sociale": "Bianchi  srl",
+                   "partita_iva": "01234567890", "email": "a@b.it"}  # fmt: skip
         return httpx.Response(200, json={"dati": [rec], "data_ric_elab": stamp})
 
     config = ErpConfig(base_url="https://erp.example/webapi", user="u", password="p",
@@ -487,7 +528,9 @@ def test_look_ups_read_past_a_page_the_erp_cut_early(tmp_path: Any) -> None:
         with MexalClient(config, transport=httpx.MockTransport(erp)) as client:
             pusher = Pusher(store, client)
             assert pusher.find_order("W1") == ["OC+1+541"]
-            row = SimpleNamespace(id=1, vat_number="01234567890", tax_code=None, email="A@b.it")
+            row = SimpleNamespace(
+                id=1, name="Bianchi Srl", vat_number="01234567890", tax_code=None, email="A@b.it"
+            )
             assert pusher._customer_lookup(row) == "501.00042"
     finally:
         store.close()

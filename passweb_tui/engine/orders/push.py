@@ -395,6 +395,11 @@ def _ident(value: Any) -> str:
     return "".join(str(value or "").split()).upper()
 
 
+def _name(value: Any) -> str:
+    """A customer's name as compared: words in one case, spaces between them as one."""
+    return " ".join(str(value or "").split()).casefold()
+
+
 class Pusher:
     """Pushes what waits on the site: new customers first, then confirmed orders."""
 
@@ -767,28 +772,34 @@ class Pusher:
     def _customer_lookup(self, row: Any) -> str | None:
         """The ERP customer an earlier attempt may have created for this site customer
         (its outcome unknown): searched by the site customer's VAT number, else its tax
-        code, else its e-mail (only the first of these it has), and taken only when it
-        agrees on every one of them the site customer has and no other site customer is
-        bound to it. Another company sharing an e-mail or a tax code is never taken."""
+        code, else its e-mail (only the first of these it has), and taken only when it is
+        what that attempt sent: the same name, and each of the three the same or, where
+        the site customer has none, absent; and no other site customer is bound to it.
+        Another company sharing an e-mail or a tax code is never taken, nor a customer
+        the ERP had before sharing the e-mail of one who gave only that."""
         known = [
             ("partita_iva", row.vat_number),
             ("codice_fiscale", row.tax_code),
             ("email", row.email),
         ]
-        given = [(campo, value, _ident(value)) for campo, value in known if _ident(value)]
+        given = [(campo, value) for campo, value in known if _ident(value)]
         if not given:
             return None
-        campo, value, _ = given[0]
+        campo, value = given[0]
+        sent = {c: _ident(v) for c, v in known}
+        name = _name(row.name)
         codes = sorted(
             str(r["codice"])
             for page in self.client.iter_pages(  # every page: see find_order
                 CUSTOMERS_RESOURCE,
                 filters=[Filter(campo, "=", value, case_insensitive=campo == "email")],
-                fields=["codice", *(c for c, _ in known)],
+                fields=["codice", "ragione_sociale", *sent],
                 page_size=10,
             )
             for r in page.records
-            if r.get("codice") and all(_ident(r.get(c)) == v for c, _, v in given)
+            if r.get("codice")
+            and _name(r.get("ragione_sociale")) == name
+            and all(_ident(r.get(c)) == v for c, v in sent.items())
         )
         free = self._unbound(codes, row.id)
         return free[0] if free else None
