@@ -1024,3 +1024,13 @@ def test_a_connection_an_http_url_loses_hints_at_https() -> None:
     said = str(err.value)
     assert f"connection to the ERP at {plain} was lost" in said, said
     assert "the URL should start with https://" in said, said
+
+
+def test_a_reply_nested_past_what_can_be_read_is_a_malformed_reply() -> None:
+    """A reply of arrays nested 100,000 deep stopped the run with Python's own
+    RecursionError, as an unexpected fault; it is a reply that is not JSON as read here."""
+    body = b'{"dati": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    rec = Recorder(lambda r: httpx.Response(200, content=body))
+    with rec.client(max_retries=0) as client, pytest.raises(MalformedResponseError) as err:
+        client.list_page("articoli")
+    assert "nested deeper than can be read" in str(err.value)

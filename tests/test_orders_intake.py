@@ -136,6 +136,8 @@ BAD = [
     ),
     (order_line("W2017", customer=new_customer(7, zip=20100.5)), "customer.zip: must be text"),
     (order_line(1001.5), "id: must be 1-40 letters, digits, '_', '.' or '-', got 1001.5"),
+    # nested past what the JSON reader takes: it stopped the whole import, good lines too
+    ("[" * 100_000, "not an order: arrays or objects nested deeper than can be read"),
 ]
 
 

@@ -399,7 +399,10 @@ def decode_json(content: bytes, *, decimals: bool = True) -> Any:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    try:
+        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:  # a ValueError as any other reply that is not JSON read here
+        raise ValueError("arrays or objects nested deeper than can be read") from None
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"

@@ -500,6 +500,10 @@ def parse_line(text: str, limits: Limits | None = None) -> OrderIn:
         obj = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise OrderInvalid(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise OrderInvalid(
+            "not an order: arrays or objects nested deeper than can be read"
+        ) from None
     return validate(obj, limits)
 
 
@@ -528,7 +532,7 @@ def read_lines(
                 maybe = json.loads(text)
                 if isinstance(maybe, dict) and isinstance(maybe.get("id"), str):
                     order_id = maybe["id"][:40]
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             yield number, Problem(number, order_id, str(exc))
 
