@@ -280,12 +280,19 @@ def test_a_write_the_database_refuses_is_one_line_without_the_statement(tmp_path
 
 
 def test_numbers_beyond_what_the_store_holds_are_no_crash(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A --limit past 64 bits means "all"; an update id past them is no update."""
+    """A --limit past 64 bits means "all"; an update id past them is no update. An id
+    past PostgreSQL's integers (2**31) made the database refuse the query ("integer out
+    of range", exit 1): `orders ack` then acknowledged none of the others given."""
     from passweb_tui.cli import main
 
-    db = f"sqlite:///{tmp_path / 'store.db'}"
+    db = db_url
+    for big in ("2147483648", "9223372036854775807"):
+        assert main(["--db", db, "orders", "ack", big]) == 2
+        assert capsys.readouterr().err.strip() == f"passweb-tui: no order update {big}"
+        assert main(["--db", db, "changes", "--run", big]) == 2
+        assert capsys.readouterr().err.strip() == f"passweb-tui: no run {big} in the store"
     huge = "99999999999999999999"
     for args in (("runs", "--limit", huge), ("changes", "--limit", huge),
                  ("orders", "list", "--limit", huge)):  # fmt: skip

@@ -319,11 +319,9 @@ def _shown(value: Any) -> str:
 
 
 def run_ack(args: argparse.Namespace, ctx: Context) -> int:
-    # an id no store can hold (beyond 64 bits, or not positive) is no update either
-    possible = [i for i in args.update_ids if 1 <= i < 2**63]
+    # an id no store can hold (too large, or not positive) is no update either
     with _orders(ctx) as api:
-        acked, before, unknown = api.acknowledge(possible) if possible else ([], [], [])
-    unknown = [*unknown, *(i for i in args.update_ids if not 1 <= i < 2**63)]
+        acked, before, unknown = api.acknowledge(args.update_ids)
     for i in unknown:
         print(f"passweb-tui: no order update {i}", file=sys.stderr)
     said = f"acknowledged {len(acked)} update{'' if len(acked) == 1 else 's'}"

@@ -38,6 +38,7 @@ from passweb_tui.engine.models import (
     PriceList,
     SyncReject,
     SyncRun,
+    storable_id,
 )
 from passweb_tui.engine.orders.models import WebCustomer, WebOrder
 from passweb_tui.engine.records import MAIN_ENTITIES, SiteRules, plain_money
@@ -325,7 +326,9 @@ def _aware(v: datetime | None) -> datetime | None:
 
 def _run_row(conn: Connection, run_id: int) -> Any:
     """The run's row; SyncError when the store has no such run."""
-    row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
+    row = None
+    if storable_id(run_id):
+        row = conn.execute(select(_RUNS).where(_RUNS.c.id == run_id)).mappings().first()
     if row is None:
         raise SyncError(f"no run {run_id} in the store")
     return row
@@ -557,6 +560,8 @@ class Engine:
         """The first `limit` records a run rejected, in the order recorded, and how many
         it rejected in all."""
         r = _REJECTS.c
+        if not storable_id(run_id):
+            return [], 0
         with self.store.read() as conn:
             total = conn.execute(
                 select(func.count()).select_from(_REJECTS).where(r.run_id == run_id)
@@ -593,7 +598,7 @@ class Engine:
         c = _CHANGES.c
         q = select(_CHANGES)
         if run_id is not None:
-            q = q.where(c.run_id == run_id)
+            q = q.where(c.run_id == run_id if storable_id(run_id) else false())
         if entity is not None:
             q = q.where(c.entity == entity)
         whole = {f"({kind})": kind for kind in ("inserted", "deleted")}
@@ -635,7 +640,7 @@ class Engine:
         label = func.coalesce(c.field, "(" + c.change + ")")
         q = select(c.entity, label, func.count()).group_by(c.entity, label)
         if run_id is not None:
-            q = q.where(c.run_id == run_id)
+            q = q.where(c.run_id == run_id if storable_id(run_id) else false())
         if entity is not None:
             q = q.where(c.entity == entity)
         if key is not None:

@@ -15,6 +15,16 @@ from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
 
+#: the largest id the store's numbered rows (runs, order updates) can have: their keys
+#: are PostgreSQL integers, which refuse a larger number in a query ("integer out of
+#: range") rather than find nothing
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    """Whether a row of the store can have this id (1 to MAX_ID): one beyond is no row."""
+    return 1 <= value <= MAX_ID
+
 
 class ExactNumeric(TypeDecorator[Decimal]):
     """NUMERIC(precision, scale) that reads back the number written.

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from passweb_tui.engine.erp.client import MexalClient
-from passweb_tui.engine.models import Article, Customer
+from passweb_tui.engine.models import Article, Customer, storable_id
 from passweb_tui.engine.orders import states
 from passweb_tui.engine.orders.documents import CUSTOMERS_RESOURCE, DocumentSeries, marker
 from passweb_tui.engine.orders.intake import (
@@ -555,11 +555,14 @@ class WebOrders:
         """Mark updates reviewed; returns (acknowledged now, acknowledged before, unknown
         ids)."""
         ids = sorted(set(update_ids))
+        possible = [i for i in ids if storable_id(i)]
         with self.store.write() as conn:
             reviewed: dict[int, bool] = {
                 row.id: bool(row.reviewed)
                 for row in conn.execute(
-                    sa.select(updates_t.c.id, updates_t.c.reviewed).where(updates_t.c.id.in_(ids))
+                    sa.select(updates_t.c.id, updates_t.c.reviewed).where(
+                        updates_t.c.id.in_(possible)
+                    )
                 )
             }
             fresh = [i for i in ids if i in reviewed and not reviewed[i]]
