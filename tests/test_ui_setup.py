@@ -278,6 +278,55 @@ def test_demo_activity_changes_what_a_variati_then_reads(erp_sim: Any, tmp_path:
         engine.close()
 
 
+async def save_at(url: str, erp_sim: Any) -> tuple[str, bool, list[str]]:
+    """Save and open with the simulator's credentials at `url`: what the form says, whether
+    the dashboard opened, and the notices shown."""
+    resources = UiResources(context())
+    app = create_app(None, connect=resources.connect)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            form = {"url": url, "user": erp_sim.user, "password": erp_sim.password,
+                    "azienda": erp_sim.azienda}  # fmt: skip
+            for name, value in form.items():
+                app.screen.query_one(f"#setup-{name}", Input).value = value
+            await pilot.press("ctrl+s")
+            for _ in range(100):
+                await workers_done(app)
+                await pilot.pause(0.05)
+                if isinstance(app.screen, DashboardScreen) or "Failed" in str(
+                    app.screen.query_one("#setup-result", Static).render()
+                ):
+                    break
+            opened = isinstance(app.screen, DashboardScreen)
+            said = "" if opened else str(app.screen.query_one("#setup-result", Static).render())
+            return " ".join(said.split()), opened, [str(n.message) for n in app._notifications]
+    finally:
+        resources.close(app)
+
+
+async def test_an_address_where_no_webapi_answers_is_not_saved(erp_sim: Any) -> None:
+    """An address that answers, but as no Mexal WebAPI does (a 404 on its installation
+    data): the check said so, and the save wrote it all the same and opened a dashboard
+    that could never reach it (the next start too)."""
+    wrong = erp_sim.url.replace("/webapi", "/sim/webapi")
+    said, opened, _ = await save_at(wrong, erp_sim)
+    assert not opened and said.startswith("Failed: no Mexal WebAPI answers at"), said
+    assert said.endswith("(nothing was saved)"), said
+    assert not config_path().exists()
+
+
+async def test_an_erp_that_does_not_answer_now_is_saved_and_said_so(erp_sim: Any) -> None:
+    """The ERP down while it is set up: saved (it may come up later), and the dashboard
+    that opens says the check went unanswered, and why."""
+    said, opened, notices = await save_at("http://127.0.0.1:1/webapi", erp_sim)
+    assert opened, said
+    assert config_path().exists()
+    assert any(
+        n.startswith("Saved without the ERP's answer: cannot reach the ERP") for n in notices
+    ), notices
+
+
 def fill_wrong_password(app: Any, erp_sim: Any) -> None:
     """The setup form with the simulator's address and user, and a password it refuses."""
     form = {"url": erp_sim.url, "user": erp_sim.user, "password": "wrong",

@@ -86,8 +86,10 @@ class UiResources:
             self.start_activity(erp)
         return self.engine, erp_label(erp)
 
-    def connect(self, how: str, values: dict[str, Any]) -> tuple[Any, str]:
-        """Called by the setup screen (in a worker thread): save and open, or the demo."""
+    def connect(self, how: str, values: dict[str, Any]) -> tuple[Any, str, str | None]:
+        """Called by the setup screen (in a worker thread): save and open, or the demo.
+        Returns the engine, the ERP's label, and what kept the ERP from answering the
+        check before the settings were saved (None when it answered)."""
         settings = self.ctx.settings
         if how == "demo":
             from passweb_tui.demo import start_demo_erp
@@ -100,18 +102,34 @@ class UiResources:
             erp = self.demo_erp.erp_config(demo)
             self.engine = open_engine(demo, erp)
             self.start_activity(erp)
-            return self.engine, erp_label(erp)
+            return self.engine, erp_label(erp), None
         # credentials the ERP refuses are not saved: the next start would open on them,
-        # and log in with them again and again (the ERP locks a user after a few)
-        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
+        # and log in with them again and again (the ERP locks a user after a few); nor
+        # an address that answers as no Mexal WebAPI does (a 404, a page that is not
+        # JSON) or whose certificate is refused: a setting to correct, which trying
+        # again does not mend. An ERP that does not answer now (down, unreachable, too
+        # busy) may be set up all the same, and the screen that opens says so.
+        from passweb_tui.engine.erp.errors import (
+            AuthError,
+            ContextMissingError,
+            ErpError,
+            MalformedResponseError,
+        )
         from passweb_tui.screens.setup import NotSaved, test_connection
 
+        unchecked: str | None = None
         try:
             test_connection(values)
         except (AuthError, ContextMissingError) as exc:
             raise NotSaved(str(exc)) from None
-        except Exception:
-            log.info("the ERP did not answer the setup's check; saved all the same", exc_info=True)
+        except ErpError as exc:
+            if not exc.retryable or isinstance(exc, MalformedResponseError):
+                raise NotSaved(str(exc)) from None
+            unchecked = str(exc)
+        except Exception as exc:
+            unchecked = str(exc) or exc.__class__.__name__
+        if unchecked is not None:
+            log.info("the ERP did not answer the setup's check; saved all the same: %s", unchecked)
         # where this site reads them: [sites.NAME.erp] under --site NAME, else [erp]; a
         # section that cannot be changed in place is refused (ConfigError, shown as is)
         save_erp_settings(
@@ -137,7 +155,7 @@ class UiResources:
         )
         erp = configured.erp_config()
         self.engine = open_engine(configured, erp)
-        return self.engine, erp_label(erp)
+        return self.engine, erp_label(erp), unchecked
 
     def close(self, app: Any) -> None:
         """Leave nothing running: a sync still going is cancelled and waited for."""

@@ -226,5 +226,12 @@ class SetupScreen(Screen[None]):
                 "green",
             )
         elif event.state == WorkerState.SUCCESS and group == "setup-open":
-            engine, label = cast(Any, event.worker.result)
+            # (engine, label), and what kept the ERP from answering the check, if anything
+            engine, label, *unchecked = cast(Any, event.worker.result)
             self.app.connected(engine, label)  # type: ignore[attr-defined]
+            if unchecked and unchecked[0]:
+                self.app.notify(
+                    t("setup.saved_unchecked", error=engine_text(unchecked[0])),
+                    severity="warning",
+                    timeout=20,
+                )

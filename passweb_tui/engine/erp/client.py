@@ -714,9 +714,11 @@ class MexalClient:
             try:
                 context = ssl.create_default_context(cafile=config.ca_file)
             except (OSError, ssl.SSLError) as exc:
-                raise ErpConnectionError(
+                error = ErpConnectionError(
                     f"CA file {config.ca_file!r} cannot be used: {exc.__class__.__name__}: {exc}"
-                ) from None
+                )
+                error.retryable = False  # a setting to correct: no retry mends it
+                raise error from None
             # the CA of one's own ERP, often made by a plain `openssl req -x509` with no
             # key usage extension: Python 3.13's strict checks (on by default there)
             # would refuse it where 3.11 and 3.12 accept it. The chain, the name and the
