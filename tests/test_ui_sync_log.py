@@ -116,3 +116,37 @@ def test_the_launcher_gives_a_finished_run_the_duration_its_record_has() -> None
     snap = monitor.snapshot()
     assert snap is not None
     assert abs(snap.elapsed_s - 1.8) < 1e-9 and snap.log[-1].seconds == snap.elapsed_s
+
+
+def test_the_summary_names_rejected_records_only_where_it_adds_up() -> None:
+    """A run that took every record but could not send a web order ends "ok with
+    rejects": its summary said "rejected 0" for the records above the order that failed,
+    which reads as a contradiction. The records' rejects are named when there are some,
+    or when nothing else was rejected."""
+    from dataclasses import replace
+
+    from passweb_tui.screens.sync import SyncScreen
+    from passweb_tui.screens.sync_state import SyncSnapshot
+
+    set_language("en")
+    counts = {"fetched": 250, "inserted": 0, "updated": 104, "unchanged": 146, "deleted": 0}
+    result = {
+        "kind": "changed",
+        "requested_kind": "changed",
+        "entities": {"articles": {**counts, "rejected": 0}},
+        "off_site": {},
+        "orders": {"sent": 2, "failed": 1},
+        "customers": {"failed": 1},
+    }
+    snap = SyncSnapshot(None, "changed", "changed", False, "done", (), (), False,
+                        "ok_with_rejects", False, 1.0, result)  # fmt: skip
+    screen = object.__new__(SyncScreen)
+    said = str(screen.summary(snap))
+    assert "Records read 250: changed 104, unchanged 146\n" in said, said
+    assert "Web orders: sent 2, failed 1" in said and "rejected" not in said
+    clean = {**result, "orders": {"sent": 2}, "customers": {}}
+    said = str(screen.summary(replace(snap, status="ok", result=clean)))
+    assert "unchanged 146, rejected 0\n" in said, said
+    bad = {**result, "entities": {"articles": {**counts, "rejected": 3}}}
+    said = str(screen.summary(replace(snap, result=bad)))
+    assert "unchanged 146, rejected 3\n" in said, said

@@ -415,12 +415,18 @@ class SyncScreen(BaseScreen):
                 for name in totals:
                     totals[name] += int(value_of(counts, name, 0) or 0)
             # what became of the records read, so that the line adds up (the records not
-            # for the site included); a count of none is left out, but for the rejects
+            # for the site included); a count of none is left out, but for the rejects,
+            # unless what the run did reject are web orders or customers (said below):
+            # "rejected 0" beside an outcome "ok with rejects" reads as a contradiction
             totals["off_site"] = sum((value_of(result, "off_site") or {}).values())
+            failed_pushes = any(
+                isinstance(c, dict) and c.get("failed")
+                for c in (value_of(result, "orders"), value_of(result, "customers"))
+            )
             parts = [
                 t(f"sync.count.{name}", n=fmt_int(totals[name]))
                 for name in ("inserted", "updated", "unchanged", "deleted", "off_site", "rejected")
-                if totals[name] or name == "rejected"
+                if totals[name] or (name == "rejected" and not failed_pushes)
             ]
             line = t("sync.counts", fetched=fmt_int(totals["fetched"]), parts=", ".join(parts))
             out.append(line + "\n", style="bold red" if totals["rejected"] else "")
