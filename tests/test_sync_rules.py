@@ -355,19 +355,16 @@ def test_rejected_records_are_reported_and_retried_by_the_next_changed(
     # a date after every generated record, so only this test's changes are recent
     sim.admin("PUT", "clock", json={"now": "20300115 120000"})
     engine.run("total")
-    bad = sim.admin(
-        "POST",
-        "records/articoli",
-        json={
-            "codice": "BAD0001",
-            "descrizione": "Category the ERP never defined",
-            "alq_iva": "22",
-            "um_principale": "PZ",
-            "cod_grp_merc": "ZZZZ",
-            "cat_web": "ZZZZ",
-            "trasf_sito": [[1, "S"]],
-        },
-    ).json()["key"]
+    bad_record = {
+        "codice": "BAD0001",
+        "descrizione": "Category the ERP never defined",
+        "alq_iva": "22",
+        "um_principale": "PZ",
+        "cod_grp_merc": "ZZZZ",
+        "cat_web": "ZZZZ",
+        "trasf_sito": [[1, "S"]],
+    }
+    bad = sim.admin("POST", "records/articoli", json=bad_record).json()["key"]
     result = engine.run("changed")
     assert result.status == "ok_with_rejects"
     assert result.entities["articles"]["rejected"] == 1
@@ -388,10 +385,22 @@ def test_rejected_records_are_reported_and_retried_by_the_next_changed(
 
     assert remembered() == [bad]
     sim.admin("DELETE", f"records/articoli/{bad}")
-    assert engine.run("total").status == "ok"
+    # asked for by its key and not given: forgotten by the CHANGED itself (it was kept
+    # until a TOTAL, asked for by every CHANGED, and kept the run that rejected it)
+    forgot = engine.run("changed")
+    assert forgot.status == "ok" and forgot.entities["articles"]["fetched"] == 0
     assert remembered() == []
     later = engine.run("changed")
     assert later.status == "ok" and later.entities["articles"]["fetched"] == 0
+    # and by a TOTAL, which reads every record
+    worse = dict(bad_record, codice="BAD0002")
+    second = sim.admin("POST", "records/articoli", json=worse).json()["key"]
+    sim.admin("PUT", "clock", json={"now": "20300116 120000"})
+    assert engine.run("changed").status == "ok_with_rejects"
+    assert remembered() == [second]
+    sim.admin("DELETE", f"records/articoli/{second}")
+    assert engine.run("total").status == "ok"
+    assert remembered() == []
 
 
 def test_dry_run_reads_and_reports_but_writes_nothing(engine: Engine) -> None:

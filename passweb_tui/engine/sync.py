@@ -1346,6 +1346,18 @@ class SyncRunner:
             for _, future in waiting:  # a pass that stopped early: its pages are not wanted
                 future.cancel()
         self._check_cancel()  # a pass cut short by a cancel never counts as complete
+        if pending_retry and not dry_run and len(sources) > 1:
+            # rejected by an earlier run, asked for again by key, and not given: the ERP
+            # has them no more. Kept, every later CHANGED would ask for them again, and
+            # the run that rejected them would never be pruned.
+            gone = sorted(pending_retry)
+            with self.store.write(conn):
+                for i in range(0, len(gone), 500):
+                    conn.execute(
+                        delete(_RETRY).where(
+                            _RETRY.c.entity == spec.name, _RETRY.c.key.in_(gone[i : i + 500])
+                        )
+                    )
         # the pass has read everything: its total is known now (a first TOTAL or a CHANGED
         # did not know it in advance, a TOTAL only guessed it from the store)
         total = counts["fetched"]
