@@ -178,6 +178,19 @@ async def test_total_then_partial_of_typed_codes(engine: Engine, erp_sim: Any) -
         assert whole.scope == {"entities": ["articles", "customers"], "codes": []}
         assert whole.entities["articles"]["fetched"] == total.entities["articles"]["fetched"]
         assert whole.entities["customers"]["fetched"] > 0
+        # a Variati with the scope still on the form reads everything, and says so: the
+        # entities left ticked must not look as if they applied
+        app._notifications.clear()
+        await pilot.press("y", "v")  # a dry run: nothing written
+        await wait_sync(pilot, app)
+        changed = engine.runs(limit=1)[0]
+        assert changed.kind == "changed" and changed.scope is None
+        said = [str(n.message) for n in app._notifications]
+        assert any(
+            m.startswith("Variati reads everything: the entities and codes chosen are for a")
+            and m.endswith("Parziale (p).")
+            for m in said
+        ), said
 
 
 async def test_partial_of_records_marked_in_the_catalogue(synced: Engine) -> None:

@@ -241,8 +241,27 @@ class SyncScreen(BaseScreen):
             return
         self._launch(kind, scope, dry_run)
 
+    def scope_filled(self) -> bool:
+        """Whether the form holds a Parziale's scope: an entity chosen, codes typed, the
+        marked records asked for."""
+        return bool(
+            self.query_one("#sync-entity", SelectionList).selected
+            or self.query_one("#sync-codes", Input).value.strip()
+            or self.query_one("#sync-marked", Checkbox).value
+        )
+
     def _launch(self, kind: str, scope: Any, dry_run: bool) -> None:
         if self.papp.start_sync(kind, scope=scope, dry_run=dry_run):
+            if kind != "partial" and self.scope_filled():
+                # the scope stays on the form: it must not look as if it applied
+                self.notify(
+                    t(
+                        "sync.scope_not_used",
+                        kind=kind_label(kind),
+                        partial=kind_label("partial"),
+                        key=self.bound_key("sync.partial"),
+                    )
+                )
             self.query_one("#sync-log", RichLog).clear()
             self._log_count = 0
             # stacked under the form on a small terminal: bring the run into view
