@@ -169,3 +169,42 @@ def test_short_labels_are_taken_when_their_own_would_leave_out_a_count() -> None
     quiet = [[*row[:3], "0"] for row in rows]
     assert [c.label for c in labelled(columns, quiet, 32)] == [c.label for c in columns]
     assert fit_columns(columns, quiet, 32)[0] == ["entity", "inserted", "updated"]
+
+
+def test_change_log_values_are_cut_where_they_differ_only_when_they_do_not_fit() -> None:
+    """A description changed near its end, in a column wide enough for it: it was shown
+    from where it differs ("…2328" against "…2328 #844") on a wide terminal too. It is
+    whole where it fits, and cut from where it differs where it does not."""
+    import asyncio
+
+    from textual.app import App, ComposeResult
+
+    from passweb_tui.i18n import set_language
+    from passweb_tui.screens.changes import change_columns, change_row
+    from passweb_tui.screens.fit_table import FitTable
+
+    set_language("en")
+    entry = {"id": 1, "run_id": 12, "entity": "customers", "key": "501.00922",
+             "change": "updated", "field": "ragione_sociale",
+             "old": "Ferramenta Lombarda di Rossi Giuseppe s.n.c.",
+             "new": "Ferramenta Lombarda di Rossi Giuseppe s.n.c. #781"}  # fmt: skip
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield FitTable(change_columns(with_run=True), id="t")
+
+    async def shown(width: int) -> list[str]:
+        app = One()
+        async with app.run_test(size=(width, 10)) as pilot:
+            table = app.query_one("#t", FitTable)
+            table.show_rows([change_row(entry)])
+            await pilot.pause()
+            await pilot.pause()
+            return [str(getattr(c, "plain", c)) for c in table.get_row("1")]
+
+    wide = asyncio.run(shown(200))
+    assert wide[-2:] == [entry["old"], entry["new"]], wide
+    narrow = asyncio.run(shown(80))
+    old, new = narrow[-2:]
+    assert old.startswith("…") and new.startswith("…") and "#781" in new, narrow
+    assert old != new

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -31,7 +31,8 @@ from passweb_tui.screens.sync_state import SyncSnapshot
 PAGE = 500
 #: the lines the change log's note has under its table (app.tcss: .row-note)
 NOTE_LINES = 4
-VALUE_WIDTH = 40
+#: the most of a value a cell shows (a wide terminal shows this much of a text whole)
+VALUE_WIDTH = 60
 
 
 def short(value: Any) -> str:
@@ -141,9 +142,22 @@ def change_columns(*, with_run: bool, with_record: bool = True) -> list[Col]:
         ),
         Col("change", t("col.change")),
         Col("field", t("col.field"), shrink=True),
-        Col("old", t("col.old"), shrink=True),
-        Col("new", t("col.new"), shrink=True),
+        Col("old", t("col.old"), shrink=True, shorten=_from_difference(0)),
+        Col("new", t("col.new"), shrink=True, shorten=_from_difference(1)),
     ]
+
+
+def _from_difference(side: int) -> Callable[[Mapping[str, Any], int], Any]:
+    """An old (0) or new (1) value too wide for its column: shown from just before where
+    it differs from the other (see records.from_difference), so that the two cut cells
+    do not read the same. A value that fits is shown whole."""
+    from passweb_tui.engine.records import from_difference
+
+    def shorten(row: Mapping[str, Any], _width: int) -> Any:
+        old, new = row.get("old"), row.get("new")
+        return from_difference(old, new)[side]
+
+    return shorten
 
 
 def shown_parts(entry: Any, numeric: Collection[tuple[str, str]]) -> tuple[Any, Any]:
@@ -164,7 +178,11 @@ def change_row(
     changed."""
     from passweb_tui.engine.records import from_difference
 
-    old, new = from_difference(*shown_parts(entry, numeric))
+    old, new = shown_parts(entry, numeric)
+    if max(len(str(old)), len(str(new))) > VALUE_WIDTH:
+        # longer than a cell ever shows: from where they differ, before cutting the end
+        old, new = from_difference(old, new)
+    # (shorter ones whole: cut where they differ only if the column is narrower)
     cells = (
         str(value_of(entry, "run_id", "")),
         t("entity." + str(value_of(entry, "entity")), default=str(value_of(entry, "entity"))),

@@ -12,7 +12,7 @@ than cut at the edge.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +48,9 @@ class Col:
     #: a shorter label ("Ins." for "Inserted"), shown when the labels are too wide to
     #: show every column that has something in it
     short: str | Text = ""
+    #: how a cell too wide for its column is shortened, given its row's cells by column
+    #: key and the width (None: cut at the end, with an ellipsis)
+    shorten: Callable[[Mapping[str, Any], int], Any] | None = None
 
 
 def cell_width(cell: Any) -> int:
@@ -243,19 +246,20 @@ class FitTable(KeyTable):
         if fit != self._fit:
             self._rebuild(fit)
         index = {c.key: i for i, c in enumerate(self.all_columns)}
+        own = {c.key: c.shorten for c in self.all_columns if c.shorten is not None}
+
+        def cell(row: Sequence[Any], k: str) -> Any:
+            value = row[index[k]]
+            if k not in caps or cell_width(value) <= caps[k]:
+                return value
+            if k in own:
+                by_key = {c: row[i] for c, i in index.items() if i < len(row)}
+                return clip(own[k](by_key, caps[k]), caps[k])  # type: ignore[misc]
+            return clip(value, caps[k])
+
         diff_rows(
             self,
-            [
-                (
-                    key,
-                    [
-                        clip(row[index[k]], caps[k]) if k in caps else row[index[k]]
-                        for k in keys
-                        if index[k] < len(row)
-                    ],
-                )
-                for key, row in self._rows
-            ],
+            [(key, [cell(row, k) for k in keys if index[k] < len(row)]) for key, row in self._rows],
         )
 
     def _refit_if_resized(self) -> None:
