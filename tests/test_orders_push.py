@@ -470,6 +470,69 @@ def test_a_lost_answer_binds_an_e_mail_only_customer_to_the_one_it_made(
     assert code != other["codice"] and made == [code]
 
 
+@pytest.mark.parametrize("retyped", ["name", "tax code"])
+def test_a_customer_the_erp_staff_retyped_after_a_lost_answer_is_still_found(
+    store: Store,
+    client: MexalClient,
+    sim: Any,
+    base: int,
+    retyped: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer to a new customer's creation lost, and the look-up after it too; the
+    ERP's staff then retype its name ("ROSSI MARIO") or add its tax code: the next push
+    finds the customer it made, and makes no second one."""
+    from passweb_tui.engine.erp.errors import ErpConnectionError
+
+    mine = new_customer(base + 1, email=f"mario{base}@example.it", name=f"Mario Rossi{base}")
+    mine.pop("vat_number")
+    oid = f"W{base + 1}"
+    orders = WebOrders(store)
+    assert orders.import_lines(jsonl(order_line(oid, customer=mine)).splitlines()).complete
+
+    def lost(self: Any, row: Any) -> None:
+        raise ErpConnectionError("cannot reach the ERP: the link went down")
+
+    monkeypatch.setattr(Pusher, "_customer_lookup", lost)
+    sim.admin("PUT", "faults", json={"drop_after_commit": 1.0})
+    try:
+        first = orders.push(client)
+    finally:
+        sim.admin("DELETE", "faults")
+    assert first.customers_sent == 0 and first.orders_sent == 0, first
+    monkeypatch.undo()
+    made = erp_customers_named(client, f"Mario Rossi{base}")
+    assert len(made) == 1
+    if retyped == "name":
+        change = {"ragione_sociale": f"ROSSI{base}  MARIO"}
+    else:
+        change = {"codice_fiscale": "RSSMRA80A01F205X"}
+    client.update("clienti", made[0], change)
+    again = orders.push(client, settle=timedelta(0))
+    assert (again.customers_sent, again.orders_sent) == (1, 1), again
+    assert orders.show(oid)["customer"]["erp_code"] == made[0]
+    by_mail = [
+        str(r["codice"])
+        for p in client.iter_pages(
+            "clienti",
+            filters=[Filter("email", "=", f"mario{base}@example.it")],
+            fields=["codice"],
+        )
+        for r in p.records
+    ]
+    assert by_mail == made
+
+
+def erp_customers_named(client: MexalClient, name: str) -> list[str]:
+    return [
+        str(r["codice"])
+        for p in client.iter_pages(
+            "clienti", filters=[Filter("ragione_sociale", "=", name)], fields=["codice"]
+        )
+        for r in p.records
+    ]
+
+
 def test_a_customer_sharing_a_tax_code_with_a_bound_one_gets_its_own_erp_customer(
     store: Store, client: MexalClient, sim: Any, base: int
 ) -> None:

@@ -395,9 +395,9 @@ def _ident(value: Any) -> str:
     return "".join(str(value or "").split()).upper()
 
 
-def _name(value: Any) -> str:
-    """A customer's name as compared: words in one case, spaces between them as one."""
-    return " ".join(str(value or "").split()).casefold()
+def _name(value: Any) -> tuple[str, ...]:
+    """A customer's name as compared: its words in one case, in any order."""
+    return tuple(sorted(str(value or "").casefold().split()))
 
 
 class Pusher:
@@ -772,11 +772,12 @@ class Pusher:
     def _customer_lookup(self, row: Any) -> str | None:
         """The ERP customer an earlier attempt may have created for this site customer
         (its outcome unknown): searched by the site customer's VAT number, else its tax
-        code, else its e-mail (only the first of these it has), and taken only when it is
-        what that attempt sent: the same name, and each of the three the same or, where
-        the site customer has none, absent; and no other site customer is bound to it.
-        Another company sharing an e-mail or a tax code is never taken, nor a customer
-        the ERP had before sharing the e-mail of one who gave only that."""
+        code, else its e-mail (only the first of these it has), and taken only when it
+        agrees on every one of the three the site customer has, bears its name (the same
+        words, in any case and order: "ROSSI MARIO" for "Mario Rossi", as the ERP's
+        staff may have retyped it) and no other site customer is bound to it. Another
+        company sharing an e-mail or a tax code is never taken, nor a customer the ERP
+        had before sharing the e-mail of one who gave only that."""
         known = [
             ("partita_iva", row.vat_number),
             ("codice_fiscale", row.tax_code),
@@ -786,14 +787,14 @@ class Pusher:
         if not given:
             return None
         campo, value = given[0]
-        sent = {c: _ident(v) for c, v in known}
+        sent = {c: _ident(v) for c, v in given}
         name = _name(row.name)
         codes = sorted(
             str(r["codice"])
             for page in self.client.iter_pages(  # every page: see find_order
                 CUSTOMERS_RESOURCE,
                 filters=[Filter(campo, "=", value, case_insensitive=campo == "email")],
-                fields=["codice", "ragione_sociale", *sent],
+                fields=["codice", "ragione_sociale", *(c for c, _ in known)],
                 page_size=10,
             )
             for r in page.records
