@@ -105,15 +105,17 @@ class UiResources:
             return self.engine, erp_label(erp), None
         # credentials the ERP refuses are not saved: the next start would open on them,
         # and log in with them again and again (the ERP locks a user after a few); nor
-        # an address that answers as no Mexal WebAPI does (a 404, a page that is not
-        # JSON) or whose certificate is refused: a setting to correct, which trying
-        # again does not mend. An ERP that does not answer now (down, unreachable, too
-        # busy) may be set up all the same, and the screen that opens says so.
+        # an address where no Mexal WebAPI answers (a 404 for its installation data, a
+        # web page) or whose certificate or CA file is refused: a setting to correct,
+        # which trying again does not mend. An ERP that does not answer now (down,
+        # unreachable, too busy, a reply cut short) may be set up all the same, and the
+        # screen that opens says so.
         from passweb_tui.engine.erp.errors import (
             AuthError,
             ContextMissingError,
-            ErpError,
+            ErpConnectionError,
             MalformedResponseError,
+            NotFoundError,
         )
         from passweb_tui.screens.setup import NotSaved, test_connection
 
@@ -122,8 +124,11 @@ class UiResources:
             test_connection(values)
         except (AuthError, ContextMissingError) as exc:
             raise NotSaved(str(exc)) from None
-        except ErpError as exc:
-            if not exc.retryable or isinstance(exc, MalformedResponseError):
+        except (NotFoundError, ErpConnectionError, MalformedResponseError) as exc:
+            wrong_place = isinstance(exc, NotFoundError) or (
+                isinstance(exc, MalformedResponseError) and exc.not_json
+            )
+            if wrong_place or (isinstance(exc, ErpConnectionError) and not exc.retryable):
                 raise NotSaved(str(exc)) from None
             unchecked = str(exc)
         except Exception as exc:

@@ -1164,12 +1164,17 @@ class MexalClient:
             return decode_json(json_body(response), decimals=decimals)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             snippet = response.content[:60].decode("utf-8", "replace")
-            raise MalformedResponseError(
+            error = MalformedResponseError(
                 f"ERP sent a reply that is not valid JSON ({exc}); it starts {snippet!r}",
                 status=response.status_code,
                 method=method,
                 path=path,
-            ) from None
+            )
+            # not JSON from its first character (a web page): no WebAPI answered, where a
+            # reply cut short on its way is one that did
+            start = response.content.lstrip().removeprefix(_UTF8_BOM).lstrip()[:1]
+            error.not_json = start not in (b"{", b"[")
+            raise error from None
 
     def _parse_object(
         self, response: httpx.Response, method: str, path: str, decimals: bool = True

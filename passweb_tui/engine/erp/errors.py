@@ -101,6 +101,8 @@ class MalformedResponseError(ErpError):
     """The reply was not what the WebAPI documents (bad JSON, wrong shape)."""
 
     retryable = True
+    #: the reply was no JSON at all (a web page), not JSON cut short or of another shape
+    not_json = False
 
 
 class TokenRejectedError(ErpError):
