@@ -561,6 +561,12 @@ async def test_runs_history_and_detail(synced: Engine) -> None:
         assert isinstance(app.screen, ChangesScreen)
         await settle(app, pilot)
         assert app.screen.query_one("#f-run", Input).value == "1"
+        # a number no run has, however long (past what int() reads, or not ASCII):
+        # nothing shown, no failure
+        for typed in ("2147483648", "9" * 5000, "²", "x1"):
+            app.screen.query_one("#f-run", Input).value = typed
+            await settle(app, pilot)
+            assert app.screen.query_one("#changes-table", KeyTable).row_count == 0, typed
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, DashboardScreen)
 

@@ -307,7 +307,11 @@ class ChangesScreen(BaseScreen):
             for name in ("entity", "field", "key")
         }
         values["entity"] = entity_named(values["entity"])
-        return ChangeFilter(run_id=int(run) if run.isdigit() else None, **values)
+        # what no run is numbered (a number too long for any, or past what int() reads;
+        # other text) shows no entry, not every one
+        number = run.isascii() and run.isdigit() and len(run) <= 18
+        run_id = (int(run) if number else 0) if run else None
+        return ChangeFilter(run_id=run_id, **values)
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self.load()
