@@ -1344,10 +1344,47 @@ def test_a_lock_timeout_the_database_sets_is_kept(db_url: str) -> None:
         assert shown == f"{PG_LOCK_TIMEOUT_MS // 1000}s", shown
     finally:
         store.close()
-    own = make_url(db_url).update_query_dict({"options": "-c lock_timeout=7s"})
-    store = open_store(own.render_as_string(hide_password=False))
+    for setting, shown in (("7s", "7s"), ("0", "0")):  # 0: no timeout, asked for
+        own = make_url(db_url).update_query_dict({"options": f"-c lock_timeout={setting}"})
+        store = open_store(own.render_as_string(hide_password=False))
+        try:
+            with store.read() as conn:
+                assert conn.execute(text("SHOW lock_timeout")).scalar_one() == shown
+        finally:
+            store.close()
+
+
+def test_a_runs_end_waits_for_a_lock_past_the_lock_timeout(
+    db_url: str, small_sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session holding the store's state rows as a run ends: the run's end was given
+    up at the lock timeout, leaving the run `running`, then read as interrupted. The
+    end of a run waits (5 minutes at least) and is recorded."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's busy timeout is a setting of its own")
+    from sqlalchemy import create_engine, text
+
+    from passweb_tui.engine import store as store_module
+
+    engine = open_engine(db_url, small_sim)
     try:
-        with store.read() as conn:
-            assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "7s"
+        assert engine.run("total").status == "ok"
     finally:
-        store.close()
+        engine.close()
+    monkeypatch.setattr(store_module, "PG_LOCK_TIMEOUT_MS", 200)
+    engine = open_engine(db_url, small_sim)
+    outside = create_engine(db_url)
+    blocker = outside.connect()
+    try:
+        blocker.begin()
+        blocker.execute(text("SELECT * FROM sync_state FOR UPDATE"))
+        timer = threading.Timer(3.0, blocker.rollback)
+        timer.start()
+        result = engine.run("changed")
+        timer.join()
+        assert result.status == "ok", result.error
+        assert engine.run_result(result.run_id).status == "ok"
+    finally:
+        blocker.close()
+        outside.dispose()
+        engine.close()

@@ -237,6 +237,26 @@ def test_pre_deleted_articles_are_unpublished_unless_the_setting_says_publish(
         strict.close()
 
 
+def test_a_partial_that_writes_no_rows_leaves_no_full_pull_waiting(db_url: str, sim: Any) -> None:
+    """A PARTIAL that only sends what waits on the site, under other settings, wrote no
+    row: the next CHANGED (the settings put back) has nothing to pull in full."""
+    from sqlalchemy import text
+
+    strict = open_engine(db_url, sim)
+    try:
+        strict.run("total")
+    finally:
+        strict.close()
+    lenient = open_engine(db_url, sim, rules=SiteRules(publish_predeleted=True))
+    try:
+        assert lenient.run("partial").status == "ok"
+        with lenient.store.read() as conn:
+            query = text("SELECT name FROM sync_state WHERE name LIKE 'refill:%'")
+            assert list(conn.execute(query).scalars()) == []
+    finally:
+        lenient.close()
+
+
 @pytest.mark.parametrize("interrupted_by", ["failed changed", "partial"])
 def test_a_setting_put_back_after_rows_written_under_it_leaves_the_store_in_step(
     db_url: str, sim: Any, interrupted_by: str

@@ -345,9 +345,11 @@ def _tune_postgresql(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("SHOW lock_timeout")
-            (current,) = cur.fetchone()
-            if str(current).strip() == "0":  # none set by the URL, database or role
+            # the server's default only: one the URL, the database, the role or the
+            # server's configuration sets (0, no timeout, included) is theirs to keep
+            cur.execute("SELECT source FROM pg_settings WHERE name = 'lock_timeout'")
+            row = cur.fetchone()
+            if row is not None and row[0] == "default":
                 cur.execute(f"SET lock_timeout = {int(PG_LOCK_TIMEOUT_MS)}")
         finally:
             cur.close()

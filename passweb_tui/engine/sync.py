@@ -604,7 +604,9 @@ class SyncRunner:
             # they decide is kept in the store. A run that fails (or a PARTIAL) and the
             # setting put back would otherwise leave the rows it wrote as they were made,
             # the settings the store records being the same as the new run's.
-            scoped = set(scope.entities) if kind == "partial" and scope else None
+            # (a PARTIAL writes the rows of the entities it names only: none, when it
+            # just sends what waits on the site)
+            scoped = (set(scope.entities) if scope else set()) if kind == "partial" else None
             moved = _rules_entities(rules_before, rules_now)
             kept = {
                 name: refill_token()
@@ -2170,6 +2172,10 @@ class SyncRunner:
         """Record the run's end (and move the watermark, and the resource step's, after a
         good TOTAL or CHANGED); returns the status and error as recorded."""
         with self.store.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # the end of a run is worth waiting for: a lock held past the store's
+                # usual lock timeout left the run `running` and read as interrupted
+                conn.exec_driver_sql(FINISH_LOCK_WAIT)
             moves = (
                 status in ("ok", "ok_with_rejects") and kind in ("total", "changed") and not dry_run
             )
@@ -2209,6 +2215,13 @@ class SyncRunner:
 
 
 _CHANGE_COLUMNS = ("run_id", "at", "entity", "key", "change", "field", "old", "new")
+#: PostgreSQL: the transaction recording a run's end waits at least 5 minutes for a lock
+#: (longer, or for ever, where the session's own lock timeout says so)
+FINISH_LOCK_WAIT = (
+    "SELECT set_config('lock_timeout', CASE WHEN setting::bigint = 0"
+    " OR setting::bigint >= 300000 THEN setting ELSE '300000' END, true)"
+    " FROM pg_settings WHERE name = 'lock_timeout'"
+)
 # json_each is built into SQLite from 3.38 (older builds may lack it)
 _SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
 
