@@ -150,3 +150,18 @@ def test_the_summary_names_rejected_records_only_where_it_adds_up() -> None:
     bad = {**result, "entities": {"articles": {**counts, "rejected": 3}}}
     said = str(screen.summary(replace(snap, result=bad)))
     assert "unchanged 146, rejected 3\n" in said, said
+
+
+def test_a_slow_rate_is_not_read_as_none() -> None:
+    """A web order every few seconds showed "0/s" beside the order it had just sent."""
+    from passweb_tui.screens.sync import fmt_rate
+
+    set_language("en")
+    assert [fmt_rate(r) for r in (None, 0.4, 3.25, 9.96, 1234.4)] == [
+        "-", "0.4/s", "3.2/s", "10/s", "1,234/s"
+    ]  # fmt: skip
+    set_language("it")
+    try:
+        assert fmt_rate(0.4) == "0,4/s" and fmt_rate(1234.4) == "1.234/s"
+    finally:
+        set_language("en")

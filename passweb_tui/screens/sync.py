@@ -24,7 +24,7 @@ from textual.widgets import (
 )
 from textual.widgets.data_table import RowDoesNotExist
 
-from passweb_tui.i18n import engine_notes, group_digits, t
+from passweb_tui.i18n import decimal_point, engine_notes, group_digits, t
 from passweb_tui.screens.base import (
     BaseScreen,
     ConfirmScreen,
@@ -66,7 +66,13 @@ def parse_codes(text: str) -> tuple[str, ...]:
 
 
 def fmt_rate(rate: float | None) -> str:
-    return "-" if rate is None else group_digits(f"{rate:,.0f}/s")
+    """Records a second; under ten with a decimal (web orders go one every few seconds,
+    which a whole number read as none at all)."""
+    if rate is None:
+        return "-"
+    if rate < 9.95:
+        return decimal_point(f"{rate:.1f}/s")
+    return group_digits(f"{rate:,.0f}/s")
 
 
 def fmt_eta(app: Any, eta: float | None) -> str:
