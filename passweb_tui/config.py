@@ -649,21 +649,28 @@ def _check_own_store(settings: Settings, cfg_path: Path) -> None:
     profiles = list(sites) if isinstance(sites, dict) else []
     if not profiles:
         return  # one site: nothing to share its store with
-    # the default site shares the top [store] with the profiles that inherit it (as
-    # configured from the start, and alike but for what a profile sets): it is compared
-    # only with a store named for one of the two on its own
+    # the default site shares the top [store] with the profiles that inherit it when
+    # they are the same site (a profile alike but for what it sets of the service, say):
+    # the same ERP company and site number. A profile of another site (another site
+    # number, another ERP) on the inherited store is compared as any other: its TOTAL
+    # would delete the default site's records.
     mine_inherited = settings.site != DEFAULT_SITE and _top_store(settings.where("db_url"))
+    try:
+        me = _site_of(read_config_file(cfg_path, settings.site))
+    except ConfigError:
+        return  # said where the settings are read
     for other in [*profiles, DEFAULT_SITE]:
         if other == settings.site:
             continue
         origins: dict[str, str] = {}
         try:
-            url = read_config_file(cfg_path, other, origins).get("db_url")
+            other_values = read_config_file(cfg_path, other, origins)
         except ConfigError:
             continue  # that profile's own problem, said when it is used
+        url = other_values.get("db_url")
         if DEFAULT_SITE in (other, settings.site) and url is not None:
             theirs_inherited = other != DEFAULT_SITE and _top_store(origins.get("db_url", ""))
-            if mine_inherited or theirs_inherited:
+            if (mine_inherited or theirs_inherited) and _site_of(other_values) == me:
                 continue
         if url is None:
             folder = data_dir() if other == DEFAULT_SITE else data_dir() / "sites" / other
@@ -678,6 +685,12 @@ def _check_own_store(settings: Settings, cfg_path: Path) -> None:
                 " each site needs its own database (set [sites.NAME.store] db for each), or"
                 " they would delete each other's records and share one lease and one quota"
             )
+
+
+def _site_of(values: dict[str, Any]) -> tuple[Any, ...]:
+    """The site a site's config file settings name: its ERP address, company and site
+    number (what the environment or a flag sets is the same for every site)."""
+    return (values.get("erp_url"), values.get("azienda"), values.get("site_no", 1))
 
 
 def _top_store(origin: str) -> bool:

@@ -750,6 +750,13 @@ def test_two_sites_on_one_database_are_refused_however_their_urls_spell_it(
     cfg = write(tmp_path / "c.toml", f'[store]\ndb = "{pg}"\n[sites.shop.erp]\nsite_no = 1\n')
     assert load_settings({"site": "shop"}, env={}, path=cfg).db_url == pg
     assert load_settings({}, env={}, path=cfg).db_url == pg
+    # but a profile of another site (another site number, another ERP company) on the
+    # store it inherits: its TOTAL deleted the default site's records
+    for other in ("[sites.shop.erp]\nsite_no = 2\n", "[sites.shop.erp]\nazienda = 'XYZ'\n"):
+        cfg = write(tmp_path / "c.toml", f'[erp]\nazienda = "DEM"\n[store]\ndb = "{pg}"\n{other}')
+        for site in ({"site": "shop"}, {}):
+            with pytest.raises(ConfigError, match="would share the store"):
+                load_settings(site, env={}, path=cfg)
 
 
 def test_a_key_written_outside_its_section_is_called_a_key(tmp_path: Path) -> None:
