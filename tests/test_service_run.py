@@ -1388,3 +1388,41 @@ def test_a_runs_end_waits_for_a_lock_past_the_lock_timeout(
         blocker.close()
         outside.dispose()
         engine.close()
+
+
+def test_more_runs_than_a_page_ended_while_no_service_ran_are_all_mailed(
+    db_url: str, small_sim: SimProcess, smtp: SmtpSink
+) -> None:
+    """55 runs ended while no service ran: the next start mailed the newest 50 only (the
+    runs it read), and the 5 before them were never sent."""
+    from sqlalchemy import insert, select
+
+    from passweb_tui.engine.facade import _RUNS
+
+    engine = open_engine(db_url, small_sim)
+    mail = MailSettings("127.0.0.1", smtp.port, "sync@shop.it", ["ops@shop.it"])
+    config = service_config(schedule=schedule_from_text(""), mail=mail)
+    first = Service(engine, config)  # where the site's service first starts mailing
+    first.stop(10)
+    try:
+        model = engine.run("partial")
+        columns = [c for c in _RUNS.c if c.name != "id"]
+        with engine.store.write() as conn:  # 54 more like it: 55 while no service ran
+            for _ in range(54):
+                conn.execute(
+                    insert(_RUNS).from_select(
+                        columns, select(*columns).where(_RUNS.c.id == model.run_id)
+                    )
+                )
+        ids = [r.run_id for r in engine.runs(limit=100)]
+        assert len(ids) == 55
+        second = Service(engine, config)
+        try:
+            assert second.mail_outcomes() == 55
+            assert second.mail_outcomes() == 0  # each once
+        finally:
+            second.stop(10)
+        subjects = {m["Subject"] for _, _, m in smtp.wait_for(55)}
+        assert subjects == {f"[passweb-tui shop] run {i} PARTIAL: ok" for i in ids}
+    finally:
+        engine.close()

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -70,6 +70,8 @@ MAIL_ATTEMPTS = 10
 MAIL_STOP_TIMEOUT_S = 5.0
 #: the outcome of a run that ended longer ago than this is not e-mailed any more
 MAIL_MAX_AGE = timedelta(hours=6)
+#: runs read at a time when looking for outcomes to e-mail
+MAIL_PAGE = 50
 #: the claim row of an e-mail the server took
 MAIL_SENT = "sent"
 #: the claim row that keeps the run after which outcomes are e-mailed
@@ -216,6 +218,9 @@ class Service:
             r.run_id for r in recent if r.status == "running" and r.run_id is not None
         }
         self._mailed: set[int] = set()  # sent (here or elsewhere), or given up
+        # every run up to this one is settled (mailed, given up, or not to mail): the
+        # runs listed for mailing go back to it, however many (see _runs_to_mail)
+        self._mail_floor = min([self._mail_after, *(i - 1 for i in self._mail_running_at_start)])
         # e-mails not to try (again) before a moment of self.monotonic, and how many times
         # the mail server did not take each
         self._mail_next: dict[int, float] = {}
@@ -420,7 +425,7 @@ class Service:
         sent = 0
         store, site = self.engine.store, self.config.site
         with self._mail_lock:
-            recent = self.engine.runs(limit=50)
+            recent = self._runs_to_mail()
             listed = [r.run_id for r in recent if r.run_id is not None]
             if listed:  # runs older than those listed are never looked at again
                 self._mailed = {i for i in self._mailed if i >= min(listed)}
@@ -486,7 +491,34 @@ class Service:
                 self._mail_done(run_id)
                 slots.record_key(store, site, key, run_id=run_id, outcome=MAIL_SENT)
                 sent += 1
+            for run_id in sorted(listed):  # the floor moves up past what is settled
+                ours = run_id > self._mail_after or run_id in self._mail_running_at_start
+                if ours and run_id not in self._mailed:
+                    break
+                self._mail_floor = max(self._mail_floor, run_id)
         return sent
+
+    def _runs_to_mail(self) -> list[Any]:
+        """The runs whose outcome may still be e-mailed, newest first: a page, and more
+        while the oldest listed may still be one (newer than the floor, under which all
+        are settled, and ended within MAIL_MAX_AGE): a start after more runs than a page
+        ended while no service ran loses none of them."""
+        runs: list[Any] = []
+        while True:
+            page = self.engine.runs(limit=MAIL_PAGE, offset=len(runs))
+            runs.extend(page)
+            if len(page) < MAIL_PAGE:
+                return runs
+            oldest = page[-1]
+            if (oldest.run_id or 0) <= self._mail_floor:
+                return runs
+            ended = oldest.finished
+            if (
+                oldest.status != "running"
+                and ended is not None
+                and ended < utc_now() - MAIL_MAX_AGE
+            ):
+                return runs
 
     def _mail_start(self, newest: int) -> int:
         """The run after which outcomes are e-mailed: where the site's service first
