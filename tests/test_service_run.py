@@ -1426,3 +1426,54 @@ def test_more_runs_than_a_page_ended_while_no_service_ran_are_all_mailed(
         assert subjects == {f"[passweb-tui shop] run {i} PARTIAL: ok" for i in ids}
     finally:
         engine.close()
+
+
+def test_every_service_on_the_store_pauses_its_logins_when_one_is_refused(
+    db_url: str, small_sim: SimProcess
+) -> None:
+    """Three `serve` on one store, the ERP's password changed: each paused its own logins
+    only, so the next scheduled time went to another not yet paused, which failed too:
+    one refused login a slot, and the ERP locked the user. The pause is the store's."""
+    settings = EngineSettings(
+        db_url, erp_config(small_sim, password="wrong", max_retries=2), SyncOptions()
+    )
+    engines = [Engine.open(settings) for _ in range(2)]
+    clock = Clock(datetime.now(UTC))
+    services = [
+        Service(e, service_config(schedule=schedule_from_text("1m"), trigger=True), clock=clock)
+        for e in engines
+    ]
+    first, second = services
+    try:
+        handle = first.tick()
+        assert handle is not None
+        result = handle.wait(120)
+        assert result is not None and result.status == "failed", handle.error
+        deadline = time.monotonic() + 10
+        while first._login_paused() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the run's watcher records the refusal
+        assert first._login_paused() is not None
+        # the other process, never refused itself, waits as well (once the refused one
+        # has written its pause, a moment after taking it on)
+        while second._login_paused() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        said = second._login_paused()
+        assert said is not None and "refused the credentials" in said, said
+        clock.advance(minutes=1)
+        assert second.tick() is None
+        with pytest.raises(TriggerRefused) as refused:
+            second.trigger_launch("changed")
+        assert refused.value.status == 503
+        assert [r.run_id for r in engines[0].runs()] == [result.run_id]  # one login
+        # a service that starts tries at once (its settings may have been mended)
+        third = Service(engines[1], service_config(schedule=schedule_from_text("")), clock=clock)
+        third.start()
+        try:
+            assert third._login_paused() is None
+        finally:
+            third.stop(30)
+    finally:
+        for svc in services:
+            svc.stop(30)
+        for e in engines:
+            e.close()

@@ -3,6 +3,7 @@ triggers and outcome e-mails, all on one Engine; stop() cancels and waits for ru
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from passweb_tui.engine.service.notify import (
 from passweb_tui.engine.service.quota import QuotaExhausted, QuotaStatus, check_quota, quota_status
 from passweb_tui.engine.service.schedule import Schedule, schedule_from_text
 from passweb_tui.engine.service.trigger import TriggerRefused, TriggerServer
+from passweb_tui.engine.state import get_state, set_state
 from passweb_tui.engine.store import StoreError, database_words
 
 if TYPE_CHECKING:
@@ -70,6 +72,11 @@ MAIL_ATTEMPTS = 10
 MAIL_STOP_TIMEOUT_S = 5.0
 #: the outcome of a run that ended longer ago than this is not e-mailed any more
 MAIL_MAX_AGE = timedelta(hours=6)
+#: the store's record of the ERP's refusal of the credentials: {"until": ISO time in
+#: UTC, "pause": seconds}, so that every process on the store pauses its logins, not
+#: only the one refused (each of several would otherwise fail in turn, and the ERP
+#: locks a user after a few)
+LOGIN_PAUSE = "login_refused"
 #: runs read at a time when looking for outcomes to e-mail
 MAIL_PAGE = 50
 #: the claim row of an e-mail the server took
@@ -286,8 +293,7 @@ class Service:
             log.error("run %s stopped unexpectedly: %s", handle.run_id, handle.error)
             return
         if result.status in ("ok", "ok_with_rejects"):
-            with self._lock:
-                self._refused_pause = 0.0  # the credentials work again
+            self._credentials_work()
         if result.status == "failed" and refused_credentials(result.error):
             self._credentials_refused(f"run {result.run_id}: {result.error}")
         level = logging.INFO if result.status in ("ok", "ok_with_rejects") else logging.WARNING
@@ -574,6 +580,7 @@ class Service:
             settling_message,
         )
 
+        self._adopt_shared_pause()
         now = self.monotonic()
         if now < self._refused_until or now < self._unreachable_until:
             return 0
@@ -604,7 +611,7 @@ class Service:
                 return sent
             self._push_stopped(exc, len(waiting))
             return sent
-        self._refused_pause = 0.0
+        self._credentials_work()
         sent = result.orders_sent + result.orders_recovered
         self.order_pushes += 1
         unreachable = set(result.unreachable)
@@ -675,13 +682,16 @@ class Service:
     def _credentials_refused(self, what: str) -> None:
         """The ERP refused the credentials (to a push or to a run of this service): no
         automatic login at all (schedule, trigger, order path) for a pause, doubled each
-        time up to an hour. The ERP locks a user after a few failed logins."""
+        time up to an hour. The ERP locks a user after a few failed logins. The pause is
+        kept in the store too, for every process on it (see LOGIN_PAUSE)."""
+        self._adopt_shared_pause()  # doubled from another process's, if longer
         with self._lock:
             self._refused_pause = min(
                 REFUSED_PAUSE_MAX_S, max(REFUSED_PAUSE_S, self._refused_pause * 2)
             )
             self._refused_until = self.monotonic() + self._refused_pause
             pause = self._refused_pause
+        self._share_pause(pause)
         log.error(
             "%s; no new login for %.0f s, by the schedule, the trigger or the order path"
             " (fix the ERP settings; a restart tries at once)",
@@ -689,8 +699,49 @@ class Service:
             pause,
         )
 
+    def _credentials_work(self) -> None:
+        """The ERP took the credentials: no pause, here or in the store."""
+        with self._lock:
+            was = self._refused_pause
+            self._refused_pause = 0.0
+        if was:
+            self._share_pause(None)
+
+    def _share_pause(self, pause: float | None) -> None:
+        """Record the pause of logins in the store (None: take it away)."""
+        value = None
+        if pause is not None:
+            until = self.clock() + timedelta(seconds=pause)
+            value = json.dumps({"until": until.isoformat(), "pause": pause})
+        try:
+            with self.engine.store.write() as conn:
+                set_state(conn, LOGIN_PAUSE, value)
+        except Exception as exc:  # the store is away: this process's own pause holds
+            log.debug("login pause not recorded in the store: %s", exc)
+
+    def _adopt_shared_pause(self) -> None:
+        """Take on a pause of logins that another process on the store recorded."""
+        try:
+            with self.engine.store.read() as conn:
+                value = get_state(conn, LOGIN_PAUSE)
+            if not value:
+                return
+            data = json.loads(value)
+            left = (datetime.fromisoformat(data["until"]) - self.clock()).total_seconds()
+            pause = float(data["pause"])
+        except Exception as exc:  # the store away, or a value not of ours: ours holds
+            log.debug("login pause not read from the store: %s", exc)
+            return
+        if left <= 0:
+            return
+        with self._lock:
+            if self.monotonic() + left > self._refused_until:
+                self._refused_until = self.monotonic() + min(left, REFUSED_PAUSE_MAX_S)
+                self._refused_pause = max(self._refused_pause, min(pause, REFUSED_PAUSE_MAX_S))
+
     def _login_paused(self) -> str | None:
         """Why no login may be tried now (the ERP refused the credentials), or None."""
+        self._adopt_shared_pause()
         left = self._refused_until - self.monotonic()
         if left <= 0:
             return None
@@ -764,6 +815,9 @@ class Service:
                 return
 
     def start(self) -> None:
+        # a start tries at once (the settings may have been mended for it): the pause
+        # another process recorded is taken away; those running keep their own
+        self._share_pause(None)
         if self.config.trigger:
             if not self.config.trigger_token:
                 raise ValueError(
