@@ -442,8 +442,12 @@ def read_config_file(
 
     def take(sections: dict[str, Any], prefix: str) -> None:
         for section, keys in sections.items():
-            if section == "sites":
-                continue
+            if section == "sites" and not prefix:
+                continue  # the profiles: read below
+            if section == "sites":  # profiles within a profile: none are read
+                raise ConfigError(
+                    f"{path}: unknown section [{prefix}sites]: a profile holds no profiles"
+                )
             if not isinstance(keys, dict) and section not in _FILE_KEYS:
                 # a key, not a section: written above any [section] header
                 where = f"in [{prefix[:-1]}]" if prefix else "outside any section"

@@ -766,6 +766,11 @@ def test_a_key_written_outside_its_section_is_called_a_key(tmp_path: Path) -> No
     cfg = write(tmp_path / "c.toml", "[sites.shop]\nfoo = 1\n")
     with pytest.raises(ConfigError, match=r"unknown key 'foo' in \[sites\.shop\]"):
         load_settings({"site": "shop"}, env={}, path=cfg)
+    # profiles within a profile: never read, so refused rather than ignored
+    for nested in ("[sites.shop.sites]\nfoo = 1\n", "[sites.shop.sites.x.erp]\nsite_no = 2\n"):
+        cfg = write(tmp_path / "c.toml", nested)
+        with pytest.raises(ConfigError, match=r"unknown section \[sites\.shop\.sites\]"):
+            load_settings({"site": "shop"}, env={}, path=cfg)
 
 
 def test_a_tables_true_or_false_may_be_written_as_text_as_every_other() -> None:
