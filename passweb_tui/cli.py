@@ -30,7 +30,11 @@ class _Parser(argparse.ArgumentParser):
     the help instead of printing the usage block above it."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        # a command's own parser is named "passweb-tui sync": its errors start
+        # "passweb-tui: sync: ...", as every error of the program starts "passweb-tui: "
+        program, _, command = self.prog.partition(" ")
+        where = f"{program}: {command}: " if command else f"{program}: "
+        self.exit(2, f"{where}{message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,14 +98,15 @@ def test_bad_flag_is_a_usage_error() -> None:
 
 
 def test_a_bad_command_line_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    """As every error: one line, exit 2, pointing to the help (no usage block above it)."""
+    """As every error: one line starting "passweb-tui: " (a command's own parser's too),
+    exit 2, pointing to the help (no usage block above it)."""
     from passweb_tui.cli import main
 
     for args, said in (
         (["--bogus", "check"], "passweb-tui: unrecognized arguments: --bogus"),
-        (["sync", "bogus"], "passweb-tui sync: argument kind: invalid choice: 'bogus'"),
-        (["orders", "ack", "abc"], "passweb-tui orders ack: argument UPDATE_ID: invalid int"),
-        (["sync"], "passweb-tui sync: the following arguments are required: kind"),
+        (["sync", "bogus"], "passweb-tui: sync: argument kind: invalid choice: 'bogus'"),
+        (["orders", "ack", "abc"], "passweb-tui: orders ack: argument UPDATE_ID: invalid int"),
+        (["sync"], "passweb-tui: sync: the following arguments are required: kind"),
     ):
         with pytest.raises(SystemExit) as info:
             main(args)
