@@ -458,15 +458,7 @@ def test_a_lost_answer_binds_an_e_mail_only_customer_to_the_one_it_made(
     # both answers lost: the order found by its marker
     assert (result.customers_sent, result.orders_recovered) == (1, 1), result
     code = orders.show(oid)["customer"]["erp_code"]
-    made = [
-        str(r["codice"])
-        for p in client.iter_pages(
-            "clienti",
-            filters=[Filter("ragione_sociale", "=", f"Somebody Else {base}")],
-            fields=["codice"],
-        )
-        for r in p.records
-    ]
+    made = erp_customers_with(client, "ragione_sociale", f"Somebody Else {base}")
     assert code != other["codice"] and made == [code]
 
 
@@ -501,7 +493,7 @@ def test_a_customer_the_erp_staff_retyped_after_a_lost_answer_is_still_found(
         sim.admin("DELETE", "faults")
     assert first.customers_sent == 0 and first.orders_sent == 0, first
     monkeypatch.undo()
-    made = erp_customers_named(client, f"Mario Rossi{base}")
+    made = erp_customers_with(client, "ragione_sociale", f"Mario Rossi{base}")
     assert len(made) == 1
     if retyped == "name":
         change = {"ragione_sociale": f"ROSSI{base}  MARIO"}
@@ -511,23 +503,15 @@ def test_a_customer_the_erp_staff_retyped_after_a_lost_answer_is_still_found(
     again = orders.push(client, settle=timedelta(0))
     assert (again.customers_sent, again.orders_sent) == (1, 1), again
     assert orders.show(oid)["customer"]["erp_code"] == made[0]
-    by_mail = [
-        str(r["codice"])
-        for p in client.iter_pages(
-            "clienti",
-            filters=[Filter("email", "=", f"mario{base}@example.it")],
-            fields=["codice"],
-        )
-        for r in p.records
-    ]
-    assert by_mail == made
+    assert erp_customers_with(client, "email", f"mario{base}@example.it") == made
 
 
-def erp_customers_named(client: MexalClient, name: str) -> list[str]:
+def erp_customers_with(client: MexalClient, field: str, value: str) -> list[str]:
+    """The codes of the ERP's customers whose `field` is `value`."""
     return [
         str(r["codice"])
         for p in client.iter_pages(
-            "clienti", filters=[Filter("ragione_sociale", "=", name)], fields=["codice"]
+            "clienti", filters=[Filter(field, "=", value)], fields=["codice"]
         )
         for r in p.records
     ]

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -195,6 +195,21 @@ def test_a_run_counts_the_records_it_read_that_are_not_for_the_site(
     assert arts["fetched"] == arts["unchanged"] + third.off_site["articles"]
 
 
+def erp_broken_after(
+    sim: Any, articles: int
+) -> tuple[threading.Event, Callable[[ProgressEvent], None]]:
+    """A run's progress listener that makes the ERP fail every request once the run has
+    read `articles` articles, and the event it sets then."""
+    faulted = threading.Event()
+
+    def on_event(ev: ProgressEvent) -> None:
+        if ev.entity == "articles" and ev.done >= articles and not faulted.is_set():
+            faulted.set()
+            sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
+
+    return faulted, on_event
+
+
 def _unpublished(engine: Engine) -> set[str]:
     with engine.store.read() as conn:
         return {k for (k,) in conn.execute(select(ARTICLES.c.code).where(~ARTICLES.c.published))}
@@ -282,13 +297,7 @@ def test_a_setting_put_back_after_rows_written_under_it_leaves_the_store_in_step
             done = lenient.run("partial", scope=Scope(entities=("articles",)))
             assert done.status == "ok", done.error
         else:
-            faulted = threading.Event()
-
-            def break_erp_mid_articles(ev: ProgressEvent) -> None:
-                if ev.entity == "articles" and ev.done >= 200 and not faulted.is_set():
-                    faulted.set()
-                    sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
-
+            faulted, break_erp_mid_articles = erp_broken_after(sim, 200)
             failed = lenient.run("changed", on_event=break_erp_mid_articles)
             sim.admin("DELETE", "faults")
             assert faulted.is_set() and failed.status == "failed", failed
@@ -351,13 +360,7 @@ def test_a_failed_run_keeps_the_watermark_and_the_next_changed_completes(
     mark = watermark(engine)
     sim.admin("POST", "mutate", json={"resource": "articoli", "count": 60, "seed": 8})
     sim.admin("POST", "mutate", json={"resource": "clienti", "count": 10, "seed": 8})
-    faulted = threading.Event()
-
-    def break_erp_mid_articles(ev: ProgressEvent) -> None:
-        if ev.entity == "articles" and ev.done >= 1 and not faulted.is_set():
-            faulted.set()
-            sim.admin("PUT", "faults", json={"status": {"500": 1.0}})
-
+    faulted, break_erp_mid_articles = erp_broken_after(sim, 1)
     # a TOTAL so there are several pages of articles to break between
     failed = engine.run("total", on_event=break_erp_mid_articles)
     assert faulted.is_set(), failed
