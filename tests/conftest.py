@@ -285,6 +285,13 @@ def _store_url(kind: str, folder: Path, templates: _Templates, migrated: bool) -
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
+@pytest.fixture
+def empty_pg_url(tmp_path: Path, _templates: _Templates) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server (skipped without one), dropped
+    afterwards: the server's own database named by PASSWEB_TUI_TEST_PG is left alone."""
+    yield from _store_url("postgres", tmp_path, _templates, migrated=False)
+
+
 @pytest.fixture(params=STORES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, _templates: _Templates) -> Iterator[str]:
     """A site store at the head revision with no data: SQLite in a temp folder, and

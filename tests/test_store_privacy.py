@@ -319,43 +319,14 @@ def test_a_store_password_is_in_no_output_of_a_command_that_cannot_connect(url: 
         assert "%40" in outputs["runs"]
 
 
-@pytest.fixture
-def pg_base() -> Iterator[str]:
-    """A new, empty database on the test server (the server's own database named by
-    PASSWEB_TUI_TEST_PG is left as it is), dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get("PASSWEB_TUI_TEST_PG")
-    if not base:
-        pytest.skip("PostgreSQL tests need PASSWEB_TUI_TEST_PG (an SQLAlchemy URL of a server)")
-    name = f"pwt_priv_{os.urandom(4).hex()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def test_a_postgresql_url_with_its_password_in_the_query_is_used_and_hidden(
-    pg_base: str, tmp_path: Path
+    empty_pg_url: str, tmp_path: Path
 ) -> None:
     """On a real server: a `?password=` URL opens the store as any other, and the
     server's refusal (a database that is not there) is said without the password."""
     from sqlalchemy.engine import make_url
 
-    base = make_url(pg_base)
+    base = make_url(empty_pg_url)
     if base.password:  # the server's own password goes in the query instead
         secret = base.password
         with_query = base.set(password=None).update_query_dict({"password": secret})

@@ -254,7 +254,7 @@ class FitTable(KeyTable):
                 return value
             if k in own:
                 by_key = {c: row[i] for c, i in index.items() if i < len(row)}
-                return clip(own[k](by_key, caps[k]), caps[k])  # type: ignore[misc]
+                return clip(own[k](by_key, caps[k]), caps[k])
             return clip(value, caps[k])
 
         diff_rows(
