@@ -628,9 +628,17 @@ def test_trigger_endpoint_auth_policy_lease_and_email(
         ).status_code == 401
         # requests that make no sense
         assert post(url, {"kind": "partial", "token": TOKEN}).status_code == 400
-        assert post(url, ["total"]).status_code == 400
+        assert post(url, ["total"], bearer).status_code == 400
+        # the token before what the body asks: without it, nothing is said of the body
+        unsigned = post(url, ["total"])
+        assert unsigned.status_code == 401 and "no JSON object" in unsigned.json()["error"]
         assert httpx.post(url + "x", json={}, timeout=5).status_code == 404
         assert httpx.get(url, timeout=5).status_code == 405
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+            other = httpx.request(method, url, timeout=5)
+            assert other.status_code == 405 and other.headers["Allow"] == "POST", method
+            assert method == "HEAD" or other.json()["error"] == "use POST /trigger"
+        assert httpx.put(url + "x", timeout=5).status_code == 404
         assert engine.runs() == []  # nothing launched so far
         # a good launch, then one while it runs
         small_sim.admin("PUT", "faults", json={"latency_ms": 100})
@@ -1156,7 +1164,11 @@ def test_token_comparison_and_the_loopback_default() -> None:
         (b"[" * 3000, {"Authorization": "Bearer secret"}, 400),  # nested past any reason
         (b'{"kind": "total", "token": "\\ud800"}', {}, 401),  # a lone surrogate
         (b"\xff\xfe", {"Authorization": "Bearer secret"}, 400),  # not UTF-8
+        (b"\xff\xfe", {}, 401),  # no token to read: refused before the body is judged
+        (b"[" * 3000, {"Authorization": "Bearer nope"}, 401),
+        (b"not json", {"Content-Length": "8"}, 401),
     ],
+    ids=["deep", "surrogate", "not-utf8", "not-utf8-no-token", "deep-wrong-token", "not-json"],
 )
 def test_odd_trigger_bodies_get_an_answer(
     body: bytes, headers: dict[str, str], status: int

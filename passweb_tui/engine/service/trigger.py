@@ -1,5 +1,6 @@
 """The ERP-side trigger: a small HTTP endpoint (stdlib, in a thread) through which the ERP
-asks for a TOTAL or CHANGED. Token required; answers 202, 400, 401, 403, 404, 409, 413."""
+asks for a TOTAL or CHANGED. Token required, checked before what the body asks; answers
+202, 400, 401, 403, 404, 405, 409, 413, 503."""
 
 from __future__ import annotations
 
@@ -171,11 +172,30 @@ class TriggerServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != PATH:
-                    self._answer(404, {"error": f"no such endpoint; POST to {PATH}"})
+            def _not_post(self, body: bool = True) -> None:
+                """Any method but POST: 405 on the endpoint (saying which is allowed), 404
+                elsewhere, a JSON body as every answer (none to a HEAD)."""
+                if self.path.split("?")[0] == PATH:
+                    status, error = 405, f"use POST {PATH}"
                 else:
-                    self._answer(405, {"error": f"use POST {PATH}"})
+                    status, error = 404, f"no such endpoint; POST to {PATH}"
+                data = json.dumps({"error": error}).encode("utf-8")
+                self.send_response(status)
+                if status == 405:
+                    self.send_header("Allow", "POST")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._not_post()
+
+            do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+            def do_HEAD(self) -> None:
+                self._not_post(body=False)
 
             def do_POST(self) -> None:
                 if self.path.split("?")[0] != PATH:
@@ -193,22 +213,28 @@ class TriggerServer:
                     body = json.loads(raw or b"{}")
                 except (ValueError, RecursionError):  # not JSON, or nested past reason
                     body = None
+                auth = self.headers.get("Authorization", "")
+                bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+                # the token first: a client without it learns nothing of what is accepted
+                given = [] if bearer is None else [bearer]
+                if isinstance(body, dict):
+                    token = body.get("token")
+                    if isinstance(token, str):
+                        given.append(token)
+                    elif "token" in body:
+                        given.append("")  # a token that is no text is a wrong one
+                # either way of giving it; when both are given, both must be right
+                if not given or not all(token_matches(t, server.token) for t in given):
+                    self.quiet = not server.refusals.refused(str(self.client_address[0]))
+                    error = "missing or wrong token"
+                    if not isinstance(body, dict) and bearer is None:
+                        error += " (the body is no JSON object to read a token from)"
+                    self._answer(401, {"error": error})
+                    return
                 if not isinstance(body, dict):
                     self._answer(
                         400, {"error": 'body must be a JSON object {"kind": "total"|"changed"}'}
                     )
-                    return
-                auth = self.headers.get("Authorization", "")
-                bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-                token = body.get("token")
-                in_body = token if isinstance(token, str) else None
-                # either way of giving it; when both are given, both must be right
-                given = [t for t in (bearer, in_body) if t is not None]
-                if "token" in body and in_body is None:
-                    given.append("")  # a token that is no text is a wrong one
-                if not given or not all(token_matches(t, server.token) for t in given):
-                    self.quiet = not server.refusals.refused(str(self.client_address[0]))
-                    self._answer(401, {"error": "missing or wrong token"})
                     return
                 kind = body.get("kind")
                 if kind not in ("total", "changed"):
