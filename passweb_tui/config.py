@@ -419,6 +419,56 @@ def _owner_only(path: Path) -> bool:
     return not mode & (stat.S_IRWXG | stat.S_IRWXO)
 
 
+_TOML_NAME = r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_-]+'
+_TOML_HEADER = re.compile(
+    rf"^\s*\[\s*((?:{_TOML_NAME})(?:\s*\.\s*(?:{_TOML_NAME}))*)\s*\]\s*(?:#.*)?$"
+)
+_TOML_KEY = re.compile(rf"^\s*({_TOML_NAME})\s*=")
+
+
+def _toml_unquote(name: str) -> str:
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        inner = name[1:-1]
+        if name[0] == '"':
+            try:
+                return str(tomllib.loads(f"k = {name}")["k"])
+            except tomllib.TOMLDecodeError:
+                return inner
+        return inner
+    return name
+
+
+def key_lines(text: str) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """The line (from 1) of each `key = ...` in a TOML text, by (table, key), the table
+    as its dotted header reads unquoted ("sites.shop.erp"; "" above any header); and the
+    line of each table's header. For the place of a value in error messages: a key it
+    does not find (a dotted key, one inside an inline table) is simply not there, and
+    the message goes without its line."""
+    lines: dict[tuple[str, str], int] = {}
+    headers: dict[str, int] = {}
+    table = ""
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if in_multiline is not None:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        header = _TOML_HEADER.match(line)
+        if header is not None:
+            parts = re.findall(_TOML_NAME, header.group(1))
+            table = ".".join(_toml_unquote(p) for p in parts)
+            headers.setdefault(table, number)
+            continue
+        key = _TOML_KEY.match(line)
+        if key is not None:
+            lines.setdefault((table, _toml_unquote(key.group(1))), number)
+        for quotes in ('"""', "'''"):
+            if line.count(quotes) % 2 == 1:
+                in_multiline = quotes
+                break
+    return lines, headers
+
+
 def read_config_file(
     path: Path, site: str, origins: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -439,6 +489,17 @@ def read_config_file(
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
     values: dict[str, Any] = {}
+    lines, headers = key_lines(raw.decode("utf-8-sig"))
+
+    def at(line: int | None) -> str:
+        return f"{path}" if line is None else f"{path}:{line}"
+
+    def header(table: str) -> int | None:
+        """The line of the table's header, or of the first header within it."""
+        if table in headers:
+            return headers[table]
+        within = [n for t, n in headers.items() if t.startswith(f"{table}.")]
+        return min(within, default=None)
 
     def take(sections: dict[str, Any], prefix: str) -> None:
         for section, keys in sections.items():
@@ -446,25 +507,30 @@ def read_config_file(
                 continue  # the profiles: read below
             if section == "sites":  # profiles within a profile: none are read
                 raise ConfigError(
-                    f"{path}: unknown section [{prefix}sites]: a profile holds no profiles"
+                    f"{at(header(f'{prefix}sites'))}: unknown section [{prefix}sites]:"
+                    " a profile holds no profiles"
                 )
             if not isinstance(keys, dict) and section not in _FILE_KEYS:
                 # a key, not a section: written above any [section] header
                 where = f"in [{prefix[:-1]}]" if prefix else "outside any section"
+                line = lines.get((prefix[:-1], section))
                 raise ConfigError(
-                    f"{path}: unknown key {section!r} {where}: settings go in their section,"
+                    f"{at(line)}: unknown key {section!r} {where}: settings go in their section,"
                     f" such as [{next(iter(_FILE_KEYS))}]"
                 )
             if section not in _FILE_KEYS:
-                raise ConfigError(f"{path}: unknown section [{prefix}{section}]")
+                raise ConfigError(
+                    f"{at(header(prefix + section))}: unknown section [{prefix}{section}]"
+                )
             if not isinstance(keys, dict):
                 raise ConfigError(f"{path}: {prefix}{section} must be a table")
             for key, value in keys.items():
                 spec = _FILE_KEYS[section].get(key)
+                line = lines.get((f"{prefix}{section}", key))
                 if spec is None:
-                    raise ConfigError(f"{path}: unknown key {key!r} in [{prefix}{section}]")
+                    raise ConfigError(f"{at(line)}: unknown key {key!r} in [{prefix}{section}]")
                 attr, typ = spec
-                where = f"{path}: [{prefix}{section}] {key}"
+                where = f"{at(line)}: [{prefix}{section}] {key}"
                 values[attr] = _coerce(value, typ, where)
                 if origins is not None:
                     origins[attr] = where

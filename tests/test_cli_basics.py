@@ -83,7 +83,7 @@ def test_an_out_of_range_setting_exit_2_names_where_it_was_given(isolated_home: 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert f"{cfg}: [sync] category_mode: must be primaria or secondaria" in lines[0]
+    assert f"{cfg}:2: [sync] category_mode: must be primaria or secondaria" in lines[0]
     result = run_cli("check", env={"PASSWEB_TUI_SITE_NO": "12"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

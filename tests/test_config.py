@@ -13,6 +13,7 @@ from passweb_tui.config import (
     ConfigError,
     config_path,
     data_dir,
+    key_lines,
     load_settings,
     save_erp_settings,
 )
@@ -60,6 +61,40 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert load_settings({}, env={}, path=cfg).overlap_minutes == 60
 
 
+def test_a_bad_value_or_key_is_named_with_its_line(tmp_path: Path) -> None:
+    text = (
+        "# the shop\n"
+        "[erp]\n"
+        'url = "http://erp.example/webapi"\n'
+        'note = """\n'  # an unknown key whose text holds lines that read like keys
+        "anno = 1\n"
+        '"""\n'
+        "\n"
+        '[ sites . "shop" . sync ]  # a profile\n'
+        '"overlap_minutes" = -1\n'
+    )
+    lines, headers = key_lines(text)
+    assert lines[("erp", "url")] == 3 and lines[("erp", "note")] == 4
+    assert ("erp", "anno") not in lines  # inside the text, not a key
+    assert lines[("sites.shop.sync", "overlap_minutes")] == 9
+    assert headers == {"erp": 2, "sites.shop.sync": 8}
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError, match=r"c\.toml:4: unknown key 'note' in \[erp\]$"):
+        load_settings({}, env={}, path=cfg)
+    cfg = write(tmp_path / "c.toml", text.replace("note", "user"))
+    with pytest.raises(
+        ConfigError, match=r"c\.toml:9: \[sites\.shop\.sync\] overlap_minutes: must be 0-"
+    ):
+        load_settings({"site": "shop"}, env={}, path=cfg)
+    cfg = write(tmp_path / "c.toml", "[erp]\n\n[erpp.x]\n")
+    with pytest.raises(ConfigError, match=r"c\.toml:3: unknown section \[erpp\]$"):
+        load_settings({}, env={}, path=cfg)
+    # a dotted key is not found: the message goes without a line, never with a wrong one
+    cfg = write(tmp_path / "c.toml", "erp.anno = 'x'\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] anno: expected a whole"):
+        load_settings({}, env={}, path=cfg)
+
+
 def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", '[erp]\nurrl = "x"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'urrl' in \[erp\]"):
@@ -80,19 +115,19 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         ("[sites]\nshop = 1\n", "sites.shop must be a table"),
         (
             "[sync]\noverlap_minutes = -600\n",
-            r"c\.toml: \[sync\] overlap_minutes: must be 0-10080, got -600",
+            r"c\.toml:\d+: \[sync\] overlap_minutes: must be 0-10080, got -600",
         ),
-        ("[sync]\nlease_seconds = 0\n", r"c\.toml: \[sync\] lease_seconds: must be 2-86400"),
+        ("[sync]\nlease_seconds = 0\n", r"c\.toml:\d+: \[sync\] lease_seconds: must be 2-86400"),
         (
             "[store]\nchange_log_days = -1\n",
-            r"c\.toml: \[store\] change_log_days: must be 1-36600",
+            r"c\.toml:\d+: \[store\] change_log_days: must be 1-36600",
         ),
         # beyond what a date, a timer or the database can take: said, not a crash later
         ("[sync]\noverlap_minutes = 1000000000000\n", r"overlap_minutes: must be 0-10080"),
         ("[sync]\nlease_seconds = 1000000000000000\n", r"lease_seconds: must be 2-86400"),
         (
             "[sync]\nresource_max_mb = 0\n",
-            r"c\.toml: \[sync\] resource_max_mb: must be 1-10240, got 0",
+            r"c\.toml:\d+: \[sync\] resource_max_mb: must be 1-10240, got 0",
         ),
         (
             "[sync]\nresource_max_mb = 20000\n",
@@ -102,7 +137,10 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         ("[erp]\nmagazzino = 100000000000000000000\n", r"magazzino: must be a warehouse"),
         ("[service]\norder_poll_seconds = 10000000000\n", r"order_poll_seconds: must be 1-86400"),
         # checked by every command, not by the terminal UI alone
-        ('[ui]\nlanguage = "fr"\n', r"c\.toml: \[ui\] language: language 'fr' is not available"),
+        (
+            '[ui]\nlanguage = "fr"\n',
+            r"c\.toml:\d+: \[ui\] language: language 'fr' is not available",
+        ),
     ],
 )
 def test_odd_values_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -134,7 +172,7 @@ REACH_ERP = {
     ("env", "said"),
     [
         ({"PASSWEB_TUI_ANNO": "5"}, "^environment PASSWEB_TUI_ANNO: must be a year like 2026"),
-        ({}, r"c\.toml: \[erp\] max_in_flight: requests in flight"),
+        ({}, r"c\.toml:\d+: \[erp\] max_in_flight: requests in flight"),
     ],
 )
 def test_the_erps_values_are_checked_when_the_erp_is_reached_not_to_read_the_store(
@@ -151,34 +189,34 @@ def test_the_erps_values_are_checked_when_the_erp_is_reached_not_to_read_the_sto
 @pytest.mark.parametrize(
     ("text", "site", "env", "flags", "said"),
     [
-        ("[erp]\nsite_no = 12\n", None, {}, {}, r"c\.toml: \[erp\] site_no: .*1-9, got 12$"),
+        ("[erp]\nsite_no = 12\n", None, {}, {}, r"c\.toml:\d+: \[erp\] site_no: .*1-9, got 12$"),
         (
             "[erp]\nmax_in_flight = 9\n",
             None,
             {},
             {},
-            r"c\.toml: \[erp\] max_in_flight: .*1-5, got 9$",
+            r"c\.toml:\d+: \[erp\] max_in_flight: .*1-5, got 9$",
         ),
         (
             '[sync]\ncategory_mode = "terziaria"\n',
             None,
             {},
             {},
-            r"c\.toml: \[sync\] category_mode: must be primaria or secondaria, got 'terziaria'$",
+            r"c\.toml:\d+: \[sync\] category_mode: must be primaria or secondaria, got 'terziaria'$",
         ),
         (
             "[erp]\nmax_in_flight = 2\n[sites.outlet.erp]\nmax_in_flight = 0\n",
             "outlet",
             {},
             {},
-            r"c\.toml: \[sites\.outlet\.erp\] max_in_flight: .*got 0$",
+            r"c\.toml:\d+: \[sites\.outlet\.erp\] max_in_flight: .*got 0$",
         ),
         (
             '[sites.outlet.sync]\ncategory_mode = "Primaria"\n',
             "outlet",
             {},
             {},
-            r"c\.toml: \[sites\.outlet\.sync\] category_mode: .*got 'Primaria'$",
+            r"c\.toml:\d+: \[sites\.outlet\.sync\] category_mode: .*got 'Primaria'$",
         ),
         # the environment beats the file, and is what the message names
         (
@@ -207,21 +245,21 @@ def test_the_erps_values_are_checked_when_the_erp_is_reached_not_to_read_the_sto
             None,
             {},
             {},
-            r"c\.toml: \[erp\] magazzino: must be a warehouse number",
+            r"c\.toml:\d+: \[erp\] magazzino: must be a warehouse number",
         ),
         (
             '[sites.bar.service]\nevery = "fortnight"\n',
             "bar",
             {},
             {},
-            r"c\.toml: \[sites\.bar\.service\] every: expected a number",
+            r"c\.toml:\d+: \[sites\.bar\.service\] every: expected a number",
         ),
         (
             '[sites.bar.ui]\nkeymap = {"app.quit" = ""}\n',
             "bar",
             {},
             {},
-            r"c\.toml: \[sites\.bar\.ui\] keymap\.app\.quit: expected keys as text",
+            r"c\.toml:\d+: \[sites\.bar\.ui\] keymap\.app\.quit: expected keys as text",
         ),
     ],
 )
@@ -245,7 +283,7 @@ def test_a_bad_erp_url_names_where_it_was_given(tmp_path: Path) -> None:
         load_settings(given, env=env, path=tmp_path / "none.toml").erp_config()
     cfg = write(tmp_path / "c.toml", '[erp]\nurl = "erp.example:9004/webapi"\n')
     env = {"PASSWEB_TUI_ERP_PASSWORD": "pw"}
-    with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] url: .*start with http://"):
+    with pytest.raises(ConfigError, match=r"c\.toml:\d+: \[erp\] url: .*start with http://"):
         load_settings(given, env=env, path=cfg).erp_config()
 
 
@@ -253,10 +291,10 @@ def test_a_bad_erp_url_names_where_it_was_given(tmp_path: Path) -> None:
     ("command", "message"),
     [
         ("get-pw 'unclosed", r"\[erp\] password_command: not a valid command line"),
-        ("   ", r"c\.toml: \[erp\] password_command: is empty"),
+        ("   ", r"c\.toml:\d+: \[erp\] password_command: is empty"),
         # a command that prints nothing: an empty password would only be refused by the
         # ERP, and each refusal counts toward locking the user out
-        ("true", r"c\.toml: \[erp\] password_command: printed no password"),
+        ("true", r"c\.toml:\d+: \[erp\] password_command: printed no password"),
     ],
 )
 def test_a_malformed_password_command_is_named(tmp_path: Path, command: str, message: str) -> None:
@@ -517,14 +555,14 @@ def test_orders_section_says_where_pushed_records_go(tmp_path: Path) -> None:
     )
     assert options.crash_wait_seconds == 600
     for text, said in (
-        ('ledger = "501.AUTO"', "c.toml: [orders] ledger: must be"),
-        ('document = "FT"', "c.toml: [orders] document: must be OC or OX, got 'FT'"),
-        ("series = 0", "c.toml: [orders] series: must be 1-999, got 0"),
+        ('ledger = "501.AUTO"', "c.toml:2: [orders] ledger: must be"),
+        ('document = "FT"', "c.toml:2: [orders] document: must be OC or OX, got 'FT'"),
+        ("series = 0", "c.toml:2: [orders] series: must be 1-999, got 0"),
         ('series = "two"', "[orders] series: expected a whole number"),
-        ("crash_wait_seconds = -1", "c.toml: [orders] crash_wait_seconds: must be 0-86400"),
+        ("crash_wait_seconds = -1", "c.toml:2: [orders] crash_wait_seconds: must be 0-86400"),
         (
             'match_erp_customers = "maybe"',
-            "c.toml: [orders] match_erp_customers: expected true or false",
+            "c.toml:2: [orders] match_erp_customers: expected true or false",
         ),
     ):
         write(cfg, f"[orders]\n{text}\n")
@@ -623,7 +661,7 @@ def test_a_site_name_must_be_a_profile_and_cannot_leave_the_data_folder(tmp_path
 def test_an_erp_url_that_is_no_usable_address_is_named(tmp_path: Path, url: str, said: str) -> None:
     """Said as a setting to correct before any request, never with a password in it."""
     cfg = write(tmp_path / "c.toml", f'[erp]\nurl = "{url}"\nuser = "u"\nazienda = "A"\n')
-    with pytest.raises(ConfigError, match=r"c\.toml: \[erp\] url: .*" + said) as info:
+    with pytest.raises(ConfigError, match=r"c\.toml:\d+: \[erp\] url: .*" + said) as info:
         load_settings({}, env={"PASSWEB_TUI_ERP_PASSWORD": "pw"}, path=cfg).erp_config()
     assert "s3cr3t" not in str(info.value) and "cr3t" not in str(info.value)
 
