@@ -221,28 +221,41 @@ class PasswebApp(App[int]):
             )
         self.set_keymap({k: v for k, v in self._keymap_wanted.items() if k in known})
 
-    def _keymap_classes(self) -> list[type[Any]]:
+    @classmethod
+    def _keymap_classes(cls) -> list[type[Any]]:
         """The app's own classes that declare bindings."""
         from passweb_tui.screens.base import KeyTable
         from passweb_tui.screens.keys import KeysScreen
         from passweb_tui.screens.setup import SetupScreen
 
         classes: list[type[Any]] = [
-            type(self),
+            cls,
             ConfirmScreen,
             KeyTable,
             BaseScreen,
             SetupScreen,
             KeysScreen,
         ]
-        for _mode, module, cls in self._screens():
+        for _mode, module, name in cls._screens():
             mod = importlib.import_module(f"passweb_tui.screens.{module}")
-            classes.append(getattr(mod, cls))
+            classes.append(getattr(mod, name))
             classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
         for mod_name in ("changes", "runs", "record"):
             mod = importlib.import_module(f"passweb_tui.screens.{mod_name}")
             classes.extend(getattr(mod, "KEYMAP_CLASSES", []))
         return classes
+
+    @classmethod
+    def declared_keys(cls) -> dict[str, str]:
+        """The keys each binding id has when no keymap moves it (the keymap's
+        vocabulary); `doctor` checks [ui] keymap against it without starting the app."""
+        keys: dict[str, str] = {}
+        for klass in cls._keymap_classes():
+            for base in klass.__mro__:
+                for binding in base.__dict__.get("BINDINGS", []):
+                    if isinstance(binding, Binding) and binding.id:
+                        keys.setdefault(binding.id, binding.key)
+        return keys
 
     def binding_ids(self) -> set[str]:
         """Every binding id the app and its screens declare (the keymap's vocabulary)."""
@@ -251,13 +264,7 @@ class PasswebApp(App[int]):
     def _default_keys(self) -> dict[str, str]:
         """The keys each binding id has when no keymap moves it."""
         if self._declared_keys is None:
-            keys: dict[str, str] = {}
-            for klass in self._keymap_classes():
-                for base in klass.__mro__:
-                    for binding in base.__dict__.get("BINDINGS", []):
-                        if isinstance(binding, Binding) and binding.id:
-                            keys.setdefault(binding.id, binding.key)
-            self._declared_keys = keys
+            self._declared_keys = self.declared_keys()
         return self._declared_keys
 
     def get_key_display(self, binding: Binding) -> str:

@@ -468,6 +468,28 @@ def _store_line(out: str) -> str:
     return next(x for x in out.splitlines() if " store: " in x)
 
 
+def test_doctor_names_keymap_ids_the_terminal_ui_does_not_know(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    """An unknown binding id in [ui] keymap moves no key; the UI says so only once
+    started, so doctor says it too, with the id meant and the file's line."""
+    cfg = isolated_home / "shop.toml"
+    cfg.write_text(
+        '[ui]\nkeymap = { "orders.snd" = "ctrl+s", "app.quit" = "ctrl+x" }\n', encoding="utf-8"
+    )
+    env = {"PASSWEB_TUI_CONFIG": str(cfg)}
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
+    line = next(x for x in doctor.stdout.splitlines() if " keymap: " in x)
+    assert line.startswith("WARN keymap: "), doctor.stdout
+    assert f"{cfg}:2: [ui] keymap names no binding of the terminal UI: orders.snd" in line
+    assert "did you mean orders.send?" in line
+    cfg.write_text('[ui]\nkeymap = { "orders.send" = "ctrl+s" }\n', encoding="utf-8")
+    doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
+    line = next(x for x in doctor.stdout.splitlines() if " keymap: " in x)
+    assert line.startswith("OK   keymap: 1 binding moved"), doctor.stdout
+
+
 def test_doctor_fails_a_store_the_commands_could_not_use(tmp_path: Path) -> None:
     """A table gone, the schema version gone, pages damaged inside, a data folder where
     the store cannot be made: doctor says FAIL (exit 1) with what to do, as the commands

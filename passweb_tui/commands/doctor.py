@@ -63,6 +63,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"doctor: {_count(failed, 'check')} failed; the others need the settings")
         return int(ExitCode.USAGE)
     emit((OK, "settings", f"site {settings.site!r}, site number {settings.site_no}"))
+    if settings.keymap:
+        emit(check_keymap(settings))
     for line in check_store(settings):
         emit(line)
     for line in check_private(settings):
@@ -131,6 +133,30 @@ def check_config_file(path: Path) -> list[Check]:
             )
         ]
     return [(OK, "config file", f"{path} readable, owner-only (mode {mode:o})")]
+
+
+def check_keymap(settings: Settings) -> Check:
+    """[ui] keymap against the binding ids the terminal UI declares: an id it does not
+    know moves no key (the UI says so only once it is started)."""
+    import difflib
+
+    from passweb_tui.app import PasswebApp
+
+    known = PasswebApp.declared_keys()
+    unknown = sorted(set(settings.keymap) - set(known))
+    where = settings.where("keymap")
+    if not unknown:
+        return (OK, "keymap", f"{_count(len(settings.keymap), 'binding')} moved ({where})")
+    near = dict.fromkeys(
+        m for bad in unknown for m in difflib.get_close_matches(bad, sorted(known), n=1)
+    )
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return (
+        WARN,
+        "keymap",
+        f"{where} names no binding of the terminal UI: {', '.join(unknown)}{hint}"
+        " (the README lists the ids)",
+    )
 
 
 def check_store(settings: Settings) -> list[Check]:
