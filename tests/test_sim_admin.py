@@ -362,6 +362,24 @@ def test_mutate_named_fields_only(sim: SimProcess, c: httpx.Client) -> None:
     assert bad.status_code == 400
 
 
+def test_mutate_changes_short_text_fields_every_time(sim: SimProcess, c: httpx.Client) -> None:
+    """A unit of measure or a province (two characters): each mutate gives a value other
+    than the one before (cutting " #123" to the length read " #" every time after)."""
+    for resource, name in (("articoli", "um_principale"), ("clienti", "provincia")):
+        seen: list[str] = []
+        for _ in range(3):
+            changed = sim.admin(
+                "POST",
+                "mutate",
+                json={"resource": resource, "count": 2, "seed": 5, "fields": [name]},
+            ).json()["changed"]
+            key = changed[0]
+            value = c.get(f"/risorse/{resource}/{key}", params={"fields": name}).json()[name]
+            assert len(value) == 2 and value.strip() == value, value
+            assert not seen or value != seen[-1], (resource, seen, value)
+            seen.append(value)
+
+
 def test_records_add_delete_and_stats(sim: SimProcess, c: httpx.Client) -> None:
     stats = sim.admin("GET", "stats").json()
     assert stats["articoli"] >= 500 and stats["clienti"] >= 100 and stats["ordini-clienti"] >= 20

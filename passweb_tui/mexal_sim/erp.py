@@ -11,6 +11,7 @@ import math
 import os
 import random
 import secrets
+import string
 import tempfile
 import time
 from collections import OrderedDict
@@ -607,6 +608,15 @@ class Erp:
             options = ["5", "10", "15", "10+5", "20", "3+2"]
             return rng.choice([o for o in options if o != text])
         suffix = f" #{rng.randint(100, 999)}"
+        if f.lunghezza <= len(suffix):
+            # no room for a stem and the suffix (a unit of measure, a province: the
+            # suffix cut to the length read " #" every time): other letters and digits
+            alphabet = string.ascii_uppercase + string.digits
+            size = min(f.lunghezza, len(text) or f.lunghezza)
+            while True:
+                short = "".join(rng.choice(alphabet) for _ in range(size))
+                if short != text:
+                    return short
         stem = text.split(" #")[0]
         new = (stem[: max(f.lunghezza - len(suffix), 0)] + suffix)[: f.lunghezza]
         if new == text:
