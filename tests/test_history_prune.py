@@ -309,12 +309,12 @@ def test_the_setting_is_checked_naming_where_it_was_given(tmp_path: Path) -> Non
     cfg = tmp_path / "c.toml"
     assert load_settings({}, env={}, path=cfg).keep_history_days == 400
     for text, site, said in (
-        ("[store]\nkeep_history_days = 20\n", None, r"c\.toml: \[store\] keep_history_days: "),
+        ("[store]\nkeep_history_days = 20\n", None, r"c\.toml:2: \[store\] keep_history_days: "),
         ("[store]\nkeep_history_days = -1\n", None, r"\[store\] keep_history_days: .*got -1$"),
         (
             "[store]\nkeep_history_days = 90\n[sites.shop.store]\nkeep_history_days = 34\n",
             "shop",
-            r"c\.toml: \[sites\.shop\.store\] keep_history_days: .*got 34$",
+            r"c\.toml:4: \[sites\.shop\.store\] keep_history_days: .*got 34$",
         ),
         ('[store]\nkeep_history_days = "a year"\n', None, r"keep_history_days: expected a whole"),
     ):
@@ -401,7 +401,7 @@ def test_the_prune_command_says_what_it_removed_or_would(tmp_path: Path, hsim: S
     bad = cli("--db", db, "prune", env={"PASSWEB_TUI_CONFIG": str(cfg)})
     assert bad.returncode == 2
     assert bad.stderr.startswith(
-        f"passweb-tui: configuration error: {cfg}: [store] keep_history_days: must be 0"
+        f"passweb-tui: configuration error: {cfg}:2: [store] keep_history_days: must be 0"
     )
     cfg.write_text("[store]\nkeep_history_days = 35\n")
     mine = json.loads(

@@ -767,7 +767,23 @@ async def type_into(app: PasswebApp, pilot: Any, selector: str, text: str) -> No
 
 
 def notices(app: PasswebApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    """Every notice the app has shown: those a toast still shows, and those whose toast
+    went on a loaded machine before the test looked (when `keep_notices` was called)."""
+    kept: list[str] = getattr(app, "_kept_notices", [])
+    return [*kept, *(str(n.message) for n in app._notifications)]
+
+
+def keep_notices(app: PasswebApp) -> None:
+    """From now on, `notices` has every notice, however short its toast's timeout."""
+    kept: list[str] = []
+    real = app.notify
+
+    def notify(message: Any, *args: Any, **kwargs: Any) -> None:
+        kept.append(str(message))
+        real(message, *args, **kwargs)
+
+    app._kept_notices = kept  # type: ignore[attr-defined]
+    app.notify = notify  # type: ignore[method-assign]
 
 
 async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
@@ -813,6 +829,7 @@ async def test_a_refused_web_customer_is_corrected_or_bound_from_its_order(
 
     app = create_app(engine, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
+        keep_notices(app)
         # the run's detail: the Rejected column adds up to the rejects listed, the web
         # customers and orders it could not send in rows of their own
         from passweb_tui.screens.runs import COUNT_NAMES, RunDetailScreen
