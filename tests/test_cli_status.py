@@ -222,3 +222,54 @@ def test_a_failed_changed_stays_a_matter_after_a_dry_run_or_a_partial(
     assert cli(sim, "sync", "changed", db=db).returncode == 0
     code, seen = status(sim, db)
     assert (code, seen["attention"]) == (0, [])
+
+
+def test_a_run_under_way_is_shown_however_many_runs_came_after_it(sim: Any, tmp_path: Path) -> None:
+    """A long PARTIAL, then ten more runs recorded (the terminal UI's compare records a
+    dry run a key): still under way, and the last success keeps its kind; before,
+    `status` looked at the newest ten runs only and said "sync under way none"."""
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    db = f"sqlite:///{path}"
+    assert cli(sim, "sync", "total", db=db).returncode == 0
+    sim.admin("PUT", "faults", json={"latency_ms": 4000})  # still reading while we look
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "passweb_tui", "sync", "partial", "--entity", "articles"],
+        env=cli_env(sim, db),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (seen := status(sim, db)[1])["under_way"]:
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            time.sleep(0.1)
+        (going,) = seen["under_way"]
+        # ten dry runs after it, as the runs table keeps them (made here at once: ten
+        # real ones would outlast the PARTIAL's slowest read)
+        with sqlite3.connect(path) as conn:
+            columns = [c[1] for c in conn.execute("PRAGMA table_info(sync_runs)") if c[1] != "id"]
+            names = ", ".join(columns)
+            for _ in range(10):
+                conn.execute(
+                    f"INSERT INTO sync_runs ({names}) SELECT {names} FROM sync_runs WHERE id = 1"
+                )
+            conn.execute(
+                "UPDATE sync_runs SET kind = 'partial', dry_run = 1 WHERE id > ?",
+                (going["run_id"],),
+            )
+        code, seen = status(sim, db)
+        assert code == 0, seen["attention"]
+        assert proc.poll() is None, "the PARTIAL ended before the check"
+        assert [r["run_id"] for r in seen["under_way"]] == [going["run_id"]], seen
+        assert seen["under_way"][0]["kind"] == "partial"
+        assert seen["last_run"]["run_id"] == going["run_id"] + 10
+        text = cli(sim, "status", db=db).stdout
+        assert f"run {going['run_id']} (partial) since" in text, text
+        assert "(run 1, total)" in text, text
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        sim.admin("DELETE", "faults")

@@ -63,12 +63,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         engine.close()
     now = datetime.now(UTC)
     finished = [r for r in board.last_runs if r.status != "running"]
-    last_ok = [r for r in board.last_runs if r.run_id == board.last_success_run]
     last = finished[0] if finished else None
     age = (now - board.last_success).total_seconds() if board.last_success else None
     lease = board.lease  # a live lease: a TOTAL or CHANGED is under way
     # runs alive now (a run whose process died reads as failed): a lease's, PARTIALs, dry runs
-    under_way = [r for r in board.last_runs if r.status == "running"]
+    under_way = board.under_way
     attention: list[str] = []
     if board.last_success is None:
         attention.append("no sync has completed correctly yet")
@@ -151,7 +150,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if board.last_success is None:
         lines.append(("last successful sync", "never"))
     else:
-        what = f"run {board.last_success_run}" + (f", {last_ok[0].kind}" if last_ok else "")
+        kind = board.last_success_kind
+        what = f"run {board.last_success_run}" + (f", {kind}" if kind else "")
         when = f"{local_time(board.last_success)} ({what}), {_ago(age or 0)} ago"
         lines.append(("last successful sync", when))
     if last is not None:

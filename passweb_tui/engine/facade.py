@@ -285,6 +285,10 @@ class Dashboard:
     lease: LeaseInfo | None
     #: the run that last_success is the end of
     last_success_run: int | None = None
+    #: its kind (total, changed, partial), however many runs came after it
+    last_success_kind: str | None = None
+    #: every run going on now, newest first, however many runs came after it
+    under_way: list[RunResult] = field(default_factory=list)
 
 
 class RunHandle:
@@ -490,6 +494,20 @@ class Engine:
             ).mappings()
             results = [row_to_result(dict(r)) for r in rows]
         return self._interrupted(results)
+
+    def runs_under_way(self, limit: int = 100) -> list[RunResult]:
+        """The runs going on now, newest first (at most `limit`): a run recorded as
+        running whose process is gone reads as failed and is left out (see
+        `_interrupted`), so a run under way is never hidden by the runs after it."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(_RUNS)
+                .where(_RUNS.c.status == "running")
+                .order_by(_RUNS.c.id.desc())
+                .limit(max(limit, 0))
+            ).mappings()
+            results = [row_to_result(dict(r)) for r in rows]
+        return [r for r in self._interrupted(results) if r.status == "running"]
 
     def last_main_run(self) -> RunResult | None:
         """The newest TOTAL or CHANGED that was no dry run and is no longer going on
@@ -893,13 +911,13 @@ class Engine:
             categories = conn.execute(select(func.count()).select_from(_CATEGORIES)).scalar_one()
             watermark = get_state(conn, WATERMARK)
             last_ok = get_state(conn, LAST_OK_RUN)
-            last_success = None
+            last_success = last_kind = None
             if last_ok:
-                last_success = _aware(
-                    conn.execute(
-                        select(_RUNS.c.finished).where(_RUNS.c.id == int(last_ok))
-                    ).scalar_one_or_none()
-                )
+                row = conn.execute(
+                    select(_RUNS.c.finished, _RUNS.c.kind).where(_RUNS.c.id == int(last_ok))
+                ).first()
+                if row is not None:
+                    last_success, last_kind = _aware(row.finished), row.kind
             last_changed = (
                 conn.execute(select(func.max(_CHANGES.c.run_id))).scalar_one_or_none()
                 if field_counts
@@ -926,6 +944,8 @@ class Engine:
             self._last_run_counts(last_changed) if last_changed is not None else [],
             self.lease(),
             last_success_run=int(last_ok) if last_ok else None,
+            last_success_kind=last_kind,
+            under_way=self.runs_under_way(),
         )
 
     def _last_run_counts(self, run_id: int) -> list[tuple[str, str, int]]:
