@@ -188,15 +188,47 @@ def test_a_target_is_never_written_over(sim: SimProcess, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_a_postgresql_database_holding_a_store_is_refused(
+def test_a_postgresql_database_holding_a_store_is_refused_unless_it_never_held_a_record(
     sim: SimProcess, tmp_path: Path, db_url: str
 ) -> None:
+    """`db_url` is a store that never held a record (as `status` or `runs` leave a new
+    database they looked at): the copy goes in. Then it holds one, and a copy is
+    refused, saying what it holds."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
     env = cli_env(sim, db)
     assert cli_here("sync", "total", env=env).returncode == 0
+    copied = cli_here("store", "copy", db_url, env=env)
+    assert copied.returncode == 0, copied.stderr
+    source = every_row(db)
+    assert every_row(db_url) == source and source["articles"]
     refused = cli_here("store", "copy", db_url, env=env)
-    assert refused.returncode == 2 and "holds a store already" in refused.stderr
-    assert every_row(db_url)["articles"] == []
+    assert refused.returncode == 2 and "holds a store already (" in refused.stderr
+    assert f"articles {len(source['articles']):,}" in refused.stderr, refused.stderr
+    assert every_row(db_url) == source
+
+
+def test_a_postgresql_database_with_tables_named_as_the_stores_is_named_and_kept(
+    sim: SimProcess, tmp_path: Path, empty_pg_url: str
+) -> None:
+    """Another program's `customers` table: refused naming it, and left as it was."""
+    engine = create_engine(empty_pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE customers (id int, name text)")
+            conn.exec_driver_sql("INSERT INTO customers VALUES (1, 'theirs')")
+        env = cli_env(sim, f"sqlite:///{tmp_path / 'store.db'}")
+        assert cli_here("sync", "total", env=env).returncode == 0
+        refused = cli_here("store", "copy", empty_pg_url, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert "holds tables named as the store's (customers)" in refused.stderr
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT * FROM customers").all() == [(1, "theirs")]
+            tables = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            ).scalar_one()
+            assert tables == 1
+    finally:
+        engine.dispose()
 
 
 def test_a_cancelled_copy_leaves_nothing_at_the_target(

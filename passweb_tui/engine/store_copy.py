@@ -552,9 +552,7 @@ def _fill(
                     tconn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
                 found = present_tables(tconn)
                 if found or current_revision(tconn) is not None:
-                    raise StoreUrlError(
-                        f"{shown} holds a store already: a copy goes into a new, empty one"
-                    )
+                    _clear_empty_store(tconn, found, shown)
                 command.upgrade(_alembic_config(tconn), revision)
                 with _reading(src_engine):
                     tables = _copied_tables(revision, src)
@@ -600,6 +598,43 @@ def _fill(
         raise StoreError(f"{shown}: {why}; nothing was written there") from None
     except SQLAlchemyError as exc:
         raise StoreError(f"{shown}: {exc}; nothing was written there") from None
+
+
+#: the tables a store holds rows in from its making: its schema version, the lease's row
+_MADE_WITH_ROWS = ("alembic_version", "sync_lease")
+
+
+def _clear_empty_store(conn: Connection, found: set[str], shown: str) -> None:
+    """A target that holds store tables: a store that never held a record (made by a
+    command that opened it, `status` or `runs` to look at the new database, say) is
+    dropped in the copy's transaction, and the copy goes in; any other is refused,
+    saying what it holds."""
+    quote = conn.dialect.identifier_preparer.quote
+    if current_revision(conn) is None:
+        names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+        raise StoreUrlError(
+            f"{shown} holds tables named as the store's ({names}), of another program or"
+            " of a store that lost its schema version: a copy goes into a new, empty database"
+        )
+    held = {
+        name: conn.exec_driver_sql(f"SELECT count(*) FROM {quote(name)}").scalar_one()
+        for name in sorted(found - set(_MADE_WITH_ROWS))
+    }
+    leased = 0
+    if "sync_lease" in found:
+        leased = conn.exec_driver_sql(
+            f"SELECT count(*) FROM {quote('sync_lease')} WHERE holder IS NOT NULL"
+        ).scalar_one()
+    filled = {name: n for name, n in held.items() if n}
+    if filled or leased:
+        what = ", ".join(f"{name} {n:,}" for name, n in list(filled.items())[:3])
+        raise StoreUrlError(
+            f"{shown} holds a store already ({what or 'a sync under way'}): a copy goes into"
+            " a new, empty one"
+        )
+    cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
+    for name in sorted(found | {"alembic_version"}):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}{cascade}")
 
 
 #: read-only SQLite engines, whose driver connections are in autocommit mode: a snapshot
