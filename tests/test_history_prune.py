@@ -118,6 +118,53 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_prune_stopped_by_a_signal_says_what_it_removed_and_the_next_goes_on(
+    tmp_path: Path, hsim: SimProcess, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    """SIGTERM between two of its transactions: the prune stops there (exit 1), saying
+    what it removed, which stays gone; the next prune removes the rest. Before, it ended
+    by the signal (status 143) saying nothing, and ctrl+c said only "interrupted"."""
+    import signal
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_engine(db, hsim)
+    try:
+        first = engine.run("total").run_id
+        engine.run("total")
+        assert first is not None
+        logged = rows(engine.store, _CHANGES, first)
+        age(engine.store, [first])
+    finally:
+        engine.close()
+    assert logged > 30
+    monkeypatch.setattr(history, "BATCH_ROWS", 10)
+    real = history._delete_some
+
+    def then_a_signal(*args: Any) -> int:
+        n = real(*args)
+        os.kill(os.getpid(), signal.SIGTERM)  # taken by the command's handler: noted
+        return n
+
+    monkeypatch.setattr(history, "_delete_some", then_a_signal)
+    stopped = cli("--db", db, "prune", *(["--json"] if as_json else []))
+    monkeypatch.setattr(history, "_delete_some", real)
+    assert stopped.returncode == 1, stopped.stderr
+    lines = stopped.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("passweb-tui: prune: stopped by SIGTERM")
+    assert lines[0].endswith("the rest goes at the next prune"), lines[0]
+    if as_json:
+        said = json.loads(stopped.stdout)
+        assert said["stopped"] is True and said["deleted"]["change_log"] == 10
+    else:
+        assert stopped.stdout == ""
+        assert "after it removed 0 runs, 0 rejects, 10 change-log entries;" in lines[0]
+    rest = json.loads(cli("--db", db, "prune", "--dry-run", "--json").stdout)
+    assert rest["deleted"] == {"sync_runs": 1, "sync_rejects": 0, "change_log": logged - 10}
+    done = json.loads(cli("--db", db, "prune", "--json").stdout)
+    assert done["deleted"] == rest["deleted"] and done["stopped"] is False
+
+
 def test_old_runs_go_with_their_details_and_what_is_read_later_stays(
     db_url: str, hsim: SimProcess
 ) -> None:
@@ -228,6 +275,7 @@ def test_keep_days_zero_keeps_everything_and_a_short_keep_is_refused(
             "cut": None,
             "dry_run": False,
             "deleted": {"sync_runs": 0, "sync_rejects": 0, "change_log": 0},
+            "stopped": False,
         }
         assert sizes(engine.store) == before
         for days in (-1, 1, 34, 36601):
@@ -364,7 +412,7 @@ def test_the_prune_command_says_what_it_removed_or_would(tmp_path: Path, hsim: S
     done = cli("--db", db, "prune", "--json")
     assert done.returncode == 0, done.stderr
     shape = json.loads(done.stdout)
-    assert set(shape) == {"keep_days", "cut", "dry_run", "deleted"}
+    assert set(shape) == {"keep_days", "cut", "dry_run", "deleted", "stopped"}
     assert (shape["keep_days"], shape["dry_run"]) == (400, False)
     assert shape["deleted"] == {"sync_runs": 1, "sync_rejects": 0, "change_log": logged}
     cut = datetime.fromisoformat(shape["cut"])
@@ -383,6 +431,7 @@ def test_the_prune_command_says_what_it_removed_or_would(tmp_path: Path, hsim: S
         "cut": None,
         "dry_run": False,
         "deleted": {"sync_runs": 0, "sync_rejects": 0, "change_log": 0},
+        "stopped": False,
     }
     short = cli("--db", db, "prune", "--keep-days", "10")
     assert short.returncode == 2 and short.stdout == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from passweb_tui.commands import CliError, Context, ExitCode, print_json
+from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
 from passweb_tui.commands.runs import local_time
 
 
@@ -45,12 +45,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         keep_days = ctx.settings.keep_history_days
     engine = open_engine(ctx)
-    try:
-        result = prune_history(engine.store, keep_days, dry_run=args.dry_run)
-    finally:
-        engine.close()
+    # a signal stops it between two of its short transactions: what went stays gone,
+    # and is said, as a sync says what it did before it was cancelled
+    with StopSignals() as signals:
+        try:
+            result = prune_history(
+                engine.store,
+                keep_days,
+                dry_run=args.dry_run,
+                stop=lambda: signals.received is not None,
+            )
+        finally:
+            engine.close()
+    stopped = f"prune: stopped by {signals.name or 'a signal'}"
     if args.json:
         print_json(result.to_json())
+        if result.stopped:
+            raise CliError(f"{stopped}; the rest goes at the next prune")
         return int(ExitCode.OK)
     given = "--keep-days" if args.keep_days is not None else "keep_history_days"
     if result.cut is None:
@@ -62,6 +73,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         f" {d['sync_rejects']} reject{'' if d['sync_rejects'] == 1 else 's'},"
         f" {d['change_log']} change-log entr{'y' if d['change_log'] == 1 else 'ies'}"
     )
+    if result.stopped:
+        raise CliError(f"{stopped} after it removed {what}; the rest goes at the next prune")
     verb = "would remove" if result.dry_run else "removed"
     print(
         f"history older than {keep_days} days (finished before {local_time(result.cut)}):"

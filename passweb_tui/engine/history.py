@@ -6,6 +6,7 @@ of its recent past. It deletes only old rows and takes no lease: a sync may run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,9 @@ class PruneResult:
     cut: datetime | None  # runs that finished before this went; None: everything is kept
     dry_run: bool
     deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    #: stopped before the end (`stop` said so): `deleted` is what went before it, and
+    #: stays deleted; the rest goes at the next prune
+    stopped: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,17 +56,23 @@ class PruneResult:
             "cut": self.cut.isoformat() if self.cut is not None else None,
             "dry_run": self.dry_run,
             "deleted": {name: self.deleted.get(name, 0) for name in TABLES},
+            "stopped": self.stopped,
         }
 
 
 def prune_history(
-    store: Store, keep_days: int, now: datetime | None = None, dry_run: bool = False
+    store: Store,
+    keep_days: int,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> PruneResult:
     """Delete the runs that finished before `now` - `keep_days` with their rejects and
     change-log entries, and change-log entries older than that whose run is gone; a
     dry run only counts them. `keep_days` 0 keeps everything. Never deleted (see
     _kept_runs): a run not finished, the runs the next sync and `status` read, and the
-    runs a record waiting for a retry names. Web orders are not history: left alone."""
+    runs a record waiting for a retry names. Web orders are not history: left alone.
+    `stop`, asked between the transactions, ends the deleting early (a signal)."""
     problem = keep_days_problem(keep_days)
     if problem is not None:
         raise ValueError(f"days to keep the sync history: {problem}")
@@ -76,13 +86,15 @@ def prune_history(
     if dry_run:
         with store.read() as conn:
             counts = _count(conn, cut)
+        stopped = False
     else:
-        counts = _delete(store, cut)
-    result = PruneResult(keep_days, cut, dry_run, counts)
+        counts, stopped = _delete(store, cut, stop or (lambda: False))
+    result = PruneResult(keep_days, cut, dry_run, counts, stopped)
     if not dry_run and any(counts.values()):
         log.info(
-            "sync history before %s pruned: %d runs, %d rejects, %d change-log entries",
+            "sync history before %s pruned%s: %d runs, %d rejects, %d change-log entries",
             cut.isoformat(timespec="seconds"),
+            " (stopped before the end)" if stopped else "",
             counts["sync_runs"],
             counts["sync_rejects"],
             counts["change_log"],
@@ -159,9 +171,12 @@ def _delete_some(conn: Connection, table: Table, where: ColumnElement[bool], mos
     return int(conn.execute(delete(table).where(table.c.id.in_(ids))).rowcount or 0)
 
 
-def _delete(store: Store, cut: datetime) -> dict[str, int]:
+def _delete(store: Store, cut: datetime, stop: Callable[[], bool]) -> tuple[dict[str, int], bool]:
+    """What went, and whether `stop` ended it early."""
     counts = dict.fromkeys(TABLES, 0)
     while True:
+        if stop():
+            return counts, True
         # one short transaction each: a few runs' entries, then those runs once their
         # entries are all gone (a run never outlives a part of its entries for long, and
         # never loses its row while it still has some)
@@ -187,9 +202,11 @@ def _delete(store: Store, cut: datetime) -> dict[str, int]:
                 n = conn.execute(delete(_RUNS).where(_RUNS.c.id.in_(ids))).rowcount or 0
                 counts["sync_runs"] += int(n)
     while True:
+        if stop():
+            return counts, True
         with store.write() as conn:
             n = _delete_some(conn, _CHANGES, _orphan_changes(cut), BATCH_ROWS)
         counts["change_log"] += n
         if n < BATCH_ROWS:
             break
-    return counts
+    return counts, False

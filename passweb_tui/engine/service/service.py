@@ -407,7 +407,8 @@ class Service:
         the service: it is said once (again only once it has worked in between), and
         the next hour tries again."""
         try:
-            prune_history(self.engine.store, self.config.keep_history_days)
+            # a stop of the service does not wait for the whole prune: the rest next time
+            prune_history(self.engine.store, self.config.keep_history_days, stop=self._stop.is_set)
         except Exception as exc:
             if not self._prune_failed:
                 from passweb_tui.engine.sync import failure_text
