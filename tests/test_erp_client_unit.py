@@ -1026,6 +1026,30 @@ def test_a_connection_an_http_url_loses_hints_at_https() -> None:
     assert "the URL should start with https://" in said, said
 
 
+def test_a_connection_lost_after_the_erp_answered_gives_no_https_hint() -> None:
+    """The ERP answered over plain HTTP, then went away mid-run (its process killed):
+    the connection was dropped, and the URL is right; no hint at https://."""
+    answered: list[str] = []
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        if not answered:
+            answered.append(r.url.path)
+            return httpx.Response(200, json={"dati": [{"codice": "A1"}]})
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=r
+        )
+
+    rec = Recorder(handler)
+    plain = BASE.replace("https://", "http://")
+    with rec.client(base_url=plain, max_retries=0) as client:
+        client.list_page("articoli")
+        with pytest.raises(ErpConnectionError) as err:
+            client.list_page("articoli")
+    said = str(err.value)
+    assert f"connection to the ERP at {plain} was lost" in said, said
+    assert "https://" not in said, said
+
+
 def test_a_reply_nested_past_what_can_be_read_is_a_malformed_reply() -> None:
     """A reply of arrays nested 100,000 deep stopped the run with Python's own
     RecursionError, as an unexpected fault; it is a reply that is not JSON as read here."""

@@ -235,6 +235,52 @@ def test_refused_customer_holds_its_orders_with_a_clear_error(
     assert "codice_fiscale" in said
 
 
+def test_a_store_failing_mid_push_is_one_warning_line_and_the_next_push_sends_once(
+    store: Store,
+    client: MexalClient,
+    sim: Any,
+    base: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The store refuses its writes (a full disk) once a customer went in: the push
+    stops with the store's error, and that its claims could not be marked settling is a
+    warning of one line, the store's words (its traceback printed some 90 lines on the
+    terminal); the log file keeps it. A push once the store writes again sends all once."""
+    import logging
+
+    ids = import_orders(store, base, 3, new_customers=1)
+    import sqlite3
+
+    full = sa.exc.OperationalError(
+        "INSERT ...", {}, sqlite3.OperationalError("database or disk is full")
+    )
+    real_write = store.write
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise full
+
+    def crash(at: str, site_id: str) -> None:
+        if at == "accepted" and not site_id.startswith("W"):
+            monkeypatch.setattr(store, "write", refused)
+            raise full
+
+    caplog.set_level(logging.DEBUG, logger="passweb_tui.engine.orders.push")
+    with pytest.raises(sa.exc.OperationalError):
+        Pusher(store, client, crash=crash).push()
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warned] == [
+        "the claims of a stopped push could not be marked settling: database or disk is full"
+    ]
+    assert warned[0].exc_info is None
+    assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG)
+    monkeypatch.setattr(store, "write", real_write)
+    result = Pusher(store, client, settle=timedelta(0)).push()
+    assert result.orders_failed == 0 and result.customers_failed == 0
+    assert set(states_of(store).values()) == {states.STORED}
+    assert erp_marker_counts(sim, ids) == {i: 1 for i in ids}
+
+
 @pytest.mark.parametrize("step", CRASH_STEPS)
 @pytest.mark.parametrize("victim", ["order", "customer"])
 def test_crash_at_any_step_then_a_fresh_push_sends_everything_once(

@@ -665,6 +665,9 @@ class MexalClient:
         self._busy: tuple[float, float] | None = None
         self._busy_lock = threading.Lock()
         self._on_response = on_response
+        #: an HTTP reply has come from the ERP (then a connection closed without one is
+        #: a dropped connection, not plain HTTP sent to an HTTPS port)
+        self._answered = False
         self._base = config.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path
         self._slots = threading.BoundedSemaphore(config.max_in_flight)
@@ -1473,6 +1476,7 @@ class MexalClient:
                     method, url, params=params, content=content, headers=headers
                 )
                 response = self._http.send(request, auth=self._auth, stream=True)
+                self._answered = True
                 try:
                     self._take_reply(response, method, path, max_bytes, receive)
                 finally:
@@ -1576,8 +1580,13 @@ class MexalClient:
                 f"cannot reach the ERP at {self._base}: {reason}", method=method, path=path
             )
         unknown = "; whether the change was applied is unknown" if write else ""
-        if self._base.startswith("http://") and "without sending a response" in reason:
-            # what a TLS server does with plain HTTP, as well as a dropped connection
+        if (
+            self._base.startswith("http://")
+            and "without sending a response" in reason
+            and not self._answered
+        ):
+            # what a TLS server does with plain HTTP, as well as a dropped connection: the
+            # hint only while the ERP has never answered (it did over HTTP, else)
             unknown += "; if the ERP serves HTTPS on that port, the URL should start with https://"
         return ErpConnectionError(
             f"connection to the ERP at {self._base} was lost: {reason}{unknown}",

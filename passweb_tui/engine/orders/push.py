@@ -65,7 +65,7 @@ from passweb_tui.engine.orders.models import (
 )
 from passweb_tui.engine.orders.refresh import documents_with_marker
 from passweb_tui.engine.owners import LiveHere, incarnation, new_token, token_alive, token_parts
-from passweb_tui.engine.store import Store
+from passweb_tui.engine.store import Store, database_words
 
 log = logging.getLogger(__name__)
 
@@ -742,8 +742,14 @@ class Pusher:
                         .where(table.c.claim_owner == self.owner)
                         .values(claim_owner=(SETTLING + self.owner)[:80], claimed_at=now)
                     )
-        except Exception:
-            log.warning("the claims of a stopped push could not be marked settling", exc_info=True)
+        except Exception as exc:
+            # one line where warnings are shown (the error that stopped the push says the
+            # rest); the log file keeps the traceback
+            log.warning(
+                "the claims of a stopped push could not be marked settling: %s",
+                database_words(exc) or " ".join(f"{exc.__class__.__name__}: {exc}".split()),
+            )
+            log.debug("marking the claims settling failed", exc_info=True)
 
     def _needs_renewal(self, claim: _Claim) -> bool:
         """Whether a claim is old enough that it may have been taken meanwhile (a batch
