@@ -521,16 +521,32 @@ def test_a_run_whose_end_cannot_be_recorded_is_still_told_as_it_ended(
             finally:
                 del self.store.write
 
+        def finish_on_a_dead_store(self: SyncRunner, *args: Any) -> Any:
+            self.store.write = fail  # type: ignore[method-assign]
+            raise gone
+
         with monkeypatch.context() as patch:
-            patch.setattr(SyncRunner, "_finish", fail)
+            patch.setattr(SyncRunner, "_finish", finish_on_a_dead_store)
             patch.setattr(Lease, "release", release_on_a_dead_store)
             result = engine.run("changed")
+        engine.store.__dict__.pop("write", None)
         assert result.status == "failed" and result.run_id is not None
-        assert result.error == (
-            "its end could not be recorded: database error (OperationalError): disk I/O error"
-        )
+        said = "its end could not be recorded: database error (OperationalError): disk I/O error"
+        assert result.error == said
         # the lease it could not give back expires, or is seen gone with this process
         assert engine.run("changed").status == "ok"
         assert engine.run_detail(result.run_id).run.error == INTERRUPTED
+
+        # the whole end refused (a full disk), the least of it not: the run's failure is
+        # recorded with its error, not found later as interrupted with the cause lost
+        with monkeypatch.context() as patch:
+            patch.setattr(SyncRunner, "_finish", fail)
+            result = engine.run("changed")
+        assert result.status == "failed" and result.error == said
+        recorded = engine.run_detail(result.run_id).run
+        assert (recorded.status, recorded.error) == ("failed", said)
+        assert recorded.finished is not None
+        assert engine.run("changed").status == "ok"
+        assert engine.run_detail(result.run_id).run.error == said
     finally:
         engine.close()

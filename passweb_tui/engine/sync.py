@@ -820,6 +820,7 @@ class SyncRunner:
                 log.debug("recording the end of run %s failed", self.run_id, exc_info=True)
                 why = f"its end could not be recorded: {failure_text(exc)}"
                 status, error = "failed", f"{error}; {why}" if error else why
+                self._record_failure_only(error, finished)
         finally:
             self._let_go()
         entities, off_site = split_counts(self.counts)
@@ -2158,6 +2159,21 @@ class SyncRunner:
                 self._mark = RunMark(self.store, self.options.lease_seconds, run_id)
                 self._mark.insert(conn)
             return run_id
+
+    def _record_failure_only(self, error: str, finished: datetime) -> None:
+        """After the run's end could not be recorded (a full disk, say): the least of it,
+        its failure and the error, one small update in place, which may still go in
+        where the whole end did not. Otherwise the next run would record it only as
+        interrupted, the error that stopped it lost. Best effort: nothing moves."""
+        try:
+            with self.store.write() as conn:
+                conn.execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == self.run_id, _RUNS.c.status == "running")
+                    .values(status="failed", finished=finished, error=error[:2000])
+                )
+        except Exception:
+            log.debug("recording the failure of run %s failed", self.run_id, exc_info=True)
 
     def _finish(
         self,
