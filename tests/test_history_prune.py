@@ -165,6 +165,34 @@ def test_a_prune_stopped_by_a_signal_says_what_it_removed_and_the_next_goes_on(
     assert done["deleted"] == rest["deleted"] and done["stopped"] is False
 
 
+def test_a_dry_run_prune_stopped_by_a_signal_says_so(
+    tmp_path: Path, hsim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal while a dry run counts: exit 1 saying it was stopped and removed
+    nothing, not the count and exit 0 as if nobody had asked it to stop."""
+    import signal
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_engine(db, hsim)
+    try:
+        engine.run("total")
+    finally:
+        engine.close()
+    real = history._count
+
+    def then_a_signal(*args: Any) -> Any:
+        counted = real(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+        return counted
+
+    monkeypatch.setattr(history, "_count", then_a_signal)
+    stopped = cli("--db", db, "prune", "--dry-run")
+    assert (stopped.returncode, stopped.stdout) == (1, ""), stopped
+    assert stopped.stderr == (
+        "passweb-tui: prune: stopped by SIGINT; a dry run: nothing was removed\n"
+    )
+
+
 def test_old_runs_go_with_their_details_and_what_is_read_later_stays(
     db_url: str, hsim: SimProcess
 ) -> None:

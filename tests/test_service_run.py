@@ -634,7 +634,7 @@ def test_trigger_endpoint_auth_policy_lease_and_email(
         assert unsigned.status_code == 401 and "no JSON object" in unsigned.json()["error"]
         assert httpx.post(url + "x", json={}, timeout=5).status_code == 404
         assert httpx.get(url, timeout=5).status_code == 405
-        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "PROPFIND"):
             other = httpx.request(method, url, timeout=5)
             assert other.status_code == 405 and other.headers["Allow"] == "POST", method
             assert method == "HEAD" or other.json()["error"] == "use POST /trigger"

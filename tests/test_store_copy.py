@@ -231,6 +231,64 @@ def test_a_postgresql_database_with_tables_named_as_the_stores_is_named_and_kept
         engine.dispose()
 
 
+@pytest.mark.parametrize("case", ["their-revision", "a-claim", "their-view"])
+def test_an_empty_looking_postgresql_target_that_is_not_an_empty_store_is_left_alone(
+    sim: SimProcess, tmp_path: Path, empty_pg_url: str, case: str
+) -> None:
+    """Refused, and nothing in it dropped: another Alembic program's schema with empty
+    tables named as the store's; an empty store whose service has claimed a slot; an
+    empty store another program's view depends on."""
+    from passweb_tui.engine.store import open_store
+
+    engine = create_engine(empty_pg_url)
+    try:
+        if case == "their-revision":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE alembic_version (version_num varchar(32))")
+                conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('3f2a_their_app')")
+                conn.exec_driver_sql("CREATE TABLE customers (id int PRIMARY KEY)")
+                conn.exec_driver_sql(
+                    "CREATE TABLE invoices (id int, customer int REFERENCES customers (id))"
+                )
+        else:
+            open_store(empty_pg_url).close()
+            with engine.begin() as conn:
+                if case == "a-claim":
+                    conn.exec_driver_sql(
+                        "INSERT INTO service_slot_claims (site, slot, holder, claimed_at)"
+                        " VALUES ('default', '2026-12-08T02:00', 'h', now())"
+                    )
+                else:
+                    conn.exec_driver_sql("CREATE VIEW their_view AS SELECT * FROM articles")
+
+        def tables() -> list[str]:
+            with engine.connect() as conn:
+                return sorted(
+                    conn.exec_driver_sql(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    ).scalars()
+                )
+
+        before = tables()
+        env = cli_env(sim, f"sqlite:///{tmp_path / 'store.db'}")
+        assert cli_here("sync", "total", env=env).returncode == 0
+        refused = cli_here("store", "copy", empty_pg_url, env=env)
+        assert refused.returncode in (1, 2), refused.stderr
+        said = {
+            "their-revision": "holds a schema version this passweb-tui does not know"
+            " ('3f2a_their_app'",
+            "a-claim": "holds a store already (service_slot_claims 1)",
+            "their-view": "cannot drop table articles because other objects depend on it",
+        }[case]
+        assert said in refused.stderr, refused.stderr
+        assert tables() == before
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert (version == "3f2a_their_app") == (case == "their-revision")
+    finally:
+        engine.dispose()
+
+
 def test_a_cancelled_copy_leaves_nothing_at_the_target(
     sim: SimProcess, tmp_path: Path, empty_db_url: str
 ) -> None:

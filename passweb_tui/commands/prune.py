@@ -58,6 +58,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         finally:
             engine.close()
     stopped = f"prune: stopped by {signals.name or 'a signal'}"
+    if result.dry_run and signals.received is not None:
+        # the counting is not cut short (a few reads); what it found is not said either
+        raise CliError(f"{stopped}; a dry run: nothing was removed")
     if args.json:
         print_json(result.to_json())
         if result.stopped:

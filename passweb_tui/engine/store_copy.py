@@ -605,23 +605,42 @@ _MADE_WITH_ROWS = ("alembic_version", "sync_lease")
 
 
 def _clear_empty_store(conn: Connection, found: set[str], shown: str) -> None:
-    """A target that holds store tables: a store that never held a record (made by a
-    command that opened it, `status` or `runs` to look at the new database, say) is
-    dropped in the copy's transaction, and the copy goes in; any other is refused,
-    saying what it holds."""
+    """A target that holds store tables: a store of this program that never held a
+    record (made by a command that opened it, `status` or `runs` to look at the new
+    database, say) is dropped in the copy's transaction, and the copy goes in; any
+    other is refused, saying what it holds. Tables of another program named as the
+    store's, or a schema version this program does not know, are never touched."""
+    from sqlalchemy import inspect
+
+    from passweb_tui.engine.service.slots import claims_t
+
     quote = conn.dialect.identifier_preparer.quote
-    if current_revision(conn) is None:
-        names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+    revision = current_revision(conn)
+    names = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+    if revision is None:
         raise StoreUrlError(
             f"{shown} holds tables named as the store's ({names}), of another program or"
             " of a store that lost its schema version: a copy goes into a new, empty database"
         )
+    if revision not in known_revisions():
+        raise StoreUrlError(
+            f"{shown} holds a schema version this passweb-tui does not know ({revision!r},"
+            " another program's or a newer passweb-tui's): a copy goes into a new, empty"
+            " database"
+        )
+    # the service's slot claims are a table of the store too (of its own metadata)
+    tables = found | ({claims_t.name} & set(inspect(conn).get_table_names()))
+    if conn.dialect.name == "postgresql":
+        # nobody writes a row in between the counting and the dropping (a process that
+        # has the store open already: the migration lock keeps off only new ones)
+        locked = ", ".join(quote(n) for n in sorted(tables | {"alembic_version"}))
+        conn.exec_driver_sql(f"LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE")
     held = {
         name: conn.exec_driver_sql(f"SELECT count(*) FROM {quote(name)}").scalar_one()
-        for name in sorted(found - set(_MADE_WITH_ROWS))
+        for name in sorted(tables - set(_MADE_WITH_ROWS))
     }
     leased = 0
-    if "sync_lease" in found:
+    if "sync_lease" in tables:
         leased = conn.exec_driver_sql(
             f"SELECT count(*) FROM {quote('sync_lease')} WHERE holder IS NOT NULL"
         ).scalar_one()
@@ -632,9 +651,19 @@ def _clear_empty_store(conn: Connection, found: set[str], shown: str) -> None:
             f"{shown} holds a store already ({what or 'a sync under way'}): a copy goes into"
             " a new, empty one"
         )
-    cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
-    for name in sorted(found | {"alembic_version"}):
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(name)}{cascade}")
+    # no CASCADE: an object of another program that depends on a store table (a view, a
+    # foreign key) makes the drop fail, and the copy with it, rather than go with it
+    for name in [*sorted(tables, key=_drop_order), "alembic_version"]:
+        conn.exec_driver_sql(f"DROP TABLE {quote(name)}")
+
+
+def _drop_order(name: str) -> int:
+    """Tables that others refer to last: the store's own foreign keys do not stop the
+    drop of an empty store."""
+    from passweb_tui.engine import models
+
+    order = [t.name for t in models.metadata.sorted_tables]
+    return -order.index(name) if name in order else -len(order) - 1
 
 
 #: read-only SQLite engines, whose driver connections are in autocommit mode: a snapshot

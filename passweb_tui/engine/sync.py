@@ -815,8 +815,10 @@ class SyncRunner:
             try:
                 status, error = self._finish(status, error, finished, kind, scope, refill, dry_run)
             except Exception as exc:
-                # the store itself is gone (its server stopped): the run is still told as
-                # it ended, and the next run finds it unfinished and marks it interrupted
+                # the store itself is gone (its server stopped) or refuses the writes (a
+                # full disk): the run is still told as it ended, its failure recorded in
+                # the least way that may still go in; else the next run finds it
+                # unfinished and marks it interrupted
                 log.debug("recording the end of run %s failed", self.run_id, exc_info=True)
                 why = f"its end could not be recorded: {failure_text(exc)}"
                 status, error = "failed", f"{error}; {why}" if error else why

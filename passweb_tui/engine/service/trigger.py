@@ -197,6 +197,13 @@ class TriggerServer:
             def do_HEAD(self) -> None:
                 self._not_post(body=False)
 
+            def __getattr__(self, name: str) -> Any:
+                # any other method (TRACE, CONNECT, PROPFIND...): a 405 in JSON as well,
+                # not the standard library's 501 page
+                if name.startswith("do_"):
+                    return self.do_GET
+                raise AttributeError(name)
+
             def do_POST(self) -> None:
                 if self.path.split("?")[0] != PATH:
                     self._answer(404, {"error": f"no such endpoint; POST to {PATH}"})
@@ -215,7 +222,8 @@ class TriggerServer:
                     body = None
                 auth = self.headers.get("Authorization", "")
                 bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-                # the token first: a client without it learns nothing of what is accepted
+                # the token first: a client without it is told only that it is missing or
+                # wrong (and that no token could be read from a body that is not JSON)
                 given = [] if bearer is None else [bearer]
                 if isinstance(body, dict):
                     token = body.get("token")
