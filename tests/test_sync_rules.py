@@ -353,6 +353,40 @@ def test_watermark_is_the_erp_clock_minus_the_overlap_and_the_boundary_is_inclus
     assert new_mark >= at + timedelta(hours=2) - timedelta(minutes=65)
 
 
+def test_an_erp_clock_set_back_past_the_watermark_makes_the_changed_read_all(
+    engine: Engine, sim: Any
+) -> None:
+    """The ERP ran a day ahead for one CHANGED, then its clock was put right: what
+    changed since is stamped before the watermark. The next CHANGED sees its clock
+    behind the watermark and reads all (before, it found nothing, ended `ok`, and set
+    the watermark back: the changes were lost until a TOTAL)."""
+    sim.admin("PUT", "clock", json={"now": "20300115 120000"})
+    engine.run("total")
+    sim.admin("PUT", "clock", json={"now": "20300116 120000"})  # a day ahead
+    assert engine.run("changed").status == "ok"
+    sim.admin("PUT", "clock", json={"now": "20300115 130000"})  # put right
+    changed = sim.admin(
+        "POST",
+        "mutate",
+        json={"resource": "articoli", "count": 2, "seed": 31, "fields": ["descrizione"]},
+    ).json()["changed"]
+    sim.admin("PUT", "clock", json={"now": "20300115 150000"})  # two hours on
+    run = engine.run("changed")
+    assert run.status == "ok", run.error
+    assert "the ERP's clock (20300115 150000) is behind the last sync's watermark" in (
+        run.message or ""
+    ), run.message
+    keys = {c.key for c in engine.changes(run_id=run.run_id, entity="articles")}
+    assert keys == set(changed)
+    assert in_step(engine) == {}
+    assert watermark(engine) == "20300115 135500"
+    # the clock in step again: the next CHANGED searches by date as ever
+    sim.admin("PUT", "clock", json={"now": "20300115 160000"})
+    after = engine.run("changed")
+    assert "behind" not in (after.message or "")
+    assert after.entities["articles"]["fetched"] < run.entities["articles"]["fetched"]
+
+
 def test_a_failed_run_keeps_the_watermark_and_the_next_changed_completes(
     engine: Engine, sim: Any
 ) -> None:

@@ -504,6 +504,7 @@ class SyncRunner:
         self._counts_due = 0.0  # when the run record's counts are next written
         self._builder: RowBuilder | None = None  # the worker process, once a pass wants it
         self.erp_clock: datetime | None = None
+        self._clock_said = False  # the clock found set back has been said in the message
         self._stmts: dict[str, Any] = {}
         self._catalogues: dict[str, tuple[tuple[str, ...] | None, dict[str, FieldSpec]]] = {}
         #: the keys of the lookup tables records link to (see records.LINK_TARGETS): read
@@ -846,6 +847,24 @@ class SyncRunner:
         )
         self._emit("done", None, 0, None, finished=True, status=status, message=result.message)
         return result
+
+    def _clock_set_back(self, since: str) -> bool:
+        """Whether the ERP's clock (as this run's first reply gave it) is behind the
+        watermark: set back since the last good run (one that ran a day ahead,
+        corrected). Said once in the run's message."""
+        if self.erp_clock is None:
+            return False
+        now = _stamp(self.erp_clock)
+        if now >= since:
+            return False
+        if not self._clock_said:
+            self._clock_said = True
+            self._messages.append(
+                f"the ERP's clock ({now}) is behind the last sync's watermark ({since}): it"
+                " was set back, so what changed since cannot be found by its date;"
+                " articles, customers and conditions pulled in full"
+            )
+        return True
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -1229,6 +1248,10 @@ class SyncRunner:
 
     def _pull(self, conn: Connection, p: _Pass, dry_run: bool) -> None:
         spec = p.spec
+        if p.since is not None and not p.full and not p.codes and self._clock_set_back(p.since):
+            # what changed after the ERP's clock was set back is stamped before the
+            # watermark, and a search from it would never find it: the pass reads all
+            p.full, p.since, p.deletions = True, None, p.removals
         counts = self.counts.setdefault(spec.name, empty_counts())
         used, cat = self._catalogue(spec.name) if spec.main else (None, {})
         for target in LINK_TARGETS.get(spec.name, ()):
