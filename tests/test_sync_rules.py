@@ -1096,6 +1096,52 @@ def test_a_dry_run_finds_the_links_the_real_run_finds_dead(engine: Engine, sim: 
     assert real.entities["payments"]["deleted"] == 1
 
 
+@pytest.mark.parametrize("how", ["gone", "flag off"])
+def test_a_dry_total_does_not_reject_the_dead_links_of_records_it_would_remove(
+    engine: Engine, sim: Any, how: str
+) -> None:
+    """A customer and an article whose payment and category the ERP deleted are
+    themselves deleted in the ERP (or taken off the site by their flag): the real TOTAL
+    removes them, so it does not reject their dead links; the dry TOTAL predicted one
+    reject too many for each (it left the records it would remove among those it
+    checked)."""
+    engine.run("total")
+    linked = _categories_of(engine)
+    category = sorted({c for c in linked.values() if c})[0]
+    article = sorted(k for k, c in linked.items() if c == category)[0]
+    customers = metadata.tables["customers"]
+    with engine.store.read() as conn:
+        payments = {
+            code: payment
+            for code, payment in conn.execute(select(customers.c.code, customers.c.payment))
+            if payment not in (None, "", "0")
+        }
+    payment = sorted(set(payments.values()))[0]
+    customer = sorted(k for k, p in payments.items() if p == payment)[0]
+    if how == "gone":
+        sim.admin("DELETE", f"records/articoli/{article}")
+        sim.admin("DELETE", f"records/clienti/{customer}")
+    else:
+        with MexalClient(erp_config(sim)) as client:
+            client.update("articoli", article, {"trasf_sito": [[1, "N"]]})
+            client.update("clienti", customer, {"trasf_sito": [[1, "N"]]})
+    sim.admin("DELETE", f"records/gruppi-merceologici/{category}")
+    sim.admin("DELETE", f"records/pagamenti/{payment}")
+    dry = engine.run("total", dry_run=True)
+    real = engine.run("total")
+    assert real.status == "ok_with_rejects", real.error
+    for entity in ("articles", "customers"):
+        assert dry.entities[entity] == real.entities[entity], entity
+    assert real.entities["customers"]["rejected"] == sum(
+        p == payment for k, p in payments.items() if k != customer
+    )
+    dry_rejects = {(r.entity, r.key) for r in engine.run_detail(dry.run_id).rejects}
+    real_rejects = {(r.entity, r.key) for r in engine.run_detail(real.run_id).rejects}
+    assert dry_rejects == real_rejects
+    assert ("customers", customer) not in real_rejects
+    assert ("articles", article) not in real_rejects
+
+
 def test_on_a_horeca_site_a_changed_keeps_the_lookup_records_the_erp_deleted(
     db_url: str, sim: Any
 ) -> None:

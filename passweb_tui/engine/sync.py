@@ -1488,8 +1488,9 @@ class SyncRunner:
         )
         with self.store.read() as rconn:
             stale = rconn.execute(query).all()
-        rewritten = self._dry_put.get("articles", set())
-        stale = [row for row in stale if row[0] not in rewritten]
+        # (a dry run's: rewritten, or deleted by the real run, it would not be checked so)
+        skipped = self._dry_put.get("articles", set()) | self._dry_gone.get("articles", set())
+        stale = [row for row in stale if row[0] not in skipped]
         if not stale:
             return
         link = "cat_web" if self.options.rules.category_mode == "secondaria" else "cod_grp_merc"
@@ -1545,10 +1546,14 @@ class SyncRunner:
                     .order_by(cu.c.code)
                 ).all()
             added = self._dry_put.get(target, set())
-            rewritten = self._dry_put.get("customers", set())
+            rewritten = self._dry_put.get("customers", set()) | self._dry_gone.get(
+                "customers", set()
+            )
             for code, value in rows:
                 if str(value) in added or code in rewritten:
-                    continue  # (a dry run's: the real run would have it, or check it anew)
+                    # (a dry run's: the real run would have it, check it anew, or have
+                    # deleted the customer)
+                    continue
                 stale.setdefault(
                     code,
                     f"{label} {str(value)!r} ({source}) is no longer among the ERP's; the"
@@ -1803,7 +1808,9 @@ class SyncRunner:
             inserted = [c[0] for c in new] or [r.key for r in inserts]
             same = 0  # digest differed (e.g. a setting changed) but no value did
             gone = [k for k in removed if k in existing]
-            if dry_run and gone and spec.lookup:
+            if dry_run and gone:
+                # (of a main table too: its stale links are not checked for records that
+                # the real run would have removed)
                 self._dry_gone.setdefault(spec.name, set()).update(gone)
             if dry_run and spec.name in _DRY_PUT_NOTED:
                 self._dry_put.setdefault(spec.name, set()).update(
@@ -2104,7 +2111,7 @@ class SyncRunner:
                         ~exists().where(_SEEN.c.entity == spec.name, _SEEN.c.key == _RETRY.c.key),
                     )
                 )
-            if dry_run and n and spec.lookup:  # a lookup table is small
+            if dry_run and n:  # the codes only, and only of a dry run
                 self._dry_gone.setdefault(spec.name, set()).update(
                     conn.execute(select(t.c.code).where(unseen)).scalars()
                 )
