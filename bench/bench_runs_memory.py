@@ -40,6 +40,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1000, help="CHANGED runs after the TOTAL")
     parser.add_argument("--db", help="store URL (default: a new SQLite file)")
+    parser.add_argument(
+        "--no-changes", action="store_true", help="change nothing in the ERP between runs"
+    )
     args = parser.parse_args()
     sim = subprocess.Popen(
         [sys.executable, "-m", "passweb_tui", "erp-sim", "--port", "0",
@@ -64,12 +67,13 @@ def main() -> None:
                 start = time.perf_counter()
                 marks: list[tuple[int, int]] = []
                 for i in range(args.runs + 1):
-                    if i % 10 == 0:
+                    if i % 10 == 0 and not args.no_changes:
                         httpx.post(
                             f"{root}/sim/mutate",
                             json={"resource": "articoli", "count": 3, "seed": i},
                             timeout=30,
                         ).raise_for_status()
+                    if i % 10 == 0:
                         engine.dashboard()
                     if i % 100 == 0:
                         gc.collect()
