@@ -208,3 +208,19 @@ def test_change_log_values_are_cut_where_they_differ_only_when_they_do_not_fit()
     old, new = narrow[-2:]
     assert old.startswith("…") and new.startswith("…") and "#781" in new, narrow
     assert old != new
+
+
+def test_the_progress_percentage_reads_100_only_when_a_pass_is_done() -> None:
+    """999 of 1,000 read "100" (rounded) on a pass still going, which may still stall or
+    be cancelled; the table's percentage is rounded down, and 100 is for done."""
+    from passweb_tui.screens.sync_state import EntityProgress
+
+    def percent(done: int, total: int | None) -> str:
+        return EntityProgress("customers", done, total, None, None).percent
+
+    assert percent(1000, 1001) == "99"
+    assert percent(999, 1000) == "99"
+    assert percent(1000, 1000) == "100"
+    assert percent(1200, 1000) == "100"  # more read than the estimate
+    assert percent(29, 100) == "29" and percent(1, 3) == "33" and percent(0, 5) == "0"
+    assert percent(5, None) == "-" and percent(0, 0) == "-"

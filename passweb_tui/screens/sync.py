@@ -355,7 +355,7 @@ class SyncScreen(BaseScreen):
                     (
                         t(f"entity.{p.entity}", default=p.entity),
                         fmt_int(p.done) + (f"/{fmt_int(p.total)}" if p.total else ""),
-                        "-" if p.fraction is None else f"{p.fraction * 100:.0f}",
+                        p.percent,
                         "-" if app.stable else fmt_rate(p.rate),
                         "-"
                         if app.stable or (p.total and p.done >= p.total)

@@ -44,6 +44,15 @@ class EntityProgress:
             return None
         return min(1.0, self.done / self.total)
 
+    @property
+    def percent(self) -> str:
+        """The percentage as the progress table writes it: rounded down, so that 100
+        means done (999 of 1,000 read 100, on a pass that could still stall)."""
+        if not self.total:
+            return "-"
+        whole = min(self.done * 100 // self.total, 100)
+        return str(whole if self.done >= self.total else min(whole, 99))
+
 
 @dataclass(frozen=True)
 class SyncSnapshot:
