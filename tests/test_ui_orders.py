@@ -469,6 +469,37 @@ async def test_order_screen_speaks_italian(engine: Engine) -> None:
         set_language("en")
 
 
+async def test_an_orders_erp_updates_fit_80_columns_in_italian(engine: Engine, sim: Any) -> None:
+    """The table of an order's ERP updates gives way as the others do: in Italian, at
+    80 columns, its longer labels and states ran off the right edge, cut mid-word."""
+    import_orders(engine, order_line("I9", rows=article_rows(3)))
+    assert engine.run("partial").status == "ok"
+    orders = WebOrders(engine.store)
+    key = orders.show("I9")["erp_key"]
+    sim.admin("POST", f"orders/{key}/fulfil", json={"rows": {"1": 1, "3": 2}})
+    assert engine.run("changed").status == "ok"
+    sim.admin("POST", f"orders/{key}/fulfil", json={"rows": {"1": 3, "2": 1, "3": 3}})
+    assert engine.run("changed").status == "ok"
+    assert len(orders.updates(order_id="I9")) == 2
+    set_language("it")
+    try:
+        app = create_app(engine, poll_s=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await open_orders(app, pilot)
+            await open_order(app, pilot, "I9")
+            table = app.screen.query_one("#order-updates", KeyTable)
+            await settle(app, pilot)
+            assert table.row_count == 2
+            assert table.virtual_size.width <= table.size.width, (
+                table.virtual_size.width,
+                table.size.width,
+            )
+            labels = [str(c.label) for c in table.columns.values()]
+            assert labels[:2] == ["#", "Rilevato"], labels
+    finally:
+        set_language("en")
+
+
 def orders_unchanged(engine: Engine, order_id: str) -> bool:
     """The order's new customer as imported: nothing sent, nothing corrected."""
     customer = WebOrders(engine.store).show(order_id)["customer"]

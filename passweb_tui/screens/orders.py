@@ -653,20 +653,21 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             with Vertical(classes="panel"):
                 yield Label(t("orders.history"), classes="panel-title")
                 yield Static("", id="order-history")
-                yield KeyTable(id="order-updates")
+                yield FitTable(
+                    [
+                        Col("update", "#"),
+                        Col("detected", t("orders.col.detected")),
+                        Col("before", t("orders.col.state_before"), shrink=True),
+                        Col("after", t("orders.col.state_after"), shrink=True),
+                        Col("reviewed", t("orders.col.reviewed")),
+                        # what changed gives way first: the update's screen has it whole
+                        Col("what", t("orders.col.what"), shrink=True, give_way=12),
+                    ],
+                    id="order-updates",
+                )
 
     def on_mount(self) -> None:
         rows = self.query_one("#order-rows", FitTable)
-        updates = self.query_one("#order-updates", KeyTable)
-        for key, label in (
-            ("update", "#"),
-            ("detected", t("orders.col.detected")),
-            ("before", t("orders.col.state_before")),
-            ("after", t("orders.col.state_after")),
-            ("reviewed", t("orders.col.reviewed")),
-            ("what", t("orders.col.what")),
-        ):
-            updates.add_column(label, key=key)
         rows.focus()
         self.load()
 
@@ -823,21 +824,23 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             history.append(f"{t('orders.refreshed_at')}: {fmt_when(app, detail['refreshed_at'])}")
         history.append("\n" + t("orders.updates_count", count=len(updates)))
         self.query_one("#order-history", Static).update(history)
-        table = self.query_one("#order-updates", KeyTable)
-        table.clear()
-        self.updates = {}
-        for update in updates:
-            key = str(update["update_id"])
-            self.updates[key] = update
-            table.add_row(
-                key,
-                fmt_when(app, update["detected"]),
-                state_label(update["state_before"]),
-                state_label(update["state_after"]),
-                t("key.yes") if update["reviewed"] else t("key.no"),
-                update_summary(update),
-                key=key,
-            )
+        self.updates = {str(update["update_id"]): update for update in updates}
+        self.query_one("#order-updates", FitTable).show_rows(
+            [
+                (
+                    key,
+                    (
+                        key,
+                        fmt_when(app, update["detected"]),
+                        state_label(update["state_before"]),
+                        state_label(update["state_after"]),
+                        t("key.yes") if update["reviewed"] else t("key.no"),
+                        update_summary(update),
+                    ),
+                )
+                for key, update in self.updates.items()
+            ]
+        )
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
         if event.data_table.id == "order-updates":
