@@ -500,6 +500,49 @@ async def test_an_orders_erp_updates_fit_80_columns_in_italian(engine: Engine, s
         set_language("en")
 
 
+async def test_closing_the_customer_form_asks_before_dropping_what_was_typed(
+    engine: Engine,
+) -> None:
+    """esc on the web customer's form with a correction typed and not saved: asked
+    first (before, the correction went without a word); nothing typed, it just closes."""
+    from test_orders_helpers import new_customer
+
+    from passweb_tui.screens.customer import CustomerScreen
+
+    import_orders(engine, order_line("K1", customer=new_customer(66_000_001)))
+    app = create_app(engine, poll_s=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_order(app, pilot, "K1")
+        await pilot.press("C")
+        await settle(app, pilot)
+        form = app.screen
+        assert isinstance(form, CustomerScreen)
+        await type_into(app, pilot, "#customer-province", "TO")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert on_screen(app, "Close without saving what you changed (Province)?"), screen_lines(
+            app
+        )
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is form
+        assert form.query_one("#customer-province", Input).value == "TO"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+        assert orders_unchanged(engine, "K1")
+        # nothing typed: esc closes at once
+        await pilot.press("C")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CustomerScreen)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert isinstance(app.screen, OrderDetailScreen)
+
+
 def orders_unchanged(engine: Engine, order_id: str) -> bool:
     """The order's new customer as imported: nothing sent, nothing corrected."""
     customer = WebOrders(engine.store).show(order_id)["customer"]

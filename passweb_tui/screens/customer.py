@@ -147,8 +147,22 @@ class CustomerScreen(ModalScreen[str | None]):
             self._submitted = None
 
     def action_close(self) -> None:
-        if not self.busy:
+        """Close the form; corrections typed and not saved are asked about first (the
+        operator may have typed what the ERP asked for and reached for esc)."""
+        if self.busy:
+            return
+        changes = changed_details(self.customer, self.typed())
+        if not changes:
             self.dismiss(None)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(None)
+
+        labels = [t(f"customer.{name}", default=name) for name in changes]
+        question = t("customer.discard_question", details=", ".join(labels))
+        self.app.push_screen(ConfirmScreen(question), answer)
 
     def action_save(self) -> None:
         after_typing(self, self._save)
