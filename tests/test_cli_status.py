@@ -27,6 +27,26 @@ def status(sim: Any, db: str, *args: str) -> tuple[int, dict[str, Any]]:
     return done.returncode, json.loads(done.stdout)
 
 
+def start_sync(sim: Any, db: str, *args: str) -> subprocess.Popen[bytes]:
+    """`passweb-tui sync ARGS` as a process of its own (in a session of its own)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "passweb_tui", "sync", *args],
+        env=cli_env(sim, db),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_under_way(sim: Any, db: str, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """`status --json` once it shows a run under way (the process still running)."""
+    deadline = time.monotonic() + 60
+    while not (seen := status(sim, db)[1])["under_way"]:
+        assert time.monotonic() < deadline and proc.poll() is None, seen
+        time.sleep(0.1)
+    return seen
+
+
 def test_a_new_store_needs_its_first_sync_then_all_is_well(sim: Any, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'store.db'}"
     code, first = status(sim, db)
@@ -90,18 +110,9 @@ def test_a_killed_sync_is_under_way_until_its_lease_or_mark_lapses_then_interrup
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f"[sync]\nlease_seconds = {LEASE_SECONDS}\n")
     sim.admin("PUT", "faults", json={"latency_ms": 150})  # still paging when killed
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "passweb_tui", "sync", *command],
-        env=cli_env(sim, db),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_sync(sim, db, *command)
     try:
-        deadline = time.monotonic() + 60
-        while not (seen := status(sim, db)[1])["under_way"]:
-            assert time.monotonic() < deadline and proc.poll() is None, seen
-            time.sleep(0.1)
+        seen = wait_under_way(sim, db, proc)
         (going,) = seen["under_way"]
         run_id = going["run_id"]
         assert going["kind"] == kind and seen["last_run"] is None
@@ -234,19 +245,9 @@ def test_a_run_under_way_is_shown_however_many_runs_came_after_it(sim: Any, tmp_
     db = f"sqlite:///{path}"
     assert cli(sim, "sync", "total", db=db).returncode == 0
     sim.admin("PUT", "faults", json={"latency_ms": 4000})  # still reading while we look
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "passweb_tui", "sync", "partial", "--entity", "articles"],
-        env=cli_env(sim, db),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_sync(sim, db, "partial", "--entity", "articles")
     try:
-        deadline = time.monotonic() + 60
-        while not (seen := status(sim, db)[1])["under_way"]:
-            assert time.monotonic() < deadline and proc.poll() is None, seen
-            time.sleep(0.1)
-        (going,) = seen["under_way"]
+        (going,) = wait_under_way(sim, db, proc)["under_way"]
         # ten dry runs after it, as the runs table keeps them (made here at once: ten
         # real ones would outlast the PARTIAL's slowest read)
         with sqlite3.connect(path) as conn:

@@ -1065,6 +1065,17 @@ def test_articles_linked_to_a_category_the_erp_deleted_are_reported(
         assert all(f"category '{gone}'" in why for why in reasons.values())
 
 
+def _payments_of(engine: Engine) -> dict[str, str]:
+    """The stored customers' usual payments, by customer (those that name one)."""
+    customers = metadata.tables["customers"]
+    with engine.store.read() as conn:
+        return {
+            code: payment
+            for code, payment in conn.execute(select(customers.c.code, customers.c.payment))
+            if payment not in (None, "", "0")
+        }
+
+
 def test_a_dry_run_finds_the_links_the_real_run_finds_dead(engine: Engine, sim: Any) -> None:
     """The ERP deletes a category and a payment the store's records link to: a dry
     CHANGED reports the rejects the real CHANGED then makes (the lookup records it
@@ -1072,13 +1083,7 @@ def test_a_dry_run_finds_the_links_the_real_run_finds_dead(engine: Engine, sim: 
     engine.run("total")
     linked = _categories_of(engine)
     gone = sorted({c for c in linked.values() if c})[0]
-    customers = metadata.tables["customers"]
-    with engine.store.read() as conn:
-        payments = {
-            code: payment
-            for code, payment in conn.execute(select(customers.c.code, customers.c.payment))
-            if payment not in (None, "", "0")
-        }
+    payments = _payments_of(engine)
     dead_payment = sorted(set(payments.values()))[0]
     sim.admin("DELETE", f"records/gruppi-merceologici/{gone}")
     sim.admin("DELETE", f"records/pagamenti/{dead_payment}")
@@ -1109,13 +1114,7 @@ def test_a_dry_total_does_not_reject_the_dead_links_of_records_it_would_remove(
     linked = _categories_of(engine)
     category = sorted({c for c in linked.values() if c})[0]
     article = sorted(k for k, c in linked.items() if c == category)[0]
-    customers = metadata.tables["customers"]
-    with engine.store.read() as conn:
-        payments = {
-            code: payment
-            for code, payment in conn.execute(select(customers.c.code, customers.c.payment))
-            if payment not in (None, "", "0")
-        }
+    payments = _payments_of(engine)
     payment = sorted(set(payments.values()))[0]
     customer = sorted(k for k, p in payments.items() if p == payment)[0]
     if how == "gone":
