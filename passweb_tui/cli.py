@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO, cast
 
-from passweb_tui import __version__
+from passweb_tui import __version__, commands
 from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
 from passweb_tui.config import ConfigError
 from passweb_tui.logs import setup_logging
@@ -194,6 +194,10 @@ class _ClosedPipeSafe:
         return getattr(self._stream, name)
 
 
+#: whether _finishing has put its handlers in place (this process is the command)
+_FINISHING = False
+
+
 def _finishing() -> None:
     """The command's work is done and recorded: a stop signal now (a `kill` a moment too
     late) leaves the exit status as the work ended, instead of killing the process on
@@ -202,6 +206,10 @@ def _finishing() -> None:
 
     from passweb_tui.commands import STOP_SIGNALS
 
+    global _FINISHING
+    if _FINISHING:  # once: a signal noted already stays noted
+        return
+    _FINISHING = True
     noted: list[int] = []
 
     def late(signum: int, _frame: Any) -> None:
@@ -249,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return int(ui.run(args, ctx))
         sys.stdout = cast(TextIO, _ClosedPipeSafe(real_stdout))
+        if argv is None:  # the command's own guarded work, done, hands over to _finishing
+            commands.AFTER_WORK = _finishing
         code = int(args.handler(args, ctx))
         if argv is None:  # this process is the command: it ends now, as its work did
             finishing = True

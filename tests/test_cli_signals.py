@@ -505,3 +505,32 @@ def test_a_signal_as_the_finished_runs_report_appears_leaves_its_exit_status(
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, (proc.returncode, err)
+
+
+def test_a_guarded_block_of_the_command_hands_over_to_the_finishing_handlers() -> None:
+    """In the process that is the command, the end of its StopSignals block (its work
+    done) goes straight to the finishing handlers: putting back the default actions in
+    between let a `kill` a moment too late end the process by the signal (-15), seen
+    now and then as the report of a run recorded ok appeared. Another process (the
+    tests' own) gets its handlers back."""
+    code = (
+        "import signal\n"
+        "from passweb_tui import cli, commands\n"
+        "commands.AFTER_WORK = cli._finishing\n"
+        "with commands.StopSignals():\n"
+        "    pass\n"
+        "handler = signal.getsignal(signal.SIGTERM)\n"
+        "print(handler is not signal.SIG_DFL and callable(handler))\n"
+        "signal.raise_signal(signal.SIGTERM)\n"  # noted, not the end of the process
+        "print('still here')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "True\nstill here\n"), done
+    import signal as sig
+
+    from passweb_tui.commands import StopSignals
+
+    before = sig.getsignal(sig.SIGTERM)
+    with StopSignals():
+        pass
+    assert sig.getsignal(sig.SIGTERM) is before

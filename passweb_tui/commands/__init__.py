@@ -165,6 +165,13 @@ STOP_SIGNALS = tuple(
 )
 
 
+#: set by the command line's entry point when this process is the command: called as
+#: a StopSignals block ends without an error (the work it guarded is done), in place of
+#: putting back the signals' default actions, under which a `kill` a moment too late
+#: killed the process on its way out (143 for a run recorded ok)
+AFTER_WORK: Callable[[], None] | None = None
+
+
 class StopSignals:
     """While in use, the first of SIGINT, SIGTERM or SIGHUP is only noted (`received`)
     for the command to stop its work cleanly; a later SIGINT or SIGTERM (someone
@@ -201,8 +208,12 @@ class StopSignals:
         _value: BaseException | None,
         _tb: TracebackType | None,
     ) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        after = AFTER_WORK if _type is None and self._previous else None
+        if after is not None:
+            after()  # straight from this block's handlers to the finishing ones
+        else:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
         self._previous.clear()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
