@@ -94,6 +94,7 @@ BAD = [
     ),
     (order_line("W2005", customer=new_customer(9, email="not-an-email")), "customer.email"),
     (order_line("W2006", note="pay $W1001$ twice"), "note: must not contain '$'"),
+    (order_line("W2018", note="ring\u0007 twice\u0000"), "note: contains control characters"),
     (order_line("W2007", colour="red"), "unknown field 'colour'"),
     (order_line("W 2008"), "id: must be"),
     (order_line("W2009", payment="maybe"), "payment: must be"),

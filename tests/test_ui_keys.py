@@ -688,3 +688,49 @@ def test_the_readme_lists_every_binding_id() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     missing = sorted(i for i in create_app(None).binding_ids() if f"`{i}`" not in readme)
     assert not missing
+
+
+#: (keys in one burst from the dashboard, the screen they open, what they did there)
+FROM_THE_DASHBOARD = [
+    (("o", "3"), "orders", lambda screen: screen.view_name == "updates"),
+    pytest.param(
+        ("o", "slash", "W"),
+        "orders",
+        lambda screen: screen.query_one("#orders-filter").value == "W",
+        marks=pytest.mark.slow,
+    ),
+    (
+        ("a", "j", "j"),
+        "catalogue",
+        lambda screen: screen.query_one("#catalogue-table").cursor_row == 2,
+    ),
+    pytest.param(
+        ("a", "slash", "W"),
+        "catalogue",
+        lambda screen: screen.query_one("#catalogue-search").value == "W",
+        marks=pytest.mark.slow,
+    ),
+    (("c", "j"), "changes", lambda screen: screen.query_one("#changes-table").cursor_row == 1),
+]
+
+
+@pytest.mark.parametrize(("keys", "mode", "done"), FROM_THE_DASHBOARD)
+async def test_keys_typed_behind_a_screen_key_take_effect_on_that_screen(
+    synced_readonly: Engine, keys: tuple[str, ...], mode: str, done: Any
+) -> None:
+    """ "o" then "3" in one read, from the dashboard: the "3" went to the dashboard (its
+    body had the focus, and the screen's key ran only once that body had passed it on),
+    or to the orders' search field (focused first, before the table), and the orders
+    opened on their first view with "3" in the search. Such keys now reach the screen
+    the first key opens, and its table, once its rows are there."""
+    app = create_app(synced_readonly, poll_s=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        for key in keys:  # queued at once, as a terminal's read brings them
+            app.post_message(events.Key(key, "/" if key == "slash" else key))
+        for _ in range(20):
+            await pilot.pause(0.05)
+        await settle(app, pilot)
+        assert app.current_mode == mode
+        assert done(app.screen), keys

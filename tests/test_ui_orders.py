@@ -34,6 +34,7 @@ from passweb_tui.screens.orders import (
     read_page,
     update_summary,
 )
+from passweb_tui.screens.orders import state_label as orders_state_label
 
 pytestmark = pytest.mark.anyio
 pytest_plugins = ["ui_fixtures"]
@@ -184,13 +185,13 @@ async def test_send_now_then_review_and_acknowledge_updates(engine: Engine, sim:
         assert app.start_sync("changed")
         await wait_sync(app, pilot)
         assert orders.show("W1")["state"] == states.PARTIALLY_FULFILLED
-        # the open detail reloaded: fulfilled quantity and row state of the ERP
-        rows = app.screen.query_one("#order-rows", KeyTable)
+        # the open detail reloaded: the ERP's rows, with fulfilled quantity and row state
+        rows = app.screen.query_one("#order-erp-rows", KeyTable)
         erp_row = orders.show("W1")["erp_document"]["rows"][0]
         assert erp_row["qta_evasa"] == "1"
         expected_state = {"E": "E evasa", "": "-"}[erp_row["stato_riga"]]
-        assert [str(c) for c in rows.get_row("1")][3:6] == ["1", "1", expected_state]
-        assert [str(c) for c in rows.get_row("2")][4:6] == ["0", "-"]
+        assert [str(c) for c in rows.get_row("1/1")][2:5] == ["1", "1", expected_state]
+        assert [str(c) for c in rows.get_row("2/2")][3:5] == ["0", "-"]
         assert "ERP updates: 1" in text_of(app, "#order-history")
 
         await pilot.press("escape")
@@ -1114,3 +1115,52 @@ async def test_an_order_the_erp_refuses_is_cancelled_with_x_after_asking(
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
     assert orders.show("WX2")["state"] == states.STORED
+
+
+async def test_an_order_shows_the_erps_rows_and_follows_a_run_elsewhere(
+    engine: Engine, sim: Any
+) -> None:
+    """The ERP wins: an order's screen showed the site's rows with the ERP's fulfilled
+    quantity beside them (quantity 1, fulfilled 3), missed a row the ERP added, and kept
+    showing what it first read while a run in another process changed the order. The
+    ERP's rows now show as they are there, what differs from the site's marked, and the
+    screen reads the order again on its own."""
+    import_orders(engine, order_line("W1", rows=article_rows(2)))
+    orders = WebOrders(engine.store)
+    client = engine.client()
+    assert orders.push(client).orders_sent == 1
+    key = str(orders.show("W1")["erp_key"])
+    app = create_app(engine, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_order(app, pilot, "W1")
+        erp_rows = app.screen.query_one("#order-erp-rows", KeyTable)
+        assert keys_of(app, "#order-erp-rows") == ["1/1", "2/2"]
+        assert not any(c.style for c in erp_rows.get_row("1/1"))  # as the site sent it
+
+        # in the ERP: row 1 three of them, and a third row; a run elsewhere reads it
+        doc = client.get("documenti/ordini-clienti", key)
+        assert doc is not None
+        for name, value in list(doc.items()):
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                doc[name] = [*value, [3, value[-1][1]]]
+        if "id_riga" in doc:
+            doc["id_riga"][-1] = [3, 3]
+        doc["quantita"] = [[i, 3 if i == 1 else q] for i, q in doc["quantita"]]
+        client.update(
+            "documenti/ordini-clienti",
+            key,
+            {k: v for k, v in doc.items() if k not in ("sigla", "serie", "numero")},
+        )
+        assert orders.refresh(client).updated == 1
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if "3/3" in keys_of(app, "#order-erp-rows"):
+                break
+        await settle(app, pilot)
+        assert keys_of(app, "#order-erp-rows") == ["1/1", "2/2", "3/3"]
+        qty = erp_rows.get_row("1/1")[2]
+        assert str(qty) == "3" and qty.style == CHANGED_STYLE  # differs from the site's 1
+        assert all(c.style == CHANGED_STYLE for c in erp_rows.get_row("3/3")[:3])
+        assert keys_of(app, "#order-rows") == ["1", "2"]  # what the site sent, as sent
+        assert orders_state_label(states.MODIFIED) in text_of(app, "#order-header")
+        assert "ERP updates: 1" in text_of(app, "#order-history")

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
@@ -186,6 +186,15 @@ def _release(app: App[Any], widget: Widget) -> None:
     else:
         _HELD.pop(widget, None)
         _SUBMITTED.discard(widget)
+
+
+class OrderedScroll(VerticalScroll):
+    """A scrolling body that has the focus itself (a screen of panels with no table):
+    it reads keys in order too, so that a screen's key and the keys typed right behind
+    it ("o" then "3" from the dashboard) reach the screen that key opens."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        await take_key_in_order(self, event)
 
 
 class KeyTable(DataTable[Any]):

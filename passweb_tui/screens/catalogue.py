@@ -54,6 +54,10 @@ def cell(value: Any) -> str:
 class CatalogueScreen(BaseScreen):
     """Search the site's copy of the ERP's articles or customers and mark some."""
 
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#catalogue-table"
+
     TITLE_KEY = "nav.catalogue"
     RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -79,6 +79,10 @@ KEYMAP_CLASSES = [CategoryTree]
 class CategoriesScreen(BaseScreen):
     """Browse the tree; the highlighted category's articles show beside it."""
 
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#cat-tree"
+
     TITLE_KEY = "nav.categories"
     RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [

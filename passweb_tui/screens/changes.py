@@ -229,6 +229,10 @@ def selected_change_note(
 class ChangesScreen(BaseScreen):
     """Every changed field, newest first, narrowed by the filters above the table."""
 
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#changes-table"
+
     TITLE_KEY = "nav.changes"
     RELOAD_WHEN_STALE = True
     FIELD_EXIT = "#changes-table"
@@ -332,6 +336,10 @@ class ChangesScreen(BaseScreen):
             return
         flt = self.current_filter()
         known = dict(self._counts)
+        if flt != self._shown_filter:
+            # the first read or another filter: keys typed meanwhile ("c" then "j") are
+            # for its rows
+            self.query_one("#changes-table", FitTable).wait_for_rows()
 
         def read() -> tuple[Any, ...]:
             # the mark first: counts read before a run that ends meanwhile are older;
@@ -351,6 +359,8 @@ class ChangesScreen(BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group == "changes":
+            self.query_one("#changes-table", FitTable).rows_came()  # the keys go on
         if event.state != WorkerState.SUCCESS:
             return
         if event.worker.group == "changes-counts":
@@ -381,6 +391,7 @@ class ChangesScreen(BaseScreen):
             # a sync keeps the cursor on its change
             self._shown_filter = flt
             table.move_cursor(row=0, scroll=True)
+        table.rows_came()
         self._shown_entries = len(entries)
         self.show_note()
         if counts is not None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import Label, Sparkline, Static
 from textual.worker import Worker, WorkerState
@@ -20,6 +20,7 @@ from passweb_tui.i18n import engine_text, t
 from passweb_tui.screens.base import (
     BaseScreen,
     KeyTable,
+    OrderedScroll,
     field_label,
     fmt_duration,
     fmt_int,
@@ -139,7 +140,7 @@ class DashboardScreen(BaseScreen):
         self._view: DashboardView | None = None
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="dash-body"):
+        with OrderedScroll(id="dash-body"):
             with Vertical(id="dash-status", classes="panel"):
                 yield Static(id="dash-erp")
                 yield Static(id="dash-store")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, cast
 
 from rich.text import Text
@@ -115,6 +115,15 @@ def doc_cell(name: str, value: Any) -> str:
 #: the widest a customer's name is in the order list (at 80 columns the state, total
 #: and ERP key must stay in view; the error, the last column, is shown whole)
 NAME_WIDTH = 24
+
+
+def same_number(site: Any, erp: Any) -> bool:
+    """Whether a quantity or price of the site's row is the ERP's (written differently:
+    "1" and "1.000", "10.00" and "10")."""
+    try:
+        return Decimal(str(site)) == Decimal(str(erp))
+    except (InvalidOperation, ValueError):
+        return str(site) == str(erp)
 
 
 def row_state(code: str | None) -> str:
@@ -227,6 +236,10 @@ class AckMixin:
 
 class OrdersScreen(AckMixin, BaseScreen):
     """The order lists, one page at a time; 1-4 choose the view."""
+
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#orders-table"
 
     TITLE_KEY = "nav.orders"
     DEFAULT_CSS = """
@@ -628,6 +641,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.detail: dict[str, Any] | None = None
         self.updates: dict[str, dict[str, Any]] = {}
         self.outcome: Text | None = None
+        #: the next read of the order on its own, while the screen is shown: a run in
+        #: another process (the service, a cron job) changes what it shows
+        self._timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="order-detail"):
@@ -640,15 +656,29 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                         Col("article", t("orders.col.article")),
                         Col("description", t("col.description"), shrink=True),
                         Col("qty", t("orders.col.qty")),
-                        Col("fulfilled", t("orders.col.fulfilled")),
-                        # at 80 columns the row state goes first: the fulfilled
-                        # quantity says most of it, and the total stays whole
-                        Col("row_state", t("orders.col.row_state"), drop=1, shrink=True),
                         Col("price", t("col.price")),
                         Col("discount", t("orders.col.discount"), shrink=True),
                         Col("total", t("orders.col.total")),
                     ],
                     id="order-rows",
+                )
+            # the ERP's document as last read: the ERP wins, so its rows (a quantity it
+            # changed, a row it added) are shown as they are there, not beside the
+            # site's, with what differs from the site's rows marked
+            with Vertical(id="order-erp", classes="panel"):
+                yield Label(
+                    t("orders.in_erp", links="-"), id="order-erp-title", classes="panel-title"
+                )
+                yield FitTable(
+                    [
+                        Col("line", "#"),
+                        Col("article", t("orders.col.article")),
+                        Col("qty", t("orders.col.qty")),
+                        Col("fulfilled", t("orders.col.fulfilled")),
+                        Col("row_state", t("orders.col.row_state"), shrink=True),
+                        Col("price", t("col.price")),
+                    ],
+                    id="order-erp-rows",
                 )
             with Vertical(classes="panel"):
                 yield Label(t("orders.history"), classes="panel-title")
@@ -669,6 +699,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
     def on_mount(self) -> None:
         rows = self.query_one("#order-rows", FitTable)
         rows.focus()
+
+    def on_shown(self) -> None:
+        # first shown, or back from an update's screen (acknowledged there, say)
         self.load()
 
     def sync_finished(self, snap: SyncSnapshot) -> None:
@@ -684,6 +717,9 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.load()
 
     def load(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         orders = orders_of(self.papp)
         order_id = self.order_id
         self.run_worker(
@@ -695,12 +731,28 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             exit_on_error=False,
         )
 
+    def poll(self) -> None:
+        """Read the order again on its own, unless a read is under way."""
+        self._timer = None
+        if self.is_current and not any(
+            w.group == "order-detail" and not w.is_finished for w in self.workers
+        ):
+            self.load()
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "order-decision":
             self.after_decision(event)
             return
         if self.after_ack(event) or event.worker.group != "order-detail":
             return
+        # the next read on its own is scheduled only after this one ended
+        if (
+            event.state in {WorkerState.SUCCESS, WorkerState.ERROR}
+            and self._timer is None
+            and self.is_current
+            and self.papp.poll_s > 0
+        ):
+            self._timer = self.set_timer(self.papp.poll_s, self.poll)
         if event.state == WorkerState.ERROR:
             self.query_one("#order-header", Static).update(
                 Text(
@@ -775,12 +827,8 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             head.append_text(self.outcome)
         self.query_one("#order-header", Static).update(head)
 
-        erp_rows = {
-            i: r for i, r in enumerate(((detail.get("erp_document") or {}).get("rows") or []), 1)
-        }
         shown_rows: list[tuple[str, list[Any]]] = []
         for line in detail["lines"]:
-            erp = erp_rows.get(int(line["line"]), {})
             # a row that came without a description shows the stored article's, dimmed
             own = line["description"]
             described: Any = (
@@ -796,8 +844,6 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                         line["article"],
                         described,
                         grouped_number(str(line["qty"])),
-                        doc_cell("qta_evasa", erp.get("qta_evasa")),
-                        row_state(erp.get("stato_riga")),
                         fmt_money(line["price"]),
                         cell(line["discount"]),
                         fmt_money(line["total"]),
@@ -805,6 +851,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                 )
             )
         self.query_one("#order-rows", FitTable).show_rows(shown_rows)
+        self.show_erp_rows(detail)
 
         history = Text()
         for attempt in detail.get("push_attempts") or []:
@@ -841,6 +888,49 @@ class OrderDetailScreen(AckMixin, BaseScreen):
                 for key, update in self.updates.items()
             ]
         )
+
+    def show_erp_rows(self, detail: dict[str, Any]) -> None:
+        """The rows of the order's ERP document as last read, what differs from the rows
+        the site sent marked (a row the ERP added, all of it); none before it is sent."""
+        doc = detail.get("erp_document") or None
+        self.query_one("#order-erp").display = bool(doc)
+        if not doc:
+            self.query_one("#order-erp-rows", FitTable).show_rows([])
+            return
+        links = ", ".join((doc.get("header") or {}).get("doc_collegati") or []) or "-"
+        self.query_one("#order-erp-title", Label).update(t("orders.in_erp", links=links))
+        site = {str(line["line"]): line for line in detail["lines"]}
+        shown: list[tuple[str, list[Any]]] = []
+        for number, row in enumerate(doc.get("rows") or [], 1):
+            rid = str(row.get("id_riga") or number)
+            own = site.get(rid)
+
+            def marked(text: str, differs: bool) -> Text:
+                return Text(text, style=CHANGED_STYLE if differs else "")
+
+            shown.append(
+                (
+                    f"{rid}/{number}",
+                    [
+                        marked(rid, own is None),
+                        marked(
+                            cell(row.get("codice_articolo")),
+                            own is None or own["article"] != row.get("codice_articolo"),
+                        ),
+                        marked(
+                            doc_cell("quantita", row.get("quantita")),
+                            own is None or not same_number(own["qty"], row.get("quantita")),
+                        ),
+                        marked(doc_cell("qta_evasa", row.get("qta_evasa")), False),
+                        marked(row_state(row.get("stato_riga")), False),
+                        marked(
+                            fmt_money(row.get("prezzo")) if row.get("prezzo") is not None else "-",
+                            own is None or not same_number(own["price"], row.get("prezzo")),
+                        ),
+                    ],
+                )
+            )
+        self.query_one("#order-erp-rows", FitTable).show_rows(shown)
 
     def on_data_table_row_selected(self, event: KeyTable.RowSelected) -> None:
         if event.data_table.id == "order-updates":

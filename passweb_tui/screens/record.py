@@ -52,6 +52,10 @@ def _parsed(text: str | None) -> Any:
 class RecordScreen(BaseScreen):
     """An article or a customer in full; escape goes back to where it was opened."""
 
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#record-fields"
+
     TITLE_KEY = "record.title"
     RELOAD_WHEN_STALE = True
     BINDINGS: ClassVar[list[BindingType]] = [

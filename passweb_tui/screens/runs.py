@@ -57,6 +57,10 @@ def scope_label(scope: Any) -> str:
 class RunsScreen(BaseScreen):
     """Every run, newest first; enter opens one."""
 
+    # focused as soon as it is composed, so that keys typed right behind the one that
+    # opened the screen go to it, not to the first field (see OrderedScroll)
+    AUTO_FOCUS = "#runs-table"
+
     TITLE_KEY = "nav.runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reload", "key.reload", id="runs.reload", show=False),
@@ -69,6 +73,7 @@ class RunsScreen(BaseScreen):
     _dry_runs: frozenset[int] = frozenset()  # runs shown that were dry runs
     _offset = 0  # how many newer runs come before the page shown
     _more = False  # whether older runs come after it
+    _shown_offset: int | None = None  # the page the table shows, once read
 
     def action_changes(self) -> None:
         """The change log of the run under the cursor (a dry run has none: it says so)."""
@@ -133,6 +138,10 @@ class RunsScreen(BaseScreen):
         if engine is None:
             return
         offset = self._offset
+        if offset != self._shown_offset:
+            # the first page or another one: keys typed meanwhile ("r" then "j") are
+            # for its rows
+            self.query_one("#runs-table", FitTable).wait_for_rows()
         self.run_worker(
             # one more than a page: whether older runs come after it
             lambda: (offset, list(engine.runs(limit=HISTORY + 1, offset=offset))),
@@ -143,7 +152,11 @@ class RunsScreen(BaseScreen):
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "runs" or event.state != WorkerState.SUCCESS:
+        if event.worker.group != "runs":
+            return
+        if event.state == WorkerState.ERROR:  # said by the screen; the keys go on
+            self.query_one("#runs-table", FitTable).rows_came()
+        if event.state != WorkerState.SUCCESS:
             return
         app = self.papp
         offset, runs = cast(Any, event.worker.result)
@@ -193,6 +206,8 @@ class RunsScreen(BaseScreen):
                 for run in runs
             ],
         )
+        self._shown_offset = offset
+        self.query_one("#runs-table", FitTable).rows_came()
 
     def _reload_if_shown(self) -> None:
         self._poll = None

@@ -159,7 +159,14 @@ def _text(
     if not isinstance(value, str):
         raise OrderInvalid(f"{where}: must be text, got {_shown(value)}")
     value = value.strip()
-    if any(ord(ch) < 0x20 for ch in value) and where != "note":
+    if where == "note":
+        # a note may run over several lines; any other control character (a NUL, a
+        # bell) would go into the ERP's note as it is
+        if any(ord(ch) < 0x20 and ch not in "\n\r\t" for ch in value):
+            raise OrderInvalid(
+                f"{where}: contains control characters (line breaks and tabs are allowed)"
+            )
+    elif any(ord(ch) < 0x20 for ch in value):
         raise OrderInvalid(f"{where}: contains control characters")
     if limit is not None and len(value) > limit:
         raise OrderInvalid(f"{where}: longer than {limit} characters ({len(value)})")
