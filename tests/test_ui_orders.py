@@ -693,6 +693,12 @@ async def test_a_late_changed_row_of_a_long_order_is_in_view_at_80x24() -> None:
         *rows[:10], erp_row(11, "ART0000311", qta_evasa="2"), rows[11],
     ]  # fmt: skip
     assert "row 11: qta_evasa" in update_summary(update)
+    # a row added or removed says so, as `orders updates` does, not all of its fields
+    grown = an_update()
+    grown["before"]["rows"], grown["after"]["rows"] = rows[:11], rows
+    assert update_summary(grown) == "row 12: added"
+    grown["before"]["rows"], grown["after"]["rows"] = rows, rows[:11]
+    assert update_summary(grown) == "row 12: removed"
     app = create_app(None, poll_s=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
