@@ -228,6 +228,26 @@ def test_a_failed_run_says_why_on_stderr(sim: Any) -> None:
     assert last == f"passweb-tui: run {run['run_id']} failed: {run['error']}"
 
 
+def test_a_run_stopped_by_the_database_names_the_store(sim: Any, tmp_path: Path) -> None:
+    """A run stopped by its store's refusal said the database's words and no store, as
+    if a shell script running against several could tell which: it names the store."""
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    db = f"sqlite:///{path}"
+    assert cli(sim, "sync", "partial", "--entity", "currencies", db=db).returncode == 0
+    with sqlite3.connect(path) as conn:  # the store refuses any new article
+        conn.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON articles"
+            " BEGIN SELECT RAISE(ABORT, 'no room for articles'); END"
+        )
+    failed = cli(sim, "sync", "total", db=db)
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "database error" in last and "no room for articles" in last, last
+    assert last.endswith(f"(site store {db})"), last
+
+
 def test_a_text_sync_lists_the_first_rejects_with_their_reasons(sim: Any) -> None:
     clean = cli(sim, "sync", "total")
     assert clean.returncode == 0 and "rejected:" not in clean.stdout

@@ -362,5 +362,9 @@ def _run(args: argparse.Namespace, engine: Engine, scope: Scope, signals: StopSi
         say(f"passweb-tui: run {result.run_id} cancelled by {signals.name}")
     elif result.status in ("failed", "cancelled"):  # with --json too: errors go to stderr
         why = f": {one_line(result.error)}" if result.error else ""
+        if why.startswith(": database error"):
+            # the run's record says what the database said; which store, the command
+            # says (a shell script runs against more than one)
+            why += f" (site store {engine.store.url})"
         say(f"passweb-tui: run {result.run_id} {result.status}{why}")
     return exit_code(result)
