@@ -100,13 +100,15 @@ def cell(value: Any, width: int | None = None) -> str:
 #: an ERP document's fields that hold a number, and its date (AAAAMMGG)
 _DOC_NUMBERS = frozenset({"quantita", "prezzo", "qta_evasa"})
 _DOC_DATES = frozenset({"data_documento"})
+_DOC_MONEY = frozenset({"prezzo"})
 
 
 def doc_cell(name: str, value: Any) -> str:
     """A field of an ERP document as the UI writes it: numbers in the language's style,
     a date as the screens give dates; anything else as cell() shows it."""
     if isinstance(value, str) and name in _DOC_NUMBERS and re.fullmatch(r"-?\d+(\.\d+)?", value):
-        return grouped_number(value)
+        # a price as the order's rows write it (23,90, not the ERP's 23,9)
+        return fmt_money(value) if name in _DOC_MONEY else grouped_number(value)
     if isinstance(value, str) and name in _DOC_DATES and re.fullmatch(r"\d{8}", value):
         return date_text(int(value[:4]), int(value[4:6]), int(value[6:]))
     return cell(value)
