@@ -711,6 +711,8 @@ FROM_THE_DASHBOARD = [
         marks=pytest.mark.slow,
     ),
     (("c", "j"), "changes", lambda screen: screen.query_one("#changes-table").cursor_row == 1),
+    # (the tree opens on its first category, the line below its root)
+    (("g", "j"), "categories", lambda screen: screen.query_one("#cat-tree").cursor_line == 2),
 ]
 
 
