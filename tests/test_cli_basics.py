@@ -593,6 +593,20 @@ def test_doctor_and_the_commands_on_a_postgresql_store_they_may_not_write(
         assert "read-only transaction" in error, error
         assert "[SQL" not in error and "INSERT INTO" not in error, error
 
+        # a role that may not read the store's tables (a restore made as another owner,
+        # grants forgotten): said as the server's refusal, a setting to correct; it was
+        # told the store's schema version was gone, and to restore it from a backup
+        as_role = make_url(base).set(database=ro, username=role, password=None)
+        as_role_url = as_role.render_as_string(False)
+        runs = run_cli("--db", as_role_url, "runs")
+        assert runs.returncode == 2, runs.stderr
+        assert "permission denied for table alembic_version" in runs.stderr, runs.stderr
+        assert "schema version" not in runs.stderr and "backup" not in runs.stderr
+        doctor = run_cli("--db", as_role_url, "doctor")
+        line = _store_line(doctor.stdout)
+        assert doctor.returncode == 1 and line.startswith("FAIL"), doctor.stdout
+        assert "permission denied for table alembic_version" in line, line
+
         np_admin = create_engine(
             make_url(base).set(database=np_).render_as_string(False), isolation_level="AUTOCOMMIT"
         )

@@ -455,12 +455,21 @@ def _create_owner_only(path: Path) -> None:
 
 
 def current_revision(conn: Connection) -> str | None:
+    """The store's schema version; None where it has none (no alembic_version table).
+    A role that may not read the table is the server's refusal, raised as it is: taken
+    for "no version", it passed for a store whose version was lost."""
     try:
         with conn.begin_nested() if conn.in_transaction() else contextlib.nullcontext():
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-    except (OperationalError, ProgrammingError):
+    except (OperationalError, ProgrammingError) as exc:
+        if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+            raise
         return None
     return row[0] if row else None
+
+
+#: PostgreSQL's SQLSTATE for a right the role does not have
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def migrate(engine: Engine) -> bool:
@@ -585,11 +594,11 @@ def open_store(url: str, make_folder: bool = False) -> Store:
 
 
 #: a PostgreSQL server's refusals that a store URL's setting causes, not the moment: a
-#: database or role that is not there, a wrong password, a database the role may not use
-#: or a schema it may not create its tables in
+#: database or role that is not there, a wrong password, a database the role may not use,
+#: a schema it may not create its tables in or a table of the store it may not read
 _PG_SETTING = re.compile(
     r'(database|role) "[^"]*" does not exist|password authentication failed'
-    r"|permission denied for (database|schema)|no pg_hba\.conf entry"
+    r"|permission denied for (database|schema|table)|no pg_hba\.conf entry"
 )
 
 
