@@ -222,6 +222,13 @@ BAD_INPUTS = [
         '{"codice": "NAN1", "descrizione": "x", "alq_iva": "22", "prz_listino": [[1, NaN]]}',
         ["prz_listino[1]"],
     ),
+    # a lone surrogate, kept, failed every read of the table after it
+    (
+        "POST",
+        "records/articoli",
+        '{"codice": "SUR1", "descrizione": "bad \\ud800 x", "alq_iva": "22"}',
+        ["descrizione", "lone surrogate", "U+D800"],
+    ),
     ("POST", "mutate", '{"resource": "articoli", "count": true}', ["count", "true"]),
     ("POST", "mutate", '{"resource": "articoli", "seed": true}', ["seed", "true"]),
     ("POST", "mutate", '{"resource": "articoli", "cuont": 3}', ["'cuont'"]),

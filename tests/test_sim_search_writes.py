@@ -558,6 +558,13 @@ def test_the_location_of_any_key_is_plain_ascii() -> None:
 def test_a_body_nested_too_deeply_is_6001_not_valid_json(c: httpx.Client, path: str) -> None:
     deep = c.post(path, content=b"[" * 100_000, headers={"content-type": "application/json"})
     bad = c.post(path, content=b"{bad", headers={"content-type": "application/json"})
-    for r in (deep, bad):
+    # a lone surrogate: JSON lets it through, but no UTF-8 text can hold it
+    lone = c.post(
+        path,
+        content=b'{"descrizione": "bad \\ud800 x"}',
+        headers={"content-type": "application/json"},
+    )
+    for r in (deep, bad, lone):
         assert r.status_code == 400
         assert detail(r).startswith("6001 - errore gestionale [corpo della richiesta non e' JSON")
+    assert "U+D800" in detail(lone)

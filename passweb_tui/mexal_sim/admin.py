@@ -36,6 +36,7 @@ from passweb_tui.mexal_sim.erp import (
     clock_ok as _clock_ok,
 )
 from passweb_tui.mexal_sim.schema import ORDINI_CLIENTI
+from passweb_tui.mexal_sim.store import lone_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,16 @@ async def _body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except ValueError as exc:
         raise AdminError(400, f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise AdminError(400, "body is not valid JSON: nested too deeply") from None
+    bad = lone_surrogate(body)
+    if bad is not None:
+        # kept, it could never be sent again: every read of its table would fail
+        raise AdminError(400, f"body is not valid JSON text: {bad}")
+    return body
 
 
 def _obj(body: Any, known: Iterable[str], shape: str) -> dict[str, Any]:

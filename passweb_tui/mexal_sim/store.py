@@ -20,6 +20,30 @@ from passweb_tui.mexal_sim.schema import Schema
 Item = tuple[Any, Any, int]
 
 
+def lone_surrogate(value: Any) -> str | None:
+    """Where a decoded JSON body holds a lone surrogate (`"\\ud800"`, which JSON lets
+    through and which is no character), said for an error; None when it holds none. A
+    record keeping one could never be sent again: every read of its table would fail."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"a lone surrogate (U+{ord(value[exc.start]):04X}) in {value[:40]!r}"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if (found := lone_surrogate(k)) is not None:
+                return found
+            if (found := lone_surrogate(v)) is not None:
+                return f"{k}: {found}"
+    elif isinstance(value, list):
+        for item in value:
+            found = lone_surrogate(item)
+            if found is not None:
+                return found
+    return None
+
+
 class Table:
     """One resource: base records by index, and the overlay on top of them."""
 

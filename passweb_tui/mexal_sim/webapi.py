@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from passweb_tui.mexal_sim.erp import DOCS, BusinessError, Erp, StateSaveError
 from passweb_tui.mexal_sim.query import QueryError, compile_filters, matches, parse_fields
 from passweb_tui.mexal_sim.schema import LOOKUPS, RIGHE_ORDINI
-from passweb_tui.mexal_sim.store import Cursor, Table
+from passweb_tui.mexal_sim.store import Cursor, Table, lone_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +277,15 @@ class WebApi:
     async def json_body(self, request: Request) -> Any:
         raw = await request.body()
         try:
-            return json.loads(raw) if raw.strip() else None
+            body = json.loads(raw) if raw.strip() else None
         except ValueError as exc:
             raise business(f"corpo della richiesta non e' JSON valido: {exc}") from None
         except RecursionError:
             raise business("corpo della richiesta non e' JSON valido: troppo annidato") from None
+        bad = lone_surrogate(body)
+        if bad is not None:
+            raise business(f"corpo della richiesta non e' JSON valido: {bad}")
+        return body
 
     def json(self, obj: Any, status: int = 200) -> Response:
         return Response(dumps(obj), status_code=status, media_type="application/json")
