@@ -166,6 +166,36 @@ def test_a_move_to_postgresql_goes_on_from_the_copied_ids(
     assert changes.returncode == 0 and json.loads(changes.stdout), changes.stderr
 
 
+@pytest.mark.parametrize("empty_db_url", ["postgres"], indirect=True)
+def test_a_nul_character_postgresql_cannot_keep_is_named_with_its_row(
+    sim: SimProcess, tmp_path: Path, empty_db_url: str
+) -> None:
+    """An order's note with a NUL character (imported before the import refused one): the
+    copy to PostgreSQL failed saying only that text fields cannot hold NUL bytes, not
+    where; it names the table, the row and the column, and writes nothing."""
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    env = cli_env(sim, f"sqlite:///{path}")
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(jsonl(order_line("W1"), order_line("W2")), encoding="utf-8")
+    assert cli_here("orders", "import", str(orders), env=env).returncode == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE web_order SET note = 'ring' || char(0) || 'twice' WHERE id = 'W2'")
+    moved = cli_here("store", "copy", empty_db_url, env=env)
+    assert moved.returncode == 1, moved.stderr
+    (line,) = moved.stderr.splitlines()
+    assert "web_order W2 (note) holds a NUL character" in line, line
+    assert "nothing was written" in line
+    from sqlalchemy import inspect
+
+    engine = create_engine(empty_db_url)
+    try:
+        assert "web_order" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
 def test_a_target_is_never_written_over(sim: SimProcess, tmp_path: Path) -> None:
     """A file that exists, the store itself, a URL of another kind: refused (exit 2)
     naming the target, and nothing is touched."""

@@ -770,13 +770,47 @@ def _copy_table(
                 for v in values:
                     v[name] = _moment(v[name], aware)
             if dst.dialect.name == "postgresql":
-                _copy_in(dst, table, columns, values)
+                try:
+                    _copy_in(dst, table, columns, values)
+                except Exception:
+                    # PostgreSQL's refusal names no row: the one that holds what it
+                    # cannot keep is found in the chunk, to be corrected in the source
+                    where = _nul_at(table, values)
+                    if where is None:
+                        raise
+                    raise StoreError(
+                        f"{where} holds a NUL character (0x00), which PostgreSQL cannot"
+                        " keep: correct it in the source store, then copy again; nothing"
+                        " was written to the copy"
+                    ) from None
             else:
                 dst.execute(statement, values)
         done += len(part)
         if progress is not None:
             progress(table.name, done, rows)
     return done
+
+
+def _nul_at(table: Table, values: list[dict[str, Any]]) -> str | None:
+    """The first row of `values` with a NUL character in a value (a text, or a text
+    within a JSON value), as "table key (column)"; None when there is none."""
+
+    def holds_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(holds_nul(v) for v in value)
+        return False
+
+    keys = [c.name for c in table.primary_key.columns]
+    for row in values:
+        for name, value in row.items():
+            if holds_nul(value):
+                key = "/".join(str(row.get(k)) for k in keys) or "(a row)"
+                return f"{table.name} {key} ({name})"
+    return None
 
 
 def _copy_in(
