@@ -247,7 +247,43 @@ class AckMixin:
         return True
 
 
-class OrdersScreen(AckMixin, BaseScreen):
+class RereadWhileShown:
+    """A screen that reads what it shows again on its own every `poll_s` seconds while
+    it is in front (new web orders, updates found by a run in another process: the
+    service, a cron job), one read at a time: its reads are the workers of `READ_GROUP`,
+    and the next is scheduled only once the last has ended."""
+
+    READ_GROUP: ClassVar[str]
+    #: the next read on its own, while the screen is shown
+    _timer: Timer | None = None
+
+    def stop_rereading(self) -> None:
+        """A read starts now: the one scheduled is not needed."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def poll(self) -> None:
+        screen = cast(BaseScreen, self)
+        self._timer = None
+        if screen.is_current and not any(
+            w.group == self.READ_GROUP and not w.is_finished for w in screen.workers
+        ):
+            cast(Any, screen).load()  # the screen's own read
+
+    def reread_after(self, event: Worker.StateChanged) -> None:
+        """Schedule the next read once this one (of READ_GROUP) has ended."""
+        screen = cast(BaseScreen, self)
+        if (
+            event.state in {WorkerState.SUCCESS, WorkerState.ERROR}
+            and self._timer is None
+            and screen.is_current
+            and screen.papp.poll_s > 0
+        ):
+            self._timer = screen.set_timer(screen.papp.poll_s, self.poll)
+
+
+class OrdersScreen(AckMixin, RereadWhileShown, BaseScreen):
     """The order lists, one page at a time; 1-4 choose the view."""
 
     # focused as soon as it is composed, so that keys typed right behind the one that
@@ -255,6 +291,7 @@ class OrdersScreen(AckMixin, BaseScreen):
     AUTO_FOCUS = "#orders-table"
 
     TITLE_KEY = "nav.orders"
+    READ_GROUP = "orders"
     DEFAULT_CSS = """
     OrdersScreen #orders-views { height: auto; max-height: 2; padding: 0 1; }
     OrdersScreen #orders-filter { width: 40; }
@@ -282,8 +319,6 @@ class OrdersScreen(AckMixin, BaseScreen):
         self.counts: dict[str, int] = {}
         self.unreviewed = 0
         self.failed = 0
-        #: the next read of the page on its own, while the screen is shown
-        self._timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="orders-views")
@@ -346,9 +381,7 @@ class OrdersScreen(AckMixin, BaseScreen):
     def load(self) -> None:
         if self.papp.engine is None:
             return
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        self.stop_rereading()
         orders = orders_of(self.papp)
         query = self.current_query()
         self.run_worker(
@@ -360,15 +393,6 @@ class OrdersScreen(AckMixin, BaseScreen):
             exit_on_error=False,
         )
 
-    def poll(self) -> None:
-        """Read the page again on its own (new web orders, updates found by a run
-        elsewhere), unless a read is already under way: reads never overlap."""
-        self._timer = None
-        if self.is_current and not any(
-            w.group == "orders" and not w.is_finished for w in self.workers
-        ):
-            self.load()
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if self.after_ack(event):
             return
@@ -378,14 +402,7 @@ class OrdersScreen(AckMixin, BaseScreen):
         if event.worker.group != "orders":
             super().on_worker_state_changed(event)
             return
-        # the next read on its own is scheduled only after this one ended
-        if (
-            event.state in {WorkerState.SUCCESS, WorkerState.ERROR}
-            and self._timer is None
-            and self.is_current
-            and self.papp.poll_s > 0
-        ):
-            self._timer = self.set_timer(self.papp.poll_s, self.poll)
+        self.reread_after(event)
         if event.state == WorkerState.ERROR:
             super().on_worker_state_changed(event)
             return
@@ -631,10 +648,11 @@ def open_customer(screen: BaseScreen, detail: dict[str, Any], reload: Callable[[
 CANCELLABLE = (*states.WAITING, states.TO_CHECK)
 
 
-class OrderDetailScreen(AckMixin, BaseScreen):
-    """One order: header, rows with what the ERP fulfilled, ERP key, history."""
+class OrderDetailScreen(AckMixin, RereadWhileShown, BaseScreen):
+    """One order: header, the rows the site sent and those of its ERP document, history."""
 
     TITLE_KEY = "orders.detail"
+    READ_GROUP = "order-detail"
     OWN_ERRORS = frozenset({"order-detail"})
     DEFAULT_CSS = """
     OrderDetailScreen #order-detail .panel { height: auto; }
@@ -654,9 +672,6 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.detail: dict[str, Any] | None = None
         self.updates: dict[str, dict[str, Any]] = {}
         self.outcome: Text | None = None
-        #: the next read of the order on its own, while the screen is shown: a run in
-        #: another process (the service, a cron job) changes what it shows
-        self._timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="order-detail"):
@@ -730,9 +745,7 @@ class OrderDetailScreen(AckMixin, BaseScreen):
         self.load()
 
     def load(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        self.stop_rereading()
         orders = orders_of(self.papp)
         order_id = self.order_id
         self.run_worker(
@@ -744,28 +757,13 @@ class OrderDetailScreen(AckMixin, BaseScreen):
             exit_on_error=False,
         )
 
-    def poll(self) -> None:
-        """Read the order again on its own, unless a read is under way."""
-        self._timer = None
-        if self.is_current and not any(
-            w.group == "order-detail" and not w.is_finished for w in self.workers
-        ):
-            self.load()
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "order-decision":
             self.after_decision(event)
             return
         if self.after_ack(event) or event.worker.group != "order-detail":
             return
-        # the next read on its own is scheduled only after this one ended
-        if (
-            event.state in {WorkerState.SUCCESS, WorkerState.ERROR}
-            and self._timer is None
-            and self.is_current
-            and self.papp.poll_s > 0
-        ):
-            self._timer = self.set_timer(self.papp.poll_s, self.poll)
+        self.reread_after(event)
         if event.state == WorkerState.ERROR:
             self.query_one("#order-header", Static).update(
                 Text(
