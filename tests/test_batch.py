@@ -307,7 +307,8 @@ def test_replies_that_do_not_cut_cleanly_are_decoded() -> None:
     from passweb_tui.engine.erp.client import LazyPage
 
     def body(records: list[dict[str, Any]]) -> bytes:
-        return json.dumps({"dati": records, "next": None}, separators=(",", ":")).encode()
+        envelope = {"dati": records, "next": None, "data_ric_elab": "20250903 101500"}
+        return json.dumps(envelope, separators=(",", ":")).encode()
 
     tricky = [
         [{"codice": "A1", "d": "ends with },{"}, {"codice": "A2", "d": ""}],  # a false cut
@@ -322,12 +323,19 @@ def test_replies_that_do_not_cut_cleanly_are_decoded() -> None:
         assert page.records == records
     # a `}]` after the records (here in the token) makes the envelope unreadable apart:
     # such a reply is decoded at once, and nothing in it is lost
-    odd = lazy_page(json.dumps({"dati": [{"codice": "A1"}], "next": "t}]"}).encode())
+    odd = lazy_page(
+        json.dumps(
+            {"dati": [{"codice": "A1"}], "next": "t}]", "data_ric_elab": "20250903 101500"}
+        ).encode()
+    )
     assert not isinstance(odd, LazyPage) and odd.next_token == "t}]"
     assert odd.records == [{"codice": "A1"}]
     # an empty list, and a reply whose records region is not JSON, are not lazy or raise
     assert lazy_page(body([])).records == []
-    broken = b'{"dati":[{"codice":"A1",oops},{"codice":"A2"}],"next":null}'
+    broken = (
+        b'{"dati":[{"codice":"A1",oops},{"codice":"A2"}],"next":null,'
+        b'"data_ric_elab":"20250903 101500"}'
+    )
     page = lazy_page(broken)
     import pytest
 

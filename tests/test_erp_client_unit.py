@@ -569,7 +569,10 @@ def test_a_body_that_does_not_match_its_encoding_is_a_malformed_reply() -> None:
 def test_a_reply_in_another_declared_charset_is_read_as_written() -> None:
     """An ERP set up for windows-1252: its accented descriptions arrive intact, on
     every way a list page is read (decoded at once, lazily, record texts)."""
-    body = '{"dati": [{"codice": "A", "descrizione": "Caffè però 5€"}]}'.encode("cp1252")
+    body = (
+        '{"dati": [{"codice": "A", "descrizione": "Caffè però 5€"}],'
+        ' "data_ric_elab": "20250903 101500"}'
+    ).encode("cp1252")
     ctype = {"Content-Type": "application/json; charset=windows-1252"}
     rec = Recorder(lambda r: httpx.Response(200, content=body, headers=ctype))
     with rec.client() as client:
@@ -584,7 +587,7 @@ def test_a_reply_in_another_declared_charset_is_read_as_written() -> None:
 
 
 def page_body(key: str) -> bytes:
-    return json.dumps({"dati": [{"codice": key}]}).encode()
+    return json.dumps({"dati": [{"codice": key}], "data_ric_elab": "20250903 101500"}).encode()
 
 
 @pytest.mark.parametrize(
@@ -1034,7 +1037,9 @@ def test_a_connection_lost_after_the_erp_answered_gives_no_https_hint() -> None:
     def handler(r: httpx.Request) -> httpx.Response:
         if not answered:
             answered.append(r.url.path)
-            return httpx.Response(200, json={"dati": [{"codice": "A1"}]})
+            return httpx.Response(
+                200, json={"dati": [{"codice": "A1"}], "data_ric_elab": "20250903 101500"}
+            )
         raise httpx.RemoteProtocolError(
             "Server disconnected without sending a response.", request=r
         )

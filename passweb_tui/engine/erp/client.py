@@ -234,18 +234,28 @@ def record_pieces(content: bytes, bounds: tuple[int, int] | None = None) -> list
 
 
 def _envelope_fields(
-    data: Mapping[str, Any], bad: Callable[[str], Exception]
+    data: Mapping[str, Any], bad: Callable[[str], Exception], clock: bool = True
 ) -> tuple[str | None, dt.datetime | None]:
+    """The page's `next` token and the ERP's clock at the reply (`clock`: a list's
+    reply, which carries it; a resource's description, `?info=true`, need not)."""
     token = data.get("next")
     if token is not None and (not isinstance(token, str) or not token):
         raise bad(f"has an unusable 'next' token: {token!r}")
     stamp = data.get("data_ric_elab")
-    when: dt.datetime | None = None
-    if stamp is not None:
-        try:
-            when = values.parse_datetime(stamp)
-        except ValueError as exc:
-            raise bad(f"has a bad 'data_ric_elab': {exc}") from None
+    if stamp is None and not clock:
+        return token, None
+    if stamp is None:
+        # every list reply of the WebAPI carries the ERP's clock; one without it (and
+        # without records) is no list of the ERP: taken for an empty one, a TOTAL
+        # against a wrong address or a proxy's own answer would remove every record
+        raise bad(
+            "has no 'data_ric_elab' (the ERP's clock every list reply carries): is a Mexal"
+            " WebAPI at this address?"
+        )
+    try:
+        when = values.parse_datetime(stamp)
+    except ValueError as exc:
+        raise bad(f"has a bad 'data_ric_elab': {exc}") from None
     return token, when
 
 
@@ -1198,7 +1208,9 @@ class MexalClient:
     def _parse_page_floats(self, response: httpx.Response, method: str, path: str) -> Page:
         return self._page_of(response, method, path, False)
 
-    def _page_of(self, response: httpx.Response, method: str, path: str, decimals: bool) -> Page:
+    def _page_of(
+        self, response: httpx.Response, method: str, path: str, decimals: bool, clock: bool = True
+    ) -> Page:
         data = self._parse_object(response, method, path, decimals)
 
         def bad(what: str) -> MalformedResponseError:
@@ -1214,7 +1226,7 @@ class MexalClient:
         for record in records:
             if not isinstance(record, dict):
                 raise bad(f"has a record that is a {type(record).__name__}, not an object")
-        token, when = _envelope_fields(data, bad)
+        token, when = _envelope_fields(data, bad, clock)
         return Page(records, token, when, json_body(response))
 
     def _parse_page_lazy(self, response: httpx.Response, method: str, path: str) -> Page | LazyPage:
@@ -1250,7 +1262,15 @@ class MexalClient:
         return self._page_of(response, method, path, False)
 
     def _parse_info(self, response: httpx.Response, method: str, path: str) -> list[FieldInfo]:
-        page = self._parse_page(response, method, path)
+        page = self._page_of(response, method, path, True, clock=False)
+        if not page.records:
+            # every resource has fields: a reply naming none is no description of one
+            raise MalformedResponseError(
+                "ERP field description lists no field: is a Mexal WebAPI at this address?",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
         result: list[FieldInfo] = []
         for item in page.records:
             try:
