@@ -823,3 +823,30 @@ def test_a_tables_true_or_false_may_be_written_as_text_as_every_other() -> None:
         )
         flags = load_settings({}, env={}, path=cfg).update_descriptions
     assert flags == {"categories": False, "payments": True, "currencies": False}
+
+
+def test_a_control_character_in_a_value_sent_in_a_header_is_a_setting_to_correct(
+    tmp_path: Path,
+) -> None:
+    """A multi-line TOML string ends in a line break: as [erp] dominio it made a request
+    that could not be sent, said as a lost connection after ten seconds of retries,
+    with the Authorization header (user and password, in base64) in the message. It is
+    a setting to correct, named with its line; the same for azienda and user."""
+    text = (
+        "[erp]\n"
+        'url = "http://127.0.0.1:9/webapi"\n'
+        'user = "demo"\n'
+        'password = "S3cret!pw"\n'
+        'azienda = "DEM"\n'
+        'dominio = """\nCLOUD\n"""\n'
+    )
+    cfg = write(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, env={}, path=cfg).erp_config()
+    said = str(err.value)
+    assert "c.toml:6: [erp] dominio: " in said and "control characters" in said, said
+    assert "'CLOUD\\n'" in said and "S3cret" not in said
+    for name, variable in (("azienda", "PASSWEB_TUI_AZIENDA"), ("user", "PASSWEB_TUI_ERP_USER")):
+        plain = write(tmp_path / "c.toml", text.replace('dominio = """\nCLOUD\n"""\n', ""))
+        with pytest.raises(ConfigError, match=rf"{variable}: {name} must not hold control"):
+            load_settings({}, env={variable: "DEM\r\n"}, path=plain).erp_config()

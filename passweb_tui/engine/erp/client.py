@@ -1572,6 +1572,21 @@ class MexalClient:
         self, exc: httpx.TransportError, method: str, path: str, write: bool
     ) -> ErpConnectionError:
         reason = str(exc) or exc.__class__.__name__
+        if isinstance(exc, httpx.LocalProtocolError):
+            # a request that could not be written as HTTP: its header values (the
+            # credentials among them) are never repeated
+            reason = (
+                "the request could not be written as HTTP ("
+                + re.sub(r"b?'[^']*'|b?\"[^\"]*\"", "(a value not shown)", reason)
+                + ")"
+            )
+            error = ErpConnectionError(
+                f"no request could be sent to the ERP at {self._base}: {reason}",
+                method=method,
+                path=path,
+            )
+            error.retryable = False
+            return error
         if _tls_failure(exc) and "WRONG_VERSION_NUMBER" in reason:
             # what answered is no TLS server: plain HTTP on that port, most likely
             error = ErpConnectionError(

@@ -67,6 +67,14 @@ class ErpConfig:
                 "max_in_flight", f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}"
             )
         _check_url(self.base_url)
+        for name in ("user", "azienda", "dominio", "sottoazienda"):
+            # sent in the requests' headers, where a line break (a TOML multi-line
+            # string ends in one) makes a request that cannot be sent at all
+            value = getattr(self, name)
+            if value is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+                raise ErpConfigError(
+                    name, f"{name} must not hold control characters (a line break?): {value!r}"
+                )
         if self.max_retries < 0:
             raise ErpConfigError(
                 "max_retries", f"max_retries cannot be negative, got {self.max_retries}"
