@@ -1007,10 +1007,13 @@ def save_erp_settings(
     for key, value in new.items():
         attr, typ = _FILE_KEYS["erp"][key]
         expected[attr] = _coerce(value, typ, f"[{name}] {key}")
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    # a config that is a link (to a file kept with the user's other settings) is written
+    # where the link points, and stays a link
+    target = cfg_path.resolve() if cfg_path.is_symlink() else cfg_path
+    target.parent.mkdir(parents=True, exist_ok=True)
     # a new file of its own beside the config (never the config itself, whatever its
     # name), owner-only from the start
-    fd, tmp_name = tempfile.mkstemp(dir=cfg_path.parent, prefix=f".{cfg_path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -1028,7 +1031,7 @@ def save_erp_settings(
                 f"{cfg_path}: the setup could not change [{name}] without changing what the"
                 f" rest of the file says; {by_hand}"
             )
-        os.replace(tmp, cfg_path)
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return cfg_path

@@ -831,7 +831,7 @@ def test_a_control_character_in_a_value_sent_in_a_header_is_a_setting_to_correct
     """A multi-line TOML string ends in a line break: as [erp] dominio it made a request
     that could not be sent, said as a lost connection after ten seconds of retries,
     with the Authorization header (user and password, in base64) in the message. It is
-    a setting to correct, named with its line; the same for azienda and user."""
+    a setting to correct, named with its line; the same for azienda."""
     text = (
         "[erp]\n"
         'url = "http://127.0.0.1:9/webapi"\n'
@@ -846,7 +846,24 @@ def test_a_control_character_in_a_value_sent_in_a_header_is_a_setting_to_correct
     said = str(err.value)
     assert "c.toml:6: [erp] dominio: " in said and "control characters" in said, said
     assert "'CLOUD\\n'" in said and "S3cret" not in said
-    for name, variable in (("azienda", "PASSWEB_TUI_AZIENDA"), ("user", "PASSWEB_TUI_ERP_USER")):
-        plain = write(tmp_path / "c.toml", text.replace('dominio = """\nCLOUD\n"""\n', ""))
-        with pytest.raises(ConfigError, match=rf"{variable}: {name} must not hold control"):
-            load_settings({}, env={variable: "DEM\r\n"}, path=plain).erp_config()
+    plain = write(tmp_path / "c.toml", text.replace('dominio = """\nCLOUD\n"""\n', ""))
+    with pytest.raises(ConfigError, match=r"PASSWEB_TUI_AZIENDA: azienda must not hold control"):
+        load_settings({}, env={"PASSWEB_TUI_AZIENDA": "DEM\r\n"}, path=plain).erp_config()
+    # the user goes in base64: any character it holds can be sent
+    tabbed = load_settings({}, env={"PASSWEB_TUI_ERP_USER": "mario\trossi"}, path=plain)
+    assert tabbed.erp_config().user == "mario\trossi"
+
+
+def test_saving_through_a_linked_config_writes_where_the_link_points(tmp_path: Path) -> None:
+    """A config kept with the user's other settings and linked into place: the setup's
+    save replaced the link with a file of its own, and the kept file went stale."""
+    kept = write(tmp_path / "dotfiles" / "passweb.toml", "[sync]\noverlap_minutes = 70\n")
+    link = tmp_path / "config" / "config.toml"
+    link.parent.mkdir()
+    link.symlink_to(kept)
+    save_erp_settings({"url": "https://erp.example/webapi", "user": "mario"}, path=link)
+    assert link.is_symlink() and link.resolve() == kept.resolve()
+    s = load_settings({}, env={}, path=link)
+    assert (s.erp_user, s.overlap_minutes) == ("mario", 70)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["passweb.toml"]  # no leftovers

@@ -67,9 +67,10 @@ class ErpConfig:
                 "max_in_flight", f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}"
             )
         _check_url(self.base_url)
-        for name in ("user", "azienda", "dominio", "sottoazienda"):
-            # sent in the requests' headers, where a line break (a TOML multi-line
-            # string ends in one) makes a request that cannot be sent at all
+        for name in ("azienda", "dominio", "sottoazienda"):
+            # sent as they are in the requests' headers (the user goes in base64), where
+            # a line break (a TOML multi-line string ends in one) makes a request that
+            # cannot be sent at all
             value = getattr(self, name)
             if value is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
                 raise ErpConfigError(
