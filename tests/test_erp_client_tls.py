@@ -167,3 +167,22 @@ def test_a_cancel_cuts_short_a_read_over_tls(tls_sim: tuple[SimProcess, Path]) -
         finally:
             s.admin("DELETE", "faults", verify=ssl.create_default_context(cafile=str(cert)))
     assert isinstance(out.get("error"), ReadsCutShortError), out
+
+
+def test_the_setup_does_not_save_plain_http_to_a_tls_erp(
+    tls_sim: tuple[SimProcess, Path],
+) -> None:
+    """http:// to an ERP that serves HTTPS: it closes the request without a word, as a
+    dropped connection does, and the setup saved the address as an ERP not answering
+    now. A TLS handshake there tells them apart: not saved, and the URL to write said."""
+    from passweb_tui.commands.ui import answered_otherwise
+    from passweb_tui.screens.setup import test_connection
+
+    sim, _ = tls_sim
+    plain = sim.url.replace("https://", "http://")
+    values = {"url": plain, "user": sim.user, "password": sim.password,
+              "azienda": sim.azienda, "anno": sim.anno, "ca_file": None}  # fmt: skip
+    with pytest.raises(ErpConnectionError) as err:
+        test_connection(values)
+    said = answered_otherwise(err.value, plain)
+    assert said is not None and said.endswith("the URL should start with https://"), said

@@ -10,6 +10,7 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -347,6 +348,97 @@ async def test_an_address_that_answers_with_a_web_page_is_not_saved(erp_sim: Any
         server.server_close()
     assert not opened and "not valid JSON" in said and "<!DOCTYPE html>" in said, said
     assert said.endswith("(nothing was saved)"), said
+    assert not config_path().exists()
+
+
+def _answer_json_of_another_shape(handler: Any) -> None:
+    body = b'{"hello": "world"}'
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _answer_status(status: int, **headers: str) -> Any:
+    def answer(handler: Any) -> None:
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name.replace("_", "-"), value)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+def _answer_no_http(handler: Any) -> None:
+    handler.wfile.write(b"* OK IMAP4rev1 ready\r\n\r\n")  # another kind of server there
+    handler.close_connection = True
+
+
+def _answer_nothing(handler: Any) -> None:
+    handler.close_connection = True  # a dropped connection: nothing said
+
+
+@pytest.mark.parametrize(
+    ("answer", "saved"),
+    [
+        (_answer_json_of_another_shape, False),
+        (_answer_status(302, Location="http://127.0.0.1/login"), False),
+        (_answer_status(407, Proxy_Authenticate="Basic"), False),
+        (_answer_no_http, False),
+        (_answer_nothing, True),
+        (_answer_status(502), True),  # a gateway whose ERP is down: it may come up
+    ],
+    ids=["json-of-another-shape", "redirect", "proxy-407", "no-http", "dropped", "502"],
+)
+def test_an_address_that_answers_otherwise_is_not_saved(answer: Any, saved: bool) -> None:
+    """What answered the setup's check at an address, and whether the setup saves it: a
+    JSON object of another shape (a server that is not the ERP; a TOTAL against it
+    removed every record), a redirect to a login page, a proxy's 407 and a server
+    speaking no HTTP were saved as an ERP not answering now; they are answers of
+    another kind, not saved. A dropped connection and a gateway's 502 still are."""
+    import http.server
+    import threading
+
+    from passweb_tui.commands.ui import answered_otherwise
+    from passweb_tui.screens.setup import test_connection
+
+    class Stub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer(self)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/webapi"
+    values = {"url": url, "user": "u", "password": "p", "azienda": "A", "anno": None,
+              "ca_file": None}  # fmt: skip
+    try:
+        with (
+            mock.patch("passweb_tui.engine.erp.client.MexalClient._backoff", lambda *a: 0.0),
+            pytest.raises(Exception) as err,
+        ):
+            test_connection(values)
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = answered_otherwise(err.value, url)
+    assert (said is None) == saved, (said, str(err.value))
+
+
+def test_an_address_the_settings_would_refuse_is_not_saved() -> None:
+    """A port past 65535 passed the form's check and was saved: the settings then
+    refused the file at every start, and the setup never came back."""
+    from passweb_tui.screens.setup import SetupError, validate
+
+    form = {"user": "u", "password": "p", "azienda": "A"}
+    for url in ("http://127.0.0.1:99999/webapi", "http://127.0.0.1:abc/webapi",
+                "http://[::1/webapi", "http://demo:x@erp.example/webapi"):  # fmt: skip
+        with pytest.raises(SetupError, match="WebAPI URL"):
+            validate({**form, "url": url})
     assert not config_path().exists()
 
 

@@ -110,13 +110,7 @@ class UiResources:
         # which trying again does not mend. An ERP that does not answer now (down,
         # unreachable, too busy, a reply cut short) may be set up all the same, and the
         # screen that opens says so.
-        from passweb_tui.engine.erp.errors import (
-            AuthError,
-            ContextMissingError,
-            ErpConnectionError,
-            MalformedResponseError,
-            NotFoundError,
-        )
+        from passweb_tui.engine.erp.errors import AuthError, ContextMissingError
         from passweb_tui.screens.setup import NotSaved, test_connection
 
         unchecked: str | None = None
@@ -124,14 +118,10 @@ class UiResources:
             test_connection(values)
         except (AuthError, ContextMissingError) as exc:
             raise NotSaved(str(exc)) from None
-        except (NotFoundError, ErpConnectionError, MalformedResponseError) as exc:
-            wrong_place = isinstance(exc, NotFoundError) or (
-                isinstance(exc, MalformedResponseError) and exc.not_json
-            )
-            if wrong_place or (isinstance(exc, ErpConnectionError) and not exc.retryable):
-                raise NotSaved(str(exc)) from None
-            unchecked = str(exc)
         except Exception as exc:
+            wrong = answered_otherwise(exc, values["url"])
+            if wrong is not None:
+                raise NotSaved(wrong) from None
             unchecked = str(exc) or exc.__class__.__name__
         if unchecked is not None:
             log.info("the ERP did not answer the setup's check; saved all the same: %s", unchecked)
@@ -183,6 +173,62 @@ class UiResources:
             engine.close()
         if self.demo_erp is not None:
             self.demo_erp.stop()
+
+
+def answered_otherwise(exc: Exception, url: str) -> str | None:
+    """What the setup's check met at `url`, said, when it is no Mexal WebAPI's answer or
+    a setting to correct (saved, it would only fail again): an answer of another kind
+    (a web page, JSON of another shape, a redirect, a proxy's demand, no HTTP at all), a
+    TLS server spoken to in plain HTTP, a certificate refused. None for what may pass (no
+    answer yet: the ERP down or busy, a timeout, a reply cut short)."""
+    from passweb_tui.engine.erp.errors import (
+        ErpConnectionError,
+        ErpError,
+        MalformedResponseError,
+        NotFoundError,
+    )
+
+    said = str(exc) or exc.__class__.__name__
+    if isinstance(exc, NotFoundError):
+        return said
+    if isinstance(exc, MalformedResponseError):
+        return None if exc.undecodable else said
+    if isinstance(exc, ErpConnectionError):
+        if not exc.retryable or exc.not_http:
+            return said
+        if url.startswith("http://") and speaks_tls(url):
+            lost = said.split("; if the ERP serves HTTPS")[0]
+            return f"{lost}; it serves HTTPS on that port: the URL should start with https://"
+        return None
+    if type(exc) is ErpError and exc.status is not None and exc.status < 500:
+        return said  # a plain refusal: a redirect to a login page, a proxy's 407
+    return None
+
+
+def speaks_tls(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether a TLS handshake succeeds at the host and port of an http:// URL (a TLS
+    server closes a plain HTTP request without a word, as a dropped connection does)."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # whether it speaks TLS, not whom to trust
+    try:
+        raw = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
+    except (OSError, ValueError):
+        return False
+    try:
+        with context.wrap_socket(raw, server_hostname=parts.hostname):
+            return True
+    except (OSError, ValueError):
+        return False
+    finally:
+        raw.close()
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -53,6 +53,12 @@ def validate(values: dict[str, str]) -> dict[str, Any]:
         raise SetupError(t("setup.err.url_missing"))
     if not url.startswith(("http://", "https://")) or not url.endswith("/webapi"):
         raise SetupError(t("setup.err.url_form", url=url))
+    from passweb_tui.engine.erp.settings import ErpConfigError, check_url
+
+    try:
+        check_url(url)  # as the settings check it once saved (a port past 65535, a user)
+    except ErpConfigError as exc:
+        raise SetupError(t("setup.err.url_invalid", why=str(exc))) from None
     user = values.get("user", "").strip()
     if not user:
         raise SetupError(t("setup.err.user_missing"))

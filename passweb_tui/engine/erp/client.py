@@ -1187,6 +1187,7 @@ class MexalClient:
             # reply cut short on its way is one that did
             start = response.content.lstrip().removeprefix(_UTF8_BOM).lstrip()[:1]
             error.not_json = start not in (b"{", b"[")
+            error.undecodable = not error.not_json
             raise error from None
 
     def _parse_object(
@@ -1623,12 +1624,18 @@ class MexalClient:
             # what a TLS server does with plain HTTP, as well as a dropped connection: the
             # hint only while the ERP has never answered (it did over HTTP, else)
             unknown += "; if the ERP serves HTTPS on that port, the URL should start with https://"
-        return ErpConnectionError(
+        lost = ErpConnectionError(
             f"connection to the ERP at {self._base} was lost: {reason}{unknown}",
             method=method,
             path=path,
             outcome_unknown=write,
         )
+        # an answer that is no HTTP (another kind of server on that port), where a
+        # dropped connection says nothing ("without sending a response")
+        lost.not_http = isinstance(exc, httpx.RemoteProtocolError) and (
+            "without sending a response" not in reason
+        )
+        return lost
 
     @staticmethod
     def _log(method: str, path: str, status: int | None, started: float, token: bool) -> None:

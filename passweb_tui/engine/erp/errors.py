@@ -95,6 +95,9 @@ class ErpConnectionError(ErpError):
     """The connection could not be made or was dropped."""
 
     retryable = True
+    #: what answered at the address spoke no HTTP (a reply that is not an HTTP status
+    #: line), where a dropped connection said nothing
+    not_http = False
 
 
 class MalformedResponseError(ErpError):
@@ -103,6 +106,9 @@ class MalformedResponseError(ErpError):
     retryable = True
     #: the reply was no JSON at all (a web page), not JSON cut short or of another shape
     not_json = False
+    #: the reply began as JSON but could not be decoded (perhaps cut short on its way);
+    #: False for a reply decoded whole, of another shape than the WebAPI's
+    undecodable = False
 
 
 class TokenRejectedError(ErpError):

@@ -66,7 +66,7 @@ class ErpConfig:
             raise ErpConfigError(
                 "max_in_flight", f"max_in_flight must be between 1 and {ERP_MAX_IN_FLIGHT}"
             )
-        _check_url(self.base_url)
+        check_url(self.base_url)
         for name in ("azienda", "dominio", "sottoazienda"):
             # sent as they are in the requests' headers (the user goes in base64), where
             # a line break (a TOML multi-line string ends in one) makes a request that
@@ -94,7 +94,7 @@ class ErpConfig:
                 raise ErpConfigError(name, f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
     """ErpConfigError unless `url` is an http(s) address of a host, ending in /webapi,
     with no user or password in it (they would show wherever the address is shown)."""
     from urllib.parse import urlsplit
