@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO, cast
 
 from passweb_tui import __version__, commands
-from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode
+from passweb_tui.commands import COMMANDS, CliError, Context, ExitCode, store_failure
 from passweb_tui.config import ConfigError
 from passweb_tui.logs import setup_logging
 from passweb_tui.textsafe import visible
@@ -77,8 +77,8 @@ def _store_failure(exc: Exception, ctx: Context) -> tuple[str, ExitCode] | None:
     from passweb_tui.engine.store import StoreError, database_words, shown_url
 
     if isinstance(exc, StoreError):
-        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
-        return f"site store: {exc}", code
+        failure = store_failure(exc, ctx)
+        return str(failure), failure.code
     orig = getattr(exc, "orig", None)
     if orig is None:
         return None  # not the database's refusal: reported as unexpected

@@ -699,6 +699,8 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line(sim: Any, tmp_path: Any
         lines = result.stderr.strip().splitlines()
         assert result.returncode == code, (db, result.stderr)
         assert len(lines) == 1 and said in lines[0] and "unexpected" not in lines[0], lines
+        if code == 2:  # a setting to correct: named by where it was given, as any other
+            assert lines[0].startswith("passweb-tui: site store, environment PASSWEB_TUI_DB: ")
 
 
 def test_another_programs_sqlite_database_is_refused_and_left_as_it_is(

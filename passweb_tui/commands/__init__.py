@@ -58,6 +58,21 @@ class CliError(Exception):
         self.code = code
 
 
+def store_failure(exc: Any, ctx: Context) -> CliError:
+    """The one line for a site store that could not be opened (a StoreError): a URL to
+    correct is named by where it was given (the option, the variable, or the config
+    file's line), as any other setting is."""
+    code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
+    where = None
+    if exc.to_correct:
+        try:
+            if ctx.settings.db_url is not None:
+                where = ctx.settings.where("db_url")
+        except Exception:  # the settings themselves are said elsewhere
+            where = None
+    return CliError(f"site store, {where}: {exc}" if where else f"site store: {exc}", code)
+
+
 def print_json(
     value: Any,
     *,

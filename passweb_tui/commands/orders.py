@@ -9,7 +9,14 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from passweb_tui.commands import CliError, Context, ExitCode, print_json, print_json_array
+from passweb_tui.commands import (
+    CliError,
+    Context,
+    ExitCode,
+    print_json,
+    print_json_array,
+    store_failure,
+)
 from passweb_tui.commands.runs import local_iso
 
 
@@ -97,8 +104,7 @@ def _orders(ctx: Context) -> Iterator[Any]:
     try:
         store = open_store(ctx.settings.resolved_db_url, make_folder=ctx.settings.default_store)
     except StoreError as exc:
-        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
-        raise CliError(f"site store: {exc}", code) from None
+        raise store_failure(exc, ctx) from None
     try:
         yield WebOrders(store)
     finally:

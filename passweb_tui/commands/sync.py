@@ -10,7 +10,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from passweb_tui.commands import CliError, Context, ExitCode, StopSignals, print_json
+from passweb_tui.commands import (
+    CliError,
+    Context,
+    ExitCode,
+    StopSignals,
+    print_json,
+    store_failure,
+)
 from passweb_tui.commands.table import LiveLine, is_terminal
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not to build --help
@@ -25,8 +32,7 @@ def open_engine(ctx: Context) -> Engine:
     try:
         return Engine.open(settings)
     except StoreError as exc:
-        code = ExitCode.USAGE if exc.to_correct else ExitCode.FAILED
-        raise CliError(f"site store: {exc}", code) from None
+        raise store_failure(exc, ctx) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
