@@ -386,10 +386,11 @@ def _coerce(value: Any, typ: type, where: str) -> Any:
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+        # digits as written (a text from the environment): not the forms int() also
+        # takes, "2_026", " 2026 " or digits of other scripts
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -478,6 +479,12 @@ def read_config_file(
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if path.is_symlink():
+            # a link to settings kept elsewhere that are not there (a dotfiles folder
+            # not checked out): no settings would pass for the defaults, silently
+            raise ConfigError(
+                f"{path}: a link to {os.readlink(path)!r}, which does not exist"
+            ) from None
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None

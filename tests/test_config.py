@@ -867,3 +867,25 @@ def test_saving_through_a_linked_config_writes_where_the_link_points(tmp_path: P
     assert (s.erp_user, s.overlap_minutes) == ("mario", 70)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert sorted(p.name for p in kept.parent.iterdir()) == ["passweb.toml"]  # no leftovers
+
+
+def test_a_link_to_a_config_that_is_not_there_is_said(tmp_path: Path) -> None:
+    """A config linked from a folder that is not there: taken for no config at all, the
+    program ran on its defaults (the default store, no ERP) without a word."""
+    link = tmp_path / "config.toml"
+    link.symlink_to(tmp_path / "dotfiles" / "passweb.toml")
+    with pytest.raises(
+        ConfigError, match=r"config\.toml: a link to .*passweb\.toml.*does not exist"
+    ):
+        load_settings({}, env={}, path=link)
+
+
+@pytest.mark.parametrize("text", ["2_026", " 2026 ", "\u0662\u0660\u0662\u0666", "2026.0"])
+def test_a_whole_number_is_digits_as_written(tmp_path: Path, text: str) -> None:
+    """Python's int() also reads "2_026", spaces around and other scripts' digits: a
+    year written so was taken as 2026 where the ERP would not read it so."""
+    with pytest.raises(ConfigError, match="PASSWEB_TUI_ANNO: expected a whole number"):
+        load_settings({}, env={"PASSWEB_TUI_ANNO": text}, path=tmp_path / "none.toml")
+    assert (
+        load_settings({}, env={"PASSWEB_TUI_ANNO": "2026"}, path=tmp_path / "n.toml").anno == 2026
+    )
