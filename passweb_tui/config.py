@@ -262,7 +262,11 @@ class Settings:
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise ConfigError(f"{where}: could not run: {exc.__class__.__name__}") from None
             if out.returncode != 0:
-                raise ConfigError(f"{where}: exited with status {out.returncode}")
+                # its own last words say why (a vault locked, an entry not found); its
+                # output, where a password would be, is never shown
+                said = [line.strip() for line in (out.stderr or "").splitlines() if line.strip()]
+                why = f": {said[-1][:200]}" if said else ""
+                raise ConfigError(f"{where}: exited with status {out.returncode}{why}")
             printed = out.stdout.rstrip("\n")
             if not printed:
                 # an empty password would only be refused by the ERP, and every refusal

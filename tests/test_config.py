@@ -360,6 +360,15 @@ def test_password_sources(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"\[erp\] password_command: exited with status 3"):
         load_settings({}, env={}, path=cfg).resolve_password()
+    # its own last words say why; what it printed on stdout is never shown
+    said = "import sys; print('hunter2'); sys.exit('pass: vault is locked')"
+    cfg = write(
+        tmp_path / "c.toml", base + f'password_command = "{sys.executable} -c \\"{said}\\""\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, env={}, path=cfg).resolve_password()
+    assert str(err.value).endswith("exited with status 1: pass: vault is locked"), str(err.value)
+    assert "hunter2" not in str(err.value)
 
 
 def test_missing_erp_settings_are_listed(tmp_path: Path) -> None:
