@@ -488,6 +488,13 @@ def test_doctor_names_keymap_ids_the_terminal_ui_does_not_know(
     doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
     line = next(x for x in doctor.stdout.splitlines() if " keymap: " in x)
     assert line.startswith("OK   keymap: 1 binding moved"), doctor.stdout
+    # serve's trigger on without a token: serve refuses to start, so doctor fails it
+    cfg.write_text("[service]\ntrigger = true\n", encoding="utf-8")
+    cfg.chmod(0o600)
+    doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
+    line = next(x for x in doctor.stdout.splitlines() if " trigger: " in x)
+    assert line.startswith(f"FAIL trigger: on ({cfg}:2: [service] trigger) at 127.0.0.1:8765,")
+    assert "but no token: serve refuses to start" in line and doctor.returncode == 1
 
 
 def test_doctor_fails_a_store_the_commands_could_not_use(tmp_path: Path) -> None:

@@ -73,6 +73,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         emit(line)
     for line in check_mail(settings):
         emit(line)
+    trigger = check_trigger(settings)
+    if trigger is not None:
+        emit(trigger)
     emit(check_disk(settings.site_data_dir))
     emit(check_log_file())
     failed = sum(1 for r in results if r[0] == FAIL)
@@ -460,6 +463,22 @@ def tls_line(url: str, verify: bool, ca_file: str | None) -> Check:
     if parts.hostname in ("127.0.0.1", "localhost", "::1"):
         return (OK, "TLS", "plain HTTP on this machine (loopback)")
     return (WARN, "TLS", f"plain HTTP to {parts.hostname}: the password crosses the network")
+
+
+def check_trigger(settings: Settings) -> Check | None:
+    """`serve`'s trigger endpoint, when the settings turn it on: `serve` refuses to start
+    it without a token."""
+    if not settings.trigger_enabled:
+        return None
+    where = f"{settings.trigger_host}:{settings.trigger_port}"
+    if not settings.trigger_token:
+        return (
+            FAIL,
+            "trigger",
+            f"on ({settings.where('trigger_enabled')}) at {where}, but no token: serve refuses to start;"
+            " set trigger_token in [service] (owner-only file) or PASSWEB_TUI_TRIGGER_TOKEN",
+        )
+    return (OK, "trigger", f"on at {where}, with a token")
 
 
 def check_mail(settings: Settings) -> list[Check]:
