@@ -483,12 +483,13 @@ def read_config_file(
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        if path.is_symlink():
-            # a link to settings kept elsewhere that are not there (a dotfiles folder
-            # not checked out): no settings would pass for the defaults, silently
-            raise ConfigError(
-                f"{path}: a link to {os.readlink(path)!r}, which does not exist"
-            ) from None
+        for link in (path, path.parent):
+            if link.is_symlink() and not link.exists():
+                # a link to settings kept elsewhere that are not there (a dotfiles
+                # folder not checked out): no settings would pass for the defaults
+                raise ConfigError(
+                    f"{link}: a link to {os.readlink(link)!r}, which does not exist"
+                ) from None
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None

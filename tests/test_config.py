@@ -858,6 +858,8 @@ def test_a_control_character_in_a_value_sent_in_a_header_is_a_setting_to_correct
     plain = write(tmp_path / "c.toml", text.replace('dominio = """\nCLOUD\n"""\n', ""))
     with pytest.raises(ConfigError, match=r"PASSWEB_TUI_AZIENDA: azienda must not hold control"):
         load_settings({}, env={"PASSWEB_TUI_AZIENDA": "DEM\r\n"}, path=plain).erp_config()
+    with pytest.raises(ConfigError, match=r"PASSWEB_TUI_AZIENDA: azienda must be ASCII"):
+        load_settings({}, env={"PASSWEB_TUI_AZIENDA": "Societ\u00e0"}, path=plain).erp_config()
     # the user goes in base64: any character it holds can be sent
     tabbed = load_settings({}, env={"PASSWEB_TUI_ERP_USER": "mario\trossi"}, path=plain)
     assert tabbed.erp_config().user == "mario\trossi"
@@ -887,6 +889,10 @@ def test_a_link_to_a_config_that_is_not_there_is_said(tmp_path: Path) -> None:
         ConfigError, match=r"config\.toml: a link to .*passweb\.toml.*does not exist"
     ):
         load_settings({}, env={}, path=link)
+    folder = tmp_path / "linked"  # the config's folder linked, and not there
+    folder.symlink_to(tmp_path / "dotfiles" / "passweb-tui")
+    with pytest.raises(ConfigError, match=r"linked: a link to .*passweb-tui.*does not exist"):
+        load_settings({}, env={}, path=folder / "config.toml")
 
 
 @pytest.mark.parametrize("text", ["2_026", " 2026 ", "\u0662\u0660\u0662\u0666", "2026.0"])

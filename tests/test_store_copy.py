@@ -196,6 +196,17 @@ def test_a_nul_character_postgresql_cannot_keep_is_named_with_its_row(
         engine.dispose()
 
 
+def test_only_a_nul_in_a_text_column_is_blamed() -> None:
+    """A JSON column keeps a NUL (PostgreSQL's `json` escapes it): a row holding one
+    there is not the row PostgreSQL refused, so it is never the one named."""
+    from passweb_tui.engine.orders.push import orders_t
+    from passweb_tui.engine.store_copy import _nul_at
+
+    rows = [{"id": "A", "erp_duplicates": ["x\x00y"]}, {"id": "B", "note": "a\x00b"}]
+    assert _nul_at(orders_t, rows) == "web_order B (note)"
+    assert _nul_at(orders_t, rows[:1]) is None
+
+
 def test_a_target_is_never_written_over(sim: SimProcess, tmp_path: Path) -> None:
     """A file that exists, the store itself, a URL of another kind: refused (exit 2)
     naming the target, and nothing is touched."""

@@ -1152,6 +1152,7 @@ async def test_an_order_shows_the_erps_rows_and_follows_a_run_elsewhere(
         if "id_riga" in doc:
             doc["id_riga"][-1] = [3, 3]
         doc["quantita"] = [[i, 3 if i == 1 else q] for i, q in doc["quantita"]]
+        doc["sconto"] = [[i, "5" if i == 2 else d] for i, d in doc["sconto"]]
         client.update(
             "documenti/ordini-clienti",
             key,
@@ -1167,6 +1168,9 @@ async def test_an_order_shows_the_erps_rows_and_follows_a_run_elsewhere(
         qty = erp_rows.get_row("1/1")[2]
         assert str(qty) == "3" and qty.style == CHANGED_STYLE  # differs from the site's 1
         assert all(c.style == CHANGED_STYLE for c in erp_rows.get_row("3/3")[:3])
+        discount = erp_rows.get_row("2/2")[-1]
+        assert str(discount) == "5" and discount.style == CHANGED_STYLE  # the site's none
+        assert erp_rows.get_row("2/2")[2].style == ""  # its quantity is the site's
         assert keys_of(app, "#order-rows") == ["1", "2"]  # what the site sent, as sent
         assert orders_state_label(states.MODIFIED) in text_of(app, "#order-header")
         assert "ERP updates: 1" in text_of(app, "#order-history")

@@ -380,6 +380,15 @@ def _answer_nothing(handler: Any) -> None:
     handler.close_connection = True  # a dropped connection: nothing said
 
 
+def _answer_cut_short(handler: Any) -> None:
+    handler.send_response(200)  # a real reply, cut on its way (a flaky link)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "500")
+    handler.end_headers()
+    handler.wfile.write(b'{"versione": "2.9"')
+    handler.close_connection = True
+
+
 @pytest.mark.parametrize(
     ("answer", "saved"),
     [
@@ -388,10 +397,15 @@ def _answer_nothing(handler: Any) -> None:
         (_answer_status(407, Proxy_Authenticate="Basic"), False),
         (_answer_no_http, False),
         (_answer_nothing, True),
+        (_answer_cut_short, True),
         (_answer_status(502), True),  # a gateway whose ERP is down: it may come up
+        (_answer_status(429), True),  # a proxy's throttle: it passes
     ],
-    ids=["json-of-another-shape", "redirect", "proxy-407", "no-http", "dropped", "502"],
-)
+    ids=[
+        "json-of-another-shape", "redirect", "proxy-407", "no-http", "dropped", "cut-short",
+        "502", "429",
+    ],
+)  # fmt: skip
 def test_an_address_that_answers_otherwise_is_not_saved(answer: Any, saved: bool) -> None:
     """What answered the setup's check at an address, and whether the setup saves it: a
     JSON object of another shape (a server that is not the ERP; a TOTAL against it
@@ -439,6 +453,14 @@ def test_an_address_the_settings_would_refuse_is_not_saved() -> None:
                 "http://[::1/webapi", "http://demo:x@erp.example/webapi"):  # fmt: skip
         with pytest.raises(SetupError, match="WebAPI URL"):
             validate({**form, "url": url})
+    # a password in a URL of the wrong form is not repeated either
+    with pytest.raises(SetupError) as err:
+        validate({**form, "url": "http://demo:S3cret@erp.example/webap"})
+    assert "S3cret" not in str(err.value)
+    # what the settings refuse in the other fields (a pasted tab, a letter out of ASCII)
+    for azienda in ("AB\tC", "Societ\u00e0"):
+        with pytest.raises(SetupError, match="azienda must"):
+            validate({**form, "url": "http://127.0.0.1:9/webapi", "azienda": azienda})
     assert not config_path().exists()
 
 

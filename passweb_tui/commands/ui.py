@@ -200,8 +200,12 @@ def answered_otherwise(exc: Exception, url: str) -> str | None:
             lost = said.split("; if the ERP serves HTTPS")[0]
             return f"{lost}; it serves HTTPS on that port: the URL should start with https://"
         return None
-    if type(exc) is ErpError and exc.status is not None and exc.status < 500:
-        return said  # a plain refusal: a redirect to a login page, a proxy's 407
+    if (
+        type(exc) is ErpError
+        and exc.status is not None
+        and (300 <= exc.status < 400 or exc.status == 407)
+    ):
+        return said  # a redirect (to a login page), a proxy's demand for its own login
     return None
 
 

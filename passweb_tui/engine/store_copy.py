@@ -34,6 +34,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    String,
     Table,
     bindparam,
     create_engine,
@@ -792,22 +793,15 @@ def _copy_table(
 
 
 def _nul_at(table: Table, values: list[dict[str, Any]]) -> str | None:
-    """The first row of `values` with a NUL character in a value (a text, or a text
-    within a JSON value), as "table key (column)"; None when there is none."""
-
-    def holds_nul(value: Any) -> bool:
-        if isinstance(value, str):
-            return "\x00" in value
-        if isinstance(value, dict):
-            return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-        if isinstance(value, list | tuple):
-            return any(holds_nul(v) for v in value)
-        return False
-
+    """The first row of `values` with a NUL character in a text column, which
+    PostgreSQL cannot keep (a JSON column's `json` type keeps one, escaped), as "table
+    key (column)"; None when there is none."""
+    texts = [c.name for c in table.columns if isinstance(c.type, String)]
     keys = [c.name for c in table.primary_key.columns]
     for row in values:
-        for name, value in row.items():
-            if holds_nul(value):
+        for name in texts:
+            value = row.get(name)
+            if isinstance(value, str) and "\x00" in value:
                 key = "/".join(str(row.get(k)) for k in keys) or "(a row)"
                 return f"{table.name} {key} ({name})"
     return None

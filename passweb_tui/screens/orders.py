@@ -705,6 +705,7 @@ class OrderDetailScreen(AckMixin, RereadWhileShown, BaseScreen):
                         Col("fulfilled", t("orders.col.fulfilled")),
                         Col("row_state", t("orders.col.row_state"), shrink=True),
                         Col("price", t("col.price")),
+                        Col("discount", t("orders.col.discount"), shrink=True),
                     ],
                     id="order-erp-rows",
                 )
@@ -937,6 +938,10 @@ class OrderDetailScreen(AckMixin, RereadWhileShown, BaseScreen):
                         marked(
                             fmt_money(row.get("prezzo")) if row.get("prezzo") is not None else "-",
                             own is None or not same_number(own["price"], row.get("prezzo")),
+                        ),
+                        marked(
+                            cell(row.get("sconto") or None),
+                            own is None or (own["discount"] or "") != (row.get("sconto") or ""),
                         ),
                     ],
                 )

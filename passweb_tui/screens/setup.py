@@ -48,15 +48,20 @@ class SetupError(ValueError):
 
 def validate(values: dict[str, str]) -> dict[str, Any]:
     """The form's values checked and typed, or SetupError naming the first bad field."""
+    from passweb_tui.engine.erp.settings import ErpConfig, ErpConfigError, check_url
+
     url = values.get("url", "").strip().rstrip("/")
     if not url:
         raise SetupError(t("setup.err.url_missing"))
+    if "@" in url:  # a password in it: said without repeating the address
+        try:
+            check_url(url)
+        except ErpConfigError as exc:
+            raise SetupError(t("setup.err.url_invalid", why=str(exc))) from None
     if not url.startswith(("http://", "https://")) or not url.endswith("/webapi"):
         raise SetupError(t("setup.err.url_form", url=url))
-    from passweb_tui.engine.erp.settings import ErpConfigError, check_url
-
     try:
-        check_url(url)  # as the settings check it once saved (a port past 65535, a user)
+        check_url(url)  # as the settings check it once saved (a port past 65535)
     except ErpConfigError as exc:
         raise SetupError(t("setup.err.url_invalid", why=str(exc))) from None
     user = values.get("user", "").strip()
@@ -76,6 +81,10 @@ def validate(values: dict[str, str]) -> dict[str, Any]:
     ca_file = values.get("ca_file", "").strip() or None
     if ca_file and not Path(ca_file).expanduser().is_file():
         raise SetupError(t("setup.err.ca_file", path=ca_file))
+    try:  # every other check the settings make once saved (a pasted tab in azienda)
+        ErpConfig(base_url=url, user=user, password=values["password"], azienda=azienda)
+    except ErpConfigError as exc:
+        raise SetupError(t("setup.err.invalid", why=str(exc))) from None
     return {
         "url": url,
         "user": user,

@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import random
@@ -234,10 +235,11 @@ def record_pieces(content: bytes, bounds: tuple[int, int] | None = None) -> list
 
 
 def _envelope_fields(
-    data: Mapping[str, Any], bad: Callable[[str], Exception], clock: bool = True
+    data: Mapping[str, Any], bad: Callable[[str], Exception], clock: bool = False
 ) -> tuple[str | None, dt.datetime | None]:
-    """The page's `next` token and the ERP's clock at the reply (`clock`: a list's
-    reply, which carries it; a resource's description, `?info=true`, need not)."""
+    """The page's `next` token and the ERP's clock at the reply (`clock`: required, as
+    in a page of a resource's list, `GET /risorse/{res}`, which MEXAL_WEBAPI.md shows
+    with it; a search's or a description's reply is read without it)."""
     token = data.get("next")
     if token is not None and (not isinstance(token, str) or not token):
         raise bad(f"has an unusable 'next' token: {token!r}")
@@ -245,9 +247,9 @@ def _envelope_fields(
     if stamp is None and not clock:
         return token, None
     if stamp is None:
-        # every list reply of the WebAPI carries the ERP's clock; one without it (and
-        # without records) is no list of the ERP: taken for an empty one, a TOTAL
-        # against a wrong address or a proxy's own answer would remove every record
+        # every list page of the WebAPI carries the ERP's clock; one without it is no
+        # list of the ERP: taken for an empty one, a TOTAL against a wrong address or
+        # a proxy's own answer would remove every record
         raise bad(
             "has no 'data_ric_elab' (the ERP's clock every list reply carries): is a Mexal"
             " WebAPI at this address?"
@@ -807,16 +809,21 @@ class MexalClient:
             None,
             params=params,
             context=self._needs_context(resource),
-            parse=self._page_parser(decimals, lazy),
+            parse=self._page_parser(decimals, lazy, clock=True),
             token=next_token is not None,
         )
 
     def _page_parser(
-        self, decimals: bool, lazy: bool
+        self, decimals: bool, lazy: bool, clock: bool = False
     ) -> Callable[[httpx.Response, str, str], Page | LazyPage]:
+        """How a page is read; `clock`: the ERP's clock required in the reply (a page of
+        a resource's list: one without it, and without records, is no list of the ERP,
+        and taken for an empty one a TOTAL would remove every record)."""
         if lazy:
-            return self._parse_page_lazy
-        return self._parse_page if decimals else self._parse_page_floats
+            parse: Callable[..., Page | LazyPage] = self._parse_page_lazy
+        else:
+            parse = self._parse_page if decimals else self._parse_page_floats
+        return functools.partial(parse, clock=clock) if clock else parse
 
     def search_page(
         self,
@@ -1203,14 +1210,18 @@ class MexalClient:
             )
         return data
 
-    def _parse_page(self, response: httpx.Response, method: str, path: str) -> Page:
-        return self._page_of(response, method, path, True)
+    def _parse_page(
+        self, response: httpx.Response, method: str, path: str, clock: bool = False
+    ) -> Page:
+        return self._page_of(response, method, path, True, clock)
 
-    def _parse_page_floats(self, response: httpx.Response, method: str, path: str) -> Page:
-        return self._page_of(response, method, path, False)
+    def _parse_page_floats(
+        self, response: httpx.Response, method: str, path: str, clock: bool = False
+    ) -> Page:
+        return self._page_of(response, method, path, False, clock)
 
     def _page_of(
-        self, response: httpx.Response, method: str, path: str, decimals: bool, clock: bool = True
+        self, response: httpx.Response, method: str, path: str, decimals: bool, clock: bool = False
     ) -> Page:
         data = self._parse_object(response, method, path, decimals)
 
@@ -1230,13 +1241,15 @@ class MexalClient:
         token, when = _envelope_fields(data, bad, clock)
         return Page(records, token, when, json_body(response))
 
-    def _parse_page_lazy(self, response: httpx.Response, method: str, path: str) -> Page | LazyPage:
+    def _parse_page_lazy(
+        self, response: httpx.Response, method: str, path: str, clock: bool = False
+    ) -> Page | LazyPage:
         """A page whose records are decoded only when asked for, when the reply lets its
         envelope be read apart from them; otherwise a page decoded now."""
         try:
             content = json_body(response)
         except ValueError:  # the decoding way gives the error
-            return self._page_of(response, method, path, False)
+            return self._page_of(response, method, path, False, clock)
         bounds = _records_region(content)
         if bounds is not None:
             start, end = bounds
@@ -1254,16 +1267,16 @@ class MexalClient:
                         path=path,
                     )
 
-                token, when = _envelope_fields(envelope, bad)
+                token, when = _envelope_fields(envelope, bad, clock)
 
                 def decode() -> Page:
-                    return self._page_of(response, method, path, False)
+                    return self._page_of(response, method, path, False, clock)
 
                 return LazyPage(content, start, end, token, when, decode)
-        return self._page_of(response, method, path, False)
+        return self._page_of(response, method, path, False, clock)
 
     def _parse_info(self, response: httpx.Response, method: str, path: str) -> list[FieldInfo]:
-        page = self._page_of(response, method, path, True, clock=False)
+        page = self._page_of(response, method, path, True)
         if not page.records:
             # every resource has fields: a reply naming none is no description of one
             raise MalformedResponseError(
@@ -1630,10 +1643,11 @@ class MexalClient:
             path=path,
             outcome_unknown=write,
         )
-        # an answer that is no HTTP (another kind of server on that port), where a
-        # dropped connection says nothing ("without sending a response")
+        # an answer that is no HTTP (another kind of server on that port: h11 finds an
+        # "illegal" status or header line), not a connection dropped before or during
+        # a reply ("without sending a response", "... complete message body")
         lost.not_http = isinstance(exc, httpx.RemoteProtocolError) and (
-            "without sending a response" not in reason
+            reason.lower().startswith("illegal ")
         )
         return lost
 

@@ -76,6 +76,10 @@ class ErpConfig:
                 raise ErpConfigError(
                     name, f"{name} must not hold control characters (a line break?): {value!r}"
                 )
+            if value is not None and not value.isascii():
+                raise ErpConfigError(
+                    name, f"{name} must be ASCII letters, digits and signs: {value!r}"
+                )
         if self.max_retries < 0:
             raise ErpConfigError(
                 "max_retries", f"max_retries cannot be negative, got {self.max_retries}"
