@@ -265,6 +265,9 @@ class Settings:
                 # its own last words say why (a vault locked, an entry not found); its
                 # output, where a password would be, is never shown
                 said = [line.strip() for line in (out.stderr or "").splitlines() if line.strip()]
+                printed = (out.stdout or "").strip()
+                if said and printed and printed in said[-1]:
+                    said = []  # (a trace of the command, echoing what it printed)
                 why = f": {said[-1][:200]}" if said else ""
                 raise ConfigError(f"{where}: exited with status {out.returncode}{why}")
             printed = out.stdout.rstrip("\n")
