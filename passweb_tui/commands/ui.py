@@ -196,7 +196,7 @@ def answered_otherwise(exc: Exception, url: str) -> str | None:
     if isinstance(exc, ErpConnectionError):
         if not exc.retryable or exc.not_http:
             return said
-        if url.startswith("http://") and speaks_tls(url):
+        if url.startswith("http://") and "without sending a response" in said and speaks_tls(url):
             lost = said.split("; if the ERP serves HTTPS")[0]
             return f"{lost}; it serves HTTPS on that port: the URL should start with https://"
         return None
