@@ -187,9 +187,10 @@ def answered_otherwise(exc: Exception, url: str) -> str | None:
         MalformedResponseError,
         NotFoundError,
     )
+    from passweb_tui.engine.erp.settings import ErpConfigError
 
     said = str(exc) or exc.__class__.__name__
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError | ErpConfigError):  # (the form checks the latter)
         return said
     if isinstance(exc, MalformedResponseError):
         return None if exc.undecodable else said
