@@ -203,6 +203,28 @@ def test_italian_screens_write_an_erp_value_with_a_fraction_with_a_comma() -> No
     assert show_value({"1": 63.14}) == "1: 63.14" and cell(74.93) == "74.93"
 
 
+def test_a_date_field_is_written_as_the_screens_write_a_day() -> None:
+    """A date of the ERP (type D in its catalogue) showed as it comes, 20261201, in the
+    record's fields and the change log: it is written as the screens write a day; a
+    value that is no day, or of a field of another type, is left as it is."""
+    from passweb_tui.screens.changes import change_row
+    from passweb_tui.screens.record import show_value
+
+    entry = {"id": 7, "run_id": 3, "entity": "conditions", "key": "501.00001+A+ART1",
+             "change": "updated", "field": "dt_fine", "old": "20261130", "new": "20261231"}  # fmt: skip
+    kinds = {("conditions", "dt_fine"): "D"}
+    set_language("it")
+    try:
+        assert show_value("20261201", "D") == "01/12/2026"
+        assert change_row(entry, kinds)[1][-2:] == ("30/11/2026", "31/12/2026")
+    finally:
+        set_language("en")
+    assert show_value("20261201", "D") == "2026-12-01"
+    assert show_value("00000000", "D") == "00000000" and show_value("20261399", "D") == "20261399"
+    assert show_value("20261201") == "20261201"  # not a date field
+    assert change_row(entry)[1][-2:] == ("20261130", "20261231")
+
+
 def _reasons_the_engine_gives() -> list[str]:
     """Reject reasons as the engine words them, made by its own checks on bad records."""
     from passweb_tui.engine.records import (
@@ -708,7 +730,7 @@ def test_numbers_dates_and_counts_of_one_in_italian() -> None:
     from passweb_tui.i18n import date_text
     from passweb_tui.screens.changes import change_note, change_row
 
-    numeric = {("articles", "peso"), ("articles", "prz_listino")}
+    numeric = {("articles", "peso"): "N", ("articles", "prz_listino"): "N"}
     weight = {"entity": "articles", "key": "A1", "change": "updated", "field": "peso",
               "old": "6.003", "new": "6.67", "run_id": 3, "id": 9}  # fmt: skip
     prices = {**weight, "field": "prz_listino", "old": '{"1": "229.83", "2": "10"}',

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -298,40 +298,54 @@ def diff_rows(table: DataTable[Any], rows: Iterable[tuple[Hashable, Sequence[Any
         table.sort(key=lambda row: position.get(tuple(str(c) for c in row), 0))
 
 
-#: (entity, field) of the ERP's numeric fields, as numeric_fields last read them
-_NUMERIC: weakref.WeakKeyDictionary[Any, tuple[float, frozenset[tuple[str, str]]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: the ERP's numeric and date fields, as numeric_fields last read them
+_NUMERIC: weakref.WeakKeyDictionary[Any, tuple[float, FieldKinds]] = weakref.WeakKeyDictionary()
+
+#: (entity, field) -> the field's type in the ERP's catalogue, "N" (a number) or "D" (a
+#: date), for the fields whose values the screens write in the language's style
+FieldKinds = Mapping[tuple[str, str], str]
 
 
-def numeric_fields(engine: Any) -> frozenset[tuple[str, str]]:
-    """(entity, field) of the ERP's numeric fields (type N in its field catalogue), whose
-    values the screens write with the language's decimal point: a weight of "6.003"
-    read as six thousand in Italian. A value of another field that looks like a number
-    (a customer's code, 501.00042) is left as it is. Read at most once a minute."""
+def numeric_fields(engine: Any) -> FieldKinds:
+    """The ERP's numeric fields (type N in its field catalogue), whose values the screens
+    write with the language's decimal point (a weight of "6.003" read as six thousand in
+    Italian), and its date fields (type D), written as the screens write a day (not
+    20261201). A value of another field that looks like a number (a customer's code,
+    501.00042) is left as it is. Read at most once a minute."""
     import time
 
     now = time.monotonic()
     kept = _NUMERIC.get(engine)
     if kept is not None and now - kept[0] < 60:
         return kept[1]
-    found = frozenset(
-        (entity, f.name)
+    found = {
+        (entity, f.name): f.type
         for entity in engine.field_entities()
         for f in engine.fields(entity)
-        if f.type == "N"
-    )
+        if f.type in ("N", "D")
+    }
     _NUMERIC[engine] = (now, found)
     return found
 
 
-def number_value(value: Any, numeric: bool) -> Any:
+def number_value(value: Any, kind: str | bool | None) -> Any:
     """A value of a field as the screens write it: a number with a fraction kept as
-    text, of a numeric field, with the language's decimal point; anything else as it
-    is."""
+    text, of a numeric field (`kind` "N", or True), with the language's decimal point; a
+    date (`kind` "D", AAAAMMGG as the ERP gives it) as the screens write a day; anything
+    else as it is."""
     from passweb_tui.engine.records import number_text
 
-    if numeric and isinstance(value, str):
+    if not isinstance(value, str):
+        return value
+    if kind == "D":
+        if len(value) == 8 and value.isdigit() and value != "00000000":
+            try:
+                dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
+            except ValueError:
+                return value
+            return date_text(int(value[:4]), int(value[4:6]), int(value[6:]))
+        return value
+    if kind:
         return number_text(value, decimal_point("."))
     return value
 

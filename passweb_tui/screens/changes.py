@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -17,6 +17,7 @@ from passweb_tui.engine.facade import DRY_CHANGES_KEPT
 from passweb_tui.i18n import decimal_point, t
 from passweb_tui.screens.base import (
     BaseScreen,
+    FieldKinds,
     KeyTable,
     OrderedInput,
     field_label,
@@ -29,6 +30,8 @@ from passweb_tui.screens.fit_table import Col, FitTable
 from passweb_tui.screens.sync_state import SyncSnapshot
 
 PAGE = 500
+#: no field's kind known (yet): every value as it is
+_NO_KINDS: FieldKinds = {}
 #: the lines the change log's note has under its table (app.tcss: .row-note)
 NOTE_LINES = 4
 #: the most of a value a cell shows (a wide terminal shows this much of a text whole)
@@ -160,20 +163,18 @@ def _from_difference(side: int) -> Callable[[Mapping[str, Any], int], Any]:
     return shorten
 
 
-def shown_parts(entry: Any, numeric: Collection[tuple[str, str]]) -> tuple[Any, Any]:
+def shown_parts(entry: Any, numeric: FieldKinds) -> tuple[Any, Any]:
     """An entry's old and new values as the screens compare them (see changed_parts),
     numbers in the language's style: those of a per-list field, and those of a field
-    that `numeric` (see numeric_fields) names."""
+    that `numeric` (see numeric_fields) names numeric; days of a date field."""
     from passweb_tui.engine.records import changed_parts
 
     old, new = changed_parts(value_of(entry, "old"), value_of(entry, "new"), decimal_point("."))
-    plain = (str(value_of(entry, "entity")), str(value_of(entry, "field"))) in numeric
-    return number_value(old, plain), number_value(new, plain)
+    kind = numeric.get((str(value_of(entry, "entity")), str(value_of(entry, "field"))))
+    return number_value(old, kind), number_value(new, kind)
 
 
-def change_row(
-    entry: Any, numeric: Collection[tuple[str, str]] = ()
-) -> tuple[str, tuple[str, ...]]:
+def change_row(entry: Any, numeric: FieldKinds = _NO_KINDS) -> tuple[str, tuple[str, ...]]:
     """A change-log entry as (row key, cells); of a per-list field, only the lists that
     changed."""
     from passweb_tui.engine.records import from_difference
@@ -197,7 +198,7 @@ def change_row(
     return key, cells
 
 
-def change_note(entry: Any, numeric: Collection[tuple[str, str]] = ()) -> Text:
+def change_note(entry: Any, numeric: FieldKinds = _NO_KINDS) -> Text:
     """The whole of one change, for the line under its table (the cells are cut):
     which record, which field, and its old and new values in full."""
     entity = str(value_of(entry, "entity"))
@@ -218,7 +219,7 @@ def change_note(entry: Any, numeric: Collection[tuple[str, str]] = ()) -> Text:
 
 
 def selected_change_note(
-    table: KeyTable, entries: Mapping[str, Any], numeric: Collection[tuple[str, str]] = ()
+    table: KeyTable, entries: Mapping[str, Any], numeric: FieldKinds = _NO_KINDS
 ) -> Text | str:
     """The whole of the change under the cursor of `table`, whose rows are `entries`
     by row key (nothing when the table is empty)."""
@@ -252,7 +253,7 @@ class ChangesScreen(BaseScreen):
         #: counts read, by what they depend on and the data mark they were read at: a
         #: field typed letter by letter, or a filter gone back to, is not counted again
         self._counts: dict[tuple[Any, Any], Counts] = {}
-        self._numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
+        self._numeric: FieldKinds = _NO_KINDS  # see numeric_fields
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="changes-filters"):
@@ -485,7 +486,7 @@ class RecordHistoryScreen(BaseScreen):
         self.entity = entity
         self.key = key
         self._rows: dict[str, Any] = {}
-        self._numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
+        self._numeric: FieldKinds = _NO_KINDS  # see numeric_fields
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="history-body"), Vertical(classes="panel"):
@@ -565,7 +566,7 @@ class WouldChangeScreen(BaseScreen):
     def on_mount(self) -> None:
         engine = self.papp.engine
         self.run_worker(
-            lambda: numeric_fields(engine) if engine is not None else frozenset(),
+            lambda: numeric_fields(engine) if engine is not None else _NO_KINDS,
             group="would-numeric",
             thread=True,
             exit_on_error=False,
@@ -573,7 +574,7 @@ class WouldChangeScreen(BaseScreen):
         self.show_rows()
         self.query_one("#would-table", FitTable).focus()
 
-    _numeric: Collection[tuple[str, str]] = ()  # see numeric_fields
+    _numeric: FieldKinds = _NO_KINDS  # see numeric_fields
 
     def show_rows(self) -> None:
         self.query_one("#would-table", FitTable).show_rows(

@@ -31,11 +31,12 @@ SUMMARY: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def show_value(value: Any, numeric: bool = False) -> str:
+def show_value(value: Any, kind: str | bool | None = None) -> str:
     """A stored ERP value as read on screen (see records.value_text), yes/no translated;
-    of a numeric field, a number with a fraction kept as text in the language's style."""
+    of a numeric field (`kind` "N"), a number with a fraction kept as text in the
+    language's style; of a date field ("D"), a day as the screens write one."""
     return value_text(
-        number_value(value, numeric), t("record.yes"), t("record.no"), decimal_point(".")
+        number_value(value, kind), t("record.yes"), t("record.no"), decimal_point(".")
     )
 
 
@@ -83,7 +84,7 @@ class RecordScreen(BaseScreen):
         self.code = code
         self.detail: Any = None
         self.described: dict[str, str | None] = {}
-        self.numeric: frozenset[str] = frozenset()  # the numeric fields (type N)
+        self.numeric: dict[str, str] = {}  # the numeric (N) and date (D) fields
         #: a comparison with the ERP under way: the dry-run Parziale launched from here
         self.comparing = False
         #: what the last comparison found: field -> the ERP's value as text, and a line
@@ -144,10 +145,10 @@ class RecordScreen(BaseScreen):
             return
         entity, code = self.entity, self.code
 
-        def read() -> tuple[Any, dict[str, str | None], frozenset[str]]:
+        def read() -> tuple[Any, dict[str, str | None], dict[str, str]]:
             fields = engine.fields(entity)
             described = {f.name: f.description for f in fields}
-            numeric = frozenset(f.name for f in fields if f.type == "N")
+            numeric = {f.name: f.type for f in fields if f.type in ("N", "D")}
             return engine.record(entity, code), described, numeric
 
         self.run_worker(read, group="record", thread=True, exclusive=True, exit_on_error=False)
@@ -321,7 +322,7 @@ class RecordScreen(BaseScreen):
             )
         rows: list[tuple[str, list[Any]]] = []
         for name in sorted(set(detail.data) | set(erp or ())):
-            numeric = name in self.numeric
+            numeric = self.numeric.get(name)
             cells: list[Any] = [name, show_value(detail.data.get(name), numeric)]
             if erp is not None:
                 cells.append(
