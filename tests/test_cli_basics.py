@@ -488,6 +488,13 @@ def test_doctor_names_keymap_ids_the_terminal_ui_does_not_know(
     doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
     line = next(x for x in doctor.stdout.splitlines() if " keymap: " in x)
     assert line.startswith("OK   keymap: 1 binding moved"), doctor.stdout
+    # a key no terminal sends: the binding it moves has no key left
+    cfg.write_text('[ui]\nkeymap = { "orders.send" = "ctrl+s, notakey!!" }\n', encoding="utf-8")
+    doctor = run_cli("--db", store, "--erp-url", "http://127.0.0.1:9/webapi", "doctor", env=env)
+    line = next(x for x in doctor.stdout.splitlines() if " keymap: " in x)
+    assert line.startswith("WARN keymap: "), doctor.stdout
+    assert "binds what no terminal sends" in line and "'notakey!!'" in line, line
+    assert "'ctrl+s'" not in line
     # serve's trigger on without a token: serve refuses to start, so doctor fails it
     cfg.write_text("[service]\ntrigger = true\n", encoding="utf-8")
     cfg.chmod(0o600)

@@ -148,6 +148,20 @@ def check_keymap(settings: Settings) -> Check:
     known = PasswebApp.declared_keys()
     unknown = sorted(set(settings.keymap) - set(known))
     where = settings.where("keymap")
+    no_keys = {
+        key.strip()
+        for keys in settings.keymap.values()
+        for key in str(keys).split(",")
+        if not _is_key(key.strip())
+    }
+    if no_keys and not unknown:
+        return (
+            WARN,
+            "keymap",
+            f"{where} binds what no terminal sends, so that binding has no key:"
+            f" {', '.join(repr(k) for k in sorted(no_keys))} (keys are written as"
+            " ctrl+s, f5, slash, a)",
+        )
     if not unknown:
         return (OK, "keymap", f"{_count(len(settings.keymap), 'binding')} moved ({where})")
     near = dict.fromkeys(
@@ -160,6 +174,23 @@ def check_keymap(settings: Settings) -> Check:
         f"{where} names no binding of the terminal UI: {', '.join(unknown)}{hint}"
         " (the README lists the ids)",
     )
+
+
+def _is_key(key: str) -> bool:
+    """Whether `key` names a key as Textual reads them: a character or a key's name
+    (slash, f5, escape), after modifiers (ctrl+, shift+, alt+...)."""
+    from textual.keys import Keys, _character_to_key
+
+    *modifiers, name = key.split("+") if key != "+" else ["+"]
+    if not name or any(
+        m not in ("ctrl", "shift", "alt", "meta", "super", "hyper") for m in modifiers
+    ):
+        return False
+    if len(name) == 1:
+        return name.isprintable()
+    names = {k.value for k in Keys} | {"space"}
+    printable = {_character_to_key(chr(c)) for c in range(0x21, 0x7F)}
+    return name in names or name in printable or f"ctrl+{name}" in names
 
 
 def check_store(settings: Settings) -> list[Check]:
