@@ -256,35 +256,16 @@ def test_a_total_against_a_server_that_is_not_the_erp_removes_nothing(
     accepted, and a TOTAL took its replies for empty lists and removed every article
     and customer of the store. Its replies are no lists of the ERP (they carry no ERP
     clock): `check` fails and the TOTAL fails, removing nothing."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from stub_http import answer_json, answering
+
+    from passweb_tui.engine.erp.client import MexalClient
+    from passweb_tui.engine.erp.errors import MalformedResponseError
+    from passweb_tui.engine.erp.settings import ErpConfig
 
     db = f"sqlite:///{tmp_path / 'store.db'}"
     assert cli(sim, "sync", "total", db=db).returncode == 0
     before = json.loads(cli(sim, "status", "--json", db=db).stdout)
-
-    class AnyJson(BaseHTTPRequestHandler):
-        def answer(self) -> None:
-            body = b'{"hello": "world"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), AnyJson)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        other = f"http://127.0.0.1:{server.server_address[1]}/webapi"
-        from passweb_tui.engine.erp.client import MexalClient
-        from passweb_tui.engine.erp.errors import MalformedResponseError
-        from passweb_tui.engine.erp.settings import ErpConfig
-
+    with answering(answer_json(b'{"hello": "world"}')) as other:
         config = ErpConfig(base_url=other, user="u", password="p", azienda="A", max_retries=0)
         with MexalClient(config) as client, pytest.raises(MalformedResponseError) as err:
             client.check()
@@ -294,9 +275,6 @@ def test_a_total_against_a_server_that_is_not_the_erp_removes_nothing(
             total = cli(sim, "--erp-url", other, "sync", "total", db=db)
         assert total.returncode == 1, total.stdout
         assert "is a Mexal WebAPI at this address?" in total.stderr, total.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
     after = json.loads(cli(sim, "status", "--json", db=db).stdout)
     assert after["store"] == before["store"]  # every record kept
 

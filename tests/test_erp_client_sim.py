@@ -666,33 +666,23 @@ def test_a_request_that_cannot_be_written_repeats_no_header_and_is_not_retried()
     error quoted the Authorization header, user and password in base64, and was
     retried as a lost connection. It says no header value, and is not retried."""
     import base64
-    import dataclasses
+
+    from stub_http import answer_json, answering
 
     asked: list[str] = []
+    reply = answer_json(b"{}")
 
-    class Any200(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+    def answer(handler: Any) -> None:
+        asked.append(handler.path)
+        reply(handler)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Any200)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/webapi"
-    config = ErpConfig(base_url=url, user="demo", password="S3cret!pw", azienda="A", dominio="C")
-    config = dataclasses.replace(config, backoff_base_s=0.01)
-    object.__setattr__(config, "dominio", "CLOUD\n")  # past the settings' own check
-    try:
+    with answering(answer) as url:
+        config = ErpConfig(
+            base_url=url, user="demo", password="S3cret!pw", azienda="A", dominio="C"
+        )
+        object.__setattr__(config, "dominio", "CLOUD\n")  # past the settings' own check
         with MexalClient(config) as client, pytest.raises(ErpConnectionError) as err:
             client.check()
-    finally:
-        server.shutdown()
-        server.server_close()
     said = str(err.value)
     secret = base64.b64encode(b"demo:S3cret!pw").decode()
     assert secret not in said and "S3cret" not in said and "Passepartout" not in said, said

@@ -14,6 +14,7 @@ from unittest import mock
 
 import httpx
 import pytest
+from stub_http import answer_json, answering
 from textual.widgets import Input, Static
 from textual.worker import WorkerFailed
 from ui_screen import workers_done
@@ -351,15 +352,6 @@ async def test_an_address_that_answers_with_a_web_page_is_not_saved(erp_sim: Any
     assert not config_path().exists()
 
 
-def _answer_json_of_another_shape(handler: Any) -> None:
-    body = b'{"hello": "world"}'
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 def _answer_status(status: int, **headers: str) -> Any:
     def answer(handler: Any) -> None:
         handler.send_response(status)
@@ -392,7 +384,7 @@ def _answer_cut_short(handler: Any) -> None:
 @pytest.mark.parametrize(
     ("answer", "saved"),
     [
-        (_answer_json_of_another_shape, False),
+        (answer_json(b'{"hello": "world"}'), False),
         (_answer_status(302, Location="http://127.0.0.1/login"), False),
         (_answer_status(407, Proxy_Authenticate="Basic"), False),
         (_answer_no_http, False),
@@ -412,33 +404,16 @@ def test_an_address_that_answers_otherwise_is_not_saved(answer: Any, saved: bool
     removed every record), a redirect to a login page, a proxy's 407 and a server
     speaking no HTTP were saved as an ERP not answering now; they are answers of
     another kind, not saved. A dropped connection and a gateway's 502 still are."""
-    import http.server
-    import threading
-
     from passweb_tui.commands.ui import answered_otherwise
     from passweb_tui.screens.setup import test_connection
 
-    class Stub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            answer(self)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/webapi"
-    values = {"url": url, "user": "u", "password": "p", "azienda": "A", "anno": None,
-              "ca_file": None}  # fmt: skip
-    try:
-        with (
-            mock.patch("passweb_tui.engine.erp.client.MexalClient._backoff", lambda *a: 0.0),
-            pytest.raises(Exception) as err,
-        ):
-            test_connection(values)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        answering(answer) as url,
+        mock.patch("passweb_tui.engine.erp.client.MexalClient._backoff", lambda *a: 0.0),
+        pytest.raises(Exception) as err,
+    ):
+        test_connection({"url": url, "user": "u", "password": "p", "azienda": "A",
+                         "anno": None, "ca_file": None})  # fmt: skip
     said = answered_otherwise(err.value, url)
     assert (said is None) == saved, (said, str(err.value))
 

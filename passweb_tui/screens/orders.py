@@ -185,14 +185,12 @@ def update_summary(update: dict[str, Any]) -> str:
         return t("orders.whole_document")
     if changes.gone:
         return t("orders.document_gone")
-    before = {r.get("id_riga") for r in (update.get("before") or {}).get("rows") or []}
-    after = {r.get("id_riga") for r in (update.get("after") or {}).get("rows") or []}
 
     def what(rid: Any, fields: list[str]) -> str:
         # a row the ERP added or removed is that, not a list of every one of its fields
-        if rid not in before:
+        if rid in changes.added:
             return t("orders.row_added")
-        if rid not in after:
+        if rid in changes.removed:
             return t("orders.row_removed")
         return ", ".join(fields)
 

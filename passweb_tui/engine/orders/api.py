@@ -220,6 +220,9 @@ class UpdateChanges:
     rows: list[tuple[Any, list[str]]]
     whole: bool
     gone: bool = False
+    #: ids of the rows the ERP added, and of those it removed (among `rows`)
+    added: frozenset[Any] = frozenset()
+    removed: frozenset[Any] = frozenset()
 
 
 def update_changes(update: dict[str, Any]) -> UpdateChanges:
@@ -237,7 +240,13 @@ def update_changes(update: dict[str, Any]) -> UpdateChanges:
             rows.append((rid, fields))
     if before and not after:
         return UpdateChanges([], [], whole=False, gone=True)
-    return UpdateChanges(header, rows, whole=not before and bool(after))
+    return UpdateChanges(
+        header,
+        rows,
+        whole=not before and bool(after),
+        added=frozenset(arows) - frozenset(brows),
+        removed=frozenset(brows) - frozenset(arows),
+    )
 
 
 def _matches(search: str) -> sa.ColumnElement[bool]:
